@@ -1,0 +1,8 @@
+//! wampring: a thread-per-core WAMP v2 router. See `DESIGN.md` in the steering repo and the
+//! README for the layer map: `net` (frames) -> `wire` (messages) -> `router` (sans-IO routing
+//! of one shard) -> `shard` (the glommio runtime, the only code that names glommio).
+
+pub mod net;
+pub mod router;
+pub mod serializer;
+pub mod wire;

@@ -1,0 +1,1 @@
+//! RawSocket handshake and framing (digest §8.2).
