@@ -2,7 +2,9 @@
 //! README for the layer map: `net` (frames) -> `wire` (messages) -> `router` (sans-IO routing
 //! of one shard) -> `shard` (the glommio runtime, the only code that names glommio).
 
+pub mod config;
 pub mod net;
 pub mod router;
 pub mod serializer;
+pub mod shard;
 pub mod wire;

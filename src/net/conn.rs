@@ -2,8 +2,10 @@
 //! ([`ClientConn`]), over WebSocket or RawSocket. It owns the connection's read buffer, its
 //! handshake, its framing, and its bounded outbound byte buffer. The runtime only moves bytes.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
+use crate::net::rawsocket::{self, HandshakeRefusal, RawEvent, RawFramer};
+use crate::net::websocket::{self, close_code, Role, UpgradeOutcome, WsEvent, WsFramer};
 use crate::serializer::Serializer;
 
 /// Which transport a listener speaks.
@@ -65,121 +67,613 @@ pub enum SendError {
     NotOpen,
 }
 
-/// Server side of one accepted connection.
-pub struct ServerConn {
-    _private: (),
+/// How far control frames we owe the peer (pongs, close replies) may push the outbound buffer
+/// past `max_outbound_bytes` before we decide the peer does not read and fail the connection.
+pub const CONTROL_SLACK_BYTES: usize = 64 * 1024;
+
+enum Framer {
+    Ws(WsFramer),
+    Raw(RawFramer),
 }
 
-impl ServerConn {
-    pub fn new(kind: TransportKind, config: &TransportConfig) -> ServerConn {
-        let _ = (kind, config);
-        todo!("net helper")
+enum Phase {
+    /// Server WebSocket: waiting for the upgrade request; `scanned` bytes hold no `\r\n\r\n`.
+    ServerWsUpgrade {
+        scanned: usize,
+    },
+    /// Server RawSocket: waiting for the 4-octet handshake.
+    ServerRawHandshake,
+    /// Client WebSocket: request sent, waiting for the 101.
+    ClientWsUpgrade {
+        key: String,
+    },
+    /// Client RawSocket: handshake sent, waiting for the reply.
+    ClientRawHandshake,
+    Open(Framer),
+    /// Finished; `report` is the reason not yet handed out as [`ConnEvent::Closed`].
+    Finished {
+        report: Option<String>,
+    },
+}
+
+/// The state shared by both sides: buffers, phase, limits.
+struct Core {
+    kind: TransportKind,
+    phase: Phase,
+    input: BytesMut,
+    output: BytesMut,
+    config: TransportConfig,
+    /// Client side: the serializer asked for.
+    wanted: Option<Serializer>,
+    serializer: Option<Serializer>,
+    messages_received: u64,
+    messages_sent: u64,
+}
+
+impl Core {
+    fn new(kind: TransportKind, phase: Phase, config: &TransportConfig) -> Core {
+        Core {
+            kind,
+            phase,
+            input: BytesMut::with_capacity(4096),
+            output: BytesMut::with_capacity(4096),
+            config: config.clone(),
+            wanted: None,
+            serializer: None,
+            messages_received: 0,
+            messages_sent: 0,
+        }
     }
 
-    /// Appends bytes read from the socket. Call [`ServerConn::poll_event`] until it returns
-    /// `None` afterwards.
-    pub fn receive(&mut self, data: &[u8]) {
-        let _ = data;
-        todo!("net helper")
+    fn finish(&mut self, reason: String) -> Option<ConnEvent> {
+        self.phase = Phase::Finished { report: None };
+        Some(ConnEvent::Closed { reason })
     }
 
-    /// The runtime may read straight into this buffer instead of calling `receive`.
-    pub fn read_buf(&mut self) -> &mut BytesMut {
-        todo!("net helper")
+    fn open(&mut self, serializer: Serializer, framer: Framer) -> Option<ConnEvent> {
+        self.serializer = Some(serializer);
+        self.phase = Phase::Open(framer);
+        Some(ConnEvent::Opened { serializer })
     }
 
-    /// The next event, or `None` when more bytes are needed.
-    pub fn poll_event(&mut self) -> Option<ConnEvent> {
-        todo!("net helper")
+    fn control_overflow(&self) -> bool {
+        self.output.len()
+            > self
+                .config
+                .max_outbound_bytes
+                .saturating_add(CONTROL_SLACK_BYTES)
     }
 
-    /// Frames one WAMP message and appends it to the outbound buffer.
-    pub fn send_message(&mut self, message: &[u8]) -> Result<(), SendError> {
-        let _ = message;
-        todo!("net helper")
+    fn poll_event(&mut self) -> Option<ConnEvent> {
+        match &mut self.phase {
+            Phase::Finished { report } => report.take().map(|reason| ConnEvent::Closed { reason }),
+            Phase::Open(_) => self.poll_open(),
+            Phase::ServerWsUpgrade { .. } => self.poll_server_ws_upgrade(),
+            Phase::ServerRawHandshake => self.poll_server_raw_handshake(),
+            Phase::ClientWsUpgrade { .. } => self.poll_client_ws_upgrade(),
+            Phase::ClientRawHandshake => self.poll_client_raw_handshake(),
+        }
     }
 
-    /// Starts an orderly close: WebSocket close frame (1000 or the given code); RawSocket has no
-    /// close frame. After the output is flushed, [`ServerConn::wants_close`] is true.
-    pub fn close(&mut self, ws_code: u16, reason: &str) {
-        let _ = (ws_code, reason);
-        todo!("net helper")
+    fn poll_open(&mut self) -> Option<ConnEvent> {
+        if self.control_overflow() {
+            return self.finish(
+                "peer does not read: owed control frames exceed the outbound bound".to_string(),
+            );
+        }
+        let max_outbound = self.config.max_outbound_bytes;
+        let Phase::Open(framer) = &mut self.phase else {
+            return None;
+        };
+        let event = match framer {
+            Framer::Ws(ws) => match ws.decode(&mut self.input, &mut self.output)? {
+                WsEvent::Message(m) => ConnEvent::Message(m),
+                WsEvent::Closed(reason) => ConnEvent::Closed { reason },
+            },
+            Framer::Raw(raw) => {
+                let pong_allowed = |len: usize, out: &BytesMut| {
+                    len <= websocket::MAX_CONTROL_PAYLOAD
+                        || out.len() + rawsocket::HEADER_LEN + len <= max_outbound
+                };
+                match raw.decode(&mut self.input, &mut self.output, pong_allowed)? {
+                    RawEvent::Message(m) => ConnEvent::Message(m),
+                    RawEvent::Closed(reason) => ConnEvent::Closed { reason },
+                }
+            }
+        };
+        match event {
+            ConnEvent::Closed { reason } => self.finish(reason),
+            other => {
+                self.messages_received += 1;
+                Some(other)
+            }
+        }
     }
 
-    /// Bytes waiting to be written to the socket.
-    pub fn output(&self) -> &[u8] {
-        todo!("net helper")
+    fn poll_server_ws_upgrade(&mut self) -> Option<ConnEvent> {
+        let Phase::ServerWsUpgrade { scanned } = &mut self.phase else {
+            return None;
+        };
+        // Re-parse only once the header terminator arrived (or the size limit is hit), so a
+        // request fed byte by byte costs linear time.
+        if websocket::find_headers_end(&self.input, *scanned).is_none()
+            && self.input.len() <= websocket::MAX_HANDSHAKE_LEN
+        {
+            *scanned = self.input.len();
+            return None;
+        }
+        match websocket::parse_upgrade_request(&self.input, &self.config) {
+            UpgradeOutcome::Partial => {
+                if let Phase::ServerWsUpgrade { scanned } = &mut self.phase {
+                    *scanned = self.input.len();
+                }
+                None
+            }
+            UpgradeOutcome::Accept {
+                serializer,
+                consumed,
+                response,
+            } => {
+                self.input.advance(consumed);
+                self.output.extend_from_slice(&response);
+                let framer = WsFramer::new(Role::Server, serializer, self.config.max_message_size);
+                self.open(serializer, Framer::Ws(framer))
+            }
+            UpgradeOutcome::Reject {
+                status,
+                reason,
+                response,
+            } => {
+                self.input.clear();
+                self.output.extend_from_slice(&response);
+                self.finish(format!("websocket upgrade refused with {status}: {reason}"))
+            }
+        }
     }
 
-    /// Marks `n` bytes of [`ServerConn::output`] as written.
-    pub fn consume_output(&mut self, n: usize) {
-        let _ = n;
-        todo!("net helper")
+    fn poll_server_raw_handshake(&mut self) -> Option<ConnEvent> {
+        if let Some(&first) = self.input.first() {
+            if first != rawsocket::MAGIC {
+                self.input.clear();
+                return self.finish(format!("not a rawsocket client: first octet {first:#04x}"));
+            }
+        }
+        let request = match self.input.get(..4) {
+            Some(h) => [h[0], h[1], h[2], h[3]],
+            None => return None,
+        };
+        match rawsocket::parse_client_handshake(request, &self.config) {
+            Ok(accepted) => {
+                self.input.advance(4);
+                let nibble = rawsocket::length_nibble(self.config.max_message_size);
+                let reply = rawsocket::encode_handshake(accepted.serializer, nibble);
+                self.output.extend_from_slice(&reply);
+                let framer =
+                    RawFramer::new(rawsocket::nibble_to_max_len(nibble), accepted.peer_max_len);
+                self.open(accepted.serializer, Framer::Raw(framer))
+            }
+            Err(HandshakeRefusal::NotRawSocket) => {
+                self.input.clear();
+                self.finish("not a rawsocket client".to_string())
+            }
+            Err(HandshakeRefusal::Error(code)) => {
+                self.input.clear();
+                self.output
+                    .extend_from_slice(&rawsocket::encode_handshake_error(code));
+                self.finish(format!(
+                    "rawsocket handshake refused with error {code}: {}",
+                    rawsocket::handshake_error_text(code)
+                ))
+            }
+        }
     }
 
-    /// True when the connection is finished and, once the output is flushed, the socket should be
-    /// closed.
-    pub fn wants_close(&self) -> bool {
-        todo!("net helper")
+    fn poll_client_ws_upgrade(&mut self) -> Option<ConnEvent> {
+        let Phase::ClientWsUpgrade { key } = &self.phase else {
+            return None;
+        };
+        let wanted = self.wanted?;
+        match websocket::parse_upgrade_response(&self.input, key, wanted) {
+            Ok(None) => None,
+            Ok(Some(consumed)) => {
+                self.input.advance(consumed);
+                let framer = WsFramer::new(Role::Client, wanted, self.config.max_message_size);
+                self.open(wanted, Framer::Ws(framer))
+            }
+            Err(reason) => {
+                self.input.clear();
+                self.finish(reason)
+            }
+        }
     }
 
-    /// The negotiated serializer, once open.
-    pub fn serializer(&self) -> Option<Serializer> {
-        todo!("net helper")
+    fn poll_client_raw_handshake(&mut self) -> Option<ConnEvent> {
+        let wanted = self.wanted?;
+        let reply = match self.input.get(..4) {
+            Some(h) => [h[0], h[1], h[2], h[3]],
+            None => return None,
+        };
+        match rawsocket::parse_server_handshake(reply, wanted) {
+            Ok(peer_max_len) => {
+                self.input.advance(4);
+                let nibble = rawsocket::length_nibble(self.config.max_message_size);
+                let framer = RawFramer::new(rawsocket::nibble_to_max_len(nibble), peer_max_len);
+                self.open(wanted, Framer::Raw(framer))
+            }
+            Err(reason) => {
+                self.input.clear();
+                self.finish(reason)
+            }
+        }
     }
+
+    /// Largest message we may send now, and whether sending is allowed at all.
+    fn send_limit(&self) -> Result<usize, SendError> {
+        match &self.phase {
+            Phase::Open(Framer::Ws(ws)) if ws.is_open() => Ok(self.config.max_message_size),
+            Phase::Open(Framer::Raw(raw)) => {
+                Ok(raw.peer_max_len().min(self.config.max_message_size))
+            }
+            _ => Err(SendError::NotOpen),
+        }
+    }
+
+    /// Bytes a message of `len` bytes takes once framed.
+    fn framed_len(&self, len: usize) -> usize {
+        match &self.phase {
+            Phase::Open(Framer::Ws(ws)) => ws.framed_len(len),
+            _ => rawsocket::HEADER_LEN + len,
+        }
+    }
+
+    fn send_parts(&mut self, parts: &[&[u8]]) -> Result<(), SendError> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let limit = self.send_limit()?;
+        if len > limit {
+            return Err(SendError::TooLarge);
+        }
+        if self.output.len() + self.framed_len(len) > self.config.max_outbound_bytes {
+            return Err(SendError::Overflow);
+        }
+        match &mut self.phase {
+            Phase::Open(Framer::Ws(ws)) => ws.encode_message(parts, &mut self.output),
+            Phase::Open(Framer::Raw(raw)) => raw.encode_message(parts, &mut self.output),
+            _ => return Err(SendError::NotOpen),
+        }
+        self.messages_sent += 1;
+        Ok(())
+    }
+
+    fn close(&mut self, ws_code: u16, reason: &str) {
+        let code = if websocket::is_valid_close_code(ws_code) {
+            ws_code
+        } else {
+            close_code::NORMAL
+        };
+        match &mut self.phase {
+            Phase::Open(Framer::Ws(ws)) => {
+                ws.close(code, reason, &mut self.output);
+            }
+            Phase::Finished { .. } => {}
+            _ => {
+                self.phase = Phase::Finished {
+                    report: Some(format!("closed locally: {reason}")),
+                };
+            }
+        }
+    }
+
+    fn consume_output(&mut self, n: usize) {
+        let n = n.min(self.output.len());
+        self.output.advance(n);
+    }
+
+    fn wants_close(&self) -> bool {
+        matches!(self.phase, Phase::Finished { .. })
+    }
+
+    fn is_open(&self) -> bool {
+        match &self.phase {
+            Phase::Open(Framer::Ws(ws)) => ws.is_open(),
+            Phase::Open(Framer::Raw(_)) => true,
+            _ => false,
+        }
+    }
+
+    fn peer_max_message_size(&self) -> Option<usize> {
+        match &self.phase {
+            Phase::Open(Framer::Raw(raw)) => Some(raw.peer_max_len()),
+            _ => None,
+        }
+    }
+}
+
+/// Server side of one accepted connection.
+pub struct ServerConn {
+    core: Core,
 }
 
 /// Client side of one connection (load generator, test client).
 pub struct ClientConn {
-    _private: (),
+    core: Core,
+}
+
+/// Methods both sides share, written once.
+macro_rules! common_conn_methods {
+    () => {
+        /// Appends bytes read from the socket. Call `poll_event` until it returns `None`
+        /// afterwards.
+        pub fn receive(&mut self, data: &[u8]) {
+            if !self.core.wants_close() {
+                self.core.input.extend_from_slice(data);
+            }
+        }
+
+        /// The runtime may read straight into this buffer instead of calling `receive`
+        /// (reserve spare capacity, read into it, then call `poll_event`). The codec reserves
+        /// room for a frame whose header it has seen.
+        pub fn read_buf(&mut self) -> &mut BytesMut {
+            &mut self.core.input
+        }
+
+        /// The next event, or `None` when more bytes are needed. After `Closed`, always `None`.
+        pub fn poll_event(&mut self) -> Option<ConnEvent> {
+            self.core.poll_event()
+        }
+
+        /// Frames one WAMP message and appends it to the outbound buffer with one copy.
+        pub fn send_message(&mut self, message: &[u8]) -> Result<(), SendError> {
+            self.core.send_parts(&[message])
+        }
+
+        /// Frames one WAMP message given as consecutive pieces (e.g. a rebuilt header and a
+        /// forwarded payload span), copying each piece once into the outbound buffer.
+        pub fn send_message_parts(&mut self, parts: &[&[u8]]) -> Result<(), SendError> {
+            self.core.send_parts(parts)
+        }
+
+        /// Starts an orderly close. WebSocket: sends a close frame with `ws_code` (1000 when the
+        /// code may not be sent) and waits for the peer's reply; `wants_close` turns true when it
+        /// arrives (the runtime enforces a timeout). RawSocket, or before the handshake
+        /// finished: finished at once; `poll_event` reports `Closed`.
+        pub fn close(&mut self, ws_code: u16, reason: &str) {
+            self.core.close(ws_code, reason)
+        }
+
+        /// Bytes waiting to be written to the socket.
+        pub fn output(&self) -> &[u8] {
+            &self.core.output
+        }
+
+        /// Marks `n` bytes of `output` as written.
+        pub fn consume_output(&mut self, n: usize) {
+            self.core.consume_output(n)
+        }
+
+        /// Bytes buffered and not yet written; `send_message` keeps it within
+        /// `max_outbound_bytes`.
+        pub fn outbound_len(&self) -> usize {
+            self.core.output.len()
+        }
+
+        /// True when the connection is finished and, once the output is flushed, the socket
+        /// should be closed.
+        pub fn wants_close(&self) -> bool {
+            self.core.wants_close()
+        }
+
+        /// True when WAMP messages may be sent (handshake done, no close started).
+        pub fn is_open(&self) -> bool {
+            self.core.is_open()
+        }
+
+        /// The negotiated serializer, once open.
+        pub fn serializer(&self) -> Option<Serializer> {
+            self.core.serializer
+        }
+
+        /// Which transport this connection speaks.
+        pub fn kind(&self) -> TransportKind {
+            self.core.kind
+        }
+
+        /// RawSocket: the largest message the peer announced it accepts.
+        pub fn peer_max_message_size(&self) -> Option<usize> {
+            self.core.peer_max_message_size()
+        }
+
+        /// Bytes a message of `len` bytes occupies in the outbound buffer once framed.
+        pub fn framed_len(&self, len: usize) -> usize {
+            self.core.framed_len(len)
+        }
+
+        /// WAMP messages handed out by `poll_event` so far.
+        pub fn messages_received(&self) -> u64 {
+            self.core.messages_received
+        }
+
+        /// WAMP messages queued by `send_message` so far.
+        pub fn messages_sent(&self) -> u64 {
+            self.core.messages_sent
+        }
+    };
+}
+
+impl ServerConn {
+    pub fn new(kind: TransportKind, config: &TransportConfig) -> ServerConn {
+        let phase = match kind {
+            TransportKind::WebSocket => Phase::ServerWsUpgrade { scanned: 0 },
+            TransportKind::RawSocket => Phase::ServerRawHandshake,
+        };
+        ServerConn {
+            core: Core::new(kind, phase, config),
+        }
+    }
+
+    /// Refuses a connection the runtime cannot take (connection limit): RawSocket error 4,
+    /// WebSocket HTTP 503. Only before the handshake completed; afterwards use `close`.
+    pub fn refuse_overloaded(&mut self) {
+        match self.core.phase {
+            Phase::ServerRawHandshake => {
+                self.core
+                    .output
+                    .extend_from_slice(&rawsocket::encode_handshake_error(
+                        rawsocket::handshake_error::MAX_CONNECTION_COUNT,
+                    ));
+            }
+            Phase::ServerWsUpgrade { .. } => {
+                self.core
+                    .output
+                    .extend_from_slice(&websocket::http_error_response(
+                        503,
+                        "router at its connection limit",
+                        "",
+                    ));
+            }
+            _ => return,
+        }
+        self.core.input.clear();
+        self.core.phase = Phase::Finished {
+            report: Some("refused: connection limit".to_string()),
+        };
+    }
+
+    common_conn_methods!();
 }
 
 impl ClientConn {
     /// Queues the opening handshake (HTTP upgrade offering `serializer`, or the RawSocket
     /// 4-byte handshake) as output.
-    pub fn new(kind: TransportKind, serializer: Serializer, config: &TransportConfig) -> ClientConn {
-        let _ = (kind, serializer, config);
-        todo!("net helper")
+    pub fn new(
+        kind: TransportKind,
+        serializer: Serializer,
+        config: &TransportConfig,
+    ) -> ClientConn {
+        let mut core = Core::new(kind, Phase::ClientRawHandshake, config);
+        core.wanted = Some(serializer);
+        match kind {
+            TransportKind::WebSocket => {
+                let key = websocket::random_client_key(&mut rand::thread_rng());
+                let request = websocket::build_upgrade_request(
+                    &config.ws_host,
+                    &config.ws_path,
+                    serializer,
+                    &key,
+                );
+                core.output.extend_from_slice(&request);
+                core.phase = Phase::ClientWsUpgrade { key };
+            }
+            TransportKind::RawSocket => {
+                let nibble = rawsocket::length_nibble(config.max_message_size);
+                core.output
+                    .extend_from_slice(&rawsocket::encode_handshake(serializer, nibble));
+            }
+        }
+        ClientConn { core }
     }
 
-    pub fn receive(&mut self, data: &[u8]) {
-        let _ = data;
-        todo!("net helper")
+    common_conn_methods!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::websocket::{apply_mask, decode_frame_header, opcode, write_frame};
+
+    fn open_ws_server(config: &TransportConfig) -> ServerConn {
+        let mut client = ClientConn::new(TransportKind::WebSocket, Serializer::Json, config);
+        let mut server = ServerConn::new(TransportKind::WebSocket, config);
+        server.receive(client.output());
+        let n = client.output().len();
+        client.consume_output(n);
+        assert!(matches!(
+            server.poll_event(),
+            Some(ConnEvent::Opened { .. })
+        ));
+        let n = server.output().len();
+        server.consume_output(n);
+        server
     }
 
-    pub fn read_buf(&mut self) -> &mut BytesMut {
-        todo!("net helper")
+    #[test]
+    fn peer_that_never_reads_its_pongs_is_dropped() {
+        let config = TransportConfig {
+            max_outbound_bytes: 1000,
+            ..TransportConfig::default()
+        };
+        let mut server = open_ws_server(&config);
+        let mut pings = BytesMut::new();
+        for _ in 0..1000 {
+            write_frame(&mut pings, opcode::PING, &[&[0u8; 125]], Some([1, 2, 3, 4]));
+        }
+        let mut closed = false;
+        for chunk in pings.chunks(16 * 1024) {
+            server.receive(chunk);
+            while let Some(ev) = server.poll_event() {
+                closed |= matches!(ev, ConnEvent::Closed { .. });
+            }
+        }
+        assert!(closed);
+        assert!(server.wants_close());
+        assert!(server.outbound_len() <= 1000 + CONTROL_SLACK_BYTES + 16 * 1024);
     }
 
-    pub fn poll_event(&mut self) -> Option<ConnEvent> {
-        todo!("net helper")
+    #[test]
+    fn close_before_handshake_finishes_at_once() {
+        let mut server = ServerConn::new(TransportKind::WebSocket, &TransportConfig::default());
+        server.close(1000, "shutdown");
+        assert!(server.wants_close());
+        assert!(matches!(
+            server.poll_event(),
+            Some(ConnEvent::Closed { .. })
+        ));
+        assert_eq!(server.poll_event(), None);
     }
 
-    /// Frames (and, for WebSocket, masks) one WAMP message into the outbound buffer.
-    pub fn send_message(&mut self, message: &[u8]) -> Result<(), SendError> {
-        let _ = message;
-        todo!("net helper")
+    #[test]
+    fn close_with_unsendable_code_uses_1000() {
+        let mut server = open_ws_server(&TransportConfig::default());
+        server.close(1005, "");
+        let h = decode_frame_header(server.output()).unwrap().unwrap();
+        assert_eq!(h.opcode, opcode::CLOSE);
+        assert_eq!(&server.output()[h.header_len..], &1000u16.to_be_bytes());
     }
 
-    pub fn close(&mut self, ws_code: u16, reason: &str) {
-        let _ = (ws_code, reason);
-        todo!("net helper")
+    #[test]
+    fn consume_output_clamps() {
+        let mut client = ClientConn::new(
+            TransportKind::RawSocket,
+            Serializer::Json,
+            &TransportConfig::default(),
+        );
+        client.consume_output(100);
+        assert!(client.output().is_empty());
     }
 
-    pub fn output(&self) -> &[u8] {
-        todo!("net helper")
-    }
-
-    pub fn consume_output(&mut self, n: usize) {
-        let _ = n;
-        todo!("net helper")
-    }
-
-    pub fn wants_close(&self) -> bool {
-        todo!("net helper")
-    }
-
-    pub fn serializer(&self) -> Option<Serializer> {
-        todo!("net helper")
+    #[test]
+    fn client_masks_with_a_fresh_key_per_frame() {
+        let config = TransportConfig::default();
+        let mut client = ClientConn::new(TransportKind::WebSocket, Serializer::Json, &config);
+        let mut server = ServerConn::new(TransportKind::WebSocket, &config);
+        server.receive(client.output());
+        let n = client.output().len();
+        client.consume_output(n);
+        server.poll_event();
+        client.receive(server.output());
+        assert!(matches!(
+            client.poll_event(),
+            Some(ConnEvent::Opened { .. })
+        ));
+        client.send_message(b"[1]").unwrap();
+        client.send_message(b"[1]").unwrap();
+        let first = decode_frame_header(client.output()).unwrap().unwrap();
+        let second_start = first.header_len + 3;
+        let second = decode_frame_header(&client.output()[second_start..])
+            .unwrap()
+            .unwrap();
+        assert_ne!(first.mask, second.mask);
+        let mut payload = client.output()[first.header_len..second_start].to_vec();
+        apply_mask(&mut payload, first.mask.unwrap());
+        assert_eq!(payload, b"[1]");
     }
 }

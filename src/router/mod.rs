@@ -3,10 +3,56 @@
 //! Driven by plain calls (`open_session`, `handle_message`, `close_session`, `shutdown`) with
 //! `now` passed in; it answers by pushing [`Action`]s that the runtime performs. No sockets, no
 //! executors, no clocks: every routing rule is testable by calling it directly.
+//!
+//! Files: `handshake.rs` (HELLO -> WELCOME/ABORT), `rpc.rs` (REGISTER/CALL/YIELD routing over
+//! the `dealer.rs` tables), `pubsub.rs` (SUBSCRIBE/PUBLISH routing over the `broker.rs` tables),
+//! `session.rs`, `realm.rs`, `ids.rs`, `outbox.rs` (encoding into `Action::Send`), `uri.rs`.
+//!
+//! Choices where the spec leaves room (see also `uri.rs`):
+//! * Registration and subscription ids are router-scoped and sequential from 1 (one counter for
+//!   both); session and publication ids are uniformly random in [1, 2^53] from the seeded RNG.
+//! * INVOCATION request ids are sequential per callee session, from 1, wrapping at 2^53.
+//! * Only exact matching: REGISTER/SUBSCRIBE with `match` other than `exact`, or REGISTER with
+//!   `invoke` other than `single`, get ERROR `wamp.error.option_not_allowed`.
+//! * REGISTER of a procedure under `wamp.` gets ERROR `wamp.error.invalid_uri` (reserved for the
+//!   router, as in Crossbar).
+//! * A caller over `max_pending_calls_per_session` gets ERROR
+//!   `wampring.error.pending_call_limit_exceeded`.
+//! * CANCEL (call_canceling is not announced) is honoured in mode `skip`: the caller gets ERROR
+//!   `wamp.error.canceled` at once and the callee's late answer is discarded.
+//! * A YIELD/ERROR for an invocation whose caller left or canceled is dropped silently (the last
+//!   4096 such ids are remembered per callee); any other unknown invocation id is a protocol
+//!   violation.
+//! * With `strict_request_ids`, a request id that is not the previous one + 1 is a protocol
+//!   violation; by default any id in [1, 2^53] is accepted (many clients send random ids).
+//! * Lifecycle contract with the runtime: call `close_session` exactly once per
+//!   `open_session`, also after the router pushed `Action::Close` for it; between the two the
+//!   router ignores the session's input. The key may be reused only after `close_session`.
+
+mod broker;
+mod dealer;
+mod handshake;
+mod ids;
+mod outbox;
+mod pubsub;
+mod realm;
+mod rpc;
+mod session;
+pub mod uri;
+
+use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
+use slab::Slab;
 
 use crate::serializer::Serializer;
+use crate::wire::{self, code_name, Dict, Message};
+
+use dealer::PendingCalls;
+use ids::{RandomIds, ScopedIds};
+use outbox::Outbox;
+use realm::Realms;
+use session::{Session, SessionState};
 
 /// A session's handle inside one router (a slab key; never sent on the wire).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -47,9 +93,12 @@ pub struct RouterConfig {
     /// Create unknown realms on first HELLO instead of ABORT `wamp.error.no_such_realm`.
     pub auto_create_realms: bool,
     pub uri_check: UriCheck,
-    /// Pending (unanswered) calls a caller may have; more get `wamp.error.limit_exceeded`-style
-    /// ERROR (see router docs).
+    /// Pending (unanswered) calls a caller may have; more get ERROR
+    /// `wampring.error.pending_call_limit_exceeded`.
     pub max_pending_calls_per_session: usize,
+    /// Enforce sequential client request ids (digest §3): a gap is a protocol violation. Off by
+    /// default because many clients still send random ids.
+    pub strict_request_ids: bool,
 }
 
 impl Default for RouterConfig {
@@ -59,6 +108,7 @@ impl Default for RouterConfig {
             auto_create_realms: false,
             uri_check: UriCheck::Loose,
             max_pending_calls_per_session: 65_536,
+            strict_request_ids: false,
         }
     }
 }
@@ -71,4 +121,367 @@ pub struct TransportInfo {
     pub kind: &'static str,
     /// Peer address as text, e.g. "127.0.0.1:50312".
     pub peer: String,
+}
+
+/// Counters (monotonic) and table sizes (current) of one router, for metrics and tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RouterStats {
+    pub sessions_opened: u64,
+    pub sessions_established: u64,
+    pub sessions_closed: u64,
+    /// HELLOs answered with ABORT (unknown realm, bad URI, auth method, shutdown).
+    pub hellos_rejected: u64,
+    pub messages_in: u64,
+    /// Frames the codec rejected (each also counts as a protocol violation).
+    pub decode_errors: u64,
+    pub protocol_violations: u64,
+    /// Messages that could not be encoded for their receiver (payload not transcodable).
+    pub encode_errors: u64,
+    pub calls_routed: u64,
+    /// RESULTs and callee ERRORs forwarded to callers.
+    pub replies_routed: u64,
+    /// Calls answered with `wamp.error.canceled` (callee left, or CANCEL).
+    pub calls_canceled: u64,
+    /// Late YIELD/ERRORs dropped because the caller left or canceled.
+    pub late_replies_discarded: u64,
+    pub publishes: u64,
+    pub events_sent: u64,
+    /// Sessions currently open (any state).
+    pub sessions: usize,
+    pub registrations: usize,
+    pub subscriptions: usize,
+    pub pending_calls: usize,
+}
+
+/// Hash maps and sets with fixed seeds: iteration order (and so the order of actions during
+/// cleanup) replays exactly for a given input.
+pub(crate) type FastMap<K, V> = HashMap<K, V, ahash::RandomState>;
+pub(crate) type FastSet<K> = HashSet<K, ahash::RandomState>;
+
+fn fixed_hasher() -> ahash::RandomState {
+    ahash::RandomState::with_seeds(0x5741_4d50, 0x7269_6e67, 0x726f_7574, 0x6572_2121)
+}
+
+pub(crate) fn fast_map<K, V>() -> FastMap<K, V> {
+    HashMap::with_hasher(fixed_hasher())
+}
+
+pub(crate) fn fast_set<K>() -> FastSet<K> {
+    HashSet::with_hasher(fixed_hasher())
+}
+
+/// The WAMP router of one shard.
+pub struct Router {
+    config: RouterConfig,
+    sessions: Slab<Session>,
+    /// WAMP session id -> key, for uniqueness (and the meta API later).
+    session_ids: FastMap<u64, SessionKey>,
+    realms: Realms,
+    pending: PendingCalls,
+    random_ids: RandomIds,
+    scoped_ids: ScopedIds,
+    outbox: Outbox,
+    /// `WELCOME.Details.roles`, built once.
+    welcome_roles: Dict<'static>,
+    shutting_down: bool,
+    stats: RouterStats,
+}
+
+impl Router {
+    pub fn new(config: RouterConfig, seed: u64) -> Router {
+        let realms = Realms::new(config.realms.iter().map(|realm| realm.name.as_str()));
+        Router {
+            config,
+            sessions: Slab::new(),
+            session_ids: fast_map(),
+            realms,
+            pending: PendingCalls::new(),
+            random_ids: RandomIds::new(seed),
+            scoped_ids: ScopedIds::new(),
+            outbox: Outbox::new(),
+            welcome_roles: handshake::welcome_roles(),
+            shutting_down: false,
+            stats: RouterStats::default(),
+        }
+    }
+
+    /// A transport is connected and handshaken; the session now waits for HELLO.
+    pub fn open_session(&mut self, transport: TransportInfo) -> SessionKey {
+        self.stats.sessions_opened += 1;
+        SessionKey(self.sessions.insert(Session::new(transport)))
+    }
+
+    /// Handles one received frame of `session`.
+    pub fn handle_message(&mut self, session: SessionKey, frame: &[u8], now: Millis, out: &mut Vec<Action>) {
+        let _ = now;
+        self.stats.messages_in += 1;
+        let Some(state) = self.sessions.get(session.0) else {
+            tracing::warn!(?session, "message for a session that is not open");
+            return;
+        };
+        let (state, serializer) = (state.state, state.serializer);
+        if state == SessionState::Closing {
+            return;
+        }
+        let message = match wire::decode(serializer, frame) {
+            Ok(message) => message,
+            Err(error) => {
+                self.stats.decode_errors += 1;
+                self.protocol_violation(session, error.message, out);
+                return;
+            }
+        };
+        match state {
+            SessionState::AwaitingHello => self.handle_before_welcome(session, message, out),
+            SessionState::Established => self.handle_established(session, message, out),
+            SessionState::Closing => {}
+        }
+    }
+
+    /// The transport is gone: clean up and tell the others (callers of its pending invocations
+    /// get ERROR `wamp.error.canceled`). Nothing is sent to `session` itself.
+    pub fn close_session(&mut self, session: SessionKey, now: Millis, out: &mut Vec<Action>) {
+        let _ = now;
+        let Some(state) = self.sessions.get(session.0).map(|s| s.state) else {
+            tracing::warn!(?session, "close of a session that is not open");
+            return;
+        };
+        if state != SessionState::Closing {
+            self.leave(session, true, out);
+        }
+        self.sessions.remove(session.0);
+        self.stats.sessions_closed += 1;
+    }
+
+    /// GOODBYE `wamp.close.system_shutdown` to every established session, then Close every
+    /// session. Later HELLOs are refused with ABORT `wamp.close.system_shutdown`.
+    pub fn shutdown(&mut self, now: Millis, out: &mut Vec<Action>) {
+        let _ = now;
+        self.shutting_down = true;
+        let keys: Vec<usize> = self.sessions.iter().map(|(key, _)| key).collect();
+        for key in keys {
+            let session = SessionKey(key);
+            let (state, serializer) = {
+                let s = &self.sessions[key];
+                (s.state, s.serializer)
+            };
+            match state {
+                SessionState::Closing => continue,
+                SessionState::Established => {
+                    let goodbye = outbox::goodbye(uri::CLOSE_SYSTEM_SHUTDOWN);
+                    self.send(out, session, serializer, &goodbye);
+                    // Everyone is leaving: no canceled ERRORs to callers that are closing too.
+                    self.leave(session, false, out);
+                }
+                SessionState::AwaitingHello => self.sessions[key].state = SessionState::Closing,
+            }
+            out.push(Action::Close { session });
+        }
+    }
+
+    /// Sessions currently open (awaiting HELLO, established, or closing).
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn stats(&self) -> RouterStats {
+        let mut stats = self.stats.clone();
+        stats.sessions = self.sessions.len();
+        stats.registrations = self.realms.iter().map(|realm| realm.registry.len()).sum();
+        stats.subscriptions = self.realms.iter().map(|realm| realm.subscriptions.len()).sum();
+        stats.pending_calls = self.pending.len();
+        stats
+    }
+
+    /// The WAMP session id of an established session (for logs and the runtime's metrics).
+    pub fn wamp_session_id(&self, session: SessionKey) -> Option<u64> {
+        self.sessions.get(session.0)?.identity.as_ref().map(|identity| identity.id)
+    }
+
+    fn handle_before_welcome(&mut self, session: SessionKey, message: Message<'_>, out: &mut Vec<Action>) {
+        match message {
+            Message::Hello { realm, details } => self.handle_hello(session, &realm, &details, out),
+            Message::Abort { .. } => {
+                // ABORT is never answered.
+                self.sessions[session.0].state = SessionState::Closing;
+                out.push(Action::Close { session });
+            }
+            other => self.protocol_violation(session, format!("{} received before HELLO", other.name()), out),
+        }
+    }
+
+    fn handle_established(&mut self, session: SessionKey, message: Message<'_>, out: &mut Vec<Action>) {
+        match message {
+            Message::Publish { request, options, topic, payload } => {
+                self.handle_publish(session, request, &options, &topic, payload, out)
+            }
+            Message::Call { request, options, procedure, payload } => {
+                self.handle_call(session, request, &options, &procedure, payload, out)
+            }
+            Message::Yield { request, options, payload } => self.handle_yield(session, request, &options, payload, out),
+            Message::Error { request_type: wire::code::INVOCATION, request, details, error, payload } => {
+                self.handle_invocation_error(session, request, details, &error, payload, out)
+            }
+            Message::Error { request_type, .. } => self.protocol_violation(
+                session,
+                format!("ERROR for {} ({request_type}): only ERROR for INVOCATION may come from a client", code_name(request_type)),
+                out,
+            ),
+            Message::Subscribe { request, options, topic } => self.handle_subscribe(session, request, &options, &topic, out),
+            Message::Unsubscribe { request, subscription } => self.handle_unsubscribe(session, request, subscription, out),
+            Message::Register { request, options, procedure } => {
+                self.handle_register(session, request, &options, &procedure, out)
+            }
+            Message::Unregister { request, registration } => self.handle_unregister(session, request, registration, out),
+            Message::Cancel { request, .. } => self.handle_cancel(session, request, out),
+            Message::Goodbye { .. } => {
+                let serializer = self.sessions[session.0].serializer;
+                self.send(out, session, serializer, &outbox::goodbye(uri::CLOSE_GOODBYE_AND_OUT));
+                self.leave(session, true, out);
+                out.push(Action::Close { session });
+            }
+            Message::Abort { .. } => {
+                self.leave(session, true, out);
+                out.push(Action::Close { session });
+            }
+            Message::Hello { .. } => {
+                self.protocol_violation(session, "HELLO received after the session was established", out)
+            }
+            Message::Authenticate { .. } => {
+                self.protocol_violation(session, "AUTHENTICATE received without a pending CHALLENGE", out)
+            }
+            Message::EventReceived { .. } => self.protocol_violation(
+                session,
+                "EVENT_RECEIVED needs acknowledged event delivery, which this router does not announce",
+                out,
+            ),
+            other @ (Message::Welcome { .. }
+            | Message::Challenge { .. }
+            | Message::Published { .. }
+            | Message::Subscribed { .. }
+            | Message::Unsubscribed { .. }
+            | Message::Event { .. }
+            | Message::Result { .. }
+            | Message::Registered { .. }
+            | Message::Unregistered { .. }
+            | Message::Invocation { .. }
+            | Message::Interrupt { .. }) => {
+                self.protocol_violation(session, format!("{} is only sent by routers", other.name()), out)
+            }
+        }
+    }
+
+    /// Checks a client request id (sequential rule when configured); on failure the session has
+    /// been aborted and the caller must stop.
+    fn accept_request_id(&mut self, session: SessionKey, request: u64, out: &mut Vec<Action>) -> bool {
+        let strict = self.config.strict_request_ids;
+        let state = &mut self.sessions[session.0];
+        let expected = ids::next_sequential(state.last_request_id);
+        if state.accept_request_id(request, strict) {
+            return true;
+        }
+        self.protocol_violation(
+            session,
+            format!("request id {request} is not sequential (expected {expected})"),
+            out,
+        );
+        false
+    }
+
+    fn uri_is_valid(&self, uri: &str) -> bool {
+        wire::validate_uri(uri, self.config.uri_check == UriCheck::Strict, false)
+    }
+
+    /// Encodes and queues a message; an encode error is counted (and logged by the outbox).
+    fn send(&mut self, out: &mut Vec<Action>, session: SessionKey, serializer: Serializer, message: &Message<'_>) -> bool {
+        let sent = self.outbox.send(out, session, serializer, message).is_ok();
+        if !sent {
+            self.stats.encode_errors += 1;
+        }
+        sent
+    }
+
+    /// ABORT `wamp.error.protocol_violation` with `text`, drop everything the session owns (as
+    /// if it left), then Close. Further input from it is ignored.
+    fn protocol_violation(
+        &mut self,
+        session: SessionKey,
+        text: impl Into<std::borrow::Cow<'static, str>>,
+        out: &mut Vec<Action>,
+    ) {
+        let text = text.into();
+        self.stats.protocol_violations += 1;
+        let state = &self.sessions[session.0];
+        tracing::warn!(
+            ?session,
+            wamp_session = state.id(),
+            peer = %state.transport.peer,
+            transport = state.transport.kind,
+            "protocol violation: {text}"
+        );
+        let serializer = state.serializer;
+        self.send(out, session, serializer, &outbox::abort(uri::PROTOCOL_VIOLATION, text, serializer));
+        self.leave(session, true, out);
+        out.push(Action::Close { session });
+    }
+
+    /// The session leaves its realm: its registrations and subscriptions go away, calls it made
+    /// are orphaned (late answers discarded), and callers of invocations it owed get ERROR
+    /// `wamp.error.canceled` when `notify_callers`. Marks the session Closing.
+    fn leave(&mut self, session: SessionKey, notify_callers: bool, out: &mut Vec<Action>) {
+        let state = &mut self.sessions[session.0];
+        let was_established = state.state == SessionState::Established;
+        state.state = SessionState::Closing;
+        let Some(identity) = state.identity.take() else {
+            return;
+        };
+        let registrations = std::mem::replace(&mut state.registrations, fast_set());
+        let subscriptions = std::mem::replace(&mut state.subscriptions, fast_set());
+        let calls_waiting = std::mem::replace(&mut state.calls_waiting, fast_set());
+        let invocations = std::mem::replace(&mut state.invocations, fast_map());
+        state.discarded_invocations.clear();
+
+        let realm = self.realms.get_mut(identity.realm);
+        for id in registrations {
+            let removed = realm.registry.unregister(id, session);
+            debug_assert!(removed.is_some(), "session listed registration {id} it does not own");
+        }
+        for id in subscriptions {
+            let removed = realm.subscriptions.unsubscribe(id, session);
+            debug_assert!(removed, "session listed subscription {id} it is not in");
+        }
+        if was_established {
+            realm.sessions -= 1;
+        }
+
+        for key in calls_waiting {
+            let Some(call) = self.pending.remove(key) else { continue };
+            if let Some(callee) = self.sessions.get_mut(call.callee.0) {
+                callee.invocations.remove(&call.invocation);
+                if callee.state == SessionState::Established {
+                    callee.discarded_invocations.remember(call.invocation);
+                }
+            }
+        }
+        for (_, key) in invocations {
+            // A call the session made to itself was already removed above.
+            let Some(call) = self.pending.remove(key) else { continue };
+            let Some(caller) = self.sessions.get_mut(call.caller.0) else { continue };
+            caller.calls_waiting.remove(&key);
+            if notify_callers && caller.state == SessionState::Established {
+                let serializer = caller.serializer;
+                self.stats.calls_canceled += 1;
+                let error = outbox::error(
+                    wire::code::CALL,
+                    call.caller_request,
+                    uri::CANCELED,
+                    "the callee left before answering",
+                    serializer,
+                );
+                self.send(out, call.caller, serializer, &error);
+            }
+        }
+        self.session_ids.remove(&identity.id);
+        debug_assert!(self.sessions[session.0].owns_nothing());
+    }
 }

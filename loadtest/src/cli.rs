@@ -1,0 +1,461 @@
+//! The command line: one subcommand per scenario (`rpc`, `pubsub`, `connect`) sharing the
+//! [`CommonArgs`], plus `compare`, which runs a scenario against several routers. Validation
+//! beyond what clap checks lives in [`validate`], so every bound is refused up front with a
+//! message instead of being hit mid-run.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use wampring::serializer::Serializer;
+
+use crate::units::{parse_cpu_list, parse_duration, parse_name_value, parse_on_off, CpuList};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "wampring-load",
+    version,
+    about = "Thread-per-core load generator for any WAMP v2 router (WebSocket or RawSocket)",
+    after_help = "Examples:\n  \
+      wampring-load rpc --url ws://127.0.0.1:8080/ws --window 100\n  \
+      wampring-load rpc --url rs://127.0.0.1:8081 --serializer msgpack --rate 50000 --callers 4\n  \
+      wampring-load pubsub --subscribers 1000 --acknowledge --window 10\n  \
+      wampring-load connect --hold 10000 --router-pid $(pidof wampring)\n  \
+      wampring-load compare --router wampring=ws://127.0.0.1:8080/ws \
+      --router crossbar=ws://127.0.0.1:9080/ws --repeat 3 --out results rpc --window 100"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Calls: C caller sessions call an echo procedure registered by K callee sessions.
+    Rpc(RpcArgs),
+    /// Events: P publishers publish to one topic that S subscribers receive.
+    Pubsub(PubsubArgs),
+    /// Sessions: open, HELLO/WELCOME, GOODBYE, close, repeated; optionally hold N idle sessions.
+    Connect(ConnectArgs),
+    /// Runs one scenario against several routers, alternating, and writes a markdown table of
+    /// medians and an SVG bar chart.
+    Compare(CompareArgs),
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SerializerArg {
+    Json,
+    Msgpack,
+}
+
+impl From<SerializerArg> for Serializer {
+    fn from(arg: SerializerArg) -> Serializer {
+        match arg {
+            SerializerArg::Json => Serializer::Json,
+            SerializerArg::Msgpack => Serializer::MsgPack,
+        }
+    }
+}
+
+/// Flags every scenario takes.
+#[derive(Args, Debug, Clone)]
+pub struct CommonArgs {
+    /// Router URL: ws://HOST:PORT/PATH (WebSocket) or rs://HOST:PORT (RawSocket).
+    #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
+    pub url: String,
+    #[arg(long, value_enum, default_value_t = SerializerArg::Json)]
+    pub serializer: SerializerArg,
+    /// Realm to join (anonymous authentication).
+    #[arg(long, default_value = "realm1")]
+    pub realm: String,
+    /// Measured time, after the warmup (e.g. 10s, 500ms, 1m).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Load before measuring, excluded from the results.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// Executor threads (default: the number of --cpus, else 1).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Pin executor threads to these CPUs, e.g. 2,3 or 4-7 (thread i -> i-th CPU).
+    #[arg(long, value_parser = parse_cpu_list)]
+    pub cpus: Option<CpuList>,
+    /// The router's process id: report its CPU µs per operation (and RSS per session for
+    /// connect --hold).
+    #[arg(long)]
+    pub router_pid: Option<u32>,
+    /// Write the results as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Bound on connecting and joining all sessions before the load starts.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub setup_timeout: Duration,
+    /// After the measured time, how long operations in flight may take to complete before they
+    /// count as timeouts (wampload.timeout).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub drain: Duration,
+    /// No progress line on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RpcArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Caller sessions.
+    #[arg(long, default_value_t = 1)]
+    pub callers: usize,
+    /// Echo callee sessions (default 1; 0 with --procedure). More than one registers with
+    /// invoke=roundrobin (shared registration).
+    #[arg(long)]
+    pub callees: Option<usize>,
+    /// Call this existing procedure instead of registering an echo procedure.
+    #[arg(long)]
+    pub procedure: Option<String>,
+    /// Payload bytes per call (one string argument; 0 = no arguments).
+    #[arg(long, default_value_t = 0)]
+    pub payload: usize,
+    /// Closed loop: calls in flight per caller (default 1 unless --rate is given).
+    #[arg(long, conflicts_with = "rate")]
+    pub window: Option<usize>,
+    /// Open loop: calls per second per caller, on a fixed clock (latency from the intended send
+    /// time: coordinated omission corrected).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Open loop: bound on calls in flight per caller; due calls wait (and their latency grows)
+    /// while it is reached.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_in_flight: usize,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PubsubArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Publisher sessions.
+    #[arg(long, default_value_t = 1)]
+    pub publishers: usize,
+    /// Subscriber sessions (all subscribe to the one topic).
+    #[arg(long, default_value_t = 1)]
+    pub subscribers: usize,
+    /// Topic to use (default: a unique topic per run).
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Padding bytes per event, after the 3-integer header (publisher, sequence, send time).
+    #[arg(long, default_value_t = 0)]
+    pub payload: usize,
+    /// Ask for PUBLISHED acknowledgements (on/off; bare flag = on).
+    #[arg(long, num_args = 0..=1, default_value = "off", default_missing_value = "on", value_parser = parse_on_off)]
+    pub acknowledge: bool,
+    /// With --acknowledge: unacknowledged publishes in flight per publisher (closed loop,
+    /// default 1). Without: publishes per loop turn per publisher, the next turn starting once
+    /// the previous write completed (a saturating mode; subscribers may fall behind).
+    #[arg(long, conflicts_with = "rate")]
+    pub window: Option<usize>,
+    /// Open loop: publishes per second per publisher (needed without --acknowledge unless
+    /// --window is given).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Open loop with --acknowledge: bound on unacknowledged publishes per publisher.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_in_flight: usize,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ConnectArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Concurrent open/HELLO/GOODBYE/close loops (0: only hold sessions).
+    #[arg(long, default_value_t = 4)]
+    pub connections: usize,
+    /// Idle sessions opened before the load and held open for the duration.
+    #[arg(long, default_value_t = 0)]
+    pub hold: usize,
+    /// Bound on one session cycle; slower cycles count as wampload.timeout.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub op_timeout: Duration,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CompareArgs {
+    /// A router to compare: NAME=URL (repeat; the first is the baseline of the ratios).
+    #[arg(long = "router", value_parser = parse_name_value, required = true)]
+    pub routers: Vec<(String, String)>,
+    /// Rounds; each round runs every router once, in the order given (A B A B ...).
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+    /// Directory for compare.md, compare.svg and the raw JSON of every run.
+    #[arg(long, default_value = "compare-results")]
+    pub out: PathBuf,
+    /// A router's process id, NAME=PID, for its CPU µs per operation (repeatable, optional).
+    #[arg(long = "router-pid-of", value_parser = parse_name_value)]
+    pub router_pids: Vec<(String, String)>,
+    /// The scenario and its flags, e.g. `rpc --window 100 --duration 5s` (without --url,
+    /// --json and --router-pid, which compare sets per router).
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required = true,
+        value_name = "SCENARIO"
+    )]
+    pub scenario: Vec<String>,
+}
+
+/// Largest counts accepted, so a typo cannot ask for millions of sessions or threads.
+pub const MAX_THREADS: usize = 256;
+pub const MAX_SESSIONS: usize = 200_000;
+pub const MAX_WINDOW: usize = 1_000_000;
+pub const MAX_PAYLOAD: usize = 8 * 1024 * 1024;
+pub const MAX_RATE: f64 = 100_000_000.0;
+pub const MAX_REPEAT: usize = 100;
+
+impl CommonArgs {
+    pub fn thread_count(&self) -> usize {
+        self.threads
+            .unwrap_or_else(|| self.cpus.as_ref().map_or(1, |c| c.0.len()))
+    }
+}
+
+fn check(ok: bool, message: impl FnOnce() -> String) -> Result<(), String> {
+    if ok {
+        Ok(())
+    } else {
+        Err(message())
+    }
+}
+
+fn validate_common(c: &CommonArgs) -> Result<(), String> {
+    check(c.duration > Duration::ZERO, || {
+        "--duration must be more than 0".into()
+    })?;
+    let threads = c.thread_count();
+    check((1..=MAX_THREADS).contains(&threads), || {
+        format!("--threads must be 1..={MAX_THREADS}")
+    })?;
+    check(!c.realm.is_empty(), || "--realm must not be empty".into())?;
+    check(c.setup_timeout > Duration::ZERO, || {
+        "--setup-timeout must be more than 0".into()
+    })?;
+    Ok(())
+}
+
+fn validate_rate(rate: Option<f64>) -> Result<(), String> {
+    if let Some(rate) = rate {
+        check(rate > 0.0 && rate <= MAX_RATE && rate.is_finite(), || {
+            format!("--rate must be more than 0 and at most {MAX_RATE}")
+        })?;
+    }
+    Ok(())
+}
+
+fn validate_window(window: Option<usize>) -> Result<(), String> {
+    if let Some(window) = window {
+        check((1..=MAX_WINDOW).contains(&window), || {
+            format!("--window must be 1..={MAX_WINDOW}")
+        })?;
+    }
+    Ok(())
+}
+
+/// Checks the bounds clap cannot express.
+pub fn validate(command: &Command) -> Result<(), String> {
+    match command {
+        Command::Rpc(a) => {
+            validate_common(&a.common)?;
+            validate_rate(a.rate)?;
+            validate_window(a.window)?;
+            let callees = a
+                .callees
+                .unwrap_or(if a.procedure.is_some() { 0 } else { 1 });
+            check(a.callers >= 1, || "--callers must be at least 1".into())?;
+            check(a.callers + callees <= MAX_SESSIONS, || {
+                format!("at most {MAX_SESSIONS} sessions")
+            })?;
+            check(a.procedure.is_some() || callees >= 1, || {
+                "--callees 0 needs --procedure URI (a procedure that already exists)".into()
+            })?;
+            check(a.payload <= MAX_PAYLOAD, || {
+                format!("--payload must be at most {MAX_PAYLOAD}")
+            })?;
+            check((1..=MAX_WINDOW).contains(&a.max_in_flight), || {
+                format!("--max-in-flight must be 1..={MAX_WINDOW}")
+            })?;
+            if let Some(p) = &a.procedure {
+                check(wampring::wire::validate_uri(p, false, false), || {
+                    format!("--procedure `{p}` is not a valid URI")
+                })?;
+            }
+        }
+        Command::Pubsub(a) => {
+            validate_common(&a.common)?;
+            validate_rate(a.rate)?;
+            validate_window(a.window)?;
+            check(a.publishers >= 1 && a.subscribers >= 1, || {
+                "--publishers and --subscribers must be at least 1".into()
+            })?;
+            check(a.publishers + a.subscribers <= MAX_SESSIONS, || {
+                format!("at most {MAX_SESSIONS} sessions")
+            })?;
+            check(a.payload <= MAX_PAYLOAD, || {
+                format!("--payload must be at most {MAX_PAYLOAD}")
+            })?;
+            check((1..=MAX_WINDOW).contains(&a.max_in_flight), || {
+                format!("--max-in-flight must be 1..={MAX_WINDOW}")
+            })?;
+            check(
+                a.acknowledge || a.rate.is_some() || a.window.is_some(),
+                || {
+                    "without --acknowledge give --rate R (publishes per second per publisher) or \
+                 --window W (W publishes per loop turn, saturating)"
+                        .into()
+                },
+            )?;
+            if let Some(t) = &a.topic {
+                check(wampring::wire::validate_uri(t, false, false), || {
+                    format!("--topic `{t}` is not a valid URI")
+                })?;
+            }
+        }
+        Command::Connect(a) => {
+            validate_common(&a.common)?;
+            check(a.connections + a.hold >= 1, || {
+                "give --connections and/or --hold".into()
+            })?;
+            check(a.connections + a.hold <= MAX_SESSIONS, || {
+                format!("at most {MAX_SESSIONS} sessions")
+            })?;
+            check(a.op_timeout > Duration::ZERO, || {
+                "--op-timeout must be more than 0".into()
+            })?;
+        }
+        Command::Compare(a) => {
+            check((1..=MAX_REPEAT).contains(&a.repeat), || {
+                format!("--repeat must be 1..={MAX_REPEAT}")
+            })?;
+            let mut names: Vec<&str> = a.routers.iter().map(|(n, _)| n.as_str()).collect();
+            names.sort_unstable();
+            names.dedup();
+            check(names.len() == a.routers.len(), || {
+                "router names must be unique".into()
+            })?;
+            for (name, pid) in &a.router_pids {
+                check(a.routers.iter().any(|(n, _)| n == name), || {
+                    format!("--router-pid-of {name}: no --router {name}=URL")
+                })?;
+                check(pid.parse::<u32>().is_ok(), || {
+                    format!("--router-pid-of {name}={pid}: not a process id")
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Command, String> {
+        let cli = Cli::try_parse_from(std::iter::once("wampring-load").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        validate(&cli.command)?;
+        Ok(cli.command)
+    }
+
+    #[test]
+    fn rpc_defaults() {
+        let Command::Rpc(a) = parse(&["rpc"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(a.common.url, "ws://127.0.0.1:8080/ws");
+        assert_eq!(a.common.duration, Duration::from_secs(10));
+        assert_eq!(a.common.warmup, Duration::from_secs(2));
+        assert_eq!(a.common.realm, "realm1");
+        assert_eq!(
+            (a.callers, a.callees, a.window, a.rate),
+            (1, None, None, None)
+        );
+        assert_eq!(a.common.thread_count(), 1);
+    }
+
+    #[test]
+    fn conflicting_and_out_of_range_flags_are_refused() {
+        assert!(parse(&["rpc", "--window", "2", "--rate", "10"]).is_err());
+        assert!(parse(&["rpc", "--window", "0"]).is_err());
+        assert!(parse(&["rpc", "--rate", "0"]).is_err());
+        assert!(parse(&["rpc", "--callees", "0"]).is_err());
+        assert!(parse(&["rpc", "--callees", "0", "--procedure", "com.example.echo"]).is_ok());
+        assert!(parse(&["rpc", "--duration", "0s"]).is_err());
+        assert!(parse(&["rpc", "--threads", "0"]).is_err());
+        assert!(parse(&["pubsub"]).is_err()); // no ack, no rate, no window
+        assert!(parse(&["pubsub", "--acknowledge"]).is_ok());
+        assert!(parse(&["pubsub", "--acknowledge", "off", "--rate", "100"]).is_ok());
+        assert!(parse(&["connect", "--connections", "0"]).is_err());
+    }
+
+    #[test]
+    fn cpus_imply_threads() {
+        let Command::Rpc(a) = parse(&["rpc", "--cpus", "0-1"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(a.common.thread_count(), 2);
+    }
+
+    #[test]
+    fn acknowledge_switch_forms() {
+        let Command::Pubsub(a) = parse(&["pubsub", "--acknowledge", "--subscribers", "3"]).unwrap()
+        else {
+            panic!()
+        };
+        assert!(a.acknowledge);
+        assert_eq!(a.subscribers, 3);
+        let Command::Pubsub(a) = parse(&["pubsub", "--acknowledge=on"]).unwrap() else {
+            panic!()
+        };
+        assert!(a.acknowledge);
+        let Command::Pubsub(a) = parse(&["pubsub", "--rate", "5"]).unwrap() else {
+            panic!()
+        };
+        assert!(!a.acknowledge);
+    }
+
+    #[test]
+    fn compare_takes_the_scenario_as_trailing_arguments() {
+        let Command::Compare(a) = parse(&[
+            "compare",
+            "--router",
+            "a=ws://h:1/ws",
+            "--router",
+            "b=rs://h:2",
+            "--repeat",
+            "1",
+            "rpc",
+            "--window",
+            "4",
+        ])
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(a.routers.len(), 2);
+        assert_eq!(a.scenario, vec!["rpc", "--window", "4"]);
+        assert!(parse(&[
+            "compare",
+            "--router",
+            "a=ws://h:1/ws",
+            "--router",
+            "a=ws://h:2/ws",
+            "rpc"
+        ])
+        .is_err());
+        assert!(parse(&[
+            "compare",
+            "--router",
+            "a=ws://h:1/ws",
+            "--router-pid-of",
+            "b=1",
+            "rpc"
+        ])
+        .is_err());
+    }
+}

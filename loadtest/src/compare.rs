@@ -1,0 +1,462 @@
+//! `wampring-load compare`: the same scenario against several routers, alternating A B A B ...
+//! for `--repeat` rounds so drift (thermal, noisy neighbours) hits every router alike. Each run
+//! is a child process of this same binary (a clean process per run: no state, memory or CPU
+//! accounting shared between routers), writing its JSON report into `--out/raw/`. The summary
+//! is the median of each figure over the rounds, as a markdown table with ratios to the first
+//! router (`compare.md`) and an SVG bar chart (`compare.svg`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command as Process, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+
+use crate::cli::{validate, Cli, Command, CommonArgs, CompareArgs};
+use crate::clock::CLOSE_TIMEOUT;
+use crate::report::Report;
+use crate::units::{format_micros, format_rate};
+
+/// The medians of one router over the rounds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RouterSummary {
+    pub name: String,
+    pub url: String,
+    pub runs_ok: usize,
+    pub runs_failed: usize,
+    pub achieved: Option<f64>,
+    pub offered: Option<f64>,
+    pub p50: Option<f64>,
+    pub p99: Option<f64>,
+    pub p999: Option<f64>,
+    pub max: Option<f64>,
+    pub errors: Option<f64>,
+    pub generator_us_per_op: Option<f64>,
+    pub router_us_per_op: Option<f64>,
+}
+
+impl RouterSummary {
+    pub fn of(name: &str, url: &str, reports: &[Report], failed: usize) -> RouterSummary {
+        let med =
+            |f: &dyn Fn(&Report) -> Option<f64>| median(reports.iter().filter_map(f).collect());
+        RouterSummary {
+            name: name.to_string(),
+            url: url.to_string(),
+            runs_ok: reports.len(),
+            runs_failed: failed,
+            achieved: med(&|r| Some(r.achieved)),
+            offered: med(&|r| Some(r.offered)),
+            p50: med(&|r| (r.latency_samples > 0).then_some(r.p50)),
+            p99: med(&|r| (r.latency_samples > 0).then_some(r.p99)),
+            p999: med(&|r| (r.latency_samples > 0).then_some(r.p999)),
+            max: med(&|r| (r.latency_samples > 0).then_some(r.max)),
+            errors: med(&|r| Some(r.errors.values().sum::<u64>() as f64)),
+            generator_us_per_op: med(&|r| r.cpu.generator_us_per_op),
+            router_us_per_op: med(&|r| r.cpu.router_us_per_op),
+        }
+    }
+}
+
+/// The median (mean of the middle two for an even count); `None` for no values.
+pub fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.retain(|v| v.is_finite());
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(|a, b| a.total_cmp(b));
+    let mid = values.len() / 2;
+    Some(if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    })
+}
+
+/// `value / base` as "1.23×"; "-" when either is missing or the base is 0.
+pub fn ratio(value: Option<f64>, base: Option<f64>) -> String {
+    match (value, base) {
+        (Some(v), Some(b)) if b > 0.0 => format!("{:.2}×", v / b),
+        _ => "-".to_string(),
+    }
+}
+
+fn cell(value: Option<f64>, format: fn(f64) -> String) -> String {
+    value.map_or("-".to_string(), format)
+}
+
+/// The summary table. Ratios are to the first router: for rates above 1 is faster, for
+/// latencies and CPU below 1 is better.
+pub fn markdown(
+    scenario_line: &str,
+    unit: &str,
+    rounds: usize,
+    summaries: &[RouterSummary],
+) -> String {
+    let op = unit.trim_end_matches('s');
+    let mut md = String::new();
+    md.push_str("# wampring-load compare\n\n");
+    md.push_str(&format!("Scenario: `{scenario_line}`\n\n"));
+    md.push_str(&format!(
+        "Medians over {rounds} round(s), routers alternating in the order listed. Ratios (×) are to \
+         the first router: above 1 means more {unit}/s, or more latency / CPU.\n\n"
+    ));
+    md.push_str(&format!(
+        "| router | achieved {unit}/s | × | p50 µs | × | p99 µs | × | p99.9 µs | × | max µs | router CPU µs/{op} | × | generator CPU µs/{op} | errors | runs ok/failed |\n"
+    ));
+    md.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    let base = summaries.first();
+    for s in summaries {
+        let b = |f: fn(&RouterSummary) -> Option<f64>| base.and_then(f);
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {}/{} |\n",
+            s.name,
+            cell(s.achieved, format_rate),
+            ratio(s.achieved, b(|x| x.achieved)),
+            cell(s.p50, format_micros),
+            ratio(s.p50, b(|x| x.p50)),
+            cell(s.p99, format_micros),
+            ratio(s.p99, b(|x| x.p99)),
+            cell(s.p999, format_micros),
+            ratio(s.p999, b(|x| x.p999)),
+            cell(s.max, format_micros),
+            cell(s.router_us_per_op, |v| format!("{v:.2}")),
+            ratio(s.router_us_per_op, b(|x| x.router_us_per_op)),
+            cell(s.generator_us_per_op, |v| format!("{v:.2}")),
+            cell(s.errors, |v| format!("{v:.0}")),
+            s.runs_ok,
+            s.runs_failed,
+        ));
+    }
+    md.push_str("\n| router | url |\n|---|---|\n");
+    for s in summaries {
+        md.push_str(&format!("| {} | {} |\n", s.name, s.url));
+    }
+    md
+}
+
+/// Two bar panels: achieved rate (higher is better) and p99 latency (lower is better).
+pub fn write_svg(path: &Path, unit: &str, summaries: &[RouterSummary]) -> Result<(), String> {
+    use plotters::prelude::*;
+    let names: Vec<String> = summaries.iter().map(|s| s.name.clone()).collect();
+    let achieved: Vec<f64> = summaries
+        .iter()
+        .map(|s| s.achieved.unwrap_or(0.0))
+        .collect();
+    let p99: Vec<f64> = summaries.iter().map(|s| s.p99.unwrap_or(0.0)).collect();
+    let width = 560 * 2;
+    let root = SVGBackend::new(path, (width, 440)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let (left, right) = root.split_horizontally(width / 2);
+    bar_panel(
+        &left,
+        &format!("achieved {unit}/s (higher is better)"),
+        &names,
+        &achieved,
+        &RGBColor(0x33, 0x66, 0xcc),
+        format_rate,
+    )?;
+    bar_panel(
+        &right,
+        "p99 latency µs (lower is better)",
+        &names,
+        &p99,
+        &RGBColor(0xcc, 0x55, 0x33),
+        format_micros,
+    )?;
+    root.present().map_err(|e| e.to_string())
+}
+
+fn bar_panel<DB: plotters::prelude::DrawingBackend>(
+    area: &plotters::prelude::DrawingArea<DB, plotters::coord::Shift>,
+    caption: &str,
+    names: &[String],
+    values: &[f64],
+    color: &plotters::prelude::RGBColor,
+    label: fn(f64) -> String,
+) -> Result<(), String> {
+    use plotters::prelude::*;
+    let top = values.iter().copied().fold(0.0, f64::max).max(1e-9) * 1.18;
+    let bars = names.len().max(1) as u32;
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 18))
+        .margin(16)
+        .x_label_area_size(34)
+        .y_label_area_size(72)
+        .build_cartesian_2d((0u32..bars).into_segmented(), 0f64..top)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(names.len() + 1)
+        .x_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
+                names.get(*i as usize).cloned().unwrap_or_default()
+            }
+            SegmentValue::Last => String::new(),
+        })
+        .y_label_formatter(&|v| label(*v))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    chart
+        .draw_series(
+            Histogram::vertical(&chart)
+                .style(color.filled())
+                .margin(24)
+                .data(values.iter().enumerate().map(|(i, v)| (i as u32, *v))),
+        )
+        .map_err(|e| e.to_string())?;
+    chart
+        .draw_series(values.iter().enumerate().map(|(i, v)| {
+            Text::new(
+                label(*v),
+                (SegmentValue::CenterOf(i as u32), *v + top * 0.02),
+                ("sans-serif", 14),
+            )
+        }))
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Flags compare sets itself for every run.
+const RESERVED_FLAGS: [&str; 3] = ["--url", "--json", "--router-pid"];
+
+fn scenario_common(command: &Command) -> Option<&CommonArgs> {
+    match command {
+        Command::Rpc(a) => Some(&a.common),
+        Command::Pubsub(a) => Some(&a.common),
+        Command::Connect(a) => Some(&a.common),
+        Command::Compare(_) => None,
+    }
+}
+
+/// Runs the comparison; prints the markdown table and where the files went.
+pub fn run(args: &CompareArgs) -> Result<(), String> {
+    for arg in &args.scenario {
+        if RESERVED_FLAGS
+            .iter()
+            .any(|flag| arg == flag || arg.starts_with(&format!("{flag}=")))
+        {
+            return Err(format!(
+                "compare sets {arg} per router; leave it out of the scenario flags"
+            ));
+        }
+    }
+    // Parse the scenario as the children will, to fail now and not after N runs.
+    let probe = Cli::try_parse_from(
+        std::iter::once("wampring-load".to_string())
+            .chain(args.scenario.iter().cloned())
+            .chain(["--url".to_string(), args.routers[0].1.clone()]),
+    )
+    .map_err(|e| format!("scenario flags: {e}"))?;
+    validate(&probe.command)?;
+    let common =
+        scenario_common(&probe.command).ok_or("compare needs a scenario (rpc, pubsub, connect)")?;
+    for (_, url) in &args.routers {
+        crate::target::Target::parse(url)?;
+    }
+    let child_budget = common.setup_timeout
+        + common.warmup
+        + common.duration
+        + common.drain
+        + CLOSE_TIMEOUT
+        + Duration::from_secs(15);
+
+    let raw = args.out.join("raw");
+    std::fs::create_dir_all(&raw).map_err(|e| format!("{}: {e}", raw.display()))?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find my own executable: {e}"))?;
+    let mut reports: Vec<(Vec<Report>, usize)> = vec![(Vec::new(), 0); args.routers.len()];
+    let mut unit = String::from("ops");
+    for round in 1..=args.repeat {
+        for (index, (name, url)) in args.routers.iter().enumerate() {
+            let json = raw.join(format!("{name}-{round}.json"));
+            let text = raw.join(format!("{name}-{round}.txt"));
+            let _ = std::fs::remove_file(&json);
+            let pid = args
+                .router_pids
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, p)| p.clone());
+            eprintln!("compare: round {round}/{}: {name} ({url})", args.repeat);
+            match run_child(
+                &exe,
+                &args.scenario,
+                url,
+                &json,
+                &text,
+                pid.as_deref(),
+                child_budget,
+            ) {
+                Ok(report) => {
+                    eprintln!(
+                        "compare:   {} {}/s, p99 {} µs",
+                        format_rate(report.achieved),
+                        report.unit,
+                        format_micros(report.p99)
+                    );
+                    unit = report.unit.clone();
+                    reports[index].0.push(report);
+                }
+                Err(e) => {
+                    eprintln!("compare:   run failed: {e}");
+                    reports[index].1 += 1;
+                }
+            }
+        }
+    }
+    let summaries: Vec<RouterSummary> = args
+        .routers
+        .iter()
+        .zip(&reports)
+        .map(|((name, url), (ok, failed))| RouterSummary::of(name, url, ok, *failed))
+        .collect();
+    let scenario_line = args.scenario.join(" ");
+    let md = markdown(&scenario_line, &unit, args.repeat, &summaries);
+    let md_path = args.out.join("compare.md");
+    std::fs::write(&md_path, &md).map_err(|e| format!("{}: {e}", md_path.display()))?;
+    let svg_path = args.out.join("compare.svg");
+    write_svg(&svg_path, &unit, &summaries)?;
+    print!("{md}");
+    eprintln!(
+        "compare: wrote {} and {}",
+        md_path.display(),
+        svg_path.display()
+    );
+    if summaries.iter().all(|s| s.runs_ok == 0) {
+        return Err("every run failed".into());
+    }
+    Ok(())
+}
+
+/// One child run; returns its report. The child is killed (by its PID) if it outlives
+/// `budget`, which cannot happen unless its own watchdog failed.
+fn run_child(
+    exe: &Path,
+    scenario: &[String],
+    url: &str,
+    json: &PathBuf,
+    text: &PathBuf,
+    router_pid: Option<&str>,
+    budget: Duration,
+) -> Result<Report, String> {
+    let stdout = std::fs::File::create(text).map_err(|e| format!("{}: {e}", text.display()))?;
+    let mut command = Process::new(exe);
+    command
+        .args(scenario)
+        .arg("--url")
+        .arg(url)
+        .arg("--json")
+        .arg(json)
+        .arg("--quiet");
+    if let Some(pid) = router_pid {
+        command.arg("--router-pid").arg(pid);
+    }
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
+    let started = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() > budget => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("run exceeded {budget:?}; killed"));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => return Err(format!("waiting for the run: {e}")),
+        }
+    };
+    if !status.success() {
+        return Err(format!(
+            "exited with {status} (details above and in {})",
+            text.display()
+        ));
+    }
+    let body = std::fs::read_to_string(json).map_err(|e| format!("{}: {e}", json.display()))?;
+    serde_json::from_str(&body).map_err(|e| format!("{}: {e}", json.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(vec![]), None);
+        assert_eq!(median(vec![3.0]), Some(3.0));
+        assert_eq!(median(vec![5.0, 1.0, 3.0]), Some(3.0));
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median(vec![f64::NAN, 2.0]), Some(2.0));
+    }
+
+    #[test]
+    fn ratios() {
+        assert_eq!(ratio(Some(150.0), Some(100.0)), "1.50×");
+        assert_eq!(ratio(Some(100.0), Some(100.0)), "1.00×");
+        assert_eq!(ratio(Some(1.0), Some(0.0)), "-");
+        assert_eq!(ratio(None, Some(1.0)), "-");
+        assert_eq!(ratio(Some(1.0), None), "-");
+    }
+
+    fn summary(name: &str, achieved: f64, p99: f64) -> RouterSummary {
+        RouterSummary {
+            name: name.into(),
+            url: format!("ws://{name}:1/ws"),
+            runs_ok: 3,
+            runs_failed: 0,
+            achieved: Some(achieved),
+            offered: Some(achieved),
+            p50: Some(p99 / 2.0),
+            p99: Some(p99),
+            p999: Some(p99 * 2.0),
+            max: Some(p99 * 3.0),
+            errors: Some(0.0),
+            generator_us_per_op: Some(3.0),
+            router_us_per_op: None,
+        }
+    }
+
+    #[test]
+    fn markdown_has_a_row_per_router_with_ratios_to_the_first() {
+        let md = markdown(
+            "rpc --window 1",
+            "calls",
+            3,
+            &[summary("a", 1000.0, 50.0), summary("b", 500.0, 100.0)],
+        );
+        let rows: Vec<&str> = md
+            .lines()
+            .filter(|l| l.starts_with("| a |") || l.starts_with("| b |"))
+            .collect();
+        assert_eq!(rows.len(), 4, "{md}"); // summary rows and url rows
+        assert!(rows[0].contains("| 1000 | 1.00× |"), "{}", rows[0]);
+        assert!(rows[1].contains("| 500 | 0.50× |"), "{}", rows[1]);
+        assert!(rows[1].contains("| 100.0 | 2.00× |"), "{}", rows[1]);
+        assert!(rows[0].ends_with("| 3/0 |"));
+        // every table row has the header's column count
+        let header = md
+            .lines()
+            .find(|l| l.starts_with("| router | achieved"))
+            .unwrap();
+        assert_eq!(header.matches('|').count(), rows[0].matches('|').count());
+        assert!(md.contains("achieved calls/s") && md.contains("µs/call"));
+    }
+
+    #[test]
+    fn svg_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.svg");
+        write_svg(
+            &path,
+            "calls",
+            &[summary("alpha", 1000.0, 50.0), summary("beta", 700.0, 80.0)],
+        )
+        .unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(svg.starts_with("<svg") || svg.starts_with("<?xml"));
+        assert!(svg.contains("alpha") && svg.contains("beta"));
+        assert!(svg.trim_end().ends_with("</svg>"));
+    }
+}

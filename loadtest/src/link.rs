@@ -1,0 +1,520 @@
+//! One WAMP client session over one TCP connection, on the current glommio executor: the
+//! transport handshake and framing come from `wampring::net::ClientConn`, messages from
+//! `wampring::wire`. The scenario tasks drive it in turns: queue messages with
+//! [`Link::send`], then [`Link::pump`] performs at most one socket write (everything queued
+//! since the last turn goes out in that one write) and waits until bytes arrive, the write
+//! completes, or a wake-up time passes; then [`Link::next_message`] hands out what arrived.
+//!
+//! Every wait is bounded by a deadline, and everything the router sends is untrusted: failures
+//! come back as [`LinkError`]s that the scenarios count by URI; nothing here panics on input.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_lite::io::{AsyncRead, AsyncWrite};
+use glommio::net::TcpStream;
+use glommio::timer::Timer;
+use wampring::net::{ClientConn, ConnEvent, SendError, TransportKind};
+use wampring::serializer::Serializer;
+use wampring::wire::{self, Dict, Message, Value};
+
+use crate::target::Target;
+
+/// Bytes read from the socket per read call. Shared by all connections of a thread (a read
+/// never spans an await), so ten thousand idle sessions do not hold ten thousand buffers.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// Reads per [`Link::pump`] before it returns, so one busy connection cannot starve the others
+/// on its thread.
+const MAX_READS_PER_TURN: usize = 4;
+
+thread_local! {
+    static READ_BUFFER: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_CHUNK]);
+}
+
+/// Why a session failed. [`LinkError::uri`] names it for the error table.
+#[derive(Debug)]
+pub enum LinkError {
+    Connect(io::Error),
+    Io(io::Error),
+    /// The transport ended: peer closed, or a transport-level error (reason from `net`).
+    TransportClosed(String),
+    /// A bounded wait expired; the text says which.
+    Timeout(&'static str),
+    /// The router sent ABORT (reason URI).
+    Abort(String),
+    /// The router sent GOODBYE while the session was in use.
+    Goodbye(String),
+    /// The router asked for authentication, which the generator does not do.
+    AuthenticationRequired(String),
+    /// An ERROR reply to a setup request (REGISTER, SUBSCRIBE): the error URI.
+    Refused(String),
+    /// The router sent something undecodable or out of place.
+    Protocol(String),
+    /// A message could not be queued (outbound bound hit, too large, transport not open).
+    Send(SendError),
+    Encode(String),
+}
+
+impl LinkError {
+    /// The URI under which this failure is counted.
+    pub fn uri(&self) -> String {
+        match self {
+            LinkError::Abort(reason) | LinkError::Refused(reason) => reason.clone(),
+            LinkError::Goodbye(_) => "wampload.router_goodbye".into(),
+            LinkError::Connect(_) => "wampload.connect_failed".into(),
+            LinkError::Io(_) => "wampload.io_error".into(),
+            LinkError::TransportClosed(_) => "wampload.transport_closed".into(),
+            LinkError::Timeout(_) => "wampload.timeout".into(),
+            LinkError::AuthenticationRequired(_) => "wampload.authentication_required".into(),
+            LinkError::Protocol(_) => "wampload.protocol_error".into(),
+            LinkError::Send(_) => "wampload.send_failed".into(),
+            LinkError::Encode(_) => "wampload.encode_failed".into(),
+        }
+    }
+}
+
+impl std::fmt::Display for LinkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LinkError::Connect(e) => write!(f, "connect failed: {e}"),
+            LinkError::Io(e) => write!(f, "socket error: {e}"),
+            LinkError::TransportClosed(reason) => write!(f, "transport closed: {reason}"),
+            LinkError::Timeout(what) => write!(f, "timed out waiting for {what}"),
+            LinkError::Abort(reason) => write!(f, "router sent ABORT {reason}"),
+            LinkError::Goodbye(reason) => write!(f, "router sent GOODBYE {reason}"),
+            LinkError::AuthenticationRequired(method) => {
+                write!(f, "router requires authentication ({method}); use a realm open to anonymous clients")
+            }
+            LinkError::Refused(uri) => write!(f, "router refused the request: {uri}"),
+            LinkError::Protocol(what) => write!(f, "protocol error: {what}"),
+            LinkError::Send(e) => write!(f, "cannot queue message: {e:?}"),
+            LinkError::Encode(e) => write!(f, "cannot encode message: {e}"),
+        }
+    }
+}
+
+/// What ended one [`Link::pump`] turn.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Pumped {
+    /// Bytes arrived; call [`Link::next_message`] until it returns `None`.
+    Data,
+    /// The turn's write went out (completely or partly) and nothing arrived yet.
+    Wrote,
+    /// The wake-up time passed.
+    Woke,
+}
+
+/// The roles a session announces in HELLO.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Roles {
+    Caller,
+    /// A callee; `shared` asks for the shared_registration feature (several echo callees).
+    Callee {
+        shared: bool,
+    },
+    Publisher,
+    Subscriber,
+    /// Every client role (connect scenario: what a typical client library announces).
+    All,
+}
+
+/// One established WAMP client connection.
+pub struct Link {
+    stream: TcpStream,
+    kind: TransportKind,
+    conn: ClientConn,
+    serializer: Serializer,
+    encode_buffer: Vec<u8>,
+    /// The wake-up timer, re-armed only when the wake-up time changes.
+    timer: Option<(Instant, Timer)>,
+    next_request: u64,
+    /// The peer closed its side (EOF): nothing more will arrive.
+    eof: bool,
+}
+
+impl Link {
+    /// Opens the TCP connection and completes the WebSocket or RawSocket handshake.
+    pub async fn connect(
+        target: &Target,
+        address: SocketAddr,
+        serializer: Serializer,
+        deadline: Instant,
+    ) -> Result<Link, LinkError> {
+        let budget = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
+        let stream = TcpStream::connect_timeout(address, budget)
+            .await
+            .map_err(|e| LinkError::Connect(io::Error::from(e)))?;
+        // Small WAMP messages must not wait for Nagle; batching is done by one write per turn.
+        stream
+            .set_nodelay(true)
+            .map_err(|e| LinkError::Io(io::Error::from(e)))?;
+        let conn = ClientConn::new(
+            target.kind,
+            serializer,
+            &target.transport_config(serializer),
+        );
+        let mut link = Link {
+            stream,
+            kind: target.kind,
+            conn,
+            serializer,
+            encode_buffer: Vec::with_capacity(256),
+            timer: None,
+            next_request: 1,
+            eof: false,
+        };
+        loop {
+            if let Some(event) = link.conn.poll_event() {
+                match event {
+                    ConnEvent::Opened { serializer: chosen } if chosen == serializer => {
+                        return Ok(link)
+                    }
+                    ConnEvent::Opened { serializer: chosen } => {
+                        return Err(LinkError::Protocol(format!(
+                            "router chose {chosen}, {serializer} was offered"
+                        )))
+                    }
+                    ConnEvent::Message(_) => {
+                        return Err(LinkError::Protocol(
+                            "message before the transport opened".into(),
+                        ))
+                    }
+                    ConnEvent::Closed { reason } => return Err(LinkError::TransportClosed(reason)),
+                }
+            }
+            if link.eof {
+                return Err(LinkError::TransportClosed(
+                    "the router closed the connection during the handshake".into(),
+                ));
+            }
+            if link.pump(Some(deadline)).await? == Pumped::Woke && Instant::now() >= deadline {
+                return Err(LinkError::Timeout(match target.kind {
+                    TransportKind::WebSocket => "the WebSocket handshake",
+                    TransportKind::RawSocket => "the RawSocket handshake",
+                }));
+            }
+        }
+    }
+
+    /// Sends HELLO for `realm` and waits for WELCOME; returns the session id.
+    pub async fn join(
+        &mut self,
+        realm: &str,
+        roles: Roles,
+        deadline: Instant,
+    ) -> Result<u64, LinkError> {
+        let hello = Message::Hello {
+            realm: realm.into(),
+            details: hello_details(roles),
+        };
+        self.send(&hello)?;
+        loop {
+            if let Some(frame) = self.next_message()? {
+                match wire::decode(self.serializer, &frame) {
+                    Ok(Message::Welcome { session, .. }) => return Ok(session),
+                    Ok(Message::Abort { reason, .. }) => {
+                        return Err(LinkError::Abort(reason.into_owned()))
+                    }
+                    Ok(Message::Challenge { method, .. }) => {
+                        return Err(LinkError::AuthenticationRequired(method.into_owned()))
+                    }
+                    Ok(other) => {
+                        return Err(LinkError::Protocol(format!(
+                            "{} instead of WELCOME",
+                            other.name()
+                        )))
+                    }
+                    Err(e) => {
+                        return Err(LinkError::Protocol(format!(
+                            "undecodable reply to HELLO: {e}"
+                        )))
+                    }
+                }
+            }
+            self.wait(deadline, "WELCOME").await?;
+        }
+    }
+
+    /// Sends one request (REGISTER, SUBSCRIBE) and waits for its reply: returns the id in the
+    /// expected reply (`registration`, `subscription`). Messages for other purposes arriving
+    /// meanwhile are ignored: nothing else is in flight during setup.
+    pub async fn request(
+        &mut self,
+        message: &Message<'_>,
+        deadline: Instant,
+    ) -> Result<u64, LinkError> {
+        self.send(message)?;
+        let (request, what) = match message {
+            Message::Register { request, .. } => (*request, "REGISTERED"),
+            Message::Subscribe { request, .. } => (*request, "SUBSCRIBED"),
+            _ => return Err(LinkError::Protocol("not a setup request".into())),
+        };
+        loop {
+            while let Some(frame) = self.next_message()? {
+                match wire::decode(self.serializer, &frame) {
+                    Ok(Message::Registered {
+                        request: r,
+                        registration,
+                    }) if r == request => return Ok(registration),
+                    Ok(Message::Subscribed {
+                        request: r,
+                        subscription,
+                    }) if r == request => return Ok(subscription),
+                    Ok(Message::Error {
+                        request: r, error, ..
+                    }) if r == request => return Err(LinkError::Refused(error.into_owned())),
+                    Ok(Message::Abort { reason, .. }) => {
+                        return Err(LinkError::Abort(reason.into_owned()))
+                    }
+                    Ok(Message::Goodbye { reason, .. }) => {
+                        return Err(LinkError::Goodbye(reason.into_owned()))
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Err(LinkError::Protocol(format!("undecodable reply: {e}"))),
+                }
+            }
+            self.wait(deadline, what).await?;
+        }
+    }
+
+    /// The next request id of this session (sequential from 1, as the spec requires).
+    pub fn next_request_id(&mut self) -> u64 {
+        let id = self.next_request;
+        self.next_request = if id >= wire::MAX_ID { 1 } else { id + 1 };
+        id
+    }
+
+    /// The request id [`Link::next_request_id`] will return next.
+    pub fn peek_request_id(&self) -> u64 {
+        self.next_request
+    }
+
+    pub fn serializer(&self) -> Serializer {
+        self.serializer
+    }
+
+    /// Encodes and queues one message; it leaves with the next [`Link::pump`].
+    pub fn send(&mut self, message: &Message<'_>) -> Result<(), LinkError> {
+        self.encode_buffer.clear();
+        wire::encode(message, self.serializer, &mut self.encode_buffer)
+            .map_err(|e| LinkError::Encode(e.to_string()))?;
+        self.conn
+            .send_message(&self.encode_buffer)
+            .map_err(LinkError::Send)
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn queued_bytes(&self) -> usize {
+        self.conn.output().len()
+    }
+
+    /// The next complete message received, `Ok(None)` when more bytes are needed, or the
+    /// transport's end.
+    pub fn next_message(&mut self) -> Result<Option<Bytes>, LinkError> {
+        match self.conn.poll_event() {
+            Some(ConnEvent::Message(frame)) => Ok(Some(frame)),
+            Some(ConnEvent::Closed { reason }) => Err(LinkError::TransportClosed(reason)),
+            Some(ConnEvent::Opened { .. }) => {
+                Err(LinkError::Protocol("transport opened twice".into()))
+            }
+            None if self.eof => Err(LinkError::TransportClosed(
+                "the router closed the connection".into(),
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// One turn: at most one write of everything queued, then wait until bytes arrive, the
+    /// write went out, or `wake_at` passes (`None`: no wake-up; only for callers that have
+    /// another bound).
+    pub async fn pump(&mut self, wake_at: Option<Instant>) -> Result<Pumped, LinkError> {
+        if self.eof {
+            return Ok(Pumped::Data); // next_message reports the end
+        }
+        match wake_at {
+            Some(at) => match &mut self.timer {
+                Some((armed, timer)) if *armed != at => {
+                    timer.reset(at.saturating_duration_since(Instant::now()));
+                    *armed = at;
+                }
+                Some(_) => {}
+                None => {
+                    self.timer =
+                        Some((at, Timer::new(at.saturating_duration_since(Instant::now()))))
+                }
+            },
+            None => self.timer = None,
+        }
+        let mut wrote = false;
+        let Link {
+            stream,
+            conn,
+            timer,
+            eof,
+            ..
+        } = self;
+        std::future::poll_fn(|cx| {
+            if !wrote && !conn.output().is_empty() {
+                match Pin::new(&mut *stream).poll_write(cx, conn.output()) {
+                    Poll::Ready(Ok(0)) => {
+                        return Poll::Ready(Err(LinkError::Io(io::ErrorKind::WriteZero.into())))
+                    }
+                    Poll::Ready(Ok(n)) => {
+                        conn.consume_output(n);
+                        wrote = true;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(LinkError::Io(e))),
+                    Poll::Pending => {}
+                }
+            }
+            let read = READ_BUFFER.with(|buffer| {
+                let mut buffer = buffer.borrow_mut();
+                let mut got = false;
+                for _ in 0..MAX_READS_PER_TURN {
+                    match Pin::new(&mut *stream).poll_read(cx, &mut buffer[..]) {
+                        Poll::Ready(Ok(0)) => {
+                            *eof = true;
+                            return Ok(true);
+                        }
+                        Poll::Ready(Ok(n)) => {
+                            conn.receive(&buffer[..n]);
+                            got = true;
+                            if n < buffer.len() {
+                                break;
+                            }
+                        }
+                        Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Poll::Ready(Err(e)) => return Err(e),
+                        Poll::Pending => break,
+                    }
+                }
+                Ok(got)
+            });
+            match read {
+                Ok(true) => return Poll::Ready(Ok(Pumped::Data)),
+                Ok(false) => {}
+                Err(e) => return Poll::Ready(Err(LinkError::Io(e))),
+            }
+            if wrote {
+                return Poll::Ready(Ok(Pumped::Wrote));
+            }
+            if let Some((_, timer)) = timer.as_mut() {
+                if Pin::new(timer).poll(cx).is_ready() {
+                    return Poll::Ready(Ok(Pumped::Woke));
+                }
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Pumps once with `deadline` as the wake-up; fails with a timeout once it has passed.
+    async fn wait(&mut self, deadline: Instant, what: &'static str) -> Result<(), LinkError> {
+        if Instant::now() >= deadline {
+            return Err(LinkError::Timeout(what));
+        }
+        self.pump(Some(deadline)).await.map(drop)
+    }
+
+    /// Ends the session politely: GOODBYE, wait for the router's GOODBYE (discarding whatever
+    /// else still arrives), close the transport (WebSocket close handshake), close the socket.
+    /// Bounded by `deadline`; the socket is closed in every case.
+    pub async fn leave(mut self, deadline: Instant) -> Result<(), LinkError> {
+        let result = self.goodbye(deadline).await;
+        self.conn.close(1000, "");
+        // Flush the close frame and give the router a moment to answer it; bounded.
+        let close_deadline = deadline.min(Instant::now() + Duration::from_millis(500));
+        // RawSocket has no close frame: the socket is simply closed once GOODBYE went out.
+        let wait_for_close = self.kind == TransportKind::WebSocket;
+        while wait_for_close
+            && !self.eof
+            && !self.conn.wants_close()
+            && Instant::now() < close_deadline
+        {
+            match self.pump(Some(close_deadline)).await {
+                Ok(_) => {
+                    if matches!(self.conn.poll_event(), Some(ConnEvent::Closed { .. })) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        while !self.conn.output().is_empty() && Instant::now() < close_deadline {
+            if self.pump(Some(close_deadline)).await.is_err() {
+                break;
+            }
+        }
+        let _ = self.stream.shutdown(std::net::Shutdown::Both).await;
+        result
+    }
+
+    async fn goodbye(&mut self, deadline: Instant) -> Result<(), LinkError> {
+        let goodbye = Message::Goodbye {
+            details: Dict::new(),
+            reason: "wamp.close.close_realm".into(),
+        };
+        self.send(&goodbye)?;
+        loop {
+            while let Some(frame) = self.next_message()? {
+                match wire::decode(self.serializer, &frame) {
+                    Ok(Message::Goodbye { .. }) => return Ok(()),
+                    Ok(Message::Abort { reason, .. }) => {
+                        return Err(LinkError::Abort(reason.into_owned()))
+                    }
+                    // Results, events, invocations still in the pipe: discarded.
+                    Ok(_) => {}
+                    Err(e) => {
+                        return Err(LinkError::Protocol(format!(
+                            "undecodable message while leaving: {e}"
+                        )))
+                    }
+                }
+            }
+            self.wait(deadline, "the GOODBYE reply").await?;
+        }
+    }
+}
+
+/// HELLO.Details: the roles (with the features the scenario relies on) and the agent.
+fn hello_details(roles: Roles) -> Dict<'static> {
+    let role = |features: Dict<'static>| {
+        let mut role = Dict::new();
+        role.insert("features", features);
+        Value::from(role)
+    };
+    let mut all = Dict::new();
+    match roles {
+        Roles::Caller => all.insert("caller", role(Dict::new())),
+        Roles::Callee { shared } => {
+            let mut features = Dict::new();
+            if shared {
+                features.insert("shared_registration", true);
+            }
+            all.insert("callee", role(features));
+        }
+        Roles::Publisher => all.insert("publisher", role(Dict::new())),
+        Roles::Subscriber => all.insert("subscriber", role(Dict::new())),
+        Roles::All => {
+            for name in ["caller", "callee", "publisher", "subscriber"] {
+                all.insert(name, role(Dict::new()));
+            }
+        }
+    }
+    let mut details = Dict::new();
+    details.insert("roles", all);
+    details.insert(
+        "agent",
+        concat!("wampring-load/", env!("CARGO_PKG_VERSION")),
+    );
+    details
+}

@@ -1,0 +1,300 @@
+//! What one executor thread measured, and how the threads' measurements are merged.
+//!
+//! Tasks on a thread share one [`ThreadStats`] (no atomics on the hot path); every 200 ms the
+//! thread copies its live totals and its interval histogram into its [`ThreadProgress`] cell,
+//! which the main thread reads for the once-a-second progress line. At the end each thread
+//! hands its `ThreadStats` back and the main thread merges them.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+/// Latencies are recorded in nanoseconds, 3 significant digits, up to one minute (longer ones
+/// are clamped to the maximum and still counted).
+pub const HISTOGRAM_MAX_NS: u64 = 60_000_000_000;
+
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HISTOGRAM_MAX_NS, 3).expect("valid histogram bounds")
+}
+
+/// Merges `from` into `into`; both come from [`new_histogram`], so merging cannot fail, but a
+/// failure would only lose samples, never crash a run.
+pub fn merge_histogram(into: &mut Histogram<u64>, from: &Histogram<u64>) {
+    if into.add(from).is_err() {
+        for value in from.iter_recorded() {
+            into.saturating_record_n(value.value_iterated_to(), value.count_at_value());
+        }
+    }
+}
+
+/// Operation counts. Which fields a scenario uses is listed in the README; unused ones stay 0
+/// and are left out of the text report.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Measured operations sent: CALLs (rpc), PUBLISHes (pubsub), session attempts (connect).
+    pub sent: u64,
+    /// Measured operations that succeeded: RESULTs, PUBLISHED acks, completed session cycles.
+    pub ok: u64,
+    /// Measured operations that failed, timeouts and lost sessions included; by URI in
+    /// `errors`. For every scenario `sent == ok + errors` (pubsub without acknowledge: `ok` and
+    /// `errors` stay 0).
+    pub errors: u64,
+    /// Open loop: measured operations that were due but never sent (the generator or the
+    /// router fell behind the schedule).
+    pub unsent: u64,
+    /// rpc: INVOCATIONs the echo callees answered (whole run).
+    pub invocations: u64,
+    /// pubsub: events that should have reached the subscribers (measured publishes that were
+    /// not refused, times the number of subscribers).
+    pub expected: u64,
+    /// pubsub: distinct measured events received.
+    pub received: u64,
+    /// pubsub: expected minus received, per subscriber.
+    pub lost: u64,
+    /// pubsub: measured events received more than once.
+    pub duplicated: u64,
+    /// pubsub: events that arrived too far out of order to be told from duplicates.
+    pub too_late: u64,
+    /// pubsub: more distinct events than published (never expected).
+    pub unexpected: u64,
+    /// Messages the router sent that the generator could not match or decode.
+    pub protocol_errors: u64,
+    /// Sessions established during setup (callers, callees, publishers, subscribers, holds).
+    pub sessions: u64,
+    /// connect: idle sessions held open during the run.
+    pub held: u64,
+}
+
+impl Counts {
+    pub fn merge(&mut self, other: &Counts) {
+        self.sent += other.sent;
+        self.ok += other.ok;
+        self.errors += other.errors;
+        self.unsent += other.unsent;
+        self.invocations += other.invocations;
+        self.expected += other.expected;
+        self.received += other.received;
+        self.lost += other.lost;
+        self.duplicated += other.duplicated;
+        self.too_late += other.too_late;
+        self.unexpected += other.unexpected;
+        self.protocol_errors += other.protocol_errors;
+        self.sessions += other.sessions;
+        self.held += other.held;
+    }
+}
+
+/// Everything one thread measured.
+pub struct ThreadStats {
+    /// Latencies of measured operations, ns.
+    pub latency: Histogram<u64>,
+    pub counts: Counts,
+    /// Failures by URI: the router's error URI, or a `wampload.*` URI for the generator's own
+    /// observations (timeouts, lost sessions, undecodable messages).
+    pub errors: BTreeMap<String, u64>,
+    /// pubsub: distinct measured events per subscriber on this thread.
+    pub subscriber_received: Vec<u64>,
+    /// Live figures for the progress line: all operations, measured or not.
+    pub live_ops: u64,
+    pub live_errors: u64,
+    pub live_latency: Histogram<u64>,
+}
+
+impl Default for ThreadStats {
+    fn default() -> Self {
+        ThreadStats {
+            latency: new_histogram(),
+            counts: Counts::default(),
+            errors: BTreeMap::new(),
+            subscriber_received: Vec::new(),
+            live_ops: 0,
+            live_errors: 0,
+            live_latency: new_histogram(),
+        }
+    }
+}
+
+impl ThreadStats {
+    /// Records one completed operation: `measured` ones go into the result, all into the live
+    /// view.
+    pub fn record_latency(&mut self, latency_ns: u64, measured: bool) {
+        let value = latency_ns.clamp(1, HISTOGRAM_MAX_NS);
+        if measured {
+            self.latency.saturating_record(value);
+        }
+        self.live_latency.saturating_record(value);
+        self.live_ops += 1;
+    }
+
+    /// Counts one failure under `uri`. `measured_op` says whether it is a measured operation's
+    /// failure (adds to `counts.errors`, so `sent == ok + errors` holds).
+    pub fn record_error(&mut self, uri: &str, measured_op: bool) {
+        self.record_errors(uri, 1, measured_op);
+    }
+
+    pub fn record_errors(&mut self, uri: &str, n: u64, measured_op: bool) {
+        if n == 0 {
+            return;
+        }
+        match self.errors.get_mut(uri) {
+            Some(count) => *count += n,
+            None => {
+                // Bound the map: a router answering with ever-new URIs cannot grow it forever.
+                let key = if self.errors.len() < 256 {
+                    uri
+                } else {
+                    "wampload.other_error"
+                };
+                *self.errors.entry(key.to_string()).or_insert(0) += n;
+            }
+        }
+        if measured_op {
+            self.counts.errors += n;
+        }
+        self.live_errors += n;
+    }
+
+    pub fn merge(&mut self, other: &ThreadStats) {
+        merge_histogram(&mut self.latency, &other.latency);
+        self.counts.merge(&other.counts);
+        for (uri, n) in &other.errors {
+            *self.errors.entry(uri.clone()).or_insert(0) += n;
+        }
+        self.subscriber_received
+            .extend_from_slice(&other.subscriber_received);
+        self.live_ops += other.live_ops;
+        self.live_errors += other.live_errors;
+    }
+}
+
+/// The live view one thread publishes for the progress line.
+pub struct ThreadProgress {
+    pub ops: AtomicU64,
+    pub errors: AtomicU64,
+    pub interval: Mutex<Histogram<u64>>,
+}
+
+impl Default for ThreadProgress {
+    fn default() -> Self {
+        ThreadProgress {
+            ops: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            interval: Mutex::new(new_histogram()),
+        }
+    }
+}
+
+impl ThreadProgress {
+    /// Publishes the thread's live totals and moves its interval latencies over.
+    pub fn publish(&self, stats: &mut ThreadStats) {
+        self.ops.store(stats.live_ops, Ordering::Relaxed);
+        self.errors.store(stats.live_errors, Ordering::Relaxed);
+        if let Ok(mut interval) = self.interval.lock() {
+            merge_histogram(&mut interval, &stats.live_latency);
+        }
+        stats.live_latency.reset();
+    }
+}
+
+/// Latency percentiles in microseconds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencySummary {
+    pub count: u64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+impl LatencySummary {
+    pub fn of(histogram: &Histogram<u64>) -> LatencySummary {
+        if histogram.is_empty() {
+            return LatencySummary::default();
+        }
+        let micros = |ns: u64| ns as f64 / 1e3;
+        LatencySummary {
+            count: histogram.len(),
+            p50: micros(histogram.value_at_quantile(0.50)),
+            p90: micros(histogram.value_at_quantile(0.90)),
+            p99: micros(histogram.value_at_quantile(0.99)),
+            p999: micros(histogram.value_at_quantile(0.999)),
+            max: micros(histogram.max()),
+            mean: histogram.mean() / 1e3,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thread_histograms_merge_into_one_distribution() {
+        let mut a = ThreadStats::default();
+        let mut b = ThreadStats::default();
+        for _ in 0..900 {
+            a.record_latency(10_000, true); // 10 us
+        }
+        for _ in 0..100 {
+            b.record_latency(1_000_000, true); // 1 ms
+        }
+        b.record_latency(5_000_000, false); // warmup: live only
+        a.merge(&b);
+        let s = LatencySummary::of(&a.latency);
+        assert_eq!(s.count, 1000);
+        assert!((s.p50 - 10.0).abs() < 0.1, "{s:?}");
+        assert!((s.p90 - 10.0).abs() < 0.1, "{s:?}");
+        assert!((s.p99 - 1000.0).abs() < 1.0, "{s:?}");
+        assert!((s.max - 1000.0).abs() < 1.0, "{s:?}");
+        assert_eq!(a.live_ops, 1001);
+    }
+
+    #[test]
+    fn huge_and_zero_latencies_are_clamped_not_lost() {
+        let mut s = ThreadStats::default();
+        s.record_latency(0, true);
+        s.record_latency(u64::MAX, true);
+        assert_eq!(s.latency.len(), 2);
+        assert!(LatencySummary::of(&s.latency).max >= 59_000_000.0);
+    }
+
+    #[test]
+    fn errors_count_by_uri_and_stay_bounded() {
+        let mut s = ThreadStats::default();
+        s.record_error("wamp.error.no_such_procedure", true);
+        s.record_error("wamp.error.no_such_procedure", true);
+        s.record_error("wampload.decode_error", false);
+        assert_eq!(s.errors["wamp.error.no_such_procedure"], 2);
+        assert_eq!(s.counts.errors, 2);
+        assert_eq!(s.live_errors, 3);
+        for i in 0..1000 {
+            s.record_error(&format!("x.{i}"), false);
+        }
+        assert!(s.errors.len() <= 257);
+        assert!(s.errors["wampload.other_error"] > 0);
+    }
+
+    #[test]
+    fn empty_summary_is_zero() {
+        assert_eq!(
+            LatencySummary::of(&new_histogram()),
+            LatencySummary::default()
+        );
+    }
+
+    #[test]
+    fn progress_moves_interval_latencies() {
+        let progress = ThreadProgress::default();
+        let mut s = ThreadStats::default();
+        s.record_latency(1000, false);
+        progress.publish(&mut s);
+        assert_eq!(progress.ops.load(Ordering::Relaxed), 1);
+        assert_eq!(progress.interval.lock().unwrap().len(), 1);
+        assert!(s.live_latency.is_empty());
+    }
+}

@@ -1,0 +1,673 @@
+//! The router's configuration: the TOML file format, its embedded default
+//! (`src/default-config.toml`), and validation. Parsing is strict — unknown keys are errors
+//! (serde `deny_unknown_fields`) — and every bad value is reported with the key that holds it,
+//! e.g. `listener[1].path: "ws" must start with '/'`. The result is a [`Config`] whose parts are
+//! the plain configuration types of the lower layers ([`TransportConfig`], [`RouterConfig`]),
+//! so nothing below this module sees TOML.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::net::{TransportConfig, TransportKind};
+use crate::router::{RealmConfig, RouterConfig, UriCheck};
+use crate::serializer::Serializer;
+
+/// The embedded default configuration, served by `wampring` without arguments and printed by
+/// `wampring --print-default-config`.
+pub const DEFAULT_CONFIG_TOML: &str = include_str!("default-config.toml");
+
+/// Bounds of the sizes and counts a config may set. They keep a typo (an extra zero) from
+/// turning into an unbounded queue, and keep RawSocket within what its handshake can announce.
+pub mod bounds {
+    pub const MIN_MESSAGE_SIZE: usize = 512;
+    /// RawSocket announces at most 2^24 bytes in its handshake.
+    pub const MAX_RAWSOCKET_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
+    pub const MAX_WEBSOCKET_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
+    pub const MIN_OUTBOUND_BYTES: usize = 64 * 1024;
+    pub const MAX_OUTBOUND_BYTES: usize = 1024 * 1024 * 1024;
+    pub const MAX_PENDING_CALLS: usize = 1 << 20;
+    pub const MIN_HANDSHAKE_TIMEOUT_MS: u64 = 100;
+    pub const MAX_HANDSHAKE_TIMEOUT_MS: u64 = 600_000;
+    pub const MAX_CONNECTIONS_PER_SHARD: usize = 1_000_000;
+    pub const MAX_SPIN_BEFORE_PARK_US: u64 = 1_000_000;
+    pub const MAX_CORES: usize = 1024;
+}
+
+/// A configuration that could not be read, parsed or validated. The text names the file and
+/// the offending key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// One listening socket, validated.
+#[derive(Clone, Debug)]
+pub struct ListenerConfig {
+    pub kind: TransportKind,
+    pub bind: SocketAddr,
+    /// Transport limits and choices; `ws_path` is meaningful for WebSocket only.
+    pub transport: TransportConfig,
+}
+
+impl ListenerConfig {
+    /// How the listener is shown in logs: `ws://127.0.0.1:8080/ws` or `rs://127.0.0.1:8081`.
+    pub fn url(&self) -> String {
+        match self.kind {
+            TransportKind::WebSocket => format!("ws://{}{}", self.bind, self.transport.ws_path),
+            TransportKind::RawSocket => format!("rs://{}", self.bind),
+        }
+    }
+}
+
+/// Per-connection limits the runtime enforces (the router's own limits are in
+/// [`RouterConfig`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LimitsConfig {
+    pub max_outbound_bytes: usize,
+    pub handshake_timeout_ms: u64,
+    pub max_connections_per_shard: usize,
+}
+
+/// Executor tuning knobs (see `tuning/`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuntimeConfig {
+    /// Microseconds an idle executor busy-polls before sleeping; 0 disables spinning.
+    pub spin_before_park_us: u64,
+}
+
+/// A complete, validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Requested shard count (only 1 runs for now; see `main.rs`).
+    pub cores: usize,
+    /// Log filter from the file, used when neither `--log-level` nor `RUST_LOG` is set.
+    pub log_level: Option<String>,
+    pub listeners: Vec<ListenerConfig>,
+    pub limits: LimitsConfig,
+    pub router: RouterConfig,
+    pub runtime: RuntimeConfig,
+}
+
+impl Config {
+    /// The embedded default configuration.
+    pub fn default_config() -> Config {
+        // The embedded file is checked by a unit test; failing here is a build defect.
+        Config::from_toml_str(DEFAULT_CONFIG_TOML).expect("embedded default config is valid")
+    }
+
+    /// Reads and validates a config file; errors name the file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
+        Config::from_toml_str(&text)
+            .map_err(|ConfigError(e)| ConfigError(format!("{}: {e}", path.display())))
+    }
+
+    /// Parses and validates TOML text.
+    pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| ConfigError(describe_toml_error(&e)))?;
+        raw.validate()
+    }
+}
+
+/// toml's messages already name the key (unknown field, bad variant, wrong type) and quote the
+/// offending line with its number; only the trailing newline goes.
+fn describe_toml_error(error: &toml::de::Error) -> String {
+    error.to_string().trim_end().to_string()
+}
+
+// ----- the file format, as serde reads it -----
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    cores: Option<usize>,
+    log_level: Option<String>,
+    #[serde(default, rename = "listener")]
+    listeners: Vec<RawListener>,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    router: RawRouter,
+    #[serde(default)]
+    runtime: RawRuntime,
+    #[serde(default, rename = "realm")]
+    realms: Vec<RawRealm>,
+}
+
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum RawKind {
+    WebSocket,
+    RawSocket,
+}
+
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum RawSerializer {
+    Json,
+    MsgPack,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct RawListener {
+    kind: RawKind,
+    bind: String,
+    path: Option<String>,
+    serializers: Option<Vec<RawSerializer>>,
+    max_message_size: Option<usize>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields, default)]
+struct RawLimits {
+    max_outbound_bytes: usize,
+    max_pending_calls_per_session: usize,
+    handshake_timeout_ms: u64,
+    max_connections_per_shard: usize,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        RawLimits {
+            max_outbound_bytes: 16 * 1024 * 1024,
+            max_pending_calls_per_session: 65_536,
+            handshake_timeout_ms: 10_000,
+            max_connections_per_shard: 100_000,
+        }
+    }
+}
+
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+enum RawUriCheck {
+    #[default]
+    Loose,
+    Strict,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawRouter {
+    auto_create_realms: bool,
+    uri_check: RawUriCheck,
+    strict_request_ids: bool,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawRuntime {
+    spin_before_park_us: u64,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct RawRealm {
+    name: String,
+}
+
+fn check_range<T: PartialOrd + fmt::Display>(
+    key: &str,
+    value: T,
+    min: T,
+    max: T,
+) -> Result<T, ConfigError> {
+    if value < min || value > max {
+        return Err(ConfigError(format!(
+            "{key}: {value} is out of range ({min} ..= {max})"
+        )));
+    }
+    Ok(value)
+}
+
+/// Loose WAMP URI (digest §4): dot-separated, non-empty components without whitespace or '#'.
+/// Strict additionally limits components to `[0-9a-z_]`.
+fn uri_problem(uri: &str, check: UriCheck) -> Option<&'static str> {
+    if uri.is_empty() {
+        return Some("is empty");
+    }
+    for component in uri.split('.') {
+        if component.is_empty() {
+            return Some("has an empty component (leading, trailing or double '.')");
+        }
+        if component.chars().any(|c| c.is_whitespace() || c == '#') {
+            return Some("contains whitespace or '#'");
+        }
+        if check == UriCheck::Strict
+            && !component
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase() || b == b'_')
+        {
+            return Some("is not a strict URI (components of [0-9a-z_] only)");
+        }
+    }
+    None
+}
+
+impl RawConfig {
+    fn validate(self) -> Result<Config, ConfigError> {
+        let cores = check_range("cores", self.cores.unwrap_or(1), 1, bounds::MAX_CORES)?;
+
+        if let Some(level) = &self.log_level {
+            if let Err(e) = tracing_subscriber::EnvFilter::try_new(level) {
+                return Err(ConfigError(format!(
+                    "log_level: {level:?} is not a valid filter: {e}"
+                )));
+            }
+        }
+
+        let limits = LimitsConfig {
+            max_outbound_bytes: check_range(
+                "limits.max_outbound_bytes",
+                self.limits.max_outbound_bytes,
+                bounds::MIN_OUTBOUND_BYTES,
+                bounds::MAX_OUTBOUND_BYTES,
+            )?,
+            handshake_timeout_ms: check_range(
+                "limits.handshake_timeout_ms",
+                self.limits.handshake_timeout_ms,
+                bounds::MIN_HANDSHAKE_TIMEOUT_MS,
+                bounds::MAX_HANDSHAKE_TIMEOUT_MS,
+            )?,
+            max_connections_per_shard: check_range(
+                "limits.max_connections_per_shard",
+                self.limits.max_connections_per_shard,
+                1,
+                bounds::MAX_CONNECTIONS_PER_SHARD,
+            )?,
+        };
+        let max_pending_calls = check_range(
+            "limits.max_pending_calls_per_session",
+            self.limits.max_pending_calls_per_session,
+            1,
+            bounds::MAX_PENDING_CALLS,
+        )?;
+        let runtime = RuntimeConfig {
+            spin_before_park_us: check_range(
+                "runtime.spin_before_park_us",
+                self.runtime.spin_before_park_us,
+                0,
+                bounds::MAX_SPIN_BEFORE_PARK_US,
+            )?,
+        };
+
+        if self.listeners.is_empty() {
+            return Err(ConfigError(
+                "listener: at least one [[listener]] table is required".to_string(),
+            ));
+        }
+        let mut listeners = Vec::with_capacity(self.listeners.len());
+        let mut seen_binds = HashSet::new();
+        for (index, raw) in self.listeners.into_iter().enumerate() {
+            let listener = raw.validate(index, limits.max_outbound_bytes)?;
+            if !seen_binds.insert(listener.bind) {
+                return Err(ConfigError(format!(
+                    "listener[{index}].bind: {} is already used by another listener",
+                    listener.bind
+                )));
+            }
+            listeners.push(listener);
+        }
+
+        let uri_check = match self.router.uri_check {
+            RawUriCheck::Loose => UriCheck::Loose,
+            RawUriCheck::Strict => UriCheck::Strict,
+        };
+        if self.realms.is_empty() && !self.router.auto_create_realms {
+            return Err(ConfigError(
+                "realm: at least one [[realm]] table is required (or set router.auto_create_realms = true)"
+                    .to_string(),
+            ));
+        }
+        let mut realms = Vec::with_capacity(self.realms.len());
+        let mut seen_realms = HashSet::new();
+        for (index, realm) in self.realms.into_iter().enumerate() {
+            if let Some(problem) = uri_problem(&realm.name, uri_check) {
+                return Err(ConfigError(format!(
+                    "realm[{index}].name: {:?} is not a valid realm URI: it {problem}",
+                    realm.name
+                )));
+            }
+            if !seen_realms.insert(realm.name.clone()) {
+                return Err(ConfigError(format!(
+                    "realm[{index}].name: realm {:?} is defined twice",
+                    realm.name
+                )));
+            }
+            realms.push(RealmConfig { name: realm.name });
+        }
+
+        // The router owner may add fields; they keep their defaults until configurable here.
+        #[allow(clippy::needless_update)]
+        let router = RouterConfig {
+            realms,
+            auto_create_realms: self.router.auto_create_realms,
+            uri_check,
+            max_pending_calls_per_session: max_pending_calls,
+            strict_request_ids: self.router.strict_request_ids,
+            ..RouterConfig::default()
+        };
+
+        Ok(Config {
+            cores,
+            log_level: self.log_level,
+            listeners,
+            limits,
+            router,
+            runtime,
+        })
+    }
+}
+
+impl RawListener {
+    fn validate(
+        self,
+        index: usize,
+        max_outbound_bytes: usize,
+    ) -> Result<ListenerConfig, ConfigError> {
+        let key = |field: &str| format!("listener[{index}].{field}");
+        let bind: SocketAddr = self.bind.parse().map_err(|_| {
+            ConfigError(format!(
+                "{}: {:?} is not an IP:PORT socket address (e.g. \"127.0.0.1:8080\"; host names are not resolved)",
+                key("bind"),
+                self.bind
+            ))
+        })?;
+        if bind.port() == 0 {
+            return Err(ConfigError(format!(
+                "{}: port 0 is not allowed; name a port",
+                key("bind")
+            )));
+        }
+
+        let (kind, max_size_bound) = match self.kind {
+            RawKind::WebSocket => (TransportKind::WebSocket, bounds::MAX_WEBSOCKET_MESSAGE_SIZE),
+            RawKind::RawSocket => (TransportKind::RawSocket, bounds::MAX_RAWSOCKET_MESSAGE_SIZE),
+        };
+        let max_message_size = check_range(
+            &key("max_message_size"),
+            self.max_message_size.unwrap_or(16 * 1024 * 1024),
+            bounds::MIN_MESSAGE_SIZE,
+            max_size_bound,
+        )?;
+
+        let ws_path = match (kind, self.path) {
+            (TransportKind::WebSocket, None) => "/ws".to_string(),
+            (TransportKind::WebSocket, Some(path)) => {
+                if !path.starts_with('/') {
+                    return Err(ConfigError(format!(
+                        "{}: {path:?} must start with '/'",
+                        key("path")
+                    )));
+                }
+                if path
+                    .bytes()
+                    .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+                {
+                    return Err(ConfigError(format!(
+                        "{}: {path:?} must not contain whitespace or control characters",
+                        key("path")
+                    )));
+                }
+                path
+            }
+            (TransportKind::RawSocket, None) => String::new(),
+            (TransportKind::RawSocket, Some(_)) => {
+                return Err(ConfigError(format!(
+                    "{}: only websocket listeners have a path (this one is rawsocket)",
+                    key("path")
+                )));
+            }
+        };
+
+        let mut serializers = Vec::new();
+        for serializer in self
+            .serializers
+            .unwrap_or_else(|| vec![RawSerializer::Json, RawSerializer::MsgPack])
+        {
+            let serializer = match serializer {
+                RawSerializer::Json => Serializer::Json,
+                RawSerializer::MsgPack => Serializer::MsgPack,
+            };
+            if serializers.contains(&serializer) {
+                return Err(ConfigError(format!(
+                    "{}: {serializer} is listed twice",
+                    key("serializers")
+                )));
+            }
+            serializers.push(serializer);
+        }
+        if serializers.is_empty() {
+            return Err(ConfigError(format!(
+                "{}: at least one serializer is required",
+                key("serializers")
+            )));
+        }
+
+        Ok(ListenerConfig {
+            kind,
+            bind,
+            transport: TransportConfig {
+                max_message_size,
+                max_outbound_bytes,
+                serializers,
+                ws_path,
+                ..TransportConfig::default()
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(text: &str) -> String {
+        match Config::from_toml_str(text) {
+            Ok(_) => panic!("expected an error for:\n{text}"),
+            Err(ConfigError(e)) => e,
+        }
+    }
+
+    const MINIMAL: &str =
+        "[[listener]]\nkind = \"rawsocket\"\nbind = \"127.0.0.1:9000\"\n[[realm]]\nname = \"r\"\n";
+
+    #[test]
+    fn embedded_default_parses_to_the_documented_setup() {
+        let config = Config::from_toml_str(DEFAULT_CONFIG_TOML).unwrap();
+        assert_eq!(config.cores, 1);
+        assert_eq!(config.listeners.len(), 2);
+        let ws = &config.listeners[0];
+        assert_eq!(ws.kind, TransportKind::WebSocket);
+        assert_eq!(ws.url(), "ws://127.0.0.1:8080/ws");
+        assert_eq!(
+            ws.transport.serializers,
+            vec![Serializer::Json, Serializer::MsgPack]
+        );
+        assert_eq!(ws.transport.max_message_size, 16 * 1024 * 1024);
+        let rs = &config.listeners[1];
+        assert_eq!(rs.kind, TransportKind::RawSocket);
+        assert_eq!(rs.url(), "rs://127.0.0.1:8081");
+        assert_eq!(
+            config.router.realms,
+            vec![RealmConfig {
+                name: "realm1".to_string()
+            }]
+        );
+        assert!(!config.router.auto_create_realms);
+        assert_eq!(config.router.uri_check, UriCheck::Loose);
+        assert_eq!(config.router.max_pending_calls_per_session, 65_536);
+        assert!(!config.router.strict_request_ids);
+        assert_eq!(config.limits.max_outbound_bytes, 16 * 1024 * 1024);
+        assert_eq!(config.limits.handshake_timeout_ms, 10_000);
+        assert_eq!(config.runtime.spin_before_park_us, 0);
+    }
+
+    #[test]
+    fn default_config_helper_matches_embedded_text() {
+        let config = Config::default_config();
+        assert_eq!(config.listeners.len(), 2);
+    }
+
+    #[test]
+    fn optional_sections_take_defaults() {
+        let config = Config::from_toml_str(MINIMAL).unwrap();
+        assert_eq!(config.listeners[0].transport.serializers.len(), 2);
+        assert_eq!(config.limits.max_outbound_bytes, 16 * 1024 * 1024);
+        assert_eq!(config.limits.handshake_timeout_ms, 10_000);
+        assert_eq!(config.router.max_pending_calls_per_session, 65_536);
+        assert_eq!(config.log_level, None);
+    }
+
+    #[test]
+    fn brief_format_example_parses() {
+        let text = r#"
+cores = 1
+log_level = "info"
+[[listener]]
+kind = "websocket"
+bind = "127.0.0.1:8080"
+path = "/ws"
+serializers = ["json", "msgpack"]
+max_message_size = 16777216
+[[listener]]
+kind = "rawsocket"
+bind = "127.0.0.1:8081"
+serializers = ["json", "msgpack"]
+[limits]
+max_outbound_bytes = 16777216
+max_pending_calls_per_session = 65536
+handshake_timeout_ms = 10000
+[router]
+auto_create_realms = false
+uri_check = "strict"
+strict_request_ids = true
+[[realm]]
+name = "realm1"
+"#;
+        let config = Config::from_toml_str(text).unwrap();
+        assert_eq!(config.router.uri_check, UriCheck::Strict);
+        assert!(config.router.strict_request_ids);
+        assert_eq!(config.log_level.as_deref(), Some("info"));
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        assert!(error_of(&format!("{MINIMAL}prot = 1\n")).contains("unknown field `prot`"));
+        let e = error_of(&format!("{MINIMAL}[limits]\nmax_outbound = 5\n"));
+        assert!(e.contains("unknown field `max_outbound`"), "{e}");
+        let e = error_of(&format!("{MINIMAL}[router]\nuricheck = \"loose\"\n"));
+        assert!(e.contains("unknown field `uricheck`"), "{e}");
+        let e = error_of("[[listener]]\nkind = \"rawsocket\"\nbind = \"127.0.0.1:9000\"\nport = 1\n[[realm]]\nname = \"r\"\n");
+        assert!(e.contains("unknown field `port`"), "{e}");
+        let e = error_of(&format!("{MINIMAL}[[realm]]\nname = \"x\"\nauth = 1\n"));
+        assert!(e.contains("unknown field `auth`"), "{e}");
+        let e = error_of(&format!("{MINIMAL}[misc]\n"));
+        assert!(e.contains("unknown field `misc`"), "{e}");
+    }
+
+    #[test]
+    fn bad_enum_values_are_named() {
+        let e = error_of("[[listener]]\nkind = \"websockets\"\nbind = \"127.0.0.1:9000\"\n[[realm]]\nname = \"r\"\n");
+        assert!(e.contains("websockets") && e.contains("kind"), "{e}");
+        let e = error_of("[[listener]]\nkind = \"rawsocket\"\nbind = \"127.0.0.1:9000\"\nserializers = [\"cbor\"]\n[[realm]]\nname = \"r\"\n");
+        assert!(e.contains("cbor") && e.contains("serializers"), "{e}");
+        let e = error_of(&format!("{MINIMAL}[router]\nuri_check = \"lax\"\n"));
+        assert!(e.contains("lax") && e.contains("uri_check"), "{e}");
+    }
+
+    #[test]
+    fn missing_required_keys_are_named() {
+        let e = error_of("[[listener]]\nkind = \"rawsocket\"\n[[realm]]\nname = \"r\"\n");
+        assert!(e.contains("missing field `bind`"), "{e}");
+        let e = error_of("[[realm]]\nname = \"r\"\n");
+        assert!(e.starts_with("listener:"), "{e}");
+        let e = error_of("[[listener]]\nkind = \"rawsocket\"\nbind = \"127.0.0.1:9000\"\n");
+        assert!(e.starts_with("realm:"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let listener = |extra: &str| {
+            format!("[[listener]]\nkind = \"websocket\"\nbind = \"127.0.0.1:9000\"\n{extra}\n[[realm]]\nname = \"r\"\n")
+        };
+        let cases: Vec<(String, &str)> = vec![
+            (listener("path = \"ws\""), "listener[0].path"),
+            (listener("path = \"/a b\""), "listener[0].path"),
+            (listener("serializers = []"), "listener[0].serializers"),
+            (listener("serializers = [\"json\", \"json\"]"), "listener[0].serializers"),
+            (listener("max_message_size = 10"), "listener[0].max_message_size"),
+            (listener("max_message_size = 1000000000"), "listener[0].max_message_size"),
+            (
+                "[[listener]]\nkind = \"websocket\"\nbind = \"localhost:80\"\n[[realm]]\nname = \"r\"\n".into(),
+                "listener[0].bind",
+            ),
+            (
+                "[[listener]]\nkind = \"websocket\"\nbind = \"127.0.0.1:0\"\n[[realm]]\nname = \"r\"\n".into(),
+                "listener[0].bind",
+            ),
+            (
+                "[[listener]]\nkind = \"rawsocket\"\nbind = \"127.0.0.1:1\"\npath = \"/ws\"\n[[realm]]\nname = \"r\"\n"
+                    .into(),
+                "listener[0].path",
+            ),
+            (
+                "[[listener]]\nkind = \"rawsocket\"\nbind = \"127.0.0.1:1\"\nmax_message_size = 33554432\n[[realm]]\nname = \"r\"\n"
+                    .into(),
+                "listener[0].max_message_size",
+            ),
+            (format!("{MINIMAL}[[listener]]\nkind = \"websocket\"\nbind = \"127.0.0.1:9000\"\n"), "listener[1].bind"),
+            (format!("{MINIMAL}[limits]\nmax_outbound_bytes = 10\n"), "limits.max_outbound_bytes"),
+            (format!("{MINIMAL}[limits]\nhandshake_timeout_ms = 0\n"), "limits.handshake_timeout_ms"),
+            (format!("{MINIMAL}[limits]\nmax_pending_calls_per_session = 0\n"), "limits.max_pending_calls_per_session"),
+            (format!("{MINIMAL}[limits]\nmax_connections_per_shard = 0\n"), "limits.max_connections_per_shard"),
+            (format!("{MINIMAL}[runtime]\nspin_before_park_us = 5000000\n"), "runtime.spin_before_park_us"),
+            (format!("cores = 0\n{MINIMAL}"), "cores"),
+            (format!("log_level = \"info,,=[\"\n{MINIMAL}"), "log_level"),
+            (format!("{MINIMAL}[[realm]]\nname = \"r\"\n"), "realm[1].name"),
+            (format!("{MINIMAL}[[realm]]\nname = \"a..b\"\n"), "realm[1].name"),
+            (format!("{MINIMAL}[[realm]]\nname = \"a b\"\n"), "realm[1].name"),
+            (format!("{MINIMAL}[[realm]]\nname = \"\"\n"), "realm[1].name"),
+            ("[[listener]]\nkind = \"rawsocket\"\nbind = \"127.0.0.1:1\"\n[router]\nuri_check = \"strict\"\n[[realm]]\nname = \"Realm\"\n".into(), "realm[0].name"),
+        ];
+        for (text, key) in cases {
+            let e = error_of(&text);
+            assert!(
+                e.starts_with(&format!("{key}:")),
+                "expected {key} in {e:?} for:\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn auto_create_realms_allows_no_realm() {
+        let config = Config::from_toml_str(
+            "[[listener]]\nkind = \"rawsocket\"\nbind = \"127.0.0.1:1\"\n[router]\nauto_create_realms = true\n",
+        )
+        .unwrap();
+        assert!(config.router.realms.is_empty());
+        assert!(config.router.auto_create_realms);
+    }
+
+    #[test]
+    fn type_errors_are_named() {
+        let e = error_of(&format!(
+            "{MINIMAL}[limits]\nmax_outbound_bytes = \"big\"\n"
+        ));
+        assert!(e.contains("max_outbound_bytes"), "{e}");
+        let e = error_of(&format!("{MINIMAL}[limits]\nmax_outbound_bytes = -1\n"));
+        assert!(e.contains("max_outbound_bytes"), "{e}");
+    }
+}

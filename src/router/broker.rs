@@ -1,0 +1,151 @@
+//! Broker tables: the subscriptions of one realm (exact topic match). One subscription per
+//! topic, shared by every subscriber, so an EVENT is encoded once per serializer and the same
+//! bytes go to all of them. A small interface (subscribe, unsubscribe, lookup) keeps the future
+//! owner-shard write path local to this file.
+
+use slab::Slab;
+
+use super::ids::ScopedIds;
+use super::{fast_map, FastMap, SessionKey};
+use crate::serializer::Serializer;
+
+/// What fan-out needs to know about a subscriber without touching the session table.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Subscriber {
+    pub(crate) session: SessionKey,
+    pub(crate) serializer: Serializer,
+    /// WAMP session id (for the `exclude`/`eligible` lists).
+    pub(crate) session_id: u64,
+}
+
+/// One topic's subscription and its subscribers.
+pub(crate) struct Subscription {
+    pub(crate) id: u64,
+    pub(crate) topic: Box<str>,
+    /// Dense for fast fan-out; `positions` makes removal O(1) (swap_remove).
+    subscribers: Vec<Subscriber>,
+    positions: FastMap<SessionKey, usize>,
+}
+
+impl Subscription {
+    pub(crate) fn subscribers(&self) -> &[Subscriber] {
+        &self.subscribers
+    }
+
+    fn remove(&mut self, session: SessionKey) -> bool {
+        let Some(position) = self.positions.remove(&session) else {
+            return false;
+        };
+        self.subscribers.swap_remove(position);
+        if let Some(moved) = self.subscribers.get(position) {
+            self.positions.insert(moved.session, position);
+        }
+        true
+    }
+}
+
+/// The subscriptions of one realm.
+pub(crate) struct Subscriptions {
+    entries: Slab<Subscription>,
+    by_topic: FastMap<Box<str>, usize>,
+    by_id: FastMap<u64, usize>,
+}
+
+impl Subscriptions {
+    pub(crate) fn new() -> Subscriptions {
+        Subscriptions { entries: Slab::new(), by_topic: fast_map(), by_id: fast_map() }
+    }
+
+    /// Adds `subscriber` to the topic's subscription (created on first use) and returns its id.
+    /// Subscribing again is harmless and returns the same id.
+    pub(crate) fn subscribe(&mut self, ids: &mut ScopedIds, topic: &str, subscriber: Subscriber) -> u64 {
+        let index = match self.by_topic.get(topic) {
+            Some(&index) => index,
+            None => {
+                let id = ids.next_id(|id| self.by_id.contains_key(&id));
+                let topic: Box<str> = topic.into();
+                let index = self.entries.insert(Subscription {
+                    id,
+                    topic: topic.clone(),
+                    subscribers: Vec::new(),
+                    positions: fast_map(),
+                });
+                self.by_topic.insert(topic, index);
+                self.by_id.insert(id, index);
+                index
+            }
+        };
+        let subscription = &mut self.entries[index];
+        if !subscription.positions.contains_key(&subscriber.session) {
+            subscription.positions.insert(subscriber.session, subscription.subscribers.len());
+            subscription.subscribers.push(subscriber);
+        }
+        subscription.id
+    }
+
+    /// Removes `session` from subscription `id`; false when it was not a subscriber. The
+    /// subscription disappears with its last subscriber.
+    pub(crate) fn unsubscribe(&mut self, id: u64, session: SessionKey) -> bool {
+        let Some(&index) = self.by_id.get(&id) else {
+            return false;
+        };
+        let subscription = &mut self.entries[index];
+        if !subscription.remove(session) {
+            return false;
+        }
+        if subscription.subscribers.is_empty() {
+            let subscription = self.entries.remove(index);
+            self.by_id.remove(&subscription.id);
+            self.by_topic.remove(&subscription.topic);
+        }
+        true
+    }
+
+    pub(crate) fn lookup(&self, topic: &str) -> Option<&Subscription> {
+        self.by_topic.get(topic).map(|&index| &self.entries[index])
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        debug_assert_eq!(self.entries.len(), self.by_id.len());
+        debug_assert_eq!(self.entries.len(), self.by_topic.len());
+        self.entries.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subscriber(key: usize) -> Subscriber {
+        Subscriber { session: SessionKey(key), serializer: Serializer::Json, session_id: key as u64 }
+    }
+
+    #[test]
+    fn a_topic_has_one_subscription_that_dies_with_its_last_subscriber() {
+        let mut ids = ScopedIds::new();
+        let mut table = Subscriptions::new();
+        let a = table.subscribe(&mut ids, "t", subscriber(1));
+        let b = table.subscribe(&mut ids, "t", subscriber(2));
+        assert_eq!(a, b);
+        assert_eq!(table.subscribe(&mut ids, "t", subscriber(1)), a);
+        assert_eq!(table.lookup("t").unwrap().subscribers().len(), 2);
+        assert!(!table.unsubscribe(a, SessionKey(3)));
+        assert!(table.unsubscribe(a, SessionKey(1)));
+        assert!(!table.unsubscribe(a, SessionKey(1)));
+        assert_eq!(table.lookup("t").unwrap().subscribers(), &[subscriber(2)]);
+        assert!(table.unsubscribe(a, SessionKey(2)));
+        assert!(table.lookup("t").is_none());
+        assert_eq!(table.len(), 0);
+    }
+
+    #[test]
+    fn swap_remove_keeps_positions_right() {
+        let mut ids = ScopedIds::new();
+        let mut table = Subscriptions::new();
+        let id = (1..=5).map(|key| table.subscribe(&mut ids, "t", subscriber(key))).last().unwrap();
+        for key in [2, 5, 1, 4, 3] {
+            assert!(table.unsubscribe(id, SessionKey(key)), "removing {key}");
+        }
+        assert_eq!(table.len(), 0);
+    }
+}

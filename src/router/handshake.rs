@@ -1,0 +1,126 @@
+//! Session opening: HELLO -> WELCOME (anonymous authentication) or ABORT, and the role/feature
+//! announcement of WELCOME. Only features that are implemented are announced.
+
+use std::borrow::Cow;
+
+use super::outbox;
+use super::session::{Identity, SessionState};
+use super::{uri, Action, Router, SessionKey};
+use crate::wire::{Dict, Message, Value};
+
+/// Client roles a HELLO may announce (digest §5); at least one is required.
+const CLIENT_ROLES: [&str; 4] = ["publisher", "subscriber", "caller", "callee"];
+
+/// The agent string of WELCOME.
+const AGENT: &str = concat!("wampring-", env!("CARGO_PKG_VERSION"));
+
+/// Broker features implemented in `pubsub.rs`.
+const BROKER_FEATURES: [&str; 3] = ["publisher_exclusion", "publisher_identification", "subscriber_blackwhite_listing"];
+
+/// Dealer features implemented in `rpc.rs`.
+const DEALER_FEATURES: [&str; 1] = ["caller_identification"];
+
+/// `WELCOME.Details.roles`: `{broker: {features: {..}}, dealer: {features: {..}}}`.
+pub(crate) fn welcome_roles() -> Dict<'static> {
+    fn role(features: &[&'static str]) -> Value<'static> {
+        let mut flags = Dict::with_capacity(features.len());
+        for &feature in features {
+            flags.insert(feature, true);
+        }
+        let mut role = Dict::with_capacity(1);
+        role.insert("features", flags);
+        Value::Dict(role)
+    }
+    let mut roles = Dict::with_capacity(2);
+    roles.insert("broker", role(&BROKER_FEATURES));
+    roles.insert("dealer", role(&DEALER_FEATURES));
+    roles
+}
+
+impl Router {
+    pub(super) fn handle_hello(&mut self, session: SessionKey, realm_name: &str, details: &Dict<'_>, out: &mut Vec<Action>) {
+        let serializer = self.sessions[session.0].serializer;
+        if self.shutting_down {
+            return self.reject_hello(session, uri::CLOSE_SYSTEM_SHUTDOWN, "the router is shutting down".into(), out);
+        }
+        match details.get_dict("roles") {
+            None => return self.protocol_violation(session, "HELLO.Details.roles is missing", out),
+            Some(roles) if !roles.iter().any(|(role, _)| CLIENT_ROLES.contains(&role)) => {
+                return self.protocol_violation(
+                    session,
+                    "HELLO.Details.roles announces none of publisher, subscriber, caller, callee",
+                    out,
+                )
+            }
+            Some(_) => {}
+        }
+        if !self.uri_is_valid(realm_name) {
+            return self.reject_hello(session, uri::INVALID_URI, format!("invalid realm URI {realm_name:?}").into(), out);
+        }
+        match details.get("authmethods") {
+            None => {}
+            Some(Value::List(methods)) => {
+                if !methods.iter().any(|method| method.as_str() == Some("anonymous")) {
+                    return self.reject_hello(
+                        session,
+                        uri::NO_MATCHING_AUTH_METHOD,
+                        "this router only offers the authmethod \"anonymous\"".into(),
+                        out,
+                    );
+                }
+            }
+            Some(_) => return self.protocol_violation(session, "HELLO.Details.authmethods must be a list", out),
+        }
+        let realm = match self.realms.find(realm_name) {
+            Some(realm) => realm,
+            None if self.config.auto_create_realms => self.realms.get_or_create(realm_name),
+            None => {
+                return self.reject_hello(session, uri::NO_SUCH_REALM, format!("no realm {realm_name:?} on this router").into(), out)
+            }
+        };
+
+        let id = loop {
+            let id = self.random_ids.next_id();
+            if !self.session_ids.contains_key(&id) {
+                break id;
+            }
+        };
+        self.session_ids.insert(id, session);
+        let identity = Identity { id, realm, authid: id.to_string().into(), authrole: "anonymous".into() };
+
+        let mut welcome_details = Dict::with_capacity(7);
+        welcome_details.insert("roles", self.welcome_roles.clone());
+        welcome_details.insert("realm", Value::Str(Cow::Borrowed(&self.realms.get(realm).name)));
+        welcome_details.insert("authid", Value::Str(Cow::Borrowed(&identity.authid)));
+        welcome_details.insert("authrole", Value::Str(Cow::Borrowed(&identity.authrole)));
+        welcome_details.insert("authmethod", "anonymous");
+        welcome_details.insert("authprovider", "static");
+        welcome_details.insert("agent", AGENT);
+        let welcome = Message::Welcome { session: id, details: welcome_details };
+        if self.outbox.send(out, session, serializer, &welcome).is_err() {
+            // Cannot happen for a router-built message; never leave the client hanging.
+            self.stats.encode_errors += 1;
+            self.session_ids.remove(&id);
+            self.sessions[session.0].state = SessionState::Closing;
+            out.push(Action::Close { session });
+            return;
+        }
+
+        let state = &mut self.sessions[session.0];
+        state.identity = Some(identity);
+        state.state = SessionState::Established;
+        self.realms.get_mut(realm).sessions += 1;
+        self.stats.sessions_established += 1;
+    }
+
+    /// ABORT with `reason`, then Close: a HELLO the router will not accept.
+    fn reject_hello(&mut self, session: SessionKey, reason: &'static str, text: Cow<'static, str>, out: &mut Vec<Action>) {
+        let state = &mut self.sessions[session.0];
+        tracing::info!(?session, peer = %state.transport.peer, reason, "HELLO rejected: {text}");
+        state.state = SessionState::Closing;
+        let serializer = state.serializer;
+        self.stats.hellos_rejected += 1;
+        self.send(out, session, serializer, &outbox::abort(reason, text, serializer));
+        out.push(Action::Close { session });
+    }
+}

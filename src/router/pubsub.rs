@@ -1,0 +1,198 @@
+//! PubSub routing (Broker): SUBSCRIBE/UNSUBSCRIBE over the realm's [`Subscriptions`], and the
+//! hot path PUBLISH -> EVENT: the EVENT is encoded at most once per serializer that actually has
+//! a receiver, and the same `Bytes` is cloned for every subscriber of that serializer.
+//! Implemented options: `acknowledge`, `exclude_me` (publisher exclusion), `disclose_me`
+//! (publisher identification), `exclude`/`eligible`/`exclude_authid`/`eligible_authid`/
+//! `exclude_authrole`/`eligible_authrole` (subscriber black/white listing).
+//!
+//! [`Subscriptions`]: super::broker::Subscriptions
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use slab::Slab;
+
+use super::broker::Subscriber;
+use super::outbox;
+use super::session::Session;
+use super::{uri, Action, Router, SessionKey};
+use crate::wire::{code, Dict, Message, Payload, Value};
+
+impl Router {
+    pub(super) fn handle_subscribe(
+        &mut self,
+        session: SessionKey,
+        request: u64,
+        options: &Dict<'_>,
+        topic: &str,
+        out: &mut Vec<Action>,
+    ) {
+        if !self.accept_request_id(session, request, out) {
+            return;
+        }
+        let refusal = if let Some(pattern) = options.get_str("match").filter(|&m| m != "exact") {
+            Some((uri::OPTION_NOT_ALLOWED, format!("pattern-based subscription (match={pattern:?}) is not supported")))
+        } else if !self.uri_is_valid(topic) {
+            Some((uri::INVALID_URI, format!("invalid topic URI {topic:?}")))
+        } else {
+            None
+        };
+        let state = &self.sessions[session.0];
+        let serializer = state.serializer;
+        if let Some((error_uri, text)) = refusal {
+            let error = outbox::error(code::SUBSCRIBE, request, error_uri, text, serializer);
+            self.send(out, session, serializer, &error);
+            return;
+        }
+        let identity = state.identity.as_ref().expect("established session has an identity");
+        let subscriber = Subscriber { session, serializer, session_id: identity.id };
+        let table = &mut self.realms.get_mut(identity.realm).subscriptions;
+        let subscription = table.subscribe(&mut self.scoped_ids, topic, subscriber);
+        self.sessions[session.0].subscriptions.insert(subscription);
+        self.send(out, session, serializer, &Message::Subscribed { request, subscription });
+    }
+
+    pub(super) fn handle_unsubscribe(&mut self, session: SessionKey, request: u64, subscription: u64, out: &mut Vec<Action>) {
+        if !self.accept_request_id(session, request, out) {
+            return;
+        }
+        let state = &self.sessions[session.0];
+        let serializer = state.serializer;
+        let realm = state.identity.as_ref().expect("established session has an identity").realm;
+        if self.realms.get_mut(realm).subscriptions.unsubscribe(subscription, session) {
+            self.sessions[session.0].subscriptions.remove(&subscription);
+            self.send(out, session, serializer, &Message::Unsubscribed { request, details: None });
+        } else {
+            let text = format!("this session is not subscribed to {subscription}");
+            let error = outbox::error(code::UNSUBSCRIBE, request, uri::NO_SUCH_SUBSCRIPTION, text, serializer);
+            self.send(out, session, serializer, &error);
+        }
+    }
+
+    /// PUBLISH -> EVENT to every eligible subscriber (hot path).
+    pub(super) fn handle_publish(
+        &mut self,
+        publisher: SessionKey,
+        request: u64,
+        options: &Dict<'_>,
+        topic: &str,
+        payload: Payload<'_>,
+        out: &mut Vec<Action>,
+    ) {
+        if !self.accept_request_id(publisher, request, out) {
+            return;
+        }
+        let acknowledge = options.get_bool("acknowledge") == Some(true);
+        let publisher_state = &self.sessions[publisher.0];
+        let publisher_serializer = publisher_state.serializer;
+        if !self.uri_is_valid(topic) {
+            if acknowledge {
+                let text = format!("invalid topic URI {topic:?}");
+                let error = outbox::error(code::PUBLISH, request, uri::INVALID_URI, text, publisher_serializer);
+                self.send(out, publisher, publisher_serializer, &error);
+            } else {
+                tracing::info!(session = ?publisher, topic, "PUBLISH to an invalid topic URI dropped");
+            }
+            return;
+        }
+        let identity = publisher_state.identity.as_ref().expect("established session has an identity");
+        let publication = self.random_ids.next_id();
+        self.stats.publishes += 1;
+
+        if let Some(subscription) = self.realms.get(identity.realm).subscriptions.lookup(topic) {
+            let exclude_me = options.get_bool("exclude_me").unwrap_or(true);
+            let filters = ReceiverFilters::from_options(options);
+            let mut details = Dict::new();
+            if options.get_bool("disclose_me") == Some(true) {
+                details.insert("publisher", identity.id);
+                details.insert("publisher_authid", Value::Str(Cow::Borrowed(&identity.authid)));
+                details.insert("publisher_authrole", Value::Str(Cow::Borrowed(&identity.authrole)));
+            }
+            let event = Message::Event { subscription: subscription.id, publication, details, payload };
+            // Per serializer: not yet encoded, encoded, or not encodable (payload not transcodable).
+            let mut frames: [Option<Result<Bytes, ()>>; 2] = [None, None];
+            for subscriber in subscription.subscribers() {
+                if exclude_me && subscriber.session == publisher {
+                    continue;
+                }
+                if filters.is_active() && !filters.admits(subscriber, &self.sessions) {
+                    continue;
+                }
+                let slot = &mut frames[subscriber.serializer.index()];
+                let frame = slot.get_or_insert_with(|| {
+                    self.outbox.frame(&event, subscriber.serializer).map_err(|error| {
+                        self.stats.encode_errors += 1;
+                        tracing::warn!(topic, serializer = %subscriber.serializer, %error, "EVENT not deliverable");
+                    })
+                });
+                if let Ok(frame) = frame {
+                    out.push(Action::Send { session: subscriber.session, frame: frame.clone() });
+                    self.stats.events_sent += 1;
+                }
+            }
+        }
+
+        if acknowledge {
+            self.send(out, publisher, publisher_serializer, &Message::Published { request, publication });
+        }
+    }
+}
+
+/// The subscriber black/white lists of a PUBLISH, borrowed from its Options. A receiver must
+/// pass all present filters. A list of the wrong type admits nobody (eligible) or excludes
+/// nobody (exclude).
+struct ReceiverFilters<'o, 'a> {
+    exclude: Option<&'o [Value<'a>]>,
+    eligible: Option<&'o [Value<'a>]>,
+    exclude_authid: Option<&'o [Value<'a>]>,
+    eligible_authid: Option<&'o [Value<'a>]>,
+    exclude_authrole: Option<&'o [Value<'a>]>,
+    eligible_authrole: Option<&'o [Value<'a>]>,
+}
+
+impl<'o, 'a> ReceiverFilters<'o, 'a> {
+    fn from_options(options: &'o Dict<'a>) -> Self {
+        let list = |key: &str| options.get(key).map(|value| value.as_list().unwrap_or(&[]));
+        ReceiverFilters {
+            exclude: list("exclude"),
+            eligible: list("eligible"),
+            exclude_authid: list("exclude_authid"),
+            eligible_authid: list("eligible_authid"),
+            exclude_authrole: list("exclude_authrole"),
+            eligible_authrole: list("eligible_authrole"),
+        }
+    }
+
+    fn is_active(&self) -> bool {
+        self.exclude.is_some()
+            || self.eligible.is_some()
+            || self.exclude_authid.is_some()
+            || self.eligible_authid.is_some()
+            || self.exclude_authrole.is_some()
+            || self.eligible_authrole.is_some()
+    }
+
+    fn admits(&self, subscriber: &Subscriber, sessions: &Slab<Session>) -> bool {
+        let has_id = |list: &[Value<'_>]| list.iter().any(|value| value.as_u64() == Some(subscriber.session_id));
+        let has_str = |list: &[Value<'_>], wanted: &str| list.iter().any(|value| value.as_str() == Some(wanted));
+        if self.exclude.is_some_and(has_id) || self.eligible.is_some_and(|list| !has_id(list)) {
+            return false;
+        }
+        if self.exclude_authid.is_none()
+            && self.eligible_authid.is_none()
+            && self.exclude_authrole.is_none()
+            && self.eligible_authrole.is_none()
+        {
+            return true;
+        }
+        let Some(identity) = sessions.get(subscriber.session.0).and_then(|s| s.identity.as_ref()) else {
+            return false;
+        };
+        let authid = &*identity.authid;
+        let authrole = &*identity.authrole;
+        !(self.exclude_authid.is_some_and(|list| has_str(list, authid))
+            || self.eligible_authid.is_some_and(|list| !has_str(list, authid))
+            || self.exclude_authrole.is_some_and(|list| has_str(list, authrole))
+            || self.eligible_authrole.is_some_and(|list| !has_str(list, authrole)))
+    }
+}

@@ -1,0 +1,23 @@
+//! The URIs the router itself puts into ABORT, GOODBYE and ERROR messages (digest §12), in one
+//! place so tests and clients can match on them.
+
+pub const INVALID_URI: &str = "wamp.error.invalid_uri";
+pub const NO_SUCH_REALM: &str = "wamp.error.no_such_realm";
+pub const NO_MATCHING_AUTH_METHOD: &str = "wamp.error.no_matching_auth_method";
+pub const PROTOCOL_VIOLATION: &str = "wamp.error.protocol_violation";
+pub const NO_SUCH_PROCEDURE: &str = "wamp.error.no_such_procedure";
+pub const PROCEDURE_ALREADY_EXISTS: &str = "wamp.error.procedure_already_exists";
+pub const NO_SUCH_REGISTRATION: &str = "wamp.error.no_such_registration";
+pub const NO_SUCH_SUBSCRIPTION: &str = "wamp.error.no_such_subscription";
+pub const CANCELED: &str = "wamp.error.canceled";
+/// A REGISTER/SUBSCRIBE option this router does not implement (pattern match, shared
+/// registration).
+pub const OPTION_NOT_ALLOWED: &str = "wamp.error.option_not_allowed";
+/// A payload that cannot be represented in the receiver's serializer.
+pub const INVALID_ARGUMENT: &str = "wamp.error.invalid_argument";
+/// A caller hit `max_pending_calls_per_session`. Not in the spec; `wamp.` is reserved for
+/// spec-defined URIs, so it lives in the router's own namespace.
+pub const PENDING_CALL_LIMIT: &str = "wampring.error.pending_call_limit_exceeded";
+
+pub const CLOSE_GOODBYE_AND_OUT: &str = "wamp.close.goodbye_and_out";
+pub const CLOSE_SYSTEM_SHUTDOWN: &str = "wamp.close.system_shutdown";

@@ -1,0 +1,373 @@
+//! One task per connection: the only code that touches a connection's socket. Each turn it
+//! reads what the socket has (up to a budget), feeds it to the transport state machine and the
+//! router, then writes everything queued for the connection — its own replies and what other
+//! sessions' actions appended — in ONE write call. Other tasks never write to this socket; they
+//! append to the transport's bounded output and wake this task.
+//!
+//! Life of a connection: handshake (bounded by `handshake_timeout_ms`) -> open -> closing (the
+//! router or the peer started it; the WebSocket close handshake is bounded by a linger timer)
+//! -> flush the output -> shut down our sending side -> read and discard until the peer's EOF
+//! (so unread input does not turn our close into a reset that destroys the last frames) ->
+//! drop. A slow consumer is aborted at once.
+
+use std::future::Future;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_lite::io::{AsyncRead, AsyncWrite};
+use glommio::net::TcpStream;
+use glommio::timer::Timer;
+use tracing::debug;
+
+use crate::net::websocket::close_code;
+use crate::net::{ConnEvent, TransportKind};
+use crate::router::TransportInfo;
+
+use super::state::{Connection, Shard};
+
+/// Reads per turn before the task yields to others (each up to the shard's read scratch size),
+/// so one busy connection cannot starve the shard.
+const READS_PER_TURN: usize = 8;
+
+/// How long an orderly close may take (close handshake, flush, the peer's EOF) before the
+/// socket is dropped anyway.
+const CLOSE_LINGER: Duration = Duration::from_secs(3);
+
+/// Read-route-write rounds per turn before the task yields (a peer that reads as fast as we
+/// write could otherwise keep one turn going).
+const ROUNDS_PER_TURN: usize = 4;
+
+/// Why the task's deadline timer is armed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Deadline {
+    Handshake,
+    Close,
+}
+
+/// The connection task's future, polled by hand so that reading, writing and the deadline
+/// share one task and one waker.
+pub(crate) struct ConnectionTask {
+    shard: Rc<Shard>,
+    conn: Rc<Connection>,
+    stream: TcpStream,
+    kind: TransportKind,
+    /// Slot in the shard's live-connection set.
+    slot: usize,
+    deadline: Option<(Deadline, Timer)>,
+    /// The transport finished (closed event or EOF): nothing more is fed to it.
+    transport_done: bool,
+    /// The peer sent EOF.
+    eof: bool,
+    /// Our sending side is shut down (everything was flushed).
+    write_shut: bool,
+}
+
+impl ConnectionTask {
+    pub(crate) fn new(
+        shard: Rc<Shard>,
+        conn: Rc<Connection>,
+        stream: TcpStream,
+        kind: TransportKind,
+    ) -> Self {
+        let slot = shard.register_connection(conn.clone());
+        let handshake_timeout = Duration::from_millis(shard.limits.handshake_timeout_ms);
+        ConnectionTask {
+            shard,
+            conn,
+            stream,
+            kind,
+            slot,
+            deadline: Some((Deadline::Handshake, Timer::new(handshake_timeout))),
+            transport_done: false,
+            eof: false,
+            write_shut: false,
+        }
+    }
+
+    /// Reads the socket up to the per-turn budget and routes what arrived. `Ready(true)`: the
+    /// connection is over. `Ready(false)`: the budget is used up and the task has already asked
+    /// to be polled again. `Pending`: nothing more to read now (or reading is paused).
+    fn read_turn(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        for _ in 0..READS_PER_TURN {
+            if self.eof || self.conn.aborted.get() {
+                return Poll::Pending;
+            }
+            // Our own queue is large: stop taking requests until the peer reads its replies
+            // (TCP backpressure instead of a self-inflicted slow-consumer disconnect). The
+            // pending write wakes us when the socket drains.
+            if !self.transport_done
+                && self.conn.transport.borrow().outbound_len()
+                    >= self.shard.limits.max_outbound_bytes / 4
+            {
+                return Poll::Pending;
+            }
+            let read = {
+                let mut scratch = self.shard.read_scratch.borrow_mut();
+                match Pin::new(&mut self.stream).poll_read(cx, &mut scratch) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok(0)) => Ok(None),
+                    Poll::Ready(Ok(n)) => {
+                        self.shard.metrics.borrow_mut().bytes_in += n as u64;
+                        if !self.transport_done {
+                            self.conn.transport.borrow_mut().receive(&scratch[..n]);
+                        }
+                        Ok(Some(n))
+                    }
+                    Poll::Ready(Err(error)) => Err(error),
+                }
+            };
+            let read = match read {
+                Ok(read) => read,
+                Err(error) => {
+                    self.io_error("read", &error);
+                    return Poll::Ready(true);
+                }
+            };
+            match read {
+                None => {
+                    self.eof = true;
+                    if !self.transport_done {
+                        debug!(shard = self.shard.id, peer = %self.conn.peer, "peer closed the connection");
+                        self.transport_finished();
+                    }
+                }
+                Some(_) => self.handle_events(),
+            }
+        }
+        // Budget used up with data still flowing: yield, and come back.
+        cx.waker().wake_by_ref();
+        Poll::Ready(false)
+    }
+
+    /// Takes every event the transport has and hands it to the router.
+    fn handle_events(&mut self) {
+        while !self.transport_done && !self.conn.aborted.get() {
+            let event = self.conn.transport.borrow_mut().poll_event();
+            match event {
+                None => return,
+                Some(ConnEvent::Opened { serializer }) => {
+                    if matches!(self.deadline, Some((Deadline::Handshake, _))) {
+                        self.deadline = None;
+                    }
+                    if self.shard.is_stopping() {
+                        // Accepted just before shutdown: nothing to serve it with.
+                        self.conn.close_started.set(true);
+                        self.conn
+                            .transport
+                            .borrow_mut()
+                            .close(close_code::GOING_AWAY, "router shutting down");
+                        continue;
+                    }
+                    let transport = TransportInfo {
+                        serializer,
+                        kind: match self.kind {
+                            TransportKind::WebSocket => "websocket",
+                            TransportKind::RawSocket => "rawsocket",
+                        },
+                        peer: self.conn.peer.clone(),
+                    };
+                    self.shard.open_session(&self.conn, transport);
+                    debug!(shard = self.shard.id, peer = %self.conn.peer, %serializer, "transport open");
+                }
+                Some(ConnEvent::Message(frame)) => self.shard.handle_message(&self.conn, &frame),
+                Some(ConnEvent::Closed { reason }) => {
+                    if !self.conn.close_started.get() {
+                        debug!(shard = self.shard.id, peer = %self.conn.peer, %reason, "transport closed");
+                        self.shard.metrics.borrow_mut().transport_closes += 1;
+                    }
+                    self.transport_finished();
+                }
+            }
+        }
+    }
+
+    /// The transport will carry no more messages: end the session and start lingering.
+    fn transport_finished(&mut self) {
+        self.transport_done = true;
+        self.shard.end_session(&self.conn);
+        self.arm_close_deadline();
+    }
+
+    fn arm_close_deadline(&mut self) {
+        if !matches!(self.deadline, Some((Deadline::Close, _))) {
+            self.deadline = Some((Deadline::Close, Timer::new(CLOSE_LINGER)));
+        }
+    }
+
+    fn io_error(&mut self, what: &str, error: &io::Error) {
+        debug!(shard = self.shard.id, peer = %self.conn.peer, %error, "socket {what} failed");
+        self.shard.metrics.borrow_mut().io_errors += 1;
+        self.transport_done = true;
+        self.shard.end_session(&self.conn);
+    }
+
+    /// Writes everything queued, in one call.
+    fn write_turn(&mut self, cx: &mut Context<'_>) -> WriteOutcome {
+        if self.write_shut {
+            return WriteOutcome::Idle;
+        }
+        let result = {
+            let transport = self.conn.transport.borrow();
+            let output = transport.output();
+            if output.is_empty() {
+                return WriteOutcome::Idle;
+            }
+            Pin::new(&mut self.stream).poll_write(cx, output)
+        };
+        match result {
+            Poll::Pending => WriteOutcome::Blocked,
+            Poll::Ready(Ok(written)) => {
+                self.conn.transport.borrow_mut().consume_output(written);
+                self.shard.metrics.borrow_mut().bytes_out += written as u64;
+                WriteOutcome::Wrote
+            }
+            Poll::Ready(Err(error)) => {
+                self.io_error("write", &error);
+                WriteOutcome::Failed
+            }
+        }
+    }
+
+    /// Polls the deadline; true when it expired (the connection is then over).
+    fn deadline_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some((kind, timer)) = self.deadline.as_mut() else {
+            return false;
+        };
+        if Pin::new(timer).poll(cx).is_pending() {
+            return false;
+        }
+        let kind = *kind;
+        {
+            let mut metrics = self.shard.metrics.borrow_mut();
+            match kind {
+                Deadline::Handshake => metrics.handshake_timeouts += 1,
+                Deadline::Close if !self.write_shut => metrics.close_timeouts += 1,
+                Deadline::Close => {}
+            }
+        }
+        debug!(shard = self.shard.id, peer = %self.conn.peer, ?kind, "connection deadline expired");
+        self.transport_done = true;
+        self.shard.end_session(&self.conn);
+        true
+    }
+
+    /// One turn of the connection: read, route, write once. `Ready(())` when the connection is
+    /// over and the socket can be dropped.
+    fn turn(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        for _ in 0..ROUNDS_PER_TURN {
+            // Another task may have started our close or aborted us since the last turn, and
+            // the transport may report a close it decided on its own.
+            self.handle_events();
+            if self.conn.aborted.get() {
+                return Poll::Ready(());
+            }
+            if self.conn.close_started.get() {
+                self.arm_close_deadline();
+            }
+
+            let read_budget_used = match self.read_turn(cx) {
+                Poll::Ready(true) => return Poll::Ready(()),
+                Poll::Ready(false) => true,
+                Poll::Pending => false,
+            };
+            if self.conn.aborted.get() {
+                return Poll::Ready(());
+            }
+            let write = self.write_turn(cx);
+            if write == WriteOutcome::Failed {
+                return Poll::Ready(());
+            }
+
+            let flushed = self.conn.transport.borrow().output().is_empty();
+            if self.transport_done && flushed && !self.write_shut {
+                // Everything is out: send our FIN, then wait for the peer's.
+                self.write_shut = true;
+                if let Poll::Ready(Err(error)) = Pin::new(&mut self.stream).poll_close(cx) {
+                    self.io_error("shutdown", &error);
+                    return Poll::Ready(());
+                }
+                continue;
+            }
+            if self.write_shut && self.eof {
+                return Poll::Ready(());
+            }
+            if self.shard.is_stopping() && flushed && unacknowledged_bytes(&self.stream) == 0 {
+                // Shutting down: the peer has acknowledged everything we sent (GOODBYE, close
+                // frame), so closing now cannot destroy it; no need to wait for its close.
+                self.transport_done = true;
+                self.shard.end_session(&self.conn);
+                return Poll::Ready(());
+            }
+            if self.deadline_expired(cx) {
+                return Poll::Ready(());
+            }
+            if read_budget_used {
+                // read_turn asked to be polled again; let other tasks run first.
+                return Poll::Pending;
+            }
+            if write == WriteOutcome::Wrote {
+                // The socket took bytes: there may be room for the rest, and reading may have
+                // been paused for a full queue. Go round again; a round that does nothing
+                // leaves wake-ups registered (read, write or timer) and returns.
+                continue;
+            }
+            return Poll::Pending;
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+/// Bytes sent on the socket that the peer has not acknowledged yet (SIOCOUTQ); `usize::MAX`
+/// when unknown, so callers keep waiting.
+fn unacknowledged_bytes(stream: &TcpStream) -> usize {
+    let mut queued: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ on a valid socket descriptor writes one c_int into `queued`.
+    let result = unsafe { libc::ioctl(stream.as_raw_fd(), libc::TIOCOUTQ, &mut queued) };
+    if result == 0 && queued >= 0 {
+        queued as usize
+    } else {
+        usize::MAX
+    }
+}
+
+/// What one write attempt did.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum WriteOutcome {
+    /// Nothing to write (or the sending side is already shut).
+    Idle,
+    Wrote,
+    /// The socket is full; the task is woken when it drains.
+    Blocked,
+    Failed,
+}
+
+impl Future for ConnectionTask {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        this.conn.register_waker(cx.waker());
+        this.conn.polling.set(true);
+        let result = this.turn(cx);
+        this.conn.polling.set(false);
+        result
+    }
+}
+
+impl Drop for ConnectionTask {
+    fn drop(&mut self) {
+        // Whatever ended the task (done, error, or the executor dropping it at shutdown), the
+        // session must not outlive its connection. Once the shard has terminated, the router
+        // is not driven any more (it would wake tasks of an executor being torn down).
+        self.conn.aborted.set(true);
+        if !self.shard.is_terminated() {
+            self.shard.end_session(&self.conn);
+        }
+        self.shard.unregister_connection(self.slot);
+    }
+}

@@ -1,0 +1,90 @@
+//! Per-shard counters: what one shard accepted, moved and dropped. Plain numbers in a struct
+//! the shard owns (no atomics: one shard, one thread); summed across shards and logged at
+//! shutdown. Every bound the runtime enforces (outbound queue, handshake timeout, connection
+//! limit) has a counter here, so a policy that fires is visible.
+
+use std::fmt;
+use std::ops::AddAssign;
+
+/// Counters of one shard (or, summed, of the process). All monotonic except
+/// `connections_open`, which is the number open at the time of the snapshot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ShardMetrics {
+    pub connections_accepted: u64,
+    /// Refused at the connection limit (`limits.max_connections_per_shard`).
+    pub connections_refused: u64,
+    pub connections_open: u64,
+    /// Transport handshakes completed (a router session was opened).
+    pub sessions_opened: u64,
+    /// WAMP messages received from clients and handed to the router.
+    pub messages_in: u64,
+    /// WAMP messages queued to clients.
+    pub messages_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Sessions disconnected because their outbound queue hit `max_outbound_bytes`.
+    pub slow_consumer_disconnects: u64,
+    /// Sessions the router closed (GOODBYE, ABORT, protocol violation, shutdown).
+    pub protocol_closes: u64,
+    /// Transports that ended on their own: peer close, EOF, or a transport-level error
+    /// reported by the codec (bad handshake, bad frame).
+    pub transport_closes: u64,
+    /// Connections dropped for not completing the transport handshake in time.
+    pub handshake_timeouts: u64,
+    /// Connections dropped because the peer did not finish the close handshake in time.
+    pub close_timeouts: u64,
+    /// Socket read/write errors (connection reset and the like).
+    pub io_errors: u64,
+    /// Messages dropped because they exceed what the receiving peer accepts.
+    pub oversize_dropped: u64,
+    /// Messages for sessions that were already closing or gone.
+    pub undeliverable: u64,
+}
+
+impl AddAssign for ShardMetrics {
+    fn add_assign(&mut self, other: ShardMetrics) {
+        self.connections_accepted += other.connections_accepted;
+        self.connections_refused += other.connections_refused;
+        self.connections_open += other.connections_open;
+        self.sessions_opened += other.sessions_opened;
+        self.messages_in += other.messages_in;
+        self.messages_out += other.messages_out;
+        self.bytes_in += other.bytes_in;
+        self.bytes_out += other.bytes_out;
+        self.slow_consumer_disconnects += other.slow_consumer_disconnects;
+        self.protocol_closes += other.protocol_closes;
+        self.transport_closes += other.transport_closes;
+        self.handshake_timeouts += other.handshake_timeouts;
+        self.close_timeouts += other.close_timeouts;
+        self.io_errors += other.io_errors;
+        self.oversize_dropped += other.oversize_dropped;
+        self.undeliverable += other.undeliverable;
+    }
+}
+
+impl fmt::Display for ShardMetrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "connections accepted={} refused={} open={}, sessions opened={}, messages in={} out={}, \
+             bytes in={} out={}, slow-consumer disconnects={}, protocol closes={}, transport closes={}, \
+             handshake timeouts={}, close timeouts={}, io errors={}, oversize dropped={}, undeliverable={}",
+            self.connections_accepted,
+            self.connections_refused,
+            self.connections_open,
+            self.sessions_opened,
+            self.messages_in,
+            self.messages_out,
+            self.bytes_in,
+            self.bytes_out,
+            self.slow_consumer_disconnects,
+            self.protocol_closes,
+            self.transport_closes,
+            self.handshake_timeouts,
+            self.close_timeouts,
+            self.io_errors,
+            self.oversize_dropped,
+            self.undeliverable,
+        )
+    }
+}

@@ -1,0 +1,337 @@
+//! The state one shard's tasks share, and the performing of router actions. A [`Shard`] owns
+//! the router of this shard, the table SessionKey -> connection, every live connection, the
+//! metrics and the monotonic clock. Connection tasks call in with what their transport
+//! reported (`open_session`, `handle_message`, `end_session`); the router's answers are
+//! [`Action`]s, and [`Shard::perform`] carries them out: a `Send` appends the frame to the
+//! target connection's bounded output and wakes that connection's task (which writes it on its
+//! next turn), a `Close` starts the target's orderly close. No borrow is held across an await:
+//! everything here is synchronous and runs inside one task's poll.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::task::Waker;
+use std::time::Instant;
+
+use slab::Slab;
+use tracing::{debug, info, warn};
+
+use crate::config::LimitsConfig;
+use crate::net::websocket::close_code;
+use crate::net::{SendError, ServerConn};
+use crate::router::{Action, Millis, Router, SessionKey, TransportInfo};
+
+use super::metrics::ShardMetrics;
+
+/// Size of the shard-wide buffer sockets are read into before the bytes are handed to their
+/// transport. One per shard, not per connection: reads are synchronous within a poll.
+pub(crate) const READ_SCRATCH_BYTES: usize = 64 * 1024;
+
+/// The part of one connection that other tasks touch: its transport state machine (to append
+/// frames), its session, and the waker of its task.
+pub(crate) struct Connection {
+    pub(crate) transport: RefCell<ServerConn>,
+    /// The router session riding on this connection, from `Opened` until the session ends.
+    session: Cell<Option<SessionKey>>,
+    waker: RefCell<Option<Waker>>,
+    /// True while this connection's own task is being polled: it writes its output before it
+    /// returns, so waking it is unnecessary.
+    pub(crate) polling: Cell<bool>,
+    /// An orderly close was started (router `Close`, or shard shutdown).
+    pub(crate) close_started: Cell<bool>,
+    /// Drop the socket now without flushing (slow consumer: its queue is what overflowed).
+    pub(crate) aborted: Cell<bool>,
+    /// Peer address, for logs.
+    pub(crate) peer: String,
+}
+
+impl Connection {
+    pub(crate) fn new(transport: ServerConn, peer: String) -> Connection {
+        Connection {
+            transport: RefCell::new(transport),
+            session: Cell::new(None),
+            waker: RefCell::new(None),
+            polling: Cell::new(false),
+            close_started: Cell::new(false),
+            aborted: Cell::new(false),
+            peer,
+        }
+    }
+
+    /// Remembers the waker of this connection's task (cloned only when it changed).
+    pub(crate) fn register_waker(&self, waker: &Waker) {
+        let mut slot = self.waker.borrow_mut();
+        match slot.as_ref() {
+            Some(current) if current.will_wake(waker) => {}
+            _ => *slot = Some(waker.clone()),
+        }
+    }
+
+    /// Makes this connection's task run (and so write its output) on a later turn.
+    pub(crate) fn wake(&self) {
+        if self.polling.get() {
+            return;
+        }
+        if let Some(waker) = self.waker.borrow().as_ref() {
+            waker.wake_by_ref();
+        }
+    }
+
+    /// Starts the transport's orderly close (WebSocket close frame; RawSocket ends at once).
+    fn start_close(&self, ws_code: u16, reason: &str) {
+        if !self.close_started.replace(true) {
+            self.transport.borrow_mut().close(ws_code, reason);
+        }
+        self.wake();
+    }
+}
+
+/// Everything one shard's tasks share. Lives in an `Rc`; single-threaded.
+pub(crate) struct Shard {
+    pub(crate) id: usize,
+    router: RefCell<Router>,
+    /// SessionKey.0 -> the connection carrying that session. Router keys are dense slab
+    /// indexes, so a vector is the whole map.
+    sessions: RefCell<Vec<Option<Rc<Connection>>>>,
+    /// Every live connection, handshaking or open, for shutdown and the connection limit.
+    connections: RefCell<Slab<Rc<Connection>>>,
+    pub(crate) metrics: RefCell<ShardMetrics>,
+    epoch: Instant,
+    pub(crate) limits: LimitsConfig,
+    pub(crate) read_scratch: RefCell<Box<[u8]>>,
+    /// A cleared action vector kept between messages, so routing allocates none.
+    spare_actions: RefCell<Vec<Action>>,
+    stopping: Cell<bool>,
+    /// The shard's main loop has returned; leftover tasks are being dropped.
+    terminated: Cell<bool>,
+}
+
+impl Shard {
+    pub(crate) fn new(id: usize, router: Router, limits: LimitsConfig, epoch: Instant) -> Shard {
+        Shard {
+            id,
+            router: RefCell::new(router),
+            sessions: RefCell::new(Vec::new()),
+            connections: RefCell::new(Slab::new()),
+            metrics: RefCell::new(ShardMetrics::default()),
+            epoch,
+            limits,
+            read_scratch: RefCell::new(vec![0u8; READ_SCRATCH_BYTES].into_boxed_slice()),
+            spare_actions: RefCell::new(Vec::new()),
+            stopping: Cell::new(false),
+            terminated: Cell::new(false),
+        }
+    }
+
+    /// Milliseconds since the process started, on the monotonic clock.
+    pub(crate) fn now(&self) -> Millis {
+        self.epoch.elapsed().as_millis() as Millis
+    }
+
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.get()
+    }
+
+    pub(crate) fn is_terminated(&self) -> bool {
+        self.terminated.get()
+    }
+
+    /// Called when the shard's main loop is done: connections still alive are dropped without
+    /// driving the router.
+    pub(crate) fn terminate(&self) {
+        self.terminated.set(true);
+    }
+
+    pub(crate) fn connection_count(&self) -> usize {
+        self.connections.borrow().len()
+    }
+
+    /// True when a new connection must be refused (connection limit).
+    pub(crate) fn at_connection_limit(&self) -> bool {
+        self.connection_count() >= self.limits.max_connections_per_shard
+    }
+
+    /// Adds a connection to the live set; returns its slot.
+    pub(crate) fn register_connection(&self, conn: Rc<Connection>) -> usize {
+        self.connections.borrow_mut().insert(conn)
+    }
+
+    pub(crate) fn unregister_connection(&self, slot: usize) {
+        self.connections.borrow_mut().try_remove(slot);
+    }
+
+    /// The transport handshake completed: open a router session for the connection.
+    pub(crate) fn open_session(&self, conn: &Rc<Connection>, transport: TransportInfo) {
+        let session = self.router.borrow_mut().open_session(transport);
+        let mut sessions = self.sessions.borrow_mut();
+        if sessions.len() <= session.0 {
+            sessions.resize(session.0 + 1, None);
+        }
+        sessions[session.0] = Some(conn.clone());
+        conn.session.set(Some(session));
+        self.metrics.borrow_mut().sessions_opened += 1;
+    }
+
+    /// One WAMP message from the connection's session.
+    pub(crate) fn handle_message(&self, conn: &Connection, frame: &[u8]) {
+        let Some(session) = conn.session.get() else {
+            // The session ended (router Close) while the transport is still closing.
+            return;
+        };
+        self.metrics.borrow_mut().messages_in += 1;
+        let now = self.now();
+        let mut actions = self.spare_actions.take();
+        self.router
+            .borrow_mut()
+            .handle_message(session, frame, now, &mut actions);
+        self.perform(&mut actions);
+        self.spare_actions.replace(actions);
+    }
+
+    /// The connection's transport is gone (EOF, error, close handshake done, timeout): end its
+    /// session, if it still has one.
+    pub(crate) fn end_session(&self, conn: &Connection) {
+        let Some(session) = conn.session.get() else {
+            return;
+        };
+        self.detach(session);
+        let mut actions = self.spare_actions.take();
+        self.router
+            .borrow_mut()
+            .close_session(session, self.now(), &mut actions);
+        self.perform(&mut actions);
+        self.spare_actions.replace(actions);
+    }
+
+    /// Forgets which connection carries `session`. Every detach is followed by exactly one
+    /// `router.close_session` (the router's lifecycle contract), done by the caller.
+    fn detach(&self, session: SessionKey) -> Option<Rc<Connection>> {
+        let conn = self.sessions.borrow_mut().get_mut(session.0)?.take()?;
+        conn.session.set(None);
+        Some(conn)
+    }
+
+    /// Carries out router actions, including the ones the resulting session closes produce.
+    /// `actions` is empty afterwards.
+    pub(crate) fn perform(&self, actions: &mut Vec<Action>) {
+        let mut ended: Vec<SessionKey> = Vec::new();
+        loop {
+            for action in actions.drain(..) {
+                match action {
+                    Action::Send { session, frame } => self.deliver(session, &frame, &mut ended),
+                    Action::Close { session } => {
+                        if let Some(conn) = self.detach(session) {
+                            self.metrics.borrow_mut().protocol_closes += 1;
+                            let code = if self.stopping.get() {
+                                close_code::GOING_AWAY
+                            } else {
+                                close_code::NORMAL
+                            };
+                            conn.start_close(code, "");
+                            ended.push(session);
+                        }
+                    }
+                }
+            }
+            if ended.is_empty() {
+                return;
+            }
+            let now = self.now();
+            let mut router = self.router.borrow_mut();
+            for session in ended.drain(..) {
+                router.close_session(session, now, actions);
+            }
+        }
+    }
+
+    /// Appends one frame to a session's output. A full output means the peer does not keep
+    /// up: the session is disconnected (slow consumer) rather than the queue growing.
+    fn deliver(&self, session: SessionKey, frame: &[u8], ended: &mut Vec<SessionKey>) {
+        let conn = match self.sessions.borrow().get(session.0) {
+            Some(Some(conn)) => conn.clone(),
+            _ => {
+                self.metrics.borrow_mut().undeliverable += 1;
+                return;
+            }
+        };
+        let result = conn.transport.borrow_mut().send_message(frame);
+        match result {
+            Ok(()) => {
+                self.metrics.borrow_mut().messages_out += 1;
+                conn.wake();
+            }
+            Err(SendError::Overflow) => {
+                warn!(
+                    shard = self.id,
+                    peer = %conn.peer,
+                    "disconnecting session {}: slow consumer: outbound queue over {} bytes",
+                    session.0,
+                    self.limits.max_outbound_bytes
+                );
+                self.metrics.borrow_mut().slow_consumer_disconnects += 1;
+                self.detach(session);
+                conn.aborted.set(true);
+                conn.wake();
+                ended.push(session);
+            }
+            Err(SendError::TooLarge) => {
+                warn!(
+                    shard = self.id,
+                    peer = %conn.peer,
+                    "dropped a message of {} bytes for session {}: larger than the peer accepts",
+                    frame.len(),
+                    session.0
+                );
+                self.metrics.borrow_mut().oversize_dropped += 1;
+            }
+            Err(SendError::NotOpen) => self.metrics.borrow_mut().undeliverable += 1,
+        }
+    }
+
+    /// Shutdown: GOODBYE `wamp.close.system_shutdown` to every session (the router), then an
+    /// orderly close of every connection, including those still in their handshake.
+    pub(crate) fn begin_shutdown(&self) {
+        if self.stopping.replace(true) {
+            return;
+        }
+        let mut actions = self.spare_actions.take();
+        self.router.borrow_mut().shutdown(self.now(), &mut actions);
+        self.perform(&mut actions);
+        self.spare_actions.replace(actions);
+        let connections: Vec<Rc<Connection>> = self
+            .connections
+            .borrow()
+            .iter()
+            .map(|(_, conn)| conn.clone())
+            .collect();
+        for conn in connections {
+            if conn.session.get().is_none() {
+                conn.start_close(close_code::GOING_AWAY, "router shutting down");
+            }
+        }
+        debug!(shard = self.id, "shutdown started");
+    }
+
+    /// Wakes every connection task (during shutdown, so each re-checks whether its peer has
+    /// acknowledged the last bytes).
+    pub(crate) fn wake_all(&self) {
+        for (_, conn) in self.connections.borrow().iter() {
+            conn.wake();
+        }
+    }
+
+    /// The counters, with `connections_open` filled in.
+    pub(crate) fn metrics_snapshot(&self) -> ShardMetrics {
+        let mut metrics = *self.metrics.borrow();
+        metrics.connections_open = self.connection_count() as u64;
+        metrics
+    }
+
+    /// Logs the router's own counters (at shutdown).
+    pub(crate) fn log_router_stats(&self) {
+        info!(
+            shard = self.id,
+            "router: {:?}",
+            self.router.borrow().stats()
+        );
+    }
+}

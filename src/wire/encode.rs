@@ -1,0 +1,277 @@
+//! [`Message`] -> bytes, appended to a caller-owned buffer. The layout is written once over the
+//! [`Emit`] trait (JSON and MessagePack emitters). A payload in the target serializer is
+//! spliced in unchanged; one in the other serializer is transcoded once. Without transcoding
+//! nothing is allocated beyond the growth of `out`.
+
+use super::json::{self, write as js};
+use super::message::{Message, Payload};
+use super::msgpack::{self, write as mp};
+use super::value::Dict;
+use super::EncodeError;
+use crate::serializer::Serializer;
+
+/// Appends the encoding of `msg` in `ser` to `out`. On error `out` is left as it was.
+pub fn encode(msg: &Message<'_>, ser: Serializer, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    let start = out.len();
+    let result = match ser {
+        Serializer::Json => encode_with(msg, &mut JsonEmit { out }),
+        Serializer::MsgPack => encode_with(msg, &mut MsgPackEmit { out }),
+    };
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
+}
+
+/// Element writers for one serializer.
+trait Emit {
+    /// Opens the message array and writes the type code; `elements` counts every element,
+    /// the code and the payload's included.
+    fn code(&mut self, code: u64, elements: usize);
+    fn uint(&mut self, v: u64);
+    fn str(&mut self, s: &str);
+    fn dict(&mut self, d: &Dict<'_>) -> Result<(), EncodeError>;
+    fn payload(&mut self, p: &Payload<'_>) -> Result<(), EncodeError>;
+    fn close(&mut self);
+}
+
+struct JsonEmit<'o> {
+    out: &'o mut Vec<u8>,
+}
+
+impl Emit for JsonEmit<'_> {
+    #[inline]
+    fn code(&mut self, code: u64, _elements: usize) {
+        self.out.push(b'[');
+        js::uint(self.out, code);
+    }
+
+    #[inline]
+    fn uint(&mut self, v: u64) {
+        self.out.push(b',');
+        js::uint(self.out, v);
+    }
+
+    #[inline]
+    fn str(&mut self, s: &str) {
+        self.out.push(b',');
+        js::str(self.out, s);
+    }
+
+    #[inline]
+    fn dict(&mut self, d: &Dict<'_>) -> Result<(), EncodeError> {
+        if d.is_empty() {
+            self.out.extend_from_slice(b",{}");
+            return Ok(());
+        }
+        self.out.push(b',');
+        js::dict(self.out, d)
+    }
+
+    #[inline]
+    fn payload(&mut self, p: &Payload<'_>) -> Result<(), EncodeError> {
+        if p.count == 0 {
+            return Ok(());
+        }
+        self.out.push(b',');
+        match p.ser {
+            Serializer::Json => {
+                self.out.extend_from_slice(p.raw);
+                Ok(())
+            }
+            Serializer::MsgPack => msgpack::transcode_to_json(p.raw, p.count, self.out),
+        }
+    }
+
+    #[inline]
+    fn close(&mut self) {
+        self.out.push(b']');
+    }
+}
+
+struct MsgPackEmit<'o> {
+    out: &'o mut Vec<u8>,
+}
+
+impl Emit for MsgPackEmit<'_> {
+    #[inline]
+    fn code(&mut self, code: u64, elements: usize) {
+        mp::array_len(self.out, elements as u32);
+        mp::uint(self.out, code);
+    }
+
+    #[inline]
+    fn uint(&mut self, v: u64) {
+        mp::uint(self.out, v);
+    }
+
+    #[inline]
+    fn str(&mut self, s: &str) {
+        mp::str(self.out, s);
+    }
+
+    #[inline]
+    fn dict(&mut self, d: &Dict<'_>) -> Result<(), EncodeError> {
+        mp::dict(self.out, d);
+        Ok(())
+    }
+
+    #[inline]
+    fn payload(&mut self, p: &Payload<'_>) -> Result<(), EncodeError> {
+        if p.count == 0 {
+            return Ok(());
+        }
+        match p.ser {
+            Serializer::MsgPack => {
+                self.out.extend_from_slice(p.raw);
+                Ok(())
+            }
+            Serializer::Json => json::transcode_to_msgpack(p.raw, p.count, self.out),
+        }
+    }
+
+    #[inline]
+    fn close(&mut self) {}
+}
+
+fn encode_with<E: Emit>(msg: &Message<'_>, e: &mut E) -> Result<(), EncodeError> {
+    let code = msg.code();
+    let with_payload = |header: usize, p: &Payload<'_>| header + usize::from(p.count);
+    match msg {
+        Message::Hello { realm, details } => {
+            e.code(code, 3);
+            e.str(realm);
+            e.dict(details)?;
+        }
+        Message::Welcome { session, details } => {
+            e.code(code, 3);
+            e.uint(*session);
+            e.dict(details)?;
+        }
+        Message::Abort { details, reason, payload } => {
+            e.code(code, with_payload(3, payload));
+            e.dict(details)?;
+            e.str(reason);
+            e.payload(payload)?;
+        }
+        Message::Challenge { method, extra } => {
+            e.code(code, 3);
+            e.str(method);
+            e.dict(extra)?;
+        }
+        Message::Authenticate { signature, extra } => {
+            e.code(code, 3);
+            e.str(signature);
+            e.dict(extra)?;
+        }
+        Message::Goodbye { details, reason } => {
+            e.code(code, 3);
+            e.dict(details)?;
+            e.str(reason);
+        }
+        Message::Error { request_type, request, details, error, payload } => {
+            e.code(code, with_payload(5, payload));
+            e.uint(*request_type);
+            e.uint(*request);
+            e.dict(details)?;
+            e.str(error);
+            e.payload(payload)?;
+        }
+        Message::Publish { request, options, topic, payload } => {
+            e.code(code, with_payload(4, payload));
+            e.uint(*request);
+            e.dict(options)?;
+            e.str(topic);
+            e.payload(payload)?;
+        }
+        Message::Published { request, publication } => {
+            e.code(code, 3);
+            e.uint(*request);
+            e.uint(*publication);
+        }
+        Message::Subscribe { request, options, topic } => {
+            e.code(code, 4);
+            e.uint(*request);
+            e.dict(options)?;
+            e.str(topic);
+        }
+        Message::Subscribed { request, subscription } => {
+            e.code(code, 3);
+            e.uint(*request);
+            e.uint(*subscription);
+        }
+        Message::Unsubscribe { request, subscription } => {
+            e.code(code, 3);
+            e.uint(*request);
+            e.uint(*subscription);
+        }
+        Message::Unsubscribed { request, details } | Message::Unregistered { request, details } => {
+            e.code(code, if details.is_some() { 3 } else { 2 });
+            e.uint(*request);
+            if let Some(details) = details {
+                e.dict(details)?;
+            }
+        }
+        Message::Event { subscription, publication, details, payload } => {
+            e.code(code, with_payload(4, payload));
+            e.uint(*subscription);
+            e.uint(*publication);
+            e.dict(details)?;
+            e.payload(payload)?;
+        }
+        Message::Call { request, options, procedure, payload } => {
+            e.code(code, with_payload(4, payload));
+            e.uint(*request);
+            e.dict(options)?;
+            e.str(procedure);
+            e.payload(payload)?;
+        }
+        Message::Cancel { request, options } | Message::Interrupt { request, options } => {
+            e.code(code, 3);
+            e.uint(*request);
+            e.dict(options)?;
+        }
+        Message::Result { request, details, payload } => {
+            e.code(code, with_payload(3, payload));
+            e.uint(*request);
+            e.dict(details)?;
+            e.payload(payload)?;
+        }
+        Message::Register { request, options, procedure } => {
+            e.code(code, 4);
+            e.uint(*request);
+            e.dict(options)?;
+            e.str(procedure);
+        }
+        Message::Registered { request, registration } => {
+            e.code(code, 3);
+            e.uint(*request);
+            e.uint(*registration);
+        }
+        Message::Unregister { request, registration } => {
+            e.code(code, 3);
+            e.uint(*request);
+            e.uint(*registration);
+        }
+        Message::Invocation { request, registration, details, payload } => {
+            e.code(code, with_payload(4, payload));
+            e.uint(*request);
+            e.uint(*registration);
+            e.dict(details)?;
+            e.payload(payload)?;
+        }
+        Message::Yield { request, options, payload } => {
+            e.code(code, with_payload(3, payload));
+            e.uint(*request);
+            e.dict(options)?;
+            e.payload(payload)?;
+        }
+        Message::EventReceived { publication, payload } => {
+            e.code(code, with_payload(2, payload));
+            e.uint(*publication);
+            e.payload(payload)?;
+        }
+    }
+    e.close();
+    Ok(())
+}

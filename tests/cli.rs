@@ -1,0 +1,551 @@
+//! End-to-end tests of the `wampring` binary: the config commands (`--print-default-config`,
+//! `--check-config`), start-up refusals (port in use), and the running server over real
+//! sockets — a WebSocket and a RawSocket client (built on `wampring::net::ClientConn`), the
+//! handshake timeout, the slow-consumer disconnect, and SIGTERM (GOODBYE
+//! `wamp.close.system_shutdown`, exit 0 within 2 s). Every wait is bounded; every started
+//! process is killed by PID when its guard drops.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use wampring::net::{ClientConn, ConnEvent, TransportConfig, TransportKind};
+use wampring::serializer::Serializer;
+
+const BIN: &str = env!("CARGO_BIN_EXE_wampring");
+
+/// A fresh file path under the system temp dir, removed when dropped.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn with_contents(contents: &str) -> TempFile {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let path =
+            std::env::temp_dir().join(format!("wampring-cli-{}-{n}.toml", std::process::id()));
+        std::fs::write(&path, contents).unwrap();
+        TempFile(path)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().expect("run wampring")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn config_text(ws_port: u16, rs_port: u16, extra: &str) -> String {
+    format!(
+        r#"
+[[listener]]
+kind = "websocket"
+bind = "127.0.0.1:{ws_port}"
+path = "/ws"
+serializers = ["json", "msgpack"]
+[[listener]]
+kind = "rawsocket"
+bind = "127.0.0.1:{rs_port}"
+serializers = ["json", "msgpack"]
+{extra}
+[[realm]]
+name = "realm1"
+"#
+    )
+}
+
+/// A running router, killed (by PID) when dropped. Its stderr goes to a file.
+struct Server {
+    child: Child,
+    ws: SocketAddr,
+    rs: SocketAddr,
+    log: PathBuf,
+    _config: TempFile,
+}
+
+impl Server {
+    fn start(extra_config: &str) -> Server {
+        let (ws_port, rs_port) = (free_port(), free_port());
+        let config = TempFile::with_contents(&config_text(ws_port, rs_port, extra_config));
+        let log = config.0.with_extension("log");
+        let child = Command::new(BIN)
+            .arg("--config")
+            .arg(&config.0)
+            .arg("--log-level")
+            .arg("info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawn wampring");
+        let server = Server {
+            child,
+            ws: SocketAddr::from(([127, 0, 0, 1], ws_port)),
+            rs: SocketAddr::from(([127, 0, 0, 1], rs_port)),
+            log,
+            _config: config,
+        };
+        server.wait_listening();
+        server
+    }
+
+    fn wait_listening(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if TcpStream::connect(self.rs).is_ok() && TcpStream::connect(self.ws).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("router did not start listening; log:\n{}", self.log_text());
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&self, signal: i32) {
+        // SAFETY: plain kill(2) on our own child's PID.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, signal) }, 0);
+    }
+
+    /// Waits for exit at most `limit`; `None` if still running.
+    fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// A blocking WAMP client over `ClientConn`, JSON serializer.
+struct Client {
+    stream: TcpStream,
+    conn: ClientConn,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr, kind: TransportKind) -> Client {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_nodelay(true).unwrap();
+        let config = TransportConfig {
+            ws_host: addr.to_string(),
+            ..TransportConfig::default()
+        };
+        let conn = ClientConn::new(kind, Serializer::Json, &config);
+        let mut client = Client { stream, conn };
+        client.flush();
+        match client.next_event(Duration::from_secs(5)) {
+            Some(ConnEvent::Opened { serializer }) => assert_eq!(serializer, Serializer::Json),
+            other => panic!("expected the transport to open, got {other:?}"),
+        }
+        client
+    }
+
+    fn flush(&mut self) {
+        let out = self.conn.output().to_vec();
+        self.stream.write_all(&out).unwrap();
+        self.conn.consume_output(out.len());
+    }
+
+    fn send(&mut self, json: &str) {
+        self.conn.send_message(json.as_bytes()).unwrap();
+        self.flush();
+    }
+
+    /// The next transport event, or `None` on timeout or when the socket ends without one.
+    fn next_event(&mut self, limit: Duration) -> Option<ConnEvent> {
+        let deadline = Instant::now() + limit;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            if let Some(event) = self.conn.poll_event() {
+                self.flush_quietly();
+                return Some(event);
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            self.stream
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .unwrap();
+            match self.stream.read(&mut buf) {
+                Ok(0) => return self.conn.poll_event(),
+                Ok(n) => self.conn.receive(&buf[..n]),
+                Err(_) => return self.conn.poll_event(),
+            }
+        }
+    }
+
+    /// Pongs and close replies the codec queued; the socket may already be gone.
+    fn flush_quietly(&mut self) {
+        let out = self.conn.output().to_vec();
+        if self.stream.write_all(&out).is_ok() {
+            self.conn.consume_output(out.len());
+        }
+    }
+
+    /// The next WAMP message as JSON, or `None` if the transport ended or nothing came.
+    fn recv(&mut self, limit: Duration) -> Option<serde_json::Value> {
+        match self.next_event(limit)? {
+            ConnEvent::Message(bytes) => {
+                Some(serde_json::from_slice(&bytes).expect("valid JSON from router"))
+            }
+            ConnEvent::Closed { .. } | ConnEvent::Opened { .. } => None,
+        }
+    }
+
+    fn expect(&mut self, code: u64) -> serde_json::Value {
+        let message = self
+            .recv(Duration::from_secs(5))
+            .unwrap_or_else(|| panic!("expected message {code}, got nothing"));
+        assert_eq!(message[0], code, "unexpected message {message}");
+        message
+    }
+
+    fn join(addr: SocketAddr, kind: TransportKind) -> Client {
+        let mut client = Client::connect(addr, kind);
+        client.send(
+            r#"[1,"realm1",{"roles":{"caller":{},"callee":{},"publisher":{},"subscriber":{}}}]"#,
+        );
+        client.expect(2);
+        client
+    }
+}
+
+#[test]
+fn print_default_config_prints_the_embedded_file_which_checks_ok() {
+    let printed = run(&["--print-default-config"]);
+    assert!(printed.status.success());
+    let text = String::from_utf8(printed.stdout).unwrap();
+    let embedded = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/default-config.toml"
+    ))
+    .unwrap();
+    assert_eq!(text, embedded);
+    assert!(
+        text.contains("ws")
+            && text.contains("8080")
+            && text.contains("8081")
+            && text.contains("realm1")
+    );
+
+    let file = TempFile::with_contents(&text);
+    let checked = run(&["--check-config", file.0.to_str().unwrap()]);
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert_eq!(String::from_utf8(checked.stdout).unwrap().trim(), "ok");
+}
+
+#[test]
+fn check_config_names_the_bad_key() {
+    let cases = [
+        (
+            config_text(9001, 9002, "[limits]\nmax_outbound = 1\n"),
+            "max_outbound",
+        ),
+        (
+            config_text(9001, 9002, "[router]\nuri_check = \"lax\"\n"),
+            "uri_check",
+        ),
+        (
+            config_text(9001, 9002, "[limits]\nhandshake_timeout_ms = 5\n"),
+            "limits.handshake_timeout_ms",
+        ),
+        (config_text(9001, 9001, ""), "listener[1].bind"),
+        (
+            config_text(9001, 9002, "").replace("path = \"/ws\"", "path = \"ws\""),
+            "listener[0].path",
+        ),
+        (
+            config_text(9001, 9002, "").replace("name = \"realm1\"", "name = \"realm one\""),
+            "realm[0].name",
+        ),
+        ("[[realm]]\nname = \"realm1\"\n".to_string(), "listener"),
+    ];
+    for (text, key) in cases {
+        let file = TempFile::with_contents(&text);
+        let output = run(&["--check-config", file.0.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{key}: {stderr}");
+        assert!(stderr.contains(key), "expected {key:?} in: {stderr}");
+        assert!(output.stdout.is_empty());
+    }
+    let missing = run(&["--check-config", "/nonexistent/wampring.toml"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read"));
+}
+
+#[test]
+fn refuses_to_start_on_a_port_in_use() {
+    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let file = TempFile::with_contents(&config_text(port, free_port(), ""));
+    let mut child = Command::new(BIN)
+        .args(["--config", file.0.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("router started although the port is held");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!status.success());
+    assert!(
+        stderr.contains(&format!("address 127.0.0.1:{port} is already in use")),
+        "{stderr}"
+    );
+    drop(held);
+}
+
+#[test]
+fn sigterm_exits_zero_within_two_seconds() {
+    let mut server = Server::start("");
+    server.signal(libc::SIGTERM);
+    let status = server
+        .wait_exit(Duration::from_secs(2))
+        .expect("still running 2 s after SIGTERM");
+    assert!(status.success(), "{status:?}\n{}", server.log_text());
+    assert!(
+        server.log_text().contains("stopped"),
+        "{}",
+        server.log_text()
+    );
+}
+
+#[test]
+fn sigint_with_idle_and_handshaking_connections_exits_zero_within_two_seconds() {
+    let mut server = Server::start("");
+    // A client that never finishes its handshake and one that never reads nor closes.
+    let _silent = TcpStream::connect(server.ws).unwrap();
+    let _joined = Client::join(server.rs, TransportKind::RawSocket);
+    server.signal(libc::SIGINT);
+    let status = server
+        .wait_exit(Duration::from_secs(2))
+        .expect("still running 2 s after SIGINT");
+    assert!(status.success(), "{status:?}\n{}", server.log_text());
+}
+
+#[test]
+fn websocket_session_gets_goodbye_system_shutdown_on_sigterm() {
+    let mut server = Server::start("");
+    let mut client = Client::join(server.ws, TransportKind::WebSocket);
+    server.signal(libc::SIGTERM);
+    let goodbye = client.expect(6);
+    assert_eq!(goodbye[2], "wamp.close.system_shutdown");
+    // Answer like a well-behaved client, then the router closes the WebSocket.
+    client
+        .conn
+        .send_message(br#"[6,{},"wamp.close.goodbye_and_out"]"#)
+        .ok();
+    client.flush_quietly();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        match client.next_event(Duration::from_millis(200)) {
+            Some(ConnEvent::Closed { .. }) => break,
+            Some(_) => continue,
+            None => break,
+        }
+    }
+    drop(client);
+    let status = server
+        .wait_exit(Duration::from_secs(2))
+        .expect("still running 2 s after SIGTERM");
+    assert!(status.success(), "{status:?}\n{}", server.log_text());
+}
+
+#[test]
+fn rpc_round_trip_over_rawsocket_and_websocket() {
+    let server = Server::start("");
+    let mut callee = Client::join(server.rs, TransportKind::RawSocket);
+    callee.send(r#"[64,1,{},"com.example.add"]"#);
+    let registered = callee.expect(65);
+    let registration = registered[2].as_u64().unwrap();
+
+    let mut caller = Client::join(server.ws, TransportKind::WebSocket);
+    for request in 1..=20u64 {
+        caller.send(&format!(
+            r#"[48,{request},{{}},"com.example.add",[{request},2]]"#
+        ));
+        let invocation = callee.expect(68);
+        assert_eq!(invocation[2], registration);
+        let args = invocation[4].as_array().unwrap();
+        let sum = args[0].as_u64().unwrap() + args[1].as_u64().unwrap();
+        callee.send(&format!(r#"[70,{},{{}},[{sum}]]"#, invocation[1]));
+        let result = caller.expect(50);
+        assert_eq!(result[1], request);
+        assert_eq!(result[3][0], request + 2);
+    }
+}
+
+#[test]
+fn a_connection_without_handshake_is_dropped_after_the_timeout() {
+    let server = Server::start("[limits]\nhandshake_timeout_ms = 300\n");
+    let mut silent = TcpStream::connect(server.rs).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 16];
+    let closed = matches!(silent.read(&mut buf), Ok(0) | Err(_));
+    assert!(closed, "connection still open");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+}
+
+#[test]
+fn a_subscriber_that_does_not_read_is_disconnected_as_slow_consumer() {
+    let server = Server::start("[limits]\nmax_outbound_bytes = 65536\n");
+    // Subscriber: small receive buffer, joins, subscribes, then stops reading.
+    let mut subscriber = Client::join(server.rs, TransportKind::RawSocket);
+    subscriber.send(r#"[32,1,{},"com.example.flood"]"#);
+    subscriber.expect(33);
+
+    let mut publisher = Client::join(server.ws, TransportKind::WebSocket);
+    let blob = "x".repeat(60_000);
+    let message = format!(r#"[16,1,{{}},"com.example.flood",["{blob}"]]"#);
+    // Loopback socket buffers hold a few MiB; 600 events of 60 kB (36 MB) overflow them and
+    // then the 64 KiB outbound bound.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut disconnected = false;
+    for _ in 0..600 {
+        publisher.send(&message);
+        if server.log_text().contains("slow consumer") {
+            disconnected = true;
+            break;
+        }
+        assert!(Instant::now() < deadline, "publishing took too long");
+    }
+    if !disconnected {
+        std::thread::sleep(Duration::from_millis(300));
+        disconnected = server.log_text().contains("slow consumer");
+    }
+    assert!(
+        disconnected,
+        "no slow-consumer disconnect; log:\n{}",
+        server.log_text()
+    );
+    assert!(server
+        .log_text()
+        .contains("outbound queue over 65536 bytes"));
+
+    // The subscriber's connection ends once it reads what was already in flight.
+    let mut ended = false;
+    let end_deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < end_deadline {
+        match subscriber.next_event(Duration::from_millis(500)) {
+            Some(ConnEvent::Message(_)) => continue,
+            _ => {
+                ended = true;
+                break;
+            }
+        }
+    }
+    assert!(ended, "subscriber connection still open");
+    // The publisher is unaffected.
+    publisher.send(r#"[16,2,{"acknowledge":true},"com.example.other",[]]"#);
+    publisher.expect(17);
+}
+
+#[test]
+fn too_low_memlock_limit_is_refused_naming_the_fix() {
+    let file = TempFile::with_contents(&config_text(free_port(), free_port(), ""));
+    // `ulimit -l` sets both the soft and the hard limit, so the router cannot raise it.
+    let script = format!("ulimit -l 256 && exec '{BIN}' --config '{}'", file.0.display());
+    let output = Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("RLIMIT_MEMLOCK") && stderr.contains("256 KiB"), "{stderr}");
+    assert!(stderr.contains("ulimit -l") && stderr.contains("LimitMEMLOCK"), "{stderr}");
+}
+
+#[test]
+fn cores_above_one_is_accepted_with_a_warning() {
+    let file = TempFile::with_contents(&config_text(free_port(), free_port(), ""));
+    let mut child = Command::new(BIN)
+        .args(["--config", file.0.to_str().unwrap(), "--cores", "4"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: plain kill(2) on our own child's PID.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("router did not stop");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("cores = 4") && stderr.contains("running 1 shard"), "{stderr}");
+}
+
+#[test]
+fn bad_command_line_values_are_usage_errors() {
+    let output = run(&["--cores", "0"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--cores"));
+    let output = run(&["--check-config", "a.toml", "--print-default-config"]);
+    assert_eq!(output.status.code(), Some(2));
+}

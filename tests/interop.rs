@@ -1,0 +1,423 @@
+//! Interop tests against real third-party WAMP clients: Autobahn|Python and Autobahn|JS.
+//!
+//! Owned by the interop test harness (this file and `tests/interop/**`). Each `#[test]` starts
+//! its own `wampring` (the binary built by cargo) on free 127.0.0.1 ports with a temporary TOML
+//! config, waits (bounded) until both listeners accept, then runs one client script
+//! (`tests/interop/client.py` or `client.js`) for one transport x serializer combination and
+//! asserts that it exits 0. On failure the panic message carries the client's output (each
+//! scenario step prints `ok <step>` or `FAIL <step>: ...`) and the router's log. The clients
+//! are installed on first use by `tests/interop/setup.sh` into git-ignored folders
+//! (`tests/interop/.venv`, `tests/interop/node_modules`); it needs `python3` (3.11), `node` (20),
+//! `npm` and access to PyPI and the npm registry.
+//!
+//! Processes: the router and the clients are killed by PID when their guard drops (also on
+//! panic), and they get `PR_SET_PDEATHSIG` so that not even a killed test binary leaves them
+//! behind. Every wait is bounded.
+//!
+//! To change the config format, edit [`router_config`]; to start the router with extra
+//! arguments (e.g. `--cores 2`), pass them in the last argument of `interop_test!`.
+
+use std::fs;
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// How long the router may take until both listeners accept connections.
+const ROUTER_START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the router may take to exit after SIGTERM before it gets SIGKILL.
+const ROUTER_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Upper bound for one client run (the scripts have their own 20 s hard timeout).
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Upper bound for `setup.sh` (a first install downloads from PyPI and npm).
+const SETUP_TIMEOUT: Duration = Duration::from_secs(20 * 60);
+/// Attempts to start the router (a free port can be taken by someone else between our probe
+/// and the router's bind).
+const ROUTER_START_ATTEMPTS: usize = 3;
+/// The realm the clients join.
+const REALM: &str = "realm1";
+
+// ------------------------------------------------------------------------------------------
+// Router config: the one place that knows wampring's config format.
+// ------------------------------------------------------------------------------------------
+
+/// The TOML config for a router with a WebSocket listener at `ws` (path `/ws`), a RawSocket
+/// listener at `rs`, both with JSON and MessagePack, and the realm `realm1`.
+fn router_config(ws: SocketAddr, rs: SocketAddr) -> String {
+    format!(
+        r#"# written by tests/interop.rs
+[[listener]]
+kind = "websocket"
+bind = "{ws}"
+path = "/ws"
+serializers = ["json", "msgpack"]
+
+[[listener]]
+kind = "rawsocket"
+bind = "{rs}"
+serializers = ["json", "msgpack"]
+
+[[realm]]
+name = "{REALM}"
+"#
+    )
+}
+
+// ------------------------------------------------------------------------------------------
+// Paths, temp dirs, processes
+// ------------------------------------------------------------------------------------------
+
+fn interop_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("interop")
+}
+
+/// A fresh directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "wampring-interop-{}-{}-{}",
+            std::process::id(),
+            n,
+            tag
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        TempDir(dir)
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Makes the child get SIGKILL when the thread that spawned it dies, so a killed or crashed
+/// test binary cannot leave it running; and puts it into its own process group, so that a
+/// timeout can kill everything it started.
+fn guard_child(cmd: &mut Command) -> &mut Command {
+    cmd.process_group(0);
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
+fn signal_group(child: &Child, sig: libc::c_int) {
+    // The child leads its own process group (guard_child), so -pid is exactly its group.
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: plain syscall on a group we created.
+    unsafe {
+        libc::kill(-pid, sig);
+    }
+}
+
+/// Waits for `child` at most `timeout`; None when it is still running.
+fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() >= deadline => return None,
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("waiting for child {}: {e}", child.id()),
+        }
+    }
+}
+
+/// Runs a command to completion with a bounded wait, stdout+stderr into `log`. On timeout the
+/// whole process group is killed. Returns the status (None on timeout) and the output.
+fn run_bounded(cmd: &mut Command, log: &Path, timeout: Duration) -> (Option<ExitStatus>, String) {
+    let out = fs::File::create(log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
+    let err = out.try_clone().expect("dup log file");
+    let mut child = guard_child(cmd)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let status = wait_timeout(&mut child, timeout);
+    if status.is_none() {
+        signal_group(&child, libc::SIGKILL);
+        let _ = child.wait();
+    }
+    (status, read_lossy(log))
+}
+
+fn read_lossy(path: &Path) -> String {
+    let mut buf = Vec::new();
+    if let Ok(mut f) = fs::File::open(path) {
+        let _ = f.read_to_end(&mut buf);
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+fn tail(s: &str, lines: usize) -> String {
+    let v: Vec<&str> = s.lines().collect();
+    v[v.len().saturating_sub(lines)..].join("\n")
+}
+
+// ------------------------------------------------------------------------------------------
+// Client installation (once per test binary; setup.sh itself flocks across processes)
+// ------------------------------------------------------------------------------------------
+
+fn setup_clients() {
+    static SETUP: OnceLock<Result<(), String>> = OnceLock::new();
+    let result = SETUP.get_or_init(|| {
+        let tmp = TempDir::new("setup");
+        let log = tmp.path().join("setup.log");
+        let mut cmd = Command::new("bash");
+        cmd.arg(interop_dir().join("setup.sh"));
+        let (status, output) = run_bounded(&mut cmd, &log, SETUP_TIMEOUT);
+        match status {
+            Some(s) if s.success() => Ok(()),
+            Some(s) => Err(format!("tests/interop/setup.sh failed ({s}):\n{output}")),
+            None => Err(format!(
+                "tests/interop/setup.sh did not finish within {SETUP_TIMEOUT:?}:\n{output}"
+            )),
+        }
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// The router under test
+// ------------------------------------------------------------------------------------------
+
+/// A running `wampring`; stopped (SIGTERM, then SIGKILL) and reaped on drop.
+struct Router {
+    child: Child,
+    ws: SocketAddr,
+    rs: SocketAddr,
+    log: PathBuf,
+    _dir: TempDir,
+}
+
+impl Router {
+    /// Starts the router with `extra_args` after `--config FILE` and waits until both
+    /// listeners accept connections.
+    fn start(extra_args: &[&str]) -> Router {
+        let mut last_err = String::new();
+        for attempt in 1..=ROUTER_START_ATTEMPTS {
+            match Router::try_start(extra_args) {
+                Ok(r) => return r,
+                Err(e) => {
+                    eprintln!("router start attempt {attempt} failed: {e}");
+                    last_err = e;
+                }
+            }
+        }
+        panic!("could not start wampring after {ROUTER_START_ATTEMPTS} attempts:\n{last_err}");
+    }
+
+    fn try_start(extra_args: &[&str]) -> Result<Router, String> {
+        let dir = TempDir::new("router");
+        let (ws, rs) = two_free_ports();
+        let config = dir.path().join("wampring.toml");
+        fs::write(&config, router_config(ws, rs)).map_err(|e| format!("write config: {e}"))?;
+        let log = dir.path().join("router.log");
+        let out = fs::File::create(&log).map_err(|e| format!("create log: {e}"))?;
+        let err = out.try_clone().map_err(|e| format!("dup log: {e}"))?;
+        let child = guard_child(
+            Command::new(env!("CARGO_BIN_EXE_wampring"))
+                .arg("--config")
+                .arg(&config)
+                .args(extra_args)
+                .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+                .env("NO_COLOR", "1")
+                .stdin(Stdio::null())
+                .stdout(out)
+                .stderr(err),
+        )
+        .spawn()
+        .map_err(|e| format!("spawn {}: {e}", env!("CARGO_BIN_EXE_wampring")))?;
+        let mut router = Router { child, ws, rs, log, _dir: dir };
+
+        let deadline = Instant::now() + ROUTER_START_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = router.child.try_wait() {
+                return Err(format!(
+                    "wampring exited during startup ({status}); args {extra_args:?}; log:\n{}",
+                    router.log_text()
+                ));
+            }
+            let up = [ws, rs]
+                .iter()
+                .all(|a| TcpStream::connect_timeout(a, Duration::from_millis(200)).is_ok());
+            if up {
+                return Ok(router);
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "wampring did not accept on {ws} and {rs} within {ROUTER_START_TIMEOUT:?}; \
+                     log:\n{}",
+                    router.log_text()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn url(&self, transport: Transport) -> String {
+        match transport {
+            Transport::WebSocket => format!("ws://{}/ws", self.ws),
+            Transport::RawSocket => format!("rs://{}", self.rs),
+        }
+    }
+
+    fn log_text(&self) -> String {
+        tail(&read_lossy(&self.log), 200)
+    }
+
+    /// Whether the router is still running (it must not die during a test).
+    fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+}
+
+impl Drop for Router {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            // SAFETY: plain syscall on our own child.
+            unsafe {
+                libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+            }
+            if wait_timeout(&mut self.child, ROUTER_STOP_TIMEOUT).is_none() {
+                eprintln!("wampring did not exit {ROUTER_STOP_TIMEOUT:?} after SIGTERM; SIGKILL");
+                signal_group(&self.child, libc::SIGKILL);
+                let _ = self.child.wait();
+            }
+        }
+    }
+}
+
+/// Two distinct free 127.0.0.1 ports (both probed while held, so they differ).
+fn two_free_ports() -> (SocketAddr, SocketAddr) {
+    let a = TcpListener::bind("127.0.0.1:0").expect("bind probe port");
+    let b = TcpListener::bind("127.0.0.1:0").expect("bind probe port");
+    (a.local_addr().unwrap(), b.local_addr().unwrap())
+}
+
+// ------------------------------------------------------------------------------------------
+// One combination
+// ------------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug)]
+enum ClientKind {
+    Python,
+    Js,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Transport {
+    WebSocket,
+    RawSocket,
+}
+
+fn client_command(client: ClientKind) -> Command {
+    let dir = interop_dir();
+    match client {
+        ClientKind::Python => {
+            let mut c = Command::new(dir.join(".venv").join("bin").join("python"));
+            c.arg(dir.join("client.py")).env("PYTHONUNBUFFERED", "1");
+            c
+        }
+        ClientKind::Js => {
+            let mut c = Command::new("node");
+            c.arg(dir.join("client.js"));
+            c
+        }
+    }
+}
+
+/// Installs the clients, starts a router with `router_args`, runs `client` over `transport`
+/// with `serializer`, and fails with both sides' output unless the scenario passes.
+fn run_combo(client: ClientKind, transport: Transport, serializer: &str, router_args: &[&str]) {
+    setup_clients();
+    let mut router = Router::start(router_args);
+    let url = router.url(transport);
+
+    let tmp = TempDir::new("client");
+    let log = tmp.path().join("client.log");
+    let mut cmd = client_command(client);
+    cmd.current_dir(interop_dir())
+        .args(["--url", &url, "--serializer", serializer, "--realm", REALM]);
+    let started = Instant::now();
+    let (status, output) = run_bounded(&mut cmd, &log, CLIENT_TIMEOUT);
+    let elapsed = started.elapsed();
+    let router_died = router.exit_status();
+
+    let what = format!(
+        "{client:?} client, {transport:?} ({url}), {serializer}, router args {router_args:?}"
+    );
+    let passed = matches!(status, Some(s) if s.success())
+        && output.lines().any(|l| l == "PASS")
+        && router_died.is_none();
+    if passed {
+        eprintln!("{what}: passed in {elapsed:.1?}\n{output}");
+        return;
+    }
+    let verdict = match (status, router_died) {
+        (_, Some(s)) => format!("the router exited during the test ({s})"),
+        (None, _) => format!("the client did not finish within {CLIENT_TIMEOUT:?} (killed)"),
+        (Some(s), _) if s.success() => "the client exited 0 without printing PASS".to_string(),
+        (Some(s), _) => format!("the client failed ({s})"),
+    };
+    let first_fail = output
+        .lines()
+        .find(|l| l.starts_with("FAIL"))
+        .unwrap_or("(no FAIL line)")
+        .to_string();
+    let router_log = router.log_text();
+    drop(router);
+    panic!(
+        "interop failure: {what}: {verdict}\n  {first_fail}\n\
+         ---- client output ----\n{output}\n\
+         ---- router log (tail) ----\n{router_log}\n-----------------------"
+    );
+}
+
+/// `interop_test!(name, Client, Transport, "serializer" [, ["--router", "args"]])`
+macro_rules! interop_test {
+    ($name:ident, $client:ident, $transport:ident, $ser:literal) => {
+        interop_test!($name, $client, $transport, $ser, []);
+    };
+    ($name:ident, $client:ident, $transport:ident, $ser:literal, [$($arg:literal),*]) => {
+        #[test]
+        fn $name() {
+            run_combo(ClientKind::$client, Transport::$transport, $ser, &[$($arg),*]);
+        }
+    };
+}
+
+// Autobahn|Python (asyncio): every transport x serializer.
+interop_test!(python_ws_json, Python, WebSocket, "json");
+interop_test!(python_ws_msgpack, Python, WebSocket, "msgpack");
+interop_test!(python_rs_json, Python, RawSocket, "json");
+interop_test!(python_rs_msgpack, Python, RawSocket, "msgpack");
+
+// Autobahn|JS (Node): its RawSocket transport speaks JSON only.
+interop_test!(js_ws_json, Js, WebSocket, "json");
+interop_test!(js_ws_msgpack, Js, WebSocket, "msgpack");
+interop_test!(js_rs_json, Js, RawSocket, "json");
+
+// Multi-core variants, once `--cores 2` runs two shards, e.g.:
+// interop_test!(python_ws_json_cores2, Python, WebSocket, "json", ["--cores", "2"]);
