@@ -20,14 +20,29 @@ fn encode(message: &Message<'_>, ser: Serializer) -> Vec<u8> {
 }
 
 fn join(router: &mut Router, ser: Serializer, out: &mut Vec<Action>) -> SessionKey {
-    let key = router.open_session(TransportInfo { serializer: ser, kind: "bench", peer: "bench".into() });
+    let key = router.open_session(TransportInfo {
+        serializer: ser,
+        kind: "bench",
+        peer: "bench".into(),
+    });
     let mut roles = Dict::new();
     for role in ["caller", "callee", "publisher", "subscriber"] {
         roles.insert(role, Dict::new());
     }
     let mut details = Dict::new();
     details.insert("roles", roles);
-    router.handle_message(key, &encode(&Message::Hello { realm: "realm1".into(), details }, ser), 0, out);
+    router.handle_message(
+        key,
+        &encode(
+            &Message::Hello {
+                realm: "realm1".into(),
+                details,
+            },
+            ser,
+        ),
+        0,
+        out,
+    );
     assert!(matches!(out.last(), Some(Action::Send { .. })));
     out.clear();
     key
@@ -55,26 +70,47 @@ fn routed_call(c: &mut Criterion) {
         let mut out = Vec::new();
         let caller = join(&mut router, ser, &mut out);
         let callee = join(&mut router, ser, &mut out);
-        let register = Message::Register { request: 1, options: Dict::new(), procedure: "com.bench.add2".into() };
+        let register = Message::Register {
+            request: 1,
+            options: Dict::new(),
+            procedure: "com.bench.add2".into(),
+        };
         router.handle_message(callee, &encode(&register, ser), 0, &mut out);
         out.clear();
-        let args = wire::payload_from_args(ser, &[Value::UInt(23), Value::UInt(7), Value::Str(Cow::Borrowed("some text"))], None).unwrap();
+        let args = wire::payload_from_args(
+            ser,
+            &[
+                Value::UInt(23),
+                Value::UInt(7),
+                Value::Str(Cow::Borrowed("some text")),
+            ],
+            None,
+        )
+        .unwrap();
         let call = encode(
-            &Message::Call { request: 1, options: Dict::new(), procedure: "com.bench.add2".into(), payload: args.as_payload() },
+            &Message::Call {
+                request: 1,
+                options: Dict::new(),
+                procedure: "com.bench.add2".into(),
+                payload: args.as_payload(),
+            },
             ser,
         );
         let mut yield_frame = Vec::with_capacity(64);
         let mut invocation = 0u64;
-        group.bench_function(BenchmarkId::new("call_invocation_yield_result", ser.name()), |b| {
-            b.iter(|| {
-                router.handle_message(caller, black_box(&call), 0, &mut out);
-                invocation += 1;
-                write_yield(&mut yield_frame, ser, invocation);
-                router.handle_message(callee, black_box(&yield_frame), 0, &mut out);
-                debug_assert_eq!(out.len(), 2);
-                out.clear();
-            })
-        });
+        group.bench_function(
+            BenchmarkId::new("call_invocation_yield_result", ser.name()),
+            |b| {
+                b.iter(|| {
+                    router.handle_message(caller, black_box(&call), 0, &mut out);
+                    invocation += 1;
+                    write_yield(&mut yield_frame, ser, invocation);
+                    router.handle_message(callee, black_box(&yield_frame), 0, &mut out);
+                    debug_assert_eq!(out.len(), 2);
+                    out.clear();
+                })
+            },
+        );
         assert_eq!(router.stats().pending_calls, 0);
         assert_eq!(router.stats().protocol_violations, 0);
     }
@@ -90,28 +126,44 @@ fn event_fanout(c: &mut Criterion) {
             let publisher = join(&mut router, ser, &mut out);
             for _ in 0..subscribers {
                 let subscriber = join(&mut router, ser, &mut out);
-                let subscribe = Message::Subscribe { request: 1, options: Dict::new(), topic: "com.bench.topic".into() };
+                let subscribe = Message::Subscribe {
+                    request: 1,
+                    options: Dict::new(),
+                    topic: "com.bench.topic".into(),
+                };
                 router.handle_message(subscriber, &encode(&subscribe, ser), 0, &mut out);
                 out.clear();
             }
-            let args = wire::payload_from_args(ser, &[Value::UInt(1), Value::Str(Cow::Borrowed("hello"))], None).unwrap();
+            let args = wire::payload_from_args(
+                ser,
+                &[Value::UInt(1), Value::Str(Cow::Borrowed("hello"))],
+                None,
+            )
+            .unwrap();
             let publish = encode(
                 &Message::Publish {
                     request: 1,
                     options: Dict::new(),
                     topic: "com.bench.topic".into(),
-                    payload: Payload { ser, count: args.count, raw: &args.raw },
+                    payload: Payload {
+                        ser,
+                        count: args.count,
+                        raw: &args.raw,
+                    },
                 },
                 ser,
             );
             group.throughput(Throughput::Elements(subscribers as u64));
-            group.bench_function(BenchmarkId::new(format!("publish_event_{}", ser.name()), subscribers), |b| {
-                b.iter(|| {
-                    router.handle_message(publisher, black_box(&publish), 0, &mut out);
-                    debug_assert_eq!(out.len(), subscribers);
-                    out.clear();
-                })
-            });
+            group.bench_function(
+                BenchmarkId::new(format!("publish_event_{}", ser.name()), subscribers),
+                |b| {
+                    b.iter(|| {
+                        router.handle_message(publisher, black_box(&publish), 0, &mut out);
+                        debug_assert_eq!(out.len(), subscribers);
+                        out.clear();
+                    })
+                },
+            );
             assert_eq!(router.stats().protocol_violations, 0);
         }
     }

@@ -79,6 +79,10 @@ struct Server {
 
 impl Server {
     fn start(extra_config: &str) -> Server {
+        Server::start_with_args(extra_config, &[])
+    }
+
+    fn start_with_args(extra_config: &str, args: &[&str]) -> Server {
         let (ws_port, rs_port) = (free_port(), free_port());
         let config = TempFile::with_contents(&config_text(ws_port, rs_port, extra_config));
         let log = config.0.with_extension("log");
@@ -87,6 +91,7 @@ impl Server {
             .arg(&config.0)
             .arg("--log-level")
             .arg("info")
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -500,7 +505,10 @@ fn a_subscriber_that_does_not_read_is_disconnected_as_slow_consumer() {
 fn too_low_memlock_limit_is_refused_naming_the_fix() {
     let file = TempFile::with_contents(&config_text(free_port(), free_port(), ""));
     // `ulimit -l` sets both the soft and the hard limit, so the router cannot raise it.
-    let script = format!("ulimit -l 256 && exec '{BIN}' --config '{}'", file.0.display());
+    let script = format!(
+        "ulimit -l 256 && exec '{BIN}' --config '{}'",
+        file.0.display()
+    );
     let output = Command::new("sh")
         .args(["-c", &script])
         .stdin(Stdio::null())
@@ -508,37 +516,29 @@ fn too_low_memlock_limit_is_refused_naming_the_fix() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("RLIMIT_MEMLOCK") && stderr.contains("256 KiB"), "{stderr}");
-    assert!(stderr.contains("ulimit -l") && stderr.contains("LimitMEMLOCK"), "{stderr}");
+    assert!(
+        stderr.contains("RLIMIT_MEMLOCK") && stderr.contains("256 KiB"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("ulimit -l") && stderr.contains("LimitMEMLOCK"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn cores_above_one_is_accepted_with_a_warning() {
-    let file = TempFile::with_contents(&config_text(free_port(), free_port(), ""));
-    let mut child = Command::new(BIN)
-        .args(["--config", file.0.to_str().unwrap(), "--cores", "4"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    // SAFETY: plain kill(2) on our own child's PID.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(3);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("router did not stop");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
-    assert!(status.success(), "{stderr}");
-    assert!(stderr.contains("cores = 4") && stderr.contains("running 1 shard"), "{stderr}");
+    let mut server = Server::start_with_args("", &["--cores", "4"]);
+    server.signal(libc::SIGTERM);
+    let status = server
+        .wait_exit(Duration::from_secs(2))
+        .expect("still running 2 s after SIGTERM");
+    let log = server.log_text();
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("cores = 4") && log.contains("running 1 shard"),
+        "{log}"
+    );
 }
 
 #[test]

@@ -72,7 +72,9 @@ name = "{REALM}"
 // ------------------------------------------------------------------------------------------
 
 fn interop_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("interop")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("interop")
 }
 
 /// A fresh directory under the system temp dir, removed on drop.
@@ -241,7 +243,10 @@ impl Router {
                 .arg("--config")
                 .arg(&config)
                 .args(extra_args)
-                .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+                .env(
+                    "RUST_LOG",
+                    std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+                )
                 .env("NO_COLOR", "1")
                 .stdin(Stdio::null())
                 .stdout(out)
@@ -249,7 +254,13 @@ impl Router {
         )
         .spawn()
         .map_err(|e| format!("spawn {}: {e}", env!("CARGO_BIN_EXE_wampring")))?;
-        let mut router = Router { child, ws, rs, log, _dir: dir };
+        let mut router = Router {
+            child,
+            ws,
+            rs,
+            log,
+            _dir: dir,
+        };
 
         let deadline = Instant::now() + ROUTER_START_TIMEOUT;
         loop {
@@ -358,8 +369,14 @@ fn run_combo(client: ClientKind, transport: Transport, serializer: &str, router_
     let tmp = TempDir::new("client");
     let log = tmp.path().join("client.log");
     let mut cmd = client_command(client);
-    cmd.current_dir(interop_dir())
-        .args(["--url", &url, "--serializer", serializer, "--realm", REALM]);
+    cmd.current_dir(interop_dir()).args([
+        "--url",
+        &url,
+        "--serializer",
+        serializer,
+        "--realm",
+        REALM,
+    ]);
     let started = Instant::now();
     let (status, output) = run_bounded(&mut cmd, &log, CLIENT_TIMEOUT);
     let elapsed = started.elapsed();

@@ -60,10 +60,18 @@ impl Sim {
         for action in std::mem::take(&mut self.out) {
             match action {
                 Action::Send { session, frame } => {
-                    assert!(!self.closed.contains(&session), "Send to {session:?} after its Close");
+                    assert!(
+                        !self.closed.contains(&session),
+                        "Send to {session:?} after its Close"
+                    );
                     let ser = self.serializers[&session];
                     let message = wire::decode(ser, &frame).expect("router frames decode");
-                    let Some(slot) = self.slots.iter_mut().flatten().find(|slot| slot.key == session) else {
+                    let Some(slot) = self
+                        .slots
+                        .iter_mut()
+                        .flatten()
+                        .find(|slot| slot.key == session)
+                    else {
                         panic!("Send to {session:?}, which is not open");
                     };
                     match message {
@@ -84,7 +92,8 @@ impl Sim {
         wire::encode(message, slot.ser, &mut frame).unwrap();
         let key = slot.key;
         self.now += 1;
-        self.router.handle_message(key, &frame, self.now, &mut self.out);
+        self.router
+            .handle_message(key, &frame, self.now, &mut self.out);
         self.deliver();
     }
 
@@ -101,10 +110,24 @@ impl Sim {
     fn run(&mut self, step: &Step) {
         let index = step.slot;
         if self.slots[index].is_none() {
-            let ser = if step.arg % 2 == 0 { Serializer::Json } else { Serializer::MsgPack };
-            let key = self.router.open_session(TransportInfo { serializer: ser, kind: "test", peer: "sim".into() });
+            let ser = if step.arg % 2 == 0 {
+                Serializer::Json
+            } else {
+                Serializer::MsgPack
+            };
+            let key = self.router.open_session(TransportInfo {
+                serializer: ser,
+                kind: "test",
+                peer: "sim".into(),
+            });
             self.serializers.insert(key, ser);
-            self.slots[index] = Some(Slot { key, ser, invocations: Vec::new(), ids: Vec::new(), calls: Vec::new() });
+            self.slots[index] = Some(Slot {
+                key,
+                ser,
+                invocations: Vec::new(),
+                ids: Vec::new(),
+                calls: Vec::new(),
+            });
         }
         self.request += 1;
         let request = self.request;
@@ -112,11 +135,20 @@ impl Sim {
         let ser = slot.ser;
         let procedure: Cow<'static, str> = format!("com.p{}", step.arg % 3).into();
         let topic: Cow<'static, str> = format!("com.t{}", step.arg % 3).into();
-        let pick = |list: &[u64]| list.get(step.arg as usize % list.len().max(1)).copied().unwrap_or(step.arg + 1);
+        let pick = |list: &[u64]| {
+            list.get(step.arg as usize % list.len().max(1))
+                .copied()
+                .unwrap_or(step.arg + 1)
+        };
         let invocation = pick(&slot.invocations);
         let id = pick(&slot.ids);
         let call = pick(&slot.calls);
-        let payload = wire::payload_from_args(ser, &[Value::UInt(step.arg), Value::Bin(Cow::Borrowed(b"\x00b"))], None).unwrap();
+        let payload = wire::payload_from_args(
+            ser,
+            &[Value::UInt(step.arg), Value::Bin(Cow::Borrowed(b"\x00b"))],
+            None,
+        )
+        .unwrap();
         let payload = payload.as_payload();
         let empty = Payload::empty(ser);
         match step.op {
@@ -127,37 +159,130 @@ impl Sim {
                 let mut details = Dict::new();
                 details.insert("roles", roles);
                 let realm = if step.arg == 7 { "nowhere" } else { "realm1" };
-                self.send(index, &Message::Hello { realm: realm.into(), details });
+                self.send(
+                    index,
+                    &Message::Hello {
+                        realm: realm.into(),
+                        details,
+                    },
+                );
             }
-            2 => self.send(index, &Message::Register { request, options: Dict::new(), procedure }),
-            3 => self.send(index, &Message::Unregister { request, registration: id }),
+            2 => self.send(
+                index,
+                &Message::Register {
+                    request,
+                    options: Dict::new(),
+                    procedure,
+                },
+            ),
+            3 => self.send(
+                index,
+                &Message::Unregister {
+                    request,
+                    registration: id,
+                },
+            ),
             4 | 5 => {
-                self.send(index, &Message::Call { request, options: Dict::new(), procedure, payload });
+                self.send(
+                    index,
+                    &Message::Call {
+                        request,
+                        options: Dict::new(),
+                        procedure,
+                        payload,
+                    },
+                );
                 if let Some(slot) = self.slots[index].as_mut() {
                     slot.calls.push(request);
                 }
             }
-            6 | 7 => self.send(index, &Message::Yield { request: invocation, options: Dict::new(), payload }),
+            6 | 7 => self.send(
+                index,
+                &Message::Yield {
+                    request: invocation,
+                    options: Dict::new(),
+                    payload,
+                },
+            ),
             8 => self.send(
                 index,
-                &Message::Error { request_type: 68, request: invocation, details: Dict::new(), error: "com.e".into(), payload },
+                &Message::Error {
+                    request_type: 68,
+                    request: invocation,
+                    details: Dict::new(),
+                    error: "com.e".into(),
+                    payload,
+                },
             ),
-            9 => self.send(index, &Message::Subscribe { request, options: Dict::new(), topic }),
-            10 => self.send(index, &Message::Unsubscribe { request, subscription: id }),
+            9 => self.send(
+                index,
+                &Message::Subscribe {
+                    request,
+                    options: Dict::new(),
+                    topic,
+                },
+            ),
+            10 => self.send(
+                index,
+                &Message::Unsubscribe {
+                    request,
+                    subscription: id,
+                },
+            ),
             11 | 12 => {
                 let mut options = Dict::new();
                 options.insert("exclude_me", step.arg % 2 == 0);
                 options.insert("acknowledge", step.arg % 3 == 0);
-                self.send(index, &Message::Publish { request, options, topic, payload });
+                self.send(
+                    index,
+                    &Message::Publish {
+                        request,
+                        options,
+                        topic,
+                        payload,
+                    },
+                );
             }
-            13 => self.send(index, &Message::Cancel { request: call, options: Dict::new() }),
-            14 => self.send(index, &Message::Goodbye { details: Dict::new(), reason: "wamp.close.close_realm".into() }),
+            13 => self.send(
+                index,
+                &Message::Cancel {
+                    request: call,
+                    options: Dict::new(),
+                },
+            ),
+            14 => self.send(
+                index,
+                &Message::Goodbye {
+                    details: Dict::new(),
+                    reason: "wamp.close.close_realm".into(),
+                },
+            ),
             15 => match step.arg {
-                0 => self.send(index, &Message::Abort { details: Dict::new(), reason: "wamp.error.x".into(), payload: empty }),
-                1 => self.send(index, &Message::Event { subscription: 1, publication: 1, details: Dict::new(), payload: empty }),
+                0 => self.send(
+                    index,
+                    &Message::Abort {
+                        details: Dict::new(),
+                        reason: "wamp.error.x".into(),
+                        payload: empty,
+                    },
+                ),
+                1 => self.send(
+                    index,
+                    &Message::Event {
+                        subscription: 1,
+                        publication: 1,
+                        details: Dict::new(),
+                        payload: empty,
+                    },
+                ),
                 _ => {
                     let key = self.slots[index].as_ref().unwrap().key;
-                    self.router.handle_message(key, &[0x93, 0xff, b'[', 0], self.now, &mut self.out);
+                    self.router.handle_message(
+                        key,
+                        &[0x93, 0xff, b'[', 0],
+                        self.now,
+                        &mut self.out,
+                    );
                     self.deliver();
                 }
             },

@@ -7,7 +7,9 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use bytes::Bytes;
-use wampring::router::{uri, Action, RealmConfig, Router, RouterConfig, SessionKey, TransportInfo, UriCheck};
+use wampring::router::{
+    uri, Action, RealmConfig, Router, RouterConfig, SessionKey, TransportInfo, UriCheck,
+};
 use wampring::wire::{self, Dict, Message, OwnedPayload, Payload, Serializer, Value, MAX_ID};
 
 use Serializer::{Json, MsgPack};
@@ -24,7 +26,8 @@ struct Received {
 
 impl Received {
     fn msg(&self) -> Message<'_> {
-        wire::decode(self.ser, &self.frame).unwrap_or_else(|e| panic!("router sent an undecodable frame: {e}"))
+        wire::decode(self.ser, &self.frame)
+            .unwrap_or_else(|e| panic!("router sent an undecodable frame: {e}"))
     }
 }
 
@@ -90,13 +93,28 @@ impl Harness {
         for action in self.out.drain(..) {
             match action {
                 Action::Send { session, frame } => {
-                    assert!(!self.gone.contains(&session), "Send to {session:?} after close_session");
-                    assert!(!self.closed_by_router.contains(&session), "Send to {session:?} after its Close");
-                    self.inbox.get_mut(&session).expect("send to unknown session").push_back(frame);
+                    assert!(
+                        !self.gone.contains(&session),
+                        "Send to {session:?} after close_session"
+                    );
+                    assert!(
+                        !self.closed_by_router.contains(&session),
+                        "Send to {session:?} after its Close"
+                    );
+                    self.inbox
+                        .get_mut(&session)
+                        .expect("send to unknown session")
+                        .push_back(frame);
                 }
                 Action::Close { session } => {
-                    assert!(!self.gone.contains(&session), "Close of {session:?} after close_session");
-                    assert!(self.closed_by_router.insert(session), "second Close of {session:?}");
+                    assert!(
+                        !self.gone.contains(&session),
+                        "Close of {session:?} after close_session"
+                    );
+                    assert!(
+                        self.closed_by_router.insert(session),
+                        "second Close of {session:?}"
+                    );
                 }
             }
         }
@@ -104,7 +122,8 @@ impl Harness {
 
     fn send_frame(&mut self, client: &Client, frame: &[u8]) {
         self.now += 1;
-        self.router.handle_message(client.key, frame, self.now, &mut self.out);
+        self.router
+            .handle_message(client.key, frame, self.now, &mut self.out);
         self.deliver();
     }
 
@@ -118,12 +137,18 @@ impl Harness {
     fn recv(&mut self, client: &Client) -> Received {
         let frame = self.inbox.get_mut(&client.key).unwrap().pop_front();
         let frame = frame.unwrap_or_else(|| panic!("{client:?} expected a message, got nothing"));
-        Received { frame, ser: client.ser }
+        Received {
+            frame,
+            ser: client.ser,
+        }
     }
 
     fn expect_nothing(&mut self, client: &Client) {
         if let Some(frame) = self.inbox.get_mut(&client.key).unwrap().pop_front() {
-            let received = Received { frame, ser: client.ser };
+            let received = Received {
+                frame,
+                ser: client.ser,
+            };
             panic!("{client:?} expected nothing, got {:?}", received.msg());
         }
     }
@@ -135,13 +160,20 @@ impl Harness {
     /// The transport of `client` goes away.
     fn disconnect(&mut self, client: &Client) {
         self.now += 1;
-        self.router.close_session(client.key, self.now, &mut self.out);
+        self.router
+            .close_session(client.key, self.now, &mut self.out);
         self.gone.insert(client.key);
         self.deliver();
     }
 
     fn hello(&mut self, client: &Client, realm: &str, details: Dict<'static>) {
-        self.send(client, &Message::Hello { realm: Cow::Owned(realm.to_string()), details });
+        self.send(
+            client,
+            &Message::Hello {
+                realm: Cow::Owned(realm.to_string()),
+                details,
+            },
+        );
     }
 
     /// Connects and joins `realm1` with all four roles.
@@ -157,9 +189,19 @@ impl Harness {
 
     fn register(&mut self, client: &Client, procedure: &str) -> u64 {
         let request = self.request();
-        self.send(client, &Message::Register { request, options: Dict::new(), procedure: procedure.to_string().into() });
+        self.send(
+            client,
+            &Message::Register {
+                request,
+                options: Dict::new(),
+                procedure: procedure.to_string().into(),
+            },
+        );
         match self.recv(client).msg() {
-            Message::Registered { request: r, registration } => {
+            Message::Registered {
+                request: r,
+                registration,
+            } => {
                 assert_eq!(r, request);
                 registration
             }
@@ -169,9 +211,19 @@ impl Harness {
 
     fn subscribe(&mut self, client: &Client, topic: &str) -> u64 {
         let request = self.request();
-        self.send(client, &Message::Subscribe { request, options: Dict::new(), topic: topic.to_string().into() });
+        self.send(
+            client,
+            &Message::Subscribe {
+                request,
+                options: Dict::new(),
+                topic: topic.to_string().into(),
+            },
+        );
         match self.recv(client).msg() {
-            Message::Subscribed { request: r, subscription } => {
+            Message::Subscribed {
+                request: r,
+                subscription,
+            } => {
                 assert_eq!(r, request);
                 subscription
             }
@@ -180,15 +232,43 @@ impl Harness {
     }
 
     /// Sends CALL and returns its request id.
-    fn call(&mut self, client: &Client, procedure: &str, options: Dict<'static>, payload: Payload<'_>) -> u64 {
+    fn call(
+        &mut self,
+        client: &Client,
+        procedure: &str,
+        options: Dict<'static>,
+        payload: Payload<'_>,
+    ) -> u64 {
         let request = self.request();
-        self.send(client, &Message::Call { request, options, procedure: procedure.to_string().into(), payload });
+        self.send(
+            client,
+            &Message::Call {
+                request,
+                options,
+                procedure: procedure.to_string().into(),
+                payload,
+            },
+        );
         request
     }
 
-    fn publish(&mut self, client: &Client, topic: &str, options: Dict<'static>, payload: Payload<'_>) -> u64 {
+    fn publish(
+        &mut self,
+        client: &Client,
+        topic: &str,
+        options: Dict<'static>,
+        payload: Payload<'_>,
+    ) -> u64 {
         let request = self.request();
-        self.send(client, &Message::Publish { request, options, topic: topic.to_string().into(), payload });
+        self.send(
+            client,
+            &Message::Publish {
+                request,
+                options,
+                topic: topic.to_string().into(),
+                payload,
+            },
+        );
         request
     }
 
@@ -233,15 +313,23 @@ fn args_kw(ser: Serializer, values: &[Value<'_>], kwargs: &Dict<'_>) -> OwnedPay
 
 fn payload_values(payload: &Payload<'_>) -> (Vec<Value<'static>>, Option<Dict<'static>>) {
     let (args, kwargs) = wire::decode_payload_values(payload).unwrap();
-    (args.into_iter().map(Value::into_owned).collect(), kwargs.map(Dict::into_owned))
+    (
+        args.into_iter().map(Value::into_owned).collect(),
+        kwargs.map(Dict::into_owned),
+    )
 }
 
 /// Asserts the message is ABORT with `reason` (and a human-readable Details.message).
 fn assert_abort(received: &Received, reason: &str) {
     match received.msg() {
-        Message::Abort { details, reason: r, .. } => {
+        Message::Abort {
+            details, reason: r, ..
+        } => {
             assert_eq!(r, reason);
-            assert!(details.get_str("message").is_some_and(|m| !m.is_empty()), "ABORT without message");
+            assert!(
+                details.get_str("message").is_some_and(|m| !m.is_empty()),
+                "ABORT without message"
+            );
         }
         other => panic!("expected ABORT {reason}, got {other:?}"),
     }
@@ -250,7 +338,12 @@ fn assert_abort(received: &Received, reason: &str) {
 /// Asserts the message is ERROR for (`request_type`, `request`) with `error`.
 fn assert_error(received: &Received, request_type: u64, request: u64, error: &str) {
     match received.msg() {
-        Message::Error { request_type: t, request: r, error: e, .. } => {
+        Message::Error {
+            request_type: t,
+            request: r,
+            error: e,
+            ..
+        } => {
             assert_eq!((t, r, e.as_ref()), (request_type, request, error));
         }
         other => panic!("expected ERROR {error}, got {other:?}"),
@@ -274,7 +367,9 @@ fn welcome_announces_exactly_the_implemented_features_and_anonymous_identity() {
         let client = h.connect(ser);
         h.hello(&client, "realm1", hello_details());
         let received = h.recv(&client);
-        let Message::Welcome { session, details } = received.msg() else { panic!("expected WELCOME") };
+        let Message::Welcome { session, details } = received.msg() else {
+            panic!("expected WELCOME")
+        };
         assert!((1..=MAX_ID).contains(&session));
         let roles = details.get_dict("roles").unwrap();
         assert_eq!(roles.len(), 2);
@@ -292,15 +387,25 @@ fn welcome_announces_exactly_the_implemented_features_and_anonymous_identity() {
         };
         assert_eq!(
             features("broker"),
-            ["publisher_exclusion", "publisher_identification", "subscriber_blackwhite_listing"]
+            [
+                "publisher_exclusion",
+                "publisher_identification",
+                "subscriber_blackwhite_listing"
+            ]
         );
         assert_eq!(features("dealer"), ["caller_identification"]);
-        assert_eq!(details.get_str("authid"), Some(session.to_string().as_str()));
+        assert_eq!(
+            details.get_str("authid"),
+            Some(session.to_string().as_str())
+        );
         assert_eq!(details.get_str("authrole"), Some("anonymous"));
         assert_eq!(details.get_str("authmethod"), Some("anonymous"));
         assert_eq!(details.get_str("authprovider"), Some("static"));
         assert_eq!(details.get_str("realm"), Some("realm1"));
-        assert_eq!(details.get_str("agent"), Some(concat!("wampring-", env!("CARGO_PKG_VERSION"))));
+        assert_eq!(
+            details.get_str("agent"),
+            Some(concat!("wampring-", env!("CARGO_PKG_VERSION")))
+        );
         assert!(!h.was_closed(&client));
         assert_eq!(h.router.wamp_session_id(client.key), Some(session));
     }
@@ -337,11 +442,16 @@ fn unknown_realm_is_aborted_with_no_such_realm() {
 
 #[test]
 fn unknown_realm_is_created_with_auto_create_realms() {
-    let mut h = Harness::with_config(RouterConfig { auto_create_realms: true, ..RouterConfig::default() });
+    let mut h = Harness::with_config(RouterConfig {
+        auto_create_realms: true,
+        ..RouterConfig::default()
+    });
     let a = h.connect(Json);
     h.hello(&a, "com.example.new", hello_details());
     match h.recv(&a).msg() {
-        Message::Welcome { details, .. } => assert_eq!(details.get_str("realm"), Some("com.example.new")),
+        Message::Welcome { details, .. } => {
+            assert_eq!(details.get_str("realm"), Some("com.example.new"))
+        }
         other => panic!("expected WELCOME, got {other:?}"),
     }
     // Realms are separate: a procedure in the new realm is not visible in realm1.
@@ -354,7 +464,10 @@ fn unknown_realm_is_created_with_auto_create_realms() {
 #[test]
 fn configured_realms_are_the_only_ones() {
     let config = RouterConfig {
-        realms: vec![RealmConfig { name: "a.b".into() }, RealmConfig { name: "c".into() }],
+        realms: vec![
+            RealmConfig { name: "a.b".into() },
+            RealmConfig { name: "c".into() },
+        ],
         ..RouterConfig::default()
     };
     let mut h = Harness::with_config(config);
@@ -374,7 +487,10 @@ fn configured_realms_are_the_only_ones() {
 
 #[test]
 fn invalid_realm_uri_is_aborted_with_invalid_uri() {
-    let mut h = Harness::with_config(RouterConfig { auto_create_realms: true, ..RouterConfig::default() });
+    let mut h = Harness::with_config(RouterConfig {
+        auto_create_realms: true,
+        ..RouterConfig::default()
+    });
     for realm in ["", "a..b", "has space", "a.#"] {
         let client = h.connect(Json);
         h.hello(&client, realm, hello_details());
@@ -395,11 +511,16 @@ fn authmethods_must_offer_anonymous() {
 
     let client = h.connect(MsgPack);
     let mut details = hello_details();
-    details.insert("authmethods", Value::List(vec![s("ticket"), s("anonymous")]));
+    details.insert(
+        "authmethods",
+        Value::List(vec![s("ticket"), s("anonymous")]),
+    );
     details.insert("authid", "joe");
     h.hello(&client, "realm1", details);
     match h.recv(&client).msg() {
-        Message::Welcome { details, .. } => assert_eq!(details.get_str("authmethod"), Some("anonymous")),
+        Message::Welcome { details, .. } => {
+            assert_eq!(details.get_str("authmethod"), Some("anonymous"))
+        }
         other => panic!("expected WELCOME, got {other:?}"),
     }
 }
@@ -427,13 +548,27 @@ fn messages_before_hello_are_violations_with_a_readable_message() {
     let client = h.connect(Json);
     h.call(&client, "com.p", Dict::new(), Payload::empty(Json));
     let received = h.recv(&client);
-    let Message::Abort { details, reason, .. } = received.msg() else { panic!("expected ABORT") };
+    let Message::Abort {
+        details, reason, ..
+    } = received.msg()
+    else {
+        panic!("expected ABORT")
+    };
     assert_eq!(reason, uri::PROTOCOL_VIOLATION);
-    assert_eq!(details.get_str("message"), Some("CALL received before HELLO"));
+    assert_eq!(
+        details.get_str("message"),
+        Some("CALL received before HELLO")
+    );
     assert!(h.was_closed(&client));
 
     let client = h.connect(MsgPack);
-    h.send(&client, &Message::Goodbye { details: Dict::new(), reason: "wamp.close.close_realm".into() });
+    h.send(
+        &client,
+        &Message::Goodbye {
+            details: Dict::new(),
+            reason: "wamp.close.close_realm".into(),
+        },
+    );
     assert_violation(&mut h, &client);
 }
 
@@ -441,7 +576,14 @@ fn messages_before_hello_are_violations_with_a_readable_message() {
 fn abort_before_hello_is_not_answered() {
     let mut h = Harness::new();
     let client = h.connect(Json);
-    h.send(&client, &Message::Abort { details: Dict::new(), reason: "wamp.error.x".into(), payload: Payload::empty(Json) });
+    h.send(
+        &client,
+        &Message::Abort {
+            details: Dict::new(),
+            reason: "wamp.error.x".into(),
+            payload: Payload::empty(Json),
+        },
+    );
     h.expect_nothing(&client);
     assert!(h.was_closed(&client));
 }
@@ -466,18 +608,59 @@ fn router_only_messages_from_a_client_are_violations() {
     let mut h = Harness::new();
     let empty = Payload::empty(Json);
     let messages = vec![
-        Message::Welcome { session: 1, details: Dict::new() },
-        Message::Challenge { method: "ticket".into(), extra: Dict::new() },
-        Message::Published { request: 1, publication: 2 },
-        Message::Subscribed { request: 1, subscription: 2 },
-        Message::Unsubscribed { request: 1, details: None },
-        Message::Event { subscription: 1, publication: 2, details: Dict::new(), payload: empty },
-        Message::Result { request: 1, details: Dict::new(), payload: empty },
-        Message::Registered { request: 1, registration: 2 },
-        Message::Unregistered { request: 1, details: None },
-        Message::Invocation { request: 1, registration: 2, details: Dict::new(), payload: empty },
-        Message::Interrupt { request: 1, options: Dict::new() },
-        Message::Authenticate { signature: "sig".into(), extra: Dict::new() },
+        Message::Welcome {
+            session: 1,
+            details: Dict::new(),
+        },
+        Message::Challenge {
+            method: "ticket".into(),
+            extra: Dict::new(),
+        },
+        Message::Published {
+            request: 1,
+            publication: 2,
+        },
+        Message::Subscribed {
+            request: 1,
+            subscription: 2,
+        },
+        Message::Unsubscribed {
+            request: 1,
+            details: None,
+        },
+        Message::Event {
+            subscription: 1,
+            publication: 2,
+            details: Dict::new(),
+            payload: empty,
+        },
+        Message::Result {
+            request: 1,
+            details: Dict::new(),
+            payload: empty,
+        },
+        Message::Registered {
+            request: 1,
+            registration: 2,
+        },
+        Message::Unregistered {
+            request: 1,
+            details: None,
+        },
+        Message::Invocation {
+            request: 1,
+            registration: 2,
+            details: Dict::new(),
+            payload: empty,
+        },
+        Message::Interrupt {
+            request: 1,
+            options: Dict::new(),
+        },
+        Message::Authenticate {
+            signature: "sig".into(),
+            extra: Dict::new(),
+        },
     ];
     for message in &messages {
         let client = h.join(Json);
@@ -521,7 +704,13 @@ fn goodbye_is_answered_and_cleans_up() {
     let client = h.join(MsgPack);
     h.register(&client, "com.p");
     h.subscribe(&client, "com.t");
-    h.send(&client, &Message::Goodbye { details: Dict::new(), reason: "wamp.close.close_realm".into() });
+    h.send(
+        &client,
+        &Message::Goodbye {
+            details: Dict::new(),
+            reason: "wamp.close.close_realm".into(),
+        },
+    );
     match h.recv(&client).msg() {
         Message::Goodbye { details, reason } => {
             assert!(details.is_empty());
@@ -541,7 +730,14 @@ fn abort_from_a_client_is_not_answered_and_cleans_up() {
     let mut h = Harness::new();
     let client = h.join(Json);
     h.register(&client, "com.p");
-    h.send(&client, &Message::Abort { details: Dict::new(), reason: "wamp.error.x".into(), payload: Payload::empty(Json) });
+    h.send(
+        &client,
+        &Message::Abort {
+            details: Dict::new(),
+            reason: "wamp.error.x".into(),
+            payload: Payload::empty(Json),
+        },
+    );
     h.expect_nothing(&client);
     assert!(h.was_closed(&client));
     h.assert_tables_empty();
@@ -571,19 +767,54 @@ fn request_ids_may_be_random_by_default_but_must_be_sequential_when_strict() {
     let mut h = Harness::new();
     let client = h.join(Json);
     for request in [7, 3, MAX_ID, 1] {
-        h.send(&client, &Message::Subscribe { request, options: Dict::new(), topic: "com.t".into() });
-        assert!(matches!(h.recv(&client).msg(), Message::Subscribed { request: r, .. } if r == request));
+        h.send(
+            &client,
+            &Message::Subscribe {
+                request,
+                options: Dict::new(),
+                topic: "com.t".into(),
+            },
+        );
+        assert!(
+            matches!(h.recv(&client).msg(), Message::Subscribed { request: r, .. } if r == request)
+        );
     }
 
-    let mut h = Harness::with_config(RouterConfig { strict_request_ids: true, ..RouterConfig::default() });
+    let mut h = Harness::with_config(RouterConfig {
+        strict_request_ids: true,
+        ..RouterConfig::default()
+    });
     let client = h.join(MsgPack);
     for request in 1..=3 {
-        h.send(&client, &Message::Subscribe { request, options: Dict::new(), topic: "com.t".into() });
+        h.send(
+            &client,
+            &Message::Subscribe {
+                request,
+                options: Dict::new(),
+                topic: "com.t".into(),
+            },
+        );
         assert!(matches!(h.recv(&client).msg(), Message::Subscribed { .. }));
     }
-    h.send(&client, &Message::Publish { request: 4, options: Dict::new(), topic: "com.t".into(), payload: Payload::empty(MsgPack) });
+    h.send(
+        &client,
+        &Message::Publish {
+            request: 4,
+            options: Dict::new(),
+            topic: "com.t".into(),
+            payload: Payload::empty(MsgPack),
+        },
+    );
     h.expect_nothing(&client);
-    h.send(&client, &Message::Call { request: 6, options: Dict::new(), procedure: "com.p".into(), payload: Payload::empty(MsgPack) });
+    h.send(
+        &client,
+        &Message::Call {
+            request: 6,
+            options: Dict::new(),
+            procedure: "com.p".into(),
+            payload: Payload::empty(MsgPack),
+        },
+    );
     assert_violation(&mut h, &client);
     h.assert_tables_empty();
 }
@@ -605,19 +836,48 @@ fn register_refusals() {
         (&b, "com.#", Dict::new(), uri::INVALID_URI),
         (&b, "wamp.session.count", Dict::new(), uri::INVALID_URI),
         (&b, "wamp", Dict::new(), uri::INVALID_URI),
-        (&b, "com.q", opts(&[("match", s("prefix"))]), uri::OPTION_NOT_ALLOWED),
-        (&b, "com.q.", opts(&[("match", s("wildcard"))]), uri::OPTION_NOT_ALLOWED),
-        (&b, "com.q", opts(&[("invoke", s("roundrobin"))]), uri::OPTION_NOT_ALLOWED),
+        (
+            &b,
+            "com.q",
+            opts(&[("match", s("prefix"))]),
+            uri::OPTION_NOT_ALLOWED,
+        ),
+        (
+            &b,
+            "com.q.",
+            opts(&[("match", s("wildcard"))]),
+            uri::OPTION_NOT_ALLOWED,
+        ),
+        (
+            &b,
+            "com.q",
+            opts(&[("invoke", s("roundrobin"))]),
+            uri::OPTION_NOT_ALLOWED,
+        ),
     ];
     for (client, procedure, options, error) in cases {
         let request = h.request();
-        h.send(client, &Message::Register { request, options, procedure: procedure.to_string().into() });
+        h.send(
+            client,
+            &Message::Register {
+                request,
+                options,
+                procedure: procedure.to_string().into(),
+            },
+        );
         assert_error(&h.recv(client), 64, request, error);
     }
     // Explicit defaults are fine.
     let request = h.request();
     let options = opts(&[("match", s("exact")), ("invoke", s("single"))]);
-    h.send(&b, &Message::Register { request, options, procedure: "com.q".into() });
+    h.send(
+        &b,
+        &Message::Register {
+            request,
+            options,
+            procedure: "com.q".into(),
+        },
+    );
     assert!(matches!(h.recv(&b).msg(), Message::Registered { .. }));
     // "wampx" is not the reserved namespace.
     h.register(&b, "wampx.p");
@@ -635,14 +895,34 @@ fn registration_ids_are_router_scoped_and_unregister_checks_ownership() {
 
     for (client, registration) in [(&b, p), (&a, 999_999)] {
         let request = h.request();
-        h.send(client, &Message::Unregister { request, registration });
+        h.send(
+            client,
+            &Message::Unregister {
+                request,
+                registration,
+            },
+        );
         assert_error(&h.recv(client), 66, request, uri::NO_SUCH_REGISTRATION);
     }
     let request = h.request();
-    h.send(&a, &Message::Unregister { request, registration: p });
-    assert!(matches!(h.recv(&a).msg(), Message::Unregistered { request: r, details: None } if r == request));
+    h.send(
+        &a,
+        &Message::Unregister {
+            request,
+            registration: p,
+        },
+    );
+    assert!(
+        matches!(h.recv(&a).msg(), Message::Unregistered { request: r, details: None } if r == request)
+    );
     let request = h.request();
-    h.send(&a, &Message::Unregister { request, registration: p });
+    h.send(
+        &a,
+        &Message::Unregister {
+            request,
+            registration: p,
+        },
+    );
     assert_error(&h.recv(&a), 66, request, uri::NO_SUCH_REGISTRATION);
 
     let request = h.call(&b, "com.p", Dict::new(), Payload::empty(MsgPack));
@@ -665,16 +945,41 @@ fn call_with_no_callee_or_bad_uri_is_refused() {
 }
 
 /// Full round trip between two sessions; returns the INVOCATION and RESULT as received.
-fn round_trip(h: &mut Harness, caller: &Client, callee: &Client, call_payload: &OwnedPayload, yield_payload: &OwnedPayload) -> (Received, Received) {
+fn round_trip(
+    h: &mut Harness,
+    caller: &Client,
+    callee: &Client,
+    call_payload: &OwnedPayload,
+    yield_payload: &OwnedPayload,
+) -> (Received, Received) {
     let request = h.call(caller, "com.echo", Dict::new(), call_payload.as_payload());
     let invocation = h.recv(callee);
-    let Message::Invocation { request: invocation_id, details, .. } = invocation.msg() else {
+    let Message::Invocation {
+        request: invocation_id,
+        details,
+        ..
+    } = invocation.msg()
+    else {
         panic!("expected INVOCATION")
     };
     assert!(details.is_empty(), "basic INVOCATION.Details is empty");
-    h.send(callee, &Message::Yield { request: invocation_id, options: Dict::new(), payload: yield_payload.as_payload() });
+    h.send(
+        callee,
+        &Message::Yield {
+            request: invocation_id,
+            options: Dict::new(),
+            payload: yield_payload.as_payload(),
+        },
+    );
     let result = h.recv(caller);
-    let Message::Result { request: r, details, .. } = result.msg() else { panic!("expected RESULT") };
+    let Message::Result {
+        request: r,
+        details,
+        ..
+    } = result.msg()
+    else {
+        panic!("expected RESULT")
+    };
     assert_eq!(r, request);
     assert!(details.is_empty());
     (invocation, result)
@@ -688,15 +993,40 @@ fn call_payload_passes_through_byte_exact_with_one_serializer() {
         let callee = h.join(ser);
         let registration = h.register(&callee, "com.echo");
         let mut kwargs = Dict::new();
-        kwargs.insert("k", Value::List(vec![Value::UInt(1), Value::Float(2.5), Value::Null]));
-        let call_payload = args_kw(ser, &[s("héllo \"x\""), Value::Int(-3), Value::Bin(Cow::Borrowed(&[0, 1, 255]))], &kwargs);
+        kwargs.insert(
+            "k",
+            Value::List(vec![Value::UInt(1), Value::Float(2.5), Value::Null]),
+        );
+        let call_payload = args_kw(
+            ser,
+            &[
+                s("héllo \"x\""),
+                Value::Int(-3),
+                Value::Bin(Cow::Borrowed(&[0, 1, 255])),
+            ],
+            &kwargs,
+        );
         let yield_payload = args(ser, &[Value::UInt(30)]);
-        let (invocation, result) = round_trip(&mut h, &caller, &callee, &call_payload, &yield_payload);
-        let Message::Invocation { registration: r, payload, .. } = invocation.msg() else { unreachable!() };
+        let (invocation, result) =
+            round_trip(&mut h, &caller, &callee, &call_payload, &yield_payload);
+        let Message::Invocation {
+            registration: r,
+            payload,
+            ..
+        } = invocation.msg()
+        else {
+            unreachable!()
+        };
         assert_eq!(r, registration);
         assert_eq!(payload.count, 2);
-        assert_eq!(payload.raw, &call_payload.raw[..], "INVOCATION carries the CALL payload bytes unchanged");
-        let Message::Result { payload, .. } = result.msg() else { unreachable!() };
+        assert_eq!(
+            payload.raw,
+            &call_payload.raw[..],
+            "INVOCATION carries the CALL payload bytes unchanged"
+        );
+        let Message::Result { payload, .. } = result.msg() else {
+            unreachable!()
+        };
         assert_eq!(payload.raw, &yield_payload.raw[..]);
         assert_eq!(h.router.stats().calls_routed, 1);
         assert_eq!(h.router.stats().replies_routed, 1);
@@ -717,16 +1047,24 @@ fn call_payload_is_transcoded_between_json_and_msgpack_including_binary() {
         kwargs.insert("text", "ok");
         let call_payload = args_kw(caller_ser, &[binary.clone(), Value::UInt(7)], &kwargs);
         let yield_payload = args(callee_ser, &[binary.clone(), s("done")]);
-        let (invocation, result) = round_trip(&mut h, &caller, &callee, &call_payload, &yield_payload);
-        let Message::Invocation { payload, .. } = invocation.msg() else { unreachable!() };
+        let (invocation, result) =
+            round_trip(&mut h, &caller, &callee, &call_payload, &yield_payload);
+        let Message::Invocation { payload, .. } = invocation.msg() else {
+            unreachable!()
+        };
         assert_eq!(payload.ser, callee_ser);
         let (values, kw) = payload_values(&payload);
         assert_eq!(values, vec![binary.clone(), Value::UInt(7)]);
         let kw = kw.unwrap();
         assert_eq!(kw.get("blob"), Some(&binary));
         assert_eq!(kw.get_str("text"), Some("ok"));
-        let Message::Result { payload, .. } = result.msg() else { unreachable!() };
-        assert_eq!(payload_values(&payload), (vec![binary.clone(), s("done")], None));
+        let Message::Result { payload, .. } = result.msg() else {
+            unreachable!()
+        };
+        assert_eq!(
+            payload_values(&payload),
+            (vec![binary.clone(), s("done")], None)
+        );
     }
 }
 
@@ -736,8 +1074,19 @@ fn callee_error_is_passed_to_the_caller_with_details_uri_and_payload() {
     let caller = h.join(MsgPack);
     let callee = h.join(Json);
     h.register(&callee, "com.div");
-    let request = h.call(&caller, "com.div", Dict::new(), args(MsgPack, &[Value::UInt(1), Value::UInt(0)]).as_payload());
-    let Message::Invocation { request: invocation, .. } = h.recv(&callee).msg() else { panic!() };
+    let request = h.call(
+        &caller,
+        "com.div",
+        Dict::new(),
+        args(MsgPack, &[Value::UInt(1), Value::UInt(0)]).as_payload(),
+    );
+    let Message::Invocation {
+        request: invocation,
+        ..
+    } = h.recv(&callee).msg()
+    else {
+        panic!()
+    };
     let mut kwargs = Dict::new();
     kwargs.insert("reason", "division by zero");
     let error_payload = args_kw(Json, &[s("bad"), Value::Int(-1)], &kwargs);
@@ -752,10 +1101,20 @@ fn callee_error_is_passed_to_the_caller_with_details_uri_and_payload() {
         },
     );
     let received = h.recv(&caller);
-    let Message::Error { request_type, request: r, details, error, payload } = received.msg() else {
+    let Message::Error {
+        request_type,
+        request: r,
+        details,
+        error,
+        payload,
+    } = received.msg()
+    else {
         panic!("expected ERROR")
     };
-    assert_eq!((request_type, r, error.as_ref()), (48, request, "com.error.div_by_zero"));
+    assert_eq!(
+        (request_type, r, error.as_ref()),
+        (48, request, "com.error.div_by_zero")
+    );
     assert_eq!(details.get_str("hint"), Some("x"));
     let (values, kw) = payload_values(&payload);
     assert_eq!(values, vec![s("bad"), Value::Int(-1)]);
@@ -775,11 +1134,27 @@ fn invocation_ids_are_sequential_per_callee() {
     h.register(&callee_b, "com.b");
     let mut seen_a = Vec::new();
     let mut seen_b = Vec::new();
-    for (caller, procedure) in [(&caller_1, "com.a"), (&caller_2, "com.a2"), (&caller_2, "com.b"), (&caller_1, "com.a"), (&caller_1, "com.b")] {
+    for (caller, procedure) in [
+        (&caller_1, "com.a"),
+        (&caller_2, "com.a2"),
+        (&caller_2, "com.b"),
+        (&caller_1, "com.a"),
+        (&caller_1, "com.b"),
+    ] {
         h.call(caller, procedure, Dict::new(), Payload::empty(caller.ser));
-        let callee = if procedure == "com.b" { &callee_b } else { &callee_a };
-        let Message::Invocation { request, .. } = h.recv(callee).msg() else { panic!() };
-        if procedure == "com.b" { seen_b.push(request) } else { seen_a.push(request) }
+        let callee = if procedure == "com.b" {
+            &callee_b
+        } else {
+            &callee_a
+        };
+        let Message::Invocation { request, .. } = h.recv(callee).msg() else {
+            panic!()
+        };
+        if procedure == "com.b" {
+            seen_b.push(request)
+        } else {
+            seen_a.push(request)
+        }
     }
     assert_eq!(seen_a, [1, 2, 3]);
     assert_eq!(seen_b, [1, 2]);
@@ -791,9 +1166,27 @@ fn caller_and_callee_may_be_the_same_session() {
     let mut h = Harness::new();
     let client = h.join(Json);
     h.register(&client, "com.self");
-    let request = h.call(&client, "com.self", Dict::new(), args(Json, &[Value::UInt(1)]).as_payload());
-    let Message::Invocation { request: invocation, .. } = h.recv(&client).msg() else { panic!() };
-    h.send(&client, &Message::Yield { request: invocation, options: Dict::new(), payload: Payload::empty(Json) });
+    let request = h.call(
+        &client,
+        "com.self",
+        Dict::new(),
+        args(Json, &[Value::UInt(1)]).as_payload(),
+    );
+    let Message::Invocation {
+        request: invocation,
+        ..
+    } = h.recv(&client).msg()
+    else {
+        panic!()
+    };
+    h.send(
+        &client,
+        &Message::Yield {
+            request: invocation,
+            options: Dict::new(),
+            payload: Payload::empty(Json),
+        },
+    );
     assert!(matches!(h.recv(&client).msg(), Message::Result { request: r, .. } if r == request));
     // Leaving with a self-call pending: nothing is sent to the leaving session.
     h.call(&client, "com.self", Dict::new(), Payload::empty(Json));
@@ -819,18 +1212,36 @@ fn callee_leaving_cancels_its_pending_calls() {
         match how {
             "disconnect" => h.disconnect(&callee),
             "goodbye" => {
-                h.send(&callee, &Message::Goodbye { details: Dict::new(), reason: "wamp.close.close_realm".into() });
+                h.send(
+                    &callee,
+                    &Message::Goodbye {
+                        details: Dict::new(),
+                        reason: "wamp.close.close_realm".into(),
+                    },
+                );
                 h.recv(&callee);
             }
             _ => {
-                h.send(&callee, &Message::Yield { request: 77, options: Dict::new(), payload: Payload::empty(MsgPack) });
+                h.send(
+                    &callee,
+                    &Message::Yield {
+                        request: 77,
+                        options: Dict::new(),
+                        payload: Payload::empty(MsgPack),
+                    },
+                );
                 h.recv(&callee);
             }
         }
         let mut canceled_1 = vec![h.recv(&caller_1), h.recv(&caller_1)]
             .iter()
             .map(|received| match received.msg() {
-                Message::Error { request_type: 48, request, error, .. } => {
+                Message::Error {
+                    request_type: 48,
+                    request,
+                    error,
+                    ..
+                } => {
                     assert_eq!(error, uri::CANCELED);
                     request
                 }
@@ -857,21 +1268,48 @@ fn caller_leaving_makes_the_late_answer_silently_discarded() {
     h.register(&callee, "com.slow");
     h.call(&caller, "com.slow", Dict::new(), Payload::empty(MsgPack));
     h.call(&caller, "com.slow", Dict::new(), Payload::empty(MsgPack));
-    let Message::Invocation { request: first, .. } = h.recv(&callee).msg() else { panic!() };
-    let Message::Invocation { request: second, .. } = h.recv(&callee).msg() else { panic!() };
+    let Message::Invocation { request: first, .. } = h.recv(&callee).msg() else {
+        panic!()
+    };
+    let Message::Invocation {
+        request: second, ..
+    } = h.recv(&callee).msg()
+    else {
+        panic!()
+    };
     h.disconnect(&caller);
     h.expect_nothing(&callee);
     assert_eq!(h.router.stats().pending_calls, 0);
-    h.send(&callee, &Message::Yield { request: first, options: Dict::new(), payload: Payload::empty(Json) });
     h.send(
         &callee,
-        &Message::Error { request_type: 68, request: second, details: Dict::new(), error: "com.e".into(), payload: Payload::empty(Json) },
+        &Message::Yield {
+            request: first,
+            options: Dict::new(),
+            payload: Payload::empty(Json),
+        },
+    );
+    h.send(
+        &callee,
+        &Message::Error {
+            request_type: 68,
+            request: second,
+            details: Dict::new(),
+            error: "com.e".into(),
+            payload: Payload::empty(Json),
+        },
     );
     h.expect_nothing(&callee);
     assert!(!h.was_closed(&callee), "a late answer is not a violation");
     assert_eq!(h.router.stats().late_replies_discarded, 2);
     // Answering the same invocation once more is: it is neither pending nor remembered.
-    h.send(&callee, &Message::Yield { request: first, options: Dict::new(), payload: Payload::empty(Json) });
+    h.send(
+        &callee,
+        &Message::Yield {
+            request: first,
+            options: Dict::new(),
+            payload: Payload::empty(Json),
+        },
+    );
     assert_violation(&mut h, &callee);
 }
 
@@ -880,14 +1318,27 @@ fn yield_or_error_for_an_unknown_invocation_is_a_violation() {
     let mut h = Harness::new();
     let callee = h.join(Json);
     h.register(&callee, "com.p");
-    h.send(&callee, &Message::Yield { request: 1, options: Dict::new(), payload: Payload::empty(Json) });
+    h.send(
+        &callee,
+        &Message::Yield {
+            request: 1,
+            options: Dict::new(),
+            payload: Payload::empty(Json),
+        },
+    );
     assert_violation(&mut h, &callee);
     h.assert_tables_empty();
 
     let callee = h.join(MsgPack);
     h.send(
         &callee,
-        &Message::Error { request_type: 68, request: 5, details: Dict::new(), error: "com.e".into(), payload: Payload::empty(MsgPack) },
+        &Message::Error {
+            request_type: 68,
+            request: 5,
+            details: Dict::new(),
+            error: "com.e".into(),
+            payload: Payload::empty(MsgPack),
+        },
     );
     assert_violation(&mut h, &callee);
 }
@@ -899,15 +1350,31 @@ fn progressive_yield_is_a_violation_since_it_is_not_announced() {
     let caller = h.join(Json);
     h.register(&callee, "com.p");
     let request = h.call(&caller, "com.p", Dict::new(), Payload::empty(Json));
-    let Message::Invocation { request: invocation, .. } = h.recv(&callee).msg() else { panic!() };
-    h.send(&callee, &Message::Yield { request: invocation, options: opts(&[("progress", Value::Bool(true))]), payload: Payload::empty(Json) });
+    let Message::Invocation {
+        request: invocation,
+        ..
+    } = h.recv(&callee).msg()
+    else {
+        panic!()
+    };
+    h.send(
+        &callee,
+        &Message::Yield {
+            request: invocation,
+            options: opts(&[("progress", Value::Bool(true))]),
+            payload: Payload::empty(Json),
+        },
+    );
     assert_violation(&mut h, &callee);
     assert_error(&h.recv(&caller), 48, request, uri::CANCELED);
 }
 
 #[test]
 fn pending_calls_per_caller_are_bounded() {
-    let mut h = Harness::with_config(RouterConfig { max_pending_calls_per_session: 2, ..RouterConfig::default() });
+    let mut h = Harness::with_config(RouterConfig {
+        max_pending_calls_per_session: 2,
+        ..RouterConfig::default()
+    });
     let callee = h.join(Json);
     let caller = h.join(MsgPack);
     let other = h.join(Json);
@@ -926,7 +1393,14 @@ fn pending_calls_per_caller_are_bounded() {
         .collect();
     h.expect_nothing(&callee);
     // Answering one frees a slot.
-    h.send(&callee, &Message::Yield { request: invocations[0], options: Dict::new(), payload: Payload::empty(Json) });
+    h.send(
+        &callee,
+        &Message::Yield {
+            request: invocations[0],
+            options: Dict::new(),
+            payload: Payload::empty(Json),
+        },
+    );
     assert!(matches!(h.recv(&caller).msg(), Message::Result { .. }));
     h.call(&caller, "com.p", Dict::new(), Payload::empty(MsgPack));
     assert!(matches!(h.recv(&callee).msg(), Message::Invocation { .. }));
@@ -939,15 +1413,40 @@ fn cancel_answers_canceled_now_and_discards_the_late_result() {
     let caller = h.join(MsgPack);
     h.register(&callee, "com.p");
     let request = h.call(&caller, "com.p", Dict::new(), Payload::empty(MsgPack));
-    let Message::Invocation { request: invocation, .. } = h.recv(&callee).msg() else { panic!() };
-    h.send(&caller, &Message::Cancel { request, options: opts(&[("mode", s("kill"))]) });
+    let Message::Invocation {
+        request: invocation,
+        ..
+    } = h.recv(&callee).msg()
+    else {
+        panic!()
+    };
+    h.send(
+        &caller,
+        &Message::Cancel {
+            request,
+            options: opts(&[("mode", s("kill"))]),
+        },
+    );
     assert_error(&h.recv(&caller), 48, request, uri::CANCELED);
     h.expect_nothing(&callee);
-    h.send(&callee, &Message::Yield { request: invocation, options: Dict::new(), payload: Payload::empty(Json) });
+    h.send(
+        &callee,
+        &Message::Yield {
+            request: invocation,
+            options: Dict::new(),
+            payload: Payload::empty(Json),
+        },
+    );
     h.expect_nothing(&caller);
     assert!(!h.was_closed(&callee));
     // Canceling a finished call is ignored.
-    h.send(&caller, &Message::Cancel { request, options: Dict::new() });
+    h.send(
+        &caller,
+        &Message::Cancel {
+            request,
+            options: Dict::new(),
+        },
+    );
     h.expect_nothing(&caller);
     h.assert_tables_empty_but_registrations(1);
 }
@@ -959,15 +1458,27 @@ fn caller_identification_on_request_or_by_registration() {
     let caller = h.join(MsgPack);
     h.register(&callee, "com.plain");
     let request = h.request();
-    h.send(&callee, &Message::Register { request, options: opts(&[("disclose_caller", Value::Bool(true))]), procedure: "com.disclosed".into() });
+    h.send(
+        &callee,
+        &Message::Register {
+            request,
+            options: opts(&[("disclose_caller", Value::Bool(true))]),
+            procedure: "com.disclosed".into(),
+        },
+    );
     h.recv(&callee);
 
     let expect_caller = |h: &mut Harness, disclosed: bool| {
         let received = h.recv(&callee);
-        let Message::Invocation { details, .. } = received.msg() else { panic!() };
+        let Message::Invocation { details, .. } = received.msg() else {
+            panic!()
+        };
         if disclosed {
             assert_eq!(details.get_u64("caller"), Some(caller.id));
-            assert_eq!(details.get_str("caller_authid"), Some(caller.id.to_string().as_str()));
+            assert_eq!(
+                details.get_str("caller_authid"),
+                Some(caller.id.to_string().as_str())
+            );
             assert_eq!(details.get_str("caller_authrole"), Some("anonymous"));
         } else {
             assert!(details.is_empty());
@@ -975,9 +1486,19 @@ fn caller_identification_on_request_or_by_registration() {
     };
     h.call(&caller, "com.plain", Dict::new(), Payload::empty(MsgPack));
     expect_caller(&mut h, false);
-    h.call(&caller, "com.plain", opts(&[("disclose_me", Value::Bool(true))]), Payload::empty(MsgPack));
+    h.call(
+        &caller,
+        "com.plain",
+        opts(&[("disclose_me", Value::Bool(true))]),
+        Payload::empty(MsgPack),
+    );
     expect_caller(&mut h, true);
-    h.call(&caller, "com.disclosed", Dict::new(), Payload::empty(MsgPack));
+    h.call(
+        &caller,
+        "com.disclosed",
+        Dict::new(),
+        Payload::empty(MsgPack),
+    );
     expect_caller(&mut h, true);
 }
 
@@ -992,12 +1513,21 @@ fn one_subscription_id_per_topic() {
     let b = h.join(MsgPack);
     let t = h.subscribe(&a, "com.t");
     assert_eq!(h.subscribe(&b, "com.t"), t);
-    assert_eq!(h.subscribe(&a, "com.t"), t, "subscribing twice returns the same id");
+    assert_eq!(
+        h.subscribe(&a, "com.t"),
+        t,
+        "subscribing twice returns the same id"
+    );
     let u = h.subscribe(&a, "com.u");
     assert_ne!(u, t);
     assert_eq!(h.router.stats().subscriptions, 2);
     // Subscribing twice does not deliver twice.
-    h.publish(&b, "com.t", opts(&[("exclude_me", Value::Bool(false))]), Payload::empty(MsgPack));
+    h.publish(
+        &b,
+        "com.t",
+        opts(&[("exclude_me", Value::Bool(false))]),
+        Payload::empty(MsgPack),
+    );
     assert!(matches!(h.recv(&a).msg(), Message::Event { subscription, .. } if subscription == t));
     h.expect_nothing(&a);
     assert!(matches!(h.recv(&b).msg(), Message::Event { .. }));
@@ -1010,10 +1540,21 @@ fn subscribe_refusals() {
     for (topic, options, error) in [
         ("com..t", Dict::new(), uri::INVALID_URI),
         ("", Dict::new(), uri::INVALID_URI),
-        ("com.t", opts(&[("match", s("prefix"))]), uri::OPTION_NOT_ALLOWED),
+        (
+            "com.t",
+            opts(&[("match", s("prefix"))]),
+            uri::OPTION_NOT_ALLOWED,
+        ),
     ] {
         let request = h.request();
-        h.send(&client, &Message::Subscribe { request, options, topic: topic.into() });
+        h.send(
+            &client,
+            &Message::Subscribe {
+                request,
+                options,
+                topic: topic.into(),
+            },
+        );
         assert_error(&h.recv(&client), 32, request, error);
     }
     // Meta topics may be subscribed.
@@ -1030,17 +1571,37 @@ fn unsubscribe_checks_membership_and_the_last_subscriber_removes_the_subscriptio
     h.subscribe(&b, "com.t");
     for (client, subscription) in [(&c, t), (&a, 4242)] {
         let request = h.request();
-        h.send(client, &Message::Unsubscribe { request, subscription });
+        h.send(
+            client,
+            &Message::Unsubscribe {
+                request,
+                subscription,
+            },
+        );
         assert_error(&h.recv(client), 34, request, uri::NO_SUCH_SUBSCRIPTION);
     }
     for client in [&a, &b] {
         let request = h.request();
-        h.send(client, &Message::Unsubscribe { request, subscription: t });
-        assert!(matches!(h.recv(client).msg(), Message::Unsubscribed { request: r, details: None } if r == request));
+        h.send(
+            client,
+            &Message::Unsubscribe {
+                request,
+                subscription: t,
+            },
+        );
+        assert!(
+            matches!(h.recv(client).msg(), Message::Unsubscribed { request: r, details: None } if r == request)
+        );
     }
     h.assert_tables_empty();
     let request = h.request();
-    h.send(&a, &Message::Unsubscribe { request, subscription: t });
+    h.send(
+        &a,
+        &Message::Unsubscribe {
+            request,
+            subscription: t,
+        },
+    );
     assert_error(&h.recv(&a), 34, request, uri::NO_SUCH_SUBSCRIPTION);
     // A new subscription to the topic gets a new id.
     assert_ne!(h.subscribe(&c, "com.t"), t);
@@ -1054,12 +1615,29 @@ fn publish_acknowledged_or_not() {
     let subscription = h.subscribe(&subscriber, "com.t");
     let payload = args(MsgPack, &[Value::UInt(1)]);
 
-    let request = h.publish(&publisher, "com.t", opts(&[("acknowledge", Value::Bool(true))]), payload.as_payload());
-    let Message::Published { request: r, publication } = h.recv(&publisher).msg() else { panic!("expected PUBLISHED") };
+    let request = h.publish(
+        &publisher,
+        "com.t",
+        opts(&[("acknowledge", Value::Bool(true))]),
+        payload.as_payload(),
+    );
+    let Message::Published {
+        request: r,
+        publication,
+    } = h.recv(&publisher).msg()
+    else {
+        panic!("expected PUBLISHED")
+    };
     assert_eq!(r, request);
     assert!((1..=MAX_ID).contains(&publication));
     let received = h.recv(&subscriber);
-    let Message::Event { subscription: sub, publication: p, details, payload: event_payload } = received.msg() else {
+    let Message::Event {
+        subscription: sub,
+        publication: p,
+        details,
+        payload: event_payload,
+    } = received.msg()
+    else {
         panic!("expected EVENT")
     };
     assert_eq!((sub, p), (subscription, publication));
@@ -1071,8 +1649,15 @@ fn publish_acknowledged_or_not() {
     assert!(matches!(h.recv(&subscriber).msg(), Message::Event { .. }));
 
     // Nobody subscribed: still acknowledged.
-    let request = h.publish(&publisher, "com.nobody", opts(&[("acknowledge", Value::Bool(true))]), Payload::empty(MsgPack));
-    assert!(matches!(h.recv(&publisher).msg(), Message::Published { request: r, .. } if r == request));
+    let request = h.publish(
+        &publisher,
+        "com.nobody",
+        opts(&[("acknowledge", Value::Bool(true))]),
+        Payload::empty(MsgPack),
+    );
+    assert!(
+        matches!(h.recv(&publisher).msg(), Message::Published { request: r, .. } if r == request)
+    );
     assert_eq!(h.router.stats().publishes, 3);
     assert_eq!(h.router.stats().events_sent, 2);
 }
@@ -1081,7 +1666,12 @@ fn publish_acknowledged_or_not() {
 fn publish_to_an_invalid_topic_is_refused_only_when_acknowledged() {
     let mut h = Harness::new();
     let publisher = h.join(Json);
-    let request = h.publish(&publisher, "com..t", opts(&[("acknowledge", Value::Bool(true))]), Payload::empty(Json));
+    let request = h.publish(
+        &publisher,
+        "com..t",
+        opts(&[("acknowledge", Value::Bool(true))]),
+        Payload::empty(Json),
+    );
     assert_error(&h.recv(&publisher), 16, request, uri::INVALID_URI);
     h.publish(&publisher, "com..t", Dict::new(), Payload::empty(Json));
     h.expect_nothing(&publisher);
@@ -1090,17 +1680,38 @@ fn publish_to_an_invalid_topic_is_refused_only_when_acknowledged() {
 
 #[test]
 fn strict_uri_check_refuses_what_loose_accepts() {
-    let strict = RouterConfig { uri_check: UriCheck::Strict, ..RouterConfig::default() };
+    let strict = RouterConfig {
+        uri_check: UriCheck::Strict,
+        ..RouterConfig::default()
+    };
     for (config, accepted) in [(RouterConfig::default(), true), (strict, false)] {
         let mut h = Harness::with_config(config);
         let client = h.join(Json);
         for (request_type, message) in [
-            (64, Message::Register { request: 1, options: Dict::new(), procedure: "com.Upper-Case".into() }),
-            (32, Message::Subscribe { request: 2, options: Dict::new(), topic: "com.Upper-Case".into() }),
+            (
+                64,
+                Message::Register {
+                    request: 1,
+                    options: Dict::new(),
+                    procedure: "com.Upper-Case".into(),
+                },
+            ),
+            (
+                32,
+                Message::Subscribe {
+                    request: 2,
+                    options: Dict::new(),
+                    topic: "com.Upper-Case".into(),
+                },
+            ),
         ] {
             h.send(&client, &message);
             match h.recv(&client).msg() {
-                Message::Error { request_type: t, error, .. } => {
+                Message::Error {
+                    request_type: t,
+                    error,
+                    ..
+                } => {
                     assert!(!accepted);
                     assert_eq!((t, error.as_ref()), (request_type, uri::INVALID_URI));
                 }
@@ -1108,8 +1719,18 @@ fn strict_uri_check_refuses_what_loose_accepts() {
                 other => panic!("unexpected {other:?}"),
             }
         }
-        h.send(&client, &Message::Call { request: 3, options: Dict::new(), procedure: "com.Not-Registered".into(), payload: Payload::empty(Json) });
-        assert!(matches!(h.recv(&client).msg(), Message::Error { error, .. } if (error == uri::INVALID_URI) != accepted));
+        h.send(
+            &client,
+            &Message::Call {
+                request: 3,
+                options: Dict::new(),
+                procedure: "com.Not-Registered".into(),
+                payload: Payload::empty(Json),
+            },
+        );
+        assert!(
+            matches!(h.recv(&client).msg(), Message::Error { error, .. } if (error == uri::INVALID_URI) != accepted)
+        );
     }
 }
 
@@ -1123,10 +1744,20 @@ fn publisher_is_excluded_unless_exclude_me_is_false() {
     h.publish(&publisher, "com.t", Dict::new(), Payload::empty(Json));
     h.expect_nothing(&publisher);
     assert!(matches!(h.recv(&other).msg(), Message::Event { .. }));
-    h.publish(&publisher, "com.t", opts(&[("exclude_me", Value::Bool(true))]), Payload::empty(Json));
+    h.publish(
+        &publisher,
+        "com.t",
+        opts(&[("exclude_me", Value::Bool(true))]),
+        Payload::empty(Json),
+    );
     h.expect_nothing(&publisher);
     h.recv(&other);
-    h.publish(&publisher, "com.t", opts(&[("exclude_me", Value::Bool(false))]), Payload::empty(Json));
+    h.publish(
+        &publisher,
+        "com.t",
+        opts(&[("exclude_me", Value::Bool(false))]),
+        Payload::empty(Json),
+    );
     assert!(matches!(h.recv(&publisher).msg(), Message::Event { .. }));
     assert!(matches!(h.recv(&other).msg(), Message::Event { .. }));
 }
@@ -1142,19 +1773,42 @@ fn event_is_encoded_once_per_serializer_and_shared_by_its_subscribers() {
     }
     let payload = args(Json, &[s("news"), Value::Bin(Cow::Borrowed(b"\x00\x01"))]);
     h.publish(&publisher, "com.t", Dict::new(), payload.as_payload());
-    let frames = |h: &mut Harness, clients: &[Client]| clients.iter().map(|c| h.recv(c)).collect::<Vec<_>>();
+    let frames =
+        |h: &mut Harness, clients: &[Client]| clients.iter().map(|c| h.recv(c)).collect::<Vec<_>>();
     let json_frames = frames(&mut h, &json_subscribers);
     let msgpack_frames = frames(&mut h, &msgpack_subscribers);
     for group in [&json_frames, &msgpack_frames] {
         for received in group.iter() {
-            assert_eq!(received.frame.as_ptr(), group[0].frame.as_ptr(), "one allocation per serializer");
-            let Message::Event { payload, .. } = received.msg() else { panic!() };
-            assert_eq!(payload_values(&payload).0, vec![s("news"), Value::Bin(Cow::Borrowed(b"\x00\x01"))]);
+            assert_eq!(
+                received.frame.as_ptr(),
+                group[0].frame.as_ptr(),
+                "one allocation per serializer"
+            );
+            let Message::Event { payload, .. } = received.msg() else {
+                panic!()
+            };
+            assert_eq!(
+                payload_values(&payload).0,
+                vec![s("news"), Value::Bin(Cow::Borrowed(b"\x00\x01"))]
+            );
         }
     }
-    assert_ne!(json_frames[0].frame.as_ptr(), msgpack_frames[0].frame.as_ptr());
-    let Message::Event { payload: event_payload, .. } = json_frames[0].msg() else { panic!() };
-    assert_eq!(event_payload.raw, &payload.raw[..], "same serializer: payload bytes passed through");
+    assert_ne!(
+        json_frames[0].frame.as_ptr(),
+        msgpack_frames[0].frame.as_ptr()
+    );
+    let Message::Event {
+        payload: event_payload,
+        ..
+    } = json_frames[0].msg()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        event_payload.raw,
+        &payload.raw[..],
+        "same serializer: payload bytes passed through"
+    );
     assert_eq!(h.router.stats().events_sent, 6);
 }
 
@@ -1164,11 +1818,21 @@ fn publisher_identification_with_disclose_me() {
     let publisher = h.join(MsgPack);
     let subscriber = h.join(Json);
     h.subscribe(&subscriber, "com.t");
-    h.publish(&publisher, "com.t", opts(&[("disclose_me", Value::Bool(true))]), Payload::empty(MsgPack));
+    h.publish(
+        &publisher,
+        "com.t",
+        opts(&[("disclose_me", Value::Bool(true))]),
+        Payload::empty(MsgPack),
+    );
     let received = h.recv(&subscriber);
-    let Message::Event { details, .. } = received.msg() else { panic!() };
+    let Message::Event { details, .. } = received.msg() else {
+        panic!()
+    };
     assert_eq!(details.get_u64("publisher"), Some(publisher.id));
-    assert_eq!(details.get_str("publisher_authid"), Some(publisher.id.to_string().as_str()));
+    assert_eq!(
+        details.get_str("publisher_authid"),
+        Some(publisher.id.to_string().as_str())
+    );
     assert_eq!(details.get_str("publisher_authrole"), Some("anonymous"));
 }
 
@@ -1176,20 +1840,51 @@ fn publisher_identification_with_disclose_me() {
 fn subscriber_black_and_white_listing() {
     let mut h = Harness::new();
     let publisher = h.join(Json);
-    let subscribers: Vec<Client> = (0..4).map(|i| h.join(if i % 2 == 0 { Json } else { MsgPack })).collect();
+    let subscribers: Vec<Client> = (0..4)
+        .map(|i| h.join(if i % 2 == 0 { Json } else { MsgPack }))
+        .collect();
     for client in &subscribers {
         h.subscribe(client, "com.t");
     }
-    let ids = |indexes: &[usize]| Value::List(indexes.iter().map(|&i| Value::UInt(subscribers[i].id)).collect());
-    let authids = |indexes: &[usize]| Value::List(indexes.iter().map(|&i| s(&subscribers[i].id.to_string())).collect());
+    let ids = |indexes: &[usize]| {
+        Value::List(
+            indexes
+                .iter()
+                .map(|&i| Value::UInt(subscribers[i].id))
+                .collect(),
+        )
+    };
+    let authids = |indexes: &[usize]| {
+        Value::List(
+            indexes
+                .iter()
+                .map(|&i| s(&subscribers[i].id.to_string()))
+                .collect(),
+        )
+    };
     let cases: Vec<(Dict<'static>, Vec<usize>)> = vec![
         (opts(&[("exclude", ids(&[0, 2]))]), vec![1, 3]),
         (opts(&[("eligible", ids(&[0, 1]))]), vec![0, 1]),
-        (opts(&[("eligible", ids(&[0, 1])), ("exclude", ids(&[1]))]), vec![0]),
+        (
+            opts(&[("eligible", ids(&[0, 1])), ("exclude", ids(&[1]))]),
+            vec![0],
+        ),
         (opts(&[("exclude_authid", authids(&[3]))]), vec![0, 1, 2]),
-        (opts(&[("eligible_authid", authids(&[2, 3])), ("exclude", ids(&[3]))]), vec![2]),
-        (opts(&[("eligible_authrole", Value::List(vec![s("anonymous")]))]), vec![0, 1, 2, 3]),
-        (opts(&[("exclude_authrole", Value::List(vec![s("anonymous")]))]), vec![]),
+        (
+            opts(&[
+                ("eligible_authid", authids(&[2, 3])),
+                ("exclude", ids(&[3])),
+            ]),
+            vec![2],
+        ),
+        (
+            opts(&[("eligible_authrole", Value::List(vec![s("anonymous")]))]),
+            vec![0, 1, 2, 3],
+        ),
+        (
+            opts(&[("exclude_authrole", Value::List(vec![s("anonymous")]))]),
+            vec![],
+        ),
         (opts(&[("eligible", Value::List(vec![]))]), vec![]),
     ];
     for (options, receivers) in cases {
@@ -1197,7 +1892,10 @@ fn subscriber_black_and_white_listing() {
         h.publish(&publisher, "com.t", options, Payload::empty(Json));
         for (index, client) in subscribers.iter().enumerate() {
             if receivers.contains(&index) {
-                assert!(matches!(h.recv(client).msg(), Message::Event { .. }), "{description}: {index} receives");
+                assert!(
+                    matches!(h.recv(client).msg(), Message::Event { .. }),
+                    "{description}: {index} receives"
+                );
             } else {
                 h.expect_nothing(client);
             }
@@ -1212,17 +1910,31 @@ fn subscriber_black_and_white_listing() {
 #[test]
 fn tables_are_empty_after_everyone_leaves() {
     let mut h = Harness::new();
-    let clients: Vec<Client> = (0..6).map(|i| h.join(if i % 2 == 0 { Json } else { MsgPack })).collect();
+    let clients: Vec<Client> = (0..6)
+        .map(|i| h.join(if i % 2 == 0 { Json } else { MsgPack }))
+        .collect();
     for (i, client) in clients.iter().enumerate() {
         h.register(client, &format!("com.p{i}"));
         h.subscribe(client, "com.t");
         h.subscribe(client, &format!("com.t{i}"));
     }
     for (i, client) in clients.iter().enumerate() {
-        h.call(client, &format!("com.p{}", (i + 1) % clients.len()), Dict::new(), Payload::empty(client.ser));
+        h.call(
+            client,
+            &format!("com.p{}", (i + 1) % clients.len()),
+            Dict::new(),
+            Payload::empty(client.ser),
+        );
     }
     let stats = h.router.stats();
-    assert_eq!((stats.registrations, stats.subscriptions, stats.pending_calls), (6, 7, 6));
+    assert_eq!(
+        (
+            stats.registrations,
+            stats.subscriptions,
+            stats.pending_calls
+        ),
+        (6, 7, 6)
+    );
     for client in &clients {
         h.disconnect(client);
     }
@@ -1274,7 +1986,8 @@ fn input_after_close_is_ignored_and_keys_are_reused_cleanly() {
     let b = h.join(MsgPack);
     assert_eq!(b.key, a.key);
     h.register(&b, "com.p");
-    h.router.handle_message(SessionKey(12345), b"[1]", 0, &mut h.out);
+    h.router
+        .handle_message(SessionKey(12345), b"[1]", 0, &mut h.out);
     h.router.close_session(SessionKey(12345), 0, &mut h.out);
     assert!(h.out.is_empty());
 }

@@ -222,8 +222,7 @@ fn ws_truncated_frame_left_pending_does_not_block_others() {
         witness.check(&format!("while a frame is pending ({n})"));
         std::thread::sleep(Duration::from_millis(200));
     }
-    // Completing the frame later makes a normal CALL (no such procedure is registered by this
-    // session's name, but the witness procedure exists: it reaches the witness callee).
+    // Completing the frame later delivers it as a normal CALL to the witness callee.
     ws.write(&frame[7..]).unwrap();
     let inv = witness.callee.expect_invocation();
     assert_payload(

@@ -53,6 +53,8 @@ per_combo!(
     publish_unacknowledged_sends_no_reply,
     publisher_exclusion,
     unsubscribe_stops_events,
+    events_keep_publish_order_across_topics,
+    invocations_keep_call_order_across_procedures,
 );
 
 fn hello_gets_welcome_with_broker_and_dealer(k: TransportKind, ser: Serializer) {
@@ -447,6 +449,73 @@ fn unsubscribe_stops_events(k: TransportKind, ser: Serializer) {
     let ev = s1.expect_event();
     assert_eq!(ev.subscription, sub_again);
     assert_payload("EVENT after resubscribe", &ev.payload, &[u(4)], None);
+}
+
+fn events_keep_publish_order_across_topics(k: TransportKind, ser: Serializer) {
+    let router = RouterProcess::default_start();
+    let mut sub = router.join("sub", k, ser);
+    let topics = ["com.example.a", "com.example.b", "com.example.c"];
+    let ids: Vec<u64> = topics.iter().map(|t| sub.subscribe(t)).collect();
+    let mut publisher = router.join("pub", k, ser);
+    for n in 0..30u64 {
+        publisher.publish(topics[(n % 3) as usize], Dict::new(), &[u(n)], None);
+    }
+    // Per (publisher, subscriber), events arrive in publish order across all topics.
+    for n in 0..30u64 {
+        let ev = sub.expect_event();
+        assert_eq!(
+            ev.subscription,
+            ids[(n % 3) as usize],
+            "event {n}: wrong subscription"
+        );
+        assert_payload(&format!("event {n}"), &ev.payload, &[u(n)], None);
+    }
+    sub.expect_no_message(QUIET);
+}
+
+fn invocations_keep_call_order_across_procedures(k: TransportKind, ser: Serializer) {
+    let router = RouterProcess::default_start();
+    let mut callee = router.join("callee", k, ser);
+    let procs = ["com.example.p1", "com.example.p2", "com.example.p3"];
+    let regs: Vec<u64> = procs.iter().map(|p| callee.register(p)).collect();
+    let mut caller = router.join("caller", k, ser);
+    let reqs: Vec<u64> = (0..30u64)
+        .map(|n| caller.call(procs[(n % 3) as usize], &[u(n)], None))
+        .collect();
+    // Per (caller, callee), INVOCATIONs arrive in CALL order across procedures.
+    let mut invs = Vec::new();
+    for n in 0..30u64 {
+        let inv = callee.expect_invocation();
+        assert_eq!(
+            inv.registration,
+            regs[(n % 3) as usize],
+            "invocation {n}: wrong registration"
+        );
+        assert_eq!(inv.request, n + 1, "invocation ids are sequential");
+        assert_payload(&format!("invocation {n}"), &inv.payload, &[u(n)], None);
+        invs.push(inv.request);
+    }
+    // Answer in reverse order; each RESULT goes to its own call.
+    for (n, inv) in invs.iter().enumerate().rev() {
+        callee.yield_(*inv, &[u(n as u64 * 10)], None);
+    }
+    // Results of different calls are not ordered: match them by request id.
+    let mut pending: std::collections::HashMap<u64, u64> = reqs
+        .iter()
+        .enumerate()
+        .map(|(n, r)| (*r, n as u64))
+        .collect();
+    for _ in 0..30 {
+        let m = caller.recv();
+        let request = match m.get() {
+            Message::Result { request, .. } => request,
+            _ => panic!("expected RESULT, got {m:?}"),
+        };
+        let n = pending
+            .remove(&request)
+            .unwrap_or_else(|| panic!("unexpected RESULT {request}"));
+        assert_payload("RESULT", &m.payload(), &[u(n * 10)], None);
+    }
 }
 
 // ------------------------------------------------------------------------------------------

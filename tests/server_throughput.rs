@@ -25,14 +25,12 @@ fn pipelined_calls_each_get_exactly_one_result() {
 
     // The callee answers every INVOCATION with [n * 2, "r<n>"] for the call's args [n, "c<n>"].
     let callee_thread = std::thread::spawn(move || {
-        let mut expected_inv = 1;
-        for _ in 0..CALLS {
+        for expected_inv in 1..=CALLS {
             let inv = callee.expect_invocation();
             assert_eq!(
                 inv.request, expected_inv,
                 "INVOCATION ids must be sequential"
             );
-            expected_inv += 1;
             let n = match inv.payload.0.as_slice() {
                 [Value::UInt(n), Value::Str(tag)] if *tag == format!("c{n}") => *n,
                 other => panic!("callee: unexpected INVOCATION args {other:?}"),

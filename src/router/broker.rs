@@ -53,12 +53,21 @@ pub(crate) struct Subscriptions {
 
 impl Subscriptions {
     pub(crate) fn new() -> Subscriptions {
-        Subscriptions { entries: Slab::new(), by_topic: fast_map(), by_id: fast_map() }
+        Subscriptions {
+            entries: Slab::new(),
+            by_topic: fast_map(),
+            by_id: fast_map(),
+        }
     }
 
     /// Adds `subscriber` to the topic's subscription (created on first use) and returns its id.
     /// Subscribing again is harmless and returns the same id.
-    pub(crate) fn subscribe(&mut self, ids: &mut ScopedIds, topic: &str, subscriber: Subscriber) -> u64 {
+    pub(crate) fn subscribe(
+        &mut self,
+        ids: &mut ScopedIds,
+        topic: &str,
+        subscriber: Subscriber,
+    ) -> u64 {
         let index = match self.by_topic.get(topic) {
             Some(&index) => index,
             None => {
@@ -77,7 +86,9 @@ impl Subscriptions {
         };
         let subscription = &mut self.entries[index];
         if !subscription.positions.contains_key(&subscriber.session) {
-            subscription.positions.insert(subscriber.session, subscription.subscribers.len());
+            subscription
+                .positions
+                .insert(subscriber.session, subscription.subscribers.len());
             subscription.subscribers.push(subscriber);
         }
         subscription.id
@@ -117,7 +128,11 @@ mod tests {
     use super::*;
 
     fn subscriber(key: usize) -> Subscriber {
-        Subscriber { session: SessionKey(key), serializer: Serializer::Json, session_id: key as u64 }
+        Subscriber {
+            session: SessionKey(key),
+            serializer: Serializer::Json,
+            session_id: key as u64,
+        }
     }
 
     #[test]
@@ -142,7 +157,10 @@ mod tests {
     fn swap_remove_keeps_positions_right() {
         let mut ids = ScopedIds::new();
         let mut table = Subscriptions::new();
-        let id = (1..=5).map(|key| table.subscribe(&mut ids, "t", subscriber(key))).last().unwrap();
+        let id = (1..=5)
+            .map(|key| table.subscribe(&mut ids, "t", subscriber(key)))
+            .last()
+            .unwrap();
         for key in [2, 5, 1, 4, 3] {
             assert!(table.unsubscribe(id, SessionKey(key)), "removing {key}");
         }

@@ -33,7 +33,11 @@ pub(crate) struct Registry {
 
 impl Registry {
     pub(crate) fn new() -> Registry {
-        Registry { entries: Slab::new(), by_procedure: fast_map(), by_id: fast_map() }
+        Registry {
+            entries: Slab::new(),
+            by_procedure: fast_map(),
+            by_id: fast_map(),
+        }
     }
 
     pub(crate) fn register(
@@ -72,7 +76,9 @@ impl Registry {
     }
 
     pub(crate) fn lookup(&self, procedure: &str) -> Option<&Registration> {
-        self.by_procedure.get(procedure).map(|&index| &self.entries[index])
+        self.by_procedure
+            .get(procedure)
+            .map(|&index| &self.entries[index])
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -110,7 +116,10 @@ pub(crate) struct PendingCalls {
 
 impl PendingCalls {
     pub(crate) fn new() -> PendingCalls {
-        PendingCalls { calls: Slab::new(), next_generation: 0 }
+        PendingCalls {
+            calls: Slab::new(),
+            next_generation: 0,
+        }
     }
 
     pub(crate) fn insert(
@@ -133,7 +142,9 @@ impl PendingCalls {
     }
 
     pub(crate) fn get(&self, key: PendingKey) -> Option<&PendingCall> {
-        self.calls.get(key.index).filter(|call| call.generation == key.generation)
+        self.calls
+            .get(key.index)
+            .filter(|call| call.generation == key.generation)
     }
 
     pub(crate) fn remove(&mut self, key: PendingKey) -> Option<PendingCall> {
@@ -154,7 +165,9 @@ mod tests {
     fn one_callee_per_procedure_and_only_the_owner_unregisters() {
         let mut ids = ScopedIds::new();
         let mut registry = Registry::new();
-        let id = registry.register(&mut ids, "com.a", SessionKey(1), false).unwrap();
+        let id = registry
+            .register(&mut ids, "com.a", SessionKey(1), false)
+            .unwrap();
         assert_eq!(
             registry.register(&mut ids, "com.a", SessionKey(2), false),
             Err(RegisterRefusal::ProcedureAlreadyExists)
@@ -172,7 +185,10 @@ mod tests {
         let first = calls.insert(SessionKey(1), 1, SessionKey(2), 1);
         calls.remove(first).unwrap();
         let second = calls.insert(SessionKey(1), 2, SessionKey(2), 2);
-        assert!(calls.get(first).is_none(), "slot reused with a new generation");
+        assert!(
+            calls.get(first).is_none(),
+            "slot reused with a new generation"
+        );
         assert!(calls.remove(first).is_none());
         assert_eq!(calls.get(second).unwrap().caller_request, 2);
     }

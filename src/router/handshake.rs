@@ -15,7 +15,11 @@ const CLIENT_ROLES: [&str; 4] = ["publisher", "subscriber", "caller", "callee"];
 const AGENT: &str = concat!("wampring-", env!("CARGO_PKG_VERSION"));
 
 /// Broker features implemented in `pubsub.rs`.
-const BROKER_FEATURES: [&str; 3] = ["publisher_exclusion", "publisher_identification", "subscriber_blackwhite_listing"];
+const BROKER_FEATURES: [&str; 3] = [
+    "publisher_exclusion",
+    "publisher_identification",
+    "subscriber_blackwhite_listing",
+];
 
 /// Dealer features implemented in `rpc.rs`.
 const DEALER_FEATURES: [&str; 1] = ["caller_identification"];
@@ -38,10 +42,21 @@ pub(crate) fn welcome_roles() -> Dict<'static> {
 }
 
 impl Router {
-    pub(super) fn handle_hello(&mut self, session: SessionKey, realm_name: &str, details: &Dict<'_>, out: &mut Vec<Action>) {
+    pub(super) fn handle_hello(
+        &mut self,
+        session: SessionKey,
+        realm_name: &str,
+        details: &Dict<'_>,
+        out: &mut Vec<Action>,
+    ) {
         let serializer = self.sessions[session.0].serializer;
         if self.shutting_down {
-            return self.reject_hello(session, uri::CLOSE_SYSTEM_SHUTDOWN, "the router is shutting down".into(), out);
+            return self.reject_hello(
+                session,
+                uri::CLOSE_SYSTEM_SHUTDOWN,
+                "the router is shutting down".into(),
+                out,
+            );
         }
         match details.get_dict("roles") {
             None => return self.protocol_violation(session, "HELLO.Details.roles is missing", out),
@@ -55,12 +70,20 @@ impl Router {
             Some(_) => {}
         }
         if !self.uri_is_valid(realm_name) {
-            return self.reject_hello(session, uri::INVALID_URI, format!("invalid realm URI {realm_name:?}").into(), out);
+            return self.reject_hello(
+                session,
+                uri::INVALID_URI,
+                format!("invalid realm URI {realm_name:?}").into(),
+                out,
+            );
         }
         match details.get("authmethods") {
             None => {}
             Some(Value::List(methods)) => {
-                if !methods.iter().any(|method| method.as_str() == Some("anonymous")) {
+                if !methods
+                    .iter()
+                    .any(|method| method.as_str() == Some("anonymous"))
+                {
                     return self.reject_hello(
                         session,
                         uri::NO_MATCHING_AUTH_METHOD,
@@ -69,13 +92,24 @@ impl Router {
                     );
                 }
             }
-            Some(_) => return self.protocol_violation(session, "HELLO.Details.authmethods must be a list", out),
+            Some(_) => {
+                return self.protocol_violation(
+                    session,
+                    "HELLO.Details.authmethods must be a list",
+                    out,
+                )
+            }
         }
         let realm = match self.realms.find(realm_name) {
             Some(realm) => realm,
             None if self.config.auto_create_realms => self.realms.get_or_create(realm_name),
             None => {
-                return self.reject_hello(session, uri::NO_SUCH_REALM, format!("no realm {realm_name:?} on this router").into(), out)
+                return self.reject_hello(
+                    session,
+                    uri::NO_SUCH_REALM,
+                    format!("no realm {realm_name:?} on this router").into(),
+                    out,
+                )
             }
         };
 
@@ -86,18 +120,33 @@ impl Router {
             }
         };
         self.session_ids.insert(id, session);
-        let identity = Identity { id, realm, authid: id.to_string().into(), authrole: "anonymous".into() };
+        let identity = Identity {
+            id,
+            realm,
+            authid: id.to_string().into(),
+            authrole: "anonymous".into(),
+        };
 
         let mut welcome_details = Dict::with_capacity(7);
         welcome_details.insert("roles", self.welcome_roles.clone());
-        welcome_details.insert("realm", Value::Str(Cow::Borrowed(&self.realms.get(realm).name)));
+        welcome_details.insert(
+            "realm",
+            Value::Str(Cow::Borrowed(&self.realms.get(realm).name)),
+        );
         welcome_details.insert("authid", Value::Str(Cow::Borrowed(&identity.authid)));
         welcome_details.insert("authrole", Value::Str(Cow::Borrowed(&identity.authrole)));
         welcome_details.insert("authmethod", "anonymous");
         welcome_details.insert("authprovider", "static");
         welcome_details.insert("agent", AGENT);
-        let welcome = Message::Welcome { session: id, details: welcome_details };
-        if self.outbox.send(out, session, serializer, &welcome).is_err() {
+        let welcome = Message::Welcome {
+            session: id,
+            details: welcome_details,
+        };
+        if self
+            .outbox
+            .send(out, session, serializer, &welcome)
+            .is_err()
+        {
             // Cannot happen for a router-built message; never leave the client hanging.
             self.stats.encode_errors += 1;
             self.session_ids.remove(&id);
@@ -114,13 +163,24 @@ impl Router {
     }
 
     /// ABORT with `reason`, then Close: a HELLO the router will not accept.
-    fn reject_hello(&mut self, session: SessionKey, reason: &'static str, text: Cow<'static, str>, out: &mut Vec<Action>) {
+    fn reject_hello(
+        &mut self,
+        session: SessionKey,
+        reason: &'static str,
+        text: Cow<'static, str>,
+        out: &mut Vec<Action>,
+    ) {
         let state = &mut self.sessions[session.0];
         tracing::info!(?session, peer = %state.transport.peer, reason, "HELLO rejected: {text}");
         state.state = SessionState::Closing;
         let serializer = state.serializer;
         self.stats.hellos_rejected += 1;
-        self.send(out, session, serializer, &outbox::abort(reason, text, serializer));
+        self.send(
+            out,
+            session,
+            serializer,
+            &outbox::abort(reason, text, serializer),
+        );
         out.push(Action::Close { session });
     }
 }

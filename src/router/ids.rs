@@ -15,7 +15,9 @@ pub(crate) struct RandomIds {
 
 impl RandomIds {
     pub(crate) fn new(seed: u64) -> RandomIds {
-        RandomIds { rng: SmallRng::seed_from_u64(seed) }
+        RandomIds {
+            rng: SmallRng::seed_from_u64(seed),
+        }
     }
 
     pub(crate) fn next_id(&mut self) -> u64 {

@@ -104,7 +104,9 @@ pub struct RouterConfig {
 impl Default for RouterConfig {
     fn default() -> Self {
         RouterConfig {
-            realms: vec![RealmConfig { name: "realm1".to_string() }],
+            realms: vec![RealmConfig {
+                name: "realm1".to_string(),
+            }],
             auto_create_realms: false,
             uri_check: UriCheck::Loose,
             max_pending_calls_per_session: 65_536,
@@ -212,7 +214,13 @@ impl Router {
     }
 
     /// Handles one received frame of `session`.
-    pub fn handle_message(&mut self, session: SessionKey, frame: &[u8], now: Millis, out: &mut Vec<Action>) {
+    pub fn handle_message(
+        &mut self,
+        session: SessionKey,
+        frame: &[u8],
+        now: Millis,
+        out: &mut Vec<Action>,
+    ) {
         let _ = now;
         self.stats.messages_in += 1;
         let Some(state) = self.sessions.get(session.0) else {
@@ -288,17 +296,30 @@ impl Router {
         let mut stats = self.stats.clone();
         stats.sessions = self.sessions.len();
         stats.registrations = self.realms.iter().map(|realm| realm.registry.len()).sum();
-        stats.subscriptions = self.realms.iter().map(|realm| realm.subscriptions.len()).sum();
+        stats.subscriptions = self
+            .realms
+            .iter()
+            .map(|realm| realm.subscriptions.len())
+            .sum();
         stats.pending_calls = self.pending.len();
         stats
     }
 
     /// The WAMP session id of an established session (for logs and the runtime's metrics).
     pub fn wamp_session_id(&self, session: SessionKey) -> Option<u64> {
-        self.sessions.get(session.0)?.identity.as_ref().map(|identity| identity.id)
+        self.sessions
+            .get(session.0)?
+            .identity
+            .as_ref()
+            .map(|identity| identity.id)
     }
 
-    fn handle_before_welcome(&mut self, session: SessionKey, message: Message<'_>, out: &mut Vec<Action>) {
+    fn handle_before_welcome(
+        &mut self,
+        session: SessionKey,
+        message: Message<'_>,
+        out: &mut Vec<Action>,
+    ) {
         match message {
             Message::Hello { realm, details } => self.handle_hello(session, &realm, &details, out),
             Message::Abort { .. } => {
@@ -306,11 +327,20 @@ impl Router {
                 self.sessions[session.0].state = SessionState::Closing;
                 out.push(Action::Close { session });
             }
-            other => self.protocol_violation(session, format!("{} received before HELLO", other.name()), out),
+            other => self.protocol_violation(
+                session,
+                format!("{} received before HELLO", other.name()),
+                out,
+            ),
         }
     }
 
-    fn handle_established(&mut self, session: SessionKey, message: Message<'_>, out: &mut Vec<Action>) {
+    fn handle_established(
+        &mut self,
+        session: SessionKey,
+        message: Message<'_>,
+        out: &mut Vec<Action>,
+    ) {
         match message {
             Message::Publish { request, options, topic, payload } => {
                 self.handle_publish(session, request, &options, &topic, payload, out)
@@ -373,7 +403,12 @@ impl Router {
 
     /// Checks a client request id (sequential rule when configured); on failure the session has
     /// been aborted and the caller must stop.
-    fn accept_request_id(&mut self, session: SessionKey, request: u64, out: &mut Vec<Action>) -> bool {
+    fn accept_request_id(
+        &mut self,
+        session: SessionKey,
+        request: u64,
+        out: &mut Vec<Action>,
+    ) -> bool {
         let strict = self.config.strict_request_ids;
         let state = &mut self.sessions[session.0];
         let expected = ids::next_sequential(state.last_request_id);
@@ -393,7 +428,13 @@ impl Router {
     }
 
     /// Encodes and queues a message; an encode error is counted (and logged by the outbox).
-    fn send(&mut self, out: &mut Vec<Action>, session: SessionKey, serializer: Serializer, message: &Message<'_>) -> bool {
+    fn send(
+        &mut self,
+        out: &mut Vec<Action>,
+        session: SessionKey,
+        serializer: Serializer,
+        message: &Message<'_>,
+    ) -> bool {
         let sent = self.outbox.send(out, session, serializer, message).is_ok();
         if !sent {
             self.stats.encode_errors += 1;
@@ -420,7 +461,12 @@ impl Router {
             "protocol violation: {text}"
         );
         let serializer = state.serializer;
-        self.send(out, session, serializer, &outbox::abort(uri::PROTOCOL_VIOLATION, text, serializer));
+        self.send(
+            out,
+            session,
+            serializer,
+            &outbox::abort(uri::PROTOCOL_VIOLATION, text, serializer),
+        );
         self.leave(session, true, out);
         out.push(Action::Close { session });
     }
@@ -444,7 +490,10 @@ impl Router {
         let realm = self.realms.get_mut(identity.realm);
         for id in registrations {
             let removed = realm.registry.unregister(id, session);
-            debug_assert!(removed.is_some(), "session listed registration {id} it does not own");
+            debug_assert!(
+                removed.is_some(),
+                "session listed registration {id} it does not own"
+            );
         }
         for id in subscriptions {
             let removed = realm.subscriptions.unsubscribe(id, session);
@@ -455,7 +504,9 @@ impl Router {
         }
 
         for key in calls_waiting {
-            let Some(call) = self.pending.remove(key) else { continue };
+            let Some(call) = self.pending.remove(key) else {
+                continue;
+            };
             if let Some(callee) = self.sessions.get_mut(call.callee.0) {
                 callee.invocations.remove(&call.invocation);
                 if callee.state == SessionState::Established {
@@ -465,8 +516,12 @@ impl Router {
         }
         for (_, key) in invocations {
             // A call the session made to itself was already removed above.
-            let Some(call) = self.pending.remove(key) else { continue };
-            let Some(caller) = self.sessions.get_mut(call.caller.0) else { continue };
+            let Some(call) = self.pending.remove(key) else {
+                continue;
+            };
+            let Some(caller) = self.sessions.get_mut(call.caller.0) else {
+                continue;
+            };
             caller.calls_waiting.remove(&key);
             if notify_callers && caller.state == SessionState::Established {
                 let serializer = caller.serializer;

@@ -21,11 +21,17 @@ pub(crate) struct Outbox {
 
 impl Outbox {
     pub(crate) fn new() -> Outbox {
-        Outbox { scratch: Vec::with_capacity(4096) }
+        Outbox {
+            scratch: Vec::with_capacity(4096),
+        }
     }
 
     /// Encodes `message` in `serializer` into a fresh, exactly-sized frame.
-    pub(crate) fn frame(&mut self, message: &Message<'_>, serializer: Serializer) -> Result<Bytes, EncodeError> {
+    pub(crate) fn frame(
+        &mut self,
+        message: &Message<'_>,
+        serializer: Serializer,
+    ) -> Result<Bytes, EncodeError> {
         self.scratch.clear();
         let result = wire::encode(message, serializer, &mut self.scratch);
         let frame = result.map(|()| Bytes::copy_from_slice(&self.scratch));
@@ -63,7 +69,11 @@ pub(crate) fn details_with_message(text: impl Into<Cow<'static, str>>) -> Dict<'
     details
 }
 
-pub(crate) fn abort(reason: &'static str, text: impl Into<Cow<'static, str>>, serializer: Serializer) -> Message<'static> {
+pub(crate) fn abort(
+    reason: &'static str,
+    text: impl Into<Cow<'static, str>>,
+    serializer: Serializer,
+) -> Message<'static> {
     Message::Abort {
         details: details_with_message(text),
         reason: Cow::Borrowed(reason),
@@ -88,5 +98,8 @@ pub(crate) fn error(
 }
 
 pub(crate) fn goodbye(reason: &'static str) -> Message<'static> {
-    Message::Goodbye { details: Dict::new(), reason: Cow::Borrowed(reason) }
+    Message::Goodbye {
+        details: Dict::new(),
+        reason: Cow::Borrowed(reason),
+    }
 }

@@ -31,7 +31,10 @@ impl Router {
             return;
         }
         let refusal = if let Some(pattern) = options.get_str("match").filter(|&m| m != "exact") {
-            Some((uri::OPTION_NOT_ALLOWED, format!("pattern-based subscription (match={pattern:?}) is not supported")))
+            Some((
+                uri::OPTION_NOT_ALLOWED,
+                format!("pattern-based subscription (match={pattern:?}) is not supported"),
+            ))
         } else if !self.uri_is_valid(topic) {
             Some((uri::INVALID_URI, format!("invalid topic URI {topic:?}")))
         } else {
@@ -44,27 +47,71 @@ impl Router {
             self.send(out, session, serializer, &error);
             return;
         }
-        let identity = state.identity.as_ref().expect("established session has an identity");
-        let subscriber = Subscriber { session, serializer, session_id: identity.id };
+        let identity = state
+            .identity
+            .as_ref()
+            .expect("established session has an identity");
+        let subscriber = Subscriber {
+            session,
+            serializer,
+            session_id: identity.id,
+        };
         let table = &mut self.realms.get_mut(identity.realm).subscriptions;
         let subscription = table.subscribe(&mut self.scoped_ids, topic, subscriber);
         self.sessions[session.0].subscriptions.insert(subscription);
-        self.send(out, session, serializer, &Message::Subscribed { request, subscription });
+        self.send(
+            out,
+            session,
+            serializer,
+            &Message::Subscribed {
+                request,
+                subscription,
+            },
+        );
     }
 
-    pub(super) fn handle_unsubscribe(&mut self, session: SessionKey, request: u64, subscription: u64, out: &mut Vec<Action>) {
+    pub(super) fn handle_unsubscribe(
+        &mut self,
+        session: SessionKey,
+        request: u64,
+        subscription: u64,
+        out: &mut Vec<Action>,
+    ) {
         if !self.accept_request_id(session, request, out) {
             return;
         }
         let state = &self.sessions[session.0];
         let serializer = state.serializer;
-        let realm = state.identity.as_ref().expect("established session has an identity").realm;
-        if self.realms.get_mut(realm).subscriptions.unsubscribe(subscription, session) {
+        let realm = state
+            .identity
+            .as_ref()
+            .expect("established session has an identity")
+            .realm;
+        if self
+            .realms
+            .get_mut(realm)
+            .subscriptions
+            .unsubscribe(subscription, session)
+        {
             self.sessions[session.0].subscriptions.remove(&subscription);
-            self.send(out, session, serializer, &Message::Unsubscribed { request, details: None });
+            self.send(
+                out,
+                session,
+                serializer,
+                &Message::Unsubscribed {
+                    request,
+                    details: None,
+                },
+            );
         } else {
             let text = format!("this session is not subscribed to {subscription}");
-            let error = outbox::error(code::UNSUBSCRIBE, request, uri::NO_SUCH_SUBSCRIPTION, text, serializer);
+            let error = outbox::error(
+                code::UNSUBSCRIBE,
+                request,
+                uri::NO_SUCH_SUBSCRIPTION,
+                text,
+                serializer,
+            );
             self.send(out, session, serializer, &error);
         }
     }
@@ -88,14 +135,23 @@ impl Router {
         if !self.uri_is_valid(topic) {
             if acknowledge {
                 let text = format!("invalid topic URI {topic:?}");
-                let error = outbox::error(code::PUBLISH, request, uri::INVALID_URI, text, publisher_serializer);
+                let error = outbox::error(
+                    code::PUBLISH,
+                    request,
+                    uri::INVALID_URI,
+                    text,
+                    publisher_serializer,
+                );
                 self.send(out, publisher, publisher_serializer, &error);
             } else {
                 tracing::info!(session = ?publisher, topic, "PUBLISH to an invalid topic URI dropped");
             }
             return;
         }
-        let identity = publisher_state.identity.as_ref().expect("established session has an identity");
+        let identity = publisher_state
+            .identity
+            .as_ref()
+            .expect("established session has an identity");
         let publication = self.random_ids.next_id();
         self.stats.publishes += 1;
 
@@ -105,10 +161,21 @@ impl Router {
             let mut details = Dict::new();
             if options.get_bool("disclose_me") == Some(true) {
                 details.insert("publisher", identity.id);
-                details.insert("publisher_authid", Value::Str(Cow::Borrowed(&identity.authid)));
-                details.insert("publisher_authrole", Value::Str(Cow::Borrowed(&identity.authrole)));
+                details.insert(
+                    "publisher_authid",
+                    Value::Str(Cow::Borrowed(&identity.authid)),
+                );
+                details.insert(
+                    "publisher_authrole",
+                    Value::Str(Cow::Borrowed(&identity.authrole)),
+                );
             }
-            let event = Message::Event { subscription: subscription.id, publication, details, payload };
+            let event = Message::Event {
+                subscription: subscription.id,
+                publication,
+                details,
+                payload,
+            };
             // Per serializer: not yet encoded, encoded, or not encodable (payload not transcodable).
             let mut frames: [Option<Result<Bytes, ()>>; 2] = [None, None];
             for subscriber in subscription.subscribers() {
@@ -126,14 +193,25 @@ impl Router {
                     })
                 });
                 if let Ok(frame) = frame {
-                    out.push(Action::Send { session: subscriber.session, frame: frame.clone() });
+                    out.push(Action::Send {
+                        session: subscriber.session,
+                        frame: frame.clone(),
+                    });
                     self.stats.events_sent += 1;
                 }
             }
         }
 
         if acknowledge {
-            self.send(out, publisher, publisher_serializer, &Message::Published { request, publication });
+            self.send(
+                out,
+                publisher,
+                publisher_serializer,
+                &Message::Published {
+                    request,
+                    publication,
+                },
+            );
         }
     }
 }
@@ -173,8 +251,13 @@ impl<'o, 'a> ReceiverFilters<'o, 'a> {
     }
 
     fn admits(&self, subscriber: &Subscriber, sessions: &Slab<Session>) -> bool {
-        let has_id = |list: &[Value<'_>]| list.iter().any(|value| value.as_u64() == Some(subscriber.session_id));
-        let has_str = |list: &[Value<'_>], wanted: &str| list.iter().any(|value| value.as_str() == Some(wanted));
+        let has_id = |list: &[Value<'_>]| {
+            list.iter()
+                .any(|value| value.as_u64() == Some(subscriber.session_id))
+        };
+        let has_str = |list: &[Value<'_>], wanted: &str| {
+            list.iter().any(|value| value.as_str() == Some(wanted))
+        };
         if self.exclude.is_some_and(has_id) || self.eligible.is_some_and(|list| !has_id(list)) {
             return false;
         }
@@ -185,14 +268,25 @@ impl<'o, 'a> ReceiverFilters<'o, 'a> {
         {
             return true;
         }
-        let Some(identity) = sessions.get(subscriber.session.0).and_then(|s| s.identity.as_ref()) else {
+        let Some(identity) = sessions
+            .get(subscriber.session.0)
+            .and_then(|s| s.identity.as_ref())
+        else {
             return false;
         };
         let authid = &*identity.authid;
         let authrole = &*identity.authrole;
-        !(self.exclude_authid.is_some_and(|list| has_str(list, authid))
-            || self.eligible_authid.is_some_and(|list| !has_str(list, authid))
-            || self.exclude_authrole.is_some_and(|list| has_str(list, authrole))
-            || self.eligible_authrole.is_some_and(|list| !has_str(list, authrole)))
+        !(self
+            .exclude_authid
+            .is_some_and(|list| has_str(list, authid))
+            || self
+                .eligible_authid
+                .is_some_and(|list| !has_str(list, authid))
+            || self
+                .exclude_authrole
+                .is_some_and(|list| has_str(list, authrole))
+            || self
+                .eligible_authrole
+                .is_some_and(|list| !has_str(list, authrole)))
     }
 }

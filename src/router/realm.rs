@@ -24,7 +24,10 @@ pub(crate) struct Realms {
 
 impl Realms {
     pub(crate) fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Realms {
-        let mut realms = Realms { realms: Vec::new(), by_name: fast_map() };
+        let mut realms = Realms {
+            realms: Vec::new(),
+            by_name: fast_map(),
+        };
         for name in names {
             realms.get_or_create(name);
         }

@@ -28,13 +28,25 @@ impl Router {
         // Options first: a pattern URI (empty components) is only invalid because patterns are
         // not supported, and that is the more useful answer.
         let refusal = if let Some(pattern) = options.get_str("match").filter(|&m| m != "exact") {
-            Some((uri::OPTION_NOT_ALLOWED, format!("pattern-based registration (match={pattern:?}) is not supported")))
+            Some((
+                uri::OPTION_NOT_ALLOWED,
+                format!("pattern-based registration (match={pattern:?}) is not supported"),
+            ))
         } else if let Some(policy) = options.get_str("invoke").filter(|&p| p != "single") {
-            Some((uri::OPTION_NOT_ALLOWED, format!("shared registration (invoke={policy:?}) is not supported")))
+            Some((
+                uri::OPTION_NOT_ALLOWED,
+                format!("shared registration (invoke={policy:?}) is not supported"),
+            ))
         } else if !self.uri_is_valid(procedure) {
-            Some((uri::INVALID_URI, format!("invalid procedure URI {procedure:?}")))
+            Some((
+                uri::INVALID_URI,
+                format!("invalid procedure URI {procedure:?}"),
+            ))
         } else if procedure == "wamp" || procedure.starts_with("wamp.") {
-            Some((uri::INVALID_URI, format!("procedure {procedure:?}: the wamp. namespace is reserved for the router")))
+            Some((
+                uri::INVALID_URI,
+                format!("procedure {procedure:?}: the wamp. namespace is reserved for the router"),
+            ))
         } else {
             None
         };
@@ -45,35 +57,83 @@ impl Router {
             self.send(out, session, serializer, &error);
             return;
         }
-        let realm = state.identity.as_ref().expect("established session has an identity").realm;
+        let realm = state
+            .identity
+            .as_ref()
+            .expect("established session has an identity")
+            .realm;
         let disclose_caller = options.get_bool("disclose_caller").unwrap_or(false);
         let registry = &mut self.realms.get_mut(realm).registry;
         match registry.register(&mut self.scoped_ids, procedure, session, disclose_caller) {
             Ok(registration) => {
                 self.sessions[session.0].registrations.insert(registration);
-                self.send(out, session, serializer, &Message::Registered { request, registration });
+                self.send(
+                    out,
+                    session,
+                    serializer,
+                    &Message::Registered {
+                        request,
+                        registration,
+                    },
+                );
             }
             Err(RegisterRefusal::ProcedureAlreadyExists) => {
                 let text = format!("procedure {procedure:?} is already registered");
-                let error = outbox::error(code::REGISTER, request, uri::PROCEDURE_ALREADY_EXISTS, text, serializer);
+                let error = outbox::error(
+                    code::REGISTER,
+                    request,
+                    uri::PROCEDURE_ALREADY_EXISTS,
+                    text,
+                    serializer,
+                );
                 self.send(out, session, serializer, &error);
             }
         }
     }
 
-    pub(super) fn handle_unregister(&mut self, session: SessionKey, request: u64, registration: u64, out: &mut Vec<Action>) {
+    pub(super) fn handle_unregister(
+        &mut self,
+        session: SessionKey,
+        request: u64,
+        registration: u64,
+        out: &mut Vec<Action>,
+    ) {
         if !self.accept_request_id(session, request, out) {
             return;
         }
         let state = &self.sessions[session.0];
         let serializer = state.serializer;
-        let realm = state.identity.as_ref().expect("established session has an identity").realm;
-        if self.realms.get_mut(realm).registry.unregister(registration, session).is_some() {
+        let realm = state
+            .identity
+            .as_ref()
+            .expect("established session has an identity")
+            .realm;
+        if self
+            .realms
+            .get_mut(realm)
+            .registry
+            .unregister(registration, session)
+            .is_some()
+        {
             self.sessions[session.0].registrations.remove(&registration);
-            self.send(out, session, serializer, &Message::Unregistered { request, details: None });
+            self.send(
+                out,
+                session,
+                serializer,
+                &Message::Unregistered {
+                    request,
+                    details: None,
+                },
+            );
         } else {
             let text = format!("no registration {registration} owned by this session");
-            let error = outbox::error(code::UNREGISTER, request, uri::NO_SUCH_REGISTRATION, text, serializer);
+            let error = outbox::error(
+                code::UNREGISTER,
+                request,
+                uri::NO_SUCH_REGISTRATION,
+                text,
+                serializer,
+            );
             self.send(out, session, serializer, &error);
         }
     }
@@ -93,48 +153,88 @@ impl Router {
         }
         let caller_state = &self.sessions[caller.0];
         let caller_serializer = caller_state.serializer;
-        let caller_identity = caller_state.identity.as_ref().expect("established session has an identity");
+        let caller_identity = caller_state
+            .identity
+            .as_ref()
+            .expect("established session has an identity");
         let refuse = |error_uri: &'static str, text: String| {
             outbox::error(code::CALL, request, error_uri, text, caller_serializer)
         };
         if !self.uri_is_valid(procedure) {
-            let error = refuse(uri::INVALID_URI, format!("invalid procedure URI {procedure:?}"));
+            let error = refuse(
+                uri::INVALID_URI,
+                format!("invalid procedure URI {procedure:?}"),
+            );
             self.send(out, caller, caller_serializer, &error);
             return;
         }
-        let Some(registration) = self.realms.get(caller_identity.realm).registry.lookup(procedure) else {
-            let error = refuse(uri::NO_SUCH_PROCEDURE, format!("no callee registered {procedure:?}"));
+        let Some(registration) = self
+            .realms
+            .get(caller_identity.realm)
+            .registry
+            .lookup(procedure)
+        else {
+            let error = refuse(
+                uri::NO_SUCH_PROCEDURE,
+                format!("no callee registered {procedure:?}"),
+            );
             self.send(out, caller, caller_serializer, &error);
             return;
         };
         if caller_state.calls_waiting.len() >= self.config.max_pending_calls_per_session {
             let limit = self.config.max_pending_calls_per_session;
-            let error = refuse(uri::PENDING_CALL_LIMIT, format!("more than {limit} calls pending for this session"));
+            let error = refuse(
+                uri::PENDING_CALL_LIMIT,
+                format!("more than {limit} calls pending for this session"),
+            );
             self.send(out, caller, caller_serializer, &error);
             return;
         }
 
         let (registration_id, callee) = (registration.id, registration.callee);
-        let disclose = registration.disclose_caller || options.get_bool("disclose_me") == Some(true);
+        let disclose =
+            registration.disclose_caller || options.get_bool("disclose_me") == Some(true);
         let mut details = Dict::new();
         if disclose {
             details.insert("caller", caller_identity.id);
-            details.insert("caller_authid", Value::Str(Cow::Borrowed(&caller_identity.authid)));
-            details.insert("caller_authrole", Value::Str(Cow::Borrowed(&caller_identity.authrole)));
+            details.insert(
+                "caller_authid",
+                Value::Str(Cow::Borrowed(&caller_identity.authid)),
+            );
+            details.insert(
+                "caller_authrole",
+                Value::Str(Cow::Borrowed(&caller_identity.authrole)),
+            );
         }
         let callee_state = &self.sessions[callee.0];
         let callee_serializer = callee_state.serializer;
         let invocation = callee_state.peek_invocation_id();
         let frame = {
-            let message = Message::Invocation { request: invocation, registration: registration_id, details, payload };
+            let message = Message::Invocation {
+                request: invocation,
+                registration: registration_id,
+                details,
+                payload,
+            };
             self.outbox.frame(&message, callee_serializer)
         };
         match frame {
-            Ok(frame) => out.push(Action::Send { session: callee, frame }),
+            Ok(frame) => out.push(Action::Send {
+                session: callee,
+                frame,
+            }),
             Err(encode_error) => {
                 self.stats.encode_errors += 1;
-                let text = format!("the arguments cannot be sent to the callee's serializer: {encode_error}");
-                let error = outbox::error(code::CALL, request, uri::INVALID_ARGUMENT, text, caller_serializer);
+                let text = format!(
+                    "the arguments cannot be sent to the callee's serializer: {encode_error}"
+                );
+                let error = outbox::error(
+                    code::CALL,
+                    request,
+                    uri::INVALID_ARGUMENT,
+                    text,
+                    caller_serializer,
+                );
                 self.send(out, caller, caller_serializer, &error);
                 return;
             }
@@ -162,7 +262,13 @@ impl Router {
             return self.protocol_violation(callee, text, out);
         }
         let details = Dict::new();
-        self.route_reply(callee, invocation, "YIELD", out, |request| Message::Result { request, details, payload });
+        self.route_reply(callee, invocation, "YIELD", out, |request| {
+            Message::Result {
+                request,
+                details,
+                payload,
+            }
+        });
     }
 
     /// Callee ERROR for an INVOCATION -> ERROR for the CALL, Details/URI/payload passed through.
@@ -205,7 +311,10 @@ impl Router {
             return;
         };
         let Some(call) = self.pending.remove(key) else {
-            debug_assert!(false, "callee listed invocation {invocation} without a pending call");
+            debug_assert!(
+                false,
+                "callee listed invocation {invocation} without a pending call"
+            );
             tracing::error!(?callee, invocation, "pending call missing; reply dropped");
             return;
         };
@@ -215,13 +324,24 @@ impl Router {
         let message = reply(call.caller_request);
         match self.outbox.frame(&message, caller_serializer) {
             Ok(frame) => {
-                out.push(Action::Send { session: call.caller, frame });
+                out.push(Action::Send {
+                    session: call.caller,
+                    frame,
+                });
                 self.stats.replies_routed += 1;
             }
             Err(encode_error) => {
                 self.stats.encode_errors += 1;
-                let text = format!("the callee's answer cannot be sent in the caller's serializer: {encode_error}");
-                let error = outbox::error(code::CALL, call.caller_request, uri::INVALID_ARGUMENT, text, caller_serializer);
+                let text = format!(
+                    "the callee's answer cannot be sent in the caller's serializer: {encode_error}"
+                );
+                let error = outbox::error(
+                    code::CALL,
+                    call.caller_request,
+                    uri::INVALID_ARGUMENT,
+                    text,
+                    caller_serializer,
+                );
                 self.send(out, call.caller, caller_serializer, &error);
             }
         }
@@ -230,16 +350,20 @@ impl Router {
     /// CANCEL, honoured in mode `skip` whatever the requested mode (call_canceling is not
     /// announced, so there is no INTERRUPT): the caller gets ERROR `wamp.error.canceled` now and
     /// the callee's eventual answer is discarded. A CANCEL for a finished call is ignored.
-    pub(super) fn handle_cancel(&mut self, caller: SessionKey, request: u64, out: &mut Vec<Action>) {
+    pub(super) fn handle_cancel(
+        &mut self,
+        caller: SessionKey,
+        request: u64,
+        out: &mut Vec<Action>,
+    ) {
         let caller_state = &self.sessions[caller.0];
         let serializer = caller_state.serializer;
         let pending = &self.pending;
-        let Some(key) = caller_state
-            .calls_waiting
-            .iter()
-            .copied()
-            .find(|&key| pending.get(key).is_some_and(|call| call.caller_request == request))
-        else {
+        let Some(key) = caller_state.calls_waiting.iter().copied().find(|&key| {
+            pending
+                .get(key)
+                .is_some_and(|call| call.caller_request == request)
+        }) else {
             return;
         };
         let call = self.pending.remove(key).expect("found just above");
@@ -248,7 +372,13 @@ impl Router {
         callee_state.invocations.remove(&call.invocation);
         callee_state.discarded_invocations.remember(call.invocation);
         self.stats.calls_canceled += 1;
-        let error = outbox::error(code::CALL, request, uri::CANCELED, "canceled by the caller", serializer);
+        let error = outbox::error(
+            code::CALL,
+            request,
+            uri::CANCELED,
+            "canceled by the caller",
+            serializer,
+        );
         self.send(out, caller, serializer, &error);
     }
 }

@@ -536,18 +536,16 @@ impl TestClient {
         c.flush()
             .unwrap_or_else(|e| panic!("{}: writing the handshake: {e}", c.name));
         let deadline = Instant::now() + IO_TIMEOUT;
-        loop {
-            match c.next_event(deadline) {
-                Ev::Conn(ConnEvent::Opened { serializer: got }) => {
-                    assert_eq!(
-                        got, serializer,
-                        "{}: handshake negotiated another serializer",
-                        c.name
-                    );
-                    return c;
-                }
-                other => panic!("{}: transport handshake failed: {other:?}", c.name),
+        match c.next_event(deadline) {
+            Ev::Conn(ConnEvent::Opened { serializer: got }) => {
+                assert_eq!(
+                    got, serializer,
+                    "{}: handshake negotiated another serializer",
+                    c.name
+                );
+                c
             }
+            other => panic!("{}: transport handshake failed: {other:?}", c.name),
         }
     }
 

@@ -557,9 +557,11 @@ impl ProgressLine {
         if !self.enabled {
             return;
         }
-        let phase = if now < self.phases.warmup_end {
+        // The phase the reported second was mostly in.
+        let middle = now.saturating_sub(500_000_000);
+        let phase = if middle < self.phases.warmup_end {
             "warmup"
-        } else if now < self.phases.measure_end {
+        } else if middle < self.phases.measure_end {
             "measure"
         } else {
             "drain"

@@ -73,10 +73,17 @@ pub async fn publisher(ctx: Rc<ThreadCtx>, index: usize) {
 
     'run: loop {
         let now = clock::now_ns();
-        if now >= phases.measure_end && (in_flight.is_empty() || now >= phases.drain_end) {
+        // Open loop: operations that fell due before the end are still sent after it (late,
+        // and timed from their due time); only those never sent by the drain end are unsent.
+        let sending = now < phases.measure_end
+            || (now < phases.drain_end
+                && schedule
+                    .as_ref()
+                    .is_some_and(|s| s.next_due() < phases.measure_end));
+        if !sending && (in_flight.is_empty() || now >= phases.drain_end) {
             break;
         }
-        if now < phases.measure_end {
+        if sending {
             let mut batch = 0;
             loop {
                 if plan.acknowledge && !in_flight.has_room_for(link.peek_request_id()) {
@@ -142,9 +149,7 @@ pub async fn publisher(ctx: Rc<ThreadCtx>, index: usize) {
         }
         let can_send_more = !plan.acknowledge || in_flight.has_room_for(link.peek_request_id());
         let wake = match &schedule {
-            Some(s) if now < phases.measure_end && can_send_more => {
-                s.next_due().min(phases.measure_end)
-            }
+            Some(s) if sending && can_send_more => s.next_due().min(phases.measure_end),
             _ if now < phases.measure_end => phases.measure_end,
             _ => phases.drain_end,
         };

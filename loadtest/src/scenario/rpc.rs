@@ -59,11 +59,18 @@ pub async fn caller(ctx: Rc<ThreadCtx>, index: usize) {
 
     'run: loop {
         let now = clock::now_ns();
-        if now >= phases.measure_end && (in_flight.is_empty() || now >= phases.drain_end) {
+        // Open loop: operations that fell due before the end are still sent after it (late,
+        // and timed from their due time); only those never sent by the drain end are unsent.
+        let sending = now < phases.measure_end
+            || (now < phases.drain_end
+                && schedule
+                    .as_ref()
+                    .is_some_and(|s| s.next_due() < phases.measure_end));
+        if !sending && (in_flight.is_empty() || now >= phases.drain_end) {
             break;
         }
         let mut sent_measured = 0;
-        if now < phases.measure_end {
+        if sending {
             while in_flight.has_room_for(link.peek_request_id()) {
                 let intended = match &mut schedule {
                     Some(schedule) => match schedule.take_due(now, phases.measure_end) {
@@ -101,9 +108,7 @@ pub async fn caller(ctx: Rc<ThreadCtx>, index: usize) {
         }
         // Wake for the next due call only when it could be sent; otherwise a reply wakes us.
         let wake = match &schedule {
-            Some(s)
-                if now < phases.measure_end && in_flight.has_room_for(link.peek_request_id()) =>
-            {
+            Some(s) if sending && in_flight.has_room_for(link.peek_request_id()) => {
                 s.next_due().min(phases.measure_end)
             }
             _ if now < phases.measure_end => phases.measure_end,
