@@ -111,6 +111,38 @@ fn routed_call(c: &mut Criterion) {
                 })
             },
         );
+        // The codec's share of the above: decode CALL and YIELD, encode INVOCATION and RESULT
+        // into exactly-sized frames, as the router does (the router's own cost is the rest).
+        let mut scratch = Vec::with_capacity(256);
+        group.bench_function(BenchmarkId::new("codec_floor", ser.name()), |b| {
+            b.iter(|| {
+                let Ok(Message::Call { payload, .. }) = wire::decode(ser, black_box(&call)) else {
+                    unreachable!()
+                };
+                let invocation = Message::Invocation {
+                    request: 1,
+                    registration: 1,
+                    details: Dict::new(),
+                    payload,
+                };
+                scratch.clear();
+                wire::encode(&invocation, ser, &mut scratch).unwrap();
+                black_box(bytes::Bytes::copy_from_slice(&scratch));
+                write_yield(&mut yield_frame, ser, 1);
+                let Ok(Message::Yield { payload, .. }) = wire::decode(ser, black_box(&yield_frame))
+                else {
+                    unreachable!()
+                };
+                let result = Message::Result {
+                    request: 1,
+                    details: Dict::new(),
+                    payload,
+                };
+                scratch.clear();
+                wire::encode(&result, ser, &mut scratch).unwrap();
+                black_box(bytes::Bytes::copy_from_slice(&scratch));
+            })
+        });
         assert_eq!(router.stats().pending_calls, 0);
         assert_eq!(router.stats().protocol_violations, 0);
     }

@@ -11,7 +11,8 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use wampring::wire::{
-    decode, encode, payload_from_args, transcode_payload, Dict, Message, OwnedPayload, Serializer, Value,
+    decode, encode, payload_from_args, transcode_payload, Dict, Message, OwnedPayload, Serializer,
+    Value,
 };
 
 /// ~16 bytes of JSON payload: `["Hello, world!"]`.
@@ -28,20 +29,32 @@ fn kib_args() -> Vec<Value<'static>> {
         record.insert("name", Value::Str(format!("item-{i}").into()));
         record.insert("score", Value::Float(i as f64 * 1.25));
         record.insert("ok", Value::Bool(i % 2 == 0));
-        record.insert("tags", Value::List(vec![Value::Str("alpha".into()), Value::Str("beta".into())]));
+        record.insert(
+            "tags",
+            Value::List(vec![Value::Str("alpha".into()), Value::Str("beta".into())]),
+        );
         records.push(Value::Dict(record));
     }
     records
 }
 
 fn payload(ser: Serializer, size: &str) -> OwnedPayload {
-    let args = if size == "small" { small_args() } else { kib_args() };
+    let args = if size == "small" {
+        small_args()
+    } else {
+        kib_args()
+    };
     payload_from_args(ser, &args, None).expect("payload")
 }
 
 fn hello_details() -> Dict<'static> {
     let mut features = Dict::new();
-    for f in ["progressive_call_results", "call_canceling", "caller_identification", "publisher_exclusion"] {
+    for f in [
+        "progressive_call_results",
+        "call_canceling",
+        "caller_identification",
+        "publisher_exclusion",
+    ] {
         features.insert(f, Value::Bool(true));
     }
     let mut roles = Dict::new();
@@ -68,23 +81,52 @@ fn message<'a>(name: &str, p: &'a OwnedPayload, hello: &Dict<'static>) -> Messag
             procedure: "com.myapp.myprocedure1".into(),
             payload,
         },
-        "INVOCATION" => Message::Invocation { request: 6131533, registration: 9823526, details: Dict::new(), payload },
-        "YIELD" => Message::Yield { request: 6131533, options: Dict::new(), payload },
-        "RESULT" => Message::Result { request: 7814135, details: Dict::new(), payload },
+        "INVOCATION" => Message::Invocation {
+            request: 6131533,
+            registration: 9823526,
+            details: Dict::new(),
+            payload,
+        },
+        "YIELD" => Message::Yield {
+            request: 6131533,
+            options: Dict::new(),
+            payload,
+        },
+        "RESULT" => Message::Result {
+            request: 7814135,
+            details: Dict::new(),
+            payload,
+        },
         "PUBLISH" => Message::Publish {
             request: 239714735,
             options: Dict::new(),
             topic: "com.myapp.mytopic1".into(),
             payload,
         },
-        "EVENT" => Message::Event { subscription: 5512315355, publication: 4429313566, details: Dict::new(), payload },
-        "SUBSCRIBE" => Message::Subscribe { request: 713845233, options: Dict::new(), topic: "com.myapp.mytopic1".into() },
+        "EVENT" => Message::Event {
+            subscription: 5512315355,
+            publication: 4429313566,
+            details: Dict::new(),
+            payload,
+        },
+        "SUBSCRIBE" => Message::Subscribe {
+            request: 713845233,
+            options: Dict::new(),
+            topic: "com.myapp.mytopic1".into(),
+        },
         "REGISTER" => {
             let mut options = Dict::new();
             options.insert("invoke", Value::Str("roundrobin".into()));
-            Message::Register { request: 25349185, options, procedure: "com.myapp.myprocedure1".into() }
+            Message::Register {
+                request: 25349185,
+                options,
+                procedure: "com.myapp.myprocedure1".into(),
+            }
         }
-        "HELLO" => Message::Hello { realm: "com.example.realm".into(), details: hello.clone() },
+        "HELLO" => Message::Hello {
+            realm: "com.example.realm".into(),
+            details: hello.clone(),
+        },
         other => unreachable!("{other}"),
     }
 }
@@ -112,9 +154,11 @@ fn bench_decode(c: &mut Criterion) {
             let mut frame = Vec::new();
             encode(&msg, ser, &mut frame).unwrap();
             group.throughput(Throughput::Bytes(frame.len() as u64));
-            group.bench_with_input(BenchmarkId::new(format!("{ser}/{name}"), size), &frame, |b, frame| {
-                b.iter(|| decode(ser, black_box(frame)).unwrap())
-            });
+            group.bench_with_input(
+                BenchmarkId::new(format!("{ser}/{name}"), size),
+                &frame,
+                |b, frame| b.iter(|| decode(ser, black_box(frame)).unwrap()),
+            );
         }
     }
     group.finish();
@@ -128,13 +172,17 @@ fn bench_encode(c: &mut Criterion) {
             let p = payload(ser, if size == "-" { "small" } else { size });
             let msg = message(name, &p, &hello);
             let mut out = Vec::with_capacity(4096);
-            group.bench_with_input(BenchmarkId::new(format!("{ser}/{name}"), size), &msg, |b, msg| {
-                b.iter(|| {
-                    out.clear();
-                    encode(black_box(msg), ser, &mut out).unwrap();
-                    out.len()
-                })
-            });
+            group.bench_with_input(
+                BenchmarkId::new(format!("{ser}/{name}"), size),
+                &msg,
+                |b, msg| {
+                    b.iter(|| {
+                        out.clear();
+                        encode(black_box(msg), ser, &mut out).unwrap();
+                        out.len()
+                    })
+                },
+            );
         }
     }
     group.finish();
@@ -143,7 +191,11 @@ fn bench_encode(c: &mut Criterion) {
 fn bench_transcode(c: &mut Criterion) {
     let mut group = c.benchmark_group("transcode_1KiB");
     for from in Serializer::ALL {
-        let to = if from == Serializer::Json { Serializer::MsgPack } else { Serializer::Json };
+        let to = if from == Serializer::Json {
+            Serializer::MsgPack
+        } else {
+            Serializer::Json
+        };
         let p = payload(from, "1KiB");
         group.throughput(Throughput::Bytes(p.raw.len() as u64));
         let mut out = Vec::with_capacity(4096);
@@ -176,11 +228,21 @@ fn simd_json_call_header(
         Node::Static(StaticNode::I64(i)) if *i >= 0 => Some(*i as u64),
         _ => None,
     };
-    let Node::Array { len, .. } = nodes.first()? else { return None };
+    let Node::Array { len, .. } = nodes.first()? else {
+        return None;
+    };
     let code = id(nodes.get(1)?)?;
     let request = id(nodes.get(2)?)?;
-    let Node::Object { len: options_len, count } = nodes.get(3)? else { return None };
-    let Node::String(procedure) = nodes.get(4 + count)? else { return None };
+    let Node::Object {
+        len: options_len,
+        count,
+    } = nodes.get(3)?
+    else {
+        return None;
+    };
+    let Node::String(procedure) = nodes.get(4 + count)? else {
+        return None;
+    };
     black_box(len);
     Some((code, request, *options_len, procedure.len()))
 }
@@ -188,7 +250,9 @@ fn simd_json_call_header(
 fn bench_scanner(c: &mut Criterion) {
     let frame = br#"[48,7814135,{},"com.myapp.myprocedure1",["Hello, world!"]]"#;
     let mut group = c.benchmark_group("json_call_header_scanner");
-    group.bench_function("hand_written", |b| b.iter(|| decode(Serializer::Json, black_box(frame)).unwrap()));
+    group.bench_function("hand_written", |b| {
+        b.iter(|| decode(Serializer::Json, black_box(frame)).unwrap())
+    });
     let mut copy = Vec::with_capacity(256);
     let mut buffers = simd_json::Buffers::default();
     assert!(simd_json_call_header(frame, &mut copy, &mut buffers).is_some());
@@ -198,7 +262,12 @@ fn bench_scanner(c: &mut Criterion) {
     let packed = {
         let p = payload(Serializer::MsgPack, "small");
         let mut out = Vec::new();
-        encode(&message("CALL", &p, &Dict::new()), Serializer::MsgPack, &mut out).unwrap();
+        encode(
+            &message("CALL", &p, &Dict::new()),
+            Serializer::MsgPack,
+            &mut out,
+        )
+        .unwrap();
         out
     };
     group.bench_function("msgpack_hand_written", |b| {
@@ -207,5 +276,11 @@ fn bench_scanner(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_scanner, bench_decode, bench_encode, bench_transcode);
+criterion_group!(
+    benches,
+    bench_scanner,
+    bench_decode,
+    bench_encode,
+    bench_transcode
+);
 criterion_main!(benches);

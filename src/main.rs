@@ -140,9 +140,12 @@ fn init_logging(flag: Option<&str>, from_config: Option<&str>) -> Result<(), Str
         (None, None) => EnvFilter::try_new(from_config.unwrap_or("info"))
             .map_err(|e| format!("log_level: not a valid filter: {e}"))?,
     };
+    // Colours only for a terminal: logs redirected to a file or journald stay plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .init();
     Ok(())
 }

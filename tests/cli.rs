@@ -549,3 +549,51 @@ fn bad_command_line_values_are_usage_errors() {
     let output = run(&["--check-config", "a.toml", "--print-default-config"]);
     assert_eq!(output.status.code(), Some(2));
 }
+
+/// Reads until the transport reports its close and the socket ends; true if both happened.
+fn ends_cleanly(client: &mut Client) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut closed = false;
+    while Instant::now() < deadline {
+        match client.next_event(Duration::from_millis(500)) {
+            Some(ConnEvent::Closed { .. }) => closed = true,
+            Some(_) => {}
+            None => break,
+        }
+    }
+    let mut buf = [0u8; 64];
+    client
+        .stream
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let eof = matches!(client.stream.read(&mut buf), Ok(0));
+    closed && eof
+}
+
+#[test]
+fn goodbye_ends_the_websocket_with_a_close_handshake() {
+    let server = Server::start("");
+    let mut client = Client::join(server.ws, TransportKind::WebSocket);
+    client.send(r#"[6,{},"wamp.close.close_realm"]"#);
+    let goodbye = client.expect(6);
+    assert_eq!(goodbye[2], "wamp.close.goodbye_and_out");
+    assert!(
+        ends_cleanly(&mut client),
+        "no close handshake + EOF after GOODBYE"
+    );
+}
+
+#[test]
+fn a_protocol_violation_is_aborted_and_closed() {
+    let server = Server::start("");
+    let mut client = Client::join(server.ws, TransportKind::WebSocket);
+    client.send(r#"[48,"not an id"]"#);
+    let abort = client.expect(3);
+    assert_eq!(abort[2], "wamp.error.protocol_violation");
+    assert!(
+        ends_cleanly(&mut client),
+        "no close handshake + EOF after ABORT"
+    );
+    // The router still serves others.
+    Client::join(server.rs, TransportKind::RawSocket);
+}

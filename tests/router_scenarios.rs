@@ -1233,7 +1233,7 @@ fn callee_leaving_cancels_its_pending_calls() {
                 h.recv(&callee);
             }
         }
-        let mut canceled_1 = vec![h.recv(&caller_1), h.recv(&caller_1)]
+        let mut canceled_1 = [h.recv(&caller_1), h.recv(&caller_1)]
             .iter()
             .map(|received| match received.msg() {
                 Message::Error {

@@ -11,7 +11,8 @@ use wampring::wire::{
 };
 
 fn vectors_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/wamp-testvectors/singlemessage");
+    let dir =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/wamp-testvectors/singlemessage");
     assert!(
         dir.is_dir(),
         "test vectors not found at {} (the shared/ directory must sit beside the crate)",
@@ -97,7 +98,11 @@ fn attributes(msg: &Message<'_>) -> Map<String, Json> {
                 put("roles", to_json(roles));
             }
         }
-        Message::Abort { details, reason, payload: p } => {
+        Message::Abort {
+            details,
+            reason,
+            payload: p,
+        } => {
             put("details", dict_to_json(details));
             put("reason", json!(reason));
             payload = Some(*p);
@@ -114,29 +119,54 @@ fn attributes(msg: &Message<'_>) -> Map<String, Json> {
             put("details", dict_to_json(details));
             put("reason", json!(reason));
         }
-        Message::Error { request_type, request, details, error, payload: p } => {
+        Message::Error {
+            request_type,
+            request,
+            details,
+            error,
+            payload: p,
+        } => {
             put("request_type", json!(request_type));
             put("request_id", json!(request));
             put("details", dict_to_json(details));
             put("error", json!(error));
             payload = Some(*p);
         }
-        Message::Publish { request, options, topic, payload: p } => {
+        Message::Publish {
+            request,
+            options,
+            topic,
+            payload: p,
+        } => {
             put("request_id", json!(request));
             put("options", dict_to_json(options));
             put("topic", json!(topic));
             payload = Some(*p);
         }
-        Message::Published { request, publication } => {
+        Message::Published {
+            request,
+            publication,
+        } => {
             put("request_id", json!(request));
             put("publication_id", json!(publication));
         }
-        Message::Subscribe { request, options, topic } => {
+        Message::Subscribe {
+            request,
+            options,
+            topic,
+        } => {
             put("request_id", json!(request));
             put("options", dict_to_json(options));
             put("topic", json!(topic));
         }
-        Message::Subscribed { request, subscription } | Message::Unsubscribe { request, subscription } => {
+        Message::Subscribed {
+            request,
+            subscription,
+        }
+        | Message::Unsubscribe {
+            request,
+            subscription,
+        } => {
             put("request_id", json!(request));
             put("subscription_id", json!(subscription));
         }
@@ -146,7 +176,12 @@ fn attributes(msg: &Message<'_>) -> Map<String, Json> {
                 put("details", dict_to_json(details));
             }
         }
-        Message::Event { subscription, publication, details, payload: p } => {
+        Message::Event {
+            subscription,
+            publication,
+            details,
+            payload: p,
+        } => {
             put("subscription", json!(subscription));
             put("subscription_id", json!(subscription));
             put("publication", json!(publication));
@@ -154,7 +189,12 @@ fn attributes(msg: &Message<'_>) -> Map<String, Json> {
             put("details", dict_to_json(details));
             payload = Some(*p);
         }
-        Message::Call { request, options, procedure, payload: p } => {
+        Message::Call {
+            request,
+            options,
+            procedure,
+            payload: p,
+        } => {
             put("request_id", json!(request));
             put("options", dict_to_json(options));
             put("procedure", json!(procedure));
@@ -164,32 +204,59 @@ fn attributes(msg: &Message<'_>) -> Map<String, Json> {
             put("request_id", json!(request));
             put("options", dict_to_json(options));
         }
-        Message::Result { request, details, payload: p } => {
+        Message::Result {
+            request,
+            details,
+            payload: p,
+        } => {
             put("request_id", json!(request));
             put("details", dict_to_json(details));
             payload = Some(*p);
         }
-        Message::Register { request, options, procedure } => {
+        Message::Register {
+            request,
+            options,
+            procedure,
+        } => {
             put("request_id", json!(request));
             put("options", dict_to_json(options));
             put("procedure", json!(procedure));
         }
-        Message::Registered { request, registration } | Message::Unregister { request, registration } => {
+        Message::Registered {
+            request,
+            registration,
+        }
+        | Message::Unregister {
+            request,
+            registration,
+        } => {
             put("request_id", json!(request));
             put("registration_id", json!(registration));
         }
-        Message::Invocation { request, registration, details, payload: p } => {
+        Message::Invocation {
+            request,
+            registration,
+            details,
+            payload: p,
+        } => {
             put("request_id", json!(request));
             put("registration_id", json!(registration));
             put("details", dict_to_json(details));
             payload = Some(*p);
         }
-        Message::Yield { request, options, payload: p } => {
+        Message::Yield {
+            request,
+            options,
+            payload: p,
+        } => {
             put("request_id", json!(request));
             put("options", dict_to_json(options));
             payload = Some(*p);
         }
-        Message::EventReceived { publication, payload: p } => {
+        Message::EventReceived {
+            publication,
+            payload: p,
+        } => {
             put("publication_id", json!(publication));
             payload = Some(*p);
         }
@@ -202,8 +269,16 @@ fn attributes(msg: &Message<'_>) -> Map<String, Json> {
             Some(other) => panic!("unexpected transparent payload {other:?}"),
             None => {
                 let (args, kwargs) = decode_payload_values(&p).expect("payload decodes");
-                let args = if p.count == 0 { Json::Null } else { Json::Array(args.iter().map(to_json).collect()) };
-                (args, kwargs.as_ref().map_or(Json::Null, dict_to_json), Json::Null)
+                let args = if p.count == 0 {
+                    Json::Null
+                } else {
+                    Json::Array(args.iter().map(to_json).collect())
+                };
+                (
+                    args,
+                    kwargs.as_ref().map_or(Json::Null, dict_to_json),
+                    Json::Null,
+                )
             }
         },
     };
@@ -216,7 +291,9 @@ fn attributes(msg: &Message<'_>) -> Map<String, Json> {
 fn check_expected(context: &str, msg: &Message<'_>, expected: &Map<String, Json>) {
     let actual = attributes(msg);
     for (key, want) in expected {
-        let got = actual.get(key).unwrap_or_else(|| panic!("{context}: no attribute {key:?} on {msg:?}"));
+        let got = actual
+            .get(key)
+            .unwrap_or_else(|| panic!("{context}: no attribute {key:?} on {msg:?}"));
         assert_eq!(got, want, "{context}: attribute {key:?}");
     }
 }
@@ -228,13 +305,20 @@ fn check_roundtrips(context: &str, msg: &Message<'_>) {
     for first in Serializer::ALL {
         let mut once = Vec::new();
         encode(msg, first, &mut once).unwrap_or_else(|e| panic!("{context}: encode {first}: {e}"));
-        let decoded = decode(first, &once).unwrap_or_else(|e| panic!("{context}: decode {first} of own output: {e}"));
+        let decoded = decode(first, &once)
+            .unwrap_or_else(|e| panic!("{context}: decode {first} of own output: {e}"));
         assert_eq!(attributes(&decoded), original, "{context}: via {first}");
         for second in Serializer::ALL {
             let mut twice = Vec::new();
-            encode(&decoded, second, &mut twice).unwrap_or_else(|e| panic!("{context}: {first}->{second}: {e}"));
-            let again = decode(second, &twice).unwrap_or_else(|e| panic!("{context}: {first}->{second}: {e}"));
-            assert_eq!(attributes(&again), original, "{context}: via {first} then {second}");
+            encode(&decoded, second, &mut twice)
+                .unwrap_or_else(|e| panic!("{context}: {first}->{second}: {e}"));
+            let again = decode(second, &twice)
+                .unwrap_or_else(|e| panic!("{context}: {first}->{second}: {e}"));
+            assert_eq!(
+                attributes(&again),
+                original,
+                "{context}: via {first} then {second}"
+            );
             if first == second {
                 assert_eq!(twice, once, "{context}: re-encoding in {first} is stable");
             }
@@ -246,14 +330,23 @@ fn check_roundtrips(context: &str, msg: &Message<'_>) {
 fn spec_test_vectors() {
     let mut files = Vec::new();
     vector_files(&vectors_dir(), &mut files);
-    assert!(files.len() >= 20, "expected the singlemessage vector files, found {}", files.len());
+    assert!(
+        files.len() >= 20,
+        "expected the singlemessage vector files, found {}",
+        files.len()
+    );
 
     let (mut decoded_variants, mut wmsg_ok, mut wmsg_errors) = (0, 0, 0);
     for file in &files {
         let text = std::fs::read_to_string(file).expect("read vector");
         let vector: Json = serde_json::from_str(&text).expect("vector is JSON");
         let name = file.file_name().unwrap().to_string_lossy();
-        for (index, sample) in vector["samples"].as_array().expect("samples").iter().enumerate() {
+        for (index, sample) in vector["samples"]
+            .as_array()
+            .expect("samples")
+            .iter()
+            .enumerate()
+        {
             let context = format!("{name} sample {index} ({})", sample["description"]);
 
             if let Some(wmsg) = sample.get("wmsg") {
@@ -263,24 +356,36 @@ fn spec_test_vectors() {
                     Some(expected) => {
                         let needle = expected["contains"].as_str().expect("contains");
                         let err = result.expect_err(&format!("{context}: {text} must fail"));
-                        assert!(err.message.contains(needle), "{context}: error {:?} lacks {needle:?}", err.message);
+                        assert!(
+                            err.message.contains(needle),
+                            "{context}: error {:?} lacks {needle:?}",
+                            err.message
+                        );
                         wmsg_errors += 1;
                     }
                     None => {
-                        let msg = result.unwrap_or_else(|e| panic!("{context}: {text} must decode: {e}"));
+                        let msg =
+                            result.unwrap_or_else(|e| panic!("{context}: {text} must decode: {e}"));
                         check_roundtrips(&context, &msg);
                         wmsg_ok += 1;
                     }
                 }
                 // The same message as MessagePack must meet the same fate.
                 let mut packed = Vec::new();
-                wampring::wire::encode_value(&from_json(wmsg), Serializer::MsgPack, &mut packed).unwrap();
+                wampring::wire::encode_value(&from_json(wmsg), Serializer::MsgPack, &mut packed)
+                    .unwrap();
                 let result = decode(Serializer::MsgPack, &packed);
-                assert_eq!(result.is_err(), sample.get("expected_error").is_some(), "{context}: msgpack {result:?}");
+                assert_eq!(
+                    result.is_err(),
+                    sample.get("expected_error").is_some(),
+                    "{context}: msgpack {result:?}"
+                );
                 continue;
             }
 
-            let expected = sample["expected_attributes"].as_object().expect("expected_attributes");
+            let expected = sample["expected_attributes"]
+                .as_object()
+                .expect("expected_attributes");
             let serializers = &sample["serializers"];
             for variant in serializers["json"].as_array().into_iter().flatten() {
                 let bytes = variant["bytes"].as_str().expect("json bytes");
@@ -291,7 +396,8 @@ fn spec_test_vectors() {
                 decoded_variants += 1;
             }
             for variant in serializers["msgpack"].as_array().into_iter().flatten() {
-                let bytes = hex::decode(variant["bytes_hex"].as_str().expect("bytes_hex")).expect("hex");
+                let bytes =
+                    hex::decode(variant["bytes_hex"].as_str().expect("bytes_hex")).expect("hex");
                 let msg = decode(Serializer::MsgPack, &bytes)
                     .unwrap_or_else(|e| panic!("{context}: msgpack {}: {e}", hex::encode(&bytes)));
                 check_expected(&format!("{context} msgpack"), &msg, expected);
@@ -300,9 +406,17 @@ fn spec_test_vectors() {
             }
         }
     }
-    println!("decoded variants: {decoded_variants}, wmsg ok: {wmsg_ok}, wmsg errors: {wmsg_errors}");
+    println!(
+        "decoded variants: {decoded_variants}, wmsg ok: {wmsg_ok}, wmsg errors: {wmsg_errors}"
+    );
     // Floors so that a path or parsing mistake cannot make this test vacuous.
-    assert!(decoded_variants >= 80, "only {decoded_variants} serialized variants checked");
+    assert!(
+        decoded_variants >= 80,
+        "only {decoded_variants} serialized variants checked"
+    );
     assert!(wmsg_ok >= 35, "only {wmsg_ok} valid wmsg samples checked");
-    assert!(wmsg_errors >= 25, "only {wmsg_errors} invalid wmsg samples checked");
+    assert!(
+        wmsg_errors >= 25,
+        "only {wmsg_errors} invalid wmsg samples checked"
+    );
 }

@@ -5,8 +5,8 @@
 use proptest::collection::vec;
 use proptest::prelude::*;
 use wampring::wire::{
-    decode, decode_payload_values, encode, payload_from_args, payload_from_binary, transparent_payload, Dict,
-    Message, OwnedPayload, Payload, Serializer, Value, MAX_ID,
+    decode, decode_payload_values, encode, payload_from_args, payload_from_binary,
+    transparent_payload, Dict, Message, OwnedPayload, Payload, Serializer, Value, MAX_ID,
 };
 
 /// Text with the characters that stress escaping: quotes, backslashes, control characters,
@@ -34,7 +34,9 @@ fn leaf() -> impl Strategy<Value = Value<'static>> {
         any::<bool>().prop_map(Value::Bool),
         any::<u64>().prop_map(Value::UInt),
         (i64::MIN..0i64).prop_map(Value::Int),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::Float),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::Float),
         text().prop_map(|s| Value::Str(s.into())),
         vec(any::<u8>(), 0..24).prop_map(|b| Value::Bin(b.into())),
     ]
@@ -52,7 +54,14 @@ fn value() -> impl Strategy<Value = Value<'static>> {
 /// Options/Details with implementation-specific keys (never spec-known ones, whose types are
 /// checked) and no null values (null means absent there and is dropped on decode).
 fn options() -> impl Strategy<Value = Dict<'static>> {
-    vec(("_[a-z0-9_]{3,8}", value().prop_filter("not null", |v| *v != Value::Null)), 0..3).prop_map(dict_from)
+    vec(
+        (
+            "_[a-z0-9_]{3,8}",
+            value().prop_filter("not null", |v| *v != Value::Null),
+        ),
+        0..3,
+    )
+    .prop_map(dict_from)
 }
 
 fn id() -> impl Strategy<Value = u64> {
@@ -69,7 +78,10 @@ enum PayloadSpec {
 fn payload_spec() -> impl Strategy<Value = PayloadSpec> {
     prop_oneof![
         Just(PayloadSpec::None),
-        (vec(value(), 0..4), proptest::option::of(vec((text(), value()), 0..4).prop_map(dict_from)))
+        (
+            vec(value(), 0..4),
+            proptest::option::of(vec((text(), value()), 0..4).prop_map(dict_from))
+        )
             .prop_map(|(args, kwargs)| PayloadSpec::Args(args, kwargs)),
         vec(any::<u8>(), 0..64).prop_map(PayloadSpec::Binary),
     ]
@@ -97,41 +109,146 @@ struct Spec {
 const KINDS: usize = 27;
 
 fn spec() -> impl Strategy<Value = Spec> {
-    (0..KINDS, id(), id(), text(), options(), payload_spec())
-        .prop_map(|(kind, a, b, uri, dict, payload)| Spec { kind, a, b, uri, dict, payload })
+    (0..KINDS, id(), id(), text(), options(), payload_spec()).prop_map(
+        |(kind, a, b, uri, dict, payload)| Spec {
+            kind,
+            a,
+            b,
+            uri,
+            dict,
+            payload,
+        },
+    )
 }
 
 fn build<'a>(s: &'a Spec, payload: Payload<'a>) -> Message<'a> {
     let uri = || s.uri.as_str().into();
     let dict = || s.dict.clone();
     match s.kind {
-        0 => Message::Hello { realm: uri(), details: dict() },
-        1 => Message::Welcome { session: s.a, details: dict() },
-        2 => Message::Abort { details: dict(), reason: uri(), payload },
-        3 => Message::Challenge { method: uri(), extra: dict() },
-        4 => Message::Authenticate { signature: uri(), extra: dict() },
-        5 => Message::Goodbye { details: dict(), reason: uri() },
-        6 => Message::Error { request_type: s.b, request: s.a, details: dict(), error: uri(), payload },
-        7 => Message::Publish { request: s.a, options: dict(), topic: uri(), payload },
-        8 => Message::Published { request: s.a, publication: s.b },
-        9 => Message::Subscribe { request: s.a, options: dict(), topic: uri() },
-        10 => Message::Subscribed { request: s.a, subscription: s.b },
-        11 => Message::Unsubscribe { request: s.a, subscription: s.b },
-        12 => Message::Unsubscribed { request: s.a, details: None },
-        13 => Message::Unsubscribed { request: 0, details: Some(dict()) },
-        14 => Message::Event { subscription: s.a, publication: s.b, details: dict(), payload },
-        15 => Message::Call { request: s.a, options: dict(), procedure: uri(), payload },
-        16 => Message::Cancel { request: s.a, options: dict() },
-        17 => Message::Result { request: s.a, details: dict(), payload },
-        18 => Message::Register { request: s.a, options: dict(), procedure: uri() },
-        19 => Message::Registered { request: s.a, registration: s.b },
-        20 => Message::Unregister { request: s.a, registration: s.b },
-        21 => Message::Unregistered { request: s.a, details: None },
-        22 => Message::Unregistered { request: 0, details: Some(dict()) },
-        23 => Message::Invocation { request: s.a, registration: s.b, details: dict(), payload },
-        24 => Message::Interrupt { request: s.a, options: dict() },
-        25 => Message::Yield { request: s.a, options: dict(), payload },
-        _ => Message::EventReceived { publication: s.a, payload },
+        0 => Message::Hello {
+            realm: uri(),
+            details: dict(),
+        },
+        1 => Message::Welcome {
+            session: s.a,
+            details: dict(),
+        },
+        2 => Message::Abort {
+            details: dict(),
+            reason: uri(),
+            payload,
+        },
+        3 => Message::Challenge {
+            method: uri(),
+            extra: dict(),
+        },
+        4 => Message::Authenticate {
+            signature: uri(),
+            extra: dict(),
+        },
+        5 => Message::Goodbye {
+            details: dict(),
+            reason: uri(),
+        },
+        6 => Message::Error {
+            request_type: s.b,
+            request: s.a,
+            details: dict(),
+            error: uri(),
+            payload,
+        },
+        7 => Message::Publish {
+            request: s.a,
+            options: dict(),
+            topic: uri(),
+            payload,
+        },
+        8 => Message::Published {
+            request: s.a,
+            publication: s.b,
+        },
+        9 => Message::Subscribe {
+            request: s.a,
+            options: dict(),
+            topic: uri(),
+        },
+        10 => Message::Subscribed {
+            request: s.a,
+            subscription: s.b,
+        },
+        11 => Message::Unsubscribe {
+            request: s.a,
+            subscription: s.b,
+        },
+        12 => Message::Unsubscribed {
+            request: s.a,
+            details: None,
+        },
+        13 => Message::Unsubscribed {
+            request: 0,
+            details: Some(dict()),
+        },
+        14 => Message::Event {
+            subscription: s.a,
+            publication: s.b,
+            details: dict(),
+            payload,
+        },
+        15 => Message::Call {
+            request: s.a,
+            options: dict(),
+            procedure: uri(),
+            payload,
+        },
+        16 => Message::Cancel {
+            request: s.a,
+            options: dict(),
+        },
+        17 => Message::Result {
+            request: s.a,
+            details: dict(),
+            payload,
+        },
+        18 => Message::Register {
+            request: s.a,
+            options: dict(),
+            procedure: uri(),
+        },
+        19 => Message::Registered {
+            request: s.a,
+            registration: s.b,
+        },
+        20 => Message::Unregister {
+            request: s.a,
+            registration: s.b,
+        },
+        21 => Message::Unregistered {
+            request: s.a,
+            details: None,
+        },
+        22 => Message::Unregistered {
+            request: 0,
+            details: Some(dict()),
+        },
+        23 => Message::Invocation {
+            request: s.a,
+            registration: s.b,
+            details: dict(),
+            payload,
+        },
+        24 => Message::Interrupt {
+            request: s.a,
+            options: dict(),
+        },
+        25 => Message::Yield {
+            request: s.a,
+            options: dict(),
+            payload,
+        },
+        _ => Message::EventReceived {
+            publication: s.a,
+            payload,
+        },
     }
 }
 
@@ -157,26 +274,98 @@ fn split(msg: &Message<'_>) -> (Message<'static>, Option<Payload<'static>>) {
     // Compare headers through a message whose payload is blanked out.
     let blank = Payload::empty(Serializer::Json);
     let blanked = match msg.clone() {
-        Message::Abort { details, reason, .. } => Message::Abort { details, reason, payload: blank },
-        Message::Error { request_type, request, details, error, .. } => {
-            Message::Error { request_type, request, details, error, payload: blank }
-        }
-        Message::Publish { request, options, topic, .. } => Message::Publish { request, options, topic, payload: blank },
-        Message::Event { subscription, publication, details, .. } => {
-            Message::Event { subscription, publication, details, payload: blank }
-        }
-        Message::Call { request, options, procedure, .. } => {
-            Message::Call { request, options, procedure, payload: blank }
-        }
-        Message::Result { request, details, .. } => Message::Result { request, details, payload: blank },
-        Message::Invocation { request, registration, details, .. } => {
-            Message::Invocation { request, registration, details, payload: blank }
-        }
-        Message::Yield { request, options, .. } => Message::Yield { request, options, payload: blank },
-        Message::EventReceived { publication, .. } => Message::EventReceived { publication, payload: blank },
+        Message::Abort {
+            details, reason, ..
+        } => Message::Abort {
+            details,
+            reason,
+            payload: blank,
+        },
+        Message::Error {
+            request_type,
+            request,
+            details,
+            error,
+            ..
+        } => Message::Error {
+            request_type,
+            request,
+            details,
+            error,
+            payload: blank,
+        },
+        Message::Publish {
+            request,
+            options,
+            topic,
+            ..
+        } => Message::Publish {
+            request,
+            options,
+            topic,
+            payload: blank,
+        },
+        Message::Event {
+            subscription,
+            publication,
+            details,
+            ..
+        } => Message::Event {
+            subscription,
+            publication,
+            details,
+            payload: blank,
+        },
+        Message::Call {
+            request,
+            options,
+            procedure,
+            ..
+        } => Message::Call {
+            request,
+            options,
+            procedure,
+            payload: blank,
+        },
+        Message::Result {
+            request, details, ..
+        } => Message::Result {
+            request,
+            details,
+            payload: blank,
+        },
+        Message::Invocation {
+            request,
+            registration,
+            details,
+            ..
+        } => Message::Invocation {
+            request,
+            registration,
+            details,
+            payload: blank,
+        },
+        Message::Yield {
+            request, options, ..
+        } => Message::Yield {
+            request,
+            options,
+            payload: blank,
+        },
+        Message::EventReceived { publication, .. } => Message::EventReceived {
+            publication,
+            payload: blank,
+        },
         other => other,
     };
-    (into_static(blanked), payload.map(|p| Payload { ser: p.ser, count: p.count, raw: leak(p.raw) }))
+    (
+        into_static(blanked),
+        payload.map(|p| Payload {
+            ser: p.ser,
+            count: p.count,
+            raw: leak(p.raw),
+        }),
+    )
 }
 
 fn leak(bytes: &[u8]) -> &'static [u8] {
@@ -290,8 +479,15 @@ proptest! {
 fn hot_path_shape_matches_the_digest_example() {
     // [48, 7, {}, "com.a.add2", [23, 7]] -> [68, 5, 991, {}, [23, 7]]
     let call = br#"[48, 7, {}, "com.a.add2", [23, 7]]"#;
-    let Message::Call { payload, .. } = decode(Serializer::Json, call).unwrap() else { panic!() };
-    let invocation = Message::Invocation { request: 5, registration: 991, details: Dict::new(), payload };
+    let Message::Call { payload, .. } = decode(Serializer::Json, call).unwrap() else {
+        panic!()
+    };
+    let invocation = Message::Invocation {
+        request: 5,
+        registration: 991,
+        details: Dict::new(),
+        payload,
+    };
     let mut out = Vec::new();
     encode(&invocation, Serializer::Json, &mut out).unwrap();
     assert_eq!(out, br#"[68,5,991,{},[23, 7]]"#);

@@ -97,6 +97,10 @@ pub struct CommonArgs {
     /// No progress line on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// Spin this long before an idle executor thread sleeps: lower latency at low load for
+    /// CPU burnt (only with cores to spare for it; e.g. 50us).
+    #[arg(long, value_parser = parse_duration)]
+    pub spin_before_park: Option<Duration>,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -456,7 +456,8 @@ mod tests {
         .unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
         assert!(svg.starts_with("<svg") || svg.starts_with("<?xml"));
-        assert!(svg.contains("alpha") && svg.contains("beta"));
+        let lines: Vec<&str> = svg.lines().map(str::trim).collect();
+        assert!(lines.contains(&"alpha") && lines.contains(&"beta"), "{svg}");
         assert!(svg.trim_end().ends_with("</svg>"));
     }
 }

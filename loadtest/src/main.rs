@@ -109,6 +109,7 @@ fn build_run(common: &CommonArgs, scenario: Scenario) -> Result<Run, String> {
         cpus: common.cpus.as_ref().map(|c| c.0.clone()),
         router_pid: common.router_pid,
         quiet: common.quiet,
+        spin_before_park: common.spin_before_park,
     })
 }
 

@@ -68,10 +68,11 @@ impl<T: Send + 'static> ExecutorThread<T> {
 }
 
 /// Starts `threads` executors; thread `i` runs `make(i)` and is pinned to `cpus[i % len]` when
-/// CPUs are given.
+/// CPUs are given; `spin` is glommio's spin-before-park.
 pub fn spawn_executors<T, F, Fut>(
     threads: usize,
     cpus: Option<&[usize]>,
+    spin: Option<Duration>,
     make: F,
 ) -> Result<Vec<ExecutorThread<T>>, String>
 where
@@ -86,17 +87,19 @@ where
             _ => Placement::Unbound,
         };
         let make = make.clone();
-        let handle = LocalExecutorBuilder::new(placement)
+        let mut builder = LocalExecutorBuilder::new(placement)
             .name(&format!("wampload-{index}"))
-            .io_memory(IO_MEMORY)
-            .spawn(move || make(index))
-            .map_err(|e| {
-                format!(
-                    "cannot start executor {index}: {e}. glommio needs RLIMIT_MEMLOCK of at least \
+            .io_memory(IO_MEMORY);
+        if let Some(spin) = spin {
+            builder = builder.spin_before_park(spin);
+        }
+        let handle = builder.spawn(move || make(index)).map_err(|e| {
+            format!(
+                "cannot start executor {index}: {e}. glommio needs RLIMIT_MEMLOCK of at least \
                      512 KiB per executor: raise it (ulimit -l, or memlock in \
                      /etc/security/limits.conf) and check the CPUs given to --cpus exist"
-                )
-            })?;
+            )
+        })?;
         started.push(ExecutorThread { handle });
     }
     Ok(started)

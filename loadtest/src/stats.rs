@@ -93,7 +93,8 @@ pub struct ThreadStats {
     pub latency: Histogram<u64>,
     pub counts: Counts,
     /// Failures by URI: the router's error URI, or a `wampload.*` URI for the generator's own
-    /// observations (timeouts, lost sessions, undecodable messages).
+    /// observations (timeouts, lost sessions, undecodable messages). Operations' failures are
+    /// listed when the operation was measured; other failures whenever they happened.
     pub errors: BTreeMap<String, u64>,
     /// pubsub: distinct measured events per subscriber on this thread.
     pub subscriber_received: Vec<u64>,
@@ -129,32 +130,37 @@ impl ThreadStats {
         self.live_ops += 1;
     }
 
-    /// Counts one failure under `uri`. `measured_op` says whether it is a measured operation's
-    /// failure (adds to `counts.errors`, so `sent == ok + errors` holds).
-    pub fn record_error(&mut self, uri: &str, measured_op: bool) {
-        self.record_errors(uri, 1, measured_op);
+    /// Counts the failure of one operation under `uri`. A measured one goes into the result
+    /// (`errors` by URI and `counts.errors`, so `sent == ok + errors` holds); one sent during
+    /// the warmup only shows in the live progress line.
+    pub fn record_op_error(&mut self, uri: &str, measured: bool) {
+        if measured {
+            self.add_to_error_table(uri);
+            self.counts.errors += 1;
+        }
+        self.live_errors += 1;
     }
 
-    pub fn record_errors(&mut self, uri: &str, n: u64, measured_op: bool) {
-        if n == 0 {
-            return;
-        }
+    /// Counts a failure that is not one operation's (a session lost, an unexpected message, a
+    /// failed GOODBYE): always reported, whenever it happened.
+    pub fn record_error(&mut self, uri: &str) {
+        self.add_to_error_table(uri);
+        self.live_errors += 1;
+    }
+
+    fn add_to_error_table(&mut self, uri: &str) {
         match self.errors.get_mut(uri) {
-            Some(count) => *count += n,
+            Some(count) => *count += 1,
             None => {
-                // Bound the map: a router answering with ever-new URIs cannot grow it forever.
+                // Bound the table: a router answering with ever-new URIs cannot grow it forever.
                 let key = if self.errors.len() < 256 {
                     uri
                 } else {
                     "wampload.other_error"
                 };
-                *self.errors.entry(key.to_string()).or_insert(0) += n;
+                *self.errors.entry(key.to_string()).or_insert(0) += 1;
             }
         }
-        if measured_op {
-            self.counts.errors += n;
-        }
-        self.live_errors += n;
     }
 
     pub fn merge(&mut self, other: &ThreadStats) {
@@ -266,14 +272,16 @@ mod tests {
     #[test]
     fn errors_count_by_uri_and_stay_bounded() {
         let mut s = ThreadStats::default();
-        s.record_error("wamp.error.no_such_procedure", true);
-        s.record_error("wamp.error.no_such_procedure", true);
-        s.record_error("wampload.decode_error", false);
+        s.record_op_error("wamp.error.no_such_procedure", true);
+        s.record_op_error("wamp.error.no_such_procedure", true);
+        s.record_op_error("wamp.error.no_such_procedure", false); // warmup: live only
+        s.record_error("wampload.decode_error");
         assert_eq!(s.errors["wamp.error.no_such_procedure"], 2);
         assert_eq!(s.counts.errors, 2);
-        assert_eq!(s.live_errors, 3);
+        assert_eq!(s.errors["wampload.decode_error"], 1);
+        assert_eq!(s.live_errors, 4);
         for i in 0..1000 {
-            s.record_error(&format!("x.{i}"), false);
+            s.record_error(&format!("x.{i}"));
         }
         assert!(s.errors.len() <= 257);
         assert!(s.errors["wampload.other_error"] > 0);

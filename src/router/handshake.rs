@@ -78,20 +78,19 @@ impl Router {
             );
         }
         match details.get("authmethods") {
-            None => {}
-            Some(Value::List(methods)) => {
+            Some(Value::List(methods))
                 if !methods
                     .iter()
-                    .any(|method| method.as_str() == Some("anonymous"))
-                {
-                    return self.reject_hello(
-                        session,
-                        uri::NO_MATCHING_AUTH_METHOD,
-                        "this router only offers the authmethod \"anonymous\"".into(),
-                        out,
-                    );
-                }
+                    .any(|method| method.as_str() == Some("anonymous")) =>
+            {
+                return self.reject_hello(
+                    session,
+                    uri::NO_MATCHING_AUTH_METHOD,
+                    "this router only offers the authmethod \"anonymous\"".into(),
+                    out,
+                );
             }
+            None | Some(Value::List(_)) => {}
             Some(_) => {
                 return self.protocol_violation(
                     session,

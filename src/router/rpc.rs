@@ -160,24 +160,24 @@ impl Router {
         let refuse = |error_uri: &'static str, text: String| {
             outbox::error(code::CALL, request, error_uri, text, caller_serializer)
         };
-        if !self.uri_is_valid(procedure) {
-            let error = refuse(
-                uri::INVALID_URI,
-                format!("invalid procedure URI {procedure:?}"),
-            );
-            self.send(out, caller, caller_serializer, &error);
-            return;
-        }
+        // Registered procedures passed the same URI check, so only a miss needs validating.
         let Some(registration) = self
             .realms
             .get(caller_identity.realm)
             .registry
             .lookup(procedure)
         else {
-            let error = refuse(
-                uri::NO_SUCH_PROCEDURE,
-                format!("no callee registered {procedure:?}"),
-            );
+            let error = if self.uri_is_valid(procedure) {
+                refuse(
+                    uri::NO_SUCH_PROCEDURE,
+                    format!("no callee registered {procedure:?}"),
+                )
+            } else {
+                refuse(
+                    uri::INVALID_URI,
+                    format!("invalid procedure URI {procedure:?}"),
+                )
+            };
             self.send(out, caller, caller_serializer, &error);
             return;
         };

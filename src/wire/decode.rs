@@ -56,7 +56,10 @@ impl Ctx {
             Fail::Bad(text) if field.is_empty() => format!("{}: {text}", self.name),
             Fail::Bad(text) => format!("{}: {field}: {text}", self.name),
         };
-        DecodeError { code: Some(self.code), message }
+        DecodeError {
+            code: Some(self.code),
+            message,
+        }
     }
 
     #[inline]
@@ -70,11 +73,16 @@ impl Ctx {
 
     #[inline]
     fn uint<'a, S: Source<'a>>(self, s: &mut S, field: &str) -> Result<u64, DecodeError> {
-        s.uint().map_err(|f| self.fail(field, "a non-negative integer", f))
+        s.uint()
+            .map_err(|f| self.fail(field, "a non-negative integer", f))
     }
 
     #[inline]
-    fn string<'a, S: Source<'a>>(self, s: &mut S, field: &str) -> Result<Cow<'a, str>, DecodeError> {
+    fn string<'a, S: Source<'a>>(
+        self,
+        s: &mut S,
+        field: &str,
+    ) -> Result<Cow<'a, str>, DecodeError> {
         s.string().map_err(|f| self.fail(field, "a string", f))
     }
 
@@ -82,8 +90,10 @@ impl Ctx {
     #[inline]
     fn dict<'a, S: Source<'a>>(self, s: &mut S, field: &str) -> Result<Dict<'a>, DecodeError> {
         let dict = s.dict().map_err(|f| self.fail(field, "a dict", f))?;
-        options::check(self.code, self.name, field, &dict)
-            .map_err(|message| DecodeError { code: Some(self.code), message })?;
+        options::check(self.code, self.name, field, &dict).map_err(|message| DecodeError {
+            code: Some(self.code),
+            message,
+        })?;
         Ok(dict)
     }
 
@@ -118,23 +128,39 @@ fn decode_from<'a, S: Source<'a>>(mut s: S) -> Result<Message<'a>, DecodeError> 
     })?;
     let name = code_name(code);
     if name == "UNKNOWN" {
-        return Err(DecodeError { code: Some(code), message: format!("unknown message type {code}") });
+        return Err(DecodeError {
+            code: Some(code),
+            message: format!("unknown message type {code}"),
+        });
     }
     let c = Ctx { code, name };
     let s = &mut s;
     let message = match code {
-        HELLO => Message::Hello { realm: c.string(s, "Realm")?, details: c.dict(s, "Details")? },
-        WELCOME => Message::Welcome { session: c.id(s, "Session")?, details: c.dict(s, "Details")? },
+        HELLO => Message::Hello {
+            realm: c.string(s, "Realm")?,
+            details: c.dict(s, "Details")?,
+        },
+        WELCOME => Message::Welcome {
+            session: c.id(s, "Session")?,
+            details: c.dict(s, "Details")?,
+        },
         ABORT => Message::Abort {
             details: c.dict(s, "Details")?,
             reason: c.string(s, "Reason")?,
             payload: c.payload(s)?,
         },
-        CHALLENGE => Message::Challenge { method: c.string(s, "AuthMethod")?, extra: c.dict(s, "Extra")? },
-        AUTHENTICATE => {
-            Message::Authenticate { signature: c.string(s, "Signature")?, extra: c.dict(s, "Extra")? }
-        }
-        GOODBYE => Message::Goodbye { details: c.dict(s, "Details")?, reason: c.string(s, "Reason")? },
+        CHALLENGE => Message::Challenge {
+            method: c.string(s, "AuthMethod")?,
+            extra: c.dict(s, "Extra")?,
+        },
+        AUTHENTICATE => Message::Authenticate {
+            signature: c.string(s, "Signature")?,
+            extra: c.dict(s, "Extra")?,
+        },
+        GOODBYE => Message::Goodbye {
+            details: c.dict(s, "Details")?,
+            reason: c.string(s, "Reason")?,
+        },
         ERROR => Message::Error {
             request_type: c.uint(s, "REQUEST.Type")?,
             request: c.id(s, "REQUEST.Request")?,
@@ -148,18 +174,23 @@ fn decode_from<'a, S: Source<'a>>(mut s: S) -> Result<Message<'a>, DecodeError> 
             topic: c.string(s, "Topic")?,
             payload: c.payload(s)?,
         },
-        PUBLISHED => Message::Published { request: c.id(s, "Request")?, publication: c.id(s, "Publication")? },
+        PUBLISHED => Message::Published {
+            request: c.id(s, "Request")?,
+            publication: c.id(s, "Publication")?,
+        },
         SUBSCRIBE => Message::Subscribe {
             request: c.id(s, "Request")?,
             options: c.dict(s, "Options")?,
             topic: c.string(s, "Topic")?,
         },
-        SUBSCRIBED => {
-            Message::Subscribed { request: c.id(s, "Request")?, subscription: c.id(s, "Subscription")? }
-        }
-        UNSUBSCRIBE => {
-            Message::Unsubscribe { request: c.id(s, "Request")?, subscription: c.id(s, "Subscription")? }
-        }
+        SUBSCRIBED => Message::Subscribed {
+            request: c.id(s, "Request")?,
+            subscription: c.id(s, "Subscription")?,
+        },
+        UNSUBSCRIBE => Message::Unsubscribe {
+            request: c.id(s, "Request")?,
+            subscription: c.id(s, "Subscription")?,
+        },
         UNSUBSCRIBED => {
             let (request, details) = revocable(c, s)?;
             Message::Unsubscribed { request, details }
@@ -176,7 +207,10 @@ fn decode_from<'a, S: Source<'a>>(mut s: S) -> Result<Message<'a>, DecodeError> 
             procedure: c.string(s, "Procedure")?,
             payload: c.payload(s)?,
         },
-        CANCEL => Message::Cancel { request: c.id(s, "Request")?, options: c.dict(s, "Options")? },
+        CANCEL => Message::Cancel {
+            request: c.id(s, "Request")?,
+            options: c.dict(s, "Options")?,
+        },
         RESULT => Message::Result {
             request: c.id(s, "Request")?,
             details: c.dict(s, "Details")?,
@@ -187,12 +221,14 @@ fn decode_from<'a, S: Source<'a>>(mut s: S) -> Result<Message<'a>, DecodeError> 
             options: c.dict(s, "Options")?,
             procedure: c.string(s, "Procedure")?,
         },
-        REGISTERED => {
-            Message::Registered { request: c.id(s, "Request")?, registration: c.id(s, "Registration")? }
-        }
-        UNREGISTER => {
-            Message::Unregister { request: c.id(s, "Request")?, registration: c.id(s, "Registration")? }
-        }
+        REGISTERED => Message::Registered {
+            request: c.id(s, "Request")?,
+            registration: c.id(s, "Registration")?,
+        },
+        UNREGISTER => Message::Unregister {
+            request: c.id(s, "Request")?,
+            registration: c.id(s, "Registration")?,
+        },
         UNREGISTERED => {
             let (request, details) = revocable(c, s)?;
             Message::Unregistered { request, details }
@@ -203,16 +239,25 @@ fn decode_from<'a, S: Source<'a>>(mut s: S) -> Result<Message<'a>, DecodeError> 
             details: c.dict(s, "Details")?,
             payload: c.payload(s)?,
         },
-        INTERRUPT => Message::Interrupt { request: c.id(s, "Request")?, options: c.dict(s, "Options")? },
+        INTERRUPT => Message::Interrupt {
+            request: c.id(s, "Request")?,
+            options: c.dict(s, "Options")?,
+        },
         YIELD => Message::Yield {
             request: c.id(s, "Request")?,
             options: c.dict(s, "Options")?,
             payload: c.payload(s)?,
         },
-        EVENT_RECEIVED => {
-            Message::EventReceived { publication: c.id(s, "Publication")?, payload: c.payload(s)? }
+        EVENT_RECEIVED => Message::EventReceived {
+            publication: c.id(s, "Publication")?,
+            payload: c.payload(s)?,
+        },
+        _ => {
+            return Err(DecodeError {
+                code: Some(code),
+                message: format!("unknown message type {code}"),
+            })
         }
-        _ => return Err(DecodeError { code: Some(code), message: format!("unknown message type {code}") }),
     };
     c.close(s)?;
     Ok(message)
@@ -228,7 +273,11 @@ fn revocable<'a, S: Source<'a>>(c: Ctx, s: &mut S) -> Result<(u64, Option<Dict<'
     let has_details = s.has_more().map_err(|f| c.fail("Details", "a dict", f))?;
     if !has_details {
         if request == 0 {
-            return Err(c.fail("Request", "an id in [1, 2^53] (0 only in the revocation form with Details)", Fail::WrongType));
+            return Err(c.fail(
+                "Request",
+                "an id in [1, 2^53] (0 only in the revocation form with Details)",
+                Fail::WrongType,
+            ));
         }
         return Ok((request, None));
     }
@@ -321,7 +370,9 @@ impl<'a> Source<'a> for JsonReader<'a> {
         let mut count = 1;
         if self.has_more()? {
             if binary {
-                return Err(Fail::bad("a binary (transparent) payload cannot be followed by ArgumentsKw"));
+                return Err(Fail::bad(
+                    "a binary (transparent) payload cannot be followed by ArgumentsKw",
+                ));
             }
             self.next_element()?;
             if self.peek() != Some(b'{') {
@@ -330,7 +381,11 @@ impl<'a> Source<'a> for JsonReader<'a> {
             self.skip_value(2)?;
             count = 2;
         }
-        Ok(Payload { ser: Serializer::Json, count, raw: &self.buf[start..self.pos] })
+        Ok(Payload {
+            ser: Serializer::Json,
+            count,
+            raw: &self.buf[start..self.pos],
+        })
     }
 
     fn close(&mut self) -> Result<(), Fail> {
@@ -410,7 +465,9 @@ impl<'a> Source<'a> for MsgPackReader<'a> {
         let mut count = 1;
         if self.remaining > 0 {
             if binary {
-                return Err(Fail::bad("a binary (transparent) payload cannot be followed by ArgumentsKw"));
+                return Err(Fail::bad(
+                    "a binary (transparent) payload cannot be followed by ArgumentsKw",
+                ));
             }
             self.next_element()?;
             if !self.peek_is_map() {
@@ -419,7 +476,11 @@ impl<'a> Source<'a> for MsgPackReader<'a> {
             self.skip_value(2)?;
             count = 2;
         }
-        Ok(Payload { ser: Serializer::MsgPack, count, raw: &self.buf[start..self.pos] })
+        Ok(Payload {
+            ser: Serializer::MsgPack,
+            count,
+            raw: &self.buf[start..self.pos],
+        })
     }
 
     fn close(&mut self) -> Result<(), Fail> {
@@ -456,10 +517,13 @@ mod tests {
             (r#"[48,1,{},"a.b",[1,"x"]]"#, 1),
             (r#"[48, 1, {}, "a.b", [], {"k": [1]} ]"#, 2),
         ] {
-            let Message::Call { payload, .. } = json(text).unwrap() else { panic!() };
+            let Message::Call { payload, .. } = json(text).unwrap() else {
+                panic!()
+            };
             assert_eq!(payload.count, count, "{text}");
         }
-        let Message::Call { payload, .. } = json(r#"[48,1,{},"a.b" , [1] , {"k":2} ]"#).unwrap() else {
+        let Message::Call { payload, .. } = json(r#"[48,1,{},"a.b" , [1] , {"k":2} ]"#).unwrap()
+        else {
             panic!()
         };
         assert_eq!(payload.raw, br#"[1] , {"k":2}"#);
@@ -473,34 +537,60 @@ mod tests {
     #[test]
     fn ids_are_integers_in_range() {
         assert!(json(&format!(r#"[48,{MAX_ID},{{}},"a"]"#)).is_ok());
-        assert_eq!(json_err(r#"[48,0,{},"a"]"#), "CALL: Request must be an id in [1, 2^53]");
-        assert!(json_err(&format!(r#"[48,{},{{}},"a"]"#, MAX_ID + 1)).contains("Request must be an id"));
+        assert_eq!(
+            json_err(r#"[48,0,{},"a"]"#),
+            "CALL: Request must be an id in [1, 2^53]"
+        );
+        assert!(
+            json_err(&format!(r#"[48,{},{{}},"a"]"#, MAX_ID + 1)).contains("Request must be an id")
+        );
         assert!(json_err(r#"[48,1.0,{},"a"]"#).contains("Request must be an id"));
         assert!(json_err(r#"[48,1e3,{},"a"]"#).contains("Request must be an id"));
         assert!(json_err(r#"[48,-1,{},"a"]"#).contains("Request must be an id"));
         assert!(json_err(r#"[48,-0,{},"a"]"#).contains("Request must be an id"));
         assert!(json_err(r#"[48,true,{},"a"]"#).contains("Request must be an id"));
         assert!(json_err(r#"[48,"1",{},"a"]"#).contains("Request must be an id"));
-        assert!(json_err(r#"[48,99999999999999999999999,{},"a"]"#).contains("Request must be an id"));
+        assert!(
+            json_err(r#"[48,99999999999999999999999,{},"a"]"#).contains("Request must be an id")
+        );
         assert!(json(r#"[48,01,{},"a"]"#).is_err(), "leading zero");
         assert!(json(r#"[48,+1,{},"a"]"#).is_err());
         // msgpack: every integer width, signed encodings of non-negative values included.
-        for id_bytes in [&[0x05][..], &[0xcc, 0x05], &[0xcd, 0, 5], &[0xce, 0, 0, 0, 5], &[0xd0, 5], &[0xd3, 0, 0, 0, 0, 0, 0, 0, 5]] {
+        for id_bytes in [
+            &[0x05][..],
+            &[0xcc, 0x05],
+            &[0xcd, 0, 5],
+            &[0xce, 0, 0, 0, 5],
+            &[0xd0, 5],
+            &[0xd3, 0, 0, 0, 0, 0, 0, 0, 5],
+        ] {
             let mut frame = vec![0x94, 0x30];
             frame.extend_from_slice(id_bytes);
             frame.extend_from_slice(&[0x80, 0xa1, b'a']);
             let msg = decode(Serializer::MsgPack, &frame).unwrap();
-            assert!(matches!(msg, Message::Call { request: 5, .. }), "{frame:x?}");
+            assert!(
+                matches!(msg, Message::Call { request: 5, .. }),
+                "{frame:x?}"
+            );
         }
         let frame = [0x94, 0x30, 0xc3, 0x80, 0xa1, b'a'];
-        assert!(decode(Serializer::MsgPack, &frame).is_err(), "bool is not an id");
-        let frame = [0x94, 0x30, 0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0, 0x80, 0xa1, b'a'];
-        assert!(decode(Serializer::MsgPack, &frame).is_err(), "float is not an id");
+        assert!(
+            decode(Serializer::MsgPack, &frame).is_err(),
+            "bool is not an id"
+        );
+        let frame = [
+            0x94, 0x30, 0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0, 0x80, 0xa1, b'a',
+        ];
+        assert!(
+            decode(Serializer::MsgPack, &frame).is_err(),
+            "float is not an id"
+        );
     }
 
     #[test]
     fn options_types_are_checked() {
-        assert!(json_err(r#"[16,1,{"acknowledge":1},"t"]"#).contains("PUBLISH.Options.acknowledge must be a bool"));
+        assert!(json_err(r#"[16,1,{"acknowledge":1},"t"]"#)
+            .contains("PUBLISH.Options.acknowledge must be a bool"));
         assert!(json_err(r#"[48,1,{"receive_progress":"yes"},"p"]"#).contains("receive_progress"));
         assert!(json_err(r#"[48,1,{"timeout":-1},"p"]"#).contains("timeout"));
         assert!(json_err(r#"[48,1,{"timeout":1.5},"p"]"#).contains("timeout"));
@@ -512,7 +602,8 @@ mod tests {
 
     #[test]
     fn null_and_undefined_options_are_absent() {
-        let Message::Publish { options, .. } = json(r#"[16,1,{"acknowledge":null,"a":{"b":null}},"t"]"#).unwrap()
+        let Message::Publish { options, .. } =
+            json(r#"[16,1,{"acknowledge":null,"a":{"b":null}},"t"]"#).unwrap()
         else {
             panic!()
         };
@@ -530,7 +621,9 @@ mod tests {
         frame.extend_from_slice(b"retain");
         frame.push(0xc3);
         frame.extend_from_slice(&[0xa1, b't']);
-        let Message::Publish { options, .. } = decode(Serializer::MsgPack, &frame).unwrap() else { panic!() };
+        let Message::Publish { options, .. } = decode(Serializer::MsgPack, &frame).unwrap() else {
+            panic!()
+        };
         assert_eq!(options.len(), 1);
         assert_eq!(options.get_bool("retain"), Some(true));
     }
@@ -542,48 +635,83 @@ mod tests {
         assert!(json_err("").contains("array"));
         assert_eq!(json_err("[99,1]"), "unknown message type 99");
         assert!(json_err(r#"[32,1,{},"t"] x"#).contains("trailing bytes"));
-        assert!(json(" [32,1,{},\"t\"]\n ").is_ok(), "surrounding whitespace is fine");
+        assert!(
+            json(" [32,1,{},\"t\"]\n ").is_ok(),
+            "surrounding whitespace is fine"
+        );
         assert!(json_err(r#"[48,1,{},"t",]"#).contains("trailing comma"));
         assert!(json_err(r#"[32,1,{},"t",]"#).contains("too many elements"));
         assert!(json_err(r#"[32,1,{"a":1,"a":2},"t"]"#).contains("duplicate key"));
         let deep = format!(r#"[48,1,{{}},"p",{}{}]"#, "[".repeat(80), "]".repeat(80));
         assert!(json_err(&deep).contains("nesting too deep"));
         assert!(decode(Serializer::MsgPack, &[0x93, 0x20, 0x01]).is_err());
-        assert!(decode(Serializer::MsgPack, &[0x93, 0x22, 0x01, 0x02, 0x00]).unwrap_err().message.contains("trailing"));
+        assert!(decode(Serializer::MsgPack, &[0x93, 0x22, 0x01, 0x02, 0x00])
+            .unwrap_err()
+            .message
+            .contains("trailing"));
         assert!(decode(Serializer::MsgPack, &[]).is_err());
-        assert!(decode(Serializer::MsgPack, &[0x90]).unwrap_err().message.contains("empty"));
+        assert!(decode(Serializer::MsgPack, &[0x90])
+            .unwrap_err()
+            .message
+            .contains("empty"));
     }
 
     #[test]
     fn strings_escapes_and_utf8() {
-        let Message::Subscribe { topic, .. } = json(r#"[32,1,{},"com.\u00e9x\/a"]"#).unwrap() else { panic!() };
+        let Message::Subscribe { topic, .. } = json(r#"[32,1,{},"com.\u00e9x\/a"]"#).unwrap()
+        else {
+            panic!()
+        };
         assert_eq!(topic, "com.éx/a");
         assert!(matches!(topic, Cow::Owned(_)));
-        let Message::Subscribe { topic, .. } = json(r#"[32,1,{},"com.plain"]"#).unwrap() else { panic!() };
+        let Message::Subscribe { topic, .. } = json(r#"[32,1,{},"com.plain"]"#).unwrap() else {
+            panic!()
+        };
         assert!(matches!(topic, Cow::Borrowed("com.plain")));
         assert!(decode(Serializer::Json, b"[32,1,{},\"com.\xc3\x28\"]").is_err());
         assert!(decode(Serializer::Json, b"[32,1,{\"\xff\":1},\"t\"]").is_err());
         assert!(decode(Serializer::Json, b"[32,1,{},\"t\"]\xff").is_err());
-        assert!(decode(Serializer::MsgPack, &[0x94, 0x20, 0x01, 0x80, 0xa2, 0xc3, 0x28]).is_err());
+        assert!(decode(
+            Serializer::MsgPack,
+            &[0x94, 0x20, 0x01, 0x80, 0xa2, 0xc3, 0x28]
+        )
+        .is_err());
         assert!(json_err(r#"[32,1,{},5]"#).contains("SUBSCRIBE: Topic must be a string"));
     }
 
     #[test]
     fn revocation_forms() {
-        assert!(matches!(json("[67,5]").unwrap(), Message::Unregistered { request: 5, details: None }));
-        let Message::Unregistered { request: 0, details: Some(d) } = json(r#"[67,0,{"registration":7,"reason":"x"}]"#).unwrap()
+        assert!(matches!(
+            json("[67,5]").unwrap(),
+            Message::Unregistered {
+                request: 5,
+                details: None
+            }
+        ));
+        let Message::Unregistered {
+            request: 0,
+            details: Some(d),
+        } = json(r#"[67,0,{"registration":7,"reason":"x"}]"#).unwrap()
         else {
             panic!()
         };
         assert_eq!(d.get_u64("registration"), Some(7));
         assert!(json_err("[67,0]").contains("Request"));
         assert!(json_err(r#"[35,0,{"subscription":true}]"#).contains("subscription"));
-        assert!(matches!(json("[35,0,{}]").unwrap(), Message::Unsubscribed { request: 0, details: Some(_) }));
+        assert!(matches!(
+            json("[35,0,{}]").unwrap(),
+            Message::Unsubscribed {
+                request: 0,
+                details: Some(_)
+            }
+        ));
     }
 
     #[test]
     fn error_request_type_is_any_uint() {
-        let Message::Error { request_type, .. } = json(r#"[8,1000,2,{},"e.x"]"#).unwrap() else { panic!() };
+        let Message::Error { request_type, .. } = json(r#"[8,1000,2,{},"e.x"]"#).unwrap() else {
+            panic!()
+        };
         assert_eq!(request_type, 1000);
         assert!(json_err(r#"[8,-1,2,{},"e.x"]"#).contains("REQUEST.Type"));
     }
@@ -591,15 +719,30 @@ mod tests {
     #[test]
     fn json_payload_spliced_unchanged() {
         let frame = r#"[48, 7, {}, "com.a.add2", [23, 7], {"x": "\u00e9"}]"#;
-        let Message::Call { request, payload, .. } = json(frame).unwrap() else { panic!() };
-        let msg = Message::Invocation { request, registration: 9, details: Dict::new(), payload };
+        let Message::Call {
+            request, payload, ..
+        } = json(frame).unwrap()
+        else {
+            panic!()
+        };
+        let msg = Message::Invocation {
+            request,
+            registration: 9,
+            details: Dict::new(),
+            payload,
+        };
         let mut out = Vec::new();
         encode(&msg, Serializer::Json, &mut out).unwrap();
-        assert_eq!(std::str::from_utf8(&out).unwrap(), r#"[68,7,9,{},[23, 7], {"x": "\u00e9"}]"#);
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#"[68,7,9,{},[23, 7], {"x": "\u00e9"}]"#
+        );
         out.clear();
         encode(&msg, Serializer::MsgPack, &mut out).unwrap();
         let back = decode(Serializer::MsgPack, &out).unwrap();
-        let Message::Invocation { payload, .. } = back else { panic!() };
+        let Message::Invocation { payload, .. } = back else {
+            panic!()
+        };
         let (args, kwargs) = crate::wire::decode_payload_values(&payload).unwrap();
         assert_eq!(args, vec![Value::UInt(23), Value::UInt(7)]);
         assert_eq!(kwargs.unwrap().get_str("x"), Some("é"));

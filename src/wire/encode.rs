@@ -148,7 +148,11 @@ fn encode_with<E: Emit>(msg: &Message<'_>, e: &mut E) -> Result<(), EncodeError>
             e.uint(*session);
             e.dict(details)?;
         }
-        Message::Abort { details, reason, payload } => {
+        Message::Abort {
+            details,
+            reason,
+            payload,
+        } => {
             e.code(code, with_payload(3, payload));
             e.dict(details)?;
             e.str(reason);
@@ -169,7 +173,13 @@ fn encode_with<E: Emit>(msg: &Message<'_>, e: &mut E) -> Result<(), EncodeError>
             e.dict(details)?;
             e.str(reason);
         }
-        Message::Error { request_type, request, details, error, payload } => {
+        Message::Error {
+            request_type,
+            request,
+            details,
+            error,
+            payload,
+        } => {
             e.code(code, with_payload(5, payload));
             e.uint(*request_type);
             e.uint(*request);
@@ -177,30 +187,48 @@ fn encode_with<E: Emit>(msg: &Message<'_>, e: &mut E) -> Result<(), EncodeError>
             e.str(error);
             e.payload(payload)?;
         }
-        Message::Publish { request, options, topic, payload } => {
+        Message::Publish {
+            request,
+            options,
+            topic,
+            payload,
+        } => {
             e.code(code, with_payload(4, payload));
             e.uint(*request);
             e.dict(options)?;
             e.str(topic);
             e.payload(payload)?;
         }
-        Message::Published { request, publication } => {
+        Message::Published {
+            request,
+            publication,
+        } => {
             e.code(code, 3);
             e.uint(*request);
             e.uint(*publication);
         }
-        Message::Subscribe { request, options, topic } => {
+        Message::Subscribe {
+            request,
+            options,
+            topic,
+        } => {
             e.code(code, 4);
             e.uint(*request);
             e.dict(options)?;
             e.str(topic);
         }
-        Message::Subscribed { request, subscription } => {
+        Message::Subscribed {
+            request,
+            subscription,
+        } => {
             e.code(code, 3);
             e.uint(*request);
             e.uint(*subscription);
         }
-        Message::Unsubscribe { request, subscription } => {
+        Message::Unsubscribe {
+            request,
+            subscription,
+        } => {
             e.code(code, 3);
             e.uint(*request);
             e.uint(*subscription);
@@ -212,14 +240,24 @@ fn encode_with<E: Emit>(msg: &Message<'_>, e: &mut E) -> Result<(), EncodeError>
                 e.dict(details)?;
             }
         }
-        Message::Event { subscription, publication, details, payload } => {
+        Message::Event {
+            subscription,
+            publication,
+            details,
+            payload,
+        } => {
             e.code(code, with_payload(4, payload));
             e.uint(*subscription);
             e.uint(*publication);
             e.dict(details)?;
             e.payload(payload)?;
         }
-        Message::Call { request, options, procedure, payload } => {
+        Message::Call {
+            request,
+            options,
+            procedure,
+            payload,
+        } => {
             e.code(code, with_payload(4, payload));
             e.uint(*request);
             e.dict(options)?;
@@ -231,42 +269,68 @@ fn encode_with<E: Emit>(msg: &Message<'_>, e: &mut E) -> Result<(), EncodeError>
             e.uint(*request);
             e.dict(options)?;
         }
-        Message::Result { request, details, payload } => {
+        Message::Result {
+            request,
+            details,
+            payload,
+        } => {
             e.code(code, with_payload(3, payload));
             e.uint(*request);
             e.dict(details)?;
             e.payload(payload)?;
         }
-        Message::Register { request, options, procedure } => {
+        Message::Register {
+            request,
+            options,
+            procedure,
+        } => {
             e.code(code, 4);
             e.uint(*request);
             e.dict(options)?;
             e.str(procedure);
         }
-        Message::Registered { request, registration } => {
+        Message::Registered {
+            request,
+            registration,
+        } => {
             e.code(code, 3);
             e.uint(*request);
             e.uint(*registration);
         }
-        Message::Unregister { request, registration } => {
+        Message::Unregister {
+            request,
+            registration,
+        } => {
             e.code(code, 3);
             e.uint(*request);
             e.uint(*registration);
         }
-        Message::Invocation { request, registration, details, payload } => {
+        Message::Invocation {
+            request,
+            registration,
+            details,
+            payload,
+        } => {
             e.code(code, with_payload(4, payload));
             e.uint(*request);
             e.uint(*registration);
             e.dict(details)?;
             e.payload(payload)?;
         }
-        Message::Yield { request, options, payload } => {
+        Message::Yield {
+            request,
+            options,
+            payload,
+        } => {
             e.code(code, with_payload(3, payload));
             e.uint(*request);
             e.dict(options)?;
             e.payload(payload)?;
         }
-        Message::EventReceived { publication, payload } => {
+        Message::EventReceived {
+            publication,
+            payload,
+        } => {
             e.code(code, with_payload(2, payload));
             e.uint(*publication);
             e.payload(payload)?;

@@ -70,7 +70,11 @@ pub(crate) struct JsonReader<'a> {
 
 impl<'a> JsonReader<'a> {
     pub(crate) fn new(buf: &'a [u8]) -> Self {
-        JsonReader { buf, pos: 0, elements: 0 }
+        JsonReader {
+            buf,
+            pos: 0,
+            elements: 0,
+        }
     }
 
     #[inline]
@@ -110,6 +114,7 @@ impl<'a> JsonReader<'a> {
 
     /// Scans a string whose opening quote is at `pos`: checks escapes, control characters and
     /// UTF-8, and leaves `pos` after the closing quote.
+    #[inline]
     fn scan_str(&mut self) -> Result<StrSpan, Fail> {
         let buf = self.buf;
         let start = self.pos + 1;
@@ -117,6 +122,16 @@ impl<'a> JsonReader<'a> {
         let mut escaped = false;
         let mut ascii = true;
         loop {
+            // Fast path: skip plain ASCII eight bytes at a time (most URIs and keys are).
+            while let Some(chunk) = buf.get(i..i + 8) {
+                let Ok(word) = <[u8; 8]>::try_from(chunk) else {
+                    break;
+                };
+                if has_special_byte(u64::from_le_bytes(word)) {
+                    break;
+                }
+                i += 8;
+            }
             let Some(&b) = buf.get(i) else {
                 return Err(self.bad_at(i, "unterminated string"));
             };
@@ -150,18 +165,25 @@ impl<'a> JsonReader<'a> {
             return Err(self.bad_at(start, "invalid UTF-8 in string"));
         }
         self.pos = i + 1;
-        Ok(StrSpan { start, end: i, escaped })
+        Ok(StrSpan {
+            start,
+            end: i,
+            escaped,
+        })
     }
 
     /// Reads a string (opening quote at `pos`) as text: borrowed unless it has escapes. No
     /// binary interpretation (used for keys and header fields).
+    #[inline]
     pub(crate) fn read_str(&mut self) -> Result<Cow<'a, str>, Fail> {
         let span = self.scan_str()?;
         let raw = &self.buf[span.start..span.end];
-        // scan_str validated the bytes, so these conversions only fail on lone surrogates.
-        let text = std::str::from_utf8(raw).map_err(|_| self.bad_at(span.start, "invalid UTF-8"))?;
+        // SAFETY: scan_str accepted these bytes only if they are ASCII or valid UTF-8.
+        let text = unsafe { std::str::from_utf8_unchecked(raw) };
         if span.escaped {
-            unescape(text).map(Cow::Owned).map_err(|what| self.bad_at(span.start, what))
+            unescape(text)
+                .map(Cow::Owned)
+                .map_err(|what| self.bad_at(span.start, what))
         } else {
             Ok(Cow::Borrowed(text))
         }
@@ -495,7 +517,12 @@ impl<'a> JsonReader<'a> {
     }
 
     /// Pass 2 of JSON -> MessagePack: emits a value, taking container sizes from `counts`.
-    fn emit_msgpack(&mut self, out: &mut Vec<u8>, counts: &[u32], next: &mut usize) -> Result<(), Fail> {
+    fn emit_msgpack(
+        &mut self,
+        out: &mut Vec<u8>,
+        counts: &[u32],
+        next: &mut usize,
+    ) -> Result<(), Fail> {
         let is_object = match self.peek() {
             Some(b'[') => false,
             Some(b'{') => true,
@@ -520,7 +547,9 @@ impl<'a> JsonReader<'a> {
             }
             _ => return Err(self.bad("value expected")),
         };
-        let count = *counts.get(*next).ok_or_else(|| self.bad("container count missing"))?;
+        let count = *counts
+            .get(*next)
+            .ok_or_else(|| self.bad("container count missing"))?;
         *next += 1;
         if is_object {
             mp::map_len(out, count);
@@ -549,12 +578,27 @@ impl<'a> JsonReader<'a> {
     }
 }
 
+/// Whether any of the 8 bytes in `word` needs the careful path of the string scanner: a quote,
+/// a backslash, a control character or a non-ASCII byte (SWAR "has zero byte" tricks).
+#[inline]
+fn has_special_byte(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let quote = has_zero(word ^ (ONES * u64::from(b'"')));
+    let backslash = has_zero(word ^ (ONES * u64::from(b'\\')));
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+    (quote | backslash | control | (word & HIGHS)) != 0
+}
+
 /// Parses ASCII digits into a u64; `None` on overflow.
 #[inline]
 fn parse_digits(digits: &[u8]) -> Option<u64> {
     let mut value: u64 = 0;
     for &d in digits {
-        value = value.checked_mul(10)?.checked_add(u64::from(d.wrapping_sub(b'0')))?;
+        value = value
+            .checked_mul(10)?
+            .checked_add(u64::from(d.wrapping_sub(b'0')))?;
     }
     Some(value)
 }
@@ -619,14 +663,20 @@ fn unescape(raw: &str) -> Result<String, &'static str> {
 /// Transcodes `count` comma-separated JSON elements (a payload span) to concatenated
 /// MessagePack elements. Two passes over the text: one validates and counts container sizes,
 /// one emits; that keeps MessagePack headers minimal without building a value tree.
-pub(crate) fn transcode_to_msgpack(raw: &[u8], count: u8, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+pub(crate) fn transcode_to_msgpack(
+    raw: &[u8],
+    count: u8,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
     let fail = |f: Fail| EncodeError::new(format!("payload: {}", f.describe()));
     let mut counts = Vec::new();
     let mut reader = JsonReader::new(raw);
     for index in 0..count {
         reader.skip_ws();
         if index > 0 {
-            reader.expect(b',', "',' expected between payload elements").map_err(fail)?;
+            reader
+                .expect(b',', "',' expected between payload elements")
+                .map_err(fail)?;
             reader.skip_ws();
         }
         reader.count_containers(2, &mut counts).map_err(fail)?;
@@ -688,7 +738,9 @@ pub(crate) mod write {
     /// Floats keep a fraction or exponent (`1.0`, not `1`) so they stay floats when read back.
     pub(crate) fn f64(out: &mut Vec<u8>, v: f64) -> Result<(), EncodeError> {
         if !v.is_finite() {
-            return Err(EncodeError::new(format!("{v} cannot be represented in JSON")));
+            return Err(EncodeError::new(format!(
+                "{v} cannot be represented in JSON"
+            )));
         }
         out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
         Ok(())
@@ -783,9 +835,18 @@ mod tests {
     #[test]
     fn numbers_keep_their_kind() {
         assert_eq!(value("0").unwrap(), Value::UInt(0));
-        assert_eq!(value("9007199254740993").unwrap(), Value::UInt(9007199254740993));
-        assert_eq!(value("18446744073709551615").unwrap(), Value::UInt(u64::MAX));
-        assert_eq!(value("18446744073709551616").unwrap(), Value::Float(18446744073709551616.0));
+        assert_eq!(
+            value("9007199254740993").unwrap(),
+            Value::UInt(9007199254740993)
+        );
+        assert_eq!(
+            value("18446744073709551615").unwrap(),
+            Value::UInt(u64::MAX)
+        );
+        assert_eq!(
+            value("18446744073709551616").unwrap(),
+            Value::Float(18446744073709551616.0)
+        );
         assert_eq!(value("-1").unwrap(), Value::Int(-1));
         assert_eq!(value("-9223372036854775808").unwrap(), Value::Int(i64::MIN));
         assert!(matches!(value("-0").unwrap(), Value::Float(f) if f == 0.0));
@@ -809,9 +870,18 @@ mod tests {
 
     #[test]
     fn strings_borrow_or_unescape() {
-        assert!(matches!(value(r#""abc""#).unwrap(), Value::Str(Cow::Borrowed("abc"))));
-        assert_eq!(value(r#""a\"b\\c\/\n\u00e9\ud83d\ude00""#).unwrap(), Value::Str("a\"b\\c/\né😀".into()));
-        assert_eq!(value("\"h\u{e9}llo\"").unwrap(), Value::Str("h\u{e9}llo".into()));
+        assert!(matches!(
+            value(r#""abc""#).unwrap(),
+            Value::Str(Cow::Borrowed("abc"))
+        ));
+        assert_eq!(
+            value(r#""a\"b\\c\/\n\u00e9\ud83d\ude00""#).unwrap(),
+            Value::Str("a\"b\\c/\né😀".into())
+        );
+        assert_eq!(
+            value("\"h\u{e9}llo\"").unwrap(),
+            Value::Str("h\u{e9}llo".into())
+        );
         assert!(value(r#""\ud800""#).is_err(), "lone high surrogate");
         assert!(value(r#""\udc00x""#).is_err(), "lone low surrogate");
         assert!(value("\"a\tb\"").is_err(), "raw control character");
@@ -824,7 +894,10 @@ mod tests {
 
     #[test]
     fn binary_strings() {
-        assert_eq!(value(r#""\u0000AQID""#).unwrap(), Value::Bin(vec![1, 2, 3].into()));
+        assert_eq!(
+            value(r#""\u0000AQID""#).unwrap(),
+            Value::Bin(vec![1, 2, 3].into())
+        );
         assert_eq!(value(r#""\u0000""#).unwrap(), Value::Bin(vec![].into()));
         assert!(value(r#""\u0000!!""#).is_err());
         let mut out = Vec::new();
@@ -867,10 +940,18 @@ mod tests {
     #[test]
     fn transcode_counts_containers() {
         let mut out = Vec::new();
-        transcode_to_msgpack(br#"[1,[],{"a":[true,null]}] , {"k":"\u0000AQ=="}"#, 2, &mut out).unwrap();
+        transcode_to_msgpack(
+            br#"[1,[],{"a":[true,null]}] , {"k":"\u0000AQ=="}"#,
+            2,
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(
             out,
-            [0x93, 0x01, 0x90, 0x81, 0xa1, b'a', 0x92, 0xc3, 0xc0, 0x81, 0xa1, b'k', 0xc4, 0x01, 0x01]
+            [
+                0x93, 0x01, 0x90, 0x81, 0xa1, b'a', 0x92, 0xc3, 0xc0, 0x81, 0xa1, b'k', 0xc4, 0x01,
+                0x01
+            ]
         );
         assert!(transcode_to_msgpack(b"[1,", 1, &mut Vec::new()).is_err());
         assert!(transcode_to_msgpack(b"[1] x", 1, &mut Vec::new()).is_err());

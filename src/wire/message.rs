@@ -66,16 +66,37 @@ pub struct Payload<'a> {
 impl<'a> Payload<'a> {
     /// No Arguments, no ArgumentsKw.
     pub const fn empty(ser: Serializer) -> Payload<'static> {
-        Payload { ser, count: 0, raw: &[] }
+        Payload {
+            ser,
+            count: 0,
+            raw: &[],
+        }
     }
 
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
 
+    /// Whether this is a transparent payload (payload pass-through / E2E encryption): a single
+    /// binary element rather than an Arguments list. Looks at one byte; never decodes.
+    pub fn is_transparent(&self) -> bool {
+        if self.count != 1 {
+            return false;
+        }
+        match (self.ser, self.raw.first()) {
+            (Serializer::Json, Some(&first)) => first != b'[',
+            (Serializer::MsgPack, Some(&first)) => !matches!(first, 0x90..=0x9f | 0xdc | 0xdd),
+            (_, None) => false,
+        }
+    }
+
     /// Copies the payload into an owned, cheaply clonable buffer (for queues and other shards).
     pub fn to_owned_payload(&self) -> OwnedPayload {
-        OwnedPayload { ser: self.ser, count: self.count, raw: Bytes::copy_from_slice(self.raw) }
+        OwnedPayload {
+            ser: self.ser,
+            count: self.count,
+            raw: Bytes::copy_from_slice(self.raw),
+        }
     }
 }
 
@@ -89,11 +110,19 @@ pub struct OwnedPayload {
 
 impl OwnedPayload {
     pub fn empty(ser: Serializer) -> OwnedPayload {
-        OwnedPayload { ser, count: 0, raw: Bytes::new() }
+        OwnedPayload {
+            ser,
+            count: 0,
+            raw: Bytes::new(),
+        }
     }
 
     pub fn as_payload(&self) -> Payload<'_> {
-        Payload { ser: self.ser, count: self.count, raw: &self.raw }
+        Payload {
+            ser: self.ser,
+            count: self.count,
+            raw: &self.raw,
+        }
     }
 }
 
@@ -101,34 +130,125 @@ impl OwnedPayload {
 /// (except where the spec allows 0: the revocation forms of UNREGISTERED/UNSUBSCRIBED).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Message<'a> {
-    Hello { realm: Str<'a>, details: Dict<'a> },
-    Welcome { session: u64, details: Dict<'a> },
-    Abort { details: Dict<'a>, reason: Str<'a>, payload: Payload<'a> },
-    Challenge { method: Str<'a>, extra: Dict<'a> },
-    Authenticate { signature: Str<'a>, extra: Dict<'a> },
-    Goodbye { details: Dict<'a>, reason: Str<'a> },
-    Error { request_type: u64, request: u64, details: Dict<'a>, error: Str<'a>, payload: Payload<'a> },
-    Publish { request: u64, options: Dict<'a>, topic: Str<'a>, payload: Payload<'a> },
-    Published { request: u64, publication: u64 },
-    Subscribe { request: u64, options: Dict<'a>, topic: Str<'a> },
-    Subscribed { request: u64, subscription: u64 },
-    Unsubscribe { request: u64, subscription: u64 },
+    Hello {
+        realm: Str<'a>,
+        details: Dict<'a>,
+    },
+    Welcome {
+        session: u64,
+        details: Dict<'a>,
+    },
+    Abort {
+        details: Dict<'a>,
+        reason: Str<'a>,
+        payload: Payload<'a>,
+    },
+    Challenge {
+        method: Str<'a>,
+        extra: Dict<'a>,
+    },
+    Authenticate {
+        signature: Str<'a>,
+        extra: Dict<'a>,
+    },
+    Goodbye {
+        details: Dict<'a>,
+        reason: Str<'a>,
+    },
+    Error {
+        request_type: u64,
+        request: u64,
+        details: Dict<'a>,
+        error: Str<'a>,
+        payload: Payload<'a>,
+    },
+    Publish {
+        request: u64,
+        options: Dict<'a>,
+        topic: Str<'a>,
+        payload: Payload<'a>,
+    },
+    Published {
+        request: u64,
+        publication: u64,
+    },
+    Subscribe {
+        request: u64,
+        options: Dict<'a>,
+        topic: Str<'a>,
+    },
+    Subscribed {
+        request: u64,
+        subscription: u64,
+    },
+    Unsubscribe {
+        request: u64,
+        subscription: u64,
+    },
     /// `details` is `Some` only in the revocation form `[35, 0, Details]`.
-    Unsubscribed { request: u64, details: Option<Dict<'a>> },
-    Event { subscription: u64, publication: u64, details: Dict<'a>, payload: Payload<'a> },
-    Call { request: u64, options: Dict<'a>, procedure: Str<'a>, payload: Payload<'a> },
-    Cancel { request: u64, options: Dict<'a> },
-    Result { request: u64, details: Dict<'a>, payload: Payload<'a> },
-    Register { request: u64, options: Dict<'a>, procedure: Str<'a> },
-    Registered { request: u64, registration: u64 },
-    Unregister { request: u64, registration: u64 },
+    Unsubscribed {
+        request: u64,
+        details: Option<Dict<'a>>,
+    },
+    Event {
+        subscription: u64,
+        publication: u64,
+        details: Dict<'a>,
+        payload: Payload<'a>,
+    },
+    Call {
+        request: u64,
+        options: Dict<'a>,
+        procedure: Str<'a>,
+        payload: Payload<'a>,
+    },
+    Cancel {
+        request: u64,
+        options: Dict<'a>,
+    },
+    Result {
+        request: u64,
+        details: Dict<'a>,
+        payload: Payload<'a>,
+    },
+    Register {
+        request: u64,
+        options: Dict<'a>,
+        procedure: Str<'a>,
+    },
+    Registered {
+        request: u64,
+        registration: u64,
+    },
+    Unregister {
+        request: u64,
+        registration: u64,
+    },
     /// `details` is `Some` only in the revocation form `[67, 0, Details]`.
-    Unregistered { request: u64, details: Option<Dict<'a>> },
-    Invocation { request: u64, registration: u64, details: Dict<'a>, payload: Payload<'a> },
-    Interrupt { request: u64, options: Dict<'a> },
-    Yield { request: u64, options: Dict<'a>, payload: Payload<'a> },
+    Unregistered {
+        request: u64,
+        details: Option<Dict<'a>>,
+    },
+    Invocation {
+        request: u64,
+        registration: u64,
+        details: Dict<'a>,
+        payload: Payload<'a>,
+    },
+    Interrupt {
+        request: u64,
+        options: Dict<'a>,
+    },
+    Yield {
+        request: u64,
+        options: Dict<'a>,
+        payload: Payload<'a>,
+    },
     /// `[337, Publication]`: acknowledged event delivery (implementation-specific range).
-    EventReceived { publication: u64, payload: Payload<'a> },
+    EventReceived {
+        publication: u64,
+        payload: Payload<'a>,
+    },
 }
 
 impl<'a> Message<'a> {

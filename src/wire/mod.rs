@@ -25,8 +25,8 @@ pub use decode::decode;
 pub use encode::encode;
 pub use message::{code, code_name, Message, OwnedPayload, Payload, Str};
 pub use payload::{
-    decode_payload_values, encode_value, payload_from_args, payload_from_binary,
-    transcode_payload, transparent_payload,
+    decode_payload_values, encode_value, payload_from_args, payload_from_binary, transcode_payload,
+    transparent_payload,
 };
 pub use uri::validate_uri;
 pub use value::{Dict, Value};
@@ -71,7 +71,9 @@ pub struct EncodeError {
 
 impl EncodeError {
     pub(crate) fn new(message: impl Into<String>) -> EncodeError {
-        EncodeError { message: message.into() }
+        EncodeError {
+            message: message.into(),
+        }
     }
 }
 

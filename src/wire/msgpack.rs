@@ -30,8 +30,9 @@ enum Kind {
     Bin(usize),
     Array(usize),
     Map(usize),
-    /// ext: `Some(n)` for fixext with n data bytes, `None` with a length field of `len` bytes.
+    /// fixext with this many data bytes.
     FixExt(usize),
+    /// ext with a length field of this many bytes.
     Ext(usize),
     Unused,
 }
@@ -95,7 +96,11 @@ enum Integer {
 
 impl<'a> MsgPackReader<'a> {
     pub(crate) fn new(buf: &'a [u8]) -> Self {
-        MsgPackReader { buf, pos: 0, remaining: 0 }
+        MsgPackReader {
+            buf,
+            pos: 0,
+            remaining: 0,
+        }
     }
 
     #[cold]
@@ -110,7 +115,9 @@ impl<'a> MsgPackReader<'a> {
 
     #[inline]
     fn byte(&mut self) -> Result<u8, Fail> {
-        let b = self.peek().ok_or_else(|| self.bad("unexpected end of input"))?;
+        let b = self
+            .peek()
+            .ok_or_else(|| self.bad("unexpected end of input"))?;
         self.pos += 1;
         Ok(b)
     }
@@ -195,6 +202,11 @@ impl<'a> MsgPackReader<'a> {
         let len = self.length(marker, n, 0x1f)?;
         let start = self.pos;
         let bytes = self.take(len)?;
+        if bytes.is_ascii() {
+            // SAFETY: ASCII is valid UTF-8. Checked first because std's from_utf8 costs more
+            // than the whole header for the short ASCII URIs that dominate.
+            return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
+        }
         std::str::from_utf8(bytes).map_err(|_| {
             Fail::Bad(format!("malformed MessagePack at byte {start}: invalid UTF-8 in str").into())
         })
@@ -226,8 +238,8 @@ impl<'a> MsgPackReader<'a> {
         }
     }
 
-    /// Reads an ext body after its marker; `undefined` (type 0, one zero byte) is `Ok(None)`...
-    /// i.e. null; any other ext is reported as unsupported.
+    /// Reads an ext body after its marker: (ext type, data). Callers treat type 0 with the
+    /// single data byte 0 as `undefined` (null) and reject every other ext.
     fn ext_body(&mut self, marker: u8, k: Kind) -> Result<(i8, &'a [u8]), Fail> {
         let len = match k {
             Kind::FixExt(n) => n,
@@ -278,8 +290,10 @@ impl<'a> MsgPackReader<'a> {
                     (0, [0]) => Value::Null,
                     (ext_type, _) => {
                         return Err(Fail::Bad(
-                            format!("malformed MessagePack at byte {at}: unsupported ext type {ext_type}")
-                                .into(),
+                            format!(
+                            "malformed MessagePack at byte {at}: unsupported ext type {ext_type}"
+                        )
+                            .into(),
                         ))
                     }
                 }
@@ -290,7 +304,12 @@ impl<'a> MsgPackReader<'a> {
 
     /// Reads `len` key/value pairs into a [`Dict`]; keys must be str. With `drop_null`, keys
     /// whose value is nil or undefined are left out (Options/Details: they mean absent).
-    pub(crate) fn map_body(&mut self, len: usize, depth: usize, drop_null: bool) -> Result<Dict<'a>, Fail> {
+    pub(crate) fn map_body(
+        &mut self,
+        len: usize,
+        depth: usize,
+        drop_null: bool,
+    ) -> Result<Dict<'a>, Fail> {
         let mut dict = Dict::with_capacity(len.min(16).min(self.buf.len() - self.pos));
         for _ in 0..len {
             let key = match self.read_str() {
@@ -334,7 +353,11 @@ impl<'a> MsgPackReader<'a> {
             Kind::Array(n) | Kind::Map(n) => {
                 self.enter(depth)?;
                 let len = self.length(marker, n, 0x0f)?;
-                let items = if matches!(k, Kind::Map(_)) { len.checked_mul(2) } else { Some(len) };
+                let items = if matches!(k, Kind::Map(_)) {
+                    len.checked_mul(2)
+                } else {
+                    Some(len)
+                };
                 let items = items.ok_or_else(|| self.bad("length too large"))?;
                 for _ in 0..items {
                     self.skip_value(depth + 1)?;
@@ -350,13 +373,15 @@ impl<'a> MsgPackReader<'a> {
 
     /// Whether the value at `pos` is an array / bin / map (without consuming it).
     pub(crate) fn peek_is_array(&self) -> bool {
-        self.peek().is_some_and(|m| matches!(kind(m), Kind::Array(_)))
+        self.peek()
+            .is_some_and(|m| matches!(kind(m), Kind::Array(_)))
     }
 
     /// A bin, or a str (the MessagePack form of a JSON transparent payload that was a plain
     /// string rather than `"\u0000"+base64`).
     pub(crate) fn peek_is_bin_or_str(&self) -> bool {
-        self.peek().is_some_and(|m| matches!(kind(m), Kind::Bin(_) | Kind::Str(_)))
+        self.peek()
+            .is_some_and(|m| matches!(kind(m), Kind::Bin(_) | Kind::Str(_)))
     }
 
     pub(crate) fn peek_is_map(&self) -> bool {
@@ -377,7 +402,10 @@ impl<'a> MsgPackReader<'a> {
                 Integer::UInt(u) => js::uint(out, u),
                 Integer::Int(i) => js::int(out, i),
             },
-            Kind::F32 => js::f64(out, f64::from(f32::from_bits(self.be(4).map_err(fail)? as u32)))?,
+            Kind::F32 => js::f64(
+                out,
+                f64::from(f32::from_bits(self.be(4).map_err(fail)? as u32)),
+            )?,
             Kind::F64 => js::f64(out, f64::from_bits(self.be(8).map_err(fail)?))?,
             Kind::Str(n) => js::str(out, self.str_body(marker, n).map_err(fail)?),
             Kind::Bin(n) => {
@@ -434,7 +462,11 @@ impl<'a> MsgPackReader<'a> {
 
 /// Transcodes `count` concatenated MessagePack elements (a payload span) to comma-separated
 /// JSON elements.
-pub(crate) fn transcode_to_json(raw: &[u8], count: u8, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+pub(crate) fn transcode_to_json(
+    raw: &[u8],
+    count: u8,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
     let mut reader = MsgPackReader::new(raw);
     for index in 0..count {
         if index > 0 {
@@ -443,7 +475,9 @@ pub(crate) fn transcode_to_json(raw: &[u8], count: u8, out: &mut Vec<u8>) -> Res
         reader.emit_json(out, 2)?;
     }
     if reader.pos != raw.len() {
-        return Err(EncodeError::new("payload: unexpected bytes after the last element"));
+        return Err(EncodeError::new(
+            "payload: unexpected bytes after the last element",
+        ));
     }
     Ok(())
 }
@@ -602,24 +636,49 @@ mod tests {
         assert_eq!(read(&[0xd0, 0xff]).unwrap(), Value::Int(-1));
         assert_eq!(read(&[0xff]).unwrap(), Value::Int(-1));
         assert_eq!(read(&[0xe0]).unwrap(), Value::Int(-32));
-        assert_eq!(read(&[0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0]).unwrap(), Value::Int(i64::MIN));
+        assert_eq!(
+            read(&[0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0]).unwrap(),
+            Value::Int(i64::MIN)
+        );
         let mut r = MsgPackReader::new(&[0xd2, 0x00, 0x00, 0x01, 0x00]);
         assert_eq!(r.read_uint().unwrap(), 256);
         let mut r = MsgPackReader::new(&[0xd2, 0xff, 0xff, 0xff, 0xff]);
         assert_eq!(r.read_uint(), Err(Fail::WrongType));
         let mut r = MsgPackReader::new(&[0xc3]);
-        assert_eq!(r.read_uint(), Err(Fail::WrongType), "a bool is never an integer");
+        assert_eq!(
+            r.read_uint(),
+            Err(Fail::WrongType),
+            "a bool is never an integer"
+        );
     }
 
     #[test]
     fn writer_picks_smallest_encoding() {
-        for (v, len) in [(0u64, 1), (127, 1), (128, 2), (255, 2), (256, 3), (65536, 5), (1 << 32, 9)] {
+        for (v, len) in [
+            (0u64, 1),
+            (127, 1),
+            (128, 2),
+            (255, 2),
+            (256, 3),
+            (65536, 5),
+            (1 << 32, 9),
+        ] {
             let mut out = Vec::new();
             write::uint(&mut out, v);
             assert_eq!(out.len(), len, "{v}");
             assert_eq!(read(&out).unwrap(), Value::UInt(v));
         }
-        for v in [-1i64, -32, -33, -128, -129, -32768, -32769, i64::from(i32::MIN) - 1, i64::MIN] {
+        for v in [
+            -1i64,
+            -32,
+            -33,
+            -128,
+            -129,
+            -32768,
+            -32769,
+            i64::from(i32::MIN) - 1,
+            i64::MIN,
+        ] {
             let mut out = Vec::new();
             write::int(&mut out, v);
             assert_eq!(read(&out).unwrap(), Value::Int(v));
@@ -670,9 +729,14 @@ mod tests {
     #[test]
     fn transcode_to_json_values() {
         let mut out = Vec::new();
-        let raw = [0x93, 0xc4, 0x02, 0x01, 0x02, 0xcb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0, 0xa2, b'\n', b'"'];
+        let raw = [
+            0x93, 0xc4, 0x02, 0x01, 0x02, 0xcb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0, 0xa2, b'\n', b'"',
+        ];
         transcode_to_json(&raw, 1, &mut out).unwrap();
-        assert_eq!(std::str::from_utf8(&out).unwrap(), r#"["\u0000AQI=",1.5,"\n\""]"#);
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#"["\u0000AQI=",1.5,"\n\""]"#
+        );
         let nan = [0xcb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 0];
         assert!(transcode_to_json(&nan, 1, &mut Vec::new()).is_err());
     }

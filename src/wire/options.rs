@@ -107,7 +107,10 @@ const CALL_OPTIONS: Table = &[
     ("timeout", Rule::UInt),
 ];
 
-const CANCEL_OPTIONS: Table = &[("mode", Rule::OneOf(CANCEL_MODES)), ("forward_for", Rule::DictList)];
+const CANCEL_OPTIONS: Table = &[
+    ("mode", Rule::OneOf(CANCEL_MODES)),
+    ("forward_for", Rule::DictList),
+];
 
 const INTERRUPT_OPTIONS: Table = &[
     ("mode", Rule::OneOf(CANCEL_MODES)),
@@ -170,7 +173,10 @@ pub fn tables(code: u64) -> &'static [Table] {
 
 /// The rule for `key` in a dict of message type `code`, if the spec knows the key.
 pub fn rule(code: u64, key: &str) -> Option<Rule> {
-    let known = tables(code).iter().flat_map(|t| t.iter()).find(|(known, _)| *known == key);
+    let known = tables(code)
+        .iter()
+        .flat_map(|t| t.iter())
+        .find(|(known, _)| *known == key);
     match known {
         Some((_, rule)) => Some(*rule),
         None if key.starts_with("ppt_") => Some(Rule::Str),
@@ -185,7 +191,9 @@ pub fn check(code: u64, message: &str, field: &str, dict: &Dict<'_>) -> Result<(
         return Ok(());
     }
     for (key, value) in dict.iter() {
-        let Some(rule) = rule(code, key) else { continue };
+        let Some(rule) = rule(code, key) else {
+            continue;
+        };
         if let Err(expected) = check_value(rule, value) {
             return Err(format!("{message}.{field}.{key} must be {expected}"));
         }
@@ -200,13 +208,20 @@ fn check_value(rule: Rule, value: &Value<'_>) -> Result<(), String> {
         Rule::UInt => matches!(value, Value::UInt(_)),
         Rule::Str => matches!(value, Value::Str(_)),
         Rule::Dict => matches!(value, Value::Dict(_)),
-        Rule::IdList => value
+        Rule::IdList => value.as_list().is_some_and(|l| {
+            l.iter()
+                .all(|v| matches!(v, Value::UInt(id) if is_valid_id(*id)))
+        }),
+        Rule::StrList => value
             .as_list()
-            .is_some_and(|l| l.iter().all(|v| matches!(v, Value::UInt(id) if is_valid_id(*id)))),
-        Rule::StrList => value.as_list().is_some_and(|l| l.iter().all(|v| matches!(v, Value::Str(_)))),
-        Rule::DictList => value.as_list().is_some_and(|l| l.iter().all(|v| matches!(v, Value::Dict(_)))),
+            .is_some_and(|l| l.iter().all(|v| matches!(v, Value::Str(_)))),
+        Rule::DictList => value
+            .as_list()
+            .is_some_and(|l| l.iter().all(|v| matches!(v, Value::Dict(_)))),
         Rule::OneOf(choices) => value.as_str().is_some_and(|s| choices.contains(&s)),
-        Rule::EncAlgo => value.as_str().is_some_and(|s| ENC_ALGOS.contains(&s) || s.starts_with("x_")),
+        Rule::EncAlgo => value
+            .as_str()
+            .is_some_and(|s| ENC_ALGOS.contains(&s) || s.starts_with("x_")),
     };
     if ok {
         return Ok(());
@@ -244,16 +259,27 @@ mod tests {
         assert_eq!(err, "PUBLISH.Options.acknowledge must be a bool");
         let bad = dict(vec![("timeout", Value::Bool(true))]);
         assert!(check(CALL, "CALL", "Options", &bad).is_err());
-        let good = dict(vec![("timeout", Value::UInt(0)), ("receive_progress", Value::Bool(false))]);
+        let good = dict(vec![
+            ("timeout", Value::UInt(0)),
+            ("receive_progress", Value::Bool(false)),
+        ]);
         assert!(check(CALL, "CALL", "Options", &good).is_ok());
     }
 
     #[test]
     fn lists_check_their_items() {
-        let bad = dict(vec![("exclude", Value::List(vec![Value::UInt(1), Value::UInt(0)]))]);
+        let bad = dict(vec![(
+            "exclude",
+            Value::List(vec![Value::UInt(1), Value::UInt(0)]),
+        )]);
         assert!(check(PUBLISH, "PUBLISH", "Options", &bad).is_err());
-        let bad = dict(vec![("eligible_authrole", Value::List(vec![Value::UInt(1)]))]);
-        assert!(check(PUBLISH, "PUBLISH", "Options", &bad).unwrap_err().contains("eligible_authrole"));
+        let bad = dict(vec![(
+            "eligible_authrole",
+            Value::List(vec![Value::UInt(1)]),
+        )]);
+        assert!(check(PUBLISH, "PUBLISH", "Options", &bad)
+            .unwrap_err()
+            .contains("eligible_authrole"));
     }
 
     #[test]
@@ -263,8 +289,13 @@ mod tests {
         let bad = dict(vec![("mode", "kill_now".into())]);
         assert!(check(INTERRUPT, "INTERRUPT", "Options", &bad).is_err());
         let bad = dict(vec![("ppt_scheme", Value::UInt(1))]);
-        assert!(check(CALL, "CALL", "Options", &bad).unwrap_err().contains("ppt_scheme"));
-        let ok = dict(vec![("enc_algo", "x_mine".into()), ("unknown_key", Value::UInt(3))]);
+        assert!(check(CALL, "CALL", "Options", &bad)
+            .unwrap_err()
+            .contains("ppt_scheme"));
+        let ok = dict(vec![
+            ("enc_algo", "x_mine".into()),
+            ("unknown_key", Value::UInt(3)),
+        ]);
         assert!(check(EVENT, "EVENT", "Details", &ok).is_ok());
     }
 }

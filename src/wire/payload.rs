@@ -47,7 +47,11 @@ pub fn payload_from_args(
         }
         count = 2;
     }
-    Ok(OwnedPayload { ser, count, raw: Bytes::from(raw) })
+    Ok(OwnedPayload {
+        ser,
+        count,
+        raw: Bytes::from(raw),
+    })
 }
 
 /// Builds a transparent payload (payload pass-through / E2E encryption): one binary element.
@@ -57,12 +61,20 @@ pub fn payload_from_binary(ser: Serializer, bytes: &[u8]) -> OwnedPayload {
         Serializer::Json => json::write::bin(&mut raw, bytes),
         Serializer::MsgPack => msgpack::write::bin(&mut raw, bytes),
     }
-    OwnedPayload { ser, count: 1, raw: Bytes::from(raw) }
+    OwnedPayload {
+        ser,
+        count: 1,
+        raw: Bytes::from(raw),
+    }
 }
 
 /// Writes the payload's elements in `to` format: JSON elements separated by `,` (no leading
 /// comma), MessagePack elements concatenated. Same serializer: the raw bytes unchanged.
-pub fn transcode_payload(p: &Payload<'_>, to: Serializer, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+pub fn transcode_payload(
+    p: &Payload<'_>,
+    to: Serializer,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
     let start = out.len();
     let result = match (p.ser, to) {
         _ if p.count == 0 => Ok(()),
@@ -82,7 +94,10 @@ pub fn transcode_payload(p: &Payload<'_>, to: Serializer, out: &mut Vec<u8>) -> 
 
 #[cold]
 fn payload_error(fail: Fail) -> DecodeError {
-    DecodeError { code: None, message: format!("payload: {}", fail.describe()) }
+    DecodeError {
+        code: None,
+        message: format!("payload: {}", fail.describe()),
+    }
 }
 
 /// Reads the payload's elements as values (at most two).
@@ -95,7 +110,9 @@ fn payload_elements<'a>(p: &Payload<'a>) -> Result<Vec<Value<'a>>, DecodeError> 
                 r.skip_ws();
                 if index > 0 {
                     if r.peek() != Some(b',') {
-                        return Err(payload_error(r.bad("',' expected between payload elements")));
+                        return Err(payload_error(
+                            r.bad("',' expected between payload elements"),
+                        ));
                     }
                     r.pos += 1;
                     r.skip_ws();
@@ -122,7 +139,9 @@ fn payload_elements<'a>(p: &Payload<'a>) -> Result<Vec<Value<'a>>, DecodeError> 
 
 /// Decodes a list/dict payload into (Arguments, ArgumentsKw). A missing Arguments is an empty
 /// list. A transparent (binary) payload is an error here: use [`transparent_payload`].
-pub fn decode_payload_values<'a>(p: &Payload<'a>) -> Result<(Vec<Value<'a>>, Option<Dict<'a>>), DecodeError> {
+pub fn decode_payload_values<'a>(
+    p: &Payload<'a>,
+) -> Result<(Vec<Value<'a>>, Option<Dict<'a>>), DecodeError> {
     let mut elements = payload_elements(p)?.into_iter();
     let args = match elements.next() {
         None => Vec::new(),
@@ -138,7 +157,10 @@ pub fn decode_payload_values<'a>(p: &Payload<'a>) -> Result<(Vec<Value<'a>>, Opt
         None => None,
         Some(Value::Dict(dict)) => Some(dict),
         Some(_) => {
-            return Err(DecodeError { code: None, message: "payload: ArgumentsKw is not a dict".to_owned() })
+            return Err(DecodeError {
+                code: None,
+                message: "payload: ArgumentsKw is not a dict".to_owned(),
+            })
         }
     };
     Ok((args, kwargs))
@@ -148,14 +170,7 @@ pub fn decode_payload_values<'a>(p: &Payload<'a>) -> Result<(Vec<Value<'a>>, Opt
 /// `Some(Value::Bin)` (or `Some(Value::Str)` for a JSON string that is not `"\u0000"`-prefixed),
 /// `None` when the payload is empty or a normal list payload.
 pub fn transparent_payload<'a>(p: &Payload<'a>) -> Result<Option<Value<'a>>, DecodeError> {
-    if p.count != 1 {
-        return Ok(None);
-    }
-    let is_list = match p.ser {
-        Serializer::Json => p.raw.first() == Some(&b'['),
-        Serializer::MsgPack => p.raw.first().is_some_and(|&m| (0x90..=0x9f).contains(&m) || m == 0xdc || m == 0xdd),
-    };
-    if is_list {
+    if !p.is_transparent() {
         return Ok(None);
     }
     Ok(payload_elements(p)?.into_iter().next())
@@ -169,8 +184,18 @@ mod tests {
     fn empty_parts_are_omitted() {
         for ser in Serializer::ALL {
             assert_eq!(payload_from_args(ser, &[], None).unwrap().count, 0);
-            assert_eq!(payload_from_args(ser, &[], Some(&Dict::new())).unwrap().count, 0);
-            assert_eq!(payload_from_args(ser, &[Value::UInt(1)], None).unwrap().count, 1);
+            assert_eq!(
+                payload_from_args(ser, &[], Some(&Dict::new()))
+                    .unwrap()
+                    .count,
+                0
+            );
+            assert_eq!(
+                payload_from_args(ser, &[Value::UInt(1)], None)
+                    .unwrap()
+                    .count,
+                1
+            );
             let mut kw = Dict::new();
             kw.insert("a", Value::Bool(true));
             let p = payload_from_args(ser, &[], Some(&kw)).unwrap();
@@ -193,8 +218,15 @@ mod tests {
             for to in Serializer::ALL {
                 let mut raw = Vec::new();
                 transcode_payload(&p.as_payload(), to, &mut raw).unwrap();
-                let q = Payload { ser: to, count: 1, raw: &raw };
-                assert_eq!(transparent_payload(&q).unwrap().unwrap(), Value::Bin(bytes.to_vec().into()));
+                let q = Payload {
+                    ser: to,
+                    count: 1,
+                    raw: &raw,
+                };
+                assert_eq!(
+                    transparent_payload(&q).unwrap().unwrap(),
+                    Value::Bin(bytes.to_vec().into())
+                );
             }
         }
     }

@@ -75,9 +75,17 @@ mod tests {
     fn regexes_of_digest_section_4() {
         for &(uri, loose, loose_empty, strict, strict_empty) in CASES {
             assert_eq!(validate_uri(uri, false, false), loose, "loose {uri:?}");
-            assert_eq!(validate_uri(uri, false, true), loose_empty, "loose+empty {uri:?}");
+            assert_eq!(
+                validate_uri(uri, false, true),
+                loose_empty,
+                "loose+empty {uri:?}"
+            );
             assert_eq!(validate_uri(uri, true, false), strict, "strict {uri:?}");
-            assert_eq!(validate_uri(uri, true, true), strict_empty, "strict+empty {uri:?}");
+            assert_eq!(
+                validate_uri(uri, true, true),
+                strict_empty,
+                "strict+empty {uri:?}"
+            );
         }
     }
 }

@@ -115,11 +115,15 @@ pub struct Dict<'a> {
 
 impl<'a> Dict<'a> {
     pub const fn new() -> Self {
-        Dict { entries: Vec::new() }
+        Dict {
+            entries: Vec::new(),
+        }
     }
 
     pub fn with_capacity(n: usize) -> Self {
-        Dict { entries: Vec::with_capacity(n) }
+        Dict {
+            entries: Vec::with_capacity(n),
+        }
     }
 
     pub fn len(&self) -> usize {

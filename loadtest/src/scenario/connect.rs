@@ -46,7 +46,7 @@ pub async fn cycler(ctx: Rc<ThreadCtx>, _index: usize) {
                     stats.record_latency(ended - began, measured);
                     stats.counts.ok += u64::from(measured);
                 }
-                Err(e) => stats.record_error(&e.uri(), measured),
+                Err(e) => stats.record_op_error(&e.uri(), measured),
             }
         }
         if failed {
@@ -104,7 +104,7 @@ pub async fn holder(ctx: Rc<ThreadCtx>, index: usize) {
         Some(e) => ctx
             .stats
             .borrow_mut()
-            .record_error(&format!("{} (held session)", e.uri()), false),
+            .record_error(&format!("{} (held session)", e.uri())),
         None => ctx.close_session(link, phases.close_end).await,
     }
 }

@@ -164,6 +164,7 @@ pub struct Run {
     pub cpus: Option<Vec<usize>>,
     pub router_pid: Option<u32>,
     pub quiet: bool,
+    pub spin_before_park: Option<Duration>,
 }
 
 /// Coordination between the threads of one run.
@@ -258,7 +259,7 @@ impl ThreadCtx {
 
     /// Records a setup failure: the run is aborted with this message.
     pub fn setup_failed(&self, what: &str, error: &LinkError) {
-        self.stats.borrow_mut().record_error(&error.uri(), false);
+        self.stats.borrow_mut().record_error(&error.uri());
         self.shared.setup_failures.fetch_add(1, Ordering::AcqRel);
         if let Ok(mut first) = self.shared.first_failure.lock() {
             first.get_or_insert_with(|| format!("{what}: {error}"));
@@ -299,7 +300,7 @@ impl ThreadCtx {
         if let Err(e) = link.leave(deadline).await {
             self.stats
                 .borrow_mut()
-                .record_error(&format!("{} (leaving)", e.uri()), false);
+                .record_error(&format!("{} (leaving)", e.uri()));
         }
     }
 }
@@ -416,9 +417,12 @@ pub fn execute(run: Run) -> Result<Outcome, String> {
     let shared = Arc::new(Shared::new(&run, setup_deadline));
     let threads = {
         let (run, shared) = (run.clone(), shared.clone());
-        runtime::spawn_executors(run.threads, run.cpus.clone().as_deref(), move |index| {
-            thread_main(index, run.clone(), shared.clone())
-        })?
+        runtime::spawn_executors(
+            run.threads,
+            run.cpus.clone().as_deref(),
+            run.spin_before_park,
+            move |index| thread_main(index, run.clone(), shared.clone()),
+        )?
     };
 
     // Setup barrier: every session established, or a failure, or the timeout.

@@ -179,7 +179,7 @@ pub async fn publisher(ctx: Rc<ThreadCtx>, index: usize) {
                     ..
                 }) => match in_flight.take(request) {
                     Some(publish) => {
-                        stats.record_error(&error, publish.measured);
+                        stats.record_op_error(&error, publish.measured);
                         refused_measured += u64::from(publish.measured);
                     }
                     None => unexpected(&mut stats, "wampload.unexpected_error"),
@@ -209,13 +209,13 @@ pub async fn publisher(ctx: Rc<ThreadCtx>, index: usize) {
         };
         for publish in in_flight.drain() {
             // Unacknowledged, not refused: it may still have been delivered, so it stays expected.
-            stats.record_error(unfinished, publish.measured);
+            stats.record_op_error(unfinished, publish.measured);
         }
         if let Some(schedule) = &schedule {
             stats.counts.unsent += schedule.untaken_in(phases.warmup_end, phases.measure_end);
         }
         if let Some(e) = &failure {
-            stats.record_error(&e.uri(), false);
+            stats.record_error(&e.uri());
         }
     }
     ctx.shared.expected_per_subscriber.fetch_add(
@@ -349,7 +349,7 @@ pub async fn subscriber(ctx: Rc<ThreadCtx>, index: usize) {
         let mut stats = ctx.stats.borrow_mut();
         stats.subscriber_received.push(received);
         if let Some(e) = &failure {
-            stats.record_error(&format!("{} (subscriber)", e.uri()), false);
+            stats.record_error(&format!("{} (subscriber)", e.uri()));
         }
     }
     if failure.is_none() {
@@ -369,5 +369,5 @@ pub fn finish_accounting(stats: &mut ThreadStats, shared: &Shared) {
 
 fn unexpected(stats: &mut ThreadStats, uri: &str) {
     stats.counts.protocol_errors += 1;
-    stats.record_error(uri, false);
+    stats.record_error(uri);
 }

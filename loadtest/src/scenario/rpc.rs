@@ -153,7 +153,7 @@ pub async fn caller(ctx: Rc<ThreadCtx>, index: usize) {
                     error,
                     ..
                 }) => match in_flight.take(request) {
-                    Some(call) => stats.record_error(&error, call.measured),
+                    Some(call) => stats.record_op_error(&error, call.measured),
                     None => unexpected(&mut stats, "wampload.unexpected_error"),
                 },
                 Ok(Message::Abort { reason, .. }) => {
@@ -179,13 +179,13 @@ pub async fn caller(ctx: Rc<ThreadCtx>, index: usize) {
             "wampload.timeout"
         };
         for call in in_flight.drain() {
-            stats.record_error(unfinished, call.measured);
+            stats.record_op_error(unfinished, call.measured);
         }
         if let Some(schedule) = &schedule {
             stats.counts.unsent += schedule.untaken_in(phases.warmup_end, phases.measure_end);
         }
         if let Some(e) = &failure {
-            stats.record_error(&e.uri(), false);
+            stats.record_error(&e.uri());
         }
     }
     ctx.shared.callers_done.fetch_add(1, Ordering::AcqRel);
@@ -301,7 +301,7 @@ pub async fn callee(ctx: Rc<ThreadCtx>, index: usize) {
         Some(e) => ctx
             .stats
             .borrow_mut()
-            .record_error(&format!("{} (callee)", e.uri()), false),
+            .record_error(&format!("{} (callee)", e.uri())),
         None => ctx.close_session(link, phases.close_end).await,
     }
 }
@@ -309,5 +309,5 @@ pub async fn callee(ctx: Rc<ThreadCtx>, index: usize) {
 /// A message the generator cannot attribute to an operation: counted, never fatal.
 fn unexpected(stats: &mut crate::stats::ThreadStats, uri: &str) {
     stats.counts.protocol_errors += 1;
-    stats.record_error(uri, false);
+    stats.record_error(uri);
 }

@@ -1,0 +1,240 @@
+//! End-to-end checks of the generator against a real wampring router, about a second each:
+//! the counts a scenario reports must add up exactly (every call ends as one result or one
+//! error; a lossless router delivers every expected event once), and the report carries the
+//! documented keys.
+
+mod common;
+
+use common::{count, run_load, run_report, Router};
+use std::time::Duration;
+
+const SHORT: [&str; 4] = ["--duration", "1s", "--warmup", "300ms"];
+
+fn with<'a>(base: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+    base.iter()
+        .chain(SHORT.iter())
+        .chain(extra.iter())
+        .copied()
+        .collect()
+}
+
+#[test]
+fn rpc_closed_loop_counts_add_up() {
+    let router = Router::start();
+    let pid = router.pid().to_string();
+    let report = run_report(
+        &with(
+            &["rpc", "--url", &router.ws_url],
+            &[
+                "--callers",
+                "2",
+                "--window",
+                "4",
+                "--payload",
+                "100",
+                "--router-pid",
+                &pid,
+            ],
+        ),
+        router.dir.path(),
+    );
+    let (sent, ok, errors) = (
+        count(&report, "sent"),
+        count(&report, "ok"),
+        count(&report, "errors"),
+    );
+    assert!(sent > 0, "{report}");
+    assert_eq!(sent, ok + errors, "{report}");
+    assert_eq!(errors, 0, "{report}");
+    assert_eq!(report["latency_samples"].as_u64().unwrap(), ok);
+    assert!(count(&report, "invocations") >= ok);
+    for key in ["p50", "p90", "p99", "p999", "max"] {
+        assert!(report[key].as_f64().unwrap() > 0.0, "{key} in {report}");
+    }
+    assert!(report["p50"].as_f64() <= report["p99"].as_f64());
+    assert!(report["p99"].as_f64() <= report["max"].as_f64());
+    assert_eq!(report["scenario"], "rpc");
+    assert_eq!(report["router_url"], router.ws_url.as_str());
+    assert_eq!(report["serializer"], "json");
+    assert_eq!(report["mode"], "closed");
+    assert!(report["achieved"].as_f64().unwrap() > 0.0);
+    assert!(report["offered"].as_f64().unwrap() >= report["achieved"].as_f64().unwrap());
+    assert!(
+        report["cpu"]["generator_us_per_op"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
+    assert!(report["cpu"]["router_cpu_s"].as_f64().is_some(), "{report}");
+}
+
+#[test]
+fn rpc_open_loop_over_rawsocket_msgpack_counts_add_up() {
+    let router = Router::start();
+    let report = run_report(
+        &with(
+            &["rpc", "--url", &router.rs_url, "--serializer", "msgpack"],
+            &["--callers", "2", "--rate", "300", "--threads", "2"],
+        ),
+        router.dir.path(),
+    );
+    let (sent, ok, errors, unsent) = (
+        count(&report, "sent"),
+        count(&report, "ok"),
+        count(&report, "errors"),
+        count(&report, "unsent"),
+    );
+    assert_eq!(sent, ok + errors, "{report}");
+    assert_eq!(errors, 0, "{report}");
+    // 2 callers x 300/s x 1 s are due in the window: all sent (none behind schedule) give or
+    // take the one at the window's edge.
+    assert!((599..=601).contains(&(sent + unsent)), "{report}");
+    assert!(unsent <= 2, "{report}");
+    assert_eq!(report["mode"], "open");
+    assert_eq!(report["serializer"], "msgpack");
+    assert_eq!(report["transport"], "rawsocket");
+}
+
+#[test]
+fn rpc_errors_are_counted_by_uri() {
+    let router = Router::start();
+    let report = run_report(
+        &with(
+            &["rpc", "--url", &router.ws_url],
+            &["--procedure", "com.example.missing", "--window", "2"],
+        ),
+        router.dir.path(),
+    );
+    let (sent, ok, errors) = (
+        count(&report, "sent"),
+        count(&report, "ok"),
+        count(&report, "errors"),
+    );
+    assert!(sent > 0);
+    assert_eq!(ok, 0, "{report}");
+    assert_eq!(sent, errors, "{report}");
+    assert_eq!(
+        report["errors"]["wamp.error.no_such_procedure"].as_u64(),
+        Some(errors),
+        "{report}"
+    );
+}
+
+#[test]
+fn pubsub_acknowledged_fanout_is_lossless_and_without_duplicates() {
+    let router = Router::start();
+    let report = run_report(
+        &with(
+            &["pubsub", "--url", &router.ws_url],
+            &[
+                "--acknowledge",
+                "--window",
+                "8",
+                "--subscribers",
+                "3",
+                "--payload",
+                "64",
+            ],
+        ),
+        router.dir.path(),
+    );
+    let sent = count(&report, "sent");
+    assert!(sent > 0, "{report}");
+    assert_eq!(
+        count(&report, "ok"),
+        sent,
+        "every publish acknowledged: {report}"
+    );
+    assert_eq!(count(&report, "expected"), 3 * sent, "{report}");
+    assert_eq!(
+        count(&report, "received"),
+        count(&report, "expected"),
+        "{report}"
+    );
+    assert_eq!(count(&report, "lost"), 0, "{report}");
+    assert_eq!(count(&report, "duplicated"), 0, "{report}");
+    assert_eq!(
+        report["latency_samples"].as_u64().unwrap(),
+        count(&report, "received")
+    );
+    assert_eq!(report["scenario"], "pubsub");
+}
+
+#[test]
+fn pubsub_open_loop_without_acknowledge_is_lossless() {
+    let router = Router::start();
+    let report = run_report(
+        &with(
+            &["pubsub", "--url", &router.rs_url],
+            &[
+                "--rate",
+                "400",
+                "--publishers",
+                "2",
+                "--subscribers",
+                "2",
+                "--threads",
+                "2",
+            ],
+        ),
+        router.dir.path(),
+    );
+    let sent = count(&report, "sent");
+    assert!(
+        (799..=801).contains(&(sent + count(&report, "unsent"))),
+        "{report}"
+    );
+    assert_eq!(count(&report, "expected"), 2 * sent, "{report}");
+    assert_eq!(count(&report, "received"), 2 * sent, "{report}");
+    assert_eq!(
+        (count(&report, "lost"), count(&report, "duplicated")),
+        (0, 0),
+        "{report}"
+    );
+}
+
+#[test]
+fn connect_cycles_and_held_sessions() {
+    let router = Router::start();
+    let pid = router.pid().to_string();
+    let report = run_report(
+        &with(
+            &["connect", "--url", &router.ws_url],
+            &["--connections", "2", "--hold", "20", "--router-pid", &pid],
+        ),
+        router.dir.path(),
+    );
+    let (sent, ok, errors) = (
+        count(&report, "sent"),
+        count(&report, "ok"),
+        count(&report, "errors"),
+    );
+    assert!(ok > 0, "{report}");
+    assert_eq!(sent, ok + errors, "{report}");
+    assert_eq!(count(&report, "held"), 20, "{report}");
+    let memory = &report["router_memory"];
+    assert_eq!(memory["held_sessions"].as_u64(), Some(20), "{report}");
+    assert!(memory["rss_held_bytes"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn unreachable_router_fails_setup_quickly_with_a_message() {
+    let port = common::free_port();
+    let url = format!("ws://127.0.0.1:{port}/ws");
+    let output = run_load(
+        &[
+            "rpc",
+            "--url",
+            &url,
+            "--duration",
+            "1s",
+            "--setup-timeout",
+            "2s",
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("setup failed") && stderr.contains("connect"),
+        "{stderr}"
+    );
+}
