@@ -63,6 +63,8 @@ pub struct CommonArgs {
     /// Router URL: ws://HOST:PORT/PATH (WebSocket) or rs://HOST:PORT (RawSocket).
     #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
     pub url: String,
+    /// WAMP serializer (WebSocket subprotocol wamp.2.json / wamp.2.msgpack, or the RawSocket
+    /// serializer id).
     #[arg(long, value_enum, default_value_t = SerializerArg::Json)]
     pub serializer: SerializerArg,
     /// Realm to join (anonymous authentication).
