@@ -82,6 +82,7 @@ impl Sim {
                     }
                 }
                 Action::Close { session } => assert!(self.closed.insert(session), "second Close"),
+                Action::Peer { to, .. } => panic!("a single-shard router addressed shard {to}"),
             }
         }
     }

@@ -116,6 +116,7 @@ impl Harness {
                         "second Close of {session:?}"
                     );
                 }
+                Action::Peer { to, .. } => panic!("a single-shard router addressed shard {to}"),
             }
         }
     }

@@ -34,6 +34,7 @@ mod dealer;
 mod handshake;
 mod ids;
 mod outbox;
+mod peer;
 mod pubsub;
 mod realm;
 mod rpc;
@@ -70,7 +71,16 @@ pub enum Action {
     /// Flush what was queued for the session, then close its transport. The router has already
     /// forgotten the session (or will ignore anything more from it).
     Close { session: SessionKey },
+    /// Deliver `msg` to shard `to` (never this shard) through the one FIFO channel from this
+    /// shard to `to`; the runtime there calls [`Router::handle_peer`] with `from` = this shard.
+    /// The runtime must never drop or reorder these (overflow is queued, not discarded).
+    Peer { to: ShardId, msg: ShardMsg },
 }
+
+/// Index of a shard, in `0..shards`.
+pub type ShardId = usize;
+
+pub use peer::ShardMsg;
 
 /// URI validation strictness (digest §4).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
@@ -187,10 +197,22 @@ pub struct Router {
     welcome_roles: Dict<'static>,
     shutting_down: bool,
     stats: RouterStats,
+    /// This router's shard index and the number of shards.
+    shard: ShardId,
+    shards: usize,
 }
 
 impl Router {
+    /// A single-shard router (every table is local).
     pub fn new(config: RouterConfig, seed: u64) -> Router {
+        Router::new_shard(config, seed, 0, 1)
+    }
+
+    /// The router of shard `shard` out of `shards` (DESIGN.md "Ownership and routing across
+    /// shards"): it owns the sessions its runtime opens, and talks to the other shards only
+    /// through [`Action::Peer`] / [`Router::handle_peer`].
+    pub fn new_shard(config: RouterConfig, seed: u64, shard: ShardId, shards: usize) -> Router {
+        assert!(shards >= 1 && shard < shards, "shard {shard} out of {shards}");
         let realms = Realms::new(config.realms.iter().map(|realm| realm.name.as_str()));
         Router {
             config,
@@ -204,6 +226,8 @@ impl Router {
             welcome_roles: handshake::welcome_roles(),
             shutting_down: false,
             stats: RouterStats::default(),
+            shard,
+            shards,
         }
     }
 
@@ -285,6 +309,18 @@ impl Router {
             }
             out.push(Action::Close { session });
         }
+    }
+
+    /// Handles a message another shard's router sent to this one (see [`Action::Peer`]).
+    pub fn handle_peer(
+        &mut self,
+        from: ShardId,
+        msg: ShardMsg,
+        now: Millis,
+        out: &mut Vec<Action>,
+    ) {
+        let _ = (from, now, out, self.shard, self.shards);
+        match msg.kind {}
     }
 
     /// Sessions currently open (awaiting HELLO, established, or closing).
