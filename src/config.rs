@@ -35,6 +35,9 @@ pub mod bounds {
     pub const MAX_CONNECTIONS_PER_SHARD: usize = 1_000_000;
     pub const MAX_SPIN_BEFORE_PARK_US: u64 = 1_000_000;
     pub const MAX_CORES: usize = 1024;
+    /// Messages one shard-to-shard channel holds. A power of two (the ring's real size).
+    pub const MIN_PEER_CHANNEL_CAPACITY: usize = 16;
+    pub const MAX_PEER_CHANNEL_CAPACITY: usize = 1 << 20;
 }
 
 /// A configuration that could not be read, parsed or validated. The text names the file and
@@ -81,15 +84,53 @@ pub struct LimitsConfig {
 /// Executor tuning knobs (see `tuning/`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RuntimeConfig {
-    /// Microseconds an idle executor busy-polls before sleeping; 0 disables spinning.
+    /// Microseconds an idle executor busy-polls before sleeping; 0 disables spinning. Takes
+    /// effect because shards are pinned (glommio ignores it for unpinned executors).
     pub spin_before_park_us: u64,
+    /// Messages each channel between two shards holds before the sender queues them locally.
+    /// A power of two.
+    pub peer_channel_capacity: usize,
+}
+
+/// How accepted connections are spread over the shards.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub enum ShardPlacement {
+    /// Every shard listens on every port (SO_REUSEPORT); the kernel hashes each connection to
+    /// one of them. No hand-off, no single accepting core.
+    #[default]
+    Kernel,
+    /// Shard 0 alone accepts and hands the N-th accepted connection (0-based, over all
+    /// listeners, in accept order) to shard N % cores. Deterministic: for tests and operators
+    /// who want sessions on chosen shards.
+    RoundRobin,
+}
+
+impl ShardPlacement {
+    /// The config/CLI spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            ShardPlacement::Kernel => "kernel",
+            ShardPlacement::RoundRobin => "round-robin",
+        }
+    }
+
+    /// Parses the config/CLI spelling.
+    pub fn from_name(name: &str) -> Option<ShardPlacement> {
+        match name {
+            "kernel" => Some(ShardPlacement::Kernel),
+            "round-robin" => Some(ShardPlacement::RoundRobin),
+            _ => None,
+        }
+    }
 }
 
 /// A complete, validated configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Requested shard count (only 1 runs for now; see `main.rs`).
-    pub cores: usize,
+    /// Shard count; `None`: one per CPU this process may run on (its affinity mask).
+    pub cores: Option<usize>,
+    /// How connections are spread over the shards.
+    pub placement: ShardPlacement,
     /// Log filter from the file, used when neither `--log-level` nor `RUST_LOG` is set.
     pub log_level: Option<String>,
     pub listeners: Vec<ListenerConfig>,
@@ -133,6 +174,8 @@ fn describe_toml_error(error: &toml::de::Error) -> String {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     cores: Option<usize>,
+    #[serde(default)]
+    placement: RawPlacement,
     log_level: Option<String>,
     #[serde(default, rename = "listener")]
     listeners: Vec<RawListener>,
@@ -144,6 +187,14 @@ struct RawConfig {
     runtime: RawRuntime,
     #[serde(default, rename = "realm")]
     realms: Vec<RawRealm>,
+}
+
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+enum RawPlacement {
+    #[default]
+    Kernel,
+    RoundRobin,
 }
 
 #[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,10 +257,20 @@ struct RawRouter {
     strict_request_ids: bool,
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields, default)]
 struct RawRuntime {
     spin_before_park_us: u64,
+    peer_channel_capacity: usize,
+}
+
+impl Default for RawRuntime {
+    fn default() -> Self {
+        RawRuntime {
+            spin_before_park_us: 0,
+            peer_channel_capacity: 4096,
+        }
+    }
 }
 
 #[derive(Deserialize, Debug)]
@@ -258,7 +319,14 @@ fn uri_problem(uri: &str, check: UriCheck) -> Option<&'static str> {
 
 impl RawConfig {
     fn validate(self) -> Result<Config, ConfigError> {
-        let cores = check_range("cores", self.cores.unwrap_or(1), 1, bounds::MAX_CORES)?;
+        let cores = match self.cores {
+            Some(cores) => Some(check_range("cores", cores, 1, bounds::MAX_CORES)?),
+            None => None,
+        };
+        let placement = match self.placement {
+            RawPlacement::Kernel => ShardPlacement::Kernel,
+            RawPlacement::RoundRobin => ShardPlacement::RoundRobin,
+        };
 
         if let Some(level) = &self.log_level {
             if let Err(e) = tracing_subscriber::EnvFilter::try_new(level) {
@@ -301,7 +369,19 @@ impl RawConfig {
                 0,
                 bounds::MAX_SPIN_BEFORE_PARK_US,
             )?,
+            peer_channel_capacity: check_range(
+                "runtime.peer_channel_capacity",
+                self.runtime.peer_channel_capacity,
+                bounds::MIN_PEER_CHANNEL_CAPACITY,
+                bounds::MAX_PEER_CHANNEL_CAPACITY,
+            )?,
         };
+        if !runtime.peer_channel_capacity.is_power_of_two() {
+            return Err(ConfigError(format!(
+                "runtime.peer_channel_capacity: {} is not a power of two (e.g. 4096)",
+                runtime.peer_channel_capacity
+            )));
+        }
 
         if self.listeners.is_empty() {
             return Err(ConfigError(
@@ -362,6 +442,7 @@ impl RawConfig {
 
         Ok(Config {
             cores,
+            placement,
             log_level: self.log_level,
             listeners,
             limits,
@@ -487,7 +568,9 @@ mod tests {
     #[test]
     fn embedded_default_parses_to_the_documented_setup() {
         let config = Config::from_toml_str(DEFAULT_CONFIG_TOML).unwrap();
-        assert_eq!(config.cores, 1);
+        assert_eq!(config.cores, None);
+        assert_eq!(config.placement, ShardPlacement::Kernel);
+        assert_eq!(config.runtime.peer_channel_capacity, 4096);
         assert_eq!(config.listeners.len(), 2);
         let ws = &config.listeners[0];
         assert_eq!(ws.kind, TransportKind::WebSocket);
@@ -635,6 +718,10 @@ name = "realm1"
             (format!("{MINIMAL}[limits]\nmax_connections_per_shard = 0\n"), "limits.max_connections_per_shard"),
             (format!("{MINIMAL}[runtime]\nspin_before_park_us = 5000000\n"), "runtime.spin_before_park_us"),
             (format!("cores = 0\n{MINIMAL}"), "cores"),
+            (format!("cores = 1025\n{MINIMAL}"), "cores"),
+            (format!("{MINIMAL}[runtime]\npeer_channel_capacity = 8\n"), "runtime.peer_channel_capacity"),
+            (format!("{MINIMAL}[runtime]\npeer_channel_capacity = 2097152\n"), "runtime.peer_channel_capacity"),
+            (format!("{MINIMAL}[runtime]\npeer_channel_capacity = 5000\n"), "runtime.peer_channel_capacity"),
             (format!("log_level = \"info,,=[\"\n{MINIMAL}"), "log_level"),
             (format!("{MINIMAL}[[realm]]\nname = \"r\"\n"), "realm[1].name"),
             (format!("{MINIMAL}[[realm]]\nname = \"a..b\"\n"), "realm[1].name"),
@@ -669,5 +756,35 @@ name = "realm1"
         assert!(e.contains("max_outbound_bytes"), "{e}");
         let e = error_of(&format!("{MINIMAL}[limits]\nmax_outbound_bytes = -1\n"));
         assert!(e.contains("max_outbound_bytes"), "{e}");
+    }
+
+    #[test]
+    fn shard_keys_parse() {
+        let config = Config::from_toml_str(&format!(
+            "cores = 2\nplacement = \"round-robin\"\n{MINIMAL}[runtime]\npeer_channel_capacity = 1024\nspin_before_park_us = 50\n"
+        ))
+        .unwrap();
+        assert_eq!(config.cores, Some(2));
+        assert_eq!(config.placement, ShardPlacement::RoundRobin);
+        assert_eq!(config.runtime.peer_channel_capacity, 1024);
+        assert_eq!(config.runtime.spin_before_park_us, 50);
+        let config = Config::from_toml_str(&format!("placement = \"kernel\"\n{MINIMAL}")).unwrap();
+        assert_eq!(config.placement, ShardPlacement::Kernel);
+        assert_eq!(config.cores, None);
+    }
+
+    #[test]
+    fn bad_placement_is_named() {
+        let e = error_of(&format!("placement = \"roundrobin\"\n{MINIMAL}"));
+        assert!(e.contains("placement") && e.contains("roundrobin"), "{e}");
+        assert!(e.contains("round-robin") && e.contains("kernel"), "{e}");
+    }
+
+    #[test]
+    fn placement_names_round_trip() {
+        for placement in [ShardPlacement::Kernel, ShardPlacement::RoundRobin] {
+            assert_eq!(ShardPlacement::from_name(placement.name()), Some(placement));
+        }
+        assert_eq!(ShardPlacement::from_name("random"), None);
     }
 }

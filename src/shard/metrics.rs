@@ -1,13 +1,14 @@
 //! Per-shard counters: what one shard accepted, moved and dropped. Plain numbers in a struct
 //! the shard owns (no atomics: one shard, one thread); summed across shards and logged at
 //! shutdown. Every bound the runtime enforces (outbound queue, handshake timeout, connection
-//! limit) has a counter here, so a policy that fires is visible.
+//! limit, full shard-to-shard channel) has a counter here, so a policy that fires is visible.
 
 use std::fmt;
 use std::ops::AddAssign;
 
 /// Counters of one shard (or, summed, of the process). All monotonic except
-/// `connections_open`, which is the number open at the time of the snapshot.
+/// `connections_open`, which is the number open at the time of the snapshot, and
+/// `peer_overflow_high_water`, a maximum (the process value is the largest of any shard).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ShardMetrics {
     pub connections_accepted: u64,
@@ -39,6 +40,19 @@ pub struct ShardMetrics {
     pub oversize_dropped: u64,
     /// Messages for sessions that were already closing or gone.
     pub undeliverable: u64,
+    /// Connections this shard accepted and handed to another shard (`placement = "round-robin"`).
+    pub connections_handed_off: u64,
+    /// Messages this shard's router sent to other shards (including queued ones).
+    pub peer_messages_sent: u64,
+    /// Messages from other shards handed to this shard's router.
+    pub peer_messages_received: u64,
+    /// Times a message found its shard-to-shard channel full and was queued locally instead.
+    pub peer_channel_full: u64,
+    /// Largest number of messages ever waiting in one local overflow queue (to one shard).
+    pub peer_overflow_high_water: u64,
+    /// Messages to another shard that were dropped because that shard had already stopped
+    /// (only during shutdown).
+    pub peer_messages_dropped: u64,
 }
 
 impl AddAssign for ShardMetrics {
@@ -59,6 +73,14 @@ impl AddAssign for ShardMetrics {
         self.io_errors += other.io_errors;
         self.oversize_dropped += other.oversize_dropped;
         self.undeliverable += other.undeliverable;
+        self.connections_handed_off += other.connections_handed_off;
+        self.peer_messages_sent += other.peer_messages_sent;
+        self.peer_messages_received += other.peer_messages_received;
+        self.peer_channel_full += other.peer_channel_full;
+        self.peer_overflow_high_water = self
+            .peer_overflow_high_water
+            .max(other.peer_overflow_high_water);
+        self.peer_messages_dropped += other.peer_messages_dropped;
     }
 }
 
@@ -68,7 +90,9 @@ impl fmt::Display for ShardMetrics {
             f,
             "connections accepted={} refused={} open={}, sessions opened={}, messages in={} out={}, \
              bytes in={} out={}, slow-consumer disconnects={}, protocol closes={}, transport closes={}, \
-             handshake timeouts={}, close timeouts={}, io errors={}, oversize dropped={}, undeliverable={}",
+             handshake timeouts={}, close timeouts={}, io errors={}, oversize dropped={}, undeliverable={}, \
+             handed off={}, peer messages sent={} received={} dropped={}, peer channel full={}, \
+             peer overflow high-water={}",
             self.connections_accepted,
             self.connections_refused,
             self.connections_open,
@@ -85,6 +109,12 @@ impl fmt::Display for ShardMetrics {
             self.io_errors,
             self.oversize_dropped,
             self.undeliverable,
+            self.connections_handed_off,
+            self.peer_messages_sent,
+            self.peer_messages_received,
+            self.peer_messages_dropped,
+            self.peer_channel_full,
+            self.peer_overflow_high_water,
         )
     }
 }
