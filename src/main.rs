@@ -10,10 +10,10 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use clap::Parser;
-use tracing::{info, warn};
+use tracing::info;
 use tracing_subscriber::EnvFilter;
 
-use wampring::config::{bounds, Config, DEFAULT_CONFIG_TOML};
+use wampring::config::{bounds, Config, ShardPlacement, DEFAULT_CONFIG_TOML};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -43,9 +43,16 @@ struct Cli {
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<String>,
 
-    /// Number of shards (cores). Overrides the config's `cores`. Only 1 runs for now.
+    /// Number of shards, one pinned to each of the first N CPUs the process may run on.
+    /// Overrides the config's `cores`. Default: all of them.
     #[arg(long, value_name = "N")]
     cores: Option<usize>,
+
+    /// How connections are spread over shards: "kernel" (SO_REUSEPORT hashing) or
+    /// "round-robin" (shard 0 accepts and deals them out in turn). Overrides the config's
+    /// `placement`.
+    #[arg(long, value_name = "HOW", value_parser = ["kernel", "round-robin"])]
+    placement: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -86,19 +93,16 @@ fn main() -> ExitCode {
             );
             return ExitCode::from(2);
         }
-        config.cores = cores;
+        config.cores = Some(cores);
+    }
+    if let Some(name) = &cli.placement {
+        // clap has already restricted the value to the known names.
+        config.placement = ShardPlacement::from_name(name).unwrap_or_default();
     }
 
     if let Err(e) = init_logging(cli.log_level.as_deref(), config.log_level.as_deref()) {
         eprintln!("error: {e}");
         return ExitCode::from(2);
-    }
-
-    if config.cores > 1 {
-        warn!(
-            "cores = {}: multi-shard operation is not implemented yet; running 1 shard",
-            config.cores
-        );
     }
 
     let stop = Arc::new(AtomicBool::new(false));

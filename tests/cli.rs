@@ -1,5 +1,6 @@
 //! End-to-end tests of the `wampring` binary: the config commands (`--print-default-config`,
-//! `--check-config`), start-up refusals (port in use), and the running server over real
+//! `--check-config`), start-up refusals (port in use, more cores than allowed CPUs), the shard
+//! count (default: the CPUs the process may run on), and the running server over real
 //! sockets — a WebSocket and a RawSocket client (built on `wampring::net::ClientConn`), the
 //! handshake timeout, the slow-consumer disconnect, and SIGTERM (GOODBYE
 //! `wamp.close.system_shutdown`, exit 0 within 2 s). Every wait is bounded; every started
@@ -83,10 +84,23 @@ impl Server {
     }
 
     fn start_with_args(extra_config: &str, args: &[&str]) -> Server {
+        Server::start_under(&[], extra_config, args)
+    }
+
+    /// Starts the router as an argument of `wrapper` (e.g. `["taskset", "-c", "1"]`).
+    fn start_under(wrapper: &[&str], extra_config: &str, args: &[&str]) -> Server {
         let (ws_port, rs_port) = (free_port(), free_port());
         let config = TempFile::with_contents(&config_text(ws_port, rs_port, extra_config));
         let log = config.0.with_extension("log");
-        let child = Command::new(BIN)
+        let mut command = match wrapper {
+            [program, wrapper_args @ ..] => {
+                let mut command = Command::new(program);
+                command.args(wrapper_args).arg(BIN);
+                command
+            }
+            [] => Command::new(BIN),
+        };
+        let child = command
             .arg("--config")
             .arg(&config.0)
             .arg("--log-level")
@@ -298,6 +312,18 @@ fn check_config_names_the_bad_key() {
             "realm[0].name",
         ),
         ("[[realm]]\nname = \"realm1\"\n".to_string(), "listener"),
+        (
+            format!("cores = 0\n{}", config_text(9001, 9002, "")),
+            "cores",
+        ),
+        (
+            format!("placement = \"random\"\n{}", config_text(9001, 9002, "")),
+            "placement",
+        ),
+        (
+            config_text(9001, 9002, "[runtime]\npeer_channel_capacity = 1000\n"),
+            "runtime.peer_channel_capacity",
+        ),
     ];
     for (text, key) in cases {
         let file = TempFile::with_contents(&text);
@@ -526,19 +552,78 @@ fn too_low_memlock_limit_is_refused_naming_the_fix() {
     );
 }
 
-#[test]
-fn cores_above_one_is_accepted_with_a_warning() {
-    let mut server = Server::start_with_args("", &["--cores", "4"]);
+/// The CPUs this test process may run on (the router inherits the mask).
+fn allowed_cpus() -> Vec<usize> {
+    wampring::shard::cpus::allowed_cpus().expect("sched_getaffinity")
+}
+
+fn stop_cleanly(mut server: Server) -> String {
     server.signal(libc::SIGTERM);
     let status = server
         .wait_exit(Duration::from_secs(2))
         .expect("still running 2 s after SIGTERM");
     let log = server.log_text();
     assert!(status.success(), "{log}");
+    log
+}
+
+#[test]
+fn cores_default_to_the_cpus_the_process_may_run_on() {
+    let allowed = allowed_cpus();
+    let log = stop_cleanly(Server::start(""));
+    let n = allowed.len();
+    let expected = format!(
+        "starting {n} shard{} on CPU {}",
+        if n == 1 { "" } else { "s" },
+        wampring::shard::cpus::format_cpu_list(&allowed)
+    );
+    assert!(log.contains(&expected), "expected {expected:?} in:\n{log}");
+
+    // A narrower affinity mask (taskset, a container cpuset) means fewer shards, pinned to
+    // the allowed CPU rather than to CPU 0.
+    let last = *allowed.last().unwrap();
+    let cpu = last.to_string();
+    let log = stop_cleanly(Server::start_under(&["taskset", "-c", &cpu], "", &[]));
+    let expected = format!("starting 1 shard on CPU {last}");
+    assert!(log.contains(&expected), "expected {expected:?} in:\n{log}");
+}
+
+#[test]
+fn explicit_cores_and_placement_are_used() {
+    let log = stop_cleanly(Server::start_with_args(
+        "",
+        &["--cores", "1", "--placement", "round-robin"],
+    ));
     assert!(
-        log.contains("cores = 4") && log.contains("running 1 shard"),
+        log.contains("starting 1 shard on CPU") && log.contains("placement round-robin"),
         "{log}"
     );
+}
+
+#[test]
+fn more_cores_than_allowed_cpus_is_refused_naming_them() {
+    let allowed = allowed_cpus();
+    let too_many = (allowed.len() + 1).to_string();
+    let file = TempFile::with_contents(&config_text(free_port(), free_port(), ""));
+    let output = run(&["--config", file.0.to_str().unwrap(), "--cores", &too_many]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cores = {too_many}"))
+            && stderr.contains(&format!("only {} CPU", allowed.len()))
+            && stderr.contains("taskset"),
+        "{stderr}"
+    );
+
+    // The same from the config file.
+    let file = TempFile::with_contents(&format!(
+        "cores = {too_many}\n{}",
+        config_text(free_port(), free_port(), "")
+    ));
+    let output = run(&["--config", file.0.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("cores = {too_many}")), "{stderr}");
 }
 
 #[test]
@@ -546,6 +631,16 @@ fn bad_command_line_values_are_usage_errors() {
     let output = run(&["--cores", "0"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--cores"));
+    let output = run(&["--cores", "1025"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--cores"));
+    let output = run(&["--placement", "random"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--placement") && stderr.contains("round-robin"),
+        "{stderr}"
+    );
     let output = run(&["--check-config", "a.toml", "--print-default-config"]);
     assert_eq!(output.status.code(), Some(2));
 }

@@ -436,5 +436,33 @@ interop_test!(js_ws_json, Js, WebSocket, "json");
 interop_test!(js_ws_msgpack, Js, WebSocket, "msgpack");
 interop_test!(js_rs_json, Js, RawSocket, "json");
 
-// Multi-core variants, once `--cores 2` runs two shards, e.g.:
-// interop_test!(python_ws_json_cores2, Python, WebSocket, "json", ["--cores", "2"]);
+// Multi-core variants: two shards, and round-robin placement so that the client's consecutive
+// sessions land on alternating shards (every scenario then crosses the shard channels).
+interop_test!(
+    python_ws_json_cores2,
+    Python,
+    WebSocket,
+    "json",
+    ["--cores", "2", "--placement", "round-robin"]
+);
+interop_test!(
+    python_rs_msgpack_cores2,
+    Python,
+    RawSocket,
+    "msgpack",
+    ["--cores", "2", "--placement", "round-robin"]
+);
+interop_test!(
+    js_ws_msgpack_cores2,
+    Js,
+    WebSocket,
+    "msgpack",
+    ["--cores", "2", "--placement", "round-robin"]
+);
+interop_test!(
+    js_rs_json_cores2,
+    Js,
+    RawSocket,
+    "json",
+    ["--cores", "2", "--placement", "round-robin"]
+);

@@ -174,14 +174,16 @@ fn bar_panel<DB: plotters::prelude::DrawingBackend>(
     label: fn(f64) -> String,
 ) -> Result<(), String> {
     use plotters::prelude::*;
+    use plotters::style::text_anchor::{HPos, Pos, VPos};
     let top = values.iter().copied().fold(0.0, f64::max).max(1e-9) * 1.18;
-    let bars = names.len().max(1) as u32;
+    // A segmented u32 range includes its end as a segment: 0..=last gives exactly one per bar.
+    let last = names.len().max(1) as u32 - 1;
     let mut chart = ChartBuilder::on(area)
         .caption(caption, ("sans-serif", 18))
         .margin(16)
         .x_label_area_size(34)
         .y_label_area_size(72)
-        .build_cartesian_2d((0u32..bars).into_segmented(), 0f64..top)
+        .build_cartesian_2d((0u32..last).into_segmented(), 0f64..top)
         .map_err(|e| e.to_string())?;
     chart
         .configure_mesh()
@@ -193,7 +195,13 @@ fn bar_panel<DB: plotters::prelude::DrawingBackend>(
             }
             SegmentValue::Last => String::new(),
         })
-        .y_label_formatter(&|v| label(*v))
+        .y_label_formatter(&|v| {
+            if top > 10.0 {
+                format!("{v:.0}")
+            } else {
+                format!("{v:.2}")
+            }
+        })
         .draw()
         .map_err(|e| e.to_string())?;
     chart
@@ -206,10 +214,14 @@ fn bar_panel<DB: plotters::prelude::DrawingBackend>(
         .map_err(|e| e.to_string())?;
     chart
         .draw_series(values.iter().enumerate().map(|(i, v)| {
+            let style = ("sans-serif", 14)
+                .into_font()
+                .into_text_style(area)
+                .pos(Pos::new(HPos::Center, VPos::Bottom));
             Text::new(
                 label(*v),
-                (SegmentValue::CenterOf(i as u32), *v + top * 0.02),
-                ("sans-serif", 14),
+                (SegmentValue::CenterOf(i as u32), *v + top * 0.01),
+                style,
             )
         }))
         .map_err(|e| e.to_string())?;

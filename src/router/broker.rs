@@ -1,7 +1,9 @@
 //! Broker tables: the subscriptions of one realm (exact topic match). One subscription per
-//! topic, shared by every subscriber, so an EVENT is encoded once per serializer and the same
-//! bytes go to all of them. A small interface (subscribe, unsubscribe, lookup) keeps the future
-//! owner-shard write path local to this file.
+//! topic, shared by every subscriber (on every shard), so an EVENT is encoded once per
+//! serializer and the same bytes go to all of them. With several shards each entry also keeps
+//! the set of shards that have local subscribers (written only by the owner's updates, see
+//! `replication.rs`), and the entry lives as long as that set is not empty, not as long as this
+//! shard has subscribers.
 
 use slab::Slab;
 
@@ -22,7 +24,10 @@ pub(crate) struct Subscriber {
 pub(crate) struct Subscription {
     pub(crate) id: u64,
     pub(crate) topic: Box<str>,
-    /// Dense for fast fan-out; `positions` makes removal O(1) (swap_remove).
+    /// Shards with local subscribers (bit k = shard k), as last broadcast by the owner; unused
+    /// with one shard.
+    pub(crate) shards: u64,
+    /// This shard's subscribers. Dense for fast fan-out; `positions` makes removal O(1) (swap_remove).
     subscribers: Vec<Subscriber>,
     positions: FastMap<SessionKey, usize>,
 }
@@ -60,6 +65,87 @@ impl Subscriptions {
         }
     }
 
+    fn create(&mut self, id: u64, topic: &str, shards: u64) -> usize {
+        let topic: Box<str> = topic.into();
+        let index = self.entries.insert(Subscription {
+            id,
+            topic: topic.clone(),
+            shards,
+            subscribers: Vec::new(),
+            positions: fast_map(),
+        });
+        self.by_topic.insert(topic, index);
+        self.by_id.insert(id, index);
+        index
+    }
+
+    fn delete(&mut self, index: usize) -> Subscription {
+        let subscription = self.entries.remove(index);
+        self.by_id.remove(&subscription.id);
+        self.by_topic.remove(&subscription.topic);
+        subscription
+    }
+
+    /// Applies the owner's shard set for `topic` (replica write): creates, updates or (with
+    /// `shards == 0`) deletes the entry. Returns the local subscribers dropped by a delete or an
+    /// id change, which the owner's ordering makes impossible (so callers only log them).
+    pub(crate) fn set_shards(&mut self, id: u64, topic: &str, shards: u64) -> usize {
+        let mut dropped = 0;
+        if let Some(&index) = self.by_topic.get(topic) {
+            if shards != 0 && self.entries[index].id == id {
+                self.entries[index].shards = shards;
+                return 0;
+            }
+            dropped += self.delete(index).subscribers.len();
+        }
+        if let Some(&index) = self.by_id.get(&id) {
+            dropped += self.delete(index).subscribers.len();
+        }
+        if shards != 0 {
+            self.create(id, topic, shards);
+        }
+        dropped
+    }
+
+    /// Adds `subscriber` to the existing subscription of `topic` (replicated tables); `None`
+    /// when there is none.
+    pub(crate) fn add_subscriber(&mut self, topic: &str, subscriber: Subscriber) -> Option<u64> {
+        let &index = self.by_topic.get(topic)?;
+        let subscription = &mut self.entries[index];
+        if !subscription.positions.contains_key(&subscriber.session) {
+            subscription
+                .positions
+                .insert(subscriber.session, subscription.subscribers.len());
+            subscription.subscribers.push(subscriber);
+        }
+        Some(subscription.id)
+    }
+
+    /// Removes `session` from subscription `id` and keeps the entry (replicated tables):
+    /// `Some(topic)` when that was this shard's last subscriber of it, `Some(None)` when others
+    /// remain, `None` when `session` was not a subscriber.
+    pub(crate) fn remove_subscriber(
+        &mut self,
+        id: u64,
+        session: SessionKey,
+    ) -> Option<Option<Box<str>>> {
+        let &index = self.by_id.get(&id)?;
+        let subscription = &mut self.entries[index];
+        if !subscription.remove(session) {
+            return None;
+        }
+        Some(
+            subscription
+                .subscribers
+                .is_empty()
+                .then(|| subscription.topic.clone()),
+        )
+    }
+
+    pub(crate) fn get(&self, id: u64) -> Option<&Subscription> {
+        self.by_id.get(&id).map(|&index| &self.entries[index])
+    }
+
     /// Adds `subscriber` to the topic's subscription (created on first use) and returns its id.
     /// Subscribing again is harmless and returns the same id.
     pub(crate) fn subscribe(
@@ -72,16 +158,7 @@ impl Subscriptions {
             Some(&index) => index,
             None => {
                 let id = ids.next_id(|id| self.by_id.contains_key(&id));
-                let topic: Box<str> = topic.into();
-                let index = self.entries.insert(Subscription {
-                    id,
-                    topic: topic.clone(),
-                    subscribers: Vec::new(),
-                    positions: fast_map(),
-                });
-                self.by_topic.insert(topic, index);
-                self.by_id.insert(id, index);
-                index
+                self.create(id, topic, 0)
             }
         };
         let subscription = &mut self.entries[index];
@@ -95,7 +172,7 @@ impl Subscriptions {
     }
 
     /// Removes `session` from subscription `id`; false when it was not a subscriber. The
-    /// subscription disappears with its last subscriber.
+    /// subscription disappears with its last subscriber (single-shard tables).
     pub(crate) fn unsubscribe(&mut self, id: u64, session: SessionKey) -> bool {
         let Some(&index) = self.by_id.get(&id) else {
             return false;
@@ -105,9 +182,7 @@ impl Subscriptions {
             return false;
         }
         if subscription.subscribers.is_empty() {
-            let subscription = self.entries.remove(index);
-            self.by_id.remove(&subscription.id);
-            self.by_topic.remove(&subscription.topic);
+            self.delete(index);
         }
         true
     }
@@ -137,7 +212,7 @@ mod tests {
 
     #[test]
     fn a_topic_has_one_subscription_that_dies_with_its_last_subscriber() {
-        let mut ids = ScopedIds::new();
+        let mut ids = ScopedIds::new(0, 1);
         let mut table = Subscriptions::new();
         let a = table.subscribe(&mut ids, "t", subscriber(1));
         let b = table.subscribe(&mut ids, "t", subscriber(2));
@@ -155,7 +230,7 @@ mod tests {
 
     #[test]
     fn swap_remove_keeps_positions_right() {
-        let mut ids = ScopedIds::new();
+        let mut ids = ScopedIds::new(0, 1);
         let mut table = Subscriptions::new();
         let id = (1..=5)
             .map(|key| table.subscribe(&mut ids, "t", subscriber(key)))
@@ -164,6 +239,21 @@ mod tests {
         for key in [2, 5, 1, 4, 3] {
             assert!(table.unsubscribe(id, SessionKey(key)), "removing {key}");
         }
+        assert_eq!(table.len(), 0);
+    }
+
+    #[test]
+    fn replicated_entries_follow_the_owner_not_the_local_subscribers() {
+        let mut table = Subscriptions::new();
+        assert_eq!(table.add_subscriber("t", subscriber(1)), None);
+        assert_eq!(table.set_shards(7, "t", 0b01), 0);
+        assert_eq!(table.add_subscriber("t", subscriber(1)), Some(7));
+        assert_eq!(table.remove_subscriber(7, SessionKey(1)), Some(Some("t".into())));
+        assert_eq!(table.remove_subscriber(7, SessionKey(1)), None);
+        assert_eq!(table.lookup("t").unwrap().shards, 0b01, "kept until the owner says");
+        assert_eq!(table.set_shards(7, "t", 0b10), 0);
+        assert_eq!(table.lookup("t").unwrap().shards, 0b10);
+        assert_eq!(table.set_shards(7, "t", 0), 0);
         assert_eq!(table.len(), 0);
     }
 }

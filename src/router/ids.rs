@@ -1,5 +1,5 @@
 //! Id schemes of the router (digest §3): global random ids (session, publication), router-scoped
-//! sequential ids (registration, subscription) and per-session sequential request ids.
+//! sequential ids (registration, subscription, with the owner shard folded in) and per-session sequential request ids.
 //!
 //! Everything is driven by one seeded RNG so a test or a simulation replays byte-for-byte.
 
@@ -25,26 +25,39 @@ impl RandomIds {
     }
 }
 
-/// Router-scoped ids for registrations and subscriptions: sequential from 1, shared by both
-/// kinds so an id names exactly one thing in this router. When shards arrive, the owner shard
-/// will fold its index into these ids (DESIGN.md "Ownership"); nothing outside `router/` relies
-/// on them being dense.
+/// Router-scoped ids for registrations and subscriptions, shared by both kinds so an id names
+/// exactly one thing in the whole router. The owner shard folds its index in (id = n * shards +
+/// shard + 1 for n = 0, 1, ...), so ids decided by different shards never collide; with one
+/// shard this is 1, 2, 3, ... Nothing outside `router/` relies on them being dense.
 pub(crate) struct ScopedIds {
-    last: u64,
+    /// The n of the last id handed out (`None` before the first).
+    last: Option<u64>,
+    shard: u64,
+    shards: u64,
 }
 
 impl ScopedIds {
-    pub(crate) fn new() -> ScopedIds {
-        ScopedIds { last: 0 }
+    pub(crate) fn new(shard: usize, shards: usize) -> ScopedIds {
+        ScopedIds {
+            last: None,
+            shard: shard as u64,
+            shards: shards as u64,
+        }
     }
 
     /// The next id; `in_use` is consulted only after wrapping past 2^53, so the common path is
-    /// one add.
+    /// an add and a multiply.
     pub(crate) fn next_id(&mut self, in_use: impl Fn(u64) -> bool) -> u64 {
         loop {
-            self.last = next_sequential(self.last);
-            if !in_use(self.last) {
-                return self.last;
+            let n = self.last.map_or(0, |n| n + 1);
+            let id = n * self.shards + self.shard + 1;
+            if id > MAX_ID {
+                self.last = None;
+                continue;
+            }
+            self.last = Some(n);
+            if !in_use(id) {
+                return id;
             }
         }
     }
@@ -83,7 +96,21 @@ mod tests {
 
     #[test]
     fn scoped_ids_skip_ids_in_use_after_wrapping() {
-        let mut ids = ScopedIds { last: MAX_ID };
+        let mut ids = ScopedIds::new(0, 1);
+        ids.last = Some(MAX_ID - 1);
         assert_eq!(ids.next_id(|id| id == 1 || id == 2), 3);
+    }
+
+    #[test]
+    fn scoped_ids_of_different_shards_never_collide() {
+        let mut a = ScopedIds::new(0, 3);
+        let mut c = ScopedIds::new(2, 3);
+        assert_eq!((a.next_id(|_| false), a.next_id(|_| false)), (1, 4));
+        assert_eq!((c.next_id(|_| false), c.next_id(|_| false)), (3, 6));
+        let mut last = ScopedIds::new(2, 3);
+        last.last = Some((MAX_ID - 3) / 3 - 1);
+        let id = last.next_id(|_| false);
+        assert!(id <= MAX_ID, "{id}");
+        assert_eq!(last.next_id(|_| false), 3, "wraps to the shard's first id");
     }
 }

@@ -37,6 +37,7 @@ mod outbox;
 mod peer;
 mod pubsub;
 mod realm;
+mod replication;
 mod rpc;
 mod session;
 pub mod uri;
@@ -49,10 +50,12 @@ use slab::Slab;
 use crate::serializer::Serializer;
 use crate::wire::{self, code_name, Dict, Message};
 
-use dealer::PendingCalls;
+use dealer::{Callee, Caller, PendingCalls};
 use ids::{RandomIds, ScopedIds};
 use outbox::Outbox;
+use peer::{PeerMsg, SessionRef};
 use realm::Realms;
+use replication::InflightOp;
 use session::{Session, SessionState};
 
 /// A session's handle inside one router (a slab key; never sent on the wire).
@@ -80,7 +83,7 @@ pub enum Action {
 /// Index of a shard, in `0..shards`.
 pub type ShardId = usize;
 
-pub use peer::ShardMsg;
+pub use peer::{owner_shard, ShardMsg, MAX_SHARDS};
 
 /// URI validation strictness (digest §4).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
@@ -163,6 +166,14 @@ pub struct RouterStats {
     pub registrations: usize,
     pub subscriptions: usize,
     pub pending_calls: usize,
+    /// REGISTER/UNREGISTER/first-SUBSCRIBE ops this shard started and not yet completed, plus
+    /// topics whose first local subscribers wait (always 0 with one shard).
+    pub inflight_registry_ops: usize,
+    /// Messages received from other shards.
+    pub peer_messages_in: u64,
+    /// Messages from other shards that did not fit the receiver's state (unknown ticket, bad
+    /// sender); each is logged and otherwise ignored.
+    pub peer_messages_ignored: u64,
 }
 
 /// Hash maps and sets with fixed seeds: iteration order (and so the order of actions during
@@ -200,6 +211,9 @@ pub struct Router {
     /// This router's shard index and the number of shards.
     shard: ShardId,
     shards: usize,
+    /// Table-write ops started by this shard (several shards only), by ticket.
+    inflight: FastMap<u64, InflightOp>,
+    next_ticket: u64,
 }
 
 impl Router {
@@ -213,6 +227,7 @@ impl Router {
     /// through [`Action::Peer`] / [`Router::handle_peer`].
     pub fn new_shard(config: RouterConfig, seed: u64, shard: ShardId, shards: usize) -> Router {
         assert!(shards >= 1 && shard < shards, "shard {shard} out of {shards}");
+        assert!(shards <= MAX_SHARDS, "at most {MAX_SHARDS} shards");
         let realms = Realms::new(config.realms.iter().map(|realm| realm.name.as_str()));
         Router {
             config,
@@ -221,13 +236,15 @@ impl Router {
             realms,
             pending: PendingCalls::new(),
             random_ids: RandomIds::new(seed),
-            scoped_ids: ScopedIds::new(),
+            scoped_ids: ScopedIds::new(shard, shards),
             outbox: Outbox::new(),
             welcome_roles: handshake::welcome_roles(),
             shutting_down: false,
             stats: RouterStats::default(),
             shard,
             shards,
+            inflight: fast_map(),
+            next_ticket: 0,
         }
     }
 
@@ -319,8 +336,44 @@ impl Router {
         now: Millis,
         out: &mut Vec<Action>,
     ) {
-        let _ = (from, now, out, self.shard, self.shards);
-        match msg.kind {}
+        let _ = now;
+        self.stats.peer_messages_in += 1;
+        if from >= self.shards || from == self.shard {
+            self.stats.peer_messages_ignored += 1;
+            tracing::error!(from, shard = self.shard, msg = msg.name(), "peer message from a bad sender");
+            return;
+        }
+        self.dispatch_peer(from, msg.kind, out);
+    }
+
+    /// Handles a peer message; `from` may be this shard (the owner or origin role played
+    /// locally, see `replication.rs`).
+    fn dispatch_peer(&mut self, from: ShardId, msg: PeerMsg, out: &mut Vec<Action>) {
+        match msg {
+            PeerMsg::Register { realm, procedure, callee, disclose_caller, ticket } => {
+                self.owner_register(from, realm, procedure, callee, disclose_caller, ticket, out)
+            }
+            PeerMsg::Unregister { realm, procedure: _, registration, callee, ack } => {
+                self.owner_unregister(from, realm, registration, callee, ack, out)
+            }
+            PeerMsg::Join { realm, topic, ticket } => self.owner_join(from, realm, topic, ticket, out),
+            PeerMsg::Leave { realm, topic } => self.owner_leave(from, realm, topic, out),
+            PeerMsg::RegisterRefused { ticket, procedure } => self.register_refused(ticket, &procedure, out),
+            PeerMsg::RegistrationAdded { realm, procedure, registration, callee, disclose_caller, ack } => {
+                self.apply_registration_added(&realm, &procedure, registration, callee, disclose_caller, ack, out)
+            }
+            PeerMsg::RegistrationRemoved { realm, registration, callee, ack } => {
+                self.apply_registration_removed(&realm, registration, callee, ack, out)
+            }
+            PeerMsg::SubscriptionShards { realm, topic, subscription, shards, ack } => {
+                let realm = self.realms.get_or_create(&realm);
+                self.apply_subscription_shards(realm, &topic, subscription, shards, ack, out)
+            }
+            PeerMsg::Applied { ticket } => self.count_applied(ticket, out),
+            PeerMsg::Invoke(invoke) => self.handle_remote_invoke(from, *invoke, out),
+            PeerMsg::Reply { call, frame, canceled } => self.handle_remote_reply(from, call, frame, canceled, out),
+            PeerMsg::Publish(publication) => self.handle_remote_publish(&publication, out),
+        }
     }
 
     /// Sessions currently open (awaiting HELLO, established, or closing).
@@ -338,6 +391,7 @@ impl Router {
             .map(|realm| realm.subscriptions.len())
             .sum();
         stats.pending_calls = self.pending.len();
+        stats.inflight_registry_ops = self.inflight_ops();
         stats
     }
 
@@ -507,9 +561,11 @@ impl Router {
         out.push(Action::Close { session });
     }
 
-    /// The session leaves its realm: its registrations and subscriptions go away, calls it made
-    /// are orphaned (late answers discarded), and callers of invocations it owed get ERROR
-    /// `wamp.error.canceled` when `notify_callers`. Marks the session Closing.
+    /// The session leaves its realm: its registrations and subscriptions go away (through their
+    /// owner shards when there are several), calls it made are orphaned (late answers
+    /// discarded), and callers of invocations it owed get ERROR `wamp.error.canceled` — local
+    /// ones when `notify_callers`, callers on other shards always (their shard is not closing
+    /// them). Marks the session Closing.
     fn leave(&mut self, session: SessionKey, notify_callers: bool, out: &mut Vec<Action>) {
         let state = &mut self.sessions[session.0];
         let was_established = state.state == SessionState::Established;
@@ -523,30 +579,57 @@ impl Router {
         let invocations = std::mem::replace(&mut state.invocations, fast_map());
         state.discarded_invocations.clear();
 
-        let realm = self.realms.get_mut(identity.realm);
-        for id in registrations {
-            let removed = realm.registry.unregister(id, session);
-            debug_assert!(
-                removed.is_some(),
-                "session listed registration {id} it does not own"
-            );
-        }
-        for id in subscriptions {
-            let removed = realm.subscriptions.unsubscribe(id, session);
-            debug_assert!(removed, "session listed subscription {id} it is not in");
+        if self.shards == 1 {
+            let realm = self.realms.get_mut(identity.realm);
+            let me = SessionRef {
+                shard: self.shard,
+                key: session,
+                session_id: identity.id,
+            };
+            for id in registrations {
+                let removed = realm.registry.unregister(id, me);
+                debug_assert!(
+                    removed.is_some(),
+                    "session listed registration {id} it does not own"
+                );
+            }
+            for id in subscriptions {
+                let removed = realm.subscriptions.unsubscribe(id, session);
+                debug_assert!(removed, "session listed subscription {id} it is not in");
+            }
+        } else {
+            // Sorted so the order of the messages (and so a simulation) replays exactly.
+            let mut registrations: Vec<u64> = registrations.into_iter().collect();
+            registrations.sort_unstable();
+            for id in registrations {
+                self.send_unregister(session, identity.id, identity.realm, id, None, out);
+            }
+            let mut subscriptions: Vec<u64> = subscriptions.into_iter().collect();
+            subscriptions.sort_unstable();
+            for id in subscriptions {
+                self.remove_local_subscriber(session, identity.realm, id, out);
+            }
         }
         if was_established {
-            realm.sessions -= 1;
+            self.realms.get_mut(identity.realm).sessions -= 1;
         }
 
         for key in calls_waiting {
             let Some(call) = self.pending.remove(key) else {
                 continue;
             };
-            if let Some(callee) = self.sessions.get_mut(call.callee.0) {
-                callee.invocations.remove(&call.invocation);
+            // A callee on another shard keeps its invocation; its answer is discarded here.
+            let Callee::Local {
+                session: callee,
+                invocation,
+            } = call.callee
+            else {
+                continue;
+            };
+            if let Some(callee) = self.sessions.get_mut(callee.0) {
+                callee.invocations.remove(&invocation);
                 if callee.state == SessionState::Established {
-                    callee.discarded_invocations.remember(call.invocation);
+                    callee.discarded_invocations.remember(invocation);
                 }
             }
         }
@@ -555,21 +638,40 @@ impl Router {
             let Some(call) = self.pending.remove(key) else {
                 continue;
             };
-            let Some(caller) = self.sessions.get_mut(call.caller.0) else {
-                continue;
-            };
-            caller.calls_waiting.remove(&key);
-            if notify_callers && caller.state == SessionState::Established {
-                let serializer = caller.serializer;
-                self.stats.calls_canceled += 1;
-                let error = outbox::error(
-                    wire::code::CALL,
-                    call.caller_request,
-                    uri::CANCELED,
-                    "the callee left before answering",
+            let text = "the callee left before answering";
+            match call.caller {
+                Caller::Local(caller) => {
+                    let Some(caller_state) = self.sessions.get_mut(caller.0) else {
+                        continue;
+                    };
+                    caller_state.calls_waiting.remove(&key);
+                    if notify_callers && caller_state.state == SessionState::Established {
+                        let serializer = caller_state.serializer;
+                        self.stats.calls_canceled += 1;
+                        let error = outbox::error(
+                            wire::code::CALL,
+                            call.caller_request,
+                            uri::CANCELED,
+                            text,
+                            serializer,
+                        );
+                        self.send(out, caller, serializer, &error);
+                    }
+                }
+                Caller::Remote {
+                    shard,
+                    call: handle,
                     serializer,
-                );
-                self.send(out, call.caller, serializer, &error);
+                } => {
+                    let error = outbox::error(
+                        wire::code::CALL,
+                        call.caller_request,
+                        uri::CANCELED,
+                        text,
+                        serializer,
+                    );
+                    self.reply_to_shard(shard, handle, &error, serializer, true, out);
+                }
             }
         }
         self.session_ids.remove(&identity.id);

@@ -1,6 +1,17 @@
 //! Messages between the routers of different shards (DESIGN.md "Ownership and routing across
-//! shards"). Opaque to the runtime, which only carries them over the channel mesh in FIFO order
-//! per ordered pair of shards.
+//! shards") and the owner rule that decides which shard writes which table entry. Opaque to the
+//! runtime, which only carries them over the channel mesh in FIFO order per ordered pair of
+//! shards. The protocol itself is described in the module doc of `router/mod.rs`; the handlers
+//! live in `replication.rs` (table writes), `rpc.rs` (Invoke/Reply) and `pubsub.rs` (Publish).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::dealer::PendingKey;
+use super::{SessionKey, ShardId};
+use crate::serializer::Serializer;
+use crate::wire::OwnedPayload;
 
 /// One message from one shard's router to another's. `Send` so it can cross threads.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -8,6 +19,223 @@ pub struct ShardMsg {
     pub(crate) kind: PeerMsg,
 }
 
-/// The cross-shard protocol (filled in by the shards step).
+impl ShardMsg {
+    /// A short name of the message kind, for logs and the runtime's metrics.
+    pub fn name(&self) -> &'static str {
+        match &self.kind {
+            PeerMsg::Register { .. } => "Register",
+            PeerMsg::Unregister { .. } => "Unregister",
+            PeerMsg::Join { .. } => "Join",
+            PeerMsg::Leave { .. } => "Leave",
+            PeerMsg::RegisterRefused { .. } => "RegisterRefused",
+            PeerMsg::RegistrationAdded { .. } => "RegistrationAdded",
+            PeerMsg::RegistrationRemoved { .. } => "RegistrationRemoved",
+            PeerMsg::SubscriptionShards { .. } => "SubscriptionShards",
+            PeerMsg::Applied { .. } => "Applied",
+            PeerMsg::Invoke(_) => "Invoke",
+            PeerMsg::Reply { .. } => "Reply",
+            PeerMsg::Publish(_) => "Publish",
+        }
+    }
+}
+
+impl From<PeerMsg> for ShardMsg {
+    fn from(kind: PeerMsg) -> ShardMsg {
+        ShardMsg { kind }
+    }
+}
+
+/// A session somewhere in the router: global identity = (shard, slab key, WAMP session id). The
+/// session id guards against a slab key reused by a newer session.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct SessionRef {
+    pub(crate) shard: ShardId,
+    pub(crate) key: SessionKey,
+    pub(crate) session_id: u64,
+}
+
+/// "When you have applied this update, tell shard `origin` about op `ticket`."
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct AckTo {
+    pub(crate) origin: ShardId,
+    pub(crate) ticket: u64,
+}
+
+/// The cross-shard protocol. `realm`/`uri` strings are `Arc<str>` so a broadcast clones a
+/// pointer, not the text.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum PeerMsg {}
+pub(crate) enum PeerMsg {
+    // ---- origin shard -> owner shard (table writes) ----
+    /// A session of the sending shard asks to register `procedure`; the owner answers with a
+    /// broadcast `RegistrationAdded` (acked to the origin) or `RegisterRefused`.
+    Register {
+        realm: Arc<str>,
+        procedure: Arc<str>,
+        callee: SessionRef,
+        disclose_caller: bool,
+        ticket: u64,
+    },
+    /// Remove registration `registration` of `callee` (UNREGISTER with `ack`, or the callee left
+    /// without). The owner always broadcasts `RegistrationRemoved`, so an acked op completes.
+    Unregister {
+        realm: Arc<str>,
+        procedure: Arc<str>,
+        registration: u64,
+        callee: SessionRef,
+        ack: Option<u64>,
+    },
+    /// The sending shard's local subscriber count of `topic` went 0 -> 1 (its first subscriber
+    /// waits for SUBSCRIBED until every shard applied the resulting `SubscriptionShards`).
+    Join {
+        realm: Arc<str>,
+        topic: Arc<str>,
+        ticket: u64,
+    },
+    /// The sending shard's local subscriber count of `topic` went 1 -> 0 (no ack needed: a
+    /// later `Join` from the same shard travels behind it on the same FIFO channel).
+    Leave { realm: Arc<str>, topic: Arc<str> },
+
+    // ---- owner shard -> origin shard ----
+    /// The REGISTER of op `ticket` conflicts with an existing registration.
+    RegisterRefused { ticket: u64, procedure: Arc<str> },
+
+    // ---- owner shard -> every other shard (replica updates, in decision order) ----
+    RegistrationAdded {
+        realm: Arc<str>,
+        procedure: Arc<str>,
+        registration: u64,
+        callee: SessionRef,
+        disclose_caller: bool,
+        ack: Option<AckTo>,
+    },
+    /// Replicas remove the entry only if it is still `callee`'s.
+    RegistrationRemoved {
+        realm: Arc<str>,
+        registration: u64,
+        callee: SessionRef,
+        ack: Option<AckTo>,
+    },
+    /// The complete set of shards with local subscribers of `topic` (bit k = shard k); 0 means
+    /// the subscription is gone everywhere. Carrying the whole set makes applying idempotent.
+    SubscriptionShards {
+        realm: Arc<str>,
+        topic: Arc<str>,
+        subscription: u64,
+        shards: u64,
+        ack: Option<AckTo>,
+    },
+
+    // ---- any shard -> origin shard ----
+    /// This shard applied the update of op `ticket`.
+    Applied { ticket: u64 },
+
+    // ---- caller's shard -> callee's shard ----
+    Invoke(Box<Invoke>),
+
+    // ---- callee's shard -> caller's shard ----
+    /// The final answer of call `call` (RESULT or ERROR), already encoded for the caller with
+    /// its request id, so the caller's shard only checks the handle and forwards the bytes.
+    Reply {
+        call: PendingKey,
+        frame: Bytes,
+        canceled: bool,
+    },
+
+    // ---- publisher's shard -> each other shard with subscribers ----
+    /// One `Arc` shared by the messages to all interested shards.
+    Publish(Arc<RemotePublication>),
+}
+
+/// A CALL whose callee lives on the receiving shard.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Invoke {
+    /// The caller-side pending entry; echoed in the `Reply`.
+    pub(crate) call: PendingKey,
+    pub(crate) caller_request: u64,
+    pub(crate) caller_serializer: Serializer,
+    pub(crate) registration: u64,
+    pub(crate) callee: SessionRef,
+    /// The caller's identity, present only when the INVOCATION must disclose it.
+    pub(crate) disclose: Option<PeerIdentity>,
+    pub(crate) payload: OwnedPayload,
+}
+
+/// A session's public identity, for caller/publisher disclosure and authid/authrole filters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PeerIdentity {
+    pub(crate) session_id: u64,
+    pub(crate) authid: Box<str>,
+    pub(crate) authrole: Box<str>,
+}
+
+/// A PUBLISH to be fanned out on the receiving shard to its local subscribers of `subscription`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RemotePublication {
+    pub(crate) realm: Arc<str>,
+    pub(crate) subscription: u64,
+    pub(crate) publication: u64,
+    /// Present only with `disclose_me`.
+    pub(crate) publisher: Option<PeerIdentity>,
+    /// Present only when the PUBLISH had black/white lists.
+    pub(crate) filters: Option<OwnedFilters>,
+    pub(crate) payload: OwnedPayload,
+}
+
+/// The subscriber black/white lists of a PUBLISH, detached from its frame. `None` = list absent;
+/// a list of the wrong type arrives as an empty list (admits nobody / excludes nobody, as
+/// locally). Non-integer (non-string) list items can never match, so they are dropped.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct OwnedFilters {
+    pub(crate) exclude: Option<Vec<u64>>,
+    pub(crate) eligible: Option<Vec<u64>>,
+    pub(crate) exclude_authid: Option<Vec<Box<str>>>,
+    pub(crate) eligible_authid: Option<Vec<Box<str>>>,
+    pub(crate) exclude_authrole: Option<Vec<Box<str>>>,
+    pub(crate) eligible_authrole: Option<Vec<Box<str>>>,
+}
+
+/// The shard that decides REGISTER/SUBSCRIBE for (`realm`, `uri`) among `shards`: FNV-1a over
+/// both strings (a fixed function, so every shard and every build agrees).
+pub fn owner_shard(realm: &str, uri: &str, shards: usize) -> ShardId {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0100_0000_01b3;
+    let mut hash = OFFSET;
+    // The 0xff separator cannot occur in UTF-8, so ("ab", "c") and ("a", "bc") differ.
+    for &byte in realm.as_bytes().iter().chain(&[0xff]).chain(uri.as_bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(PRIME);
+    }
+    (hash % shards as u64) as ShardId
+}
+
+/// The largest shard count the subscription bitsets (`u64`) support.
+pub const MAX_SHARDS: usize = 64;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_is_stable_and_in_range() {
+        assert_eq!(owner_shard("realm1", "com.a", 1), 0);
+        for shards in 1..=8 {
+            let owner = owner_shard("realm1", "com.example.proc", shards);
+            assert!(owner < shards);
+            assert_eq!(owner, owner_shard("realm1", "com.example.proc", shards));
+        }
+        assert_ne!(
+            (0..64)
+                .map(|i| owner_shard("realm1", &format!("t.{i}"), 4))
+                .collect::<std::collections::HashSet<_>>()
+                .len(),
+            1,
+            "uris spread over shards"
+        );
+    }
+
+    #[test]
+    fn shard_msg_crosses_threads() {
+        fn assert_send<T: Send + 'static>() {}
+        assert_send::<ShardMsg>();
+    }
+}

@@ -5,17 +5,23 @@
 //! (publisher identification), `exclude`/`eligible`/`exclude_authid`/`eligible_authid`/
 //! `exclude_authrole`/`eligible_authrole` (subscriber black/white listing).
 //!
+//! Across shards: the publisher's shard delivers to its own subscribers, then sends one
+//! `Publish` (one shared `Arc`, payload as `Bytes`) to each other shard in the subscription's
+//! shard set; that shard builds the EVENT once per serializer for its subscribers.
+//!
 //! [`Subscriptions`]: super::broker::Subscriptions
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use slab::Slab;
 
 use super::broker::Subscriber;
-use super::outbox;
+use super::outbox::{self, Outbox};
+use super::peer::{OwnedFilters, PeerIdentity, PeerMsg, RemotePublication};
 use super::session::Session;
-use super::{uri, Action, Router, SessionKey};
+use super::{uri, Action, Router, RouterStats, SessionKey};
 use crate::wire::{code, Dict, Message, Payload, Value};
 
 impl Router {
@@ -51,6 +57,10 @@ impl Router {
             .identity
             .as_ref()
             .expect("established session has an identity");
+        if self.shards > 1 {
+            let realm = identity.realm;
+            return self.start_subscribe(session, request, realm, topic, out);
+        }
         let subscriber = Subscriber {
             session,
             serializer,
@@ -87,12 +97,16 @@ impl Router {
             .as_ref()
             .expect("established session has an identity")
             .realm;
-        if self
-            .realms
-            .get_mut(realm)
-            .subscriptions
-            .unsubscribe(subscription, session)
-        {
+        let removed = if self.shards > 1 {
+            self.sessions[session.0].subscriptions.contains(&subscription)
+                && self.remove_local_subscriber(session, realm, subscription, out)
+        } else {
+            self.realms
+                .get_mut(realm)
+                .subscriptions
+                .unsubscribe(subscription, session)
+        };
+        if removed {
             self.sessions[session.0].subscriptions.remove(&subscription);
             self.send(
                 out,
@@ -178,28 +192,36 @@ impl Router {
                 details,
                 payload,
             };
-            // Per serializer: not yet encoded, encoded, or not encodable (payload not transcodable).
-            let mut frames: [Option<Result<Bytes, ()>>; 2] = [None, None];
-            for subscriber in subscription.subscribers() {
-                if exclude_me && subscriber.session == publisher {
-                    continue;
-                }
-                if filters.is_active() && !filters.admits(subscriber, &self.sessions) {
-                    continue;
-                }
-                let slot = &mut frames[subscriber.serializer.index()];
-                let frame = slot.get_or_insert_with(|| {
-                    self.outbox.frame(&event, subscriber.serializer).map_err(|error| {
-                        self.stats.encode_errors += 1;
-                        tracing::warn!(topic, serializer = %subscriber.serializer, %error, "EVENT not deliverable");
-                    })
+            let sessions = &self.sessions;
+            let admit = |subscriber: &Subscriber| {
+                !(exclude_me && subscriber.session == publisher)
+                    && (!filters.is_active() || filters.admits(subscriber, sessions))
+            };
+            let subscribers = subscription.subscribers();
+            fan_out(&mut self.outbox, &mut self.stats, subscribers, &event, topic, admit, out);
+
+            let remote_shards = subscription.shards & !(1u64 << self.shard);
+            if remote_shards != 0 {
+                let Message::Event { details, .. } = &event else {
+                    unreachable!("built above")
+                };
+                let publication = Arc::new(RemotePublication {
+                    realm: self.realms.get(identity.realm).name.clone(),
+                    subscription: subscription.id,
+                    publication,
+                    publisher: (!details.is_empty()).then(|| PeerIdentity {
+                        session_id: identity.id,
+                        authid: identity.authid.clone(),
+                        authrole: identity.authrole.clone(),
+                    }),
+                    filters: filters.is_active().then(|| filters.to_owned_filters()),
+                    payload: payload.to_owned_payload(),
                 });
-                if let Ok(frame) = frame {
-                    out.push(Action::Send {
-                        session: subscriber.session,
-                        frame: frame.clone(),
+                for shard in (0..self.shards).filter(|&shard| remote_shards & (1u64 << shard) != 0) {
+                    out.push(Action::Peer {
+                        to: shard,
+                        msg: PeerMsg::Publish(publication.clone()).into(),
                     });
-                    self.stats.events_sent += 1;
                 }
             }
         }
@@ -215,6 +237,125 @@ impl Router {
                 },
             );
         }
+    }
+}
+
+/// Sends `event` to every admitted subscriber: encoded at most once per serializer, the same
+/// `Bytes` cloned for every subscriber of that serializer.
+fn fan_out(
+    outbox: &mut Outbox,
+    stats: &mut RouterStats,
+    subscribers: &[Subscriber],
+    event: &Message<'_>,
+    topic: &str,
+    admit: impl Fn(&Subscriber) -> bool,
+    out: &mut Vec<Action>,
+) {
+    // Per serializer: not yet encoded, encoded, or not encodable (payload not transcodable).
+    let mut frames: [Option<Result<Bytes, ()>>; 2] = [None, None];
+    for subscriber in subscribers {
+        if !admit(subscriber) {
+            continue;
+        }
+        let slot = &mut frames[subscriber.serializer.index()];
+        let frame = slot.get_or_insert_with(|| {
+            outbox.frame(event, subscriber.serializer).map_err(|error| {
+                stats.encode_errors += 1;
+                tracing::warn!(topic, serializer = %subscriber.serializer, %error, "EVENT not deliverable");
+            })
+        });
+        if let Ok(frame) = frame {
+            out.push(Action::Send {
+                session: subscriber.session,
+                frame: frame.clone(),
+            });
+            stats.events_sent += 1;
+        }
+    }
+}
+
+impl Router {
+    /// `Publish` from the publisher's shard: EVENT to this shard's subscribers of the
+    /// subscription. Subscribers that left meanwhile (or a subscription that is gone) simply
+    /// receive nothing, as with a local PUBLISH after UNSUBSCRIBE.
+    pub(super) fn handle_remote_publish(
+        &mut self,
+        publication: &RemotePublication,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(realm) = self.realms.find(&publication.realm) else {
+            return;
+        };
+        let Some(subscription) = self
+            .realms
+            .get(realm)
+            .subscriptions
+            .get(publication.subscription)
+        else {
+            return;
+        };
+        let mut details = Dict::new();
+        if let Some(publisher) = &publication.publisher {
+            details.insert("publisher", publisher.session_id);
+            details.insert(
+                "publisher_authid",
+                Value::Str(Cow::Borrowed(&publisher.authid)),
+            );
+            details.insert(
+                "publisher_authrole",
+                Value::Str(Cow::Borrowed(&publisher.authrole)),
+            );
+        }
+        let event = Message::Event {
+            subscription: subscription.id,
+            publication: publication.publication,
+            details,
+            payload: publication.payload.as_payload(),
+        };
+        let sessions = &self.sessions;
+        let admit = |subscriber: &Subscriber| {
+            publication
+                .filters
+                .as_ref()
+                .map_or(true, |filters| filters.admits(subscriber, sessions))
+        };
+        let (subscribers, topic) = (subscription.subscribers(), &*subscription.topic);
+        fan_out(&mut self.outbox, &mut self.stats, subscribers, &event, topic, admit, out);
+    }
+}
+
+/// The authid and authrole of a subscriber, for the authid/authrole lists.
+fn auth_of<'s>(subscriber: &Subscriber, sessions: &'s Slab<Session>) -> Option<(&'s str, &'s str)> {
+    let identity = sessions.get(subscriber.session.0)?.identity.as_ref()?;
+    Some((&identity.authid, &identity.authrole))
+}
+
+impl OwnedFilters {
+    fn admits(&self, subscriber: &Subscriber, sessions: &Slab<Session>) -> bool {
+        let has_id = |list: &Vec<u64>| list.contains(&subscriber.session_id);
+        if self.exclude.as_ref().is_some_and(has_id)
+            || self.eligible.as_ref().is_some_and(|list| !has_id(list))
+        {
+            return false;
+        }
+        if self.exclude_authid.is_none()
+            && self.eligible_authid.is_none()
+            && self.exclude_authrole.is_none()
+            && self.eligible_authrole.is_none()
+        {
+            return true;
+        }
+        let Some((authid, authrole)) = auth_of(subscriber, sessions) else {
+            return false;
+        };
+        let has = |list: &Option<Vec<Box<str>>>, wanted: &str| {
+            list.as_ref()
+                .map(|list| list.iter().any(|item| &**item == wanted))
+        };
+        !(has(&self.exclude_authid, authid) == Some(true)
+            || has(&self.eligible_authid, authid) == Some(false)
+            || has(&self.exclude_authrole, authrole) == Some(true)
+            || has(&self.eligible_authrole, authrole) == Some(false))
     }
 }
 
@@ -240,6 +381,24 @@ impl<'o, 'a> ReceiverFilters<'o, 'a> {
             eligible_authid: list("eligible_authid"),
             exclude_authrole: list("exclude_authrole"),
             eligible_authrole: list("eligible_authrole"),
+        }
+    }
+
+    /// The lists detached from the frame, for the other shards.
+    fn to_owned_filters(&self) -> OwnedFilters {
+        let ids = |list: Option<&[Value<'_>]>| {
+            list.map(|list| list.iter().filter_map(Value::as_u64).collect())
+        };
+        let strs = |list: Option<&[Value<'_>]>| {
+            list.map(|list| list.iter().filter_map(Value::as_str).map(Box::from).collect())
+        };
+        OwnedFilters {
+            exclude: ids(self.exclude),
+            eligible: ids(self.eligible),
+            exclude_authid: strs(self.exclude_authid),
+            eligible_authid: strs(self.eligible_authid),
+            exclude_authrole: strs(self.exclude_authrole),
+            eligible_authrole: strs(self.eligible_authrole),
         }
     }
 

@@ -1,8 +1,12 @@
-//! Realms: the configured ones plus those auto-created on first HELLO. Each realm owns its
-//! dealer and broker tables; sessions refer to their realm by a dense [`RealmId`].
+//! Realms: the configured ones plus those auto-created on first HELLO (or on the first update
+//! from another shard about them). Each realm owns its dealer and broker tables; sessions refer
+//! to their realm by a dense [`RealmId`], which is local to the shard (other shards name realms).
+
+use std::sync::Arc;
 
 use super::broker::Subscriptions;
 use super::dealer::Registry;
+use super::replication::PendingJoin;
 use super::{fast_map, FastMap};
 
 /// Index of a realm in [`Realms`] (never leaves the process).
@@ -10,9 +14,12 @@ use super::{fast_map, FastMap};
 pub(crate) struct RealmId(pub(crate) u32);
 
 pub(crate) struct Realm {
-    pub(crate) name: Box<str>,
+    /// Shared with the messages to other shards, which name realms by text.
+    pub(crate) name: Arc<str>,
     pub(crate) registry: Registry,
     pub(crate) subscriptions: Subscriptions,
+    /// Topics whose first local subscribers wait for this shard's Join (several shards only).
+    pub(crate) joins: FastMap<Box<str>, PendingJoin>,
     /// Established sessions in this realm.
     pub(crate) sessions: usize,
 }
@@ -47,6 +54,7 @@ impl Realms {
             name: name.into(),
             registry: Registry::new(),
             subscriptions: Subscriptions::new(),
+            joins: fast_map(),
             sessions: 0,
         });
         self.by_name.insert(name.into(), id);

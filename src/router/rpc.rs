@@ -3,14 +3,24 @@
 //! Payloads are never decoded here: they travel as spans and `wire::encode` splices (same
 //! serializer) or transcodes (different serializers) them.
 //!
+//! Across shards: a CALL whose callee lives on shard B becomes one `Invoke` to B (payload as
+//! shared `Bytes`); B owns the invocation (id, pending entry) and answers with a `Reply` that
+//! already holds the RESULT/ERROR frame encoded for the caller; the caller's shard forwards it
+//! if its pending entry (slab key + generation) is still alive, else discards it.
+//!
 //! [`Registry`]: super::dealer::Registry
 //! [`PendingCalls`]: super::dealer::PendingCalls
 
 use std::borrow::Cow;
 
-use super::dealer::RegisterRefusal;
+use bytes::Bytes;
+
+use super::dealer::{Callee, Caller, PendingKey, RegisterRefusal};
 use super::outbox;
-use super::{uri, Action, Router, SessionKey};
+use super::peer::{Invoke, PeerIdentity, PeerMsg, SessionRef};
+use super::session::SessionState;
+use super::{uri, Action, Router, SessionKey, ShardId};
+use crate::serializer::Serializer;
 use crate::wire::{code, Dict, Message, Payload, Value};
 
 impl Router {
@@ -57,14 +67,22 @@ impl Router {
             self.send(out, session, serializer, &error);
             return;
         }
-        let realm = state
+        let identity = state
             .identity
             .as_ref()
-            .expect("established session has an identity")
-            .realm;
+            .expect("established session has an identity");
+        let (realm, session_id) = (identity.realm, identity.id);
         let disclose_caller = options.get_bool("disclose_caller").unwrap_or(false);
+        if self.shards > 1 {
+            return self.start_register(session, request, realm, procedure, disclose_caller, out);
+        }
+        let callee = SessionRef {
+            shard: self.shard,
+            key: session,
+            session_id,
+        };
         let registry = &mut self.realms.get_mut(realm).registry;
-        match registry.register(&mut self.scoped_ids, procedure, session, disclose_caller) {
+        match registry.register(&mut self.scoped_ids, procedure, callee, disclose_caller) {
             Ok(registration) => {
                 self.sessions[session.0].registrations.insert(registration);
                 self.send(
@@ -103,17 +121,28 @@ impl Router {
         }
         let state = &self.sessions[session.0];
         let serializer = state.serializer;
-        let realm = state
+        let identity = state
             .identity
             .as_ref()
-            .expect("established session has an identity")
-            .realm;
-        if self
-            .realms
-            .get_mut(realm)
-            .registry
-            .unregister(registration, session)
-            .is_some()
+            .expect("established session has an identity");
+        let (realm, session_id) = (identity.realm, identity.id);
+        let callee = SessionRef {
+            shard: self.shard,
+            key: session,
+            session_id,
+        };
+        // Several shards: leaving the session's set first stops this shard routing to it at
+        // once; the replicas follow through the owner, and UNREGISTERED waits for all of them.
+        if self.shards > 1 && self.sessions[session.0].registrations.remove(&registration) {
+            return self.start_unregister(session, request, realm, registration, out);
+        }
+        if self.shards == 1
+            && self
+                .realms
+                .get_mut(realm)
+                .registry
+                .unregister(registration, callee)
+                .is_some()
         {
             self.sessions[session.0].registrations.remove(&registration);
             self.send(
@@ -191,9 +220,56 @@ impl Router {
             return;
         }
 
-        let (registration_id, callee) = (registration.id, registration.callee);
+        let (registration_id, callee_ref) = (registration.id, registration.callee);
         let disclose =
             registration.disclose_caller || options.get_bool("disclose_me") == Some(true);
+        if callee_ref.shard != self.shard {
+            let disclose = disclose.then(|| PeerIdentity {
+                session_id: caller_identity.id,
+                authid: caller_identity.authid.clone(),
+                authrole: caller_identity.authrole.clone(),
+            });
+            let key = self.pending.insert(
+                Caller::Local(caller),
+                request,
+                Callee::Remote {
+                    shard: callee_ref.shard,
+                },
+            );
+            self.sessions[caller.0].calls_waiting.insert(key);
+            let invoke = Invoke {
+                call: key,
+                caller_request: request,
+                caller_serializer,
+                registration: registration_id,
+                callee: callee_ref,
+                disclose,
+                payload: payload.to_owned_payload(),
+            };
+            out.push(Action::Peer {
+                to: callee_ref.shard,
+                msg: PeerMsg::Invoke(Box::new(invoke)).into(),
+            });
+            return;
+        }
+        let callee = callee_ref.key;
+        // With several shards the replica may still hold a registration whose REGISTERED has
+        // not gone out yet, or whose callee is unregistering or gone (the owner's removal is on
+        // its way): only the session's own set says it may be invoked.
+        if self.shards > 1
+            && !self.sessions.get(callee.0).is_some_and(|state| {
+                state.state == SessionState::Established
+                    && state.id() == callee_ref.session_id
+                    && state.registrations.contains(&registration_id)
+            })
+        {
+            let error = refuse(
+                uri::NO_SUCH_PROCEDURE,
+                format!("no callee registered {procedure:?}"),
+            );
+            self.send(out, caller, caller_serializer, &error);
+            return;
+        }
         let mut details = Dict::new();
         if disclose {
             details.insert("caller", caller_identity.id);
@@ -240,7 +316,14 @@ impl Router {
             }
         }
 
-        let key = self.pending.insert(caller, request, callee, invocation);
+        let key = self.pending.insert(
+            Caller::Local(caller),
+            request,
+            Callee::Local {
+                session: callee,
+                invocation,
+            },
+        );
         let callee_state = &mut self.sessions[callee.0];
         callee_state.last_invocation_id = invocation;
         callee_state.invocations.insert(invocation, key);
@@ -318,14 +401,26 @@ impl Router {
             tracing::error!(?callee, invocation, "pending call missing; reply dropped");
             return;
         };
-        let caller_state = &mut self.sessions[call.caller.0];
+        let caller = match call.caller {
+            Caller::Local(caller) => caller,
+            Caller::Remote {
+                shard,
+                call: handle,
+                serializer,
+            } => {
+                let message = reply(call.caller_request);
+                self.reply_to_shard(shard, handle, &message, serializer, false, out);
+                return;
+            }
+        };
+        let caller_state = &mut self.sessions[caller.0];
         caller_state.calls_waiting.remove(&key);
         let caller_serializer = caller_state.serializer;
         let message = reply(call.caller_request);
         match self.outbox.frame(&message, caller_serializer) {
             Ok(frame) => {
                 out.push(Action::Send {
-                    session: call.caller,
+                    session: caller,
                     frame,
                 });
                 self.stats.replies_routed += 1;
@@ -342,7 +437,7 @@ impl Router {
                     text,
                     caller_serializer,
                 );
-                self.send(out, call.caller, caller_serializer, &error);
+                self.send(out, caller, caller_serializer, &error);
             }
         }
     }
@@ -368,9 +463,17 @@ impl Router {
         };
         let call = self.pending.remove(key).expect("found just above");
         self.sessions[caller.0].calls_waiting.remove(&key);
-        let callee_state = &mut self.sessions[call.callee.0];
-        callee_state.invocations.remove(&call.invocation);
-        callee_state.discarded_invocations.remember(call.invocation);
+        // A callee on another shard keeps its invocation; its `Reply` will find no pending
+        // entry here and be discarded.
+        if let Callee::Local {
+            session: callee,
+            invocation,
+        } = call.callee
+        {
+            let callee_state = &mut self.sessions[callee.0];
+            callee_state.invocations.remove(&invocation);
+            callee_state.discarded_invocations.remember(invocation);
+        }
         self.stats.calls_canceled += 1;
         let error = outbox::error(
             code::CALL,
@@ -380,5 +483,175 @@ impl Router {
             serializer,
         );
         self.send(out, caller, serializer, &error);
+    }
+
+    /// Encodes the final answer of a call from another shard for its caller and sends it back
+    /// as a `Reply`. An answer the caller's serializer cannot carry becomes ERROR
+    /// `wamp.error.invalid_argument`, as locally.
+    pub(super) fn reply_to_shard(
+        &mut self,
+        shard: ShardId,
+        call: PendingKey,
+        message: &Message<'_>,
+        serializer: Serializer,
+        canceled: bool,
+        out: &mut Vec<Action>,
+    ) {
+        let frame = match self.outbox.frame(message, serializer) {
+            Ok(frame) => frame,
+            Err(encode_error) => {
+                self.stats.encode_errors += 1;
+                let request = match message {
+                    Message::Result { request, .. } | Message::Error { request, .. } => *request,
+                    _ => 0,
+                };
+                let text = format!(
+                    "the callee's answer cannot be sent in the caller's serializer: {encode_error}"
+                );
+                let error =
+                    outbox::error(code::CALL, request, uri::INVALID_ARGUMENT, text, serializer);
+                match self.outbox.frame(&error, serializer) {
+                    Ok(frame) => frame,
+                    Err(_) => return,
+                }
+            }
+        };
+        out.push(Action::Peer {
+            to: shard,
+            msg: PeerMsg::Reply {
+                call,
+                frame,
+                canceled,
+            }
+            .into(),
+        });
+    }
+
+    /// `Invoke` from the caller's shard: this shard owns the invocation from here on. A callee
+    /// that is gone, unregistering, or not yet announced as registered gets the call answered
+    /// with `wamp.error.no_such_procedure` (the CALL raced with REGISTER/UNREGISTER/leave).
+    pub(super) fn handle_remote_invoke(
+        &mut self,
+        from: ShardId,
+        invoke: Invoke,
+        out: &mut Vec<Action>,
+    ) {
+        let Invoke {
+            call,
+            caller_request,
+            caller_serializer,
+            registration,
+            callee: callee_ref,
+            disclose,
+            payload,
+        } = invoke;
+        let callee = callee_ref.key;
+        let routable = callee_ref.shard == self.shard
+            && self.sessions.get(callee.0).is_some_and(|state| {
+                state.state == SessionState::Established
+                    && state.id() == callee_ref.session_id
+                    && state.registrations.contains(&registration)
+            });
+        if !routable {
+            let error = outbox::error(
+                code::CALL,
+                caller_request,
+                uri::NO_SUCH_PROCEDURE,
+                "the callee is gone or no longer registered",
+                caller_serializer,
+            );
+            return self.reply_to_shard(from, call, &error, caller_serializer, false, out);
+        }
+        let mut details = Dict::new();
+        if let Some(identity) = &disclose {
+            details.insert("caller", identity.session_id);
+            details.insert("caller_authid", Value::Str(Cow::Borrowed(&identity.authid)));
+            details.insert(
+                "caller_authrole",
+                Value::Str(Cow::Borrowed(&identity.authrole)),
+            );
+        }
+        let callee_state = &self.sessions[callee.0];
+        let callee_serializer = callee_state.serializer;
+        let invocation = callee_state.peek_invocation_id();
+        let message = Message::Invocation {
+            request: invocation,
+            registration,
+            details,
+            payload: payload.as_payload(),
+        };
+        match self.outbox.frame(&message, callee_serializer) {
+            Ok(frame) => out.push(Action::Send {
+                session: callee,
+                frame,
+            }),
+            Err(encode_error) => {
+                self.stats.encode_errors += 1;
+                let text = format!(
+                    "the arguments cannot be sent to the callee's serializer: {encode_error}"
+                );
+                let error = outbox::error(
+                    code::CALL,
+                    caller_request,
+                    uri::INVALID_ARGUMENT,
+                    text,
+                    caller_serializer,
+                );
+                return self.reply_to_shard(from, call, &error, caller_serializer, false, out);
+            }
+        }
+        let key = self.pending.insert(
+            Caller::Remote {
+                shard: from,
+                call,
+                serializer: caller_serializer,
+            },
+            caller_request,
+            Callee::Local {
+                session: callee,
+                invocation,
+            },
+        );
+        let callee_state = &mut self.sessions[callee.0];
+        callee_state.last_invocation_id = invocation;
+        callee_state.invocations.insert(invocation, key);
+        self.stats.calls_routed += 1;
+    }
+
+    /// `Reply` from the callee's shard: forward the frame if the caller still waits for it.
+    pub(super) fn handle_remote_reply(
+        &mut self,
+        from: ShardId,
+        call: PendingKey,
+        frame: Bytes,
+        canceled: bool,
+        out: &mut Vec<Action>,
+    ) {
+        let caller = match self.pending.get(call) {
+            Some(pending) => match (&pending.caller, &pending.callee) {
+                (Caller::Local(caller), Callee::Remote { shard }) if *shard == from => *caller,
+                _ => {
+                    self.stats.peer_messages_ignored += 1;
+                    tracing::warn!(from, "Reply for a call that shard does not own");
+                    return;
+                }
+            },
+            // The caller left or canceled: late answer.
+            None => {
+                self.stats.late_replies_discarded += 1;
+                return;
+            }
+        };
+        self.pending.remove(call);
+        self.sessions[caller.0].calls_waiting.remove(&call);
+        out.push(Action::Send {
+            session: caller,
+            frame,
+        });
+        if canceled {
+            self.stats.calls_canceled += 1;
+        } else {
+            self.stats.replies_routed += 1;
+        }
     }
 }

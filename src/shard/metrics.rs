@@ -42,9 +42,10 @@ pub struct ShardMetrics {
     pub undeliverable: u64,
     /// Connections this shard accepted and handed to another shard (`placement = "round-robin"`).
     pub connections_handed_off: u64,
-    /// Messages this shard's router sent to other shards (including queued ones).
+    /// Messages this shard put on the mesh to other shards (router messages and connection
+    /// hand-offs), including those that waited in the local overflow queue.
     pub peer_messages_sent: u64,
-    /// Messages from other shards handed to this shard's router.
+    /// Messages from other shards this shard handled (router messages and hand-offs).
     pub peer_messages_received: u64,
     /// Times a message found its shard-to-shard channel full and was queued locally instead.
     pub peer_channel_full: u64,

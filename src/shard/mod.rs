@@ -1,34 +1,54 @@
 //! shard: the runtime — the ONLY code that names glommio. [`serve`] runs the start-up checks,
-//! starts one thread per shard, each with its own glommio `LocalExecutor` ([`run_shard`]), waits
-//! until every shard listens, and returns the summed metrics once a stop was requested and the
-//! shards drained. A shard binds its own SO_REUSEPORT listeners, runs one task per connection
-//! (`connection.rs`) around a [`Router`] it owns (`state.rs`), and polls the process's stop flag
-//! on a timer; on stop it has the router say GOODBYE `wamp.close.system_shutdown` to everyone,
-//! flushes, and returns within [`SHUTDOWN_GRACE`].
+//! starts one thread per shard, each with its own glommio `LocalExecutor` pinned to one of the
+//! CPUs the process may run on ([`run_shard`], CPU list from `cpus.rs`), builds the channel mesh
+//! between the shards (`mesh.rs`), waits until every shard listens and is connected to every
+//! other, and returns the summed metrics once a stop was requested and the shards drained.
 //!
-//! Today one shard runs (`cores` > 1 is accepted and reported by `main.rs`); running N means
-//! starting N `run_shard`s with `cpu = Some(i)`, plus the channel mesh between them.
+//! Placement (config `placement`): "kernel" — every shard binds its own SO_REUSEPORT listeners
+//! on the same ports and the kernel spreads connections; "round-robin" — only shard 0 binds and
+//! accepts, and hands the N-th accepted connection (0-based, counted over all its listeners in
+//! accept order; one listen queue per port keeps that order equal to connect order) to shard
+//! N % cores: the socket is duplicated (`F_DUPFD_CLOEXEC`) into an owned descriptor, sent over
+//! the mesh channel to that shard, and wrapped there in a glommio `TcpStream` bound to the
+//! receiving executor. A session lives on the shard that serves its connection, for its life.
+//!
+//! Start-up is two-phase so that a shard that cannot start (executor, bind) cannot leave the
+//! others waiting for mesh peers forever: every shard reports "bound", then all get "go" (or
+//! "give up"), then they connect the mesh and report "running".
+//!
+//! Each shard runs one task per connection (`connection.rs`) around the [`Router`] it owns
+//! (`state.rs`), one drain task per inbound mesh channel and one flusher task per outbound one
+//! (`mesh.rs`), and polls the process's stop flag on a timer; on stop it has its router say
+//! GOODBYE `wamp.close.system_shutdown` to its own sessions, flushes, and returns within
+//! [`SHUTDOWN_GRACE`], still handling what other shards send meanwhile.
 
+#[doc(hidden)]
+pub mod bench_support;
 mod connection;
+pub mod cpus;
+mod mesh;
 mod metrics;
 pub mod startup;
 mod state;
 
-use std::os::fd::FromRawFd;
+use std::cell::Cell;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use glommio::net::{TcpListener, TcpStream};
 use glommio::{LocalExecutorBuilder, Placement};
 use tracing::{debug, error, info, warn};
 
-use crate::config::{Config, ListenerConfig};
+use crate::config::{Config, ListenerConfig, ShardPlacement};
 use crate::net::{ServerConn, TransportKind};
-use crate::router::Router;
+use crate::router::{Router, ShardId};
 
 use connection::ConnectionTask;
+use mesh::{MeshEnds, MeshMsg, PeerLink};
 pub use metrics::ShardMetrics;
 pub use startup::StartError;
 use state::{Connection, Shard};
@@ -53,56 +73,117 @@ const RING_DEPTH: usize = 128;
 /// Pause after a failed accept (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(20);
 
+/// How often `serve` checks, while waiting for start-up reports, whether a shard thread died.
+const STARTUP_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
 /// Where and how one shard runs.
 #[derive(Clone, Debug)]
 pub struct ShardSpec {
-    pub id: usize,
+    pub id: ShardId,
     /// Pin the executor to this CPU; `None` lets the OS place it.
     pub cpu: Option<usize>,
+    /// How many shards the process runs.
+    pub shards: usize,
+}
+
+/// What a shard thread tells `serve` during start-up.
+enum StartupReport {
+    /// Executor built and listeners bound (or why not); the shard now waits for "go".
+    Bound(Result<(), StartError>),
+    /// Mesh connected, accepting.
+    Running,
 }
 
 /// Runs the router until `stop` turns true: start-up checks, shards, shutdown. Returns the
 /// metrics summed over shards, or why it could not start.
 pub fn serve(config: &Config, stop: Arc<AtomicBool>) -> Result<ShardMetrics, StartError> {
-    let shard_specs = vec![ShardSpec { id: 0, cpu: None }];
+    let allowed = cpus::allowed_cpus().map_err(StartError::Affinity)?;
+    let shards = match config.cores {
+        None => allowed.len(),
+        Some(requested) if requested > allowed.len() => {
+            return Err(StartError::TooManyCores { requested, allowed })
+        }
+        Some(requested) => requested,
+    };
+    let shard_specs: Vec<ShardSpec> = allowed[..shards]
+        .iter()
+        .enumerate()
+        .map(|(id, &cpu)| ShardSpec {
+            id,
+            cpu: Some(cpu),
+            shards,
+        })
+        .collect();
 
-    let memlock = startup::raise_memlock_limit(shard_specs.len())?;
+    let memlock = startup::raise_memlock_limit(shards)?;
     debug!(memlock_bytes = memlock, "RLIMIT_MEMLOCK");
     for listener in &config.listeners {
         startup::probe_address_free(listener.bind)?;
     }
+    info!(
+        "starting {shards} shard{} on CPU {} (placement {})",
+        if shards == 1 { "" } else { "s" },
+        cpus::format_cpu_list(&allowed[..shards]),
+        config.placement.name()
+    );
 
+    let mesh = mesh::build_mesh::<MeshMsg>(shards, config.runtime.peer_channel_capacity);
     let config = Arc::new(config.clone());
     let epoch = Instant::now();
-    let (ready_tx, ready_rx) = mpsc::channel::<(usize, Result<(), StartError>)>();
-    let mut threads = Vec::new();
-    for spec in shard_specs {
-        let (config, stop, ready) = (config.clone(), stop.clone(), ready_tx.clone());
-        let id = spec.id;
-        let thread = std::thread::Builder::new()
-            .name(format!("wampring-shard-{id}"))
-            .spawn(move || run_shard(spec, config, stop, epoch, ready))
-            .map_err(|e| StartError::Executor {
-                shard: id,
-                error: format!("cannot start its thread: {e}"),
-            })?;
-        threads.push((id, thread));
-    }
-    drop(ready_tx);
-
+    let (ready_tx, ready_rx) = mpsc::channel::<(ShardId, StartupReport)>();
+    let mut threads: Vec<(ShardId, JoinHandle<ShardMetrics>)> = Vec::new();
+    let mut go_senders = Vec::new();
     let mut start_error = None;
-    for _ in 0..threads.len() {
-        match ready_rx.recv() {
-            Ok((_, Ok(()))) => {}
-            Ok((_, Err(e))) => {
-                start_error.get_or_insert(e);
+    for (spec, ends) in shard_specs.into_iter().zip(mesh) {
+        let (config, stop, ready) = (config.clone(), stop.clone(), ready_tx.clone());
+        let (go_tx, go_rx) = mpsc::channel::<bool>();
+        let id = spec.id;
+        let spawned = std::thread::Builder::new()
+            .name(format!("wampring-shard-{id}"))
+            .spawn(move || run_shard(spec, config, stop, epoch, ready, go_rx, ends));
+        match spawned {
+            Ok(thread) => {
+                threads.push((id, thread));
+                go_senders.push(go_tx);
             }
-            Err(_) => {
-                // A shard thread ended without reporting: it panicked.
-                start_error.get_or_insert(StartError::ShardLost { shard: 0 });
+            Err(e) => {
+                start_error = Some(StartError::Executor {
+                    shard: id,
+                    error: format!("cannot start its thread: {e}"),
+                });
                 break;
             }
         }
+    }
+    drop(ready_tx);
+
+    let mut bound = vec![false; threads.len()];
+    await_reports(
+        &ready_rx,
+        &threads,
+        &mut bound,
+        &mut start_error,
+        |report| match report {
+            StartupReport::Bound(result) => Some(result),
+            StartupReport::Running => None,
+        },
+    );
+    let go = start_error.is_none();
+    for go_sender in go_senders {
+        let _ = go_sender.send(go);
+    }
+    if go {
+        let mut running = vec![false; threads.len()];
+        await_reports(
+            &ready_rx,
+            &threads,
+            &mut running,
+            &mut start_error,
+            |report| match report {
+                StartupReport::Running => Some(Ok(())),
+                StartupReport::Bound(_) => None,
+            },
+        );
     }
     if start_error.is_some() {
         stop.store(true, Ordering::SeqCst);
@@ -132,6 +213,48 @@ pub fn serve(config: &Config, stop: Arc<AtomicBool>) -> Result<ShardMetrics, Sta
     }
 }
 
+/// Waits until every shard thread sent the report `accept` picks out (marking it in `seen`),
+/// keeping the first error. A thread that ended without reporting counts as lost, so a panic
+/// cannot leave `serve` waiting.
+fn await_reports(
+    ready: &mpsc::Receiver<(ShardId, StartupReport)>,
+    threads: &[(ShardId, JoinHandle<ShardMetrics>)],
+    seen: &mut [bool],
+    start_error: &mut Option<StartError>,
+    accept: impl Fn(StartupReport) -> Option<Result<(), StartError>>,
+) {
+    while seen.iter().any(|seen| !seen) {
+        match ready.recv_timeout(STARTUP_POLL_INTERVAL) {
+            Ok((id, report)) => {
+                if let Some(result) = accept(report) {
+                    if let Some(slot) = seen.get_mut(id) {
+                        *slot = true;
+                    }
+                    if let Err(e) = result {
+                        start_error.get_or_insert(e);
+                    }
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                for (index, (id, thread)) in threads.iter().enumerate() {
+                    if !seen[index] && thread.is_finished() {
+                        seen[index] = true;
+                        start_error.get_or_insert(StartError::ShardLost { shard: *id });
+                    }
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                if let Some(index) = seen.iter().position(|seen| !seen) {
+                    start_error.get_or_insert(StartError::ShardLost {
+                        shard: threads[index].0,
+                    });
+                }
+                return;
+            }
+        }
+    }
+}
+
 fn serializer_list(listener: &ListenerConfig) -> String {
     let names: Vec<&str> = listener
         .transport
@@ -142,75 +265,181 @@ fn serializer_list(listener: &ListenerConfig) -> String {
     names.join(", ")
 }
 
-/// One shard: builds its executor on the calling thread, binds its listeners, reports
-/// readiness (or the start-up error) on `ready`, serves until `stop`, and returns its metrics.
-pub fn run_shard(
+/// One shard: builds its pinned executor on the calling thread, binds its listeners (all of
+/// them with kernel placement; only shard 0 with round-robin), reports "bound", waits for
+/// "go", connects its ends of the mesh, reports "running", serves until `stop`, and returns
+/// its metrics.
+fn run_shard(
     spec: ShardSpec,
     config: Arc<Config>,
     stop: Arc<AtomicBool>,
     epoch: Instant,
-    ready: mpsc::Sender<(usize, Result<(), StartError>)>,
+    ready: mpsc::Sender<(ShardId, StartupReport)>,
+    go: mpsc::Receiver<bool>,
+    mesh_ends: MeshEnds<MeshMsg>,
 ) -> ShardMetrics {
+    let id = spec.id;
     let placement = match spec.cpu {
         Some(cpu) => Placement::Fixed(cpu),
         None => Placement::Unbound,
     };
     let mut builder = LocalExecutorBuilder::new(placement)
-        .name(&format!("wampring-shard-{}", spec.id))
+        .name(&format!("wampring-shard-{id}"))
         .io_memory(IO_MEMORY_BYTES)
         .ring_depth(RING_DEPTH);
     if config.runtime.spin_before_park_us > 0 {
+        // Effective because the executor is pinned (glommio ignores it otherwise).
         builder =
             builder.spin_before_park(Duration::from_micros(config.runtime.spin_before_park_us));
     }
     let executor = match builder.make() {
         Ok(executor) => executor,
         Err(e) => {
-            let _ = ready.send((
-                spec.id,
-                Err(StartError::Executor {
-                    shard: spec.id,
-                    error: e.to_string(),
-                }),
-            ));
+            let error = StartError::Executor {
+                shard: id,
+                error: e.to_string(),
+            };
+            let _ = ready.send((id, StartupReport::Bound(Err(error))));
             return ShardMetrics::default();
         }
     };
 
     executor.run(async move {
-        let mut listeners = Vec::with_capacity(config.listeners.len());
-        for listener in &config.listeners {
-            match startup::bind_listener(listener.bind) {
-                // SAFETY: the descriptor is a bound, listening, non-blocking TCP socket that
-                // nothing else owns; glommio's listener takes it over.
-                Ok(fd) => {
-                    listeners.push((unsafe { TcpListener::from_raw_fd(fd) }, listener.clone()))
-                }
-                Err(e) => {
-                    let _ = ready.send((spec.id, Err(e)));
-                    return ShardMetrics::default();
+        let accepts_here = config.placement == ShardPlacement::Kernel || id == 0;
+        let mut listeners = Vec::new();
+        if accepts_here {
+            for (index, listener) in config.listeners.iter().enumerate() {
+                match startup::bind_listener(listener.bind) {
+                    // SAFETY: the descriptor is a bound, listening, non-blocking TCP socket
+                    // that nothing else owns; glommio's listener takes it over.
+                    Ok(fd) => listeners.push((unsafe { TcpListener::from_raw_fd(fd) }, index)),
+                    Err(e) => {
+                        let _ = ready.send((id, StartupReport::Bound(Err(e))));
+                        return ShardMetrics::default();
+                    }
                 }
             }
         }
+        let _ = ready.send((id, StartupReport::Bound(Ok(()))));
+        // Blocking is fine here: nothing else runs on this executor yet.
+        if !go.recv().unwrap_or(false) {
+            return ShardMetrics::default();
+        }
+
+        let links: Vec<Option<Rc<PeerLink<MeshMsg>>>> = (0..spec.shards)
+            .map(|to| (to != id).then(|| Rc::new(PeerLink::new(to))))
+            .collect();
         let seed = rand::random::<u64>();
-        let router = Router::new(config.router.clone(), seed);
-        let shard = Rc::new(Shard::new(spec.id, router, config.limits.clone(), epoch));
-        let _ = ready.send((spec.id, Ok(())));
+        let router = Router::new_shard(config.router.clone(), seed, id, spec.shards);
+        let shard = Rc::new(Shard::new(
+            id,
+            router,
+            config.limits.clone(),
+            epoch,
+            links.clone(),
+        ));
+        let listener_configs: Rc<[ListenerConfig]> = config.listeners.clone().into();
+
+        // Drain tasks first: each connects a receiving end, which the sending shard's connect
+        // waits for; they run while this task waits for its own sending ends below.
+        let mut mesh_tasks: Vec<glommio::Task<()>> = Vec::new();
+        for (from, receiver) in mesh_ends.inbound.into_iter().enumerate() {
+            if let Some(receiver) = receiver {
+                let (shard, listener_configs) = (shard.clone(), listener_configs.clone());
+                mesh_tasks.push(glommio::spawn_local(mesh::drain_inbound(
+                    receiver,
+                    move |msg| handle_mesh_msg(&shard, &listener_configs, from, msg),
+                )));
+            }
+        }
+        for (to, sender) in mesh_ends.outbound.into_iter().enumerate() {
+            if let (Some(sender), Some(link)) = (sender, links[to].clone()) {
+                link.connect(sender).await;
+                mesh_tasks.push(glommio::spawn_local(link.run_flusher()));
+            }
+        }
+        let _ = ready.send((id, StartupReport::Running));
         drop(ready);
-        shard_main(shard, listeners, stop).await
+        let round_robin = (config.placement == ShardPlacement::RoundRobin && spec.shards > 1)
+            .then(|| Rc::new(RoundRobin::default()));
+        shard_main(
+            shard,
+            listeners,
+            listener_configs,
+            round_robin,
+            stop,
+            mesh_tasks,
+        )
+        .await
     })
+}
+
+/// One message from shard `from`, in channel order. False once this shard has terminated
+/// (the drain task then ends).
+fn handle_mesh_msg(
+    shard: &Rc<Shard>,
+    listeners: &[ListenerConfig],
+    from: ShardId,
+    msg: MeshMsg,
+) -> bool {
+    if shard.is_terminated() {
+        return false;
+    }
+    match msg {
+        MeshMsg::Router(msg) => shard.handle_peer(from, msg),
+        MeshMsg::Adopt { socket, listener } => {
+            shard.metrics.borrow_mut().peer_messages_received += 1;
+            match listeners.get(listener) {
+                Some(config) => {
+                    // SAFETY: `socket` is an owned, connected TCP socket (a duplicate made by
+                    // the accepting shard); the stream takes it over and closes it.
+                    let stream = unsafe { TcpStream::from_raw_fd(socket.into_raw_fd()) };
+                    adopt_connection(shard, stream, config);
+                }
+                None => error!(
+                    shard = shard.id,
+                    listener, "hand-off names a listener that does not exist; closed"
+                ),
+            }
+        }
+    }
+    true
+}
+
+/// The accept order of round-robin placement (shard 0 only): the N-th accepted connection,
+/// over all listeners, goes to shard N % shards.
+#[derive(Default)]
+struct RoundRobin {
+    accepted: Cell<u64>,
+}
+
+impl RoundRobin {
+    fn next_target(&self, shards: usize) -> ShardId {
+        let n = self.accepted.get();
+        self.accepted.set(n.wrapping_add(1));
+        (n % shards as u64) as ShardId
+    }
 }
 
 /// The shard's main loop: accept tasks run until a stop is seen, then the shard shuts down.
 async fn shard_main(
     shard: Rc<Shard>,
-    listeners: Vec<(TcpListener, ListenerConfig)>,
+    listeners: Vec<(TcpListener, usize)>,
+    listener_configs: Rc<[ListenerConfig]>,
+    round_robin: Option<Rc<RoundRobin>>,
     stop: Arc<AtomicBool>,
+    mesh_tasks: Vec<glommio::Task<()>>,
 ) -> ShardMetrics {
     let accept_tasks: Vec<glommio::Task<()>> = listeners
         .into_iter()
-        .map(|(listener, config)| {
-            glommio::spawn_local(accept_loop(shard.clone(), listener, Rc::new(config)))
+        .map(|(listener, index)| {
+            glommio::spawn_local(accept_loop(
+                shard.clone(),
+                listener,
+                index,
+                listener_configs.clone(),
+                round_robin.clone(),
+            ))
         })
         .collect();
 
@@ -224,7 +453,9 @@ async fn shard_main(
         "shutting down"
     );
 
-    // Dropping a glommio task cancels it: the listeners close and no one new gets in.
+    // Dropping a glommio task cancels it: the listeners close and no one new gets in. The
+    // mesh tasks keep running: other shards' messages (replies, leaves) are still handled
+    // while this shard's sessions say goodbye.
     drop(accept_tasks);
     shard.begin_shutdown();
     while shard.connection_count() > 0 && Instant::now() < deadline {
@@ -240,17 +471,35 @@ async fn shard_main(
         );
     }
     shard.terminate();
+    drop(mesh_tasks);
     shard.log_router_stats();
     let metrics = shard.metrics_snapshot();
     info!(shard = shard.id, "{metrics}");
     metrics
 }
 
-/// Accepts connections on one listener and spawns a task for each.
-async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, config: Rc<ListenerConfig>) {
+/// Accepts connections on one listener: serves each here, or (round-robin) hands it to the
+/// shard whose turn it is.
+async fn accept_loop(
+    shard: Rc<Shard>,
+    listener: TcpListener,
+    index: usize,
+    configs: Rc<[ListenerConfig]>,
+    round_robin: Option<Rc<RoundRobin>>,
+) {
+    let config = &configs[index];
     loop {
         match listener.accept().await {
-            Ok(stream) => adopt_connection(&shard, stream, &config),
+            Ok(stream) => {
+                if let Some(round_robin) = &round_robin {
+                    let target = round_robin.next_target(shard.shard_count());
+                    if target != shard.id {
+                        hand_off(&shard, stream, target, index, config);
+                        continue;
+                    }
+                }
+                adopt_connection(&shard, stream, config)
+            }
             Err(e) => {
                 warn!(shard = shard.id, listener = %config.url(), "accept failed: {e}");
                 glommio::timer::sleep(ACCEPT_ERROR_BACKOFF).await;
@@ -259,7 +508,44 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, config: Rc<Listene
     }
 }
 
+/// Sends an accepted connection to shard `target` (round-robin placement). The descriptor is
+/// duplicated into an owned one (glommio's stream has no `into_raw_fd`), and this shard's copy
+/// is closed; if duplicating fails (out of descriptors), the connection is served here.
+fn hand_off(
+    shard: &Rc<Shard>,
+    stream: TcpStream,
+    target: ShardId,
+    listener: usize,
+    config: &ListenerConfig,
+) {
+    // SAFETY: the descriptor belongs to `stream`, which outlives this borrow.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) };
+    match borrowed.try_clone_to_owned() {
+        Ok(socket) => {
+            drop(stream);
+            shard.metrics.borrow_mut().connections_handed_off += 1;
+            debug!(shard = shard.id, target, "connection handed off");
+            shard.send_to_shard(target, MeshMsg::Adopt { socket, listener });
+        }
+        Err(e) => {
+            warn!(
+                shard = shard.id,
+                target, "cannot hand a connection off ({e}); serving it here"
+            );
+            adopt_connection(shard, stream, config);
+        }
+    }
+}
+
 fn adopt_connection(shard: &Rc<Shard>, stream: TcpStream, config: &ListenerConfig) {
+    if shard.is_stopping() {
+        // Handed over just as this shard stops: nothing to serve it with.
+        debug!(
+            shard = shard.id,
+            "connection arrived during shutdown; closed"
+        );
+        return;
+    }
     shard.metrics.borrow_mut().connections_accepted += 1;
     // Frames are batched per turn by the connection task; Nagle would only add latency.
     if let Err(e) = stream.set_nodelay(true) {

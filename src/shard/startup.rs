@@ -1,6 +1,7 @@
 //! Start-up checks and listening sockets: everything that must be true before a shard runs,
-//! each failure turned into a [`StartError`] whose text names the fix. Raises RLIMIT_MEMLOCK
-//! (glommio refuses to build an executor below 512 KiB), probes each listen address for another
+//! each failure turned into a [`StartError`] whose text names the fix. Checks the shard count
+//! against the CPUs the process may use, raises RLIMIT_MEMLOCK (glommio refuses to build an
+//! executor below 512 KiB; the check scales with the shards), probes each listen address for another
 //! process (glommio's listeners use SO_REUSEPORT, so a second router would otherwise silently
 //! share the port), and binds the listening sockets themselves.
 
@@ -30,6 +31,13 @@ pub enum StartError {
     Executor { shard: usize, error: String },
     /// A shard thread died before it reported ready.
     ShardLost { shard: usize },
+    /// More shards were asked for than the process may run on.
+    TooManyCores {
+        requested: usize,
+        allowed: Vec<usize>,
+    },
+    /// The process's CPU affinity could not be read.
+    Affinity(io::Error),
 }
 
 fn kib(bytes: u64) -> String {
@@ -70,6 +78,19 @@ impl fmt::Display for StartError {
             ),
             StartError::ShardLost { shard } => {
                 write!(f, "shard {shard} stopped before it was ready (see the log above)")
+            }
+            StartError::TooManyCores { requested, allowed } => write!(
+                f,
+                "cores = {requested}, but this process may run on only {} CPU{} ({}; its \
+                 affinity mask, see taskset or the container's cpuset): ask for at most {}, or \
+                 leave `cores` unset to use them all",
+                allowed.len(),
+                if allowed.len() == 1 { "" } else { "s" },
+                super::cpus::format_cpu_list(allowed),
+                allowed.len()
+            ),
+            StartError::Affinity(error) => {
+                write!(f, "cannot read the CPUs this process may run on: {error}")
             }
         }
     }

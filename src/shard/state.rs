@@ -1,11 +1,13 @@
 //! The state one shard's tasks share, and the performing of router actions. A [`Shard`] owns
-//! the router of this shard, the table SessionKey -> connection, every live connection, the
-//! metrics and the monotonic clock. Connection tasks call in with what their transport
-//! reported (`open_session`, `handle_message`, `end_session`); the router's answers are
-//! [`Action`]s, and [`Shard::perform`] carries them out: a `Send` appends the frame to the
-//! target connection's bounded output and wakes that connection's task (which writes it on its
-//! next turn), a `Close` starts the target's orderly close. No borrow is held across an await:
-//! everything here is synchronous and runs inside one task's poll.
+//! the router of this shard, the table SessionKey -> connection, every live connection, its
+//! outbound links to the other shards, the metrics and the monotonic clock. Connection tasks
+//! call in with what their transport reported (`open_session`, `handle_message`,
+//! `end_session`), drain tasks with what another shard sent (`handle_peer`); the router's
+//! answers are [`Action`]s, and [`Shard::perform`] carries them out: a `Send` appends the frame
+//! to the target connection's bounded output and wakes that connection's task (which writes it
+//! on its next turn), a `Close` starts the target's orderly close, a `Peer` goes into the link
+//! to that shard (never blocking). No borrow is held across an await: everything here is
+//! synchronous and runs inside one task's poll.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -18,8 +20,9 @@ use tracing::{debug, info, warn};
 use crate::config::LimitsConfig;
 use crate::net::websocket::close_code;
 use crate::net::{SendError, ServerConn};
-use crate::router::{Action, Millis, Router, SessionKey, TransportInfo};
+use crate::router::{Action, Millis, Router, SessionKey, ShardId, ShardMsg, TransportInfo};
 
+use super::mesh::{MeshMsg, PeerLink};
 use super::metrics::ShardMetrics;
 
 /// Size of the shard-wide buffer sockets are read into before the bytes are handed to their
@@ -32,6 +35,8 @@ pub(crate) struct Connection {
     pub(crate) transport: RefCell<ServerConn>,
     /// The router session riding on this connection, from `Opened` until the session ends.
     session: Cell<Option<SessionKey>>,
+    /// The session was welcomed (and its "opened on shard" line logged).
+    welcomed: Cell<bool>,
     waker: RefCell<Option<Waker>>,
     /// True while this connection's own task is being polled: it writes its output before it
     /// returns, so waking it is unnecessary.
@@ -49,6 +54,7 @@ impl Connection {
         Connection {
             transport: RefCell::new(transport),
             session: Cell::new(None),
+            welcomed: Cell::new(false),
             waker: RefCell::new(None),
             polling: Cell::new(false),
             close_started: Cell::new(false),
@@ -100,13 +106,21 @@ pub(crate) struct Shard {
     pub(crate) read_scratch: RefCell<Box<[u8]>>,
     /// A cleared action vector kept between messages, so routing allocates none.
     spare_actions: RefCell<Vec<Action>>,
+    /// Index = destination shard; `None` at this shard's own index.
+    links: Vec<Option<Rc<PeerLink<MeshMsg>>>>,
     stopping: Cell<bool>,
     /// The shard's main loop has returned; leftover tasks are being dropped.
     terminated: Cell<bool>,
 }
 
 impl Shard {
-    pub(crate) fn new(id: usize, router: Router, limits: LimitsConfig, epoch: Instant) -> Shard {
+    pub(crate) fn new(
+        id: usize,
+        router: Router,
+        limits: LimitsConfig,
+        epoch: Instant,
+        links: Vec<Option<Rc<PeerLink<MeshMsg>>>>,
+    ) -> Shard {
         Shard {
             id,
             router: RefCell::new(router),
@@ -117,6 +131,7 @@ impl Shard {
             limits,
             read_scratch: RefCell::new(vec![0u8; READ_SCRATCH_BYTES].into_boxed_slice()),
             spare_actions: RefCell::new(Vec::new()),
+            links,
             stopping: Cell::new(false),
             terminated: Cell::new(false),
         }
@@ -183,8 +198,54 @@ impl Shard {
         self.router
             .borrow_mut()
             .handle_message(session, frame, now, &mut actions);
+        if !conn.welcomed.get() {
+            self.log_if_welcomed(conn, session);
+        }
         self.perform(&mut actions);
         self.spare_actions.replace(actions);
+    }
+
+    /// Logs "session <id> opened on shard <k>" once the router has given the session its WAMP
+    /// id: operators see where a session lives, and the multi-shard tests check placement by
+    /// it. Written before the WELCOME leaves (the connection writes after this returns).
+    fn log_if_welcomed(&self, conn: &Connection, session: SessionKey) {
+        if let Some(id) = self.router.borrow().wamp_session_id(session) {
+            conn.welcomed.set(true);
+            info!(peer = %conn.peer, "session {id} opened on shard {}", self.id);
+        }
+    }
+
+    /// One message another shard's router sent to this one (from its drain task).
+    pub(crate) fn handle_peer(&self, from: ShardId, msg: ShardMsg) {
+        self.metrics.borrow_mut().peer_messages_received += 1;
+        let now = self.now();
+        let mut actions = self.spare_actions.take();
+        self.router
+            .borrow_mut()
+            .handle_peer(from, msg, now, &mut actions);
+        self.perform(&mut actions);
+        self.spare_actions.replace(actions);
+    }
+
+    /// How many shards the process runs (this one included).
+    pub(crate) fn shard_count(&self) -> usize {
+        self.links.len().max(1)
+    }
+
+    /// Queues `msg` for shard `to` (never blocks; see `mesh.rs`).
+    pub(crate) fn send_to_shard(&self, to: ShardId, msg: MeshMsg) {
+        match self.links.get(to).and_then(Option::as_ref) {
+            Some(link) => link.send(msg),
+            None => {
+                // A router defect (itself or a shard that does not exist): log, do not panic.
+                tracing::error!(
+                    shard = self.id,
+                    to,
+                    "message for a shard that does not exist; dropped"
+                );
+                self.metrics.borrow_mut().undeliverable += 1;
+            }
+        }
     }
 
     /// The connection's transport is gone (EOF, error, close handshake done, timeout): end its
@@ -230,10 +291,7 @@ impl Shard {
                             ended.push(session);
                         }
                     }
-                    Action::Peer { to, .. } => {
-                        // One shard runs today, so its router has no peer to address.
-                        tracing::error!(to, "router addressed a peer shard that does not exist");
-                    }
+                    Action::Peer { to, msg } => self.send_to_shard(to, MeshMsg::Router(msg)),
                 }
             }
             if ended.is_empty() {
@@ -323,10 +381,19 @@ impl Shard {
         }
     }
 
-    /// The counters, with `connections_open` filled in.
+    /// The counters, with `connections_open` and the links' counters filled in.
     pub(crate) fn metrics_snapshot(&self) -> ShardMetrics {
         let mut metrics = *self.metrics.borrow();
         metrics.connections_open = self.connection_count() as u64;
+        for link in self.links.iter().flatten() {
+            let stats = link.stats();
+            metrics.peer_messages_sent += stats.sent;
+            metrics.peer_channel_full += stats.channel_full;
+            metrics.peer_messages_dropped += stats.dropped;
+            metrics.peer_overflow_high_water = metrics
+                .peer_overflow_high_water
+                .max(stats.overflow_high_water);
+        }
         metrics
     }
 

@@ -122,12 +122,15 @@ impl<'a> JsonReader<'a> {
         let mut escaped = false;
         let mut ascii = true;
         loop {
-            // Fast path: skip plain ASCII eight bytes at a time (most URIs and keys are).
+            // Fast path: skip plain ASCII eight bytes at a time (most URIs and keys are). The
+            // lowest flagged byte of the SWAR mask is exactly the first special byte.
             while let Some(chunk) = buf.get(i..i + 8) {
                 let Ok(word) = <[u8; 8]>::try_from(chunk) else {
                     break;
                 };
-                if has_special_byte(u64::from_le_bytes(word)) {
+                let special = special_bytes(u64::from_le_bytes(word));
+                if special != 0 {
+                    i += (special.trailing_zeros() / 8) as usize;
                     break;
                 }
                 i += 8;
@@ -578,17 +581,18 @@ impl<'a> JsonReader<'a> {
     }
 }
 
-/// Whether any of the 8 bytes in `word` needs the careful path of the string scanner: a quote,
-/// a backslash, a control character or a non-ASCII byte (SWAR "has zero byte" tricks).
+/// Flags (high bit of each byte) the bytes of `word` that need the careful path of the string
+/// scanner: a quote, a backslash, a control character or a non-ASCII byte. SWAR "has zero
+/// byte" tricks: higher flags may be false positives after a true one, the lowest is exact.
 #[inline]
-fn has_special_byte(word: u64) -> bool {
+fn special_bytes(word: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
-    let quote = has_zero(word ^ (ONES * u64::from(b'"')));
-    let backslash = has_zero(word ^ (ONES * u64::from(b'\\')));
+    let zero_bytes = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let quote = zero_bytes(word ^ (ONES * u64::from(b'"')));
+    let backslash = zero_bytes(word ^ (ONES * u64::from(b'\\')));
     let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
-    (quote | backslash | control | (word & HIGHS)) != 0
+    quote | backslash | control | (word & HIGHS)
 }
 
 /// Parses ASCII digits into a u64; `None` on overflow.

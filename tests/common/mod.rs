@@ -3,7 +3,9 @@
 //! * [`RouterProcess`]: starts the `wampring` binary on free 127.0.0.1 ports with a temporary
 //!   TOML config, waits (bounded) until both listeners accept, and on drop stops it by PID
 //!   (SIGTERM, then SIGKILL), prints its log when the test failed, and fails the test when the
-//!   router died on its own.
+//!   router died on its own. For several shards it reads, from the router's log, which shard
+//!   a session landed on ([`RouterProcess::shard_of`]) and joins clients on chosen shards
+//!   ([`RouterProcess::join_on_shard`], with `placement = "round-robin"`).
 //! * [`TestClient`]: a small blocking WAMP client over `std::net::TcpStream`, driven by the
 //!   crate's own `net::ClientConn` (transport) and `wire` (messages). Every read has a deadline,
 //!   so a hang becomes a test failure, never an infinite wait.
@@ -210,6 +212,8 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// A running `wampring` process on two free loopback ports (WebSocket and RawSocket).
 pub struct RouterProcess {
     child: Child,
+    /// The test stopped the router itself ([`RouterProcess::terminate`]).
+    stopped_by_test: bool,
     dir: PathBuf,
     log_path: PathBuf,
     pub ws_port: u16,
@@ -303,6 +307,7 @@ name = "{REALM}"
         let child = cmd.spawn().map_err(|e| format!("spawn failed: {e}"))?;
         let mut router = RouterProcess {
             child,
+            stopped_by_test: false,
             dir,
             log_path,
             ws_port,
@@ -370,6 +375,74 @@ name = "{REALM}"
         c.hello(REALM);
         c
     }
+
+    /// Starts a router with `cores` shards and round-robin placement, so that consecutive
+    /// connections land on consecutive shards.
+    pub fn start_shards(cores: usize) -> RouterProcess {
+        let cores = cores.to_string();
+        Self::start("", &["--cores", &cores, "--placement", "round-robin"])
+    }
+
+    /// The shard the router reports for WAMP session `session` (its info line "session <id>
+    /// opened on shard <k>", written before the WELCOME is sent).
+    pub fn shard_of(&self, session: u64) -> Option<usize> {
+        let needle = format!("session {session} opened on shard ");
+        let log = self.log();
+        let at = log.find(&needle)? + needle.len();
+        let digits: String = log[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
+        digits.parse().ok()
+    }
+
+    /// Joins a client that the router placed on shard `shard` (round-robin placement: at most
+    /// one full turn of connections is needed; the ones that landed elsewhere are closed).
+    /// The placement is checked in the router's log, not assumed.
+    pub fn join_on_shard(
+        &self,
+        name: &str,
+        kind: TransportKind,
+        ser: Serializer,
+        shard: usize,
+    ) -> TestClient {
+        const MAX_TRIES: usize = 16;
+        for _ in 0..MAX_TRIES {
+            let client = self.join(name, kind, ser);
+            let landed = self.shard_of(client.session).unwrap_or_else(|| {
+                panic!(
+                    "{name}: no \"session {} opened on shard\" line in the log:\n{}",
+                    client.session,
+                    self.log()
+                )
+            });
+            if landed == shard {
+                return client;
+            }
+            client.disconnect();
+        }
+        panic!("{name}: could not place a session on shard {shard} in {MAX_TRIES} connections");
+    }
+
+    /// Sends SIGTERM and waits at most `limit` for the exit; `None` if still running. The
+    /// router then counts as stopped by the test (dropping it does not fail the test).
+    pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        self.stopped_by_test = true;
+        // SAFETY: plain kill(2) on our own, not yet reaped child.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 }
 
 impl Drop for RouterProcess {
@@ -399,7 +472,7 @@ impl Drop for RouterProcess {
                 "----- router log (pid {}) -----\n{log}\n----- end of router log -----",
                 self.pid()
             );
-        } else if let Some(status) = exited_on_its_own {
+        } else if let (Some(status), false) = (exited_on_its_own, self.stopped_by_test) {
             panic!("the router process exited during the test ({status}); log:\n{log}");
         }
     }

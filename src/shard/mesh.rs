@@ -1,0 +1,276 @@
+//! The channel mesh between shards: exactly one bounded, lock-free, FIFO channel per ordered
+//! pair of shards, its sending side ([`PeerLink`]: never blocks, queues locally when the channel
+//! is full) and its receiving side ([`drain_inbound`]: one task per inbound channel).
+//!
+//! The channels are glommio's `shared_channel`: a single-producer single-consumer ring buffer
+//! (bounded, FIFO, lock-free: one atomic head and tail) that is wired into the reactor of each
+//! side. A receiver with nothing to read parks its task; a sender that pushes while the
+//! receiving executor sleeps writes that executor's eventfd, and only then (the sleeping side
+//! announces itself with a flag, so a busy receiver costs the sender no syscall). A busy
+//! receiver finds the new messages on its next reactor turn. So an idle shard burns no CPU on
+//! the mesh, and a message costs no timer latency; a sleeping receiver costs one eventfd wake-up
+//! (tens of microseconds on VMs; `spin_before_park_us` trades CPU for it). A crossbeam queue
+//! would need the same eventfd beside it, and a second queue of notifications.
+//!
+//! Overflow: `try_send`; when the ring is full the message goes to a local queue for that
+//! destination, and every later message to that destination goes behind it (FIFO per pair holds)
+//! until a flusher task has moved the whole queue into the ring, waiting for room through the
+//! channel's own wake-up. The queue does not drop (the router's protocol must not lose
+//! messages); its depth is a metric (high-water mark) and a warning each time it doubles past
+//! [`OVERFLOW_WARN_DEPTH`].
+
+use std::cell::{Cell, OnceCell, RefCell};
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::os::fd::OwnedFd;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+
+use glommio::channels::shared_channel::{self, ConnectedSender, SharedReceiver, SharedSender};
+use glommio::{GlommioError, ResourceType};
+use tracing::{debug, warn};
+
+use crate::router::ShardMsg;
+
+/// What travels between shards: router messages, and (round-robin placement) accepted
+/// connections handed from the accepting shard to their owner.
+#[derive(Debug)]
+pub(crate) enum MeshMsg {
+    Router(ShardMsg),
+    /// A connected socket, to be served by the receiving shard on `listener` (index into the
+    /// config's listeners). Owned, so a hand-off that is never delivered closes it.
+    Adopt {
+        socket: OwnedFd,
+        listener: usize,
+    },
+}
+
+/// Messages handled per wake-up of a drain task before it lets the shard's other tasks run.
+pub(crate) const DRAIN_BATCH: usize = 64;
+
+/// Overflow depth (messages to one shard) at which the first warning is logged; later warnings
+/// come at each doubling.
+pub(crate) const OVERFLOW_WARN_DEPTH: usize = 4096;
+
+/// One shard's ends of the mesh, not yet connected to its executor (so they can move to the
+/// shard's thread). Index = the other shard; `None` at the shard's own index.
+pub struct MeshEnds<T: Send + 'static> {
+    pub(crate) outbound: Vec<Option<SharedSender<T>>>,
+    pub(crate) inbound: Vec<Option<SharedReceiver<T>>>,
+}
+
+/// The whole mesh for `shards` shards: entry k holds shard k's ends. Every channel holds
+/// `capacity` messages (glommio rounds up to a power of two; config demands one).
+pub fn build_mesh<T: Send + 'static>(shards: usize, capacity: usize) -> Vec<MeshEnds<T>> {
+    let mut ends: Vec<MeshEnds<T>> = (0..shards)
+        .map(|_| MeshEnds {
+            outbound: (0..shards).map(|_| None).collect(),
+            inbound: (0..shards).map(|_| None).collect(),
+        })
+        .collect();
+    for from in 0..shards {
+        for to in 0..shards {
+            if from != to {
+                let (sender, receiver) = shared_channel::new_bounded(capacity);
+                ends[from].outbound[to] = Some(sender);
+                ends[to].inbound[from] = Some(receiver);
+            }
+        }
+    }
+    ends
+}
+
+/// Counters of one outbound link (read into the shard's metrics).
+#[derive(Default, Debug, Clone, Copy)]
+pub(crate) struct LinkStats {
+    pub(crate) sent: u64,
+    pub(crate) channel_full: u64,
+    pub(crate) overflow_high_water: u64,
+    pub(crate) dropped: u64,
+}
+
+/// The sending side of the channel from this shard to shard `to`, with its local overflow
+/// queue. Single-threaded (lives in the shard's `Rc`s).
+pub(crate) struct PeerLink<T: Send + 'static> {
+    to: usize,
+    /// Set once the channel is connected; until then everything queues in `backlog`.
+    sender: OnceCell<ConnectedSender<T>>,
+    /// Messages waiting for room in the channel, oldest first.
+    backlog: RefCell<VecDeque<T>>,
+    /// The flusher has taken the oldest backlog message and is waiting to push it: the backlog
+    /// is not empty in spirit, so new messages still go behind it.
+    in_flight: Cell<bool>,
+    /// The receiving shard has stopped: drop, count, never block.
+    closed: Cell<bool>,
+    flusher: RefCell<Option<Waker>>,
+    next_warn_depth: Cell<usize>,
+    stats: Cell<LinkStats>,
+}
+
+impl<T: Send + 'static> PeerLink<T> {
+    pub(crate) fn new(to: usize) -> PeerLink<T> {
+        PeerLink {
+            to,
+            sender: OnceCell::new(),
+            backlog: RefCell::new(VecDeque::new()),
+            in_flight: Cell::new(false),
+            closed: Cell::new(false),
+            flusher: RefCell::new(None),
+            next_warn_depth: Cell::new(OVERFLOW_WARN_DEPTH),
+            stats: Cell::new(LinkStats::default()),
+        }
+    }
+
+    pub(crate) fn stats(&self) -> LinkStats {
+        self.stats.get()
+    }
+
+    fn update_stats(&self, change: impl FnOnce(&mut LinkStats)) {
+        let mut stats = self.stats.get();
+        change(&mut stats);
+        self.stats.set(stats);
+    }
+
+    /// Messages waiting locally (not yet in the channel).
+    pub(crate) fn backlog_len(&self) -> usize {
+        self.backlog.borrow().len() + usize::from(self.in_flight.get())
+    }
+
+    /// Sends `msg` to shard `to` without ever blocking: straight into the channel when nothing
+    /// older waits and there is room, else behind the older messages in the local queue.
+    pub(crate) fn send(&self, msg: T) {
+        self.update_stats(|stats| stats.sent += 1);
+        if self.closed.get() {
+            self.update_stats(|stats| stats.dropped += 1);
+            return;
+        }
+        let msg = match self.sender.get() {
+            Some(sender) if self.backlog_len() == 0 => match sender.try_send(msg) {
+                Ok(()) => return,
+                Err(GlommioError::WouldBlock(ResourceType::Channel(msg))) => {
+                    self.update_stats(|stats| stats.channel_full += 1);
+                    msg
+                }
+                Err(GlommioError::Closed(ResourceType::Channel(_))) => {
+                    self.mark_closed(1);
+                    return;
+                }
+                Err(error) => {
+                    // glommio returns only the two above for a channel; count and move on
+                    // rather than panic.
+                    warn!(to = self.to, %error, "unexpected error from a shard channel");
+                    self.update_stats(|stats| stats.dropped += 1);
+                    return;
+                }
+            },
+            // Not connected yet, or older messages wait: keep the order.
+            _ => msg,
+        };
+        self.backlog.borrow_mut().push_back(msg);
+        let depth = self.backlog_len();
+        self.update_stats(|stats| {
+            stats.overflow_high_water = stats.overflow_high_water.max(depth as u64)
+        });
+        if depth >= self.next_warn_depth.get() {
+            warn!(
+                to = self.to,
+                depth, "messages to shard {} are queueing locally: its channel is full", self.to
+            );
+            self.next_warn_depth.set(depth.saturating_mul(2));
+        }
+        if let Some(waker) = self.flusher.borrow_mut().take() {
+            waker.wake();
+        }
+    }
+
+    fn mark_closed(&self, lost: usize) {
+        if !self.closed.replace(true) {
+            debug!(
+                to = self.to,
+                "shard channel closed: the receiving shard has stopped"
+            );
+        }
+        let lost = lost + self.backlog.borrow().len();
+        self.backlog.borrow_mut().clear();
+        self.update_stats(|stats| stats.dropped += lost as u64);
+    }
+
+    /// Connects the channel on this executor (waits until the receiving shard connected its
+    /// end). Messages sent before stay queued until [`PeerLink::run_flusher`] runs.
+    pub(crate) async fn connect(&self, sender: SharedSender<T>) {
+        let sender = sender.connect().await;
+        if self.sender.set(sender).is_err() {
+            warn!(
+                to = self.to,
+                "shard channel connected twice; keeping the first"
+            );
+        }
+    }
+
+    /// The flusher task: whenever messages wait locally, moves them into the channel in order,
+    /// waiting for room through the channel's own wake-up (the receiver's pop notifies us).
+    /// Runs until the receiving shard stops (or the task is dropped with its shard).
+    pub(crate) async fn run_flusher(self: Rc<Self>) {
+        let Some(sender) = self.sender.get() else {
+            warn!(
+                to = self.to,
+                "flusher started before its channel was connected"
+            );
+            return;
+        };
+        loop {
+            poll_fn(|cx| {
+                if self.closed.get() || !self.backlog.borrow().is_empty() {
+                    Poll::Ready(())
+                } else {
+                    *self.flusher.borrow_mut() = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            })
+            .await;
+            if self.closed.get() {
+                return;
+            }
+            loop {
+                let Some(msg) = self.backlog.borrow_mut().pop_front() else {
+                    break;
+                };
+                self.in_flight.set(true);
+                // With one producer (this shard), room seen by `send` cannot vanish before its
+                // push, so it never reports WouldBlock. Caveat: if the receiving executor is
+                // gone while the ring is full, glommio keeps waking this wait until our own
+                // shard stops (bounded by the shutdown grace).
+                let result = sender.send(msg).await;
+                self.in_flight.set(false);
+                if result.is_err() {
+                    self.mark_closed(1);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The drain task of one inbound channel: connects it, then hands every message to `handle`
+/// in channel order. Handles up to [`DRAIN_BATCH`] messages per wake-up, then yields so the
+/// shard's connections get their turn. Ends when the sending shard has gone, or when `handle`
+/// returns false (this shard has terminated).
+pub(crate) async fn drain_inbound<T: Send + 'static>(
+    receiver: SharedReceiver<T>,
+    mut handle: impl FnMut(T) -> bool,
+) {
+    let receiver = receiver.connect().await;
+    let mut handled_since_yield = 0;
+    // `recv` returns at once while messages are there; it parks the task only when the ring
+    // is empty, and the reactor wakes it when a message arrives.
+    while let Some(msg) = receiver.recv().await {
+        if !handle(msg) {
+            return;
+        }
+        handled_since_yield += 1;
+        if handled_since_yield >= DRAIN_BATCH {
+            handled_since_yield = 0;
+            futures_lite::future::yield_now().await;
+        }
+    }
+}
