@@ -3,6 +3,10 @@
 //! subscribers (the per-extra-subscriber cost is (t(10000) - t(1)) / 9999). Each iteration also
 //! drops the produced actions, as the runtime would after writing them.
 //!
+//! Cross-shard (`router_shards`): 2 and 4 routers in one thread, `Action::Peer` messages moved
+//! between them by a plain loop (no channels, no threads): a call whose caller and callee live
+//! on different shards, and a publish from shard 0 to 100 subscribers spread over all shards.
+//!
 //! Run briefly: `cargo bench --bench router -- --warm-up-time 1 --measurement-time 3`.
 
 use std::borrow::Cow;
@@ -10,7 +14,7 @@ use std::hint::black_box;
 use std::io::Write;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use wampring::router::{Action, Router, RouterConfig, SessionKey, TransportInfo};
+use wampring::router::{Action, Router, RouterConfig, SessionKey, ShardId, TransportInfo};
 use wampring::wire::{self, Dict, Message, Payload, Serializer, Value};
 
 fn encode(message: &Message<'_>, ser: Serializer) -> Vec<u8> {
@@ -202,5 +206,138 @@ fn event_fanout(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, routed_call, event_fanout);
+/// Several shard routers and an in-process stand-in for the channel mesh.
+struct Mesh {
+    routers: Vec<Router>,
+    out: Vec<Action>,
+    /// Peer messages not delivered yet, in send order (FIFO per pair holds a fortiori).
+    wire: std::collections::VecDeque<(ShardId, ShardId, wampring::router::ShardMsg)>,
+    /// Frames sent to sessions, dropped after counting (the runtime would write them).
+    frames: usize,
+}
+
+impl Mesh {
+    fn new(shards: usize) -> Mesh {
+        Mesh {
+            routers: (0..shards)
+                .map(|shard| Router::new_shard(RouterConfig::default(), 1, shard, shards))
+                .collect(),
+            out: Vec::new(),
+            wire: std::collections::VecDeque::new(),
+            frames: 0,
+        }
+    }
+
+    fn absorb(&mut self, shard: ShardId) {
+        for action in self.out.drain(..) {
+            match action {
+                Action::Peer { to, msg } => self.wire.push_back((shard, to, msg)),
+                Action::Send { .. } => self.frames += 1,
+                Action::Close { .. } => {}
+            }
+        }
+    }
+
+    fn handle(&mut self, shard: ShardId, session: SessionKey, frame: &[u8]) {
+        self.routers[shard].handle_message(session, frame, 0, &mut self.out);
+        self.absorb(shard);
+    }
+
+    fn run(&mut self) {
+        while let Some((from, to, msg)) = self.wire.pop_front() {
+            self.routers[to].handle_peer(from, msg, 0, &mut self.out);
+            self.absorb(to);
+        }
+    }
+
+    fn join(&mut self, shard: ShardId, ser: Serializer) -> SessionKey {
+        let key = join(&mut self.routers[shard], ser, &mut self.out);
+        self.out.clear();
+        key
+    }
+}
+
+fn cross_shard(c: &mut Criterion) {
+    let ser = Serializer::MsgPack;
+    let mut group = c.benchmark_group("router_shards");
+    for shards in [2usize, 4] {
+        let mut mesh = Mesh::new(shards);
+        let caller = mesh.join(0, ser);
+        let callee = mesh.join(1, ser);
+        let register = Message::Register {
+            request: 1,
+            options: Dict::new(),
+            procedure: "com.bench.add2".into(),
+        };
+        mesh.handle(1, callee, &encode(&register, ser));
+        mesh.run();
+        let args = wire::payload_from_args(
+            ser,
+            &[Value::UInt(23), Value::UInt(7), Value::Str(Cow::Borrowed("some text"))],
+            None,
+        )
+        .unwrap();
+        let call = encode(
+            &Message::Call {
+                request: 1,
+                options: Dict::new(),
+                procedure: "com.bench.add2".into(),
+                payload: args.as_payload(),
+            },
+            ser,
+        );
+        let mut yield_frame = Vec::with_capacity(64);
+        let mut invocation = 0u64;
+        group.throughput(Throughput::Elements(1));
+        group.bench_function(BenchmarkId::new("call_other_shard", shards), |b| {
+            b.iter(|| {
+                mesh.handle(0, caller, black_box(&call));
+                mesh.run();
+                invocation += 1;
+                write_yield(&mut yield_frame, ser, invocation);
+                mesh.handle(1, callee, black_box(&yield_frame));
+                mesh.run();
+            })
+        });
+        for router in &mesh.routers {
+            assert_eq!(router.stats().pending_calls, 0);
+            assert_eq!(router.stats().protocol_violations, 0);
+        }
+
+        let subscribers = 100;
+        let publisher = mesh.join(0, ser);
+        for i in 0..subscribers {
+            let shard = i % shards;
+            let subscriber = mesh.join(shard, ser);
+            let subscribe = Message::Subscribe {
+                request: 1,
+                options: Dict::new(),
+                topic: "com.bench.topic".into(),
+            };
+            mesh.handle(shard, subscriber, &encode(&subscribe, ser));
+            mesh.run();
+        }
+        let publish = encode(
+            &Message::Publish {
+                request: 1,
+                options: Dict::new(),
+                topic: "com.bench.topic".into(),
+                payload: args.as_payload(),
+            },
+            ser,
+        );
+        mesh.frames = 0;
+        group.throughput(Throughput::Elements(subscribers as u64));
+        group.bench_function(BenchmarkId::new("publish_100_spread", shards), |b| {
+            b.iter(|| {
+                mesh.handle(0, publisher, black_box(&publish));
+                mesh.run();
+            })
+        });
+        assert!(mesh.frames > 0 && mesh.frames % subscribers == 0, "{}", mesh.frames);
+    }
+    group.finish();
+}
+
+criterion_group!(benches, routed_call, event_fanout, cross_shard);
 criterion_main!(benches);

@@ -175,53 +175,55 @@ fn bar_panel<DB: plotters::prelude::DrawingBackend>(
 ) -> Result<(), String> {
     use plotters::prelude::*;
     use plotters::style::text_anchor::{HPos, Pos, VPos};
-    let top = values.iter().copied().fold(0.0, f64::max).max(1e-9) * 1.18;
-    // A segmented u32 range includes its end as a segment: 0..=last gives exactly one per bar.
-    let last = names.len().max(1) as u32 - 1;
+    let top = values.iter().copied().fold(0.0, f64::max).max(1.0) * 1.15;
+    // Bar i is centred on x = i; the band below 0 holds the router names.
+    let bottom = -top * 0.07;
+    let right = names.len().max(1) as f64 - 0.5;
     let mut chart = ChartBuilder::on(area)
         .caption(caption, ("sans-serif", 18))
         .margin(16)
-        .x_label_area_size(34)
+        .x_label_area_size(8)
         .y_label_area_size(72)
-        .build_cartesian_2d((0u32..last).into_segmented(), 0f64..top)
+        .build_cartesian_2d(-0.5f64..right, bottom..top)
         .map_err(|e| e.to_string())?;
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .x_labels(names.len() + 1)
-        .x_label_formatter(&|v| match v {
-            SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
-                names.get(*i as usize).cloned().unwrap_or_default()
-            }
-            SegmentValue::Last => String::new(),
-        })
-        .y_label_formatter(&|v| {
-            if top > 10.0 {
-                format!("{v:.0}")
-            } else {
-                format!("{v:.2}")
-            }
+        .disable_x_axis()
+        .y_label_formatter(&|v| match *v {
+            v if v < 0.0 => String::new(),
+            v if top > 10.0 => format!("{v:.0}"),
+            v => format!("{v:.2}"),
         })
         .draw()
         .map_err(|e| e.to_string())?;
     chart
-        .draw_series(
-            Histogram::vertical(&chart)
-                .style(color.filled())
-                .margin(24)
-                .data(values.iter().enumerate().map(|(i, v)| (i as u32, *v))),
-        )
+        .draw_series(values.iter().enumerate().map(|(i, v)| {
+            let x = i as f64;
+            Rectangle::new([(x - 0.32, 0.0), (x + 0.32, *v)], color.filled())
+        }))
         .map_err(|e| e.to_string())?;
+    let centred = |v: VPos| {
+        ("sans-serif", 14)
+            .into_font()
+            .into_text_style(area)
+            .pos(Pos::new(HPos::Center, v))
+    };
     chart
         .draw_series(values.iter().enumerate().map(|(i, v)| {
-            let style = ("sans-serif", 14)
-                .into_font()
-                .into_text_style(area)
-                .pos(Pos::new(HPos::Center, VPos::Bottom));
             Text::new(
                 label(*v),
-                (SegmentValue::CenterOf(i as u32), *v + top * 0.01),
-                style,
+                (i as f64, *v + top * 0.01),
+                centred(VPos::Bottom),
+            )
+        }))
+        .map_err(|e| e.to_string())?;
+    chart
+        .draw_series(names.iter().enumerate().map(|(i, name)| {
+            Text::new(
+                name.clone(),
+                (i as f64, bottom / 2.0),
+                centred(VPos::Center),
             )
         }))
         .map_err(|e| e.to_string())?;
