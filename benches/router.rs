@@ -273,7 +273,11 @@ fn cross_shard(c: &mut Criterion) {
         mesh.run();
         let args = wire::payload_from_args(
             ser,
-            &[Value::UInt(23), Value::UInt(7), Value::Str(Cow::Borrowed("some text"))],
+            &[
+                Value::UInt(23),
+                Value::UInt(7),
+                Value::Str(Cow::Borrowed("some text")),
+            ],
             None,
         )
         .unwrap();
@@ -334,7 +338,11 @@ fn cross_shard(c: &mut Criterion) {
                 mesh.run();
             })
         });
-        assert!(mesh.frames > 0 && mesh.frames % subscribers == 0, "{}", mesh.frames);
+        assert!(
+            mesh.frames > 0 && mesh.frames % subscribers == 0,
+            "{}",
+            mesh.frames
+        );
     }
     group.finish();
 }

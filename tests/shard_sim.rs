@@ -67,7 +67,10 @@ impl Cluster {
             match action {
                 Action::Send { session, frame } => {
                     let at = (shard, session);
-                    assert!(!self.gone.contains(&at), "Send to {at:?} after close_session");
+                    assert!(
+                        !self.gone.contains(&at),
+                        "Send to {at:?} after close_session"
+                    );
                     assert!(
                         !self.closed_by_router.contains(&at),
                         "Send to {at:?} after its Close"
@@ -81,7 +84,10 @@ impl Cluster {
                     );
                 }
                 Action::Peer { to, msg } => {
-                    assert!(to != shard && to < self.shards(), "Peer to {to} from {shard}");
+                    assert!(
+                        to != shard && to < self.shards(),
+                        "Peer to {to} from {shard}"
+                    );
                     let n = self.shards();
                     self.queues[shard * n + to].push_back(msg);
                     self.peer_messages += 1;
@@ -523,8 +529,11 @@ impl Scenario {
             self.pump();
         }
         self.clients[c].alive = false;
-        let procedures: Vec<&'static str> =
-            self.clients[c].registrations.drain().map(|(_, p)| p).collect();
+        let procedures: Vec<&'static str> = self.clients[c]
+            .registrations
+            .drain()
+            .map(|(_, p)| p)
+            .collect();
         for procedure in procedures {
             self.end_span(procedure, me);
         }
@@ -563,8 +572,7 @@ impl Scenario {
                 request,
                 registration,
             } => {
-                let Some(Request::Register(procedure)) =
-                    self.clients[c].requests.remove(&request)
+                let Some(Request::Register(procedure)) = self.clients[c].requests.remove(&request)
                 else {
                     panic!("REGISTERED for an unknown request");
                 };
@@ -575,12 +583,17 @@ impl Scenario {
                         span.callee
                     );
                 }
-                self.spans.entry(procedure).or_default().push(RegistrationSpan {
-                    callee: me,
-                    registered_at: self.time,
-                    ended_at: None,
-                });
-                self.clients[c].registrations.insert(registration, procedure);
+                self.spans
+                    .entry(procedure)
+                    .or_default()
+                    .push(RegistrationSpan {
+                        callee: me,
+                        registered_at: self.time,
+                        ended_at: None,
+                    });
+                self.clients[c]
+                    .registrations
+                    .insert(registration, procedure);
             }
             Message::Unregistered { request, .. } => {
                 let Some(Request::Unregister) = self.clients[c].requests.remove(&request) else {
@@ -636,7 +649,11 @@ impl Scenario {
                 request, payload, ..
             } => {
                 let seq = self.call_answered(c, request);
-                assert_eq!(read_args(&payload), (me, seq), "RESULT carries the call's args");
+                assert_eq!(
+                    read_args(&payload),
+                    (me, seq),
+                    "RESULT carries the call's args"
+                );
             }
             Message::Error {
                 request_type: wire::code::CALL,
@@ -675,8 +692,7 @@ impl Scenario {
                 ..
             } => {
                 assert_eq!(error, uri::PROCEDURE_ALREADY_EXISTS);
-                let Some(Request::Register(procedure)) =
-                    self.clients[c].requests.remove(&request)
+                let Some(Request::Register(procedure)) = self.clients[c].requests.remove(&request)
                 else {
                     panic!("REGISTER error for an unknown request");
                 };
@@ -762,7 +778,11 @@ impl Scenario {
         let mut checked = 0;
         for ((caller, seq), call) in &self.calls {
             if !call.caller_left {
-                assert_eq!(call.answers, 1, "call ({caller}, {seq}) to {} unanswered", call.procedure);
+                assert_eq!(
+                    call.answers, 1,
+                    "call ({caller}, {seq}) to {} unanswered",
+                    call.procedure
+                );
             }
         }
         // A matching subscriber: SUBSCRIBED received before the PUBLISH was sent, and still
@@ -863,9 +883,9 @@ fn random_interleavings_keep_every_property() {
         run_seeds(std::iter::once(seed.parse().expect("SEED is a u64")));
         return;
     }
-    let count: u64 = std::env::var("SHARD_SIM_SEEDS")
-        .ok()
-        .map_or(2000, |count| count.parse().expect("SHARD_SIM_SEEDS is a count"));
+    let count: u64 = std::env::var("SHARD_SIM_SEEDS").ok().map_or(2000, |count| {
+        count.parse().expect("SHARD_SIM_SEEDS is a count")
+    });
     assert_eq!(run_seeds(0..count), count as usize);
 }
 
@@ -1070,7 +1090,10 @@ fn registered_only_after_every_shard_applied() {
             let (invocation, _) = cluster.invocation(callee);
             cluster.yield_(callee, invocation, 0, 0);
             cluster.drain();
-            assert!(matches!(cluster.next(caller).msg(), Message::Result { request: 1, .. }));
+            assert!(matches!(
+                cluster.next(caller).msg(),
+                Message::Result { request: 1, .. }
+            ));
             cluster.close(caller);
         }
         cluster.close(callee);
@@ -1161,7 +1184,11 @@ fn caller_leaving_makes_the_late_yield_vanish() {
     let (invocation, _) = cluster.invocation(callee);
     cluster.close(caller);
     cluster.drain();
-    assert_eq!(cluster.routers[0].stats().pending_calls, 0, "caller side forgot the call");
+    assert_eq!(
+        cluster.routers[0].stats().pending_calls,
+        0,
+        "caller side forgot the call"
+    );
     cluster.yield_(callee, invocation, 0, 0);
     cluster.drain();
     assert_eq!(cluster.routers[0].stats().late_replies_discarded, 1);
@@ -1197,7 +1224,9 @@ fn goodbye_with_calls_in_flight_both_ways() {
     match cluster.next(b).msg() {
         Message::Invocation { request, .. } => {
             match cluster.next(b).msg() {
-                Message::Error { request: 2, error, .. } => {
+                Message::Error {
+                    request: 2, error, ..
+                } => {
                     assert_eq!(error, uri::NO_SUCH_PROCEDURE)
                 }
                 other => panic!("expected ERROR, got {other:?}"),
@@ -1227,7 +1256,10 @@ fn one_event_per_subscriber_on_every_shard_with_one_subscription_id() {
         .iter()
         .map(|&s| cluster.subscribe(s, 1, "com.news"))
         .collect();
-    assert!(ids.windows(2).all(|w| w[0] == w[1]), "one subscription id: {ids:?}");
+    assert!(
+        ids.windows(2).all(|w| w[0] == w[1]),
+        "one subscription id: {ids:?}"
+    );
     let payload = args(publisher.ser, 9, 9);
     cluster.send(
         publisher,
@@ -1238,7 +1270,11 @@ fn one_event_per_subscriber_on_every_shard_with_one_subscription_id() {
             payload: payload.as_payload(),
         },
     );
-    assert_eq!(cluster.undelivered(), 2, "one Publish per other shard with subscribers");
+    assert_eq!(
+        cluster.undelivered(),
+        2,
+        "one Publish per other shard with subscribers"
+    );
     cluster.drain();
     for subscriber in subscribers {
         match cluster.next(subscriber).msg() {
@@ -1299,7 +1335,10 @@ fn subscribed_only_after_every_shard_knows() {
         },
     );
     assert_eq!(cluster.undelivered(), 0);
-    assert!(matches!(cluster.next(second).msg(), Message::Subscribed { .. }));
+    assert!(matches!(
+        cluster.next(second).msg(),
+        Message::Subscribed { .. }
+    ));
     cluster.close(subscriber);
     cluster.close(second);
     cluster.drain();
@@ -1337,7 +1376,11 @@ fn single_shard_routers_never_talk_to_peers() {
     let mut cluster = Cluster::new(1, 10);
     let a = cluster.client(0);
     let b = cluster.client(0);
-    assert_eq!(cluster.register(a, 1, "com.p"), 1, "ids as before: 1, 2, ...");
+    assert_eq!(
+        cluster.register(a, 1, "com.p"),
+        1,
+        "ids as before: 1, 2, ..."
+    );
     assert_eq!(cluster.subscribe(b, 1, "com.t"), 2);
     cluster.call(b, 2, "com.p", 0);
     let (invocation, _) = cluster.invocation(a);

@@ -248,9 +248,16 @@ mod tests {
         assert_eq!(table.add_subscriber("t", subscriber(1)), None);
         assert_eq!(table.set_shards(7, "t", 0b01), 0);
         assert_eq!(table.add_subscriber("t", subscriber(1)), Some(7));
-        assert_eq!(table.remove_subscriber(7, SessionKey(1)), Some(Some("t".into())));
+        assert_eq!(
+            table.remove_subscriber(7, SessionKey(1)),
+            Some(Some("t".into()))
+        );
         assert_eq!(table.remove_subscriber(7, SessionKey(1)), None);
-        assert_eq!(table.lookup("t").unwrap().shards, 0b01, "kept until the owner says");
+        assert_eq!(
+            table.lookup("t").unwrap().shards,
+            0b01,
+            "kept until the owner says"
+        );
         assert_eq!(table.set_shards(7, "t", 0b10), 0);
         assert_eq!(table.lookup("t").unwrap().shards, 0b10);
         assert_eq!(table.set_shards(7, "t", 0), 0);

@@ -75,7 +75,11 @@ impl Registry {
             self.by_procedure.remove(&old.procedure);
         }
         if self.by_id.contains_key(&id) {
-            tracing::error!(procedure, id, "replica already had the registration id; replaced");
+            tracing::error!(
+                procedure,
+                id,
+                "replica already had the registration id; replaced"
+            );
             self.remove(id);
         }
         let procedure: Box<str> = procedure.into();
@@ -181,7 +185,12 @@ impl PendingCalls {
         }
     }
 
-    pub(crate) fn insert(&mut self, caller: Caller, caller_request: u64, callee: Callee) -> PendingKey {
+    pub(crate) fn insert(
+        &mut self,
+        caller: Caller,
+        caller_request: u64,
+        callee: Callee,
+    ) -> PendingKey {
         self.next_generation += 1;
         let generation = self.next_generation;
         let index = self.calls.insert(PendingCall {

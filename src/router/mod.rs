@@ -6,11 +6,55 @@
 //!
 //! Files: `handshake.rs` (HELLO -> WELCOME/ABORT), `rpc.rs` (REGISTER/CALL/YIELD routing over
 //! the `dealer.rs` tables), `pubsub.rs` (SUBSCRIBE/PUBLISH routing over the `broker.rs` tables),
-//! `session.rs`, `realm.rs`, `ids.rs`, `outbox.rs` (encoding into `Action::Send`), `uri.rs`.
+//! `replication.rs` (table writes across shards), `peer.rs` (the cross-shard messages and the
+//! owner rule), `session.rs`, `realm.rs`, `ids.rs`, `outbox.rs` (encoding into `Action::Send`),
+//! `uri.rs`.
+//!
+//! # Several shards
+//!
+//! With `shards == 1` nothing below happens: no `Action::Peer`, ids and replies as always. With
+//! N > 1 (DESIGN.md "Ownership and routing across shards"), a session lives on the shard that
+//! opened it; its global identity is (shard, `SessionKey`, WAMP session id). Messages
+//! (`peer::PeerMsg`), who sends them and when:
+//! * Table writes go to the owner `owner_shard(realm, uri) % N`. The origin (session's shard)
+//!   sends `Register{ticket}` / `Unregister{ack?}` / `Join{ticket}` (its local subscriber count
+//!   of a topic went 0 -> 1) / `Leave` (1 -> 0). The owner decides (conflicts, ids
+//!   `n * N + owner + 1`, a topic's shard set), applies to its own replica, then broadcasts
+//!   `RegistrationAdded` / `RegistrationRemoved` / `SubscriptionShards` (whole shard bitset) to
+//!   every other shard; a refused REGISTER gets `RegisterRefused` back to the origin instead.
+//! * Acks go directly to the origin: every shard that applies an update carrying `AckTo` sends
+//!   `Applied{ticket}` to the origin (the origin counts its own application). With N
+//!   applications counted, REGISTERED / UNREGISTERED / SUBSCRIBED go out — so a client told
+//!   "registered" can have a CALL from any shard find it. FIFO per pair plus one owner per uri
+//!   makes every replica see the owner's decisions for a uri in decision order.
+//! * A registration is invoked by its callee's shard only after REGISTERED went out and before
+//!   UNREGISTER/leave started (the session's `registrations` set); a CALL arriving outside
+//!   that window (raced with REGISTER/UNREGISTER/leave, or the callee left) gets
+//!   `wamp.error.no_such_procedure`. This also keeps INVOCATION after REGISTERED.
+//! * Subscribers wait (not yet receivers) while their shard's `Join` is in flight; a second
+//!   local subscriber of a topic this shard already receives gets SUBSCRIBED at once with no
+//!   cross-shard traffic. UNSUBSCRIBED is immediate (delivery is filtered locally). `Leave`
+//!   needs no ack: a later `Join` from the same shard follows it on the same channel. The
+//!   subscription (and its id) disappears everywhere when its shard set becomes empty.
+//! * CALL with the callee on shard B: the caller's shard keeps the pending entry (the
+//!   pending-call bound is enforced there) and sends one `Invoke` (payload as `Bytes`). B
+//!   assigns the INVOCATION id, keeps its own pending entry, and answers with `Reply{frame}`
+//!   holding the RESULT/ERROR already encoded for the caller; the caller's shard forwards it if
+//!   its entry (slab key + generation) is alive, else discards it (caller left or canceled).
+//!   A caller that leaves is not reported to B (B forwards the eventual answer, which is then
+//!   dropped); a callee that leaves makes B send `Reply` canceled for each pending invocation.
+//! * PUBLISH: local subscribers as always, then one `Publish` (a shared `Arc`, payload as
+//!   `Bytes`) per other shard in the subscription's shard set; each builds the EVENT once per
+//!   serializer. PUBLISHED is sent at once. Order per (publisher, subscriber) and per (caller,
+//!   callee) holds because each pair of shards has one FIFO channel.
+//! * `shutdown` is per shard; peer messages arriving afterwards are still applied or answered
+//!   (a late `Invoke` gets no_such_procedure). Unexpected messages never panic: they are logged
+//!   and counted in `RouterStats::peer_messages_ignored`.
 //!
 //! Choices where the spec leaves room (see also `uri.rs`):
 //! * Registration and subscription ids are router-scoped and sequential from 1 (one counter for
-//!   both); session and publication ids are uniformly random in [1, 2^53] from the seeded RNG.
+//!   both; with N shards the owner's id is n * N + owner + 1); session and publication ids are
+//!   uniformly random in [1, 2^53] from the seeded RNG.
 //! * INVOCATION request ids are sequential per callee session, from 1, wrapping at 2^53.
 //! * Only exact matching: REGISTER/SUBSCRIBE with `match` other than `exact`, or REGISTER with
 //!   `invoke` other than `single`, get ERROR `wamp.error.option_not_allowed`.
@@ -226,7 +270,10 @@ impl Router {
     /// shards"): it owns the sessions its runtime opens, and talks to the other shards only
     /// through [`Action::Peer`] / [`Router::handle_peer`].
     pub fn new_shard(config: RouterConfig, seed: u64, shard: ShardId, shards: usize) -> Router {
-        assert!(shards >= 1 && shard < shards, "shard {shard} out of {shards}");
+        assert!(
+            shards >= 1 && shard < shards,
+            "shard {shard} out of {shards}"
+        );
         assert!(shards <= MAX_SHARDS, "at most {MAX_SHARDS} shards");
         let realms = Realms::new(config.realms.iter().map(|realm| realm.name.as_str()));
         Router {
@@ -340,7 +387,12 @@ impl Router {
         self.stats.peer_messages_in += 1;
         if from >= self.shards || from == self.shard {
             self.stats.peer_messages_ignored += 1;
-            tracing::error!(from, shard = self.shard, msg = msg.name(), "peer message from a bad sender");
+            tracing::error!(
+                from,
+                shard = self.shard,
+                msg = msg.name(),
+                "peer message from a bad sender"
+            );
             return;
         }
         self.dispatch_peer(from, msg.kind, out);
@@ -350,28 +402,68 @@ impl Router {
     /// locally, see `replication.rs`).
     fn dispatch_peer(&mut self, from: ShardId, msg: PeerMsg, out: &mut Vec<Action>) {
         match msg {
-            PeerMsg::Register { realm, procedure, callee, disclose_caller, ticket } => {
-                self.owner_register(from, realm, procedure, callee, disclose_caller, ticket, out)
-            }
-            PeerMsg::Unregister { realm, procedure: _, registration, callee, ack } => {
-                self.owner_unregister(from, realm, registration, callee, ack, out)
-            }
-            PeerMsg::Join { realm, topic, ticket } => self.owner_join(from, realm, topic, ticket, out),
+            PeerMsg::Register {
+                realm,
+                procedure,
+                callee,
+                disclose_caller,
+                ticket,
+            } => self.owner_register(from, realm, procedure, callee, disclose_caller, ticket, out),
+            PeerMsg::Unregister {
+                realm,
+                procedure: _,
+                registration,
+                callee,
+                ack,
+            } => self.owner_unregister(from, realm, registration, callee, ack, out),
+            PeerMsg::Join {
+                realm,
+                topic,
+                ticket,
+            } => self.owner_join(from, realm, topic, ticket, out),
             PeerMsg::Leave { realm, topic } => self.owner_leave(from, realm, topic, out),
-            PeerMsg::RegisterRefused { ticket, procedure } => self.register_refused(ticket, &procedure, out),
-            PeerMsg::RegistrationAdded { realm, procedure, registration, callee, disclose_caller, ack } => {
-                self.apply_registration_added(&realm, &procedure, registration, callee, disclose_caller, ack, out)
+            PeerMsg::RegisterRefused { ticket, procedure } => {
+                self.register_refused(ticket, &procedure, out)
             }
-            PeerMsg::RegistrationRemoved { realm, registration, callee, ack } => {
-                self.apply_registration_removed(&realm, registration, callee, ack, out)
-            }
-            PeerMsg::SubscriptionShards { realm, topic, subscription, shards, ack } => {
+            PeerMsg::RegistrationAdded {
+                realm,
+                procedure,
+                registration,
+                callee,
+                disclose_caller,
+                ack,
+            } => self.apply_registration_added(
+                &realm,
+                &procedure,
+                registration,
+                callee,
+                disclose_caller,
+                ack,
+                out,
+            ),
+            PeerMsg::RegistrationRemoved {
+                realm,
+                registration,
+                callee,
+                ack,
+            } => self.apply_registration_removed(&realm, registration, callee, ack, out),
+            PeerMsg::SubscriptionShards {
+                realm,
+                topic,
+                subscription,
+                shards,
+                ack,
+            } => {
                 let realm = self.realms.get_or_create(&realm);
                 self.apply_subscription_shards(realm, &topic, subscription, shards, ack, out)
             }
             PeerMsg::Applied { ticket } => self.count_applied(ticket, out),
             PeerMsg::Invoke(invoke) => self.handle_remote_invoke(from, *invoke, out),
-            PeerMsg::Reply { call, frame, canceled } => self.handle_remote_reply(from, call, frame, canceled, out),
+            PeerMsg::Reply {
+                call,
+                frame,
+                canceled,
+            } => self.handle_remote_reply(from, call, frame, canceled, out),
             PeerMsg::Publish(publication) => self.handle_remote_publish(&publication, out),
         }
     }

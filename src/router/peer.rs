@@ -93,11 +93,17 @@ pub(crate) enum PeerMsg {
     },
     /// The sending shard's local subscriber count of `topic` went 1 -> 0 (no ack needed: a
     /// later `Join` from the same shard travels behind it on the same FIFO channel).
-    Leave { realm: Arc<str>, topic: Arc<str> },
+    Leave {
+        realm: Arc<str>,
+        topic: Arc<str>,
+    },
 
     // ---- owner shard -> origin shard ----
     /// The REGISTER of op `ticket` conflicts with an existing registration.
-    RegisterRefused { ticket: u64, procedure: Arc<str> },
+    RegisterRefused {
+        ticket: u64,
+        procedure: Arc<str>,
+    },
 
     // ---- owner shard -> every other shard (replica updates, in decision order) ----
     RegistrationAdded {
@@ -127,7 +133,9 @@ pub(crate) enum PeerMsg {
 
     // ---- any shard -> origin shard ----
     /// This shard applied the update of op `ticket`.
-    Applied { ticket: u64 },
+    Applied {
+        ticket: u64,
+    },
 
     // ---- caller's shard -> callee's shard ----
     Invoke(Box<Invoke>),

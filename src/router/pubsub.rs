@@ -98,7 +98,9 @@ impl Router {
             .expect("established session has an identity")
             .realm;
         let removed = if self.shards > 1 {
-            self.sessions[session.0].subscriptions.contains(&subscription)
+            self.sessions[session.0]
+                .subscriptions
+                .contains(&subscription)
                 && self.remove_local_subscriber(session, realm, subscription, out)
         } else {
             self.realms
@@ -198,7 +200,15 @@ impl Router {
                     && (!filters.is_active() || filters.admits(subscriber, sessions))
             };
             let subscribers = subscription.subscribers();
-            fan_out(&mut self.outbox, &mut self.stats, subscribers, &event, topic, admit, out);
+            fan_out(
+                &mut self.outbox,
+                &mut self.stats,
+                subscribers,
+                &event,
+                topic,
+                admit,
+                out,
+            );
 
             let remote_shards = subscription.shards & !(1u64 << self.shard);
             if remote_shards != 0 {
@@ -217,7 +227,8 @@ impl Router {
                     filters: filters.is_active().then(|| filters.to_owned_filters()),
                     payload: payload.to_owned_payload(),
                 });
-                for shard in (0..self.shards).filter(|&shard| remote_shards & (1u64 << shard) != 0) {
+                for shard in (0..self.shards).filter(|&shard| remote_shards & (1u64 << shard) != 0)
+                {
                     out.push(Action::Peer {
                         to: shard,
                         msg: PeerMsg::Publish(publication.clone()).into(),
@@ -320,7 +331,15 @@ impl Router {
                 .map_or(true, |filters| filters.admits(subscriber, sessions))
         };
         let (subscribers, topic) = (subscription.subscribers(), &*subscription.topic);
-        fan_out(&mut self.outbox, &mut self.stats, subscribers, &event, topic, admit, out);
+        fan_out(
+            &mut self.outbox,
+            &mut self.stats,
+            subscribers,
+            &event,
+            topic,
+            admit,
+            out,
+        );
     }
 }
 
@@ -390,7 +409,12 @@ impl<'o, 'a> ReceiverFilters<'o, 'a> {
             list.map(|list| list.iter().filter_map(Value::as_u64).collect())
         };
         let strs = |list: Option<&[Value<'_>]>| {
-            list.map(|list| list.iter().filter_map(Value::as_str).map(Box::from).collect())
+            list.map(|list| {
+                list.iter()
+                    .filter_map(Value::as_str)
+                    .map(Box::from)
+                    .collect()
+            })
         };
         OwnedFilters {
             exclude: ids(self.exclude),

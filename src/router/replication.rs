@@ -88,11 +88,14 @@ impl Router {
     }
 
     /// Sends `msg` to shard `to`, or handles it at once when `to` is this shard.
-    pub(super) fn to_shard(&mut self, to: ShardId, msg: PeerMsg, out: &mut Vec<Action>) {
+    pub(super) fn send_peer(&mut self, to: ShardId, msg: PeerMsg, out: &mut Vec<Action>) {
         if to == self.shard {
             self.dispatch_peer(to, msg, out);
         } else {
-            out.push(Action::Peer { to, msg: msg.into() });
+            out.push(Action::Peer {
+                to,
+                msg: msg.into(),
+            });
         }
     }
 
@@ -164,7 +167,7 @@ impl Router {
             disclose_caller,
             ticket,
         };
-        self.to_shard(owner, msg, out);
+        self.send_peer(owner, msg, out);
     }
 
     /// UNREGISTER of an announced registration (the caller checked it is the session's and
@@ -213,7 +216,10 @@ impl Router {
         else {
             // Only the callee's shard asks for removal, and only once; the owner cannot have
             // removed it meanwhile.
-            tracing::error!(registration, "unregister of a registration missing from the replica");
+            tracing::error!(
+                registration,
+                "unregister of a registration missing from the replica"
+            );
             if let Some(ticket) = ack {
                 self.inflight.remove(&ticket);
             }
@@ -231,7 +237,7 @@ impl Router {
             },
             ack,
         };
-        self.to_shard(owner, msg, out);
+        self.send_peer(owner, msg, out);
     }
 
     /// SUBSCRIBE with several shards. Answers at once when this shard already receives the
@@ -308,7 +314,7 @@ impl Router {
             topic,
             ticket,
         };
-        self.to_shard(owner, msg, out);
+        self.send_peer(owner, msg, out);
     }
 
     /// Removes a local subscriber (UNSUBSCRIBE or leave); when it was this shard's last one of
@@ -333,7 +339,7 @@ impl Router {
                 realm: self.realms.get(realm).name.clone(),
                 topic: topic.as_ref().into(),
             };
-            self.to_shard(owner, msg, out);
+            self.send_peer(owner, msg, out);
         }
         true
     }
@@ -342,6 +348,8 @@ impl Router {
     // Owner side: deciding
     // ---------------------------------------------------------------------------------------
 
+    // The arguments are the fields of the message being handled.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn owner_register(
         &mut self,
         from: ShardId,
@@ -358,7 +366,7 @@ impl Router {
             registry.register(&mut self.scoped_ids, &procedure, callee, disclose_caller)
         else {
             let refused = PeerMsg::RegisterRefused { ticket, procedure };
-            return self.to_shard(from, refused, out);
+            return self.send_peer(from, refused, out);
         };
         let ack = AckTo {
             origin: from,
@@ -475,6 +483,8 @@ impl Router {
     // Replica side: applying the owner's updates
     // ---------------------------------------------------------------------------------------
 
+    // The arguments are the fields of the message being handled.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn apply_registration_added(
         &mut self,
         realm_name: &str,
@@ -486,10 +496,12 @@ impl Router {
         out: &mut Vec<Action>,
     ) {
         let realm = self.realms.get_or_create(realm_name);
-        self.realms
-            .get_mut(realm)
-            .registry
-            .insert(registration, procedure, callee, disclose_caller);
+        self.realms.get_mut(realm).registry.insert(
+            registration,
+            procedure,
+            callee,
+            disclose_caller,
+        );
         if let Some(ack) = ack {
             if ack.origin == self.shard {
                 self.set_op_result(ack.ticket, registration);
@@ -525,15 +537,20 @@ impl Router {
         ack: Option<AckTo>,
         out: &mut Vec<Action>,
     ) {
-        let dropped = self
-            .realms
-            .get_mut(realm)
-            .subscriptions
-            .set_shards(subscription, topic, shards);
+        let dropped =
+            self.realms
+                .get_mut(realm)
+                .subscriptions
+                .set_shards(subscription, topic, shards);
         if dropped > 0 {
             // The owner only clears this shard's bit after this shard's own Leave, sent when it
             // had no subscribers left; reaching here means a broken peer.
-            tracing::error!(topic, subscription, dropped, "owner update dropped local subscribers");
+            tracing::error!(
+                topic,
+                subscription,
+                dropped,
+                "owner update dropped local subscribers"
+            );
         }
         if let Some(ack) = ack {
             if ack.origin == self.shard {
@@ -675,16 +692,11 @@ impl Router {
                 realm: self.realms.get(realm).name.clone(),
                 topic: topic.into(),
             };
-            self.to_shard(owner, msg, out);
+            self.send_peer(owner, msg, out);
         }
     }
 
-    pub(super) fn register_refused(
-        &mut self,
-        ticket: u64,
-        procedure: &str,
-        out: &mut Vec<Action>,
-    ) {
+    pub(super) fn register_refused(&mut self, ticket: u64, procedure: &str, out: &mut Vec<Action>) {
         let Some(InflightOp {
             kind:
                 OpKind::Register {
