@@ -165,11 +165,18 @@ crossbar_state="${CROSSBAR_STATE:-$self_repo/target/peers/crossbar}"
 commands_log="$out/commands.txt"
 : >"$commands_log"
 
-# Records a command (as run) for the results file, then runs it.
+# Records a command (as run) for the results file, then runs it. In the background and waited
+# for, so that a signal is handled at once (cleanup stops it) instead of after it ends.
+current_job=""
 run_logged() {
     printf '%q ' "$@" >>"$commands_log"
     printf '\n' >>"$commands_log"
-    "$@"
+    "$@" &
+    current_job=$!
+    local rc=0
+    wait "$current_job" || rc=$?
+    current_job=""
+    return "$rc"
 }
 
 wampring_pid=""
@@ -192,6 +199,7 @@ stop_pid() { # pid name: TERM, up to 10 s, then KILL
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM HUP
+    [[ -n "$current_job" ]] && stop_pid "$current_job" "the running step"
     stop_pid "$wampring_pid" wampring
     if ((crossbar_started)); then
         CROSSBAR_STATE="$crossbar_state" timeout 40 "$crossbar_sh" stop >&2 || true
@@ -308,21 +316,36 @@ log "Crossbar $crossbar_version: controller $crossbar_controller, router worker(
 # --- Machine and build facts -------------------------------------------------------------------
 model="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 mem="$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
-virt="$(systemd-detect-virt 2>/dev/null || true)"
+virt="$(lscpu 2>/dev/null | sed -n 's/^Hypervisor vendor: *//p')"
+[[ -n "$virt" ]] && virt="$virt virtual machine"
 commit="$(git -C "$repo" rev-parse HEAD 2>/dev/null || echo unknown)"
 commit_line="$(git -C "$repo" log -1 --format='%h %s' 2>/dev/null || echo unknown)"
 dirty="$(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null | head -1)"
 [[ -n "$dirty" ]] && commit="$commit (with uncommitted changes)"
 
-# Machine-wide CPU busy % between two /proc/stat samples, and CPU pressure.
-cpu_sample() { awk '/^cpu / {idle = $5 + $6; total = 0; for (i = 2; i <= 9; i++) total += $i; print total, idle}' /proc/stat; }
-busy_pct() { # "total idle" "total idle"
-    local t0 i0 t1 i1
-    read -r t0 i0 <<<"$1"
-    read -r t1 i1 <<<"$2"
-    awk -v t=$((t1 - t0)) -v i=$((i1 - i0)) 'BEGIN { if (t > 0) printf "%.0f", 100 * (t - i) / t; else print "?" }'
+# CPU accounting around each comparison, in clock ticks: the machine's total and idle time
+# (/proc/stat), and ours: both routers (every thread) plus the children this shell has waited
+# for (the generator). What is left is the neighbours' share, a measure of the noise.
+proc_ticks() { # pid [with-children] -> utime + stime (+ cutime + cstime)
+    local stat
+    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || { echo 0; return; }
+    awk -v kids="${2:-0}" '{ sub(/^.*\) /, ""); t = $12 + $13; if (kids) t += $14 + $15; print t }' <<<"$stat"
 }
-pressure() { awk '/^some/ {print $3}' /proc/pressure/cpu 2>/dev/null | sed 's/avg60=//' || true; }
+cpu_sample() {
+    local ours=0 pid
+    for pid in $wampring_pid $crossbar_controller $crossbar_workers; do
+        ours=$((ours + $(proc_ticks "$pid")))
+    done
+    ours=$((ours + $(proc_ticks $$ 1) - $(proc_ticks $$)))
+    awk -v ours="$ours" '/^cpu / {idle = $5 + $6; total = 0; for (i = 2; i <= 9; i++) total += $i; print total, idle, ours}' /proc/stat
+}
+others_pct() { # "total idle ours" "total idle ours" -> % of all CPU time used by other processes
+    local t0 i0 o0 t1 i1 o1
+    read -r t0 i0 o0 <<<"$1"
+    read -r t1 i1 o1 <<<"$2"
+    awk -v t=$((t1 - t0)) -v i=$((i1 - i0)) -v o=$((o1 - o0)) \
+        'BEGIN { x = t - i - o; if (x < 0) x = 0; if (t > 0) printf "%.0f", 100 * x / t; else print "?" }'
+}
 
 # --- Comparisons -------------------------------------------------------------------------------
 IFS=, read -r -a serializer_list <<<"$serializers"
@@ -364,11 +387,11 @@ failures=0
 compare_one() { # name title transport serializer scenario-args...
     local name="$1" title="$2" tr="$3" ser="$4"
     shift 4
-    local dir="$out/runs/$name" setup_s=10 drain_s=2 a
+    local dir="$out/runs/$name" setup_s=10 drain_s=2 a prev=""
     for a in "$@"; do
-        [[ "$a" == *s && "${prev:-}" == --setup-timeout ]] && setup_s="$(dur_s "$a")"
-        [[ "$a" == *s && "${prev:-}" == --drain ]] && drain_s="$(dur_s "$a")"
-        local prev="$a"
+        if [[ "$prev" == --setup-timeout ]]; then setup_s="$(dur_s "$a")"; fi
+        if [[ "$prev" == --drain ]]; then drain_s="$(dur_s "$a")"; fi
+        prev="$a"
     done
     local bound=$((repeat * 2 * (warmup_s + duration_s + setup_s + drain_s + 15) + 60))
     local cmd=(taskset -c "$load_cpu" "$load_bin" compare
@@ -383,9 +406,8 @@ compare_one() { # name title transport serializer scenario-args...
     after="$(cpu_sample)"
     ((rc == 0)) || { failures=$((failures + 1)); log "   compare exited $rc (see $dir/raw/*.txt)"; tail -5 "$work/$name.stderr" >&2; }
     [[ -f "$dir/compare.svg" ]] && cp "$dir/compare.svg" "$out/svg/$name.svg"
-    local busy pr
-    busy="$(busy_pct "$before" "$after")"
-    pr="$(pressure)"
+    local busy
+    busy="$(others_pct "$before" "$after")"
     {
         echo "## $title"
         echo
@@ -400,7 +422,7 @@ compare_one() { # name title transport serializer scenario-args...
             echo "(compare wrote no table; exit code $rc)"
         fi
         echo
-        echo "Machine CPU busy during this comparison: ${busy}% (both CPUs, every process); CPU pressure avg60 ${pr:-?}%."
+        echo "Other processes on the machine (not the routers, not the generator) used ${busy}% of its CPU time during this comparison."
         [[ -f "$out/svg/$name.svg" ]] && echo && echo "![$name](svg/$name.svg)"
         echo
     } >>"$sections"
@@ -422,7 +444,6 @@ compare_one() { # name title transport serializer scenario-args...
 
 wants() { local x; for x in "${only_list[@]}"; do [[ "$x" == "$1" ]] && return 0; done; return 1; }
 
-declare -A fanout_windows=()
 for tr in "${transport_list[@]}"; do
     url_of wampring "$tr" >/dev/null
     trname=$([[ $tr == ws ]] && echo WebSocket || echo RawSocket)
@@ -434,7 +455,6 @@ for tr in "${transport_list[@]}"; do
             fw="$(choose_fanout_window "$ser" "$tr")"
             log "fan-out window for $tr/$ser: $fw"
         fi
-        fanout_windows["$tr-$ser"]="$fw"
         if wants rpc-w1; then
             compare_one "$tr-$ser-rpc-w1" "RPC, window 1 — $trname $ser" "$tr" "$ser" rpc --window 1
         fi
@@ -462,7 +482,7 @@ results="$out/results.md"
     echo
     echo "| | |"
     echo "|---|---|"
-    echo "| machine | $(nproc) CPUs, $model, ${mem}, kernel $(uname -r)${virt:+, virtualized ($virt)} |"
+    echo "| machine | $(nproc) CPUs, $model, ${mem}, kernel $(uname -r)${virt:+, $virt} |"
     echo "| wampring | \`$commit\` — $commit_line |"
     echo "| Crossbar.io | $crossbar_version$( ((crossbar_reused)) && echo " (an instance already running was reused)") |"
     echo "| placement | both routers pinned to CPU $router_cpu (wampring: 1 shard; Crossbar: controller and router worker); generator pinned to CPU $load_cpu |"
@@ -472,11 +492,11 @@ results="$out/results.md"
     echo
     echo "## Summary"
     echo
-    echo "Medians per router; **wampring ÷ crossbar** is the throughput ratio (the tables below give ratios to wampring, the first router). For PubSub the unit is events delivered per second (all subscribers). CPU µs/op is the router's (utime + stime per operation); the generator's is for the wampring runs. Errors+lost are summed over all rounds."
+    echo "Medians per router; **wampring ÷ crossbar** is the throughput ratio (the tables below give ratios to wampring, the first router). For PubSub the unit is events delivered per second (all subscribers). CPU µs/op is the router's (utime + stime per operation); the generator's is for the wampring runs. Errors+lost are summed over all rounds. *Others' CPU %*: the share of the machine's CPU time that processes other than the routers and the generator used during the comparison (noise)."
     echo
-    echo "| comparison | wampring /s | crossbar /s | wampring ÷ crossbar | p99 µs wampring | p99 µs crossbar | router CPU µs/op wampring | crossbar | generator CPU µs/op | errors+lost wampring | crossbar | machine busy % |"
+    echo "| comparison | wampring /s | crossbar /s | wampring ÷ crossbar | p99 µs wampring | p99 µs crossbar | router CPU µs/op wampring | crossbar | generator CPU µs/op | errors+lost wampring | crossbar | others' CPU % |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-    while IFS=$'\t' read -r title unit w c wp99 cp99 wcpu ccpu gcpu wlost clost busy name; do
+    while IFS=$'\t' read -r title _unit w c wp99 cp99 wcpu ccpu gcpu wlost clost busy name; do
         ratio="$(awk -v w="$w" -v c="$c" 'BEGIN { if (c > 0) printf "%.1f×", w / c; else print "-" }')"
         fmt() { awk -v x="$1" 'BEGIN { if (x ~ /^[0-9.eE+-]+$/) printf (x >= 100 ? "%.0f" : "%.2f"), x; else print x }'; }
         echo "| $title | $(fmt "$w") | $(fmt "$c") | $ratio | $(fmt "$wp99") | $(fmt "$cp99") | $(fmt "$wcpu") | $(fmt "$ccpu") | $(fmt "$gcpu") | $wlost | $clost | $busy |"
