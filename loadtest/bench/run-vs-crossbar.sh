@@ -167,17 +167,26 @@ commands_log="$out/commands.txt"
 
 # Records a command (as run) for the results file, then runs it. In the background and waited
 # for, so that a signal is handled at once (cleanup stops it) instead of after it ends.
+# run_logged_to OUT ERR CMD... sends the command's output to files ("-": unchanged); the function
+# itself is not redirected, so that a signal's cleanup still reports on this script's stderr.
 current_job=""
-run_logged() {
+run_logged_to() {
+    local stdout="$1" stderr="$2"
+    shift 2
     printf '%q ' "$@" >>"$commands_log"
     printf '\n' >>"$commands_log"
-    "$@" &
+    if [[ "$stdout" == - ]]; then
+        "$@" &
+    else
+        "$@" >"$stdout" 2>"$stderr" &
+    fi
     current_job=$!
     local rc=0
     wait "$current_job" || rc=$?
     current_job=""
     return "$rc"
 }
+run_logged() { run_logged_to - - "$@"; }
 
 wampring_pid=""
 crossbar_started=0
@@ -366,10 +375,10 @@ choose_fanout_window() { # serializer transport -> window
     local ser="$1" tr="$2" best=0 best_rate=0 w rate
     for w in 64 128 256 512 1024; do
         local json="$out/runs/fanout-sweep-$tr-$ser-w$w.json"
-        run_logged timeout $((warmup_s + 4 + 130)) taskset -c "$load_cpu" "$load_bin" pubsub \
+        run_logged_to /dev/null /dev/null timeout $((warmup_s + 4 + 130)) taskset -c "$load_cpu" "$load_bin" pubsub \
             --url "$(url_of wampring "$tr")" --serializer "$ser" --subscribers "$subscribers" \
             --acknowledge --window "$w" --duration 4s --warmup "$warmup" --cpus "$load_cpu" \
-            --setup-timeout 120s --router-pid "$wampring_pid" --quiet --json "$json" >/dev/null 2>&1 || continue
+            --setup-timeout 120s --router-pid "$wampring_pid" --quiet --json "$json" || continue
         rate="$(jq -r '.achieved | floor' "$json" 2>/dev/null || echo 0)"
         log "  fan-out sweep $tr/$ser window $w: $rate events/s"
         if ((rate > best_rate)); then best_rate=$rate; best=$w; fi
@@ -402,7 +411,7 @@ compare_one() { # name title transport serializer scenario-args...
     log "== $name: $title (bounded to ${bound}s)"
     local before after rc=0
     before="$(cpu_sample)"
-    run_logged timeout "$bound" "${cmd[@]}" >"$work/$name.stdout" 2>"$work/$name.stderr" || rc=$?
+    run_logged_to "$work/$name.stdout" "$work/$name.stderr" timeout "$bound" "${cmd[@]}" || rc=$?
     after="$(cpu_sample)"
     ((rc == 0)) || { failures=$((failures + 1)); log "   compare exited $rc (see $dir/raw/*.txt)"; tail -5 "$work/$name.stderr" >&2; }
     [[ -f "$dir/compare.svg" ]] && cp "$dir/compare.svg" "$out/svg/$name.svg"
@@ -482,6 +491,7 @@ results="$out/results.md"
     echo
     echo "| | |"
     echo "|---|---|"
+    echo "| invocation | \`loadtest/bench/run-vs-crossbar.sh${original_args[*]:+ ${original_args[*]}}\` |"
     echo "| machine | $(nproc) CPUs, $model, ${mem}, kernel $(uname -r)${virt:+, $virt} |"
     echo "| wampring | \`$commit\` — $commit_line |"
     echo "| Crossbar.io | $crossbar_version$( ((crossbar_reused)) && echo " (an instance already running was reused)") |"
