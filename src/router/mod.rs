@@ -624,6 +624,22 @@ impl Router {
         sent
     }
 
+    /// ERROR for `session`'s request `request` (of type `request_type`) with `uri` and a
+    /// human-readable Details.message, in the session's own serializer.
+    fn send_error(
+        &mut self,
+        out: &mut Vec<Action>,
+        session: SessionKey,
+        request_type: u64,
+        request: u64,
+        uri: &'static str,
+        text: impl Into<std::borrow::Cow<'static, str>>,
+    ) -> bool {
+        let serializer = self.sessions[session.0].serializer;
+        let error = outbox::error(request_type, request, uri, text, serializer);
+        self.send(out, session, serializer, &error)
+    }
+
     /// ABORT `wamp.error.protocol_violation` with `text`, drop everything the session owns (as
     /// if it left), then Close. Further input from it is ignored.
     fn protocol_violation(
@@ -738,16 +754,15 @@ impl Router {
                     };
                     caller_state.calls_waiting.remove(&key);
                     if notify_callers && caller_state.state == SessionState::Established {
-                        let serializer = caller_state.serializer;
                         self.stats.calls_canceled += 1;
-                        let error = outbox::error(
+                        self.send_error(
+                            out,
+                            caller,
                             wire::code::CALL,
                             call.caller_request,
                             uri::CANCELED,
                             text,
-                            serializer,
                         );
-                        self.send(out, caller, serializer, &error);
                     }
                 }
                 Caller::Remote {

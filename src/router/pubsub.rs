@@ -18,7 +18,7 @@ use bytes::Bytes;
 use slab::Slab;
 
 use super::broker::Subscriber;
-use super::outbox::{self, Outbox};
+use super::outbox::Outbox;
 use super::peer::{OwnedFilters, PeerIdentity, PeerMsg, RemotePublication};
 use super::session::Session;
 use super::{uri, Action, Router, RouterStats, SessionKey};
@@ -49,8 +49,7 @@ impl Router {
         let state = &self.sessions[session.0];
         let serializer = state.serializer;
         if let Some((error_uri, text)) = refusal {
-            let error = outbox::error(code::SUBSCRIBE, request, error_uri, text, serializer);
-            self.send(out, session, serializer, &error);
+            self.send_error(out, session, code::SUBSCRIBE, request, error_uri, text);
             return;
         }
         let identity = state
@@ -121,14 +120,14 @@ impl Router {
             );
         } else {
             let text = format!("this session is not subscribed to {subscription}");
-            let error = outbox::error(
+            self.send_error(
+                out,
+                session,
                 code::UNSUBSCRIBE,
                 request,
                 uri::NO_SUCH_SUBSCRIPTION,
                 text,
-                serializer,
             );
-            self.send(out, session, serializer, &error);
         }
     }
 
@@ -157,14 +156,14 @@ impl Router {
         if subscription.is_none() && !self.uri_is_valid(topic) {
             if acknowledge {
                 let text = format!("invalid topic URI {topic:?}");
-                let error = outbox::error(
+                self.send_error(
+                    out,
+                    publisher,
                     code::PUBLISH,
                     request,
                     uri::INVALID_URI,
                     text,
-                    publisher_serializer,
                 );
-                self.send(out, publisher, publisher_serializer, &error);
             } else {
                 tracing::info!(session = ?publisher, topic, "PUBLISH to an invalid topic URI dropped");
             }

@@ -21,7 +21,6 @@
 use std::sync::Arc;
 
 use super::broker::Subscriber;
-use super::outbox;
 use super::peer::{owner_shard, AckTo, PeerMsg, SessionRef};
 use super::realm::RealmId;
 use super::session::SessionState;
@@ -713,16 +712,15 @@ impl Router {
             return;
         };
         if self.session_alive(session, session_id) {
-            let serializer = self.sessions[session.0].serializer;
             let text = format!("procedure {procedure:?} is already registered");
-            let error = outbox::error(
+            self.send_error(
+                out,
+                session,
                 code::REGISTER,
                 request,
                 uri::PROCEDURE_ALREADY_EXISTS,
                 text,
-                serializer,
             );
-            self.send(out, session, serializer, &error);
         }
     }
 

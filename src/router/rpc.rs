@@ -63,8 +63,7 @@ impl Router {
         let state = &self.sessions[session.0];
         let serializer = state.serializer;
         if let Some((error_uri, text)) = refusal {
-            let error = outbox::error(code::REGISTER, request, error_uri, text, serializer);
-            self.send(out, session, serializer, &error);
+            self.send_error(out, session, code::REGISTER, request, error_uri, text);
             return;
         }
         let identity = state
@@ -97,14 +96,14 @@ impl Router {
             }
             Err(RegisterRefusal::ProcedureAlreadyExists) => {
                 let text = format!("procedure {procedure:?} is already registered");
-                let error = outbox::error(
+                self.send_error(
+                    out,
+                    session,
                     code::REGISTER,
                     request,
                     uri::PROCEDURE_ALREADY_EXISTS,
                     text,
-                    serializer,
                 );
-                self.send(out, session, serializer, &error);
             }
         }
     }
@@ -156,14 +155,14 @@ impl Router {
             );
         } else {
             let text = format!("no registration {registration} owned by this session");
-            let error = outbox::error(
+            self.send_error(
+                out,
+                session,
                 code::UNREGISTER,
                 request,
                 uri::NO_SUCH_REGISTRATION,
                 text,
-                serializer,
             );
-            self.send(out, session, serializer, &error);
         }
     }
 
@@ -304,14 +303,14 @@ impl Router {
                 let text = format!(
                     "the arguments cannot be sent to the callee's serializer: {encode_error}"
                 );
-                let error = outbox::error(
+                self.send_error(
+                    out,
+                    caller,
                     code::CALL,
                     request,
                     uri::INVALID_ARGUMENT,
                     text,
-                    caller_serializer,
                 );
-                self.send(out, caller, caller_serializer, &error);
                 return;
             }
         }
@@ -430,14 +429,14 @@ impl Router {
                 let text = format!(
                     "the callee's answer cannot be sent in the caller's serializer: {encode_error}"
                 );
-                let error = outbox::error(
+                self.send_error(
+                    out,
+                    caller,
                     code::CALL,
                     call.caller_request,
                     uri::INVALID_ARGUMENT,
                     text,
-                    caller_serializer,
                 );
-                self.send(out, caller, caller_serializer, &error);
             }
         }
     }
@@ -452,7 +451,6 @@ impl Router {
         out: &mut Vec<Action>,
     ) {
         let caller_state = &self.sessions[caller.0];
-        let serializer = caller_state.serializer;
         let pending = &self.pending;
         let Some(key) = caller_state.calls_waiting.iter().copied().find(|&key| {
             pending
@@ -475,14 +473,14 @@ impl Router {
             callee_state.discarded_invocations.remember(invocation);
         }
         self.stats.calls_canceled += 1;
-        let error = outbox::error(
+        self.send_error(
+            out,
+            caller,
             code::CALL,
             request,
             uri::CANCELED,
             "canceled by the caller",
-            serializer,
         );
-        self.send(out, caller, serializer, &error);
     }
 
     /// Encodes the final answer of a call from another shard for its caller and sends it back
