@@ -2,6 +2,7 @@
 //! `Router`, driven by encoded client frames, checked by decoding the `Action::Send`s. Every
 //! Basic Profile rule the router implements has a scenario here; the harness also asserts the
 //! runtime contract (nothing is sent to a session after its Close or after `close_session`).
+//! Advanced Profile features the router announces (shared registration) have scenarios too.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -394,7 +395,10 @@ fn welcome_announces_exactly_the_implemented_features_and_anonymous_identity() {
                 "subscriber_blackwhite_listing"
             ]
         );
-        assert_eq!(features("dealer"), ["caller_identification"]);
+        assert_eq!(
+            features("dealer"),
+            ["caller_identification", "shared_registration"]
+        );
         assert_eq!(
             details.get_str("authid"),
             Some(session.to_string().as_str())
@@ -849,11 +853,43 @@ fn register_refusals() {
             opts(&[("match", s("wildcard"))]),
             uri::OPTION_NOT_ALLOWED,
         ),
+        // Pattern matching is still unsupported, whatever the (valid) invoke policy.
         (
             &b,
             "com.q",
-            opts(&[("invoke", s("roundrobin"))]),
+            opts(&[("match", s("prefix")), ("invoke", s("roundrobin"))]),
             uri::OPTION_NOT_ALLOWED,
+        ),
+        (
+            &b,
+            "com.q",
+            opts(&[("invoke", s("round-robin"))]),
+            uri::INVALID_ARGUMENT,
+        ),
+        (
+            &b,
+            "com.q",
+            opts(&[("invoke", s("Single"))]),
+            uri::INVALID_ARGUMENT,
+        ),
+        (
+            &b,
+            "com.q",
+            opts(&[("invoke", Value::UInt(1))]),
+            uri::INVALID_ARGUMENT,
+        ),
+        (
+            &b,
+            "com.q",
+            opts(&[("invoke", Value::List(vec![s("roundrobin")]))]),
+            uri::INVALID_ARGUMENT,
+        ),
+        // A single registration admits no second callee, shared or not.
+        (
+            &b,
+            "com.p",
+            opts(&[("invoke", s("roundrobin"))]),
+            uri::PROCEDURE_ALREADY_EXISTS,
         ),
     ];
     for (client, procedure, options, error) in cases {
@@ -1501,6 +1537,442 @@ fn caller_identification_on_request_or_by_registration() {
         Payload::empty(MsgPack),
     );
     expect_caller(&mut h, true);
+}
+
+// ------------------------------------------------------------------------------------------
+// Shared registration (REGISTER.Options.invoke)
+// ------------------------------------------------------------------------------------------
+
+impl Harness {
+    /// Sends REGISTER with `options` and returns the request id.
+    fn send_register(&mut self, client: &Client, procedure: &str, options: Dict<'static>) -> u64 {
+        let request = self.request();
+        self.send(
+            client,
+            &Message::Register {
+                request,
+                options,
+                procedure: procedure.to_string().into(),
+            },
+        );
+        request
+    }
+
+    /// REGISTER with `invoke` = `policy`; returns the registration id from REGISTERED.
+    fn register_shared(&mut self, client: &Client, procedure: &str, policy: &str) -> u64 {
+        let request = self.send_register(client, procedure, opts(&[("invoke", s(policy))]));
+        match self.recv(client).msg() {
+            Message::Registered {
+                request: r,
+                registration,
+            } if r == request => registration,
+            other => panic!("expected REGISTERED, got {other:?}"),
+        }
+    }
+
+    fn unregister(&mut self, client: &Client, registration: u64) {
+        let request = self.request();
+        self.send(
+            client,
+            &Message::Unregister {
+                request,
+                registration,
+            },
+        );
+        match self.recv(client).msg() {
+            Message::Unregistered { request: r, .. } if r == request => {}
+            other => panic!("expected UNREGISTERED, got {other:?}"),
+        }
+    }
+
+    /// The callees' session ids of `procedure`, in registration order.
+    fn callees_of(&self, procedure: &str) -> Vec<u64> {
+        self.router
+            .registration("realm1", procedure)
+            .map_or_else(Vec::new, |info| info.callees)
+    }
+
+    /// CALLs `procedure` from `caller`; exactly one of `callees` must get the INVOCATION (for
+    /// `registration`), which it answers; the caller must get the RESULT. Returns the index of
+    /// the callee that was invoked.
+    fn call_one(
+        &mut self,
+        caller: &Client,
+        procedure: &str,
+        registration: u64,
+        callees: &[Client],
+    ) -> usize {
+        let request = self.call(caller, procedure, Dict::new(), Payload::empty(caller.ser));
+        let mut invoked = None;
+        for (index, callee) in callees.iter().enumerate() {
+            let Some(frame) = self.inbox.get_mut(&callee.key).unwrap().pop_front() else {
+                continue;
+            };
+            let received = Received {
+                frame,
+                ser: callee.ser,
+            };
+            let Message::Invocation {
+                request: invocation,
+                registration: r,
+                ..
+            } = received.msg()
+            else {
+                panic!(
+                    "callee {index} expected INVOCATION, got {:?}",
+                    received.msg()
+                )
+            };
+            assert_eq!(r, registration, "INVOCATION carries the shared id");
+            assert!(invoked.is_none(), "two callees invoked for one CALL");
+            invoked = Some(index);
+            self.send(
+                callee,
+                &Message::Yield {
+                    request: invocation,
+                    options: Dict::new(),
+                    payload: Payload::empty(callee.ser),
+                },
+            );
+            self.expect_nothing(callee);
+        }
+        let invoked = invoked.unwrap_or_else(|| panic!("no callee invoked for {procedure}"));
+        assert!(
+            matches!(self.recv(caller).msg(), Message::Result { request: r, .. } if r == request)
+        );
+        invoked
+    }
+}
+
+#[test]
+fn roundrobin_cycles_over_the_callees_in_registration_order_under_one_id() {
+    let mut h = Harness::new();
+    let callees = [h.join(Json), h.join(MsgPack), h.join(Json)];
+    let caller = h.join(MsgPack);
+    let ids: Vec<u64> = callees
+        .iter()
+        .map(|callee| h.register_shared(callee, "com.rr", "roundrobin"))
+        .collect();
+    assert!(ids.iter().all(|&id| id == ids[0]), "one id: {ids:?}");
+    assert_eq!(h.router.stats().registrations, 1);
+    let info = h.router.registration("realm1", "com.rr").unwrap();
+    assert_eq!(info.invoke, "roundrobin");
+    assert_eq!(info.callees, callees.map(|c| c.id));
+    let order: Vec<usize> = (0..7)
+        .map(|_| h.call_one(&caller, "com.rr", ids[0], &callees))
+        .collect();
+    assert_eq!(order, [0, 1, 2, 0, 1, 2, 0]);
+}
+
+#[test]
+fn first_and_last_pick_the_oldest_and_newest_and_move_on_when_it_goes() {
+    for how in ["unregister", "disconnect", "goodbye"] {
+        // first
+        let mut h = Harness::new();
+        let callees = [h.join(Json), h.join(MsgPack), h.join(Json)];
+        let caller = h.join(Json);
+        let id = h.register_shared(&callees[0], "com.hot", "first");
+        for callee in &callees[1..] {
+            assert_eq!(h.register_shared(callee, "com.hot", "first"), id);
+        }
+        for _ in 0..3 {
+            assert_eq!(h.call_one(&caller, "com.hot", id, &callees), 0);
+        }
+        h.leave_by(&callees[0], id, how);
+        assert_eq!(h.callees_of("com.hot"), [callees[1].id, callees[2].id]);
+        for _ in 0..3 {
+            assert_eq!(h.call_one(&caller, "com.hot", id, &callees), 1, "{how}");
+        }
+        // A newcomer goes to the back: the oldest remaining stays first.
+        let late = h.join(MsgPack);
+        assert_eq!(h.register_shared(&late, "com.hot", "first"), id);
+        // (Not callees[0]: after a disconnect its key may be the newcomer's.)
+        let all = [callees[1], callees[2], late];
+        assert_eq!(h.call_one(&caller, "com.hot", id, &all), 0);
+
+        // last
+        let mut h = Harness::new();
+        let callees = [h.join(Json), h.join(MsgPack), h.join(Json)];
+        let caller = h.join(MsgPack);
+        let id = h.register_shared(&callees[0], "com.standby", "last");
+        for callee in &callees[1..] {
+            assert_eq!(h.register_shared(callee, "com.standby", "last"), id);
+        }
+        for _ in 0..3 {
+            assert_eq!(h.call_one(&caller, "com.standby", id, &callees), 2);
+        }
+        h.leave_by(&callees[2], id, how);
+        for _ in 0..3 {
+            assert_eq!(h.call_one(&caller, "com.standby", id, &callees), 1, "{how}");
+        }
+        // A newcomer is the newest: it takes over.
+        let late = h.join(Json);
+        assert_eq!(h.register_shared(&late, "com.standby", "last"), id);
+        let all = [callees[0], callees[1], late];
+        assert_eq!(h.call_one(&caller, "com.standby", id, &all), 2);
+        assert_eq!(h.call_one(&caller, "com.standby", id, &all), 2);
+    }
+}
+
+impl Harness {
+    /// `callee` stops being a callee of `registration`: by UNREGISTER, transport loss or
+    /// GOODBYE.
+    fn leave_by(&mut self, callee: &Client, registration: u64, how: &str) {
+        match how {
+            "unregister" => self.unregister(callee, registration),
+            "disconnect" => self.disconnect(callee),
+            _ => {
+                self.send(
+                    callee,
+                    &Message::Goodbye {
+                        details: Dict::new(),
+                        reason: "wamp.close.close_realm".into(),
+                    },
+                );
+                assert!(matches!(self.recv(callee).msg(), Message::Goodbye { .. }));
+            }
+        }
+    }
+}
+
+#[test]
+fn random_reaches_every_callee_and_replays_with_the_seed() {
+    let picks = |seed: u64| {
+        let mut h = Harness::new();
+        h.router = Router::new(RouterConfig::default(), seed);
+        let callees = [h.join(Json), h.join(MsgPack), h.join(Json)];
+        let caller = h.join(Json);
+        let id = h.register_shared(&callees[0], "com.any", "random");
+        for callee in &callees[1..] {
+            assert_eq!(h.register_shared(callee, "com.any", "random"), id);
+        }
+        (0..90)
+            .map(|_| h.call_one(&caller, "com.any", id, &callees))
+            .collect::<Vec<usize>>()
+    };
+    let first = picks(7);
+    for callee in 0..3 {
+        let count = first.iter().filter(|&&c| c == callee).count();
+        // 90 uniform draws over 3: 30 expected; under 10 has probability < 1e-6.
+        assert!(
+            count >= 10,
+            "callee {callee} picked {count} times: {first:?}"
+        );
+    }
+    assert_eq!(picks(7), first, "same seed, same picks");
+    assert_ne!(picks(8), first, "another seed, other picks");
+}
+
+#[test]
+fn shared_registration_refusals_and_the_first_policy_wins() {
+    let mut h = Harness::new();
+    let a = h.join(Json);
+    let b = h.join(MsgPack);
+    let c = h.join(Json);
+    let id = h.register_shared(&a, "com.shared", "roundrobin");
+    h.register(&c, "com.single");
+    let cases: Vec<(&Client, &str, Dict<'static>, &str)> = vec![
+        // Another policy than the first registrant's.
+        (
+            &b,
+            "com.shared",
+            opts(&[("invoke", s("last"))]),
+            uri::PROCEDURE_ALREADY_EXISTS,
+        ),
+        (
+            &b,
+            "com.shared",
+            opts(&[("invoke", s("random"))]),
+            uri::PROCEDURE_ALREADY_EXISTS,
+        ),
+        // `single` (explicit or default) never joins.
+        (&b, "com.shared", Dict::new(), uri::PROCEDURE_ALREADY_EXISTS),
+        (
+            &b,
+            "com.shared",
+            opts(&[("invoke", s("single"))]),
+            uri::PROCEDURE_ALREADY_EXISTS,
+        ),
+        // The same session twice, same policy.
+        (
+            &a,
+            "com.shared",
+            opts(&[("invoke", s("roundrobin"))]),
+            uri::PROCEDURE_ALREADY_EXISTS,
+        ),
+        // A single registration stays single; its own callee cannot register it again either.
+        (
+            &b,
+            "com.single",
+            opts(&[("invoke", s("first"))]),
+            uri::PROCEDURE_ALREADY_EXISTS,
+        ),
+        (&c, "com.single", Dict::new(), uri::PROCEDURE_ALREADY_EXISTS),
+        // A bad policy is a bad argument even for an existing procedure.
+        (
+            &b,
+            "com.shared",
+            opts(&[("invoke", s("all"))]),
+            uri::INVALID_ARGUMENT,
+        ),
+    ];
+    for (client, procedure, options, error) in cases {
+        let request = h.send_register(client, procedure, options);
+        let received = h.recv(client);
+        assert_error(&received, 64, request, error);
+        let Message::Error { details, .. } = received.msg() else {
+            unreachable!()
+        };
+        assert!(details.get_str("message").is_some_and(|m| !m.is_empty()));
+    }
+    // Nothing joined.
+    assert_eq!(h.callees_of("com.shared"), [a.id]);
+    assert_eq!(h.callees_of("com.single"), [c.id]);
+    // The matching policy joins.
+    assert_eq!(h.register_shared(&b, "com.shared", "roundrobin"), id);
+    assert_eq!(h.callees_of("com.shared"), [a.id, b.id]);
+    assert!(!h.was_closed(&a) && !h.was_closed(&b));
+}
+
+#[test]
+fn one_callee_unregistering_keeps_the_registration_and_its_id_for_the_others() {
+    let mut h = Harness::new();
+    let callees = [h.join(Json), h.join(MsgPack), h.join(Json)];
+    let caller = h.join(MsgPack);
+    let id = h.register_shared(&callees[0], "com.rr", "roundrobin");
+    for callee in &callees[1..] {
+        h.register_shared(callee, "com.rr", "roundrobin");
+    }
+    assert_eq!(h.call_one(&caller, "com.rr", id, &callees), 0);
+    h.unregister(&callees[1], id);
+    assert_eq!(h.router.registration("realm1", "com.rr").unwrap().id, id);
+    assert_eq!(h.callees_of("com.rr"), [callees[0].id, callees[2].id]);
+    let order: Vec<usize> = (0..4)
+        .map(|_| h.call_one(&caller, "com.rr", id, &callees))
+        .collect();
+    assert_eq!(order, [2, 0, 2, 0]);
+    // A second UNREGISTER by the one that left, or one by a non-callee, is refused.
+    for client in [&callees[1], &caller] {
+        let request = h.request();
+        h.send(
+            client,
+            &Message::Unregister {
+                request,
+                registration: id,
+            },
+        );
+        assert_error(&h.recv(client), 66, request, uri::NO_SUCH_REGISTRATION);
+    }
+    // It may join again, at the back.
+    assert_eq!(h.register_shared(&callees[1], "com.rr", "roundrobin"), id);
+    assert_eq!(
+        h.callees_of("com.rr"),
+        [callees[0].id, callees[2].id, callees[1].id]
+    );
+    h.assert_tables_empty_but_registrations(1);
+}
+
+#[test]
+fn last_callee_leaving_removes_the_shared_registration() {
+    let mut h = Harness::new();
+    let a = h.join(Json);
+    let b = h.join(MsgPack);
+    let caller = h.join(Json);
+    let id = h.register_shared(&a, "com.rr", "roundrobin");
+    h.register_shared(&b, "com.rr", "roundrobin");
+    h.unregister(&a, id);
+    assert_eq!(h.router.stats().registrations, 1);
+    h.disconnect(&b);
+    assert_eq!(h.router.stats().registrations, 0);
+    assert!(h.router.registration("realm1", "com.rr").is_none());
+    let request = h.call(&caller, "com.rr", Dict::new(), Payload::empty(Json));
+    assert_error(&h.recv(&caller), 48, request, uri::NO_SUCH_PROCEDURE);
+    // A new registration gets a new id and may choose another policy.
+    let c = h.join(MsgPack);
+    let again = h.register_shared(&c, "com.rr", "last");
+    assert_ne!(again, id);
+    assert_eq!(
+        h.router.registration("realm1", "com.rr").unwrap().invoke,
+        "last"
+    );
+    h.disconnect(&c);
+    h.disconnect(&a);
+    h.disconnect(&caller);
+    h.assert_tables_empty();
+}
+
+#[test]
+fn a_shared_callee_leaving_cancels_only_its_own_pending_calls() {
+    let mut h = Harness::new();
+    let a = h.join(Json);
+    let b = h.join(MsgPack);
+    let caller = h.join(Json);
+    let id = h.register_shared(&a, "com.rr", "roundrobin");
+    h.register_shared(&b, "com.rr", "roundrobin");
+    let to_a = h.call(&caller, "com.rr", Dict::new(), Payload::empty(Json));
+    let to_b = h.call(&caller, "com.rr", Dict::new(), Payload::empty(Json));
+    assert!(
+        matches!(h.recv(&a).msg(), Message::Invocation { registration, .. } if registration == id)
+    );
+    let Message::Invocation { request: for_b, .. } = h.recv(&b).msg() else {
+        panic!("expected INVOCATION at b")
+    };
+    h.disconnect(&a);
+    assert_error(&h.recv(&caller), 48, to_a, uri::CANCELED);
+    h.expect_nothing(&caller);
+    h.send(
+        &b,
+        &Message::Yield {
+            request: for_b,
+            options: Dict::new(),
+            payload: Payload::empty(MsgPack),
+        },
+    );
+    assert!(matches!(h.recv(&caller).msg(), Message::Result { request, .. } if request == to_b));
+    // Every later call goes to b.
+    for _ in 0..3 {
+        assert_eq!(h.call_one(&caller, "com.rr", id, &[b]), 0);
+    }
+    assert_eq!(h.router.stats().calls_canceled, 1);
+}
+
+#[test]
+fn disclose_caller_is_each_callees_own_option() {
+    let mut h = Harness::new();
+    let discloses = h.join(Json);
+    let private = h.join(MsgPack);
+    let caller = h.join(Json);
+    let options = opts(&[
+        ("invoke", s("roundrobin")),
+        ("disclose_caller", Value::Bool(true)),
+    ]);
+    let request = h.send_register(&discloses, "com.rr", options);
+    assert!(
+        matches!(h.recv(&discloses).msg(), Message::Registered { request: r, .. } if r == request)
+    );
+    h.register_shared(&private, "com.rr", "roundrobin");
+    for _ in 0..2 {
+        for (callee, disclosed) in [(&discloses, true), (&private, false)] {
+            h.call(&caller, "com.rr", Dict::new(), Payload::empty(Json));
+            let received = h.recv(callee);
+            let Message::Invocation {
+                request, details, ..
+            } = received.msg()
+            else {
+                panic!("expected INVOCATION")
+            };
+            assert_eq!(details.get_u64("caller"), disclosed.then_some(caller.id));
+            h.send(
+                callee,
+                &Message::Yield {
+                    request,
+                    options: Dict::new(),
+                    payload: Payload::empty(callee.ser),
+                },
+            );
+            assert!(matches!(h.recv(&caller).msg(), Message::Result { .. }));
+        }
+    }
 }
 
 // ------------------------------------------------------------------------------------------

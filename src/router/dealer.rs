@@ -1,30 +1,169 @@
-//! Dealer tables: the registrations of one realm (exact match, single callee per procedure) and
-//! the router's pending calls. With one shard the registry is the table; with several it is
-//! this shard's read replica, written only by the owner's updates (`replication.rs`), and a
-//! pending call may have its caller or its callee on another shard.
+//! Dealer tables: the registrations of one realm (exact match; one callee, or several under a
+//! shared-registration policy) and the router's pending calls. With one shard the registry is
+//! the table; with several it is this shard's read replica, written only by the owner's updates
+//! (`replication.rs`), and a pending call may have its caller or its callee on another shard.
 
 use slab::Slab;
 
-use super::ids::ScopedIds;
+use super::ids::{RandomIds, ScopedIds};
 use super::peer::SessionRef;
 use super::{fast_map, FastMap, SessionKey, ShardId};
 use crate::serializer::Serializer;
 
-/// One registered procedure.
+/// REGISTER.Options.invoke (shared_registration): how a CALL picks among the callees of one
+/// registration. The first registrant fixes it; `Single` admits one callee only.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) enum InvokePolicy {
+    #[default]
+    Single,
+    RoundRobin,
+    Random,
+    First,
+    Last,
+}
+
+impl InvokePolicy {
+    /// The policy named by the option value, `None` for anything else.
+    pub(crate) fn parse(name: &str) -> Option<InvokePolicy> {
+        Some(match name {
+            "single" => InvokePolicy::Single,
+            "roundrobin" => InvokePolicy::RoundRobin,
+            "random" => InvokePolicy::Random,
+            "first" => InvokePolicy::First,
+            "last" => InvokePolicy::Last,
+            _ => return None,
+        })
+    }
+
+    /// The option value naming this policy.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            InvokePolicy::Single => "single",
+            InvokePolicy::RoundRobin => "roundrobin",
+            InvokePolicy::Random => "random",
+            InvokePolicy::First => "first",
+            InvokePolicy::Last => "last",
+        }
+    }
+}
+
+/// One callee of a registration, with its own REGISTER options.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Registrant {
+    /// On another shard when `session.shard` is not this one.
+    pub(crate) session: SessionRef,
+    /// REGISTER.Options.disclose_caller: every INVOCATION to this callee carries the caller's
+    /// identity.
+    pub(crate) disclose_caller: bool,
+}
+
+/// One registered procedure and its callees.
 #[derive(Clone, Debug)]
 pub(crate) struct Registration {
     pub(crate) id: u64,
     pub(crate) procedure: Box<str>,
-    /// The callee; on another shard when `callee.shard` is not this one.
-    pub(crate) callee: SessionRef,
-    /// REGISTER.Options.disclose_caller: every INVOCATION carries the caller's identity.
-    pub(crate) disclose_caller: bool,
+    pub(crate) invoke: InvokePolicy,
+    /// In registration order (oldest first); never empty while the registration exists.
+    pub(crate) callees: Vec<Registrant>,
+    /// RoundRobin: index of the callee to try next. Local to this replica (see `router/mod.rs`).
+    cursor: usize,
 }
 
-/// Why a REGISTER was refused by the table.
+impl Registration {
+    /// Chooses the callee of one CALL by the policy, among the callees `usable` accepts (with
+    /// several shards, a local callee whose REGISTERED has not gone out yet or who is leaving
+    /// is skipped). Only RoundRobin (cursor) and Random (`rng`) change state.
+    pub(crate) fn pick(
+        &mut self,
+        rng: &mut RandomIds,
+        usable: impl Fn(&SessionRef) -> bool,
+    ) -> Option<Registrant> {
+        let len = self.callees.len();
+        if len == 1 {
+            let only = self.callees[0];
+            return usable(&only.session).then_some(only);
+        }
+        let at = |index: usize| self.callees[index % len];
+        let found = match self.invoke {
+            InvokePolicy::Single | InvokePolicy::First => {
+                (0..len).find(|&index| usable(&at(index).session))
+            }
+            InvokePolicy::Last => (0..len).rev().find(|&index| usable(&at(index).session)),
+            InvokePolicy::RoundRobin => {
+                let start = self.cursor;
+                let found = (start..start + len)
+                    .find(|&index| usable(&at(index).session))
+                    .map(|index| index % len);
+                if let Some(index) = found {
+                    self.cursor = (index + 1) % len;
+                }
+                found
+            }
+            InvokePolicy::Random => {
+                // Uniform when every callee is usable (the common case); a skipped callee's
+                // share goes to its successor, which keeps this allocation-free.
+                let start = rng.below(len);
+                (start..start + len)
+                    .find(|&index| usable(&at(index).session))
+                    .map(|index| index % len)
+            }
+        };
+        found.map(|index| self.callees[index])
+    }
+
+    fn position(&self, session: SessionRef) -> Option<usize> {
+        self.callees
+            .iter()
+            .position(|callee| callee.session == session)
+    }
+
+    /// Removes one callee, keeping the round-robin order of the others.
+    fn remove_callee(&mut self, index: usize) {
+        self.callees.remove(index);
+        if index < self.cursor {
+            self.cursor -= 1;
+        }
+        if self.cursor >= self.callees.len() {
+            self.cursor = 0;
+        }
+    }
+}
+
+/// Why a REGISTER was refused by the table (all answered `wamp.error.procedure_already_exists`;
+/// the kind only chooses the ERROR's message).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub(crate) enum RegisterRefusal {
+    /// Registered with `single`, or this REGISTER asks for `single`.
     ProcedureAlreadyExists,
+    /// Shared with another policy than the one this REGISTER asks for.
+    PolicyMismatch(InvokePolicy),
+    /// The session is already one of the callees.
+    AlreadyCallee,
+}
+
+impl RegisterRefusal {
+    pub(crate) fn text(self, procedure: &str, asked: InvokePolicy) -> String {
+        match self {
+            RegisterRefusal::ProcedureAlreadyExists => {
+                format!("procedure {procedure:?} is already registered")
+            }
+            RegisterRefusal::PolicyMismatch(existing) => format!(
+                "procedure {procedure:?} is already registered with invoke={:?}, not {:?}",
+                existing.name(),
+                asked.name()
+            ),
+            RegisterRefusal::AlreadyCallee => {
+                format!("this session already registered procedure {procedure:?}")
+            }
+        }
+    }
+}
+
+/// What `Registry::unregister` took out.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Unregistered {
+    /// The callee was the last one: the registration (and its id) is gone.
+    pub(crate) deleted: bool,
 }
 
 /// The registrations of one realm.
@@ -43,67 +182,106 @@ impl Registry {
         }
     }
 
+    /// Decides a REGISTER (single shard, or the owner shard): a new registration with a fresh
+    /// id, or one more callee of a shared one (same id).
     pub(crate) fn register(
         &mut self,
         ids: &mut ScopedIds,
         procedure: &str,
-        callee: SessionRef,
-        disclose_caller: bool,
+        invoke: InvokePolicy,
+        callee: Registrant,
     ) -> Result<u64, RegisterRefusal> {
-        if self.by_procedure.contains_key(procedure) {
-            return Err(RegisterRefusal::ProcedureAlreadyExists);
+        if let Some(&index) = self.by_procedure.get(procedure) {
+            let existing = &mut self.entries[index];
+            if existing.invoke == InvokePolicy::Single || invoke == InvokePolicy::Single {
+                return Err(RegisterRefusal::ProcedureAlreadyExists);
+            }
+            if existing.invoke != invoke {
+                return Err(RegisterRefusal::PolicyMismatch(existing.invoke));
+            }
+            if existing.position(callee.session).is_some() {
+                return Err(RegisterRefusal::AlreadyCallee);
+            }
+            existing.callees.push(callee);
+            return Ok(existing.id);
         }
         let id = ids.next_id(|id| self.by_id.contains_key(&id));
-        self.insert(id, procedure, callee, disclose_caller);
+        self.insert(id, procedure, invoke, callee);
         Ok(id)
     }
 
-    /// Applies a registration the owner decided (replica write). A stale entry for the same
-    /// procedure or id cannot exist when the owner's updates arrive in order; should one exist
-    /// anyway it is replaced, so the replica converges on the owner's table.
+    /// Applies a registration the owner decided (replica write): adds `callee` to registration
+    /// `id`, creating it if needed. A stale entry (same procedure under another id, same id
+    /// under another procedure or policy) cannot exist when the owner's updates arrive in
+    /// order; should one exist anyway it is replaced, so the replica converges on the owner's
+    /// table. False when something had to be replaced or the callee was already there.
     pub(crate) fn insert(
         &mut self,
         id: u64,
         procedure: &str,
-        callee: SessionRef,
-        disclose_caller: bool,
-    ) {
-        if let Some(&index) = self.by_procedure.get(procedure) {
-            tracing::error!(procedure, id, "replica already had the procedure; replaced");
-            let old = self.entries.remove(index);
-            self.by_id.remove(&old.id);
-            self.by_procedure.remove(&old.procedure);
-        }
-        if self.by_id.contains_key(&id) {
+        invoke: InvokePolicy,
+        callee: Registrant,
+    ) -> bool {
+        let mut clean = true;
+        if let Some(&index) = self.by_id.get(&id) {
+            let existing = &mut self.entries[index];
+            if &*existing.procedure == procedure && existing.invoke == invoke {
+                if let Some(at) = existing.position(callee.session) {
+                    tracing::error!(procedure, id, "replica already had the callee; updated");
+                    existing.callees[at] = callee;
+                    return false;
+                }
+                existing.callees.push(callee);
+                return true;
+            }
             tracing::error!(
                 procedure,
                 id,
-                "replica already had the registration id; replaced"
+                "replica had the registration id for another procedure or policy; replaced"
             );
             self.remove(id);
+            clean = false;
+        }
+        if let Some(&index) = self.by_procedure.get(procedure) {
+            let old = self.entries[index].id;
+            tracing::error!(
+                procedure,
+                id,
+                old,
+                "replica had the procedure under another id; replaced"
+            );
+            self.remove(old);
+            clean = false;
         }
         let procedure: Box<str> = procedure.into();
         let index = self.entries.insert(Registration {
             id,
             procedure: procedure.clone(),
-            callee,
-            disclose_caller,
+            invoke,
+            callees: vec![callee],
+            cursor: 0,
         });
         self.by_procedure.insert(procedure, index);
         self.by_id.insert(id, index);
+        clean
     }
 
-    /// Removes registration `id` when `callee` owns it.
-    pub(crate) fn unregister(&mut self, id: u64, callee: SessionRef) -> Option<Registration> {
+    /// Removes `callee` from registration `id` (the whole registration with its last callee);
+    /// `None` when `callee` is not one of its callees.
+    pub(crate) fn unregister(&mut self, id: u64, callee: SessionRef) -> Option<Unregistered> {
         let index = *self.by_id.get(&id)?;
-        if self.entries[index].callee != callee {
-            return None;
+        let registration = &mut self.entries[index];
+        let at = registration.position(callee)?;
+        if registration.callees.len() > 1 {
+            registration.remove_callee(at);
+            return Some(Unregistered { deleted: false });
         }
-        self.remove(id)
+        self.remove(id);
+        Some(Unregistered { deleted: true })
     }
 
-    /// Removes registration `id` whoever owns it (replica write).
-    pub(crate) fn remove(&mut self, id: u64) -> Option<Registration> {
+    /// Removes registration `id` with all its callees.
+    fn remove(&mut self, id: u64) -> Option<Registration> {
         let index = self.by_id.remove(&id)?;
         let registration = self.entries.remove(index);
         self.by_procedure.remove(&registration.procedure);
@@ -116,10 +294,17 @@ impl Registry {
             .map(|&index| &self.entries[index])
     }
 
+    pub(crate) fn lookup_mut(&mut self, procedure: &str) -> Option<&mut Registration> {
+        self.by_procedure
+            .get(procedure)
+            .map(|&index| &mut self.entries[index])
+    }
+
     pub(crate) fn get(&self, id: u64) -> Option<&Registration> {
         self.by_id.get(&id).map(|&index| &self.entries[index])
     }
 
+    /// Registrations (not callees).
     pub(crate) fn len(&self) -> usize {
         debug_assert_eq!(self.entries.len(), self.by_id.len());
         debug_assert_eq!(self.entries.len(), self.by_procedure.len());
@@ -222,27 +407,162 @@ impl PendingCalls {
 mod tests {
     use super::*;
 
+    fn session(key: usize) -> SessionRef {
+        SessionRef {
+            shard: 0,
+            key: SessionKey(key),
+            session_id: key as u64,
+        }
+    }
+
+    fn callee(key: usize) -> Registrant {
+        Registrant {
+            session: session(key),
+            disclose_caller: false,
+        }
+    }
+
     #[test]
     fn one_callee_per_procedure_and_only_the_owner_unregisters() {
         let mut registry = Registry::new();
         let mut ids = ScopedIds::new(0, 1);
-        let session = |key| SessionRef {
-            shard: 0,
-            key: SessionKey(key),
-            session_id: key as u64,
-        };
+        let single = InvokePolicy::Single;
         let id = registry
-            .register(&mut ids, "com.a", session(1), false)
+            .register(&mut ids, "com.a", single, callee(1))
             .unwrap();
         assert_eq!(
-            registry.register(&mut ids, "com.a", session(2), false),
+            registry.register(&mut ids, "com.a", single, callee(2)),
             Err(RegisterRefusal::ProcedureAlreadyExists)
+        );
+        assert_eq!(
+            registry.register(&mut ids, "com.a", InvokePolicy::RoundRobin, callee(2)),
+            Err(RegisterRefusal::ProcedureAlreadyExists),
+            "a single registration admits no second callee whatever its policy"
         );
         assert!(registry.unregister(id, session(2)).is_none());
         assert_eq!(registry.lookup("com.a").unwrap().id, id);
-        assert!(registry.unregister(id, session(1)).is_some());
+        assert_eq!(
+            registry.unregister(id, session(1)),
+            Some(Unregistered { deleted: true })
+        );
         assert!(registry.lookup("com.a").is_none());
         assert_eq!(registry.len(), 0);
+    }
+
+    #[test]
+    fn shared_registration_has_one_id_and_dies_with_its_last_callee() {
+        let mut registry = Registry::new();
+        let mut ids = ScopedIds::new(0, 1);
+        let rr = InvokePolicy::RoundRobin;
+        let id = registry.register(&mut ids, "com.s", rr, callee(1)).unwrap();
+        assert_eq!(registry.register(&mut ids, "com.s", rr, callee(2)), Ok(id));
+        assert_eq!(
+            registry.register(&mut ids, "com.s", rr, callee(2)),
+            Err(RegisterRefusal::AlreadyCallee)
+        );
+        assert_eq!(
+            registry.register(&mut ids, "com.s", InvokePolicy::Last, callee(3)),
+            Err(RegisterRefusal::PolicyMismatch(rr))
+        );
+        assert_eq!(
+            registry.register(&mut ids, "com.s", InvokePolicy::Single, callee(3)),
+            Err(RegisterRefusal::ProcedureAlreadyExists)
+        );
+        assert_eq!(registry.len(), 1);
+        assert_eq!(
+            registry.unregister(id, session(1)),
+            Some(Unregistered { deleted: false })
+        );
+        assert_eq!(registry.lookup("com.s").unwrap().callees, [callee(2)]);
+        assert_eq!(
+            registry.unregister(id, session(2)),
+            Some(Unregistered { deleted: true })
+        );
+        assert_eq!(registry.len(), 0);
+    }
+
+    #[test]
+    fn policies_pick_in_registration_order_and_skip_unusable_callees() {
+        let mut rng = RandomIds::new(1);
+        let picks = |invoke, usable: &dyn Fn(usize) -> bool, rng: &mut RandomIds| {
+            let mut registry = Registry::new();
+            let mut ids = ScopedIds::new(0, 1);
+            for key in 1..=3 {
+                registry
+                    .register(&mut ids, "com.p", invoke, callee(key))
+                    .unwrap();
+            }
+            let registration = registry.lookup_mut("com.p").unwrap();
+            (0..6)
+                .map(|_| {
+                    registration
+                        .pick(rng, |s| usable(s.key.0))
+                        .map_or(0, |c| c.session.key.0)
+                })
+                .collect::<Vec<_>>()
+        };
+        let all = |_| true;
+        let not_2 = |key| key != 2;
+        let none = |_| false;
+        assert_eq!(
+            picks(InvokePolicy::RoundRobin, &all, &mut rng),
+            [1, 2, 3, 1, 2, 3]
+        );
+        assert_eq!(
+            picks(InvokePolicy::RoundRobin, &not_2, &mut rng),
+            [1, 3, 1, 3, 1, 3]
+        );
+        assert_eq!(picks(InvokePolicy::First, &all, &mut rng), [1; 6]);
+        assert_eq!(picks(InvokePolicy::Last, &all, &mut rng), [3; 6]);
+        assert_eq!(picks(InvokePolicy::Last, &|key| key != 3, &mut rng), [2; 6]);
+        assert_eq!(picks(InvokePolicy::First, &none, &mut rng), [0; 6]);
+        let random = picks(InvokePolicy::Random, &not_2, &mut rng);
+        assert!(random.iter().all(|&key| key == 1 || key == 3), "{random:?}");
+    }
+
+    #[test]
+    fn round_robin_keeps_its_place_when_a_callee_leaves() {
+        let mut registry = Registry::new();
+        let mut ids = ScopedIds::new(0, 1);
+        let mut rng = RandomIds::new(1);
+        let rr = InvokePolicy::RoundRobin;
+        let mut id = 0;
+        for key in 1..=4 {
+            id = registry
+                .register(&mut ids, "com.p", rr, callee(key))
+                .unwrap();
+        }
+        let mut next = |registry: &mut Registry| {
+            let registration = registry.lookup_mut("com.p").unwrap();
+            registration.pick(&mut rng, |_| true).unwrap().session.key.0
+        };
+        assert_eq!((next(&mut registry), next(&mut registry)), (1, 2));
+        // Removing one already served this round: the next is still 3.
+        registry.unregister(id, session(1)).unwrap();
+        assert_eq!(next(&mut registry), 3);
+        // Removing the one that would be next: its successor follows.
+        registry.unregister(id, session(4)).unwrap();
+        assert_eq!((next(&mut registry), next(&mut registry)), (2, 3));
+    }
+
+    #[test]
+    fn replica_insert_joins_callees_and_replaces_stale_entries() {
+        let mut registry = Registry::new();
+        let rr = InvokePolicy::RoundRobin;
+        assert!(registry.insert(7, "com.p", rr, callee(1)));
+        assert!(registry.insert(7, "com.p", rr, callee(2)));
+        assert!(
+            !registry.insert(7, "com.p", rr, callee(2)),
+            "duplicate callee"
+        );
+        assert_eq!(registry.get(7).unwrap().callees.len(), 2);
+        assert!(
+            !registry.insert(9, "com.p", rr, callee(3)),
+            "stale id replaced"
+        );
+        assert!(registry.get(7).is_none());
+        assert_eq!(registry.lookup("com.p").unwrap().callees, [callee(3)]);
+        assert_eq!(registry.len(), 1);
     }
 
     #[test]

@@ -22,7 +22,7 @@ const BROKER_FEATURES: [&str; 3] = [
 ];
 
 /// Dealer features implemented in `rpc.rs`.
-const DEALER_FEATURES: [&str; 1] = ["caller_identification"];
+const DEALER_FEATURES: [&str; 2] = ["caller_identification", "shared_registration"];
 
 /// `WELCOME.Details.roles`: `{broker: {features: {..}}, dealer: {features: {..}}}`.
 pub(crate) fn welcome_roles() -> Dict<'static> {

@@ -1,5 +1,6 @@
 //! Id schemes of the router (digest §3): global random ids (session, publication), router-scoped
-//! sequential ids (registration, subscription, with the owner shard folded in) and per-session sequential request ids.
+//! sequential ids (registration, subscription, with the owner shard folded in) and per-session
+//! sequential request ids; the same seeded RNG also draws the callee of `invoke: random`.
 //!
 //! Everything is driven by one seeded RNG so a test or a simulation replays byte-for-byte.
 
@@ -22,6 +23,12 @@ impl RandomIds {
 
     pub(crate) fn next_id(&mut self) -> u64 {
         self.rng.gen_range(1..=MAX_ID)
+    }
+
+    /// A uniform index in `0..n` (`n > 0`), for the `random` invoke policy: the same seeded
+    /// stream, so a test replays its choices too.
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        self.rng.gen_range(0..n)
     }
 }
 

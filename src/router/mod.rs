@@ -17,7 +17,7 @@
 //! opened it; its global identity is (shard, `SessionKey`, WAMP session id). Messages
 //! (`peer::PeerMsg`), who sends them and when:
 //! * Table writes go to the owner `owner_shard(realm, uri) % N`. The origin (session's shard)
-//!   sends `Register{ticket}` / `Unregister{ack?}` / `Join{ticket}` (its local subscriber count
+//!   sends `Register{invoke, ticket}` / `Unregister{ack?}` / `Join{ticket}` (its local subscriber count
 //!   of a topic went 0 -> 1) / `Leave` (1 -> 0). The owner decides (conflicts, ids
 //!   `n * N + owner + 1`, a topic's shard set), applies to its own replica, then broadcasts
 //!   `RegistrationAdded` / `RegistrationRemoved` / `SubscriptionShards` (whole shard bitset) to
@@ -31,6 +31,17 @@
 //!   UNREGISTER/leave started (the session's `registrations` set); a CALL arriving outside
 //!   that window (raced with REGISTER/UNREGISTER/leave, or the callee left) gets
 //!   `wamp.error.no_such_procedure`. This also keeps INVOCATION after REGISTERED.
+//! * Shared registrations need no message of their own. `Register` carries the policy; the
+//!   owner refuses a join (`RegisterRefused`) when either side is `single`, the policies
+//!   differ, or the session already is a callee; otherwise it appends the callee under the
+//!   existing id and broadcasts `RegistrationAdded`, which replicas apply by appending too, so
+//!   every replica lists the callees in the owner's decision order. `Unregister` /
+//!   `RegistrationRemoved` remove one callee; the entry and its id go with the last one.
+//! * A CALL picks its callee in the caller's shard's replica. Local callees outside their
+//!   session's window (above) are skipped, so the pick falls on a routable one; a remote pick
+//!   that races with its callee's UNREGISTER/leave gets `wamp.error.no_such_procedure` from
+//!   the callee's shard, as a single registration would. It is not re-dispatched: a second hop
+//!   would break INVOCATION order per (caller, callee) and the `Reply` sender check.
 //! * Subscribers wait (not yet receivers) while their shard's `Join` is in flight; a second
 //!   local subscriber of a topic this shard already receives gets SUBSCRIBED at once with no
 //!   cross-shard traffic. UNSUBSCRIBED is immediate (delivery is filtered locally). `Leave`
@@ -56,8 +67,21 @@
 //!   both; with N shards the owner's id is n * N + owner + 1); session and publication ids are
 //!   uniformly random in [1, 2^53] from the seeded RNG.
 //! * INVOCATION request ids are sequential per callee session, from 1, wrapping at 2^53.
-//! * Only exact matching: REGISTER/SUBSCRIBE with `match` other than `exact`, or REGISTER with
-//!   `invoke` other than `single`, get ERROR `wamp.error.option_not_allowed`.
+//! * Only exact matching: REGISTER/SUBSCRIBE with `match` other than `exact` get ERROR
+//!   `wamp.error.option_not_allowed`.
+//! * Shared registration: REGISTER.Options.invoke is `single` (default), `roundrobin`,
+//!   `random`, `first` or `last`; any other value, or a non-string, gets ERROR
+//!   `wamp.error.invalid_argument`. The first registrant fixes the policy; a second REGISTER
+//!   gets `wamp.error.procedure_already_exists` when either is `single`, the policies differ,
+//!   or it comes from a session already registered for the procedure. All callees share one
+//!   registration id (as in Crossbar): REGISTERED and INVOCATION carry it, and UNREGISTER of
+//!   it removes only the sender. `disclose_caller` is each callee's own. `first`/`last` pick
+//!   the oldest/newest callee still registered; `random` draws from the seeded RNG of the
+//!   caller's shard (a test replays it). `roundrobin` cycles in registration order with a
+//!   cursor per replica: calls from one shard visit every callee in turn, but shards do not
+//!   coordinate, so N shards may each send their next call to the same callee (fairness over
+//!   all calls, without a cross-shard message per CALL). Call re-routing on
+//!   `wamp.error.unavailable` is not implemented: that ERROR reaches the caller like any other.
 //! * REGISTER of a procedure under `wamp.` gets ERROR `wamp.error.invalid_uri` (reserved for the
 //!   router, as in Crossbar).
 //! * A caller over `max_pending_calls_per_session` gets ERROR
@@ -218,6 +242,17 @@ pub struct RouterStats {
     /// Messages from other shards that did not fit the receiver's state (unknown ticket, bad
     /// sender); each is logged and otherwise ignored.
     pub peer_messages_ignored: u64,
+}
+
+/// One registration as this shard's table (or read replica) holds it: for tests and the
+/// runtime's introspection, and the shape the registration meta API will need.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistrationInfo {
+    pub id: u64,
+    /// REGISTER.Options.invoke, as fixed by the first registrant.
+    pub invoke: &'static str,
+    /// WAMP session ids of the callees, in registration order (oldest first).
+    pub callees: Vec<u64>,
 }
 
 /// Hash maps and sets with fixed seeds: iteration order (and so the order of actions during
@@ -406,9 +441,16 @@ impl Router {
                 realm,
                 procedure,
                 callee,
+                invoke,
                 disclose_caller,
                 ticket,
-            } => self.owner_register(from, realm, procedure, callee, disclose_caller, ticket, out),
+            } => {
+                let callee = dealer::Registrant {
+                    session: callee,
+                    disclose_caller,
+                };
+                self.owner_register(from, realm, procedure, invoke, callee, ticket, out)
+            }
             PeerMsg::Unregister {
                 realm,
                 procedure: _,
@@ -422,25 +464,35 @@ impl Router {
                 ticket,
             } => self.owner_join(from, realm, topic, ticket, out),
             PeerMsg::Leave { realm, topic } => self.owner_leave(from, realm, topic, out),
-            PeerMsg::RegisterRefused { ticket, procedure } => {
-                self.register_refused(ticket, &procedure, out)
-            }
+            PeerMsg::RegisterRefused {
+                ticket,
+                procedure,
+                refusal,
+                invoke,
+            } => self.register_refused(ticket, &procedure, refusal, invoke, out),
             PeerMsg::RegistrationAdded {
                 realm,
                 procedure,
                 registration,
                 callee,
+                invoke,
                 disclose_caller,
                 ack,
-            } => self.apply_registration_added(
-                &realm,
-                &procedure,
-                registration,
-                callee,
-                disclose_caller,
-                ack,
-                out,
-            ),
+            } => {
+                let callee = dealer::Registrant {
+                    session: callee,
+                    disclose_caller,
+                };
+                self.apply_registration_added(
+                    &realm,
+                    &procedure,
+                    registration,
+                    invoke,
+                    callee,
+                    ack,
+                    out,
+                )
+            }
             PeerMsg::RegistrationRemoved {
                 realm,
                 registration,
@@ -485,6 +537,21 @@ impl Router {
         stats.pending_calls = self.pending.len();
         stats.inflight_registry_ops = self.inflight_ops();
         stats
+    }
+
+    /// The registration of `procedure` in `realm` as this shard sees it (exact match).
+    pub fn registration(&self, realm: &str, procedure: &str) -> Option<RegistrationInfo> {
+        let realm = self.realms.find(realm)?;
+        let registration = self.realms.get(realm).registry.lookup(procedure)?;
+        Some(RegistrationInfo {
+            id: registration.id,
+            invoke: registration.invoke.name(),
+            callees: registration
+                .callees
+                .iter()
+                .map(|callee| callee.session.session_id)
+                .collect(),
+        })
     }
 
     /// The WAMP session id of an established session (for logs and the runtime's metrics).

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::dealer::PendingKey;
+use super::dealer::{InvokePolicy, PendingKey, RegisterRefusal};
 use super::{SessionKey, ShardId};
 use crate::serializer::Serializer;
 use crate::wire::OwnedPayload;
@@ -66,17 +66,20 @@ pub(crate) struct AckTo {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum PeerMsg {
     // ---- origin shard -> owner shard (table writes) ----
-    /// A session of the sending shard asks to register `procedure`; the owner answers with a
-    /// broadcast `RegistrationAdded` (acked to the origin) or `RegisterRefused`.
+    /// A session of the sending shard asks to register `procedure` (or to join its shared
+    /// registration) with policy `invoke`; the owner answers with a broadcast
+    /// `RegistrationAdded` (acked to the origin) or `RegisterRefused`.
     Register {
         realm: Arc<str>,
         procedure: Arc<str>,
         callee: SessionRef,
+        invoke: InvokePolicy,
         disclose_caller: bool,
         ticket: u64,
     },
-    /// Remove registration `registration` of `callee` (UNREGISTER with `ack`, or the callee left
-    /// without). The owner always broadcasts `RegistrationRemoved`, so an acked op completes.
+    /// Remove `callee` from registration `registration` (UNREGISTER with `ack`, or the callee
+    /// left without); the registration goes with its last callee. The owner always broadcasts
+    /// `RegistrationRemoved`, so an acked op completes.
     Unregister {
         realm: Arc<str>,
         procedure: Arc<str>,
@@ -99,22 +102,29 @@ pub(crate) enum PeerMsg {
     },
 
     // ---- owner shard -> origin shard ----
-    /// The REGISTER of op `ticket` conflicts with an existing registration.
+    /// The REGISTER of op `ticket` conflicts with an existing registration (`refusal` says
+    /// how, for the ERROR's message; `invoke` is the policy the REGISTER asked for).
     RegisterRefused {
         ticket: u64,
         procedure: Arc<str>,
+        refusal: RegisterRefusal,
+        invoke: InvokePolicy,
     },
 
     // ---- owner shard -> every other shard (replica updates, in decision order) ----
+    /// `callee` is the newest callee of `registration` (created with policy `invoke` if the
+    /// replica does not have it yet; a shared registration's later callees repeat the policy).
     RegistrationAdded {
         realm: Arc<str>,
         procedure: Arc<str>,
         registration: u64,
         callee: SessionRef,
+        invoke: InvokePolicy,
         disclose_caller: bool,
         ack: Option<AckTo>,
     },
-    /// Replicas remove the entry only if it is still `callee`'s.
+    /// Replicas remove `callee` from the registration's callees (the registration with its
+    /// last callee); nothing if it is not one of them.
     RegistrationRemoved {
         realm: Arc<str>,
         registration: u64,

@@ -11,16 +11,19 @@
 //! * every *replica* applies the owner's updates in the order they arrive (one FIFO channel per
 //!   pair of shards, one owner per uri: per-uri order is the owner's order).
 //!
-//! A registration is routed to by the callee's shard only once its REGISTERED went out (it is
-//! then in the session's `registrations`), so no INVOCATION can precede REGISTERED; a CALL that
+//! A callee is invoked by its shard only once its REGISTERED went out (the registration is then
+//! in the session's `registrations`), so no INVOCATION can precede REGISTERED; a CALL that
 //! reaches the callee's shard earlier, or after UNREGISTER/leave started, gets
-//! `wamp.error.no_such_procedure`. Subscribers of a topic wait in a `PendingJoin` while their
+//! `wamp.error.no_such_procedure`. A shared registration is one entry (one id) whose callees
+//! join and leave one by one through the same owner, so every replica lists them in the
+//! owner's order. Subscribers of a topic wait in a `PendingJoin` while their
 //! shard's first-subscriber `Join` is in flight, and become receivers together with their
 //! SUBSCRIBED.
 
 use std::sync::Arc;
 
 use super::broker::Subscriber;
+use super::dealer::{InvokePolicy, RegisterRefusal, Registrant};
 use super::peer::{owner_shard, AckTo, PeerMsg, SessionRef};
 use super::realm::RealmId;
 use super::session::SessionState;
@@ -128,12 +131,15 @@ impl Router {
     // Origin side: starting ops for local sessions
     // ---------------------------------------------------------------------------------------
 
+    // The arguments are the parts of the REGISTER being started.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn start_register(
         &mut self,
         session: SessionKey,
         request: u64,
         realm: RealmId,
         procedure: &str,
+        invoke: InvokePolicy,
         disclose_caller: bool,
         out: &mut Vec<Action>,
     ) {
@@ -163,6 +169,7 @@ impl Router {
                 key: session,
                 session_id,
             },
+            invoke,
             disclose_caller,
             ticket,
         };
@@ -347,6 +354,8 @@ impl Router {
     // Owner side: deciding
     // ---------------------------------------------------------------------------------------
 
+    /// Decides a REGISTER: a new registration, one more callee of a shared one (same id, so
+    /// `RegistrationAdded` then extends the replicas' entry), or a refusal.
     // The arguments are the fields of the message being handled.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn owner_register(
@@ -354,18 +363,25 @@ impl Router {
         from: ShardId,
         realm_name: Arc<str>,
         procedure: Arc<str>,
-        callee: SessionRef,
-        disclose_caller: bool,
+        invoke: InvokePolicy,
+        callee: Registrant,
         ticket: u64,
         out: &mut Vec<Action>,
     ) {
         let realm = self.realms.get_or_create(&realm_name);
         let registry = &mut self.realms.get_mut(realm).registry;
-        let Ok(registration) =
-            registry.register(&mut self.scoped_ids, &procedure, callee, disclose_caller)
-        else {
-            let refused = PeerMsg::RegisterRefused { ticket, procedure };
-            return self.send_peer(from, refused, out);
+        let registration = match registry.register(&mut self.scoped_ids, &procedure, invoke, callee)
+        {
+            Ok(registration) => registration,
+            Err(refusal) => {
+                let refused = PeerMsg::RegisterRefused {
+                    ticket,
+                    procedure,
+                    refusal,
+                    invoke,
+                };
+                return self.send_peer(from, refused, out);
+            }
         };
         let ack = AckTo {
             origin: from,
@@ -380,8 +396,9 @@ impl Router {
                 realm: realm_name,
                 procedure,
                 registration,
-                callee,
-                disclose_caller,
+                callee: callee.session,
+                invoke,
+                disclose_caller: callee.disclose_caller,
                 ack: Some(ack),
             },
             out,
@@ -489,18 +506,17 @@ impl Router {
         realm_name: &str,
         procedure: &str,
         registration: u64,
-        callee: SessionRef,
-        disclose_caller: bool,
+        invoke: InvokePolicy,
+        callee: Registrant,
         ack: Option<AckTo>,
         out: &mut Vec<Action>,
     ) {
         let realm = self.realms.get_or_create(realm_name);
-        self.realms.get_mut(realm).registry.insert(
-            registration,
-            procedure,
-            callee,
-            disclose_caller,
-        );
+        let registry = &mut self.realms.get_mut(realm).registry;
+        if !registry.insert(registration, procedure, invoke, callee) {
+            // Logged by the registry; applied anyway so the replica converges on the owner.
+            self.stats.peer_messages_ignored += 1;
+        }
         if let Some(ack) = ack {
             if ack.origin == self.shard {
                 self.set_op_result(ack.ticket, registration);
@@ -518,10 +534,21 @@ impl Router {
         out: &mut Vec<Action>,
     ) {
         let realm = self.realms.get_or_create(realm_name);
-        self.realms
+        let removed = self
+            .realms
             .get_mut(realm)
             .registry
             .unregister(registration, callee);
+        if removed.is_none() {
+            // Each callee is removed once, by its own shard's request, after the owner added
+            // it: a miss means a broken peer (or a bug), not a race.
+            self.stats.peer_messages_ignored += 1;
+            tracing::warn!(
+                registration,
+                callee = callee.session_id,
+                "RegistrationRemoved for a callee the replica does not have"
+            );
+        }
         if let Some(ack) = ack {
             self.ack(ack, out);
         }
@@ -695,7 +722,14 @@ impl Router {
         }
     }
 
-    pub(super) fn register_refused(&mut self, ticket: u64, procedure: &str, out: &mut Vec<Action>) {
+    pub(super) fn register_refused(
+        &mut self,
+        ticket: u64,
+        procedure: &str,
+        refusal: RegisterRefusal,
+        invoke: InvokePolicy,
+        out: &mut Vec<Action>,
+    ) {
         let Some(InflightOp {
             kind:
                 OpKind::Register {
@@ -712,7 +746,7 @@ impl Router {
             return;
         };
         if self.session_alive(session, session_id) {
-            let text = format!("procedure {procedure:?} is already registered");
+            let text = refusal.text(procedure, invoke);
             self.send_error(
                 out,
                 session,

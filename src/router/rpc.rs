@@ -15,7 +15,7 @@ use std::borrow::Cow;
 
 use bytes::Bytes;
 
-use super::dealer::{Callee, Caller, PendingKey, RegisterRefusal};
+use super::dealer::{Callee, Caller, InvokePolicy, PendingKey, Registrant};
 use super::outbox;
 use super::peer::{Invoke, PeerIdentity, PeerMsg, SessionRef};
 use super::session::SessionState;
@@ -42,11 +42,8 @@ impl Router {
                 uri::OPTION_NOT_ALLOWED,
                 format!("pattern-based registration (match={pattern:?}) is not supported"),
             ))
-        } else if let Some(policy) = options.get_str("invoke").filter(|&p| p != "single") {
-            Some((
-                uri::OPTION_NOT_ALLOWED,
-                format!("shared registration (invoke={policy:?}) is not supported"),
-            ))
+        } else if let Err(text) = invoke_policy(options) {
+            Some((uri::INVALID_ARGUMENT, text))
         } else if !self.uri_is_valid(procedure) {
             Some((
                 uri::INVALID_URI,
@@ -71,17 +68,29 @@ impl Router {
             .as_ref()
             .expect("established session has an identity");
         let (realm, session_id) = (identity.realm, identity.id);
+        let invoke = invoke_policy(options).unwrap_or_default();
         let disclose_caller = options.get_bool("disclose_caller").unwrap_or(false);
         if self.shards > 1 {
-            return self.start_register(session, request, realm, procedure, disclose_caller, out);
+            return self.start_register(
+                session,
+                request,
+                realm,
+                procedure,
+                invoke,
+                disclose_caller,
+                out,
+            );
         }
-        let callee = SessionRef {
-            shard: self.shard,
-            key: session,
-            session_id,
+        let callee = Registrant {
+            session: SessionRef {
+                shard: self.shard,
+                key: session,
+                session_id,
+            },
+            disclose_caller,
         };
         let registry = &mut self.realms.get_mut(realm).registry;
-        match registry.register(&mut self.scoped_ids, procedure, callee, disclose_caller) {
+        match registry.register(&mut self.scoped_ids, procedure, invoke, callee) {
             Ok(registration) => {
                 self.sessions[session.0].registrations.insert(registration);
                 self.send(
@@ -94,8 +103,8 @@ impl Router {
                     },
                 );
             }
-            Err(RegisterRefusal::ProcedureAlreadyExists) => {
-                let text = format!("procedure {procedure:?} is already registered");
+            Err(refusal) => {
+                let text = refusal.text(procedure, invoke);
                 self.send_error(
                     out,
                     session,
@@ -188,40 +197,74 @@ impl Router {
         let refuse = |error_uri: &'static str, text: String| {
             outbox::error(code::CALL, request, error_uri, text, caller_serializer)
         };
-        // Registered procedures passed the same URI check, so only a miss needs validating.
-        let Some(registration) = self
+        let over_limit =
+            caller_state.calls_waiting.len() >= self.config.max_pending_calls_per_session;
+        // With several shards the replica may list a local callee whose REGISTERED has not gone
+        // out yet, or who is unregistering or gone (the owner's removal is on its way): only the
+        // session's own set says it may be invoked, so such a callee is skipped. A remote
+        // callee's shard makes the same check when the `Invoke` arrives.
+        let (shard, several) = (self.shard, self.shards > 1);
+        let sessions = &self.sessions;
+        let route = match self
             .realms
-            .get(caller_identity.realm)
+            .get_mut(caller_identity.realm)
             .registry
-            .lookup(procedure)
-        else {
-            let error = if self.uri_is_valid(procedure) {
-                refuse(
-                    uri::NO_SUCH_PROCEDURE,
-                    format!("no callee registered {procedure:?}"),
-                )
-            } else {
-                refuse(
-                    uri::INVALID_URI,
-                    format!("invalid procedure URI {procedure:?}"),
-                )
-            };
-            self.send(out, caller, caller_serializer, &error);
-            return;
+            .lookup_mut(procedure)
+        {
+            None => Route::Unknown,
+            Some(_) if over_limit => Route::OverLimit,
+            Some(registration) => {
+                let id = registration.id;
+                let usable = |callee: &SessionRef| {
+                    !several
+                        || callee.shard != shard
+                        || sessions.get(callee.key.0).is_some_and(|state| {
+                            state.state == SessionState::Established
+                                && state.id() == callee.session_id
+                                && state.registrations.contains(&id)
+                        })
+                };
+                match registration.pick(&mut self.random_ids, usable) {
+                    Some(callee) => Route::To(id, callee),
+                    None => Route::NoUsableCallee,
+                }
+            }
         };
-        if caller_state.calls_waiting.len() >= self.config.max_pending_calls_per_session {
-            let limit = self.config.max_pending_calls_per_session;
-            let error = refuse(
-                uri::PENDING_CALL_LIMIT,
-                format!("more than {limit} calls pending for this session"),
-            );
-            self.send(out, caller, caller_serializer, &error);
-            return;
-        }
-
-        let (registration_id, callee_ref) = (registration.id, registration.callee);
-        let disclose =
-            registration.disclose_caller || options.get_bool("disclose_me") == Some(true);
+        let (registration_id, callee) = match route {
+            Route::To(id, callee) => (id, callee),
+            // Registered procedures passed the same URI check, so only a miss needs validating.
+            Route::Unknown if !self.uri_is_valid(procedure) => {
+                let text = format!("invalid procedure URI {procedure:?}");
+                self.send(
+                    out,
+                    caller,
+                    caller_serializer,
+                    &refuse(uri::INVALID_URI, text),
+                );
+                return;
+            }
+            Route::Unknown | Route::NoUsableCallee => {
+                let text = format!("no callee registered {procedure:?}");
+                let error = refuse(uri::NO_SUCH_PROCEDURE, text);
+                self.send(out, caller, caller_serializer, &error);
+                return;
+            }
+            Route::OverLimit => {
+                let limit = self.config.max_pending_calls_per_session;
+                let error = refuse(
+                    uri::PENDING_CALL_LIMIT,
+                    format!("more than {limit} calls pending for this session"),
+                );
+                self.send(out, caller, caller_serializer, &error);
+                return;
+            }
+        };
+        let callee_ref = callee.session;
+        let disclose = callee.disclose_caller || options.get_bool("disclose_me") == Some(true);
+        let caller_identity = self.sessions[caller.0]
+            .identity
+            .as_ref()
+            .expect("established session has an identity");
         if callee_ref.shard != self.shard {
             let disclose = disclose.then(|| PeerIdentity {
                 session_id: caller_identity.id,
@@ -252,23 +295,6 @@ impl Router {
             return;
         }
         let callee = callee_ref.key;
-        // With several shards the replica may still hold a registration whose REGISTERED has
-        // not gone out yet, or whose callee is unregistering or gone (the owner's removal is on
-        // its way): only the session's own set says it may be invoked.
-        if self.shards > 1
-            && !self.sessions.get(callee.0).is_some_and(|state| {
-                state.state == SessionState::Established
-                    && state.id() == callee_ref.session_id
-                    && state.registrations.contains(&registration_id)
-            })
-        {
-            let error = refuse(
-                uri::NO_SUCH_PROCEDURE,
-                format!("no callee registered {procedure:?}"),
-            );
-            self.send(out, caller, caller_serializer, &error);
-            return;
-        }
         let mut details = Dict::new();
         if disclose {
             details.insert("caller", caller_identity.id);
@@ -651,5 +677,29 @@ impl Router {
         } else {
             self.stats.replies_routed += 1;
         }
+    }
+}
+
+/// How a CALL is routed, decided while the registry is borrowed.
+enum Route {
+    To(u64, Registrant),
+    Unknown,
+    NoUsableCallee,
+    OverLimit,
+}
+
+/// REGISTER.Options.invoke: absent means `single`; a value that is not one of the five policy
+/// names (or not a string) is refused with the text of the ERROR.
+fn invoke_policy(options: &Dict<'_>) -> Result<InvokePolicy, String> {
+    match options.get("invoke") {
+        None => Ok(InvokePolicy::Single),
+        Some(Value::Str(name)) => InvokePolicy::parse(name).ok_or_else(|| {
+            format!(
+                "REGISTER.Options.invoke {name:?} is not one of single, roundrobin, random, first, last"
+            )
+        }),
+        Some(other) => Err(format!(
+            "REGISTER.Options.invoke must be a string, got {other:?}"
+        )),
     }
 }

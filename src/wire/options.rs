@@ -35,6 +35,7 @@ pub enum Rule {
 pub const ENC_ALGOS: &[&str] = &["cryptobox", "mqtt", "xsalsa20poly1305", "aes256gcm"];
 
 pub const MATCH_POLICIES: &[&str] = &["exact", "prefix", "wildcard"];
+/// The REGISTER.Options.invoke values (validated by the router, see `REGISTER_OPTIONS`).
 pub const INVOKE_POLICIES: &[&str] = &["single", "roundrobin", "random", "first", "last"];
 pub const CANCEL_MODES: &[&str] = &["skip", "kill", "killnowait"];
 
@@ -122,7 +123,8 @@ const RESULT_DETAILS: Table = &[("progress", Rule::Bool)];
 
 const REGISTER_OPTIONS: Table = &[
     ("match", Rule::OneOf(MATCH_POLICIES)),
-    ("invoke", Rule::OneOf(INVOKE_POLICIES)),
+    // `invoke` is checked by the router: an unknown policy (or a non-string) is answered with
+    // ERROR wamp.error.invalid_argument, not a protocol violation (router/mod.rs "Choices").
     ("disclose_caller", Rule::Bool),
     ("forward_timeout", Rule::Bool),
     ("force_reregister", Rule::Bool),
