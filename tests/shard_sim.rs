@@ -2,12 +2,14 @@
 //! FIFO queue per ordered pair of shards (what the runtime's channel mesh guarantees), and a
 //! seeded scheduler that interleaves client operations with deliveries from randomly chosen
 //! queues. Random scenarios over thousands of seeds check the dealer/broker properties across
-//! shards; targeted scenarios pin the cross-shard cases one by one.
+//! shards, shared registrations included (callees on different shards joining, leaving and
+//! unregistering under the policies `single`, `roundrobin`, `random`, `first`, `last`);
+//! targeted scenarios pin the cross-shard cases one by one.
 //!
 //! Replay a failing seed with `SEED=<n> cargo test --test shard_sim`; soak with
 //! `SHARD_SIM_SEEDS=<count> cargo test --release --test shard_sim`.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use bytes::Bytes;
 use wampring::router::{
@@ -234,12 +236,37 @@ const PROCEDURES: [&str; 4] = ["com.p0", "com.p1", "com.p2", "com.p3"];
 const TOPICS: [&str; 4] = ["com.t0", "com.t1", "com.t2", "com.t3"];
 const APP_ERROR: &str = "com.app.error";
 
+/// The invoke policy a first REGISTER of `procedure` asks for: p0 is always `single`, p1
+/// always `roundrobin` (joins always match), p2 and p3 mix policies so that joins are refused
+/// for a mismatch too.
+fn policy_for(rng: &mut Rng, procedure: &str) -> &'static str {
+    match procedure {
+        "com.p0" => "single",
+        "com.p1" => "roundrobin",
+        "com.p2" => ["roundrobin", "first"][rng.below(2)],
+        _ => ["last", "random", "single"][rng.below(3)],
+    }
+}
+
 enum Request {
-    Register(&'static str),
-    Unregister,
+    Register {
+        procedure: &'static str,
+        policy: &'static str,
+        disclose: bool,
+        /// Sent while the client already held the procedure: must be refused.
+        duplicate: bool,
+        sent_at: u64,
+        /// Index in `Scenario::fluxes` (none for a duplicate, which can never be applied).
+        flux: Option<usize>,
+    },
+    Unregister {
+        flux: usize,
+    },
     Subscribe(&'static str),
     Unsubscribe,
-    Call { seq: u64 },
+    Call {
+        seq: u64,
+    },
 }
 
 struct SimClient {
@@ -250,8 +277,10 @@ struct SimClient {
     welcomed: bool,
     next_request: u64,
     requests: HashMap<u64, Request>,
-    /// Registration id -> procedure, from REGISTERED until UNREGISTER is sent.
-    registrations: HashMap<u64, &'static str>,
+    /// WAMP session id, from WELCOME.
+    session_id: u64,
+    /// Registration id -> what was registered, from REGISTERED until UNREGISTER is sent.
+    registrations: HashMap<u64, Held>,
     wanted_procedures: HashSet<&'static str>,
     /// Subscription id -> topic, from SUBSCRIBED until UNSUBSCRIBE is sent.
     subscriptions: HashMap<u64, &'static str>,
@@ -262,6 +291,28 @@ struct SimClient {
     publish_seq: u64,
     last_invocation_from: HashMap<u64, u64>,
     last_event_from: HashMap<u64, u64>,
+}
+
+/// One registration as its callee holds it.
+#[derive(Copy, Clone)]
+struct Held {
+    procedure: &'static str,
+    policy: &'static str,
+    disclose: bool,
+}
+
+/// A time window in which the replicas may disagree about a procedure's callees because of one
+/// client: from its REGISTER until REGISTERED (or the refusal), from its UNREGISTER until
+/// UNREGISTERED, from its leave until the channels were next all empty. A CALL racing with
+/// such a window may pick a callee that is not (or no longer) invocable and get
+/// `no_such_procedure`; outside them it must not.
+struct Flux {
+    procedure: &'static str,
+    client: u64,
+    start: u64,
+    end: Option<u64>,
+    /// False for a REGISTER that was refused (never applied anywhere).
+    applied: bool,
 }
 
 struct CallRecord {
@@ -279,6 +330,8 @@ struct PublishRecord {
 /// One registration's life as the callee saw it.
 struct RegistrationSpan {
     callee: u64,
+    registration: u64,
+    policy: &'static str,
     registered_at: u64,
     ended_at: Option<u64>,
 }
@@ -295,6 +348,13 @@ struct Scenario {
     /// (client, topic) -> since when it is continuously subscribed.
     subscribed_since: HashMap<(u64, &'static str), u64>,
     spans: HashMap<&'static str, Vec<RegistrationSpan>>,
+    fluxes: Vec<Flux>,
+    /// Checked once every flux has ended: (caller, seq, answered at) of calls answered
+    /// `no_such_procedure`, and (client, procedure, sent at, refused at) of refused REGISTERs.
+    no_such_procedure: Vec<(u64, u64, u64)>,
+    refusals: Vec<(u64, &'static str, u64, u64)>,
+    /// REGISTERED under an id another live client already held (shared joins).
+    shared_joins: usize,
 }
 
 impl Scenario {
@@ -309,6 +369,10 @@ impl Scenario {
             events: HashMap::new(),
             subscribed_since: HashMap::new(),
             spans: HashMap::new(),
+            fluxes: Vec::new(),
+            no_such_procedure: Vec::new(),
+            refusals: Vec::new(),
+            shared_joins: 0,
         }
     }
 
@@ -333,6 +397,7 @@ impl Scenario {
             conn,
             alive: true,
             welcomed: false,
+            session_id: 0,
             next_request: 0,
             requests: HashMap::new(),
             registrations: HashMap::new(),
@@ -370,13 +435,53 @@ impl Scenario {
         match self.rng.below(100) {
             0..=9 => {
                 let procedure = PROCEDURES[self.rng.below(PROCEDURES.len())];
-                if !self.clients[c].wanted_procedures.insert(procedure) {
+                let held = self.clients[c]
+                    .registrations
+                    .values()
+                    .find(|held| held.procedure == procedure)
+                    .copied();
+                let duplicate = !self.clients[c].wanted_procedures.insert(procedure);
+                if duplicate && (held.is_none() || !self.rng.chance(30)) {
+                    // Only a REGISTER of a procedure the client holds is certain to be refused
+                    // (one in flight might still be refused itself).
                     return;
                 }
-                let request = self.request(c, Request::Register(procedure));
+                let policy = match held {
+                    Some(held) => held.policy,
+                    None => policy_for(&mut self.rng, procedure),
+                };
+                let disclose = self.rng.chance(30);
+                let flux = (!duplicate).then(|| {
+                    self.fluxes.push(Flux {
+                        procedure,
+                        client: me,
+                        start: self.time,
+                        end: None,
+                        applied: true,
+                    });
+                    self.fluxes.len() - 1
+                });
+                let request = self.request(
+                    c,
+                    Request::Register {
+                        procedure,
+                        policy,
+                        disclose,
+                        duplicate,
+                        sent_at: self.time,
+                        flux,
+                    },
+                );
+                let mut options = Dict::new();
+                if policy != "single" || self.rng.chance(50) {
+                    options.insert("invoke", Value::Str(policy.into()));
+                }
+                if disclose {
+                    options.insert("disclose_caller", Value::Bool(true));
+                }
                 let msg = Message::Register {
                     request,
-                    options: Dict::new(),
+                    options,
                     procedure: procedure.into(),
                 };
                 self.cluster.send(conn, &msg);
@@ -388,9 +493,21 @@ impl Scenario {
                 }
                 owned.sort_unstable();
                 let registration = owned[self.rng.below(owned.len())];
-                let procedure = self.clients[c].registrations.remove(&registration).unwrap();
+                let procedure = self.clients[c]
+                    .registrations
+                    .remove(&registration)
+                    .unwrap()
+                    .procedure;
                 self.end_span(procedure, me);
-                let request = self.request(c, Request::Unregister);
+                self.fluxes.push(Flux {
+                    procedure,
+                    client: me,
+                    start: self.time,
+                    end: None,
+                    applied: true,
+                });
+                let flux = self.fluxes.len() - 1;
+                let request = self.request(c, Request::Unregister { flux });
                 let msg = Message::Unregister {
                     request,
                     registration,
@@ -532,10 +649,19 @@ impl Scenario {
         let procedures: Vec<&'static str> = self.clients[c]
             .registrations
             .drain()
-            .map(|(_, p)| p)
+            .map(|(_, held)| held.procedure)
             .collect();
         for procedure in procedures {
             self.end_span(procedure, me);
+            // Its removal travels to the owner and on to every replica: ends at the next
+            // quiet point (see `step`). Its REGISTERs/UNREGISTERs in flight end there too.
+            self.fluxes.push(Flux {
+                procedure,
+                client: me,
+                start: self.time,
+                end: None,
+                applied: true,
+            });
         }
         for topic in TOPICS {
             self.subscribed_since.remove(&(me, topic));
@@ -566,42 +692,90 @@ impl Scenario {
         let me = self.clients[c].id;
         let msg = wire::decode(ser, frame).expect("router frames decode");
         match msg {
-            Message::Welcome { .. } => self.clients[c].welcomed = true,
+            Message::Welcome { session, .. } => {
+                self.clients[c].welcomed = true;
+                self.clients[c].session_id = session;
+            }
             Message::Goodbye { .. } => {}
             Message::Registered {
                 request,
                 registration,
             } => {
-                let Some(Request::Register(procedure)) = self.clients[c].requests.remove(&request)
+                let Some(Request::Register {
+                    procedure,
+                    policy,
+                    disclose,
+                    duplicate,
+                    flux,
+                    ..
+                }) = self.clients[c].requests.remove(&request)
                 else {
                     panic!("REGISTERED for an unknown request");
                 };
+                assert!(
+                    !duplicate,
+                    "{me} registered {procedure} a second time (registration {registration})"
+                );
+                if let Some(flux) = flux {
+                    self.fluxes[flux].end = Some(self.time);
+                }
+                // Every other live holder: same registration, same shared policy.
+                let mut joined = false;
                 for span in self.spans.get(procedure).into_iter().flatten() {
+                    if span.ended_at.is_some() {
+                        continue;
+                    }
                     assert!(
-                        span.ended_at.is_some(),
-                        "{procedure} REGISTERED to {me} while {} still holds it",
+                        policy != "single" && span.policy == policy,
+                        "{procedure} REGISTERED to {me} with invoke={policy} while {} holds it \
+                         with invoke={}",
+                        span.callee,
+                        span.policy
+                    );
+                    assert_eq!(
+                        span.registration, registration,
+                        "{procedure}: {me} joined under another id than {}",
                         span.callee
                     );
+                    joined = true;
                 }
+                self.shared_joins += usize::from(joined);
                 self.spans
                     .entry(procedure)
                     .or_default()
                     .push(RegistrationSpan {
                         callee: me,
+                        registration,
+                        policy,
                         registered_at: self.time,
                         ended_at: None,
                     });
-                self.clients[c]
-                    .registrations
-                    .insert(registration, procedure);
+                let held = Held {
+                    procedure,
+                    policy,
+                    disclose,
+                };
+                // Held implies wanted (an UNREGISTERED of something else may have dropped it
+                // from `wanted_procedures` while this REGISTER was in flight).
+                self.clients[c].wanted_procedures.insert(procedure);
+                let before = self.clients[c].registrations.insert(registration, held);
+                assert!(
+                    before.is_none(),
+                    "{me} got registration {registration} twice"
+                );
             }
             Message::Unregistered { request, .. } => {
-                let Some(Request::Unregister) = self.clients[c].requests.remove(&request) else {
+                let Some(Request::Unregister { flux }) = self.clients[c].requests.remove(&request)
+                else {
                     panic!("UNREGISTERED for an unknown request");
                 };
+                self.fluxes[flux].end = Some(self.time);
                 // Only now may this client register the procedure again (its own view).
-                let held: HashSet<&'static str> =
-                    self.clients[c].registrations.values().copied().collect();
+                let held: HashSet<&'static str> = self.clients[c]
+                    .registrations
+                    .values()
+                    .map(|held| held.procedure)
+                    .collect();
                 self.clients[c]
                     .wanted_procedures
                     .retain(|procedure| held.contains(procedure));
@@ -630,12 +804,20 @@ impl Scenario {
             Message::Invocation {
                 request,
                 registration,
+                details,
                 payload,
-                ..
             } => {
-                assert!(
-                    self.clients[c].registrations.contains_key(&registration),
-                    "INVOCATION for registration {registration} that client {me} does not hold"
+                let Some(held) = self.clients[c].registrations.get(&registration) else {
+                    panic!(
+                        "INVOCATION for registration {registration} that client {me} does not hold"
+                    );
+                };
+                // disclose_caller is the callee's own option (no CALL here asks disclose_me).
+                assert_eq!(
+                    details.get("caller").is_some(),
+                    held.disclose,
+                    "INVOCATION of {} at {me}: caller disclosure",
+                    held.procedure
                 );
                 let (caller, seq) = read_args(&payload);
                 let last = self.clients[c].last_invocation_from.insert(caller, seq);
@@ -663,24 +845,10 @@ impl Scenario {
                 ..
             } => {
                 let seq = self.call_answered(c, request);
-                let call = &self.calls[&(me, seq)];
                 match &*error {
                     APP_ERROR => assert_eq!(read_args(&payload), (me, seq)),
-                    uri::NO_SUCH_PROCEDURE => {
-                        for span in self.spans.get(call.procedure).into_iter().flatten() {
-                            assert!(
-                                !(span.registered_at < call.sent_at
-                                    && span.ended_at.map_or(true, |end| end > self.time)),
-                                "call ({me}, {seq}) to {} got no_such_procedure while \
-                                 callee {} held it since {} (call at {}, now {})",
-                                call.procedure,
-                                span.callee,
-                                span.registered_at,
-                                call.sent_at,
-                                self.time
-                            );
-                        }
-                    }
+                    // Judged once every flux has ended (`check_no_such_procedure`).
+                    uri::NO_SUCH_PROCEDURE => self.no_such_procedure.push((me, seq, self.time)),
                     uri::CANCELED => {}
                     other => panic!("unexpected CALL error {other}"),
                 }
@@ -689,13 +857,56 @@ impl Scenario {
                 request_type: wire::code::REGISTER,
                 request,
                 error,
+                details,
                 ..
             } => {
                 assert_eq!(error, uri::PROCEDURE_ALREADY_EXISTS);
-                let Some(Request::Register(procedure)) = self.clients[c].requests.remove(&request)
+                let Some(Request::Register {
+                    procedure,
+                    policy,
+                    duplicate,
+                    sent_at,
+                    flux,
+                    ..
+                }) = self.clients[c].requests.remove(&request)
                 else {
                     panic!("REGISTER error for an unknown request");
                 };
+                if duplicate {
+                    // Still held: the client keeps wanting it.
+                    return;
+                }
+                let flux = flux.expect("a first REGISTER has a flux");
+                self.fluxes[flux].end = Some(self.time);
+                self.fluxes[flux].applied = false;
+                // Another holder with the same shared policy all along: joining cannot be
+                // refused, unless this client itself was in the registration (or on its way
+                // in or out) meanwhile: a REGISTER still in flight when an unrelated
+                // UNREGISTERED arrived is forgotten by `wanted_procedures`, so a second one can
+                // follow and meet the first.
+                let own_flux = self.fluxes.iter().enumerate().any(|(index, other)| {
+                    index != flux
+                        && other.client == me
+                        && other.procedure == procedure
+                        && other.applied
+                        && other.end.map_or(true, |end| end >= sent_at)
+                });
+                for span in self.spans.get(procedure).into_iter().flatten() {
+                    assert!(
+                        own_flux
+                            || !(policy != "single"
+                                && span.callee != me
+                                && span.policy == policy
+                                && span.registered_at < sent_at
+                                && span.ended_at.is_none()),
+                        "{me}'s REGISTER of {procedure} (invoke={policy}) refused while {} held \
+                         it with the same policy since {}: {:?}",
+                        span.callee,
+                        span.registered_at,
+                        details.get_str("message")
+                    );
+                }
+                self.refusals.push((me, procedure, sent_at, self.time));
                 self.clients[c].wanted_procedures.remove(procedure);
             }
             Message::Event {
@@ -745,6 +956,136 @@ impl Scenario {
             self.cluster.deliver(from, to);
         }
         self.pump();
+        if self.cluster.undelivered() == 0 {
+            self.quiet_point();
+        }
+    }
+
+    /// Every channel is empty: every replica has applied everything sent so far, so the
+    /// fluxes of departed clients end here.
+    fn quiet_point(&mut self) {
+        let time = self.time;
+        for flux in &mut self.fluxes {
+            let alive = self.clients[flux.client as usize - 1].alive;
+            if flux.end.is_none() && !alive {
+                flux.end = Some(time);
+            }
+        }
+    }
+
+    /// A flux of `procedure` that was applied somewhere and overlaps `[from, to]`.
+    fn flux_overlaps(&self, procedure: &str, from: u64, to: u64) -> bool {
+        self.fluxes.iter().any(|flux| {
+            flux.procedure == procedure
+                && flux.applied
+                && flux.start <= to
+                && flux.end.expect("fluxes have ended") >= from
+        })
+    }
+
+    /// A call answered `no_such_procedure` while some callee held the procedure all along must
+    /// have raced with another callee's REGISTER/UNREGISTER/leave (the replica picked a callee
+    /// that was not invocable); with one callee that never happens.
+    fn check_no_such_procedure(&self) {
+        for &(caller, seq, answered_at) in &self.no_such_procedure {
+            let call = &self.calls[&(caller, seq)];
+            let holder = self
+                .spans
+                .get(call.procedure)
+                .into_iter()
+                .flatten()
+                .find(|span| {
+                    span.registered_at < call.sent_at
+                        && span.ended_at.map_or(true, |end| end > answered_at)
+                });
+            if let Some(span) = holder {
+                assert!(
+                    self.flux_overlaps(call.procedure, call.sent_at, answered_at),
+                    "call ({caller}, {seq}) to {} got no_such_procedure while callee {} held it \
+                     since {} (call at {}, answered at {}) and no other callee came or went",
+                    call.procedure,
+                    span.callee,
+                    span.registered_at,
+                    call.sent_at,
+                    answered_at
+                );
+            }
+        }
+    }
+
+    /// A refused REGISTER met an existing registration: some client (another one, or this one
+    /// through an earlier REGISTER) held the procedure, or was registering or unregistering
+    /// it, while the REGISTER was in flight.
+    fn check_refusals(&self) {
+        for &(client, procedure, sent_at, refused_at) in &self.refusals {
+            let held = self.spans.get(procedure).into_iter().flatten().any(|span| {
+                span.registered_at <= refused_at && span.ended_at.map_or(true, |end| end >= sent_at)
+            });
+            let others_in_flux = self.fluxes.iter().any(|flux| {
+                flux.procedure == procedure
+                    && flux.applied
+                    && flux.start <= refused_at
+                    && flux.end.expect("fluxes have ended") >= sent_at
+            });
+            assert!(
+                held || others_in_flux,
+                "{client}'s REGISTER of {procedure} (sent {sent_at}) refused at {refused_at} with \
+                 nobody else holding it"
+            );
+        }
+    }
+
+    /// After quiescence every replica holds the same registration for each procedure (id,
+    /// policy, callees in the same order), and its callees are exactly the live clients that
+    /// hold it.
+    fn check_replicas(&self) -> usize {
+        let mut shared = 0;
+        for procedure in PROCEDURES {
+            let views: Vec<_> = self
+                .cluster
+                .routers
+                .iter()
+                .map(|router| router.registration("realm1", procedure))
+                .collect();
+            for (shard, view) in views.iter().enumerate() {
+                assert_eq!(
+                    view, &views[0],
+                    "{procedure}: shard {shard} differs from shard 0"
+                );
+            }
+            let holders: Vec<(u64, u64, &'static str)> = self
+                .clients
+                .iter()
+                .filter(|client| client.alive)
+                .flat_map(|client| {
+                    client
+                        .registrations
+                        .iter()
+                        .filter(|(_, held)| held.procedure == procedure)
+                        .map(|(&id, held)| (client.session_id, id, held.policy))
+                })
+                .collect();
+            let Some(view) = &views[0] else {
+                assert!(
+                    holders.is_empty(),
+                    "{procedure} missing, held by {holders:?}"
+                );
+                continue;
+            };
+            let callees: BTreeSet<u64> = view.callees.iter().copied().collect();
+            assert_eq!(
+                callees.len(),
+                view.callees.len(),
+                "{procedure}: a callee twice"
+            );
+            let expected: BTreeSet<u64> = holders.iter().map(|&(session, ..)| session).collect();
+            assert_eq!(callees, expected, "{procedure}: callees vs holders");
+            for &(_, id, policy) in &holders {
+                assert_eq!((view.id, view.invoke), (id, policy), "{procedure}");
+            }
+            shared += usize::from(view.callees.len() > 1);
+        }
+        shared
     }
 
     /// Delivers everything in random order, and lets callees answer all their invocations,
@@ -775,6 +1116,8 @@ impl Scenario {
 
     /// Returns how many (publish, subscriber) pairs had to be delivered.
     fn check_delivery(&self) -> usize {
+        self.check_no_such_procedure();
+        self.check_refusals();
         let mut checked = 0;
         for ((caller, seq), call) in &self.calls {
             if !call.caller_left {
@@ -821,6 +1164,11 @@ impl Scenario {
 #[derive(Default, Debug)]
 struct Coverage {
     calls: usize,
+    /// REGISTEREDs that joined a registration another live client held.
+    shared_joins: usize,
+    /// Procedures with several callees at the end of a run.
+    shared_at_end: usize,
+    register_refusals: usize,
     answered: usize,
     events: usize,
     must_receive_checks: usize,
@@ -839,9 +1187,14 @@ fn run_seed(seed: u64) -> Coverage {
         sim.step();
     }
     sim.quiesce();
+    sim.quiet_point();
     let must_receive_checks = sim.check_delivery();
+    let shared_at_end = sim.check_replicas();
     let coverage = Coverage {
         calls: sim.calls.len(),
+        shared_joins: sim.shared_joins,
+        shared_at_end,
+        register_refusals: sim.refusals.len(),
         answered: sim.calls.values().filter(|call| call.answers == 1).count(),
         events: sim.events.len(),
         must_receive_checks,
@@ -859,6 +1212,9 @@ fn run_seeds(seeds: impl Iterator<Item = u64>) -> usize {
         let result = std::panic::catch_unwind(|| run_seed(seed));
         if let Ok(coverage) = &result {
             total.calls += coverage.calls;
+            total.shared_joins += coverage.shared_joins;
+            total.shared_at_end += coverage.shared_at_end;
+            total.register_refusals += coverage.register_refusals;
             total.answered += coverage.answered;
             total.events += coverage.events;
             total.must_receive_checks += coverage.must_receive_checks;
@@ -874,6 +1230,11 @@ fn run_seeds(seeds: impl Iterator<Item = u64>) -> usize {
     }
     eprintln!("shard_sim: {count} seeds, {total:?}");
     assert!(count == 0 || (total.answered > 0 && total.must_receive_checks > 0));
+    assert!(
+        count < 50
+            || (total.shared_joins > 0 && total.shared_at_end > 0 && total.register_refusals > 0),
+        "shared registrations not exercised: {total:?}"
+    );
     count
 }
 
@@ -1389,5 +1750,312 @@ fn single_shard_routers_never_talk_to_peers() {
     assert_eq!(cluster.peer_messages, 0);
     cluster.close(a);
     cluster.close(b);
+    cluster.assert_tables_empty();
+}
+
+// ------------------------------------------------------------------------------------------
+// Shared registrations across shards
+// ------------------------------------------------------------------------------------------
+
+impl Cluster {
+    /// REGISTER with `invoke` = `policy`, everything delivered; the reply.
+    fn register_shared_reply(
+        &mut self,
+        conn: Conn,
+        request: u64,
+        procedure: &str,
+        policy: &str,
+    ) -> Received {
+        let mut options = Dict::new();
+        options.insert("invoke", Value::Str(policy.to_string().into()));
+        let msg = Message::Register {
+            request,
+            options,
+            procedure: procedure.into(),
+        };
+        self.send(conn, &msg);
+        self.drain();
+        self.next(conn)
+    }
+
+    fn register_shared(&mut self, conn: Conn, request: u64, procedure: &str, policy: &str) -> u64 {
+        match self
+            .register_shared_reply(conn, request, procedure, policy)
+            .msg()
+        {
+            Message::Registered {
+                request: r,
+                registration,
+            } if r == request => registration,
+            other => panic!("expected REGISTERED, got {other:?}"),
+        }
+    }
+
+    /// Every shard's view of `procedure`; asserts they agree and returns it.
+    fn agreed_registration(&self, procedure: &str) -> Option<wampring::router::RegistrationInfo> {
+        let views: Vec<_> = self
+            .routers
+            .iter()
+            .map(|router| router.registration("realm1", procedure))
+            .collect();
+        for view in &views {
+            assert_eq!(view, &views[0], "replicas disagree on {procedure}");
+        }
+        views[0].clone()
+    }
+
+    /// Calls `procedure` from `caller`, lets the one invoked callee among `callees` answer, and
+    /// returns its index (after checking the RESULT).
+    fn call_shared(
+        &mut self,
+        caller: Conn,
+        request: u64,
+        procedure: &str,
+        callees: &[Conn],
+    ) -> usize {
+        self.call(caller, request, procedure, 0);
+        self.drain();
+        let mut invoked = None;
+        for (index, &callee) in callees.iter().enumerate() {
+            if let Some(frame) = self.recv(callee) {
+                let Message::Invocation {
+                    request: invocation,
+                    ..
+                } = wire::decode(callee.ser, &frame).unwrap()
+                else {
+                    panic!("expected INVOCATION at callee {index}");
+                };
+                assert!(invoked.is_none(), "two callees invoked by one CALL");
+                invoked = Some(index);
+                self.yield_(callee, invocation, index as u64, 0);
+                self.drain();
+            }
+        }
+        match self.next(caller).msg() {
+            Message::Result {
+                request: r,
+                payload,
+                ..
+            } => assert_eq!(
+                (r, read_args(&payload).0),
+                (request, invoked.unwrap() as u64)
+            ),
+            other => panic!("expected RESULT, got {other:?}"),
+        }
+        invoked.expect("a callee was invoked")
+    }
+
+    fn unregister(&mut self, conn: Conn, request: u64, registration: u64) {
+        self.send(
+            conn,
+            &Message::Unregister {
+                request,
+                registration,
+            },
+        );
+        self.drain();
+        assert!(matches!(
+            self.next(conn).msg(),
+            Message::Unregistered { request: r, .. } if r == request
+        ));
+    }
+}
+
+#[test]
+fn roundrobin_spreads_every_shards_calls_over_callees_on_every_shard() {
+    for owner in 0..3 {
+        let mut cluster = Cluster::new(3, 11);
+        let procedure = uri_owned_by(owner, 3, "com.rr");
+        let callees = [cluster.client(1), cluster.client(2), cluster.client(0)];
+        let ids: Vec<u64> = callees
+            .iter()
+            .map(|&callee| cluster.register_shared(callee, 1, &procedure, "roundrobin"))
+            .collect();
+        assert!(ids.iter().all(|&id| id == ids[0]), "one id: {ids:?}");
+        let view = cluster.agreed_registration(&procedure).unwrap();
+        assert_eq!((view.id, view.invoke), (ids[0], "roundrobin"));
+        assert_eq!(view.callees.len(), 3);
+        // Each shard's cursor is its own, but from any one shard the calls cycle over all
+        // three callees in registration order.
+        for shard in 0..3 {
+            let caller = cluster.client(shard);
+            let order: Vec<usize> = (1..=6)
+                .map(|request| cluster.call_shared(caller, request, &procedure, &callees))
+                .collect();
+            assert_eq!(order, [0, 1, 2, 0, 1, 2], "calls from shard {shard}");
+            cluster.close(caller);
+        }
+        for callee in callees {
+            cluster.close(callee);
+        }
+        cluster.drain();
+        cluster.assert_tables_empty();
+    }
+}
+
+#[test]
+fn first_and_last_across_shards_move_on_when_their_callee_goes() {
+    for policy in ["first", "last"] {
+        let mut cluster = Cluster::new(3, 12);
+        let callees = [cluster.client(1), cluster.client(2), cluster.client(0)];
+        let id = cluster.register_shared(callees[0], 1, "com.hot", policy);
+        for &callee in &callees[1..] {
+            assert_eq!(cluster.register_shared(callee, 1, "com.hot", policy), id);
+        }
+        let caller = cluster.client(0);
+        let (chosen, then) = if policy == "first" { (0, 1) } else { (2, 1) };
+        for request in 1..=2 {
+            assert_eq!(
+                cluster.call_shared(caller, request, "com.hot", &callees),
+                chosen
+            );
+        }
+        // The chosen one unregisters: the registration and its id stay for the others.
+        cluster.unregister(callees[chosen], 2, id);
+        assert_eq!(cluster.agreed_registration("com.hot").unwrap().id, id);
+        for request in 3..=4 {
+            assert_eq!(
+                cluster.call_shared(caller, request, "com.hot", &callees),
+                then
+            );
+        }
+        // The next one leaves abruptly: the last one remains.
+        cluster.close(callees[then]);
+        cluster.drain();
+        let last = if policy == "first" { 2 } else { 0 };
+        let remaining = [callees[last]];
+        assert_eq!(cluster.call_shared(caller, 5, "com.hot", &remaining), 0);
+        assert_eq!(
+            cluster
+                .agreed_registration("com.hot")
+                .unwrap()
+                .callees
+                .len(),
+            1
+        );
+        // And with it the registration goes, everywhere.
+        cluster.close(callees[last]);
+        cluster.drain();
+        assert!(cluster.agreed_registration("com.hot").is_none());
+        cluster.call(caller, 6, "com.hot", 0);
+        cluster.drain();
+        match cluster.next(caller).msg() {
+            Message::Error { error, .. } => assert_eq!(error, uri::NO_SUCH_PROCEDURE),
+            other => panic!("expected ERROR, got {other:?}"),
+        }
+        cluster.close(callees[chosen]);
+        cluster.close(caller);
+        cluster.drain();
+        cluster.assert_tables_empty();
+    }
+}
+
+#[test]
+fn shared_joins_are_refused_across_shards_for_another_policy_or_the_same_session() {
+    let mut cluster = Cluster::new(3, 13);
+    let a = cluster.client(0);
+    let b = cluster.client(1);
+    let c = cluster.client(2);
+    let id = cluster.register_shared(a, 1, "com.shared", "random");
+    let refused = |cluster: &mut Cluster, conn, request, policy| match cluster
+        .register_shared_reply(conn, request, "com.shared", policy)
+        .msg()
+    {
+        Message::Error { error, .. } => assert_eq!(error, uri::PROCEDURE_ALREADY_EXISTS),
+        other => panic!("expected ERROR, got {other:?}"),
+    };
+    refused(&mut cluster, b, 1, "roundrobin");
+    refused(&mut cluster, b, 2, "single");
+    refused(&mut cluster, a, 2, "random");
+    assert_eq!(cluster.register_shared(c, 1, "com.shared", "random"), id);
+    let view = cluster.agreed_registration("com.shared").unwrap();
+    assert_eq!(view.invoke, "random");
+    assert_eq!(view.callees.len(), 2);
+    // A bad policy is refused on the session's own shard, before any cross-shard traffic.
+    cluster.send(
+        b,
+        &Message::Register {
+            request: 3,
+            options: {
+                let mut options = Dict::new();
+                options.insert("invoke", Value::Str("everyone".into()));
+                options
+            },
+            procedure: "com.shared".into(),
+        },
+    );
+    assert_eq!(cluster.undelivered(), 0);
+    match cluster.next(b).msg() {
+        Message::Error { error, .. } => assert_eq!(error, uri::INVALID_ARGUMENT),
+        other => panic!("expected ERROR, got {other:?}"),
+    }
+    for conn in [a, b, c] {
+        cluster.close(conn);
+    }
+    cluster.drain();
+    cluster.assert_tables_empty();
+}
+
+/// The documented race: the caller's replica still lists a remote callee whose UNREGISTER has
+/// started, so the call gets `no_such_procedure` from the callee's shard (no re-dispatch); a
+/// local callee in the same state is skipped instead, and the call reaches another callee.
+#[test]
+fn a_call_racing_with_a_callees_unregister_is_refused_remotely_and_rerouted_locally() {
+    let mut cluster = Cluster::new(2, 14);
+    let remote = cluster.client(1);
+    let local = cluster.client(0);
+    let caller = cluster.client(0);
+    let id = cluster.register_shared(remote, 1, "com.hot", "first");
+    cluster.register_shared(local, 1, "com.hot", "first");
+    // The oldest (remote) callee starts unregistering; shard 0 has not heard yet.
+    cluster.send(
+        remote,
+        &Message::Unregister {
+            request: 2,
+            registration: id,
+        },
+    );
+    cluster.call(caller, 1, "com.hot", 0);
+    cluster.drain();
+    match cluster.next(caller).msg() {
+        Message::Error { request, error, .. } => {
+            assert_eq!((request, &*error), (1, uri::NO_SUCH_PROCEDURE))
+        }
+        other => panic!("expected ERROR, got {other:?}"),
+    }
+    assert!(matches!(
+        cluster.next(remote).msg(),
+        Message::Unregistered { request: 2, .. }
+    ));
+    cluster.nothing_for(local);
+    // Now the other way round: the local callee is the oldest and starts unregistering.
+    let newcomer = cluster.client(1);
+    assert_eq!(cluster.register_shared(newcomer, 1, "com.hot", "first"), id);
+    cluster.send(
+        local,
+        &Message::Unregister {
+            request: 2,
+            registration: id,
+        },
+    );
+    cluster.call(caller, 2, "com.hot", 0);
+    cluster.drain();
+    // The local one only hears its UNREGISTERED; the call went to the newcomer.
+    assert!(matches!(
+        cluster.next(local).msg(),
+        Message::Unregistered { request: 2, .. }
+    ));
+    cluster.nothing_for(local);
+    let (invocation, _) = cluster.invocation(newcomer);
+    cluster.yield_(newcomer, invocation, 0, 0);
+    cluster.drain();
+    assert!(matches!(
+        cluster.next(caller).msg(),
+        Message::Result { request: 2, .. }
+    ));
+    for conn in [remote, local, caller, newcomer] {
+        cluster.close(conn);
+    }
+    cluster.drain();
     cluster.assert_tables_empty();
 }
