@@ -2002,11 +2002,13 @@ fn shared_joins_are_refused_across_shards_for_another_policy_or_the_same_session
 #[test]
 fn a_call_racing_with_a_callees_unregister_is_refused_remotely_and_rerouted_locally() {
     let mut cluster = Cluster::new(2, 14);
+    // Owned by shard 1, so that shard 0's replica learns of a removal only by message.
+    let procedure = uri_owned_by(1, 2, "com.hot");
     let remote = cluster.client(1);
     let local = cluster.client(0);
     let caller = cluster.client(0);
-    let id = cluster.register_shared(remote, 1, "com.hot", "first");
-    cluster.register_shared(local, 1, "com.hot", "first");
+    let id = cluster.register_shared(remote, 1, &procedure, "first");
+    cluster.register_shared(local, 1, &procedure, "first");
     // The oldest (remote) callee starts unregistering; shard 0 has not heard yet.
     cluster.send(
         remote,
@@ -2015,7 +2017,7 @@ fn a_call_racing_with_a_callees_unregister_is_refused_remotely_and_rerouted_loca
             registration: id,
         },
     );
-    cluster.call(caller, 1, "com.hot", 0);
+    cluster.call(caller, 1, &procedure, 0);
     cluster.drain();
     match cluster.next(caller).msg() {
         Message::Error { request, error, .. } => {
@@ -2030,7 +2032,10 @@ fn a_call_racing_with_a_callees_unregister_is_refused_remotely_and_rerouted_loca
     cluster.nothing_for(local);
     // Now the other way round: the local callee is the oldest and starts unregistering.
     let newcomer = cluster.client(1);
-    assert_eq!(cluster.register_shared(newcomer, 1, "com.hot", "first"), id);
+    assert_eq!(
+        cluster.register_shared(newcomer, 1, &procedure, "first"),
+        id
+    );
     cluster.send(
         local,
         &Message::Unregister {
@@ -2038,7 +2043,7 @@ fn a_call_racing_with_a_callees_unregister_is_refused_remotely_and_rerouted_loca
             registration: id,
         },
     );
-    cluster.call(caller, 2, "com.hot", 0);
+    cluster.call(caller, 2, &procedure, 0);
     cluster.drain();
     // The local one only hears its UNREGISTERED; the call went to the newcomer.
     assert!(matches!(
