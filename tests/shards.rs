@@ -4,7 +4,8 @@
 //! callee, publisher and subscribers talk across the shard-to-shard channels: RPC both ways,
 //! a callee leaving with a call pending, a caller leaving, PubSub fan-out to both shards with
 //! one subscription id and publish order kept across topics, REGISTERED visible on every
-//! shard at once, and SIGTERM saying GOODBYE on every shard.
+//! shard at once, a shared (roundrobin) registration whose callees sit on both shards, and
+//! SIGTERM saying GOODBYE on every shard.
 
 mod common;
 
@@ -270,4 +271,81 @@ fn sigterm_with_sessions_on_both_shards_says_goodbye_to_all_and_exits_zero() {
         );
     }
     assert!(log.contains("handed off="), "{log}");
+}
+
+/// REGISTER `procedure` with `invoke` = `policy` (request ids from 1000 up, apart from the
+/// helper's own sequence) and return the REGISTERED id.
+fn register_shared(client: &mut TestClient, request: u64, procedure: &str, policy: &str) -> u64 {
+    let mut options = Dict::new();
+    options.insert("invoke", s(policy));
+    client.send(&Message::Register {
+        request,
+        options,
+        procedure: procedure.into(),
+    });
+    let reply = client.recv();
+    match reply.get() {
+        Message::Registered {
+            request: r,
+            registration,
+        } if r == request => registration,
+        _ => panic!(
+            "{}: expected REGISTERED {request}, got {reply:?}",
+            client.name
+        ),
+    }
+}
+
+#[test]
+fn shared_roundrobin_registration_with_callees_on_both_shards_reaches_both() {
+    let router = RouterProcess::start_shards(SHARDS);
+    let procedure = "com.example.shared";
+    let mut callees = [
+        router.join_on_shard("callee on 0", RAW, JSON, 0),
+        router.join_on_shard("callee on 1", WS, MSGPACK, 1),
+    ];
+    let id = register_shared(&mut callees[0], 1000, procedure, "roundrobin");
+    assert_eq!(
+        register_shared(&mut callees[1], 1000, procedure, "roundrobin"),
+        id,
+        "both callees share one registration id"
+    );
+    // Each shard keeps its own cursor over the callees in registration order, so calls from
+    // either shard alternate 0, 1, 0, 1, ...
+    for shard in 0..SHARDS {
+        let mut caller = router.join_on_shard(&format!("caller on {shard}"), WS, JSON, shard);
+        for n in 0..6u64 {
+            let request = caller.call(procedure, &[u(n)], None);
+            let callee = &mut callees[(n % 2) as usize];
+            let invocation = callee.expect_invocation();
+            assert_eq!(invocation.registration, id);
+            assert_payload("INVOCATION", &invocation.payload, &[u(n)], None);
+            callee.yield_(invocation.request, &[u(n + 100)], None);
+            assert_payload(
+                "RESULT",
+                &caller.expect_result(request),
+                &[u(n + 100)],
+                None,
+            );
+        }
+        for callee in &mut callees {
+            callee.expect_no_message(QUIET);
+        }
+    }
+    // The callee on shard 1 unregisters: the registration stays, and every call now goes to
+    // the callee on shard 0.
+    let request = callees[1].send_unregister(id);
+    match callees[1].recv().get() {
+        Message::Unregistered { request: r, .. } => assert_eq!(r, request),
+        other => panic!("expected UNREGISTERED, got {other:?}"),
+    }
+    let mut caller = router.join_on_shard("caller on 1", RAW, MSGPACK, 1);
+    for n in 0..3u64 {
+        let request = caller.call(procedure, &[u(n)], None);
+        let invocation = callees[0].expect_invocation();
+        assert_eq!(invocation.registration, id);
+        callees[0].yield_(invocation.request, &[u(n)], None);
+        assert_payload("RESULT", &caller.expect_result(request), &[u(n)], None);
+    }
+    callees[1].expect_no_message(QUIET);
 }
