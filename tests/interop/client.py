@@ -5,8 +5,9 @@
 # Connects two real Autobahn sessions (a callee/subscriber "A" and a
 # caller/publisher "B") to a router and walks through the basic-profile
 # scenario: RPC with args/kwargs, application errors, pub/sub with and
-# without acknowledge, publisher exclusion, unsubscribe, unregister and a
-# clean GOODBYE. Each passed step prints `ok <step>`; the first failure prints
+# without acknowledge, publisher exclusion, unsubscribe, unregister, a shared
+# (invoke='roundrobin') registration that both sessions join, and a clean
+# GOODBYE. Each passed step prints `ok <step>`; the first failure prints
 # `FAIL <step>: <reason>` and exits non-zero. A hard timeout guarantees exit.
 #
 # Usage:
@@ -34,6 +35,7 @@ from autobahn.wamp.types import (  # noqa: E402
     CallResult,
     ComponentConfig,
     PublishOptions,
+    RegisterOptions,
     SubscribeOptions,
 )
 
@@ -45,6 +47,7 @@ QUIET_WAIT_S = 0.5  # how long we wait to be sure that *no* event arrives
 PROC_ADD = "com.interop.add"
 PROC_ECHO = "com.interop.echo"
 PROC_FAIL = "com.interop.fail"
+PROC_SHARED = "com.interop.shared"
 TOPIC = "com.interop.topic"
 CUSTOM_ERROR = "com.interop.error.custom"
 
@@ -297,6 +300,25 @@ async def scenario(args):
     res = await rt(b.call(PROC_ECHO, "still-there"), "RESULT echo after unregister")
     check(res == "still-there", f"echo after unregister of add returned {res!r}")
     ok("unregister")
+
+    step("shared_registration")
+    # Both sessions register the same procedure with invoke='roundrobin': one registration,
+    # and calls reach both callees (with two shards they sit on different shards).
+    reg_sa = await rt(a.register(lambda: "A", PROC_SHARED, options=RegisterOptions(invoke="roundrobin")),
+                      "REGISTERED shared (A)")
+    reg_sb = await rt(b.register(lambda: "B", PROC_SHARED, options=RegisterOptions(invoke="roundrobin")),
+                      "REGISTERED shared (B)")
+    check(reg_sa.id == reg_sb.id, f"shared registration ids differ: {reg_sa.id} != {reg_sb.id}")
+    served = [await rt(b.call(PROC_SHARED), f"RESULT shared #{i}") for i in range(6)]
+    check(set(served) == {"A", "B"}, f"roundrobin calls served by {served!r}, want both A and B")
+    await expect_app_error(a.register(lambda: "x", PROC_SHARED, options=RegisterOptions(invoke="last")),
+                           "wamp.error.procedure_already_exists")
+    await rt(reg_sa.unregister(), "UNREGISTERED shared (A)")
+    served = [await rt(b.call(PROC_SHARED), f"RESULT shared after A left #{i}") for i in range(2)]
+    check(served == ["B", "B"], f"after A unregistered, calls served by {served!r}")
+    await rt(reg_sb.unregister(), "UNREGISTERED shared (B)")
+    await expect_app_error(b.call(PROC_SHARED), "wamp.error.no_such_procedure")
+    ok("shared_registration")
 
     # ------------------------------------------------------------- GOODBYE
     step("goodbye")
