@@ -10,10 +10,10 @@ pub const PROCEDURE_ALREADY_EXISTS: &str = "wamp.error.procedure_already_exists"
 pub const NO_SUCH_REGISTRATION: &str = "wamp.error.no_such_registration";
 pub const NO_SUCH_SUBSCRIPTION: &str = "wamp.error.no_such_subscription";
 pub const CANCELED: &str = "wamp.error.canceled";
-/// A REGISTER/SUBSCRIBE option this router does not implement (pattern match, shared
-/// registration).
+/// A REGISTER/SUBSCRIBE option this router does not implement (pattern match).
 pub const OPTION_NOT_ALLOWED: &str = "wamp.error.option_not_allowed";
-/// A payload that cannot be represented in the receiver's serializer.
+/// A payload that cannot be represented in the receiver's serializer, or a REGISTER whose
+/// `invoke` names no policy.
 pub const INVALID_ARGUMENT: &str = "wamp.error.invalid_argument";
 /// A caller hit `max_pending_calls_per_session`. Not in the spec; `wamp.` is reserved for
 /// spec-defined URIs, so it lives in the router's own namespace.
