@@ -768,6 +768,11 @@ impl WsFramer {
     ) -> Option<WsInPlace> {
         let event = |e: Option<WsEvent>| e.map(WsInPlace::Event);
         loop {
+            if in_place {
+                if let Some(message) = self.small_server_message(input) {
+                    return Some(message);
+                }
+            }
             if self.state == CloseState::Done {
                 return None;
             }
@@ -874,6 +879,30 @@ impl WsFramer {
                 }
             }
         }
+    }
+
+    /// Client side: a complete, unfragmented data frame of at most 125 bytes (the bulk of
+    /// RESULTs and EVENTs) is recognised from its first two bytes, skipping the general path.
+    /// Such a frame passes every rule the general path checks: FIN, the connection's data
+    /// opcode, no RSV bits, unmasked, a minimal length below any size limit, no fragmented
+    /// message open; text still gets its UTF-8 check.
+    #[inline]
+    fn small_server_message(&self, input: &[u8]) -> Option<WsInPlace> {
+        let [b0, len, ..] = *input else {
+            return None;
+        };
+        let len = usize::from(len);
+        let fits = self.role == Role::Client
+            && b0 == 0x80 | self.data_opcode
+            && len <= MAX_CONTROL_PAYLOAD
+            && len <= self.max_message_size
+            && input.len() >= 2 + len
+            && self.state == CloseState::Open
+            && self.fragment_opcode.is_none();
+        let valid = fits
+            && (self.data_opcode == opcode::BINARY
+                || std::str::from_utf8(&input[2..2 + len]).is_ok());
+        valid.then_some(WsInPlace::Message { skip: 2, len })
     }
 
     /// Rules about a frame's place in the message sequence and its size, checked as soon as the

@@ -29,6 +29,8 @@ pub struct Head<'a> {
     id_count: usize,
     /// Whether a dict followed the ids (it was skipped, and checked to be well-formed).
     pub has_dict: bool,
+    /// That dict's raw bytes (empty when there is none).
+    pub dict: &'a [u8],
     /// The elements after the dict, undecoded. MessagePack: those elements back to back.
     /// JSON: from the first of them to the end of the frame, the message's closing `]`
     /// included. Empty when the message ends after the dict (or has no dict).
@@ -41,6 +43,18 @@ impl Head<'_> {
     /// The ids after the code (see the field's doc).
     pub fn ids(&self) -> &[u64] {
         &self.ids[..self.id_count]
+    }
+
+    /// Whether the dict is there and has no entries: `{}` (any spacing) or MessagePack 0x80.
+    /// Lets a receiver skip looking into Details it does not use, e.g. RESULT's `progress`.
+    pub fn dict_is_empty(&self) -> bool {
+        match self.dict {
+            [0x80] => true,
+            [b'{', inner @ .., b'}'] => inner
+                .iter()
+                .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')),
+            _ => false,
+        }
     }
 
     /// The `i`-th id after the code.
@@ -59,27 +73,51 @@ pub fn peek(ser: Serializer, frame: &[u8]) -> Option<Head<'_>> {
 }
 
 fn peek_msgpack(frame: &[u8]) -> Option<Head<'_>> {
-    let mut reader = MsgPackReader::new(frame);
-    let mut remaining = reader.array_header().ok()?.checked_sub(1)?;
-    let code = reader.read_uint().ok()?;
+    // Read byte by byte rather than through MsgPackReader: this runs once per message on a
+    // load generator's hottest path, and the head is a handful of fixed-layout bytes.
+    let mut at = 0;
+    let elements = match *frame.first()? {
+        b @ 0x90..=0x9f => {
+            at = 1;
+            usize::from(b & 0x0f)
+        }
+        0xdc => {
+            at = 3;
+            usize::from(u16::from_be_bytes(frame.get(1..3)?.try_into().ok()?))
+        }
+        _ => return None,
+    };
+    let mut remaining = elements.checked_sub(1)?;
+    let code = msgpack_uint(frame, &mut at)?;
     let mut head = Head {
         code,
         ids: [0; MAX_IDS],
         id_count: 0,
         has_dict: false,
+        dict: &[],
         rest: &[],
         rest_elements: 0,
     };
     while remaining > 0 {
-        match reader.peek()? {
-            // Non-negative integers in any width; read_uint refuses negative signed ones.
+        match *frame.get(at)? {
             0x00..=0x7f | 0xcc..=0xcf | 0xd0..=0xd3 if head.id_count < MAX_IDS => {
-                head.ids[head.id_count] = reader.read_uint().ok()?;
+                head.ids[head.id_count] = msgpack_uint(frame, &mut at)?;
                 head.id_count += 1;
                 remaining -= 1;
             }
-            0x80..=0x8f | 0xde | 0xdf => {
+            0x80 => {
+                head.dict = &frame[at..at + 1];
+                at += 1;
+                remaining -= 1;
+                head.has_dict = true;
+                break;
+            }
+            0x81..=0x8f | 0xde | 0xdf => {
+                let mut reader = MsgPackReader::new(frame);
+                reader.pos = at;
                 reader.skip_value(2).ok()?;
+                head.dict = &frame[at..reader.pos];
+                at = reader.pos;
                 remaining -= 1;
                 head.has_dict = true;
                 break;
@@ -88,12 +126,37 @@ fn peek_msgpack(frame: &[u8]) -> Option<Head<'_>> {
         }
     }
     if head.has_dict {
-        head.rest = &frame[reader.pos..];
+        head.rest = &frame[at..];
         head.rest_elements = remaining;
-    } else if reader.pos != frame.len() {
+    } else if at != frame.len() {
         return None;
     }
     Some(head)
+}
+
+/// A non-negative MessagePack integer of any width at `at`, which moves past it.
+#[inline]
+fn msgpack_uint(frame: &[u8], at: &mut usize) -> Option<u64> {
+    let marker = *frame.get(*at)?;
+    let width = match marker {
+        0x00..=0x7f => {
+            *at += 1;
+            return Some(u64::from(marker));
+        }
+        0xcc | 0xd0 => 1,
+        0xcd | 0xd1 => 2,
+        0xce | 0xd2 => 4,
+        0xcf | 0xd3 => 8,
+        _ => return None,
+    };
+    let bytes = frame.get(*at + 1..*at + 1 + width)?;
+    let value = bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+    // Signed encodings (0xd0..=0xd3) count when non-negative: top bit of their width clear.
+    if marker >= 0xd0 && bytes[0] & 0x80 != 0 {
+        return None;
+    }
+    *at += 1 + width;
+    Some(value)
 }
 
 fn peek_json(frame: &[u8]) -> Option<Head<'_>> {
@@ -110,6 +173,7 @@ fn peek_json(frame: &[u8]) -> Option<Head<'_>> {
         ids: [0; MAX_IDS],
         id_count: 0,
         has_dict: false,
+        dict: &[],
         rest: &[],
         rest_elements: 0,
     };
@@ -128,7 +192,9 @@ fn peek_json(frame: &[u8]) -> Option<Head<'_>> {
                 head.id_count += 1;
             }
             b'{' => {
+                let start = reader.pos;
                 reader.skip_value(2).ok()?;
+                head.dict = &frame[start..reader.pos];
                 head.has_dict = true;
                 break;
             }
@@ -283,10 +349,29 @@ mod tests {
     }
 
     #[test]
+    fn msgpack_integers_of_every_width_and_long_arrays_are_read() {
+        let frame = [
+            0xdc, 0, 5, 36, 0xd1, 0x01, 0x00, 0xce, 0, 0, 0, 9, 0x80, 0xc0,
+        ];
+        let head = peek(Serializer::MsgPack, &frame).unwrap();
+        assert_eq!((head.code, head.ids()), (36, &[256, 9][..]));
+        assert!(head.dict_is_empty());
+        assert_eq!((head.rest, head.rest_elements), (&[0xc0][..], 1));
+        let wide = [0x93, 0xcc, 36, 0xcf, 0, 0, 0, 1, 0, 0, 0, 0, 0x81, 0xa1, b'a', 1];
+        let head = peek(Serializer::MsgPack, &wide).unwrap();
+        assert_eq!((head.code, head.ids()), (36, &[1 << 32][..]));
+        assert_eq!(head.dict, &[0x81, 0xa1, b'a', 1]);
+    }
+
+    #[test]
     fn json_spacing_is_accepted() {
         let frame = b" [ 36 , 2 ,\t3 , { \"a\" : [ 1 ] } , [ 4 ] ] ";
         let head = peek(Serializer::Json, frame).unwrap();
         assert_eq!((head.code, head.ids()), (36, &[2, 3][..]));
+        assert_eq!(head.dict, br#"{ "a" : [ 1 ] }"#);
+        assert!(!head.dict_is_empty());
+        let empty = peek(Serializer::Json, b"[50,1,{ }]").unwrap();
+        assert!(empty.dict_is_empty());
         assert_eq!(head.rest, b"[ 4 ] ] ");
     }
 

@@ -19,10 +19,12 @@ use std::borrow::Cow;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
-use wampring::wire::{self, code, Dict, Message, Payload};
+use wampring::wire::{Dict, Message, Payload};
 
 use super::{Fairness, Pacing, Scenario, Shared, ThreadCtx};
+use super::rpc::session_end;
 use crate::clock;
+use crate::incoming::{self, ToPublisher, ToSubscriber};
 use crate::inflight::{InFlight, InFlightRing};
 use crate::link::{LinkError, Roles};
 use crate::payload::{self, Stamp};
@@ -158,42 +160,34 @@ pub async fn publisher(ctx: Rc<ThreadCtx>, index: usize) {
             break;
         }
         loop {
-            let frame = match link.next_message() {
-                Ok(Some(frame)) => frame,
-                Ok(None) => break,
-                Err(e) => {
-                    failure = Some(e);
-                    break 'run;
-                }
-            };
+            let reply =
+                match link.next_message_with(|frame| incoming::to_publisher(serializer, frame)) {
+                    Ok(Some(reply)) => reply,
+                    Ok(None) => break,
+                    Err(e) => {
+                        failure = Some(e);
+                        break 'run;
+                    }
+                };
             let mut stats = ctx.stats.borrow_mut();
-            match wire::decode(serializer, &frame) {
-                Ok(Message::Published { request, .. }) => match in_flight.take(request) {
+            match reply {
+                ToPublisher::Published(request) => match in_flight.take(request) {
                     Some(publish) => stats.counts.ok += u64::from(publish.measured),
                     None => unexpected(&mut stats, "wampload.unexpected_published"),
                 },
-                Ok(Message::Error {
-                    request_type: code::PUBLISH,
-                    request,
-                    error,
-                    ..
-                }) => match in_flight.take(request) {
+                ToPublisher::Error { request, error } => match in_flight.take(request) {
                     Some(publish) => {
                         stats.record_op_error(&error, publish.measured);
                         refused_measured += u64::from(publish.measured);
                     }
                     None => unexpected(&mut stats, "wampload.unexpected_error"),
                 },
-                Ok(Message::Abort { reason, .. }) => {
-                    failure = Some(LinkError::Abort(reason.into_owned()));
-                    break 'run;
+                ToPublisher::Other(message) => {
+                    if let Some(end) = session_end(message, &mut stats) {
+                        failure = Some(end);
+                        break 'run;
+                    }
                 }
-                Ok(Message::Goodbye { reason, .. }) => {
-                    failure = Some(LinkError::Goodbye(reason.into_owned()));
-                    break 'run;
-                }
-                Ok(_) => unexpected(&mut stats, "wampload.unexpected_message"),
-                Err(_) => unexpected(&mut stats, "wampload.decode_error"),
             }
         }
         fairness.turn().await;
@@ -290,23 +284,22 @@ pub async fn subscriber(ctx: Rc<ThreadCtx>, index: usize) {
         }
         let received_at = clock::now_ns();
         loop {
-            let frame = match link.next_message() {
-                Ok(Some(frame)) => frame,
-                Ok(None) => break,
-                Err(e) => {
-                    failure = Some(e);
-                    break 'run;
-                }
-            };
+            let message =
+                match link.next_message_with(|frame| incoming::to_subscriber(serializer, frame)) {
+                    Ok(Some(message)) => message,
+                    Ok(None) => break,
+                    Err(e) => {
+                        failure = Some(e);
+                        break 'run;
+                    }
+                };
             let mut stats = ctx.stats.borrow_mut();
-            match wire::decode(serializer, &frame) {
-                Ok(Message::Event {
+            match message {
+                ToSubscriber::Event {
                     subscription: s,
-                    payload,
-                    ..
-                }) if s == subscription => {
-                    let Some(stamp) = payload::parse_stamp(&payload)
-                        .filter(|s| s.publisher < plan.publishers as u64)
+                    stamp,
+                } if s == subscription => {
+                    let Some(stamp) = stamp.filter(|s| s.publisher < plan.publishers as u64)
                     else {
                         unexpected(&mut stats, "wampload.bad_payload");
                         continue;
@@ -331,16 +324,15 @@ pub async fn subscriber(ctx: Rc<ThreadCtx>, index: usize) {
                         Seen::TooLate => stats.counts.too_late += 1,
                     }
                 }
-                Ok(Message::Abort { reason, .. }) => {
-                    failure = Some(LinkError::Abort(reason.into_owned()));
-                    break 'run;
+                ToSubscriber::Event { .. } => {
+                    unexpected(&mut stats, "wampload.unexpected_message")
                 }
-                Ok(Message::Goodbye { reason, .. }) => {
-                    failure = Some(LinkError::Goodbye(reason.into_owned()));
-                    break 'run;
+                ToSubscriber::Other(message) => {
+                    if let Some(end) = session_end(message, &mut stats) {
+                        failure = Some(end);
+                        break 'run;
+                    }
                 }
-                Ok(_) => unexpected(&mut stats, "wampload.unexpected_message"),
-                Err(_) => unexpected(&mut stats, "wampload.decode_error"),
             }
         }
         fairness.turn().await;
