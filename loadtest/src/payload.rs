@@ -10,7 +10,7 @@
 //!   width, so a router that re-encodes the payload is measured correctly.
 
 use wampring::serializer::Serializer;
-use wampring::wire::Payload;
+use wampring::wire::{self, Payload};
 
 /// Writes the Arguments list `[PAD]` (a string of `size` bytes) into `out`; `size == 0` writes
 /// nothing (a call without payload). Returns the element count for [`Payload::count`].
@@ -176,18 +176,11 @@ impl JsonCursor<'_> {
 
     fn unsigned(&mut self) -> Option<u64> {
         self.skip_space();
-        let start = self.at;
-        let mut value: u64 = 0;
-        while let Some(&digit @ b'0'..=b'9') = self.bytes.get(self.at) {
-            value = value
-                .checked_mul(10)?
-                .checked_add(u64::from(digit - b'0'))?;
-            self.at += 1;
-        }
+        let (value, len) = wire::peek::leading_decimal(self.bytes.get(self.at..)?)?;
+        self.at += len;
         // A router that turned the integer into a float ("5.0") or exponent form is not
         // supported: such a payload is reported as malformed.
-        (self.at > start && !matches!(self.bytes.get(self.at), Some(b'.' | b'e' | b'E')))
-            .then_some(value)
+        (len > 0 && !matches!(self.bytes.get(self.at), Some(b'.' | b'e' | b'E'))).then_some(value)
     }
 }
 

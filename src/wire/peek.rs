@@ -63,6 +63,13 @@ impl Head<'_> {
     }
 }
 
+/// The value of the ASCII digits `bytes` starts with, and how many there are (0 when it starts
+/// with something else); `None` when the value does not fit in a u64. For readers of JSON
+/// payloads that need a few integers out of them (the JSON decoder's own integer reader).
+pub fn leading_decimal(bytes: &[u8]) -> Option<(u64, usize)> {
+    super::json::leading_digits(bytes)
+}
+
 /// Reads the head of `frame`; `None` when it is not a well-formed `[code, id*, dict?, ...]`
 /// head (the caller then decodes the message fully, which reports what is wrong).
 pub fn peek(ser: Serializer, frame: &[u8]) -> Option<Head<'_>> {
@@ -357,7 +364,9 @@ mod tests {
         assert_eq!((head.code, head.ids()), (36, &[256, 9][..]));
         assert!(head.dict_is_empty());
         assert_eq!((head.rest, head.rest_elements), (&[0xc0][..], 1));
-        let wide = [0x93, 0xcc, 36, 0xcf, 0, 0, 0, 1, 0, 0, 0, 0, 0x81, 0xa1, b'a', 1];
+        let wide = [
+            0x93, 0xcc, 36, 0xcf, 0, 0, 0, 1, 0, 0, 0, 0, 0x81, 0xa1, b'a', 1,
+        ];
         let head = peek(Serializer::MsgPack, &wide).unwrap();
         assert_eq!((head.code, head.ids()), (36, &[1 << 32][..]));
         assert_eq!(head.dict, &[0x81, 0xa1, b'a', 1]);
