@@ -54,7 +54,10 @@ pub enum ToCaller {
     /// A progressive RESULT (not final; ignored).
     Progress,
     /// ERROR for CALL `request`, with its error URI.
-    Error { request: u64, error: String },
+    Error {
+        request: u64,
+        error: String,
+    },
     Other(Other),
 }
 
@@ -101,7 +104,7 @@ pub enum ToCallee {
 /// arguments into `reply` (cleared first).
 pub fn to_callee(ser: Serializer, frame: &[u8], reply: &mut Vec<u8>) -> ToCallee {
     if let Some(head) = wire::peek(ser, frame) {
-        if head.code == code::INVOCATION && head.ids().len() == 2 && head.has_dict {
+        if head.code == code::INVOCATION && head.ids().len() == 2 && head.has_dict() {
             outgoing::echo_yield(ser, head.ids()[0], &head, reply);
             return ToCallee::Invocation;
         }
@@ -122,9 +125,7 @@ pub fn to_callee(ser: Serializer, frame: &[u8], reply: &mut Vec<u8>) -> ToCallee
             }
         }
         Ok(Message::Abort { reason, .. }) => ToCallee::Other(Other::Abort(reason.into_owned())),
-        Ok(Message::Goodbye { reason, .. }) => {
-            ToCallee::Other(Other::Goodbye(reason.into_owned()))
-        }
+        Ok(Message::Goodbye { reason, .. }) => ToCallee::Other(Other::Goodbye(reason.into_owned())),
         Ok(_) => ToCallee::Ignored,
         Err(_) => ToCallee::Other(Other::Undecodable),
     }
@@ -140,7 +141,7 @@ pub enum ToPublisher {
 
 pub fn to_publisher(ser: Serializer, frame: &[u8]) -> ToPublisher {
     if let Some(head) = wire::peek(ser, frame) {
-        if head.code == code::PUBLISHED && head.ids().len() == 2 && !head.has_dict {
+        if head.code == code::PUBLISHED && head.ids().len() == 2 && !head.has_dict() {
             return ToPublisher::Published(head.ids()[0]);
         }
     }
@@ -172,8 +173,14 @@ pub enum ToSubscriber {
 }
 
 pub fn to_subscriber(ser: Serializer, frame: &[u8]) -> ToSubscriber {
+    if let Some((subscription, stamp)) = plain_event(ser, frame) {
+        return ToSubscriber::Event {
+            subscription,
+            stamp: Some(stamp),
+        };
+    }
     if let Some(head) = wire::peek(ser, frame) {
-        if head.code == code::EVENT && head.ids().len() == 2 && head.has_dict {
+        if head.code == code::EVENT && head.ids().len() == 2 && head.has_dict() {
             return ToSubscriber::Event {
                 subscription: head.ids()[0],
                 stamp: payload::parse_stamp(&payload_of(ser, &head)),
@@ -191,6 +198,46 @@ pub fn to_subscriber(ser: Serializer, frame: &[u8]) -> ToSubscriber {
         },
         message => ToSubscriber::Other(other(message)),
     }
+}
+
+/// The EVENT a compact encoder writes for one of the generator's publishes, read at fixed
+/// places: `[36, subscription, publication, {}, [stamp...]...]` with no spacing (JSON) or any
+/// integer widths (MessagePack). A subscriber reads one of these per delivery, so this is the
+/// generator's hottest path; any other shape (Details with entries, spacing, a payload that is
+/// not a stamp) returns `None` and takes the general path.
+#[inline]
+fn plain_event(ser: Serializer, frame: &[u8]) -> Option<(u64, Stamp)> {
+    let (subscription, args) = match ser {
+        Serializer::MsgPack => {
+            let [0x94..=0x96, 0x24, ..] = frame else {
+                return None;
+            };
+            let (subscription, used) = payload::msgpack_unsigned(&frame[2..])?;
+            let at = 2 + used;
+            let (_, used) = payload::msgpack_unsigned(frame.get(at..)?)?;
+            let at = at + used;
+            if *frame.get(at)? != 0x80 {
+                return None;
+            }
+            (subscription, &frame[at + 1..])
+        }
+        Serializer::Json => {
+            let rest = frame.strip_prefix(b"[36,")?;
+            let (subscription, len) = wire::peek::leading_decimal(rest)?;
+            let rest = rest.get(len..)?.strip_prefix(b",")?;
+            let (_, len) = wire::peek::leading_decimal(rest)?;
+            if len == 0 || subscription == 0 {
+                return None;
+            }
+            (subscription, rest.get(len..)?.strip_prefix(b",{},")?)
+        }
+    };
+    let stamp = payload::parse_stamp(&Payload {
+        ser,
+        count: 1,
+        raw: args,
+    })?;
+    Some((subscription, stamp))
 }
 
 #[cfg(test)]
@@ -261,6 +308,66 @@ mod tests {
                     stamp: None
                 }
             );
+        }
+    }
+
+    #[test]
+    fn compact_events_take_the_fixed_layout_path_and_others_do_not() {
+        for ser in Serializer::ALL {
+            let (stamp, args) = stamp_args(ser);
+            for (subscription, publication) in [(1, 1), (300, 1 << 52), (1 << 40, 70_000)] {
+                let frame = encoded(
+                    &Message::Event {
+                        subscription,
+                        publication,
+                        details: Dict::new(),
+                        payload: Payload {
+                            ser,
+                            count: 1,
+                            raw: &args,
+                        },
+                    },
+                    ser,
+                );
+                assert_eq!(
+                    plain_event(ser, &frame),
+                    Some((subscription, stamp)),
+                    "{ser}"
+                );
+            }
+        }
+        let (stamp, _) = stamp_args(Serializer::Json);
+        let spaced = format!(
+            "[36, 4, 5, {{}}, [{}, {}, {}, \"\"]]",
+            stamp.publisher, stamp.seq, stamp.sent_ns
+        );
+        assert_eq!(plain_event(Serializer::Json, spaced.as_bytes()), None);
+        assert_eq!(
+            to_subscriber(Serializer::Json, spaced.as_bytes()),
+            ToSubscriber::Event {
+                subscription: 4,
+                stamp: Some(stamp)
+            }
+        );
+        let truncated: [&[u8]; 6] = [
+            b"[36,",
+            b"[36,1,",
+            b"[36,1,2,{}",
+            b"[36,1,2,{},[",
+            b"[36,,2,{},[1,2,3,\"\"]]",
+            b"[36,0,2,{},[1,2,3,\"\"]]",
+        ];
+        for frame in truncated {
+            assert_eq!(plain_event(Serializer::Json, frame), None, "{frame:?}");
+        }
+        let msgpack: [&[u8]; 4] = [
+            &[0x95, 0x24],
+            &[0x95, 0x24, 1, 2],
+            &[0x95, 0x24, 1, 2, 0x81],
+            &[0x95, 0x24, 1, 2, 0x80],
+        ];
+        for frame in msgpack {
+            assert_eq!(plain_event(Serializer::MsgPack, frame), None, "{frame:?}");
         }
     }
 

@@ -12,6 +12,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -355,6 +356,23 @@ impl Link {
                 "the router closed the connection".into(),
             )),
             None => Ok(None),
+        }
+    }
+
+    /// Shows every complete message received so far to `visit`, in order, where it lies in
+    /// the read buffer, until `visit` breaks. The subscriber's loop: a burst of events is
+    /// walked in one call. Fails when the transport ended.
+    pub fn for_each_message(
+        &mut self,
+        visit: impl FnMut(&[u8]) -> ControlFlow<()>,
+    ) -> Result<(), LinkError> {
+        match self.conn.poll_each(visit) {
+            Some(ConnEvent::Closed { reason }) => Err(LinkError::TransportClosed(reason)),
+            Some(_) => Err(LinkError::Protocol("transport opened twice".into())),
+            None if self.eof => Err(LinkError::TransportClosed(
+                "the router closed the connection".into(),
+            )),
+            None => Ok(()),
         }
     }
 

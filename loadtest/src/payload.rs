@@ -86,6 +86,7 @@ fn write_padding(serializer: Serializer, size: usize, out: &mut Vec<u8>) {
 
 /// Reads the stamp back from a received EVENT payload; `None` when the payload is not one the
 /// generator sent (counted as an error, never a panic).
+#[inline]
 pub fn parse_stamp(payload: &Payload<'_>) -> Option<Stamp> {
     if payload.count == 0 {
         return None;
@@ -185,7 +186,8 @@ impl JsonCursor<'_> {
 }
 
 /// A non-negative MessagePack integer of any width; returns the value and the bytes used.
-fn msgpack_unsigned(raw: &[u8]) -> Option<(u64, usize)> {
+#[inline]
+pub fn msgpack_unsigned(raw: &[u8]) -> Option<(u64, usize)> {
     let tag = *raw.first()?;
     let be = |n: usize| -> Option<u64> {
         let bytes = raw.get(1..1 + n)?;

@@ -2,6 +2,8 @@
 //! ([`ClientConn`]), over WebSocket or RawSocket. It owns the connection's read buffer, its
 //! handshake, its framing, and its bounded outbound byte buffer. The runtime only moves bytes.
 
+use std::ops::ControlFlow;
+
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::net::rawsocket::{self, HandshakeRefusal, RawEvent, RawFramer, RawInPlace};
@@ -202,6 +204,39 @@ impl Core {
             }
             Found::Owned(message) => Some(Polled::Message(visit(&message))),
             Found::Closed(event) => Some(Polled::Event(event)),
+        }
+    }
+
+    fn poll_each(&mut self, mut visit: impl FnMut(&[u8]) -> ControlFlow<()>) -> Option<ConnEvent> {
+        loop {
+            // A run of small single-frame WebSocket messages is walked without consuming each
+            // one from the buffer: one `advance` for the whole run.
+            let mut run = 0;
+            let mut stop = false;
+            if let Phase::Open(Framer::Ws(ws)) = &self.phase {
+                while let Some(WsInPlace::Message { skip, len }) =
+                    ws.small_server_message(&self.input[run..])
+                {
+                    let message = &self.input[run + skip..run + skip + len];
+                    run += skip + len;
+                    self.messages_received += 1;
+                    if visit(message).is_break() {
+                        stop = true;
+                        break;
+                    }
+                }
+            }
+            self.input.advance(run);
+            if stop {
+                return None;
+            }
+            let flow = match self.poll_with(&mut visit)? {
+                Polled::Message(flow) => flow,
+                Polled::Event(event) => return Some(event),
+            };
+            if flow.is_break() {
+                return None;
+            }
         }
     }
 
@@ -484,6 +519,17 @@ macro_rules! common_conn_methods {
         /// small messages that only need to look at them.
         pub fn poll_with<R>(&mut self, visit: impl FnOnce(&[u8]) -> R) -> Option<Polled<R>> {
             self.core.poll_with(visit)
+        }
+
+        /// Shows every complete message to `visit`, in order, where it lies in the read buffer,
+        /// until `visit` breaks or more bytes are needed (`None` either way); a non-message event
+        /// (`Closed`) ends the walk and is returned. The cheapest way to take in a burst of small
+        /// messages.
+        pub fn poll_each(
+            &mut self,
+            visit: impl FnMut(&[u8]) -> std::ops::ControlFlow<()>,
+        ) -> Option<ConnEvent> {
+            self.core.poll_each(visit)
         }
 
         /// Frames one WAMP message and appends it to the outbound buffer with one copy.
@@ -807,6 +853,67 @@ mod tests {
             }
             assert_eq!(by_event, messages.map(<[u8]>::to_vec), "{kind:?}");
         }
+    }
+
+    #[test]
+    fn poll_each_walks_bursts_stops_when_asked_and_reports_the_end() {
+        let messages: [&[u8]; 5] = [b"[1]", &[b'a'; 125], &[b'b'; 126], b"", &[b'c'; 70_000]];
+        for kind in [TransportKind::WebSocket, TransportKind::RawSocket] {
+            let (_, mut server) = open_pair(kind, Serializer::MsgPack);
+            for m in messages {
+                server.send_message(m).unwrap();
+            }
+            let wire = server.output().to_vec();
+            for chunk_size in [1, 5, 130, wire.len()] {
+                let (mut client, _) = open_pair(kind, Serializer::MsgPack);
+                let mut seen = Vec::new();
+                for chunk in wire.chunks(chunk_size) {
+                    client.receive(chunk);
+                    let end = client.poll_each(|m| {
+                        seen.push(m.to_vec());
+                        ControlFlow::Continue(())
+                    });
+                    assert_eq!(end, None);
+                }
+                assert_eq!(
+                    seen,
+                    messages.map(<[u8]>::to_vec),
+                    "{kind:?} by {chunk_size}"
+                );
+                assert_eq!(client.messages_received(), messages.len() as u64);
+            }
+            // Breaking after the second message leaves the rest for the next call.
+            let (mut client, _) = open_pair(kind, Serializer::MsgPack);
+            client.receive(&wire);
+            let mut first = Vec::new();
+            client.poll_each(|m| {
+                first.push(m.len());
+                if first.len() == 2 {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            });
+            assert_eq!(first, [3, 125]);
+            let mut rest = Vec::new();
+            client.poll_each(|m| {
+                rest.push(m.len());
+                ControlFlow::Continue(())
+            });
+            assert_eq!(rest, [126, 0, 70_000]);
+        }
+        let (mut client, _) = open_pair(TransportKind::WebSocket, Serializer::Json);
+        let mut wire = BytesMut::new();
+        write_frame(&mut wire, opcode::TEXT, &[b"[1]"], None);
+        write_frame(&mut wire, opcode::TEXT, &[&[0xff]], None);
+        client.receive(&wire);
+        let mut seen = 0;
+        let end = client.poll_each(|_| {
+            seen += 1;
+            ControlFlow::Continue(())
+        });
+        assert_eq!(seen, 1);
+        assert!(matches!(end, Some(ConnEvent::Closed { .. })), "{end:?}");
     }
 
     #[test]

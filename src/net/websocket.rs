@@ -894,7 +894,7 @@ impl WsFramer {
     /// opcode, no RSV bits, unmasked, a minimal length below any size limit, no fragmented
     /// message open; text still gets its UTF-8 check.
     #[inline]
-    fn small_server_message(&self, input: &[u8]) -> Option<WsInPlace> {
+    pub fn small_server_message(&self, input: &[u8]) -> Option<WsInPlace> {
         let [b0, len, ..] = *input else {
             return None;
         };

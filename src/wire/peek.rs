@@ -27,9 +27,8 @@ pub struct Head<'a> {
     /// publication; ERROR: request type, request).
     ids: [u64; MAX_IDS],
     id_count: usize,
-    /// Whether a dict followed the ids (it was skipped, and checked to be well-formed).
-    pub has_dict: bool,
-    /// That dict's raw bytes (empty when there is none).
+    /// The raw bytes of the dict that followed the ids (skipped, and checked to be
+    /// well-formed); empty when there is none.
     pub dict: &'a [u8],
     /// The elements after the dict, undecoded. MessagePack: those elements back to back.
     /// JSON: from the first of them to the end of the frame, the message's closing `]`
@@ -40,6 +39,11 @@ pub struct Head<'a> {
 }
 
 impl Head<'_> {
+    /// Whether a dict followed the ids.
+    pub fn has_dict(&self) -> bool {
+        !self.dict.is_empty()
+    }
+
     /// The ids after the code (see the field's doc).
     pub fn ids(&self) -> &[u64] {
         &self.ids[..self.id_count]
@@ -72,6 +76,7 @@ pub fn leading_decimal(bytes: &[u8]) -> Option<(u64, usize)> {
 
 /// Reads the head of `frame`; `None` when it is not a well-formed `[code, id*, dict?, ...]`
 /// head (the caller then decodes the message fully, which reports what is wrong).
+#[inline]
 pub fn peek(ser: Serializer, frame: &[u8]) -> Option<Head<'_>> {
     match ser {
         Serializer::Json => peek_json(frame),
@@ -79,19 +84,16 @@ pub fn peek(ser: Serializer, frame: &[u8]) -> Option<Head<'_>> {
     }
 }
 
+#[inline]
 fn peek_msgpack(frame: &[u8]) -> Option<Head<'_>> {
     // Read byte by byte rather than through MsgPackReader: this runs once per message on a
     // load generator's hottest path, and the head is a handful of fixed-layout bytes.
-    let mut at = 0;
-    let elements = match *frame.first()? {
-        b @ 0x90..=0x9f => {
-            at = 1;
-            usize::from(b & 0x0f)
-        }
-        0xdc => {
-            at = 3;
-            usize::from(u16::from_be_bytes(frame.get(1..3)?.try_into().ok()?))
-        }
+    let (elements, mut at) = match *frame.first()? {
+        b @ 0x90..=0x9f => (usize::from(b & 0x0f), 1),
+        0xdc => (
+            usize::from(u16::from_be_bytes(frame.get(1..3)?.try_into().ok()?)),
+            3,
+        ),
         _ => return None,
     };
     let mut remaining = elements.checked_sub(1)?;
@@ -100,7 +102,6 @@ fn peek_msgpack(frame: &[u8]) -> Option<Head<'_>> {
         code,
         ids: [0; MAX_IDS],
         id_count: 0,
-        has_dict: false,
         dict: &[],
         rest: &[],
         rest_elements: 0,
@@ -116,7 +117,6 @@ fn peek_msgpack(frame: &[u8]) -> Option<Head<'_>> {
                 head.dict = &frame[at..at + 1];
                 at += 1;
                 remaining -= 1;
-                head.has_dict = true;
                 break;
             }
             0x81..=0x8f | 0xde | 0xdf => {
@@ -126,13 +126,12 @@ fn peek_msgpack(frame: &[u8]) -> Option<Head<'_>> {
                 head.dict = &frame[at..reader.pos];
                 at = reader.pos;
                 remaining -= 1;
-                head.has_dict = true;
                 break;
             }
             _ => return None,
         }
     }
-    if head.has_dict {
+    if head.has_dict() {
         head.rest = &frame[at..];
         head.rest_elements = remaining;
     } else if at != frame.len() {
@@ -179,7 +178,6 @@ fn peek_json(frame: &[u8]) -> Option<Head<'_>> {
         code,
         ids: [0; MAX_IDS],
         id_count: 0,
-        has_dict: false,
         dict: &[],
         rest: &[],
         rest_elements: 0,
@@ -202,7 +200,6 @@ fn peek_json(frame: &[u8]) -> Option<Head<'_>> {
                 let start = reader.pos;
                 reader.skip_value(2).ok()?;
                 head.dict = &frame[start..reader.pos];
-                head.has_dict = true;
                 break;
             }
             _ => return None,
@@ -309,7 +306,7 @@ mod tests {
                 let head = peek(ser, &frame).unwrap_or_else(|| panic!("{ser} {message:?}"));
                 assert_eq!(head.code, code, "{ser}");
                 assert_eq!(head.ids(), &ids[..], "{ser} {message:?}");
-                assert_eq!(head.has_dict, with_rest);
+                assert_eq!(head.has_dict(), with_rest);
                 if with_rest {
                     // The raw rest, closed as its own array, decodes to the same payload.
                     let mut again = Vec::new();

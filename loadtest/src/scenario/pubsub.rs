@@ -16,13 +16,14 @@
 //! is expected minus distinct received, per subscriber; nothing is inferred from rates.
 
 use std::borrow::Cow;
+use std::ops::ControlFlow;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
 use wampring::wire::{Dict, Message, Payload};
 
-use super::{Fairness, Pacing, Scenario, Shared, ThreadCtx};
 use super::rpc::session_end;
+use super::{Fairness, Pacing, Scenario, Shared, ThreadCtx};
 use crate::clock;
 use crate::incoming::{self, ToPublisher, ToSubscriber};
 use crate::inflight::{InFlight, InFlightRing};
@@ -283,31 +284,22 @@ pub async fn subscriber(ctx: Rc<ThreadCtx>, index: usize) {
             break;
         }
         let received_at = clock::now_ns();
-        loop {
-            let message =
-                match link.next_message_with(|frame| incoming::to_subscriber(serializer, frame)) {
-                    Ok(Some(message)) => message,
-                    Ok(None) => break,
-                    Err(e) => {
-                        failure = Some(e);
-                        break 'run;
-                    }
-                };
-            let mut stats = ctx.stats.borrow_mut();
-            match message {
+        let mut stats = ctx.stats.borrow_mut();
+        let mut ended: Option<LinkError> = None;
+        let walked = link.for_each_message(|frame| {
+            match incoming::to_subscriber(serializer, frame) {
                 ToSubscriber::Event {
                     subscription: s,
                     stamp,
                 } if s == subscription => {
-                    let Some(stamp) = stamp.filter(|s| s.publisher < plan.publishers as u64)
-                    else {
+                    let Some(stamp) = stamp.filter(|s| s.publisher < plan.publishers as u64) else {
                         unexpected(&mut stats, "wampload.bad_payload");
-                        continue;
+                        return ControlFlow::Continue(());
                     };
                     let latency = corrected_latency(stamp.sent_ns, received_at);
                     if !phases.is_measured(stamp.sent_ns) {
                         stats.record_latency(latency, false);
-                        continue;
+                        return ControlFlow::Continue(());
                     }
                     let publisher = stamp.publisher as usize;
                     let tracker = trackers[publisher].get_or_insert_with(|| {
@@ -324,16 +316,20 @@ pub async fn subscriber(ctx: Rc<ThreadCtx>, index: usize) {
                         Seen::TooLate => stats.counts.too_late += 1,
                     }
                 }
-                ToSubscriber::Event { .. } => {
-                    unexpected(&mut stats, "wampload.unexpected_message")
-                }
+                ToSubscriber::Event { .. } => unexpected(&mut stats, "wampload.unexpected_message"),
                 ToSubscriber::Other(message) => {
                     if let Some(end) = session_end(message, &mut stats) {
-                        failure = Some(end);
-                        break 'run;
+                        ended = Some(end);
+                        return ControlFlow::Break(());
                     }
                 }
             }
+            ControlFlow::Continue(())
+        });
+        drop(stats);
+        if let Some(e) = ended.or(walked.err()) {
+            failure = Some(e);
+            break 'run;
         }
         fairness.turn().await;
     }
