@@ -225,7 +225,8 @@ fn plain_event(ser: Serializer, frame: &[u8]) -> Option<(u64, Stamp)> {
             let rest = frame.strip_prefix(b"[36,")?;
             let (subscription, len) = wire::peek::leading_decimal(rest)?;
             let rest = rest.get(len..)?.strip_prefix(b",")?;
-            let (_, len) = wire::peek::leading_decimal(rest)?;
+            // The publication id is not needed: skipped, not parsed.
+            let len = rest.iter().take_while(|b| b.is_ascii_digit()).count();
             if len == 0 || subscription == 0 {
                 return None;
             }

@@ -70,6 +70,7 @@ impl Head<'_> {
 /// The value of the ASCII digits `bytes` starts with, and how many there are (0 when it starts
 /// with something else); `None` when the value does not fit in a u64. For readers of JSON
 /// payloads that need a few integers out of them (the JSON decoder's own integer reader).
+#[inline]
 pub fn leading_decimal(bytes: &[u8]) -> Option<(u64, usize)> {
     super::json::leading_digits(bytes)
 }
