@@ -5,15 +5,18 @@
 //!
 //! Layout: `cli` (flags) -> `scenario` (what each session does, on glommio executors from
 //! `runtime`) over `link` (one WAMP client session on a TCP stream, reusing wampring's `net` and
-//! `wire`) -> `stats` + `report` (results) ; `compare` runs the tool itself against several
+//! `wire`; `incoming` and `outgoing` are the hot paths' readers and writers) -> `stats` + `report`
+//! (results) ; `compare` runs the tool itself against several
 //! routers. The pure parts (`units`, `target`, `schedule`, `seqtrack`, `inflight`, `payload`)
 //! carry the unit tests.
 
 pub mod cli;
 pub mod clock;
 pub mod compare;
+pub mod incoming;
 pub mod inflight;
 pub mod link;
+pub mod outgoing;
 pub mod payload;
 pub mod procfs;
 pub mod report;

@@ -12,6 +12,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -20,7 +21,7 @@ use bytes::Bytes;
 use futures_lite::io::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 use glommio::timer::Timer;
-use wampring::net::{ClientConn, ConnEvent, SendError, TransportKind};
+use wampring::net::{ClientConn, ConnEvent, Polled, SendError, TransportKind};
 use wampring::serializer::Serializer;
 use wampring::wire::{self, Dict, Message, Value};
 
@@ -312,6 +313,11 @@ impl Link {
             .map_err(LinkError::Send)
     }
 
+    /// Queues one message already encoded in this session's serializer.
+    pub fn send_encoded(&mut self, message: &[u8]) -> Result<(), LinkError> {
+        self.conn.send_message(message).map_err(LinkError::Send)
+    }
+
     /// Bytes queued and not yet written.
     pub fn queued_bytes(&self) -> usize {
         self.conn.output().len()
@@ -330,6 +336,43 @@ impl Link {
                 "the router closed the connection".into(),
             )),
             None => Ok(None),
+        }
+    }
+
+    /// As [`Link::next_message`], but the message is shown to `visit` where it lies in the
+    /// read buffer and `visit`'s answer is returned: no `Bytes` per message. The hot loops use
+    /// this; `visit` must extract what it needs (it cannot keep the bytes).
+    pub fn next_message_with<R>(
+        &mut self,
+        visit: impl FnOnce(&[u8]) -> R,
+    ) -> Result<Option<R>, LinkError> {
+        match self.conn.poll_with(visit) {
+            Some(Polled::Message(answer)) => Ok(Some(answer)),
+            Some(Polled::Event(ConnEvent::Closed { reason })) => {
+                Err(LinkError::TransportClosed(reason))
+            }
+            Some(Polled::Event(_)) => Err(LinkError::Protocol("transport opened twice".into())),
+            None if self.eof => Err(LinkError::TransportClosed(
+                "the router closed the connection".into(),
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Shows every complete message received so far to `visit`, in order, where it lies in
+    /// the read buffer, until `visit` breaks. The subscriber's loop: a burst of events is
+    /// walked in one call. Fails when the transport ended.
+    pub fn for_each_message(
+        &mut self,
+        visit: impl FnMut(&[u8]) -> ControlFlow<()>,
+    ) -> Result<(), LinkError> {
+        match self.conn.poll_each(visit) {
+            Some(ConnEvent::Closed { reason }) => Err(LinkError::TransportClosed(reason)),
+            Some(_) => Err(LinkError::Protocol("transport opened twice".into())),
+            None if self.eof => Err(LinkError::TransportClosed(
+                "the router closed the connection".into(),
+            )),
+            None => Ok(()),
         }
     }
 

@@ -1,8 +1,11 @@
 //! What one executor thread measured, and how the threads' measurements are merged.
 //!
 //! Tasks on a thread share one [`ThreadStats`] (no atomics on the hot path); every 200 ms the
-//! thread copies its live totals and its interval histogram into its [`ThreadProgress`] cell,
-//! which the main thread reads for the once-a-second progress line. At the end each thread
+//! thread copies its live totals and the latencies recorded since the last copy into its
+//! [`ThreadProgress`] cell, which the main thread reads for the once-a-second progress line.
+//! Each latency is recorded once (a histogram record is a visible share of the generator's
+//! cost per event): measured ones into the result histogram, whose growth since the last copy
+//! is the interval's share, the others into a warmup/drain histogram. At the end each thread
 //! hands its `ThreadStats` back and the main thread merges them.
 
 use std::collections::BTreeMap;
@@ -101,7 +104,15 @@ pub struct ThreadStats {
     /// Live figures for the progress line: all operations, measured or not.
     pub live_ops: u64,
     pub live_errors: u64,
+    /// Latencies of operations outside the measured window since the last progress copy.
     pub live_latency: Histogram<u64>,
+    /// `latency` as it was at the last progress copy.
+    latency_published: Histogram<u64>,
+    /// A run of equal measured latencies not yet in `latency` (value, count): events of one
+    /// publish batch reaching a subscriber in one read share their latency, and one
+    /// `record_n` per run costs less than one record per event. Flushed before `latency` is
+    /// read ([`ThreadStats::flush`]).
+    pending: (u64, u64),
 }
 
 impl Default for ThreadStats {
@@ -114,6 +125,8 @@ impl Default for ThreadStats {
             live_ops: 0,
             live_errors: 0,
             live_latency: new_histogram(),
+            latency_published: new_histogram(),
+            pending: (0, 0),
         }
     }
 }
@@ -124,10 +137,24 @@ impl ThreadStats {
     pub fn record_latency(&mut self, latency_ns: u64, measured: bool) {
         let value = latency_ns.clamp(1, HISTOGRAM_MAX_NS);
         if measured {
-            self.latency.saturating_record(value);
+            if self.pending.0 == value {
+                self.pending.1 += 1;
+            } else {
+                self.flush();
+                self.pending = (value, 1);
+            }
+        } else {
+            self.live_latency.saturating_record(value);
         }
-        self.live_latency.saturating_record(value);
         self.live_ops += 1;
+    }
+
+    /// Moves the pending run of latencies into `latency`; call before reading it.
+    pub fn flush(&mut self) {
+        let (value, count) = std::mem::take(&mut self.pending);
+        if count > 0 {
+            self.latency.saturating_record_n(value, count);
+        }
     }
 
     /// Counts the failure of one operation under `uri`. A measured one goes into the result
@@ -163,8 +190,14 @@ impl ThreadStats {
         }
     }
 
+    /// Adds `other` (flushed by its thread's last [`ThreadProgress::publish`]) into `self`.
     pub fn merge(&mut self, other: &ThreadStats) {
+        self.flush();
         merge_histogram(&mut self.latency, &other.latency);
+        if other.pending.1 > 0 {
+            self.latency
+                .saturating_record_n(other.pending.0, other.pending.1);
+        }
         self.counts.merge(&other.counts);
         for (uri, n) in &other.errors {
             *self.errors.entry(uri.clone()).or_insert(0) += n;
@@ -198,10 +231,16 @@ impl ThreadProgress {
     pub fn publish(&self, stats: &mut ThreadStats) {
         self.ops.store(stats.live_ops, Ordering::Relaxed);
         self.errors.store(stats.live_errors, Ordering::Relaxed);
+        stats.flush();
+        let mut measured_since = stats.latency.clone();
+        // Cannot fail: the last copy is an earlier state of the same histogram.
+        let _ = measured_since.subtract(&stats.latency_published);
         if let Ok(mut interval) = self.interval.lock() {
             merge_histogram(&mut interval, &stats.live_latency);
+            merge_histogram(&mut interval, &measured_since);
         }
         stats.live_latency.reset();
+        stats.latency_published.clone_from(&stats.latency);
     }
 }
 
@@ -249,7 +288,7 @@ mod tests {
         for _ in 0..100 {
             b.record_latency(1_000_000, true); // 1 ms
         }
-        b.record_latency(5_000_000, false); // warmup: live only
+        b.record_latency(5_000_000, false); // warmup: not in the result
         a.merge(&b);
         let s = LatencySummary::of(&a.latency);
         assert_eq!(s.count, 1000);
@@ -265,6 +304,7 @@ mod tests {
         let mut s = ThreadStats::default();
         s.record_latency(0, true);
         s.record_latency(u64::MAX, true);
+        s.flush();
         assert_eq!(s.latency.len(), 2);
         assert!(LatencySummary::of(&s.latency).max >= 59_000_000.0);
     }
@@ -288,6 +328,22 @@ mod tests {
     }
 
     #[test]
+    fn runs_of_equal_latencies_are_all_counted() {
+        let mut a = ThreadStats::default();
+        let mut b = ThreadStats::default();
+        for value in [5_000, 5_000, 5_000, 7_000, 7_000, 5_000] {
+            a.record_latency(value, true);
+            b.record_latency(value, true);
+        }
+        // `b` still holds its last run: merging must not lose it.
+        a.merge(&b);
+        a.flush();
+        assert_eq!(a.latency.len(), 12);
+        assert_eq!(a.latency.count_at(7_000), 4);
+        assert_eq!(a.latency.count_at(5_000), 8);
+    }
+
+    #[test]
     fn empty_summary_is_zero() {
         assert_eq!(
             LatencySummary::of(&new_histogram()),
@@ -300,9 +356,18 @@ mod tests {
         let progress = ThreadProgress::default();
         let mut s = ThreadStats::default();
         s.record_latency(1000, false);
+        s.record_latency(2000, true);
         progress.publish(&mut s);
-        assert_eq!(progress.ops.load(Ordering::Relaxed), 1);
-        assert_eq!(progress.interval.lock().unwrap().len(), 1);
+        assert_eq!(progress.ops.load(Ordering::Relaxed), 2);
+        assert_eq!(progress.interval.lock().unwrap().len(), 2);
         assert!(s.live_latency.is_empty());
+        progress.interval.lock().unwrap().reset();
+        // Only what was recorded since the last copy is new; the result keeps everything.
+        s.record_latency(3000, true);
+        progress.publish(&mut s);
+        let interval = progress.interval.lock().unwrap();
+        assert_eq!(interval.len(), 1);
+        assert!(interval.max() >= 2990);
+        assert_eq!(s.latency.len(), 2);
     }
 }

@@ -2,10 +2,12 @@
 //! ([`ClientConn`]), over WebSocket or RawSocket. It owns the connection's read buffer, its
 //! handshake, its framing, and its bounded outbound byte buffer. The runtime only moves bytes.
 
+use std::ops::ControlFlow;
+
 use bytes::{Buf, Bytes, BytesMut};
 
-use crate::net::rawsocket::{self, HandshakeRefusal, RawEvent, RawFramer};
-use crate::net::websocket::{self, close_code, Role, UpgradeOutcome, WsEvent, WsFramer};
+use crate::net::rawsocket::{self, HandshakeRefusal, RawEvent, RawFramer, RawInPlace};
+use crate::net::websocket::{self, close_code, Role, UpgradeOutcome, WsEvent, WsFramer, WsInPlace};
 use crate::serializer::Serializer;
 
 /// Which transport a listener speaks.
@@ -54,6 +56,27 @@ pub enum ConnEvent {
     /// reply the spec names — HTTP 400/426, RawSocket error handshake, WebSocket close code — has
     /// already been queued as output). Flush the output, then close the socket.
     Closed { reason: String },
+}
+
+/// What `poll_with` produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Polled<R> {
+    /// One complete WAMP message was shown to the visitor; this is what it returned.
+    Message(R),
+    /// Any other event (`Opened`, `Closed`); never `ConnEvent::Message`.
+    Event(ConnEvent),
+}
+
+/// Where the next message of an open connection is.
+enum Found {
+    /// `input[skip..skip + len]`, still in the read buffer.
+    InPlace {
+        skip: usize,
+        len: usize,
+    },
+    /// Reassembled from fragments.
+    Owned(Bytes),
+    Closed(ConnEvent),
 }
 
 /// Why a message could not be queued for sending.
@@ -156,38 +179,108 @@ impl Core {
     }
 
     fn poll_open(&mut self) -> Option<ConnEvent> {
+        match self.next_open_message()? {
+            Found::InPlace { skip, len } => {
+                self.input.advance(skip);
+                Some(ConnEvent::Message(self.input.split_to(len).freeze()))
+            }
+            Found::Owned(message) => Some(ConnEvent::Message(message)),
+            Found::Closed(event) => Some(event),
+        }
+    }
+
+    fn poll_with<R>(&mut self, visit: impl FnOnce(&[u8]) -> R) -> Option<Polled<R>> {
+        if !matches!(self.phase, Phase::Open(_)) {
+            return self.poll_event().map(|event| match event {
+                ConnEvent::Message(message) => Polled::Message(visit(&message)),
+                other => Polled::Event(other),
+            });
+        }
+        match self.next_open_message()? {
+            Found::InPlace { skip, len } => {
+                let answer = visit(&self.input[skip..skip + len]);
+                self.input.advance(skip + len);
+                Some(Polled::Message(answer))
+            }
+            Found::Owned(message) => Some(Polled::Message(visit(&message))),
+            Found::Closed(event) => Some(Polled::Event(event)),
+        }
+    }
+
+    fn poll_each(&mut self, mut visit: impl FnMut(&[u8]) -> ControlFlow<()>) -> Option<ConnEvent> {
+        loop {
+            // A run of small single-frame WebSocket messages is walked without consuming each
+            // one from the buffer: one `advance` for the whole run.
+            let mut run = 0;
+            let mut stop = false;
+            if let Phase::Open(Framer::Ws(ws)) = &self.phase {
+                while let Some(WsInPlace::Message { skip, len }) =
+                    ws.small_server_message(&self.input[run..])
+                {
+                    let message = &self.input[run + skip..run + skip + len];
+                    run += skip + len;
+                    self.messages_received += 1;
+                    if visit(message).is_break() {
+                        stop = true;
+                        break;
+                    }
+                }
+            }
+            self.input.advance(run);
+            if stop {
+                return None;
+            }
+            let flow = match self.poll_with(&mut visit)? {
+                Polled::Message(flow) => flow,
+                Polled::Event(event) => return Some(event),
+            };
+            if flow.is_break() {
+                return None;
+            }
+        }
+    }
+
+    /// The next complete message of an open connection, left in the input when it came in one
+    /// frame.
+    fn next_open_message(&mut self) -> Option<Found> {
         if self.control_overflow() {
-            return self.finish(
-                "peer does not read: owed control frames exceed the outbound bound".to_string(),
-            );
+            return self
+                .finish(
+                    "peer does not read: owed control frames exceed the outbound bound".to_string(),
+                )
+                .map(Found::Closed);
         }
         let max_outbound = self.config.max_outbound_bytes;
         let Phase::Open(framer) = &mut self.phase else {
             return None;
         };
-        let event = match framer {
-            Framer::Ws(ws) => match ws.decode(&mut self.input, &mut self.output)? {
-                WsEvent::Message(m) => ConnEvent::Message(m),
-                WsEvent::Closed(reason) => ConnEvent::Closed { reason },
+        let found = match framer {
+            Framer::Ws(ws) => match ws.decode_in_place(&mut self.input, &mut self.output)? {
+                WsInPlace::Message { skip, len } => Found::InPlace { skip, len },
+                WsInPlace::Event(WsEvent::Message(message)) => Found::Owned(message),
+                WsInPlace::Event(WsEvent::Closed(reason)) => {
+                    return self.finish(reason).map(Found::Closed)
+                }
             },
             Framer::Raw(raw) => {
                 let pong_allowed = |len: usize, out: &BytesMut| {
                     len <= websocket::MAX_CONTROL_PAYLOAD
                         || out.len() + rawsocket::HEADER_LEN + len <= max_outbound
                 };
-                match raw.decode(&mut self.input, &mut self.output, pong_allowed)? {
-                    RawEvent::Message(m) => ConnEvent::Message(m),
-                    RawEvent::Closed(reason) => ConnEvent::Closed { reason },
+                match raw.decode_in_place(&mut self.input, &mut self.output, pong_allowed)? {
+                    RawInPlace::Message { len } => Found::InPlace {
+                        skip: rawsocket::HEADER_LEN,
+                        len,
+                    },
+                    RawInPlace::Event(RawEvent::Message(message)) => Found::Owned(message),
+                    RawInPlace::Event(RawEvent::Closed(reason)) => {
+                        return self.finish(reason).map(Found::Closed)
+                    }
                 }
             }
         };
-        match event {
-            ConnEvent::Closed { reason } => self.finish(reason),
-            other => {
-                self.messages_received += 1;
-                Some(other)
-            }
-        }
+        self.messages_received += 1;
+        Some(found)
     }
 
     fn poll_server_ws_upgrade(&mut self) -> Option<ConnEvent> {
@@ -419,6 +512,24 @@ macro_rules! common_conn_methods {
         /// The next event, or `None` when more bytes are needed. After `Closed`, always `None`.
         pub fn poll_event(&mut self) -> Option<ConnEvent> {
             self.core.poll_event()
+        }
+
+        /// As `poll_event`, but a message is shown to `visit` where it lies in the read buffer
+        /// (no `Bytes` per message) and `visit`'s answer is returned. For receivers of many
+        /// small messages that only need to look at them.
+        pub fn poll_with<R>(&mut self, visit: impl FnOnce(&[u8]) -> R) -> Option<Polled<R>> {
+            self.core.poll_with(visit)
+        }
+
+        /// Shows every complete message to `visit`, in order, where it lies in the read buffer,
+        /// until `visit` breaks or more bytes are needed (`None` either way); a non-message event
+        /// (`Closed`) ends the walk and is returned. The cheapest way to take in a burst of small
+        /// messages.
+        pub fn poll_each(
+            &mut self,
+            visit: impl FnMut(&[u8]) -> std::ops::ControlFlow<()>,
+        ) -> Option<ConnEvent> {
+            self.core.poll_each(visit)
         }
 
         /// Frames one WAMP message and appends it to the outbound buffer with one copy.
@@ -675,5 +786,176 @@ mod tests {
         let mut payload = client.output()[first.header_len..second_start].to_vec();
         apply_mask(&mut payload, first.mask.unwrap());
         assert_eq!(payload, b"[1]");
+    }
+    /// A client and server of `kind` with the handshake done; the client's output is empty.
+    fn open_pair(kind: TransportKind, serializer: Serializer) -> (ClientConn, ServerConn) {
+        let config = TransportConfig::default();
+        let mut client = ClientConn::new(kind, serializer, &config);
+        let mut server = ServerConn::new(kind, &config);
+        server.receive(client.output());
+        let n = client.output().len();
+        client.consume_output(n);
+        assert!(matches!(
+            server.poll_event(),
+            Some(ConnEvent::Opened { .. })
+        ));
+        client.receive(server.output());
+        let n = server.output().len();
+        server.consume_output(n);
+        assert!(matches!(
+            client.poll_event(),
+            Some(ConnEvent::Opened { .. })
+        ));
+        (client, server)
+    }
+
+    fn drain_with(client: &mut ClientConn) -> (Vec<Vec<u8>>, Vec<ConnEvent>) {
+        let mut messages = Vec::new();
+        let mut events = Vec::new();
+        while let Some(polled) = client.poll_with(|m| m.to_vec()) {
+            match polled {
+                Polled::Message(m) => messages.push(m),
+                Polled::Event(e) => events.push(e),
+            }
+        }
+        (messages, events)
+    }
+
+    #[test]
+    fn poll_with_sees_the_messages_poll_event_sees_fed_in_any_split() {
+        let messages: [&[u8]; 4] = [b"[1]", b"", &[b'x'; 300], &[b'y'; 70_000]];
+        for kind in [TransportKind::WebSocket, TransportKind::RawSocket] {
+            let (mut client, mut server) = open_pair(kind, Serializer::MsgPack);
+            for m in messages {
+                server.send_message(m).unwrap();
+            }
+            let wire = server.output().to_vec();
+            for chunk_size in [1, 7, 4096, wire.len()] {
+                let (mut client, _) = open_pair(kind, Serializer::MsgPack);
+                let mut seen = Vec::new();
+                for chunk in wire.chunks(chunk_size) {
+                    client.receive(chunk);
+                    let (got, events) = drain_with(&mut client);
+                    assert!(events.is_empty(), "{kind:?}: {events:?}");
+                    seen.extend(got);
+                }
+                assert_eq!(
+                    seen,
+                    messages.map(<[u8]>::to_vec),
+                    "{kind:?} by {chunk_size}"
+                );
+                assert_eq!(client.messages_received(), messages.len() as u64);
+            }
+            client.receive(&wire);
+            let mut by_event = Vec::new();
+            while let Some(ConnEvent::Message(m)) = client.poll_event() {
+                by_event.push(m.to_vec());
+            }
+            assert_eq!(by_event, messages.map(<[u8]>::to_vec), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn poll_each_walks_bursts_stops_when_asked_and_reports_the_end() {
+        let messages: [&[u8]; 5] = [b"[1]", &[b'a'; 125], &[b'b'; 126], b"", &[b'c'; 70_000]];
+        for kind in [TransportKind::WebSocket, TransportKind::RawSocket] {
+            let (_, mut server) = open_pair(kind, Serializer::MsgPack);
+            for m in messages {
+                server.send_message(m).unwrap();
+            }
+            let wire = server.output().to_vec();
+            for chunk_size in [1, 5, 130, wire.len()] {
+                let (mut client, _) = open_pair(kind, Serializer::MsgPack);
+                let mut seen = Vec::new();
+                for chunk in wire.chunks(chunk_size) {
+                    client.receive(chunk);
+                    let end = client.poll_each(|m| {
+                        seen.push(m.to_vec());
+                        ControlFlow::Continue(())
+                    });
+                    assert_eq!(end, None);
+                }
+                assert_eq!(
+                    seen,
+                    messages.map(<[u8]>::to_vec),
+                    "{kind:?} by {chunk_size}"
+                );
+                assert_eq!(client.messages_received(), messages.len() as u64);
+            }
+            // Breaking after the second message leaves the rest for the next call.
+            let (mut client, _) = open_pair(kind, Serializer::MsgPack);
+            client.receive(&wire);
+            let mut first = Vec::new();
+            client.poll_each(|m| {
+                first.push(m.len());
+                if first.len() == 2 {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            });
+            assert_eq!(first, [3, 125]);
+            let mut rest = Vec::new();
+            client.poll_each(|m| {
+                rest.push(m.len());
+                ControlFlow::Continue(())
+            });
+            assert_eq!(rest, [126, 0, 70_000]);
+        }
+        let (mut client, _) = open_pair(TransportKind::WebSocket, Serializer::Json);
+        let mut wire = BytesMut::new();
+        write_frame(&mut wire, opcode::TEXT, &[b"[1]"], None);
+        write_frame(&mut wire, opcode::TEXT, &[&[0xff]], None);
+        client.receive(&wire);
+        let mut seen = 0;
+        let end = client.poll_each(|_| {
+            seen += 1;
+            ControlFlow::Continue(())
+        });
+        assert_eq!(seen, 1);
+        assert!(matches!(end, Some(ConnEvent::Closed { .. })), "{end:?}");
+    }
+
+    #[test]
+    fn poll_with_reassembles_fragments_and_answers_pings() {
+        let (mut client, _) = open_pair(TransportKind::WebSocket, Serializer::Json);
+        let mut wire = BytesMut::new();
+        write_frame(&mut wire, opcode::TEXT & 0x0F, &[b"[1,"], None);
+        wire[0] &= 0x7F; // not FIN: first fragment
+        write_frame(&mut wire, opcode::PING, &[b"hi"], None);
+        write_frame(&mut wire, opcode::CONTINUATION, &[b"2]"], None);
+        write_frame(&mut wire, opcode::TEXT, &[b"[3]"], None);
+        client.receive(&wire);
+        let (messages, events) = drain_with(&mut client);
+        assert_eq!(messages, vec![b"[1,2]".to_vec(), b"[3]".to_vec()]);
+        assert!(events.is_empty());
+        let pong = decode_frame_header(client.output()).unwrap().unwrap();
+        assert_eq!(pong.opcode, opcode::PONG);
+    }
+
+    #[test]
+    fn poll_with_reports_bad_text_and_close_as_events() {
+        let (mut client, _) = open_pair(TransportKind::WebSocket, Serializer::Json);
+        let mut wire = BytesMut::new();
+        write_frame(&mut wire, opcode::TEXT, &[b"[1]"], None);
+        write_frame(&mut wire, opcode::TEXT, &[&[0xff, 0xfe]], None);
+        write_frame(&mut wire, opcode::TEXT, &[b"[2]"], None);
+        client.receive(&wire);
+        let (messages, events) = drain_with(&mut client);
+        assert_eq!(messages, vec![b"[1]".to_vec()]);
+        assert!(
+            matches!(&events[..], [ConnEvent::Closed { reason }] if reason.contains("UTF-8")),
+            "{events:?}"
+        );
+        assert!(client.wants_close());
+
+        let (mut client, _) = open_pair(TransportKind::RawSocket, Serializer::Json);
+        client.receive(&[0x0F, 0, 0, 1, b'x']);
+        let (messages, events) = drain_with(&mut client);
+        assert!(messages.is_empty());
+        assert!(
+            matches!(&events[..], [ConnEvent::Closed { .. }]),
+            "{events:?}"
+        );
     }
 }

@@ -8,4 +8,6 @@ pub mod rawsocket;
 pub mod websocket;
 
 pub use crate::serializer::Serializer;
-pub use conn::{ClientConn, ConnEvent, SendError, ServerConn, TransportConfig, TransportKind};
+pub use conn::{
+    ClientConn, ConnEvent, Polled, SendError, ServerConn, TransportConfig, TransportKind,
+};

@@ -190,6 +190,14 @@ pub enum RawEvent {
     Closed(String),
 }
 
+/// What [`RawFramer::decode_in_place`] found: an event, or a message still in the input after
+/// its 4-octet header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RawInPlace {
+    Event(RawEvent),
+    Message { len: usize },
+}
+
 /// The framing of one RawSocket connection after the handshake.
 pub struct RawFramer {
     /// What we announced and enforce on receive.
@@ -235,6 +243,24 @@ impl RawFramer {
         out: &mut BytesMut,
         pong_allowed: impl Fn(usize, &BytesMut) -> bool,
     ) -> Option<RawEvent> {
+        match self.decode_in_place(input, out, pong_allowed)? {
+            RawInPlace::Event(event) => Some(event),
+            RawInPlace::Message { len } => {
+                input.advance(HEADER_LEN);
+                Some(RawEvent::Message(input.split_to(len).freeze()))
+            }
+        }
+    }
+
+    /// As [`RawFramer::decode`], but a message is left in `input` at
+    /// `input[HEADER_LEN..HEADER_LEN + len]` for the caller to read and then consume with
+    /// `input.advance(HEADER_LEN + len)`: no `Bytes` per message.
+    pub fn decode_in_place(
+        &mut self,
+        input: &mut BytesMut,
+        out: &mut BytesMut,
+        pong_allowed: impl Fn(usize, &BytesMut) -> bool,
+    ) -> Option<RawInPlace> {
         loop {
             if self.failed {
                 return None;
@@ -245,10 +271,10 @@ impl RawFramer {
             };
             let (ty, len) = match decode_frame_header(header) {
                 Ok(v) => v,
-                Err(RawProtocolError(reason)) => return self.fail(reason.to_string()),
+                Err(RawProtocolError(reason)) => return self.fail_in_place(reason.to_string()),
             };
             if len > self.our_max_len {
-                return self.fail(format!(
+                return self.fail_in_place(format!(
                     "incoming frame of {len} bytes exceeds our limit of {}",
                     self.our_max_len
                 ));
@@ -258,17 +284,18 @@ impl RawFramer {
                 input.reserve(total - input.len());
                 return None;
             }
+            if ty == frame_type::MESSAGE {
+                return Some(RawInPlace::Message { len });
+            }
             input.advance(HEADER_LEN);
             match ty {
-                frame_type::MESSAGE => {
-                    return Some(RawEvent::Message(input.split_to(len).freeze()))
-                }
                 frame_type::PING => {
                     if len > self.peer_max_len {
-                        return self.fail("ping larger than the peer may receive as pong".into());
+                        return self
+                            .fail_in_place("ping larger than the peer may receive as pong".into());
                     }
                     if !pong_allowed(len, out) {
-                        return self.fail("peer does not read its pongs".into());
+                        return self.fail_in_place("peer does not read its pongs".into());
                     }
                     out.reserve(HEADER_LEN + len);
                     out.put_slice(&encode_frame_header(frame_type::PONG, len));
@@ -278,6 +305,10 @@ impl RawFramer {
                 _ => input.advance(len),
             }
         }
+    }
+
+    fn fail_in_place(&mut self, reason: String) -> Option<RawInPlace> {
+        self.fail(reason).map(RawInPlace::Event)
     }
 
     fn fail(&mut self, reason: String) -> Option<RawEvent> {

@@ -611,6 +611,30 @@ pub enum WsEvent {
     Closed(String),
 }
 
+/// What [`WsFramer::decode_in_place`] found: either an event as from [`WsFramer::decode`], or
+/// a complete single-frame message still in the input at `input[skip..skip + len]` (unmasked
+/// and UTF-8 checked), which the caller reads and then consumes with `input.advance(skip +
+/// len)`. Reading it there saves the split and the reference count of a `Bytes` per message,
+/// which is most of the framing cost for a receiver of many small messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WsInPlace {
+    Event(WsEvent),
+    Message { skip: usize, len: usize },
+}
+
+/// UTF-8 check with an ASCII pre-check: WAMP JSON is nearly always pure ASCII, and the word-wise
+/// ASCII scan is several times cheaper than full validation on short messages.
+#[inline]
+fn is_utf8(bytes: &[u8]) -> bool {
+    bytes.is_ascii() || std::str::from_utf8(bytes).is_ok()
+}
+
+enum Delivery {
+    Deliver,
+    Discard,
+    Failed(WsEvent),
+}
+
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 enum CloseState {
     Open,
@@ -722,35 +746,68 @@ impl WsFramer {
     /// Consumes complete frames from the front of `input` until one yields an event. Pongs and
     /// close replies are appended to `out`. `None`: more input needed (or already finished).
     pub fn decode(&mut self, input: &mut BytesMut, out: &mut BytesMut) -> Option<WsEvent> {
+        match self.next_frame(input, out, false)? {
+            WsInPlace::Event(event) => Some(event),
+            // next_frame only answers Message when asked to leave messages in place.
+            WsInPlace::Message { skip, len } => {
+                input.advance(skip);
+                Some(WsEvent::Message(input.split_to(len).freeze()))
+            }
+        }
+    }
+
+    /// As [`WsFramer::decode`], but a message that arrived in one frame is left in `input` and
+    /// described by [`WsInPlace::Message`]; reassembled fragmented messages still come as
+    /// [`WsEvent::Message`].
+    pub fn decode_in_place(
+        &mut self,
+        input: &mut BytesMut,
+        out: &mut BytesMut,
+    ) -> Option<WsInPlace> {
+        self.next_frame(input, out, true)
+    }
+
+    fn next_frame(
+        &mut self,
+        input: &mut BytesMut,
+        out: &mut BytesMut,
+        in_place: bool,
+    ) -> Option<WsInPlace> {
+        let event = |e: Option<WsEvent>| e.map(WsInPlace::Event);
         loop {
+            if in_place {
+                if let Some(message) = self.small_server_message(input) {
+                    return Some(message);
+                }
+            }
             if self.state == CloseState::Done {
                 return None;
             }
             let header = match decode_frame_header(input) {
                 Ok(Some(h)) => h,
                 Ok(None) => return None,
-                Err(e) => return self.fail(e, out),
+                Err(e) => return event(self.fail(e, out)),
             };
             match (self.role, header.mask.is_some()) {
                 (Role::Server, false) => {
-                    return self.fail(
+                    return event(self.fail(
                         WsProtocolError::new(
                             close_code::PROTOCOL_ERROR,
                             "client frame is not masked",
                         ),
                         out,
-                    )
+                    ))
                 }
                 (Role::Client, true) => {
-                    return self.fail(
+                    return event(self.fail(
                         WsProtocolError::new(close_code::PROTOCOL_ERROR, "server frame is masked"),
                         out,
-                    )
+                    ))
                 }
                 _ => {}
             }
             if let Err(e) = self.check_sequence(&header) {
-                return self.fail(e, out);
+                return event(self.fail(e, out));
             }
             // check_sequence bounded payload_len by max_message_size (or 125), so it fits.
             let payload_len = header.payload_len as usize;
@@ -762,14 +819,29 @@ impl WsFramer {
             if let Some(mask) = header.mask {
                 apply_mask(&mut input[header.header_len..total], mask);
             }
+            if header.fin && matches!(header.opcode, opcode::TEXT | opcode::BINARY) {
+                let payload = &input[header.header_len..total];
+                match self.check_delivery(header.opcode, payload, out) {
+                    Delivery::Deliver if in_place => {
+                        return Some(WsInPlace::Message {
+                            skip: header.header_len,
+                            len: payload_len,
+                        })
+                    }
+                    Delivery::Deliver => {
+                        input.advance(header.header_len);
+                        let payload = input.split_to(payload_len).freeze();
+                        return Some(WsInPlace::Event(WsEvent::Message(payload)));
+                    }
+                    Delivery::Discard => {
+                        input.advance(total);
+                        continue;
+                    }
+                    Delivery::Failed(failure) => return Some(WsInPlace::Event(failure)),
+                }
+            }
             input.advance(header.header_len);
             match header.opcode {
-                opcode::TEXT | opcode::BINARY if header.fin => {
-                    let payload = input.split_to(payload_len).freeze();
-                    if let Some(ev) = self.deliver(header.opcode, payload, out) {
-                        return Some(ev);
-                    }
-                }
                 opcode::TEXT | opcode::BINARY => {
                     self.fragment_opcode = Some(header.opcode);
                     self.fragments.clear();
@@ -782,8 +854,12 @@ impl WsFramer {
                     if header.fin {
                         let op = self.fragment_opcode.take().unwrap_or(self.data_opcode);
                         let payload = self.fragments.split().freeze();
-                        if let Some(ev) = self.deliver(op, payload, out) {
-                            return Some(ev);
+                        match self.check_delivery(op, &payload, out) {
+                            Delivery::Deliver => {
+                                return Some(WsInPlace::Event(WsEvent::Message(payload)))
+                            }
+                            Delivery::Discard => {}
+                            Delivery::Failed(failure) => return Some(WsInPlace::Event(failure)),
                         }
                     }
                 }
@@ -800,16 +876,38 @@ impl WsFramer {
                     let mut payload = [0u8; MAX_CONTROL_PAYLOAD];
                     payload[..payload_len].copy_from_slice(&input[..payload_len]);
                     input.advance(payload_len);
-                    return self.on_close_frame(&payload[..payload_len], out);
+                    return event(self.on_close_frame(&payload[..payload_len], out));
                 }
                 _ => {
-                    return self.fail(
+                    return event(self.fail(
                         WsProtocolError::new(close_code::PROTOCOL_ERROR, "unknown opcode"),
                         out,
-                    )
+                    ))
                 }
             }
         }
+    }
+
+    /// Client side: a complete, unfragmented data frame of at most 125 bytes (the bulk of
+    /// RESULTs and EVENTs) is recognised from its first two bytes, skipping the general path.
+    /// Such a frame passes every rule the general path checks: FIN, the connection's data
+    /// opcode, no RSV bits, unmasked, a minimal length below any size limit, no fragmented
+    /// message open; text still gets its UTF-8 check.
+    #[inline]
+    pub fn small_server_message(&self, input: &[u8]) -> Option<WsInPlace> {
+        let [b0, len, ..] = *input else {
+            return None;
+        };
+        let len = usize::from(len);
+        let fits = self.role == Role::Client
+            && b0 == 0x80 | self.data_opcode
+            && len <= MAX_CONTROL_PAYLOAD
+            && len <= self.max_message_size
+            && input.len() >= 2 + len
+            && self.state == CloseState::Open
+            && self.fragment_opcode.is_none();
+        let valid = fits && (self.data_opcode == opcode::BINARY || is_utf8(&input[2..2 + len]));
+        valid.then_some(WsInPlace::Message { skip: 2, len })
     }
 
     /// Rules about a frame's place in the message sequence and its size, checked as soon as the
@@ -860,17 +958,22 @@ impl WsFramer {
         Ok(())
     }
 
-    fn deliver(&mut self, op: u8, payload: Bytes, out: &mut BytesMut) -> Option<WsEvent> {
+    /// Whether a complete data message may be handed out: not after we sent our close frame
+    /// (the peer's late messages are dropped), and text must be UTF-8.
+    fn check_delivery(&mut self, op: u8, payload: &[u8], out: &mut BytesMut) -> Delivery {
         if self.state != CloseState::Open {
-            return None;
+            return Delivery::Discard;
         }
-        if op == opcode::TEXT && std::str::from_utf8(&payload).is_err() {
-            return self.fail(
+        if op == opcode::TEXT && !is_utf8(payload) {
+            return match self.fail(
                 WsProtocolError::new(close_code::INVALID_PAYLOAD, "text message is not UTF-8"),
                 out,
-            );
+            ) {
+                Some(failure) => Delivery::Failed(failure),
+                None => Delivery::Discard,
+            };
         }
-        Some(WsEvent::Message(payload))
+        Delivery::Deliver
     }
 
     fn on_close_frame(&mut self, payload: &[u8], out: &mut BytesMut) -> Option<WsEvent> {

@@ -17,6 +17,7 @@ pub mod message;
 mod msgpack;
 pub mod options;
 mod payload;
+pub mod peek;
 pub mod uri;
 pub mod value;
 
@@ -28,6 +29,7 @@ pub use payload::{
     decode_payload_values, encode_value, payload_from_args, payload_from_binary, transcode_payload,
     transparent_payload,
 };
+pub use peek::{peek, Head};
 pub use uri::validate_uri;
 pub use value::{Dict, Value};
 

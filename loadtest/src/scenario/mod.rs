@@ -495,6 +495,7 @@ pub fn execute(run: Run) -> Result<Outcome, String> {
     for thread in threads {
         stats.merge(&thread.join()?);
     }
+    stats.flush();
     watchdog.disarm();
     if let Scenario::Pubsub(_) = run.scenario {
         pubsub::finish_accounting(&mut stats, &shared);

@@ -16,13 +16,16 @@
 //! is expected minus distinct received, per subscriber; nothing is inferred from rates.
 
 use std::borrow::Cow;
+use std::ops::ControlFlow;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
-use wampring::wire::{self, code, Dict, Message, Payload};
+use wampring::wire::{Dict, Message, Payload};
 
+use super::rpc::session_end;
 use super::{Fairness, Pacing, Scenario, Shared, ThreadCtx};
 use crate::clock;
+use crate::incoming::{self, ToPublisher, ToSubscriber};
 use crate::inflight::{InFlight, InFlightRing};
 use crate::link::{LinkError, Roles};
 use crate::payload::{self, Stamp};
@@ -158,42 +161,34 @@ pub async fn publisher(ctx: Rc<ThreadCtx>, index: usize) {
             break;
         }
         loop {
-            let frame = match link.next_message() {
-                Ok(Some(frame)) => frame,
-                Ok(None) => break,
-                Err(e) => {
-                    failure = Some(e);
-                    break 'run;
-                }
-            };
+            let reply =
+                match link.next_message_with(|frame| incoming::to_publisher(serializer, frame)) {
+                    Ok(Some(reply)) => reply,
+                    Ok(None) => break,
+                    Err(e) => {
+                        failure = Some(e);
+                        break 'run;
+                    }
+                };
             let mut stats = ctx.stats.borrow_mut();
-            match wire::decode(serializer, &frame) {
-                Ok(Message::Published { request, .. }) => match in_flight.take(request) {
+            match reply {
+                ToPublisher::Published(request) => match in_flight.take(request) {
                     Some(publish) => stats.counts.ok += u64::from(publish.measured),
                     None => unexpected(&mut stats, "wampload.unexpected_published"),
                 },
-                Ok(Message::Error {
-                    request_type: code::PUBLISH,
-                    request,
-                    error,
-                    ..
-                }) => match in_flight.take(request) {
+                ToPublisher::Error { request, error } => match in_flight.take(request) {
                     Some(publish) => {
                         stats.record_op_error(&error, publish.measured);
                         refused_measured += u64::from(publish.measured);
                     }
                     None => unexpected(&mut stats, "wampload.unexpected_error"),
                 },
-                Ok(Message::Abort { reason, .. }) => {
-                    failure = Some(LinkError::Abort(reason.into_owned()));
-                    break 'run;
+                ToPublisher::Other(message) => {
+                    if let Some(end) = session_end(message, &mut stats) {
+                        failure = Some(end);
+                        break 'run;
+                    }
                 }
-                Ok(Message::Goodbye { reason, .. }) => {
-                    failure = Some(LinkError::Goodbye(reason.into_owned()));
-                    break 'run;
-                }
-                Ok(_) => unexpected(&mut stats, "wampload.unexpected_message"),
-                Err(_) => unexpected(&mut stats, "wampload.decode_error"),
             }
         }
         fairness.turn().await;
@@ -289,32 +284,22 @@ pub async fn subscriber(ctx: Rc<ThreadCtx>, index: usize) {
             break;
         }
         let received_at = clock::now_ns();
-        loop {
-            let frame = match link.next_message() {
-                Ok(Some(frame)) => frame,
-                Ok(None) => break,
-                Err(e) => {
-                    failure = Some(e);
-                    break 'run;
-                }
-            };
-            let mut stats = ctx.stats.borrow_mut();
-            match wire::decode(serializer, &frame) {
-                Ok(Message::Event {
+        let mut stats = ctx.stats.borrow_mut();
+        let mut ended: Option<LinkError> = None;
+        let walked = link.for_each_message(|frame| {
+            match incoming::to_subscriber(serializer, frame) {
+                ToSubscriber::Event {
                     subscription: s,
-                    payload,
-                    ..
-                }) if s == subscription => {
-                    let Some(stamp) = payload::parse_stamp(&payload)
-                        .filter(|s| s.publisher < plan.publishers as u64)
-                    else {
+                    stamp,
+                } if s == subscription => {
+                    let Some(stamp) = stamp.filter(|s| s.publisher < plan.publishers as u64) else {
                         unexpected(&mut stats, "wampload.bad_payload");
-                        continue;
+                        return ControlFlow::Continue(());
                     };
                     let latency = corrected_latency(stamp.sent_ns, received_at);
                     if !phases.is_measured(stamp.sent_ns) {
                         stats.record_latency(latency, false);
-                        continue;
+                        return ControlFlow::Continue(());
                     }
                     let publisher = stamp.publisher as usize;
                     let tracker = trackers[publisher].get_or_insert_with(|| {
@@ -331,17 +316,20 @@ pub async fn subscriber(ctx: Rc<ThreadCtx>, index: usize) {
                         Seen::TooLate => stats.counts.too_late += 1,
                     }
                 }
-                Ok(Message::Abort { reason, .. }) => {
-                    failure = Some(LinkError::Abort(reason.into_owned()));
-                    break 'run;
+                ToSubscriber::Event { .. } => unexpected(&mut stats, "wampload.unexpected_message"),
+                ToSubscriber::Other(message) => {
+                    if let Some(end) = session_end(message, &mut stats) {
+                        ended = Some(end);
+                        return ControlFlow::Break(());
+                    }
                 }
-                Ok(Message::Goodbye { reason, .. }) => {
-                    failure = Some(LinkError::Goodbye(reason.into_owned()));
-                    break 'run;
-                }
-                Ok(_) => unexpected(&mut stats, "wampload.unexpected_message"),
-                Err(_) => unexpected(&mut stats, "wampload.decode_error"),
             }
+            ControlFlow::Continue(())
+        });
+        drop(stats);
+        if let Some(e) = ended.or(walked.err()) {
+            failure = Some(e);
+            break 'run;
         }
         fairness.turn().await;
     }

@@ -14,12 +14,14 @@ use std::borrow::Cow;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
-use wampring::wire::{self, code, Dict, Message, Payload};
+use wampring::wire::{Dict, Message, Payload};
 
 use super::{Fairness, Pacing, Scenario, ThreadCtx};
 use crate::clock;
+use crate::incoming::{self, Other, ToCallee, ToCaller};
 use crate::inflight::{InFlight, InFlightRing};
 use crate::link::{LinkError, Roles};
+use crate::outgoing::CallTemplate;
 use crate::payload;
 use crate::schedule::{corrected_latency, staggered_start, OpenLoopSchedule};
 
@@ -42,6 +44,31 @@ pub async fn caller(ctx: Rc<ThreadCtx>, index: usize) {
     let serializer = link.serializer();
     let mut args = Vec::new();
     let arg_count = payload::write_padding_args(serializer, plan.payload, &mut args);
+    let template = CallTemplate::new(
+        serializer,
+        &Message::Call {
+            request: 1,
+            options: Dict::new(),
+            procedure: Cow::Borrowed(&plan.procedure),
+            payload: Payload {
+                ser: serializer,
+                count: arg_count,
+                raw: &args,
+            },
+        },
+    );
+    let template = match template {
+        Ok(template) => template,
+        Err(e) => {
+            ctx.stats
+                .borrow_mut()
+                .record_error(&LinkError::Encode(e.to_string()).uri());
+            ctx.shared.callers_done.fetch_add(1, Ordering::AcqRel);
+            ctx.close_session(link, phases.close_end).await;
+            return;
+        }
+    };
+    let mut call = Vec::with_capacity(plan.payload + plan.procedure.len() + 32);
     let limit = match plan.pacing {
         Pacing::Window(window) => window,
         Pacing::Rate(_) => plan.max_in_flight,
@@ -80,17 +107,8 @@ pub async fn caller(ctx: Rc<ThreadCtx>, index: usize) {
                     None => now,
                 };
                 let request = link.next_request_id();
-                let call = Message::Call {
-                    request,
-                    options: Dict::new(),
-                    procedure: Cow::Borrowed(&plan.procedure),
-                    payload: Payload {
-                        ser: serializer,
-                        count: arg_count,
-                        raw: &args,
-                    },
-                };
-                if let Err(e) = link.send(&call) {
+                template.write(request, &mut call);
+                if let Err(e) = link.send_encoded(&call) {
                     failure = Some(e);
                     break 'run;
                 }
@@ -120,8 +138,9 @@ pub async fn caller(ctx: Rc<ThreadCtx>, index: usize) {
         }
         let received_at = clock::now_ns();
         loop {
-            let frame = match link.next_message() {
-                Ok(Some(frame)) => frame,
+            let reply = match link.next_message_with(|frame| incoming::to_caller(serializer, frame))
+            {
+                Ok(Some(reply)) => reply,
                 Ok(None) => break,
                 Err(e) => {
                     failure = Some(e);
@@ -129,43 +148,28 @@ pub async fn caller(ctx: Rc<ThreadCtx>, index: usize) {
                 }
             };
             let mut stats = ctx.stats.borrow_mut();
-            match wire::decode(serializer, &frame) {
-                Ok(Message::Result {
-                    request, details, ..
-                }) => {
-                    if details.get_bool("progress") == Some(true) {
-                        continue; // progressive results are not final
+            match reply {
+                ToCaller::Result(request) => match in_flight.take(request) {
+                    Some(call) => {
+                        stats.record_latency(
+                            corrected_latency(call.intended, received_at),
+                            call.measured,
+                        );
+                        stats.counts.ok += u64::from(call.measured);
                     }
-                    match in_flight.take(request) {
-                        Some(call) => {
-                            stats.record_latency(
-                                corrected_latency(call.intended, received_at),
-                                call.measured,
-                            );
-                            stats.counts.ok += u64::from(call.measured);
-                        }
-                        None => unexpected(&mut stats, "wampload.unexpected_result"),
-                    }
-                }
-                Ok(Message::Error {
-                    request_type: code::CALL,
-                    request,
-                    error,
-                    ..
-                }) => match in_flight.take(request) {
+                    None => unexpected(&mut stats, "wampload.unexpected_result"),
+                },
+                ToCaller::Progress => {} // progressive results are not final
+                ToCaller::Error { request, error } => match in_flight.take(request) {
                     Some(call) => stats.record_op_error(&error, call.measured),
                     None => unexpected(&mut stats, "wampload.unexpected_error"),
                 },
-                Ok(Message::Abort { reason, .. }) => {
-                    failure = Some(LinkError::Abort(reason.into_owned()));
-                    break 'run;
+                ToCaller::Other(message) => {
+                    if let Some(end) = session_end(message, &mut stats) {
+                        failure = Some(end);
+                        break 'run;
+                    }
                 }
-                Ok(Message::Goodbye { reason, .. }) => {
-                    failure = Some(LinkError::Goodbye(reason.into_owned()));
-                    break 'run;
-                }
-                Ok(_) => unexpected(&mut stats, "wampload.unexpected_message"),
-                Err(_) => unexpected(&mut stats, "wampload.decode_error"),
             }
         }
         fairness.turn().await;
@@ -236,6 +240,7 @@ pub async fn callee(ctx: Rc<ThreadCtx>, index: usize) {
         return;
     };
     let serializer = link.serializer();
+    let mut reply = Vec::with_capacity(plan.payload + 32);
     let mut fairness = Fairness::new();
     let mut failure: Option<LinkError> = None;
     // Checks whether the callers are done on a coarse tick, so the wake-up time (and the
@@ -255,40 +260,30 @@ pub async fn callee(ctx: Rc<ThreadCtx>, index: usize) {
         }
         let mut answered = 0;
         loop {
-            let frame = match link.next_message() {
-                Ok(Some(frame)) => frame,
-                Ok(None) => break,
-                Err(e) => {
-                    failure = Some(e);
-                    break 'run;
-                }
-            };
-            match wire::decode(serializer, &frame) {
-                Ok(Message::Invocation {
-                    request, payload, ..
-                }) => {
-                    let reply = Message::Yield {
-                        request,
-                        options: Dict::new(),
-                        payload,
-                    };
-                    if let Err(e) = link.send(&reply) {
+            let received = link.next_message_with(|frame| {
+                incoming::to_callee(serializer, frame, &mut reply)
+            });
+            match received {
+                Ok(Some(ToCallee::Invocation)) => {
+                    if let Err(e) = link.send_encoded(&reply) {
                         failure = Some(e);
                         break 'run;
                     }
                     answered += 1;
                 }
-                Ok(Message::Abort { reason, .. }) => {
-                    failure = Some(LinkError::Abort(reason.into_owned()));
-                    break 'run;
-                }
-                Ok(Message::Goodbye { reason, .. }) => {
-                    failure = Some(LinkError::Goodbye(reason.into_owned()));
-                    break 'run;
-                }
                 // INTERRUPT (a caller went away) and anything else: nothing to answer.
-                Ok(_) => {}
-                Err(_) => unexpected(&mut ctx.stats.borrow_mut(), "wampload.decode_error"),
+                Ok(Some(ToCallee::Ignored)) => {}
+                Ok(Some(ToCallee::Other(message))) => {
+                    if let Some(end) = session_end(message, &mut ctx.stats.borrow_mut()) {
+                        failure = Some(end);
+                        break 'run;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    failure = Some(e);
+                    break 'run;
+                }
             }
         }
         if answered > 0 {
@@ -310,4 +305,24 @@ pub async fn callee(ctx: Rc<ThreadCtx>, index: usize) {
 fn unexpected(stats: &mut crate::stats::ThreadStats, uri: &str) {
     stats.counts.protocol_errors += 1;
     stats.record_error(uri);
+}
+
+/// ABORT and GOODBYE end the session (returned as its failure); anything else unexpected is
+/// counted and the session goes on.
+pub(super) fn session_end(
+    message: Other,
+    stats: &mut crate::stats::ThreadStats,
+) -> Option<LinkError> {
+    match message {
+        Other::Abort(reason) => Some(LinkError::Abort(reason)),
+        Other::Goodbye(reason) => Some(LinkError::Goodbye(reason)),
+        Other::Unexpected => {
+            unexpected(stats, "wampload.unexpected_message");
+            None
+        }
+        Other::Undecodable => {
+            unexpected(stats, "wampload.decode_error");
+            None
+        }
+    }
 }
