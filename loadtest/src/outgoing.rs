@@ -135,18 +135,7 @@ mod tests {
     use std::borrow::Cow;
     use wampring::wire::{Dict, Payload};
 
-    const IDS: [u64; 10] = [
-        1,
-        9,
-        10,
-        127,
-        128,
-        255,
-        256,
-        65_536,
-        1 << 32,
-        wire::MAX_ID,
-    ];
+    const IDS: [u64; 10] = [1, 9, 10, 127, 128, 255, 256, 65_536, 1 << 32, wire::MAX_ID];
 
     #[test]
     fn call_template_matches_the_encoder() {

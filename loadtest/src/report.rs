@@ -69,6 +69,10 @@ pub struct Report {
     pub mean: f64,
     pub latency_samples: u64,
     pub counts: Counts,
+    /// rpc: INVOCATIONs each echo callee answered (whole run), in callee order; shows how a
+    /// shared registration spread the calls.
+    #[serde(default)]
+    pub invocations_per_callee: Vec<u64>,
     pub errors: BTreeMap<String, u64>,
     pub cpu: CpuReport,
     pub router_memory: Option<MemoryReport>,
@@ -146,6 +150,7 @@ impl Report {
             mean: latency.mean,
             latency_samples: latency.count,
             counts,
+            invocations_per_callee: outcome.stats.callee_invocations_in_order(),
             errors: outcome.stats.errors.clone(),
             cpu: CpuReport {
                 generator_cpu_s,
@@ -232,6 +237,14 @@ impl Report {
             "counts                {}",
             counts_line(&self.scenario, &self.counts)
         ));
+        if self.invocations_per_callee.len() > 1 {
+            let per_callee: Vec<String> = self
+                .invocations_per_callee
+                .iter()
+                .map(u64::to_string)
+                .collect();
+            line(format!("per callee            {}", per_callee.join(" ")));
+        }
         if self.errors.is_empty() {
             line("errors                none".into());
         } else {

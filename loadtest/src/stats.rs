@@ -101,6 +101,8 @@ pub struct ThreadStats {
     pub errors: BTreeMap<String, u64>,
     /// pubsub: distinct measured events per subscriber on this thread.
     pub subscriber_received: Vec<u64>,
+    /// rpc: (callee index, INVOCATIONs it answered) for the callees on this thread.
+    pub callee_invocations: Vec<(usize, u64)>,
     /// Live figures for the progress line: all operations, measured or not.
     pub live_ops: u64,
     pub live_errors: u64,
@@ -122,6 +124,7 @@ impl Default for ThreadStats {
             counts: Counts::default(),
             errors: BTreeMap::new(),
             subscriber_received: Vec::new(),
+            callee_invocations: Vec::new(),
             live_ops: 0,
             live_errors: 0,
             live_latency: new_histogram(),
@@ -155,6 +158,13 @@ impl ThreadStats {
         if count > 0 {
             self.latency.saturating_record_n(value, count);
         }
+    }
+
+    /// Invocations answered per callee, ordered by callee index.
+    pub fn callee_invocations_in_order(&self) -> Vec<u64> {
+        let mut per_callee = self.callee_invocations.clone();
+        per_callee.sort_unstable();
+        per_callee.into_iter().map(|(_, n)| n).collect()
     }
 
     /// Counts the failure of one operation under `uri`. A measured one goes into the result
@@ -204,6 +214,8 @@ impl ThreadStats {
         }
         self.subscriber_received
             .extend_from_slice(&other.subscriber_received);
+        self.callee_invocations
+            .extend_from_slice(&other.callee_invocations);
         self.live_ops += other.live_ops;
         self.live_errors += other.live_errors;
     }

@@ -67,6 +67,42 @@ fn rpc_closed_loop_counts_add_up() {
 }
 
 #[test]
+fn rpc_with_several_callees_spreads_calls_over_a_shared_registration() {
+    let router = Router::start();
+    let report = run_report(
+        &with(
+            &["rpc", "--url", &router.ws_url],
+            &["--callers", "2", "--callees", "3", "--window", "8"],
+        ),
+        router.dir.path(),
+    );
+    let (sent, ok, errors) = (
+        count(&report, "sent"),
+        count(&report, "ok"),
+        count(&report, "errors"),
+    );
+    assert!(sent > 0, "{report}");
+    assert_eq!((sent, errors), (ok, 0), "{report}");
+    let per_callee: Vec<u64> = report["invocations_per_callee"]
+        .as_array()
+        .expect("invocations_per_callee")
+        .iter()
+        .map(|n| n.as_u64().unwrap())
+        .collect();
+    assert_eq!(per_callee.len(), 3, "{report}");
+    assert_eq!(
+        per_callee.iter().sum::<u64>(),
+        count(&report, "invocations")
+    );
+    // roundrobin: every callee answers, and none gets much more than its share.
+    let (least, most) = (
+        *per_callee.iter().min().unwrap(),
+        *per_callee.iter().max().unwrap(),
+    );
+    assert!(least > 0 && most <= least * 2 + 16, "{per_callee:?}");
+}
+
+#[test]
 fn rpc_open_loop_over_rawsocket_msgpack_counts_add_up() {
     let router = Router::start();
     let report = run_report(

@@ -241,6 +241,7 @@ pub async fn callee(ctx: Rc<ThreadCtx>, index: usize) {
     };
     let serializer = link.serializer();
     let mut reply = Vec::with_capacity(plan.payload + 32);
+    let mut answered_in_run: u64 = 0;
     let mut fairness = Fairness::new();
     let mut failure: Option<LinkError> = None;
     // Checks whether the callers are done on a coarse tick, so the wake-up time (and the
@@ -260,9 +261,8 @@ pub async fn callee(ctx: Rc<ThreadCtx>, index: usize) {
         }
         let mut answered = 0;
         loop {
-            let received = link.next_message_with(|frame| {
-                incoming::to_callee(serializer, frame, &mut reply)
-            });
+            let received =
+                link.next_message_with(|frame| incoming::to_callee(serializer, frame, &mut reply));
             match received {
                 Ok(Some(ToCallee::Invocation)) => {
                     if let Err(e) = link.send_encoded(&reply) {
@@ -288,9 +288,14 @@ pub async fn callee(ctx: Rc<ThreadCtx>, index: usize) {
         }
         if answered > 0 {
             ctx.stats.borrow_mut().counts.invocations += answered;
+            answered_in_run += answered;
         }
         fairness.turn().await;
     }
+    ctx.stats
+        .borrow_mut()
+        .callee_invocations
+        .push((index, answered_in_run));
     // YIELDs still queued leave before the GOODBYE, in the same write.
     match failure {
         Some(e) => ctx
