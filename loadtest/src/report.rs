@@ -20,11 +20,21 @@ pub struct CpuReport {
     /// callers and callees, publishers and subscribers alike).
     pub generator_cpu_s: f64,
     pub generator_us_per_op: Option<f64>,
+    /// Share of its threads' time the generator was busy in the measured window (1.0: every
+    /// thread busy all the time). Near 1, the tool and not the router set the pace.
+    #[serde(default)]
+    pub generator_busy: f64,
     pub router_pid: Option<u32>,
     /// The router's utime + stime over the measured window, from /proc/PID/stat.
     pub router_cpu_s: Option<f64>,
     pub router_us_per_op: Option<f64>,
+    /// The router's CPU time over the window's length: cores' worth it kept busy.
+    #[serde(default)]
+    pub router_busy_cores: Option<f64>,
 }
+
+/// Above this share of its threads' time the generator warns that it may be the bottleneck.
+pub const GENERATOR_BUSY_WARNING: f64 = 0.9;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct MemoryReport {
@@ -108,6 +118,9 @@ impl Report {
             (Some(a), Some(b)) => Some(b.saturating_sub(a).as_secs_f64()),
             _ => None,
         };
+        let generator_busy = generator_cpu_s / (seconds * run.threads.max(1) as f64);
+        let mut warnings = outcome.warnings.clone();
+        warnings.extend(busy_warning(generator_busy, run.threads));
         let router_memory = match (
             &run.scenario,
             outcome.router_rss_before,
@@ -155,12 +168,14 @@ impl Report {
             cpu: CpuReport {
                 generator_cpu_s,
                 generator_us_per_op: per_op(generator_cpu_s),
+                generator_busy,
                 router_pid: run.router_pid,
                 router_cpu_s,
                 router_us_per_op: router_cpu_s.and_then(per_op),
+                router_busy_cores: router_cpu_s.map(|cpu_s| cpu_s / seconds),
             },
             router_memory,
-            warnings: outcome.warnings.clone(),
+            warnings,
         }
     }
 
@@ -256,16 +271,20 @@ impl Report {
         let cpu = &self.cpu;
         let per_op = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
         line(format!(
-            "cpu µs per {:<11}generator {} ({:.2} s)",
+            "cpu µs per {:<11}generator {} ({:.2} s, busy {:.0}% of {} thread{})",
             self.unit.trim_end_matches('s'),
             per_op(cpu.generator_us_per_op),
-            cpu.generator_cpu_s
+            cpu.generator_cpu_s,
+            cpu.generator_busy * 100.0,
+            self.threads,
+            if self.threads == 1 { "" } else { "s" }
         ));
         match (cpu.router_pid, cpu.router_cpu_s) {
             (Some(pid), Some(s)) => line(format!(
-                "{:<22}router {} ({s:.2} s, pid {pid})",
+                "{:<22}router {} ({s:.2} s, {:.2} cores busy, pid {pid})",
                 "",
-                per_op(cpu.router_us_per_op)
+                per_op(cpu.router_us_per_op),
+                cpu.router_busy_cores.unwrap_or(0.0)
             )),
             (Some(pid), None) => line(format!("{:<22}router: pid {pid} not readable", "")),
             (None, _) => line(format!("{:<22}router: give --router-pid PID", "")),
@@ -332,6 +351,17 @@ fn counts_line(scenario: &str, c: &Counts) -> String {
     parts.join("  ")
 }
 
+/// The warning printed when the generator itself was (nearly) saturated.
+fn busy_warning(generator_busy: f64, threads: usize) -> Option<String> {
+    (generator_busy >= GENERATOR_BUSY_WARNING).then(|| {
+        format!(
+            "the generator was busy {:.0}% of its {threads} thread(s)' time: these figures may \
+             measure the tool, not the router; give it more threads and CPUs (--threads, --cpus)",
+            generator_busy * 100.0
+        )
+    })
+}
+
 fn payload_of(scenario: &Scenario) -> usize {
     match scenario {
         Scenario::Rpc(p) => p.payload,
@@ -377,5 +407,20 @@ fn pacing(pacing: Pacing, batch: bool) -> (&'static str, Option<usize>, Option<f
         Pacing::Window(w) if batch => ("batch", Some(w), None),
         Pacing::Window(w) => ("closed", Some(w), None),
         Pacing::Rate(r) => ("open", None, Some(r)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_saturated_generator_says_so() {
+        assert_eq!(busy_warning(0.5, 1), None);
+        let warning = busy_warning(0.95, 2).unwrap();
+        assert!(
+            warning.contains("95%") && warning.contains("2 thread"),
+            "{warning}"
+        );
     }
 }

@@ -64,6 +64,9 @@ fn rpc_closed_loop_counts_add_up() {
         "{report}"
     );
     assert!(report["cpu"]["router_cpu_s"].as_f64().is_some(), "{report}");
+    let busy = report["cpu"]["generator_busy"].as_f64().unwrap();
+    assert!(busy > 0.0 && busy < 1.5, "{report}");
+    assert!(report["cpu"]["router_busy_cores"].as_f64().unwrap() > 0.0);
 }
 
 #[test]
