@@ -356,6 +356,30 @@ others_pct() { # "total idle ours" "total idle ours" -> % of all CPU time used b
         'BEGIN { x = t - i - o; if (x < 0) x = 0; if (t > 0) printf "%.0f", 100 * x / t; else print "?" }'
 }
 
+# Waits (at most 60 s) until both routers have been idle for a whole second: Crossbar keeps
+# working for a while after it starts and after a run it fell behind in (queued events), and
+# whatever it does then is taken from the wampring run that follows on the same CPU.
+settle_routers() {
+    local waited=0 before after
+    while ((waited < 60)); do
+        before=0
+        for pid in $wampring_pid $crossbar_controller $crossbar_workers; do
+            before=$((before + $(proc_ticks "$pid")))
+        done
+        sleep 1
+        waited=$((waited + 1))
+        after=0
+        for pid in $wampring_pid $crossbar_controller $crossbar_workers; do
+            after=$((after + $(proc_ticks "$pid")))
+        done
+        # At most 2 ticks (20 ms) in a second: idle apart from timers.
+        if ((after - before <= 2)); then
+            return 0
+        fi
+    done
+    log "the routers did not settle within 60 s; going on"
+}
+
 # --- Comparisons -------------------------------------------------------------------------------
 IFS=, read -r -a serializer_list <<<"$serializers"
 IFS=, read -r -a transport_list <<<"$transports"
@@ -408,6 +432,7 @@ compare_one() { # name title transport serializer scenario-args...
         --router-pid-of "wampring=$wampring_pid" --router-pid-of "crossbar=$crossbar_worker"
         --repeat "$repeat" --out "$dir"
         "$@" --serializer "$ser" --duration "$duration" --warmup "$warmup" --cpus "$load_cpu")
+    settle_routers
     log "== $name: $title (bounded to ${bound}s)"
     local before after rc=0
     before="$(cpu_sample)"

@@ -197,6 +197,11 @@ pub struct CompareArgs {
     /// A router's process id, NAME=PID, for its CPU µs per operation (repeatable, optional).
     #[arg(long = "router-pid-of", value_parser = parse_name_value)]
     pub router_pids: Vec<(String, String)>,
+    /// Before each run, wait up to this long until every router given by --router-pid-of has
+    /// been idle for a second (0: do not wait). Routers on one CPU take turns: one still
+    /// working off the previous run (queued events, garbage collection) would slow the next.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub settle_timeout: Duration,
     /// The scenario and its flags, e.g. `rpc --window 100 --duration 5s` (without --url,
     /// --json and --router-pid, which compare sets per router).
     #[arg(

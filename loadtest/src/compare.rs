@@ -13,6 +13,7 @@ use clap::Parser;
 
 use crate::cli::{validate, Cli, Command, CommonArgs, CompareArgs};
 use crate::clock::CLOSE_TIMEOUT;
+use crate::procfs;
 use crate::report::Report;
 use crate::units::{format_micros, format_rate};
 
@@ -279,6 +280,11 @@ pub fn run(args: &CompareArgs) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find my own executable: {e}"))?;
     let mut reports: Vec<(Vec<Report>, usize)> = vec![(Vec::new(), 0); args.routers.len()];
     let mut unit = String::from("ops");
+    let router_pids: Vec<u32> = args
+        .router_pids
+        .iter()
+        .filter_map(|(_, pid)| pid.parse().ok())
+        .collect();
     for round in 1..=args.repeat {
         for (index, (name, url)) in args.routers.iter().enumerate() {
             let json = raw.join(format!("{name}-{round}.json"));
@@ -289,6 +295,20 @@ pub fn run(args: &CompareArgs) -> Result<(), String> {
                 .iter()
                 .find(|(n, _)| n == name)
                 .map(|(_, p)| p.clone());
+            if !router_pids.is_empty() && !args.settle_timeout.is_zero() {
+                let sample = || {
+                    router_pids
+                        .iter()
+                        .filter_map(|&pid| procfs::process_cpu(pid).ok())
+                        .sum::<Duration>()
+                };
+                if !wait_until_idle(sample, Duration::from_secs(1), args.settle_timeout) {
+                    eprintln!(
+                        "compare: the routers were still busy after {:?}; running anyway",
+                        args.settle_timeout
+                    );
+                }
+            }
             eprintln!("compare: round {round}/{}: {name} ({url})", args.repeat);
             match run_child(
                 &exe,
@@ -342,6 +362,31 @@ pub fn run(args: &CompareArgs) -> Result<(), String> {
 
 /// One child run; returns its report. The child is killed (by its PID) if it outlives
 /// `budget`, which cannot happen unless its own watchdog failed.
+/// Most CPU the routers may use in one `interval` and still count as idle (timers, clocks).
+const IDLE_CPU_PER_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Samples the routers' total CPU time every `interval` until one interval used at most
+/// [`IDLE_CPU_PER_INTERVAL`]; gives up after `budget`. True when they went idle.
+fn wait_until_idle(
+    mut sample: impl FnMut() -> Duration,
+    interval: Duration,
+    budget: Duration,
+) -> bool {
+    let start = Instant::now();
+    let mut before = sample();
+    loop {
+        std::thread::sleep(interval);
+        let now = sample();
+        if now.saturating_sub(before) <= IDLE_CPU_PER_INTERVAL {
+            return true;
+        }
+        if start.elapsed() >= budget {
+            return false;
+        }
+        before = now;
+    }
+}
+
 fn run_child(
     exe: &Path,
     scenario: &[String],
@@ -395,6 +440,33 @@ fn run_child(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settling_waits_for_an_idle_interval_and_gives_up_at_the_budget() {
+        // CPU totals (ms) as sampled: busy, busy, then idle.
+        let mut totals = [0u64, 500, 900, 905, 905].into_iter();
+        let mut samples = 0;
+        let idle = wait_until_idle(
+            || {
+                samples += 1;
+                Duration::from_millis(totals.next().unwrap_or(905))
+            },
+            Duration::from_millis(1),
+            Duration::from_secs(5),
+        );
+        assert!(idle);
+        assert_eq!(samples, 4);
+        let mut busy = 0u64;
+        let gave_up = wait_until_idle(
+            || {
+                busy += 100;
+                Duration::from_millis(busy)
+            },
+            Duration::from_millis(1),
+            Duration::from_millis(20),
+        );
+        assert!(!gave_up);
+    }
 
     #[test]
     fn medians() {
