@@ -80,6 +80,20 @@ pub(crate) fn leading_digits(digits: &[u8]) -> Option<(u64, usize)> {
             .checked_add(eight_digits_value(word))?;
         i += 8;
     }
+    // Fewer than eight digits left: when eight bytes can still be loaded, count the digits
+    // among them and take them in one step, as the tail of a digit-padded word.
+    if let Some(chunk) = digits.get(i..i + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        let n = leading_digit_bytes(word);
+        if n == 0 {
+            return Some((value, i));
+        }
+        let shift = 8 * (8 - n as u32);
+        let padded = (word << shift) | (0x3030_3030_3030_3030u64 >> (8 * n as u32));
+        let tail = eight_digits_value(padded);
+        let value = value.checked_mul(POWERS_OF_TEN[n])?.checked_add(tail)?;
+        return Some((value, i + n));
+    }
     while let Some(&d) = digits.get(i) {
         if !d.is_ascii_digit() {
             break;
@@ -88,6 +102,21 @@ pub(crate) fn leading_digits(digits: &[u8]) -> Option<(u64, usize)> {
         i += 1;
     }
     Some((value, i))
+}
+
+const POWERS_OF_TEN: [u64; 8] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000];
+
+/// How many of the eight bytes of `word` (loaded little-endian) are ASCII digits before the
+/// first that is not; fewer than 8 (callers handle a full word with `eight_digits_in`).
+#[inline]
+fn leading_digit_bytes(word: u64) -> usize {
+    const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    const THREES: u64 = 0x3030_3030_3030_3030;
+    // A byte is a digit when its high nibble is 3 before and after adding 6. A carry out of a
+    // byte >= 0xFA only disturbs bytes after that (non-digit) byte, which are not counted.
+    let not_digit =
+        ((word & HIGH) ^ THREES) | ((word.wrapping_add(0x0606_0606_0606_0606) & HIGH) ^ THREES);
+    (not_digit.trailing_zeros() / 8).min(7) as usize
 }
 
 /// Whether all eight bytes of `word` are ASCII digits: each byte's high nibble is 3, and stays 3
@@ -935,6 +964,20 @@ mod tests {
         assert_eq!(leading_digits(b"x1"), Some((0, 0)));
         assert_eq!(leading_digits(b"1234567:"), Some((1_234_567, 7)));
         assert_eq!(leading_digits(b"12345678/"), Some((12_345_678, 8)));
+        // Tails read as a padded word (eight bytes available) and digit by digit (fewer).
+        for text in [
+            "7,2,3,4,5,6,7,8",
+            "1234567,abcdefgh",
+            "123456789012,\"xx\"]]]]",
+            "0000012]]]]]]]]",
+            "18446744073709551615]]]]]]]]",
+            "18446744073709551616]]]]]]]]",
+            "9\u{ff}\u{ff}\u{ff}\u{ff}\u{ff}\u{ff}\u{ff}",
+        ] {
+            let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+            let expected = text[..digits].parse::<u64>().ok().map(|v| (v, digits));
+            assert_eq!(leading_digits(text.as_bytes()), expected, "{text}");
+        }
     }
 
     fn value(text: &str) -> Result<Value<'_>, Fail> {
