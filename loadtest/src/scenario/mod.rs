@@ -22,6 +22,7 @@ use glommio::sync::Semaphore;
 use wampring::serializer::Serializer;
 
 use crate::clock::{self, Phases};
+use crate::incoming::EventCache;
 use crate::link::{Link, LinkError, Roles};
 use crate::procfs;
 use crate::runtime::{self, Watchdog};
@@ -217,6 +218,8 @@ pub struct ThreadCtx {
     pub run: Arc<Run>,
     pub shared: Arc<Shared>,
     pub stats: RefCell<ThreadStats>,
+    /// The thread's subscribers' recent EVENTs (pubsub; see `incoming::EventCache`).
+    pub event_cache: RefCell<EventCache>,
     /// Bounds concurrent connection setups per thread, so thousands of sessions do not
     /// overflow the router's accept backlog all at once.
     setup_gate: Semaphore,
@@ -340,10 +343,15 @@ async fn role_task(ctx: Rc<ThreadCtx>, role: Role) {
 
 async fn thread_main(index: usize, run: Arc<Run>, shared: Arc<Shared>) -> ThreadStats {
     let roles = run.scenario.roles_for_thread(index, run.threads);
+    let event_cache = match run.scenario {
+        Scenario::Pubsub(_) => EventCache::new(),
+        _ => EventCache::empty(),
+    };
     let ctx = Rc::new(ThreadCtx {
         run,
         shared: shared.clone(),
         stats: RefCell::new(ThreadStats::default()),
+        event_cache: RefCell::new(event_cache),
         setup_gate: Semaphore::new(SETUP_CONCURRENCY),
     });
     let tasks: Vec<_> = roles

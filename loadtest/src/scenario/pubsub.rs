@@ -284,49 +284,55 @@ pub async fn subscriber(ctx: Rc<ThreadCtx>, index: usize) {
             break;
         }
         let received_at = clock::now_ns();
-        let mut stats = ctx.stats.borrow_mut();
-        let mut ended: Option<LinkError> = None;
-        let walked = link.for_each_message(|frame| {
-            match incoming::to_subscriber(serializer, frame) {
-                ToSubscriber::Event {
-                    subscription: s,
-                    stamp,
-                } if s == subscription => {
-                    let Some(stamp) = stamp.filter(|s| s.publisher < plan.publishers as u64) else {
-                        unexpected(&mut stats, "wampload.bad_payload");
-                        return ControlFlow::Continue(());
-                    };
-                    let latency = corrected_latency(stamp.sent_ns, received_at);
-                    if !phases.is_measured(stamp.sent_ns) {
-                        stats.record_latency(latency, false);
-                        return ControlFlow::Continue(());
-                    }
-                    let publisher = stamp.publisher as usize;
-                    let tracker = trackers[publisher].get_or_insert_with(|| {
-                        let first =
-                            ctx.shared.first_measured_seq[publisher].load(Ordering::Acquire);
-                        SeqTracker::new(if first == u64::MAX { stamp.seq } else { first })
-                    });
-                    match tracker.record(stamp.seq) {
-                        Seen::New => {
-                            received += 1;
-                            stats.record_latency(latency, true);
+        let (walked, ended) = {
+            let mut stats = ctx.stats.borrow_mut();
+            let mut events = ctx.event_cache.borrow_mut();
+            let mut ended: Option<LinkError> = None;
+            let walked = link.for_each_message(|frame| {
+                match events.to_subscriber(serializer, frame) {
+                    ToSubscriber::Event {
+                        subscription: s,
+                        stamp,
+                    } if s == subscription => {
+                        let Some(stamp) = stamp.filter(|s| s.publisher < plan.publishers as u64)
+                        else {
+                            unexpected(&mut stats, "wampload.bad_payload");
+                            return ControlFlow::Continue(());
+                        };
+                        let latency = corrected_latency(stamp.sent_ns, received_at);
+                        if !phases.is_measured(stamp.sent_ns) {
+                            stats.record_latency(latency, false);
+                            return ControlFlow::Continue(());
                         }
-                        Seen::Duplicate => stats.counts.duplicated += 1,
-                        Seen::TooLate => stats.counts.too_late += 1,
+                        let publisher = stamp.publisher as usize;
+                        let tracker = trackers[publisher].get_or_insert_with(|| {
+                            let first =
+                                ctx.shared.first_measured_seq[publisher].load(Ordering::Acquire);
+                            SeqTracker::new(if first == u64::MAX { stamp.seq } else { first })
+                        });
+                        match tracker.record(stamp.seq) {
+                            Seen::New => {
+                                received += 1;
+                                stats.record_latency(latency, true);
+                            }
+                            Seen::Duplicate => stats.counts.duplicated += 1,
+                            Seen::TooLate => stats.counts.too_late += 1,
+                        }
+                    }
+                    ToSubscriber::Event { .. } => {
+                        unexpected(&mut stats, "wampload.unexpected_message")
+                    }
+                    ToSubscriber::Other(message) => {
+                        if let Some(end) = session_end(message, &mut stats) {
+                            ended = Some(end);
+                            return ControlFlow::Break(());
+                        }
                     }
                 }
-                ToSubscriber::Event { .. } => unexpected(&mut stats, "wampload.unexpected_message"),
-                ToSubscriber::Other(message) => {
-                    if let Some(end) = session_end(message, &mut stats) {
-                        ended = Some(end);
-                        return ControlFlow::Break(());
-                    }
-                }
-            }
-            ControlFlow::Continue(())
-        });
-        drop(stats);
+                ControlFlow::Continue(())
+            });
+            (walked, ended)
+        };
         if let Some(e) = ended.or(walked.err()) {
             failure = Some(e);
             break 'run;
