@@ -2,6 +2,7 @@
 //! types, the X bit at 2^24), size limits both ways, ping/pong, server and client talking to each
 //! other in memory, and split-point invariance.
 
+use wampring::net::conn::open_in_memory;
 use wampring::net::rawsocket::{
     self, decode_frame_header, encode_frame_header, frame_type, length_nibble, RawProtocolError,
     MAX_FRAME_PAYLOAD,
@@ -346,20 +347,8 @@ fn real_two_to_the_24_message_round_trips() {
         max_outbound_bytes: MAX_FRAME_PAYLOAD + 16,
         ..TransportConfig::default()
     };
-    let mut client = ClientConn::new(TransportKind::RawSocket, Serializer::MsgPack, &cfg);
-    let mut server = ServerConn::new(TransportKind::RawSocket, &cfg);
-    server.receive(client.output());
-    let n = client.output().len();
-    client.consume_output(n);
-    assert!(matches!(
-        server.poll_event(),
-        Some(ConnEvent::Opened { .. })
-    ));
-    client.receive(server.output());
-    assert!(matches!(
-        client.poll_event(),
-        Some(ConnEvent::Opened { .. })
-    ));
+    let (mut client, mut server) =
+        open_in_memory(TransportKind::RawSocket, Serializer::MsgPack, &cfg).expect("handshake");
     assert_eq!(client.peer_max_message_size(), Some(MAX_FRAME_PAYLOAD));
 
     let payload = vec![0xA5u8; MAX_FRAME_PAYLOAD];

@@ -8,8 +8,9 @@ use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::borrow::Cow;
 use std::ops::ControlFlow;
+use wampring::net::conn::open_in_memory;
 use wampring::net::websocket::{self, opcode};
-use wampring::net::{ClientConn, ConnEvent, ServerConn, TransportConfig, TransportKind};
+use wampring::net::{ClientConn, TransportConfig, TransportKind};
 use wampring::serializer::Serializer;
 use wampring::wire::{self, Dict, Message, Payload};
 use wampring_load::incoming::{self, ToCallee, ToCaller, ToSubscriber};
@@ -23,22 +24,13 @@ const BURST: usize = 512;
 
 /// A client connection past its WebSocket handshake.
 fn open_client(serializer: Serializer) -> ClientConn {
-    let config = TransportConfig::default();
-    let mut client = ClientConn::new(TransportKind::WebSocket, serializer, &config);
-    let mut server = ServerConn::new(TransportKind::WebSocket, &config);
-    server.receive(client.output());
-    let n = client.output().len();
-    client.consume_output(n);
-    assert!(matches!(
-        server.poll_event(),
-        Some(ConnEvent::Opened { .. })
-    ));
-    client.receive(server.output());
-    assert!(matches!(
-        client.poll_event(),
-        Some(ConnEvent::Opened { .. })
-    ));
-    client
+    open_in_memory(
+        TransportKind::WebSocket,
+        serializer,
+        &TransportConfig::default(),
+    )
+    .expect("handshake")
+    .0
 }
 
 fn data_opcode(serializer: Serializer) -> u8 {

@@ -686,6 +686,32 @@ impl ClientConn {
     common_conn_methods!();
 }
 
+/// A client and a server connection of `kind` joined in memory, the transport handshake done
+/// (the client asked for `serializer`) and both output buffers empty; `None` when the handshake
+/// did not open both sides (it does whenever `config` accepts `serializer`). For tests and
+/// benchmarks that drive framing without sockets.
+pub fn open_in_memory(
+    kind: TransportKind,
+    serializer: Serializer,
+    config: &TransportConfig,
+) -> Option<(ClientConn, ServerConn)> {
+    let mut client = ClientConn::new(kind, serializer, config);
+    let mut server = ServerConn::new(kind, config);
+    server.receive(client.output());
+    let n = client.output().len();
+    client.consume_output(n);
+    if !matches!(server.poll_event(), Some(ConnEvent::Opened { .. })) {
+        return None;
+    }
+    client.receive(server.output());
+    let n = server.output().len();
+    server.consume_output(n);
+    if !matches!(client.poll_event(), Some(ConnEvent::Opened { .. })) {
+        return None;
+    }
+    Some((client, server))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -787,26 +813,8 @@ mod tests {
         apply_mask(&mut payload, first.mask.unwrap());
         assert_eq!(payload, b"[1]");
     }
-    /// A client and server of `kind` with the handshake done; the client's output is empty.
     fn open_pair(kind: TransportKind, serializer: Serializer) -> (ClientConn, ServerConn) {
-        let config = TransportConfig::default();
-        let mut client = ClientConn::new(kind, serializer, &config);
-        let mut server = ServerConn::new(kind, &config);
-        server.receive(client.output());
-        let n = client.output().len();
-        client.consume_output(n);
-        assert!(matches!(
-            server.poll_event(),
-            Some(ConnEvent::Opened { .. })
-        ));
-        client.receive(server.output());
-        let n = server.output().len();
-        server.consume_output(n);
-        assert!(matches!(
-            client.poll_event(),
-            Some(ConnEvent::Opened { .. })
-        ));
-        (client, server)
+        open_in_memory(kind, serializer, &TransportConfig::default()).expect("handshake")
     }
 
     fn drain_with(client: &mut ClientConn) -> (Vec<Vec<u8>>, Vec<ConnEvent>) {

@@ -39,6 +39,17 @@ pub struct Head<'a> {
 }
 
 impl Head<'_> {
+    fn new(code: u64) -> Self {
+        Head {
+            code,
+            ids: [0; MAX_IDS],
+            id_count: 0,
+            dict: &[],
+            rest: &[],
+            rest_elements: 0,
+        }
+    }
+
     /// Whether a dict followed the ids.
     pub fn has_dict(&self) -> bool {
         !self.dict.is_empty()
@@ -99,14 +110,7 @@ fn peek_msgpack(frame: &[u8]) -> Option<Head<'_>> {
     };
     let mut remaining = elements.checked_sub(1)?;
     let code = msgpack_uint(frame, &mut at)?;
-    let mut head = Head {
-        code,
-        ids: [0; MAX_IDS],
-        id_count: 0,
-        dict: &[],
-        rest: &[],
-        rest_elements: 0,
-    };
+    let mut head = Head::new(code);
     while remaining > 0 {
         match *frame.get(at)? {
             0x00..=0x7f | 0xcc..=0xcf | 0xd0..=0xd3 if head.id_count < MAX_IDS => {
@@ -175,14 +179,7 @@ fn peek_json(frame: &[u8]) -> Option<Head<'_>> {
     reader.pos += 1;
     reader.skip_ws();
     let code = reader.read_uint().ok()?;
-    let mut head = Head {
-        code,
-        ids: [0; MAX_IDS],
-        id_count: 0,
-        dict: &[],
-        rest: &[],
-        rest_elements: 0,
-    };
+    let mut head = Head::new(code);
     // After each element: ',' and the next one, or ']' and the end.
     loop {
         reader.skip_ws();
