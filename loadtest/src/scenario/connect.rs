@@ -60,15 +60,13 @@ pub async fn cycler(ctx: Rc<ThreadCtx>, _index: usize) {
 }
 
 pub async fn holder(ctx: Rc<ThreadCtx>, index: usize) {
-    let Some(mut link) = ctx
+    let Some(link) = ctx
         .open_setup_session(Roles::All, &format!("held session {index}"))
         .await
     else {
         return;
     };
-    let Some(phases) = ctx.ready_and_wait_for_start().await else {
-        ctx.close_session(link, clock::now_ns() + 1_000_000_000)
-            .await;
+    let Some((mut link, phases)) = ctx.ready_or_leave(link).await else {
         return;
     };
     ctx.stats.borrow_mut().counts.held += 1;

@@ -271,10 +271,19 @@ impl ThreadCtx {
 
     /// Reports this session ready and waits for the load to start; `None` when the run was
     /// aborted (the caller then leaves).
-    pub async fn ready_and_wait_for_start(&self) -> Option<Phases> {
+    /// Reports the session ready and waits for the start; when the run is aborted instead,
+    /// leaves the session (bounded to a second) and returns `None`.
+    pub async fn ready_or_leave(&self, link: Link) -> Option<(Link, Phases)> {
         self.shared.ready.fetch_add(1, Ordering::AcqRel);
         self.stats.borrow_mut().counts.sessions += 1;
-        self.wait_for_start().await
+        match self.wait_for_start().await {
+            Some(phases) => Some((link, phases)),
+            None => {
+                self.close_session(link, clock::now_ns() + 1_000_000_000)
+                    .await;
+                None
+            }
+        }
     }
 
     pub async fn wait_for_start(&self) -> Option<Phases> {

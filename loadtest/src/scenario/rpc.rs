@@ -30,15 +30,13 @@ pub async fn caller(ctx: Rc<ThreadCtx>, index: usize) {
         return;
     };
     let plan = plan.clone();
-    let Some(mut link) = ctx
+    let Some(link) = ctx
         .open_setup_session(Roles::Caller, &format!("caller {index}"))
         .await
     else {
         return;
     };
-    let Some(phases) = ctx.ready_and_wait_for_start().await else {
-        ctx.close_session(link, clock::now_ns() + 1_000_000_000)
-            .await;
+    let Some((mut link, phases)) = ctx.ready_or_leave(link).await else {
         return;
     };
     let serializer = link.serializer();
@@ -234,9 +232,7 @@ pub async fn callee(ctx: Rc<ThreadCtx>, index: usize) {
         );
         return;
     }
-    let Some(phases) = ctx.ready_and_wait_for_start().await else {
-        ctx.close_session(link, clock::now_ns() + 1_000_000_000)
-            .await;
+    let Some((mut link, phases)) = ctx.ready_or_leave(link).await else {
         return;
     };
     let serializer = link.serializer();
