@@ -3,7 +3,10 @@
 //! subscribers (the per-extra-subscriber cost is (t(10000) - t(1)) / 9999). Each iteration also
 //! drops the produced actions, as the runtime would after writing them.
 //!
-//! Cross-shard (`router_shards`): 2 and 4 routers in one thread, `Action::Peer` messages moved
+//! Frames reach the router as `Bytes` split off one reused input buffer, as the runtime's
+//! transports hand them over (`FrameBuf`).
+//!
+//! Cross-shard (`router_shards`): 2 and 4 routers in one thread, `Action::ToShard` messages moved
 //! between them by a plain loop (no channels, no threads): a call whose caller and callee live
 //! on different shards, and a publish from shard 0 to 100 subscribers spread over all shards.
 //!
@@ -13,6 +16,7 @@ use std::borrow::Cow;
 use std::hint::black_box;
 use std::io::Write;
 
+use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use wampring::router::{Action, Router, RouterConfig, SessionKey, ShardId, TransportInfo};
 use wampring::wire::{self, Dict, Message, Payload, Serializer, Value};
@@ -23,12 +27,32 @@ fn encode(message: &Message<'_>, ser: Serializer) -> Vec<u8> {
     frame
 }
 
+/// A transport's input buffer: each frame is copied in and split off as `Bytes`; once the
+/// router dropped it, the next frame reuses the same memory (no allocation per frame).
+struct FrameBuf(BytesMut);
+
+impl FrameBuf {
+    fn new() -> FrameBuf {
+        FrameBuf(BytesMut::with_capacity(4096))
+    }
+
+    fn frame(&mut self, bytes: &[u8]) -> Bytes {
+        self.0.reserve(bytes.len());
+        self.0.extend_from_slice(bytes);
+        self.0.split().freeze()
+    }
+}
+
 fn join(router: &mut Router, ser: Serializer, out: &mut Vec<Action>) -> SessionKey {
-    let key = router.open_session(TransportInfo {
-        serializer: ser,
-        kind: "bench",
-        peer: "bench".into(),
-    });
+    let key = router.open_session(
+        TransportInfo {
+            serializer: ser,
+            kind: "bench",
+            peer: "bench".into(),
+        },
+        0,
+        out,
+    );
     let mut roles = Dict::new();
     for role in ["caller", "callee", "publisher", "subscriber"] {
         roles.insert(role, Dict::new());
@@ -37,13 +61,14 @@ fn join(router: &mut Router, ser: Serializer, out: &mut Vec<Action>) -> SessionK
     details.insert("roles", roles);
     router.handle_message(
         key,
-        &encode(
+        encode(
             &Message::Hello {
                 realm: "realm1".into(),
                 details,
             },
             ser,
-        ),
+        )
+        .into(),
         0,
         out,
     );
@@ -79,7 +104,7 @@ fn routed_call(c: &mut Criterion) {
             options: Dict::new(),
             procedure: "com.bench.add2".into(),
         };
-        router.handle_message(callee, &encode(&register, ser), 0, &mut out);
+        router.handle_message(callee, encode(&register, ser).into(), 0, &mut out);
         out.clear();
         let args = wire::payload_from_args(
             ser,
@@ -102,14 +127,17 @@ fn routed_call(c: &mut Criterion) {
         );
         let mut yield_frame = Vec::with_capacity(64);
         let mut invocation = 0u64;
+        let mut input = FrameBuf::new();
         group.bench_function(
             BenchmarkId::new("call_invocation_yield_result", ser.name()),
             |b| {
                 b.iter(|| {
-                    router.handle_message(caller, black_box(&call), 0, &mut out);
+                    let frame = input.frame(&call);
+                    router.handle_message(caller, black_box(frame), 0, &mut out);
                     invocation += 1;
                     write_yield(&mut yield_frame, ser, invocation);
-                    router.handle_message(callee, black_box(&yield_frame), 0, &mut out);
+                    let frame = input.frame(&yield_frame);
+                    router.handle_message(callee, black_box(frame), 0, &mut out);
                     debug_assert_eq!(out.len(), 2);
                     out.clear();
                 })
@@ -167,7 +195,7 @@ fn event_fanout(c: &mut Criterion) {
                     options: Dict::new(),
                     topic: "com.bench.topic".into(),
                 };
-                router.handle_message(subscriber, &encode(&subscribe, ser), 0, &mut out);
+                router.handle_message(subscriber, encode(&subscribe, ser).into(), 0, &mut out);
                 out.clear();
             }
             let args = wire::payload_from_args(
@@ -189,12 +217,14 @@ fn event_fanout(c: &mut Criterion) {
                 },
                 ser,
             );
+            let mut input = FrameBuf::new();
             group.throughput(Throughput::Elements(subscribers as u64));
             group.bench_function(
                 BenchmarkId::new(format!("publish_event_{}", ser.name()), subscribers),
                 |b| {
                     b.iter(|| {
-                        router.handle_message(publisher, black_box(&publish), 0, &mut out);
+                        let frame = input.frame(&publish);
+                        router.handle_message(publisher, black_box(frame), 0, &mut out);
                         debug_assert_eq!(out.len(), subscribers);
                         out.clear();
                     })
@@ -210,10 +240,11 @@ fn event_fanout(c: &mut Criterion) {
 struct Mesh {
     routers: Vec<Router>,
     out: Vec<Action>,
-    /// Peer messages not delivered yet, in send order (FIFO per pair holds a fortiori).
+    /// Shard messages not delivered yet, in send order (FIFO per pair holds a fortiori).
     wire: std::collections::VecDeque<(ShardId, ShardId, wampring::router::ShardMsg)>,
     /// Frames sent to sessions, dropped after counting (the runtime would write them).
     frames: usize,
+    input: FrameBuf,
 }
 
 impl Mesh {
@@ -225,13 +256,14 @@ impl Mesh {
             out: Vec::new(),
             wire: std::collections::VecDeque::new(),
             frames: 0,
+            input: FrameBuf::new(),
         }
     }
 
     fn absorb(&mut self, shard: ShardId) {
         for action in self.out.drain(..) {
             match action {
-                Action::Peer { to, msg } => self.wire.push_back((shard, to, msg)),
+                Action::ToShard { to, msg } => self.wire.push_back((shard, to, msg)),
                 Action::Send { .. } => self.frames += 1,
                 Action::Close { .. } => {}
             }
@@ -239,13 +271,14 @@ impl Mesh {
     }
 
     fn handle(&mut self, shard: ShardId, session: SessionKey, frame: &[u8]) {
+        let frame = self.input.frame(frame);
         self.routers[shard].handle_message(session, frame, 0, &mut self.out);
         self.absorb(shard);
     }
 
     fn run(&mut self) {
         while let Some((from, to, msg)) = self.wire.pop_front() {
-            self.routers[to].handle_peer(from, msg, 0, &mut self.out);
+            self.routers[to].handle_shard_msg(from, msg, 0, &mut self.out);
             self.absorb(to);
         }
     }

@@ -1,5 +1,5 @@
 //! Cross-shard messaging benchmarks: the real cost of one hop between two cores, as the shard
-//! runtime pays it (glommio shared channel + `PeerLink` + drain loop, executors pinned to the
+//! runtime pays it (glommio shared channel + `ShardLink` + drain loop, executors pinned to the
 //! first two allowed CPUs, driven through `wampring::shard::bench_support`):
 //! * `round_trip/*`: one message shard 0 -> 1 -> 0 at a time, receivers parked between hops
 //!   (`park`: woken by eventfd, the default), or spinning 50 us before parking

@@ -34,11 +34,15 @@ pub mod bounds {
     pub const MAX_HANDSHAKE_TIMEOUT_MS: u64 = 600_000;
     pub const MAX_CONNECTIONS_PER_SHARD: usize = 1_000_000;
     pub const MAX_SPIN_BEFORE_PARK_US: u64 = 1_000_000;
-    pub const MAX_CORES: usize = 1024;
+    /// Shards the router supports (its subscription bitsets have one bit per shard).
+    pub const MAX_CORES: usize = crate::router::MAX_SHARDS;
     /// Messages one shard-to-shard channel holds. A power of two (the ring's real size).
-    pub const MIN_PEER_CHANNEL_CAPACITY: usize = 16;
-    pub const MAX_PEER_CHANNEL_CAPACITY: usize = 1 << 20;
+    pub const MIN_SHARD_CHANNEL_CAPACITY: usize = 16;
+    pub const MAX_SHARD_CHANNEL_CAPACITY: usize = 1 << 20;
 }
+
+// The config may never ask for more shards than the router can address.
+const _: () = assert!(bounds::MAX_CORES <= crate::router::MAX_SHARDS);
 
 /// A configuration that could not be read, parsed or validated. The text names the file and
 /// the offending key.
@@ -89,7 +93,7 @@ pub struct RuntimeConfig {
     pub spin_before_park_us: u64,
     /// Messages each channel between two shards holds before the sender queues them locally.
     /// A power of two.
-    pub peer_channel_capacity: usize,
+    pub shard_channel_capacity: usize,
 }
 
 /// How accepted connections are spread over the shards.
@@ -227,6 +231,7 @@ struct RawLimits {
     max_outbound_bytes: usize,
     max_pending_calls_per_session: usize,
     handshake_timeout_ms: u64,
+    hello_timeout_ms: u64,
     max_connections_per_shard: usize,
 }
 
@@ -236,6 +241,7 @@ impl Default for RawLimits {
             max_outbound_bytes: 16 * 1024 * 1024,
             max_pending_calls_per_session: 65_536,
             handshake_timeout_ms: 10_000,
+            hello_timeout_ms: 10_000,
             max_connections_per_shard: 100_000,
         }
     }
@@ -261,14 +267,16 @@ struct RawRouter {
 #[serde(deny_unknown_fields, default)]
 struct RawRuntime {
     spin_before_park_us: u64,
-    peer_channel_capacity: usize,
+    /// Called `peer_channel_capacity` before 0.1 (still accepted).
+    #[serde(alias = "peer_channel_capacity")]
+    shard_channel_capacity: usize,
 }
 
 impl Default for RawRuntime {
     fn default() -> Self {
         RawRuntime {
             spin_before_park_us: 0,
-            peer_channel_capacity: 4096,
+            shard_channel_capacity: 4096,
         }
     }
 }
@@ -369,17 +377,17 @@ impl RawConfig {
                 0,
                 bounds::MAX_SPIN_BEFORE_PARK_US,
             )?,
-            peer_channel_capacity: check_range(
-                "runtime.peer_channel_capacity",
-                self.runtime.peer_channel_capacity,
-                bounds::MIN_PEER_CHANNEL_CAPACITY,
-                bounds::MAX_PEER_CHANNEL_CAPACITY,
+            shard_channel_capacity: check_range(
+                "runtime.shard_channel_capacity",
+                self.runtime.shard_channel_capacity,
+                bounds::MIN_SHARD_CHANNEL_CAPACITY,
+                bounds::MAX_SHARD_CHANNEL_CAPACITY,
             )?,
         };
-        if !runtime.peer_channel_capacity.is_power_of_two() {
+        if !runtime.shard_channel_capacity.is_power_of_two() {
             return Err(ConfigError(format!(
-                "runtime.peer_channel_capacity: {} is not a power of two (e.g. 4096)",
-                runtime.peer_channel_capacity
+                "runtime.shard_channel_capacity: {} is not a power of two (e.g. 4096)",
+                runtime.shard_channel_capacity
             )));
         }
 
@@ -437,6 +445,12 @@ impl RawConfig {
             uri_check,
             max_pending_calls_per_session: max_pending_calls,
             strict_request_ids: self.router.strict_request_ids,
+            hello_timeout_ms: check_range(
+                "limits.hello_timeout_ms",
+                self.limits.hello_timeout_ms,
+                bounds::MIN_HANDSHAKE_TIMEOUT_MS,
+                bounds::MAX_HANDSHAKE_TIMEOUT_MS,
+            )?,
             ..RouterConfig::default()
         };
 
@@ -570,7 +584,7 @@ mod tests {
         let config = Config::from_toml_str(DEFAULT_CONFIG_TOML).unwrap();
         assert_eq!(config.cores, None);
         assert_eq!(config.placement, ShardPlacement::Kernel);
-        assert_eq!(config.runtime.peer_channel_capacity, 4096);
+        assert_eq!(config.runtime.shard_channel_capacity, 4096);
         assert_eq!(config.listeners.len(), 2);
         let ws = &config.listeners[0];
         assert_eq!(ws.kind, TransportKind::WebSocket);
@@ -719,9 +733,9 @@ name = "realm1"
             (format!("{MINIMAL}[runtime]\nspin_before_park_us = 5000000\n"), "runtime.spin_before_park_us"),
             (format!("cores = 0\n{MINIMAL}"), "cores"),
             (format!("cores = 1025\n{MINIMAL}"), "cores"),
-            (format!("{MINIMAL}[runtime]\npeer_channel_capacity = 8\n"), "runtime.peer_channel_capacity"),
-            (format!("{MINIMAL}[runtime]\npeer_channel_capacity = 2097152\n"), "runtime.peer_channel_capacity"),
-            (format!("{MINIMAL}[runtime]\npeer_channel_capacity = 5000\n"), "runtime.peer_channel_capacity"),
+            (format!("{MINIMAL}[runtime]\nshard_channel_capacity = 8\n"), "runtime.shard_channel_capacity"),
+            (format!("{MINIMAL}[runtime]\nshard_channel_capacity = 2097152\n"), "runtime.shard_channel_capacity"),
+            (format!("{MINIMAL}[runtime]\nshard_channel_capacity = 5000\n"), "runtime.shard_channel_capacity"),
             (format!("log_level = \"info,,=[\"\n{MINIMAL}"), "log_level"),
             (format!("{MINIMAL}[[realm]]\nname = \"r\"\n"), "realm[1].name"),
             (format!("{MINIMAL}[[realm]]\nname = \"a..b\"\n"), "realm[1].name"),
@@ -761,12 +775,12 @@ name = "realm1"
     #[test]
     fn shard_keys_parse() {
         let config = Config::from_toml_str(&format!(
-            "cores = 2\nplacement = \"round-robin\"\n{MINIMAL}[runtime]\npeer_channel_capacity = 1024\nspin_before_park_us = 50\n"
+            "cores = 2\nplacement = \"round-robin\"\n{MINIMAL}[runtime]\nshard_channel_capacity = 1024\nspin_before_park_us = 50\n"
         ))
         .unwrap();
         assert_eq!(config.cores, Some(2));
         assert_eq!(config.placement, ShardPlacement::RoundRobin);
-        assert_eq!(config.runtime.peer_channel_capacity, 1024);
+        assert_eq!(config.runtime.shard_channel_capacity, 1024);
         assert_eq!(config.runtime.spin_before_park_us, 50);
         let config = Config::from_toml_str(&format!("placement = \"kernel\"\n{MINIMAL}")).unwrap();
         assert_eq!(config.placement, ShardPlacement::Kernel);

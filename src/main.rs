@@ -63,8 +63,8 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if let Some(path) = &cli.check_config {
-        return match Config::load(path) {
-            Ok(_) => {
+        return match Config::load(path).and_then(|config| check_cores_here(&config)) {
+            Ok(()) => {
                 println!("ok");
                 ExitCode::SUCCESS
             }
@@ -128,6 +128,28 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--check-config` also answers "would it start here": `cores` must not exceed the CPUs this
+/// process may run on, which `serve` refuses too.
+fn check_cores_here(config: &Config) -> Result<(), wampring::config::ConfigError> {
+    let Some(cores) = config.cores else {
+        return Ok(());
+    };
+    let allowed = wampring::shard::cpus::allowed_cpus().map_err(|e| {
+        wampring::config::ConfigError(format!(
+            "cores: cannot read the CPUs this process may use: {e}"
+        ))
+    })?;
+    if cores > allowed.len() {
+        return Err(wampring::config::ConfigError(format!(
+            "cores: {cores} shards, but this process may run on {} CPU{} ({})",
+            allowed.len(),
+            if allowed.len() == 1 { "" } else { "s" },
+            wampring::shard::cpus::format_cpu_list(&allowed)
+        )));
+    }
+    Ok(())
 }
 
 /// Logs to stderr. Precedence: `--log-level`, then RUST_LOG, then the config's `log_level`,

@@ -321,8 +321,8 @@ fn check_config_names_the_bad_key() {
             "placement",
         ),
         (
-            config_text(9001, 9002, "[runtime]\npeer_channel_capacity = 1000\n"),
-            "runtime.peer_channel_capacity",
+            config_text(9001, 9002, "[runtime]\nshard_channel_capacity = 1000\n"),
+            "runtime.shard_channel_capacity",
         ),
     ];
     for (text, key) in cases {

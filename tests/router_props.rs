@@ -81,8 +81,12 @@ impl Sim {
                         _ => {}
                     }
                 }
-                Action::Close { session } => assert!(self.closed.insert(session), "second Close"),
-                Action::Peer { to, .. } => panic!("a single-shard router addressed shard {to}"),
+                Action::Close { session, .. } => {
+                    assert!(self.closed.insert(session), "second Close")
+                }
+                Action::ToShard { to, .. } => {
+                    panic!("a single-shard router addressed shard {to}")
+                }
             }
         }
     }
@@ -94,7 +98,7 @@ impl Sim {
         let key = slot.key;
         self.now += 1;
         self.router
-            .handle_message(key, &frame, self.now, &mut self.out);
+            .handle_message(key, frame.into(), self.now, &mut self.out);
         self.deliver();
     }
 
@@ -116,11 +120,15 @@ impl Sim {
             } else {
                 Serializer::MsgPack
             };
-            let key = self.router.open_session(TransportInfo {
-                serializer: ser,
-                kind: "test",
-                peer: "sim".into(),
-            });
+            let key = self.router.open_session(
+                TransportInfo {
+                    serializer: ser,
+                    kind: "test",
+                    peer: "sim".into(),
+                },
+                self.now,
+                &mut self.out,
+            );
             self.serializers.insert(key, ser);
             self.slots[index] = Some(Slot {
                 key,
@@ -280,7 +288,7 @@ impl Sim {
                     let key = self.slots[index].as_ref().unwrap().key;
                     self.router.handle_message(
                         key,
-                        &[0x93, 0xff, b'[', 0],
+                        bytes::Bytes::from_static(&[0x93, 0xff, b'[', 0]),
                         self.now,
                         &mut self.out,
                     );

@@ -1,15 +1,22 @@
-//! Scenario tests of the sans-IO router: several sessions (JSON and MessagePack mixed) in one
-//! `Router`, driven by encoded client frames, checked by decoding the `Action::Send`s. Every
-//! Basic Profile rule the router implements has a scenario here; the harness also asserts the
-//! runtime contract (nothing is sent to a session after its Close or after `close_session`).
-//! Advanced Profile features the router announces (shared registration) have scenarios too.
+//! Scenario tests of the sans-IO router: several sessions (JSON and MessagePack mixed) driven
+//! by encoded client frames, checked by decoding the `Action::Send`s. Every Basic Profile rule
+//! the router implements has a scenario here, and the Advanced Profile features it announces
+//! (shared registration) too. Every scenario runs twice (`at_1_and_3_shards!` at the end): on
+//! one shard, and on three shards with the clients dealt out round-robin, through the shared
+//! sans-IO harness (`tests/sansio`), which delivers every shard-to-shard message after each
+//! client action and asserts the runtime contract (nothing is sent to a session after its
+//! Close or after `close_session`).
+
+mod sansio;
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::cell::Cell;
+use std::collections::HashSet;
 
 use bytes::Bytes;
+use sansio::{Cluster, Conn};
 use wampring::router::{
-    uri, Action, RealmConfig, Router, RouterConfig, SessionKey, TransportInfo, UriCheck,
+    uri, RealmConfig, RegistrationInfo, RouterConfig, RouterStats, SessionKey, UriCheck,
 };
 use wampring::wire::{self, Dict, Message, OwnedPayload, Payload, Serializer, Value, MAX_ID};
 
@@ -18,6 +25,17 @@ use Serializer::{Json, MsgPack};
 // ------------------------------------------------------------------------------------------
 // Harness
 // ------------------------------------------------------------------------------------------
+
+thread_local! {
+    /// Shards of every `Harness` this test thread builds (set by `at_1_and_3_shards!`).
+    static SHARDS: Cell<usize> = const { Cell::new(1) };
+}
+
+/// Runs `scenario` with every harness it builds spread over `shards` shards.
+fn with_shards(shards: usize, scenario: fn()) {
+    SHARDS.with(|cell| cell.set(shards));
+    scenario();
+}
 
 /// A frame the router sent, with the serializer to decode it in.
 struct Received {
@@ -34,23 +52,19 @@ impl Received {
 
 #[derive(Copy, Clone, Debug)]
 struct Client {
+    conn: Conn,
     key: SessionKey,
     ser: Serializer,
     /// WAMP session id once welcomed.
     id: u64,
 }
 
-/// One router plus per-session mailboxes.
+/// The routers of 1 or N shards plus per-session mailboxes; clients are placed round-robin.
 struct Harness {
-    router: Router,
-    out: Vec<Action>,
-    inbox: HashMap<SessionKey, VecDeque<Bytes>>,
-    /// Sessions the router asked to close (it must not send to them afterwards).
-    closed_by_router: HashSet<SessionKey>,
-    /// Sessions whose transport is gone (`close_session` called).
-    gone: HashSet<SessionKey>,
+    cluster: Cluster,
+    config: RouterConfig,
     next_request: u64,
-    now: u64,
+    next_shard: usize,
 }
 
 impl Harness {
@@ -59,15 +73,26 @@ impl Harness {
     }
 
     fn with_config(config: RouterConfig) -> Harness {
+        Harness::seeded(config, 42)
+    }
+
+    fn seeded(config: RouterConfig, seed: u64) -> Harness {
+        let shards = SHARDS.with(Cell::get);
         Harness {
-            router: Router::new(config, 42),
-            out: Vec::new(),
-            inbox: HashMap::new(),
-            closed_by_router: HashSet::new(),
-            gone: HashSet::new(),
+            cluster: Cluster::with_config(shards, seed, config.clone()),
+            config,
             next_request: 0,
-            now: 0,
+            next_shard: 0,
         }
+    }
+
+    /// Starts over with routers seeded with `seed`.
+    fn reseed(&mut self, seed: u64) {
+        *self = Harness::seeded(self.config.clone(), seed);
+    }
+
+    fn shards(&self) -> usize {
+        self.cluster.shards()
     }
 
     /// A fresh request id (sequential over the whole harness; per-session sequences are only
@@ -78,55 +103,25 @@ impl Harness {
     }
 
     fn connect(&mut self, ser: Serializer) -> Client {
-        let key = self.router.open_session(TransportInfo {
-            serializer: ser,
-            kind: "test",
-            peer: "127.0.0.1:1".to_string(),
-        });
-        self.inbox.insert(key, VecDeque::new());
-        self.closed_by_router.remove(&key);
-        self.gone.remove(&key);
-        Client { key, ser, id: 0 }
+        let shard = self.next_shard % self.shards();
+        self.next_shard += 1;
+        self.connect_on(shard, ser)
     }
 
-    /// Moves the router's actions into mailboxes, checking the runtime contract.
-    fn deliver(&mut self) {
-        for action in self.out.drain(..) {
-            match action {
-                Action::Send { session, frame } => {
-                    assert!(
-                        !self.gone.contains(&session),
-                        "Send to {session:?} after close_session"
-                    );
-                    assert!(
-                        !self.closed_by_router.contains(&session),
-                        "Send to {session:?} after its Close"
-                    );
-                    self.inbox
-                        .get_mut(&session)
-                        .expect("send to unknown session")
-                        .push_back(frame);
-                }
-                Action::Close { session } => {
-                    assert!(
-                        !self.gone.contains(&session),
-                        "Close of {session:?} after close_session"
-                    );
-                    assert!(
-                        self.closed_by_router.insert(session),
-                        "second Close of {session:?}"
-                    );
-                }
-                Action::Peer { to, .. } => panic!("a single-shard router addressed shard {to}"),
-            }
+    fn connect_on(&mut self, shard: usize, ser: Serializer) -> Client {
+        let conn = self.cluster.open(shard, ser);
+        Client {
+            conn,
+            key: conn.key,
+            ser,
+            id: 0,
         }
     }
 
     fn send_frame(&mut self, client: &Client, frame: &[u8]) {
-        self.now += 1;
-        self.router
-            .handle_message(client.key, frame, self.now, &mut self.out);
-        self.deliver();
+        self.cluster.now += 1;
+        self.cluster.send_frame(client.conn, frame);
+        self.cluster.drain();
     }
 
     fn send(&mut self, client: &Client, msg: &Message<'_>) {
@@ -137,7 +132,7 @@ impl Harness {
 
     /// The next message sent to `client` (panics when there is none).
     fn recv(&mut self, client: &Client) -> Received {
-        let frame = self.inbox.get_mut(&client.key).unwrap().pop_front();
+        let frame = self.cluster.recv(client.conn);
         let frame = frame.unwrap_or_else(|| panic!("{client:?} expected a message, got nothing"));
         Received {
             frame,
@@ -145,27 +140,67 @@ impl Harness {
         }
     }
 
+    fn try_recv(&mut self, client: &Client) -> Option<Received> {
+        let frame = self.cluster.recv(client.conn)?;
+        Some(Received {
+            frame,
+            ser: client.ser,
+        })
+    }
+
     fn expect_nothing(&mut self, client: &Client) {
-        if let Some(frame) = self.inbox.get_mut(&client.key).unwrap().pop_front() {
-            let received = Received {
-                frame,
-                ser: client.ser,
-            };
+        if let Some(received) = self.try_recv(client) {
             panic!("{client:?} expected nothing, got {:?}", received.msg());
         }
     }
 
     fn was_closed(&self, client: &Client) -> bool {
-        self.closed_by_router.contains(&client.key)
+        self.cluster.was_closed(client.conn)
     }
 
     /// The transport of `client` goes away.
     fn disconnect(&mut self, client: &Client) {
-        self.now += 1;
-        self.router
-            .close_session(client.key, self.now, &mut self.out);
-        self.gone.insert(client.key);
-        self.deliver();
+        self.cluster.now += 1;
+        self.cluster.close(client.conn);
+        self.cluster.drain();
+    }
+
+    /// Every shard shuts down.
+    fn shutdown(&mut self) {
+        for shard in 0..self.shards() {
+            self.cluster.shutdown(shard);
+        }
+        self.cluster.drain();
+    }
+
+    /// Counters summed over shards (see `Cluster::stats`).
+    fn stats(&self) -> RouterStats {
+        self.cluster.stats()
+    }
+
+    fn session_count(&self) -> usize {
+        self.cluster
+            .routers
+            .iter()
+            .map(|router| router.session_count())
+            .sum()
+    }
+
+    /// The registration as every shard's replica sees it (they must agree).
+    fn registration(&self, realm: &str, procedure: &str) -> Option<RegistrationInfo> {
+        let first = self.cluster.routers[0].registration(realm, procedure);
+        for router in &self.cluster.routers[1..] {
+            assert_eq!(
+                router.registration(realm, procedure),
+                first,
+                "replicas differ"
+            );
+        }
+        first
+    }
+
+    fn wamp_session_id(&self, client: &Client) -> Option<u64> {
+        self.cluster.routers[client.conn.shard].wamp_session_id(client.key)
     }
 
     fn hello(&mut self, client: &Client, realm: &str, details: Dict<'static>) {
@@ -180,7 +215,16 @@ impl Harness {
 
     /// Connects and joins `realm1` with all four roles.
     fn join(&mut self, ser: Serializer) -> Client {
-        let mut client = self.connect(ser);
+        let client = self.connect(ser);
+        self.welcome(client)
+    }
+
+    fn join_on(&mut self, shard: usize, ser: Serializer) -> Client {
+        let client = self.connect_on(shard, ser);
+        self.welcome(client)
+    }
+
+    fn welcome(&mut self, mut client: Client) -> Client {
         self.hello(&client, "realm1", hello_details());
         match self.recv(&client).msg() {
             Message::Welcome { session, .. } => client.id = session,
@@ -276,10 +320,11 @@ impl Harness {
 
     /// Registration, subscription and pending-call tables are empty.
     fn assert_tables_empty(&self) {
-        let stats = self.router.stats();
+        let stats = self.stats();
         assert_eq!(stats.registrations, 0, "registrations left: {stats:?}");
         assert_eq!(stats.subscriptions, 0, "subscriptions left: {stats:?}");
         assert_eq!(stats.pending_calls, 0, "pending calls left: {stats:?}");
+        assert_eq!(stats.inflight_registry_ops, 0, "ops in flight: {stats:?}");
     }
 }
 
@@ -362,7 +407,6 @@ fn assert_violation(h: &mut Harness, client: &Client) {
 // Session opening
 // ------------------------------------------------------------------------------------------
 
-#[test]
 fn welcome_announces_exactly_the_implemented_features_and_anonymous_identity() {
     let mut h = Harness::new();
     for ser in [Json, MsgPack] {
@@ -412,16 +456,15 @@ fn welcome_announces_exactly_the_implemented_features_and_anonymous_identity() {
             Some(concat!("wampring-", env!("CARGO_PKG_VERSION")))
         );
         assert!(!h.was_closed(&client));
-        assert_eq!(h.router.wamp_session_id(client.key), Some(session));
+        assert_eq!(h.wamp_session_id(&client), Some(session));
     }
-    assert_eq!(h.router.stats().sessions_established, 2);
+    assert_eq!(h.stats().sessions_established, 2);
 }
 
-#[test]
 fn session_ids_are_distinct_and_replay_with_the_seed() {
     let ids = |seed| {
         let mut h = Harness::new();
-        h.router = Router::new(RouterConfig::default(), seed);
+        h.reseed(seed);
         (0..50).map(|_| h.join(Json).id).collect::<Vec<_>>()
     };
     let first = ids(1);
@@ -430,22 +473,20 @@ fn session_ids_are_distinct_and_replay_with_the_seed() {
     assert_eq!(first.iter().collect::<HashSet<_>>().len(), first.len());
 }
 
-#[test]
 fn unknown_realm_is_aborted_with_no_such_realm() {
     let mut h = Harness::new();
     let client = h.connect(MsgPack);
     h.hello(&client, "nowhere", hello_details());
     assert_abort(&h.recv(&client), uri::NO_SUCH_REALM);
     assert!(h.was_closed(&client));
-    assert_eq!(h.router.stats().hellos_rejected, 1);
+    assert_eq!(h.stats().hellos_rejected, 1);
     // Input after the ABORT is ignored.
     h.hello(&client, "realm1", hello_details());
     h.expect_nothing(&client);
     h.disconnect(&client);
-    assert_eq!(h.router.session_count(), 0);
+    assert_eq!(h.session_count(), 0);
 }
 
-#[test]
 fn unknown_realm_is_created_with_auto_create_realms() {
     let mut h = Harness::with_config(RouterConfig {
         auto_create_realms: true,
@@ -466,7 +507,6 @@ fn unknown_realm_is_created_with_auto_create_realms() {
     assert_error(&h.recv(&b), 48, request, uri::NO_SUCH_PROCEDURE);
 }
 
-#[test]
 fn configured_realms_are_the_only_ones() {
     let config = RouterConfig {
         realms: vec![
@@ -490,7 +530,6 @@ fn configured_realms_are_the_only_ones() {
     }
 }
 
-#[test]
 fn invalid_realm_uri_is_aborted_with_invalid_uri() {
     let mut h = Harness::with_config(RouterConfig {
         auto_create_realms: true,
@@ -504,7 +543,6 @@ fn invalid_realm_uri_is_aborted_with_invalid_uri() {
     }
 }
 
-#[test]
 fn authmethods_must_offer_anonymous() {
     let mut h = Harness::new();
     let client = h.connect(Json);
@@ -530,7 +568,6 @@ fn authmethods_must_offer_anonymous() {
     }
 }
 
-#[test]
 fn hello_needs_a_known_role() {
     let mut h = Harness::new();
     let no_roles = Dict::new();
@@ -547,7 +584,6 @@ fn hello_needs_a_known_role() {
     }
 }
 
-#[test]
 fn messages_before_hello_are_violations_with_a_readable_message() {
     let mut h = Harness::new();
     let client = h.connect(Json);
@@ -577,7 +613,6 @@ fn messages_before_hello_are_violations_with_a_readable_message() {
     assert_violation(&mut h, &client);
 }
 
-#[test]
 fn abort_before_hello_is_not_answered() {
     let mut h = Harness::new();
     let client = h.connect(Json);
@@ -593,7 +628,6 @@ fn abort_before_hello_is_not_answered() {
     assert!(h.was_closed(&client));
 }
 
-#[test]
 fn second_hello_is_a_violation_and_drops_what_the_session_owned() {
     let mut h = Harness::new();
     let callee = h.join(Json);
@@ -605,10 +639,9 @@ fn second_hello_is_a_violation_and_drops_what_the_session_owned() {
     let caller = h.join(MsgPack);
     let request = h.call(&caller, "com.p", Dict::new(), Payload::empty(MsgPack));
     assert_error(&h.recv(&caller), 48, request, uri::NO_SUCH_PROCEDURE);
-    assert_eq!(h.router.stats().protocol_violations, 1);
+    assert_eq!(h.stats().protocol_violations, 1);
 }
 
-#[test]
 fn router_only_messages_from_a_client_are_violations() {
     let mut h = Harness::new();
     let empty = Payload::empty(Json);
@@ -672,10 +705,9 @@ fn router_only_messages_from_a_client_are_violations() {
         h.send(&client, message);
         assert_violation(&mut h, &client);
     }
-    assert_eq!(h.router.stats().protocol_violations, messages.len() as u64);
+    assert_eq!(h.stats().protocol_violations, messages.len() as u64);
 }
 
-#[test]
 fn undecodable_frames_are_violations_with_the_decoder_text() {
     let mut h = Harness::new();
     for (ser, frame) in [
@@ -690,12 +722,11 @@ fn undecodable_frames_are_violations_with_the_decoder_text() {
         h.send_frame(&client, frame);
         assert_violation(&mut h, &client);
     }
-    let stats = h.router.stats();
+    let stats = h.stats();
     assert_eq!(stats.decode_errors, 6);
     assert_eq!(stats.protocol_violations, 6);
 }
 
-#[test]
 fn garbage_before_hello_is_a_violation_too() {
     let mut h = Harness::new();
     let client = h.connect(MsgPack);
@@ -703,7 +734,6 @@ fn garbage_before_hello_is_a_violation_too() {
     assert_violation(&mut h, &client);
 }
 
-#[test]
 fn goodbye_is_answered_and_cleans_up() {
     let mut h = Harness::new();
     let client = h.join(MsgPack);
@@ -727,10 +757,9 @@ fn goodbye_is_answered_and_cleans_up() {
     assert!(h.was_closed(&client));
     h.assert_tables_empty();
     h.disconnect(&client);
-    assert_eq!(h.router.session_count(), 0);
+    assert_eq!(h.session_count(), 0);
 }
 
-#[test]
 fn abort_from_a_client_is_not_answered_and_cleans_up() {
     let mut h = Harness::new();
     let client = h.join(Json);
@@ -748,7 +777,6 @@ fn abort_from_a_client_is_not_answered_and_cleans_up() {
     h.assert_tables_empty();
 }
 
-#[test]
 fn client_error_for_anything_but_invocation_is_a_violation() {
     let mut h = Harness::new();
     for request_type in [16, 32, 48, 64, 8, 0] {
@@ -767,7 +795,6 @@ fn client_error_for_anything_but_invocation_is_a_violation() {
     }
 }
 
-#[test]
 fn request_ids_may_be_random_by_default_but_must_be_sequential_when_strict() {
     let mut h = Harness::new();
     let client = h.join(Json);
@@ -828,7 +855,6 @@ fn request_ids_may_be_random_by_default_but_must_be_sequential_when_strict() {
 // Dealer
 // ------------------------------------------------------------------------------------------
 
-#[test]
 fn register_refusals() {
     let mut h = Harness::new();
     let a = h.join(Json);
@@ -920,7 +946,6 @@ fn register_refusals() {
     h.register(&b, "wampx.p");
 }
 
-#[test]
 fn registration_ids_are_router_scoped_and_unregister_checks_ownership() {
     let mut h = Harness::new();
     let a = h.join(Json);
@@ -969,7 +994,6 @@ fn registration_ids_are_router_scoped_and_unregister_checks_ownership() {
     assert_ne!(again, p);
 }
 
-#[test]
 fn call_with_no_callee_or_bad_uri_is_refused() {
     let mut h = Harness::new();
     let client = h.join(Json);
@@ -1022,7 +1046,6 @@ fn round_trip(
     (invocation, result)
 }
 
-#[test]
 fn call_payload_passes_through_byte_exact_with_one_serializer() {
     for ser in [Json, MsgPack] {
         let mut h = Harness::new();
@@ -1065,13 +1088,12 @@ fn call_payload_passes_through_byte_exact_with_one_serializer() {
             unreachable!()
         };
         assert_eq!(payload.raw, &yield_payload.raw[..]);
-        assert_eq!(h.router.stats().calls_routed, 1);
-        assert_eq!(h.router.stats().replies_routed, 1);
+        assert_eq!(h.stats().calls_routed, 1);
+        assert_eq!(h.stats().replies_routed, 1);
         h.assert_tables_empty_but_registrations(1);
     }
 }
 
-#[test]
 fn call_payload_is_transcoded_between_json_and_msgpack_including_binary() {
     for (caller_ser, callee_ser) in [(Json, MsgPack), (MsgPack, Json)] {
         let mut h = Harness::new();
@@ -1105,7 +1127,6 @@ fn call_payload_is_transcoded_between_json_and_msgpack_including_binary() {
     }
 }
 
-#[test]
 fn callee_error_is_passed_to_the_caller_with_details_uri_and_payload() {
     let mut h = Harness::new();
     let caller = h.join(MsgPack);
@@ -1159,7 +1180,6 @@ fn callee_error_is_passed_to_the_caller_with_details_uri_and_payload() {
     h.assert_tables_empty_but_registrations(1);
 }
 
-#[test]
 fn invocation_ids_are_sequential_per_callee() {
     let mut h = Harness::new();
     let callee_a = h.join(Json);
@@ -1195,10 +1215,9 @@ fn invocation_ids_are_sequential_per_callee() {
     }
     assert_eq!(seen_a, [1, 2, 3]);
     assert_eq!(seen_b, [1, 2]);
-    assert_eq!(h.router.stats().pending_calls, 5);
+    assert_eq!(h.stats().pending_calls, 5);
 }
 
-#[test]
 fn caller_and_callee_may_be_the_same_session() {
     let mut h = Harness::new();
     let client = h.join(Json);
@@ -1232,7 +1251,6 @@ fn caller_and_callee_may_be_the_same_session() {
     h.assert_tables_empty();
 }
 
-#[test]
 fn callee_leaving_cancels_its_pending_calls() {
     for how in ["disconnect", "goodbye", "violation"] {
         let mut h = Harness::new();
@@ -1290,14 +1308,13 @@ fn callee_leaving_cancels_its_pending_calls() {
         assert_error(&h.recv(&caller_2), 48, r2, uri::CANCELED);
         h.expect_nothing(&caller_1);
         h.assert_tables_empty();
-        assert_eq!(h.router.stats().calls_canceled, 3, "{how}");
+        assert_eq!(h.stats().calls_canceled, 3, "{how}");
         // The procedure is gone.
         let request = h.call(&caller_2, "com.slow", Dict::new(), Payload::empty(MsgPack));
         assert_error(&h.recv(&caller_2), 48, request, uri::NO_SUCH_PROCEDURE);
     }
 }
 
-#[test]
 fn caller_leaving_makes_the_late_answer_silently_discarded() {
     let mut h = Harness::new();
     let callee = h.join(Json);
@@ -1316,7 +1333,7 @@ fn caller_leaving_makes_the_late_answer_silently_discarded() {
     };
     h.disconnect(&caller);
     h.expect_nothing(&callee);
-    assert_eq!(h.router.stats().pending_calls, 0);
+    assert_eq!(h.stats().pending_calls, 0);
     h.send(
         &callee,
         &Message::Yield {
@@ -1337,7 +1354,7 @@ fn caller_leaving_makes_the_late_answer_silently_discarded() {
     );
     h.expect_nothing(&callee);
     assert!(!h.was_closed(&callee), "a late answer is not a violation");
-    assert_eq!(h.router.stats().late_replies_discarded, 2);
+    assert_eq!(h.stats().late_replies_discarded, 2);
     // Answering the same invocation once more is: it is neither pending nor remembered.
     h.send(
         &callee,
@@ -1350,7 +1367,6 @@ fn caller_leaving_makes_the_late_answer_silently_discarded() {
     assert_violation(&mut h, &callee);
 }
 
-#[test]
 fn yield_or_error_for_an_unknown_invocation_is_a_violation() {
     let mut h = Harness::new();
     let callee = h.join(Json);
@@ -1380,7 +1396,6 @@ fn yield_or_error_for_an_unknown_invocation_is_a_violation() {
     assert_violation(&mut h, &callee);
 }
 
-#[test]
 fn progressive_yield_is_a_violation_since_it_is_not_announced() {
     let mut h = Harness::new();
     let callee = h.join(Json);
@@ -1406,7 +1421,6 @@ fn progressive_yield_is_a_violation_since_it_is_not_announced() {
     assert_error(&h.recv(&caller), 48, request, uri::CANCELED);
 }
 
-#[test]
 fn pending_calls_per_caller_are_bounded() {
     let mut h = Harness::with_config(RouterConfig {
         max_pending_calls_per_session: 2,
@@ -1443,7 +1457,6 @@ fn pending_calls_per_caller_are_bounded() {
     assert!(matches!(h.recv(&callee).msg(), Message::Invocation { .. }));
 }
 
-#[test]
 fn cancel_answers_canceled_now_and_discards_the_late_result() {
     let mut h = Harness::new();
     let callee = h.join(Json);
@@ -1488,7 +1501,6 @@ fn cancel_answers_canceled_now_and_discards_the_late_result() {
     h.assert_tables_empty_but_registrations(1);
 }
 
-#[test]
 fn caller_identification_on_request_or_by_registration() {
     let mut h = Harness::new();
     let callee = h.join(Json);
@@ -1587,8 +1599,7 @@ impl Harness {
 
     /// The callees' session ids of `procedure`, in registration order.
     fn callees_of(&self, procedure: &str) -> Vec<u64> {
-        self.router
-            .registration("realm1", procedure)
+        self.registration("realm1", procedure)
             .map_or_else(Vec::new, |info| info.callees)
     }
 
@@ -1605,12 +1616,8 @@ impl Harness {
         let request = self.call(caller, procedure, Dict::new(), Payload::empty(caller.ser));
         let mut invoked = None;
         for (index, callee) in callees.iter().enumerate() {
-            let Some(frame) = self.inbox.get_mut(&callee.key).unwrap().pop_front() else {
+            let Some(received) = self.try_recv(callee) else {
                 continue;
-            };
-            let received = Received {
-                frame,
-                ser: callee.ser,
             };
             let Message::Invocation {
                 request: invocation,
@@ -1644,7 +1651,6 @@ impl Harness {
     }
 }
 
-#[test]
 fn roundrobin_cycles_over_the_callees_in_registration_order_under_one_id() {
     let mut h = Harness::new();
     let callees = [h.join(Json), h.join(MsgPack), h.join(Json)];
@@ -1654,8 +1660,8 @@ fn roundrobin_cycles_over_the_callees_in_registration_order_under_one_id() {
         .map(|callee| h.register_shared(callee, "com.rr", "roundrobin"))
         .collect();
     assert!(ids.iter().all(|&id| id == ids[0]), "one id: {ids:?}");
-    assert_eq!(h.router.stats().registrations, 1);
-    let info = h.router.registration("realm1", "com.rr").unwrap();
+    assert_eq!(h.stats().registrations, 1);
+    let info = h.registration("realm1", "com.rr").unwrap();
     assert_eq!(info.invoke, "roundrobin");
     assert_eq!(info.callees, callees.map(|c| c.id));
     let order: Vec<usize> = (0..7)
@@ -1664,7 +1670,6 @@ fn roundrobin_cycles_over_the_callees_in_registration_order_under_one_id() {
     assert_eq!(order, [0, 1, 2, 0, 1, 2, 0]);
 }
 
-#[test]
 fn first_and_last_pick_the_oldest_and_newest_and_move_on_when_it_goes() {
     for how in ["unregister", "disconnect", "goodbye"] {
         // first
@@ -1735,11 +1740,10 @@ impl Harness {
     }
 }
 
-#[test]
 fn random_reaches_every_callee_and_replays_with_the_seed() {
     let picks = |seed: u64| {
         let mut h = Harness::new();
-        h.router = Router::new(RouterConfig::default(), seed);
+        h.reseed(seed);
         let callees = [h.join(Json), h.join(MsgPack), h.join(Json)];
         let caller = h.join(Json);
         let id = h.register_shared(&callees[0], "com.any", "random");
@@ -1763,7 +1767,6 @@ fn random_reaches_every_callee_and_replays_with_the_seed() {
     assert_ne!(picks(8), first, "another seed, other picks");
 }
 
-#[test]
 fn shared_registration_refusals_and_the_first_policy_wins() {
     let mut h = Harness::new();
     let a = h.join(Json);
@@ -1834,7 +1837,6 @@ fn shared_registration_refusals_and_the_first_policy_wins() {
     assert!(!h.was_closed(&a) && !h.was_closed(&b));
 }
 
-#[test]
 fn one_callee_unregistering_keeps_the_registration_and_its_id_for_the_others() {
     let mut h = Harness::new();
     let callees = [h.join(Json), h.join(MsgPack), h.join(Json)];
@@ -1845,7 +1847,7 @@ fn one_callee_unregistering_keeps_the_registration_and_its_id_for_the_others() {
     }
     assert_eq!(h.call_one(&caller, "com.rr", id, &callees), 0);
     h.unregister(&callees[1], id);
-    assert_eq!(h.router.registration("realm1", "com.rr").unwrap().id, id);
+    assert_eq!(h.registration("realm1", "com.rr").unwrap().id, id);
     assert_eq!(h.callees_of("com.rr"), [callees[0].id, callees[2].id]);
     let order: Vec<usize> = (0..4)
         .map(|_| h.call_one(&caller, "com.rr", id, &callees))
@@ -1872,7 +1874,6 @@ fn one_callee_unregistering_keeps_the_registration_and_its_id_for_the_others() {
     h.assert_tables_empty_but_registrations(1);
 }
 
-#[test]
 fn last_callee_leaving_removes_the_shared_registration() {
     let mut h = Harness::new();
     let a = h.join(Json);
@@ -1881,27 +1882,23 @@ fn last_callee_leaving_removes_the_shared_registration() {
     let id = h.register_shared(&a, "com.rr", "roundrobin");
     h.register_shared(&b, "com.rr", "roundrobin");
     h.unregister(&a, id);
-    assert_eq!(h.router.stats().registrations, 1);
+    assert_eq!(h.stats().registrations, 1);
     h.disconnect(&b);
-    assert_eq!(h.router.stats().registrations, 0);
-    assert!(h.router.registration("realm1", "com.rr").is_none());
+    assert_eq!(h.stats().registrations, 0);
+    assert!(h.registration("realm1", "com.rr").is_none());
     let request = h.call(&caller, "com.rr", Dict::new(), Payload::empty(Json));
     assert_error(&h.recv(&caller), 48, request, uri::NO_SUCH_PROCEDURE);
     // A new registration gets a new id and may choose another policy.
     let c = h.join(MsgPack);
     let again = h.register_shared(&c, "com.rr", "last");
     assert_ne!(again, id);
-    assert_eq!(
-        h.router.registration("realm1", "com.rr").unwrap().invoke,
-        "last"
-    );
+    assert_eq!(h.registration("realm1", "com.rr").unwrap().invoke, "last");
     h.disconnect(&c);
     h.disconnect(&a);
     h.disconnect(&caller);
     h.assert_tables_empty();
 }
 
-#[test]
 fn a_shared_callee_leaving_cancels_only_its_own_pending_calls() {
     let mut h = Harness::new();
     let a = h.join(Json);
@@ -1933,10 +1930,9 @@ fn a_shared_callee_leaving_cancels_only_its_own_pending_calls() {
     for _ in 0..3 {
         assert_eq!(h.call_one(&caller, "com.rr", id, &[b]), 0);
     }
-    assert_eq!(h.router.stats().calls_canceled, 1);
+    assert_eq!(h.stats().calls_canceled, 1);
 }
 
-#[test]
 fn disclose_caller_is_each_callees_own_option() {
     let mut h = Harness::new();
     let discloses = h.join(Json);
@@ -1979,7 +1975,6 @@ fn disclose_caller_is_each_callees_own_option() {
 // Broker
 // ------------------------------------------------------------------------------------------
 
-#[test]
 fn one_subscription_id_per_topic() {
     let mut h = Harness::new();
     let a = h.join(Json);
@@ -1993,7 +1988,7 @@ fn one_subscription_id_per_topic() {
     );
     let u = h.subscribe(&a, "com.u");
     assert_ne!(u, t);
-    assert_eq!(h.router.stats().subscriptions, 2);
+    assert_eq!(h.stats().subscriptions, 2);
     // Subscribing twice does not deliver twice.
     h.publish(
         &b,
@@ -2006,7 +2001,6 @@ fn one_subscription_id_per_topic() {
     assert!(matches!(h.recv(&b).msg(), Message::Event { .. }));
 }
 
-#[test]
 fn subscribe_refusals() {
     let mut h = Harness::new();
     let client = h.join(Json);
@@ -2034,7 +2028,6 @@ fn subscribe_refusals() {
     h.subscribe(&client, "wamp.session.on_join");
 }
 
-#[test]
 fn unsubscribe_checks_membership_and_the_last_subscriber_removes_the_subscription() {
     let mut h = Harness::new();
     let a = h.join(Json);
@@ -2080,7 +2073,6 @@ fn unsubscribe_checks_membership_and_the_last_subscriber_removes_the_subscriptio
     assert_ne!(h.subscribe(&c, "com.t"), t);
 }
 
-#[test]
 fn publish_acknowledged_or_not() {
     let mut h = Harness::new();
     let publisher = h.join(MsgPack);
@@ -2131,11 +2123,10 @@ fn publish_acknowledged_or_not() {
     assert!(
         matches!(h.recv(&publisher).msg(), Message::Published { request: r, .. } if r == request)
     );
-    assert_eq!(h.router.stats().publishes, 3);
-    assert_eq!(h.router.stats().events_sent, 2);
+    assert_eq!(h.stats().publishes, 3);
+    assert_eq!(h.stats().events_sent, 2);
 }
 
-#[test]
 fn publish_to_an_invalid_topic_is_refused_only_when_acknowledged() {
     let mut h = Harness::new();
     let publisher = h.join(Json);
@@ -2151,7 +2142,6 @@ fn publish_to_an_invalid_topic_is_refused_only_when_acknowledged() {
     assert!(!h.was_closed(&publisher));
 }
 
-#[test]
 fn strict_uri_check_refuses_what_loose_accepts() {
     let strict = RouterConfig {
         uri_check: UriCheck::Strict,
@@ -2207,7 +2197,6 @@ fn strict_uri_check_refuses_what_loose_accepts() {
     }
 }
 
-#[test]
 fn publisher_is_excluded_unless_exclude_me_is_false() {
     let mut h = Harness::new();
     let publisher = h.join(Json);
@@ -2235,12 +2224,13 @@ fn publisher_is_excluded_unless_exclude_me_is_false() {
     assert!(matches!(h.recv(&other).msg(), Message::Event { .. }));
 }
 
-#[test]
 fn event_is_encoded_once_per_serializer_and_shared_by_its_subscribers() {
     let mut h = Harness::new();
     let publisher = h.join(Json);
-    let json_subscribers: Vec<Client> = (0..3).map(|_| h.join(Json)).collect();
-    let msgpack_subscribers: Vec<Client> = (0..3).map(|_| h.join(MsgPack)).collect();
+    // The subscribers of each serializer share one shard (each shard encodes for its own).
+    let shard = h.shards() - 1;
+    let json_subscribers: Vec<Client> = (0..3).map(|_| h.join_on(shard, Json)).collect();
+    let msgpack_subscribers: Vec<Client> = (0..3).map(|_| h.join_on(shard, MsgPack)).collect();
     for client in json_subscribers.iter().chain(&msgpack_subscribers) {
         h.subscribe(client, "com.t");
     }
@@ -2282,10 +2272,9 @@ fn event_is_encoded_once_per_serializer_and_shared_by_its_subscribers() {
         &payload.raw[..],
         "same serializer: payload bytes passed through"
     );
-    assert_eq!(h.router.stats().events_sent, 6);
+    assert_eq!(h.stats().events_sent, 6);
 }
 
-#[test]
 fn publisher_identification_with_disclose_me() {
     let mut h = Harness::new();
     let publisher = h.join(MsgPack);
@@ -2309,7 +2298,6 @@ fn publisher_identification_with_disclose_me() {
     assert_eq!(details.get_str("publisher_authrole"), Some("anonymous"));
 }
 
-#[test]
 fn subscriber_black_and_white_listing() {
     let mut h = Harness::new();
     let publisher = h.join(Json);
@@ -2380,7 +2368,6 @@ fn subscriber_black_and_white_listing() {
 // Lifecycle
 // ------------------------------------------------------------------------------------------
 
-#[test]
 fn tables_are_empty_after_everyone_leaves() {
     let mut h = Harness::new();
     let clients: Vec<Client> = (0..6)
@@ -2399,7 +2386,7 @@ fn tables_are_empty_after_everyone_leaves() {
             Payload::empty(client.ser),
         );
     }
-    let stats = h.router.stats();
+    let stats = h.stats();
     assert_eq!(
         (
             stats.registrations,
@@ -2412,12 +2399,11 @@ fn tables_are_empty_after_everyone_leaves() {
         h.disconnect(client);
     }
     h.assert_tables_empty();
-    assert_eq!(h.router.session_count(), 0);
-    let stats = h.router.stats();
+    assert_eq!(h.session_count(), 0);
+    let stats = h.stats();
     assert_eq!(stats.sessions_opened, stats.sessions_closed);
 }
 
-#[test]
 fn shutdown_says_goodbye_to_every_established_session_and_closes_all() {
     let mut h = Harness::new();
     let a = h.join(Json);
@@ -2426,8 +2412,7 @@ fn shutdown_says_goodbye_to_every_established_session_and_closes_all() {
     h.register(&a, "com.p");
     h.call(&b, "com.p", Dict::new(), Payload::empty(MsgPack));
     h.recv(&a);
-    h.router.shutdown(99, &mut h.out);
-    h.deliver();
+    h.shutdown();
     for client in [&a, &b] {
         match h.recv(client).msg() {
             Message::Goodbye { reason, .. } => assert_eq!(reason, uri::CLOSE_SYSTEM_SHUTDOWN),
@@ -2446,29 +2431,110 @@ fn shutdown_says_goodbye_to_every_established_session_and_closes_all() {
     for client in [&a, &b, &waiting, &late] {
         h.disconnect(client);
     }
-    assert_eq!(h.router.session_count(), 0);
+    assert_eq!(h.session_count(), 0);
 }
 
-#[test]
 fn input_after_close_is_ignored_and_keys_are_reused_cleanly() {
     let mut h = Harness::new();
     let a = h.join(Json);
     h.register(&a, "com.p");
     h.disconnect(&a);
     // A new session may get the same slab key; it starts fresh.
-    let b = h.join(MsgPack);
+    let b = h.join_on(a.conn.shard, MsgPack);
     assert_eq!(b.key, a.key);
     h.register(&b, "com.p");
-    h.router
-        .handle_message(SessionKey(12345), b"[1]", 0, &mut h.out);
-    h.router.close_session(SessionKey(12345), 0, &mut h.out);
-    assert!(h.out.is_empty());
+    let stranger = Conn {
+        key: SessionKey(12345),
+        ..a.conn
+    };
+    h.cluster.send_frame(stranger, b"[1]");
+    h.cluster.close(stranger);
+    assert_eq!(h.cluster.undelivered(), 0);
 }
 
 impl Harness {
     fn assert_tables_empty_but_registrations(&self, registrations: usize) {
-        let stats = self.router.stats();
+        let stats = self.stats();
         assert_eq!(stats.registrations, registrations);
         assert_eq!(stats.pending_calls, 0);
     }
 }
+
+// ------------------------------------------------------------------------------------------
+// Every scenario at 1 and at 3 shards
+// ------------------------------------------------------------------------------------------
+
+macro_rules! at_1_and_3_shards {
+    ($($scenario:ident),* $(,)?) => {
+        $(
+            mod $scenario {
+                #[test]
+                fn one_shard() {
+                    super::with_shards(1, super::$scenario);
+                }
+
+                #[test]
+                fn three_shards() {
+                    super::with_shards(3, super::$scenario);
+                }
+            }
+        )*
+    };
+}
+
+at_1_and_3_shards!(
+    welcome_announces_exactly_the_implemented_features_and_anonymous_identity,
+    session_ids_are_distinct_and_replay_with_the_seed,
+    unknown_realm_is_aborted_with_no_such_realm,
+    unknown_realm_is_created_with_auto_create_realms,
+    configured_realms_are_the_only_ones,
+    invalid_realm_uri_is_aborted_with_invalid_uri,
+    authmethods_must_offer_anonymous,
+    hello_needs_a_known_role,
+    messages_before_hello_are_violations_with_a_readable_message,
+    abort_before_hello_is_not_answered,
+    second_hello_is_a_violation_and_drops_what_the_session_owned,
+    router_only_messages_from_a_client_are_violations,
+    undecodable_frames_are_violations_with_the_decoder_text,
+    garbage_before_hello_is_a_violation_too,
+    goodbye_is_answered_and_cleans_up,
+    abort_from_a_client_is_not_answered_and_cleans_up,
+    client_error_for_anything_but_invocation_is_a_violation,
+    request_ids_may_be_random_by_default_but_must_be_sequential_when_strict,
+    register_refusals,
+    registration_ids_are_router_scoped_and_unregister_checks_ownership,
+    call_with_no_callee_or_bad_uri_is_refused,
+    call_payload_passes_through_byte_exact_with_one_serializer,
+    call_payload_is_transcoded_between_json_and_msgpack_including_binary,
+    callee_error_is_passed_to_the_caller_with_details_uri_and_payload,
+    invocation_ids_are_sequential_per_callee,
+    caller_and_callee_may_be_the_same_session,
+    callee_leaving_cancels_its_pending_calls,
+    caller_leaving_makes_the_late_answer_silently_discarded,
+    yield_or_error_for_an_unknown_invocation_is_a_violation,
+    progressive_yield_is_a_violation_since_it_is_not_announced,
+    pending_calls_per_caller_are_bounded,
+    cancel_answers_canceled_now_and_discards_the_late_result,
+    caller_identification_on_request_or_by_registration,
+    roundrobin_cycles_over_the_callees_in_registration_order_under_one_id,
+    first_and_last_pick_the_oldest_and_newest_and_move_on_when_it_goes,
+    random_reaches_every_callee_and_replays_with_the_seed,
+    shared_registration_refusals_and_the_first_policy_wins,
+    one_callee_unregistering_keeps_the_registration_and_its_id_for_the_others,
+    last_callee_leaving_removes_the_shared_registration,
+    a_shared_callee_leaving_cancels_only_its_own_pending_calls,
+    disclose_caller_is_each_callees_own_option,
+    one_subscription_id_per_topic,
+    subscribe_refusals,
+    unsubscribe_checks_membership_and_the_last_subscriber_removes_the_subscription,
+    publish_acknowledged_or_not,
+    publish_to_an_invalid_topic_is_refused_only_when_acknowledged,
+    strict_uri_check_refuses_what_loose_accepts,
+    publisher_is_excluded_unless_exclude_me_is_false,
+    event_is_encoded_once_per_serializer_and_shared_by_its_subscribers,
+    publisher_identification_with_disclose_me,
+    subscriber_black_and_white_listing,
+    tables_are_empty_after_everyone_leaves,
+    shutdown_says_goodbye_to_every_established_session_and_closes_all,
+    input_after_close_is_ignored_and_keys_are_reused_cleanly,
+);

@@ -9,176 +9,16 @@
 //! Replay a failing seed with `SEED=<n> cargo test --test shard_sim`; soak with
 //! `SHARD_SIM_SEEDS=<count> cargo test --release --test shard_sim`.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use bytes::Bytes;
-use wampring::router::{
-    owner_shard, uri, Action, Router, RouterConfig, SessionKey, ShardMsg, TransportInfo,
-};
+use wampring::router::{owner_shard, uri};
 use wampring::wire::{self, Dict, Message, OwnedPayload, Serializer, Value};
 
-// ------------------------------------------------------------------------------------------
-// Cluster: N routers and the channel mesh between them
-// ------------------------------------------------------------------------------------------
+// The cluster (N routers and the channel mesh between them) is the shared sans-IO harness.
+mod sansio;
 
-/// A client connection: the shard it lives on and its key there.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-struct Conn {
-    shard: usize,
-    key: SessionKey,
-    ser: Serializer,
-}
-
-struct Cluster {
-    routers: Vec<Router>,
-    /// `queues[from * n + to]`: the FIFO channel from shard `from` to shard `to`.
-    queues: Vec<VecDeque<ShardMsg>>,
-    inbox: HashMap<(usize, SessionKey), VecDeque<Bytes>>,
-    /// Sessions the router asked to close, and sessions whose transport is gone.
-    closed_by_router: HashSet<(usize, SessionKey)>,
-    gone: HashSet<(usize, SessionKey)>,
-    out: Vec<Action>,
-    peer_messages: u64,
-}
-
-impl Cluster {
-    fn new(shards: usize, seed: u64) -> Cluster {
-        Cluster {
-            routers: (0..shards)
-                .map(|shard| {
-                    Router::new_shard(RouterConfig::default(), seed ^ shard as u64, shard, shards)
-                })
-                .collect(),
-            queues: (0..shards * shards).map(|_| VecDeque::new()).collect(),
-            inbox: HashMap::new(),
-            closed_by_router: HashSet::new(),
-            gone: HashSet::new(),
-            out: Vec::new(),
-            peer_messages: 0,
-        }
-    }
-
-    fn shards(&self) -> usize {
-        self.routers.len()
-    }
-
-    /// Moves the actions shard `shard` just produced into inboxes and channels, checking the
-    /// runtime contract.
-    fn absorb(&mut self, shard: usize) {
-        for action in std::mem::take(&mut self.out) {
-            match action {
-                Action::Send { session, frame } => {
-                    let at = (shard, session);
-                    assert!(
-                        !self.gone.contains(&at),
-                        "Send to {at:?} after close_session"
-                    );
-                    assert!(
-                        !self.closed_by_router.contains(&at),
-                        "Send to {at:?} after its Close"
-                    );
-                    self.inbox.entry(at).or_default().push_back(frame);
-                }
-                Action::Close { session } => {
-                    assert!(
-                        self.closed_by_router.insert((shard, session)),
-                        "second Close of {session:?}"
-                    );
-                }
-                Action::Peer { to, msg } => {
-                    assert!(
-                        to != shard && to < self.shards(),
-                        "Peer to {to} from {shard}"
-                    );
-                    let n = self.shards();
-                    self.queues[shard * n + to].push_back(msg);
-                    self.peer_messages += 1;
-                }
-            }
-        }
-    }
-
-    fn open(&mut self, shard: usize, ser: Serializer) -> Conn {
-        let key = self.routers[shard].open_session(TransportInfo {
-            serializer: ser,
-            kind: "sim",
-            peer: format!("shard{shard}"),
-        });
-        self.closed_by_router.remove(&(shard, key));
-        self.gone.remove(&(shard, key));
-        self.inbox.insert((shard, key), VecDeque::new());
-        Conn { shard, key, ser }
-    }
-
-    fn send(&mut self, conn: Conn, msg: &Message<'_>) {
-        let mut frame = Vec::new();
-        wire::encode(msg, conn.ser, &mut frame).unwrap();
-        self.routers[conn.shard].handle_message(conn.key, &frame, 0, &mut self.out);
-        self.absorb(conn.shard);
-    }
-
-    fn close(&mut self, conn: Conn) {
-        self.routers[conn.shard].close_session(conn.key, 0, &mut self.out);
-        self.absorb(conn.shard);
-        self.gone.insert((conn.shard, conn.key));
-        self.inbox.remove(&(conn.shard, conn.key));
-    }
-
-    fn recv(&mut self, conn: Conn) -> Option<Bytes> {
-        self.inbox.get_mut(&(conn.shard, conn.key))?.pop_front()
-    }
-
-    /// Delivers the head of the channel `from -> to`; false when it is empty.
-    fn deliver(&mut self, from: usize, to: usize) -> bool {
-        let n = self.shards();
-        let Some(msg) = self.queues[from * n + to].pop_front() else {
-            return false;
-        };
-        self.routers[to].handle_peer(from, msg, 0, &mut self.out);
-        self.absorb(to);
-        true
-    }
-
-    fn busy_channels(&self) -> Vec<(usize, usize)> {
-        let n = self.shards();
-        (0..n * n)
-            .filter(|&i| !self.queues[i].is_empty())
-            .map(|i| (i / n, i % n))
-            .collect()
-    }
-
-    fn undelivered(&self) -> usize {
-        self.queues.iter().map(VecDeque::len).sum()
-    }
-
-    /// Delivers everything, channel by channel in round-robin order.
-    fn drain(&mut self) {
-        while !self.busy_channels().is_empty() {
-            for (from, to) in self.busy_channels() {
-                self.deliver(from, to);
-            }
-        }
-    }
-
-    fn assert_tables_empty(&self) {
-        for (shard, router) in self.routers.iter().enumerate() {
-            let stats = router.stats();
-            assert_eq!(
-                (
-                    stats.sessions,
-                    stats.registrations,
-                    stats.subscriptions,
-                    stats.pending_calls,
-                    stats.inflight_registry_ops
-                ),
-                (0, 0, 0, 0, 0),
-                "shard {shard} tables not empty: {stats:?}"
-            );
-            assert_eq!(stats.protocol_violations, 0, "shard {shard}: {stats:?}");
-            assert_eq!(stats.peer_messages_ignored, 0, "shard {shard}: {stats:?}");
-        }
-    }
-}
+use sansio::{Cluster, Conn};
 
 fn hello_details() -> Dict<'static> {
     let mut roles = Dict::new();
@@ -1198,7 +1038,7 @@ fn run_seed(seed: u64) -> Coverage {
         answered: sim.calls.values().filter(|call| call.answers == 1).count(),
         events: sim.events.len(),
         must_receive_checks,
-        peer_messages: sim.cluster.peer_messages,
+        peer_messages: sim.cluster.shard_messages,
     };
     sim.everyone_leaves();
     sim.cluster.assert_tables_empty();
@@ -1707,7 +1547,7 @@ fn subscribed_only_after_every_shard_knows() {
 }
 
 #[test]
-fn peer_messages_after_shutdown_are_harmless() {
+fn shard_messages_after_shutdown_are_harmless() {
     let mut cluster = Cluster::new(2, 9);
     let callee = cluster.client(1);
     cluster.register(callee, 1, "com.x");
@@ -1716,16 +1556,14 @@ fn peer_messages_after_shutdown_are_harmless() {
     cluster.subscribe(subscriber, 1, "com.t");
     cluster.call(caller, 1, "com.x", 1);
     // Shard 1 shuts down with the Invoke still in flight.
-    cluster.routers[1].shutdown(0, &mut cluster.out);
-    cluster.absorb(1);
+    cluster.shutdown(1);
     cluster.close(callee);
     cluster.drain();
     match cluster.next(caller).msg() {
         Message::Error { error, .. } => assert_eq!(error, uri::NO_SUCH_PROCEDURE),
         other => panic!("expected ERROR, got {other:?}"),
     }
-    cluster.routers[0].shutdown(0, &mut cluster.out);
-    cluster.absorb(0);
+    cluster.shutdown(0);
     cluster.close(caller);
     cluster.close(subscriber);
     cluster.drain();
@@ -1747,7 +1585,7 @@ fn single_shard_routers_never_talk_to_peers() {
     let (invocation, _) = cluster.invocation(a);
     cluster.yield_(a, invocation, 0, 0);
     assert!(matches!(cluster.next(b).msg(), Message::Result { .. }));
-    assert_eq!(cluster.peer_messages, 0);
+    assert_eq!(cluster.shard_messages, 0);
     cluster.close(a);
     cluster.close(b);
     cluster.assert_tables_empty();

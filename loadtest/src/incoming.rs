@@ -3,7 +3,7 @@
 //!
 //! The generator must spend far less CPU per operation than the router it measures, or the
 //! numbers measure the tool. So the messages that carry the load — EVENT, RESULT, PUBLISHED,
-//! INVOCATION — are read with [`wire::peek`]: type code, ids and the Details dict checked, the
+//! INVOCATION — are read with [`wire::peek()`]: type code, ids and the Details dict checked, the
 //! payload left unparsed except for the few bytes a scenario needs (an EVENT's stamp). Anything
 //! else, or anything whose head does not look as expected (non-empty RESULT.Details, which may
 //! say `progress`), goes through the full [`wire::decode`], which also names what is malformed.

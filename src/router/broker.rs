@@ -7,7 +7,6 @@
 
 use slab::Slab;
 
-use super::ids::ScopedIds;
 use super::{fast_map, FastMap, SessionKey};
 use crate::serializer::Serializer;
 
@@ -146,47 +145,6 @@ impl Subscriptions {
         self.by_id.get(&id).map(|&index| &self.entries[index])
     }
 
-    /// Adds `subscriber` to the topic's subscription (created on first use) and returns its id.
-    /// Subscribing again is harmless and returns the same id.
-    pub(crate) fn subscribe(
-        &mut self,
-        ids: &mut ScopedIds,
-        topic: &str,
-        subscriber: Subscriber,
-    ) -> u64 {
-        let index = match self.by_topic.get(topic) {
-            Some(&index) => index,
-            None => {
-                let id = ids.next_id(|id| self.by_id.contains_key(&id));
-                self.create(id, topic, 0)
-            }
-        };
-        let subscription = &mut self.entries[index];
-        if !subscription.positions.contains_key(&subscriber.session) {
-            subscription
-                .positions
-                .insert(subscriber.session, subscription.subscribers.len());
-            subscription.subscribers.push(subscriber);
-        }
-        subscription.id
-    }
-
-    /// Removes `session` from subscription `id`; false when it was not a subscriber. The
-    /// subscription disappears with its last subscriber (single-shard tables).
-    pub(crate) fn unsubscribe(&mut self, id: u64, session: SessionKey) -> bool {
-        let Some(&index) = self.by_id.get(&id) else {
-            return false;
-        };
-        let subscription = &mut self.entries[index];
-        if !subscription.remove(session) {
-            return false;
-        }
-        if subscription.subscribers.is_empty() {
-            self.delete(index);
-        }
-        true
-    }
-
     pub(crate) fn lookup(&self, topic: &str) -> Option<&Subscription> {
         self.by_topic.get(topic).map(|&index| &self.entries[index])
     }
@@ -211,35 +169,41 @@ mod tests {
     }
 
     #[test]
-    fn a_topic_has_one_subscription_that_dies_with_its_last_subscriber() {
-        let mut ids = ScopedIds::new(0, 1);
+    fn a_topic_has_one_subscription_shared_by_its_subscribers() {
         let mut table = Subscriptions::new();
-        let a = table.subscribe(&mut ids, "t", subscriber(1));
-        let b = table.subscribe(&mut ids, "t", subscriber(2));
-        assert_eq!(a, b);
-        assert_eq!(table.subscribe(&mut ids, "t", subscriber(1)), a);
+        assert_eq!(table.set_shards(7, "t", 0b1), 0);
+        assert_eq!(table.add_subscriber("t", subscriber(1)), Some(7));
+        assert_eq!(table.add_subscriber("t", subscriber(2)), Some(7));
+        assert_eq!(
+            table.add_subscriber("t", subscriber(1)),
+            Some(7),
+            "subscribing again is harmless"
+        );
         assert_eq!(table.lookup("t").unwrap().subscribers().len(), 2);
-        assert!(!table.unsubscribe(a, SessionKey(3)));
-        assert!(table.unsubscribe(a, SessionKey(1)));
-        assert!(!table.unsubscribe(a, SessionKey(1)));
+        assert_eq!(table.remove_subscriber(7, SessionKey(3)), None);
+        assert_eq!(table.remove_subscriber(7, SessionKey(1)), Some(None));
         assert_eq!(table.lookup("t").unwrap().subscribers(), &[subscriber(2)]);
-        assert!(table.unsubscribe(a, SessionKey(2)));
-        assert!(table.lookup("t").is_none());
-        assert_eq!(table.len(), 0);
     }
 
     #[test]
     fn swap_remove_keeps_positions_right() {
-        let mut ids = ScopedIds::new(0, 1);
         let mut table = Subscriptions::new();
-        let id = (1..=5)
-            .map(|key| table.subscribe(&mut ids, "t", subscriber(key)))
-            .last()
-            .unwrap();
-        for key in [2, 5, 1, 4, 3] {
-            assert!(table.unsubscribe(id, SessionKey(key)), "removing {key}");
+        table.set_shards(7, "t", 0b1);
+        for key in 1..=5 {
+            table.add_subscriber("t", subscriber(key));
         }
-        assert_eq!(table.len(), 0);
+        for key in [2, 5, 1, 4] {
+            assert_eq!(
+                table.remove_subscriber(7, SessionKey(key)),
+                Some(None),
+                "removing {key}"
+            );
+        }
+        assert_eq!(
+            table.remove_subscriber(7, SessionKey(3)),
+            Some(Some("t".into()))
+        );
+        assert!(table.lookup("t").unwrap().subscribers().is_empty());
     }
 
     #[test]

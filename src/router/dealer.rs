@@ -6,7 +6,7 @@
 use slab::Slab;
 
 use super::ids::{RandomIds, ScopedIds};
-use super::peer::SessionRef;
+use super::shard_msg::SessionRef;
 use super::{fast_map, FastMap, SessionKey, ShardId};
 use crate::serializer::Serializer;
 
@@ -396,10 +396,6 @@ impl PendingCalls {
     pub(crate) fn remove(&mut self, key: PendingKey) -> Option<PendingCall> {
         self.get(key)?;
         Some(self.calls.remove(key.index))
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.calls.len()
     }
 }
 

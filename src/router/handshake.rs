@@ -3,9 +3,10 @@
 
 use std::borrow::Cow;
 
+use super::facts::Fact;
 use super::outbox;
-use super::session::{Identity, SessionState};
-use super::{uri, Action, Router, SessionKey};
+use super::session::{Identity, Phase};
+use super::{uri, Action, CloseReason, Router, SessionKey};
 use crate::wire::{Dict, Message, Value};
 
 /// Client roles a HELLO may announce (digest §5); at least one is required.
@@ -49,7 +50,7 @@ impl Router {
         details: &Dict<'_>,
         out: &mut Vec<Action>,
     ) {
-        let serializer = self.sessions[session.0].serializer;
+        let serializer = self.sessions[session].serializer;
         if self.shutting_down {
             return self.reject_hello(
                 session,
@@ -114,11 +115,10 @@ impl Router {
 
         let id = loop {
             let id = self.random_ids.next_id();
-            if !self.session_ids.contains_key(&id) {
+            if !self.sessions.id_in_use(id) {
                 break id;
             }
         };
-        self.session_ids.insert(id, session);
         let identity = Identity {
             id,
             realm,
@@ -148,15 +148,26 @@ impl Router {
         {
             // Cannot happen for a router-built message; never leave the client hanging.
             self.stats.encode_errors += 1;
-            self.session_ids.remove(&id);
-            self.sessions[session.0].state = SessionState::Closing;
-            out.push(Action::Close { session });
+            self.end_hello_wait(session);
+            out.push(Action::Close {
+                session,
+                reason: CloseReason::Done,
+            });
             return;
         }
 
-        let state = &mut self.sessions[session.0];
-        state.identity = Some(identity);
-        state.state = SessionState::Established;
+        self.facts.push(Fact::SessionJoined {
+            realm: self.realms.get(realm).name.clone(),
+            session: id,
+            authid: identity.authid.clone(),
+            authrole: identity.authrole.clone(),
+        });
+        let state = &mut self.sessions[session];
+        if let Phase::ExpectHello { deadline } = state.phase {
+            self.timers.cancel(deadline);
+        }
+        state.phase = Phase::Established(identity);
+        self.sessions.claim_id(id, session);
         self.realms.get_mut(realm).sessions += 1;
         self.stats.sessions_established += 1;
     }
@@ -169,10 +180,10 @@ impl Router {
         text: Cow<'static, str>,
         out: &mut Vec<Action>,
     ) {
-        let state = &mut self.sessions[session.0];
+        let state = &self.sessions[session];
         tracing::info!(?session, peer = %state.transport.peer, reason, "HELLO rejected: {text}");
-        state.state = SessionState::Closing;
         let serializer = state.serializer;
+        self.end_hello_wait(session);
         self.stats.hellos_rejected += 1;
         self.send(
             out,
@@ -180,6 +191,9 @@ impl Router {
             serializer,
             &outbox::abort(reason, text, serializer),
         );
-        out.push(Action::Close { session });
+        out.push(Action::Close {
+            session,
+            reason: CloseReason::Done,
+        });
     }
 }

@@ -1,25 +1,45 @@
 //! router: the sans-IO WAMP state machine of one shard — sessions, realms, dealer, broker.
 //!
-//! Driven by plain calls (`open_session`, `handle_message`, `close_session`, `shutdown`) with
-//! `now` passed in; it answers by pushing [`Action`]s that the runtime performs. No sockets, no
-//! executors, no clocks: every routing rule is testable by calling it directly.
+//! Driven by plain calls with `now` passed in (`open_session`, `handle_message`,
+//! `handle_shard_msg`, `handle_timeout`, `close_session`, `shutdown`); it answers by pushing
+//! [`Action`]s that the runtime performs, and tells the runtime its next deadline
+//! ([`Router::poll_timeout`]). No sockets, no executors, no clocks: every routing rule is
+//! testable by calling it directly, at one shard or several in one process.
 //!
-//! Files: `handshake.rs` (HELLO -> WELCOME/ABORT), `rpc.rs` (REGISTER/CALL/YIELD routing over
-//! the `dealer.rs` tables), `pubsub.rs` (SUBSCRIBE/PUBLISH routing over the `broker.rs` tables),
-//! `replication.rs` (table writes across shards), `peer.rs` (the cross-shard messages and the
-//! owner rule), `session.rs`, `realm.rs`, `ids.rs`, `outbox.rs` (encoding into `Action::Send`),
-//! `uri.rs`.
+//! # The kernel every feature plugs into (DESIGN.md "The router kernel")
+//!
+//! * `Router` is a small core over owned sub-states: `sessions` (`session.rs`, one phase type
+//!   per lifecycle state), `realms` (each with its dealer and broker tables, `dealer.rs`,
+//!   `broker.rs`), `pending` (the dealer's calls), `cluster` (this shard among the others:
+//!   table-write ops in flight, gathers, `cluster.rs`), `timers` (`timers.rs`) and `facts`
+//!   (`facts.rs`).
+//! * One admission step (`admission.rs`) stands in front of every handler of an established
+//!   session: which messages the phase accepts, request-id rules, URI rules, option checks,
+//!   per-session bounds, and the place where authorization goes. Handlers get an
+//!   `admission::Admitted` session.
+//! * One write path: REGISTER/UNREGISTER/SUBSCRIBE/UNSUBSCRIBE/leave always go through the
+//!   owner-shard protocol of `cluster.rs`; with one shard the owner is the shard itself and
+//!   every step completes within the same call.
+//! * Time is an input: the timer table, `handle_timeout(now)`, `poll_timeout()`.
+//! * The router is a peer of itself: `internal.rs` answers `wamp.*` procedures, and the table
+//!   code appends facts to one internal event list (`facts.rs`) that later readers (meta API,
+//!   testaments, metrics) consume.
+//! * Gather (`gather.rs`): a query that spans shards is one scatter with a ticket and a reduce.
+//!
+//! Other files: `handshake.rs` (HELLO -> WELCOME/ABORT), `rpc.rs` (REGISTER/CALL/YIELD
+//! routing), `pubsub.rs` (SUBSCRIBE/PUBLISH routing), `shard_msg.rs` (the messages between
+//! shards and the owner rule), `realm.rs`, `ids.rs`, `outbox.rs` (encoding into
+//! `Action::Send`), `uri.rs`, `log_limit.rs`.
 //!
 //! # Several shards
 //!
-//! With `shards == 1` nothing below happens: no `Action::Peer`, ids and replies as always. With
-//! N > 1 (DESIGN.md "Ownership and routing across shards"), a session lives on the shard that
-//! opened it; its global identity is (shard, `SessionKey`, WAMP session id). Messages
-//! (`peer::PeerMsg`), who sends them and when:
+//! A session lives on the shard that opened it; its global identity is (shard, `SessionKey`,
+//! WAMP session id). Messages between shards (`shard_msg::ShardMsgKind`), who sends them and
+//! when:
 //! * Table writes go to the owner `owner_shard(realm, uri) % N`. The origin (session's shard)
-//!   sends `Register{invoke, ticket}` / `Unregister{ack?}` / `Join{ticket}` (its local subscriber count
-//!   of a topic went 0 -> 1) / `Leave` (1 -> 0). The owner decides (conflicts, ids
-//!   `n * N + owner + 1`, a topic's shard set), applies to its own replica, then broadcasts
+//!   sends `Register{invoke, ticket}` / `Unregister{ack?}` / `Join{ticket}` (its local
+//!   subscriber count of a topic went 0 -> 1) / `Leave` (1 -> 0). The owner decides (conflicts,
+//!   ids `n * N + owner + 1`, a topic's shard set), applies to its own replica, then broadcasts
 //!   `RegistrationAdded` / `RegistrationRemoved` / `SubscriptionShards` (whole shard bitset) to
 //!   every other shard; a refused REGISTER gets `RegisterRefused` back to the origin instead.
 //! * Acks go directly to the origin: every shard that applies an update carrying `AckTo` sends
@@ -58,9 +78,10 @@
 //!   `Bytes`) per other shard in the subscription's shard set; each builds the EVENT once per
 //!   serializer. PUBLISHED is sent at once. Order per (publisher, subscriber) and per (caller,
 //!   callee) holds because each pair of shards has one FIFO channel.
-//! * `shutdown` is per shard; peer messages arriving afterwards are still applied or answered
+//! * `Gather{ticket, query}` to every other shard, each answering `Gathered{ticket, partial}`.
+//! * `shutdown` is per shard; shard messages arriving afterwards are still applied or answered
 //!   (a late `Invoke` gets no_such_procedure). Unexpected messages never panic: they are logged
-//!   and counted in `RouterStats::peer_messages_ignored`.
+//!   and counted in `RouterStats::shard_messages_ignored`.
 //!
 //! Choices where the spec leaves room (see also `uri.rs`):
 //! * Registration and subscription ids are router-scoped and sequential from 1 (one counter for
@@ -85,7 +106,11 @@
 //! * REGISTER of a procedure under `wamp.` gets ERROR `wamp.error.invalid_uri` (reserved for the
 //!   router, as in Crossbar).
 //! * A caller over `max_pending_calls_per_session` gets ERROR
-//!   `wampring.error.pending_call_limit_exceeded`.
+//!   `wampring.error.pending_call_limit_exceeded` (checked on admission, before the lookup).
+//! * A session that sends no HELLO within `hello_timeout_ms` of its transport opening is closed
+//!   (`Action::Close` with [`CloseReason::HelloTimeout`]), counted and logged (rate-limited).
+//! * The router's own procedures (`wamp.*`, answered by its internal callee): today
+//!   `wamp.session.count`; any other `wamp.*` procedure gets `wamp.error.no_such_procedure`.
 //! * CANCEL (call_canceling is not announced) is honoured in mode `skip`: the caller gets ERROR
 //!   `wamp.error.canceled` at once and the callee's late answer is discarded.
 //! * A YIELD/ERROR for an invocation whose caller left or canceled is dropped silently (the last
@@ -96,35 +121,48 @@
 //! * Lifecycle contract with the runtime: call `close_session` exactly once per
 //!   `open_session`, also after the router pushed `Action::Close` for it; between the two the
 //!   router ignores the session's input. The key may be reused only after `close_session`.
+//!   After every input, call [`Router::poll_timeout`] and arm one timer for the deadline it
+//!   returns; call [`Router::handle_timeout`] when it fires.
 
+mod admission;
 mod broker;
+mod cluster;
 mod dealer;
+mod facts;
+mod gather;
 mod handshake;
 mod ids;
+mod internal;
+mod log_limit;
 mod outbox;
-mod peer;
 mod pubsub;
 mod realm;
-mod replication;
 mod rpc;
 mod session;
+mod shard_msg;
+mod timers;
 pub mod uri;
 
 use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
-use slab::Slab;
 
 use crate::serializer::Serializer;
-use crate::wire::{self, code_name, Dict, Message};
+use crate::wire::{self, Dict, Message};
 
+use admission::Admitted;
+use cluster::Cluster;
 use dealer::{Callee, Caller, PendingCalls};
 use ids::{RandomIds, ScopedIds};
+use log_limit::LogLimit;
 use outbox::Outbox;
-use peer::{PeerMsg, SessionRef};
 use realm::Realms;
-use replication::InflightOp;
-use session::{Session, SessionState};
+use session::{Phase, Session, Sessions};
+use shard_msg::ShardMsgKind;
+use timers::{Timeout, Timers};
+
+pub use facts::Fact;
+pub use shard_msg::{owner_shard, ShardMsg, MAX_SHARDS};
 
 /// A session's handle inside one router (a slab key; never sent on the wire).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -132,6 +170,17 @@ pub struct SessionKey(pub usize);
 
 /// Milliseconds on the runtime's monotonic clock.
 pub type Millis = u64;
+
+/// Why the router closes a session's transport.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The WAMP conversation is over (GOODBYE, ABORT or a protocol violation was sent, or the
+    /// router shuts down): flush and close normally.
+    Done,
+    /// No HELLO arrived within `hello_timeout_ms`: nothing was said, the client is told by the
+    /// transport (WebSocket close code 1008).
+    HelloTimeout,
+}
 
 /// What the runtime must do on the router's behalf.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -141,17 +190,18 @@ pub enum Action {
     Send { session: SessionKey, frame: Bytes },
     /// Flush what was queued for the session, then close its transport. The router has already
     /// forgotten the session (or will ignore anything more from it).
-    Close { session: SessionKey },
+    Close {
+        session: SessionKey,
+        reason: CloseReason,
+    },
     /// Deliver `msg` to shard `to` (never this shard) through the one FIFO channel from this
-    /// shard to `to`; the runtime there calls [`Router::handle_peer`] with `from` = this shard.
-    /// The runtime must never drop or reorder these (overflow is queued, not discarded).
-    Peer { to: ShardId, msg: ShardMsg },
+    /// shard to `to`; the runtime there calls [`Router::handle_shard_msg`] with `from` = this
+    /// shard. The runtime must never drop or reorder these (overflow is queued, not discarded).
+    ToShard { to: ShardId, msg: ShardMsg },
 }
 
 /// Index of a shard, in `0..shards`.
 pub type ShardId = usize;
-
-pub use peer::{owner_shard, ShardMsg, MAX_SHARDS};
 
 /// URI validation strictness (digest §4).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
@@ -180,6 +230,8 @@ pub struct RouterConfig {
     /// Enforce sequential client request ids (digest §3): a gap is a protocol violation. Off by
     /// default because many clients still send random ids.
     pub strict_request_ids: bool,
+    /// A session that has not sent HELLO this long after its transport opened is closed.
+    pub hello_timeout_ms: Millis,
 }
 
 impl Default for RouterConfig {
@@ -192,6 +244,7 @@ impl Default for RouterConfig {
             uri_check: UriCheck::Loose,
             max_pending_calls_per_session: 65_536,
             strict_request_ids: false,
+            hello_timeout_ms: 10_000,
         }
     }
 }
@@ -214,6 +267,8 @@ pub struct RouterStats {
     pub sessions_closed: u64,
     /// HELLOs answered with ABORT (unknown realm, bad URI, auth method, shutdown).
     pub hellos_rejected: u64,
+    /// Sessions closed because no HELLO came within `hello_timeout_ms`.
+    pub hello_timeouts: u64,
     pub messages_in: u64,
     /// Frames the codec rejected (each also counts as a protocol violation).
     pub decode_errors: u64,
@@ -229,19 +284,22 @@ pub struct RouterStats {
     pub late_replies_discarded: u64,
     pub publishes: u64,
     pub events_sent: u64,
-    /// Sessions currently open (any state).
+    /// Sessions currently open (any phase).
     pub sessions: usize,
     pub registrations: usize,
     pub subscriptions: usize,
+    /// Calls made by this shard's sessions that wait for an answer.
     pub pending_calls: usize,
-    /// REGISTER/UNREGISTER/first-SUBSCRIBE ops this shard started and not yet completed, plus
-    /// topics whose first local subscribers wait (always 0 with one shard).
+    /// REGISTER/UNREGISTER/first-SUBSCRIBE ops this shard started and not yet completed, topics
+    /// whose first local subscribers wait, and gathers in flight.
     pub inflight_registry_ops: usize,
+    /// Armed timers (HELLO deadlines, ...).
+    pub timers: usize,
     /// Messages received from other shards.
-    pub peer_messages_in: u64,
+    pub shard_messages_in: u64,
     /// Messages from other shards that did not fit the receiver's state (unknown ticket, bad
     /// sender); each is logged and otherwise ignored.
-    pub peer_messages_ignored: u64,
+    pub shard_messages_ignored: u64,
 }
 
 /// One registration as this shard's table (or read replica) holds it: for tests and the
@@ -272,14 +330,20 @@ pub(crate) fn fast_set<K>() -> FastSet<K> {
     HashSet::with_hasher(fixed_hasher())
 }
 
+/// Client-caused log lines, each limited per cause (`log_limit.rs`).
+struct LogLimits {
+    hello_timeout: LogLimit,
+}
+
 /// The WAMP router of one shard.
 pub struct Router {
     config: RouterConfig,
-    sessions: Slab<Session>,
-    /// WAMP session id -> key, for uniqueness (and the meta API later).
-    session_ids: FastMap<u64, SessionKey>,
+    sessions: Sessions,
     realms: Realms,
     pending: PendingCalls,
+    cluster: Cluster,
+    timers: Timers,
+    facts: facts::Facts,
     random_ids: RandomIds,
     scoped_ids: ScopedIds,
     outbox: Outbox,
@@ -287,23 +351,18 @@ pub struct Router {
     welcome_roles: Dict<'static>,
     shutting_down: bool,
     stats: RouterStats,
-    /// This router's shard index and the number of shards.
-    shard: ShardId,
-    shards: usize,
-    /// Table-write ops started by this shard (several shards only), by ticket.
-    inflight: FastMap<u64, InflightOp>,
-    next_ticket: u64,
+    logs: LogLimits,
 }
 
 impl Router {
-    /// A single-shard router (every table is local).
+    /// A single-shard router (the shard owns every URI).
     pub fn new(config: RouterConfig, seed: u64) -> Router {
         Router::new_shard(config, seed, 0, 1)
     }
 
     /// The router of shard `shard` out of `shards` (DESIGN.md "Ownership and routing across
     /// shards"): it owns the sessions its runtime opens, and talks to the other shards only
-    /// through [`Action::Peer`] / [`Router::handle_peer`].
+    /// through [`Action::ToShard`] / [`Router::handle_shard_msg`].
     pub fn new_shard(config: RouterConfig, seed: u64, shard: ShardId, shards: usize) -> Router {
         assert!(
             shards >= 1 && shard < shards,
@@ -313,59 +372,79 @@ impl Router {
         let realms = Realms::new(config.realms.iter().map(|realm| realm.name.as_str()));
         Router {
             config,
-            sessions: Slab::new(),
-            session_ids: fast_map(),
+            sessions: Sessions::new(),
             realms,
             pending: PendingCalls::new(),
+            cluster: Cluster::new(shard, shards),
+            timers: Timers::new(),
+            facts: facts::Facts::new(),
             random_ids: RandomIds::new(seed),
             scoped_ids: ScopedIds::new(shard, shards),
             outbox: Outbox::new(),
             welcome_roles: handshake::welcome_roles(),
             shutting_down: false,
             stats: RouterStats::default(),
-            shard,
-            shards,
-            inflight: fast_map(),
-            next_ticket: 0,
+            logs: LogLimits {
+                hello_timeout: LogLimit::new(),
+            },
         }
     }
 
-    /// A transport is connected and handshaken; the session now waits for HELLO.
-    pub fn open_session(&mut self, transport: TransportInfo) -> SessionKey {
+    /// A transport is connected and handshaken; the session now waits for HELLO, until
+    /// `now + hello_timeout_ms`.
+    pub fn open_session(
+        &mut self,
+        transport: TransportInfo,
+        now: Millis,
+        out: &mut Vec<Action>,
+    ) -> SessionKey {
         self.stats.sessions_opened += 1;
-        SessionKey(self.sessions.insert(Session::new(transport)))
+        let key = self.sessions.next_key();
+        let deadline = now.saturating_add(self.config.hello_timeout_ms);
+        let timer = self.timers.arm(deadline, Timeout::Hello { session: key });
+        let inserted = self.sessions.insert(Session::new(transport, timer));
+        debug_assert_eq!(inserted, key);
+        self.settle(out);
+        key
     }
 
     /// Handles one received frame of `session`.
     pub fn handle_message(
         &mut self,
         session: SessionKey,
-        frame: &[u8],
+        frame: Bytes,
         now: Millis,
         out: &mut Vec<Action>,
     ) {
         let _ = now;
         self.stats.messages_in += 1;
-        let Some(state) = self.sessions.get(session.0) else {
+        let Some(state) = self.sessions.get(session) else {
             tracing::warn!(?session, "message for a session that is not open");
             return;
         };
-        let (state, serializer) = (state.state, state.serializer);
-        if state == SessionState::Closing {
+        if state.is_closing() {
             return;
         }
-        let message = match wire::decode(serializer, frame) {
+        let message = match wire::decode(state.serializer, &frame) {
             Ok(message) => message,
             Err(error) => {
                 self.stats.decode_errors += 1;
                 self.protocol_violation(session, error.message, out);
+                self.settle(out);
                 return;
             }
         };
-        match state {
-            SessionState::AwaitingHello => self.handle_before_welcome(session, message, out),
-            SessionState::Established => self.handle_established(session, message, out),
-            SessionState::Closing => {}
+        match self.sessions[session].phase {
+            Phase::ExpectHello { .. } => self.handle_before_welcome(session, message, out),
+            Phase::Established(_) => {
+                if let Some(me) = self.admit(session, &message, out) {
+                    self.handle_established(me, message, out);
+                }
+            }
+            Phase::Closing => {}
+        }
+        if !self.facts.is_empty() {
+            self.settle(out);
         }
     }
 
@@ -373,15 +452,18 @@ impl Router {
     /// get ERROR `wamp.error.canceled`). Nothing is sent to `session` itself.
     pub fn close_session(&mut self, session: SessionKey, now: Millis, out: &mut Vec<Action>) {
         let _ = now;
-        let Some(state) = self.sessions.get(session.0).map(|s| s.state) else {
+        let Some(state) = self.sessions.get(session) else {
             tracing::warn!(?session, "close of a session that is not open");
             return;
         };
-        if state != SessionState::Closing {
-            self.leave(session, true, out);
+        match state.phase {
+            Phase::Closing => {}
+            Phase::ExpectHello { deadline } => self.timers.cancel(deadline),
+            Phase::Established(_) => self.leave(session, true, out),
         }
-        self.sessions.remove(session.0);
+        self.sessions.remove(session);
         self.stats.sessions_closed += 1;
+        self.settle(out);
     }
 
     /// GOODBYE `wamp.close.system_shutdown` to every established session, then Close every
@@ -389,29 +471,48 @@ impl Router {
     pub fn shutdown(&mut self, now: Millis, out: &mut Vec<Action>) {
         let _ = now;
         self.shutting_down = true;
-        let keys: Vec<usize> = self.sessions.iter().map(|(key, _)| key).collect();
-        for key in keys {
-            let session = SessionKey(key);
-            let (state, serializer) = {
-                let s = &self.sessions[key];
-                (s.state, s.serializer)
-            };
-            match state {
-                SessionState::Closing => continue,
-                SessionState::Established => {
+        let keys: Vec<SessionKey> = self.sessions.iter().map(|(key, _)| key).collect();
+        for session in keys {
+            let serializer = self.sessions[session].serializer;
+            match self.sessions[session].phase {
+                Phase::Closing => continue,
+                Phase::Established(_) => {
                     let goodbye = outbox::goodbye(uri::CLOSE_SYSTEM_SHUTDOWN);
                     self.send(out, session, serializer, &goodbye);
                     // Everyone is leaving: no canceled ERRORs to callers that are closing too.
                     self.leave(session, false, out);
                 }
-                SessionState::AwaitingHello => self.sessions[key].state = SessionState::Closing,
+                Phase::ExpectHello { deadline } => {
+                    self.timers.cancel(deadline);
+                    self.sessions[session].phase = Phase::Closing;
+                }
             }
-            out.push(Action::Close { session });
+            out.push(Action::Close {
+                session,
+                reason: CloseReason::Done,
+            });
         }
+        self.settle(out);
     }
 
-    /// Handles a message another shard's router sent to this one (see [`Action::Peer`]).
-    pub fn handle_peer(
+    /// The earliest deadline of the router's timer table: the runtime arms one timer for it and
+    /// calls [`Router::handle_timeout`] then. Ask again after every input.
+    pub fn poll_timeout(&mut self) -> Option<Millis> {
+        self.timers.next_deadline()
+    }
+
+    /// Runs every timer whose deadline is at or before `now`.
+    pub fn handle_timeout(&mut self, now: Millis, out: &mut Vec<Action>) {
+        while let Some((timer, timeout)) = self.timers.pop_expired(now) {
+            match timeout {
+                Timeout::Hello { session } => self.hello_timed_out(session, timer, now, out),
+            }
+        }
+        self.settle(out);
+    }
+
+    /// Handles a message another shard's router sent to this one (see [`Action::ToShard`]).
+    pub fn handle_shard_msg(
         &mut self,
         from: ShardId,
         msg: ShardMsg,
@@ -419,105 +520,61 @@ impl Router {
         out: &mut Vec<Action>,
     ) {
         let _ = now;
-        self.stats.peer_messages_in += 1;
-        if from >= self.shards || from == self.shard {
-            self.stats.peer_messages_ignored += 1;
+        self.stats.shard_messages_in += 1;
+        if from >= self.cluster.shards || from == self.cluster.shard {
+            self.stats.shard_messages_ignored += 1;
             tracing::error!(
                 from,
-                shard = self.shard,
+                shard = self.cluster.shard,
                 msg = msg.name(),
-                "peer message from a bad sender"
+                "shard message from a bad sender"
             );
             return;
         }
-        self.dispatch_peer(from, msg.kind, out);
+        self.dispatch_shard_msg(from, msg.kind, out);
+        if !self.facts.is_empty() {
+            self.settle(out);
+        }
     }
 
-    /// Handles a peer message; `from` may be this shard (the owner or origin role played
-    /// locally, see `replication.rs`).
-    fn dispatch_peer(&mut self, from: ShardId, msg: PeerMsg, out: &mut Vec<Action>) {
+    /// Handles a shard message; `from` may be this shard (the owner or origin role played
+    /// locally, see `cluster.rs`).
+    fn dispatch_shard_msg(&mut self, from: ShardId, msg: ShardMsgKind, out: &mut Vec<Action>) {
         match msg {
-            PeerMsg::Register {
-                realm,
-                procedure,
-                callee,
-                invoke,
-                disclose_caller,
-                ticket,
-            } => {
-                let callee = dealer::Registrant {
-                    session: callee,
-                    disclose_caller,
-                };
-                self.owner_register(from, realm, procedure, invoke, callee, ticket, out)
+            ShardMsgKind::Register(msg) => self.owner_register(from, msg, out),
+            ShardMsgKind::Unregister(msg) => self.owner_unregister(from, msg, out),
+            ShardMsgKind::Join(msg) => self.owner_join(from, msg, out),
+            ShardMsgKind::Leave(msg) => self.owner_leave(from, msg, out),
+            ShardMsgKind::RegisterRefused(msg) => self.register_refused(msg, out),
+            ShardMsgKind::RegistrationAdded(msg) => self.apply_registration_added(msg, out),
+            ShardMsgKind::RegistrationRemoved(msg) => {
+                self.apply_registration_removed(msg, false, out);
             }
-            PeerMsg::Unregister {
-                realm,
-                procedure: _,
-                registration,
-                callee,
-                ack,
-            } => self.owner_unregister(from, realm, registration, callee, ack, out),
-            PeerMsg::Join {
-                realm,
-                topic,
-                ticket,
-            } => self.owner_join(from, realm, topic, ticket, out),
-            PeerMsg::Leave { realm, topic } => self.owner_leave(from, realm, topic, out),
-            PeerMsg::RegisterRefused {
-                ticket,
-                procedure,
-                refusal,
-                invoke,
-            } => self.register_refused(ticket, &procedure, refusal, invoke, out),
-            PeerMsg::RegistrationAdded {
-                realm,
-                procedure,
-                registration,
-                callee,
-                invoke,
-                disclose_caller,
-                ack,
-            } => {
-                let callee = dealer::Registrant {
-                    session: callee,
-                    disclose_caller,
-                };
-                self.apply_registration_added(
-                    &realm,
-                    &procedure,
-                    registration,
-                    invoke,
-                    callee,
-                    ack,
-                    out,
-                )
-            }
-            PeerMsg::RegistrationRemoved {
-                realm,
-                registration,
-                callee,
-                ack,
-            } => self.apply_registration_removed(&realm, registration, callee, ack, out),
-            PeerMsg::SubscriptionShards {
-                realm,
-                topic,
-                subscription,
-                shards,
-                ack,
-            } => {
-                let realm = self.realms.get_or_create(&realm);
-                self.apply_subscription_shards(realm, &topic, subscription, shards, ack, out)
-            }
-            PeerMsg::Applied { ticket } => self.count_applied(ticket, out),
-            PeerMsg::Invoke(invoke) => self.handle_remote_invoke(from, *invoke, out),
-            PeerMsg::Reply {
-                call,
-                frame,
-                canceled,
-            } => self.handle_remote_reply(from, call, frame, canceled, out),
-            PeerMsg::Publish(publication) => self.handle_remote_publish(&publication, out),
+            ShardMsgKind::SubscriptionShards(msg) => self.apply_subscription_shards(msg, out),
+            ShardMsgKind::Applied(msg) => self.count_applied(msg.ticket, out),
+            ShardMsgKind::Invoke(invoke) => self.handle_remote_invoke(from, *invoke, out),
+            ShardMsgKind::Reply(reply) => self.handle_remote_reply(from, reply, out),
+            ShardMsgKind::Publish(publication) => self.handle_remote_publish(&publication, out),
+            ShardMsgKind::Gather(gather) => self.handle_gather(from, gather, out),
+            ShardMsgKind::Gathered(gathered) => self.handle_gathered(from, gathered, out),
         }
+    }
+
+    /// Keeps a copy of every fact from now on, for [`Router::take_facts`] (tests, inspection;
+    /// at most `facts::RECORD_CAPACITY` are kept, the oldest dropped first).
+    pub fn record_facts(&mut self, on: bool) {
+        self.facts.record(on);
+    }
+
+    /// The facts recorded since the last call, oldest first.
+    pub fn take_facts(&mut self) -> Vec<Fact> {
+        self.facts.take_recorded()
+    }
+
+    /// Hands the facts of the input just handled to their readers.
+    fn settle(&mut self, out: &mut Vec<Action>) {
+        let _ = out;
+        self.facts.settle();
     }
 
     /// Sessions currently open (awaiting HELLO, established, or closing).
@@ -534,8 +591,13 @@ impl Router {
             .iter()
             .map(|realm| realm.subscriptions.len())
             .sum();
-        stats.pending_calls = self.pending.len();
-        stats.inflight_registry_ops = self.inflight_ops();
+        stats.pending_calls = self
+            .sessions
+            .iter()
+            .map(|(_, session)| session.calls_waiting.len())
+            .sum();
+        stats.inflight_registry_ops = self.inflight_ops() + self.gathers_in_flight();
+        stats.timers = self.timers.len();
         stats
     }
 
@@ -557,10 +619,41 @@ impl Router {
     /// The WAMP session id of an established session (for logs and the runtime's metrics).
     pub fn wamp_session_id(&self, session: SessionKey) -> Option<u64> {
         self.sessions
-            .get(session.0)?
-            .identity
-            .as_ref()
+            .get(session)?
+            .identity()
             .map(|identity| identity.id)
+    }
+
+    /// The HELLO deadline of `session` passed: close it, unless it said HELLO meanwhile (the
+    /// timer is then cancelled) or the key now belongs to a newer session with its own timer.
+    fn hello_timed_out(
+        &mut self,
+        session: SessionKey,
+        timer: timers::TimerId,
+        now: Millis,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(state) = self.sessions.get_mut(session) else {
+            return;
+        };
+        if !matches!(state.phase, Phase::ExpectHello { deadline } if deadline == timer) {
+            return;
+        }
+        state.phase = Phase::Closing;
+        self.stats.hello_timeouts += 1;
+        if let Some(suppressed) = self.logs.hello_timeout.allow(now) {
+            tracing::info!(
+                peer = %state.transport.peer,
+                transport = state.transport.kind,
+                suppressed,
+                "closed a connection that sent no HELLO within {} ms ({suppressed} more since the last such line)",
+                self.config.hello_timeout_ms
+            );
+        }
+        out.push(Action::Close {
+            session,
+            reason: CloseReason::HelloTimeout,
+        });
     }
 
     fn handle_before_welcome(
@@ -573,8 +666,11 @@ impl Router {
             Message::Hello { realm, details } => self.handle_hello(session, &realm, &details, out),
             Message::Abort { .. } => {
                 // ABORT is never answered.
-                self.sessions[session.0].state = SessionState::Closing;
-                out.push(Action::Close { session });
+                self.end_hello_wait(session);
+                out.push(Action::Close {
+                    session,
+                    reason: CloseReason::Done,
+                });
             }
             other => self.protocol_violation(
                 session,
@@ -584,92 +680,88 @@ impl Router {
         }
     }
 
-    fn handle_established(
-        &mut self,
-        session: SessionKey,
-        message: Message<'_>,
-        out: &mut Vec<Action>,
-    ) {
+    /// The session leaves `ExpectHello` for `Closing` (its deadline no longer matters).
+    fn end_hello_wait(&mut self, session: SessionKey) {
+        let state = &mut self.sessions[session];
+        if let Phase::ExpectHello { deadline } = state.phase {
+            self.timers.cancel(deadline);
+        }
+        state.phase = Phase::Closing;
+    }
+
+    /// Routes a message of an established session that passed admission.
+    fn handle_established(&mut self, me: Admitted, message: Message<'_>, out: &mut Vec<Action>) {
+        let session = me.key;
         match message {
-            Message::Publish { request, options, topic, payload } => {
-                self.handle_publish(session, request, &options, &topic, payload, out)
+            Message::Publish {
+                request,
+                options,
+                topic,
+                payload,
+            } => self.handle_publish(me, request, &options, &topic, payload, out),
+            Message::Call {
+                request,
+                options,
+                procedure,
+                payload,
+            } => self.handle_call(me, request, &options, &procedure, payload, out),
+            Message::Yield {
+                request, payload, ..
+            } => self.handle_yield(me, request, payload, out),
+            Message::Error {
+                request,
+                details,
+                error,
+                payload,
+                ..
+            } => self.handle_invocation_error(me, request, details, &error, payload, out),
+            Message::Subscribe { request, topic, .. } => {
+                self.handle_subscribe(me, request, &topic, out)
             }
-            Message::Call { request, options, procedure, payload } => {
-                self.handle_call(session, request, &options, &procedure, payload, out)
-            }
-            Message::Yield { request, options, payload } => self.handle_yield(session, request, &options, payload, out),
-            Message::Error { request_type: wire::code::INVOCATION, request, details, error, payload } => {
-                self.handle_invocation_error(session, request, details, &error, payload, out)
-            }
-            Message::Error { request_type, .. } => self.protocol_violation(
-                session,
-                format!("ERROR for {} ({request_type}): only ERROR for INVOCATION may come from a client", code_name(request_type)),
-                out,
-            ),
-            Message::Subscribe { request, options, topic } => self.handle_subscribe(session, request, &options, &topic, out),
-            Message::Unsubscribe { request, subscription } => self.handle_unsubscribe(session, request, subscription, out),
-            Message::Register { request, options, procedure } => {
-                self.handle_register(session, request, &options, &procedure, out)
-            }
-            Message::Unregister { request, registration } => self.handle_unregister(session, request, registration, out),
-            Message::Cancel { request, .. } => self.handle_cancel(session, request, out),
+            Message::Unsubscribe {
+                request,
+                subscription,
+            } => self.handle_unsubscribe(me, request, subscription, out),
+            Message::Register {
+                request,
+                options,
+                procedure,
+            } => self.handle_register(me, request, &options, &procedure, out),
+            Message::Unregister {
+                request,
+                registration,
+            } => self.handle_unregister(me, request, registration, out),
+            Message::Cancel { request, .. } => self.handle_cancel(me, request, out),
             Message::Goodbye { .. } => {
-                let serializer = self.sessions[session.0].serializer;
-                self.send(out, session, serializer, &outbox::goodbye(uri::CLOSE_GOODBYE_AND_OUT));
+                self.send(
+                    out,
+                    session,
+                    me.serializer,
+                    &outbox::goodbye(uri::CLOSE_GOODBYE_AND_OUT),
+                );
                 self.leave(session, true, out);
-                out.push(Action::Close { session });
+                out.push(Action::Close {
+                    session,
+                    reason: CloseReason::Done,
+                });
             }
             Message::Abort { .. } => {
                 self.leave(session, true, out);
-                out.push(Action::Close { session });
+                out.push(Action::Close {
+                    session,
+                    reason: CloseReason::Done,
+                });
             }
-            Message::Hello { .. } => {
-                self.protocol_violation(session, "HELLO received after the session was established", out)
-            }
-            Message::Authenticate { .. } => {
-                self.protocol_violation(session, "AUTHENTICATE received without a pending CHALLENGE", out)
-            }
-            Message::EventReceived { .. } => self.protocol_violation(
+            // Admission lets none of these through; should one slip, it is still a violation.
+            other => self.protocol_violation(
                 session,
-                "EVENT_RECEIVED needs acknowledged event delivery, which this router does not announce",
+                format!(
+                    "{} is not accepted from an established session",
+                    other.name()
+                ),
                 out,
             ),
-            other @ (Message::Welcome { .. }
-            | Message::Challenge { .. }
-            | Message::Published { .. }
-            | Message::Subscribed { .. }
-            | Message::Unsubscribed { .. }
-            | Message::Event { .. }
-            | Message::Result { .. }
-            | Message::Registered { .. }
-            | Message::Unregistered { .. }
-            | Message::Invocation { .. }
-            | Message::Interrupt { .. }) => {
-                self.protocol_violation(session, format!("{} is only sent by routers", other.name()), out)
-            }
         }
-    }
-
-    /// Checks a client request id (sequential rule when configured); on failure the session has
-    /// been aborted and the caller must stop.
-    fn accept_request_id(
-        &mut self,
-        session: SessionKey,
-        request: u64,
-        out: &mut Vec<Action>,
-    ) -> bool {
-        let strict = self.config.strict_request_ids;
-        let state = &mut self.sessions[session.0];
-        let expected = ids::next_sequential(state.last_request_id);
-        if state.accept_request_id(request, strict) {
-            return true;
-        }
-        self.protocol_violation(
-            session,
-            format!("request id {request} is not sequential (expected {expected})"),
-            out,
-        );
-        false
     }
 
     fn uri_is_valid(&self, uri: &str) -> bool {
@@ -702,7 +794,7 @@ impl Router {
         uri: &'static str,
         text: impl Into<std::borrow::Cow<'static, str>>,
     ) -> bool {
-        let serializer = self.sessions[session.0].serializer;
+        let serializer = self.sessions[session].serializer;
         let error = outbox::error(request_type, request, uri, text, serializer);
         self.send(out, session, serializer, &error)
     }
@@ -717,7 +809,7 @@ impl Router {
     ) {
         let text = text.into();
         self.stats.protocol_violations += 1;
-        let state = &self.sessions[session.0];
+        let state = &self.sessions[session];
         tracing::warn!(
             ?session,
             wamp_session = state.id(),
@@ -733,20 +825,27 @@ impl Router {
             &outbox::abort(uri::PROTOCOL_VIOLATION, text, serializer),
         );
         self.leave(session, true, out);
-        out.push(Action::Close { session });
+        out.push(Action::Close {
+            session,
+            reason: CloseReason::Done,
+        });
     }
 
     /// The session leaves its realm: its registrations and subscriptions go away (through their
-    /// owner shards when there are several), calls it made are orphaned (late answers
-    /// discarded), and callers of invocations it owed get ERROR `wamp.error.canceled` — local
-    /// ones when `notify_callers`, callers on other shards always (their shard is not closing
-    /// them). Marks the session Closing.
+    /// owner shards), calls it made are orphaned (late answers discarded), and callers of
+    /// invocations it owed get ERROR `wamp.error.canceled` — local ones when `notify_callers`,
+    /// callers on other shards always (their shard is not closing them). Marks the session
+    /// Closing; a session still waiting for HELLO just stops waiting.
     fn leave(&mut self, session: SessionKey, notify_callers: bool, out: &mut Vec<Action>) {
-        let state = &mut self.sessions[session.0];
-        let was_established = state.state == SessionState::Established;
-        state.state = SessionState::Closing;
-        let Some(identity) = state.identity.take() else {
-            return;
+        let state = &mut self.sessions[session];
+        let phase = std::mem::replace(&mut state.phase, Phase::Closing);
+        let identity = match phase {
+            Phase::Established(identity) => identity,
+            Phase::ExpectHello { deadline } => {
+                self.timers.cancel(deadline);
+                return;
+            }
+            Phase::Closing => return,
         };
         let registrations = std::mem::replace(&mut state.registrations, fast_set());
         let subscriptions = std::mem::replace(&mut state.subscriptions, fast_set());
@@ -754,40 +853,19 @@ impl Router {
         let invocations = std::mem::replace(&mut state.invocations, fast_map());
         state.discarded_invocations.clear();
 
-        if self.shards == 1 {
-            let realm = self.realms.get_mut(identity.realm);
-            let me = SessionRef {
-                shard: self.shard,
-                key: session,
-                session_id: identity.id,
-            };
-            for id in registrations {
-                let removed = realm.registry.unregister(id, me);
-                debug_assert!(
-                    removed.is_some(),
-                    "session listed registration {id} it does not own"
-                );
-            }
-            for id in subscriptions {
-                let removed = realm.subscriptions.unsubscribe(id, session);
-                debug_assert!(removed, "session listed subscription {id} it is not in");
-            }
-        } else {
-            // Sorted so the order of the messages (and so a simulation) replays exactly.
-            let mut registrations: Vec<u64> = registrations.into_iter().collect();
-            registrations.sort_unstable();
-            for id in registrations {
-                self.send_unregister(session, identity.id, identity.realm, id, None, out);
-            }
-            let mut subscriptions: Vec<u64> = subscriptions.into_iter().collect();
-            subscriptions.sort_unstable();
-            for id in subscriptions {
-                self.remove_local_subscriber(session, identity.realm, id, out);
-            }
+        // Sorted so the order of the messages (and so a simulation) replays exactly.
+        let mut registrations: Vec<u64> = registrations.into_iter().collect();
+        registrations.sort_unstable();
+        for id in registrations {
+            self.callee_removed(identity.realm, id, identity.id);
+            self.send_unregister(session, identity.id, identity.realm, id, None, out);
         }
-        if was_established {
-            self.realms.get_mut(identity.realm).sessions -= 1;
+        let mut subscriptions: Vec<u64> = subscriptions.into_iter().collect();
+        subscriptions.sort_unstable();
+        for id in subscriptions {
+            self.remove_local_subscriber(session, identity.id, identity.realm, id, out);
         }
+        self.realms.get_mut(identity.realm).sessions -= 1;
 
         for key in calls_waiting {
             let Some(call) = self.pending.remove(key) else {
@@ -801,9 +879,9 @@ impl Router {
             else {
                 continue;
             };
-            if let Some(callee) = self.sessions.get_mut(callee.0) {
+            if let Some(callee) = self.sessions.get_mut(callee) {
                 callee.invocations.remove(&invocation);
-                if callee.state == SessionState::Established {
+                if callee.is_established() {
                     callee.discarded_invocations.remember(invocation);
                 }
             }
@@ -816,11 +894,11 @@ impl Router {
             let text = "the callee left before answering";
             match call.caller {
                 Caller::Local(caller) => {
-                    let Some(caller_state) = self.sessions.get_mut(caller.0) else {
+                    let Some(caller_state) = self.sessions.get_mut(caller) else {
                         continue;
                     };
                     caller_state.calls_waiting.remove(&key);
-                    if notify_callers && caller_state.state == SessionState::Established {
+                    if notify_callers && caller_state.is_established() {
                         self.stats.calls_canceled += 1;
                         self.send_error(
                             out,
@@ -848,7 +926,11 @@ impl Router {
                 }
             }
         }
-        self.session_ids.remove(&identity.id);
-        debug_assert!(self.sessions[session.0].owns_nothing());
+        self.sessions.release_id(identity.id);
+        self.facts.push(Fact::SessionLeft {
+            realm: self.realms.get(identity.realm).name.clone(),
+            session: identity.id,
+        });
+        debug_assert!(self.sessions[session].owns_nothing());
     }
 }

@@ -15,114 +15,48 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use slab::Slab;
 
+use super::admission::Admitted;
 use super::broker::Subscriber;
 use super::outbox::Outbox;
-use super::peer::{OwnedFilters, PeerIdentity, PeerMsg, RemotePublication};
-use super::session::Session;
-use super::{uri, Action, Router, RouterStats, SessionKey};
+use super::session::Sessions;
+use super::shard_msg::{OwnedFilters, PublicIdentity, RemotePublication, ShardMsgKind};
+use super::{uri, Action, Router, RouterStats};
 use crate::wire::{code, Dict, Message, Payload, Value};
 
 impl Router {
+    /// SUBSCRIBE (admitted: options and URI are valid) joins this shard's subscribers of the
+    /// topic, through the topic's owner when it is the first.
     pub(super) fn handle_subscribe(
         &mut self,
-        session: SessionKey,
+        me: Admitted,
         request: u64,
-        options: &Dict<'_>,
         topic: &str,
         out: &mut Vec<Action>,
     ) {
-        if !self.accept_request_id(session, request, out) {
-            return;
-        }
-        let refusal = if let Some(pattern) = options.get_str("match").filter(|&m| m != "exact") {
-            Some((
-                uri::OPTION_NOT_ALLOWED,
-                format!("pattern-based subscription (match={pattern:?}) is not supported"),
-            ))
-        } else if !self.uri_is_valid(topic) {
-            Some((uri::INVALID_URI, format!("invalid topic URI {topic:?}")))
-        } else {
-            None
-        };
-        let state = &self.sessions[session.0];
-        let serializer = state.serializer;
-        if let Some((error_uri, text)) = refusal {
-            self.send_error(out, session, code::SUBSCRIBE, request, error_uri, text);
-            return;
-        }
-        let identity = state
-            .identity
-            .as_ref()
-            .expect("established session has an identity");
-        if self.shards > 1 {
-            let realm = identity.realm;
-            return self.start_subscribe(session, request, realm, topic, out);
-        }
-        let subscriber = Subscriber {
-            session,
-            serializer,
-            session_id: identity.id,
-        };
-        let table = &mut self.realms.get_mut(identity.realm).subscriptions;
-        let subscription = table.subscribe(&mut self.scoped_ids, topic, subscriber);
-        self.sessions[session.0].subscriptions.insert(subscription);
-        self.send(
-            out,
-            session,
-            serializer,
-            &Message::Subscribed {
-                request,
-                subscription,
-            },
-        );
+        self.start_subscribe(me.key, me.id, request, me.realm, topic, out);
     }
 
     pub(super) fn handle_unsubscribe(
         &mut self,
-        session: SessionKey,
+        me: Admitted,
         request: u64,
         subscription: u64,
         out: &mut Vec<Action>,
     ) {
-        if !self.accept_request_id(session, request, out) {
-            return;
-        }
-        let state = &self.sessions[session.0];
-        let serializer = state.serializer;
-        let realm = state
-            .identity
-            .as_ref()
-            .expect("established session has an identity")
-            .realm;
-        let removed = if self.shards > 1 {
-            self.sessions[session.0]
-                .subscriptions
-                .contains(&subscription)
-                && self.remove_local_subscriber(session, realm, subscription, out)
-        } else {
-            self.realms
-                .get_mut(realm)
-                .subscriptions
-                .unsubscribe(subscription, session)
-        };
+        let removed = self.sessions[me.key].subscriptions.remove(&subscription)
+            && self.remove_local_subscriber(me.key, me.id, me.realm, subscription, out);
         if removed {
-            self.sessions[session.0].subscriptions.remove(&subscription);
-            self.send(
-                out,
-                session,
-                serializer,
-                &Message::Unsubscribed {
-                    request,
-                    details: None,
-                },
-            );
+            let unsubscribed = Message::Unsubscribed {
+                request,
+                details: None,
+            };
+            self.send(out, me.key, me.serializer, &unsubscribed);
         } else {
             let text = format!("this session is not subscribed to {subscription}");
             self.send_error(
                 out,
-                session,
+                me.key,
                 code::UNSUBSCRIBE,
                 request,
                 uri::NO_SUCH_SUBSCRIPTION,
@@ -134,24 +68,19 @@ impl Router {
     /// PUBLISH -> EVENT to every eligible subscriber (hot path).
     pub(super) fn handle_publish(
         &mut self,
-        publisher: SessionKey,
+        me: Admitted,
         request: u64,
         options: &Dict<'_>,
         topic: &str,
         payload: Payload<'_>,
         out: &mut Vec<Action>,
     ) {
-        if !self.accept_request_id(publisher, request, out) {
-            return;
-        }
+        let (publisher, publisher_serializer) = (me.key, me.serializer);
         let acknowledge = options.get_bool("acknowledge") == Some(true);
-        let publisher_state = &self.sessions[publisher.0];
-        let publisher_serializer = publisher_state.serializer;
-        let identity = publisher_state
-            .identity
-            .as_ref()
-            .expect("established session has an identity");
-        let subscription = self.realms.get(identity.realm).subscriptions.lookup(topic);
+        let identity = self.sessions[publisher]
+            .identity()
+            .expect("admitted sessions are established");
+        let subscription = self.realms.get(me.realm).subscriptions.lookup(topic);
         // Subscribed topics passed the same URI check, so only a miss needs validating.
         if subscription.is_none() && !self.uri_is_valid(topic) {
             if acknowledge {
@@ -209,7 +138,7 @@ impl Router {
                 out,
             );
 
-            let remote_shards = subscription.shards & !(1u64 << self.shard);
+            let remote_shards = subscription.shards & !(1u64 << self.cluster.shard);
             if remote_shards != 0 {
                 let Message::Event { details, .. } = &event else {
                     unreachable!("built above")
@@ -218,7 +147,7 @@ impl Router {
                     realm: self.realms.get(identity.realm).name.clone(),
                     subscription: subscription.id,
                     publication,
-                    publisher: (!details.is_empty()).then(|| PeerIdentity {
+                    publisher: (!details.is_empty()).then(|| PublicIdentity {
                         session_id: identity.id,
                         authid: identity.authid.clone(),
                         authrole: identity.authrole.clone(),
@@ -226,11 +155,12 @@ impl Router {
                     filters: filters.is_active().then(|| filters.to_owned_filters()),
                     payload: payload.to_owned_payload(),
                 });
-                for shard in (0..self.shards).filter(|&shard| remote_shards & (1u64 << shard) != 0)
+                for shard in
+                    (0..self.cluster.shards).filter(|&shard| remote_shards & (1u64 << shard) != 0)
                 {
-                    out.push(Action::Peer {
+                    out.push(Action::ToShard {
                         to: shard,
-                        msg: PeerMsg::Publish(publication.clone()).into(),
+                        msg: ShardMsgKind::Publish(publication.clone()).into(),
                     });
                 }
             }
@@ -343,13 +273,13 @@ impl Router {
 }
 
 /// The authid and authrole of a subscriber, for the authid/authrole lists.
-fn auth_of<'s>(subscriber: &Subscriber, sessions: &'s Slab<Session>) -> Option<(&'s str, &'s str)> {
-    let identity = sessions.get(subscriber.session.0)?.identity.as_ref()?;
+fn auth_of<'s>(subscriber: &Subscriber, sessions: &'s Sessions) -> Option<(&'s str, &'s str)> {
+    let identity = sessions.get(subscriber.session)?.identity()?;
     Some((&identity.authid, &identity.authrole))
 }
 
 impl OwnedFilters {
-    fn admits(&self, subscriber: &Subscriber, sessions: &Slab<Session>) -> bool {
+    fn admits(&self, subscriber: &Subscriber, sessions: &Sessions) -> bool {
         let has_id = |list: &Vec<u64>| list.contains(&subscriber.session_id);
         if self.exclude.as_ref().is_some_and(has_id)
             || self.eligible.as_ref().is_some_and(|list| !has_id(list))
@@ -434,7 +364,7 @@ impl<'o, 'a> ReceiverFilters<'o, 'a> {
             || self.eligible_authrole.is_some()
     }
 
-    fn admits(&self, subscriber: &Subscriber, sessions: &Slab<Session>) -> bool {
+    fn admits(&self, subscriber: &Subscriber, sessions: &Sessions) -> bool {
         let has_id = |list: &[Value<'_>]| {
             list.iter()
                 .any(|value| value.as_u64() == Some(subscriber.session_id))
@@ -452,10 +382,7 @@ impl<'o, 'a> ReceiverFilters<'o, 'a> {
         {
             return true;
         }
-        let Some(identity) = sessions
-            .get(subscriber.session.0)
-            .and_then(|s| s.identity.as_ref())
-        else {
+        let Some(identity) = sessions.get(subscriber.session).and_then(|s| s.identity()) else {
             return false;
         };
         let authid = &*identity.authid;

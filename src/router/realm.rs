@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use super::broker::Subscriptions;
+use super::cluster::PendingJoin;
 use super::dealer::Registry;
-use super::replication::PendingJoin;
 use super::{fast_map, FastMap};
 
 /// Index of a realm in [`Realms`] (never leaves the process).

@@ -13,215 +13,88 @@
 
 use std::borrow::Cow;
 
-use bytes::Bytes;
-
-use super::dealer::{Callee, Caller, InvokePolicy, PendingKey, Registrant};
+use super::admission::{invoke_policy, Admitted};
+use super::dealer::{Callee, Caller, PendingKey, Registrant};
 use super::outbox;
-use super::peer::{Invoke, PeerIdentity, PeerMsg, SessionRef};
-use super::session::SessionState;
+use super::shard_msg::{Invoke, PublicIdentity, Reply, SessionRef, ShardMsgKind};
 use super::{uri, Action, Router, SessionKey, ShardId};
 use crate::serializer::Serializer;
 use crate::wire::{code, Dict, Message, Payload, Value};
 
 impl Router {
+    /// REGISTER (admitted: options and URI are valid) goes to the owner of the procedure.
     pub(super) fn handle_register(
         &mut self,
-        session: SessionKey,
+        me: Admitted,
         request: u64,
         options: &Dict<'_>,
         procedure: &str,
         out: &mut Vec<Action>,
     ) {
-        if !self.accept_request_id(session, request, out) {
-            return;
-        }
-        // Options first: a pattern URI (empty components) is only invalid because patterns are
-        // not supported, and that is the more useful answer.
-        let refusal = if let Some(pattern) = options.get_str("match").filter(|&m| m != "exact") {
-            Some((
-                uri::OPTION_NOT_ALLOWED,
-                format!("pattern-based registration (match={pattern:?}) is not supported"),
-            ))
-        } else if let Err(text) = invoke_policy(options) {
-            Some((uri::INVALID_ARGUMENT, text))
-        } else if !self.uri_is_valid(procedure) {
-            Some((
-                uri::INVALID_URI,
-                format!("invalid procedure URI {procedure:?}"),
-            ))
-        } else if procedure == "wamp" || procedure.starts_with("wamp.") {
-            Some((
-                uri::INVALID_URI,
-                format!("procedure {procedure:?}: the wamp. namespace is reserved for the router"),
-            ))
-        } else {
-            None
-        };
-        let state = &self.sessions[session.0];
-        let serializer = state.serializer;
-        if let Some((error_uri, text)) = refusal {
-            self.send_error(out, session, code::REGISTER, request, error_uri, text);
-            return;
-        }
-        let identity = state
-            .identity
-            .as_ref()
-            .expect("established session has an identity");
-        let (realm, session_id) = (identity.realm, identity.id);
         let invoke = invoke_policy(options).unwrap_or_default();
-        let disclose_caller = options.get_bool("disclose_caller").unwrap_or(false);
-        if self.shards > 1 {
-            return self.start_register(
-                session,
-                request,
-                realm,
-                procedure,
-                invoke,
-                disclose_caller,
-                out,
-            );
-        }
         let callee = Registrant {
             session: SessionRef {
-                shard: self.shard,
-                key: session,
-                session_id,
+                shard: self.cluster.shard,
+                key: me.key,
+                session_id: me.id,
             },
-            disclose_caller,
+            disclose_caller: options.get_bool("disclose_caller").unwrap_or(false),
         };
-        let registry = &mut self.realms.get_mut(realm).registry;
-        match registry.register(&mut self.scoped_ids, procedure, invoke, callee) {
-            Ok(registration) => {
-                self.sessions[session.0].registrations.insert(registration);
-                self.send(
-                    out,
-                    session,
-                    serializer,
-                    &Message::Registered {
-                        request,
-                        registration,
-                    },
-                );
-            }
-            Err(refusal) => {
-                let text = refusal.text(procedure, invoke);
-                self.send_error(
-                    out,
-                    session,
-                    code::REGISTER,
-                    request,
-                    uri::PROCEDURE_ALREADY_EXISTS,
-                    text,
-                );
-            }
-        }
+        self.start_register(request, me.realm, procedure, callee, invoke, out);
     }
 
     pub(super) fn handle_unregister(
         &mut self,
-        session: SessionKey,
+        me: Admitted,
         request: u64,
         registration: u64,
         out: &mut Vec<Action>,
     ) {
-        if !self.accept_request_id(session, request, out) {
-            return;
+        // Leaving the session's set first stops this shard routing to it at once; the
+        // replicas follow through the owner, and UNREGISTERED waits for all of them.
+        if self.sessions[me.key].registrations.remove(&registration) {
+            return self.start_unregister(me.key, me.id, request, me.realm, registration, out);
         }
-        let state = &self.sessions[session.0];
-        let serializer = state.serializer;
-        let identity = state
-            .identity
-            .as_ref()
-            .expect("established session has an identity");
-        let (realm, session_id) = (identity.realm, identity.id);
-        let callee = SessionRef {
-            shard: self.shard,
-            key: session,
-            session_id,
-        };
-        // Several shards: leaving the session's set first stops this shard routing to it at
-        // once; the replicas follow through the owner, and UNREGISTERED waits for all of them.
-        if self.shards > 1 && self.sessions[session.0].registrations.remove(&registration) {
-            return self.start_unregister(session, request, realm, registration, out);
-        }
-        if self.shards == 1
-            && self
-                .realms
-                .get_mut(realm)
-                .registry
-                .unregister(registration, callee)
-                .is_some()
-        {
-            self.sessions[session.0].registrations.remove(&registration);
-            self.send(
-                out,
-                session,
-                serializer,
-                &Message::Unregistered {
-                    request,
-                    details: None,
-                },
-            );
-        } else {
-            let text = format!("no registration {registration} owned by this session");
-            self.send_error(
-                out,
-                session,
-                code::UNREGISTER,
-                request,
-                uri::NO_SUCH_REGISTRATION,
-                text,
-            );
-        }
+        let text = format!("no registration {registration} owned by this session");
+        self.send_error(
+            out,
+            me.key,
+            code::UNREGISTER,
+            request,
+            uri::NO_SUCH_REGISTRATION,
+            text,
+        );
     }
 
-    /// CALL -> INVOCATION to the registered callee (hot path).
+    /// CALL -> INVOCATION to the registered callee (hot path); `wamp.*` procedures go to the
+    /// router's internal callee.
     pub(super) fn handle_call(
         &mut self,
-        caller: SessionKey,
+        me: Admitted,
         request: u64,
         options: &Dict<'_>,
         procedure: &str,
         payload: Payload<'_>,
         out: &mut Vec<Action>,
     ) {
-        if !self.accept_request_id(caller, request, out) {
-            return;
-        }
-        let caller_state = &self.sessions[caller.0];
-        let caller_serializer = caller_state.serializer;
-        let caller_identity = caller_state
-            .identity
-            .as_ref()
-            .expect("established session has an identity");
+        let (caller, caller_serializer) = (me.key, me.serializer);
         let refuse = |error_uri: &'static str, text: String| {
             outbox::error(code::CALL, request, error_uri, text, caller_serializer)
         };
-        let over_limit =
-            caller_state.calls_waiting.len() >= self.config.max_pending_calls_per_session;
-        // With several shards the replica may list a local callee whose REGISTERED has not gone
-        // out yet, or who is unregistering or gone (the owner's removal is on its way): only the
-        // session's own set says it may be invoked, so such a callee is skipped. A remote
-        // callee's shard makes the same check when the `Invoke` arrives.
-        let (shard, several) = (self.shard, self.shards > 1);
+        // The replica may list a local callee whose REGISTERED has not gone out yet, or who is
+        // unregistering or gone (the owner's removal is on its way): only the session's own set
+        // says it may be invoked, so such a callee is skipped. A remote callee's shard makes the
+        // same check when the `Invoke` arrives.
+        let shard = self.cluster.shard;
         let sessions = &self.sessions;
-        let route = match self
-            .realms
-            .get_mut(caller_identity.realm)
-            .registry
-            .lookup_mut(procedure)
-        {
+        let route = match self.realms.get_mut(me.realm).registry.lookup_mut(procedure) {
             None => Route::Unknown,
-            Some(_) if over_limit => Route::OverLimit,
             Some(registration) => {
                 let id = registration.id;
                 let usable = |callee: &SessionRef| {
-                    !several
-                        || callee.shard != shard
-                        || sessions.get(callee.key.0).is_some_and(|state| {
-                            state.state == SessionState::Established
-                                && state.id() == callee.session_id
-                                && state.registrations.contains(&id)
+                    callee.shard != shard
+                        || sessions.get(callee.key).is_some_and(|state| {
+                            state.is(callee.session_id) && state.registrations.contains(&id)
                         })
                 };
                 match registration.pick(&mut self.random_ids, usable) {
@@ -232,7 +105,11 @@ impl Router {
         };
         let (registration_id, callee) = match route {
             Route::To(id, callee) => (id, callee),
-            // Registered procedures passed the same URI check, so only a miss needs validating.
+            // Clients cannot register in `wamp.`: these are the router's own.
+            Route::Unknown if procedure.starts_with("wamp.") => {
+                return self.call_internal(me, request, procedure, payload, out);
+            }
+            // Registered procedures passed admission's URI check, so only a miss needs it.
             Route::Unknown if !self.uri_is_valid(procedure) => {
                 let text = format!("invalid procedure URI {procedure:?}");
                 self.send(
@@ -249,24 +126,14 @@ impl Router {
                 self.send(out, caller, caller_serializer, &error);
                 return;
             }
-            Route::OverLimit => {
-                let limit = self.config.max_pending_calls_per_session;
-                let error = refuse(
-                    uri::PENDING_CALL_LIMIT,
-                    format!("more than {limit} calls pending for this session"),
-                );
-                self.send(out, caller, caller_serializer, &error);
-                return;
-            }
         };
         let callee_ref = callee.session;
         let disclose = callee.disclose_caller || options.get_bool("disclose_me") == Some(true);
-        let caller_identity = self.sessions[caller.0]
-            .identity
-            .as_ref()
-            .expect("established session has an identity");
-        if callee_ref.shard != self.shard {
-            let disclose = disclose.then(|| PeerIdentity {
+        let caller_identity = self.sessions[caller]
+            .identity()
+            .expect("admitted sessions are established");
+        if callee_ref.shard != self.cluster.shard {
+            let disclose = disclose.then(|| PublicIdentity {
                 session_id: caller_identity.id,
                 authid: caller_identity.authid.clone(),
                 authrole: caller_identity.authrole.clone(),
@@ -278,7 +145,7 @@ impl Router {
                     shard: callee_ref.shard,
                 },
             );
-            self.sessions[caller.0].calls_waiting.insert(key);
+            self.sessions[caller].calls_waiting.insert(key);
             let invoke = Invoke {
                 call: key,
                 caller_request: request,
@@ -288,9 +155,9 @@ impl Router {
                 disclose,
                 payload: payload.to_owned_payload(),
             };
-            out.push(Action::Peer {
+            out.push(Action::ToShard {
                 to: callee_ref.shard,
-                msg: PeerMsg::Invoke(Box::new(invoke)).into(),
+                msg: ShardMsgKind::Invoke(Box::new(invoke)).into(),
             });
             return;
         }
@@ -307,7 +174,7 @@ impl Router {
                 Value::Str(Cow::Borrowed(&caller_identity.authrole)),
             );
         }
-        let callee_state = &self.sessions[callee.0];
+        let callee_state = &self.sessions[callee];
         let callee_serializer = callee_state.serializer;
         let invocation = callee_state.peek_invocation_id();
         let frame = {
@@ -349,28 +216,23 @@ impl Router {
                 invocation,
             },
         );
-        let callee_state = &mut self.sessions[callee.0];
+        let callee_state = &mut self.sessions[callee];
         callee_state.last_invocation_id = invocation;
         callee_state.invocations.insert(invocation, key);
-        self.sessions[caller.0].calls_waiting.insert(key);
+        self.sessions[caller].calls_waiting.insert(key);
         self.stats.calls_routed += 1;
     }
 
     /// YIELD -> RESULT to the caller (hot path).
     pub(super) fn handle_yield(
         &mut self,
-        callee: SessionKey,
+        me: Admitted,
         invocation: u64,
-        options: &Dict<'_>,
         payload: Payload<'_>,
         out: &mut Vec<Action>,
     ) {
-        if options.get_bool("progress") == Some(true) {
-            let text = "YIELD.Options.progress needs progressive_call_results, which this router does not announce";
-            return self.protocol_violation(callee, text, out);
-        }
         let details = Dict::new();
-        self.route_reply(callee, invocation, "YIELD", out, |request| {
+        self.route_reply(me.key, invocation, "YIELD", out, |request| {
             Message::Result {
                 request,
                 details,
@@ -382,14 +244,14 @@ impl Router {
     /// Callee ERROR for an INVOCATION -> ERROR for the CALL, Details/URI/payload passed through.
     pub(super) fn handle_invocation_error(
         &mut self,
-        callee: SessionKey,
+        me: Admitted,
         invocation: u64,
         details: Dict<'_>,
         error: &str,
         payload: Payload<'_>,
         out: &mut Vec<Action>,
     ) {
-        self.route_reply(callee, invocation, "ERROR", out, |request| Message::Error {
+        self.route_reply(me.key, invocation, "ERROR", out, |request| Message::Error {
             request_type: code::CALL,
             request,
             details,
@@ -408,7 +270,7 @@ impl Router {
         out: &mut Vec<Action>,
         reply: impl FnOnce(u64) -> Message<'m>,
     ) {
-        let callee_state = &mut self.sessions[callee.0];
+        let callee_state = &mut self.sessions[callee];
         let Some(key) = callee_state.invocations.remove(&invocation) else {
             if callee_state.discarded_invocations.take(invocation) {
                 self.stats.late_replies_discarded += 1;
@@ -438,7 +300,7 @@ impl Router {
                 return;
             }
         };
-        let caller_state = &mut self.sessions[caller.0];
+        let caller_state = &mut self.sessions[caller];
         caller_state.calls_waiting.remove(&key);
         let caller_serializer = caller_state.serializer;
         let message = reply(call.caller_request);
@@ -470,13 +332,9 @@ impl Router {
     /// CANCEL, honoured in mode `skip` whatever the requested mode (call_canceling is not
     /// announced, so there is no INTERRUPT): the caller gets ERROR `wamp.error.canceled` now and
     /// the callee's eventual answer is discarded. A CANCEL for a finished call is ignored.
-    pub(super) fn handle_cancel(
-        &mut self,
-        caller: SessionKey,
-        request: u64,
-        out: &mut Vec<Action>,
-    ) {
-        let caller_state = &self.sessions[caller.0];
+    pub(super) fn handle_cancel(&mut self, me: Admitted, request: u64, out: &mut Vec<Action>) {
+        let caller = me.key;
+        let caller_state = &self.sessions[caller];
         let pending = &self.pending;
         let Some(key) = caller_state.calls_waiting.iter().copied().find(|&key| {
             pending
@@ -486,7 +344,7 @@ impl Router {
             return;
         };
         let call = self.pending.remove(key).expect("found just above");
-        self.sessions[caller.0].calls_waiting.remove(&key);
+        self.sessions[caller].calls_waiting.remove(&key);
         // A callee on another shard keeps its invocation; its `Reply` will find no pending
         // entry here and be discarded.
         if let Callee::Local {
@@ -494,7 +352,7 @@ impl Router {
             invocation,
         } = call.callee
         {
-            let callee_state = &mut self.sessions[callee.0];
+            let callee_state = &mut self.sessions[callee];
             callee_state.invocations.remove(&invocation);
             callee_state.discarded_invocations.remember(invocation);
         }
@@ -540,13 +398,13 @@ impl Router {
                 }
             }
         };
-        out.push(Action::Peer {
+        out.push(Action::ToShard {
             to: shard,
-            msg: PeerMsg::Reply {
+            msg: ShardMsgKind::Reply(Reply {
                 call,
                 frame,
                 canceled,
-            }
+            })
             .into(),
         });
     }
@@ -570,11 +428,9 @@ impl Router {
             payload,
         } = invoke;
         let callee = callee_ref.key;
-        let routable = callee_ref.shard == self.shard
-            && self.sessions.get(callee.0).is_some_and(|state| {
-                state.state == SessionState::Established
-                    && state.id() == callee_ref.session_id
-                    && state.registrations.contains(&registration)
+        let routable = callee_ref.shard == self.cluster.shard
+            && self.sessions.get(callee).is_some_and(|state| {
+                state.is(callee_ref.session_id) && state.registrations.contains(&registration)
             });
         if !routable {
             let error = outbox::error(
@@ -595,7 +451,7 @@ impl Router {
                 Value::Str(Cow::Borrowed(&identity.authrole)),
             );
         }
-        let callee_state = &self.sessions[callee.0];
+        let callee_state = &self.sessions[callee];
         let callee_serializer = callee_state.serializer;
         let invocation = callee_state.peek_invocation_id();
         let message = Message::Invocation {
@@ -636,7 +492,7 @@ impl Router {
                 invocation,
             },
         );
-        let callee_state = &mut self.sessions[callee.0];
+        let callee_state = &mut self.sessions[callee];
         callee_state.last_invocation_id = invocation;
         callee_state.invocations.insert(invocation, key);
         self.stats.calls_routed += 1;
@@ -646,16 +502,19 @@ impl Router {
     pub(super) fn handle_remote_reply(
         &mut self,
         from: ShardId,
-        call: PendingKey,
-        frame: Bytes,
-        canceled: bool,
+        reply: Reply,
         out: &mut Vec<Action>,
     ) {
+        let Reply {
+            call,
+            frame,
+            canceled,
+        } = reply;
         let caller = match self.pending.get(call) {
             Some(pending) => match (&pending.caller, &pending.callee) {
                 (Caller::Local(caller), Callee::Remote { shard }) if *shard == from => *caller,
                 _ => {
-                    self.stats.peer_messages_ignored += 1;
+                    self.stats.shard_messages_ignored += 1;
                     tracing::warn!(from, "Reply for a call that shard does not own");
                     return;
                 }
@@ -667,7 +526,7 @@ impl Router {
             }
         };
         self.pending.remove(call);
-        self.sessions[caller.0].calls_waiting.remove(&call);
+        self.sessions[caller].calls_waiting.remove(&call);
         out.push(Action::Send {
             session: caller,
             frame,
@@ -685,21 +544,4 @@ enum Route {
     To(u64, Registrant),
     Unknown,
     NoUsableCallee,
-    OverLimit,
-}
-
-/// REGISTER.Options.invoke: absent means `single`; a value that is not one of the five policy
-/// names (or not a string) is refused with the text of the ERROR.
-fn invoke_policy(options: &Dict<'_>) -> Result<InvokePolicy, String> {
-    match options.get("invoke") {
-        None => Ok(InvokePolicy::Single),
-        Some(Value::Str(name)) => InvokePolicy::parse(name).ok_or_else(|| {
-            format!(
-                "REGISTER.Options.invoke {name:?} is not one of single, roundrobin, random, first, last"
-            )
-        }),
-        Some(other) => Err(format!(
-            "REGISTER.Options.invoke must be a string, got {other:?}"
-        )),
-    }
 }

@@ -1,24 +1,33 @@
-//! One session as the router sees it: its transport facts, its lifecycle state, its identity
-//! after WELCOME, and the lists of what it owns (registrations, subscriptions, pending calls in
-//! both directions) so that cleanup costs O(owned), not O(tables).
+//! One session as the router sees it: its transport facts, its lifecycle phase (a type per
+//! phase, each holding what only that phase has: the HELLO deadline before WELCOME, the identity
+//! after), and the lists of what it owns (registrations, subscriptions, pending calls in both
+//! directions) so that cleanup costs O(owned), not O(tables). [`Sessions`] is the router's
+//! table of them.
 
 use std::collections::VecDeque;
+use std::ops::{Index, IndexMut};
+
+use slab::Slab;
 
 use super::dealer::PendingKey;
 use super::ids::next_sequential;
 use super::realm::RealmId;
-use super::{fast_map, fast_set, FastMap, FastSet, TransportInfo};
+use super::timers::TimerId;
+use super::{fast_map, fast_set, FastMap, FastSet, SessionKey, TransportInfo};
 use crate::serializer::Serializer;
 
-/// Where a session is in the WAMP lifecycle (digest §5, router view).
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub(crate) enum SessionState {
-    /// Transport is up; the next message must be HELLO.
-    AwaitingHello,
+/// Where a session is in the WAMP lifecycle (digest §5, router view). Each phase accepts only
+/// its own messages: HELLO or ABORT before WELCOME, routing messages once established (through
+/// the admission step), nothing while closing. Authentication (step 6 of the plan) adds a phase
+/// between the first two that accepts AUTHENTICATE or ABORT.
+#[derive(Clone, Debug)]
+pub(crate) enum Phase {
+    /// Transport is up; the next message must be HELLO, before the deadline `deadline` fires.
+    ExpectHello { deadline: TimerId },
     /// WELCOME sent; routing messages are accepted.
-    Established,
-    /// ABORT/GOODBYE exchanged or a violation happened; tables are already cleaned, input is
-    /// ignored until the runtime calls `close_session`.
+    Established(Identity),
+    /// ABORT/GOODBYE exchanged, a violation happened or the HELLO deadline passed; tables are
+    /// already cleaned, input is ignored until the runtime calls `close_session`.
     Closing,
 }
 
@@ -34,13 +43,12 @@ pub(crate) struct Identity {
 pub(crate) struct Session {
     pub(crate) serializer: Serializer,
     pub(crate) transport: TransportInfo,
-    pub(crate) state: SessionState,
-    pub(crate) identity: Option<Identity>,
+    pub(crate) phase: Phase,
     /// Last request id received from the client (for `strict_request_ids`).
     pub(crate) last_request_id: u64,
     /// Last INVOCATION request id sent to this session as a callee.
     pub(crate) last_invocation_id: u64,
-    /// Registration ids this session owns.
+    /// Registration ids this session owns (REGISTERED went out, UNREGISTER not started).
     pub(crate) registrations: FastSet<u64>,
     /// Subscription ids this session is a subscriber of.
     pub(crate) subscriptions: FastSet<u64>,
@@ -54,12 +62,11 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    pub(crate) fn new(transport: TransportInfo) -> Session {
+    pub(crate) fn new(transport: TransportInfo, deadline: TimerId) -> Session {
         Session {
             serializer: transport.serializer,
             transport,
-            state: SessionState::AwaitingHello,
-            identity: None,
+            phase: Phase::ExpectHello { deadline },
             last_request_id: 0,
             last_invocation_id: 0,
             registrations: fast_set(),
@@ -70,9 +77,32 @@ impl Session {
         }
     }
 
-    /// The WAMP session id once established.
+    /// The identity, once established (and until the session starts closing).
+    pub(crate) fn identity(&self) -> Option<&Identity> {
+        match &self.phase {
+            Phase::Established(identity) => Some(identity),
+            Phase::ExpectHello { .. } | Phase::Closing => None,
+        }
+    }
+
+    /// The WAMP session id while established, else 0.
     pub(crate) fn id(&self) -> u64 {
-        self.identity.as_ref().map_or(0, |identity| identity.id)
+        self.identity().map_or(0, |identity| identity.id)
+    }
+
+    pub(crate) fn is_established(&self) -> bool {
+        matches!(self.phase, Phase::Established(_))
+    }
+
+    pub(crate) fn is_closing(&self) -> bool {
+        matches!(self.phase, Phase::Closing)
+    }
+
+    /// True when this is still the established session `session_id` (a slab key may have been
+    /// reused by a newer session since an op started).
+    pub(crate) fn is(&self, session_id: u64) -> bool {
+        self.identity()
+            .is_some_and(|identity| identity.id == session_id)
     }
 
     /// Checks a client request id against the sequential rule and records it.
@@ -100,6 +130,84 @@ impl Session {
             && self.subscriptions.is_empty()
             && self.calls_waiting.is_empty()
             && self.invocations.is_empty()
+    }
+}
+
+/// The sessions of one shard, by key, and the WAMP session ids in use (for uniqueness, and the
+/// meta API).
+pub(crate) struct Sessions {
+    slab: Slab<Session>,
+    by_id: FastMap<u64, SessionKey>,
+}
+
+impl Sessions {
+    pub(crate) fn new() -> Sessions {
+        Sessions {
+            slab: Slab::new(),
+            by_id: fast_map(),
+        }
+    }
+
+    /// The key the next [`Sessions::insert`] returns.
+    pub(crate) fn next_key(&self) -> SessionKey {
+        SessionKey(self.slab.vacant_key())
+    }
+
+    pub(crate) fn insert(&mut self, session: Session) -> SessionKey {
+        SessionKey(self.slab.insert(session))
+    }
+
+    pub(crate) fn remove(&mut self, key: SessionKey) -> Session {
+        self.slab.remove(key.0)
+    }
+
+    pub(crate) fn get(&self, key: SessionKey) -> Option<&Session> {
+        self.slab.get(key.0)
+    }
+
+    pub(crate) fn get_mut(&mut self, key: SessionKey) -> Option<&mut Session> {
+        self.slab.get_mut(key.0)
+    }
+
+    /// True when `key` is still the established session `session_id`.
+    pub(crate) fn alive(&self, key: SessionKey, session_id: u64) -> bool {
+        self.get(key).is_some_and(|session| session.is(session_id))
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (SessionKey, &Session)> {
+        self.slab
+            .iter()
+            .map(|(key, session)| (SessionKey(key), session))
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.slab.len()
+    }
+
+    pub(crate) fn id_in_use(&self, id: u64) -> bool {
+        self.by_id.contains_key(&id)
+    }
+
+    pub(crate) fn claim_id(&mut self, id: u64, key: SessionKey) {
+        self.by_id.insert(id, key);
+    }
+
+    pub(crate) fn release_id(&mut self, id: u64) {
+        self.by_id.remove(&id);
+    }
+}
+
+impl Index<SessionKey> for Sessions {
+    type Output = Session;
+
+    fn index(&self, key: SessionKey) -> &Session {
+        &self.slab[key.0]
+    }
+}
+
+impl IndexMut<SessionKey> for Sessions {
+    fn index_mut(&mut self, key: SessionKey) -> &mut Session {
+        &mut self.slab[key.0]
     }
 }
 

@@ -1,5 +1,5 @@
 //! Entry points for `benches/shard.rs`: the mesh's real pieces (glommio shared channel,
-//! [`PeerLink`] with its overflow queue, the drain loop and its wake-ups) driven between two
+//! `ShardLink` with its overflow queue, the drain loop and its wake-ups) driven between two
 //! executors pinned to two CPUs, so the bench measures the cross-core hop as shards pay it,
 //! without the bench itself naming glommio. Not part of the router's API.
 
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use glommio::{LocalExecutorBuilder, Placement};
 
 use super::cpus;
-use super::mesh::{self, MeshEnds, PeerLink};
+use super::mesh::{self, MeshEnds, ShardLink};
 use super::{startup, IO_MEMORY_BYTES, RING_DEPTH};
 
 /// The message the benches move: about the size of a small router message header.
@@ -51,7 +51,7 @@ fn builder(cpu: Option<usize>, spin_before_park: Duration) -> LocalExecutorBuild
 }
 
 /// Connects `link` (this executor's sending end) and starts its flusher.
-async fn connect_link(link: &Rc<PeerLink<BenchMsg>>, ends: &mut MeshEnds<BenchMsg>, to: usize) {
+async fn connect_link(link: &Rc<ShardLink<BenchMsg>>, ends: &mut MeshEnds<BenchMsg>, to: usize) {
     if let Some(sender) = ends.outbound[to].take() {
         link.connect(sender).await;
         glommio::spawn_local(link.clone().run_flusher()).detach();
@@ -59,7 +59,7 @@ async fn connect_link(link: &Rc<PeerLink<BenchMsg>>, ends: &mut MeshEnds<BenchMs
 }
 
 /// `iterations` round trips shard 0 -> shard 1 -> shard 0, one message in flight: each hop is
-/// a `PeerLink::send` and a receiver woken by the reactor (the executor may be parked, as an
+/// a `ShardLink::send` and a receiver woken by the reactor (the executor may be parked, as an
 /// idle shard is). Returns the time of the loop alone (executor start-up excluded).
 pub fn round_trip(iterations: u64, capacity: usize, spin_before_park: Duration) -> Duration {
     let _ = startup::raise_memlock_limit(2);
@@ -70,7 +70,7 @@ pub fn round_trip(iterations: u64, capacity: usize, spin_before_park: Duration) 
     let echo = builder(cpu_b, spin_before_park)
         .name("bench-echo")
         .spawn(move || async move {
-            let link = Rc::new(PeerLink::new(0));
+            let link = Rc::new(ShardLink::new(0));
             let receiver = ends_b.inbound[0].take().unwrap();
             let echo_link = link.clone();
             let drain = glommio::spawn_local(mesh::drain_inbound(receiver, move |msg| {
@@ -88,7 +88,7 @@ pub fn round_trip(iterations: u64, capacity: usize, spin_before_park: Duration) 
     let ping = builder(cpu_a, spin_before_park)
         .name("bench-ping")
         .spawn(move || async move {
-            let link = Rc::new(PeerLink::new(1));
+            let link = Rc::new(ShardLink::new(1));
             let receiver = ends_a.inbound[1].take().unwrap();
             let receiver_task = glommio::spawn_local(async move { receiver.connect().await });
             connect_link(&link, &mut ends_a, 1).await;
@@ -113,8 +113,8 @@ pub fn round_trip(iterations: u64, capacity: usize, spin_before_park: Duration) 
     elapsed
 }
 
-/// `messages` messages one way, shard 0 -> shard 1, sent in bursts of [`SEND_BURST`] through
-/// `PeerLink::send` (a full channel spills into the overflow queue) and drained in batches by
+/// `messages` messages one way, shard 0 -> shard 1, sent in bursts of `SEND_BURST` through
+/// `ShardLink::send` (a full channel spills into the overflow queue) and drained in batches by
 /// `drain_inbound`. Returns the time from the first send to the last receipt, and the overflow
 /// queue's high-water mark.
 pub fn one_way_throughput(messages: u64, capacity: usize) -> (Duration, u64) {
@@ -148,7 +148,7 @@ pub fn one_way_throughput(messages: u64, capacity: usize) -> (Duration, u64) {
     let sender = builder(cpu_a, Duration::ZERO)
         .name("bench-source")
         .spawn(move || async move {
-            let link = Rc::new(PeerLink::new(1));
+            let link = Rc::new(ShardLink::new(1));
             connect_link(&link, &mut ends_a, 1).await;
             let _ = started_at_sender.set(Instant::now());
             let mut sent = 0u64;

@@ -173,7 +173,7 @@ impl ConnectionTask {
                     self.shard.open_session(&self.conn, transport);
                     debug!(shard = self.shard.id, peer = %self.conn.peer, %serializer, "transport open");
                 }
-                Some(ConnEvent::Message(frame)) => self.shard.handle_message(&self.conn, &frame),
+                Some(ConnEvent::Message(frame)) => self.shard.handle_message(&self.conn, frame),
                 Some(ConnEvent::Closed { reason }) => {
                     if !self.conn.close_started.get() {
                         debug!(shard = self.shard.id, peer = %self.conn.peer, %reason, "transport closed");

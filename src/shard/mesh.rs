@@ -1,5 +1,5 @@
 //! The channel mesh between shards: exactly one bounded, lock-free, FIFO channel per ordered
-//! pair of shards, its sending side ([`PeerLink`]: never blocks, queues locally when the channel
+//! pair of shards, its sending side ([`ShardLink`]: never blocks, queues locally when the channel
 //! is full) and its receiving side ([`drain_inbound`]: one task per inbound channel).
 //!
 //! The channels are glommio's `shared_channel`: a single-producer single-consumer ring buffer
@@ -91,7 +91,7 @@ pub(crate) struct LinkStats {
 
 /// The sending side of the channel from this shard to shard `to`, with its local overflow
 /// queue. Single-threaded (lives in the shard's `Rc`s).
-pub(crate) struct PeerLink<T: Send + 'static> {
+pub(crate) struct ShardLink<T: Send + 'static> {
     to: usize,
     /// Set once the channel is connected; until then everything queues in `backlog`.
     sender: OnceCell<ConnectedSender<T>>,
@@ -107,9 +107,9 @@ pub(crate) struct PeerLink<T: Send + 'static> {
     stats: Cell<LinkStats>,
 }
 
-impl<T: Send + 'static> PeerLink<T> {
-    pub(crate) fn new(to: usize) -> PeerLink<T> {
-        PeerLink {
+impl<T: Send + 'static> ShardLink<T> {
+    pub(crate) fn new(to: usize) -> ShardLink<T> {
+        ShardLink {
             to,
             sender: OnceCell::new(),
             backlog: RefCell::new(VecDeque::new()),
@@ -196,7 +196,7 @@ impl<T: Send + 'static> PeerLink<T> {
     }
 
     /// Connects the channel on this executor (waits until the receiving shard connected its
-    /// end). Messages sent before stay queued until [`PeerLink::run_flusher`] runs.
+    /// end). Messages sent before stay queued until [`ShardLink::run_flusher`] runs.
     pub(crate) async fn connect(&self, sender: SharedSender<T>) {
         let sender = sender.connect().await;
         if self.sender.set(sender).is_err() {

@@ -8,7 +8,7 @@ use std::ops::AddAssign;
 
 /// Counters of one shard (or, summed, of the process). All monotonic except
 /// `connections_open`, which is the number open at the time of the snapshot, and
-/// `peer_overflow_high_water`, a maximum (the process value is the largest of any shard).
+/// `shard_overflow_high_water`, a maximum (the process value is the largest of any shard).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ShardMetrics {
     pub connections_accepted: u64,
@@ -32,6 +32,8 @@ pub struct ShardMetrics {
     pub transport_closes: u64,
     /// Connections dropped for not completing the transport handshake in time.
     pub handshake_timeouts: u64,
+    /// Sessions closed because no HELLO came within `limits.hello_timeout_ms`.
+    pub hello_timeouts: u64,
     /// Connections dropped because the peer did not finish the close handshake in time.
     pub close_timeouts: u64,
     /// Socket read/write errors (connection reset and the like).
@@ -44,16 +46,16 @@ pub struct ShardMetrics {
     pub connections_handed_off: u64,
     /// Messages this shard put on the mesh to other shards (router messages and connection
     /// hand-offs), including those that waited in the local overflow queue.
-    pub peer_messages_sent: u64,
+    pub shard_messages_sent: u64,
     /// Messages from other shards this shard handled (router messages and hand-offs).
-    pub peer_messages_received: u64,
+    pub shard_messages_received: u64,
     /// Times a message found its shard-to-shard channel full and was queued locally instead.
-    pub peer_channel_full: u64,
+    pub shard_channel_full: u64,
     /// Largest number of messages ever waiting in one local overflow queue (to one shard).
-    pub peer_overflow_high_water: u64,
+    pub shard_overflow_high_water: u64,
     /// Messages to another shard that were dropped because that shard had already stopped
     /// (only during shutdown).
-    pub peer_messages_dropped: u64,
+    pub shard_messages_dropped: u64,
 }
 
 impl AddAssign for ShardMetrics {
@@ -70,18 +72,19 @@ impl AddAssign for ShardMetrics {
         self.protocol_closes += other.protocol_closes;
         self.transport_closes += other.transport_closes;
         self.handshake_timeouts += other.handshake_timeouts;
+        self.hello_timeouts += other.hello_timeouts;
         self.close_timeouts += other.close_timeouts;
         self.io_errors += other.io_errors;
         self.oversize_dropped += other.oversize_dropped;
         self.undeliverable += other.undeliverable;
         self.connections_handed_off += other.connections_handed_off;
-        self.peer_messages_sent += other.peer_messages_sent;
-        self.peer_messages_received += other.peer_messages_received;
-        self.peer_channel_full += other.peer_channel_full;
-        self.peer_overflow_high_water = self
-            .peer_overflow_high_water
-            .max(other.peer_overflow_high_water);
-        self.peer_messages_dropped += other.peer_messages_dropped;
+        self.shard_messages_sent += other.shard_messages_sent;
+        self.shard_messages_received += other.shard_messages_received;
+        self.shard_channel_full += other.shard_channel_full;
+        self.shard_overflow_high_water = self
+            .shard_overflow_high_water
+            .max(other.shard_overflow_high_water);
+        self.shard_messages_dropped += other.shard_messages_dropped;
     }
 }
 
@@ -91,9 +94,9 @@ impl fmt::Display for ShardMetrics {
             f,
             "connections accepted={} refused={} open={}, sessions opened={}, messages in={} out={}, \
              bytes in={} out={}, slow-consumer disconnects={}, protocol closes={}, transport closes={}, \
-             handshake timeouts={}, close timeouts={}, io errors={}, oversize dropped={}, undeliverable={}, \
-             handed off={}, peer messages sent={} received={} dropped={}, peer channel full={}, \
-             peer overflow high-water={}",
+             handshake timeouts={}, hello timeouts={}, close timeouts={}, io errors={}, oversize dropped={}, undeliverable={}, \
+             handed off={}, shard messages sent={} received={} dropped={}, shard channel full={}, \
+             shard overflow high-water={}",
             self.connections_accepted,
             self.connections_refused,
             self.connections_open,
@@ -106,16 +109,17 @@ impl fmt::Display for ShardMetrics {
             self.protocol_closes,
             self.transport_closes,
             self.handshake_timeouts,
+            self.hello_timeouts,
             self.close_timeouts,
             self.io_errors,
             self.oversize_dropped,
             self.undeliverable,
             self.connections_handed_off,
-            self.peer_messages_sent,
-            self.peer_messages_received,
-            self.peer_messages_dropped,
-            self.peer_channel_full,
-            self.peer_overflow_high_water,
+            self.shard_messages_sent,
+            self.shard_messages_received,
+            self.shard_messages_dropped,
+            self.shard_channel_full,
+            self.shard_overflow_high_water,
         )
     }
 }

@@ -1,6 +1,6 @@
 //! shard: the runtime — the ONLY code that names glommio. [`serve`] runs the start-up checks,
 //! starts one thread per shard, each with its own glommio `LocalExecutor` pinned to one of the
-//! CPUs the process may run on ([`run_shard`], CPU list from `cpus.rs`), builds the channel mesh
+//! CPUs the process may run on (`run_shard`, CPU list from `cpus.rs`), builds the channel mesh
 //! between the shards (`mesh.rs`), waits until every shard listens and is connected to every
 //! other, and returns the summed metrics once a stop was requested and the shards drained.
 //!
@@ -13,7 +13,7 @@
 //! receiving executor. A session lives on the shard that serves its connection, for its life.
 //!
 //! Start-up is two-phase so that a shard that cannot start (executor, bind) cannot leave the
-//! others waiting for mesh peers forever: every shard reports "bound", then all get "go" (or
+//! others waiting for the rest of the mesh forever: every shard reports "bound", then all get "go" (or
 //! "give up"), then they connect the mesh and report "running".
 //!
 //! Each shard runs one task per connection (`connection.rs`) around the [`Router`] it owns
@@ -45,10 +45,10 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::{Config, ListenerConfig, ShardPlacement};
 use crate::net::{ServerConn, TransportKind};
-use crate::router::{Router, ShardId};
+use crate::router::{Router, ShardId, MAX_SHARDS};
 
 use connection::ConnectionTask;
-use mesh::{MeshEnds, MeshMsg, PeerLink};
+use mesh::{MeshEnds, MeshMsg, ShardLink};
 pub use metrics::ShardMetrics;
 pub use startup::StartError;
 use state::{Connection, Shard};
@@ -99,6 +99,13 @@ enum StartupReport {
 pub fn serve(config: &Config, stop: Arc<AtomicBool>) -> Result<ShardMetrics, StartError> {
     let allowed = cpus::allowed_cpus().map_err(StartError::Affinity)?;
     let shards = match config.cores {
+        None if allowed.len() > MAX_SHARDS => {
+            warn!(
+                "this process may run on {} CPUs; wampring runs at most {MAX_SHARDS} shards, so it uses the first {MAX_SHARDS} (set `cores` to choose fewer)",
+                allowed.len()
+            );
+            MAX_SHARDS
+        }
         None => allowed.len(),
         Some(requested) if requested > allowed.len() => {
             return Err(StartError::TooManyCores { requested, allowed })
@@ -127,7 +134,7 @@ pub fn serve(config: &Config, stop: Arc<AtomicBool>) -> Result<ShardMetrics, Sta
         config.placement.name()
     );
 
-    let mesh = mesh::build_mesh::<MeshMsg>(shards, config.runtime.peer_channel_capacity);
+    let mesh = mesh::build_mesh::<MeshMsg>(shards, config.runtime.shard_channel_capacity);
     let config = Arc::new(config.clone());
     let epoch = Instant::now();
     let (ready_tx, ready_rx) = mpsc::channel::<(ShardId, StartupReport)>();
@@ -326,8 +333,8 @@ fn run_shard(
             return ShardMetrics::default();
         }
 
-        let links: Vec<Option<Rc<PeerLink<MeshMsg>>>> = (0..spec.shards)
-            .map(|to| (to != id).then(|| Rc::new(PeerLink::new(to))))
+        let links: Vec<Option<Rc<ShardLink<MeshMsg>>>> = (0..spec.shards)
+            .map(|to| (to != id).then(|| Rc::new(ShardLink::new(to))))
             .collect();
         let seed = rand::random::<u64>();
         let router = Router::new_shard(config.router.clone(), seed, id, spec.shards);
@@ -358,6 +365,7 @@ fn run_shard(
                 mesh_tasks.push(glommio::spawn_local(link.run_flusher()));
             }
         }
+        mesh_tasks.push(glommio::spawn_local(shard.clone().run_timer()));
         let _ = ready.send((id, StartupReport::Running));
         drop(ready);
         let round_robin = (config.placement == ShardPlacement::RoundRobin && spec.shards > 1)
@@ -386,9 +394,9 @@ fn handle_mesh_msg(
         return false;
     }
     match msg {
-        MeshMsg::Router(msg) => shard.handle_peer(from, msg),
+        MeshMsg::Router(msg) => shard.handle_shard_msg(from, msg),
         MeshMsg::Adopt { socket, listener } => {
-            shard.metrics.borrow_mut().peer_messages_received += 1;
+            shard.metrics.borrow_mut().shard_messages_received += 1;
             match listeners.get(listener) {
                 Some(config) => {
                     // SAFETY: `socket` is an owned, connected TCP socket (a duplicate made by

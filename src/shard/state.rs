@@ -2,7 +2,7 @@
 //! the router of this shard, the table SessionKey -> connection, every live connection, its
 //! outbound links to the other shards, the metrics and the monotonic clock. Connection tasks
 //! call in with what their transport reported (`open_session`, `handle_message`,
-//! `end_session`), drain tasks with what another shard sent (`handle_peer`); the router's
+//! `end_session`), drain tasks with what another shard sent (`handle_shard_msg`); the router's
 //! answers are [`Action`]s, and [`Shard::perform`] carries them out: a `Send` appends the frame
 //! to the target connection's bounded output and wakes that connection's task (which writes it
 //! on its next turn), a `Close` starts the target's orderly close, a `Peer` goes into the link
@@ -10,9 +10,13 @@
 //! synchronous and runs inside one task's poll.
 
 use std::cell::{Cell, RefCell};
+use std::future::poll_fn;
 use std::rc::Rc;
-use std::task::Waker;
-use std::time::Instant;
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use glommio::timer::Timer;
 
 use slab::Slab;
 use tracing::{debug, info, warn};
@@ -20,9 +24,11 @@ use tracing::{debug, info, warn};
 use crate::config::LimitsConfig;
 use crate::net::websocket::close_code;
 use crate::net::{SendError, ServerConn};
-use crate::router::{Action, Millis, Router, SessionKey, ShardId, ShardMsg, TransportInfo};
+use crate::router::{
+    Action, CloseReason, Millis, Router, SessionKey, ShardId, ShardMsg, TransportInfo,
+};
 
-use super::mesh::{MeshMsg, PeerLink};
+use super::mesh::{MeshMsg, ShardLink};
 use super::metrics::ShardMetrics;
 
 /// Size of the shard-wide buffer sockets are read into before the bytes are handed to their
@@ -107,10 +113,15 @@ pub(crate) struct Shard {
     /// A cleared action vector kept between messages, so routing allocates none.
     spare_actions: RefCell<Vec<Action>>,
     /// Index = destination shard; `None` at this shard's own index.
-    links: Vec<Option<Rc<PeerLink<MeshMsg>>>>,
+    links: Vec<Option<Rc<ShardLink<MeshMsg>>>>,
     stopping: Cell<bool>,
     /// The shard's main loop has returned; leftover tasks are being dropped.
     terminated: Cell<bool>,
+    /// The router deadline the timer task sleeps towards (`None`: it waits for one).
+    timer_armed: Cell<Option<Millis>>,
+    /// Set when the router has an earlier deadline than `timer_armed`; wakes the timer task.
+    timer_kicked: Cell<bool>,
+    timer_waker: RefCell<Option<Waker>>,
 }
 
 impl Shard {
@@ -119,7 +130,7 @@ impl Shard {
         router: Router,
         limits: LimitsConfig,
         epoch: Instant,
-        links: Vec<Option<Rc<PeerLink<MeshMsg>>>>,
+        links: Vec<Option<Rc<ShardLink<MeshMsg>>>>,
     ) -> Shard {
         Shard {
             id,
@@ -134,6 +145,9 @@ impl Shard {
             links,
             stopping: Cell::new(false),
             terminated: Cell::new(false),
+            timer_armed: Cell::new(None),
+            timer_kicked: Cell::new(false),
+            timer_waker: RefCell::new(None),
         }
     }
 
@@ -176,18 +190,26 @@ impl Shard {
 
     /// The transport handshake completed: open a router session for the connection.
     pub(crate) fn open_session(&self, conn: &Rc<Connection>, transport: TransportInfo) {
-        let session = self.router.borrow_mut().open_session(transport);
-        let mut sessions = self.sessions.borrow_mut();
-        if sessions.len() <= session.0 {
-            sessions.resize(session.0 + 1, None);
+        let mut actions = self.spare_actions.take();
+        let session = self
+            .router
+            .borrow_mut()
+            .open_session(transport, self.now(), &mut actions);
+        {
+            let mut sessions = self.sessions.borrow_mut();
+            if sessions.len() <= session.0 {
+                sessions.resize(session.0 + 1, None);
+            }
+            sessions[session.0] = Some(conn.clone());
         }
-        sessions[session.0] = Some(conn.clone());
         conn.session.set(Some(session));
         self.metrics.borrow_mut().sessions_opened += 1;
+        self.perform(&mut actions);
+        self.spare_actions.replace(actions);
     }
 
     /// One WAMP message from the connection's session.
-    pub(crate) fn handle_message(&self, conn: &Connection, frame: &[u8]) {
+    pub(crate) fn handle_message(&self, conn: &Connection, frame: Bytes) {
         let Some(session) = conn.session.get() else {
             // The session ended (router Close) while the transport is still closing.
             return;
@@ -216,13 +238,13 @@ impl Shard {
     }
 
     /// One message another shard's router sent to this one (from its drain task).
-    pub(crate) fn handle_peer(&self, from: ShardId, msg: ShardMsg) {
-        self.metrics.borrow_mut().peer_messages_received += 1;
+    pub(crate) fn handle_shard_msg(&self, from: ShardId, msg: ShardMsg) {
+        self.metrics.borrow_mut().shard_messages_received += 1;
         let now = self.now();
         let mut actions = self.spare_actions.take();
         self.router
             .borrow_mut()
-            .handle_peer(from, msg, now, &mut actions);
+            .handle_shard_msg(from, msg, now, &mut actions);
         self.perform(&mut actions);
         self.spare_actions.replace(actions);
     }
@@ -279,28 +301,98 @@ impl Shard {
             for action in actions.drain(..) {
                 match action {
                     Action::Send { session, frame } => self.deliver(session, &frame, &mut ended),
-                    Action::Close { session } => {
+                    Action::Close { session, reason } => {
                         if let Some(conn) = self.detach(session) {
-                            self.metrics.borrow_mut().protocol_closes += 1;
-                            let code = if self.stopping.get() {
-                                close_code::GOING_AWAY
-                            } else {
-                                close_code::NORMAL
+                            let (code, text) = match reason {
+                                _ if self.stopping.get() => (close_code::GOING_AWAY, ""),
+                                CloseReason::Done => (close_code::NORMAL, ""),
+                                CloseReason::HelloTimeout => {
+                                    self.metrics.borrow_mut().hello_timeouts += 1;
+                                    (close_code::POLICY_VIOLATION, "no HELLO in time")
+                                }
                             };
-                            conn.start_close(code, "");
+                            self.metrics.borrow_mut().protocol_closes += 1;
+                            conn.start_close(code, text);
                             ended.push(session);
                         }
                     }
-                    Action::Peer { to, msg } => self.send_to_shard(to, MeshMsg::Router(msg)),
+                    Action::ToShard { to, msg } => self.send_to_shard(to, MeshMsg::Router(msg)),
                 }
             }
             if ended.is_empty() {
+                self.kick_timer_if_earlier();
                 return;
             }
             let now = self.now();
             let mut router = self.router.borrow_mut();
             for session in ended.drain(..) {
                 router.close_session(session, now, actions);
+            }
+        }
+    }
+
+    /// Wakes the timer task when the router now has a deadline earlier than the one the task
+    /// sleeps towards (checked after every router input; a heap peek).
+    fn kick_timer_if_earlier(&self) {
+        let next = self.router.borrow_mut().poll_timeout();
+        let earlier = match (next, self.timer_armed.get()) {
+            (Some(next), Some(armed)) => next < armed,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if earlier && !self.timer_kicked.replace(true) {
+            if let Some(waker) = self.timer_waker.borrow().as_ref() {
+                waker.wake_by_ref();
+            }
+        }
+    }
+
+    /// The router's timers that are due fire.
+    fn handle_timeout(&self) {
+        let mut actions = self.spare_actions.take();
+        self.router
+            .borrow_mut()
+            .handle_timeout(self.now(), &mut actions);
+        self.perform(&mut actions);
+        self.spare_actions.replace(actions);
+    }
+
+    /// Resolves when `kick_timer_if_earlier` found an earlier deadline.
+    async fn timer_kicked(&self) {
+        poll_fn(|cx| {
+            if self.timer_kicked.replace(false) {
+                return Poll::Ready(());
+            }
+            let mut slot = self.timer_waker.borrow_mut();
+            match slot.as_ref() {
+                Some(current) if current.will_wake(cx.waker()) => {}
+                _ => *slot = Some(cx.waker().clone()),
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// The shard's one timer (DESIGN.md "Time is an input"): sleeps until the router's next
+    /// deadline, or until an input gave the router an earlier one, then lets due timers fire.
+    /// Ends when the shard terminates.
+    pub(crate) async fn run_timer(self: Rc<Self>) {
+        while !self.is_terminated() {
+            let next = self.router.borrow_mut().poll_timeout();
+            self.timer_armed.set(next);
+            let now = self.now();
+            match next {
+                Some(at) if at <= now => {}
+                Some(at) => {
+                    let sleep = async {
+                        Timer::new(Duration::from_millis(at - now)).await;
+                    };
+                    futures_lite::future::or(sleep, self.timer_kicked()).await;
+                }
+                None => self.timer_kicked().await,
+            }
+            if !self.is_terminated() {
+                self.handle_timeout();
             }
         }
     }
@@ -387,11 +479,11 @@ impl Shard {
         metrics.connections_open = self.connection_count() as u64;
         for link in self.links.iter().flatten() {
             let stats = link.stats();
-            metrics.peer_messages_sent += stats.sent;
-            metrics.peer_channel_full += stats.channel_full;
-            metrics.peer_messages_dropped += stats.dropped;
-            metrics.peer_overflow_high_water = metrics
-                .peer_overflow_high_water
+            metrics.shard_messages_sent += stats.sent;
+            metrics.shard_channel_full += stats.channel_full;
+            metrics.shard_messages_dropped += stats.dropped;
+            metrics.shard_overflow_high_water = metrics
+                .shard_overflow_high_water
                 .max(stats.overflow_high_water);
         }
         metrics

@@ -150,7 +150,7 @@ const YIELD_OPTIONS: Table = &[("progress", Rule::Bool)];
 
 /// The known keys of the dict of message type `code` (each message has at most one dict the
 /// spec gives keys to: its Options or Details): the type's own keys, then, for
-/// payload-carrying types, [`PAYLOAD_KEYS`].
+/// payload-carrying types, `PAYLOAD_KEYS`.
 pub fn tables(code: u64) -> &'static [Table] {
     match code {
         HELLO => &[HELLO_DETAILS],

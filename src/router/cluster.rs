@@ -1,7 +1,8 @@
-//! Table writes across shards (DESIGN.md "Ownership and routing across shards"): REGISTER,
-//! UNREGISTER, SUBSCRIBE and UNSUBSCRIBE when the router has more than one shard.
+//! This shard among the others (DESIGN.md "Ownership and routing across shards"): the one write
+//! path for REGISTER, UNREGISTER, SUBSCRIBE, UNSUBSCRIBE and leave, whatever the number of
+//! shards, and the [`Cluster`] sub-state it keeps (ops in flight, gathers in flight).
 //!
-//! Three roles, often played by the same shard:
+//! Three roles, often played by the same shard (with one shard, always):
 //! * the *origin* (the session's shard) starts an op with a ticket and answers the client when
 //!   the op is complete — i.e. when every shard, itself included, has applied the owner's update
 //!   (each shard that applies an update carrying `AckTo` reports `Applied` to the origin);
@@ -11,27 +12,73 @@
 //! * every *replica* applies the owner's updates in the order they arrive (one FIFO channel per
 //!   pair of shards, one owner per uri: per-uri order is the owner's order).
 //!
+//! A message to this shard itself is handled at once, so with one shard an op starts, is
+//! decided, applied and completed within the call that started it.
+//!
 //! A callee is invoked by its shard only once its REGISTERED went out (the registration is then
 //! in the session's `registrations`), so no INVOCATION can precede REGISTERED; a CALL that
 //! reaches the callee's shard earlier, or after UNREGISTER/leave started, gets
 //! `wamp.error.no_such_procedure`. A shared registration is one entry (one id) whose callees
 //! join and leave one by one through the same owner, so every replica lists them in the
-//! owner's order. Subscribers of a topic wait in a `PendingJoin` while their
-//! shard's first-subscriber `Join` is in flight, and become receivers together with their
-//! SUBSCRIBED.
+//! owner's order. Subscribers of a topic wait in a `PendingJoin` while their shard's
+//! first-subscriber `Join` is in flight, and become receivers together with their SUBSCRIBED.
+//!
+//! Facts (`facts.rs`): the owner records creations and deletions, the origin records callees
+//! and subscribers coming and going.
 
 use std::sync::Arc;
 
 use super::broker::Subscriber;
-use super::dealer::{InvokePolicy, RegisterRefusal, Registrant};
-use super::peer::{owner_shard, AckTo, PeerMsg, SessionRef};
+use super::dealer::{InvokePolicy, Registrant};
+use super::facts::Fact;
+use super::gather::Gathering;
 use super::realm::RealmId;
-use super::session::SessionState;
-use super::{uri, Action, Router, SessionKey, ShardId};
+use super::shard_msg::{
+    owner_shard, AckTo, Applied, Join, Leave, Register, RegisterRefused, RegistrationAdded,
+    RegistrationRemoved, SessionRef, ShardMsgKind, SubscriptionShards, Unregister,
+};
+use super::{fast_map, uri, Action, FastMap, Router, SessionKey, ShardId};
 use crate::wire::{code, Message};
 
+/// This shard's place among the shards and the cross-shard work it has in flight.
+pub(crate) struct Cluster {
+    pub(crate) shard: ShardId,
+    pub(crate) shards: usize,
+    /// Table-write ops started by this shard, by ticket.
+    inflight: FastMap<u64, InflightOp>,
+    /// Gathers started by this shard, by ticket.
+    pub(crate) gathers: FastMap<u64, Gathering>,
+    last_ticket: u64,
+}
+
+impl Cluster {
+    pub(crate) fn new(shard: ShardId, shards: usize) -> Cluster {
+        Cluster {
+            shard,
+            shards,
+            inflight: fast_map(),
+            gathers: fast_map(),
+            last_ticket: 0,
+        }
+    }
+
+    /// A ticket no other op or gather of this shard carries.
+    pub(crate) fn new_ticket(&mut self) -> u64 {
+        self.last_ticket += 1;
+        self.last_ticket
+    }
+
+    fn me(&self, key: SessionKey, session_id: u64) -> SessionRef {
+        SessionRef {
+            shard: self.shard,
+            key,
+            session_id,
+        }
+    }
+}
+
 /// An op this shard started for one of its sessions and has not answered yet.
-pub(crate) struct InflightOp {
+struct InflightOp {
     /// Shards that reported having applied the owner's update (this one included).
     applied: usize,
     kind: OpKind,
@@ -76,25 +123,12 @@ fn bit(shard: ShardId) -> u64 {
 }
 
 impl Router {
-    fn new_ticket(&mut self) -> u64 {
-        self.next_ticket += 1;
-        self.next_ticket
-    }
-
-    /// True when `session` is still the established session `session_id` (a slab key may have
-    /// been reused by a newer session since the op started).
-    pub(super) fn session_alive(&self, session: SessionKey, session_id: u64) -> bool {
-        self.sessions.get(session.0).is_some_and(|state| {
-            state.state == SessionState::Established && state.id() == session_id
-        })
-    }
-
     /// Sends `msg` to shard `to`, or handles it at once when `to` is this shard.
-    pub(super) fn send_peer(&mut self, to: ShardId, msg: PeerMsg, out: &mut Vec<Action>) {
-        if to == self.shard {
-            self.dispatch_peer(to, msg, out);
+    pub(super) fn send_to_shard(&mut self, to: ShardId, msg: ShardMsgKind, out: &mut Vec<Action>) {
+        if to == self.cluster.shard {
+            self.dispatch_shard_msg(to, msg, out);
         } else {
-            out.push(Action::Peer {
+            out.push(Action::ToShard {
                 to,
                 msg: msg.into(),
             });
@@ -102,9 +136,10 @@ impl Router {
     }
 
     /// Sends `msg` to every other shard.
-    fn broadcast(&mut self, msg: PeerMsg, out: &mut Vec<Action>) {
-        for to in (0..self.shards).filter(|&to| to != self.shard) {
-            out.push(Action::Peer {
+    pub(super) fn broadcast(&mut self, msg: ShardMsgKind, out: &mut Vec<Action>) {
+        let me = self.cluster.shard;
+        for to in (0..self.cluster.shards).filter(|&to| to != me) {
+            out.push(Action::ToShard {
                 to,
                 msg: msg.clone().into(),
             });
@@ -113,40 +148,35 @@ impl Router {
 
     /// Reports to the origin that this shard applied an update.
     fn ack(&mut self, ack: AckTo, out: &mut Vec<Action>) {
-        if ack.origin == self.shard {
-            self.count_applied(ack.ticket, out);
-        } else {
-            out.push(Action::Peer {
-                to: ack.origin,
-                msg: PeerMsg::Applied { ticket: ack.ticket }.into(),
-            });
-        }
+        let applied = ShardMsgKind::Applied(Applied { ticket: ack.ticket });
+        self.send_to_shard(ack.origin, applied, out);
     }
 
     fn owner_of(&self, realm: RealmId, uri: &str) -> ShardId {
-        owner_shard(&self.realms.get(realm).name, uri, self.shards)
+        owner_shard(&self.realms.get(realm).name, uri, self.cluster.shards)
+    }
+
+    fn realm_name(&self, realm: RealmId) -> Arc<str> {
+        self.realms.get(realm).name.clone()
     }
 
     // ---------------------------------------------------------------------------------------
     // Origin side: starting ops for local sessions
     // ---------------------------------------------------------------------------------------
 
-    // The arguments are the parts of the REGISTER being started.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn start_register(
         &mut self,
-        session: SessionKey,
         request: u64,
         realm: RealmId,
         procedure: &str,
+        callee: Registrant,
         invoke: InvokePolicy,
-        disclose_caller: bool,
         out: &mut Vec<Action>,
     ) {
-        let session_id = self.sessions[session.0].id();
+        let (session, session_id) = (callee.session.key, callee.session.session_id);
         let procedure: Arc<str> = procedure.into();
-        let ticket = self.new_ticket();
-        self.inflight.insert(
+        let ticket = self.cluster.new_ticket();
+        self.cluster.inflight.insert(
             ticket,
             InflightOp {
                 applied: 0,
@@ -161,19 +191,15 @@ impl Router {
             },
         );
         let owner = self.owner_of(realm, &procedure);
-        let msg = PeerMsg::Register {
-            realm: self.realms.get(realm).name.clone(),
+        let msg = ShardMsgKind::Register(Register {
+            realm: self.realm_name(realm),
             procedure,
-            callee: SessionRef {
-                shard: self.shard,
-                key: session,
-                session_id,
-            },
+            callee: callee.session,
             invoke,
-            disclose_caller,
+            disclose_caller: callee.disclose_caller,
             ticket,
-        };
-        self.send_peer(owner, msg, out);
+        });
+        self.send_to_shard(owner, msg, out);
     }
 
     /// UNREGISTER of an announced registration (the caller checked it is the session's and
@@ -181,14 +207,15 @@ impl Router {
     pub(super) fn start_unregister(
         &mut self,
         session: SessionKey,
+        session_id: u64,
         request: u64,
         realm: RealmId,
         registration: u64,
         out: &mut Vec<Action>,
     ) {
-        let session_id = self.sessions[session.0].id();
-        let ticket = self.new_ticket();
-        self.inflight.insert(
+        self.callee_removed(realm, registration, session_id);
+        let ticket = self.cluster.new_ticket();
+        self.cluster.inflight.insert(
             ticket,
             InflightOp {
                 applied: 0,
@@ -200,6 +227,15 @@ impl Router {
             },
         );
         self.send_unregister(session, session_id, realm, registration, Some(ticket), out);
+    }
+
+    /// Records that a local callee stopped being invocable for `registration`.
+    pub(super) fn callee_removed(&mut self, realm: RealmId, registration: u64, session: u64) {
+        self.facts.push(Fact::CalleeRemoved {
+            realm: self.realm_name(realm),
+            registration,
+            session,
+        });
     }
 
     /// Asks the owner to remove `registration` of the local session (with an ack for UNREGISTER,
@@ -227,37 +263,32 @@ impl Router {
                 "unregister of a registration missing from the replica"
             );
             if let Some(ticket) = ack {
-                self.inflight.remove(&ticket);
+                self.cluster.inflight.remove(&ticket);
             }
             return;
         };
         let owner = self.owner_of(realm, &procedure);
-        let msg = PeerMsg::Unregister {
-            realm: self.realms.get(realm).name.clone(),
-            procedure,
+        let msg = ShardMsgKind::Unregister(Unregister {
+            realm: self.realm_name(realm),
             registration,
-            callee: SessionRef {
-                shard: self.shard,
-                key: session,
-                session_id,
-            },
+            callee: self.cluster.me(session, session_id),
             ack,
-        };
-        self.send_peer(owner, msg, out);
+        });
+        self.send_to_shard(owner, msg, out);
     }
 
-    /// SUBSCRIBE with several shards. Answers at once when this shard already receives the
-    /// topic; otherwise the session waits for this shard's `Join`.
+    /// SUBSCRIBE: answered at once when this shard already receives the topic; otherwise the
+    /// session waits for this shard's `Join`.
     pub(super) fn start_subscribe(
         &mut self,
         session: SessionKey,
+        session_id: u64,
         request: u64,
         realm: RealmId,
         topic: &str,
         out: &mut Vec<Action>,
     ) {
-        let state = &self.sessions[session.0];
-        let (serializer, session_id) = (state.serializer, state.id());
+        let serializer = self.sessions[session].serializer;
         let waiter = Waiter {
             session,
             session_id,
@@ -284,26 +315,19 @@ impl Router {
                 .subscriptions
                 .add_subscriber(topic, subscriber)
                 .expect("looked up just above");
-            self.sessions[session.0].subscriptions.insert(subscription);
-            let subscribed = Message::Subscribed {
-                request,
-                subscription,
-            };
-            self.send(out, session, serializer, &subscribed);
+            self.subscriber_added(realm, session, session_id, request, subscription, out);
             return;
         }
-        // Not `new_ticket()`: `realm_state` still borrows the realms.
-        self.next_ticket += 1;
-        let ticket = self.next_ticket;
+        let ticket = self.cluster.new_ticket();
         let topic: Arc<str> = topic.into();
-        realm_state.joins.insert(
+        self.realms.get_mut(realm).joins.insert(
             topic.as_ref().into(),
             PendingJoin {
                 ticket,
                 waiters: vec![waiter],
             },
         );
-        self.inflight.insert(
+        self.cluster.inflight.insert(
             ticket,
             InflightOp {
                 applied: 0,
@@ -315,12 +339,38 @@ impl Router {
             },
         );
         let owner = self.owner_of(realm, &topic);
-        let msg = PeerMsg::Join {
-            realm: self.realms.get(realm).name.clone(),
+        let msg = ShardMsgKind::Join(Join {
+            realm: self.realm_name(realm),
             topic,
+            session: session_id,
             ticket,
+        });
+        self.send_to_shard(owner, msg, out);
+    }
+
+    /// The local session is now a receiver of `subscription`: record it and say SUBSCRIBED.
+    fn subscriber_added(
+        &mut self,
+        realm: RealmId,
+        session: SessionKey,
+        session_id: u64,
+        request: u64,
+        subscription: u64,
+        out: &mut Vec<Action>,
+    ) {
+        let state = &mut self.sessions[session];
+        state.subscriptions.insert(subscription);
+        let serializer = state.serializer;
+        self.facts.push(Fact::SubscriberAdded {
+            realm: self.realm_name(realm),
+            subscription,
+            session: session_id,
+        });
+        let subscribed = Message::Subscribed {
+            request,
+            subscription,
         };
-        self.send_peer(owner, msg, out);
+        self.send(out, session, serializer, &subscribed);
     }
 
     /// Removes a local subscriber (UNSUBSCRIBE or leave); when it was this shard's last one of
@@ -328,6 +378,7 @@ impl Router {
     pub(super) fn remove_local_subscriber(
         &mut self,
         session: SessionKey,
+        session_id: u64,
         realm: RealmId,
         subscription: u64,
         out: &mut Vec<Action>,
@@ -339,15 +390,25 @@ impl Router {
         else {
             return false;
         };
+        self.facts.push(Fact::SubscriberRemoved {
+            realm: self.realm_name(realm),
+            subscription,
+            session: session_id,
+        });
         if let Some(topic) = last {
-            let owner = self.owner_of(realm, &topic);
-            let msg = PeerMsg::Leave {
-                realm: self.realms.get(realm).name.clone(),
-                topic: topic.as_ref().into(),
-            };
-            self.send_peer(owner, msg, out);
+            self.send_leave(realm, &topic, session_id, out);
         }
         true
+    }
+
+    fn send_leave(&mut self, realm: RealmId, topic: &str, session_id: u64, out: &mut Vec<Action>) {
+        let owner = self.owner_of(realm, topic);
+        let msg = ShardMsgKind::Leave(Leave {
+            realm: self.realm_name(realm),
+            topic: topic.into(),
+            session: session_id,
+        });
+        self.send_to_shard(owner, msg, out);
     }
 
     // ---------------------------------------------------------------------------------------
@@ -356,51 +417,62 @@ impl Router {
 
     /// Decides a REGISTER: a new registration, one more callee of a shared one (same id, so
     /// `RegistrationAdded` then extends the replicas' entry), or a refusal.
-    // The arguments are the fields of the message being handled.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn owner_register(
-        &mut self,
-        from: ShardId,
-        realm_name: Arc<str>,
-        procedure: Arc<str>,
-        invoke: InvokePolicy,
-        callee: Registrant,
-        ticket: u64,
-        out: &mut Vec<Action>,
-    ) {
+    pub(super) fn owner_register(&mut self, from: ShardId, msg: Register, out: &mut Vec<Action>) {
+        let Register {
+            realm: realm_name,
+            procedure,
+            callee,
+            invoke,
+            disclose_caller,
+            ticket,
+        } = msg;
         let realm = self.realms.get_or_create(&realm_name);
         let registry = &mut self.realms.get_mut(realm).registry;
-        let registration = match registry.register(&mut self.scoped_ids, &procedure, invoke, callee)
-        {
-            Ok(registration) => registration,
-            Err(refusal) => {
-                let refused = PeerMsg::RegisterRefused {
-                    ticket,
-                    procedure,
-                    refusal,
-                    invoke,
-                };
-                return self.send_peer(from, refused, out);
-            }
+        let registrant = Registrant {
+            session: callee,
+            disclose_caller,
         };
+        let existed = registry.lookup(&procedure).is_some();
+        let registration =
+            match registry.register(&mut self.scoped_ids, &procedure, invoke, registrant) {
+                Ok(registration) => registration,
+                Err(refusal) => {
+                    let refused = ShardMsgKind::RegisterRefused(RegisterRefused {
+                        ticket,
+                        procedure,
+                        refusal,
+                        invoke,
+                    });
+                    return self.send_to_shard(from, refused, out);
+                }
+            };
+        if !existed {
+            self.facts.push(Fact::RegistrationCreated {
+                realm: realm_name.clone(),
+                registration,
+                procedure: procedure.clone(),
+                invoke: invoke.name(),
+                session: callee.session_id,
+            });
+        }
         let ack = AckTo {
             origin: from,
             ticket,
         };
-        if from == self.shard {
+        if from == self.cluster.shard {
             self.set_op_result(ticket, registration);
         }
         self.ack(ack, out);
         self.broadcast(
-            PeerMsg::RegistrationAdded {
+            ShardMsgKind::RegistrationAdded(RegistrationAdded {
                 realm: realm_name,
                 procedure,
                 registration,
-                callee: callee.session,
+                callee,
                 invoke,
-                disclose_caller: callee.disclose_caller,
+                disclose_caller,
                 ack: Some(ack),
-            },
+            }),
             out,
         );
     }
@@ -408,179 +480,173 @@ impl Router {
     pub(super) fn owner_unregister(
         &mut self,
         from: ShardId,
-        realm_name: Arc<str>,
-        registration: u64,
-        callee: SessionRef,
-        ack: Option<u64>,
+        msg: Unregister,
         out: &mut Vec<Action>,
     ) {
-        let ack = ack.map(|ticket| AckTo {
-            origin: from,
-            ticket,
-        });
+        let removed = RegistrationRemoved {
+            realm: msg.realm,
+            registration: msg.registration,
+            callee: msg.callee,
+            ack: msg.ack.map(|ticket| AckTo {
+                origin: from,
+                ticket,
+            }),
+        };
         // Broadcast even when the owner had nothing to remove, so an acked op still completes.
-        self.apply_registration_removed(&realm_name, registration, callee, ack, out);
-        self.broadcast(
-            PeerMsg::RegistrationRemoved {
-                realm: realm_name,
-                registration,
-                callee,
-                ack,
-            },
-            out,
-        );
+        self.apply_registration_removed(removed.clone(), true, out);
+        self.broadcast(ShardMsgKind::RegistrationRemoved(removed), out);
     }
 
-    pub(super) fn owner_join(
-        &mut self,
-        from: ShardId,
-        realm_name: Arc<str>,
-        topic: Arc<str>,
-        ticket: u64,
-        out: &mut Vec<Action>,
-    ) {
-        let realm = self.realms.get_or_create(&realm_name);
+    pub(super) fn owner_join(&mut self, from: ShardId, msg: Join, out: &mut Vec<Action>) {
+        let realm = self.realms.get_or_create(&msg.realm);
         let realm_state = self.realms.get(realm);
-        let (subscription, shards) = match realm_state.subscriptions.lookup(&topic) {
+        let (subscription, shards) = match realm_state.subscriptions.lookup(&msg.topic) {
             Some(entry) => (entry.id, entry.shards | bit(from)),
             None => {
                 let in_use = |id| {
                     realm_state.subscriptions.get(id).is_some()
                         || realm_state.registry.get(id).is_some()
                 };
-                (self.scoped_ids.next_id(in_use), bit(from))
+                let id = self.scoped_ids.next_id(in_use);
+                self.facts.push(Fact::SubscriptionCreated {
+                    realm: msg.realm.clone(),
+                    subscription: id,
+                    topic: msg.topic.clone(),
+                    session: msg.session,
+                });
+                (id, bit(from))
             }
         };
-        let ack = AckTo {
-            origin: from,
-            ticket,
+        let update = SubscriptionShards {
+            realm: msg.realm,
+            topic: msg.topic,
+            subscription,
+            shards,
+            ack: Some(AckTo {
+                origin: from,
+                ticket: msg.ticket,
+            }),
         };
-        self.apply_subscription_shards(realm, &topic, subscription, shards, Some(ack), out);
-        self.broadcast(
-            PeerMsg::SubscriptionShards {
-                realm: realm_name,
-                topic,
-                subscription,
-                shards,
-                ack: Some(ack),
-            },
-            out,
-        );
+        self.apply_subscription_shards(update.clone(), out);
+        self.broadcast(ShardMsgKind::SubscriptionShards(update), out);
     }
 
-    pub(super) fn owner_leave(
-        &mut self,
-        from: ShardId,
-        realm_name: Arc<str>,
-        topic: Arc<str>,
-        out: &mut Vec<Action>,
-    ) {
-        let realm = self.realms.get_or_create(&realm_name);
-        let Some(entry) = self.realms.get(realm).subscriptions.lookup(&topic) else {
-            self.stats.peer_messages_ignored += 1;
-            tracing::warn!(from, %topic, "Leave for a topic without subscription");
+    pub(super) fn owner_leave(&mut self, from: ShardId, msg: Leave, out: &mut Vec<Action>) {
+        let realm = self.realms.get_or_create(&msg.realm);
+        let Some(entry) = self.realms.get(realm).subscriptions.lookup(&msg.topic) else {
+            self.stats.shard_messages_ignored += 1;
+            tracing::warn!(from, topic = %msg.topic, "Leave for a topic without subscription");
             return;
         };
         let (subscription, shards) = (entry.id, entry.shards & !bit(from));
-        self.apply_subscription_shards(realm, &topic, subscription, shards, None, out);
-        self.broadcast(
-            PeerMsg::SubscriptionShards {
-                realm: realm_name,
-                topic,
+        if shards == 0 {
+            self.facts.push(Fact::SubscriptionDeleted {
+                realm: msg.realm.clone(),
                 subscription,
-                shards,
-                ack: None,
-            },
-            out,
-        );
+                session: msg.session,
+            });
+        }
+        let update = SubscriptionShards {
+            realm: msg.realm,
+            topic: msg.topic,
+            subscription,
+            shards,
+            ack: None,
+        };
+        self.apply_subscription_shards(update.clone(), out);
+        self.broadcast(ShardMsgKind::SubscriptionShards(update), out);
     }
 
     // ---------------------------------------------------------------------------------------
     // Replica side: applying the owner's updates
     // ---------------------------------------------------------------------------------------
 
-    // The arguments are the fields of the message being handled.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn apply_registration_added(
         &mut self,
-        realm_name: &str,
-        procedure: &str,
-        registration: u64,
-        invoke: InvokePolicy,
-        callee: Registrant,
-        ack: Option<AckTo>,
+        msg: RegistrationAdded,
         out: &mut Vec<Action>,
     ) {
-        let realm = self.realms.get_or_create(realm_name);
+        let realm = self.realms.get_or_create(&msg.realm);
         let registry = &mut self.realms.get_mut(realm).registry;
-        if !registry.insert(registration, procedure, invoke, callee) {
+        let callee = Registrant {
+            session: msg.callee,
+            disclose_caller: msg.disclose_caller,
+        };
+        if !registry.insert(msg.registration, &msg.procedure, msg.invoke, callee) {
             // Logged by the registry; applied anyway so the replica converges on the owner.
-            self.stats.peer_messages_ignored += 1;
+            self.stats.shard_messages_ignored += 1;
         }
-        if let Some(ack) = ack {
-            if ack.origin == self.shard {
-                self.set_op_result(ack.ticket, registration);
+        if let Some(ack) = msg.ack {
+            if ack.origin == self.cluster.shard {
+                self.set_op_result(ack.ticket, msg.registration);
             }
             self.ack(ack, out);
         }
     }
 
+    /// Removes a callee from this replica; `owner` when this shard decided the removal (and so
+    /// records a deletion).
     pub(super) fn apply_registration_removed(
         &mut self,
-        realm_name: &str,
-        registration: u64,
-        callee: SessionRef,
-        ack: Option<AckTo>,
+        msg: RegistrationRemoved,
+        owner: bool,
         out: &mut Vec<Action>,
     ) {
-        let realm = self.realms.get_or_create(realm_name);
+        let realm = self.realms.get_or_create(&msg.realm);
         let removed = self
             .realms
             .get_mut(realm)
             .registry
-            .unregister(registration, callee);
-        if removed.is_none() {
-            // Each callee is removed once, by its own shard's request, after the owner added
-            // it: a miss means a broken peer (or a bug), not a race.
-            self.stats.peer_messages_ignored += 1;
-            tracing::warn!(
-                registration,
-                callee = callee.session_id,
-                "RegistrationRemoved for a callee the replica does not have"
-            );
+            .unregister(msg.registration, msg.callee);
+        match removed {
+            Some(removed) if removed.deleted && owner => {
+                self.facts.push(Fact::RegistrationDeleted {
+                    realm: msg.realm.clone(),
+                    registration: msg.registration,
+                    session: msg.callee.session_id,
+                });
+            }
+            Some(_) => {}
+            None => {
+                // Each callee is removed once, by its own shard's request, after the owner
+                // added it: a miss means a broken peer (or a bug), not a race.
+                self.stats.shard_messages_ignored += 1;
+                tracing::warn!(
+                    registration = msg.registration,
+                    callee = msg.callee.session_id,
+                    "RegistrationRemoved for a callee the replica does not have"
+                );
+            }
         }
-        if let Some(ack) = ack {
+        if let Some(ack) = msg.ack {
             self.ack(ack, out);
         }
     }
 
     pub(super) fn apply_subscription_shards(
         &mut self,
-        realm: RealmId,
-        topic: &str,
-        subscription: u64,
-        shards: u64,
-        ack: Option<AckTo>,
+        msg: SubscriptionShards,
         out: &mut Vec<Action>,
     ) {
-        let dropped =
-            self.realms
-                .get_mut(realm)
-                .subscriptions
-                .set_shards(subscription, topic, shards);
+        let realm = self.realms.get_or_create(&msg.realm);
+        let dropped = self.realms.get_mut(realm).subscriptions.set_shards(
+            msg.subscription,
+            &msg.topic,
+            msg.shards,
+        );
         if dropped > 0 {
             // The owner only clears this shard's bit after this shard's own Leave, sent when it
             // had no subscribers left; reaching here means a broken peer.
             tracing::error!(
-                topic,
-                subscription,
+                topic = %msg.topic,
+                subscription = msg.subscription,
                 dropped,
                 "owner update dropped local subscribers"
             );
         }
-        if let Some(ack) = ack {
-            if ack.origin == self.shard {
-                self.set_op_result(ack.ticket, subscription);
+        if let Some(ack) = msg.ack {
+            if ack.origin == self.cluster.shard {
+                self.set_op_result(ack.ticket, msg.subscription);
             }
             self.ack(ack, out);
         }
@@ -591,27 +657,36 @@ impl Router {
     // ---------------------------------------------------------------------------------------
 
     fn set_op_result(&mut self, ticket: u64, id: u64) {
-        match self.inflight.get_mut(&ticket).map(|op| &mut op.kind) {
+        match self
+            .cluster
+            .inflight
+            .get_mut(&ticket)
+            .map(|op| &mut op.kind)
+        {
             Some(OpKind::Register { registration, .. }) => *registration = Some(id),
             Some(OpKind::Join { subscription, .. }) => *subscription = Some(id),
             Some(OpKind::Unregister { .. }) | None => {
-                self.stats.peer_messages_ignored += 1;
+                self.stats.shard_messages_ignored += 1;
                 tracing::warn!(ticket, "owner result for an unknown op");
             }
         }
     }
 
     pub(super) fn count_applied(&mut self, ticket: u64, out: &mut Vec<Action>) {
-        let Some(op) = self.inflight.get_mut(&ticket) else {
-            self.stats.peer_messages_ignored += 1;
+        let Some(op) = self.cluster.inflight.get_mut(&ticket) else {
+            self.stats.shard_messages_ignored += 1;
             tracing::warn!(ticket, "Applied for an unknown op");
             return;
         };
         op.applied += 1;
-        if op.applied < self.shards {
+        if op.applied < self.cluster.shards {
             return;
         }
-        let op = self.inflight.remove(&ticket).expect("found just above");
+        let op = self
+            .cluster
+            .inflight
+            .remove(&ticket)
+            .expect("found just above");
         match op.kind {
             OpKind::Register {
                 session,
@@ -625,9 +700,14 @@ impl Router {
                     tracing::error!(ticket, %procedure, "register op complete without an id");
                     return;
                 };
-                if self.session_alive(session, session_id) {
-                    self.sessions[session.0].registrations.insert(registration);
-                    let serializer = self.sessions[session.0].serializer;
+                if self.sessions.alive(session, session_id) {
+                    self.sessions[session].registrations.insert(registration);
+                    self.facts.push(Fact::CalleeAdded {
+                        realm: self.realm_name(realm),
+                        registration,
+                        session: session_id,
+                    });
+                    let serializer = self.sessions[session].serializer;
                     let registered = Message::Registered {
                         request,
                         registration,
@@ -643,8 +723,8 @@ impl Router {
                 session_id,
                 request,
             } => {
-                if self.session_alive(session, session_id) {
-                    let serializer = self.sessions[session.0].serializer;
+                if self.sessions.alive(session, session_id) {
+                    let serializer = self.sessions[session].serializer;
                     let unregistered = Message::Unregistered {
                         request,
                         details: None,
@@ -680,11 +760,13 @@ impl Router {
             tracing::error!(topic, "join op complete without a subscription id");
             return;
         };
+        let mut last_waiter = 0;
         for waiter in join.waiters {
-            if !self.session_alive(waiter.session, waiter.session_id) {
+            last_waiter = waiter.session_id;
+            if !self.sessions.alive(waiter.session, waiter.session_id) {
                 continue;
             }
-            let serializer = self.sessions[waiter.session.0].serializer;
+            let serializer = self.sessions[waiter.session].serializer;
             let subscriber = Subscriber {
                 session: waiter.session,
                 serializer,
@@ -697,14 +779,14 @@ impl Router {
                 .add_subscriber(topic, subscriber);
             debug_assert_eq!(added, Some(subscription));
             let Some(subscription) = added else { continue };
-            self.sessions[waiter.session.0]
-                .subscriptions
-                .insert(subscription);
-            let subscribed = Message::Subscribed {
-                request: waiter.request,
+            self.subscriber_added(
+                realm,
+                waiter.session,
+                waiter.session_id,
+                waiter.request,
                 subscription,
-            };
-            self.send(out, waiter.session, serializer, &subscribed);
+                out,
+            );
         }
         let receiving = self
             .realms
@@ -713,23 +795,11 @@ impl Router {
             .get(subscription)
             .is_some_and(|entry| !entry.subscribers().is_empty());
         if !receiving {
-            let owner = self.owner_of(realm, topic);
-            let msg = PeerMsg::Leave {
-                realm: self.realms.get(realm).name.clone(),
-                topic: topic.into(),
-            };
-            self.send_peer(owner, msg, out);
+            self.send_leave(realm, topic, last_waiter, out);
         }
     }
 
-    pub(super) fn register_refused(
-        &mut self,
-        ticket: u64,
-        procedure: &str,
-        refusal: RegisterRefusal,
-        invoke: InvokePolicy,
-        out: &mut Vec<Action>,
-    ) {
+    pub(super) fn register_refused(&mut self, msg: RegisterRefused, out: &mut Vec<Action>) {
         let Some(InflightOp {
             kind:
                 OpKind::Register {
@@ -739,14 +809,14 @@ impl Router {
                     ..
                 },
             ..
-        }) = self.inflight.remove(&ticket)
+        }) = self.cluster.inflight.remove(&msg.ticket)
         else {
-            self.stats.peer_messages_ignored += 1;
-            tracing::warn!(ticket, "RegisterRefused for an unknown op");
+            self.stats.shard_messages_ignored += 1;
+            tracing::warn!(ticket = msg.ticket, "RegisterRefused for an unknown op");
             return;
         };
-        if self.session_alive(session, session_id) {
-            let text = refusal.text(procedure, invoke);
+        if self.sessions.alive(session, session_id) {
+            let text = msg.refusal.text(&msg.procedure, msg.invoke);
             self.send_error(
                 out,
                 session,
@@ -758,10 +828,9 @@ impl Router {
         }
     }
 
-    /// Ops started here and not complete (for `RouterStats::inflight_registry_ops`), plus
-    /// topics with waiting subscribers.
+    /// Ops started here and not complete, plus topics with waiting subscribers.
     pub(super) fn inflight_ops(&self) -> usize {
-        self.inflight.len()
+        self.cluster.inflight.len()
             + self
                 .realms
                 .iter()

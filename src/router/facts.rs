@@ -1,0 +1,138 @@
+//! The router's internal event list: the facts the table code establishes (a session joined or
+//! left, a registration or subscription was created or deleted, a callee or subscriber was
+//! added or removed), appended in the order they happen on this shard. It is the one place that
+//! the meta API, testaments and metrics read, instead of being called from every table
+//! function (DESIGN.md "The router is a peer of itself").
+//!
+//! Who appends what, so that each fact is recorded exactly once in the whole router:
+//! * the session's shard: `SessionJoined`, `SessionLeft`, `CalleeAdded` (when REGISTERED goes
+//!   out), `CalleeRemoved` (UNREGISTER starts or the callee leaves), `SubscriberAdded` (when
+//!   SUBSCRIBED goes out), `SubscriberRemoved`; so the facts of one session are in the order
+//!   they happened for it, with `SessionLeft` last;
+//! * the owner shard of the URI: `RegistrationCreated`/`Deleted`, `SubscriptionCreated`/
+//!   `Deleted`. A creation is decided before any shard can report a callee or subscriber of it,
+//!   and a deletion after the last one was removed.
+//!
+//! The list is handed over at the end of every router input (`Router::settle`); until a reader
+//! exists for a fact, it is dropped there, unless recording for inspection is on (bounded).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+/// One fact, with the ids and names a reader needs without looking at the tables.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fact {
+    SessionJoined {
+        realm: Arc<str>,
+        session: u64,
+        authid: Box<str>,
+        authrole: Box<str>,
+    },
+    SessionLeft {
+        realm: Arc<str>,
+        session: u64,
+    },
+    /// `session` is the callee whose REGISTER created it.
+    RegistrationCreated {
+        realm: Arc<str>,
+        registration: u64,
+        procedure: Arc<str>,
+        invoke: &'static str,
+        session: u64,
+    },
+    /// `session` is the callee whose removal deleted it.
+    RegistrationDeleted {
+        realm: Arc<str>,
+        registration: u64,
+        session: u64,
+    },
+    CalleeAdded {
+        realm: Arc<str>,
+        registration: u64,
+        session: u64,
+    },
+    CalleeRemoved {
+        realm: Arc<str>,
+        registration: u64,
+        session: u64,
+    },
+    /// `session` is the subscriber whose SUBSCRIBE created it.
+    SubscriptionCreated {
+        realm: Arc<str>,
+        subscription: u64,
+        topic: Arc<str>,
+        session: u64,
+    },
+    /// `session` is the last subscriber on the last shard, whose leaving deleted it.
+    SubscriptionDeleted {
+        realm: Arc<str>,
+        subscription: u64,
+        session: u64,
+    },
+    SubscriberAdded {
+        realm: Arc<str>,
+        subscription: u64,
+        session: u64,
+    },
+    SubscriberRemoved {
+        realm: Arc<str>,
+        subscription: u64,
+        session: u64,
+    },
+}
+
+/// Recorded facts kept for inspection at most; older ones are dropped (and counted).
+pub(crate) const RECORD_CAPACITY: usize = 65_536;
+
+pub(crate) struct Facts {
+    /// Facts of the input being handled, oldest first.
+    new: Vec<Fact>,
+    /// `Some` while recording for inspection (`Router::record_facts`).
+    recorded: Option<VecDeque<Fact>>,
+    pub(crate) dropped: u64,
+}
+
+impl Facts {
+    pub(crate) fn new() -> Facts {
+        Facts {
+            new: Vec::new(),
+            recorded: None,
+            dropped: 0,
+        }
+    }
+
+    pub(crate) fn push(&mut self, fact: Fact) {
+        self.new.push(fact);
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.new.is_empty()
+    }
+
+    /// The facts of the input just handled, handed to the readers and cleared.
+    pub(crate) fn settle(&mut self) {
+        match &mut self.recorded {
+            Some(recorded) => {
+                for fact in self.new.drain(..) {
+                    if recorded.len() == RECORD_CAPACITY {
+                        recorded.pop_front();
+                        self.dropped += 1;
+                    }
+                    recorded.push_back(fact);
+                }
+            }
+            None => self.new.clear(),
+        }
+    }
+
+    pub(crate) fn record(&mut self, on: bool) {
+        self.recorded = on.then(VecDeque::new);
+    }
+
+    pub(crate) fn take_recorded(&mut self) -> Vec<Fact> {
+        self.recorded
+            .as_mut()
+            .map(|recorded| recorded.drain(..).collect())
+            .unwrap_or_default()
+    }
+}

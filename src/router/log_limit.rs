@@ -1,0 +1,51 @@
+//! Rate limits for log lines a client can cause: per cause, at most one line per interval, and
+//! that line says how many were suppressed since the previous one, so no client can fill a disk
+//! while the operator still sees that something keeps happening.
+
+use super::Millis;
+
+pub(crate) const LOG_INTERVAL_MS: Millis = 10_000;
+
+pub(crate) struct LogLimit {
+    /// When the last line was written (`None`: never).
+    last: Option<Millis>,
+    suppressed: u64,
+}
+
+impl LogLimit {
+    pub(crate) const fn new() -> LogLimit {
+        LogLimit {
+            last: None,
+            suppressed: 0,
+        }
+    }
+
+    /// `Some(suppressed since the last line)` when a line may be written at `now`.
+    pub(crate) fn allow(&mut self, now: Millis) -> Option<u64> {
+        match self.last {
+            Some(last) if now < last.saturating_add(LOG_INTERVAL_MS) => {
+                self.suppressed += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.suppressed))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_per_interval_with_the_suppressed_count() {
+        let mut limit = LogLimit::new();
+        assert_eq!(limit.allow(5), Some(0));
+        assert_eq!(limit.allow(6), None);
+        assert_eq!(limit.allow(LOG_INTERVAL_MS + 4), None);
+        assert_eq!(limit.allow(LOG_INTERVAL_MS + 5), Some(2));
+        assert_eq!(limit.allow(LOG_INTERVAL_MS + 6), None);
+    }
+}

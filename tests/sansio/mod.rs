@@ -1,0 +1,256 @@
+//! The shared sans-IO harness of the router tests: N `Router` shards in one process, one FIFO
+//! queue per ordered pair of shards (what the runtime's channel mesh guarantees), a mailbox per
+//! session, and the runtime contract checked on every action (nothing is sent to a session
+//! after its Close or after `close_session`, no second Close, shard messages only to other
+//! existing shards). With N = 1 it is one router and the queues stay empty.
+//!
+//! `router_scenarios` drives it eagerly (every queue drained after each client action), so the
+//! same scenario bodies run at 1 and at 3 shards; `shard_sim` drives it step by step from a
+//! seeded scheduler to interleave deliveries.
+
+#![allow(dead_code)]
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use bytes::Bytes;
+use wampring::router::{
+    Action, Millis, Router, RouterConfig, RouterStats, SessionKey, ShardMsg, TransportInfo,
+};
+use wampring::wire::{self, Message, Serializer};
+
+/// A client connection: the shard it lives on and its key there.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Conn {
+    pub shard: usize,
+    pub key: SessionKey,
+    pub ser: Serializer,
+}
+
+pub struct Cluster {
+    pub routers: Vec<Router>,
+    /// `queues[from * n + to]`: the FIFO channel from shard `from` to shard `to`.
+    queues: Vec<VecDeque<ShardMsg>>,
+    inbox: HashMap<(usize, SessionKey), VecDeque<Bytes>>,
+    /// Sessions the router asked to close, and sessions whose transport is gone.
+    closed_by_router: HashSet<(usize, SessionKey)>,
+    gone: HashSet<(usize, SessionKey)>,
+    out: Vec<Action>,
+    /// Shard-to-shard messages sent so far.
+    pub shard_messages: u64,
+    /// The clock every input is stamped with (tests move it).
+    pub now: Millis,
+}
+
+impl Cluster {
+    pub fn new(shards: usize, seed: u64) -> Cluster {
+        Cluster::with_config(shards, seed, RouterConfig::default())
+    }
+
+    /// Shard k's router is seeded with `seed ^ k`, so a run replays exactly.
+    pub fn with_config(shards: usize, seed: u64, config: RouterConfig) -> Cluster {
+        Cluster {
+            routers: (0..shards)
+                .map(|shard| Router::new_shard(config.clone(), seed ^ shard as u64, shard, shards))
+                .collect(),
+            queues: (0..shards * shards).map(|_| VecDeque::new()).collect(),
+            inbox: HashMap::new(),
+            closed_by_router: HashSet::new(),
+            gone: HashSet::new(),
+            out: Vec::new(),
+            shard_messages: 0,
+            now: 0,
+        }
+    }
+
+    pub fn shards(&self) -> usize {
+        self.routers.len()
+    }
+
+    /// Moves the actions shard `shard` just produced into mailboxes and channels, checking the
+    /// runtime contract.
+    fn absorb(&mut self, shard: usize) {
+        for action in std::mem::take(&mut self.out) {
+            match action {
+                Action::Send { session, frame } => {
+                    let at = (shard, session);
+                    assert!(
+                        !self.gone.contains(&at),
+                        "Send to {at:?} after close_session"
+                    );
+                    assert!(
+                        !self.closed_by_router.contains(&at),
+                        "Send to {at:?} after its Close"
+                    );
+                    self.inbox
+                        .get_mut(&at)
+                        .unwrap_or_else(|| panic!("Send to unknown session {at:?}"))
+                        .push_back(frame);
+                }
+                Action::Close { session, .. } => {
+                    let at = (shard, session);
+                    assert!(
+                        !self.gone.contains(&at),
+                        "Close of {at:?} after close_session"
+                    );
+                    assert!(self.closed_by_router.insert(at), "second Close of {at:?}");
+                }
+                Action::ToShard { to, msg } => {
+                    assert!(
+                        to != shard && to < self.shards(),
+                        "message to shard {to} from {shard}"
+                    );
+                    let n = self.shards();
+                    self.queues[shard * n + to].push_back(msg);
+                    self.shard_messages += 1;
+                }
+            }
+        }
+    }
+
+    pub fn open(&mut self, shard: usize, ser: Serializer) -> Conn {
+        let key = self.routers[shard].open_session(
+            TransportInfo {
+                serializer: ser,
+                kind: "sim",
+                peer: format!("shard{shard}"),
+            },
+            self.now,
+            &mut self.out,
+        );
+        self.absorb(shard);
+        self.closed_by_router.remove(&(shard, key));
+        self.gone.remove(&(shard, key));
+        self.inbox.insert((shard, key), VecDeque::new());
+        Conn { shard, key, ser }
+    }
+
+    /// Hands one frame from `conn`'s client to its shard.
+    pub fn send_frame(&mut self, conn: Conn, frame: &[u8]) {
+        let frame = Bytes::copy_from_slice(frame);
+        self.routers[conn.shard].handle_message(conn.key, frame, self.now, &mut self.out);
+        self.absorb(conn.shard);
+    }
+
+    pub fn send(&mut self, conn: Conn, msg: &Message<'_>) {
+        let mut frame = Vec::new();
+        wire::encode(msg, conn.ser, &mut frame).expect("test message encodes");
+        self.send_frame(conn, &frame);
+    }
+
+    /// The transport of `conn` goes away.
+    pub fn close(&mut self, conn: Conn) {
+        self.routers[conn.shard].close_session(conn.key, self.now, &mut self.out);
+        self.absorb(conn.shard);
+        self.gone.insert((conn.shard, conn.key));
+        self.inbox.remove(&(conn.shard, conn.key));
+    }
+
+    /// Shard `shard` shuts down (GOODBYE to its sessions, Close for all).
+    pub fn shutdown(&mut self, shard: usize) {
+        self.routers[shard].shutdown(self.now, &mut self.out);
+        self.absorb(shard);
+    }
+
+    /// Every shard's timers fire up to `now`.
+    pub fn advance_to(&mut self, now: Millis) {
+        self.now = now;
+        for shard in 0..self.shards() {
+            self.routers[shard].handle_timeout(now, &mut self.out);
+            self.absorb(shard);
+        }
+    }
+
+    /// The next frame sent to `conn`, if any.
+    pub fn recv(&mut self, conn: Conn) -> Option<Bytes> {
+        self.inbox.get_mut(&(conn.shard, conn.key))?.pop_front()
+    }
+
+    pub fn was_closed(&self, conn: Conn) -> bool {
+        self.closed_by_router.contains(&(conn.shard, conn.key))
+    }
+
+    /// Delivers the head of the channel `from -> to`; false when it is empty.
+    pub fn deliver(&mut self, from: usize, to: usize) -> bool {
+        let n = self.shards();
+        let Some(msg) = self.queues[from * n + to].pop_front() else {
+            return false;
+        };
+        self.routers[to].handle_shard_msg(from, msg, self.now, &mut self.out);
+        self.absorb(to);
+        true
+    }
+
+    pub fn busy_channels(&self) -> Vec<(usize, usize)> {
+        let n = self.shards();
+        (0..n * n)
+            .filter(|&i| !self.queues[i].is_empty())
+            .map(|i| (i / n, i % n))
+            .collect()
+    }
+
+    pub fn undelivered(&self) -> usize {
+        self.queues.iter().map(VecDeque::len).sum()
+    }
+
+    /// Delivers everything, channel by channel in round-robin order.
+    pub fn drain(&mut self) {
+        while !self.busy_channels().is_empty() {
+            for (from, to) in self.busy_channels() {
+                self.deliver(from, to);
+            }
+        }
+    }
+
+    /// The router's counters summed over shards. Table sizes are a replica's (every shard holds
+    /// the same registrations and subscriptions once the channels are drained), counts of
+    /// sessions and pending calls are summed (each lives on one shard).
+    pub fn stats(&self) -> RouterStats {
+        let mut total = RouterStats::default();
+        for router in &self.routers {
+            let s = router.stats();
+            total.sessions_opened += s.sessions_opened;
+            total.sessions_established += s.sessions_established;
+            total.sessions_closed += s.sessions_closed;
+            total.hellos_rejected += s.hellos_rejected;
+            total.hello_timeouts += s.hello_timeouts;
+            total.messages_in += s.messages_in;
+            total.decode_errors += s.decode_errors;
+            total.protocol_violations += s.protocol_violations;
+            total.encode_errors += s.encode_errors;
+            total.calls_routed += s.calls_routed;
+            total.replies_routed += s.replies_routed;
+            total.calls_canceled += s.calls_canceled;
+            total.late_replies_discarded += s.late_replies_discarded;
+            total.publishes += s.publishes;
+            total.events_sent += s.events_sent;
+            total.sessions += s.sessions;
+            total.registrations = total.registrations.max(s.registrations);
+            total.subscriptions = total.subscriptions.max(s.subscriptions);
+            total.pending_calls += s.pending_calls;
+            total.inflight_registry_ops += s.inflight_registry_ops;
+            total.shard_messages_in += s.shard_messages_in;
+            total.shard_messages_ignored += s.shard_messages_ignored;
+        }
+        total
+    }
+
+    /// Every shard's tables are empty and nothing went wrong between shards.
+    pub fn assert_tables_empty(&self) {
+        for (shard, router) in self.routers.iter().enumerate() {
+            let stats = router.stats();
+            assert_eq!(
+                (
+                    stats.sessions,
+                    stats.registrations,
+                    stats.subscriptions,
+                    stats.pending_calls,
+                    stats.inflight_registry_ops
+                ),
+                (0, 0, 0, 0, 0),
+                "shard {shard} tables not empty: {stats:?}"
+            );
+            assert_eq!(stats.protocol_violations, 0, "shard {shard}: {stats:?}");
+            assert_eq!(stats.shard_messages_ignored, 0, "shard {shard}: {stats:?}");
+        }
+    }
+}
