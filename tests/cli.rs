@@ -324,6 +324,23 @@ fn check_config_names_the_bad_key() {
             config_text(9001, 9002, "[runtime]\nshard_channel_capacity = 1000\n"),
             "runtime.shard_channel_capacity",
         ),
+        (
+            config_text(9001, 9002, "[limits]\nhello_timeout_ms = 0\n"),
+            "limits.hello_timeout_ms",
+        ),
+        // More shards than the router supports (64), or than this machine lets it run on.
+        (
+            format!("cores = 65\n{}", config_text(9001, 9002, "")),
+            "cores",
+        ),
+        (
+            format!(
+                "cores = {}\n{}",
+                wampring::shard::cpus::allowed_cpus().unwrap().len() + 1,
+                config_text(9001, 9002, "")
+            ),
+            "cores",
+        ),
     ];
     for (text, key) in cases {
         let file = TempFile::with_contents(&text);
@@ -333,6 +350,14 @@ fn check_config_names_the_bad_key() {
         assert!(stderr.contains(key), "expected {key:?} in: {stderr}");
         assert!(output.stdout.is_empty());
     }
+    // The old name of the channel key still checks.
+    let old = TempFile::with_contents(&config_text(
+        9001,
+        9002,
+        "[runtime]\npeer_channel_capacity = 1024\n",
+    ));
+    let output = run(&["--check-config", old.0.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0));
     let missing = run(&["--check-config", "/nonexistent/wampring.toml"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read"));

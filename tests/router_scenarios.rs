@@ -16,7 +16,8 @@ use std::collections::HashSet;
 use bytes::Bytes;
 use sansio::{Cluster, Conn};
 use wampring::router::{
-    uri, RealmConfig, RegistrationInfo, RouterConfig, RouterStats, SessionKey, UriCheck,
+    uri, CloseReason, Fact, RealmConfig, RegistrationInfo, RouterConfig, RouterStats, SessionKey,
+    UriCheck,
 };
 use wampring::wire::{self, Dict, Message, OwnedPayload, Payload, Serializer, Value, MAX_ID};
 
@@ -2461,6 +2462,385 @@ impl Harness {
 }
 
 // ------------------------------------------------------------------------------------------
+// The router kernel: HELLO deadline, internal callee and gather, facts
+// ------------------------------------------------------------------------------------------
+
+fn a_session_without_hello_is_closed_at_its_deadline() {
+    let mut h = Harness::with_config(RouterConfig {
+        hello_timeout_ms: 5_000,
+        ..RouterConfig::default()
+    });
+    h.cluster.now = 1_000;
+    let silent = h.connect(Json);
+    let greeted = h.connect(MsgPack);
+    let aborted = h.connect(Json);
+    let router = &mut h.cluster.routers[silent.conn.shard];
+    assert_eq!(
+        router.poll_timeout(),
+        Some(6_000),
+        "the runtime is told the deadline"
+    );
+    h.cluster.advance_to(2_000);
+    let greeted = h.welcome(greeted);
+    h.send(
+        &aborted,
+        &Message::Abort {
+            details: Dict::new(),
+            reason: "wamp.close.normal".into(),
+            payload: Payload::empty(Json),
+        },
+    );
+    h.cluster.advance_to(5_999);
+    assert!(!h.was_closed(&silent), "closed before its deadline");
+    h.cluster.advance_to(6_000);
+    assert_eq!(
+        h.cluster.close_reason(silent.conn),
+        Some(CloseReason::HelloTimeout)
+    );
+    h.expect_nothing(&silent);
+    assert!(!h.was_closed(&greeted), "a session that said HELLO stays");
+    assert_eq!(
+        h.cluster.close_reason(aborted.conn),
+        Some(CloseReason::Done)
+    );
+    assert_eq!(h.stats().hello_timeouts, 1);
+    assert_eq!(h.stats().timers, 0, "every deadline fired or was cancelled");
+    // Input after the close is ignored; the key is reused by a session with its own deadline.
+    h.hello(&silent, "realm1", hello_details());
+    h.expect_nothing(&silent);
+    h.disconnect(&aborted);
+    h.disconnect(&silent);
+    let next = h.connect_on(silent.conn.shard, Json);
+    assert_eq!(next.key, silent.key);
+    h.cluster.advance_to(11_000 + 1);
+    assert!(
+        !h.was_closed(&next),
+        "an old deadline never closes a newer session"
+    );
+    h.cluster.advance_to(11_000 + 5_000);
+    assert_eq!(
+        h.cluster.close_reason(next.conn),
+        Some(CloseReason::HelloTimeout)
+    );
+    assert_eq!(h.stats().hello_timeouts, 2);
+    h.disconnect(&next);
+    h.disconnect(&greeted);
+    assert_eq!(h.stats().timers, 0);
+}
+
+fn a_session_closed_before_hello_leaves_no_deadline() {
+    let mut h = Harness::new();
+    let clients: Vec<Client> = (0..4).map(|_| h.connect(Json)).collect();
+    assert_eq!(h.stats().timers, 4);
+    for client in &clients {
+        h.disconnect(client);
+    }
+    assert_eq!(h.stats().timers, 0);
+    h.cluster.advance_to(u64::MAX);
+    assert_eq!(h.stats().hello_timeouts, 0);
+}
+
+/// CALLs `procedure` with `args`; the RESULT's arguments, or the ERROR's URI.
+fn call_router(
+    h: &mut Harness,
+    client: &Client,
+    procedure: &str,
+    call_args: &[Value<'_>],
+) -> Result<Vec<Value<'static>>, String> {
+    let payload = args(client.ser, call_args);
+    let request = h.call(client, procedure, Dict::new(), payload.as_payload());
+    match h.recv(client).msg() {
+        Message::Result {
+            request: r,
+            payload,
+            ..
+        } => {
+            assert_eq!(r, request);
+            Ok(payload_values(&payload).0)
+        }
+        Message::Error {
+            request: r, error, ..
+        } => {
+            assert_eq!(r, request);
+            Err(error.into_owned())
+        }
+        other => panic!("expected RESULT or ERROR, got {other:?}"),
+    }
+}
+
+fn wamp_session_count_is_the_same_from_every_shard() {
+    let mut h = Harness::with_config(RouterConfig {
+        realms: vec![
+            RealmConfig {
+                name: "realm1".into(),
+            },
+            RealmConfig {
+                name: "realm2".into(),
+            },
+        ],
+        ..RouterConfig::default()
+    });
+    let clients: Vec<Client> = (0..5)
+        .map(|i| h.join(if i % 2 == 0 { Json } else { MsgPack }))
+        .collect();
+    let _waiting_for_hello = h.connect(Json);
+    let elsewhere = h.connect(Json);
+    h.hello(&elsewhere, "realm2", hello_details());
+    assert!(matches!(h.recv(&elsewhere).msg(), Message::Welcome { .. }));
+    let count = Value::UInt;
+    let roles = |names: &[&str]| Value::List(names.iter().map(|name| s(name)).collect());
+    for client in &clients {
+        assert_eq!(
+            call_router(&mut h, client, "wamp.session.count", &[]),
+            Ok(vec![count(5)])
+        );
+        assert_eq!(
+            call_router(
+                &mut h,
+                client,
+                "wamp.session.count",
+                &[roles(&["anonymous"])]
+            ),
+            Ok(vec![count(5)])
+        );
+        assert_eq!(
+            call_router(
+                &mut h,
+                client,
+                "wamp.session.count",
+                &[roles(&["admin", "x"])]
+            ),
+            Ok(vec![count(0)])
+        );
+    }
+    assert_eq!(
+        call_router(&mut h, &elsewhere, "wamp.session.count", &[]),
+        Ok(vec![count(1)])
+    );
+    assert_eq!(
+        call_router(&mut h, &clients[0], "wamp.session.count", &[s("x")]),
+        Err(uri::INVALID_ARGUMENT.to_string())
+    );
+    assert_eq!(
+        call_router(&mut h, &clients[0], "wamp.session.frobnicate", &[]),
+        Err(uri::NO_SUCH_PROCEDURE.to_string())
+    );
+    h.disconnect(&clients[1]);
+    assert_eq!(
+        call_router(&mut h, &clients[4], "wamp.session.count", &[]),
+        Ok(vec![count(4)])
+    );
+    assert_eq!(h.stats().inflight_registry_ops, 0, "no gather left behind");
+}
+
+/// The facts every shard recorded since the last call.
+fn take_facts(h: &mut Harness) -> Vec<Vec<Fact>> {
+    h.cluster
+        .routers
+        .iter_mut()
+        .map(|router| router.take_facts())
+        .collect()
+}
+
+/// The session a fact is about, for the facts recorded by the session's own shard.
+fn subject(fact: &Fact) -> Option<u64> {
+    match fact {
+        Fact::SessionJoined { session, .. }
+        | Fact::SessionLeft { session, .. }
+        | Fact::CalleeAdded { session, .. }
+        | Fact::CalleeRemoved { session, .. }
+        | Fact::SubscriberAdded { session, .. }
+        | Fact::SubscriberRemoved { session, .. } => Some(*session),
+        _ => None,
+    }
+}
+
+/// The facts recorded since the last step are exactly `expected` (in any order across shards),
+/// and the facts about one session came from one shard, in the order of `expected`.
+fn assert_facts(h: &mut Harness, step: &str, expected: Vec<Fact>) {
+    let per_shard = take_facts(h);
+    let mut got: Vec<String> = per_shard
+        .iter()
+        .flatten()
+        .map(|f| format!("{f:?}"))
+        .collect();
+    let mut want: Vec<String> = expected.iter().map(|f| format!("{f:?}")).collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "{step}: facts");
+    for session in expected.iter().filter_map(subject).collect::<HashSet<_>>() {
+        let want: Vec<&Fact> = expected
+            .iter()
+            .filter(|f| subject(f) == Some(session))
+            .collect();
+        let on_shards: Vec<Vec<&Fact>> = per_shard
+            .iter()
+            .map(|facts| {
+                facts
+                    .iter()
+                    .filter(|f| subject(f) == Some(session))
+                    .collect()
+            })
+            .filter(|facts: &Vec<&Fact>| !facts.is_empty())
+            .collect();
+        assert_eq!(on_shards, vec![want], "{step}: facts of session {session}");
+    }
+}
+
+fn facts_are_recorded_once_complete_and_in_order() {
+    let mut h = Harness::new();
+    for router in &mut h.cluster.routers {
+        router.record_facts(true);
+    }
+    let realm = || -> std::sync::Arc<str> { "realm1".into() };
+    let joined = |session| Fact::SessionJoined {
+        realm: realm(),
+        session,
+        authid: session.to_string().into(),
+        authrole: "anonymous".into(),
+    };
+    let a = h.join(Json);
+    assert_facts(&mut h, "a joins", vec![joined(a.id)]);
+    let b = h.join(MsgPack);
+    assert_facts(&mut h, "b joins", vec![joined(b.id)]);
+
+    let p = h.register(&a, "com.p");
+    let created = |registration, procedure: &str, session| Fact::RegistrationCreated {
+        realm: realm(),
+        registration,
+        procedure: procedure.into(),
+        invoke: "single",
+        session,
+    };
+    let callee_added = |registration, session| Fact::CalleeAdded {
+        realm: realm(),
+        registration,
+        session,
+    };
+    assert_facts(
+        &mut h,
+        "a registers",
+        vec![created(p, "com.p", a.id), callee_added(p, a.id)],
+    );
+    // A refused REGISTER is no fact.
+    let request = h.request();
+    h.send(
+        &b,
+        &Message::Register {
+            request,
+            options: Dict::new(),
+            procedure: "com.p".into(),
+        },
+    );
+    assert_error(
+        &h.recv(&b),
+        wire::code::REGISTER,
+        request,
+        uri::PROCEDURE_ALREADY_EXISTS,
+    );
+    assert_facts(&mut h, "b is refused", vec![]);
+
+    let t = h.subscribe(&b, "com.t");
+    let subscriber_added = |subscription, session| Fact::SubscriberAdded {
+        realm: realm(),
+        subscription,
+        session,
+    };
+    let subscriber_removed = |subscription, session| Fact::SubscriberRemoved {
+        realm: realm(),
+        subscription,
+        session,
+    };
+    assert_facts(
+        &mut h,
+        "b subscribes",
+        vec![
+            Fact::SubscriptionCreated {
+                realm: realm(),
+                subscription: t,
+                topic: "com.t".into(),
+                session: b.id,
+            },
+            subscriber_added(t, b.id),
+        ],
+    );
+    assert_eq!(h.subscribe(&a, "com.t"), t);
+    assert_facts(&mut h, "a subscribes too", vec![subscriber_added(t, a.id)]);
+    let request = h.request();
+    h.send(
+        &b,
+        &Message::Unsubscribe {
+            request,
+            subscription: t,
+        },
+    );
+    assert!(matches!(h.recv(&b).msg(), Message::Unsubscribed { .. }));
+    assert_facts(&mut h, "b unsubscribes", vec![subscriber_removed(t, b.id)]);
+
+    h.unregister(&a, p);
+    assert_facts(
+        &mut h,
+        "a unregisters",
+        vec![
+            Fact::CalleeRemoved {
+                realm: realm(),
+                registration: p,
+                session: a.id,
+            },
+            Fact::RegistrationDeleted {
+                realm: realm(),
+                registration: p,
+                session: a.id,
+            },
+        ],
+    );
+    let q = h.register(&a, "com.q");
+    assert_facts(
+        &mut h,
+        "a registers again",
+        vec![created(q, "com.q", a.id), callee_added(q, a.id)],
+    );
+
+    h.disconnect(&a);
+    assert_facts(
+        &mut h,
+        "a goes away",
+        vec![
+            Fact::CalleeRemoved {
+                realm: realm(),
+                registration: q,
+                session: a.id,
+            },
+            Fact::RegistrationDeleted {
+                realm: realm(),
+                registration: q,
+                session: a.id,
+            },
+            subscriber_removed(t, a.id),
+            Fact::SubscriptionDeleted {
+                realm: realm(),
+                subscription: t,
+                session: a.id,
+            },
+            Fact::SessionLeft {
+                realm: realm(),
+                session: a.id,
+            },
+        ],
+    );
+    h.disconnect(&b);
+    assert_facts(
+        &mut h,
+        "b goes away",
+        vec![Fact::SessionLeft {
+            realm: realm(),
+            session: b.id,
+        }],
+    );
+    h.assert_tables_empty();
+}
+
+// ------------------------------------------------------------------------------------------
 // Every scenario at 1 and at 3 shards
 // ------------------------------------------------------------------------------------------
 
@@ -2483,6 +2863,10 @@ macro_rules! at_1_and_3_shards {
 }
 
 at_1_and_3_shards!(
+    a_session_without_hello_is_closed_at_its_deadline,
+    a_session_closed_before_hello_leaves_no_deadline,
+    wamp_session_count_is_the_same_from_every_shard,
+    facts_are_recorded_once_complete_and_in_order,
     welcome_announces_exactly_the_implemented_features_and_anonymous_identity,
     session_ids_are_distinct_and_replay_with_the_seed,
     unknown_realm_is_aborted_with_no_such_realm,

@@ -479,3 +479,73 @@ fn wrong_arity_is_a_protocol_violation() {
         per_ser(b"[48,1,{}]", &[0x93, 0x30, 0x01, 0x80]),
     );
 }
+
+// ---- clients that say nothing ----------------------------------------------------------------
+
+/// Connections that finish the transport handshake and then say nothing are closed at their
+/// HELLO deadline (WebSocket close 1008, RawSocket: the connection ends), counted and logged
+/// without one line each, so they cannot hold the connection limit: while they are open a new
+/// client is refused (HTTP 503), once their deadline passed a new client joins.
+#[test]
+fn silent_connections_are_closed_at_the_hello_deadline_and_free_their_slots() {
+    let mut router = RouterProcess::start(
+        "[limits]\nhello_timeout_ms = 1000\nmax_connections_per_shard = 12\n",
+        &["--cores", "1"],
+    );
+    let mut witness = Witness::new(&router);
+    let port = router.ws_addr().port();
+    let mut silent_ws: Vec<RawWs> = (0..5)
+        .map(|_| RawWs::connect(port, "wamp.2.json"))
+        .collect();
+    let mut silent_raw: Vec<std::net::TcpStream> = (0..5)
+        .map(|_| {
+            let mut s = raw_tcp(router.raw_addr());
+            s.write_all(&[0x7F, 0xF1, 0, 0]).unwrap();
+            read_exact_timeout(&mut s, 4).expect("RawSocket handshake reply");
+            s
+        })
+        .collect();
+    // 2 witness + 10 silent connections: the shard is full.
+    let mut refused = raw_tcp(router.ws_addr());
+    refused
+        .write_all(ws_upgrade_request(port, Some("wamp.2.json")).as_bytes())
+        .unwrap();
+    let (head, _) = read_http_head(&mut refused).expect("an HTTP answer");
+    assert_eq!(http_status(&head).0, 503, "{head}");
+    drop(refused);
+
+    for ws in &mut silent_ws {
+        assert_eq!(ws.expect_close_frame(), Some(1008), "WebSocket close code");
+        ws.expect_eof();
+    }
+    for s in &mut silent_raw {
+        expect_tcp_end(s, "silent RawSocket");
+    }
+    drop(silent_ws);
+    drop(silent_raw);
+    // The slots are free once the router has seen each connection end (bounded wait).
+    let deadline = std::time::Instant::now() + IO_TIMEOUT;
+    loop {
+        let mut probe = raw_tcp(router.ws_addr());
+        probe
+            .write_all(ws_upgrade_request(port, Some("wamp.2.json")).as_bytes())
+            .unwrap();
+        let (head, _) = read_http_head(&mut probe).expect("an HTTP answer");
+        match http_status(&head).0 {
+            101 => break,
+            503 if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            code => panic!("slots not freed after the HELLO deadline: HTTP {code}"),
+        }
+    }
+    let mut late = router.join("late", TransportKind::WebSocket, Serializer::Json);
+    late.goodbye();
+    survived(&mut router, &mut witness, "silent connections");
+    let log = router.log();
+    let lines = log.matches("sent no HELLO").count();
+    assert!(
+        (1..10).contains(&lines),
+        "one rate-limited line, not one per connection: {lines}"
+    );
+}

@@ -1902,3 +1902,80 @@ fn a_call_racing_with_a_callees_unregister_is_refused_remotely_and_rerouted_loca
     cluster.drain();
     cluster.assert_tables_empty();
 }
+
+// ------------------------------------------------------------------------------------------
+// Gather: wamp.session.count across shards
+// ------------------------------------------------------------------------------------------
+
+/// The RESULT's single integer argument, or the ERROR's URI.
+fn count_answer(received: &Received) -> Result<(u64, u64), String> {
+    match received.msg() {
+        Message::Result {
+            request, payload, ..
+        } => {
+            let (list, _) = wire::decode_payload_values(&payload).expect("payload decodes");
+            match list.as_slice() {
+                [Value::UInt(count)] => Ok((request, *count)),
+                other => panic!("expected [count], got {other:?}"),
+            }
+        }
+        Message::Error { error, .. } => Err(error.into_owned()),
+        other => panic!("expected RESULT, got {other:?}"),
+    }
+}
+
+#[test]
+fn session_count_is_the_same_from_every_shard_under_any_interleaving() {
+    for seed in 0..200u64 {
+        let mut rng = Rng(seed);
+        let shards = 2 + (seed % 3) as usize;
+        let mut cluster = Cluster::new(shards, seed);
+        let clients: Vec<Conn> = (0..7).map(|i| cluster.client(i % shards)).collect();
+        // A session that never says HELLO is not counted.
+        let _silent = cluster.open(0, Serializer::Json);
+        // Every client asks at once; the gathers' messages interleave at random.
+        for (i, &client) in clients.iter().enumerate() {
+            let msg = Message::Call {
+                request: 1 + i as u64,
+                options: Dict::new(),
+                procedure: "wamp.session.count".into(),
+                payload: wire::Payload::empty(client.ser),
+            };
+            cluster.send(client, &msg);
+            while rng.below(3) == 0 {
+                let busy = cluster.busy_channels();
+                if busy.is_empty() {
+                    break;
+                }
+                let (from, to) = busy[rng.below(busy.len())];
+                cluster.deliver(from, to);
+            }
+        }
+        while !cluster.busy_channels().is_empty() {
+            let busy = cluster.busy_channels();
+            let (from, to) = busy[rng.below(busy.len())];
+            cluster.deliver(from, to);
+        }
+        for (i, &client) in clients.iter().enumerate() {
+            let answer = count_answer(&cluster.next(client));
+            assert_eq!(answer, Ok((1 + i as u64, 7)), "seed {seed}, client {i}");
+            cluster.nothing_for(client);
+        }
+        // A caller that leaves while its gather is in flight gets nothing (the harness checks
+        // that nothing is sent to it), and the gather does not linger.
+        let msg = Message::Call {
+            request: 99,
+            options: Dict::new(),
+            procedure: "wamp.session.count".into(),
+            payload: wire::Payload::empty(Serializer::Json),
+        };
+        cluster.send(clients[0], &msg);
+        cluster.close(clients[0]);
+        cluster.drain();
+        for &client in &clients[1..] {
+            cluster.close(client);
+        }
+        cluster.drain();
+        assert_eq!(cluster.stats().inflight_registry_ops, 0, "seed {seed}");
+    }
+}

@@ -4,7 +4,8 @@
 // Owned by the interop test harness (tests/interop/**, tests/interop.rs).
 // Mirrors tests/interop/client.py step by step: two real Autobahn|JS sessions
 // (callee/subscriber "A", caller/publisher "B") exercise RPC with
-// args/kwargs, application errors, pub/sub with and without acknowledge,
+// args/kwargs, application errors, the router's own wamp.session.count meta
+// procedure, pub/sub with and without acknowledge,
 // publisher exclusion, unsubscribe, unregister and a clean GOODBYE. Each
 // passed step prints `ok <step>`; the first failure prints
 // `FAIL <step>: <reason>` and exits non-zero. A hard timeout guarantees exit.
@@ -225,6 +226,27 @@ async function scenario(args) {
   step('call_no_such_procedure');
   await expectAppError(b.call('com.interop.does_not_exist'), 'wamp.error.no_such_procedure', 'ERROR for unknown CALL');
   ok('call_no_such_procedure');
+
+  step('session_count');
+  // The router answers wamp.session.count itself (the same from any shard). This router was
+  // started for this run alone, so exactly our two sessions (A and B, both anonymous) are in
+  // the realm; ask from both, which with two shards sit on different shards.
+  const joined = 2;
+  for (const X of [A, B]) {
+    res = await withTimeout(X.session.call('wamp.session.count'), `RESULT wamp.session.count (${X.name})`);
+    check(Number.isInteger(res) && res >= joined,
+      `wamp.session.count from ${X.name} returned ${fmt(res)}, want an integer >= ${joined}`);
+    check(res === joined, `wamp.session.count from ${X.name} returned ${res}, want ${joined}`);
+    res = await withTimeout(X.session.call('wamp.session.count', [['anonymous']]),
+      `RESULT wamp.session.count(['anonymous']) (${X.name})`);
+    check(res === joined, `wamp.session.count(['anonymous']) from ${X.name} returned ${fmt(res)}, want ${joined}`);
+    res = await withTimeout(X.session.call('wamp.session.count', [['admin']]),
+      `RESULT wamp.session.count(['admin']) (${X.name})`);
+    check(res === 0, `wamp.session.count(['admin']) from ${X.name} returned ${fmt(res)}, want 0`);
+  }
+  await expectAppError(b.call('wamp.session.frobnicate'), 'wamp.error.no_such_procedure', 'ERROR for wamp.session.frobnicate');
+  await expectAppError(b.call('wamp.session.count', ['x']), 'wamp.error.invalid_argument', "ERROR for wamp.session.count('x')");
+  ok('session_count');
 
   // ------------------------------------------------------------- PubSub
   step('subscribe');

@@ -4,7 +4,8 @@
 # Owned by the interop test harness (tests/interop/**, tests/interop.rs).
 # Connects two real Autobahn sessions (a callee/subscriber "A" and a
 # caller/publisher "B") to a router and walks through the basic-profile
-# scenario: RPC with args/kwargs, application errors, pub/sub with and
+# scenario: RPC with args/kwargs, application errors, the router's own
+# wamp.session.count meta procedure, pub/sub with and
 # without acknowledge, publisher exclusion, unsubscribe, unregister, a shared
 # (invoke='roundrobin') registration that both sessions join, and a clean
 # GOODBYE. Each passed step prints `ok <step>`; the first failure prints
@@ -246,6 +247,28 @@ async def scenario(args):
     step("call_no_such_procedure")
     await expect_app_error(b.call("com.interop.does_not_exist"), "wamp.error.no_such_procedure")
     ok("call_no_such_procedure")
+
+    step("session_count")
+    # The router answers wamp.session.count itself (the same from any shard). This router was
+    # started for this run alone, so exactly our two sessions (A and B, both anonymous) are in
+    # the realm; ask from both, which with two shards sit on different shards.
+    joined = 2
+    for s in (a, b):
+        res = await rt(s.call("wamp.session.count"), f"RESULT wamp.session.count ({s.name})")
+        check(isinstance(res, int) and not isinstance(res, bool) and res >= joined,
+              f"wamp.session.count from {s.name} returned {res!r}, want an integer >= {joined}")
+        check(res == joined, f"wamp.session.count from {s.name} returned {res}, want {joined}")
+        res = await rt(s.call("wamp.session.count", ["anonymous"]),
+                       f"RESULT wamp.session.count(['anonymous']) ({s.name})")
+        check(res == joined and not isinstance(res, bool),
+              f"wamp.session.count(['anonymous']) from {s.name} returned {res!r}, want {joined}")
+        res = await rt(s.call("wamp.session.count", ["admin"]),
+                       f"RESULT wamp.session.count(['admin']) ({s.name})")
+        check(res == 0 and not isinstance(res, bool),
+              f"wamp.session.count(['admin']) from {s.name} returned {res!r}, want 0")
+    await expect_app_error(b.call("wamp.session.frobnicate"), "wamp.error.no_such_procedure")
+    await expect_app_error(b.call("wamp.session.count", "x"), "wamp.error.invalid_argument")
+    ok("session_count")
 
     # -------------------------------------------------------------- PubSub
     step("subscribe")

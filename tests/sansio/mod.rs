@@ -14,7 +14,8 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use bytes::Bytes;
 use wampring::router::{
-    Action, Millis, Router, RouterConfig, RouterStats, SessionKey, ShardMsg, TransportInfo,
+    Action, CloseReason, Millis, Router, RouterConfig, RouterStats, SessionKey, ShardMsg,
+    TransportInfo,
 };
 use wampring::wire::{self, Message, Serializer};
 
@@ -31,8 +32,8 @@ pub struct Cluster {
     /// `queues[from * n + to]`: the FIFO channel from shard `from` to shard `to`.
     queues: Vec<VecDeque<ShardMsg>>,
     inbox: HashMap<(usize, SessionKey), VecDeque<Bytes>>,
-    /// Sessions the router asked to close, and sessions whose transport is gone.
-    closed_by_router: HashSet<(usize, SessionKey)>,
+    /// Sessions the router asked to close (with why), and sessions whose transport is gone.
+    closed_by_router: HashMap<(usize, SessionKey), CloseReason>,
     gone: HashSet<(usize, SessionKey)>,
     out: Vec<Action>,
     /// Shard-to-shard messages sent so far.
@@ -54,7 +55,7 @@ impl Cluster {
                 .collect(),
             queues: (0..shards * shards).map(|_| VecDeque::new()).collect(),
             inbox: HashMap::new(),
-            closed_by_router: HashSet::new(),
+            closed_by_router: HashMap::new(),
             gone: HashSet::new(),
             out: Vec::new(),
             shard_messages: 0,
@@ -78,7 +79,7 @@ impl Cluster {
                         "Send to {at:?} after close_session"
                     );
                     assert!(
-                        !self.closed_by_router.contains(&at),
+                        !self.closed_by_router.contains_key(&at),
                         "Send to {at:?} after its Close"
                     );
                     self.inbox
@@ -86,13 +87,16 @@ impl Cluster {
                         .unwrap_or_else(|| panic!("Send to unknown session {at:?}"))
                         .push_back(frame);
                 }
-                Action::Close { session, .. } => {
+                Action::Close { session, reason } => {
                     let at = (shard, session);
                     assert!(
                         !self.gone.contains(&at),
                         "Close of {at:?} after close_session"
                     );
-                    assert!(self.closed_by_router.insert(at), "second Close of {at:?}");
+                    assert!(
+                        self.closed_by_router.insert(at, reason).is_none(),
+                        "second Close of {at:?}"
+                    );
                 }
                 Action::ToShard { to, msg } => {
                     assert!(
@@ -166,7 +170,12 @@ impl Cluster {
     }
 
     pub fn was_closed(&self, conn: Conn) -> bool {
-        self.closed_by_router.contains(&(conn.shard, conn.key))
+        self.closed_by_router.contains_key(&(conn.shard, conn.key))
+    }
+
+    /// Why the router closed `conn`, if it did.
+    pub fn close_reason(&self, conn: Conn) -> Option<CloseReason> {
+        self.closed_by_router.get(&(conn.shard, conn.key)).copied()
     }
 
     /// Delivers the head of the channel `from -> to`; false when it is empty.
@@ -228,6 +237,7 @@ impl Cluster {
             total.subscriptions = total.subscriptions.max(s.subscriptions);
             total.pending_calls += s.pending_calls;
             total.inflight_registry_ops += s.inflight_registry_ops;
+            total.timers += s.timers;
             total.shard_messages_in += s.shard_messages_in;
             total.shard_messages_ignored += s.shard_messages_ignored;
         }
