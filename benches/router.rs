@@ -4,7 +4,9 @@
 //! drops the produced actions, as the runtime would after writing them.
 //!
 //! Frames reach the router as `Bytes` split off one reused input buffer, as the runtime's
-//! transports hand them over (`FrameBuf`).
+//! transports hand them over (`FrameBuf`); the allocator is the binary's (mimalloc).
+//! `router_call_payload` shows how a call's cost grows with its payload. For instruction
+//! counts, which do not move with the machine's load, see `router_instructions.rs`.
 //!
 //! Cross-shard (`router_shards`): 2 and 4 routers in one thread, `Action::ToShard` messages moved
 //! between them by a plain loop (no channels, no threads): a call whose caller and callee live
@@ -15,6 +17,10 @@
 use std::borrow::Cow;
 use std::hint::black_box;
 use std::io::Write;
+
+/// The allocator of the `wampring` binary, so allocation costs are the production ones.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -177,6 +183,62 @@ fn routed_call(c: &mut Criterion) {
         });
         assert_eq!(router.stats().pending_calls, 0);
         assert_eq!(router.stats().protocol_violations, 0);
+    }
+    group.finish();
+}
+
+/// One routed call whose CALL and YIELD carry a string of `len` bytes: how the cost grows with
+/// the payload (the forwarded span is not copied by the router).
+fn routed_call_payload(c: &mut Criterion) {
+    let mut group = c.benchmark_group("router_call_payload");
+    for ser in [Serializer::Json, Serializer::MsgPack] {
+        for len in [64usize, 512, 4096, 65536] {
+            let mut router = Router::new(RouterConfig::default(), 1);
+            let mut out = Vec::new();
+            let caller = join(&mut router, ser, &mut out);
+            let callee = join(&mut router, ser, &mut out);
+            let register = Message::Register {
+                request: 1,
+                options: Dict::new(),
+                procedure: "com.bench.echo".into(),
+            };
+            router.handle_message(callee, encode(&register, ser).into(), 0, &mut out);
+            out.clear();
+            let text = "x".repeat(len);
+            let args =
+                wire::payload_from_args(ser, &[Value::Str(Cow::Borrowed(&text))], None).unwrap();
+            let call = encode(
+                &Message::Call {
+                    request: 1,
+                    options: Dict::new(),
+                    procedure: "com.bench.echo".into(),
+                    payload: args.as_payload(),
+                },
+                ser,
+            );
+            let mut yield_frame = Vec::with_capacity(len + 64);
+            let mut invocation = 0u64;
+            let mut input = FrameBuf::new();
+            group.throughput(Throughput::Bytes(2 * len as u64));
+            group.bench_function(BenchmarkId::new(ser.name(), len), |b| {
+                b.iter(|| {
+                    let frame = input.frame(&call);
+                    router.handle_message(caller, black_box(frame), 0, &mut out);
+                    invocation += 1;
+                    yield_frame.clear();
+                    let message = Message::Yield {
+                        request: invocation,
+                        options: Dict::new(),
+                        payload: args.as_payload(),
+                    };
+                    wire::encode(&message, ser, &mut yield_frame).unwrap();
+                    let frame = input.frame(&yield_frame);
+                    router.handle_message(callee, black_box(frame), 0, &mut out);
+                    debug_assert_eq!(out.len(), 2);
+                    out.clear();
+                })
+            });
+        }
     }
     group.finish();
 }
@@ -371,14 +433,17 @@ fn cross_shard(c: &mut Criterion) {
                 mesh.run();
             })
         });
-        assert!(
-            mesh.frames > 0 && mesh.frames % subscribers == 0,
-            "{}",
-            mesh.frames
-        );
+        // Zero when a filter skipped the benchmark.
+        assert_eq!(mesh.frames % subscribers, 0, "{}", mesh.frames);
     }
     group.finish();
 }
 
-criterion_group!(benches, routed_call, event_fanout, cross_shard);
+criterion_group!(
+    benches,
+    routed_call,
+    routed_call_payload,
+    event_fanout,
+    cross_shard
+);
 criterion_main!(benches);

@@ -948,19 +948,6 @@ fn every_split_point_yields_the_same_events() {
 }
 
 #[test]
-fn read_buf_is_equivalent_to_receive() {
-    let input = session_bytes();
-    let (expected, _) = run_chunks(&[&input]);
-    let mut server = ServerConn::new(TransportKind::WebSocket, &config());
-    let mut events = Vec::new();
-    for chunk in input.chunks(7) {
-        server.read_buf().extend_from_slice(chunk);
-        drain(&mut events, &mut server);
-    }
-    assert_eq!(events, expected);
-}
-
-#[test]
 fn closed_is_reported_once_then_none_forever() {
     let (events, mut server) = feed_open(Serializer::Json, &client_frame(true, opcode::CLOSE, b""));
     assert_eq!(events.len(), 1);

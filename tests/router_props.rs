@@ -65,6 +65,7 @@ impl Sim {
                         "Send to {session:?} after its Close"
                     );
                     let ser = self.serializers[&session];
+                    let frame = frame.to_bytes();
                     let message = wire::decode(ser, &frame).expect("router frames decode");
                     let Some(slot) = self
                         .slots

@@ -1048,7 +1048,9 @@ fn round_trip(
 }
 
 fn call_payload_passes_through_byte_exact_with_one_serializer() {
-    for ser in [Json, MsgPack] {
+    // Small payloads are copied into the forwarded message; large ones are sent from the
+    // received frame (a part of their own): both arrive unchanged.
+    for (ser, filler) in [(Json, 0), (MsgPack, 0), (Json, 10_000), (MsgPack, 10_000)] {
         let mut h = Harness::new();
         let caller = h.join(ser);
         let callee = h.join(ser);
@@ -1064,10 +1066,11 @@ fn call_payload_passes_through_byte_exact_with_one_serializer() {
                 s("héllo \"x\""),
                 Value::Int(-3),
                 Value::Bin(Cow::Borrowed(&[0, 1, 255])),
+                s(&"z".repeat(filler)),
             ],
             &kwargs,
         );
-        let yield_payload = args(ser, &[Value::UInt(30)]);
+        let yield_payload = args(ser, &[Value::UInt(30), s(&"y".repeat(filler))]);
         let (invocation, result) =
             round_trip(&mut h, &caller, &callee, &call_payload, &yield_payload);
         let Message::Invocation {

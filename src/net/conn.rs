@@ -502,13 +502,6 @@ macro_rules! common_conn_methods {
             }
         }
 
-        /// The runtime may read straight into this buffer instead of calling `receive`
-        /// (reserve spare capacity, read into it, then call `poll_event`). The codec reserves
-        /// room for a frame whose header it has seen.
-        pub fn read_buf(&mut self) -> &mut BytesMut {
-            &mut self.core.input
-        }
-
         /// The next event, or `None` when more bytes are needed. After `Closed`, always `None`.
         pub fn poll_event(&mut self) -> Option<ConnEvent> {
             self.core.poll_event()

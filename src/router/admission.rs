@@ -51,7 +51,8 @@ impl Router {
         message: &Message<'_>,
         out: &mut Vec<Action>,
     ) -> Option<Admitted> {
-        let session = &self.sessions[key];
+        let strict = self.config.strict_request_ids;
+        let session = &mut self.sessions[key];
         let Phase::Established(identity) = &session.phase else {
             debug_assert!(false, "admission of a session that is not established");
             return None;
@@ -63,40 +64,58 @@ impl Router {
             serializer: session.serializer,
         };
 
-        if let Some(text) = not_accepted_when_established(message) {
+        // One pass over the message: whether the phase accepts it, the request id it opens,
+        // and which rule applies to it.
+        let (request, rule) = match message {
+            Message::Call { request, .. } => (*request, Rule::PendingCallBound),
+            Message::Publish { request, .. }
+            | Message::Unsubscribe { request, .. }
+            | Message::Unregister { request, .. } => (*request, Rule::None),
+            Message::Register { request, .. } => (*request, Rule::Register),
+            Message::Subscribe { request, .. } => (*request, Rule::Subscribe),
+            Message::Yield { options, .. } => {
+                if options.get_bool("progress") == Some(true) {
+                    let text = "YIELD.Options.progress needs progressive_call_results, which this router does not announce";
+                    self.protocol_violation(key, text, out);
+                    return None;
+                }
+                return Some(me);
+            }
+            Message::Error {
+                request_type: code::INVOCATION,
+                ..
+            }
+            | Message::Cancel { .. }
+            | Message::Goodbye { .. }
+            | Message::Abort { .. } => return Some(me),
+            other => {
+                let text = not_accepted_when_established(other);
+                self.protocol_violation(key, text, out);
+                return None;
+            }
+        };
+
+        let (last, calls_waiting) = (session.last_request_id, session.calls_waiting.len());
+        if !session.accept_request_id(request, strict) {
+            let expected = ids::next_sequential(last);
+            let text = format!("request id {request} is not sequential (expected {expected})");
             self.protocol_violation(key, text, out);
             return None;
         }
 
-        if let Some(request) = new_request_id(message) {
-            let strict = self.config.strict_request_ids;
-            let state = &mut self.sessions[key];
-            let expected = ids::next_sequential(state.last_request_id);
-            if !state.accept_request_id(request, strict) {
-                let text = format!("request id {request} is not sequential (expected {expected})");
-                self.protocol_violation(key, text, out);
-                return None;
+        let refusal = match (rule, message) {
+            (Rule::None, _) => None,
+            (Rule::PendingCallBound, _) => self.call_bound_refusal(calls_waiting, request),
+            (
+                Rule::Register,
+                Message::Register {
+                    options, procedure, ..
+                },
+            ) => self.register_refusal(request, options, procedure),
+            (Rule::Subscribe, Message::Subscribe { options, topic, .. }) => {
+                self.subscribe_refusal(request, options, topic)
             }
-        }
-
-        let refusal = match message {
-            Message::Register {
-                request,
-                options,
-                procedure,
-            } => self.register_refusal(*request, options, procedure),
-            Message::Subscribe {
-                request,
-                options,
-                topic,
-            } => self.subscribe_refusal(*request, options, topic),
-            Message::Yield { options, .. } if options.get_bool("progress") == Some(true) => {
-                let text = "YIELD.Options.progress needs progressive_call_results, which this router does not announce";
-                self.protocol_violation(key, text, out);
-                return None;
-            }
-            Message::Call { request, .. } => self.call_bound_refusal(key, *request),
-            _ => None,
+            (Rule::Register | Rule::Subscribe, _) => None,
         };
         if let Some(refusal) = refusal {
             self.send_error(
@@ -176,9 +195,9 @@ impl Router {
         None
     }
 
-    fn call_bound_refusal(&self, key: SessionKey, request: u64) -> Option<Refusal> {
+    fn call_bound_refusal(&self, calls_waiting: usize, request: u64) -> Option<Refusal> {
         let limit = self.config.max_pending_calls_per_session;
-        (self.sessions[key].calls_waiting.len() >= limit).then(|| Refusal {
+        (calls_waiting >= limit).then(|| Refusal {
             request_type: code::CALL,
             request,
             uri: uri::PENDING_CALL_LIMIT,
@@ -187,23 +206,19 @@ impl Router {
     }
 }
 
-/// The text of the violation when an established session may not send `message`.
-fn not_accepted_when_established(message: &Message<'_>) -> Option<Cow<'static, str>> {
-    Some(match message {
-        Message::Publish { .. }
-        | Message::Call { .. }
-        | Message::Yield { .. }
-        | Message::Subscribe { .. }
-        | Message::Unsubscribe { .. }
-        | Message::Register { .. }
-        | Message::Unregister { .. }
-        | Message::Cancel { .. }
-        | Message::Goodbye { .. }
-        | Message::Abort { .. } => return None,
-        Message::Error {
-            request_type: code::INVOCATION,
-            ..
-        } => return None,
+/// The checks of step 3 and 4 a new request gets.
+#[derive(Copy, Clone)]
+enum Rule {
+    None,
+    PendingCallBound,
+    Register,
+    Subscribe,
+}
+
+/// The text of the violation for a message an established session may not send.
+#[cold]
+fn not_accepted_when_established(message: &Message<'_>) -> Cow<'static, str> {
+    match message {
         Message::Error { request_type, .. } => format!(
             "ERROR for {} ({request_type}): only ERROR for INVOCATION may come from a client",
             code_name(*request_type)
@@ -215,30 +230,7 @@ fn not_accepted_when_established(message: &Message<'_>) -> Option<Cow<'static, s
             "EVENT_RECEIVED needs acknowledged event delivery, which this router does not announce"
                 .into()
         }
-        other @ (Message::Welcome { .. }
-        | Message::Challenge { .. }
-        | Message::Published { .. }
-        | Message::Subscribed { .. }
-        | Message::Unsubscribed { .. }
-        | Message::Event { .. }
-        | Message::Result { .. }
-        | Message::Registered { .. }
-        | Message::Unregistered { .. }
-        | Message::Invocation { .. }
-        | Message::Interrupt { .. }) => format!("{} is only sent by routers", other.name()).into(),
-    })
-}
-
-/// The request id a message opens a new request with (digest §3), if it does.
-fn new_request_id(message: &Message<'_>) -> Option<u64> {
-    match message {
-        Message::Publish { request, .. }
-        | Message::Subscribe { request, .. }
-        | Message::Unsubscribe { request, .. }
-        | Message::Call { request, .. }
-        | Message::Register { request, .. }
-        | Message::Unregister { request, .. } => Some(*request),
-        _ => None,
+        other => format!("{} is only sent by routers", other.name()).into(),
     }
 }
 

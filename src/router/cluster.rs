@@ -213,7 +213,7 @@ impl Router {
         registration: u64,
         out: &mut Vec<Action>,
     ) {
-        self.callee_removed(realm, registration, session_id);
+        self.callee_removed(realm, registration, session, session_id);
         let ticket = self.cluster.new_ticket();
         self.cluster.inflight.insert(
             ticket,
@@ -229,12 +229,26 @@ impl Router {
         self.send_unregister(session, session_id, realm, registration, Some(ticket), out);
     }
 
-    /// Records that a local callee stopped being invocable for `registration`.
-    pub(super) fn callee_removed(&mut self, realm: RealmId, registration: u64, session: u64) {
+    /// A local callee stops being invocable for `registration` (UNREGISTER or leave started):
+    /// this shard stops routing to it at once, and the fact is recorded.
+    pub(super) fn callee_removed(
+        &mut self,
+        realm: RealmId,
+        registration: u64,
+        session: SessionKey,
+        session_id: u64,
+    ) {
+        let me = self.cluster.me(session, session_id);
+        let found = self
+            .realms
+            .get_mut(realm)
+            .registry
+            .set_ready(registration, me, false);
+        debug_assert!(found, "the callee's own replica lists it");
         self.facts.push(Fact::CalleeRemoved {
             realm: self.realm_name(realm),
             registration,
-            session,
+            session: session_id,
         });
     }
 
@@ -431,6 +445,7 @@ impl Router {
         let registrant = Registrant {
             session: callee,
             disclose_caller,
+            ready: false,
         };
         let existed = registry.lookup(&procedure).is_some();
         let registration =
@@ -571,6 +586,7 @@ impl Router {
         let callee = Registrant {
             session: msg.callee,
             disclose_caller: msg.disclose_caller,
+            ready: false,
         };
         if !registry.insert(msg.registration, &msg.procedure, msg.invoke, callee) {
             // Logged by the registry; applied anyway so the replica converges on the owner.
@@ -702,6 +718,13 @@ impl Router {
                 };
                 if self.sessions.alive(session, session_id) {
                     self.sessions[session].registrations.insert(registration);
+                    let me = self.cluster.me(session, session_id);
+                    let found =
+                        self.realms
+                            .get_mut(realm)
+                            .registry
+                            .set_ready(registration, me, true);
+                    debug_assert!(found, "every shard applied the registration, this one too");
                     self.facts.push(Fact::CalleeAdded {
                         realm: self.realm_name(realm),
                         registration,

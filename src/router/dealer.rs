@@ -55,6 +55,10 @@ pub(crate) struct Registrant {
     /// REGISTER.Options.disclose_caller: every INVOCATION to this callee carries the caller's
     /// identity.
     pub(crate) disclose_caller: bool,
+    /// Set only in the replica of the callee's own shard, while the callee may be invoked:
+    /// from the moment its REGISTERED goes out until its UNREGISTER or leave starts. Other
+    /// shards route to the callee's shard, which checks the session itself.
+    pub(crate) ready: bool,
 }
 
 /// One registered procedure and its callees.
@@ -70,29 +74,29 @@ pub(crate) struct Registration {
 }
 
 impl Registration {
-    /// Chooses the callee of one CALL by the policy, among the callees `usable` accepts (with
-    /// several shards, a local callee whose REGISTERED has not gone out yet or who is leaving
-    /// is skipped). Only RoundRobin (cursor) and Random (`rng`) change state.
+    /// Chooses the callee of one CALL by the policy, among the callees `usable` accepts (a local
+    /// callee whose REGISTERED has not gone out yet or who is leaving is skipped). Only
+    /// RoundRobin (cursor) and Random (`rng`) change state.
     pub(crate) fn pick(
         &mut self,
         rng: &mut RandomIds,
-        usable: impl Fn(&SessionRef) -> bool,
+        usable: impl Fn(&Registrant) -> bool,
     ) -> Option<Registrant> {
         let len = self.callees.len();
         if len == 1 {
             let only = self.callees[0];
-            return usable(&only.session).then_some(only);
+            return usable(&only).then_some(only);
         }
         let at = |index: usize| self.callees[index % len];
         let found = match self.invoke {
             InvokePolicy::Single | InvokePolicy::First => {
-                (0..len).find(|&index| usable(&at(index).session))
+                (0..len).find(|&index| usable(&at(index)))
             }
-            InvokePolicy::Last => (0..len).rev().find(|&index| usable(&at(index).session)),
+            InvokePolicy::Last => (0..len).rev().find(|&index| usable(&at(index))),
             InvokePolicy::RoundRobin => {
                 let start = self.cursor;
                 let found = (start..start + len)
-                    .find(|&index| usable(&at(index).session))
+                    .find(|&index| usable(&at(index)))
                     .map(|index| index % len);
                 if let Some(index) = found {
                     self.cursor = (index + 1) % len;
@@ -104,7 +108,7 @@ impl Registration {
                 // share goes to its successor, which keeps this allocation-free.
                 let start = rng.below(len);
                 (start..start + len)
-                    .find(|&index| usable(&at(index).session))
+                    .find(|&index| usable(&at(index)))
                     .map(|index| index % len)
             }
         };
@@ -266,6 +270,22 @@ impl Registry {
         clean
     }
 
+    /// Marks this shard's own callee `callee` of registration `id` invocable or not; false when
+    /// it is not one of the callees.
+    pub(crate) fn set_ready(&mut self, id: u64, callee: SessionRef, ready: bool) -> bool {
+        let Some(&index) = self.by_id.get(&id) else {
+            return false;
+        };
+        let registration = &mut self.entries[index];
+        match registration.position(callee) {
+            Some(at) => {
+                registration.callees[at].ready = ready;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Removes `callee` from registration `id` (the whole registration with its last callee);
     /// `None` when `callee` is not one of its callees.
     pub(crate) fn unregister(&mut self, id: u64, callee: SessionRef) -> Option<Unregistered> {
@@ -324,13 +344,16 @@ pub(crate) struct PendingKey {
 #[derive(Clone, Debug)]
 pub(crate) enum Caller {
     Local(SessionKey),
-    /// On shard `shard`, whose own pending entry is `call`; the answer goes back as a `Reply`
-    /// encoded in `serializer`.
-    Remote {
-        shard: ShardId,
-        call: PendingKey,
-        serializer: Serializer,
-    },
+    Remote(RemoteCaller),
+}
+
+/// A caller on another shard: on shard `shard`, whose own pending entry is `call`; the answer
+/// goes back as a `Reply` encoded in `serializer`.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct RemoteCaller {
+    pub(crate) shard: ShardId,
+    pub(crate) call: PendingKey,
+    pub(crate) serializer: Serializer,
 }
 
 /// Who owes a pending call's answer.
@@ -415,6 +438,7 @@ mod tests {
         Registrant {
             session: session(key),
             disclose_caller: false,
+            ready: false,
         }
     }
 
@@ -492,7 +516,7 @@ mod tests {
             (0..6)
                 .map(|_| {
                     registration
-                        .pick(rng, |s| usable(s.key.0))
+                        .pick(rng, |c| usable(c.session.key.0))
                         .map_or(0, |c| c.session.key.0)
                 })
                 .collect::<Vec<_>>()

@@ -148,7 +148,7 @@ use std::collections::{HashMap, HashSet};
 use bytes::Bytes;
 
 use crate::serializer::Serializer;
-use crate::wire::{self, Dict, Message};
+use crate::wire::{self, Dict, Frame, Message};
 
 use admission::Admitted;
 use cluster::Cluster;
@@ -185,9 +185,9 @@ pub enum CloseReason {
 /// What the runtime must do on the router's behalf.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
-    /// Write this encoded WAMP message to the session's transport. For fan-out the same
-    /// `Bytes` is shared by every recipient.
-    Send { session: SessionKey, frame: Bytes },
+    /// Write this encoded WAMP message to the session's transport (its parts back to back).
+    /// For fan-out the same buffer is shared by every recipient.
+    Send { session: SessionKey, frame: Frame },
     /// Flush what was queued for the session, then close its transport. The router has already
     /// forgotten the session (or will ignore anything more from it).
     Close {
@@ -422,9 +422,11 @@ impl Router {
             tracing::warn!(?session, "message for a session that is not open");
             return;
         };
-        if state.is_closing() {
-            return;
-        }
+        let established = match state.phase {
+            Phase::Established(_) => true,
+            Phase::ExpectHello { .. } => false,
+            Phase::Closing => return,
+        };
         let message = match wire::decode(state.serializer, &frame) {
             Ok(message) => message,
             Err(error) => {
@@ -434,14 +436,10 @@ impl Router {
                 return;
             }
         };
-        match self.sessions[session].phase {
-            Phase::ExpectHello { .. } => self.handle_before_welcome(session, message, out),
-            Phase::Established(_) => {
-                if let Some(me) = self.admit(session, &message, out) {
-                    self.handle_established(me, message, out);
-                }
-            }
-            Phase::Closing => {}
+        if !established {
+            self.handle_before_welcome(session, message, out);
+        } else if let Some(me) = self.admit(session, &message, out) {
+            self.handle_established(me, message, &frame, out);
         }
         if !self.facts.is_empty() {
             self.settle(out);
@@ -689,8 +687,15 @@ impl Router {
         state.phase = Phase::Closing;
     }
 
-    /// Routes a message of an established session that passed admission.
-    fn handle_established(&mut self, me: Admitted, message: Message<'_>, out: &mut Vec<Action>) {
+    /// Routes a message of an established session that passed admission; `frame` is the one it
+    /// was decoded from (forwarded payloads are sliced from it).
+    fn handle_established(
+        &mut self,
+        me: Admitted,
+        message: Message<'_>,
+        frame: &Bytes,
+        out: &mut Vec<Action>,
+    ) {
         let session = me.key;
         match message {
             Message::Publish {
@@ -704,17 +709,35 @@ impl Router {
                 options,
                 procedure,
                 payload,
-            } => self.handle_call(me, request, &options, &procedure, payload, out),
+            } => {
+                let carried = rpc::Carried {
+                    payload,
+                    source: frame,
+                };
+                self.handle_call(me, request, &options, &procedure, carried, out)
+            }
             Message::Yield {
-                request, payload, ..
-            } => self.handle_yield(me, request, payload, out),
+                request,
+                options,
+                payload,
+            } => {
+                // Admission read the options; dropped here, where their type is known.
+                drop(options);
+                self.handle_yield(me, request, payload, frame, out)
+            }
             Message::Error {
                 request,
                 details,
                 error,
                 payload,
                 ..
-            } => self.handle_invocation_error(me, request, details, &error, payload, out),
+            } => {
+                let carried = rpc::Carried {
+                    payload,
+                    source: frame,
+                };
+                self.handle_invocation_error(me, request, details, &error, carried, out)
+            }
             Message::Subscribe { request, topic, .. } => {
                 self.handle_subscribe(me, request, &topic, out)
             }
@@ -857,7 +880,7 @@ impl Router {
         let mut registrations: Vec<u64> = registrations.into_iter().collect();
         registrations.sort_unstable();
         for id in registrations {
-            self.callee_removed(identity.realm, id, identity.id);
+            self.callee_removed(identity.realm, id, session, identity.id);
             self.send_unregister(session, identity.id, identity.realm, id, None, out);
         }
         let mut subscriptions: Vec<u64> = subscriptions.into_iter().collect();
@@ -910,19 +933,15 @@ impl Router {
                         );
                     }
                 }
-                Caller::Remote {
-                    shard,
-                    call: handle,
-                    serializer,
-                } => {
+                Caller::Remote(remote) => {
                     let error = outbox::error(
                         wire::code::CALL,
                         call.caller_request,
                         uri::CANCELED,
                         text,
-                        serializer,
+                        remote.serializer,
                     );
-                    self.reply_to_shard(shard, handle, &error, serializer, true, out);
+                    self.reply_to_shard(remote, &error, &Bytes::new(), true, out);
                 }
             }
         }

@@ -14,15 +14,13 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use super::admission::Admitted;
 use super::broker::Subscriber;
 use super::outbox::Outbox;
 use super::session::Sessions;
 use super::shard_msg::{OwnedFilters, PublicIdentity, RemotePublication, ShardMsgKind};
 use super::{uri, Action, Router, RouterStats};
-use crate::wire::{code, Dict, Message, Payload, Value};
+use crate::wire::{code, Dict, Frame, Message, Payload, Value};
 
 impl Router {
     /// SUBSCRIBE (admitted: options and URI are valid) joins this shard's subscribers of the
@@ -192,7 +190,7 @@ fn fan_out(
     out: &mut Vec<Action>,
 ) {
     // Per serializer: not yet encoded, encoded, or not encodable (payload not transcodable).
-    let mut frames: [Option<Result<Bytes, ()>>; 2] = [None, None];
+    let mut frames: [Option<Result<Frame, ()>>; 2] = [None, None];
     for subscriber in subscribers {
         if !admit(subscriber) {
             continue;

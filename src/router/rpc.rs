@@ -13,12 +13,13 @@
 
 use std::borrow::Cow;
 
+use bytes::Bytes;
+
 use super::admission::{invoke_policy, Admitted};
-use super::dealer::{Callee, Caller, PendingKey, Registrant};
+use super::dealer::{Callee, Caller, Registrant, RemoteCaller};
 use super::outbox;
 use super::shard_msg::{Invoke, PublicIdentity, Reply, SessionRef, ShardMsgKind};
 use super::{uri, Action, Router, SessionKey, ShardId};
-use crate::serializer::Serializer;
 use crate::wire::{code, Dict, Message, Payload, Value};
 
 impl Router {
@@ -39,6 +40,7 @@ impl Router {
                 session_id: me.id,
             },
             disclose_caller: options.get_bool("disclose_caller").unwrap_or(false),
+            ready: false,
         };
         self.start_register(request, me.realm, procedure, callee, invoke, out);
     }
@@ -74,9 +76,10 @@ impl Router {
         request: u64,
         options: &Dict<'_>,
         procedure: &str,
-        payload: Payload<'_>,
+        carried: Carried<'_>,
         out: &mut Vec<Action>,
     ) {
+        let Carried { payload, source } = carried;
         let (caller, caller_serializer) = (me.key, me.serializer);
         let refuse = |error_uri: &'static str, text: String| {
             outbox::error(code::CALL, request, error_uri, text, caller_serializer)
@@ -91,11 +94,17 @@ impl Router {
             None => Route::Unknown,
             Some(registration) => {
                 let id = registration.id;
-                let usable = |callee: &SessionRef| {
-                    callee.shard != shard
-                        || sessions.get(callee.key).is_some_and(|state| {
-                            state.is(callee.session_id) && state.registrations.contains(&id)
-                        })
+                let usable = |callee: &Registrant| {
+                    debug_assert_eq!(
+                        callee.session.shard == shard && callee.ready,
+                        callee.session.shard == shard
+                            && sessions.get(callee.session.key).is_some_and(|state| {
+                                state.is(callee.session.session_id)
+                                    && state.registrations.contains(&id)
+                            }),
+                        "a local callee is ready exactly while its session may be invoked"
+                    );
+                    callee.session.shard != shard || callee.ready
                 };
                 match registration.pick(&mut self.random_ids, usable) {
                     Some(callee) => Route::To(id, callee),
@@ -184,7 +193,8 @@ impl Router {
                 details,
                 payload,
             };
-            self.outbox.frame(&message, callee_serializer)
+            self.outbox
+                .frame_forwarding(&message, callee_serializer, source)
         };
         match frame {
             Ok(frame) => out.push(Action::Send {
@@ -229,10 +239,11 @@ impl Router {
         me: Admitted,
         invocation: u64,
         payload: Payload<'_>,
+        source: &Bytes,
         out: &mut Vec<Action>,
     ) {
         let details = Dict::new();
-        self.route_reply(me.key, invocation, "YIELD", out, |request| {
+        self.route_reply(me.key, invocation, "YIELD", source, out, |request| {
             Message::Result {
                 request,
                 details,
@@ -248,15 +259,18 @@ impl Router {
         invocation: u64,
         details: Dict<'_>,
         error: &str,
-        payload: Payload<'_>,
+        carried: Carried<'_>,
         out: &mut Vec<Action>,
     ) {
-        self.route_reply(me.key, invocation, "ERROR", out, |request| Message::Error {
-            request_type: code::CALL,
-            request,
-            details,
-            error: Cow::Borrowed(error),
-            payload,
+        let Carried { payload, source } = carried;
+        self.route_reply(me.key, invocation, "ERROR", source, out, |request| {
+            Message::Error {
+                request_type: code::CALL,
+                request,
+                details,
+                error: Cow::Borrowed(error),
+                payload,
+            }
         });
     }
 
@@ -267,6 +281,7 @@ impl Router {
         callee: SessionKey,
         invocation: u64,
         what: &'static str,
+        source: &Bytes,
         out: &mut Vec<Action>,
         reply: impl FnOnce(u64) -> Message<'m>,
     ) {
@@ -290,13 +305,9 @@ impl Router {
         };
         let caller = match call.caller {
             Caller::Local(caller) => caller,
-            Caller::Remote {
-                shard,
-                call: handle,
-                serializer,
-            } => {
+            Caller::Remote(remote) => {
                 let message = reply(call.caller_request);
-                self.reply_to_shard(shard, handle, &message, serializer, false, out);
+                self.reply_to_shard(remote, &message, source, false, out);
                 return;
             }
         };
@@ -304,7 +315,10 @@ impl Router {
         caller_state.calls_waiting.remove(&key);
         let caller_serializer = caller_state.serializer;
         let message = reply(call.caller_request);
-        match self.outbox.frame(&message, caller_serializer) {
+        match self
+            .outbox
+            .frame_forwarding(&message, caller_serializer, source)
+        {
             Ok(frame) => {
                 out.push(Action::Send {
                     session: caller,
@@ -372,14 +386,18 @@ impl Router {
     /// `wamp.error.invalid_argument`, as locally.
     pub(super) fn reply_to_shard(
         &mut self,
-        shard: ShardId,
-        call: PendingKey,
+        to: RemoteCaller,
         message: &Message<'_>,
-        serializer: Serializer,
+        source: &Bytes,
         canceled: bool,
         out: &mut Vec<Action>,
     ) {
-        let frame = match self.outbox.frame(message, serializer) {
+        let RemoteCaller {
+            shard,
+            call,
+            serializer,
+        } = to;
+        let frame = match self.outbox.frame_forwarding(message, serializer, source) {
             Ok(frame) => frame,
             Err(encode_error) => {
                 self.stats.encode_errors += 1;
@@ -427,6 +445,11 @@ impl Router {
             disclose,
             payload,
         } = invoke;
+        let caller = RemoteCaller {
+            shard: from,
+            call,
+            serializer: caller_serializer,
+        };
         let callee = callee_ref.key;
         let routable = callee_ref.shard == self.cluster.shard
             && self.sessions.get(callee).is_some_and(|state| {
@@ -440,7 +463,7 @@ impl Router {
                 "the callee is gone or no longer registered",
                 caller_serializer,
             );
-            return self.reply_to_shard(from, call, &error, caller_serializer, false, out);
+            return self.reply_to_shard(caller, &error, &Bytes::new(), false, out);
         }
         let mut details = Dict::new();
         if let Some(identity) = &disclose {
@@ -460,7 +483,10 @@ impl Router {
             details,
             payload: payload.as_payload(),
         };
-        match self.outbox.frame(&message, callee_serializer) {
+        match self
+            .outbox
+            .frame_forwarding(&message, callee_serializer, &payload.raw)
+        {
             Ok(frame) => out.push(Action::Send {
                 session: callee,
                 frame,
@@ -477,15 +503,11 @@ impl Router {
                     text,
                     caller_serializer,
                 );
-                return self.reply_to_shard(from, call, &error, caller_serializer, false, out);
+                return self.reply_to_shard(caller, &error, &Bytes::new(), false, out);
             }
         }
         let key = self.pending.insert(
-            Caller::Remote {
-                shard: from,
-                call,
-                serializer: caller_serializer,
-            },
+            Caller::Remote(caller),
             caller_request,
             Callee::Local {
                 session: callee,
@@ -537,6 +559,13 @@ impl Router {
             self.stats.replies_routed += 1;
         }
     }
+}
+
+/// A received payload and the frame it lies in (a forwarded payload is sliced from it).
+#[derive(Copy, Clone)]
+pub(super) struct Carried<'m> {
+    pub(super) payload: Payload<'m>,
+    pub(super) source: &'m Bytes,
 }
 
 /// How a CALL is routed, decided while the registry is borrowed.

@@ -94,10 +94,6 @@ impl Session {
         matches!(self.phase, Phase::Established(_))
     }
 
-    pub(crate) fn is_closing(&self) -> bool {
-        matches!(self.phase, Phase::Closing)
-    }
-
     /// True when this is still the established session `session_id` (a slab key may have been
     /// reused by a newer session since an op started).
     pub(crate) fn is(&self, session_id: u64) -> bool {

@@ -7,13 +7,11 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use super::dealer::{InvokePolicy, PendingKey, RegisterRefusal};
 use super::gather::{Partial, Query};
 use super::{SessionKey, ShardId};
 use crate::serializer::Serializer;
-use crate::wire::OwnedPayload;
+use crate::wire::{Frame, OwnedPayload};
 
 /// One message from one shard's router to another's. `Send` so it can cross threads.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -194,7 +192,7 @@ pub(crate) struct Applied {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Reply {
     pub(crate) call: PendingKey,
-    pub(crate) frame: Bytes,
+    pub(crate) frame: Frame,
     pub(crate) canceled: bool,
 }
 

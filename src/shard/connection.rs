@@ -29,6 +29,11 @@ use crate::router::TransportInfo;
 
 use super::state::{Connection, Shard};
 
+// Reads go into the shard's one scratch buffer and are then appended to the transport's input
+// (`receive`): the copy is of the bytes read only. Reading straight into the transport's
+// `BytesMut` would save it, but glommio reads into an initialized `&mut [u8]`, and zeroing the
+// spare room before every read costs more than copying what a read returns.
+
 /// Reads per turn before the task yields to others (each up to the shard's read scratch size),
 /// so one busy connection cannot starve the shard.
 const READS_PER_TURN: usize = 8;

@@ -27,6 +27,7 @@ use crate::net::{SendError, ServerConn};
 use crate::router::{
     Action, CloseReason, Millis, Router, SessionKey, ShardId, ShardMsg, TransportInfo,
 };
+use crate::wire::Frame;
 
 use super::mesh::{MeshMsg, ShardLink};
 use super::metrics::ShardMetrics;
@@ -399,7 +400,7 @@ impl Shard {
 
     /// Appends one frame to a session's output. A full output means the peer does not keep
     /// up: the session is disconnected (slow consumer) rather than the queue growing.
-    fn deliver(&self, session: SessionKey, frame: &[u8], ended: &mut Vec<SessionKey>) {
+    fn deliver(&self, session: SessionKey, frame: &Frame, ended: &mut Vec<SessionKey>) {
         let conn = match self.sessions.borrow().get(session.0) {
             Some(Some(conn)) => conn.clone(),
             _ => {
@@ -407,7 +408,10 @@ impl Shard {
                 return;
             }
         };
-        let result = conn.transport.borrow_mut().send_message(frame);
+        let result = conn
+            .transport
+            .borrow_mut()
+            .send_message_parts(&frame.parts());
         match result {
             Ok(()) => {
                 self.metrics.borrow_mut().messages_out += 1;

@@ -1,7 +1,9 @@
 //! [`Message`] -> bytes, appended to a caller-owned buffer. The layout is written once over the
 //! [`Emit`] trait (JSON and MessagePack emitters). A payload in the target serializer is
 //! spliced in unchanged; one in the other serializer is transcoded once. Without transcoding
-//! nothing is allocated beyond the growth of `out`.
+//! nothing is allocated beyond the growth of `out`. [`encode_around_payload`] leaves a large
+//! same-serializer payload out altogether, so that it can be sent from where it was received
+//! (a [`super::Frame`] of parts) instead of being copied.
 
 use super::json::{self, write as js};
 use super::message::{Message, Payload};
@@ -12,15 +14,58 @@ use crate::serializer::Serializer;
 
 /// Appends the encoding of `msg` in `ser` to `out`. On error `out` is left as it was.
 pub fn encode(msg: &Message<'_>, ser: Serializer, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    encode_around_payload(msg, ser, out, usize::MAX).map(|_| ())
+}
+
+/// As [`encode`], except that a payload already in `ser` and at least `min_span` bytes long is
+/// not written: `Some(at)` says its bytes belong at offset `at` of `out` (what follows `at` is
+/// the end of the message, `]` in JSON, nothing in MessagePack). `None`: `out` holds all of it.
+pub fn encode_around_payload(
+    msg: &Message<'_>,
+    ser: Serializer,
+    out: &mut Vec<u8>,
+    min_span: usize,
+) -> Result<Option<usize>, EncodeError> {
     let start = out.len();
+    let mut splice = Splice { min_span, at: None };
     let result = match ser {
-        Serializer::Json => encode_with(msg, &mut JsonEmit { out }),
-        Serializer::MsgPack => encode_with(msg, &mut MsgPackEmit { out }),
+        Serializer::Json => encode_with(
+            msg,
+            &mut JsonEmit {
+                out,
+                splice: &mut splice,
+            },
+        ),
+        Serializer::MsgPack => encode_with(
+            msg,
+            &mut MsgPackEmit {
+                out,
+                splice: &mut splice,
+            },
+        ),
     };
     if result.is_err() {
         out.truncate(start);
     }
-    result
+    result.map(|()| splice.at)
+}
+
+/// Whether (`min_span`) and where (`at`) the emitter left the payload out.
+struct Splice {
+    min_span: usize,
+    at: Option<usize>,
+}
+
+impl Splice {
+    /// Leaves `raw` out at `position` when it is long enough; true when it did.
+    #[inline]
+    fn defer(&mut self, raw: &[u8], position: usize) -> bool {
+        if raw.len() < self.min_span {
+            return false;
+        }
+        self.at = Some(position);
+        true
+    }
 }
 
 /// Element writers for one serializer.
@@ -37,6 +82,7 @@ trait Emit {
 
 struct JsonEmit<'o> {
     out: &'o mut Vec<u8>,
+    splice: &'o mut Splice,
 }
 
 impl Emit for JsonEmit<'_> {
@@ -76,7 +122,9 @@ impl Emit for JsonEmit<'_> {
         self.out.push(b',');
         match p.ser {
             Serializer::Json => {
-                self.out.extend_from_slice(p.raw);
+                if !self.splice.defer(p.raw, self.out.len()) {
+                    self.out.extend_from_slice(p.raw);
+                }
                 Ok(())
             }
             Serializer::MsgPack => msgpack::transcode_to_json(p.raw, p.count, self.out),
@@ -91,6 +139,7 @@ impl Emit for JsonEmit<'_> {
 
 struct MsgPackEmit<'o> {
     out: &'o mut Vec<u8>,
+    splice: &'o mut Splice,
 }
 
 impl Emit for MsgPackEmit<'_> {
@@ -123,7 +172,9 @@ impl Emit for MsgPackEmit<'_> {
         }
         match p.ser {
             Serializer::MsgPack => {
-                self.out.extend_from_slice(p.raw);
+                if !self.splice.defer(p.raw, self.out.len()) {
+                    self.out.extend_from_slice(p.raw);
+                }
                 Ok(())
             }
             Serializer::Json => json::transcode_to_msgpack(p.raw, p.count, self.out),

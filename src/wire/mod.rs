@@ -6,12 +6,14 @@
 //! Nothing here does I/O or knows about sessions.
 //!
 //! Layout: `decode` (message layouts, shared by both serializers through the `Source` trait),
-//! `encode` (the inverse), `json` and `msgpack` (byte-level readers and writers, payload
+//! `encode` (the inverse), `frame` (an encoded message as parts: head, forwarded payload span,
+//! tail), `json` and `msgpack` (byte-level readers and writers, payload
 //! transcoding), `options` (the table of spec-known Options/Details keys and their types),
 //! `payload` (building and inspecting payloads off the hot path), `uri` (URI rules).
 
 mod decode;
 mod encode;
+mod frame;
 mod json;
 pub mod message;
 mod msgpack;
@@ -23,7 +25,8 @@ pub mod value;
 
 pub use crate::serializer::Serializer;
 pub use decode::decode;
-pub use encode::encode;
+pub use encode::{encode, encode_around_payload};
+pub use frame::Frame;
 pub use message::{code, code_name, Message, OwnedPayload, Payload, Str};
 pub use payload::{
     decode_payload_values, encode_value, payload_from_args, payload_from_binary, transcode_payload,

@@ -85,7 +85,7 @@ impl Cluster {
                     self.inbox
                         .get_mut(&at)
                         .unwrap_or_else(|| panic!("Send to unknown session {at:?}"))
-                        .push_back(frame);
+                        .push_back(frame.to_bytes());
                 }
                 Action::Close { session, reason } => {
                     let at = (shard, session);
