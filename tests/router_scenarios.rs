@@ -17,7 +17,7 @@ use bytes::Bytes;
 use sansio::{Cluster, Conn};
 use wampring::router::{
     uri, CloseReason, Fact, RealmConfig, RegistrationInfo, RouterConfig, RouterStats, SessionKey,
-    UriCheck,
+    TransportInfo, UriCheck,
 };
 use wampring::wire::{self, Dict, Message, OwnedPayload, Payload, Serializer, Value, MAX_ID};
 
@@ -2696,16 +2696,29 @@ fn facts_are_recorded_once_complete_and_in_order() {
         router.record_facts(true);
     }
     let realm = || -> std::sync::Arc<str> { "realm1".into() };
-    let joined = |session| Fact::SessionJoined {
+    let joined = |client: &Client| Fact::SessionJoined {
         realm: realm(),
-        session,
-        authid: session.to_string().into(),
+        session: client.id,
+        authid: client.id.to_string().into(),
+        authrole: "anonymous".into(),
+        authmethod: "anonymous",
+        authprovider: "static",
+        transport: TransportInfo {
+            serializer: client.ser,
+            kind: "sim",
+            peer: format!("shard{}", client.conn.shard),
+        },
+    };
+    let left = |client: &Client| Fact::SessionLeft {
+        realm: realm(),
+        session: client.id,
+        authid: client.id.to_string().into(),
         authrole: "anonymous".into(),
     };
     let a = h.join(Json);
-    assert_facts(&mut h, "a joins", vec![joined(a.id)]);
+    assert_facts(&mut h, "a joins", vec![joined(&a)]);
     let b = h.join(MsgPack);
-    assert_facts(&mut h, "b joins", vec![joined(b.id)]);
+    assert_facts(&mut h, "b joins", vec![joined(&b)]);
 
     let p = h.register(&a, "com.p");
     let created = |registration, procedure: &str, session| Fact::RegistrationCreated {
@@ -2825,22 +2838,82 @@ fn facts_are_recorded_once_complete_and_in_order() {
                 subscription: t,
                 session: a.id,
             },
-            Fact::SessionLeft {
-                realm: realm(),
-                session: a.id,
-            },
+            left(&a),
         ],
     );
     h.disconnect(&b);
-    assert_facts(
-        &mut h,
-        "b goes away",
-        vec![Fact::SessionLeft {
-            realm: realm(),
-            session: b.id,
-        }],
-    );
+    assert_facts(&mut h, "b goes away", vec![left(&b)]);
     h.assert_tables_empty();
+}
+
+fn session_meta_events_reach_subscribers_on_every_shard_in_order() {
+    let mut h = Harness::new();
+    // Watchers on every shard (at 3 shards, one each).
+    let watchers: Vec<Client> = (0..3)
+        .map(|i| h.join(if i % 2 == 0 { Json } else { MsgPack }))
+        .collect();
+    let mut subscriptions = Vec::new();
+    for watcher in &watchers {
+        subscriptions.push((
+            h.subscribe(watcher, "wamp.session.on_join"),
+            h.subscribe(watcher, "wamp.session.on_leave"),
+        ));
+    }
+    let newcomer = h.join(MsgPack);
+    h.disconnect(&newcomer);
+    for (watcher, (on_join, on_leave)) in watchers.iter().zip(&subscriptions) {
+        let received = h.recv(watcher);
+        let Message::Event {
+            subscription,
+            details,
+            payload,
+            ..
+        } = received.msg()
+        else {
+            panic!("expected on_join EVENT")
+        };
+        assert_eq!(subscription, *on_join);
+        assert!(
+            details.get("publisher").is_none(),
+            "the router publishes as nobody"
+        );
+        let (event_args, _) = payload_values(&payload);
+        let [Value::Dict(joined)] = event_args.as_slice() else {
+            panic!("on_join carries one dict: {event_args:?}")
+        };
+        assert_eq!(joined.get_u64("session"), Some(newcomer.id));
+        assert_eq!(
+            joined.get_str("authid"),
+            Some(newcomer.id.to_string().as_str())
+        );
+        assert_eq!(joined.get_str("authrole"), Some("anonymous"));
+        assert_eq!(joined.get_str("authmethod"), Some("anonymous"));
+        assert_eq!(
+            joined
+                .get_dict("transport")
+                .and_then(|t| t.get_str("serializer")),
+            Some("msgpack")
+        );
+        let received = h.recv(watcher);
+        let Message::Event {
+            subscription,
+            payload,
+            ..
+        } = received.msg()
+        else {
+            panic!("expected on_leave EVENT")
+        };
+        assert_eq!(subscription, *on_leave);
+        assert_eq!(
+            payload_values(&payload).0,
+            vec![
+                Value::UInt(newcomer.id),
+                s(&newcomer.id.to_string()),
+                s("anonymous")
+            ]
+        );
+        h.expect_nothing(watcher);
+    }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -2866,6 +2939,7 @@ macro_rules! at_1_and_3_shards {
 }
 
 at_1_and_3_shards!(
+    session_meta_events_reach_subscribers_on_every_shard_in_order,
     a_session_without_hello_is_closed_at_its_deadline,
     a_session_closed_before_hello_leaves_no_deadline,
     wamp_session_count_is_the_same_from_every_shard,

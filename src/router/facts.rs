@@ -13,11 +13,14 @@
 //!   `Deleted`. A creation is decided before any shard can report a callee or subscriber of it,
 //!   and a deletion after the last one was removed.
 //!
-//! The list is handed over at the end of every router input (`Router::settle`); until a reader
-//! exists for a fact, it is dropped there, unless recording for inspection is on (bounded).
+//! The list is handed over at the end of every router input (`Router::settle`) to its readers:
+//! today the session meta events (`wamp.session.on_join` / `on_leave`, published by the router
+//! itself), and a bounded recording for inspection when it is on. Then it is cleared.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+
+use super::TransportInfo;
 
 /// One fact, with the ids and names a reader needs without looking at the tables.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,10 +30,15 @@ pub enum Fact {
         session: u64,
         authid: Box<str>,
         authrole: Box<str>,
+        authmethod: &'static str,
+        authprovider: &'static str,
+        transport: TransportInfo,
     },
     SessionLeft {
         realm: Arc<str>,
         session: u64,
+        authid: Box<str>,
+        authrole: Box<str>,
     },
     /// `session` is the callee whose REGISTER created it.
     RegistrationCreated {
@@ -109,19 +117,26 @@ impl Facts {
         self.new.is_empty()
     }
 
-    /// The facts of the input just handled, handed to the readers and cleared.
-    pub(crate) fn settle(&mut self) {
-        match &mut self.recorded {
-            Some(recorded) => {
-                for fact in self.new.drain(..) {
-                    if recorded.len() == RECORD_CAPACITY {
-                        recorded.pop_front();
-                        self.dropped += 1;
-                    }
-                    recorded.push_back(fact);
+    /// The facts of the input just handled, for the readers; give the list back with
+    /// [`Facts::done`].
+    pub(crate) fn take_new(&mut self) -> Vec<Fact> {
+        std::mem::take(&mut self.new)
+    }
+
+    /// The readers are done with `facts`: record them if asked to, and keep the list's memory.
+    pub(crate) fn done(&mut self, mut facts: Vec<Fact>) {
+        if let Some(recorded) = &mut self.recorded {
+            for fact in facts.drain(..) {
+                if recorded.len() == RECORD_CAPACITY {
+                    recorded.pop_front();
+                    self.dropped += 1;
                 }
+                recorded.push_back(fact);
             }
-            None => self.new.clear(),
+        }
+        facts.clear();
+        if self.new.is_empty() {
+            self.new = facts;
         }
     }
 

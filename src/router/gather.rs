@@ -60,23 +60,22 @@ pub(crate) enum Then {
 /// A gather this shard started and not all shards answered yet.
 pub(crate) struct Gathering {
     awaiting: usize,
-    merged: Partial,
+    /// The answers merged so far (`None` before the first).
+    merged: Option<Partial>,
     then: Then,
 }
 
 impl Router {
     /// Asks every shard `query` (this one at once) and runs `then` with the merged answer.
+    /// This shard's answer is merged like any other's, so with one shard the gather completes
+    /// right here.
     pub(super) fn gather(&mut self, query: Query, then: Then, out: &mut Vec<Action>) {
-        let local = self.answer(&query);
-        if self.cluster.shards == 1 {
-            return self.complete_gather(then, local, out);
-        }
         let ticket = self.cluster.new_ticket();
         self.cluster.gathers.insert(
             ticket,
             Gathering {
-                awaiting: self.cluster.shards - 1,
-                merged: local,
+                awaiting: self.cluster.shards,
+                merged: None,
                 then,
             },
         );
@@ -88,6 +87,9 @@ impl Router {
             }),
             out,
         );
+        let partial = self.answer(&query);
+        let me = self.cluster.shard;
+        self.handle_gathered(me, Gathered { ticket, partial }, out);
     }
 
     /// This shard's part of the answer.
@@ -123,7 +125,7 @@ impl Router {
         self.send_to_shard(from, answer, out);
     }
 
-    /// `Gathered` from another shard: merge it; the last one completes the gather.
+    /// One shard's answer (this shard's own too): merge it; the last one completes the gather.
     pub(super) fn handle_gathered(
         &mut self,
         from: ShardId,
@@ -139,7 +141,14 @@ impl Router {
             );
             return;
         };
-        if !gathering.merged.merge(gathered.partial) {
+        let fits = match &mut gathering.merged {
+            None => {
+                gathering.merged = Some(gathered.partial);
+                true
+            }
+            Some(merged) => merged.merge(gathered.partial),
+        };
+        if !fits {
             self.stats.shard_messages_ignored += 1;
             tracing::error!(
                 from,
@@ -156,7 +165,10 @@ impl Router {
             .gathers
             .remove(&gathered.ticket)
             .expect("found just above");
-        self.complete_gather(gathering.then, gathering.merged, out);
+        let merged = gathering
+            .merged
+            .expect("every shard answered, this one included");
+        self.complete_gather(gathering.then, merged, out);
     }
 
     fn complete_gather(&mut self, then: Then, answer: Partial, out: &mut Vec<Action>) {

@@ -161,6 +161,9 @@ impl Router {
             session: id,
             authid: identity.authid.clone(),
             authrole: identity.authrole.clone(),
+            authmethod: "anonymous",
+            authprovider: "static",
+            transport: self.sessions[session].transport.clone(),
         });
         let state = &mut self.sessions[session];
         if let Phase::ExpectHello { deadline } = state.phase {

@@ -21,9 +21,9 @@
 //!   owner-shard protocol of `cluster.rs`; with one shard the owner is the shard itself and
 //!   every step completes within the same call.
 //! * Time is an input: the timer table, `handle_timeout(now)`, `poll_timeout()`.
-//! * The router is a peer of itself: `internal.rs` answers `wamp.*` procedures, and the table
-//!   code appends facts to one internal event list (`facts.rs`) that later readers (meta API,
-//!   testaments, metrics) consume.
+//! * The router is a peer of itself: `internal.rs` answers `wamp.*` procedures, `meta.rs`
+//!   publishes without a session, and the table code appends facts to one internal event list
+//!   (`facts.rs`) that its readers (meta events now; testaments and metrics later) consume.
 //! * Gather (`gather.rs`): a query that spans shards is one scatter with a ticket and a reduce.
 //!
 //! Other files: `handshake.rs` (HELLO -> WELCOME/ABORT), `rpc.rs` (REGISTER/CALL/YIELD
@@ -111,6 +111,8 @@
 //!   (`Action::Close` with [`CloseReason::HelloTimeout`]), counted and logged (rate-limited).
 //! * The router's own procedures (`wamp.*`, answered by its internal callee): today
 //!   `wamp.session.count`; any other `wamp.*` procedure gets `wamp.error.no_such_procedure`.
+//!   Meta events published by the router: `wamp.session.on_join` / `on_leave`. The session
+//!   meta API is not announced in WELCOME until all of it is implemented.
 //! * CANCEL (call_canceling is not announced) is honoured in mode `skip`: the caller gets ERROR
 //!   `wamp.error.canceled` at once and the callee's late answer is discarded.
 //! * A YIELD/ERROR for an invocation whose caller left or canceled is dropped silently (the last
@@ -134,6 +136,7 @@ mod handshake;
 mod ids;
 mod internal;
 mod log_limit;
+mod meta;
 mod outbox;
 mod pubsub;
 mod realm;
@@ -571,8 +574,14 @@ impl Router {
 
     /// Hands the facts of the input just handled to their readers.
     fn settle(&mut self, out: &mut Vec<Action>) {
-        let _ = out;
-        self.facts.settle();
+        if self.facts.is_empty() {
+            return;
+        }
+        let facts = self.facts.take_new();
+        for fact in &facts {
+            self.publish_meta_event(fact, out);
+        }
+        self.facts.done(facts);
     }
 
     /// Sessions currently open (awaiting HELLO, established, or closing).
@@ -949,6 +958,8 @@ impl Router {
         self.facts.push(Fact::SessionLeft {
             realm: self.realms.get(identity.realm).name.clone(),
             session: identity.id,
+            authid: identity.authid,
+            authrole: identity.authrole,
         });
         debug_assert!(self.sessions[session].owns_nothing());
     }
