@@ -5,7 +5,8 @@
 // Mirrors tests/interop/client.py step by step: two real Autobahn|JS sessions
 // (callee/subscriber "A", caller/publisher "B") exercise RPC with
 // args/kwargs, application errors, the router's own wamp.session.count meta
-// procedure, pub/sub with and without acknowledge,
+// procedure, the router's wamp.session.on_join / on_leave meta events (for a
+// third session C), pub/sub with and without acknowledge,
 // publisher exclusion, unsubscribe, unregister and a clean GOODBYE. Each
 // passed step prints `ok <step>`; the first failure prints
 // `FAIL <step>: <reason>` and exits non-zero. A hard timeout guarantees exit.
@@ -247,6 +248,79 @@ async function scenario(args) {
   await expectAppError(b.call('wamp.session.frobnicate'), 'wamp.error.no_such_procedure', 'ERROR for wamp.session.frobnicate');
   await expectAppError(b.call('wamp.session.count', ['x']), 'wamp.error.invalid_argument', "ERROR for wamp.session.count('x')");
   ok('session_count');
+
+  step('session_meta_events');
+  // The router publishes wamp.session.on_join / on_leave itself (digest §10), from the shard
+  // of the session they are about to subscribers on every shard. A and B subscribe (with two
+  // shards and round-robin placement they sit on different shards, so one of them always gets
+  // the events across the shard channels); then a third session C joins and leaves with
+  // GOODBYE. Placed after session_count, which asserts that exactly A and B are joined.
+  // Meta events about other sessions are ignored (filtered by session id).
+  const META_JOIN = 'wamp.session.on_join';
+  const META_LEAVE = 'wamp.session.on_leave';
+  const metaQ = new Map();
+  const metaSubs = [];
+  for (const X of [A, B]) {
+    const q = new EventQueue();
+    metaQ.set(X.name, q);
+    for (const topic of [META_JOIN, META_LEAVE]) {
+      metaSubs.push([X, await withTimeout(
+        X.session.subscribe(topic, (eargs, ekwargs, details) => q.push({ topic, eargs, ekwargs, details })),
+        `SUBSCRIBED ${topic} (${X.name})`)]);
+    }
+  }
+  const C = await withTimeout(connect(args, 'C'), 'session C join');
+  const newId = C.session.id;
+  check(Number.isInteger(newId) && newId !== a.id && newId !== b.id,
+    `session C got id ${fmt(newId)} (A=${a.id}, B=${b.id})`);
+  C.conn.close();
+  const cc = await withTimeout(C.closed, 'connection C close after GOODBYE');
+  check(cc.reason === 'closed', `connection C closed with ${cc.reason} (want clean 'closed'): ${fmt(cc.details)}`);
+  check(['wamp.close.goodbye_and_out', 'wamp.close.normal'].includes(cc.details.reason),
+    `session C left with reason ${fmt(cc.details.reason)}`);
+
+  // The next meta event in `q` about session C.
+  const nextMeta = async (q, who) => {
+    for (;;) {
+      const m = await q.next(`meta EVENT about session C (${who})`);
+      const eargs = m.eargs || [];
+      if (m.topic === META_JOIN) {
+        if (eargs[0] && typeof eargs[0] === 'object' && eargs[0].session === newId) return m;
+      } else if (eargs[0] === newId) {
+        return m;
+      }
+    }
+  };
+  const wantTransport = new URL(args.url).protocol === 'ws:' ? 'websocket' : 'rawsocket';
+  const emptyKw = (kw) => kw === undefined || kw === null || same(kw, {});
+  for (const X of [A, B]) {
+    let m = await nextMeta(metaQ.get(X.name), X.name);
+    check(m.topic === META_JOIN,
+      `${X.name}: first meta event about session C is ${m.topic} ${fmt(m.eargs)}, want ${META_JOIN}`);
+    check(m.eargs.length === 1 && emptyKw(m.ekwargs),
+      `${X.name}: on_join args=${fmt(m.eargs)} kwargs=${fmt(m.ekwargs)}, want one positional dict`);
+    const info = m.eargs[0];
+    check(info.authrole === 'anonymous' && info.authmethod === 'anonymous',
+      `${X.name}: on_join authrole/authmethod in ${fmt(info)}, want anonymous/anonymous`);
+    check(info.authid === String(newId), `${X.name}: on_join authid ${fmt(info.authid)} != '${newId}'`);
+    check(info.authprovider === 'static', `${X.name}: on_join authprovider ${fmt(info.authprovider)}`);
+    const tr = info.transport;
+    check(tr && typeof tr === 'object' && !Array.isArray(tr), `${X.name}: on_join transport ${fmt(tr)} is not a dict`);
+    check(tr.type === wantTransport && tr.serializer === args.serializer,
+      `${X.name}: on_join transport ${fmt(tr)}, want type=${wantTransport} serializer=${args.serializer}`);
+    check(typeof tr.peer === 'string' && tr.peer.startsWith('127.0.0.1:'),
+      `${X.name}: on_join transport peer ${fmt(tr.peer)}, want 127.0.0.1:PORT`);
+    m = await nextMeta(metaQ.get(X.name), X.name);
+    check(m.topic === META_LEAVE,
+      `${X.name}: second meta event about session C is ${m.topic} ${fmt(m.eargs)}, want ${META_LEAVE}`);
+    check(same(m.eargs, [newId, String(newId), 'anonymous']) && emptyKw(m.ekwargs),
+      `${X.name}: on_leave args=${fmt(m.eargs)} kwargs=${fmt(m.ekwargs)}, want [${newId}, '${newId}', 'anonymous']`);
+  }
+  for (const [X, sub] of metaSubs) {
+    await withTimeout(X.session.unsubscribe(sub), `UNSUBSCRIBED meta topic (${X.name})`);
+    check(!sub.active, 'meta subscription still active after unsubscribe');
+  }
+  ok('session_meta_events');
 
   // ------------------------------------------------------------- PubSub
   step('subscribe');

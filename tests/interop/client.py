@@ -5,8 +5,9 @@
 # Connects two real Autobahn sessions (a callee/subscriber "A" and a
 # caller/publisher "B") to a router and walks through the basic-profile
 # scenario: RPC with args/kwargs, application errors, the router's own
-# wamp.session.count meta procedure, pub/sub with and
-# without acknowledge, publisher exclusion, unsubscribe, unregister, a shared
+# wamp.session.count meta procedure, the router's wamp.session.on_join /
+# on_leave meta events (for a third session C), pub/sub with and without
+# acknowledge, publisher exclusion, unsubscribe, unregister, a shared
 # (invoke='roundrobin') registration that both sessions join, and a clean
 # GOODBYE. Each passed step prints `ok <step>`; the first failure prints
 # `FAIL <step>: <reason>` and exits non-zero. A hard timeout guarantees exit.
@@ -269,6 +270,71 @@ async def scenario(args):
     await expect_app_error(b.call("wamp.session.frobnicate"), "wamp.error.no_such_procedure")
     await expect_app_error(b.call("wamp.session.count", "x"), "wamp.error.invalid_argument")
     ok("session_count")
+
+    step("session_meta_events")
+    # The router publishes wamp.session.on_join / on_leave itself (digest §10), from the shard
+    # of the session they are about to subscribers on every shard. A and B subscribe (with two
+    # shards and round-robin placement they sit on different shards, so one of them always gets
+    # the events across the shard channels); then a third session C joins and leaves with
+    # GOODBYE. Placed after session_count, which asserts that exactly A and B are joined.
+    # Meta events about other sessions are ignored (filtered by session id).
+    meta_q = {s.name: asyncio.Queue() for s in (a, b)}
+    meta_subs = []
+    for s in (a, b):
+        q = meta_q[s.name]
+        for topic in ("wamp.session.on_join", "wamp.session.on_leave"):
+            def on_meta(*eargs, details=None, _topic=topic, _q=q, **ekwargs):
+                _q.put_nowait((_topic, list(eargs), ekwargs))
+
+            meta_subs.append(await rt(s.subscribe(on_meta, topic, options=SubscribeOptions(details=True)),
+                                      f"SUBSCRIBED {topic} ({s.name})"))
+    c, dc = await connect(args.url, args.serializer, args.realm, "C")
+    new_id = dc.session
+    check(isinstance(new_id, int) and new_id not in (da.session, db.session),
+          f"session C got id {new_id!r} (A={da.session}, B={db.session})")
+    c.leave()
+    details = await rt(asyncio.shield(c.left), "GOODBYE reply to session C")
+    check(details.reason in ("wamp.close.goodbye_and_out", "wamp.close.normal"),
+          f"session C left with reason {details.reason!r} ({details.message!r})")
+    await rt(asyncio.shield(c.disconnected), "transport close of session C after GOODBYE")
+
+    async def next_meta(q, who):
+        """The next meta event in `q` about session C: (topic, args, kwargs)."""
+        while True:
+            topic, eargs, ekwargs = await rt(q.get(), f"meta EVENT about session C ({who})")
+            if topic == "wamp.session.on_join":
+                if eargs and isinstance(eargs[0], dict) and eargs[0].get("session") == new_id:
+                    return topic, eargs, ekwargs
+            elif eargs and eargs[0] == new_id:
+                return topic, eargs, ekwargs
+
+    want_transport = "websocket" if urllib.parse.urlsplit(args.url).scheme == "ws" else "rawsocket"
+    for s in (a, b):
+        topic, eargs, ekwargs = await next_meta(meta_q[s.name], s.name)
+        check(topic == "wamp.session.on_join",
+              f"{s.name}: first meta event about session C is {topic} {eargs!r}, want wamp.session.on_join")
+        check(len(eargs) == 1 and not ekwargs,
+              f"{s.name}: on_join args={eargs!r} kwargs={ekwargs!r}, want one positional dict")
+        info = eargs[0]
+        check(info.get("authrole") == "anonymous" and info.get("authmethod") == "anonymous",
+              f"{s.name}: on_join authrole/authmethod in {info!r}, want anonymous/anonymous")
+        check(info.get("authid") == str(new_id), f"{s.name}: on_join authid {info.get('authid')!r} != {str(new_id)!r}")
+        check(info.get("authprovider") == "static", f"{s.name}: on_join authprovider {info.get('authprovider')!r}")
+        tr = info.get("transport")
+        check(isinstance(tr, dict), f"{s.name}: on_join transport {tr!r} is not a dict")
+        check(tr.get("type") == want_transport and tr.get("serializer") == args.serializer,
+              f"{s.name}: on_join transport {tr!r}, want type={want_transport} serializer={args.serializer}")
+        check(isinstance(tr.get("peer"), str) and tr["peer"].startswith("127.0.0.1:"),
+              f"{s.name}: on_join transport peer {tr.get('peer')!r}, want 127.0.0.1:PORT")
+        topic, eargs, ekwargs = await next_meta(meta_q[s.name], s.name)
+        check(topic == "wamp.session.on_leave",
+              f"{s.name}: second meta event about session C is {topic} {eargs!r}, want wamp.session.on_leave")
+        check(eargs == [new_id, str(new_id), "anonymous"] and not ekwargs,
+              f"{s.name}: on_leave args={eargs!r} kwargs={ekwargs!r}, want [{new_id}, {str(new_id)!r}, 'anonymous']")
+    for sub in meta_subs:
+        await rt(sub.unsubscribe(), "UNSUBSCRIBED meta topic")
+        check(not sub.active, "meta subscription still active after unsubscribe")
+    ok("session_meta_events")
 
     # -------------------------------------------------------------- PubSub
     step("subscribe")
