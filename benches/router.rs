@@ -39,7 +39,9 @@ struct FrameBuf(BytesMut);
 
 impl FrameBuf {
     fn new() -> FrameBuf {
-        FrameBuf(BytesMut::with_capacity(4096))
+        // Room for a CALL and a YIELD of the largest payload: like a transport's buffer, whose
+        // frames are dropped before it needs the room again.
+        FrameBuf(BytesMut::with_capacity(256 * 1024))
     }
 
     fn frame(&mut self, bytes: &[u8]) -> Bytes {
