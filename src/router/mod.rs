@@ -881,8 +881,8 @@ impl Router {
         };
         let registrations = std::mem::replace(&mut state.registrations, fast_set());
         let subscriptions = std::mem::replace(&mut state.subscriptions, fast_set());
-        let calls_waiting = std::mem::replace(&mut state.calls_waiting, fast_set());
-        let invocations = std::mem::replace(&mut state.invocations, fast_map());
+        let calls_waiting = std::mem::take(&mut state.calls_waiting);
+        let invocations = std::mem::take(&mut state.invocations);
         state.discarded_invocations.clear();
 
         // Sorted so the order of the messages (and so a simulation) replays exactly.

@@ -4,7 +4,8 @@
 //! directions) so that cleanup costs O(owned), not O(tables). [`Sessions`] is the router's
 //! table of them.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::{Index, IndexMut};
 
 use slab::Slab;
@@ -15,6 +16,36 @@ use super::realm::RealmId;
 use super::timers::TimerId;
 use super::{fast_map, fast_set, FastMap, FastSet, SessionKey, TransportInfo};
 use crate::serializer::Serializer;
+
+/// Hashing for keys the router assigns itself (slab handles, sequential invocation ids), which a
+/// client cannot choose: a multiply per word instead of a keyed hash, on the per-call path. The
+/// low bits of the product spread sequential keys over distinct buckets, the high bits (the
+/// table's tag) are well mixed. A client can only look up ids, not pick the stored ones.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 = (self.0 ^ word).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn write_usize(&mut self, word: usize) {
+        self.write_u64(word as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+pub(crate) type IdSet<K> = HashSet<K, BuildHasherDefault<IdHasher>>;
 
 /// Where a session is in the WAMP lifecycle (digest §5, router view). Each phase accepts only
 /// its own messages: HELLO or ABORT before WELCOME, routing messages once established (through
@@ -53,9 +84,9 @@ pub(crate) struct Session {
     /// Subscription ids this session is a subscriber of.
     pub(crate) subscriptions: FastSet<u64>,
     /// Calls this session made that are still waiting for a result.
-    pub(crate) calls_waiting: FastSet<PendingKey>,
+    pub(crate) calls_waiting: IdSet<PendingKey>,
     /// Invocations sent to this session (as callee) and not answered: invocation id -> call.
-    pub(crate) invocations: FastMap<u64, PendingKey>,
+    pub(crate) invocations: IdMap<u64, PendingKey>,
     /// Invocation ids whose caller left or canceled: a late YIELD/ERROR for them is dropped
     /// silently instead of being a protocol violation.
     pub(crate) discarded_invocations: DiscardedIds,
@@ -71,8 +102,8 @@ impl Session {
             last_invocation_id: 0,
             registrations: fast_set(),
             subscriptions: fast_set(),
-            calls_waiting: fast_set(),
-            invocations: fast_map(),
+            calls_waiting: IdSet::default(),
+            invocations: IdMap::default(),
             discarded_invocations: DiscardedIds::default(),
         }
     }

@@ -14,7 +14,7 @@ use crate::serializer::Serializer;
 
 /// Appends the encoding of `msg` in `ser` to `out`. On error `out` is left as it was.
 pub fn encode(msg: &Message<'_>, ser: Serializer, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-    encode_around_payload(msg, ser, out, usize::MAX).map(|_| ())
+    encode_impl::<false>(msg, ser, out, usize::MAX).map(|_| ())
 }
 
 /// As [`encode`], except that a payload already in `ser` and at least `min_span` bytes long is
@@ -26,19 +26,30 @@ pub fn encode_around_payload(
     out: &mut Vec<u8>,
     min_span: usize,
 ) -> Result<Option<usize>, EncodeError> {
+    encode_impl::<true>(msg, ser, out, min_span)
+}
+
+/// The encoder behind both; with `SPLICE = false` the payload check compiles away, so plain
+/// encoding costs what it did before splicing existed.
+fn encode_impl<const SPLICE: bool>(
+    msg: &Message<'_>,
+    ser: Serializer,
+    out: &mut Vec<u8>,
+    min_span: usize,
+) -> Result<Option<usize>, EncodeError> {
     let start = out.len();
     let mut splice = Splice { min_span, at: None };
     let result = match ser {
         Serializer::Json => encode_with(
             msg,
-            &mut JsonEmit {
+            &mut JsonEmit::<SPLICE> {
                 out,
                 splice: &mut splice,
             },
         ),
         Serializer::MsgPack => encode_with(
             msg,
-            &mut MsgPackEmit {
+            &mut MsgPackEmit::<SPLICE> {
                 out,
                 splice: &mut splice,
             },
@@ -80,12 +91,12 @@ trait Emit {
     fn close(&mut self);
 }
 
-struct JsonEmit<'o> {
+struct JsonEmit<'o, const SPLICE: bool> {
     out: &'o mut Vec<u8>,
     splice: &'o mut Splice,
 }
 
-impl Emit for JsonEmit<'_> {
+impl<const SPLICE: bool> Emit for JsonEmit<'_, SPLICE> {
     #[inline]
     fn code(&mut self, code: u64, _elements: usize) {
         self.out.push(b'[');
@@ -122,7 +133,7 @@ impl Emit for JsonEmit<'_> {
         self.out.push(b',');
         match p.ser {
             Serializer::Json => {
-                if !self.splice.defer(p.raw, self.out.len()) {
+                if !(SPLICE && self.splice.defer(p.raw, self.out.len())) {
                     self.out.extend_from_slice(p.raw);
                 }
                 Ok(())
@@ -137,12 +148,12 @@ impl Emit for JsonEmit<'_> {
     }
 }
 
-struct MsgPackEmit<'o> {
+struct MsgPackEmit<'o, const SPLICE: bool> {
     out: &'o mut Vec<u8>,
     splice: &'o mut Splice,
 }
 
-impl Emit for MsgPackEmit<'_> {
+impl<const SPLICE: bool> Emit for MsgPackEmit<'_, SPLICE> {
     #[inline]
     fn code(&mut self, code: u64, elements: usize) {
         mp::array_len(self.out, elements as u32);
@@ -172,7 +183,7 @@ impl Emit for MsgPackEmit<'_> {
         }
         match p.ser {
             Serializer::MsgPack => {
-                if !self.splice.defer(p.raw, self.out.len()) {
+                if !(SPLICE && self.splice.defer(p.raw, self.out.len())) {
                     self.out.extend_from_slice(p.raw);
                 }
                 Ok(())
