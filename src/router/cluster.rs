@@ -625,7 +625,7 @@ impl Router {
             Some(_) => {}
             None => {
                 // Each callee is removed once, by its own shard's request, after the owner
-                // added it: a miss means a broken peer (or a bug), not a race.
+                // added it: a miss means a broken shard (or a bug), not a race.
                 self.stats.shard_messages_ignored += 1;
                 tracing::warn!(
                     registration = msg.registration,
@@ -652,7 +652,7 @@ impl Router {
         );
         if dropped > 0 {
             // The owner only clears this shard's bit after this shard's own Leave, sent when it
-            // had no subscribers left; reaching here means a broken peer.
+            // had no subscribers left; reaching here means a broken shard.
             tracing::error!(
                 topic = %msg.topic,
                 subscription = msg.subscription,

@@ -34,7 +34,7 @@ pub(crate) enum Partial {
 
 impl Partial {
     /// Folds another shard's answer into this one; false when the two do not fit (a broken
-    /// peer), which leaves `self` unchanged.
+    /// shard), which leaves `self` unchanged.
     fn merge(&mut self, other: Partial) -> bool {
         match (self, other) {
             (Partial::Count(total), Partial::Count(count)) => {
