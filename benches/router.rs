@@ -18,72 +18,13 @@ use std::borrow::Cow;
 use std::hint::black_box;
 use std::io::Write;
 
-/// The allocator of the `wampring` binary, so allocation costs are the production ones.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use wampring::router::{Action, Router, RouterConfig, SessionKey, ShardId, TransportInfo};
+use wampring::router::{Action, Router, RouterConfig, SessionKey, ShardId};
 use wampring::wire::{self, Dict, Message, Payload, Serializer, Value};
 
-fn encode(message: &Message<'_>, ser: Serializer) -> Vec<u8> {
-    let mut frame = Vec::new();
-    wire::encode(message, ser, &mut frame).unwrap();
-    frame
-}
+mod support;
 
-/// A transport's input buffer: each frame is copied in and split off as `Bytes`; once the
-/// router dropped it, the next frame reuses the same memory (no allocation per frame).
-struct FrameBuf(BytesMut);
-
-impl FrameBuf {
-    fn new() -> FrameBuf {
-        // Room for a CALL and a YIELD of the largest payload: like a transport's buffer, whose
-        // frames are dropped before it needs the room again.
-        FrameBuf(BytesMut::with_capacity(256 * 1024))
-    }
-
-    fn frame(&mut self, bytes: &[u8]) -> Bytes {
-        self.0.reserve(bytes.len());
-        self.0.extend_from_slice(bytes);
-        self.0.split().freeze()
-    }
-}
-
-fn join(router: &mut Router, ser: Serializer, out: &mut Vec<Action>) -> SessionKey {
-    let key = router.open_session(
-        TransportInfo {
-            serializer: ser,
-            kind: "bench",
-            peer: "bench".into(),
-        },
-        0,
-        out,
-    );
-    let mut roles = Dict::new();
-    for role in ["caller", "callee", "publisher", "subscriber"] {
-        roles.insert(role, Dict::new());
-    }
-    let mut details = Dict::new();
-    details.insert("roles", roles);
-    router.handle_message(
-        key,
-        encode(
-            &Message::Hello {
-                realm: "realm1".into(),
-                details,
-            },
-            ser,
-        )
-        .into(),
-        0,
-        out,
-    );
-    assert!(matches!(out.last(), Some(Action::Send { .. })));
-    out.clear();
-    key
-}
+use support::{caller_and_callee, encode, join, publisher_and_subscribers, FrameBuf};
 
 /// A YIELD `[70, id, {}, [30]]` written into `frame` without the codec (the client's cost is
 /// not the router's): JSON via `write!`, MessagePack with a fixed-width uint64 id.
@@ -103,17 +44,8 @@ fn routed_call(c: &mut Criterion) {
     let mut group = c.benchmark_group("router_call");
     group.throughput(Throughput::Elements(1));
     for ser in [Serializer::Json, Serializer::MsgPack] {
-        let mut router = Router::new(RouterConfig::default(), 1);
+        let (mut router, caller, callee) = caller_and_callee(ser, "com.bench.add2");
         let mut out = Vec::new();
-        let caller = join(&mut router, ser, &mut out);
-        let callee = join(&mut router, ser, &mut out);
-        let register = Message::Register {
-            request: 1,
-            options: Dict::new(),
-            procedure: "com.bench.add2".into(),
-        };
-        router.handle_message(callee, encode(&register, ser).into(), 0, &mut out);
-        out.clear();
         let args = wire::payload_from_args(
             ser,
             &[
@@ -195,17 +127,8 @@ fn routed_call_payload(c: &mut Criterion) {
     let mut group = c.benchmark_group("router_call_payload");
     for ser in [Serializer::Json, Serializer::MsgPack] {
         for len in [64usize, 512, 4096, 65536] {
-            let mut router = Router::new(RouterConfig::default(), 1);
+            let (mut router, caller, callee) = caller_and_callee(ser, "com.bench.echo");
             let mut out = Vec::new();
-            let caller = join(&mut router, ser, &mut out);
-            let callee = join(&mut router, ser, &mut out);
-            let register = Message::Register {
-                request: 1,
-                options: Dict::new(),
-                procedure: "com.bench.echo".into(),
-            };
-            router.handle_message(callee, encode(&register, ser).into(), 0, &mut out);
-            out.clear();
             let text = "x".repeat(len);
             let args =
                 wire::payload_from_args(ser, &[Value::Str(Cow::Borrowed(&text))], None).unwrap();
@@ -249,19 +172,9 @@ fn event_fanout(c: &mut Criterion) {
     let mut group = c.benchmark_group("router_publish");
     for ser in [Serializer::Json, Serializer::MsgPack] {
         for subscribers in [1usize, 100, 10_000] {
-            let mut router = Router::new(RouterConfig::default(), 1);
+            let (mut router, publisher) =
+                publisher_and_subscribers(ser, "com.bench.topic", subscribers);
             let mut out = Vec::with_capacity(subscribers + 1);
-            let publisher = join(&mut router, ser, &mut out);
-            for _ in 0..subscribers {
-                let subscriber = join(&mut router, ser, &mut out);
-                let subscribe = Message::Subscribe {
-                    request: 1,
-                    options: Dict::new(),
-                    topic: "com.bench.topic".into(),
-                };
-                router.handle_message(subscriber, encode(&subscribe, ser).into(), 0, &mut out);
-                out.clear();
-            }
             let args = wire::payload_from_args(
                 ser,
                 &[Value::UInt(1), Value::Str(Cow::Borrowed("hello"))],

@@ -16,69 +16,15 @@
 
 use std::hint::black_box;
 
-/// The allocator of the `wampring` binary, so allocation costs are the production ones.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-use bytes::{Bytes, BytesMut};
-use wampring::router::{Action, Router, RouterConfig, SessionKey, TransportInfo};
 use wampring::wire::{self, Dict, Message, Serializer, Value};
 
-/// A transport's input buffer: frames are copied in and split off as `Bytes`.
-struct Input(BytesMut);
+mod support;
 
-impl Input {
-    fn frame(&mut self, bytes: &[u8]) -> Bytes {
-        self.0.reserve(bytes.len());
-        self.0.extend_from_slice(bytes);
-        self.0.split().freeze()
-    }
-}
-
-fn encode(message: &Message<'_>, ser: Serializer) -> Vec<u8> {
-    let mut frame = Vec::new();
-    wire::encode(message, ser, &mut frame).unwrap();
-    frame
-}
-
-fn feed(router: &mut Router, key: SessionKey, frame: Bytes, out: &mut Vec<Action>) {
-    router.handle_message(key, frame, 0, out);
-}
-
-fn join(router: &mut Router, ser: Serializer, out: &mut Vec<Action>) -> SessionKey {
-    let transport = TransportInfo {
-        serializer: ser,
-        kind: "bench",
-        peer: "bench".into(),
-    };
-    let key = router.open_session(transport, 0, out);
-    let mut roles = Dict::new();
-    for role in ["caller", "callee", "publisher", "subscriber"] {
-        roles.insert(role, Dict::new());
-    }
-    let mut details = Dict::new();
-    details.insert("roles", roles);
-    let hello = Message::Hello {
-        realm: "realm1".into(),
-        details,
-    };
-    feed(router, key, encode(&hello, ser).into(), out);
-    out.clear();
-    key
-}
+use support::{caller_and_callee, encode, publisher_and_subscribers, FrameBuf};
 
 fn call(ser: Serializer, payload_len: usize, iterations: u64) {
-    let mut router = Router::new(RouterConfig::default(), 1);
+    let (mut router, caller, callee) = caller_and_callee(ser, "com.bench.add2");
     let mut out = Vec::new();
-    let caller = join(&mut router, ser, &mut out);
-    let callee = join(&mut router, ser, &mut out);
-    let register = Message::Register {
-        request: 1,
-        options: Dict::new(),
-        procedure: "com.bench.add2".into(),
-    };
-    feed(&mut router, callee, encode(&register, ser).into(), &mut out);
-    out.clear();
     let text = "x".repeat(payload_len);
     let args = [
         Value::UInt(23),
@@ -95,10 +41,10 @@ fn call(ser: Serializer, payload_len: usize, iterations: u64) {
         },
         ser,
     );
-    let mut input = Input(BytesMut::with_capacity(64 * 1024));
+    let mut input = FrameBuf::new();
     let mut yield_frame = Vec::new();
     for invocation in 1..=iterations {
-        feed(&mut router, caller, black_box(input.frame(&call)), &mut out);
+        router.handle_message(caller, black_box(input.frame(&call)), 0, &mut out);
         yield_frame.clear();
         let answer = Message::Yield {
             request: invocation,
@@ -106,36 +52,15 @@ fn call(ser: Serializer, payload_len: usize, iterations: u64) {
             payload: args.as_payload(),
         };
         wire::encode(&answer, ser, &mut yield_frame).unwrap();
-        feed(
-            &mut router,
-            callee,
-            black_box(input.frame(&yield_frame)),
-            &mut out,
-        );
+        router.handle_message(callee, black_box(input.frame(&yield_frame)), 0, &mut out);
         assert_eq!(out.len(), 2);
         out.clear();
     }
 }
 
 fn publish(ser: Serializer, subscribers: usize, iterations: u64) {
-    let mut router = Router::new(RouterConfig::default(), 1);
+    let (mut router, publisher) = publisher_and_subscribers(ser, "com.bench.topic", subscribers);
     let mut out = Vec::new();
-    let publisher = join(&mut router, ser, &mut out);
-    for _ in 0..subscribers {
-        let subscriber = join(&mut router, ser, &mut out);
-        let subscribe = Message::Subscribe {
-            request: 1,
-            options: Dict::new(),
-            topic: "com.bench.topic".into(),
-        };
-        feed(
-            &mut router,
-            subscriber,
-            encode(&subscribe, ser).into(),
-            &mut out,
-        );
-        out.clear();
-    }
     let args = [Value::UInt(1), Value::Str("hello".into())];
     let args = wire::payload_from_args(ser, &args, None).unwrap();
     let publish = encode(
@@ -147,14 +72,9 @@ fn publish(ser: Serializer, subscribers: usize, iterations: u64) {
         },
         ser,
     );
-    let mut input = Input(BytesMut::with_capacity(64 * 1024));
+    let mut input = FrameBuf::new();
     for _ in 0..iterations {
-        feed(
-            &mut router,
-            publisher,
-            black_box(input.frame(&publish)),
-            &mut out,
-        );
+        router.handle_message(publisher, black_box(input.frame(&publish)), 0, &mut out);
         assert_eq!(out.len(), subscribers);
         out.clear();
     }

@@ -35,13 +35,8 @@ pub(crate) struct Admitted {
     pub(crate) serializer: Serializer,
 }
 
-/// Why a request is refused with an ERROR (not a violation).
-struct Refusal {
-    request_type: u64,
-    request: u64,
-    uri: &'static str,
-    text: String,
-}
+/// Why a request is refused with an ERROR (not a violation): the error URI and the message.
+type Refusal = (&'static str, String);
 
 impl Router {
     /// Admits one message of an established session, or answers it and returns `None`.
@@ -105,27 +100,20 @@ impl Router {
 
         let refusal = match (rule, message) {
             (Rule::None, _) => None,
-            (Rule::PendingCallBound, _) => self.call_bound_refusal(calls_waiting, request),
+            (Rule::PendingCallBound, _) => self.call_bound_refusal(calls_waiting),
             (
                 Rule::Register,
                 Message::Register {
                     options, procedure, ..
                 },
-            ) => self.register_refusal(request, options, procedure),
+            ) => self.register_refusal(options, procedure),
             (Rule::Subscribe, Message::Subscribe { options, topic, .. }) => {
-                self.subscribe_refusal(request, options, topic)
+                self.subscribe_refusal(options, topic)
             }
             (Rule::Register | Rule::Subscribe, _) => None,
         };
-        if let Some(refusal) = refusal {
-            self.send_error(
-                out,
-                key,
-                refusal.request_type,
-                refusal.request,
-                refusal.uri,
-                refusal.text,
-            );
+        if let Some((error_uri, text)) = refusal {
+            self.send_error(out, key, message.code(), request, error_uri, text);
             return None;
         }
 
@@ -134,74 +122,46 @@ impl Router {
         Some(me)
     }
 
-    fn register_refusal(
-        &self,
-        request: u64,
-        options: &Dict<'_>,
-        procedure: &str,
-    ) -> Option<Refusal> {
-        let refuse = |uri, text| {
-            Some(Refusal {
-                request_type: code::REGISTER,
-                request,
-                uri,
-                text,
-            })
-        };
+    fn register_refusal(&self, options: &Dict<'_>, procedure: &str) -> Option<Refusal> {
         // Options first: a pattern URI (empty components) is only invalid because patterns are
         // not supported, and that is the more useful answer.
         if let Some(pattern) = options.get_str("match").filter(|&m| m != "exact") {
-            return refuse(
-                uri::OPTION_NOT_ALLOWED,
-                format!("pattern-based registration (match={pattern:?}) is not supported"),
-            );
+            let text = format!("pattern-based registration (match={pattern:?}) is not supported");
+            return Some((uri::OPTION_NOT_ALLOWED, text));
         }
         if let Err(text) = invoke_policy(options) {
-            return refuse(uri::INVALID_ARGUMENT, text);
+            return Some((uri::INVALID_ARGUMENT, text));
         }
         if !self.uri_is_valid(procedure) {
-            return refuse(
+            return Some((
                 uri::INVALID_URI,
                 format!("invalid procedure URI {procedure:?}"),
-            );
+            ));
         }
         if procedure == "wamp" || procedure.starts_with("wamp.") {
-            return refuse(
-                uri::INVALID_URI,
-                format!("procedure {procedure:?}: the wamp. namespace is reserved for the router"),
-            );
+            let text =
+                format!("procedure {procedure:?}: the wamp. namespace is reserved for the router");
+            return Some((uri::INVALID_URI, text));
         }
         None
     }
 
-    fn subscribe_refusal(&self, request: u64, options: &Dict<'_>, topic: &str) -> Option<Refusal> {
-        let refuse = |uri, text| {
-            Some(Refusal {
-                request_type: code::SUBSCRIBE,
-                request,
-                uri,
-                text,
-            })
-        };
+    fn subscribe_refusal(&self, options: &Dict<'_>, topic: &str) -> Option<Refusal> {
         if let Some(pattern) = options.get_str("match").filter(|&m| m != "exact") {
-            return refuse(
-                uri::OPTION_NOT_ALLOWED,
-                format!("pattern-based subscription (match={pattern:?}) is not supported"),
-            );
+            let text = format!("pattern-based subscription (match={pattern:?}) is not supported");
+            return Some((uri::OPTION_NOT_ALLOWED, text));
         }
         if !self.uri_is_valid(topic) {
-            return refuse(uri::INVALID_URI, format!("invalid topic URI {topic:?}"));
+            return Some((uri::INVALID_URI, format!("invalid topic URI {topic:?}")));
         }
         None
     }
 
-    fn call_bound_refusal(&self, calls_waiting: usize, request: u64) -> Option<Refusal> {
+    fn call_bound_refusal(&self, calls_waiting: usize) -> Option<Refusal> {
         let limit = self.config.max_pending_calls_per_session;
-        (calls_waiting >= limit).then(|| Refusal {
-            request_type: code::CALL,
-            request,
-            uri: uri::PENDING_CALL_LIMIT,
-            text: format!("more than {limit} calls pending for this session"),
+        (calls_waiting >= limit).then(|| {
+            let text = format!("more than {limit} calls pending for this session");
+            (uri::PENDING_CALL_LIMIT, text)
         })
     }
 }

@@ -89,7 +89,7 @@ pub enum Fact {
     },
 }
 
-/// Recorded facts kept for inspection at most; older ones are dropped (and counted).
+/// Recorded facts kept for inspection at most; older ones are dropped.
 pub(crate) const RECORD_CAPACITY: usize = 65_536;
 
 pub(crate) struct Facts {
@@ -97,7 +97,6 @@ pub(crate) struct Facts {
     new: Vec<Fact>,
     /// `Some` while recording for inspection (`Router::record_facts`).
     recorded: Option<VecDeque<Fact>>,
-    pub(crate) dropped: u64,
 }
 
 impl Facts {
@@ -105,7 +104,6 @@ impl Facts {
         Facts {
             new: Vec::new(),
             recorded: None,
-            dropped: 0,
         }
     }
 
@@ -129,7 +127,6 @@ impl Facts {
             for fact in facts.drain(..) {
                 if recorded.len() == RECORD_CAPACITY {
                     recorded.pop_front();
-                    self.dropped += 1;
                 }
                 recorded.push_back(fact);
             }

@@ -444,9 +444,7 @@ impl Router {
         } else if let Some(me) = self.admit(session, &message, out) {
             self.handle_established(me, message, &frame, out);
         }
-        if !self.facts.is_empty() {
-            self.settle(out);
-        }
+        self.settle(out);
     }
 
     /// The transport is gone: clean up and tell the others (callers of its pending invocations
@@ -533,9 +531,7 @@ impl Router {
             return;
         }
         self.dispatch_shard_msg(from, msg.kind, out);
-        if !self.facts.is_empty() {
-            self.settle(out);
-        }
+        self.settle(out);
     }
 
     /// Handles a shard message; `from` may be this shard (the owner or origin role played
@@ -572,11 +568,16 @@ impl Router {
         self.facts.take_recorded()
     }
 
-    /// Hands the facts of the input just handled to their readers.
+    /// Hands the facts of the input just handled to their readers (nothing to do on the hot
+    /// paths, which record none: the check is inlined, the work is not).
+    #[inline(always)]
     fn settle(&mut self, out: &mut Vec<Action>) {
-        if self.facts.is_empty() {
-            return;
+        if !self.facts.is_empty() {
+            self.read_facts(out);
         }
+    }
+
+    fn read_facts(&mut self, out: &mut Vec<Action>) {
         let facts = self.facts.take_new();
         for fact in &facts {
             self.publish_meta_event(fact, out);

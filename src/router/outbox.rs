@@ -49,7 +49,7 @@ impl Outbox {
     ) -> Result<Frame, EncodeError> {
         self.scratch.clear();
         let result = wire::encode(message, serializer, &mut self.scratch);
-        let frame = result.map(|()| Frame::whole(self.copy_out(0..self.scratch.len())));
+        let frame = result.map(|()| Frame::whole(self.copy_out()));
         self.give_back_scratch();
         frame
     }
@@ -101,10 +101,10 @@ impl Outbox {
         frame
     }
 
-    /// `scratch[range]` as a `Bytes` of its own, split off the arena: already shared, so the
+    /// The scratch buffer's bytes as a `Bytes` of their own, split off the arena: already shared, so the
     /// clones of a fan-out are one atomic increment each.
-    fn copy_out(&mut self, range: std::ops::Range<usize>) -> Bytes {
-        let bytes = &self.scratch[range];
+    fn copy_out(&mut self) -> Bytes {
+        let bytes = &self.scratch;
         if self.arena.capacity() - self.arena.len() < bytes.len() {
             self.arena.reserve(bytes.len().max(ARENA_BYTES));
         }
