@@ -530,7 +530,7 @@ impl Router {
             );
             return;
         }
-        self.dispatch_shard_msg(from, msg.kind, out);
+        self.dispatch_shard_msg(from, *msg.kind, out);
         self.settle(out);
     }
 
@@ -549,7 +549,7 @@ impl Router {
             }
             ShardMsgKind::SubscriptionShards(msg) => self.apply_subscription_shards(msg, out),
             ShardMsgKind::Applied(msg) => self.count_applied(msg.ticket, out),
-            ShardMsgKind::Invoke(invoke) => self.handle_remote_invoke(from, *invoke, out),
+            ShardMsgKind::Invoke(invoke) => self.handle_remote_invoke(from, invoke, out),
             ShardMsgKind::Reply(reply) => self.handle_remote_reply(from, reply, out),
             ShardMsgKind::Publish(publication) => self.handle_remote_publish(&publication, out),
             ShardMsgKind::Gather(gather) => self.handle_gather(from, gather, out),
@@ -699,6 +699,7 @@ impl Router {
 
     /// Routes a message of an established session that passed admission; `frame` is the one it
     /// was decoded from (forwarded payloads are sliced from it).
+    #[inline(always)]
     fn handle_established(
         &mut self,
         me: Admitted,

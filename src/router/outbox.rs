@@ -56,19 +56,33 @@ impl Outbox {
 
     /// Encodes `message`, whose payload lies in `source` (the received frame), leaving a large
     /// payload in place: the frame's middle part is then a slice of `source`, not a copy.
+    /// Inlined so the message's variant, known at each caller, folds the payload lookup away.
+    #[inline]
     pub(crate) fn frame_forwarding(
         &mut self,
         message: &Message<'_>,
         serializer: Serializer,
         source: &Bytes,
     ) -> Result<Frame, EncodeError> {
-        let raw = match payload_of(message) {
+        match payload_of(message) {
             Some(payload) if payload.ser == serializer && payload.raw.len() >= FORWARD_MIN_SPAN => {
-                payload.raw
+                self.frame_in_parts(message, serializer, source, payload.raw)
             }
             // Small or to be transcoded: one buffer with the payload in it, as for one receiver.
-            _ => return self.frame_single(message, serializer),
-        };
+            _ => self.frame_single(message, serializer),
+        }
+    }
+
+    /// The head encoded around `raw` (the payload, in the target serializer), `raw` itself as a
+    /// slice of `source` when it lies there, and the closing bytes.
+    #[inline(never)]
+    fn frame_in_parts(
+        &mut self,
+        message: &Message<'_>,
+        serializer: Serializer,
+        source: &Bytes,
+        raw: &[u8],
+    ) -> Result<Frame, EncodeError> {
         self.scratch.clear();
         let at =
             wire::encode_around_payload(message, serializer, &mut self.scratch, FORWARD_MIN_SPAN)?
@@ -89,6 +103,7 @@ impl Outbox {
 
     /// Encodes a message for one receiver: a plain exactly-sized buffer (an arena slice pays
     /// off only when the frame is shared).
+    #[inline(never)]
     fn frame_single(
         &mut self,
         message: &Message<'_>,

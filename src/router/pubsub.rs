@@ -64,6 +64,7 @@ impl Router {
     }
 
     /// PUBLISH -> EVENT to every eligible subscriber (hot path).
+    #[inline(never)]
     pub(super) fn handle_publish(
         &mut self,
         me: Admitted,
@@ -191,25 +192,44 @@ fn fan_out(
 ) {
     // Per serializer: not yet encoded, encoded, or not encodable (payload not transcodable).
     let mut frames: [Option<Result<Frame, ()>>; 2] = [None, None];
+    let mut sent = 0;
+    out.reserve(subscribers.len());
     for subscriber in subscribers {
         if !admit(subscriber) {
             continue;
         }
         let slot = &mut frames[subscriber.serializer.index()];
-        let frame = slot.get_or_insert_with(|| {
-            outbox.frame(event, subscriber.serializer).map_err(|error| {
-                stats.encode_errors += 1;
-                tracing::warn!(topic, serializer = %subscriber.serializer, %error, "EVENT not deliverable");
-            })
+        let frame = match slot {
+            Some(Ok(frame)) => frame,
+            Some(Err(())) => continue,
+            None => match slot.insert(encode_event(outbox, stats, event, topic, subscriber)) {
+                Ok(frame) => frame,
+                Err(()) => continue,
+            },
+        };
+        out.push(Action::Send {
+            session: subscriber.session,
+            frame: frame.clone(),
         });
-        if let Ok(frame) = frame {
-            out.push(Action::Send {
-                session: subscriber.session,
-                frame: frame.clone(),
-            });
-            stats.events_sent += 1;
-        }
+        sent += 1;
     }
+    stats.events_sent += sent;
+}
+
+/// The EVENT in `subscriber`'s serializer, once per fan-out and serializer (out of the loop's
+/// way).
+#[inline(never)]
+fn encode_event(
+    outbox: &mut Outbox,
+    stats: &mut RouterStats,
+    event: &Message<'_>,
+    topic: &str,
+    subscriber: &Subscriber,
+) -> Result<Frame, ()> {
+    outbox.frame(event, subscriber.serializer).map_err(|error| {
+        stats.encode_errors += 1;
+        tracing::warn!(topic, serializer = %subscriber.serializer, %error, "EVENT not deliverable");
+    })
 }
 
 impl Router {

@@ -166,7 +166,7 @@ impl Router {
             };
             out.push(Action::ToShard {
                 to: callee_ref.shard,
-                msg: ShardMsgKind::Invoke(Box::new(invoke)).into(),
+                msg: ShardMsgKind::Invoke(invoke).into(),
             });
             return;
         }

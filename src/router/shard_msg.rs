@@ -16,13 +16,15 @@ use crate::wire::{Frame, OwnedPayload};
 /// One message from one shard's router to another's. `Send` so it can cross threads.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ShardMsg {
-    pub(crate) kind: ShardMsgKind,
+    /// Boxed so that [`super::Action`] stays small: fan-out pushes one `Action::Send` per
+    /// subscriber, and the largest variant sets the size of every one.
+    pub(crate) kind: Box<ShardMsgKind>,
 }
 
 impl ShardMsg {
     /// A short name of the message kind, for logs and the runtime's metrics.
     pub fn name(&self) -> &'static str {
-        match &self.kind {
+        match &*self.kind {
             ShardMsgKind::Register(_) => "Register",
             ShardMsgKind::Unregister(_) => "Unregister",
             ShardMsgKind::Join(_) => "Join",
@@ -43,7 +45,9 @@ impl ShardMsg {
 
 impl From<ShardMsgKind> for ShardMsg {
     fn from(kind: ShardMsgKind) -> ShardMsg {
-        ShardMsg { kind }
+        ShardMsg {
+            kind: Box::new(kind),
+        }
     }
 }
 
@@ -81,7 +85,7 @@ pub(crate) enum ShardMsgKind {
     // ---- any shard -> origin shard ----
     Applied(Applied),
     // ---- caller's shard -> callee's shard ----
-    Invoke(Box<Invoke>),
+    Invoke(Invoke),
     // ---- callee's shard -> caller's shard ----
     Reply(Reply),
     // ---- publisher's shard -> each other shard with subscribers ----

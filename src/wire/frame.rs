@@ -10,8 +10,9 @@ use bytes::Bytes;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Frame {
     head: Bytes,
-    /// The forwarded span and the bytes after it, when the message is in parts.
-    rest: Option<(Bytes, &'static [u8])>,
+    /// The forwarded span and the bytes after it, when the message is in parts. Boxed: only
+    /// large forwarded payloads have them, and a small `Frame` keeps every router output small.
+    rest: Option<Box<(Bytes, &'static [u8])>>,
 }
 
 impl Frame {
@@ -27,13 +28,13 @@ impl Frame {
     pub fn parts_of(head: Bytes, span: Bytes, tail: &'static [u8]) -> Frame {
         Frame {
             head,
-            rest: Some((span, tail)),
+            rest: Some(Box::new((span, tail))),
         }
     }
 
     /// The parts in order, for a transport's `send_message_parts`.
     pub fn parts(&self) -> [&[u8]; 3] {
-        match &self.rest {
+        match self.rest.as_deref() {
             Some((span, tail)) => [&self.head, span, tail],
             None => [&self.head, &[], &[]],
         }

@@ -329,7 +329,29 @@ impl<'a> MsgPackReader<'a> {
     /// Skips one value, checking that it is well-formed and within bounds (str contents are
     /// not UTF-8-checked here: payloads are opaque until someone transcodes them).
     pub(crate) fn skip_value(&mut self, depth: usize) -> Result<(), Fail> {
-        let marker = self.byte()?;
+        self.skip_values(1, depth)
+    }
+
+    /// Skips `count` values at `depth`. The scalars payloads are mostly made of (small ints,
+    /// nil, bools, short strings) are stepped over in this loop; only other markers take a
+    /// call, and containers recurse (bounded by `MAX_DEPTH`).
+    #[inline]
+    fn skip_values(&mut self, count: usize, depth: usize) -> Result<(), Fail> {
+        for _ in 0..count {
+            let marker = self.byte()?;
+            match marker {
+                0x00..=0x7f | 0xc0 | 0xc2 | 0xc3 | 0xe0..=0xff => {}
+                0xa0..=0xbf => {
+                    self.take(usize::from(marker & 0x1f))?;
+                }
+                _ => self.skip_after_marker(marker, depth)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// The rest of a value whose marker was just read.
+    fn skip_after_marker(&mut self, marker: u8, depth: usize) -> Result<(), Fail> {
         let k = kind(marker);
         match k {
             Kind::Nil | Kind::Bool(_) => {}
@@ -359,9 +381,7 @@ impl<'a> MsgPackReader<'a> {
                     Some(len)
                 };
                 let items = items.ok_or_else(|| self.bad("length too large"))?;
-                for _ in 0..items {
-                    self.skip_value(depth + 1)?;
-                }
+                self.skip_values(items, depth + 1)?;
             }
             Kind::FixExt(_) | Kind::Ext(_) => {
                 self.ext_body(marker, k)?;
