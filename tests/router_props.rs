@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 
 use proptest::prelude::*;
 use wampring::router::{Action, Router, RouterConfig, SessionKey, TransportInfo};
-use wampring::wire::{self, Dict, Message, Payload, Serializer, Value};
+use wampring::wire::{self, Dict, Frame, Message, Payload, Serializer, Value};
 
 /// One step of the simulation: which session slot acts, what it does, and a small argument.
 #[derive(Clone, Debug)]
@@ -56,30 +56,38 @@ impl Sim {
         }
     }
 
+    /// A frame the router sent to `session`: the ids it carries are remembered for later steps.
+    fn receive(&mut self, session: SessionKey, frame: &Frame) {
+        assert!(
+            !self.closed.contains(&session),
+            "Send to {session:?} after its Close"
+        );
+        let ser = self.serializers[&session];
+        let frame = frame.to_bytes();
+        let message = wire::decode(ser, &frame).expect("router frames decode");
+        let Some(slot) = self
+            .slots
+            .iter_mut()
+            .flatten()
+            .find(|slot| slot.key == session)
+        else {
+            panic!("Send to {session:?}, which is not open");
+        };
+        match message {
+            Message::Invocation { request, .. } => slot.invocations.push(request),
+            Message::Registered { registration, .. } => slot.ids.push(registration),
+            Message::Subscribed { subscription, .. } => slot.ids.push(subscription),
+            _ => {}
+        }
+    }
+
     fn deliver(&mut self) {
         for action in std::mem::take(&mut self.out) {
             match action {
-                Action::Send { session, frame } => {
-                    assert!(
-                        !self.closed.contains(&session),
-                        "Send to {session:?} after its Close"
-                    );
-                    let ser = self.serializers[&session];
-                    let frame = frame.to_bytes();
-                    let message = wire::decode(ser, &frame).expect("router frames decode");
-                    let Some(slot) = self
-                        .slots
-                        .iter_mut()
-                        .flatten()
-                        .find(|slot| slot.key == session)
-                    else {
-                        panic!("Send to {session:?}, which is not open");
-                    };
-                    match message {
-                        Message::Invocation { request, .. } => slot.invocations.push(request),
-                        Message::Registered { registration, .. } => slot.ids.push(registration),
-                        Message::Subscribed { subscription, .. } => slot.ids.push(subscription),
-                        _ => {}
+                Action::Send { session, frame } => self.receive(session, &frame),
+                Action::SendEach { sessions, frame } => {
+                    for session in sessions {
+                        self.receive(session, &frame);
                     }
                 }
                 Action::Close { session, .. } => {

@@ -100,3 +100,14 @@ pub fn publisher_and_subscribers(
     }
     (router, publisher)
 }
+
+/// How many messages `out` sends (a fan-out's `SendEach` counts once per recipient).
+pub fn messages_sent(out: &[Action]) -> usize {
+    out.iter()
+        .map(|action| match action {
+            Action::Send { .. } => 1,
+            Action::SendEach { sessions, .. } => sessions.len(),
+            Action::Close { .. } | Action::ToShard { .. } => 0,
+        })
+        .sum()
+}

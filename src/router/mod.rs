@@ -189,8 +189,13 @@ pub enum CloseReason {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Write this encoded WAMP message to the session's transport (its parts back to back).
-    /// For fan-out the same buffer is shared by every recipient.
     Send { session: SessionKey, frame: Frame },
+    /// Write the same encoded message to each of `sessions`, in order (EVENT fan-out: one
+    /// frame, and no reference count taken and dropped per recipient).
+    SendEach {
+        sessions: Vec<SessionKey>,
+        frame: Frame,
+    },
     /// Flush what was queued for the session, then close its transport. The router has already
     /// forgotten the session (or will ignore anything more from it).
     Close {

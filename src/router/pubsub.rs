@@ -19,7 +19,7 @@ use super::broker::Subscriber;
 use super::outbox::Outbox;
 use super::session::Sessions;
 use super::shard_msg::{OwnedFilters, PublicIdentity, RemotePublication, ShardMsgKind};
-use super::{uri, Action, Router, RouterStats};
+use super::{uri, Action, Router, RouterStats, SessionKey};
 use crate::wire::{code, Dict, Frame, Message, Payload, Value};
 
 impl Router {
@@ -190,30 +190,67 @@ fn fan_out(
     admit: impl Fn(&Subscriber) -> bool,
     out: &mut Vec<Action>,
 ) {
-    // Per serializer: not yet encoded, encoded, or not encodable (payload not transcodable).
-    let mut frames: [Option<Result<Frame, ()>>; 2] = [None, None];
-    let mut sent = 0;
-    out.reserve(subscribers.len());
-    for subscriber in subscribers {
+    // Per serializer: the frame (not yet encoded, encoded, or not encodable because the
+    // payload cannot be transcoded) and the sessions that get it.
+    let mut targets: [(Option<Result<Frame, ()>>, Recipients); 2] = Default::default();
+    for (index, subscriber) in subscribers.iter().enumerate() {
         if !admit(subscriber) {
             continue;
         }
-        let slot = &mut frames[subscriber.serializer.index()];
-        let frame = match slot {
-            Some(Ok(frame)) => frame,
-            Some(Err(())) => continue,
-            None => match slot.insert(encode_event(outbox, stats, event, topic, subscriber)) {
-                Ok(frame) => frame,
-                Err(()) => continue,
-            },
-        };
-        out.push(Action::Send {
-            session: subscriber.session,
-            frame: frame.clone(),
-        });
-        sent += 1;
+        let (frame, recipients) = &mut targets[subscriber.serializer.index()];
+        let frame =
+            frame.get_or_insert_with(|| encode_event(outbox, stats, event, topic, subscriber));
+        if frame.is_ok() {
+            recipients.add(subscriber.session, subscribers.len() - index);
+        }
     }
-    stats.events_sent += sent;
+    for (frame, recipients) in targets {
+        if let Some(Ok(frame)) = frame {
+            recipients.send(frame, stats, out);
+        }
+    }
+}
+
+/// The sessions one fan-out frame goes to. The first is kept aside, so that a single
+/// recipient costs no allocation.
+#[derive(Default)]
+struct Recipients {
+    first: Option<SessionKey>,
+    /// Every recipient, the first included, once there are two or more.
+    all: Vec<SessionKey>,
+}
+
+impl Recipients {
+    /// Adds `session`; at most `remaining` more (this one included) can follow.
+    fn add(&mut self, session: SessionKey, remaining: usize) {
+        match self.first {
+            None => self.first = Some(session),
+            Some(first) => {
+                if self.all.is_empty() {
+                    self.all.reserve_exact(remaining + 1);
+                    self.all.push(first);
+                }
+                self.all.push(session);
+            }
+        }
+    }
+
+    fn send(self, frame: Frame, stats: &mut RouterStats, out: &mut Vec<Action>) {
+        match self.first {
+            None => {}
+            Some(session) if self.all.is_empty() => {
+                stats.events_sent += 1;
+                out.push(Action::Send { session, frame });
+            }
+            Some(_) => {
+                stats.events_sent += self.all.len() as u64;
+                out.push(Action::SendEach {
+                    sessions: self.all,
+                    frame,
+                });
+            }
+        }
+    }
 }
 
 /// The EVENT in `subscriber`'s serializer, once per fan-out and serializer (out of the loop's

@@ -16,8 +16,8 @@ use crate::wire::{Frame, OwnedPayload};
 /// One message from one shard's router to another's. `Send` so it can cross threads.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ShardMsg {
-    /// Boxed so that [`super::Action`] stays small: fan-out pushes one `Action::Send` per
-    /// subscriber, and the largest variant sets the size of every one.
+    /// Boxed so that [`super::Action`] stays small: every routed message is one, and the
+    /// largest variant sets the size of all.
     pub(crate) kind: Box<ShardMsgKind>,
 }
 

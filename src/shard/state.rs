@@ -302,6 +302,11 @@ impl Shard {
             for action in actions.drain(..) {
                 match action {
                     Action::Send { session, frame } => self.deliver(session, &frame, &mut ended),
+                    Action::SendEach { sessions, frame } => {
+                        for session in sessions {
+                            self.deliver(session, &frame, &mut ended);
+                        }
+                    }
                     Action::Close { session, reason } => {
                         if let Some(conn) = self.detach(session) {
                             let (code, text) = match reason {

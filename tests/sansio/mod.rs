@@ -17,7 +17,7 @@ use wampring::router::{
     Action, CloseReason, Millis, Router, RouterConfig, RouterStats, SessionKey, ShardMsg,
     TransportInfo,
 };
-use wampring::wire::{self, Message, Serializer};
+use wampring::wire::{self, Frame, Message, Serializer};
 
 /// A client connection: the shard it lives on and its key there.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -67,25 +67,33 @@ impl Cluster {
         self.routers.len()
     }
 
+    /// A frame for `session` of `shard` reaches that session's inbox.
+    fn receive(&mut self, shard: usize, session: SessionKey, frame: &Frame) {
+        let at = (shard, session);
+        assert!(
+            !self.gone.contains(&at),
+            "Send to {at:?} after close_session"
+        );
+        assert!(
+            !self.closed_by_router.contains_key(&at),
+            "Send to {at:?} after its Close"
+        );
+        self.inbox
+            .get_mut(&at)
+            .unwrap_or_else(|| panic!("Send to unknown session {at:?}"))
+            .push_back(frame.to_bytes());
+    }
+
     /// Moves the actions shard `shard` just produced into mailboxes and channels, checking the
     /// runtime contract.
     fn absorb(&mut self, shard: usize) {
         for action in std::mem::take(&mut self.out) {
             match action {
-                Action::Send { session, frame } => {
-                    let at = (shard, session);
-                    assert!(
-                        !self.gone.contains(&at),
-                        "Send to {at:?} after close_session"
-                    );
-                    assert!(
-                        !self.closed_by_router.contains_key(&at),
-                        "Send to {at:?} after its Close"
-                    );
-                    self.inbox
-                        .get_mut(&at)
-                        .unwrap_or_else(|| panic!("Send to unknown session {at:?}"))
-                        .push_back(frame.to_bytes());
+                Action::Send { session, frame } => self.receive(shard, session, &frame),
+                Action::SendEach { sessions, frame } => {
+                    for session in sessions {
+                        self.receive(shard, session, &frame);
+                    }
                 }
                 Action::Close { session, reason } => {
                     let at = (shard, session);
