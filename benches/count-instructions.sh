@@ -18,7 +18,8 @@ total() {
   valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" "$1" "$2" 2>&1 |
     sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
-for scenario in call_json call_msgpack call_msgpack_4k publish_json_100 publish_msgpack_100; do
+for scenario in call_json call_msgpack call_msgpack_4k publish_json_1 publish_msgpack_1 \
+  publish_json_100 publish_msgpack_100; do
   one=$(total "$scenario" "$n")
   two=$(total "$scenario" $((2 * n)))
   echo "$scenario $(((two - one) / n))"

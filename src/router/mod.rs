@@ -430,25 +430,47 @@ impl Router {
             tracing::warn!(?session, "message for a session that is not open");
             return;
         };
-        let established = match state.phase {
-            Phase::Established(_) => true,
-            Phase::ExpectHello { .. } => false,
+        match state.phase {
+            Phase::Established(_) => {}
+            Phase::ExpectHello { .. } => {
+                return self.handle_message_before_welcome(session, frame, out)
+            }
             Phase::Closing => return,
-        };
+        }
         let message = match wire::decode(state.serializer, &frame) {
             Ok(message) => message,
-            Err(error) => {
-                self.stats.decode_errors += 1;
-                self.protocol_violation(session, error.message, out);
-                self.settle(out);
-                return;
-            }
+            Err(error) => return self.undecodable(session, error, out),
         };
-        if !established {
-            self.handle_before_welcome(session, message, out);
-        } else if let Some(me) = self.admit(session, &message, out) {
+        if let Some(me) = self.admit(session, &message, out) {
             self.handle_established(me, message, &frame, out);
         }
+        self.settle(out);
+    }
+
+    /// A message before WELCOME (out of the established path's way).
+    #[inline(never)]
+    fn handle_message_before_welcome(
+        &mut self,
+        session: SessionKey,
+        frame: Bytes,
+        out: &mut Vec<Action>,
+    ) {
+        match wire::decode(self.sessions[session].serializer, &frame) {
+            Ok(message) => self.handle_before_welcome(session, message, out),
+            Err(error) => return self.undecodable(session, error, out),
+        }
+        self.settle(out);
+    }
+
+    #[cold]
+    fn undecodable(
+        &mut self,
+        session: SessionKey,
+        error: wire::DecodeError,
+        out: &mut Vec<Action>,
+    ) {
+        self.stats.decode_errors += 1;
+        self.protocol_violation(session, error.message, out);
         self.settle(out);
     }
 

@@ -222,6 +222,7 @@ struct Recipients {
 
 impl Recipients {
     /// Adds `session`; at most `remaining` more (this one included) can follow.
+    #[inline]
     fn add(&mut self, session: SessionKey, remaining: usize) {
         match self.first {
             None => self.first = Some(session),
@@ -235,6 +236,7 @@ impl Recipients {
         }
     }
 
+    #[inline]
     fn send(self, frame: Frame, stats: &mut RouterStats, out: &mut Vec<Action>) {
         match self.first {
             None => {}
