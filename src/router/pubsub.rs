@@ -122,20 +122,20 @@ impl Router {
                 payload,
             };
             let sessions = &self.sessions;
-            let admit = |subscriber: &Subscriber| {
-                !(exclude_me && subscriber.session == publisher)
-                    && (!filters.is_active() || filters.admits(subscriber, sessions))
-            };
+            // The publisher, when it does not get its own events (and no session when it does).
+            let excluded = exclude_me.then_some(publisher);
+            let (outbox, stats) = (&mut self.outbox, &mut self.stats);
             let subscribers = subscription.subscribers();
-            fan_out(
-                &mut self.outbox,
-                &mut self.stats,
-                subscribers,
-                &event,
-                topic,
-                admit,
-                out,
-            );
+            // Without black/white lists (the common case) the loop checks only the publisher.
+            if filters.is_active() {
+                let admit = |subscriber: &Subscriber| {
+                    Some(subscriber.session) != excluded && filters.admits(subscriber, sessions)
+                };
+                fan_out(outbox, stats, subscribers, &event, topic, admit, out);
+            } else {
+                let admit = |subscriber: &Subscriber| Some(subscriber.session) != excluded;
+                fan_out(outbox, stats, subscribers, &event, topic, admit, out);
+            }
 
             let remote_shards = subscription.shards & !(1u64 << self.cluster.shard);
             if remote_shards != 0 {
@@ -182,6 +182,32 @@ impl Router {
 /// Sends `event` to every admitted subscriber: encoded at most once per serializer, the same
 /// `Bytes` cloned for every subscriber of that serializer.
 fn fan_out(
+    outbox: &mut Outbox,
+    stats: &mut RouterStats,
+    subscribers: &[Subscriber],
+    event: &Message<'_>,
+    topic: &str,
+    admit: impl Fn(&Subscriber) -> bool,
+    out: &mut Vec<Action>,
+) {
+    match subscribers {
+        [subscriber] => {
+            // The one-to-one case, without the per-serializer bookkeeping.
+            if admit(subscriber) {
+                if let Ok(frame) = encode_event(outbox, stats, event, topic, subscriber) {
+                    stats.events_sent += 1;
+                    out.push(Action::Send {
+                        session: subscriber.session,
+                        frame,
+                    });
+                }
+            }
+        }
+        _ => fan_out_to_many(outbox, stats, subscribers, event, topic, admit, out),
+    }
+}
+
+fn fan_out_to_many(
     outbox: &mut Outbox,
     stats: &mut RouterStats,
     subscribers: &[Subscriber],
@@ -336,6 +362,8 @@ fn auth_of<'s>(subscriber: &Subscriber, sessions: &'s Sessions) -> Option<(&'s s
 }
 
 impl OwnedFilters {
+    // Out of line: black/white lists are rare, and the fan-out loop's check stays small.
+    #[inline(never)]
     fn admits(&self, subscriber: &Subscriber, sessions: &Sessions) -> bool {
         let has_id = |list: &Vec<u64>| list.contains(&subscriber.session_id);
         if self.exclude.as_ref().is_some_and(has_id)
@@ -421,6 +449,8 @@ impl<'o, 'a> ReceiverFilters<'o, 'a> {
             || self.eligible_authrole.is_some()
     }
 
+    // Out of line: black/white lists are rare, and the fan-out loop's check stays small.
+    #[inline(never)]
     fn admits(&self, subscriber: &Subscriber, sessions: &Sessions) -> bool {
         let has_id = |list: &[Value<'_>]| {
             list.iter()
