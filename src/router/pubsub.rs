@@ -179,8 +179,8 @@ impl Router {
     }
 }
 
-/// Sends `event` to every admitted subscriber: encoded at most once per serializer, the same
-/// `Bytes` cloned for every subscriber of that serializer.
+/// Sends `event` to every admitted subscriber: encoded at most once per serializer, and one
+/// action per serializer carries that frame and its recipients.
 fn fan_out(
     outbox: &mut Outbox,
     stats: &mut RouterStats,
