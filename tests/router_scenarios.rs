@@ -2146,6 +2146,94 @@ fn publish_to_an_invalid_topic_is_refused_only_when_acknowledged() {
     assert!(!h.was_closed(&publisher));
 }
 
+fn publish_to_the_wamp_namespace_is_refused_and_subscribing_to_it_is_not() {
+    let mut h = Harness::new();
+    let watcher = h.join(Json);
+    h.subscribe(&watcher, "wamp.session.on_join");
+    let publisher = h.join(MsgPack);
+    // The real meta event still arrives.
+    assert!(matches!(h.recv(&watcher).msg(), Message::Event { .. }));
+    let ack = || opts(&[("acknowledge", Value::Bool(true))]);
+    for topic in ["wamp.session.on_join", "wamp.foo.bar", "wamp"] {
+        let request = h.publish(&publisher, topic, ack(), Payload::empty(MsgPack));
+        let refused = h.recv(&publisher);
+        assert_error(&refused, 16, request, uri::INVALID_URI);
+        let Message::Error { details, .. } = refused.msg() else {
+            unreachable!()
+        };
+        assert!(details.get_str("message").unwrap().contains("reserved"));
+    }
+    // Without acknowledgement nothing comes back and nothing is delivered.
+    h.publish(
+        &publisher,
+        "wamp.session.on_join",
+        Dict::new(),
+        Payload::empty(MsgPack),
+    );
+    h.expect_nothing(&publisher);
+    h.expect_nothing(&watcher);
+    assert!(!h.was_closed(&publisher));
+    assert_eq!(h.stats().publishes_refused, 4);
+}
+
+fn an_event_some_subscribers_cannot_receive_is_refused_when_acknowledged_and_counted_when_not() {
+    let mut h = Harness::new();
+    let publisher = h.join(MsgPack);
+    let json_subscriber = h.join(Json);
+    let msgpack_subscriber = h.join(MsgPack);
+    h.subscribe(&json_subscriber, "com.t");
+    h.subscribe(&msgpack_subscriber, "com.t");
+    // NaN has no JSON form.
+    let nan = args(MsgPack, &[Value::Float(f64::NAN)]);
+    let ack = || opts(&[("acknowledge", Value::Bool(true))]);
+
+    // Acknowledged: all or nothing.
+    let request = h.publish(&publisher, "com.t", ack(), nan.as_payload());
+    assert_error(&h.recv(&publisher), 16, request, uri::INVALID_ARGUMENT);
+    h.expect_nothing(&json_subscriber);
+    h.expect_nothing(&msgpack_subscriber);
+
+    // Not acknowledged: whoever can receive it does, the others are counted.
+    h.publish(&publisher, "com.t", Dict::new(), nan.as_payload());
+    h.expect_nothing(&publisher);
+    assert!(matches!(
+        h.recv(&msgpack_subscriber).msg(),
+        Message::Event { .. }
+    ));
+    h.expect_nothing(&json_subscriber);
+    let stats = h.stats();
+    assert_eq!(stats.publishes_refused, 1);
+    assert_eq!(stats.events_undeliverable, 1);
+    assert_eq!(stats.events_sent, 1);
+
+    // A payload both can carry is acknowledged and delivered to both.
+    let fine = args(MsgPack, &[Value::Float(1.5)]);
+    let request = h.publish(&publisher, "com.t", ack(), fine.as_payload());
+    assert!(
+        matches!(h.recv(&publisher).msg(), Message::Published { request: r, .. } if r == request)
+    );
+    assert!(matches!(
+        h.recv(&json_subscriber).msg(),
+        Message::Event { .. }
+    ));
+    assert!(matches!(
+        h.recv(&msgpack_subscriber).msg(),
+        Message::Event { .. }
+    ));
+}
+
+fn invalid_utf8_in_a_msgpack_payload_str_is_a_violation() {
+    let mut h = Harness::new();
+    let publisher = h.join(MsgPack);
+    // [16, 1, {}, "com.t", ["\xff\xfe"]]
+    let frame = [
+        0x95, 0x10, 0x01, 0x80, 0xa5, b'c', b'o', b'm', b'.', b't', 0x91, 0xa2, 0xff, 0xfe,
+    ];
+    h.send_frame(&publisher, &frame);
+    assert_violation(&mut h, &publisher);
+    assert_eq!(h.stats().decode_errors, 1);
+}
+
 fn strict_uri_check_refuses_what_loose_accepts() {
     let strict = RouterConfig {
         uri_check: UriCheck::Strict,
@@ -2939,6 +3027,9 @@ macro_rules! at_1_and_3_shards {
 }
 
 at_1_and_3_shards!(
+    publish_to_the_wamp_namespace_is_refused_and_subscribing_to_it_is_not,
+    an_event_some_subscribers_cannot_receive_is_refused_when_acknowledged_and_counted_when_not,
+    invalid_utf8_in_a_msgpack_payload_str_is_a_violation,
     session_meta_events_reach_subscribers_on_every_shard_in_order,
     a_session_without_hello_is_closed_at_its_deadline,
     a_session_closed_before_hello_leaves_no_deadline,

@@ -138,7 +138,7 @@ impl Router {
                 format!("invalid procedure URI {procedure:?}"),
             ));
         }
-        if procedure == "wamp" || procedure.starts_with("wamp.") {
+        if uri::is_reserved(procedure) {
             let text =
                 format!("procedure {procedure:?}: the wamp. namespace is reserved for the router");
             return Some((uri::INVALID_URI, text));

@@ -29,6 +29,8 @@ pub(crate) struct Subscription {
     /// This shard's subscribers. Dense for fast fan-out; `positions` makes removal O(1) (swap_remove).
     subscribers: Vec<Subscriber>,
     positions: FastMap<SessionKey, usize>,
+    /// This shard's subscribers per serializer (index: `Serializer::index`).
+    per_serializer: [u32; 2],
 }
 
 impl Subscription {
@@ -36,11 +38,17 @@ impl Subscription {
         &self.subscribers
     }
 
+    /// True when a subscriber on this shard uses `serializer`.
+    pub(crate) fn has_subscribers_in(&self, serializer: Serializer) -> bool {
+        self.per_serializer[serializer.index()] > 0
+    }
+
     fn remove(&mut self, session: SessionKey) -> bool {
         let Some(position) = self.positions.remove(&session) else {
             return false;
         };
-        self.subscribers.swap_remove(position);
+        let removed = self.subscribers.swap_remove(position);
+        self.per_serializer[removed.serializer.index()] -= 1;
         if let Some(moved) = self.subscribers.get(position) {
             self.positions.insert(moved.session, position);
         }
@@ -72,6 +80,7 @@ impl Subscriptions {
             shards,
             subscribers: Vec::new(),
             positions: fast_map(),
+            per_serializer: [0; 2],
         });
         self.by_topic.insert(topic, index);
         self.by_id.insert(id, index);
@@ -115,6 +124,7 @@ impl Subscriptions {
             subscription
                 .positions
                 .insert(subscriber.session, subscription.subscribers.len());
+            subscription.per_serializer[subscriber.serializer.index()] += 1;
             subscription.subscribers.push(subscriber);
         }
         Some(subscription.id)

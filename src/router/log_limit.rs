@@ -9,7 +9,10 @@ pub(crate) const LOG_INTERVAL_MS: Millis = 10_000;
 pub(crate) struct LogLimit {
     /// When the last line was written (`None`: never).
     last: Option<Millis>,
+    /// Not written since the last line.
     suppressed: u64,
+    /// Not written, ever.
+    suppressed_total: u64,
 }
 
 impl LogLimit {
@@ -17,6 +20,7 @@ impl LogLimit {
         LogLimit {
             last: None,
             suppressed: 0,
+            suppressed_total: 0,
         }
     }
 
@@ -25,6 +29,7 @@ impl LogLimit {
         match self.last {
             Some(last) if now < last.saturating_add(LOG_INTERVAL_MS) => {
                 self.suppressed += 1;
+                self.suppressed_total += 1;
                 None
             }
             _ => {
@@ -32,6 +37,10 @@ impl LogLimit {
                 Some(std::mem::take(&mut self.suppressed))
             }
         }
+    }
+
+    pub(crate) fn suppressed_total(&self) -> u64 {
+        self.suppressed_total
     }
 }
 

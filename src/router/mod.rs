@@ -291,7 +291,14 @@ pub struct RouterStats {
     /// Late YIELD/ERRORs dropped because the caller left or canceled.
     pub late_replies_discarded: u64,
     pub publishes: u64,
+    /// PUBLISHes not routed: to a reserved (`wamp.`) or invalid topic, or acknowledged with a
+    /// payload some subscriber's serializer cannot carry.
+    pub publishes_refused: u64,
     pub events_sent: u64,
+    /// EVENTs not sent because the subscriber's serializer cannot carry the payload.
+    pub events_undeliverable: u64,
+    /// Client-caused log lines not written (rate limits per cause).
+    pub log_lines_suppressed: u64,
     /// Sessions currently open (any phase).
     pub sessions: usize,
     pub registrations: usize,
@@ -341,6 +348,36 @@ pub(crate) fn fast_set<K>() -> FastSet<K> {
 /// Client-caused log lines, each limited per cause (`log_limit.rs`).
 struct LogLimits {
     hello_timeout: LogLimit,
+    publish_reserved_topic: LogLimit,
+    publish_invalid_topic: LogLimit,
+    publish_not_deliverable: LogLimit,
+    event_not_deliverable: LogLimit,
+}
+
+impl LogLimits {
+    fn new() -> LogLimits {
+        LogLimits {
+            hello_timeout: LogLimit::new(),
+            publish_reserved_topic: LogLimit::new(),
+            publish_invalid_topic: LogLimit::new(),
+            publish_not_deliverable: LogLimit::new(),
+            event_not_deliverable: LogLimit::new(),
+        }
+    }
+
+    /// Lines not written so far, over every cause.
+    fn suppressed(&self) -> u64 {
+        [
+            &self.hello_timeout,
+            &self.publish_reserved_topic,
+            &self.publish_invalid_topic,
+            &self.publish_not_deliverable,
+            &self.event_not_deliverable,
+        ]
+        .iter()
+        .map(|limit| limit.suppressed_total())
+        .sum()
+    }
 }
 
 /// The WAMP router of one shard.
@@ -360,6 +397,8 @@ pub struct Router {
     shutting_down: bool,
     stats: RouterStats,
     logs: LogLimits,
+    /// The time of the input being handled (what the runtime passed in).
+    now: Millis,
 }
 
 impl Router {
@@ -392,9 +431,8 @@ impl Router {
             welcome_roles: handshake::welcome_roles(),
             shutting_down: false,
             stats: RouterStats::default(),
-            logs: LogLimits {
-                hello_timeout: LogLimit::new(),
-            },
+            logs: LogLimits::new(),
+            now: 0,
         }
     }
 
@@ -406,6 +444,7 @@ impl Router {
         now: Millis,
         out: &mut Vec<Action>,
     ) -> SessionKey {
+        self.now = now;
         self.stats.sessions_opened += 1;
         let key = self.sessions.next_key();
         let deadline = now.saturating_add(self.config.hello_timeout_ms);
@@ -424,7 +463,7 @@ impl Router {
         now: Millis,
         out: &mut Vec<Action>,
     ) {
-        let _ = now;
+        self.now = now;
         self.stats.messages_in += 1;
         let Some(state) = self.sessions.get(session) else {
             tracing::warn!(?session, "message for a session that is not open");
@@ -477,7 +516,7 @@ impl Router {
     /// The transport is gone: clean up and tell the others (callers of its pending invocations
     /// get ERROR `wamp.error.canceled`). Nothing is sent to `session` itself.
     pub fn close_session(&mut self, session: SessionKey, now: Millis, out: &mut Vec<Action>) {
-        let _ = now;
+        self.now = now;
         let Some(state) = self.sessions.get(session) else {
             tracing::warn!(?session, "close of a session that is not open");
             return;
@@ -495,7 +534,7 @@ impl Router {
     /// GOODBYE `wamp.close.system_shutdown` to every established session, then Close every
     /// session. Later HELLOs are refused with ABORT `wamp.close.system_shutdown`.
     pub fn shutdown(&mut self, now: Millis, out: &mut Vec<Action>) {
-        let _ = now;
+        self.now = now;
         self.shutting_down = true;
         let keys: Vec<SessionKey> = self.sessions.iter().map(|(key, _)| key).collect();
         for session in keys {
@@ -529,6 +568,7 @@ impl Router {
 
     /// Runs every timer whose deadline is at or before `now`.
     pub fn handle_timeout(&mut self, now: Millis, out: &mut Vec<Action>) {
+        self.now = now;
         while let Some((timer, timeout)) = self.timers.pop_expired(now) {
             match timeout {
                 Timeout::Hello { session } => self.hello_timed_out(session, timer, now, out),
@@ -545,7 +585,7 @@ impl Router {
         now: Millis,
         out: &mut Vec<Action>,
     ) {
-        let _ = now;
+        self.now = now;
         self.stats.shard_messages_in += 1;
         if from >= self.cluster.shards || from == self.cluster.shard {
             self.stats.shard_messages_ignored += 1;
@@ -633,6 +673,7 @@ impl Router {
             .sum();
         stats.inflight_registry_ops = self.inflight_ops() + self.gathers_in_flight();
         stats.timers = self.timers.len();
+        stats.log_lines_suppressed = self.logs.suppressed();
         stats
     }
 

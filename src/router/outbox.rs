@@ -127,6 +127,29 @@ impl Outbox {
         self.arena.split().freeze()
     }
 
+    /// Whether `payload` can be written in each serializer `needed` names (its own always can);
+    /// the text for the ERROR when not.
+    pub(crate) fn payload_fits(
+        &mut self,
+        payload: &Payload<'_>,
+        needed: impl Fn(Serializer) -> bool,
+    ) -> Result<(), String> {
+        for serializer in Serializer::ALL {
+            if serializer == payload.ser || payload.count == 0 || !needed(serializer) {
+                continue;
+            }
+            self.scratch.clear();
+            let result = wire::transcode_payload(payload, serializer, &mut self.scratch);
+            self.give_back_scratch();
+            if let Err(error) = result {
+                return Err(format!(
+                    "the payload cannot be delivered to {serializer} subscribers: {error}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn give_back_scratch(&mut self) {
         if self.scratch.capacity() > SCRATCH_KEEP {
             self.scratch = Vec::with_capacity(4096);

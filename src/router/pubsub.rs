@@ -20,7 +20,7 @@ use super::outbox::Outbox;
 use super::session::Sessions;
 use super::shard_msg::{OwnedFilters, PublicIdentity, RemotePublication, ShardMsgKind};
 use super::{uri, Action, Router, RouterStats, SessionKey};
-use crate::wire::{code, Dict, Frame, Message, Payload, Value};
+use crate::wire::{code, Dict, EncodeError, Frame, Message, Payload, Value};
 
 impl Router {
     /// SUBSCRIBE (admitted: options and URI are valid) joins this shard's subscribers of the
@@ -79,27 +79,35 @@ impl Router {
         let identity = self.sessions[publisher]
             .identity()
             .expect("admitted sessions are established");
+        // The router's meta events are its own (as Crossbar.io: clients may subscribe to them).
+        if uri::is_reserved(topic) {
+            let text =
+                format!("publish to {topic:?}: the wamp. namespace is reserved for the router");
+            let refusal = (PublishRefusal::ReservedTopic, uri::INVALID_URI, text);
+            return self.refuse_publish(me, request, acknowledge, refusal, out);
+        }
         let subscription = self.realms.get(me.realm).subscriptions.lookup(topic);
         // Subscribed topics passed the same URI check, so only a miss needs validating.
         if subscription.is_none() && !self.uri_is_valid(topic) {
-            if acknowledge {
-                let text = format!("invalid topic URI {topic:?}");
-                self.send_error(
-                    out,
-                    publisher,
-                    code::PUBLISH,
-                    request,
-                    uri::INVALID_URI,
-                    text,
-                );
-            } else {
-                tracing::info!(session = ?publisher, topic, "PUBLISH to an invalid topic URI dropped");
+            let text = format!("invalid topic URI {topic:?}");
+            let refusal = (PublishRefusal::InvalidTopic, uri::INVALID_URI, text);
+            return self.refuse_publish(me, request, acknowledge, refusal, out);
+        }
+        // Acknowledged: delivered to every subscriber or refused, never in part.
+        if let (true, Some(subscription)) = (acknowledge, subscription) {
+            // Other shards' subscribers may use any serializer.
+            let remote = subscription.shards & !(1u64 << self.cluster.shard) != 0;
+            if let Err(text) = self.outbox.payload_fits(&payload, |serializer| {
+                remote || subscription.has_subscribers_in(serializer)
+            }) {
+                let refusal = (PublishRefusal::NotDeliverable, uri::INVALID_ARGUMENT, text);
+                return self.refuse_publish(me, request, acknowledge, refusal, out);
             }
-            return;
         }
         let publication = self.random_ids.next_id();
         self.stats.publishes += 1;
 
+        let mut missed = Undeliverable::NONE;
         if let Some(subscription) = subscription {
             let exclude_me = options.get_bool("exclude_me").unwrap_or(true);
             let filters = ReceiverFilters::from_options(options);
@@ -131,10 +139,10 @@ impl Router {
                 let admit = |subscriber: &Subscriber| {
                     Some(subscriber.session) != excluded && filters.admits(subscriber, sessions)
                 };
-                fan_out(outbox, stats, subscribers, &event, topic, admit, out);
+                missed = fan_out(outbox, stats, subscribers, &event, admit, out);
             } else {
                 let admit = |subscriber: &Subscriber| Some(subscriber.session) != excluded;
-                fan_out(outbox, stats, subscribers, &event, topic, admit, out);
+                missed = fan_out(outbox, stats, subscribers, &event, admit, out);
             }
 
             let remote_shards = subscription.shards & !(1u64 << self.cluster.shard);
@@ -164,6 +172,7 @@ impl Router {
                 }
             }
         }
+        self.note_undeliverable(topic, missed);
 
         if acknowledge {
             self.send(
@@ -180,30 +189,39 @@ impl Router {
 }
 
 /// Sends `event` to every admitted subscriber: encoded at most once per serializer, and one
-/// action per serializer carries that frame and its recipients.
+/// action per serializer carries that frame and its recipients. Returns the subscribers whose
+/// serializer cannot carry the payload (they get nothing).
+#[must_use]
 fn fan_out(
     outbox: &mut Outbox,
     stats: &mut RouterStats,
     subscribers: &[Subscriber],
     event: &Message<'_>,
-    topic: &str,
     admit: impl Fn(&Subscriber) -> bool,
     out: &mut Vec<Action>,
-) {
+) -> Undeliverable {
     match subscribers {
         [subscriber] => {
             // The one-to-one case, without the per-serializer bookkeeping.
-            if admit(subscriber) {
-                if let Ok(frame) = encode_event(outbox, stats, event, topic, subscriber) {
+            if !admit(subscriber) {
+                return Undeliverable::NONE;
+            }
+            match encode_event(outbox, stats, event, subscriber) {
+                Ok(frame) => {
                     stats.events_sent += 1;
                     out.push(Action::Send {
                         session: subscriber.session,
                         frame,
                     });
+                    Undeliverable::NONE
                 }
+                Err(error) => Undeliverable {
+                    subscribers: 1,
+                    error: Some(error),
+                },
             }
         }
-        _ => fan_out_to_many(outbox, stats, subscribers, event, topic, admit, out),
+        _ => fan_out_to_many(outbox, stats, subscribers, event, admit, out),
     }
 }
 
@@ -212,22 +230,26 @@ fn fan_out_to_many(
     stats: &mut RouterStats,
     subscribers: &[Subscriber],
     event: &Message<'_>,
-    topic: &str,
     admit: impl Fn(&Subscriber) -> bool,
     out: &mut Vec<Action>,
-) {
+) -> Undeliverable {
     // Per serializer: the frame (not yet encoded, encoded, or not encodable because the
     // payload cannot be transcoded) and the sessions that get it.
     let mut targets: [(Option<Result<Frame, ()>>, Recipients); 2] = Default::default();
+    let mut undeliverable = Undeliverable::NONE;
     for (index, subscriber) in subscribers.iter().enumerate() {
         if !admit(subscriber) {
             continue;
         }
         let (frame, recipients) = &mut targets[subscriber.serializer.index()];
-        let frame =
-            frame.get_or_insert_with(|| encode_event(outbox, stats, event, topic, subscriber));
+        let frame = frame.get_or_insert_with(|| {
+            encode_event(outbox, stats, event, subscriber)
+                .map_err(|error| undeliverable.error = Some(error))
+        });
         if frame.is_ok() {
             recipients.add(subscriber.session, subscribers.len() - index);
+        } else {
+            undeliverable.subscribers += 1;
         }
     }
     for (frame, recipients) in targets {
@@ -235,6 +257,21 @@ fn fan_out_to_many(
             recipients.send(frame, stats, out);
         }
     }
+    undeliverable
+}
+
+/// Subscribers a fan-out could not reach because their serializer cannot carry the payload.
+struct Undeliverable {
+    subscribers: u64,
+    /// Why (one of the encode errors).
+    error: Option<EncodeError>,
+}
+
+impl Undeliverable {
+    const NONE: Undeliverable = Undeliverable {
+        subscribers: 0,
+        error: None,
+    };
 }
 
 /// The sessions one fan-out frame goes to. The first is kept aside, so that a single
@@ -288,13 +325,72 @@ fn encode_event(
     outbox: &mut Outbox,
     stats: &mut RouterStats,
     event: &Message<'_>,
-    topic: &str,
     subscriber: &Subscriber,
-) -> Result<Frame, ()> {
-    outbox.frame(event, subscriber.serializer).map_err(|error| {
-        stats.encode_errors += 1;
-        tracing::warn!(topic, serializer = %subscriber.serializer, %error, "EVENT not deliverable");
-    })
+) -> Result<Frame, EncodeError> {
+    outbox
+        .frame(event, subscriber.serializer)
+        .inspect_err(|_| stats.encode_errors += 1)
+}
+
+/// Why a PUBLISH is not routed (each cause has its own log limit).
+#[derive(Copy, Clone, Debug)]
+pub(super) enum PublishRefusal {
+    /// The topic is in the router's `wamp.` namespace.
+    ReservedTopic,
+    InvalidTopic,
+    /// Acknowledged, and some subscriber's serializer cannot carry the payload.
+    NotDeliverable,
+}
+
+impl Router {
+    /// A PUBLISH not routed: ERROR to the publisher when it asked for an acknowledgement,
+    /// otherwise counted and logged (rate-limited per cause), as nothing goes back.
+    #[cold]
+    fn refuse_publish(
+        &mut self,
+        me: Admitted,
+        request: u64,
+        acknowledge: bool,
+        (refusal, error_uri, text): (PublishRefusal, &'static str, String),
+        out: &mut Vec<Action>,
+    ) {
+        self.stats.publishes_refused += 1;
+        if acknowledge {
+            self.send_error(out, me.key, code::PUBLISH, request, error_uri, text);
+            return;
+        }
+        let limit = match refusal {
+            PublishRefusal::ReservedTopic => &mut self.logs.publish_reserved_topic,
+            PublishRefusal::InvalidTopic => &mut self.logs.publish_invalid_topic,
+            PublishRefusal::NotDeliverable => &mut self.logs.publish_not_deliverable,
+        };
+        if let Some(suppressed) = limit.allow(self.now) {
+            tracing::info!(session = me.id, suppressed, "PUBLISH dropped: {text}");
+        }
+    }
+
+    /// Counts (and logs, rate-limited) the subscribers a fan-out could not reach.
+    #[inline]
+    fn note_undeliverable(&mut self, topic: &str, undeliverable: Undeliverable) {
+        if undeliverable.subscribers > 0 {
+            self.undeliverable_events(topic, undeliverable);
+        }
+    }
+
+    #[cold]
+    fn undeliverable_events(&mut self, topic: &str, undeliverable: Undeliverable) {
+        self.stats.events_undeliverable += undeliverable.subscribers;
+        if let Some(suppressed) = self.logs.event_not_deliverable.allow(self.now) {
+            let error = undeliverable.error.map(|error| error.to_string());
+            tracing::warn!(
+                topic,
+                subscribers = undeliverable.subscribers,
+                suppressed,
+                "EVENT not deliverable in the subscribers' serializer: {}",
+                error.as_deref().unwrap_or("")
+            );
+        }
+    }
 }
 
 impl Router {
@@ -342,16 +438,19 @@ impl Router {
                 .as_ref()
                 .map_or(true, |filters| filters.admits(subscriber, sessions))
         };
-        let (subscribers, topic) = (subscription.subscribers(), &*subscription.topic);
-        fan_out(
+        let subscribers = subscription.subscribers();
+        let missed = fan_out(
             &mut self.outbox,
             &mut self.stats,
             subscribers,
             &event,
-            topic,
             admit,
             out,
         );
+        if missed.subscribers > 0 {
+            let topic = subscription.topic.clone();
+            self.note_undeliverable(&topic, missed);
+        }
     }
 }
 

@@ -19,5 +19,11 @@ pub const INVALID_ARGUMENT: &str = "wamp.error.invalid_argument";
 /// spec-defined URIs, so it lives in the router's own namespace.
 pub const PENDING_CALL_LIMIT: &str = "wampring.error.pending_call_limit_exceeded";
 
+/// True for URIs in the router's own `wamp.` namespace: clients may not register procedures
+/// or publish to topics there (they may call and subscribe).
+pub fn is_reserved(uri: &str) -> bool {
+    uri == "wamp" || uri.starts_with("wamp.")
+}
+
 pub const CLOSE_GOODBYE_AND_OUT: &str = "wamp.close.goodbye_and_out";
 pub const CLOSE_SYSTEM_SHUTDOWN: &str = "wamp.close.system_shutdown";

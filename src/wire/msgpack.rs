@@ -326,8 +326,8 @@ impl<'a> MsgPackReader<'a> {
         Ok(dict)
     }
 
-    /// Skips one value, checking that it is well-formed and within bounds (str contents are
-    /// not UTF-8-checked here: payloads are opaque until someone transcodes them).
+    /// Skips one value, checking that it is well-formed and within bounds, and that its strs
+    /// are UTF-8.
     pub(crate) fn skip_value(&mut self, depth: usize) -> Result<(), Fail> {
         self.skip_values(1, depth)
     }
@@ -341,11 +341,20 @@ impl<'a> MsgPackReader<'a> {
             let marker = self.byte()?;
             match marker {
                 0x00..=0x7f | 0xc0 | 0xc2 | 0xc3 | 0xe0..=0xff => {}
-                0xa0..=0xbf => {
-                    self.take(usize::from(marker & 0x1f))?;
-                }
+                0xa0..=0xbf => self.skip_str_body(usize::from(marker & 0x1f))?,
                 _ => self.skip_after_marker(marker, depth)?,
             }
+        }
+        Ok(())
+    }
+
+    /// A str's bytes, which must be UTF-8 (MessagePack says so, and a JSON peer could not be
+    /// given anything else): refused here, as a JSON text frame with bad UTF-8 is.
+    #[inline]
+    fn skip_str_body(&mut self, len: usize) -> Result<(), Fail> {
+        let bytes = self.take(len)?;
+        if !bytes.is_ascii() && std::str::from_utf8(bytes).is_err() {
+            return Err(self.bad("a str is not valid UTF-8"));
         }
         Ok(())
     }
@@ -366,7 +375,7 @@ impl<'a> MsgPackReader<'a> {
             }
             Kind::Str(n) => {
                 let len = self.length(marker, n, 0x1f)?;
-                self.take(len)?;
+                self.skip_str_body(len)?;
             }
             Kind::Bin(n) => {
                 let len = self.length(marker, n, 0)?;

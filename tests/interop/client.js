@@ -228,6 +228,14 @@ async function scenario(args) {
   await expectAppError(b.call('com.interop.does_not_exist'), 'wamp.error.no_such_procedure', 'ERROR for unknown CALL');
   ok('call_no_such_procedure');
 
+  step('publish_reserved_topic');
+  // wamp.* topics are the router's (its meta events): an acknowledged PUBLISH there is refused
+  // with the error Crossbar.io gives; the session stays usable.
+  await expectAppError(a.publish('wamp.session.on_join', [{ session: 1 }], {}, { acknowledge: true }),
+    'wamp.error.invalid_uri', 'ERROR for PUBLISH to a wamp. topic');
+  await expectAppError(b.call('com.interop.does_not_exist'), 'wamp.error.no_such_procedure', 'ERROR for unknown CALL after the refusal');
+  ok('publish_reserved_topic');
+
   step('session_count');
   // The router answers wamp.session.count itself (the same from any shard). This router was
   // started for this run alone, so exactly our two sessions (A and B, both anonymous) are in

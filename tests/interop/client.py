@@ -249,6 +249,15 @@ async def scenario(args):
     await expect_app_error(b.call("com.interop.does_not_exist"), "wamp.error.no_such_procedure")
     ok("call_no_such_procedure")
 
+    step("publish_reserved_topic")
+    # wamp.* topics are the router's (its meta events): an acknowledged PUBLISH there is refused
+    # with the error Crossbar.io gives; the session stays usable.
+    await expect_app_error(
+        a.publish("wamp.session.on_join", {"session": 1}, options=PublishOptions(acknowledge=True)),
+        "wamp.error.invalid_uri")
+    await expect_app_error(b.call("com.interop.does_not_exist"), "wamp.error.no_such_procedure")
+    ok("publish_reserved_topic")
+
     step("session_count")
     # The router answers wamp.session.count itself (the same from any shard). This router was
     # started for this run alone, so exactly our two sessions (A and B, both anonymous) are in

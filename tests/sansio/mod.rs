@@ -239,7 +239,10 @@ impl Cluster {
             total.calls_canceled += s.calls_canceled;
             total.late_replies_discarded += s.late_replies_discarded;
             total.publishes += s.publishes;
+            total.publishes_refused += s.publishes_refused;
             total.events_sent += s.events_sent;
+            total.events_undeliverable += s.events_undeliverable;
+            total.log_lines_suppressed += s.log_lines_suppressed;
             total.sessions += s.sessions;
             total.registrations = total.registrations.max(s.registrations);
             total.subscriptions = total.subscriptions.max(s.subscriptions);
