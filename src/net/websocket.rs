@@ -25,6 +25,7 @@ use sha1::{Digest, Sha1};
 
 use crate::net::conn::TransportConfig;
 use crate::serializer::Serializer;
+use crate::wire::is_utf8;
 
 /// The GUID of RFC 6455 §1.3, appended to the client's key to compute the accept value.
 pub const WS_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -620,13 +621,6 @@ pub enum WsEvent {
 pub enum WsInPlace {
     Event(WsEvent),
     Message { skip: usize, len: usize },
-}
-
-/// UTF-8 check with an ASCII pre-check: WAMP JSON is nearly always pure ASCII, and the word-wise
-/// ASCII scan is several times cheaper than full validation on short messages.
-#[inline]
-fn is_utf8(bytes: &[u8]) -> bool {
-    bytes.is_ascii() || std::str::from_utf8(bytes).is_ok()
 }
 
 enum Delivery {

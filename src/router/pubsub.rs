@@ -20,7 +20,8 @@ use super::outbox::Outbox;
 use super::session::Sessions;
 use super::shard_msg::{OwnedFilters, PublicIdentity, RemotePublication, ShardMsgKind};
 use super::{uri, Action, Router, RouterStats, SessionKey};
-use crate::wire::{code, Dict, EncodeError, Frame, Message, Payload, Value};
+use crate::serializer::Serializer;
+use crate::wire::{code, Dict, Frame, Message, Payload, Value};
 
 impl Router {
     /// SUBSCRIBE (admitted: options and URI are valid) joins this shard's subscribers of the
@@ -215,9 +216,9 @@ fn fan_out(
                     });
                     Undeliverable::NONE
                 }
-                Err(error) => Undeliverable {
+                Err(_) => Undeliverable {
                     subscribers: 1,
-                    error: Some(error),
+                    serializer: subscriber.serializer,
                 },
             }
         }
@@ -236,41 +237,46 @@ fn fan_out_to_many(
     // Per serializer: the frame (not yet encoded, encoded, or not encodable because the
     // payload cannot be transcoded) and the sessions that get it.
     let mut targets: [(Option<Result<Frame, ()>>, Recipients); 2] = Default::default();
-    let mut undeliverable = Undeliverable::NONE;
     for (index, subscriber) in subscribers.iter().enumerate() {
         if !admit(subscriber) {
             continue;
         }
         let (frame, recipients) = &mut targets[subscriber.serializer.index()];
-        let frame = frame.get_or_insert_with(|| {
-            encode_event(outbox, stats, event, subscriber)
-                .map_err(|error| undeliverable.error = Some(error))
-        });
+        let frame = frame.get_or_insert_with(|| encode_event(outbox, stats, event, subscriber));
         if frame.is_ok() {
             recipients.add(subscriber.session, subscribers.len() - index);
-        } else {
-            undeliverable.subscribers += 1;
         }
     }
-    for (frame, recipients) in targets {
-        if let Some(Ok(frame)) = frame {
-            recipients.send(frame, stats, out);
+    let mut undeliverable = Undeliverable::NONE;
+    for ((frame, recipients), serializer) in targets.into_iter().zip(Serializer::ALL) {
+        match frame {
+            Some(Ok(frame)) => recipients.send(frame, stats, out),
+            // Rare: counted in a second pass, so the loop above stays as tight as it can be.
+            Some(Err(())) => {
+                undeliverable.serializer = serializer;
+                undeliverable.subscribers += subscribers
+                    .iter()
+                    .filter(|subscriber| subscriber.serializer == serializer && admit(subscriber))
+                    .count() as u64;
+            }
+            None => {}
         }
     }
     undeliverable
 }
 
 /// Subscribers a fan-out could not reach because their serializer cannot carry the payload.
+#[derive(Copy, Clone)]
 struct Undeliverable {
     subscribers: u64,
-    /// Why (one of the encode errors).
-    error: Option<EncodeError>,
+    /// The serializer that cannot carry it (one of them, if both).
+    serializer: Serializer,
 }
 
 impl Undeliverable {
     const NONE: Undeliverable = Undeliverable {
         subscribers: 0,
-        error: None,
+        serializer: Serializer::Json,
     };
 }
 
@@ -326,10 +332,10 @@ fn encode_event(
     stats: &mut RouterStats,
     event: &Message<'_>,
     subscriber: &Subscriber,
-) -> Result<Frame, EncodeError> {
+) -> Result<Frame, ()> {
     outbox
         .frame(event, subscriber.serializer)
-        .inspect_err(|_| stats.encode_errors += 1)
+        .map_err(|_| stats.encode_errors += 1)
 }
 
 /// Why a PUBLISH is not routed (each cause has its own log limit).
@@ -381,13 +387,12 @@ impl Router {
     fn undeliverable_events(&mut self, topic: &str, undeliverable: Undeliverable) {
         self.stats.events_undeliverable += undeliverable.subscribers;
         if let Some(suppressed) = self.logs.event_not_deliverable.allow(self.now) {
-            let error = undeliverable.error.map(|error| error.to_string());
             tracing::warn!(
                 topic,
                 subscribers = undeliverable.subscribers,
+                serializer = %undeliverable.serializer,
                 suppressed,
-                "EVENT not deliverable in the subscribers' serializer: {}",
-                error.as_deref().unwrap_or("")
+                "EVENT not delivered: the payload cannot be written in the subscribers' serializer"
             );
         }
     }

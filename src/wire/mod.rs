@@ -9,7 +9,8 @@
 //! `encode` (the inverse), `frame` (an encoded message as parts: head, forwarded payload span,
 //! tail), `json` and `msgpack` (byte-level readers and writers, payload
 //! transcoding), `options` (the table of spec-known Options/Details keys and their types),
-//! `payload` (building and inspecting payloads off the hot path), `uri` (URI rules).
+//! `payload` (building and inspecting payloads off the hot path), `uri` (URI rules), `utf8`
+//! (the UTF-8 check for text from the network).
 
 mod decode;
 mod encode;
@@ -21,6 +22,7 @@ pub mod options;
 mod payload;
 pub mod peek;
 pub mod uri;
+mod utf8;
 pub mod value;
 
 pub use crate::serializer::Serializer;
@@ -34,6 +36,7 @@ pub use payload::{
 };
 pub use peek::{peek, Head};
 pub use uri::validate_uri;
+pub use utf8::is_utf8;
 pub use value::{Dict, Value};
 
 /// Largest WAMP id (2^53); ids live in [1, MAX_ID].

@@ -350,10 +350,10 @@ impl<'a> MsgPackReader<'a> {
 
     /// A str's bytes, which must be UTF-8 (MessagePack says so, and a JSON peer could not be
     /// given anything else): refused here, as a JSON text frame with bad UTF-8 is.
-    #[inline]
+    #[inline(always)]
     fn skip_str_body(&mut self, len: usize) -> Result<(), Fail> {
         let bytes = self.take(len)?;
-        if !bytes.is_ascii() && std::str::from_utf8(bytes).is_err() {
+        if !super::utf8::is_utf8(bytes) {
             return Err(self.bad("a str is not valid UTF-8"));
         }
         Ok(())
