@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::*;
 use wampring::net::TransportKind;
-use wampring::wire::{code, Serializer};
+use wampring::wire::{code, Dict, Serializer, Value};
 
 const HELLO_JSON: &[u8] = br#"[1,"realm1",{"roles":{"caller":{},"callee":{}}}]"#;
 
@@ -548,4 +548,55 @@ fn silent_connections_are_closed_at_the_hello_deadline_and_free_their_slots() {
         (1..10).contains(&lines),
         "one rate-limited line, not one per connection: {lines}"
     );
+}
+
+/// Floods of PUBLISHes the router cannot route (a NaN for a JSON subscriber, an invalid topic,
+/// a `wamp.` topic) write a few rate-limited lines, not one per message; nothing reaches the
+/// subscriber but what it can receive, and the sessions stay usable.
+#[test]
+fn publish_floods_write_one_log_line_per_cause_not_one_per_message() {
+    const FLOOD: usize = 3_000;
+    let mut router = RouterProcess::start("", &["--cores", "1"]);
+    let mut witness = Witness::new(&router);
+    let mut subscriber = router.join(
+        "json subscriber",
+        TransportKind::WebSocket,
+        Serializer::Json,
+    );
+    let subscription = subscriber.subscribe("com.flood");
+    let mut publisher = router.join(
+        "msgpack publisher",
+        TransportKind::RawSocket,
+        Serializer::MsgPack,
+    );
+    for _ in 0..FLOOD {
+        publisher.publish("com.flood", Dict::new(), &[Value::Float(f64::NAN)], None);
+        publisher.publish("com..flood", Dict::new(), &[Value::UInt(1)], None);
+        publisher.publish("wamp.session.on_join", Dict::new(), &[Value::UInt(1)], None);
+    }
+    // In order behind the flood: the first event the subscriber sees is this one.
+    let mut ack = Dict::new();
+    ack.insert("acknowledge", Value::Bool(true));
+    let request = publisher.publish("com.flood", ack, &[Value::UInt(7)], None);
+    publisher.expect_published(request);
+    let event = subscriber.expect_event();
+    assert_eq!(event.subscription, subscription);
+    assert_eq!(event.payload.0, vec![Value::UInt(7)]);
+    survived(&mut router, &mut witness, "publish floods");
+
+    let log = router.log();
+    for (cause, needle) in [
+        ("NaN for a JSON subscriber", "EVENT not delivered"),
+        ("invalid topic", "PUBLISH dropped: invalid topic URI"),
+        (
+            "wamp. topic",
+            "PUBLISH dropped: publish to \"wamp.session.on_join\"",
+        ),
+    ] {
+        let lines = log.matches(needle).count();
+        assert!(
+            (1..=3).contains(&lines),
+            "{cause}: {lines} log lines for {FLOOD} messages, want 1 per 10 s:\n{log}"
+        );
+    }
 }
