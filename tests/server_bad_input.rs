@@ -600,3 +600,34 @@ fn publish_floods_write_one_log_line_per_cause_not_one_per_message() {
         );
     }
 }
+
+/// Many clients with a HELLO the router refuses, or with garbage after joining, each get their
+/// ABORT; the log gets a few rate-limited lines, not one per client.
+#[test]
+fn refused_hellos_and_protocol_violations_are_logged_rate_limited() {
+    const CLIENTS: usize = 100;
+    let mut router = RouterProcess::start("", &["--cores", "1"]);
+    let mut witness = Witness::new(&router);
+    for _ in 0..CLIENTS {
+        let mut client = TestClient::connect(
+            TransportKind::RawSocket,
+            Serializer::Json,
+            router.raw_addr(),
+        );
+        assert_eq!(client.hello_reply("com.no.such.realm").code(), code::ABORT);
+    }
+    for _ in 0..CLIENTS {
+        let mut client = router.join("violator", TransportKind::RawSocket, Serializer::Json);
+        client.send_raw(b"[999]");
+        assert_eq!(client.recv().code(), code::ABORT);
+    }
+    survived(&mut router, &mut witness, "refused HELLOs and violations");
+    let log = router.log();
+    for needle in ["HELLO rejected", "protocol violation"] {
+        let lines = log.matches(needle).count();
+        assert!(
+            (1..=3).contains(&lines),
+            "{needle}: {lines} log lines for {CLIENTS} clients, want 1 per 10 s:\n{log}"
+        );
+    }
+}

@@ -184,7 +184,10 @@ impl Router {
         out: &mut Vec<Action>,
     ) {
         let state = &self.sessions[session];
-        tracing::info!(?session, peer = %state.transport.peer, reason, "HELLO rejected: {text}");
+        if let Some(suppressed) = self.logs.hello_rejected.allow(self.now) {
+            let peer = &state.transport.peer;
+            tracing::info!(%peer, reason, suppressed, "HELLO rejected: {text}");
+        }
         let serializer = state.serializer;
         self.end_hello_wait(session);
         self.stats.hellos_rejected += 1;

@@ -348,6 +348,8 @@ pub(crate) fn fast_set<K>() -> FastSet<K> {
 /// Client-caused log lines, each limited per cause (`log_limit.rs`).
 struct LogLimits {
     hello_timeout: LogLimit,
+    hello_rejected: LogLimit,
+    protocol_violation: LogLimit,
     publish_reserved_topic: LogLimit,
     publish_invalid_topic: LogLimit,
     publish_not_deliverable: LogLimit,
@@ -358,6 +360,8 @@ impl LogLimits {
     fn new() -> LogLimits {
         LogLimits {
             hello_timeout: LogLimit::new(),
+            hello_rejected: LogLimit::new(),
+            protocol_violation: LogLimit::new(),
             publish_reserved_topic: LogLimit::new(),
             publish_invalid_topic: LogLimit::new(),
             publish_not_deliverable: LogLimit::new(),
@@ -369,6 +373,8 @@ impl LogLimits {
     fn suppressed(&self) -> u64 {
         [
             &self.hello_timeout,
+            &self.hello_rejected,
+            &self.protocol_violation,
             &self.publish_reserved_topic,
             &self.publish_invalid_topic,
             &self.publish_not_deliverable,
@@ -912,13 +918,15 @@ impl Router {
         let text = text.into();
         self.stats.protocol_violations += 1;
         let state = &self.sessions[session];
-        tracing::warn!(
-            ?session,
-            wamp_session = state.id(),
-            peer = %state.transport.peer,
-            transport = state.transport.kind,
-            "protocol violation: {text}"
-        );
+        if let Some(suppressed) = self.logs.protocol_violation.allow(self.now) {
+            tracing::warn!(
+                wamp_session = state.id(),
+                peer = %state.transport.peer,
+                transport = state.transport.kind,
+                suppressed,
+                "protocol violation: {text}"
+            );
+        }
         let serializer = state.serializer;
         self.send(
             out,
