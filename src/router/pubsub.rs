@@ -64,7 +64,8 @@ impl Router {
         }
     }
 
-    /// PUBLISH -> EVENT to every eligible subscriber (hot path).
+    /// PUBLISH -> EVENT to every eligible subscriber (hot path). Out of line so that the
+    /// dispatcher of every established message (and so the CALL path) stays small.
     #[inline(never)]
     pub(super) fn handle_publish(
         &mut self,
