@@ -33,6 +33,10 @@ pub mod bounds {
     pub const MIN_HANDSHAKE_TIMEOUT_MS: u64 = 100;
     pub const MAX_HANDSHAKE_TIMEOUT_MS: u64 = 600_000;
     pub const MAX_CONNECTIONS_PER_SHARD: usize = 1_000_000;
+    /// Long enough for any realistic URI (and for the spec's own), short enough that tables
+    /// keyed by URIs stay small.
+    pub const MIN_URI_LENGTH: usize = 16;
+    pub const MAX_URI_LENGTH: usize = 65_536;
     pub const MAX_SPIN_BEFORE_PARK_US: u64 = 1_000_000;
     /// Shards the router supports (its subscription bitsets have one bit per shard).
     pub const MAX_CORES: usize = crate::router::MAX_SHARDS;
@@ -233,6 +237,7 @@ struct RawLimits {
     handshake_timeout_ms: u64,
     hello_timeout_ms: u64,
     max_connections_per_shard: usize,
+    max_uri_length: usize,
 }
 
 impl Default for RawLimits {
@@ -243,6 +248,7 @@ impl Default for RawLimits {
             handshake_timeout_ms: 10_000,
             hello_timeout_ms: 10_000,
             max_connections_per_shard: 100_000,
+            max_uri_length: 1024,
         }
     }
 }
@@ -451,6 +457,12 @@ impl RawConfig {
                 bounds::MIN_HANDSHAKE_TIMEOUT_MS,
                 bounds::MAX_HANDSHAKE_TIMEOUT_MS,
             )?,
+            max_uri_length: check_range(
+                "limits.max_uri_length",
+                self.limits.max_uri_length,
+                bounds::MIN_URI_LENGTH,
+                bounds::MAX_URI_LENGTH,
+            )?,
             ..RouterConfig::default()
         };
 
@@ -606,6 +618,7 @@ mod tests {
         assert!(!config.router.auto_create_realms);
         assert_eq!(config.router.uri_check, UriCheck::Loose);
         assert_eq!(config.router.max_pending_calls_per_session, 65_536);
+        assert_eq!(config.router.max_uri_length, 1024);
         assert!(!config.router.strict_request_ids);
         assert_eq!(config.limits.max_outbound_bytes, 16 * 1024 * 1024);
         assert_eq!(config.limits.handshake_timeout_ms, 10_000);
@@ -729,6 +742,7 @@ name = "realm1"
             (format!("{MINIMAL}[limits]\nmax_outbound_bytes = 10\n"), "limits.max_outbound_bytes"),
             (format!("{MINIMAL}[limits]\nhandshake_timeout_ms = 0\n"), "limits.handshake_timeout_ms"),
             (format!("{MINIMAL}[limits]\nmax_pending_calls_per_session = 0\n"), "limits.max_pending_calls_per_session"),
+            (format!("{MINIMAL}[limits]\nmax_uri_length = 8\n"), "limits.max_uri_length"),
             (format!("{MINIMAL}[limits]\nmax_connections_per_shard = 0\n"), "limits.max_connections_per_shard"),
             (format!("{MINIMAL}[runtime]\nspin_before_park_us = 5000000\n"), "runtime.spin_before_park_us"),
             (format!("cores = 0\n{MINIMAL}"), "cores"),

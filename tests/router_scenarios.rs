@@ -2234,6 +2234,85 @@ fn invalid_utf8_in_a_msgpack_payload_str_is_a_violation() {
     assert_eq!(h.stats().decode_errors, 1);
 }
 
+fn uris_longer_than_the_limit_are_refused_with_invalid_uri() {
+    let mut h = Harness::with_config(RouterConfig {
+        auto_create_realms: true,
+        max_uri_length: 32,
+        ..RouterConfig::default()
+    });
+    let at_limit = format!("com.{}", "a".repeat(28));
+    let over = format!("com.{}", "a".repeat(29));
+    assert_eq!((at_limit.len(), over.len()), (32, 33));
+
+    let late = h.connect(Json);
+    h.hello(&late, &over, hello_details());
+    let refused = h.recv(&late);
+    let Message::Abort { reason, .. } = refused.msg() else {
+        panic!("expected ABORT, got {:?}", refused.msg())
+    };
+    assert_eq!(reason, uri::INVALID_URI);
+
+    let callee = h.join(Json);
+    let client = h.join(MsgPack);
+    for (request_type, message) in [
+        (
+            64,
+            Message::Register {
+                request: 1,
+                options: Dict::new(),
+                procedure: over.as_str().into(),
+            },
+        ),
+        (
+            32,
+            Message::Subscribe {
+                request: 2,
+                options: Dict::new(),
+                topic: over.as_str().into(),
+            },
+        ),
+        (
+            48,
+            Message::Call {
+                request: 3,
+                options: Dict::new(),
+                procedure: over.as_str().into(),
+                payload: Payload::empty(MsgPack),
+            },
+        ),
+        (
+            16,
+            Message::Publish {
+                request: 4,
+                options: opts(&[("acknowledge", Value::Bool(true))]),
+                topic: over.as_str().into(),
+                payload: Payload::empty(MsgPack),
+            },
+        ),
+    ] {
+        h.send(&client, &message);
+        let request = match &message {
+            Message::Register { request, .. }
+            | Message::Subscribe { request, .. }
+            | Message::Call { request, .. }
+            | Message::Publish { request, .. } => *request,
+            _ => unreachable!(),
+        };
+        assert_error(&h.recv(&client), request_type, request, uri::INVALID_URI);
+    }
+    // Unacknowledged: dropped without an answer, and counted.
+    h.publish(&client, &over, Dict::new(), Payload::empty(MsgPack));
+    h.expect_nothing(&client);
+    assert_eq!(h.stats().publishes_refused, 2);
+    assert!(!h.was_closed(&client));
+
+    // At the limit everything works.
+    h.register(&callee, &at_limit);
+    h.subscribe(&callee, &at_limit);
+    h.call(&client, &at_limit, Dict::new(), Payload::empty(MsgPack));
+    assert!(matches!(h.recv(&callee).msg(), Message::Invocation { .. }));
+}
+
 fn strict_uri_check_refuses_what_loose_accepts() {
     let strict = RouterConfig {
         uri_check: UriCheck::Strict,
@@ -3027,6 +3106,7 @@ macro_rules! at_1_and_3_shards {
 }
 
 at_1_and_3_shards!(
+    uris_longer_than_the_limit_are_refused_with_invalid_uri,
     publish_to_the_wamp_namespace_is_refused_and_subscribing_to_it_is_not,
     an_event_some_subscribers_cannot_receive_is_refused_when_acknowledged_and_counted_when_not,
     invalid_utf8_in_a_msgpack_payload_str_is_a_violation,

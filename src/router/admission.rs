@@ -5,7 +5,8 @@
 //!    messages, ERROR other than for INVOCATION, EVENT_RECEIVED, which needs a feature this
 //!    router does not announce) is a protocol violation;
 //! 2. request-id rules: with `strict_request_ids`, a new request must carry the previous id + 1;
-//! 3. URI and option rules: REGISTER (match, invoke, procedure URI, the reserved `wamp.`
+//! 3. URI and option rules: the URI of a CALL, PUBLISH, REGISTER or SUBSCRIBE is at most
+//!    `max_uri_length` bytes; REGISTER (match, invoke, procedure URI, the reserved `wamp.`
 //!    namespace), SUBSCRIBE (match, topic URI), YIELD (`progress`, not announced). The URI of
 //!    a CALL or PUBLISH is validated by its handler only when it matches nothing: every
 //!    registered or subscribed URI passed this step already, so the hot path skips the scan;
@@ -19,6 +20,7 @@
 use std::borrow::Cow;
 
 use super::dealer::InvokePolicy;
+use super::pubsub::PublishRefusal;
 use super::realm::RealmId;
 use super::session::Phase;
 use super::{ids, uri, Action, Router, SessionKey};
@@ -60,14 +62,19 @@ impl Router {
         };
 
         // One pass over the message: whether the phase accepts it, the request id it opens,
-        // and which rule applies to it.
-        let (request, rule) = match message {
-            Message::Call { request, .. } => (*request, Rule::PendingCallBound),
-            Message::Publish { request, .. }
-            | Message::Unsubscribe { request, .. }
-            | Message::Unregister { request, .. } => (*request, Rule::None),
-            Message::Register { request, .. } => (*request, Rule::Register),
-            Message::Subscribe { request, .. } => (*request, Rule::Subscribe),
+        // the URI it names, and which rule applies to it.
+        let (request, uri, rule) = match message {
+            Message::Call {
+                request, procedure, ..
+            } => (*request, procedure, Rule::PendingCallBound),
+            Message::Publish { request, topic, .. } => (*request, topic, Rule::None),
+            Message::Unsubscribe { request, .. } | Message::Unregister { request, .. } => {
+                (*request, &NO_URI, Rule::None)
+            }
+            Message::Register {
+                request, procedure, ..
+            } => (*request, procedure, Rule::Register),
+            Message::Subscribe { request, topic, .. } => (*request, topic, Rule::Subscribe),
             Message::Yield { options, .. } => {
                 if options.get_bool("progress") == Some(true) {
                     let text = "YIELD.Options.progress needs progressive_call_results, which this router does not announce";
@@ -95,6 +102,19 @@ impl Router {
             let expected = ids::next_sequential(last);
             let text = format!("request id {request} is not sequential (expected {expected})");
             self.protocol_violation(key, text, out);
+            return None;
+        }
+
+        if uri.len() > self.config.max_uri_length {
+            let text = self.uri_too_long("the", uri);
+            let Message::Publish { options, .. } = message else {
+                self.send_error(out, key, message.code(), request, uri::INVALID_URI, text);
+                return None;
+            };
+            // An unacknowledged PUBLISH gets no ERROR.
+            let acknowledge = options.get_bool("acknowledge") == Some(true);
+            let refusal = (PublishRefusal::InvalidTopic, uri::INVALID_URI, text);
+            self.refuse_publish(me, request, acknowledge, refusal, out);
             return None;
         }
 
@@ -157,6 +177,17 @@ impl Router {
         None
     }
 
+    /// The text refusing a URI over `max_uri_length` (its start only: it may be huge).
+    #[cold]
+    pub(super) fn uri_too_long(&self, what: &str, uri: &str) -> String {
+        let start: String = uri.chars().take(40).collect();
+        format!(
+            "{what} URI is {} bytes, longer than the limit of {} ({start:?}...)",
+            uri.len(),
+            self.config.max_uri_length
+        )
+    }
+
     fn call_bound_refusal(&self, calls_waiting: usize) -> Option<Refusal> {
         let limit = self.config.max_pending_calls_per_session;
         (calls_waiting >= limit).then(|| {
@@ -165,6 +196,9 @@ impl Router {
         })
     }
 }
+
+/// What a request without a URI is checked against.
+static NO_URI: Cow<'static, str> = Cow::Borrowed("");
 
 /// The checks of step 3 and 4 a new request gets.
 #[derive(Copy, Clone)]

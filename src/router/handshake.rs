@@ -70,6 +70,10 @@ impl Router {
             }
             Some(_) => {}
         }
+        if realm_name.len() > self.config.max_uri_length {
+            let text = self.uri_too_long("realm", realm_name);
+            return self.reject_hello(session, uri::INVALID_URI, text.into(), out);
+        }
         if !self.uri_is_valid(realm_name) {
             return self.reject_hello(
                 session,

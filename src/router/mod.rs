@@ -240,6 +240,9 @@ pub struct RouterConfig {
     pub strict_request_ids: bool,
     /// A session that has not sent HELLO this long after its transport opened is closed.
     pub hello_timeout_ms: Millis,
+    /// Longest realm, procedure or topic URI accepted (bytes); longer ones are refused with
+    /// `wamp.error.invalid_uri`.
+    pub max_uri_length: usize,
 }
 
 impl Default for RouterConfig {
@@ -253,6 +256,7 @@ impl Default for RouterConfig {
             max_pending_calls_per_session: 65_536,
             strict_request_ids: false,
             hello_timeout_ms: 10_000,
+            max_uri_length: 1024,
         }
     }
 }

@@ -353,7 +353,7 @@ impl Router {
     /// A PUBLISH not routed: ERROR to the publisher when it asked for an acknowledgement,
     /// otherwise counted and logged (rate-limited per cause), as nothing goes back.
     #[cold]
-    fn refuse_publish(
+    pub(super) fn refuse_publish(
         &mut self,
         me: Admitted,
         request: u64,
