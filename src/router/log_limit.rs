@@ -6,6 +6,7 @@ use super::Millis;
 
 pub(crate) const LOG_INTERVAL_MS: Millis = 10_000;
 
+#[derive(Default)]
 pub(crate) struct LogLimit {
     /// When the last line was written (`None`: never).
     last: Option<Millis>,
@@ -16,14 +17,6 @@ pub(crate) struct LogLimit {
 }
 
 impl LogLimit {
-    pub(crate) const fn new() -> LogLimit {
-        LogLimit {
-            last: None,
-            suppressed: 0,
-            suppressed_total: 0,
-        }
-    }
-
     /// `Some(suppressed since the last line)` when a line may be written at `now`.
     pub(crate) fn allow(&mut self, now: Millis) -> Option<u64> {
         match self.last {
@@ -50,7 +43,7 @@ mod tests {
 
     #[test]
     fn one_line_per_interval_with_the_suppressed_count() {
-        let mut limit = LogLimit::new();
+        let mut limit = LogLimit::default();
         assert_eq!(limit.allow(5), Some(0));
         assert_eq!(limit.allow(6), None);
         assert_eq!(limit.allow(LOG_INTERVAL_MS + 4), None);

@@ -350,6 +350,7 @@ pub(crate) fn fast_set<K>() -> FastSet<K> {
 }
 
 /// Client-caused log lines, each limited per cause (`log_limit.rs`).
+#[derive(Default)]
 struct LogLimits {
     hello_timeout: LogLimit,
     hello_rejected: LogLimit,
@@ -361,18 +362,6 @@ struct LogLimits {
 }
 
 impl LogLimits {
-    fn new() -> LogLimits {
-        LogLimits {
-            hello_timeout: LogLimit::new(),
-            hello_rejected: LogLimit::new(),
-            protocol_violation: LogLimit::new(),
-            publish_reserved_topic: LogLimit::new(),
-            publish_invalid_topic: LogLimit::new(),
-            publish_not_deliverable: LogLimit::new(),
-            event_not_deliverable: LogLimit::new(),
-        }
-    }
-
     /// Lines not written so far, over every cause.
     fn suppressed(&self) -> u64 {
         [
@@ -441,7 +430,7 @@ impl Router {
             welcome_roles: handshake::welcome_roles(),
             shutting_down: false,
             stats: RouterStats::default(),
-            logs: LogLimits::new(),
+            logs: LogLimits::default(),
             now: 0,
         }
     }
