@@ -243,7 +243,7 @@ impl Mesh {
         for action in self.out.drain(..) {
             match action {
                 Action::ToShard { to, msg } => self.wire.push_back((shard, to, msg)),
-                Action::Send { .. } => self.frames += 1,
+                Action::Send { .. } | Action::SendEvent { .. } => self.frames += 1,
                 Action::SendEach { sessions, .. } => self.frames += sessions.len(),
                 Action::Close { .. } => {}
             }

@@ -38,11 +38,15 @@ pub mod bounds {
     pub const MIN_URI_LENGTH: usize = 16;
     pub const MAX_URI_LENGTH: usize = 65_536;
     pub const MAX_SPIN_BEFORE_PARK_US: u64 = 1_000_000;
+    /// Registrations or subscriptions one session may hold.
+    pub const MAX_TABLE_ENTRIES_PER_SESSION: usize = 1 << 20;
     /// Shards the router supports (its subscription bitsets have one bit per shard).
     pub const MAX_CORES: usize = crate::router::MAX_SHARDS;
     /// Messages one shard-to-shard channel holds. A power of two (the ring's real size).
     pub const MIN_SHARD_CHANNEL_CAPACITY: usize = 16;
     pub const MAX_SHARD_CHANNEL_CAPACITY: usize = 1 << 20;
+    pub const MIN_SHARD_BACKLOG_LIMIT: usize = 256;
+    pub const MAX_SHARD_BACKLOG_LIMIT: usize = 1 << 24;
 }
 
 // The config may never ask for more shards than the router can address.
@@ -68,6 +72,52 @@ pub struct ListenerConfig {
     pub bind: SocketAddr,
     /// Transport limits and choices; `ws_path` is meaningful for WebSocket only.
     pub transport: TransportConfig,
+    /// What happens to a session of this listener that does not read what it is sent.
+    pub slow_consumer: SlowConsumerPolicy,
+}
+
+/// What the router does with a session whose connection does not read its messages.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub enum SlowConsumerAction {
+    /// Past the hard mark (`max_outbound_bytes`) the session is ended: an ABORT
+    /// `wampring.error.slow_consumer` and a close frame are queued (best effort), the socket
+    /// is dropped if the peer does not take them in time.
+    #[default]
+    Disconnect,
+    /// Past the soft mark EVENTs for the session are dropped (and counted) while it catches
+    /// up; everything else still queues, up to the hard mark, where it is disconnected.
+    DropEvents,
+}
+
+impl SlowConsumerAction {
+    /// The config spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            SlowConsumerAction::Disconnect => "disconnect",
+            SlowConsumerAction::DropEvents => "drop_events",
+        }
+    }
+}
+
+/// The slow-consumer policy of a listener: the action and its marks, in bytes queued for the
+/// connection and not yet written.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct SlowConsumerPolicy {
+    pub action: SlowConsumerAction,
+    /// `drop_events`: EVENTs are dropped while this much is queued.
+    pub soft_bytes: usize,
+    /// Past this the session is disconnected, whatever the action (`limits.max_outbound_bytes`).
+    pub hard_bytes: usize,
+}
+
+impl Default for SlowConsumerPolicy {
+    fn default() -> Self {
+        SlowConsumerPolicy {
+            action: SlowConsumerAction::Disconnect,
+            soft_bytes: 4 * 1024 * 1024,
+            hard_bytes: 16 * 1024 * 1024,
+        }
+    }
 }
 
 impl ListenerConfig {
@@ -85,6 +135,8 @@ impl ListenerConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LimitsConfig {
     pub max_outbound_bytes: usize,
+    /// The default slow-consumer policy (each listener may set its own).
+    pub slow_consumer: SlowConsumerPolicy,
     pub handshake_timeout_ms: u64,
     pub max_connections_per_shard: usize,
 }
@@ -98,6 +150,9 @@ pub struct RuntimeConfig {
     /// Messages each channel between two shards holds before the sender queues them locally.
     /// A power of two.
     pub shard_channel_capacity: usize,
+    /// Messages that may wait locally for one shard before this shard stops reading from its
+    /// connections (backpressure); reading resumes at half.
+    pub shard_backlog_limit: usize,
 }
 
 /// How accepted connections are spread over the shards.
@@ -227,6 +282,16 @@ struct RawListener {
     path: Option<String>,
     serializers: Option<Vec<RawSerializer>>,
     max_message_size: Option<usize>,
+    slow_consumer: Option<RawSlowConsumer>,
+    outbound_soft_bytes: Option<usize>,
+}
+
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+enum RawSlowConsumer {
+    #[default]
+    Disconnect,
+    DropEvents,
 }
 
 #[derive(Deserialize, Debug)]
@@ -238,6 +303,11 @@ struct RawLimits {
     hello_timeout_ms: u64,
     max_connections_per_shard: usize,
     max_uri_length: usize,
+    max_registrations_per_session: usize,
+    max_subscriptions_per_session: usize,
+    slow_consumer: RawSlowConsumer,
+    /// Default: a quarter of `max_outbound_bytes`.
+    outbound_soft_bytes: Option<usize>,
 }
 
 impl Default for RawLimits {
@@ -249,6 +319,10 @@ impl Default for RawLimits {
             hello_timeout_ms: 10_000,
             max_connections_per_shard: 100_000,
             max_uri_length: 1024,
+            max_registrations_per_session: 10_000,
+            max_subscriptions_per_session: 10_000,
+            slow_consumer: RawSlowConsumer::Disconnect,
+            outbound_soft_bytes: None,
         }
     }
 }
@@ -276,6 +350,7 @@ struct RawRuntime {
     /// Called `peer_channel_capacity` before 0.1 (still accepted).
     #[serde(alias = "peer_channel_capacity")]
     shard_channel_capacity: usize,
+    shard_backlog_limit: usize,
 }
 
 impl Default for RawRuntime {
@@ -283,6 +358,7 @@ impl Default for RawRuntime {
         RawRuntime {
             spin_before_park_us: 0,
             shard_channel_capacity: 4096,
+            shard_backlog_limit: 65_536,
         }
     }
 }
@@ -350,12 +426,21 @@ impl RawConfig {
             }
         }
 
+        let max_outbound_bytes = check_range(
+            "limits.max_outbound_bytes",
+            self.limits.max_outbound_bytes,
+            bounds::MIN_OUTBOUND_BYTES,
+            bounds::MAX_OUTBOUND_BYTES,
+        )?;
         let limits = LimitsConfig {
-            max_outbound_bytes: check_range(
-                "limits.max_outbound_bytes",
-                self.limits.max_outbound_bytes,
-                bounds::MIN_OUTBOUND_BYTES,
-                bounds::MAX_OUTBOUND_BYTES,
+            max_outbound_bytes,
+            slow_consumer: slow_consumer_policy(
+                "limits",
+                self.limits.slow_consumer,
+                self.limits
+                    .outbound_soft_bytes
+                    .unwrap_or(max_outbound_bytes / 4),
+                max_outbound_bytes,
             )?,
             handshake_timeout_ms: check_range(
                 "limits.handshake_timeout_ms",
@@ -389,6 +474,12 @@ impl RawConfig {
                 bounds::MIN_SHARD_CHANNEL_CAPACITY,
                 bounds::MAX_SHARD_CHANNEL_CAPACITY,
             )?,
+            shard_backlog_limit: check_range(
+                "runtime.shard_backlog_limit",
+                self.runtime.shard_backlog_limit,
+                bounds::MIN_SHARD_BACKLOG_LIMIT,
+                bounds::MAX_SHARD_BACKLOG_LIMIT,
+            )?,
         };
         if !runtime.shard_channel_capacity.is_power_of_two() {
             return Err(ConfigError(format!(
@@ -405,7 +496,7 @@ impl RawConfig {
         let mut listeners = Vec::with_capacity(self.listeners.len());
         let mut seen_binds = HashSet::new();
         for (index, raw) in self.listeners.into_iter().enumerate() {
-            let listener = raw.validate(index, limits.max_outbound_bytes)?;
+            let listener = raw.validate(index, &limits)?;
             if !seen_binds.insert(listener.bind) {
                 return Err(ConfigError(format!(
                     "listener[{index}].bind: {} is already used by another listener",
@@ -463,6 +554,18 @@ impl RawConfig {
                 bounds::MIN_URI_LENGTH,
                 bounds::MAX_URI_LENGTH,
             )?,
+            max_registrations_per_session: check_range(
+                "limits.max_registrations_per_session",
+                self.limits.max_registrations_per_session,
+                1,
+                bounds::MAX_TABLE_ENTRIES_PER_SESSION,
+            )?,
+            max_subscriptions_per_session: check_range(
+                "limits.max_subscriptions_per_session",
+                self.limits.max_subscriptions_per_session,
+                1,
+                bounds::MAX_TABLE_ENTRIES_PER_SESSION,
+            )?,
             ..RouterConfig::default()
         };
 
@@ -478,12 +581,33 @@ impl RawConfig {
     }
 }
 
+/// The slow-consumer policy from its two keys under `section`, checked against the hard mark.
+fn slow_consumer_policy(
+    section: &str,
+    action: RawSlowConsumer,
+    soft_bytes: usize,
+    hard_bytes: usize,
+) -> Result<SlowConsumerPolicy, ConfigError> {
+    let action = match action {
+        RawSlowConsumer::Disconnect => SlowConsumerAction::Disconnect,
+        RawSlowConsumer::DropEvents => SlowConsumerAction::DropEvents,
+    };
+    let soft_bytes = check_range(
+        &format!("{section}.outbound_soft_bytes"),
+        soft_bytes,
+        bounds::MIN_OUTBOUND_BYTES / 4,
+        hard_bytes,
+    )?;
+    Ok(SlowConsumerPolicy {
+        action,
+        soft_bytes,
+        hard_bytes,
+    })
+}
+
 impl RawListener {
-    fn validate(
-        self,
-        index: usize,
-        max_outbound_bytes: usize,
-    ) -> Result<ListenerConfig, ConfigError> {
+    fn validate(self, index: usize, limits: &LimitsConfig) -> Result<ListenerConfig, ConfigError> {
+        let max_outbound_bytes = limits.max_outbound_bytes;
         let key = |field: &str| format!("listener[{index}].{field}");
         let bind: SocketAddr = self.bind.parse().map_err(|_| {
             ConfigError(format!(
@@ -563,9 +687,24 @@ impl RawListener {
             )));
         }
 
+        let slow_consumer = slow_consumer_policy(
+            &format!("listener[{index}]"),
+            match self.slow_consumer {
+                Some(action) => action,
+                None => match limits.slow_consumer.action {
+                    SlowConsumerAction::Disconnect => RawSlowConsumer::Disconnect,
+                    SlowConsumerAction::DropEvents => RawSlowConsumer::DropEvents,
+                },
+            },
+            self.outbound_soft_bytes
+                .unwrap_or(limits.slow_consumer.soft_bytes),
+            max_outbound_bytes,
+        )?;
+
         Ok(ListenerConfig {
             kind,
             bind,
+            slow_consumer,
             transport: TransportConfig {
                 max_message_size,
                 max_outbound_bytes,
@@ -743,6 +882,18 @@ name = "realm1"
             (format!("{MINIMAL}[limits]\nhandshake_timeout_ms = 0\n"), "limits.handshake_timeout_ms"),
             (format!("{MINIMAL}[limits]\nmax_pending_calls_per_session = 0\n"), "limits.max_pending_calls_per_session"),
             (format!("{MINIMAL}[limits]\nmax_uri_length = 8\n"), "limits.max_uri_length"),
+            (
+                format!("{MINIMAL}[limits]\nmax_subscriptions_per_session = 0\n"),
+                "limits.max_subscriptions_per_session",
+            ),
+            (
+                format!("{MINIMAL}[limits]\nmax_registrations_per_session = 0\n"),
+                "limits.max_registrations_per_session",
+            ),
+            (
+                format!("{MINIMAL}[limits]\nmax_outbound_bytes = 65536\noutbound_soft_bytes = 65537\n"),
+                "limits.outbound_soft_bytes",
+            ),
             (format!("{MINIMAL}[limits]\nmax_connections_per_shard = 0\n"), "limits.max_connections_per_shard"),
             (format!("{MINIMAL}[runtime]\nspin_before_park_us = 5000000\n"), "runtime.spin_before_park_us"),
             (format!("cores = 0\n{MINIMAL}"), "cores"),
@@ -814,5 +965,34 @@ name = "realm1"
             assert_eq!(ShardPlacement::from_name(placement.name()), Some(placement));
         }
         assert_eq!(ShardPlacement::from_name("random"), None);
+    }
+
+    #[test]
+    fn slow_consumer_policy_defaults_and_per_listener_overrides() {
+        let config = Config::from_toml_str(&format!(
+            "[[listener]]\nkind = \"websocket\"\nbind = \"127.0.0.1:9001\"\nslow_consumer = \"drop_events\"\noutbound_soft_bytes = 100000\n{MINIMAL}[limits]\nmax_outbound_bytes = 1000000\n"
+        ))
+        .unwrap();
+        let default = SlowConsumerPolicy {
+            action: SlowConsumerAction::Disconnect,
+            soft_bytes: 250_000,
+            hard_bytes: 1_000_000,
+        };
+        assert_eq!(config.limits.slow_consumer, default);
+        assert_eq!(
+            config.listeners[0].slow_consumer,
+            SlowConsumerPolicy {
+                action: SlowConsumerAction::DropEvents,
+                soft_bytes: 100_000,
+                ..default
+            }
+        );
+        assert_eq!(config.listeners[1].slow_consumer, default);
+        let e = error_of(&format!("{MINIMAL}[limits]\nslow_consumer = \"drop\"\n"));
+        assert!(e.contains("drop_events") && e.contains("disconnect"), "{e}");
+        let e = error_of(&format!(
+            "[[listener]]\nkind = \"rawsocket\"\nbind = \"127.0.0.1:9001\"\noutbound_soft_bytes = 99999999\n{MINIMAL}"
+        ));
+        assert!(e.contains("listener[0].outbound_soft_bytes"), "{e}");
     }
 }

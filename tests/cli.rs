@@ -171,6 +171,8 @@ impl Drop for Server {
 struct Client {
     stream: TcpStream,
     conn: ClientConn,
+    /// WAMP session id once joined.
+    session: u64,
 }
 
 impl Client {
@@ -182,7 +184,11 @@ impl Client {
             ..TransportConfig::default()
         };
         let conn = ClientConn::new(kind, Serializer::Json, &config);
-        let mut client = Client { stream, conn };
+        let mut client = Client {
+            stream,
+            conn,
+            session: 0,
+        };
         client.flush();
         match client.next_event(Duration::from_secs(5)) {
             Some(ConnEvent::Opened { serializer }) => assert_eq!(serializer, Serializer::Json),
@@ -254,7 +260,8 @@ impl Client {
         client.send(
             r#"[1,"realm1",{"roles":{"caller":{},"callee":{},"publisher":{},"subscriber":{}}}]"#,
         );
-        client.expect(2);
+        let welcome = client.expect(2);
+        client.session = welcome[1].as_u64().expect("WELCOME.Session");
         client
     }
 }
@@ -534,12 +541,24 @@ fn a_subscriber_that_does_not_read_is_disconnected_as_slow_consumer() {
         .log_text()
         .contains("outbound queue over 65536 bytes"));
 
-    // The subscriber's connection ends once it reads what was already in flight.
+    // The log names the WAMP session and its shard, not a table slot.
+    let log = server.log_text();
+    let line = log
+        .lines()
+        .find(|line| line.contains("slow consumer"))
+        .expect("found above");
+    assert!(
+        line.contains(&format!("session {} on shard ", subscriber.session)),
+        "{line}"
+    );
+
+    // The subscriber reads what was already in flight, then its ABORT, then the end.
+    let mut last = None;
     let mut ended = false;
     let end_deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < end_deadline {
         match subscriber.next_event(Duration::from_millis(500)) {
-            Some(ConnEvent::Message(_)) => continue,
+            Some(ConnEvent::Message(message)) => last = Some(message),
             _ => {
                 ended = true;
                 break;
@@ -547,9 +566,60 @@ fn a_subscriber_that_does_not_read_is_disconnected_as_slow_consumer() {
         }
     }
     assert!(ended, "subscriber connection still open");
+    let last: serde_json::Value = serde_json::from_slice(&last.expect("some messages")).unwrap();
+    assert_eq!(last[0], 3, "the last message is an ABORT: {last}");
+    assert_eq!(last[2], "wampring.error.slow_consumer", "{last}");
     // The publisher is unaffected.
     publisher.send(r#"[16,2,{"acknowledge":true},"com.example.other",[]]"#);
     publisher.expect(17);
+}
+
+#[test]
+fn a_subscriber_that_does_not_read_loses_events_under_drop_events_and_stays() {
+    let server = Server::start(
+        "[limits]\nmax_outbound_bytes = 1048576\noutbound_soft_bytes = 65536\nslow_consumer = \"drop_events\"\n",
+    );
+    let mut subscriber = Client::join(server.rs, TransportKind::RawSocket);
+    subscriber.send(r#"[32,1,{},"com.example.flood"]"#);
+    subscriber.expect(33);
+
+    let mut publisher = Client::join(server.ws, TransportKind::WebSocket);
+    let blob = "x".repeat(60_000);
+    let message = format!(r#"[16,1,{{}},"com.example.flood",["{blob}"]]"#);
+    // 600 events of 60 kB (36 MB) are far past the socket buffers and the 1 MiB hard mark.
+    let mut published = 0;
+    for _ in 0..600 {
+        publisher.send(&message);
+        published += 1;
+        if server.log_text().contains("dropping EVENTs") {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let log = server.log_text();
+    assert!(log.contains("dropping EVENTs"), "no drop; log:\n{log}");
+    assert!(
+        log.contains(&format!("session {} on shard ", subscriber.session)),
+        "{log}"
+    );
+    assert!(!log.contains("disconnecting"), "{log}");
+
+    // The subscriber catches up: it received fewer events than were published, and it is
+    // still subscribed and served.
+    publisher.send(r#"[16,2,{},"com.example.flood",["last"]]"#);
+    let mut events = 0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(Instant::now() < deadline, "the last event never came");
+        let event = subscriber.expect(36);
+        if event[4][0] == "last" {
+            break;
+        }
+        events += 1;
+    }
+    assert!(events < published, "{events} of {published} delivered");
+    subscriber.send(r#"[16,3,{"acknowledge":true},"com.example.other",[]]"#);
+    subscriber.expect(17);
 }
 
 #[test]

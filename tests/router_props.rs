@@ -84,7 +84,9 @@ impl Sim {
     fn deliver(&mut self) {
         for action in std::mem::take(&mut self.out) {
             match action {
-                Action::Send { session, frame } => self.receive(session, &frame),
+                Action::Send { session, frame } | Action::SendEvent { session, frame } => {
+                    self.receive(session, &frame)
+                }
                 Action::SendEach { sessions, frame } => {
                     for session in sessions {
                         self.receive(session, &frame);

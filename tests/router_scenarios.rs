@@ -2234,6 +2234,114 @@ fn invalid_utf8_in_a_msgpack_payload_str_is_a_violation() {
     assert_eq!(h.stats().decode_errors, 1);
 }
 
+/// Sends `messages` from `client` back to back (pipelined: with several shards none is
+/// answered before the next arrives), then lets everything settle; returns the replies.
+fn pipelined(h: &mut Harness, client: &Client, messages: &[Message<'_>]) -> Vec<Received> {
+    for message in messages {
+        h.cluster.now += 1;
+        h.cluster.send(client.conn, message);
+    }
+    h.cluster.drain();
+    std::iter::from_fn(|| h.try_recv(client)).collect()
+}
+
+fn per_session_registration_and_subscription_limits_hold_even_when_pipelined() {
+    let mut h = Harness::with_config(RouterConfig {
+        max_registrations_per_session: 2,
+        max_subscriptions_per_session: 3,
+        ..RouterConfig::default()
+    });
+    let client = h.join(MsgPack);
+    let other = h.join(Json);
+
+    let subscribes: Vec<Message<'_>> = (1..=5u64)
+        .map(|request| Message::Subscribe {
+            request,
+            options: Dict::new(),
+            topic: format!("com.topic.{request}").into(),
+        })
+        .collect();
+    let replies = pipelined(&mut h, &client, &subscribes);
+    assert_eq!(replies.len(), 5);
+    let mut subscriptions = Vec::new();
+    for reply in &replies {
+        match reply.msg() {
+            Message::Subscribed { subscription, .. } => subscriptions.push(subscription),
+            Message::Error { .. } => {
+                assert_error(reply, 32, reply_request(reply), uri::TOO_MANY_SUBSCRIPTIONS)
+            }
+            other => panic!("expected SUBSCRIBED or ERROR, got {other:?}"),
+        }
+    }
+    assert_eq!(subscriptions.len(), 3, "exactly the limit is accepted");
+    // Room again after an UNSUBSCRIBE; another session has its own allowance.
+    let request = h.request();
+    h.send(
+        &client,
+        &Message::Unsubscribe {
+            request,
+            subscription: subscriptions[0],
+        },
+    );
+    assert!(matches!(
+        h.recv(&client).msg(),
+        Message::Unsubscribed { .. }
+    ));
+    h.subscribe(&client, "com.topic.again");
+    for topic in ["com.topic.1", "com.topic.2", "com.topic.4"] {
+        h.subscribe(&other, topic);
+    }
+
+    // A REGISTER refused for another reason does not use up the allowance.
+    h.register(&other, "com.taken");
+    let request = h.request();
+    h.send(
+        &client,
+        &Message::Register {
+            request,
+            options: Dict::new(),
+            procedure: "com.taken".into(),
+        },
+    );
+    assert_error(&h.recv(&client), 64, request, uri::PROCEDURE_ALREADY_EXISTS);
+    let registers: Vec<Message<'_>> = (10..=12u64)
+        .map(|request| Message::Register {
+            request,
+            options: Dict::new(),
+            procedure: format!("com.proc.{request}").into(),
+        })
+        .collect();
+    let replies = pipelined(&mut h, &client, &registers);
+    assert_eq!(replies.len(), 3);
+    let mut registrations = Vec::new();
+    for reply in &replies {
+        match reply.msg() {
+            Message::Registered { registration, .. } => registrations.push(registration),
+            Message::Error { .. } => {
+                assert_error(reply, 64, reply_request(reply), uri::TOO_MANY_REGISTRATIONS)
+            }
+            other => panic!("expected REGISTERED or ERROR, got {other:?}"),
+        }
+    }
+    assert_eq!(registrations.len(), 2);
+    assert_eq!(h.stats().session_limit_refusals, 3);
+    h.unregister(&client, registrations[0]);
+    h.register(&client, "com.proc.again");
+    assert!(!h.was_closed(&client));
+
+    // Everything goes with the sessions.
+    h.disconnect(&client);
+    h.disconnect(&other);
+    h.cluster.assert_tables_empty();
+}
+
+fn reply_request(reply: &Received) -> u64 {
+    match reply.msg() {
+        Message::Error { request, .. } => request,
+        other => panic!("expected ERROR, got {other:?}"),
+    }
+}
+
 fn uris_longer_than_the_limit_are_refused_with_invalid_uri() {
     let mut h = Harness::with_config(RouterConfig {
         auto_create_realms: true,
@@ -3106,6 +3214,7 @@ macro_rules! at_1_and_3_shards {
 }
 
 at_1_and_3_shards!(
+    per_session_registration_and_subscription_limits_hold_even_when_pipelined,
     uris_longer_than_the_limit_are_refused_with_invalid_uri,
     publish_to_the_wamp_namespace_is_refused_and_subscribing_to_it_is_not,
     an_event_some_subscribers_cannot_receive_is_refused_when_acknowledged_and_counted_when_not,

@@ -105,7 +105,7 @@ pub fn publisher_and_subscribers(
 pub fn messages_sent(out: &[Action]) -> usize {
     out.iter()
         .map(|action| match action {
-            Action::Send { .. } => 1,
+            Action::Send { .. } | Action::SendEvent { .. } => 1,
             Action::SendEach { sessions, .. } => sessions.len(),
             Action::Close { .. } | Action::ToShard { .. } => 0,
         })

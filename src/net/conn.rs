@@ -419,13 +419,19 @@ impl Core {
         }
     }
 
+    #[inline]
     fn send_parts(&mut self, parts: &[&[u8]]) -> Result<(), SendError> {
+        self.send_parts_within(parts, self.config.max_outbound_bytes)
+    }
+
+    #[inline]
+    fn send_parts_within(&mut self, parts: &[&[u8]], bound: usize) -> Result<(), SendError> {
         let len: usize = parts.iter().map(|p| p.len()).sum();
         let limit = self.send_limit()?;
         if len > limit {
             return Err(SendError::TooLarge);
         }
-        if self.output.len() + self.framed_len(len) > self.config.max_outbound_bytes {
+        if self.output.len() + self.framed_len(len) > bound {
             return Err(SendError::Overflow);
         }
         match &mut self.phase {
@@ -534,6 +540,19 @@ macro_rules! common_conn_methods {
         /// forwarded payload span), copying each piece once into the outbound buffer.
         pub fn send_message_parts(&mut self, parts: &[&[u8]]) -> Result<(), SendError> {
             self.core.send_parts(parts)
+        }
+
+        /// Frames a last message even when the outbound buffer is at its bound, using the
+        /// control-frame slack (so at most `max_outbound_bytes + CONTROL_SLACK_BYTES` are ever
+        /// buffered): the ABORT that tells a slow consumer why it is disconnected. Call
+        /// `close` right after; nothing else can follow it.
+        pub fn send_final_message(&mut self, message: &[u8]) -> Result<(), SendError> {
+            let bound = self
+                .core
+                .config
+                .max_outbound_bytes
+                .saturating_add(CONTROL_SLACK_BYTES / 2);
+            self.core.send_parts_within(&[message], bound)
         }
 
         /// Starts an orderly close. WebSocket: sends a close frame with `ws_code` (1000 when the

@@ -374,6 +374,7 @@ impl Router {
     ) {
         let state = &mut self.sessions[session];
         state.subscriptions.insert(subscription);
+        state.subscribes_pending = state.subscribes_pending.saturating_sub(1);
         let serializer = state.serializer;
         self.facts.push(Fact::SubscriberAdded {
             realm: self.realm_name(realm),
@@ -717,7 +718,9 @@ impl Router {
                     return;
                 };
                 if self.sessions.alive(session, session_id) {
-                    self.sessions[session].registrations.insert(registration);
+                    let state = &mut self.sessions[session];
+                    state.registrations.insert(registration);
+                    state.registers_pending = state.registers_pending.saturating_sub(1);
                     let me = self.cluster.me(session, session_id);
                     let found =
                         self.realms
@@ -839,6 +842,8 @@ impl Router {
             return;
         };
         if self.sessions.alive(session, session_id) {
+            let state = &mut self.sessions[session];
+            state.registers_pending = state.registers_pending.saturating_sub(1);
             let text = msg.refusal.text(&msg.procedure, msg.invoke);
             self.send_error(
                 out,

@@ -145,13 +145,9 @@ impl Router {
             session: id,
             details: welcome_details,
         };
-        if self
-            .outbox
-            .send(out, session, serializer, &welcome)
-            .is_err()
-        {
+        if let Err(error) = self.outbox.send(out, session, serializer, &welcome) {
             // Cannot happen for a router-built message; never leave the client hanging.
-            self.stats.encode_errors += 1;
+            self.note_encode_error(session, "WELCOME", &error);
             self.end_hello_wait(session);
             out.push(Action::Close {
                 session,

@@ -135,7 +135,7 @@ mod gather;
 mod handshake;
 mod ids;
 mod internal;
-mod log_limit;
+pub(crate) mod log_limit;
 mod meta;
 mod outbox;
 mod pubsub;
@@ -190,8 +190,11 @@ pub enum CloseReason {
 pub enum Action {
     /// Write this encoded WAMP message to the session's transport (its parts back to back).
     Send { session: SessionKey, frame: Frame },
-    /// Write the same encoded message to each of `sessions`, in order (EVENT fan-out: one
-    /// frame, and no reference count taken and dropped per recipient).
+    /// Write this EVENT to the session's transport. An EVENT may be dropped for a session
+    /// that does not keep up (slow-consumer policy `drop_events`); nothing else may.
+    SendEvent { session: SessionKey, frame: Frame },
+    /// Write the same EVENT to each of `sessions`, in order (fan-out: one frame, and no
+    /// reference count taken and dropped per recipient); droppable as for `SendEvent`.
     SendEach {
         sessions: Vec<SessionKey>,
         frame: Frame,
@@ -243,6 +246,12 @@ pub struct RouterConfig {
     /// Longest realm, procedure or topic URI accepted (bytes); longer ones are refused with
     /// `wamp.error.invalid_uri`.
     pub max_uri_length: usize,
+    /// Procedures one session may have registered; one more gets
+    /// `wampring.error.too_many_registrations`.
+    pub max_registrations_per_session: usize,
+    /// Topics one session may be subscribed to; one more gets
+    /// `wampring.error.too_many_subscriptions`.
+    pub max_subscriptions_per_session: usize,
 }
 
 impl Default for RouterConfig {
@@ -257,6 +266,8 @@ impl Default for RouterConfig {
             strict_request_ids: false,
             hello_timeout_ms: 10_000,
             max_uri_length: 1024,
+            max_registrations_per_session: 10_000,
+            max_subscriptions_per_session: 10_000,
         }
     }
 }
@@ -301,6 +312,8 @@ pub struct RouterStats {
     pub events_sent: u64,
     /// EVENTs not sent because the subscriber's serializer cannot carry the payload.
     pub events_undeliverable: u64,
+    /// REGISTERs/SUBSCRIBEs refused at a per-session limit.
+    pub session_limit_refusals: u64,
     /// Client-caused log lines not written (rate limits per cause).
     pub log_lines_suppressed: u64,
     /// Sessions currently open (any phase).
@@ -359,6 +372,7 @@ struct LogLimits {
     publish_invalid_topic: LogLimit,
     publish_not_deliverable: LogLimit,
     event_not_deliverable: LogLimit,
+    encode_error: LogLimit,
 }
 
 impl LogLimits {
@@ -372,6 +386,7 @@ impl LogLimits {
             &self.publish_invalid_topic,
             &self.publish_not_deliverable,
             &self.event_not_deliverable,
+            &self.encode_error,
         ]
         .iter()
         .map(|limit| limit.suppressed_total())
@@ -692,6 +707,26 @@ impl Router {
     }
 
     /// The WAMP session id of an established session (for logs and the runtime's metrics).
+    /// The encoded ABORT `reason` (with Details.message `text`) the runtime queues for a
+    /// session it ends on its own (slow consumer).
+    pub fn encode_abort(
+        reason: &'static str,
+        text: &'static str,
+        serializer: Serializer,
+    ) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(96);
+        if let Err(error) = wire::encode(
+            &outbox::abort(reason, text, serializer),
+            serializer,
+            &mut bytes,
+        ) {
+            // Static strings always encode; if not, the close frame alone must do.
+            tracing::error!(%error, "router ABORT not encodable");
+            bytes.clear();
+        }
+        bytes
+    }
+
     pub fn wamp_session_id(&self, session: SessionKey) -> Option<u64> {
         self.sessions
             .get(session)?
@@ -869,7 +904,8 @@ impl Router {
         wire::validate_uri(uri, self.config.uri_check == UriCheck::Strict, false)
     }
 
-    /// Encodes and queues a message; an encode error is counted (and logged by the outbox).
+    /// Encodes and queues a message; an encode error is counted and logged (rate-limited: the
+    /// content can be a client's).
     fn send(
         &mut self,
         out: &mut Vec<Action>,
@@ -877,11 +913,31 @@ impl Router {
         serializer: Serializer,
         message: &Message<'_>,
     ) -> bool {
-        let sent = self.outbox.send(out, session, serializer, message).is_ok();
-        if !sent {
-            self.stats.encode_errors += 1;
+        match self.outbox.send(out, session, serializer, message) {
+            Ok(()) => true,
+            Err(error) => {
+                self.note_encode_error(session, message.name(), &error);
+                false
+            }
         }
-        sent
+    }
+
+    #[cold]
+    pub(super) fn note_encode_error(
+        &mut self,
+        session: SessionKey,
+        message: &str,
+        error: &wire::EncodeError,
+    ) {
+        self.stats.encode_errors += 1;
+        if let Some(suppressed) = self.logs.encode_error.allow(self.now) {
+            tracing::warn!(
+                wamp_session = self.sessions.get(session).map_or(0, |s| s.id()),
+                message,
+                suppressed,
+                "cannot encode message: {error} ({suppressed} more since the last such line)"
+            );
+        }
     }
 
     /// ERROR for `session`'s request `request` (of type `request_type`) with `uri` and a

@@ -156,7 +156,8 @@ impl Outbox {
         }
     }
 
-    /// Encodes and queues `message` for `session`; an encode error is logged and returned.
+    /// Encodes and queues `message` for `session`; an encode error is returned (the router
+    /// counts and logs it, rate-limited).
     pub(crate) fn send(
         &mut self,
         out: &mut Vec<Action>,
@@ -164,16 +165,9 @@ impl Outbox {
         serializer: Serializer,
         message: &Message<'_>,
     ) -> Result<(), EncodeError> {
-        match self.frame(message, serializer) {
-            Ok(frame) => {
-                out.push(Action::Send { session, frame });
-                Ok(())
-            }
-            Err(error) => {
-                tracing::warn!(?session, message = message.name(), %error, "cannot encode message");
-                Err(error)
-            }
-        }
+        let frame = self.frame(message, serializer)?;
+        out.push(Action::Send { session, frame });
+        Ok(())
     }
 }
 

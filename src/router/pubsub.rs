@@ -33,6 +33,24 @@ impl Router {
         topic: &str,
         out: &mut Vec<Action>,
     ) {
+        let state = &mut self.sessions[me.key];
+        let held = state.subscriptions.len() + state.subscribes_pending as usize;
+        if held >= self.config.max_subscriptions_per_session {
+            self.stats.session_limit_refusals += 1;
+            let text = format!(
+                "this session holds {held} subscriptions, the most one may (limits.max_subscriptions_per_session)"
+            );
+            self.send_error(
+                out,
+                me.key,
+                code::SUBSCRIBE,
+                request,
+                uri::TOO_MANY_SUBSCRIPTIONS,
+                text,
+            );
+            return;
+        }
+        state.subscribes_pending += 1;
         self.start_subscribe(me.key, me.id, request, me.realm, topic, out);
     }
 
@@ -211,7 +229,7 @@ fn fan_out(
             match encode_event(outbox, stats, event, subscriber) {
                 Ok(frame) => {
                     stats.events_sent += 1;
-                    out.push(Action::Send {
+                    out.push(Action::SendEvent {
                         session: subscriber.session,
                         frame,
                     });
@@ -312,7 +330,7 @@ impl Recipients {
             None => {}
             Some(session) if self.all.is_empty() => {
                 stats.events_sent += 1;
-                out.push(Action::Send { session, frame });
+                out.push(Action::SendEvent { session, frame });
             }
             Some(_) => {
                 stats.events_sent += self.all.len() as u64;

@@ -83,6 +83,12 @@ pub(crate) struct Session {
     pub(crate) registrations: FastSet<u64>,
     /// Subscription ids this session is a subscriber of.
     pub(crate) subscriptions: FastSet<u64>,
+    /// REGISTERs admitted and not yet answered (with several shards they wait for the
+    /// owner): they count against `max_registrations_per_session` too, so pipelining cannot
+    /// get past it.
+    pub(crate) registers_pending: u32,
+    /// SUBSCRIBEs admitted and not yet answered, likewise.
+    pub(crate) subscribes_pending: u32,
     /// Calls this session made that are still waiting for a result.
     pub(crate) calls_waiting: IdSet<PendingKey>,
     /// Invocations sent to this session (as callee) and not answered: invocation id -> call.
@@ -102,6 +108,8 @@ impl Session {
             last_invocation_id: 0,
             registrations: fast_set(),
             subscriptions: fast_set(),
+            registers_pending: 0,
+            subscribes_pending: 0,
             calls_waiting: IdSet::default(),
             invocations: IdMap::default(),
             discarded_invocations: DiscardedIds::default(),

@@ -18,6 +18,12 @@ pub const INVALID_ARGUMENT: &str = "wamp.error.invalid_argument";
 /// A caller hit `max_pending_calls_per_session`. Not in the spec; `wamp.` is reserved for
 /// spec-defined URIs, so it lives in the router's own namespace.
 pub const PENDING_CALL_LIMIT: &str = "wampring.error.pending_call_limit_exceeded";
+/// A session hit `max_registrations_per_session` (router namespace, as above).
+pub const TOO_MANY_REGISTRATIONS: &str = "wampring.error.too_many_registrations";
+/// ABORT reason for a session disconnected as a slow consumer (router namespace).
+pub const SLOW_CONSUMER: &str = "wampring.error.slow_consumer";
+/// A session hit `max_subscriptions_per_session` (router namespace, as above).
+pub const TOO_MANY_SUBSCRIPTIONS: &str = "wampring.error.too_many_subscriptions";
 
 /// True for URIs in the router's own `wamp.` namespace: clients may not register procedures
 /// or publish to topics there (they may call and subscribe).

@@ -8,7 +8,8 @@
 //! router or the peer started it; the WebSocket close handshake is bounded by a linger timer)
 //! -> flush the output -> shut down our sending side -> read and discard until the peer's EOF
 //! (so unread input does not turn our close into a reset that destroys the last frames) ->
-//! drop. A slow consumer is aborted at once.
+//! drop. A slow consumer gets the same orderly close (its ABORT and close frame queued behind
+//! what it has not read), bounded by the same linger timer.
 
 use std::future::Future;
 use std::io;
@@ -101,12 +102,18 @@ impl ConnectionTask {
             if self.eof || self.conn.aborted.get() {
                 return Poll::Pending;
             }
+            // A queue to another shard is full: take no more requests until it drains.
+            if self.shard.backpressure.paused() && !self.transport_done {
+                self.shard
+                    .backpressure
+                    .wait(&self.conn.backpressure_wait, cx.waker());
+                return Poll::Pending;
+            }
             // Our own queue is large: stop taking requests until the peer reads its replies
             // (TCP backpressure instead of a self-inflicted slow-consumer disconnect). The
             // pending write wakes us when the socket drains.
             if !self.transport_done
-                && self.conn.transport.borrow().outbound_len()
-                    >= self.shard.limits.max_outbound_bytes / 4
+                && self.conn.transport.borrow().outbound_len() >= self.conn.slow_consumer.soft_bytes
             {
                 return Poll::Pending;
             }
@@ -151,6 +158,11 @@ impl ConnectionTask {
     /// Takes every event the transport has and hands it to the router.
     fn handle_events(&mut self) {
         while !self.transport_done && !self.conn.aborted.get() {
+            if self.shard.backpressure.paused() {
+                // The rest of what was read waits in the transport; read_turn registers the
+                // wake-up for the resume, and the next turn starts here.
+                return;
+            }
             let event = self.conn.transport.borrow_mut().poll_event();
             match event {
                 None => return,

@@ -17,7 +17,11 @@
 //! until a flusher task has moved the whole queue into the ring, waiting for room through the
 //! channel's own wake-up. The queue does not drop (the router's protocol must not lose
 //! messages); its depth is a metric (high-water mark) and a warning each time it doubles past
-//! [`OVERFLOW_WARN_DEPTH`].
+//! [`OVERFLOW_WARN_DEPTH`]. It is bounded by backpressure instead ([`Backpressure`]): when the
+//! queue to any shard reaches `runtime.shard_backlog_limit`, the sending shard stops reading
+//! from its own connections (their requests wait in the kernel's socket buffers, then in the
+//! clients) until every queue is back to half of it. Messages from other shards are still
+//! handled meanwhile, so two shards congested towards each other still drain each other.
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::VecDeque;
@@ -51,6 +55,70 @@ pub(crate) const DRAIN_BATCH: usize = 64;
 /// Overflow depth (messages to one shard) at which the first warning is logged; later warnings
 /// come at each doubling.
 pub(crate) const OVERFLOW_WARN_DEPTH: usize = 4096;
+
+/// The backpressure one shard's outbound links share (see the module text).
+pub(crate) struct Backpressure {
+    /// Local queue depth (messages to one shard) at which reading pauses.
+    limit: usize,
+    /// Links whose queue reached `limit` and has not yet drained to half of it.
+    congested_links: Cell<usize>,
+    /// Incremented at every resume; a waiter registered in the current generation is not
+    /// registered again (a paused connection task may be polled many times).
+    generation: Cell<u64>,
+    waiting: RefCell<Vec<Waker>>,
+    pauses: Cell<u64>,
+}
+
+impl Backpressure {
+    pub(crate) fn new(limit: usize) -> Rc<Backpressure> {
+        Rc::new(Backpressure {
+            limit: limit.max(2),
+            congested_links: Cell::new(0),
+            generation: Cell::new(0),
+            waiting: RefCell::new(Vec::new()),
+            pauses: Cell::new(0),
+        })
+    }
+
+    /// True while the shard must not read from its connections.
+    #[inline]
+    pub(crate) fn paused(&self) -> bool {
+        self.congested_links.get() != 0
+    }
+
+    /// Wakes `waker` at the resume. `registered` is the caller's own cell (start it at
+    /// `u64::MAX`): it keeps one registration per caller and pause.
+    pub(crate) fn wait(&self, registered: &Cell<u64>, waker: &Waker) {
+        let generation = self.generation.get();
+        if registered.replace(generation) != generation {
+            self.waiting.borrow_mut().push(waker.clone());
+        }
+    }
+
+    /// Times reading was paused so far.
+    pub(crate) fn pauses(&self) -> u64 {
+        self.pauses.get()
+    }
+
+    fn congest(&self) {
+        if self.congested_links.get() == 0 {
+            self.pauses.set(self.pauses.get() + 1);
+        }
+        self.congested_links.set(self.congested_links.get() + 1);
+    }
+
+    fn relieve(&self) {
+        let left = self.congested_links.get().saturating_sub(1);
+        self.congested_links.set(left);
+        if left == 0 {
+            self.generation.set(self.generation.get().wrapping_add(1));
+            let waiting = std::mem::take(&mut *self.waiting.borrow_mut());
+            for waker in waiting {
+                waker.wake();
+            }
+        }
+    }
+}
 
 /// One shard's ends of the mesh, not yet connected to its executor (so they can move to the
 /// shard's thread). Index = the other shard; `None` at the shard's own index.
@@ -105,10 +173,21 @@ pub(crate) struct ShardLink<T: Send + 'static> {
     flusher: RefCell<Option<Waker>>,
     next_warn_depth: Cell<usize>,
     stats: Cell<LinkStats>,
+    /// The shard's backpressure (none in benchmarks of the link alone).
+    backpressure: Option<Rc<Backpressure>>,
+    /// This link counts as congested in `backpressure`.
+    congested: Cell<bool>,
 }
 
 impl<T: Send + 'static> ShardLink<T> {
     pub(crate) fn new(to: usize) -> ShardLink<T> {
+        Self::with_backpressure(to, None)
+    }
+
+    pub(crate) fn with_backpressure(
+        to: usize,
+        backpressure: Option<Rc<Backpressure>>,
+    ) -> ShardLink<T> {
         ShardLink {
             to,
             sender: OnceCell::new(),
@@ -118,6 +197,8 @@ impl<T: Send + 'static> ShardLink<T> {
             flusher: RefCell::new(None),
             next_warn_depth: Cell::new(OVERFLOW_WARN_DEPTH),
             stats: Cell::new(LinkStats::default()),
+            backpressure,
+            congested: Cell::new(false),
         }
     }
 
@@ -171,6 +252,11 @@ impl<T: Send + 'static> ShardLink<T> {
         self.update_stats(|stats| {
             stats.overflow_high_water = stats.overflow_high_water.max(depth as u64)
         });
+        if let Some(backpressure) = &self.backpressure {
+            if depth >= backpressure.limit && !self.congested.replace(true) {
+                backpressure.congest();
+            }
+        }
         if depth >= self.next_warn_depth.get() {
             warn!(
                 to = self.to,
@@ -193,6 +279,17 @@ impl<T: Send + 'static> ShardLink<T> {
         let lost = lost + self.backlog.borrow().len();
         self.backlog.borrow_mut().clear();
         self.update_stats(|stats| stats.dropped += lost as u64);
+        self.relieve_if_drained();
+    }
+
+    /// Ends this link's congestion once its queue is down to half the limit.
+    fn relieve_if_drained(&self) {
+        if let Some(backpressure) = &self.backpressure {
+            if self.congested.get() && self.backlog_len() <= backpressure.limit / 2 {
+                self.congested.set(false);
+                backpressure.relieve();
+            }
+        }
     }
 
     /// Connects the channel on this executor (waits until the receiving shard connected its
@@ -246,6 +343,7 @@ impl<T: Send + 'static> ShardLink<T> {
                     self.mark_closed(1);
                     return;
                 }
+                self.relieve_if_drained();
             }
         }
     }
@@ -272,5 +370,89 @@ pub(crate) async fn drain_inbound<T: Send + 'static>(
             handled_since_yield = 0;
             futures_lite::future::yield_now().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use glommio::{LocalExecutorBuilder, Placement};
+
+    use super::*;
+    use crate::shard::{startup, IO_MEMORY_BYTES, RING_DEPTH};
+
+    fn executor(name: &str) -> LocalExecutorBuilder {
+        LocalExecutorBuilder::new(Placement::Unbound)
+            .name(name)
+            .io_memory(IO_MEMORY_BYTES)
+            .ring_depth(RING_DEPTH)
+    }
+
+    #[test]
+    fn a_full_backlog_pauses_reading_until_it_drains_to_half_and_loses_nothing() {
+        const LIMIT: usize = 256;
+        const MESSAGES: u64 = 1_000;
+        let _ = startup::raise_memlock_limit(2);
+        let mut mesh = build_mesh::<u64>(2, 16).into_iter();
+        let (mut ends_a, mut ends_b) = (mesh.next().unwrap(), mesh.next().unwrap());
+        // The sink starts draining only when the sender says so (after it saw the pause).
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+
+        let sink = executor("test-sink")
+            .spawn(move || async move {
+                let inbound = ends_b.inbound[0].take().unwrap();
+                drop(ends_b);
+                let receiver = inbound.connect().await;
+                while go_rx.try_recv().is_err() {
+                    glommio::timer::sleep(Duration::from_millis(1)).await;
+                }
+                let mut received = Vec::new();
+                while (received.len() as u64) < MESSAGES {
+                    received.push(receiver.recv().await.expect("sender alive"));
+                }
+                received
+            })
+            .unwrap();
+        let sender = executor("test-source")
+            .spawn(move || async move {
+                let backpressure = Backpressure::new(LIMIT);
+                let link = Rc::new(ShardLink::with_backpressure(1, Some(backpressure.clone())));
+                link.connect(ends_a.outbound[1].take().unwrap()).await;
+                glommio::spawn_local(link.clone().run_flusher()).detach();
+                let mut paused_at = None;
+                for i in 0..MESSAGES {
+                    link.send(i);
+                    if paused_at.is_none() && backpressure.paused() {
+                        paused_at = Some(link.backlog_len());
+                    }
+                }
+                assert_eq!(paused_at, Some(LIMIT), "paused exactly at the limit");
+                assert_eq!(backpressure.pauses(), 1);
+                // Wait for the resume the way a connection task does.
+                let registered = Cell::new(u64::MAX);
+                let _ = go_tx.send(());
+                poll_fn(|cx| {
+                    if backpressure.paused() {
+                        backpressure.wait(&registered, cx.waker());
+                        backpressure.wait(&registered, cx.waker());
+                        Poll::Pending
+                    } else {
+                        Poll::Ready(())
+                    }
+                })
+                .await;
+                let resumed_at = link.backlog_len();
+                while link.backlog_len() > 0 {
+                    glommio::timer::sleep(Duration::from_micros(100)).await;
+                }
+                resumed_at
+            })
+            .unwrap();
+        let resumed_at = sender.join().unwrap();
+        assert!(resumed_at <= LIMIT / 2, "resumed at {resumed_at}");
+        let received = sink.join().unwrap();
+        assert_eq!(received, (0..MESSAGES).collect::<Vec<_>>(), "all, in order");
     }
 }

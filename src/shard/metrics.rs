@@ -25,6 +25,8 @@ pub struct ShardMetrics {
     pub bytes_out: u64,
     /// Sessions disconnected because their outbound queue hit `max_outbound_bytes`.
     pub slow_consumer_disconnects: u64,
+    /// EVENTs dropped for sessions past their soft mark (slow-consumer policy `drop_events`).
+    pub slow_consumer_events_dropped: u64,
     /// Sessions the router closed (GOODBYE, ABORT, protocol violation, shutdown).
     pub protocol_closes: u64,
     /// Transports that ended on their own: peer close, EOF, or a transport-level error
@@ -53,6 +55,9 @@ pub struct ShardMetrics {
     pub shard_channel_full: u64,
     /// Largest number of messages ever waiting in one local overflow queue (to one shard).
     pub shard_overflow_high_water: u64,
+    /// Times this shard stopped reading from its connections because a queue to another shard
+    /// reached `runtime.shard_backlog_limit`.
+    pub shard_backpressure_pauses: u64,
     /// Messages to another shard that were dropped because that shard had already stopped
     /// (only during shutdown).
     pub shard_messages_dropped: u64,
@@ -69,6 +74,7 @@ impl AddAssign for ShardMetrics {
         self.bytes_in += other.bytes_in;
         self.bytes_out += other.bytes_out;
         self.slow_consumer_disconnects += other.slow_consumer_disconnects;
+        self.slow_consumer_events_dropped += other.slow_consumer_events_dropped;
         self.protocol_closes += other.protocol_closes;
         self.transport_closes += other.transport_closes;
         self.handshake_timeouts += other.handshake_timeouts;
@@ -85,6 +91,7 @@ impl AddAssign for ShardMetrics {
             .shard_overflow_high_water
             .max(other.shard_overflow_high_water);
         self.shard_messages_dropped += other.shard_messages_dropped;
+        self.shard_backpressure_pauses += other.shard_backpressure_pauses;
     }
 }
 
@@ -93,10 +100,10 @@ impl fmt::Display for ShardMetrics {
         write!(
             f,
             "connections accepted={} refused={} open={}, sessions opened={}, messages in={} out={}, \
-             bytes in={} out={}, slow-consumer disconnects={}, protocol closes={}, transport closes={}, \
+             bytes in={} out={}, slow-consumer disconnects={} events dropped={}, protocol closes={}, transport closes={}, \
              handshake timeouts={}, hello timeouts={}, close timeouts={}, io errors={}, oversize dropped={}, undeliverable={}, \
              handed off={}, shard messages sent={} received={} dropped={}, shard channel full={}, \
-             shard overflow high-water={}",
+             shard overflow high-water={}, shard backpressure pauses={}",
             self.connections_accepted,
             self.connections_refused,
             self.connections_open,
@@ -106,6 +113,7 @@ impl fmt::Display for ShardMetrics {
             self.bytes_in,
             self.bytes_out,
             self.slow_consumer_disconnects,
+            self.slow_consumer_events_dropped,
             self.protocol_closes,
             self.transport_closes,
             self.handshake_timeouts,
@@ -120,6 +128,7 @@ impl fmt::Display for ShardMetrics {
             self.shard_messages_dropped,
             self.shard_channel_full,
             self.shard_overflow_high_water,
+            self.shard_backpressure_pauses,
         )
     }
 }

@@ -48,7 +48,7 @@ use crate::net::{ServerConn, TransportKind};
 use crate::router::{Router, ShardId, MAX_SHARDS};
 
 use connection::ConnectionTask;
-use mesh::{MeshEnds, MeshMsg, ShardLink};
+use mesh::{Backpressure, MeshEnds, MeshMsg, ShardLink};
 pub use metrics::ShardMetrics;
 pub use startup::StartError;
 use state::{Connection, Shard};
@@ -333,8 +333,12 @@ fn run_shard(
             return ShardMetrics::default();
         }
 
+        let backpressure = Backpressure::new(config.runtime.shard_backlog_limit);
         let links: Vec<Option<Rc<ShardLink<MeshMsg>>>> = (0..spec.shards)
-            .map(|to| (to != id).then(|| Rc::new(ShardLink::new(to))))
+            .map(|to| {
+                (to != id)
+                    .then(|| Rc::new(ShardLink::with_backpressure(to, Some(backpressure.clone()))))
+            })
             .collect();
         let seed = rand::random::<u64>();
         let router = Router::new_shard(config.router.clone(), seed, id, spec.shards);
@@ -344,6 +348,7 @@ fn run_shard(
             config.limits.clone(),
             epoch,
             links.clone(),
+            backpressure,
         ));
         let listener_configs: Rc<[ListenerConfig]> = config.listeners.clone().into();
 
@@ -571,7 +576,7 @@ fn adopt_connection(shard: &Rc<Shard>, stream: TcpStream, config: &ListenerConfi
         warn!(shard = shard.id, %peer, "connection refused: at the limit of {} connections", shard.limits.max_connections_per_shard);
     }
     debug!(shard = shard.id, %peer, kind = kind_name(config.kind), "accepted");
-    let conn = Rc::new(Connection::new(transport, peer));
+    let conn = Rc::new(Connection::new(transport, peer, config.slow_consumer));
     glommio::spawn_local(ConnectionTask::new(
         shard.clone(),
         conn,

@@ -21,16 +21,22 @@ use glommio::timer::Timer;
 use slab::Slab;
 use tracing::{debug, info, warn};
 
-use crate::config::LimitsConfig;
+use crate::config::{LimitsConfig, SlowConsumerAction, SlowConsumerPolicy};
 use crate::net::websocket::close_code;
 use crate::net::{SendError, ServerConn};
+use crate::router::log_limit::LogLimit;
+use crate::router::uri;
 use crate::router::{
     Action, CloseReason, Millis, Router, SessionKey, ShardId, ShardMsg, TransportInfo,
 };
 use crate::wire::Frame;
 
-use super::mesh::{MeshMsg, ShardLink};
+use super::mesh::{Backpressure, MeshMsg, ShardLink};
 use super::metrics::ShardMetrics;
+
+/// Log target of the per-session open/close lines (debug): `RUST_LOG=info,wampring::session=debug`
+/// shows them.
+pub(crate) const SESSION_LOG: &str = "wampring::session";
 
 /// Size of the shard-wide buffer sockets are read into before the bytes are handed to their
 /// transport. One per shard, not per connection: reads are synchronous within a poll.
@@ -54,10 +60,18 @@ pub(crate) struct Connection {
     pub(crate) aborted: Cell<bool>,
     /// Peer address, for logs.
     pub(crate) peer: String,
+    /// Its registration with the shard's backpressure (see `Backpressure::wait`).
+    pub(crate) backpressure_wait: Cell<u64>,
+    /// Its listener's slow-consumer policy.
+    pub(crate) slow_consumer: SlowConsumerPolicy,
 }
 
 impl Connection {
-    pub(crate) fn new(transport: ServerConn, peer: String) -> Connection {
+    pub(crate) fn new(
+        transport: ServerConn,
+        peer: String,
+        slow_consumer: SlowConsumerPolicy,
+    ) -> Connection {
         Connection {
             transport: RefCell::new(transport),
             session: Cell::new(None),
@@ -67,6 +81,8 @@ impl Connection {
             close_started: Cell::new(false),
             aborted: Cell::new(false),
             peer,
+            backpressure_wait: Cell::new(u64::MAX),
+            slow_consumer,
         }
     }
 
@@ -123,6 +139,18 @@ pub(crate) struct Shard {
     /// Set when the router has an earlier deadline than `timer_armed`; wakes the timer task.
     timer_kicked: Cell<bool>,
     timer_waker: RefCell<Option<Waker>>,
+    /// Rate limits of the lines about sessions that do not keep up.
+    consumer_logs: RefCell<ConsumerLogLimits>,
+    /// Pauses reading from this shard's connections while a queue to another shard is full.
+    pub(crate) backpressure: Rc<Backpressure>,
+}
+
+/// One log limit per cause of the delivery problems a client causes by not reading.
+#[derive(Default)]
+struct ConsumerLogLimits {
+    disconnected: LogLimit,
+    events_dropped: LogLimit,
+    oversize: LogLimit,
 }
 
 impl Shard {
@@ -132,6 +160,7 @@ impl Shard {
         limits: LimitsConfig,
         epoch: Instant,
         links: Vec<Option<Rc<ShardLink<MeshMsg>>>>,
+        backpressure: Rc<Backpressure>,
     ) -> Shard {
         Shard {
             id,
@@ -149,6 +178,8 @@ impl Shard {
             timer_armed: Cell::new(None),
             timer_kicked: Cell::new(false),
             timer_waker: RefCell::new(None),
+            consumer_logs: RefCell::new(ConsumerLogLimits::default()),
+            backpressure,
         }
     }
 
@@ -228,13 +259,14 @@ impl Shard {
         self.spare_actions.replace(actions);
     }
 
-    /// Logs "session <id> opened on shard <k>" once the router has given the session its WAMP
-    /// id: operators see where a session lives, and the multi-shard tests check placement by
-    /// it. Written before the WELCOME leaves (the connection writes after this returns).
+    /// Logs "session <id> opened on shard <k>" (debug, target `wampring::session`: one line per
+    /// session would flood an info log) once the router has given the session its WAMP id:
+    /// operators see where a session lives, and the multi-shard tests check placement by it.
+    /// Written before the WELCOME leaves (the connection writes after this returns).
     fn log_if_welcomed(&self, conn: &Connection, session: SessionKey) {
         if let Some(id) = self.router.borrow().wamp_session_id(session) {
             conn.welcomed.set(true);
-            info!(peer = %conn.peer, "session {id} opened on shard {}", self.id);
+            debug!(target: SESSION_LOG, peer = %conn.peer, "session {id} opened on shard {}", self.id);
         }
     }
 
@@ -277,6 +309,11 @@ impl Shard {
         let Some(session) = conn.session.get() else {
             return;
         };
+        if conn.welcomed.get() {
+            if let Some(id) = self.router.borrow().wamp_session_id(session) {
+                debug!(target: SESSION_LOG, peer = %conn.peer, "session {id} closed on shard {}", self.id);
+            }
+        }
         self.detach(session);
         let mut actions = self.spare_actions.take();
         self.router
@@ -301,10 +338,15 @@ impl Shard {
         loop {
             for action in actions.drain(..) {
                 match action {
-                    Action::Send { session, frame } => self.deliver(session, &frame, &mut ended),
+                    Action::Send { session, frame } => {
+                        self.deliver(session, &frame, false, &mut ended)
+                    }
+                    Action::SendEvent { session, frame } => {
+                        self.deliver(session, &frame, true, &mut ended)
+                    }
                     Action::SendEach { sessions, frame } => {
                         for session in sessions {
-                            self.deliver(session, &frame, &mut ended);
+                            self.deliver(session, &frame, true, &mut ended);
                         }
                     }
                     Action::Close { session, reason } => {
@@ -403,9 +445,16 @@ impl Shard {
         }
     }
 
-    /// Appends one frame to a session's output. A full output means the peer does not keep
-    /// up: the session is disconnected (slow consumer) rather than the queue growing.
-    fn deliver(&self, session: SessionKey, frame: &Frame, ended: &mut Vec<SessionKey>) {
+    /// Appends one frame to a session's output, by its listener's slow-consumer policy: an
+    /// EVENT (`droppable`) is dropped past the soft mark under `drop_events`; past the hard
+    /// mark (a full output) the session is disconnected rather than the queue growing.
+    fn deliver(
+        &self,
+        session: SessionKey,
+        frame: &Frame,
+        droppable: bool,
+        ended: &mut Vec<SessionKey>,
+    ) {
         let conn = match self.sessions.borrow().get(session.0) {
             Some(Some(conn)) => conn.clone(),
             _ => {
@@ -413,41 +462,111 @@ impl Shard {
                 return;
             }
         };
-        let result = conn
-            .transport
-            .borrow_mut()
-            .send_message_parts(&frame.parts());
+        let result = {
+            let mut transport = conn.transport.borrow_mut();
+            if droppable
+                && conn.slow_consumer.action == SlowConsumerAction::DropEvents
+                && transport.outbound_len() >= conn.slow_consumer.soft_bytes
+            {
+                drop(transport);
+                self.event_dropped(&conn, session);
+                return;
+            }
+            transport.send_message_parts(&frame.parts())
+        };
         match result {
             Ok(()) => {
                 self.metrics.borrow_mut().messages_out += 1;
                 conn.wake();
             }
-            Err(SendError::Overflow) => {
-                warn!(
-                    shard = self.id,
-                    peer = %conn.peer,
-                    "disconnecting session {}: slow consumer: outbound queue over {} bytes",
-                    session.0,
-                    self.limits.max_outbound_bytes
-                );
-                self.metrics.borrow_mut().slow_consumer_disconnects += 1;
-                self.detach(session);
-                conn.aborted.set(true);
-                conn.wake();
-                ended.push(session);
-            }
+            Err(SendError::Overflow) => self.disconnect_slow_consumer(&conn, session, ended),
             Err(SendError::TooLarge) => {
-                warn!(
-                    shard = self.id,
-                    peer = %conn.peer,
-                    "dropped a message of {} bytes for session {}: larger than the peer accepts",
-                    frame.len(),
-                    session.0
-                );
                 self.metrics.borrow_mut().oversize_dropped += 1;
+                if let Some(suppressed) = self.consumer_logs.borrow_mut().oversize.allow(self.now())
+                {
+                    warn!(
+                        shard = self.id,
+                        peer = %conn.peer,
+                        suppressed,
+                        "dropped a message of {} bytes for session {} on shard {}: larger than the peer accepts ({suppressed} more since the last such line)",
+                        frame.len(),
+                        self.wamp_id(session),
+                        self.id,
+                    );
+                }
             }
             Err(SendError::NotOpen) => self.metrics.borrow_mut().undeliverable += 1,
         }
+    }
+
+    /// The WAMP session id of `session` for logs (0 before WELCOME).
+    fn wamp_id(&self, session: SessionKey) -> u64 {
+        self.router.borrow().wamp_session_id(session).unwrap_or(0)
+    }
+
+    #[cold]
+    fn event_dropped(&self, conn: &Connection, session: SessionKey) {
+        self.metrics.borrow_mut().slow_consumer_events_dropped += 1;
+        if let Some(suppressed) = self
+            .consumer_logs
+            .borrow_mut()
+            .events_dropped
+            .allow(self.now())
+        {
+            warn!(
+                shard = self.id,
+                peer = %conn.peer,
+                suppressed,
+                "dropping EVENTs for session {} on shard {}: slow consumer, over {} bytes queued ({suppressed} more dropped since the last such line)",
+                self.wamp_id(session),
+                self.id,
+                conn.slow_consumer.soft_bytes,
+            );
+        }
+    }
+
+    /// Ends a session whose output reached the hard mark. Its ABORT and close frame go behind
+    /// what it has not read yet, best effort: the connection lingers (bounded) for the peer to
+    /// take them, and is dropped if it does not.
+    #[cold]
+    fn disconnect_slow_consumer(
+        &self,
+        conn: &Rc<Connection>,
+        session: SessionKey,
+        ended: &mut Vec<SessionKey>,
+    ) {
+        self.metrics.borrow_mut().slow_consumer_disconnects += 1;
+        if let Some(suppressed) = self
+            .consumer_logs
+            .borrow_mut()
+            .disconnected
+            .allow(self.now())
+        {
+            warn!(
+                shard = self.id,
+                peer = %conn.peer,
+                suppressed,
+                "disconnecting session {} on shard {}: slow consumer: outbound queue over {} bytes ({suppressed} more since the last such line)",
+                self.wamp_id(session),
+                self.id,
+                conn.slow_consumer.hard_bytes,
+            );
+        }
+        self.detach(session);
+        {
+            let mut transport = conn.transport.borrow_mut();
+            if let Some(serializer) = transport.serializer() {
+                let abort = Router::encode_abort(
+                    uri::SLOW_CONSUMER,
+                    "slow consumer: too much queued that this session did not read",
+                    serializer,
+                );
+                // Refused only when not even the slack is left; the close frame must do then.
+                let _ = transport.send_final_message(&abort);
+            }
+        }
+        conn.start_close(close_code::POLICY_VIOLATION, "slow consumer");
+        ended.push(session);
     }
 
     /// Shutdown: GOODBYE `wamp.close.system_shutdown` to every session (the router), then an
@@ -486,6 +605,7 @@ impl Shard {
     pub(crate) fn metrics_snapshot(&self) -> ShardMetrics {
         let mut metrics = *self.metrics.borrow();
         metrics.connections_open = self.connection_count() as u64;
+        metrics.shard_backpressure_pauses = self.backpressure.pauses();
         for link in self.links.iter().flatten() {
             let stats = link.stats();
             metrics.shard_messages_sent += stats.sent;

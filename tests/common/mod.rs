@@ -295,7 +295,8 @@ name = "{REALM}"
             .stdout(log)
             .stderr(log2);
         if std::env::var_os("RUST_LOG").is_none() {
-            cmd.env("RUST_LOG", "info");
+            // The per-session lines (debug) tell the multi-shard tests where a session lives.
+            cmd.env("RUST_LOG", "info,wampring::session=debug");
         }
         // If the test binary dies without running Drop (e.g. killed), take the router with it.
         unsafe {

@@ -89,7 +89,9 @@ impl Cluster {
     fn absorb(&mut self, shard: usize) {
         for action in std::mem::take(&mut self.out) {
             match action {
-                Action::Send { session, frame } => self.receive(shard, session, &frame),
+                Action::Send { session, frame } | Action::SendEvent { session, frame } => {
+                    self.receive(shard, session, &frame)
+                }
                 Action::SendEach { sessions, frame } => {
                     for session in sessions {
                         self.receive(shard, session, &frame);
@@ -240,6 +242,7 @@ impl Cluster {
             total.late_replies_discarded += s.late_replies_discarded;
             total.publishes += s.publishes;
             total.publishes_refused += s.publishes_refused;
+            total.session_limit_refusals += s.session_limit_refusals;
             total.events_sent += s.events_sent;
             total.events_undeliverable += s.events_undeliverable;
             total.log_lines_suppressed += s.log_lines_suppressed;
