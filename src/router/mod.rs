@@ -157,7 +157,7 @@ use admission::Admitted;
 use cluster::Cluster;
 use dealer::{Callee, Caller, PendingCalls};
 use ids::{RandomIds, ScopedIds};
-use log_limit::LogLimit;
+pub(crate) use log_limit::LogLimit;
 use outbox::Outbox;
 use realm::Realms;
 use session::{Phase, Session, Sessions};

@@ -31,6 +31,7 @@ use crate::wire::Frame;
 
 use super::mesh::{MeshMsg, ShardLink};
 use super::metrics::ShardMetrics;
+use super::refusal::Refusals;
 
 /// Size of the shard-wide buffer sockets are read into before the bytes are handed to their
 /// transport. One per shard, not per connection: reads are synchronous within a poll.
@@ -123,6 +124,8 @@ pub(crate) struct Shard {
     /// Set when the router has an earlier deadline than `timer_armed`; wakes the timer task.
     timer_kicked: Cell<bool>,
     timer_waker: RefCell<Option<Waker>>,
+    /// Refusals in flight, the spare descriptor, rate-limited accept/refusal logs.
+    pub(crate) refusals: Refusals,
 }
 
 impl Shard {
@@ -149,6 +152,7 @@ impl Shard {
             timer_armed: Cell::new(None),
             timer_kicked: Cell::new(false),
             timer_waker: RefCell::new(None),
+            refusals: Refusals::new(),
         }
     }
 
