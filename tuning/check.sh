@@ -299,14 +299,14 @@ if [ -z "$nf_soft" ]; then
 elif at_least "$nf_soft" "$WANT_NOFILE"; then
     row "RLIMIT_NOFILE soft" "$nf_soft" ">= $WANT_NOFILE" OK
 else
-    row "RLIMIT_NOFILE soft" "$nf_soft" ">= $WANT_NOFILE" WARN "one fd per connection; wampring does not raise it"
+    row "RLIMIT_NOFILE soft" "$nf_soft" ">= $WANT_NOFILE" INFO "wampring raises it to the hard limit at start"
 fi
 if [ -z "$nf_hard" ]; then
     row "RLIMIT_NOFILE hard" "n/a" ">= $WANT_NOFILE" n/a
 elif at_least "$nf_hard" "$WANT_NOFILE"; then
     row "RLIMIT_NOFILE hard" "$nf_hard" ">= $WANT_NOFILE" OK
 else
-    row "RLIMIT_NOFILE hard" "$nf_hard" ">= $WANT_NOFILE" WARN "raising it needs root (limits.conf, LimitNOFILE=)"
+    row "RLIMIT_NOFILE hard" "$nf_hard" ">= $WANT_NOFILE" WARN "caps connections per shard; raising it needs root (limits.conf, LimitNOFILE=)"
 fi
 sysctl_row fs.file-max "$WANT_FILE_MAX" "system-wide open files"
 sysctl_row fs.nr_open "$WANT_NOFILE" "caps RLIMIT_NOFILE"

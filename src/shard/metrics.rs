@@ -11,9 +11,13 @@ use std::ops::AddAssign;
 /// `shard_overflow_high_water`, a maximum (the process value is the largest of any shard).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ShardMetrics {
+    /// Connections taken on (refused ones are counted in `connections_refused` only).
     pub connections_accepted: u64,
-    /// Refused at the connection limit (`limits.max_connections_per_shard`).
+    /// Refused at the connection limit (`limits.max_connections_per_shard`, lowered to what
+    /// fits RLIMIT_NOFILE) or, out of descriptors, through the spare descriptor.
     pub connections_refused: u64,
+    /// accept() calls that failed (out of descriptors and the like).
+    pub accept_failures: u64,
     pub connections_open: u64,
     /// Transport handshakes completed (a router session was opened).
     pub sessions_opened: u64,
@@ -67,6 +71,7 @@ impl AddAssign for ShardMetrics {
     fn add_assign(&mut self, other: ShardMetrics) {
         self.connections_accepted += other.connections_accepted;
         self.connections_refused += other.connections_refused;
+        self.accept_failures += other.accept_failures;
         self.connections_open += other.connections_open;
         self.sessions_opened += other.sessions_opened;
         self.messages_in += other.messages_in;
@@ -99,7 +104,7 @@ impl fmt::Display for ShardMetrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "connections accepted={} refused={} open={}, sessions opened={}, messages in={} out={}, \
+            "connections accepted={} refused={} open={}, accept failures={}, sessions opened={}, messages in={} out={}, \
              bytes in={} out={}, slow-consumer disconnects={} events dropped={}, protocol closes={}, transport closes={}, \
              handshake timeouts={}, hello timeouts={}, close timeouts={}, io errors={}, oversize dropped={}, undeliverable={}, \
              handed off={}, shard messages sent={} received={} dropped={}, shard channel full={}, \
@@ -107,6 +112,7 @@ impl fmt::Display for ShardMetrics {
             self.connections_accepted,
             self.connections_refused,
             self.connections_open,
+            self.accept_failures,
             self.sessions_opened,
             self.messages_in,
             self.messages_out,

@@ -17,10 +17,12 @@
 //! "give up"), then they connect the mesh and report "running".
 //!
 //! Each shard runs one task per connection (`connection.rs`) around the [`Router`] it owns
-//! (`state.rs`), one drain task per inbound mesh channel and one flusher task per outbound one
-//! (`mesh.rs`), and polls the process's stop flag on a timer; on stop it has its router say
-//! GOODBYE `wamp.close.system_shutdown` to its own sessions, flushes, and returns within
-//! [`SHUTDOWN_GRACE`], still handling what other shards send meanwhile.
+//! (`state.rs`); a connection over the shard's limit (the configured one, lowered at start to
+//! what fits RLIMIT_NOFILE: `startup.rs`) is answered and closed by `refusal.rs`, which also
+//! handles failed accepts. It runs one drain task per inbound mesh channel and one flusher
+//! task per outbound one (`mesh.rs`), and polls the process's stop flag on a timer; on stop it
+//! has its router say GOODBYE `wamp.close.system_shutdown` to its own sessions, flushes, and
+//! returns within [`SHUTDOWN_GRACE`], still handling what other shards send meanwhile.
 
 #[doc(hidden)]
 pub mod bench_support;
@@ -28,11 +30,12 @@ mod connection;
 pub mod cpus;
 mod mesh;
 mod metrics;
+mod refusal;
 pub mod startup;
 mod state;
 
 use std::cell::Cell;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -69,9 +72,6 @@ const IO_MEMORY_BYTES: usize = 1 << 20;
 
 /// io_uring submission ring depth per executor (glommio queues beyond it itself).
 const RING_DEPTH: usize = 128;
-
-/// Pause after a failed accept (e.g. out of file descriptors) so the loop does not spin.
-const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(20);
 
 /// How often `serve` checks, while waiting for start-up reports, whether a shard thread died.
 const STARTUP_POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -124,6 +124,7 @@ pub fn serve(config: &Config, stop: Arc<AtomicBool>) -> Result<ShardMetrics, Sta
 
     let memlock = startup::raise_memlock_limit(shards)?;
     debug!(memlock_bytes = memlock, "RLIMIT_MEMLOCK");
+    let config = fit_connection_limit(config, shards);
     for listener in &config.listeners {
         startup::probe_address_free(listener.bind)?;
     }
@@ -135,7 +136,7 @@ pub fn serve(config: &Config, stop: Arc<AtomicBool>) -> Result<ShardMetrics, Sta
     );
 
     let mesh = mesh::build_mesh::<MeshMsg>(shards, config.runtime.shard_channel_capacity);
-    let config = Arc::new(config.clone());
+    let config = Arc::new(config);
     let epoch = Instant::now();
     let (ready_tx, ready_rx) = mpsc::channel::<(ShardId, StartupReport)>();
     let mut threads: Vec<(ShardId, JoinHandle<ShardMetrics>)> = Vec::new();
@@ -218,6 +219,38 @@ pub fn serve(config: &Config, stop: Arc<AtomicBool>) -> Result<ShardMetrics, Sta
         Some(e) => Err(e),
         None => Ok(total),
     }
+}
+
+/// Raises RLIMIT_NOFILE and returns the config with the per-shard connection limit lowered to
+/// what fits it (warning once when it had to be lowered), so that a full shard refuses new
+/// clients while it still has descriptors to answer them with.
+fn fit_connection_limit(config: &Config, shards: usize) -> Config {
+    let nofile = startup::raise_nofile_limit();
+    if let Some(error) = &nofile.raise_error {
+        warn!(
+            "cannot raise the file-descriptor limit (RLIMIT_NOFILE) from {} to its hard limit {}: {error}",
+            nofile.soft, nofile.hard
+        );
+    }
+    let budget = startup::FdBudget::new(
+        nofile.soft,
+        shards,
+        config.listeners.len(),
+        config.limits.max_connections_per_shard,
+    );
+    debug!(
+        nofile_soft = nofile.soft,
+        nofile_hard = nofile.hard,
+        reserve = budget.reserve,
+        max_connections_per_shard = budget.effective,
+        "RLIMIT_NOFILE"
+    );
+    if let Some(warning) = budget.warning(nofile.hard) {
+        warn!("{warning}");
+    }
+    let mut config = config.clone();
+    config.limits.max_connections_per_shard = budget.effective;
+    config
 }
 
 /// Waits until every shard thread sent the report `accept` picks out (marking it in `seen`),
@@ -319,7 +352,7 @@ fn run_shard(
                 match startup::bind_listener(listener.bind) {
                     // SAFETY: the descriptor is a bound, listening, non-blocking TCP socket
                     // that nothing else owns; glommio's listener takes it over.
-                    Ok(fd) => listeners.push((unsafe { TcpListener::from_raw_fd(fd) }, index)),
+                    Ok(fd) => listeners.push((unsafe { TcpListener::from_raw_fd(fd) }, fd, index)),
                     Err(e) => {
                         let _ = ready.send((id, StartupReport::Bound(Err(e))));
                         return ShardMetrics::default();
@@ -437,7 +470,7 @@ impl RoundRobin {
 /// The shard's main loop: accept tasks run until a stop is seen, then the shard shuts down.
 async fn shard_main(
     shard: Rc<Shard>,
-    listeners: Vec<(TcpListener, usize)>,
+    listeners: Vec<(TcpListener, RawFd, usize)>,
     listener_configs: Rc<[ListenerConfig]>,
     round_robin: Option<Rc<RoundRobin>>,
     stop: Arc<AtomicBool>,
@@ -445,10 +478,11 @@ async fn shard_main(
 ) -> ShardMetrics {
     let accept_tasks: Vec<glommio::Task<()>> = listeners
         .into_iter()
-        .map(|(listener, index)| {
+        .map(|(listener, fd, index)| {
             glommio::spawn_local(accept_loop(
                 shard.clone(),
                 listener,
+                fd,
                 index,
                 listener_configs.clone(),
                 round_robin.clone(),
@@ -492,18 +526,23 @@ async fn shard_main(
 }
 
 /// Accepts connections on one listener: serves each here, or (round-robin) hands it to the
-/// shard whose turn it is.
+/// shard whose turn it is. `listener_fd` is the listener's descriptor (glommio's listener does
+/// not expose it), for accepting through the spare descriptor when none are left.
 async fn accept_loop(
     shard: Rc<Shard>,
     listener: TcpListener,
+    listener_fd: RawFd,
     index: usize,
     configs: Rc<[ListenerConfig]>,
     round_robin: Option<Rc<RoundRobin>>,
 ) {
     let config = &configs[index];
+    let mut backoff = refusal::AcceptBackoff::default();
     loop {
         match listener.accept().await {
             Ok(stream) => {
+                backoff.progressed();
+                shard.refusals.restore_spare();
                 if let Some(round_robin) = &round_robin {
                     let target = round_robin.next_target(shard.shard_count());
                     if target != shard.id {
@@ -514,8 +553,11 @@ async fn accept_loop(
                 adopt_connection(&shard, stream, config)
             }
             Err(e) => {
-                warn!(shard = shard.id, listener = %config.url(), "accept failed: {e}");
-                glommio::timer::sleep(ACCEPT_ERROR_BACKOFF).await;
+                if refusal::accept_failed(&shard, listener_fd, config, &e) {
+                    backoff.progressed();
+                } else {
+                    glommio::timer::sleep(backoff.failed()).await;
+                }
             }
         }
     }
@@ -541,10 +583,7 @@ fn hand_off(
             shard.send_to_shard(target, MeshMsg::Adopt { socket, listener });
         }
         Err(e) => {
-            warn!(
-                shard = shard.id,
-                target, "cannot hand a connection off ({e}); serving it here"
-            );
+            refusal::hand_off_failed(shard, target, &e);
             adopt_connection(shard, stream, config);
         }
     }
@@ -559,22 +598,20 @@ fn adopt_connection(shard: &Rc<Shard>, stream: TcpStream, config: &ListenerConfi
         );
         return;
     }
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| "unknown".to_string());
+    if shard.at_connection_limit() {
+        refusal::refuse(shard, stream, config, &peer);
+        return;
+    }
     shard.metrics.borrow_mut().connections_accepted += 1;
     // Frames are batched per turn by the connection task; Nagle would only add latency.
     if let Err(e) = stream.set_nodelay(true) {
         debug!(shard = shard.id, "TCP_NODELAY failed: {e}");
     }
-    let peer = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|_| "unknown".to_string());
-    let mut transport = ServerConn::new(config.kind, &config.transport);
-    if shard.at_connection_limit() {
-        // Answer in the transport's own terms (HTTP 503 / RawSocket error 4), then close.
-        transport.refuse_overloaded();
-        shard.metrics.borrow_mut().connections_refused += 1;
-        warn!(shard = shard.id, %peer, "connection refused: at the limit of {} connections", shard.limits.max_connections_per_shard);
-    }
+    let transport = ServerConn::new(config.kind, &config.transport);
     debug!(shard = shard.id, %peer, kind = kind_name(config.kind), "accepted");
     let conn = Rc::new(Connection::new(transport, peer, config.slow_consumer));
     glommio::spawn_local(ConnectionTask::new(

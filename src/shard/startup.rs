@@ -1,7 +1,9 @@
 //! Start-up checks and listening sockets: everything that must be true before a shard runs,
 //! each failure turned into a [`StartError`] whose text names the fix. Checks the shard count
 //! against the CPUs the process may use, raises RLIMIT_MEMLOCK (glommio refuses to build an
-//! executor below 512 KiB; the check scales with the shards), probes each listen address for another
+//! executor below 512 KiB; the check scales with the shards), raises RLIMIT_NOFILE and fits the
+//! per-shard connection limit into it ([`FdBudget`]: a shard must refuse a connection while it
+//! still has a descriptor to refuse it with), probes each listen address for another
 //! process (glommio's listeners use SO_REUSEPORT, so a second router would otherwise silently
 //! share the port), and binds the listening sockets themselves.
 
@@ -128,6 +130,141 @@ pub fn raise_memlock_limit(shards: usize) -> Result<u64, StartError> {
     Ok(soft)
 }
 
+/// Descriptors the process holds whatever its shard count: stdio, the signal pipe, a log file,
+/// the start-up probe, and slack for what libraries open. Measured: 5 at start.
+const FD_RESERVE_PROCESS: u64 = 32;
+
+/// Descriptors each shard holds besides its connections and listeners: glommio's three
+/// io_uring rings and its eventfd (measured: 4), the spare descriptor of `refusal.rs`, slack.
+const FD_RESERVE_PER_SHARD: u64 = 8;
+
+/// RLIMIT_NOFILE after [`raise_nofile_limit`].
+#[derive(Debug)]
+pub struct NofileLimit {
+    pub soft: u64,
+    pub hard: u64,
+    /// Why the soft limit could not be raised to the hard limit (`None`: raised, or already
+    /// there).
+    pub raise_error: Option<io::Error>,
+}
+
+/// Raises the RLIMIT_NOFILE soft limit to the hard limit: the soft default (often 1024) is far
+/// below what a router with many connections needs, and raising it needs no privilege.
+pub fn raise_nofile_limit() -> NofileLimit {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass; no other memory is touched.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return NofileLimit {
+            soft: libc::RLIM_INFINITY,
+            hard: libc::RLIM_INFINITY,
+            raise_error: Some(io::Error::last_os_error()),
+        };
+    }
+    let mut raise_error = None;
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit only reads the struct we pass.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit.rlim_cur = limit.rlim_max;
+        } else {
+            // E.g. a hard limit of "unlimited" above fs.nr_open: keep the soft one.
+            raise_error = Some(io::Error::last_os_error());
+        }
+    }
+    NofileLimit {
+        soft: limit.rlim_cur,
+        hard: limit.rlim_max,
+        raise_error,
+    }
+}
+
+/// How many connections per shard fit into the descriptor limit. Past the limit accept()
+/// fails and clients wait in the backlog unanswered; below it a shard at its connection limit
+/// still has descriptors to accept a client and answer it (HTTP 503, RawSocket error 4). So
+/// the limit a shard enforces is the configured one, lowered to what fits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FdBudget {
+    /// The soft RLIMIT_NOFILE in force.
+    pub nofile: u64,
+    pub shards: usize,
+    /// Descriptors kept for everything but connections.
+    pub reserve: u64,
+    /// `limits.max_connections_per_shard` from the config.
+    pub configured: usize,
+    /// The per-shard connection limit the shards enforce: `configured`, or less when that does
+    /// not fit (at least 1).
+    pub effective: usize,
+}
+
+impl FdBudget {
+    pub fn new(nofile: u64, shards: usize, listeners: usize, configured: usize) -> FdBudget {
+        let shards = shards.max(1);
+        let per_shard =
+            FD_RESERVE_PER_SHARD + listeners as u64 + super::refusal::MAX_REFUSALS_IN_FLIGHT as u64;
+        let reserve = FD_RESERVE_PROCESS + per_shard * shards as u64;
+        let fits = nofile.saturating_sub(reserve) / shards as u64;
+        let effective = (configured as u64).min(fits).max(1) as usize;
+        FdBudget {
+            nofile,
+            shards,
+            reserve,
+            configured,
+            effective,
+        }
+    }
+
+    /// Descriptors the configured limit needs: every shard full, plus the reserve.
+    pub fn needed(&self) -> u64 {
+        (self.configured as u64)
+            .saturating_mul(self.shards as u64)
+            .saturating_add(self.reserve)
+    }
+
+    /// The start-up warning when the configured limit does not fit, naming the fixes.
+    pub fn warning(&self, hard: u64) -> Option<String> {
+        if self.effective >= self.configured {
+            return None;
+        }
+        Some(format!(
+            "the file-descriptor limit (RLIMIT_NOFILE) is {} (hard limit {}), but \
+             limits.max_connections_per_shard = {} on {} shard{} needs {} ({} for listeners, \
+             io_uring and refusals): each shard takes at most {} connections and refuses more \
+             (HTTP 503, RawSocket error 4) while it still has descriptors to answer with. To \
+             serve {} per shard, raise the hard limit (`ulimit -Hn {}` as root or `nofile` in \
+             /etc/security/limits.conf, `LimitNOFILE={}` in a systemd unit, \
+             `--ulimit nofile={}:{}` for docker; see tuning/), or lower \
+             limits.max_connections_per_shard to silence this",
+            limit_text(self.nofile),
+            limit_text(hard),
+            self.configured,
+            self.shards,
+            if self.shards == 1 { "" } else { "s" },
+            self.needed(),
+            self.reserve,
+            self.effective,
+            self.configured,
+            self.needed(),
+            self.needed(),
+            self.needed(),
+            self.needed(),
+        ))
+    }
+}
+
+fn limit_text(limit: u64) -> String {
+    if limit == libc::RLIM_INFINITY {
+        "unlimited".to_string()
+    } else {
+        limit.to_string()
+    }
+}
+
 /// Fails when another socket already listens on `addr`. The probe binds WITHOUT SO_REUSEPORT
 /// (std's listener sets only SO_REUSEADDR, so connections of a previous run in TIME_WAIT do
 /// not count as "in use"), then closes again at once.
@@ -226,6 +363,75 @@ mod tests {
             Ok(soft) => assert!(soft >= GLOMMIO_MIN_MEMLOCK_BYTES),
             Err(error) => assert!(error.to_string().contains("ulimit -l")),
         }
+    }
+
+    #[test]
+    fn nofile_raise_reaches_the_hard_limit_or_says_why() {
+        let limit = raise_nofile_limit();
+        assert!(
+            limit.soft == limit.hard || limit.raise_error.is_some(),
+            "{limit:?}"
+        );
+    }
+
+    #[test]
+    fn a_configured_limit_that_fits_is_kept() {
+        let budget = FdBudget::new(1_048_576, 2, 2, 100_000);
+        assert_eq!(budget.effective, 100_000);
+        assert_eq!(budget.warning(1_048_576), None);
+        // Unlimited (as getrlimit may report it) fits anything.
+        assert_eq!(
+            FdBudget::new(libc::RLIM_INFINITY, 64, 4, 1_000_000).effective,
+            1_000_000
+        );
+    }
+
+    #[test]
+    fn the_reserve_covers_process_shards_listeners_and_refusals() {
+        let one = FdBudget::new(65_536, 1, 2, 10);
+        let per_shard =
+            FD_RESERVE_PER_SHARD + 2 + crate::shard::refusal::MAX_REFUSALS_IN_FLIGHT as u64;
+        assert_eq!(one.reserve, FD_RESERVE_PROCESS + per_shard);
+        assert_eq!(
+            FdBudget::new(65_536, 3, 2, 10).reserve,
+            FD_RESERVE_PROCESS + 3 * per_shard
+        );
+        assert_eq!(one.needed(), 10 + one.reserve);
+    }
+
+    #[test]
+    fn a_limit_that_does_not_fit_is_lowered_to_what_fits_per_shard() {
+        // The finding: 100,000 per shard against 20,000 descriptors.
+        let budget = FdBudget::new(20_000, 2, 2, 100_000);
+        assert_eq!(budget.effective as u64, (20_000 - budget.reserve) / 2);
+        assert!(budget.effective as u64 * 2 + budget.reserve <= 20_000);
+        let text = budget.warning(20_000).unwrap();
+        for needle in [
+            "is 20000 (hard limit 20000)",
+            "max_connections_per_shard = 100000 on 2 shards",
+            &format!("needs {}", 200_000 + budget.reserve),
+            &format!("at most {} connections", budget.effective),
+            "HTTP 503",
+            "ulimit -Hn",
+            "LimitNOFILE=",
+            "lower limits.max_connections_per_shard",
+        ] {
+            assert!(text.contains(needle), "{needle:?} missing: {text}");
+        }
+        // A limit exactly at what fits is not lowered and not warned about.
+        let exact = FdBudget::new(20_000, 2, 2, budget.effective);
+        assert_eq!(exact.effective, budget.effective);
+        assert_eq!(exact.warning(20_000), None);
+    }
+
+    #[test]
+    fn a_limit_below_the_reserve_still_leaves_one_connection_per_shard() {
+        let budget = FdBudget::new(16, 2, 2, 100);
+        assert_eq!(budget.effective, 1);
+        assert!(budget
+            .warning(16)
+            .unwrap()
+            .contains("at most 1 connections"));
     }
 
     #[test]

@@ -24,8 +24,8 @@ use tracing::{debug, info, warn};
 use crate::config::{LimitsConfig, SlowConsumerAction, SlowConsumerPolicy};
 use crate::net::websocket::close_code;
 use crate::net::{SendError, ServerConn};
-use crate::router::log_limit::LogLimit;
 use crate::router::uri;
+use crate::router::LogLimit;
 use crate::router::{
     Action, CloseReason, Millis, Router, SessionKey, ShardId, ShardMsg, TransportInfo,
 };
@@ -33,6 +33,7 @@ use crate::wire::Frame;
 
 use super::mesh::{Backpressure, MeshMsg, ShardLink};
 use super::metrics::ShardMetrics;
+use super::refusal::Refusals;
 
 /// Log target of the per-session open/close lines (debug): `RUST_LOG=info,wampring::session=debug`
 /// shows them.
@@ -143,6 +144,8 @@ pub(crate) struct Shard {
     consumer_logs: RefCell<ConsumerLogLimits>,
     /// Pauses reading from this shard's connections while a queue to another shard is full.
     pub(crate) backpressure: Rc<Backpressure>,
+    /// Refusals in flight, the spare descriptor, rate-limited accept/refusal logs.
+    pub(crate) refusals: Refusals,
 }
 
 /// One log limit per cause of the delivery problems a client causes by not reading.
@@ -180,6 +183,7 @@ impl Shard {
             timer_waker: RefCell::new(None),
             consumer_logs: RefCell::new(ConsumerLogLimits::default()),
             backpressure,
+            refusals: Refusals::new(),
         }
     }
 

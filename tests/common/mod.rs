@@ -1,9 +1,10 @@
 //! Shared support for the real-socket integration tests (`server_basic`, `server_bad_input`,
-//! `server_throughput`). It owns:
+//! `server_throughput`, `server_fd_limit`). It owns:
 //! * [`RouterProcess`]: starts the `wampring` binary on free 127.0.0.1 ports with a temporary
-//!   TOML config, waits (bounded) until both listeners accept, and on drop stops it by PID
-//!   (SIGTERM, then SIGKILL), prints its log when the test failed, and fails the test when the
-//!   router died on its own. For several shards it reads, from the router's log, which shard
+//!   TOML config (optionally with a low RLIMIT_NOFILE, set in the child before exec), waits
+//!   (bounded) until both listeners accept, and on drop stops it by PID (SIGTERM, then
+//!   SIGKILL), prints its log when the test failed, and fails the test when the router died on
+//!   its own. For several shards it reads, from the router's log, which shard
 //!   a session landed on ([`RouterProcess::shard_of`]) and joins clients on chosen shards
 //!   ([`RouterProcess::join_on_shard`], with `placement = "round-robin"`).
 //! * [`TestClient`]: a small blocking WAMP client over `std::net::TcpStream`, driven by the
@@ -241,9 +242,27 @@ impl RouterProcess {
     /// Panics (with the router's log) when it does not come up within ~10 s; retries twice with
     /// fresh ports first, in case another process grabbed a port in between.
     pub fn start(extra_config_toml: &str, extra_args: &[&str]) -> RouterProcess {
+        Self::start_limited(extra_config_toml, extra_args, None)
+    }
+
+    /// [`RouterProcess::start`] with the router's RLIMIT_NOFILE set to `nofile` (soft and
+    /// hard) before it runs, so it cannot raise it.
+    pub fn start_with_nofile(
+        extra_config_toml: &str,
+        extra_args: &[&str],
+        nofile: u64,
+    ) -> RouterProcess {
+        Self::start_limited(extra_config_toml, extra_args, Some(nofile))
+    }
+
+    fn start_limited(
+        extra_config_toml: &str,
+        extra_args: &[&str],
+        nofile: Option<u64>,
+    ) -> RouterProcess {
         let mut last = String::new();
         for _ in 0..3 {
-            match Self::try_start(extra_config_toml, extra_args) {
+            match Self::try_start(extra_config_toml, extra_args, nofile) {
                 Ok(r) => return r,
                 Err(why) => last = why,
             }
@@ -256,7 +275,11 @@ impl RouterProcess {
         Self::start("", &[])
     }
 
-    fn try_start(extra_config_toml: &str, extra_args: &[&str]) -> Result<RouterProcess, String> {
+    fn try_start(
+        extra_config_toml: &str,
+        extra_args: &[&str],
+        nofile: Option<u64>,
+    ) -> Result<RouterProcess, String> {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("wampring-it-{}-{n}", std::process::id()));
         fs::create_dir_all(&dir).expect("create temp dir");
@@ -300,8 +323,17 @@ name = "{REALM}"
         }
         // If the test binary dies without running Drop (e.g. killed), take the router with it.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if let Some(nofile) = nofile {
+                    let limit = libc::rlimit {
+                        rlim_cur: nofile,
+                        rlim_max: nofile,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
                 Ok(())
             });
         }
