@@ -37,9 +37,9 @@ pub struct TransportConfig {
 }
 
 /// Default of [`TransportConfig::max_ws_fragments`]. Browsers and most client libraries send a
-/// message in one frame; the ones that fragment do so at their write buffer size, 4 KiB in
-/// gorilla/websocket (Go), so a 16 MiB message (the default `max_message_size`) from it needs
-/// 4096 fragments. Memory stays bounded by `max_message_size` whatever the count; the count
+/// message in one frame; the ones that fragment do so at their write buffer size, 4 KiB in a
+/// gorilla/websocket (Go) client, so a 16 MiB message (the default `max_message_size`) from it
+/// comes in exactly 4096 fragments. Memory stays bounded by `max_message_size` whatever the count; the count
 /// bounds the per-frame work one message can cost, which many tiny frames (a 16 MiB message in
 /// 1-byte frames is 16 million frame headers) would otherwise multiply.
 pub const DEFAULT_MAX_WS_FRAGMENTS: usize = 4096;

@@ -1013,32 +1013,11 @@ impl WsFramer {
             }
             input.advance(header.header_len);
             match header.opcode {
-                opcode::TEXT | opcode::BINARY => {
-                    self.fragment_opcode = Some(header.opcode);
-                    self.fragment_count = 1;
-                    self.utf8_checked = 0;
-                    self.fragments.clear();
-                    self.fragments.extend_from_slice(&input[..payload_len]);
+                opcode::TEXT | opcode::BINARY | opcode::CONTINUATION => {
+                    let taken = self.take_fragment(&header, &input[..payload_len], out);
                     input.advance(payload_len);
-                    if let Err(e) = self.check_fragment_utf8(false) {
-                        return event(self.fail(e, out));
-                    }
-                }
-                opcode::CONTINUATION => {
-                    self.fragment_count += 1;
-                    self.fragments.extend_from_slice(&input[..payload_len]);
-                    input.advance(payload_len);
-                    if let Err(e) = self.check_fragment_utf8(header.fin) {
-                        return event(self.fail(e, out));
-                    }
-                    if header.fin {
-                        let op = self.fragment_opcode.take().unwrap_or(self.data_opcode);
-                        self.reassembled_opcode = op;
-                        let payload = self.fragments.split().freeze();
-                        // Text was checked fragment by fragment; only the close state is left.
-                        if self.state == CloseState::Open {
-                            return Some(WsInPlace::Event(WsEvent::Message(payload)));
-                        }
+                    if let Some(event) = taken {
+                        return Some(WsInPlace::Event(event));
                     }
                 }
                 opcode::PING => {
@@ -1143,6 +1122,39 @@ impl WsFramer {
             _ => {}
         }
         Ok(())
+    }
+
+    /// One frame of a fragmented message (its payload unmasked): buffers it and, at the last
+    /// one, hands out the message. Out of line: WAMP clients rarely fragment, and keeping this
+    /// out of `next_frame` keeps the single-frame path as lean as it was.
+    #[cold]
+    #[inline(never)]
+    fn take_fragment(
+        &mut self,
+        header: &FrameHeader,
+        payload: &[u8],
+        out: &mut BytesMut,
+    ) -> Option<WsEvent> {
+        if header.opcode == opcode::CONTINUATION {
+            self.fragment_count += 1;
+        } else {
+            self.fragment_opcode = Some(header.opcode);
+            self.fragment_count = 1;
+            self.utf8_checked = 0;
+            self.fragments.clear();
+        }
+        self.fragments.extend_from_slice(payload);
+        if let Err(e) = self.check_fragment_utf8(header.fin) {
+            return self.fail(e, out);
+        }
+        if !header.fin {
+            return None;
+        }
+        let op = self.fragment_opcode.take().unwrap_or(self.data_opcode);
+        self.reassembled_opcode = op;
+        let message = self.fragments.split().freeze();
+        // Text was checked fragment by fragment; only the close state is left.
+        (self.state == CloseState::Open).then_some(WsEvent::Message(message))
     }
 
     /// Checks the text reassembled so far, so that a bad byte fails the message when its
