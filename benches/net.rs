@@ -7,7 +7,7 @@ use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use wampring::net::rawsocket::{RawEvent, RawFramer};
 use wampring::net::websocket::{self, opcode, Role, WsEvent, WsFramer};
-use wampring::net::Serializer;
+use wampring::net::{Serializer, TransportConfig};
 
 const SIZES: [usize; 3] = [64, 1024, 64 * 1024];
 /// Each iteration handles about this many payload bytes, so small frames are measured in bulk.
@@ -38,6 +38,13 @@ fn raw_frames(size: usize, count: usize) -> BytesMut {
     out
 }
 
+fn ws_config() -> TransportConfig {
+    TransportConfig {
+        max_message_size: MAX_MESSAGE,
+        ..TransportConfig::default()
+    }
+}
+
 fn websocket_benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("ws_parse_server");
     for size in SIZES {
@@ -45,7 +52,7 @@ fn websocket_benches(c: &mut Criterion) {
         let template = masked_client_frames(size, count);
         group.throughput(Throughput::Bytes((size * count) as u64));
         group.bench_function(format!("{size}B"), |b| {
-            let mut framer = WsFramer::new(Role::Server, Serializer::MsgPack, MAX_MESSAGE);
+            let mut framer = WsFramer::new(Role::Server, Serializer::MsgPack, &ws_config());
             let mut out = BytesMut::new();
             b.iter_batched(
                 || template.clone(),
@@ -72,7 +79,7 @@ fn websocket_benches(c: &mut Criterion) {
             let payload = vec![0x5Au8; size];
             group.throughput(Throughput::Bytes((size * count) as u64));
             group.bench_function(format!("{size}B"), |b| {
-                let mut framer = WsFramer::new(role, Serializer::MsgPack, MAX_MESSAGE);
+                let mut framer = WsFramer::new(role, Serializer::MsgPack, &ws_config());
                 let mut out = BytesMut::with_capacity(2 * BATCH_BYTES + size);
                 b.iter(|| {
                     out.clear();

@@ -4,7 +4,8 @@
 
 use bytes::BytesMut;
 use wampring::net::websocket::{
-    self, accept_key, decode_frame_header, opcode, parse_upgrade_request, UpgradeOutcome,
+    self, accept_key, decode_frame_header, opcode, parse_echo_upgrade_request,
+    parse_upgrade_request, EchoUpgradeOutcome, UpgradeOutcome,
 };
 use wampring::net::{
     ClientConn, ConnEvent, SendError, Serializer, ServerConn, TransportConfig, TransportKind,
@@ -217,6 +218,57 @@ fn upgrade_without_protocol_header_is_400() {
     let (status, response) = response_of(&request, &config());
     assert_eq!(status, 400);
     assert!(response.contains("missing Sec-WebSocket-Protocol"));
+}
+
+#[test]
+fn only_the_echo_upgrade_takes_a_client_without_wamp_subprotocol() {
+    let plain = json_request().replace("Sec-WebSocket-Protocol: wamp.2.json\r\n", "");
+    let other = request_with("chat");
+    for request in [&plain, &other] {
+        assert_eq!(response_of(request, &config()).0, 400);
+        // The router's own connection, with the default config, answers 400 as well.
+        let mut server = ServerConn::new(TransportKind::WebSocket, &TransportConfig::default());
+        server.receive(request.as_bytes());
+        assert!(matches!(
+            server.poll_event(),
+            Some(ConnEvent::Closed { .. })
+        ));
+        assert!(server.output().starts_with(b"HTTP/1.1 400 "));
+
+        match parse_echo_upgrade_request(request.as_bytes(), &config()) {
+            EchoUpgradeOutcome::Accept { consumed, response } => {
+                assert_eq!(consumed, request.len());
+                let response = String::from_utf8(response).unwrap();
+                assert!(response.starts_with("HTTP/1.1 101 "), "{response}");
+                assert!(response.contains(&accept_key(KEY.as_bytes())), "{response}");
+                assert!(!response.contains("Sec-WebSocket-Protocol"), "{response}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // A WAMP subprotocol it is offered is named, as the router does.
+    match parse_echo_upgrade_request(json_request().as_bytes(), &config()) {
+        EchoUpgradeOutcome::Accept { response, .. } => {
+            let response = String::from_utf8(response).unwrap();
+            assert!(response.contains("Sec-WebSocket-Protocol: wamp.2.json\r\n"));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Every other rule still holds.
+    let bad_path = plain.replace("GET /ws ", "GET /other ");
+    assert!(matches!(
+        parse_echo_upgrade_request(bad_path.as_bytes(), &config()),
+        EchoUpgradeOutcome::Reject { status: 404, .. }
+    ));
+    let no_key = plain.replace(&format!("Sec-WebSocket-Key: {KEY}\r\n"), "");
+    assert!(matches!(
+        parse_echo_upgrade_request(no_key.as_bytes(), &config()),
+        EchoUpgradeOutcome::Reject { status: 400, .. }
+    ));
+    assert_eq!(
+        parse_echo_upgrade_request(&plain.as_bytes()[..20], &config()),
+        EchoUpgradeOutcome::Partial
+    );
 }
 
 #[test]
@@ -559,6 +611,53 @@ fn fragmented_message_over_the_limit_is_1009() {
     ));
     let (events, _) = feed_open(Serializer::MsgPack, &input);
     assert!(matches!(events.as_slice(), [ConnEvent::Message(m)] if m.len() == limit));
+}
+
+#[test]
+fn message_in_more_fragments_than_the_bound_is_1009() {
+    let cfg = TransportConfig {
+        max_ws_fragments: 3,
+        ..config()
+    };
+    let open = |cfg: &TransportConfig| {
+        let mut server = ServerConn::new(TransportKind::WebSocket, cfg);
+        server.receive(request_with("wamp.2.msgpack").as_bytes());
+        assert!(matches!(
+            server.poll_event(),
+            Some(ConnEvent::Opened { .. })
+        ));
+        let n = server.output().len();
+        server.consume_output(n);
+        server
+    };
+    let mut three = client_frame(false, opcode::BINARY, b"\x93");
+    three.extend(client_frame(false, opcode::CONTINUATION, b"\x01"));
+    three.extend(client_frame(true, opcode::CONTINUATION, b"\x02\x03"));
+    let mut server = open(&cfg);
+    server.receive(&three);
+    let mut events = Vec::new();
+    drain(&mut events, &mut server);
+    assert!(
+        matches!(events.as_slice(), [ConnEvent::Message(m)] if m[..] == b"\x93\x01\x02\x03"[..]),
+        "{events:?}"
+    );
+
+    let mut four = client_frame(false, opcode::BINARY, b"\x93");
+    for piece in [b"\x01", b"\x02"] {
+        four.extend(client_frame(false, opcode::CONTINUATION, piece));
+    }
+    four.extend(client_frame(true, opcode::CONTINUATION, b"\x03"));
+    let mut server = open(&cfg);
+    server.receive(&four);
+    let mut events = Vec::new();
+    drain(&mut events, &mut server);
+    assert!(
+        matches!(events.as_slice(), [ConnEvent::Closed { reason }]
+            if reason.contains("1009") && reason.contains("fragments")),
+        "{events:?}"
+    );
+    assert_eq!(sent_close_code(&server), Some(1009));
+    assert!(server.wants_close());
 }
 
 #[test]

@@ -110,6 +110,7 @@ impl Target {
                 self.path.clone()
             },
             ws_host: self.host_header(),
+            ..TransportConfig::default()
         }
     }
 }

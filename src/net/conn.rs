@@ -23,6 +23,9 @@ pub struct TransportConfig {
     /// Largest WAMP message accepted, in bytes. WebSocket: a bigger message is closed with 1009.
     /// RawSocket: announced in the handshake, rounded down to a power of two in [2^9, 2^24].
     pub max_message_size: usize,
+    /// WebSocket: most frames one message may arrive in; a message in more is closed with 1009,
+    /// as an oversized one is. Values below 1 act as 1 (no fragmented message).
+    pub max_ws_fragments: usize,
     /// Bound of the outbound buffer in bytes; [`SendError::Overflow`] past it.
     pub max_outbound_bytes: usize,
     /// Serializers offered/accepted, in preference order.
@@ -33,10 +36,19 @@ pub struct TransportConfig {
     pub ws_host: String,
 }
 
+/// Default of [`TransportConfig::max_ws_fragments`]. Browsers and most client libraries send a
+/// message in one frame; the ones that fragment do so at their write buffer size, 4 KiB in a
+/// gorilla/websocket (Go) client, so a 16 MiB message (the default `max_message_size`) from it
+/// comes in exactly 4096 fragments. Memory stays bounded by `max_message_size` whatever the count; the count
+/// bounds the per-frame work one message can cost, which many tiny frames (a 16 MiB message in
+/// 1-byte frames is 16 million frame headers) would otherwise multiply.
+pub const DEFAULT_MAX_WS_FRAGMENTS: usize = 4096;
+
 impl Default for TransportConfig {
     fn default() -> Self {
         TransportConfig {
             max_message_size: 16 * 1024 * 1024,
+            max_ws_fragments: DEFAULT_MAX_WS_FRAGMENTS,
             max_outbound_bytes: 16 * 1024 * 1024,
             serializers: vec![Serializer::Json, Serializer::MsgPack],
             ws_path: "/ws".to_string(),
@@ -309,7 +321,7 @@ impl Core {
             } => {
                 self.input.advance(consumed);
                 self.output.extend_from_slice(&response);
-                let framer = WsFramer::new(Role::Server, serializer, self.config.max_message_size);
+                let framer = WsFramer::new(Role::Server, serializer, &self.config);
                 self.open(serializer, Framer::Ws(framer))
             }
             UpgradeOutcome::Reject {
@@ -370,7 +382,7 @@ impl Core {
             Ok(None) => None,
             Ok(Some(consumed)) => {
                 self.input.advance(consumed);
-                let framer = WsFramer::new(Role::Client, wanted, self.config.max_message_size);
+                let framer = WsFramer::new(Role::Client, wanted, &self.config);
                 self.open(wanted, Framer::Ws(framer))
             }
             Err(reason) => {

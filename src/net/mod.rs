@@ -10,4 +10,5 @@ pub mod websocket;
 pub use crate::serializer::Serializer;
 pub use conn::{
     ClientConn, ConnEvent, Polled, SendError, ServerConn, TransportConfig, TransportKind,
+    DEFAULT_MAX_WS_FRAGMENTS,
 };

@@ -11,7 +11,13 @@
 //!   longer than [`MAX_HANDSHAKE_LEN`]: 431.
 //! - `permessage-deflate` and every other extension are declined by never naming them.
 //! - `wamp.2.json` accepts text messages only, `wamp.2.msgpack` binary only; the other type
-//!   fails the connection with 1003 (unsupported data).
+//!   fails the connection with 1003 (unsupported data). Only the echo framer of the
+//!   conformance test ([`WsFramer::echo`], after [`parse_echo_upgrade_request`]) takes both.
+//! - A message bigger than `max_message_size`, or in more frames than `max_ws_fragments`,
+//!   fails with 1009, refused at the header of the frame that crosses the bound.
+//! - Text that is not UTF-8 fails with 1007. A fragmented message is checked fragment by
+//!   fragment, so it fails at the fragment with the bad byte; one frame is checked once it is
+//!   complete (checking partial frames would cost every large text frame a second pass).
 //! - Invalid close codes or a close reason that is not UTF-8 fail with 1002.
 //! - After we sent a close frame we send nothing else (no pongs) and discard data frames until
 //!   the peer's close arrives.
@@ -25,7 +31,7 @@ use sha1::{Digest, Sha1};
 
 use crate::net::conn::TransportConfig;
 use crate::serializer::Serializer;
-use crate::wire::is_utf8;
+use crate::wire::{is_utf8, utf8_complete_prefix};
 
 /// The GUID of RFC 6455 §1.3, appended to the client's key to compute the accept value.
 pub const WS_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -137,13 +143,40 @@ pub fn http_error_response(status: u16, reason: &str, extra_headers: &str) -> Ve
     .into_bytes()
 }
 
-fn reject(status: u16, reason: impl Into<String>, extra_headers: &str) -> UpgradeOutcome {
+/// An upgrade request refused with an HTTP error.
+struct Refusal {
+    status: u16,
+    reason: String,
+    response: Vec<u8>,
+}
+
+fn reject(status: u16, reason: impl Into<String>, extra_headers: &str) -> Refusal {
     let reason = reason.into();
     let response = http_error_response(status, &reason, extra_headers);
-    UpgradeOutcome::Reject {
+    Refusal {
         status,
         reason,
         response,
+    }
+}
+
+impl From<Refusal> for UpgradeOutcome {
+    fn from(r: Refusal) -> UpgradeOutcome {
+        UpgradeOutcome::Reject {
+            status: r.status,
+            reason: r.reason,
+            response: r.response,
+        }
+    }
+}
+
+impl From<Refusal> for EchoUpgradeOutcome {
+    fn from(r: Refusal) -> EchoUpgradeOutcome {
+        EchoUpgradeOutcome::Reject {
+            status: r.status,
+            reason: r.reason,
+            response: r.response,
+        }
     }
 }
 
@@ -154,34 +187,49 @@ fn has_token(value: &[u8], token: &str) -> bool {
         .any(|part| part.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
 }
 
-/// Parses an HTTP/1.1 upgrade request from the start of `buf` and decides the answer.
-pub fn parse_upgrade_request(buf: &[u8], config: &TransportConfig) -> UpgradeOutcome {
+/// An upgrade request that passed every rule but the subprotocol choice.
+struct UpgradeRequest<'a> {
+    consumed: usize,
+    key: &'a [u8],
+    /// The first offered WAMP subprotocol that `config.serializers` accepts.
+    chosen: Option<Serializer>,
+    offered_any: bool,
+}
+
+/// Parses an HTTP/1.1 upgrade request from the start of `buf` and checks everything but the
+/// subprotocol. `Ok(None)`: the headers are not complete yet.
+fn read_upgrade_request<'a>(
+    buf: &'a [u8],
+    config: &TransportConfig,
+) -> Result<Option<UpgradeRequest<'a>>, Refusal> {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut request = httparse::Request::new(&mut headers);
     let consumed = match request.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             if buf.len() > MAX_HANDSHAKE_LEN {
-                return reject(431, "request headers too long", "");
+                return Err(reject(431, "request headers too long", ""));
             }
-            return UpgradeOutcome::Partial;
+            return Ok(None);
         }
-        Err(httparse::Error::TooManyHeaders) => return reject(431, "too many request headers", ""),
-        Err(e) => return reject(400, format!("malformed HTTP request: {e}"), ""),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(reject(431, "too many request headers", ""))
+        }
+        Err(e) => return Err(reject(400, format!("malformed HTTP request: {e}"), "")),
     };
     if consumed > MAX_HANDSHAKE_LEN {
-        return reject(431, "request headers too long", "");
+        return Err(reject(431, "request headers too long", ""));
     }
     if request.method != Some("GET") {
-        return reject(400, "a WebSocket upgrade must use GET", "");
+        return Err(reject(400, "a WebSocket upgrade must use GET", ""));
     }
     if request.version != Some(1) {
-        return reject(400, "a WebSocket upgrade needs HTTP/1.1", "");
+        return Err(reject(400, "a WebSocket upgrade needs HTTP/1.1", ""));
     }
     let target = request.path.unwrap_or("");
     let path = target.split('?').next().unwrap_or("");
     if path != config.ws_path {
-        return reject(404, format!("no WebSocket endpoint at {path}"), "");
+        return Err(reject(404, format!("no WebSocket endpoint at {path}"), ""));
     }
 
     let mut host_seen = false;
@@ -226,43 +274,79 @@ pub fn parse_upgrade_request(buf: &[u8], config: &TransportConfig) -> UpgradeOut
 
     const VERSION_HEADER: &str = "Sec-WebSocket-Version: 13\r\n";
     if !upgrade_seen {
-        return reject(
+        return Err(reject(
             426,
             "this endpoint speaks WebSocket only",
             "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n",
-        );
+        ));
     }
     if !upgrade_websocket {
-        return reject(400, "Upgrade header does not name websocket", "");
+        return Err(reject(400, "Upgrade header does not name websocket", ""));
     }
     if !connection_upgrade {
-        return reject(400, "Connection header lacks the upgrade token", "");
+        return Err(reject(400, "Connection header lacks the upgrade token", ""));
     }
     if !host_seen {
-        return reject(400, "missing Host header", "");
+        return Err(reject(400, "missing Host header", ""));
     }
     match version {
         Some(b"13") => {}
-        Some(_) => return reject(426, "unsupported WebSocket version", VERSION_HEADER),
-        None => return reject(426, "missing Sec-WebSocket-Version", VERSION_HEADER),
+        Some(_) => return Err(reject(426, "unsupported WebSocket version", VERSION_HEADER)),
+        None => return Err(reject(426, "missing Sec-WebSocket-Version", VERSION_HEADER)),
     }
     let key = match (key, key_count) {
         (Some(k), 1) => k,
-        (None, _) => return reject(400, "missing Sec-WebSocket-Key", ""),
-        _ => return reject(400, "more than one Sec-WebSocket-Key", ""),
+        (None, _) => return Err(reject(400, "missing Sec-WebSocket-Key", "")),
+        _ => return Err(reject(400, "more than one Sec-WebSocket-Key", "")),
     };
     match BASE64.decode(key) {
         Ok(decoded) if decoded.len() == 16 => {}
-        _ => return reject(400, "Sec-WebSocket-Key is not base64 of 16 bytes", ""),
+        _ => {
+            return Err(reject(
+                400,
+                "Sec-WebSocket-Key is not base64 of 16 bytes",
+                "",
+            ))
+        }
     }
-    let serializer = match chosen {
+    Ok(Some(UpgradeRequest {
+        consumed,
+        key,
+        chosen,
+        offered_any,
+    }))
+}
+
+/// The 101 answer; `subprotocol` is named when one was chosen.
+fn switching_protocols(key: &[u8], subprotocol: Option<&str>) -> Vec<u8> {
+    let protocol_line = match subprotocol {
+        Some(p) => format!("Sec-WebSocket-Protocol: {p}\r\n"),
+        None => String::new(),
+    };
+    format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n{protocol_line}\r\n",
+        accept_key(key),
+    )
+    .into_bytes()
+}
+
+/// Parses an HTTP/1.1 upgrade request from the start of `buf` and decides the answer. The
+/// client must offer a WAMP subprotocol that `config.serializers` accepts.
+pub fn parse_upgrade_request(buf: &[u8], config: &TransportConfig) -> UpgradeOutcome {
+    let request = match read_upgrade_request(buf, config) {
+        Ok(Some(request)) => request,
+        Ok(None) => return UpgradeOutcome::Partial,
+        Err(refusal) => return refusal.into(),
+    };
+    let serializer = match request.chosen {
         Some(s) => s,
-        None if !offered_any => {
+        None if !request.offered_any => {
             return reject(
                 400,
                 "missing Sec-WebSocket-Protocol; offer wamp.2.json or wamp.2.msgpack",
                 "",
             )
+            .into()
         }
         None => {
             let accepted: Vec<&str> = config
@@ -277,20 +361,44 @@ pub fn parse_upgrade_request(buf: &[u8], config: &TransportConfig) -> UpgradeOut
                     accepted.join(", ")
                 ),
                 "",
-            );
+            )
+            .into();
         }
     };
-
-    let response = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\nSec-WebSocket-Protocol: {}\r\n\r\n",
-        accept_key(key),
-        serializer.ws_subprotocol()
-    )
-    .into_bytes();
     UpgradeOutcome::Accept {
         serializer,
-        consumed,
-        response,
+        consumed: request.consumed,
+        response: switching_protocols(request.key, Some(serializer.ws_subprotocol())),
+    }
+}
+
+/// Result of [`parse_echo_upgrade_request`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EchoUpgradeOutcome {
+    /// The request headers are not complete yet.
+    Partial,
+    /// Send `response`, drop `consumed` bytes of input, then run a [`WsFramer::echo`].
+    Accept { consumed: usize, response: Vec<u8> },
+    /// As [`UpgradeOutcome::Reject`].
+    Reject {
+        status: u16,
+        reason: String,
+        response: Vec<u8>,
+    },
+}
+
+/// For the WebSocket conformance test's echo server only (`tests/ws_conformance.rs`); the
+/// router never calls it. Applies every rule of [`parse_upgrade_request`] except that no WAMP
+/// subprotocol is needed: conformance suites offer none, and the router answers them 400. A
+/// subprotocol is named in the answer only when the client offered one `config` accepts.
+pub fn parse_echo_upgrade_request(buf: &[u8], config: &TransportConfig) -> EchoUpgradeOutcome {
+    match read_upgrade_request(buf, config) {
+        Ok(Some(request)) => EchoUpgradeOutcome::Accept {
+            consumed: request.consumed,
+            response: switching_protocols(request.key, request.chosen.map(|s| s.ws_subprotocol())),
+        },
+        Ok(None) => EchoUpgradeOutcome::Partial,
+        Err(refusal) => refusal.into(),
     }
 }
 
@@ -612,6 +720,15 @@ pub enum WsEvent {
     Closed(String),
 }
 
+/// What [`WsFramer::decode_typed`] found: a message with the opcode it came with, or the end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WsTyped {
+    /// One complete message; `opcode` is [`opcode::TEXT`] or [`opcode::BINARY`].
+    Message { opcode: u8, payload: Bytes },
+    /// As [`WsEvent::Closed`].
+    Closed(String),
+}
+
 /// What [`WsFramer::decode_in_place`] found: either an event as from [`WsFramer::decode`], or
 /// a complete single-frame message still in the input at `input[skip..skip + len]` (unmasked
 /// and UTF-8 checked), which the caller reads and then consumes with `input.advance(skip +
@@ -642,30 +759,64 @@ pub struct WsFramer {
     role: Role,
     /// TEXT for JSON, BINARY for MessagePack.
     data_opcode: u8,
+    /// Echo mode ([`WsFramer::echo`]): messages of either opcode are taken.
+    any_data_opcode: bool,
     max_message_size: usize,
+    /// Most frames one message may come in.
+    max_fragments: usize,
     /// Opcode of the fragmented message being reassembled, if any.
     fragment_opcode: Option<u8>,
     fragments: BytesMut,
+    /// Frames of the fragmented message so far.
+    fragment_count: usize,
+    /// Text being reassembled: how much of `fragments` is known UTF-8 ending on a char boundary.
+    utf8_checked: usize,
+    /// Opcode of the last reassembled message, for [`WsFramer::decode_typed`].
+    reassembled_opcode: u8,
     state: CloseState,
     /// Client role only: mask keys need not be cryptographic, only unpredictable to scripts.
     rng: Option<SmallRng>,
 }
 
 impl WsFramer {
-    pub fn new(role: Role, serializer: Serializer, max_message_size: usize) -> WsFramer {
+    /// A framer for WAMP with `serializer`, within `config`'s message size and fragment bounds.
+    pub fn new(role: Role, serializer: Serializer, config: &TransportConfig) -> WsFramer {
+        let data_opcode = match serializer {
+            Serializer::Json => opcode::TEXT,
+            Serializer::MsgPack => opcode::BINARY,
+        };
+        WsFramer::with_opcodes(role, data_opcode, false, config)
+    }
+
+    /// For the conformance test's echo server only (`tests/ws_conformance.rs`): takes text and
+    /// binary messages alike (a WAMP framer fails the type its serializer does not use), to be
+    /// read with [`WsFramer::decode_typed`] and answered with [`WsFramer::encode_typed`]. Every
+    /// other rule is the WAMP framer's.
+    pub fn echo(role: Role, config: &TransportConfig) -> WsFramer {
+        WsFramer::with_opcodes(role, opcode::TEXT, true, config)
+    }
+
+    fn with_opcodes(
+        role: Role,
+        data_opcode: u8,
+        any_data_opcode: bool,
+        config: &TransportConfig,
+    ) -> WsFramer {
         let rng = match role {
             Role::Client => Some(SmallRng::from_entropy()),
             Role::Server => None,
         };
         WsFramer {
             role,
-            data_opcode: match serializer {
-                Serializer::Json => opcode::TEXT,
-                Serializer::MsgPack => opcode::BINARY,
-            },
-            max_message_size,
+            data_opcode,
+            any_data_opcode,
+            max_message_size: config.max_message_size,
+            max_fragments: config.max_ws_fragments,
             fragment_opcode: None,
             fragments: BytesMut::new(),
+            fragment_count: 0,
+            utf8_checked: 0,
+            reassembled_opcode: data_opcode,
             state: CloseState::Open,
             rng,
         }
@@ -694,6 +845,14 @@ impl WsFramer {
     pub fn encode_message(&mut self, parts: &[&[u8]], out: &mut BytesMut) {
         let mask = self.next_mask();
         write_frame(out, self.data_opcode, parts, mask);
+    }
+
+    /// Frames one message of type `op` ([`opcode::TEXT`] or [`opcode::BINARY`]) as a single
+    /// data frame; for the echo framer, whose messages have no one type.
+    pub fn encode_typed(&mut self, op: u8, parts: &[&[u8]], out: &mut BytesMut) {
+        debug_assert!(matches!(op, opcode::TEXT | opcode::BINARY));
+        let mask = self.next_mask();
+        write_frame(out, op, parts, mask);
     }
 
     /// Total bytes [`WsFramer::encode_message`] appends for a payload of `len` bytes.
@@ -759,6 +918,24 @@ impl WsFramer {
         out: &mut BytesMut,
     ) -> Option<WsInPlace> {
         self.next_frame(input, out, true)
+    }
+
+    /// As [`WsFramer::decode`], with each message's opcode; for the echo framer.
+    pub fn decode_typed(&mut self, input: &mut BytesMut, out: &mut BytesMut) -> Option<WsTyped> {
+        match self.next_frame(input, out, true)? {
+            WsInPlace::Message { skip, len } => {
+                // A message left in place still has its frame header in front of it.
+                let opcode = input[0] & 0x0F;
+                input.advance(skip);
+                let payload = input.split_to(len).freeze();
+                Some(WsTyped::Message { opcode, payload })
+            }
+            WsInPlace::Event(WsEvent::Message(payload)) => Some(WsTyped::Message {
+                opcode: self.reassembled_opcode,
+                payload,
+            }),
+            WsInPlace::Event(WsEvent::Closed(reason)) => Some(WsTyped::Closed(reason)),
+        }
     }
 
     fn next_frame(
@@ -836,25 +1013,11 @@ impl WsFramer {
             }
             input.advance(header.header_len);
             match header.opcode {
-                opcode::TEXT | opcode::BINARY => {
-                    self.fragment_opcode = Some(header.opcode);
-                    self.fragments.clear();
-                    self.fragments.extend_from_slice(&input[..payload_len]);
+                opcode::TEXT | opcode::BINARY | opcode::CONTINUATION => {
+                    let taken = self.take_fragment(&header, &input[..payload_len], out);
                     input.advance(payload_len);
-                }
-                opcode::CONTINUATION => {
-                    self.fragments.extend_from_slice(&input[..payload_len]);
-                    input.advance(payload_len);
-                    if header.fin {
-                        let op = self.fragment_opcode.take().unwrap_or(self.data_opcode);
-                        let payload = self.fragments.split().freeze();
-                        match self.check_delivery(op, &payload, out) {
-                            Delivery::Deliver => {
-                                return Some(WsInPlace::Event(WsEvent::Message(payload)))
-                            }
-                            Delivery::Discard => {}
-                            Delivery::Failed(failure) => return Some(WsInPlace::Event(failure)),
-                        }
+                    if let Some(event) = taken {
+                        return Some(WsInPlace::Event(event));
                     }
                 }
                 opcode::PING => {
@@ -915,7 +1078,10 @@ impl WsFramer {
                         "new data frame inside a fragmented message",
                     ));
                 }
-                if header.opcode != self.data_opcode && self.state == CloseState::Open {
+                if header.opcode != self.data_opcode
+                    && !self.any_data_opcode
+                    && self.state == CloseState::Open
+                {
                     return Err(WsProtocolError::new(
                         close_code::UNSUPPORTED_DATA,
                         if self.data_opcode == opcode::TEXT {
@@ -946,10 +1112,70 @@ impl WsFramer {
                         "message too big",
                     ));
                 }
+                if self.fragment_count >= self.max_fragments {
+                    return Err(WsProtocolError::new(
+                        close_code::MESSAGE_TOO_BIG,
+                        "message in too many fragments",
+                    ));
+                }
             }
             _ => {}
         }
         Ok(())
+    }
+
+    /// One frame of a fragmented message (its payload unmasked): buffers it and, at the last
+    /// one, hands out the message. Out of line: WAMP clients rarely fragment, and keeping this
+    /// out of `next_frame` keeps the single-frame path as lean as it was.
+    #[cold]
+    #[inline(never)]
+    fn take_fragment(
+        &mut self,
+        header: &FrameHeader,
+        payload: &[u8],
+        out: &mut BytesMut,
+    ) -> Option<WsEvent> {
+        if header.opcode == opcode::CONTINUATION {
+            self.fragment_count += 1;
+        } else {
+            self.fragment_opcode = Some(header.opcode);
+            self.fragment_count = 1;
+            self.utf8_checked = 0;
+            self.fragments.clear();
+        }
+        self.fragments.extend_from_slice(payload);
+        if let Err(e) = self.check_fragment_utf8(header.fin) {
+            return self.fail(e, out);
+        }
+        if !header.fin {
+            return None;
+        }
+        let op = self.fragment_opcode.take().unwrap_or(self.data_opcode);
+        self.reassembled_opcode = op;
+        let message = self.fragments.split().freeze();
+        // Text was checked fragment by fragment; only the close state is left.
+        (self.state == CloseState::Open).then_some(WsEvent::Message(message))
+    }
+
+    /// Checks the text reassembled so far, so that a bad byte fails the message when its
+    /// fragment arrives (RFC 6455 §8.1 fails it anyway; failing early saves buffering the
+    /// rest). `fin`: the message is complete, so it must not end inside a char.
+    fn check_fragment_utf8(&mut self, fin: bool) -> Result<(), WsProtocolError> {
+        // After our close frame, data is dropped unread.
+        if self.fragment_opcode != Some(opcode::TEXT) || self.state != CloseState::Open {
+            return Ok(());
+        }
+        let unchecked = &self.fragments[self.utf8_checked..];
+        match utf8_complete_prefix(unchecked) {
+            Some(n) if !fin || n == unchecked.len() => {
+                self.utf8_checked += n;
+                Ok(())
+            }
+            _ => Err(WsProtocolError::new(
+                close_code::INVALID_PAYLOAD,
+                "text message is not UTF-8",
+            )),
+        }
     }
 
     /// Whether a complete data message may be handed out: not after we sent our close frame
@@ -1026,6 +1252,14 @@ impl WsFramer {
 mod tests {
     use super::*;
 
+    fn limits(max_message_size: usize, max_ws_fragments: usize) -> TransportConfig {
+        TransportConfig {
+            max_message_size,
+            max_ws_fragments,
+            ..TransportConfig::default()
+        }
+    }
+
     #[test]
     fn header_prefixes_are_incomplete_not_errors() {
         for (len, mask) in [
@@ -1090,7 +1324,7 @@ mod tests {
 
     #[test]
     fn framer_after_done_stays_silent() {
-        let mut framer = WsFramer::new(Role::Server, Serializer::Json, 1024);
+        let mut framer = WsFramer::new(Role::Server, Serializer::Json, &limits(1024, 16));
         let mut out = BytesMut::new();
         let mut input = BytesMut::from(&[0x81u8, 0x01, b'x'][..]);
         assert!(matches!(
@@ -1102,5 +1336,162 @@ mod tests {
         let mut input = BytesMut::from(&[0x89u8, 0x80, 0, 0, 0, 0][..]);
         assert_eq!(framer.decode(&mut input, &mut out), None);
         assert_eq!(out.len(), written);
+    }
+
+    /// A masked client frame.
+    fn client_frame(fin: bool, op: u8, payload: &[u8]) -> Vec<u8> {
+        let mask = [0x37, 0xfa, 0x21, 0x3d];
+        let mut header = [0u8; MAX_FRAME_HEADER_LEN];
+        let n = encode_frame_header(&mut header, fin, op, payload.len() as u64, Some(mask));
+        let mut frame = header[..n].to_vec();
+        frame.extend_from_slice(payload);
+        apply_mask(&mut frame[n..], mask);
+        frame
+    }
+
+    /// A message of `op` cut into the given pieces, one frame each.
+    fn fragmented(op: u8, pieces: &[&[u8]]) -> Vec<u8> {
+        let mut wire = Vec::new();
+        for (i, piece) in pieces.iter().enumerate() {
+            let fin = i + 1 == pieces.len();
+            let frame_op = if i == 0 { op } else { opcode::CONTINUATION };
+            wire.extend(client_frame(fin, frame_op, piece));
+        }
+        wire
+    }
+
+    /// Every event the framer yields for `wire`, and the close code it sent, if any.
+    fn run(framer: &mut WsFramer, wire: &[u8]) -> (Vec<WsEvent>, Option<u16>) {
+        let mut input = BytesMut::from(wire);
+        let mut out = BytesMut::new();
+        let mut events = Vec::new();
+        while let Some(event) = framer.decode(&mut input, &mut out) {
+            events.push(event);
+        }
+        let close = decode_frame_header(&out)
+            .unwrap()
+            .filter(|h| h.opcode == opcode::CLOSE)
+            .map(|h| u16::from_be_bytes([out[h.header_len], out[h.header_len + 1]]));
+        (events, close)
+    }
+
+    #[test]
+    fn a_message_in_more_fragments_than_the_bound_is_1009() {
+        let pieces: [&[u8]; 4] = [b"[", b"1", b",2", b"]"];
+        let mut framer = WsFramer::new(Role::Server, Serializer::Json, &limits(1024, 4));
+        let (events, close) = run(&mut framer, &fragmented(opcode::TEXT, &pieces));
+        assert_eq!(events, [WsEvent::Message(Bytes::from_static(b"[1,2]"))]);
+        assert_eq!(close, None);
+
+        // Refused at the fifth frame's header, before its payload is buffered; empty frames
+        // count as much as full ones.
+        let mut framer = WsFramer::new(Role::Server, Serializer::Json, &limits(1024, 4));
+        let mut wire = client_frame(false, opcode::TEXT, b"[");
+        for piece in [&b""[..], b"", b"1"] {
+            wire.extend(client_frame(false, opcode::CONTINUATION, piece));
+        }
+        // The fifth frame's header only (6 bytes with the mask).
+        wire.extend(&client_frame(true, opcode::CONTINUATION, b"]")[..6]);
+        let (events, close) = run(&mut framer, &wire);
+        assert_eq!(
+            events,
+            [WsEvent::Closed(
+                "websocket failed with 1009: message in too many fragments".to_string()
+            )]
+        );
+        assert_eq!(close, Some(close_code::MESSAGE_TOO_BIG));
+
+        // The count starts again with each message.
+        let mut framer = WsFramer::new(Role::Server, Serializer::Json, &limits(1024, 2));
+        let mut wire = fragmented(opcode::TEXT, &[b"[1", b"]"]);
+        wire.extend(fragmented(opcode::TEXT, &[b"[2", b"]"]));
+        let (events, close) = run(&mut framer, &wire);
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!(close, None);
+    }
+
+    #[test]
+    fn default_fragment_bound_fits_a_largest_message_in_4_kib_frames() {
+        let config = TransportConfig::default();
+        assert!(config.max_ws_fragments * 4096 >= config.max_message_size);
+    }
+
+    #[test]
+    fn fragmented_text_fails_at_the_fragment_with_the_bad_byte() {
+        // No FIN yet: the failure does not wait for the end of the message.
+        let mut framer = WsFramer::new(Role::Server, Serializer::Json, &limits(1024, 16));
+        let mut wire = client_frame(false, opcode::TEXT, "[\"\u{3ba}".as_bytes());
+        wire.extend(client_frame(
+            false,
+            opcode::CONTINUATION,
+            b"\xf4\x90\x80\x80",
+        ));
+        let (events, close) = run(&mut framer, &wire);
+        assert!(
+            matches!(&events[..], [WsEvent::Closed(r)] if r.contains("UTF-8")),
+            "{events:?}"
+        );
+        assert_eq!(close, Some(close_code::INVALID_PAYLOAD));
+
+        // A char split over three fragments is fine...
+        let euro = "\u{20ac}".as_bytes();
+        let mut framer = WsFramer::new(Role::Server, Serializer::Json, &limits(1024, 16));
+        let wire = fragmented(
+            opcode::TEXT,
+            &[b"[\"", &euro[..1], &euro[1..2], &euro[2..], b"\"]"],
+        );
+        let (events, close) = run(&mut framer, &wire);
+        let expected = Bytes::from("[\"\u{20ac}\"]".as_bytes().to_vec());
+        assert_eq!(events, [WsEvent::Message(expected)]);
+        assert_eq!(close, None);
+
+        // ...but not left unfinished at the end of the message.
+        let mut framer = WsFramer::new(Role::Server, Serializer::Json, &limits(1024, 16));
+        let wire = fragmented(opcode::TEXT, &[b"[\"", &euro[..2]]);
+        let (_, close) = run(&mut framer, &wire);
+        assert_eq!(close, Some(close_code::INVALID_PAYLOAD));
+
+        // Binary fragments are not text.
+        let mut framer = WsFramer::new(Role::Server, Serializer::MsgPack, &limits(1024, 16));
+        let (events, close) = run(
+            &mut framer,
+            &fragmented(opcode::BINARY, &[b"\xff", b"\xfe"]),
+        );
+        assert_eq!(events, [WsEvent::Message(Bytes::from_static(b"\xff\xfe"))]);
+        assert_eq!(close, None);
+    }
+
+    #[test]
+    fn echo_framer_takes_both_types_and_tells_which() {
+        let mut framer = WsFramer::echo(Role::Server, &limits(1024, 16));
+        let mut input = BytesMut::new();
+        input.extend(client_frame(true, opcode::BINARY, b"\x00\xff"));
+        input.extend(client_frame(true, opcode::TEXT, b"hi"));
+        input.extend(fragmented(opcode::BINARY, &[b"a", b"b"]));
+        input.extend(fragmented(opcode::TEXT, &[b"c", b"d"]));
+        input.extend(client_frame(true, opcode::TEXT, b"\xff"));
+        let mut out = BytesMut::new();
+        let mut seen = Vec::new();
+        while let Some(event) = framer.decode_typed(&mut input, &mut out) {
+            seen.push(event);
+        }
+        let message = |opcode, payload: &'static [u8]| WsTyped::Message {
+            opcode,
+            payload: Bytes::from_static(payload),
+        };
+        assert_eq!(
+            seen,
+            [
+                message(opcode::BINARY, b"\x00\xff"),
+                message(opcode::TEXT, b"hi"),
+                message(opcode::BINARY, b"ab"),
+                message(opcode::TEXT, b"cd"),
+                WsTyped::Closed("websocket failed with 1007: text message is not UTF-8".into()),
+            ]
+        );
+
+        let mut out = BytesMut::new();
+        framer.encode_typed(opcode::BINARY, &[b"x"], &mut out);
+        assert_eq!(&out[..], [0x82, 1, b'x']);
     }
 }

@@ -36,7 +36,7 @@ pub use payload::{
 };
 pub use peek::{peek, Head};
 pub use uri::validate_uri;
-pub use utf8::is_utf8;
+pub use utf8::{is_utf8, utf8_complete_prefix};
 pub use value::{Dict, Value};
 
 /// Largest WAMP id (2^53); ids live in [1, MAX_ID].

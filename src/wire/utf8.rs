@@ -15,9 +15,43 @@ pub fn is_utf8(bytes: &[u8]) -> bool {
     }
 }
 
+/// For text arriving in pieces (WebSocket fragments): the length of the longest prefix of
+/// `bytes` that is UTF-8 ending on a char boundary, provided what follows it is only the start
+/// of a char that more bytes may complete; `None` when no continuation can make `bytes` valid.
+/// Checking each piece as it comes fails a bad message at its first bad byte, not at its end.
+pub fn utf8_complete_prefix(bytes: &[u8]) -> Option<usize> {
+    if bytes.len() < SIMD_FROM && bytes.is_ascii() {
+        return Some(bytes.len());
+    }
+    match simdutf8::compat::from_utf8(bytes) {
+        Ok(_) => Some(bytes.len()),
+        Err(e) if e.error_len().is_none() => Some(e.valid_up_to()),
+        Err(_) => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn complete_prefix_stops_before_an_unfinished_char_and_fails_a_bad_one() {
+        let euro = "\u{20ac}".as_bytes(); // e2 82 ac
+        assert_eq!(utf8_complete_prefix(b""), Some(0));
+        assert_eq!(utf8_complete_prefix(b"abc"), Some(3));
+        assert_eq!(utf8_complete_prefix(euro), Some(3));
+        assert_eq!(utf8_complete_prefix(&euro[..2]), Some(0));
+        let mut long = b"x".repeat(100);
+        long.extend_from_slice(&euro[..1]);
+        assert_eq!(utf8_complete_prefix(&long), Some(100));
+        // 0xf4 0x90 starts a code point above U+10FFFF: no continuation can save it.
+        assert_eq!(utf8_complete_prefix(&[b'a', 0xf4, 0x90]), None);
+        assert_eq!(utf8_complete_prefix(&[0xff]), None);
+        assert_eq!(utf8_complete_prefix(&[0xed, 0xa0]), None, "surrogate");
+        long.pop();
+        long.extend_from_slice(&[0xc0, 0x80]);
+        assert_eq!(utf8_complete_prefix(&long), None, "overlong");
+    }
 
     #[test]
     fn agrees_with_std_on_short_and_long_inputs() {

@@ -627,6 +627,7 @@ impl TestClient {
             serializers: vec![serializer],
             ws_path: "/ws".to_string(),
             ws_host: addr.to_string(),
+            ..TransportConfig::default()
         };
         let conn = ClientConn::new(kind, serializer, &config);
         let mut c = TestClient {
