@@ -45,6 +45,8 @@ pub mod bounds {
     /// Messages one shard-to-shard channel holds. A power of two (the ring's real size).
     pub const MIN_SHARD_CHANNEL_CAPACITY: usize = 16;
     pub const MAX_SHARD_CHANNEL_CAPACITY: usize = 1 << 20;
+    /// Frames one WebSocket message may come in.
+    pub const MAX_WS_FRAGMENTS: usize = 1 << 20;
     pub const MIN_SHARD_BACKLOG_LIMIT: usize = 256;
     pub const MAX_SHARD_BACKLOG_LIMIT: usize = 1 << 24;
 }
@@ -282,6 +284,7 @@ struct RawListener {
     path: Option<String>,
     serializers: Option<Vec<RawSerializer>>,
     max_message_size: Option<usize>,
+    max_fragments: Option<usize>,
     slow_consumer: Option<RawSlowConsumer>,
     outbound_soft_bytes: Option<usize>,
 }
@@ -663,6 +666,22 @@ impl RawListener {
             }
         };
 
+        let max_ws_fragments = match (kind, self.max_fragments) {
+            (_, None) => crate::net::conn::DEFAULT_MAX_WS_FRAGMENTS,
+            (TransportKind::WebSocket, Some(fragments)) => check_range(
+                &key("max_fragments"),
+                fragments,
+                1,
+                bounds::MAX_WS_FRAGMENTS,
+            )?,
+            (TransportKind::RawSocket, Some(_)) => {
+                return Err(ConfigError(format!(
+                    "{}: only websocket messages come in fragments (this listener is rawsocket)",
+                    key("max_fragments")
+                )));
+            }
+        };
+
         let mut serializers = Vec::new();
         for serializer in self
             .serializers
@@ -708,6 +727,7 @@ impl RawListener {
             transport: TransportConfig {
                 max_message_size,
                 max_outbound_bytes,
+                max_ws_fragments,
                 serializers,
                 ws_path,
                 ..TransportConfig::default()
@@ -882,6 +902,14 @@ name = "realm1"
             (format!("{MINIMAL}[limits]\nhandshake_timeout_ms = 0\n"), "limits.handshake_timeout_ms"),
             (format!("{MINIMAL}[limits]\nmax_pending_calls_per_session = 0\n"), "limits.max_pending_calls_per_session"),
             (format!("{MINIMAL}[limits]\nmax_uri_length = 8\n"), "limits.max_uri_length"),
+            (
+                "[[listener]]\nkind = \"websocket\"\nbind = \"127.0.0.1:9001\"\nmax_fragments = 0\n[[realm]]\nname = \"r\"\n".to_string(),
+                "listener[0].max_fragments",
+            ),
+            (
+                "[[listener]]\nkind = \"rawsocket\"\nbind = \"127.0.0.1:9001\"\nmax_fragments = 10\n[[realm]]\nname = \"r\"\n".to_string(),
+                "listener[0].max_fragments",
+            ),
             (
                 format!("{MINIMAL}[limits]\nmax_subscriptions_per_session = 0\n"),
                 "limits.max_subscriptions_per_session",

@@ -259,6 +259,49 @@ fn big_call_json(size: usize) -> Vec<u8> {
 }
 
 #[test]
+fn ws_message_in_more_fragments_than_allowed_gets_close_1009() {
+    let mut router = RouterProcess::default_start();
+    let mut witness = Witness::new(&router);
+    // The default bound is 4096 fragments: 4096 one-byte fragments still make a message...
+    let call = br#"[48,1,{},"com.witness.echo",["fragments"]]"#;
+    let mut ws = RawWs::connect(router.ws_port, "wamp.2.json");
+    ws.send_frame(true, 0x1, HELLO_JSON).unwrap();
+    ws.read_frame().expect("WELCOME");
+    let mut padded = call.to_vec();
+    padded.splice(1..1, std::iter::repeat_n(b' ', 4096 - call.len()));
+    let mut stream = Vec::new();
+    for (i, byte) in padded.iter().enumerate() {
+        let opcode = if i == 0 { 0x1 } else { 0x0 };
+        stream.extend_from_slice(&RawWs::frame(i == padded.len() - 1, opcode, &[*byte]));
+    }
+    ws.write(&stream).unwrap();
+    let inv = witness.callee.expect_invocation();
+    witness.callee.yield_(inv.request, &[s("ok")], None);
+    let res = ws
+        .read_frame()
+        .expect("RESULT for the 4096-fragment message");
+    assert!(String::from_utf8_lossy(&res.payload).starts_with("[50,1,"));
+
+    // ... one more fragment is refused like an oversized message, on its arrival.
+    let mut ws = RawWs::connect(router.ws_port, "wamp.2.json");
+    ws.send_frame(true, 0x1, HELLO_JSON).unwrap();
+    ws.read_frame().expect("WELCOME");
+    let mut stream = Vec::new();
+    for i in 0..4097 {
+        let opcode = if i == 0 { 0x1 } else { 0x0 };
+        stream.extend_from_slice(&RawWs::frame(false, opcode, b" "));
+    }
+    let _ = ws.write(&stream);
+    assert_eq!(
+        ws.expect_close_frame(),
+        Some(1009),
+        "too many fragments: close code"
+    );
+    ws.expect_eof();
+    survived(&mut router, &mut witness, "a message in too many fragments");
+}
+
+#[test]
 fn ws_oversize_message_gets_close_1009() {
     let mut router = RouterProcess::default_start();
     let mut witness = Witness::new(&router);
