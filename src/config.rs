@@ -45,6 +45,7 @@ pub mod bounds {
     /// Messages one shard-to-shard channel holds. A power of two (the ring's real size).
     pub const MIN_SHARD_CHANNEL_CAPACITY: usize = 16;
     pub const MAX_SHARD_CHANNEL_CAPACITY: usize = 1 << 20;
+    pub const MAX_AUTO_CREATED_REALMS: usize = 1_000_000;
     /// Frames one WebSocket message may come in.
     pub const MAX_WS_FRAGMENTS: usize = 1 << 20;
     pub const MIN_SHARD_BACKLOG_LIMIT: usize = 256;
@@ -338,12 +339,24 @@ enum RawUriCheck {
     Strict,
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields, default)]
 struct RawRouter {
     auto_create_realms: bool,
+    max_auto_created_realms: usize,
     uri_check: RawUriCheck,
     strict_request_ids: bool,
+}
+
+impl Default for RawRouter {
+    fn default() -> Self {
+        RawRouter {
+            auto_create_realms: false,
+            max_auto_created_realms: 1000,
+            uri_check: RawUriCheck::Loose,
+            strict_request_ids: false,
+        }
+    }
 }
 
 #[derive(Deserialize, Debug)]
@@ -542,6 +555,12 @@ impl RawConfig {
         let router = RouterConfig {
             realms,
             auto_create_realms: self.router.auto_create_realms,
+            max_auto_created_realms: check_range(
+                "router.max_auto_created_realms",
+                self.router.max_auto_created_realms,
+                1,
+                bounds::MAX_AUTO_CREATED_REALMS,
+            )?,
             uri_check,
             max_pending_calls_per_session: max_pending_calls,
             strict_request_ids: self.router.strict_request_ids,

@@ -508,6 +508,72 @@ fn unknown_realm_is_created_with_auto_create_realms() {
     assert_error(&h.recv(&b), 48, request, uri::NO_SUCH_PROCEDURE);
 }
 
+/// Joins `realm` from a client on shard 0 (the auto-created realm bound is per shard); the
+/// WELCOME or ABORT is returned.
+fn hello_on_shard_0(h: &mut Harness, realm: &str) -> (Client, Received) {
+    let mut client = h.connect_on(0, Json);
+    h.hello(&client, realm, hello_details());
+    let reply = h.recv(&client);
+    if let Message::Welcome { session, .. } = reply.msg() {
+        client.id = session;
+    }
+    (client, reply)
+}
+
+fn auto_created_realms_are_bounded_and_go_when_unused() {
+    let mut h = Harness::with_config(RouterConfig {
+        auto_create_realms: true,
+        max_auto_created_realms: 2,
+        ..RouterConfig::default()
+    });
+    let configured = h.stats().realms;
+    let (a, welcome) = hello_on_shard_0(&mut h, "com.auto.one");
+    assert!(matches!(welcome.msg(), Message::Welcome { .. }));
+    let (b, welcome) = hello_on_shard_0(&mut h, "com.auto.two");
+    assert!(matches!(welcome.msg(), Message::Welcome { .. }));
+    let (late, refused) = hello_on_shard_0(&mut h, "com.auto.three");
+    let Message::Abort {
+        reason, details, ..
+    } = refused.msg()
+    else {
+        panic!("expected ABORT, got {:?}", refused.msg())
+    };
+    assert_eq!(reason, uri::NO_SUCH_REALM);
+    assert!(details
+        .get_str("message")
+        .unwrap()
+        .contains("max_auto_created_realms"));
+
+    // Tables in the realms, on their owner shards too.
+    for topic in ["com.t.1", "com.t.2", "com.t.3"] {
+        h.register(&a, topic);
+        h.subscribe(&b, topic);
+    }
+    // A realm in use stays, however long.
+    h.cluster.advance_to(h.cluster.now + 5_000);
+    h.cluster.drain();
+    h.call(&a, "com.t.1", Dict::new(), Payload::empty(Json));
+    let Message::Invocation { .. } = h.recv(&a).msg() else {
+        panic!("the realm of a live session was removed")
+    };
+
+    h.disconnect(&a);
+    h.disconnect(&b);
+    h.disconnect(&late);
+    // Swept within a second of being unused, on every shard.
+    h.cluster.advance_to(h.cluster.now + 2_000);
+    h.cluster.drain();
+    h.cluster.advance_to(h.cluster.now + 2_000);
+    h.cluster.drain();
+    let stats = h.stats();
+    assert_eq!(stats.realms, configured, "{stats:?}");
+    assert!(stats.realms_removed >= 2, "{stats:?}");
+    h.cluster.assert_tables_empty();
+    let (c, welcome) = hello_on_shard_0(&mut h, "com.auto.three");
+    assert!(matches!(welcome.msg(), Message::Welcome { .. }));
+    h.register(&c, "com.t.1");
+}
+
 fn configured_realms_are_the_only_ones() {
     let config = RouterConfig {
         realms: vec![
@@ -3214,6 +3280,7 @@ macro_rules! at_1_and_3_shards {
 }
 
 at_1_and_3_shards!(
+    auto_created_realms_are_bounded_and_go_when_unused,
     per_session_registration_and_subscription_limits_hold_even_when_pipelined,
     uris_longer_than_the_limit_are_refused_with_invalid_uri,
     publish_to_the_wamp_namespace_is_refused_and_subscribing_to_it_is_not,

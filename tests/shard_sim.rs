@@ -12,13 +12,16 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use bytes::Bytes;
-use wampring::router::{owner_shard, uri};
+use wampring::router::{owner_shard, uri, RouterConfig};
 use wampring::wire::{self, Dict, Message, OwnedPayload, Serializer, Value};
 
 // The cluster (N routers and the channel mesh between them) is the shared sans-IO harness.
 mod sansio;
 
 use sansio::{Cluster, Conn};
+
+/// The realm of the seeds that run on an auto-created realm.
+const AUTO_REALM: &str = "com.sim.auto";
 
 fn hello_details() -> Dict<'static> {
     let mut roles = Dict::new();
@@ -195,13 +198,23 @@ struct Scenario {
     refusals: Vec<(u64, &'static str, u64, u64)>,
     /// REGISTERED under an id another live client already held (shared joins).
     shared_joins: usize,
+    /// The realm every client joins: the configured `realm1`, or (one seed in three) a realm
+    /// the first HELLO creates, which each shard removes when nothing of it is left there and
+    /// re-creates when it is needed again, while the scheduler moves time on.
+    realm: &'static str,
 }
 
 impl Scenario {
     fn new(seed: u64, shards: usize) -> Scenario {
+        let auto_realm = seed % 3 == 0;
+        let config = RouterConfig {
+            auto_create_realms: auto_realm,
+            ..RouterConfig::default()
+        };
         Scenario {
             rng: Rng(seed),
-            cluster: Cluster::new(shards, seed),
+            cluster: Cluster::with_config(shards, seed, config),
+            realm: if auto_realm { AUTO_REALM } else { "realm1" },
             clients: Vec::new(),
             time: 0,
             calls: HashMap::new(),
@@ -227,7 +240,7 @@ impl Scenario {
         self.cluster.send(
             conn,
             &Message::Hello {
-                realm: "realm1".into(),
+                realm: self.realm.into(),
                 details: hello_details(),
             },
         );
@@ -788,6 +801,10 @@ impl Scenario {
     /// One scheduler step: a client operation or one delivery from a random busy channel.
     fn step(&mut self) {
         self.time += 1;
+        if self.rng.chance(3) {
+            // Timers fire: realm sweeps among them.
+            self.cluster.advance_to(self.cluster.now + 1_000);
+        }
         let busy = self.cluster.busy_channels();
         if busy.is_empty() || self.rng.chance(35) {
             self.client_op();
@@ -885,7 +902,7 @@ impl Scenario {
                 .cluster
                 .routers
                 .iter()
-                .map(|router| router.registration("realm1", procedure))
+                .map(|router| router.registration(self.realm, procedure))
                 .collect();
             for (shard, view) in views.iter().enumerate() {
                 assert_eq!(
@@ -1013,6 +1030,8 @@ struct Coverage {
     events: usize,
     must_receive_checks: usize,
     peer_messages: u64,
+    /// Auto-created realms removed while clients were still joining and leaving.
+    realms_removed_mid_run: u64,
 }
 
 fn run_seed(seed: u64) -> Coverage {
@@ -1039,9 +1058,21 @@ fn run_seed(seed: u64) -> Coverage {
         events: sim.events.len(),
         must_receive_checks,
         peer_messages: sim.cluster.shard_messages,
+        realms_removed_mid_run: sim.cluster.stats().realms_removed,
     };
     sim.everyone_leaves();
     sim.cluster.assert_tables_empty();
+    // Two sweeps later no auto-created realm is left anywhere; configured ones stay.
+    for _ in 0..2 {
+        let now = sim.cluster.now + 2_000;
+        sim.cluster.advance_to(now);
+        sim.cluster.drain();
+    }
+    assert_eq!(
+        sim.cluster.stats().realms,
+        shards,
+        "only realm1 on each shard"
+    );
     coverage
 }
 
@@ -1059,6 +1090,7 @@ fn run_seeds(seeds: impl Iterator<Item = u64>) -> usize {
             total.events += coverage.events;
             total.must_receive_checks += coverage.must_receive_checks;
             total.peer_messages += coverage.peer_messages;
+            total.realms_removed_mid_run += coverage.realms_removed_mid_run;
         }
         if let Err(panic) = result {
             eprintln!(
@@ -1074,6 +1106,10 @@ fn run_seeds(seeds: impl Iterator<Item = u64>) -> usize {
         count < 50
             || (total.shared_joins > 0 && total.shared_at_end > 0 && total.register_refusals > 0),
         "shared registrations not exercised: {total:?}"
+    );
+    assert!(
+        count < 50 || total.realms_removed_mid_run > 0,
+        "auto-created realms never removed mid-run: {total:?}"
     );
     count
 }

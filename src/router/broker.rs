@@ -7,7 +7,7 @@
 
 use slab::Slab;
 
-use super::{fast_map, FastMap, SessionKey};
+use super::{fast_map, is_sparse, FastMap, SessionKey};
 use crate::serializer::Serializer;
 
 /// What fan-out needs to know about a subscriber without touching the session table.
@@ -91,7 +91,20 @@ impl Subscriptions {
         let subscription = self.entries.remove(index);
         self.by_id.remove(&subscription.id);
         self.by_topic.remove(&subscription.topic);
+        if is_sparse(self.by_id.len(), self.by_id.capacity()) {
+            self.shrink();
+        }
         subscription
+    }
+
+    /// Gives memory back once the table is mostly empty (a session that held many
+    /// subscriptions left): maps and slabs otherwise keep their largest capacity for good.
+    #[cold]
+    fn shrink(&mut self) {
+        let keep = self.by_id.len() * 2;
+        self.by_id.shrink_to(keep);
+        self.by_topic.shrink_to(keep);
+        self.entries.shrink_to_fit();
     }
 
     /// Applies the owner's shard set for `topic` (replica write): creates, updates or (with

@@ -856,6 +856,14 @@ impl Router {
         }
     }
 
+    /// True while an op started here names `realm` (its id must stay valid).
+    pub(super) fn realm_has_ops_in_flight(&self, realm: RealmId) -> bool {
+        self.cluster.inflight.values().any(|op| match &op.kind {
+            OpKind::Register { realm: r, .. } | OpKind::Join { realm: r, .. } => *r == realm,
+            OpKind::Unregister { .. } => false,
+        })
+    }
+
     /// Ops started here and not complete, plus topics with waiting subscribers.
     pub(super) fn inflight_ops(&self) -> usize {
         self.cluster.inflight.len()

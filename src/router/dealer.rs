@@ -7,7 +7,7 @@ use slab::Slab;
 
 use super::ids::{RandomIds, ScopedIds};
 use super::shard_msg::SessionRef;
-use super::{fast_map, FastMap, SessionKey, ShardId};
+use super::{fast_map, is_sparse, FastMap, SessionKey, ShardId};
 use crate::serializer::Serializer;
 
 /// REGISTER.Options.invoke (shared_registration): how a CALL picks among the callees of one
@@ -305,7 +305,19 @@ impl Registry {
         let index = self.by_id.remove(&id)?;
         let registration = self.entries.remove(index);
         self.by_procedure.remove(&registration.procedure);
+        if is_sparse(self.by_id.len(), self.by_id.capacity()) {
+            self.shrink();
+        }
         Some(registration)
+    }
+
+    /// Gives memory back once the table is mostly empty (see `Subscriptions::shrink`).
+    #[cold]
+    fn shrink(&mut self) {
+        let keep = self.by_id.len() * 2;
+        self.by_id.shrink_to(keep);
+        self.by_procedure.shrink_to(keep);
+        self.entries.shrink_to_fit();
     }
 
     pub(crate) fn lookup(&self, procedure: &str) -> Option<&Registration> {

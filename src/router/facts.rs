@@ -22,6 +22,9 @@ use std::sync::Arc;
 
 use super::TransportInfo;
 
+/// Largest list kept for reuse between inputs.
+const KEEP_CAPACITY: usize = 1024;
+
 /// One fact, with the ids and names a reader needs without looking at the tables.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fact {
@@ -132,7 +135,9 @@ impl Facts {
             }
         }
         facts.clear();
-        if self.new.is_empty() {
+        // A session that leaves with thousands of subscriptions makes one huge list; keeping
+        // that would hold its memory for good.
+        if self.new.is_empty() && facts.capacity() <= KEEP_CAPACITY {
             self.new = facts;
         }
     }

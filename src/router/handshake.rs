@@ -106,7 +106,23 @@ impl Router {
         }
         let realm = match self.realms.find(realm_name) {
             Some(realm) => realm,
-            None if self.config.auto_create_realms => self.realms.get_or_create(realm_name),
+            None if self.config.auto_create_realms
+                && self.realms.auto_created() < self.config.max_auto_created_realms =>
+            {
+                self.realms.get_or_create(realm_name)
+            }
+            None if self.config.auto_create_realms => {
+                return self.reject_hello(
+                    session,
+                    uri::NO_SUCH_REALM,
+                    format!(
+                        "no realm {realm_name:?} on this router, and no more may be created now (router.max_auto_created_realms = {})",
+                        self.config.max_auto_created_realms
+                    )
+                    .into(),
+                    out,
+                )
+            }
             None => {
                 return self.reject_hello(
                     session,

@@ -246,6 +246,9 @@ pub struct RouterConfig {
     /// Longest realm, procedure or topic URI accepted (bytes); longer ones are refused with
     /// `wamp.error.invalid_uri`.
     pub max_uri_length: usize,
+    /// Realms a HELLO may create (`auto_create_realms`) that may exist on one shard at once;
+    /// past it the HELLO gets `wamp.error.no_such_realm`. Realms go when unused.
+    pub max_auto_created_realms: usize,
     /// Procedures one session may have registered; one more gets
     /// `wampring.error.too_many_registrations`.
     pub max_registrations_per_session: usize,
@@ -266,6 +269,7 @@ impl Default for RouterConfig {
             strict_request_ids: false,
             hello_timeout_ms: 10_000,
             max_uri_length: 1024,
+            max_auto_created_realms: 1000,
             max_registrations_per_session: 10_000,
             max_subscriptions_per_session: 10_000,
         }
@@ -281,6 +285,18 @@ pub struct TransportInfo {
     /// Peer address as text, e.g. "127.0.0.1:50312".
     pub peer: String,
 }
+
+/// Tables smaller than this never shrink (growing again would cost more than they hold).
+const SHRINK_FLOOR: usize = 1024;
+
+/// True when a table of `len` entries in `capacity` slots should give memory back; shrinking to
+/// twice `len` keeps this amortized O(1) per removal.
+pub(crate) fn is_sparse(len: usize, capacity: usize) -> bool {
+    capacity > SHRINK_FLOOR && len.saturating_mul(4) < capacity
+}
+
+/// How often unused auto-created realms are looked for, while there may be some.
+const REALM_SWEEP_MS: Millis = 1000;
 
 /// Counters (monotonic) and table sizes (current) of one router, for metrics and tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -312,6 +328,9 @@ pub struct RouterStats {
     pub events_sent: u64,
     /// EVENTs not sent because the subscriber's serializer cannot carry the payload.
     pub events_undeliverable: u64,
+    /// Realms on this shard now, and auto-created realms removed again so far.
+    pub realms: usize,
+    pub realms_removed: u64,
     /// REGISTERs/SUBSCRIBEs refused at a per-session limit.
     pub session_limit_refusals: u64,
     /// Client-caused log lines not written (rate limits per cause).
@@ -413,6 +432,8 @@ pub struct Router {
     logs: LogLimits,
     /// The time of the input being handled (what the runtime passed in).
     now: Millis,
+    /// A `Timeout::RealmSweep` is armed.
+    realm_sweep_armed: bool,
 }
 
 impl Router {
@@ -447,6 +468,7 @@ impl Router {
             stats: RouterStats::default(),
             logs: LogLimits::default(),
             now: 0,
+            realm_sweep_armed: false,
         }
     }
 
@@ -586,6 +608,7 @@ impl Router {
         while let Some((timer, timeout)) = self.timers.pop_expired(now) {
             match timeout {
                 Timeout::Hello { session } => self.hello_timed_out(session, timer, now, out),
+                Timeout::RealmSweep => self.sweep_realms(),
             }
         }
         self.settle(out);
@@ -612,6 +635,9 @@ impl Router {
             return;
         }
         self.dispatch_shard_msg(from, *msg.kind, out);
+        if self.realms.has_candidates() {
+            self.arm_realm_sweep();
+        }
         self.settle(out);
     }
 
@@ -675,6 +701,7 @@ impl Router {
         let mut stats = self.stats.clone();
         stats.sessions = self.sessions.len();
         stats.registrations = self.realms.iter().map(|realm| realm.registry.len()).sum();
+        stats.realms = self.realms.len();
         stats.subscriptions = self
             .realms
             .iter()
@@ -732,6 +759,33 @@ impl Router {
             .get(session)?
             .identity()
             .map(|identity| identity.id)
+    }
+
+    fn arm_realm_sweep(&mut self) {
+        if !self.realm_sweep_armed {
+            self.realm_sweep_armed = true;
+            self.timers
+                .arm(self.now.saturating_add(REALM_SWEEP_MS), Timeout::RealmSweep);
+        }
+    }
+
+    /// Removes the auto-created realms nothing uses any more on this shard: no session, no
+    /// registration or subscription (replicas included), no op in flight. The others stay
+    /// candidates while they have no session, and are looked at again in the next sweep.
+    fn sweep_realms(&mut self) {
+        self.realm_sweep_armed = false;
+        for id in self.realms.take_candidates() {
+            let realm = self.realms.get(id);
+            if realm.is_unused() && !self.realm_has_ops_in_flight(id) {
+                self.realms.remove(id);
+                self.stats.realms_removed += 1;
+            } else if realm.sessions == 0 {
+                self.realms.keep_candidate(id);
+            }
+        }
+        if self.realms.has_candidates() {
+            self.arm_realm_sweep();
+        }
     }
 
     /// The HELLO deadline of `session` passed: close it, unless it said HELLO meanwhile (the
@@ -1024,7 +1078,12 @@ impl Router {
         for id in subscriptions {
             self.remove_local_subscriber(session, identity.id, identity.realm, id, out);
         }
-        self.realms.get_mut(identity.realm).sessions -= 1;
+        let realm = self.realms.get_mut(identity.realm);
+        realm.sessions -= 1;
+        if realm.sessions == 0 && realm.auto_created {
+            self.realms.mark_candidate(identity.realm);
+            self.arm_realm_sweep();
+        }
 
         for key in calls_waiting {
             let Some(call) = self.pending.remove(key) else {

@@ -1,8 +1,10 @@
 //! Realms: the configured ones plus those auto-created on first HELLO (or on the first update
-//! from another shard about them). Each realm owns its dealer and broker tables; sessions refer
+//! from another shard about them), which go again once nothing of them is left on the shard. Each realm owns its dealer and broker tables; sessions refer
 //! to their realm by a dense [`RealmId`], which is local to the shard (other shards name realms).
 
 use std::sync::Arc;
+
+use slab::Slab;
 
 use super::broker::Subscriptions;
 use super::cluster::PendingJoin;
@@ -22,21 +24,46 @@ pub(crate) struct Realm {
     pub(crate) joins: FastMap<Box<str>, PendingJoin>,
     /// Established sessions in this realm.
     pub(crate) sessions: usize,
+    /// Not in the configuration: created by a HELLO (`auto_create_realms`) or by another
+    /// shard's update, and removed again once nothing of it is left here.
+    pub(crate) auto_created: bool,
+    /// Listed in `Realms::candidates`.
+    candidate: bool,
 }
 
+impl Realm {
+    /// Nothing of this realm is left on this shard (the router also checks its in-flight ops).
+    pub(crate) fn is_unused(&self) -> bool {
+        self.sessions == 0
+            && self.registry.len() == 0
+            && self.subscriptions.len() == 0
+            && self.joins.is_empty()
+    }
+}
+
+/// The realms of one shard. Auto-created realms are removed when unused (see
+/// `Router::sweep_realms`), so ids are slab keys that may be reused: a [`RealmId`] is only
+/// held where the realm is in use (an established session, an in-flight op), which keeps it
+/// from being removed.
 pub(crate) struct Realms {
-    realms: Vec<Realm>,
+    realms: Slab<Realm>,
     by_name: FastMap<Box<str>, RealmId>,
+    /// Auto-created realms now.
+    auto_created: usize,
+    /// Auto-created realms that may have become unused.
+    candidates: Vec<RealmId>,
 }
 
 impl Realms {
     pub(crate) fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Realms {
         let mut realms = Realms {
-            realms: Vec::new(),
+            realms: Slab::new(),
             by_name: fast_map(),
+            auto_created: 0,
+            candidates: Vec::new(),
         };
         for name in names {
-            realms.get_or_create(name);
+            realms.get_or_insert(name, false);
         }
         realms
     }
@@ -45,20 +72,78 @@ impl Realms {
         self.by_name.get(name).copied()
     }
 
+    /// The realm `name`, created if it does not exist: another shard's update is about it, or
+    /// a HELLO asks for it under `auto_create_realms` (the caller checked the bound).
     pub(crate) fn get_or_create(&mut self, name: &str) -> RealmId {
+        self.get_or_insert(name, true)
+    }
+
+    fn get_or_insert(&mut self, name: &str, auto_created: bool) -> RealmId {
         if let Some(id) = self.find(name) {
             return id;
         }
-        let id = RealmId(u32::try_from(self.realms.len()).expect("fewer than 2^32 realms"));
-        self.realms.push(Realm {
+        let id = RealmId(u32::try_from(self.realms.vacant_key()).expect("fewer than 2^32 realms"));
+        self.realms.insert(Realm {
             name: name.into(),
             registry: Registry::new(),
             subscriptions: Subscriptions::new(),
             joins: fast_map(),
             sessions: 0,
+            auto_created,
+            candidate: false,
         });
         self.by_name.insert(name.into(), id);
+        if auto_created {
+            self.auto_created += 1;
+            // Created for another shard's update, it may never get a session here.
+            self.mark_candidate(id);
+        }
         id
+    }
+
+    /// Auto-created realms on this shard now.
+    pub(crate) fn auto_created(&self) -> usize {
+        self.auto_created
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.realms.len()
+    }
+
+    /// Notes that `id` may have become unused (its last local session left).
+    pub(crate) fn mark_candidate(&mut self, id: RealmId) {
+        let realm = &mut self.realms[id.0 as usize];
+        if realm.auto_created && !realm.candidate {
+            realm.candidate = true;
+            self.candidates.push(id);
+        }
+    }
+
+    /// True when some auto-created realm may have become unused.
+    #[inline]
+    pub(crate) fn has_candidates(&self) -> bool {
+        !self.candidates.is_empty()
+    }
+
+    /// The candidates, handed over to be checked; the ones still waiting are given back with
+    /// [`Realms::keep_candidate`].
+    pub(crate) fn take_candidates(&mut self) -> Vec<RealmId> {
+        for id in &self.candidates {
+            self.realms[id.0 as usize].candidate = false;
+        }
+        std::mem::take(&mut self.candidates)
+    }
+
+    pub(crate) fn keep_candidate(&mut self, id: RealmId) {
+        self.mark_candidate(id);
+    }
+
+    /// Forgets an unused auto-created realm (the caller checked it is unused).
+    pub(crate) fn remove(&mut self, id: RealmId) {
+        let realm = self.realms.remove(id.0 as usize);
+        debug_assert!(realm.auto_created && realm.is_unused());
+        self.by_name.remove(&*realm.name);
+        self.auto_created -= 1;
     }
 
     pub(crate) fn get(&self, id: RealmId) -> &Realm {
@@ -70,6 +155,6 @@ impl Realms {
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Realm> {
-        self.realms.iter()
+        self.realms.iter().map(|(_, realm)| realm)
     }
 }

@@ -19,6 +19,8 @@ pub(crate) struct TimerId(u64);
 pub(crate) enum Timeout {
     /// The session opened by the runtime has not sent HELLO in time.
     Hello { session: SessionKey },
+    /// Time to remove the auto-created realms that are no longer used.
+    RealmSweep,
 }
 
 /// Heap slots below this are never worth a rebuild.

@@ -120,6 +120,9 @@ impl Backpressure {
     }
 }
 
+/// Capacity an emptied overflow queue keeps.
+const BACKLOG_KEEP_CAPACITY: usize = 1024;
+
 /// One shard's ends of the mesh, not yet connected to its executor (so they can move to the
 /// shard's thread). Index = the other shard; `None` at the shard's own index.
 pub struct MeshEnds<T: Send + 'static> {
@@ -344,6 +347,12 @@ impl<T: Send + 'static> ShardLink<T> {
                     return;
                 }
                 self.relieve_if_drained();
+            }
+            // A burst (a session leaving with thousands of subscriptions) grew the queue;
+            // do not hold that memory once it is empty.
+            let mut backlog = self.backlog.borrow_mut();
+            if backlog.capacity() > BACKLOG_KEEP_CAPACITY {
+                backlog.shrink_to(BACKLOG_KEEP_CAPACITY);
             }
         }
     }

@@ -404,6 +404,7 @@ fn run_shard(
             }
         }
         mesh_tasks.push(glommio::spawn_local(shard.clone().run_timer()));
+        mesh_tasks.push(glommio::spawn_local(shard.clone().return_memory()));
         let _ = ready.send((id, StartupReport::Running));
         drop(ready);
         let round_robin = (config.placement == ShardPlacement::RoundRobin && spec.shards > 1)

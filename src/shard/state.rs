@@ -39,6 +39,18 @@ use super::refusal::Refusals;
 /// shows them.
 pub(crate) const SESSION_LOG: &str = "wampring::session";
 
+/// Largest action list kept for reuse between inputs.
+const SPARE_ACTIONS_KEEP: usize = 4096;
+
+/// How often a shard may hand freed memory back to the OS (see `Shard::return_memory`).
+const MEMORY_RETURN_INTERVAL: Duration = Duration::from_secs(1);
+
+extern "C" {
+    /// mimalloc (linked through the `mimalloc` crate, the binary's global allocator): frees the
+    /// calling thread's unused pages and, with `force`, returns them to the OS at once.
+    fn mi_collect(force: bool);
+}
+
 /// Size of the shard-wide buffer sockets are read into before the bytes are handed to their
 /// transport. One per shard, not per connection: reads are synchronous within a poll.
 pub(crate) const READ_SCRATCH_BYTES: usize = 64 * 1024;
@@ -144,6 +156,8 @@ pub(crate) struct Shard {
     consumer_logs: RefCell<ConsumerLogLimits>,
     /// Pauses reading from this shard's connections while a queue to another shard is full.
     pub(crate) backpressure: Rc<Backpressure>,
+    /// Sessions ended so far (tells `return_memory` whether there may be memory to return).
+    sessions_ended: Cell<u64>,
     /// Refusals in flight, the spare descriptor, rate-limited accept/refusal logs.
     pub(crate) refusals: Refusals,
 }
@@ -183,6 +197,7 @@ impl Shard {
             timer_waker: RefCell::new(None),
             consumer_logs: RefCell::new(ConsumerLogLimits::default()),
             backpressure,
+            sessions_ended: Cell::new(0),
             refusals: Refusals::new(),
         }
     }
@@ -241,7 +256,7 @@ impl Shard {
         conn.session.set(Some(session));
         self.metrics.borrow_mut().sessions_opened += 1;
         self.perform(&mut actions);
-        self.spare_actions.replace(actions);
+        self.give_back_actions(actions);
     }
 
     /// One WAMP message from the connection's session.
@@ -260,7 +275,7 @@ impl Shard {
             self.log_if_welcomed(conn, session);
         }
         self.perform(&mut actions);
-        self.spare_actions.replace(actions);
+        self.give_back_actions(actions);
     }
 
     /// Logs "session <id> opened on shard <k>" (debug, target `wampring::session`: one line per
@@ -283,7 +298,7 @@ impl Shard {
             .borrow_mut()
             .handle_shard_msg(from, msg, now, &mut actions);
         self.perform(&mut actions);
-        self.spare_actions.replace(actions);
+        self.give_back_actions(actions);
     }
 
     /// How many shards the process runs (this one included).
@@ -324,7 +339,7 @@ impl Shard {
             .borrow_mut()
             .close_session(session, self.now(), &mut actions);
         self.perform(&mut actions);
-        self.spare_actions.replace(actions);
+        self.give_back_actions(actions);
     }
 
     /// Forgets which connection carries `session`. Every detach is followed by exactly one
@@ -332,7 +347,16 @@ impl Shard {
     fn detach(&self, session: SessionKey) -> Option<Rc<Connection>> {
         let conn = self.sessions.borrow_mut().get_mut(session.0)?.take()?;
         conn.session.set(None);
+        self.sessions_ended.set(self.sessions_ended.get() + 1);
         Some(conn)
+    }
+
+    /// Keeps the (empty) action list for the next input, unless one input made it huge (a
+    /// session leaving with thousands of table entries): that memory goes back instead.
+    fn give_back_actions(&self, actions: Vec<Action>) {
+        if actions.capacity() <= SPARE_ACTIONS_KEEP {
+            self.spare_actions.replace(actions);
+        }
     }
 
     /// Carries out router actions, including the ones the resulting session closes produce.
@@ -406,7 +430,7 @@ impl Shard {
             .borrow_mut()
             .handle_timeout(self.now(), &mut actions);
         self.perform(&mut actions);
-        self.spare_actions.replace(actions);
+        self.give_back_actions(actions);
     }
 
     /// Resolves when `kick_timer_if_earlier` found an earlier deadline.
@@ -423,6 +447,39 @@ impl Shard {
             Poll::Pending
         })
         .await
+    }
+
+    /// Hands memory freed by departed sessions back to the OS: mimalloc keeps a thread's free
+    /// pages for reuse until told otherwise, so a shard that went quiet after a session with
+    /// large tables left (here, or on another shard whose table updates this one applied)
+    /// would hold that memory for good. Once per interval while sessions end or other shards
+    /// send updates, and once more after that: the first collection hands the emptied pages
+    /// to the arena, the next one purges them.
+    pub(crate) async fn return_memory(self: Rc<Self>) {
+        let activity = |shard: &Shard| {
+            (
+                shard.sessions_ended.get(),
+                shard.metrics.borrow().shard_messages_received,
+            )
+        };
+        let mut seen = activity(&self);
+        let mut collections_due = 0;
+        while !self.is_terminated() {
+            glommio::timer::sleep(MEMORY_RETURN_INTERVAL).await;
+            let now = activity(&self);
+            if now != seen {
+                seen = now;
+                collections_due = 2;
+            }
+            if collections_due > 0 {
+                collections_due -= 1;
+                // SAFETY: mi_collect takes no pointers; it only walks this thread's own heap.
+                unsafe {
+                    mi_collect(true);
+                    mi_collect(true);
+                }
+            }
+        }
     }
 
     /// The shard's one timer (DESIGN.md "Time is an input"): sleeps until the router's next
@@ -582,7 +639,7 @@ impl Shard {
         let mut actions = self.spare_actions.take();
         self.router.borrow_mut().shutdown(self.now(), &mut actions);
         self.perform(&mut actions);
-        self.spare_actions.replace(actions);
+        self.give_back_actions(actions);
         let connections: Vec<Rc<Connection>> = self
             .connections
             .borrow()

@@ -247,6 +247,8 @@ impl Cluster {
             total.events_undeliverable += s.events_undeliverable;
             total.log_lines_suppressed += s.log_lines_suppressed;
             total.sessions += s.sessions;
+            total.realms += s.realms;
+            total.realms_removed += s.realms_removed;
             total.registrations = total.registrations.max(s.registrations);
             total.subscriptions = total.subscriptions.max(s.subscriptions);
             total.pending_calls += s.pending_calls;
