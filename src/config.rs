@@ -46,6 +46,9 @@ pub mod bounds {
     pub const MIN_SHARD_CHANNEL_CAPACITY: usize = 16;
     pub const MAX_SHARD_CHANNEL_CAPACITY: usize = 1 << 20;
     pub const MAX_AUTO_CREATED_REALMS: usize = 1_000_000;
+    /// Entries a request's Options may hold: enough for every option the spec defines.
+    pub const MIN_OPTIONS_ENTRIES: usize = 16;
+    pub const MAX_OPTIONS_ENTRIES: usize = 1 << 20;
     /// Frames one WebSocket message may come in.
     pub const MAX_WS_FRAGMENTS: usize = 1 << 20;
     pub const MIN_SHARD_BACKLOG_LIMIT: usize = 256;
@@ -309,6 +312,7 @@ struct RawLimits {
     max_uri_length: usize,
     max_registrations_per_session: usize,
     max_subscriptions_per_session: usize,
+    max_options_entries: usize,
     slow_consumer: RawSlowConsumer,
     /// Default: a quarter of `max_outbound_bytes`.
     outbound_soft_bytes: Option<usize>,
@@ -325,6 +329,7 @@ impl Default for RawLimits {
             max_uri_length: 1024,
             max_registrations_per_session: 10_000,
             max_subscriptions_per_session: 10_000,
+            max_options_entries: 256,
             slow_consumer: RawSlowConsumer::Disconnect,
             outbound_soft_bytes: None,
         }
@@ -587,6 +592,12 @@ impl RawConfig {
                 self.limits.max_subscriptions_per_session,
                 1,
                 bounds::MAX_TABLE_ENTRIES_PER_SESSION,
+            )?,
+            max_options_entries: check_range(
+                "limits.max_options_entries",
+                self.limits.max_options_entries,
+                bounds::MIN_OPTIONS_ENTRIES,
+                bounds::MAX_OPTIONS_ENTRIES,
             )?,
             ..RouterConfig::default()
         };

@@ -2300,6 +2300,50 @@ fn invalid_utf8_in_a_msgpack_payload_str_is_a_violation() {
     assert_eq!(h.stats().decode_errors, 1);
 }
 
+fn request_options_with_too_many_entries_are_refused_with_invalid_argument() {
+    let mut h = Harness::with_config(RouterConfig {
+        max_options_entries: 20,
+        ..RouterConfig::default()
+    });
+    let callee = h.join(Json);
+    let client = h.join(MsgPack);
+    h.register(&callee, "com.p");
+    let flat = |n: usize| {
+        let mut options = Dict::new();
+        for i in 0..n {
+            options.insert(format!("x_{i}"), Value::UInt(i as u64));
+        }
+        options
+    };
+    // Nested entries count: 1 + 19 inside = 20 is at the limit, one more is over.
+    let nested = |n: usize| opts(&[("x_nested", Value::Dict(flat(n)))]);
+    h.call(&client, "com.p", nested(19), Payload::empty(MsgPack));
+    assert!(matches!(h.recv(&callee).msg(), Message::Invocation { .. }));
+    for options in [flat(21), nested(20)] {
+        let request = h.call(&client, "com.p", options, Payload::empty(MsgPack));
+        assert_error(&h.recv(&client), 48, request, uri::INVALID_ARGUMENT);
+    }
+    h.expect_nothing(&callee);
+    let request = h.request();
+    h.send(
+        &client,
+        &Message::Subscribe {
+            request,
+            options: flat(21),
+            topic: "com.t".into(),
+        },
+    );
+    assert_error(&h.recv(&client), 32, request, uri::INVALID_ARGUMENT);
+    let mut options = flat(20);
+    options.insert("acknowledge", Value::Bool(true));
+    let request = h.publish(&client, "com.t", options, Payload::empty(MsgPack));
+    assert_error(&h.recv(&client), 16, request, uri::INVALID_ARGUMENT);
+    h.publish(&client, "com.t", flat(21), Payload::empty(MsgPack));
+    h.expect_nothing(&client);
+    assert_eq!(h.stats().publishes_refused, 2);
+    assert!(!h.was_closed(&client));
+}
+
 /// Sends `messages` from `client` back to back (pipelined: with several shards none is
 /// answered before the next arrives), then lets everything settle; returns the replies.
 fn pipelined(h: &mut Harness, client: &Client, messages: &[Message<'_>]) -> Vec<Received> {
@@ -3280,6 +3324,7 @@ macro_rules! at_1_and_3_shards {
 }
 
 at_1_and_3_shards!(
+    request_options_with_too_many_entries_are_refused_with_invalid_argument,
     auto_created_realms_are_bounded_and_go_when_unused,
     per_session_registration_and_subscription_limits_hold_even_when_pipelined,
     uris_longer_than_the_limit_are_refused_with_invalid_uri,

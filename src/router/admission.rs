@@ -118,6 +118,15 @@ impl Router {
             return None;
         }
 
+        if let Some(options) = request_options(message) {
+            if !options.is_empty() {
+                let limit = self.config.max_options_entries;
+                if options.entries_deep(limit) > limit {
+                    return self.refuse_large_options(me, message, request, limit, out);
+                }
+            }
+        }
+
         let refusal = match (rule, message) {
             (Rule::None, _) => None,
             (Rule::PendingCallBound, _) => self.call_bound_refusal(calls_waiting),
@@ -177,6 +186,38 @@ impl Router {
         None
     }
 
+    /// ERROR `wamp.error.invalid_argument` for a request whose Options hold more than `limit`
+    /// entries (an unacknowledged PUBLISH is dropped and counted).
+    #[cold]
+    fn refuse_large_options(
+        &mut self,
+        me: Admitted,
+        message: &Message<'_>,
+        request: u64,
+        limit: usize,
+        out: &mut Vec<Action>,
+    ) -> Option<Admitted> {
+        let text = format!(
+            "{}.Options holds more than {limit} entries (limits.max_options_entries)",
+            message.name()
+        );
+        if let Message::Publish { options, .. } = message {
+            let acknowledge = options.get_bool("acknowledge") == Some(true);
+            let refusal = (PublishRefusal::InvalidOptions, uri::INVALID_ARGUMENT, text);
+            self.refuse_publish(me, request, acknowledge, refusal, out);
+        } else {
+            self.send_error(
+                out,
+                me.key,
+                message.code(),
+                request,
+                uri::INVALID_ARGUMENT,
+                text,
+            );
+        }
+        None
+    }
+
     /// The text refusing a URI over `max_uri_length` (its start only: it may be huge).
     #[cold]
     pub(super) fn uri_too_long(&self, what: &str, uri: &str) -> String {
@@ -194,6 +235,17 @@ impl Router {
             let text = format!("more than {limit} calls pending for this session");
             (uri::PENDING_CALL_LIMIT, text)
         })
+    }
+}
+
+/// The Options of a request (what admission bounds in size).
+fn request_options<'m>(message: &'m Message<'_>) -> Option<&'m Dict<'m>> {
+    match message {
+        Message::Call { options, .. }
+        | Message::Publish { options, .. }
+        | Message::Register { options, .. }
+        | Message::Subscribe { options, .. } => Some(options),
+        _ => None,
     }
 }
 

@@ -246,6 +246,9 @@ pub struct RouterConfig {
     /// Longest realm, procedure or topic URI accepted (bytes); longer ones are refused with
     /// `wamp.error.invalid_uri`.
     pub max_uri_length: usize,
+    /// Entries (nested ones included) a request's Options may hold; more gets
+    /// `wamp.error.invalid_argument`.
+    pub max_options_entries: usize,
     /// Realms a HELLO may create (`auto_create_realms`) that may exist on one shard at once;
     /// past it the HELLO gets `wamp.error.no_such_realm`. Realms go when unused.
     pub max_auto_created_realms: usize,
@@ -270,6 +273,7 @@ impl Default for RouterConfig {
             hello_timeout_ms: 10_000,
             max_uri_length: 1024,
             max_auto_created_realms: 1000,
+            max_options_entries: 256,
             max_registrations_per_session: 10_000,
             max_subscriptions_per_session: 10_000,
         }
@@ -389,6 +393,7 @@ struct LogLimits {
     protocol_violation: LogLimit,
     publish_reserved_topic: LogLimit,
     publish_invalid_topic: LogLimit,
+    publish_invalid_options: LogLimit,
     publish_not_deliverable: LogLimit,
     event_not_deliverable: LogLimit,
     encode_error: LogLimit,
@@ -403,6 +408,7 @@ impl LogLimits {
             &self.protocol_violation,
             &self.publish_reserved_topic,
             &self.publish_invalid_topic,
+            &self.publish_invalid_options,
             &self.publish_not_deliverable,
             &self.event_not_deliverable,
             &self.encode_error,

@@ -363,6 +363,8 @@ pub(super) enum PublishRefusal {
     /// The topic is in the router's `wamp.` namespace.
     ReservedTopic,
     InvalidTopic,
+    /// Options with more entries than `max_options_entries`.
+    InvalidOptions,
     /// Acknowledged, and some subscriber's serializer cannot carry the payload.
     NotDeliverable,
 }
@@ -387,6 +389,7 @@ impl Router {
         let limit = match refusal {
             PublishRefusal::ReservedTopic => &mut self.logs.publish_reserved_topic,
             PublishRefusal::InvalidTopic => &mut self.logs.publish_invalid_topic,
+            PublishRefusal::InvalidOptions => &mut self.logs.publish_invalid_options,
             PublishRefusal::NotDeliverable => &mut self.logs.publish_not_deliverable,
         };
         if let Some(suppressed) = limit.allow(self.now) {

@@ -175,6 +175,38 @@ impl<'a> Dict<'a> {
         self.get(key).and_then(Value::as_dict)
     }
 
+    /// Entries in this dict and every dict or list nested in it, counted until `limit` is
+    /// passed (so a huge header costs no more than `limit` steps to judge).
+    pub fn entries_deep(&self, limit: usize) -> usize {
+        fn value(v: &Value<'_>, count: &mut usize, limit: usize) {
+            match v {
+                Value::Dict(d) => dict(d, count, limit),
+                Value::List(items) => {
+                    for item in items {
+                        if *count > limit {
+                            return;
+                        }
+                        *count += 1;
+                        value(item, count, limit);
+                    }
+                }
+                _ => {}
+            }
+        }
+        fn dict(d: &Dict<'_>, count: &mut usize, limit: usize) {
+            for (_, v) in d.iter() {
+                if *count > limit {
+                    return;
+                }
+                *count += 1;
+                value(v, count, limit);
+            }
+        }
+        let mut count = 0;
+        dict(self, &mut count, limit);
+        count
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value<'a>)> {
         self.entries.iter().map(|(k, v)| (k.as_ref(), v))
     }
