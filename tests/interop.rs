@@ -61,11 +61,18 @@ kind = "rawsocket"
 bind = "{rs}"
 serializers = ["json", "msgpack"]
 
+[limits]
+max_subscriptions_per_session = {SUBSCRIPTION_LIMIT}
+
 [[realm]]
 name = "{REALM}"
 "#
     )
 }
+
+/// The interop router's `limits.max_subscriptions_per_session`, which the clients test (their
+/// other steps hold fewer subscriptions per session).
+const SUBSCRIPTION_LIMIT: usize = 20;
 
 // ------------------------------------------------------------------------------------------
 // Paths, temp dirs, processes
@@ -376,6 +383,8 @@ fn run_combo(client: ClientKind, transport: Transport, serializer: &str, router_
         serializer,
         "--realm",
         REALM,
+        "--subscription-limit",
+        &SUBSCRIPTION_LIMIT.to_string(),
     ]);
     let started = Instant::now();
     let (status, output) = run_bounded(&mut cmd, &log, CLIENT_TIMEOUT);

@@ -68,13 +68,14 @@ function withTimeout(promise, what) {
 function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
 
 function parseArgs(argv) {
-  const out = { url: null, serializer: 'json', realm: 'realm1' };
+  const out = { url: null, serializer: 'json', realm: 'realm1', subscriptionLimit: 0 };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const v = argv[i + 1];
     if (k === '--url') { out.url = v; i++; }
     else if (k === '--serializer') { out.serializer = v; i++; }
     else if (k === '--realm') { out.realm = v; i++; }
+    else if (k === '--subscription-limit') { out.subscriptionLimit = Number(v); i++; }
     else { throw new Error(`unknown argument ${k}`); }
   }
   if (!out.url) throw new Error('--url is required');
@@ -235,6 +236,26 @@ async function scenario(args) {
     'wamp.error.invalid_uri', 'ERROR for PUBLISH to a wamp. topic');
   await expectAppError(b.call('com.interop.does_not_exist'), 'wamp.error.no_such_procedure', 'ERROR for unknown CALL after the refusal');
   ok('publish_reserved_topic');
+
+  if (args.subscriptionLimit > 0) {
+    step('subscription_limit');
+    // The router was started with limits.max_subscriptions_per_session = N (tests/interop.rs
+    // passes N): B holds no subscription yet, so N SUBSCRIBEs succeed, the next gets
+    // wampring.error.too_many_subscriptions, and after an UNSUBSCRIBE there is room again.
+    const ignore = () => {};
+    const limitSubs = [];
+    for (let i = 0; i < args.subscriptionLimit; i++) {
+      limitSubs.push(await withTimeout(b.subscribe(`com.interop.limit.${i}`, ignore), `SUBSCRIBED limit ${i}`));
+    }
+    await expectAppError(b.subscribe('com.interop.limit.over', ignore),
+      'wampring.error.too_many_subscriptions', 'ERROR for one SUBSCRIBE too many');
+    await withTimeout(b.unsubscribe(limitSubs[0]), 'UNSUBSCRIBED limit 0');
+    limitSubs[0] = await withTimeout(b.subscribe('com.interop.limit.again', ignore), 'SUBSCRIBED after UNSUBSCRIBE');
+    for (const sub of limitSubs) {
+      await withTimeout(b.unsubscribe(sub), 'UNSUBSCRIBED limit');
+    }
+    ok('subscription_limit');
+  }
 
   step('session_count');
   // The router answers wamp.session.count itself (the same from any shard). This router was

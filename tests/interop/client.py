@@ -258,6 +258,25 @@ async def scenario(args):
     await expect_app_error(b.call("com.interop.does_not_exist"), "wamp.error.no_such_procedure")
     ok("publish_reserved_topic")
 
+    if args.subscription_limit:
+        step("subscription_limit")
+        # The router was started with limits.max_subscriptions_per_session = N (tests/interop.rs
+        # passes N): B holds no subscription yet, so N SUBSCRIBEs succeed, the next gets
+        # wampring.error.too_many_subscriptions, and after an UNSUBSCRIBE there is room again.
+        def ignore(*_args, **_kwargs):
+            pass
+
+        limit_subs = []
+        for i in range(args.subscription_limit):
+            limit_subs.append(await rt(b.subscribe(ignore, f"com.interop.limit.{i}"), f"SUBSCRIBED limit {i}"))
+        await expect_app_error(b.subscribe(ignore, "com.interop.limit.over"),
+                               "wampring.error.too_many_subscriptions")
+        await rt(limit_subs[0].unsubscribe(), "UNSUBSCRIBED limit 0")
+        limit_subs[0] = await rt(b.subscribe(ignore, "com.interop.limit.again"), "SUBSCRIBED after UNSUBSCRIBE")
+        for sub in limit_subs:
+            await rt(sub.unsubscribe(), "UNSUBSCRIBED limit")
+        ok("subscription_limit")
+
     step("session_count")
     # The router answers wamp.session.count itself (the same from any shard). This router was
     # started for this run alone, so exactly our two sessions (A and B, both anonymous) are in
@@ -436,6 +455,8 @@ def main():
     p.add_argument("--url", required=True)
     p.add_argument("--serializer", choices=["json", "msgpack"], default="json")
     p.add_argument("--realm", default="realm1")
+    p.add_argument("--subscription-limit", type=int, default=0,
+                   help="the router's limits.max_subscriptions_per_session, to test it (0: skip)")
     args = p.parse_args()
 
     def on_alarm(*_):
