@@ -5,7 +5,8 @@
 //! a callee leaving with a call pending, a caller leaving, PubSub fan-out to both shards with
 //! one subscription id and publish order kept across topics, REGISTERED visible on every
 //! shard at once, a shared (roundrobin) registration whose callees sit on both shards, and
-//! SIGTERM saying GOODBYE on every shard.
+//! SIGTERM saying GOODBYE on every shard, and a cross-shard flood held back by backpressure at
+//! `runtime.shard_backlog_limit`.
 
 mod common;
 
@@ -348,4 +349,67 @@ fn shared_roundrobin_registration_with_callees_on_both_shards_reaches_both() {
         assert_payload("RESULT", &caller.expect_result(request), &[u(n)], None);
     }
     callees[1].expect_no_message(QUIET);
+}
+
+/// The number after `key=` in `line`.
+fn metric(line: &str, key: &str) -> Option<u64> {
+    let at = line.find(key)? + key.len();
+    line[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect::<String>()
+        .parse()
+        .ok()
+}
+
+/// A flood of calls from shard 0 to a callee on shard 1, through a 16-slot channel, builds a
+/// backlog on shard 0; past `runtime.shard_backlog_limit` shard 0 stops reading from its
+/// connections until it drains, so the backlog stays near the limit (without it: thousands),
+/// and every call is still answered, in order.
+#[test]
+fn a_cross_shard_flood_is_held_back_at_the_backlog_limit_and_loses_nothing() {
+    const CALLS: u64 = 20_000;
+    const LIMIT: u64 = 256;
+    let mut router = RouterProcess::start(
+        &format!("[runtime]\nshard_channel_capacity = 16\nshard_backlog_limit = {LIMIT}\n"),
+        &["--cores", "2", "--placement", "round-robin"],
+    );
+    let mut callee = router.join_on_shard("callee", RAW, MSGPACK, 1);
+    callee.register("com.example.flooded");
+    let mut caller = router.join_on_shard("caller", RAW, MSGPACK, 0);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for _ in 0..CALLS {
+                let invocation = callee.expect_invocation();
+                let (args, _) = &invocation.payload;
+                callee.yield_(invocation.request, args, None);
+            }
+        });
+        let requests: Vec<u64> = (0..CALLS)
+            .map(|n| caller.call("com.example.flooded", &[u(n)], None))
+            .collect();
+        for (n, request) in requests.into_iter().enumerate() {
+            let result = caller.expect_result(request);
+            assert_payload("RESULT", &result, &[u(n as u64)], None);
+        }
+    });
+    router
+        .terminate(std::time::Duration::from_secs(5))
+        .expect("router exits on SIGTERM");
+    let log = router.log();
+    let high_water = log
+        .lines()
+        .filter_map(|line| metric(line, "shard overflow high-water="))
+        .max()
+        .expect("metrics lines at exit");
+    let pauses = log
+        .lines()
+        .filter_map(|line| metric(line, "shard backpressure pauses="))
+        .max()
+        .expect("metrics lines at exit");
+    assert!(pauses > 0, "the flood never reached the limit:\n{log}");
+    assert!(
+        high_water <= 2 * LIMIT,
+        "backlog reached {high_water} messages, limit {LIMIT}:\n{log}"
+    );
 }

@@ -6,6 +6,7 @@
 # PID (SIGTERM, wait, SIGKILL fallback), and a minimal RawSocket WAMP client (JSON or
 # MsgPack). Imported by the flood/churn/greedy/realms scripts; run them with
 #   /work/main/tests/interop/.venv/bin/python <script>.py ...
+import collections
 import json
 import os
 import select
@@ -139,6 +140,7 @@ class Client:
         if hs[0] != 0x7F or (hs[1] & 0x0F) != ser:
             raise IOError(f"handshake refused: {hs.hex()}")
         self.buf = bytearray()
+        self.pending = collections.deque()
 
     def _recv_exact(self, n):
         b = b""
@@ -183,12 +185,11 @@ class Client:
 
     def recv(self):
         while True:
-            fr = self.frames()
-            if fr:
-                # put back extra frames
-                rest = b"".join(frame(p) for p in fr[1:])
-                self.buf[:0] = rest
-                return self.decode(fr[0])
+            if self.pending:
+                return self.decode(self.pending.popleft())
+            self.pending.extend(self.frames())
+            if self.pending:
+                continue
             c = self.sock.recv(1 << 16)
             if not c:
                 raise EOFError("closed")
