@@ -10,7 +10,8 @@
 //!    namespace), SUBSCRIBE (match, topic URI), YIELD (`progress`, not announced). The URI of
 //!    a CALL or PUBLISH is validated by its handler only when it matches nothing: every
 //!    registered or subscribed URI passed this step already, so the hot path skips the scan;
-//! 4. per-session bounds: pending calls per caller;
+//! 4. per-session bounds: pending calls per caller, registrations and subscriptions per session
+//!    (those still being answered included);
 //! 5. authorization: the place where role permissions will be checked (step 6/8 of the plan);
 //!    today every session is anonymous and may do everything its realm offers.
 //!
@@ -98,6 +99,8 @@ impl Router {
         };
 
         let (last, calls_waiting) = (session.last_request_id, session.calls_waiting.len());
+        let registrations_held = session.registrations.len() + session.registers_pending as usize;
+        let subscriptions_held = session.subscriptions.len() + session.subscribes_pending as usize;
         if !session.accept_request_id(request, strict) {
             let expected = ids::next_sequential(last);
             let text = format!("request id {request} is not sequential (expected {expected})");
@@ -135,13 +138,21 @@ impl Router {
                 Message::Register {
                     options, procedure, ..
                 },
-            ) => self.register_refusal(options, procedure),
-            (Rule::Subscribe, Message::Subscribe { options, topic, .. }) => {
-                self.subscribe_refusal(options, topic)
-            }
+            ) => self
+                .register_refusal(options, procedure)
+                .or_else(|| self.table_bound_refusal(Table::Registrations, registrations_held)),
+            (Rule::Subscribe, Message::Subscribe { options, topic, .. }) => self
+                .subscribe_refusal(options, topic)
+                .or_else(|| self.table_bound_refusal(Table::Subscriptions, subscriptions_held)),
             (Rule::Register | Rule::Subscribe, _) => None,
         };
         if let Some((error_uri, text)) = refusal {
+            if matches!(
+                error_uri,
+                uri::TOO_MANY_REGISTRATIONS | uri::TOO_MANY_SUBSCRIPTIONS
+            ) {
+                self.stats.session_limit_refusals += 1;
+            }
             self.send_error(out, key, message.code(), request, error_uri, text);
             return None;
         }
@@ -229,6 +240,29 @@ impl Router {
         )
     }
 
+    /// A session holding (or waiting for) `held` registrations or subscriptions may not ask
+    /// for one more past `limits.max_<what>_per_session`.
+    fn table_bound_refusal(&self, table: Table, held: usize) -> Option<Refusal> {
+        let (limit, error_uri, what) = match table {
+            Table::Registrations => (
+                self.config.max_registrations_per_session,
+                uri::TOO_MANY_REGISTRATIONS,
+                "registrations",
+            ),
+            Table::Subscriptions => (
+                self.config.max_subscriptions_per_session,
+                uri::TOO_MANY_SUBSCRIPTIONS,
+                "subscriptions",
+            ),
+        };
+        (held >= limit).then(|| {
+            let text = format!(
+                "this session holds {held} {what}, the most one may (limits.max_{what}_per_session)"
+            );
+            (error_uri, text)
+        })
+    }
+
     fn call_bound_refusal(&self, calls_waiting: usize) -> Option<Refusal> {
         let limit = self.config.max_pending_calls_per_session;
         (calls_waiting >= limit).then(|| {
@@ -247,6 +281,13 @@ fn request_options<'m>(message: &'m Message<'_>) -> Option<&'m Dict<'m>> {
         | Message::Subscribe { options, .. } => Some(options),
         _ => None,
     }
+}
+
+/// The per-session tables a session's requests grow.
+#[derive(Copy, Clone)]
+enum Table {
+    Registrations,
+    Subscriptions,
 }
 
 /// What a request without a URI is checked against.

@@ -33,24 +33,8 @@ impl Router {
         topic: &str,
         out: &mut Vec<Action>,
     ) {
-        let state = &mut self.sessions[me.key];
-        let held = state.subscriptions.len() + state.subscribes_pending as usize;
-        if held >= self.config.max_subscriptions_per_session {
-            self.stats.session_limit_refusals += 1;
-            let text = format!(
-                "this session holds {held} subscriptions, the most one may (limits.max_subscriptions_per_session)"
-            );
-            self.send_error(
-                out,
-                me.key,
-                code::SUBSCRIBE,
-                request,
-                uri::TOO_MANY_SUBSCRIPTIONS,
-                text,
-            );
-            return;
-        }
-        state.subscribes_pending += 1;
+        // Admission checked the per-session bound; until answered this one counts against it.
+        self.sessions[me.key].subscribes_pending += 1;
         self.start_subscribe(me.key, me.id, request, me.realm, topic, out);
     }
 

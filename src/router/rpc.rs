@@ -32,24 +32,8 @@ impl Router {
         procedure: &str,
         out: &mut Vec<Action>,
     ) {
-        let state = &mut self.sessions[me.key];
-        let held = state.registrations.len() + state.registers_pending as usize;
-        if held >= self.config.max_registrations_per_session {
-            self.stats.session_limit_refusals += 1;
-            let text = format!(
-                "this session holds {held} registrations, the most one may (limits.max_registrations_per_session)"
-            );
-            self.send_error(
-                out,
-                me.key,
-                code::REGISTER,
-                request,
-                uri::TOO_MANY_REGISTRATIONS,
-                text,
-            );
-            return;
-        }
-        state.registers_pending += 1;
+        // Admission checked the per-session bound; until answered this one counts against it.
+        self.sessions[me.key].registers_pending += 1;
         let invoke = invoke_policy(options).unwrap_or_default();
         let callee = Registrant {
             session: SessionRef {
