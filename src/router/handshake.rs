@@ -104,6 +104,13 @@ impl Router {
                 )
             }
         }
+        if self.config.auto_create_realms
+            && self.realms.auto_created() >= self.config.max_auto_created_realms
+            && self.realms.find(realm_name).is_none()
+        {
+            // At the bound: first drop the realms that became unused since the last sweep.
+            self.remove_unused_realms();
+        }
         let realm = match self.realms.find(realm_name) {
             Some(realm) => realm,
             None if self.config.auto_create_realms

@@ -159,7 +159,7 @@ use dealer::{Callee, Caller, PendingCalls};
 use ids::{RandomIds, ScopedIds};
 pub(crate) use log_limit::LogLimit;
 use outbox::Outbox;
-use realm::Realms;
+use realm::{RealmId, Realms};
 use session::{Phase, Session, Sessions};
 use shard_msg::ShardMsgKind;
 use timers::{Timeout, Timers};
@@ -780,6 +780,14 @@ impl Router {
     /// candidates while they have no session, and are looked at again in the next sweep.
     fn sweep_realms(&mut self) {
         self.realm_sweep_armed = false;
+        self.remove_unused_realms();
+        if self.realms.has_candidates() {
+            self.arm_realm_sweep();
+        }
+    }
+
+    /// The sweep's work, also done when a HELLO finds the bound reached.
+    pub(super) fn remove_unused_realms(&mut self) {
         for id in self.realms.take_candidates() {
             let realm = self.realms.get(id);
             if realm.is_unused() && !self.realm_has_ops_in_flight(id) {
@@ -788,9 +796,6 @@ impl Router {
             } else if realm.sessions == 0 {
                 self.realms.keep_candidate(id);
             }
-        }
-        if self.realms.has_candidates() {
-            self.arm_realm_sweep();
         }
     }
 
@@ -1084,12 +1089,7 @@ impl Router {
         for id in subscriptions {
             self.remove_local_subscriber(session, identity.id, identity.realm, id, out);
         }
-        let realm = self.realms.get_mut(identity.realm);
-        realm.sessions -= 1;
-        if realm.sessions == 0 && realm.auto_created {
-            self.realms.mark_candidate(identity.realm);
-            self.arm_realm_sweep();
-        }
+        self.realms.get_mut(identity.realm).sessions -= 1;
 
         for key in calls_waiting {
             let Some(call) = self.pending.remove(key) else {
@@ -1154,5 +1154,26 @@ impl Router {
             authrole: identity.authrole,
         });
         debug_assert!(self.sessions[session].owns_nothing());
+        if self.realms.get(identity.realm).sessions == 0 {
+            self.realm_left_empty(identity.realm);
+        }
+    }
+
+    /// The last local session of `realm` left. An auto-created realm with nothing else left
+    /// here goes at once (a client creating and leaving realms in a loop must not fill the
+    /// bound between sweeps); one still holding table entries or ops (other shards' sessions,
+    /// updates in flight) is looked at again by the sweep.
+    fn realm_left_empty(&mut self, realm: RealmId) {
+        let state = self.realms.get(realm);
+        if !state.auto_created {
+            return;
+        }
+        if state.is_unused() && !self.realm_has_ops_in_flight(realm) {
+            self.realms.remove(realm);
+            self.stats.realms_removed += 1;
+        } else {
+            self.realms.mark_candidate(realm);
+            self.arm_realm_sweep();
+        }
     }
 }

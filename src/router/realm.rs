@@ -142,6 +142,10 @@ impl Realms {
     pub(crate) fn remove(&mut self, id: RealmId) {
         let realm = self.realms.remove(id.0 as usize);
         debug_assert!(realm.auto_created && realm.is_unused());
+        if realm.candidate {
+            // The id may be reused by the next realm; it must not be a candidate then.
+            self.candidates.retain(|&candidate| candidate != id);
+        }
         self.by_name.remove(&*realm.name);
         self.auto_created -= 1;
     }
