@@ -3,6 +3,8 @@
 //! of one shard) -> `shard` (the glommio runtime, the only code that names glommio).
 
 pub mod config;
+#[doc(hidden)]
+pub mod fuzz_targets;
 pub mod net;
 pub mod router;
 pub mod serializer;

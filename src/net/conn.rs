@@ -299,6 +299,14 @@ impl Core {
         let Phase::ServerWsUpgrade { scanned } = &mut self.phase else {
             return None;
         };
+        // Empty lines before the request line are dropped: the `\r\n\r\n` they may form is not
+        // the end of the headers (httparse would answer Partial, and a request split after them
+        // would then not be parsed again before the next terminator or the size limit).
+        let lead = websocket::leading_empty_lines(&self.input);
+        if lead > 0 {
+            self.input.advance(lead);
+            *scanned = scanned.saturating_sub(lead);
+        }
         // Re-parse only once the header terminator arrived (or the size limit is hit), so a
         // request fed byte by byte costs linear time.
         if websocket::find_headers_end(&self.input, *scanned).is_none()
@@ -777,6 +785,37 @@ mod tests {
         assert!(closed);
         assert!(server.wants_close());
         assert!(server.outbound_len() <= 1000 + CONTROL_SLACK_BYTES + 16 * 1024);
+    }
+
+    /// Found by the websocket_server fuzz target: empty lines before the request line formed a
+    /// `\r\n\r\n` that was taken for the end of the headers, so the answer to what followed
+    /// depended on where the stream was split.
+    #[test]
+    fn empty_lines_before_the_request_line_do_not_end_the_headers() {
+        let config = TransportConfig::default();
+        let request = websocket::build_upgrade_request(
+            "h",
+            "/ws",
+            Serializer::Json,
+            "dGhlIHNhbXBsZSBub25jZQ==",
+        );
+        for tail in [&b"\x01 not http"[..], &request[..]] {
+            let stream = [&b"\r\n\r\n\n"[..], tail].concat();
+            let outcomes: Vec<Vec<ConnEvent>> = (0..=stream.len())
+                .map(|split| {
+                    let mut server = ServerConn::new(TransportKind::WebSocket, &config);
+                    let mut events = Vec::new();
+                    for chunk in [&stream[..split], &stream[split..]] {
+                        server.receive(chunk);
+                        events.extend(std::iter::from_fn(|| server.poll_event()));
+                    }
+                    events
+                })
+                .collect();
+            assert!(outcomes.windows(2).all(|w| w[0] == w[1]), "{outcomes:?}");
+            let opened = matches!(outcomes[0][..], [ConnEvent::Opened { .. }]);
+            assert_eq!(opened, tail == &request[..], "{:?}", outcomes[0]);
+        }
     }
 
     #[test]

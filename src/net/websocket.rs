@@ -402,6 +402,20 @@ pub fn parse_echo_upgrade_request(buf: &[u8], config: &TransportConfig) -> EchoU
     }
 }
 
+/// How many bytes of empty lines (`\r\n` or `\n`) `buf` starts with. A server ignores them
+/// before the request line (RFC 9112 §2.2; httparse skips them too), so they must not be taken
+/// for the `\r\n\r\n` that ends the headers. A trailing lone `\r` is not counted yet.
+pub fn leading_empty_lines(buf: &[u8]) -> usize {
+    let mut at = 0;
+    loop {
+        match &buf[at..] {
+            [b'\r', b'\n', ..] => at += 2,
+            [b'\n', ..] => at += 1,
+            _ => return at,
+        }
+    }
+}
+
 /// Where `\r\n\r\n` ends in `buf`, searching from `from`; lets the server skip re-parsing a
 /// request that cannot be complete yet.
 pub fn find_headers_end(buf: &[u8], from: usize) -> Option<usize> {
@@ -1293,6 +1307,9 @@ mod tests {
         assert_eq!(find_headers_end(req, 17), Some(18));
         assert_eq!(find_headers_end(&req[..17], 0), None);
         assert_eq!(find_headers_end(b"", 10), None);
+        assert_eq!(leading_empty_lines(b"\r\n\nGET"), 3);
+        assert_eq!(leading_empty_lines(b"\r\n\r"), 2);
+        assert_eq!(leading_empty_lines(b"GET\r\n"), 0);
     }
 
     #[test]

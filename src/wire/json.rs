@@ -865,6 +865,18 @@ pub(crate) mod write {
         out.push(b'"');
     }
 
+    /// A string in a value position (not a key or a header field): one that starts with NUL
+    /// would read back as binary (`"\u0000"+base64`, digest §7), so JSON cannot carry it.
+    pub(crate) fn str_value(out: &mut Vec<u8>, s: &str) -> Result<(), EncodeError> {
+        if s.starts_with('\0') {
+            return Err(EncodeError::new(
+                "a string that starts with NUL cannot be represented in JSON (it would read as binary)",
+            ));
+        }
+        str(out, s);
+        Ok(())
+    }
+
     /// Flags (high bit of each byte) the bytes of `word` JSON requires escaped: `"`, `\\` and
     /// control characters. Non-ASCII bytes pass through unflagged. Lowest flag exact.
     #[inline]
@@ -910,7 +922,7 @@ pub(crate) mod write {
             Value::Int(i) => int(out, *i),
             Value::UInt(u) => uint(out, *u),
             Value::Float(f) => f64(out, *f)?,
-            Value::Str(s) => str(out, s),
+            Value::Str(s) => str_value(out, s)?,
             Value::Bin(b) => bin(out, b),
             Value::List(list) => {
                 out.push(b'[');
@@ -1110,6 +1122,20 @@ mod tests {
         assert_eq!(out, b"1.0");
         assert!(write::f64(&mut out, f64::NAN).is_err());
         assert!(write::f64(&mut out, f64::INFINITY).is_err());
+    }
+
+    /// Found by the msgpack_decode fuzz target: a MessagePack string starting with NUL was
+    /// written to JSON as `"\u0000..."`, which every JSON reader takes for binary.
+    #[test]
+    fn a_string_value_starting_with_nul_is_not_written() {
+        let mut out = Vec::new();
+        assert!(write::value(&mut out, &Value::Str("\0AQI=".into())).is_err());
+        assert!(write::value(&mut out, &Value::Str("a\0".into())).is_ok());
+        let mut dict = Dict::new();
+        dict.insert("\0key", Value::Str("v".into()));
+        let mut out = Vec::new();
+        write::dict(&mut out, &dict).unwrap();
+        assert_eq!(out, br#"{"\u0000key":"v"}"#);
     }
 
     #[test]

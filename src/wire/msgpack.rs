@@ -436,7 +436,15 @@ impl<'a> MsgPackReader<'a> {
                 f64::from(f32::from_bits(self.be(4).map_err(fail)? as u32)),
             )?,
             Kind::F64 => js::f64(out, f64::from_bits(self.be(8).map_err(fail)?))?,
-            Kind::Str(n) => js::str(out, self.str_body(marker, n).map_err(fail)?),
+            Kind::Str(n) => {
+                let text = self.str_body(marker, n).map_err(fail)?;
+                if text.starts_with('\0') {
+                    return Err(EncodeError::new(
+                        "payload: a MessagePack string starting with NUL cannot be represented in JSON (it would read as binary)",
+                    ));
+                }
+                js::str(out, text)
+            }
             Kind::Bin(n) => {
                 let len = self.length(marker, n, 0).map_err(fail)?;
                 js::bin(out, self.take(len).map_err(fail)?);
@@ -767,6 +775,10 @@ mod tests {
             r#"["\u0000AQI=",1.5,"\n\""]"#
         );
         let nan = [0xcb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 0];
-        assert!(transcode_to_json(&nan, 1, &mut Vec::new()).is_err());
+        assert!(transcode_to_json(&nan, 1, &mut Vec::new()).is_err()); // A string that JSON would read back as binary (found by the msgpack_decode fuzz target).
+        let nul = [0x91, 0xa3, 0, b'a', b'b'];
+        assert!(transcode_to_json(&nul, 1, &mut Vec::new()).is_err());
+        let nul_key = [0x81, 0xa2, 0, b'k', 0x01];
+        transcode_to_json(&nul_key, 1, &mut out).unwrap();
     }
 }

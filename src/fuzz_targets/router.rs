@@ -1,0 +1,871 @@
+//! The router target: 1 to 3 sans-IO `Router` shards in one process, joined by one FIFO queue
+//! per ordered pair of shards (what the runtime's channel mesh guarantees, as in
+//! `tests/sansio/mod.rs`), driven by a byte-driven program: open and close transports, send
+//! WAMP messages (mostly well-formed: HELLO, REGISTER, CALL, YIELD, ERROR, SUBSCRIBE, PUBLISH,
+//! UNSUBSCRIBE, UNREGISTER, CANCEL, GOODBYE, ABORT, with ids the client saw or random ones,
+//! URIs and options from small pools), raw garbage and mutated frames, deliver shard messages
+//! one at a time or all, move the clock, shut a shard down.
+//!
+//! Input layout: byte 0 is the router config (shards, realm creation, URI strictness, request-id
+//! strictness, small bounds, short HELLO timeout, eager delivery), byte 1 the RNG seed, then one
+//! operation per byte with its arguments after it (see [`Sim::step`]).
+//!
+//! What must hold for every input:
+//! * no panic (the router must never panic on network input);
+//! * the runtime contract: nothing is sent to a session after its Close or after
+//!   `close_session`, no second Close, shard messages go only to other, existing shards;
+//! * every frame the router sends decodes in the session's serializer, is a router-to-client
+//!   message type, WELCOME comes once and before anything but ABORT, INVOCATIONs and EVENTs
+//!   name a registration/subscription the session was told about;
+//! * after every input the clock's due timers are handled, and the counters agree
+//!   (sessions open = opened - closed);
+//! * at the end, with every channel drained and every transport closed, every shard's tables
+//!   are empty (sessions, registrations, subscriptions, pending calls, in-flight writes,
+//!   timers) and no shard ignored a shard message.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+use super::Cursor;
+use crate::router::{
+    Action, Millis, Router, RouterConfig, SessionKey, ShardMsg, TransportInfo, UriCheck,
+};
+use crate::serializer::Serializer;
+use crate::wire::{
+    self, code, payload_from_args, payload_from_binary, Dict, Message, OwnedPayload, Payload,
+    Value, MAX_ID,
+};
+
+/// Operations per input (keeps one run short).
+const MAX_OPS: usize = 300;
+/// Open transports at once.
+const MAX_CONNS: usize = 8;
+/// Ids remembered per kind per client.
+const MAX_IDS: usize = 16;
+
+const PROCEDURES: &[&str] = &[
+    "com.a",
+    "com.a",
+    "com.b",
+    "com.a.b",
+    "wamp.session.count",
+    "wamp.nope",
+    "com..a",
+    "",
+    "Com A",
+    "com.a.very.long.procedure.name.over.twenty.four",
+];
+const TOPICS: &[&str] = &[
+    "t.a",
+    "t.a",
+    "t.b",
+    "wamp.session.on_join",
+    "wamp.session.on_leave",
+    "t..a",
+    "",
+    "t.a.very.long.topic.name.over.twenty.four.bytes",
+];
+const REALMS: &[&str] = &["realm1", "realm1", "realm1", "realm2", "", "wamp.x", "a..b"];
+const ERRORS: &[&str] = &["com.err", "wamp.error.canceled", "", "bad uri"];
+
+/// A client: one transport to one shard, and what it learned from the router.
+struct Conn {
+    shard: usize,
+    key: SessionKey,
+    ser: Serializer,
+    /// The router pushed `Action::Close` for it; the transport is not closed yet.
+    closed_by_router: bool,
+    session_id: Option<u64>,
+    next_request: u64,
+    registrations: Vec<u64>,
+    subscriptions: Vec<u64>,
+    invocations: Vec<u64>,
+    calls: Vec<u64>,
+}
+
+struct Sim {
+    routers: Vec<Router>,
+    /// `queues[from * n + to]`: the FIFO channel from shard `from` to shard `to`.
+    queues: Vec<VecDeque<ShardMsg>>,
+    conns: Vec<Conn>,
+    out: Vec<Action>,
+    now: Millis,
+}
+
+pub(crate) fn check(data: &[u8]) {
+    let mut c = Cursor::new(data);
+    let cfg = c.byte();
+    let shards = 1 + usize::from(cfg & 3) % 3;
+    let small = cfg & 0x20 != 0;
+    let defaults = RouterConfig::default();
+    let config = RouterConfig {
+        auto_create_realms: cfg & 0x04 != 0,
+        uri_check: if cfg & 0x08 != 0 {
+            UriCheck::Strict
+        } else {
+            UriCheck::Loose
+        },
+        strict_request_ids: cfg & 0x10 != 0,
+        max_pending_calls_per_session: if small {
+            2
+        } else {
+            defaults.max_pending_calls_per_session
+        },
+        max_uri_length: if small { 24 } else { defaults.max_uri_length },
+        hello_timeout_ms: if cfg & 0x40 != 0 { 100 } else { 10_000 },
+        ..defaults
+    };
+    let eager = cfg & 0x80 != 0;
+    let seed = u64::from(c.byte());
+    let mut sim = Sim {
+        routers: (0..shards)
+            .map(|shard| Router::new_shard(config.clone(), seed ^ shard as u64, shard, shards))
+            .collect(),
+        queues: (0..shards * shards).map(|_| VecDeque::new()).collect(),
+        conns: Vec::new(),
+        out: Vec::new(),
+        now: 0,
+    };
+    let mut ops = 0;
+    while !c.is_empty() && ops < MAX_OPS {
+        ops += 1;
+        sim.step(&mut c);
+        if eager {
+            sim.drain();
+        }
+        sim.check_counters();
+    }
+    sim.finish();
+}
+
+impl Sim {
+    fn shards(&self) -> usize {
+        self.routers.len()
+    }
+
+    /// One operation: the next byte says which, the bytes after it how.
+    fn step(&mut self, c: &mut Cursor<'_>) {
+        let op = c.byte();
+        match op % 32 {
+            _ if self.conns.is_empty() => self.open(c),
+            0..=2 if self.conns.len() < MAX_CONNS => self.open(c),
+            3 => {
+                let i = c.below(self.conns.len());
+                self.close(i);
+            }
+            4..=6 => self.deliver_one(c),
+            7 => self.drain(),
+            8 => {
+                let step = *c.pick(&[1, 50, 99, 101, 5_000, 10_001]);
+                self.advance(step);
+            }
+            9 if op == 9 => {
+                let shard = c.below(self.shards());
+                self.routers[shard].shutdown(self.now, &mut self.out);
+                self.absorb(shard);
+            }
+            _ => {
+                let i = c.below(self.conns.len());
+                let frame = self.message(c, i);
+                let conn = &self.conns[i];
+                let (shard, key) = (conn.shard, conn.key);
+                self.routers[shard].handle_message(
+                    key,
+                    Bytes::from(frame),
+                    self.now,
+                    &mut self.out,
+                );
+                self.absorb(shard);
+            }
+        }
+    }
+
+    fn open(&mut self, c: &mut Cursor<'_>) {
+        let shard = c.below(self.shards());
+        let ser = if c.bool() {
+            Serializer::MsgPack
+        } else {
+            Serializer::Json
+        };
+        let transport = TransportInfo {
+            serializer: ser,
+            kind: "fuzz",
+            peer: "fuzz".to_string(),
+        };
+        let key = self.routers[shard].open_session(transport, self.now, &mut self.out);
+        assert!(
+            !self.conns.iter().any(|x| (x.shard, x.key) == (shard, key)),
+            "key {key:?} of shard {shard} handed out twice"
+        );
+        self.conns.push(Conn {
+            shard,
+            key,
+            ser,
+            closed_by_router: false,
+            session_id: None,
+            next_request: 0,
+            registrations: Vec::new(),
+            subscriptions: Vec::new(),
+            invocations: Vec::new(),
+            calls: Vec::new(),
+        });
+        self.absorb(shard);
+    }
+
+    /// The transport of conn `i` is gone (the runtime calls `close_session` exactly once).
+    fn close(&mut self, i: usize) {
+        let conn = self.conns.remove(i);
+        self.routers[conn.shard].close_session(conn.key, self.now, &mut self.out);
+        self.absorb(conn.shard);
+    }
+
+    fn busy_channels(&self) -> Vec<usize> {
+        (0..self.queues.len())
+            .filter(|&i| !self.queues[i].is_empty())
+            .collect()
+    }
+
+    fn deliver(&mut self, channel: usize) {
+        let n = self.shards();
+        let (from, to) = (channel / n, channel % n);
+        if let Some(msg) = self.queues[channel].pop_front() {
+            self.routers[to].handle_shard_msg(from, msg, self.now, &mut self.out);
+            self.absorb(to);
+        }
+    }
+
+    fn deliver_one(&mut self, c: &mut Cursor<'_>) {
+        let busy = self.busy_channels();
+        if !busy.is_empty() {
+            let channel = *c.pick(&busy);
+            self.deliver(channel);
+        }
+    }
+
+    fn drain(&mut self) {
+        loop {
+            let busy = self.busy_channels();
+            if busy.is_empty() {
+                return;
+            }
+            for channel in busy {
+                self.deliver(channel);
+            }
+        }
+    }
+
+    fn advance(&mut self, by: Millis) {
+        self.now += by;
+        for shard in 0..self.shards() {
+            if self.routers[shard]
+                .poll_timeout()
+                .is_some_and(|at| at <= self.now)
+            {
+                self.routers[shard].handle_timeout(self.now, &mut self.out);
+                self.absorb(shard);
+            }
+            if let Some(at) = self.routers[shard].poll_timeout() {
+                assert!(at > self.now, "a due timer was left after handle_timeout");
+            }
+        }
+    }
+
+    /// Moves the actions shard `shard` just produced to clients and channels, checking the
+    /// runtime contract and every frame.
+    fn absorb(&mut self, shard: usize) {
+        for action in std::mem::take(&mut self.out) {
+            match action {
+                Action::Send { session, frame } => self.receive(shard, session, &frame.to_bytes()),
+                Action::SendEach { sessions, frame } => {
+                    let frame = frame.to_bytes();
+                    for session in sessions {
+                        self.receive(shard, session, &frame);
+                    }
+                }
+                Action::Close { session, .. } => {
+                    let conn = self.conn_mut(shard, session, "Close");
+                    assert!(!conn.closed_by_router, "second Close of {session:?}");
+                    conn.closed_by_router = true;
+                }
+                Action::ToShard { to, msg } => {
+                    let n = self.shards();
+                    assert!(to != shard && to < n, "message to shard {to} from {shard}");
+                    self.queues[shard * n + to].push_back(msg);
+                }
+            }
+        }
+    }
+
+    fn conn_mut(&mut self, shard: usize, key: SessionKey, what: &str) -> &mut Conn {
+        self.conns
+            .iter_mut()
+            .find(|conn| (conn.shard, conn.key) == (shard, key))
+            .unwrap_or_else(|| panic!("{what} for {key:?} of shard {shard}: not open"))
+    }
+
+    /// A frame reaches its client: it must be a well-formed router-to-client message.
+    fn receive(&mut self, shard: usize, key: SessionKey, frame: &[u8]) {
+        let conn = self.conn_mut(shard, key, "Send");
+        assert!(!conn.closed_by_router, "Send to {key:?} after its Close");
+        let msg = wire::decode(conn.ser, frame).unwrap_or_else(|e| {
+            panic!(
+                "the router sent an undecodable {} frame: {e}: {:?}",
+                conn.ser,
+                String::from_utf8_lossy(frame)
+            )
+        });
+        if !matches!(msg, Message::Welcome { .. } | Message::Abort { .. }) {
+            assert!(conn.session_id.is_some(), "{} before WELCOME", msg.name());
+        }
+        match msg {
+            Message::Welcome { session, .. } => {
+                assert!(conn.session_id.is_none(), "a second WELCOME");
+                conn.session_id = Some(session);
+            }
+            Message::Registered { registration, .. } => {
+                remember(&mut conn.registrations, registration)
+            }
+            Message::Subscribed { subscription, .. } => {
+                remember(&mut conn.subscriptions, subscription)
+            }
+            Message::Invocation {
+                request,
+                registration,
+                ..
+            } => {
+                assert!(
+                    conn.registrations.contains(&registration),
+                    "INVOCATION for registration {registration} the callee was not told of"
+                );
+                remember(&mut conn.invocations, request);
+            }
+            Message::Event { subscription, .. } => assert!(
+                conn.subscriptions.contains(&subscription),
+                "EVENT for subscription {subscription} the subscriber was not told of"
+            ),
+            Message::Abort { .. }
+            | Message::Goodbye { .. }
+            | Message::Error { .. }
+            | Message::Result { .. }
+            | Message::Published { .. }
+            | Message::Unsubscribed { .. }
+            | Message::Unregistered { .. }
+            | Message::Interrupt { .. }
+            | Message::Challenge { .. } => {}
+            other => panic!("the router sent a client's message: {}", other.name()),
+        }
+    }
+
+    /// Counters of every shard agree with its tables.
+    fn check_counters(&self) {
+        for router in &self.routers {
+            let stats = router.stats();
+            assert_eq!(
+                stats.sessions as u64,
+                stats.sessions_opened - stats.sessions_closed,
+                "{stats:?}"
+            );
+            assert!(
+                stats.decode_errors <= stats.protocol_violations,
+                "{stats:?}"
+            );
+            assert!(
+                stats.sessions_established <= stats.sessions_opened,
+                "{stats:?}"
+            );
+        }
+        let open: usize = self.routers.iter().map(Router::session_count).sum();
+        assert_eq!(open, self.conns.len(), "sessions open vs transports open");
+    }
+
+    /// Every channel drained, every transport closed: nothing may be left anywhere.
+    fn finish(&mut self) {
+        self.drain();
+        while !self.conns.is_empty() {
+            self.close(0);
+            self.drain();
+        }
+        for (shard, router) in self.routers.iter().enumerate() {
+            let stats = router.stats();
+            assert_eq!(
+                (
+                    stats.sessions,
+                    stats.registrations,
+                    stats.subscriptions,
+                    stats.pending_calls,
+                    stats.inflight_registry_ops,
+                    stats.timers,
+                    stats.shard_messages_ignored,
+                ),
+                (0, 0, 0, 0, 0, 0, 0),
+                "shard {shard} not empty at the end: {stats:?}"
+            );
+            assert_eq!(stats.sessions_opened, stats.sessions_closed);
+        }
+    }
+
+    /// The next frame client `i` sends: mostly a well-formed message, sometimes garbage.
+    fn message(&mut self, c: &mut Cursor<'_>, i: usize) -> Vec<u8> {
+        let peers: Vec<u64> = self.conns.iter().filter_map(|x| x.session_id).collect();
+        let conn = &mut self.conns[i];
+        let ser = conn.ser;
+        match Kind::choose(c, conn) {
+            Kind::Raw => {
+                let n = c.below(48);
+                c.take(n).to_vec()
+            }
+            Kind::Mutated => {
+                let kind = match Kind::choose(c, conn) {
+                    Kind::Raw | Kind::Mutated => Kind::Call,
+                    kind => kind,
+                };
+                let mut frame = encode(ser, &well_formed(c, conn, &peers, kind));
+                if !frame.is_empty() {
+                    let at = c.below(256) % frame.len();
+                    match c.below(3) {
+                        0 => frame[at] = c.byte(),
+                        1 => frame.truncate(at),
+                        _ => frame.insert(at, c.byte()),
+                    }
+                }
+                frame
+            }
+            kind => encode(ser, &well_formed(c, conn, &peers, kind)),
+        }
+    }
+}
+
+/// What a client sends next.
+#[derive(Copy, Clone, PartialEq, Eq)]
+enum Kind {
+    Hello,
+    Register,
+    Call,
+    Yield,
+    Error,
+    Subscribe,
+    Publish,
+    Unsubscribe,
+    Unregister,
+    Cancel,
+    /// GOODBYE, ABORT, or a message a client may not send here.
+    Other,
+    /// Raw bytes, as they come.
+    Raw,
+    /// A well-formed message, then broken: a byte changed, cut short, or a byte added.
+    Mutated,
+}
+
+impl Kind {
+    /// Mostly what makes sense in the client's state (HELLO first, YIELD/ERROR when invoked),
+    /// so that sessions live long enough to reach the deep states; sometimes anything.
+    fn choose(c: &mut Cursor<'_>, conn: &Conn) -> Kind {
+        if conn.session_id.is_none() && !c.chance(3) {
+            return Kind::Hello;
+        }
+        let invoked = !conn.invocations.is_empty();
+        match c.below(64) {
+            0 => Kind::Hello,
+            1..=8 => Kind::Register,
+            21..=30 if invoked => Kind::Yield,
+            31..=34 if invoked => Kind::Error,
+            9..=34 => Kind::Call,
+            35..=40 => Kind::Subscribe,
+            41..=50 => Kind::Publish,
+            51 | 52 => Kind::Unsubscribe,
+            53 | 54 => Kind::Unregister,
+            55 | 56 => Kind::Cancel,
+            57..=59 => Kind::Other,
+            60 => Kind::Raw,
+            61 => Kind::Mutated,
+            _ => Kind::Publish,
+        }
+    }
+}
+
+fn remember(ids: &mut Vec<u64>, id: u64) {
+    if !ids.contains(&id) {
+        if ids.len() == MAX_IDS {
+            ids.remove(0);
+        }
+        ids.push(id);
+    }
+}
+
+fn encode(ser: Serializer, msg: &OwnedMessage) -> Vec<u8> {
+    let mut frame = Vec::new();
+    let payload = msg.payload.as_payload();
+    let message = msg.view(payload);
+    // Only a payload that cannot be carried fails; send the message without it then.
+    if wire::encode(&message, ser, &mut frame).is_err() {
+        wire::encode(&msg.view(Payload::empty(ser)), ser, &mut frame)
+            .expect("a message without payload encodes");
+    }
+    frame
+}
+
+/// A message to send, owning its parts (`Message` borrows).
+struct OwnedMessage {
+    code: u64,
+    request: u64,
+    id: u64,
+    uri: String,
+    dict: Dict<'static>,
+    payload: OwnedPayload,
+}
+
+impl OwnedMessage {
+    fn view<'a>(&'a self, payload: Payload<'a>) -> Message<'a> {
+        let uri = self.uri.as_str().into();
+        let dict = self.dict.clone();
+        let request = self.request;
+        match self.code {
+            code::HELLO => Message::Hello {
+                realm: uri,
+                details: dict,
+            },
+            code::REGISTER => Message::Register {
+                request,
+                options: dict,
+                procedure: uri,
+            },
+            code::CALL => Message::Call {
+                request,
+                options: dict,
+                procedure: uri,
+                payload,
+            },
+            code::YIELD => Message::Yield {
+                request,
+                options: dict,
+                payload,
+            },
+            code::ERROR => Message::Error {
+                request_type: self.id,
+                request,
+                details: dict,
+                error: uri,
+                payload,
+            },
+            code::SUBSCRIBE => Message::Subscribe {
+                request,
+                options: dict,
+                topic: uri,
+            },
+            code::PUBLISH => Message::Publish {
+                request,
+                options: dict,
+                topic: uri,
+                payload,
+            },
+            code::UNSUBSCRIBE => Message::Unsubscribe {
+                request,
+                subscription: self.id,
+            },
+            code::UNREGISTER => Message::Unregister {
+                request,
+                registration: self.id,
+            },
+            code::CANCEL => Message::Cancel {
+                request,
+                options: dict,
+            },
+            code::GOODBYE => Message::Goodbye {
+                details: dict,
+                reason: uri,
+            },
+            code::ABORT => Message::Abort {
+                details: dict,
+                reason: uri,
+                payload,
+            },
+            code::AUTHENTICATE => Message::Authenticate {
+                signature: uri,
+                extra: dict,
+            },
+            code::EVENT_RECEIVED => Message::EventReceived {
+                publication: request,
+                payload,
+            },
+            // A message only a router sends.
+            _ => Message::Result {
+                request,
+                details: dict,
+                payload,
+            },
+        }
+    }
+}
+
+/// A message of `kind` from client `conn`, with ids it saw (or random ones), URIs, options and
+/// a payload from small pools.
+fn well_formed(c: &mut Cursor<'_>, conn: &mut Conn, peers: &[u64], kind: Kind) -> OwnedMessage {
+    let ser = conn.ser;
+    let mut m = OwnedMessage {
+        code: 0,
+        request: 0,
+        id: 0,
+        uri: String::new(),
+        dict: Dict::new(),
+        payload: OwnedPayload::empty(ser),
+    };
+    match kind {
+        Kind::Hello => {
+            m.code = code::HELLO;
+            m.uri = if c.chance(85) {
+                REALMS[0].to_string()
+            } else {
+                c.pick(REALMS).to_string()
+            };
+            if c.chance(97) {
+                let mut roles = Dict::new();
+                for role in ["caller", "callee", "publisher", "subscriber"] {
+                    if c.chance(70) {
+                        roles.insert(role, Dict::new());
+                    }
+                }
+                m.dict.insert("roles", roles);
+            }
+            if c.chance(10) {
+                let method = *c.pick(&["anonymous", "ticket", "wampcra"]);
+                m.dict
+                    .insert("authmethods", Value::List(vec![method.into()]));
+            }
+            if c.chance(10) {
+                m.dict.insert("authid", "someone");
+            }
+        }
+        Kind::Register => {
+            m.code = code::REGISTER;
+            m.request = request_id(c, conn);
+            m.uri = uri(c, PROCEDURES);
+            if c.chance(40) {
+                let invoke: Value<'static> = match c.below(7) {
+                    6 => Value::UInt(1),
+                    i => ["roundrobin", "random", "first", "last", "single", "bogus"][i].into(),
+                };
+                m.dict.insert("invoke", invoke);
+            }
+            if c.chance(10) {
+                let policy = *c.pick(&["exact", "prefix", "wildcard"]);
+                m.dict.insert("match", policy);
+            }
+            if c.chance(20) {
+                m.dict.insert("disclose_caller", c.bool());
+            }
+        }
+        Kind::Call => {
+            m.code = code::CALL;
+            m.request = request_id(c, conn);
+            remember(&mut conn.calls, m.request);
+            m.uri = uri(c, PROCEDURES);
+            if c.chance(20) {
+                m.dict.insert("receive_progress", c.bool());
+            }
+            if c.chance(10) {
+                m.dict
+                    .insert("timeout", Value::UInt(*c.pick(&[0, 1, 1000])));
+            }
+            if c.chance(10) {
+                m.dict.insert("disclose_me", c.bool());
+            }
+            m.payload = payload(c, ser);
+        }
+        Kind::Yield => {
+            m.code = code::YIELD;
+            m.request = known_or_random(c, &conn.invocations);
+            let progress = c.chance(20) && c.bool();
+            if progress {
+                m.dict.insert("progress", true);
+            } else {
+                forget(c, &mut conn.invocations, m.request);
+            }
+            m.payload = payload(c, ser);
+        }
+        Kind::Error => {
+            m.code = code::ERROR;
+            m.id = if c.chance(85) {
+                code::INVOCATION
+            } else {
+                *c.pick(&[code::CALL, code::REGISTER, 0, 999])
+            };
+            m.request = known_or_random(c, &conn.invocations);
+            forget(c, &mut conn.invocations, m.request);
+            m.uri = c.pick(ERRORS).to_string();
+            m.payload = payload(c, ser);
+        }
+        Kind::Subscribe => {
+            m.code = code::SUBSCRIBE;
+            m.request = request_id(c, conn);
+            m.uri = uri(c, TOPICS);
+            if c.chance(10) {
+                let policy = *c.pick(&["exact", "prefix", "wildcard", "bogus"]);
+                m.dict.insert("match", policy);
+            }
+        }
+        Kind::Publish => {
+            m.code = code::PUBLISH;
+            m.request = request_id(c, conn);
+            m.uri = uri(c, TOPICS);
+            if c.chance(40) {
+                m.dict.insert("acknowledge", c.bool());
+            }
+            if c.chance(30) {
+                m.dict.insert("exclude_me", c.bool());
+            }
+            for key in ["eligible", "exclude"] {
+                if c.chance(10) {
+                    let ids = (0..c.below(3))
+                        .map(|_| Value::UInt(known_or_random(c, peers)))
+                        .collect();
+                    m.dict.insert(key, Value::List(ids));
+                }
+            }
+            m.payload = payload(c, ser);
+        }
+        Kind::Unsubscribe => {
+            m.code = code::UNSUBSCRIBE;
+            m.request = request_id(c, conn);
+            m.id = known_or_random(c, &conn.subscriptions);
+        }
+        Kind::Unregister => {
+            m.code = code::UNREGISTER;
+            m.request = request_id(c, conn);
+            m.id = known_or_random(c, &conn.registrations);
+        }
+        Kind::Cancel => {
+            m.code = code::CANCEL;
+            m.request = known_or_random(c, &conn.calls);
+            if c.chance(50) {
+                let mode = *c.pick(&["skip", "kill", "killnowait", "bogus"]);
+                m.dict.insert("mode", mode);
+            }
+        }
+        _ => {
+            m.code = *c.pick(&[
+                code::GOODBYE,
+                code::GOODBYE,
+                code::ABORT,
+                code::AUTHENTICATE,
+                code::EVENT_RECEIVED,
+                code::RESULT,
+            ]);
+            m.request = request_id(c, conn);
+            m.uri = c
+                .pick(&["wamp.close.normal", "wamp.error.x", "", "bad uri"])
+                .to_string();
+            if c.chance(20) {
+                m.dict.insert("message", "bye");
+            }
+        }
+    }
+    if c.chance(2) {
+        // A key no table knows, or a known key with the wrong type.
+        let key = *c.pick(&[
+            "x_custom",
+            "acknowledge",
+            "receive_progress",
+            "roles",
+            "timeout",
+        ]);
+        m.dict.insert(key, Value::Str("?".into()));
+    }
+    m
+}
+
+/// Mostly the first of `pool` (so that sessions meet on one URI), else any.
+fn uri(c: &mut Cursor<'_>, pool: &[&str]) -> String {
+    if c.chance(50) {
+        pool[0].to_string()
+    } else {
+        c.pick(pool).to_string()
+    }
+}
+
+/// The client answered `id`; it usually no longer uses it (sometimes it answers twice).
+fn forget(c: &mut Cursor<'_>, ids: &mut Vec<u64>, id: u64) {
+    if c.chance(90) {
+        ids.retain(|&x| x != id);
+    }
+}
+
+/// A request id: mostly the next in sequence, sometimes a repeat, a jump or out of range.
+fn request_id(c: &mut Cursor<'_>, conn: &mut Conn) -> u64 {
+    match c.below(64) {
+        0 => 0,
+        1 => MAX_ID + 1,
+        2 => MAX_ID,
+        3 => conn.next_request.max(1),
+        4 => u64::from(c.byte()) + 1,
+        _ => {
+            conn.next_request += 1;
+            conn.next_request
+        }
+    }
+}
+
+/// Mostly one of `ids`, else a small id or an edge of the id range.
+fn known_or_random(c: &mut Cursor<'_>, ids: &[u64]) -> u64 {
+    if !ids.is_empty() && c.chance(85) {
+        return *c.pick(ids);
+    }
+    match c.below(16) {
+        0 => 0,
+        1 => MAX_ID,
+        2 => MAX_ID + 1,
+        _ => u64::from(c.byte()) + 1,
+    }
+}
+
+/// A payload in `ser` from a small pool of interesting shapes.
+fn payload(c: &mut Cursor<'_>, ser: Serializer) -> OwnedPayload {
+    let args = |values: &[Value<'_>]| payload_from_args(ser, values, None);
+    let built = match c.below(12) {
+        0..=2 => return OwnedPayload::empty(ser),
+        3 => args(&[Value::UInt(1), "x".into()]),
+        4 => {
+            let mut kwargs = Dict::new();
+            kwargs.insert("k", true);
+            payload_from_args(ser, &[], Some(&kwargs))
+        }
+        5 => {
+            let n = c.below(8);
+            return payload_from_binary(ser, c.take(n));
+        }
+        6 => {
+            let f = *c.pick(&[1.5, -0.0, f64::NAN, f64::INFINITY, 1e300]);
+            args(&[Value::Float(f)])
+        }
+        7 => {
+            let n = c.below(8);
+            args(&[Value::Bin(c.take(n).to_vec().into())])
+        }
+        8 => {
+            let mut inner = Dict::new();
+            inner.insert("a", Value::Null);
+            args(&[
+                Value::Int(-5),
+                Value::UInt(u64::MAX),
+                Value::List(vec![Value::List(Vec::new())]),
+                Value::Dict(inner),
+            ])
+        }
+        9 => args(&["\u{0}not base64".into(), "é\u{1}\"\\".into()]),
+        10 => args(&[Value::Str("y".repeat(c.below(256) * 4).into())]),
+        // Raw bytes the router's validator must judge: a MessagePack map with an integer key
+        // (no JSON equivalent), JSON numbers at and past the edges of u64/i64/f64.
+        _ => {
+            let raw: &'static [u8] = match ser {
+                Serializer::MsgPack => &[0x91, 0x81, 0x01, 0x02],
+                Serializer::Json => b"[18446744073709551616,-9223372036854775809,1e400]",
+            };
+            return OwnedPayload {
+                ser,
+                count: 1,
+                raw: Bytes::from_static(raw),
+            };
+        }
+    };
+    built.unwrap_or_else(|_| OwnedPayload::empty(ser))
+}
