@@ -276,11 +276,16 @@ impl Sim {
     fn absorb(&mut self, shard: usize) {
         for action in std::mem::take(&mut self.out) {
             match action {
-                Action::Send { session, frame } => self.receive(shard, session, &frame.to_bytes()),
+                Action::Send { session, frame } => {
+                    self.receive(shard, session, &frame.to_bytes(), false)
+                }
+                Action::SendEvent { session, frame } => {
+                    self.receive(shard, session, &frame.to_bytes(), true)
+                }
                 Action::SendEach { sessions, frame } => {
                     let frame = frame.to_bytes();
                     for session in sessions {
-                        self.receive(shard, session, &frame);
+                        self.receive(shard, session, &frame, true);
                     }
                 }
                 Action::Close { session, .. } => {
@@ -305,7 +310,9 @@ impl Sim {
     }
 
     /// A frame reaches its client: it must be a well-formed router-to-client message.
-    fn receive(&mut self, shard: usize, key: SessionKey, frame: &[u8]) {
+    /// One frame for a session; `droppable` (the runtime may drop it for a slow consumer)
+    /// must be an EVENT, and only an EVENT.
+    fn receive(&mut self, shard: usize, key: SessionKey, frame: &[u8], droppable: bool) {
         let conn = self.conn_mut(shard, key, "Send");
         assert!(!conn.closed_by_router, "Send to {key:?} after its Close");
         let msg = wire::decode(conn.ser, frame).unwrap_or_else(|e| {
@@ -318,6 +325,12 @@ impl Sim {
         if !matches!(msg, Message::Welcome { .. } | Message::Abort { .. }) {
             assert!(conn.session_id.is_some(), "{} before WELCOME", msg.name());
         }
+        assert_eq!(
+            droppable,
+            matches!(msg, Message::Event { .. }),
+            "{} sent as droppable={droppable}",
+            msg.name()
+        );
         match msg {
             Message::Welcome { session, .. } => {
                 assert!(conn.session_id.is_none(), "a second WELCOME");
