@@ -64,18 +64,32 @@ impl Router {
 
         // One pass over the message: whether the phase accepts it, the request id it opens,
         // the URI it names, and which rule applies to it.
-        let (request, uri, rule) = match message {
+        let (request, uri, options, rule) = match message {
             Message::Call {
-                request, procedure, ..
-            } => (*request, procedure, Rule::PendingCallBound),
-            Message::Publish { request, topic, .. } => (*request, topic, Rule::None),
+                request,
+                procedure,
+                options,
+                ..
+            } => (*request, procedure, options, Rule::PendingCallBound),
+            Message::Publish {
+                request,
+                topic,
+                options,
+                ..
+            } => (*request, topic, options, Rule::None),
             Message::Unsubscribe { request, .. } | Message::Unregister { request, .. } => {
-                (*request, &NO_URI, Rule::None)
+                (*request, &NO_URI, &NO_OPTIONS, Rule::None)
             }
             Message::Register {
-                request, procedure, ..
-            } => (*request, procedure, Rule::Register),
-            Message::Subscribe { request, topic, .. } => (*request, topic, Rule::Subscribe),
+                request,
+                procedure,
+                options,
+            } => (*request, procedure, options, Rule::Register),
+            Message::Subscribe {
+                request,
+                topic,
+                options,
+            } => (*request, topic, options, Rule::Subscribe),
             Message::Yield { options, .. } => {
                 if options.get_bool("progress") == Some(true) {
                     let text = "YIELD.Options.progress needs progressive_call_results, which this router does not announce";
@@ -121,12 +135,10 @@ impl Router {
             return None;
         }
 
-        if let Some(options) = request_options(message) {
-            if !options.is_empty() {
-                let limit = self.config.max_options_entries;
-                if options.entries_deep(limit) > limit {
-                    return self.refuse_large_options(me, message, request, limit, out);
-                }
+        if !options.is_empty() {
+            let limit = self.config.max_options_entries;
+            if options.entries_deep(limit) > limit {
+                return self.refuse_large_options(me, message, request, limit, out);
             }
         }
 
@@ -272,16 +284,8 @@ impl Router {
     }
 }
 
-/// The Options of a request (what admission bounds in size).
-fn request_options<'m>(message: &'m Message<'_>) -> Option<&'m Dict<'m>> {
-    match message {
-        Message::Call { options, .. }
-        | Message::Publish { options, .. }
-        | Message::Register { options, .. }
-        | Message::Subscribe { options, .. } => Some(options),
-        _ => None,
-    }
-}
+/// The Options of a request that has none (UNSUBSCRIBE, UNREGISTER).
+static NO_OPTIONS: Dict<'static> = Dict::new();
 
 /// The per-session tables a session's requests grow.
 #[derive(Copy, Clone)]

@@ -196,6 +196,7 @@ impl Router {
 /// action per serializer carries that frame and its recipients. Returns the subscribers whose
 /// serializer cannot carry the payload (they get nothing).
 #[must_use]
+#[inline]
 fn fan_out(
     outbox: &mut Outbox,
     stats: &mut RouterStats,
@@ -229,6 +230,7 @@ fn fan_out(
     }
 }
 
+#[inline(never)]
 fn fan_out_to_many(
     outbox: &mut Outbox,
     stats: &mut RouterStats,
@@ -515,6 +517,7 @@ struct ReceiverFilters<'o, 'a> {
 }
 
 impl<'o, 'a> ReceiverFilters<'o, 'a> {
+    #[inline]
     fn from_options(options: &'o Dict<'a>) -> Self {
         let list = |key: &str| options.get(key).map(|value| value.as_list().unwrap_or(&[]));
         ReceiverFilters {
