@@ -438,8 +438,8 @@ pub struct Router {
     logs: LogLimits,
     /// The time of the input being handled (what the runtime passed in).
     now: Millis,
-    /// A `Timeout::RealmSweep` is armed.
-    realm_sweep_armed: bool,
+    /// The armed `Timeout::RealmSweep`, while some auto-created realm may have become unused.
+    realm_sweep: Option<timers::TimerId>,
 }
 
 impl Router {
@@ -474,7 +474,7 @@ impl Router {
             stats: RouterStats::default(),
             logs: LogLimits::default(),
             now: 0,
-            realm_sweep_armed: false,
+            realm_sweep: None,
         }
     }
 
@@ -768,10 +768,18 @@ impl Router {
     }
 
     fn arm_realm_sweep(&mut self) {
-        if !self.realm_sweep_armed {
-            self.realm_sweep_armed = true;
-            self.timers
-                .arm(self.now.saturating_add(REALM_SWEEP_MS), Timeout::RealmSweep);
+        if self.realm_sweep.is_none() {
+            let at = self.now.saturating_add(REALM_SWEEP_MS);
+            self.realm_sweep = Some(self.timers.arm(at, Timeout::RealmSweep));
+        }
+    }
+
+    /// No timer without a purpose: the sweep goes when no realm is left to look at.
+    fn disarm_realm_sweep_if_idle(&mut self) {
+        if !self.realms.has_candidates() {
+            if let Some(timer) = self.realm_sweep.take() {
+                self.timers.cancel(timer);
+            }
         }
     }
 
@@ -779,7 +787,7 @@ impl Router {
     /// registration or subscription (replicas included), no op in flight. The others stay
     /// candidates while they have no session, and are looked at again in the next sweep.
     fn sweep_realms(&mut self) {
-        self.realm_sweep_armed = false;
+        self.realm_sweep = None;
         self.remove_unused_realms();
         if self.realms.has_candidates() {
             self.arm_realm_sweep();
@@ -797,6 +805,7 @@ impl Router {
                 self.realms.keep_candidate(id);
             }
         }
+        self.disarm_realm_sweep_if_idle();
     }
 
     /// The HELLO deadline of `session` passed: close it, unless it said HELLO meanwhile (the
@@ -1171,6 +1180,7 @@ impl Router {
         if state.is_unused() && !self.realm_has_ops_in_flight(realm) {
             self.realms.remove(realm);
             self.stats.realms_removed += 1;
+            self.disarm_realm_sweep_if_idle();
         } else {
             self.realms.mark_candidate(realm);
             self.arm_realm_sweep();
