@@ -91,6 +91,8 @@ struct Sim {
     conns: Vec<Conn>,
     out: Vec<Action>,
     now: Millis,
+    /// Realms in the configuration: all that may be left at the end.
+    configured_realms: usize,
 }
 
 pub(crate) fn check(data: &[u8]) {
@@ -113,12 +115,34 @@ pub(crate) fn check(data: &[u8]) {
             defaults.max_pending_calls_per_session
         },
         max_uri_length: if small { 24 } else { defaults.max_uri_length },
+        max_registrations_per_session: if small {
+            3
+        } else {
+            defaults.max_registrations_per_session
+        },
+        max_subscriptions_per_session: if small {
+            3
+        } else {
+            defaults.max_subscriptions_per_session
+        },
+        max_auto_created_realms: if small {
+            2
+        } else {
+            defaults.max_auto_created_realms
+        },
+        max_options_entries: if small {
+            16
+        } else {
+            defaults.max_options_entries
+        },
         hello_timeout_ms: if cfg & 0x40 != 0 { 100 } else { 10_000 },
         ..defaults
     };
     let eager = cfg & 0x80 != 0;
     let seed = u64::from(c.byte());
+    let configured_realms = config.realms.len();
     let mut sim = Sim {
+        configured_realms,
         routers: (0..shards)
             .map(|shard| Router::new_shard(config.clone(), seed ^ shard as u64, shard, shards))
             .collect(),
@@ -399,8 +423,25 @@ impl Sim {
             self.close(0);
             self.drain();
         }
+        // Timers still armed (the sweep of auto-created realms whose entries just went) fire
+        // within seconds and leave nothing behind.
+        for _ in 0..5 {
+            if self
+                .routers
+                .iter_mut()
+                .all(|router| router.poll_timeout().is_none())
+            {
+                break;
+            }
+            self.advance(2_000);
+            self.drain();
+        }
         for (shard, router) in self.routers.iter().enumerate() {
             let stats = router.stats();
+            assert_eq!(
+                stats.realms, self.configured_realms,
+                "shard {shard}: auto-created realms left: {stats:?}"
+            );
             assert_eq!(
                 (
                     stats.sessions,
