@@ -99,14 +99,19 @@ impl ConnectionTask {
     /// to be polled again. `Pending`: nothing more to read now (or reading is paused).
     fn read_turn(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
         for _ in 0..READS_PER_TURN {
-            if self.eof || self.conn.aborted.get() {
+            if self.conn.aborted.get() {
                 return Poll::Pending;
             }
-            // A queue to another shard is full: take no more requests until it drains.
+            // A queue to another shard is full: take no more requests until it drains. Checked
+            // before EOF: a peer that sent its last requests and shut down still has them
+            // waiting in the transport, and needs the wake-up at the resume.
             if self.shard.backpressure.paused() && !self.transport_done {
                 self.shard
                     .backpressure
                     .wait(&self.conn.backpressure_wait, cx.waker());
+                return Poll::Pending;
+            }
+            if self.eof {
                 return Poll::Pending;
             }
             // Our own queue is large: stop taking requests until the peer reads its replies
