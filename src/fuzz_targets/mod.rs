@@ -4,11 +4,11 @@
 //! arbitrary bytes, drives one layer exactly as the network would (codec, transport framing,
 //! router), and panics only when an invariant is broken; every `assert!` here states a property
 //! that must hold for ANY input. Not part of the router's API: hidden from the docs, no
-//! dependency of its own (inputs are shaped by the small byte-driven [`Cursor`], not by
+//! dependency of its own (inputs are shaped by the small byte-driven `Cursor`, not by
 //! `arbitrary`).
 //!
 //! Targets: [`json_decode`] and [`msgpack_decode`] (`codec.rs`), [`websocket_server`] and
-//! [`rawsocket_server`] (`transport.rs`), [`router`] (`router.rs`). [`TARGETS`] lists them by
+//! [`rawsocket_server`] (`transport.rs`), `router` (`router.rs`). [`TARGETS`] lists them by
 //! the names the fuzz binaries and the corpus directories use.
 
 mod codec;
