@@ -797,15 +797,22 @@ impl Router {
     /// The sweep's work, also done when a HELLO finds the bound reached.
     pub(super) fn remove_unused_realms(&mut self) {
         for id in self.realms.take_candidates() {
-            let realm = self.realms.get(id);
-            if realm.is_unused() && !self.realm_has_ops_in_flight(id) {
-                self.realms.remove(id);
-                self.stats.realms_removed += 1;
-            } else if realm.sessions == 0 {
-                self.realms.keep_candidate(id);
+            if !self.remove_realm_if_unused(id) && self.realms.get(id).sessions == 0 {
+                self.realms.mark_candidate(id);
             }
         }
         self.disarm_realm_sweep_if_idle();
+    }
+
+    /// Removes auto-created realm `id` when nothing uses it on this shard: no session, no
+    /// registration or subscription (replicas included), no op in flight. True when removed.
+    fn remove_realm_if_unused(&mut self, id: RealmId) -> bool {
+        let unused = self.realms.get(id).is_unused() && !self.realm_has_ops_in_flight(id);
+        if unused {
+            self.realms.remove(id);
+            self.stats.realms_removed += 1;
+        }
+        unused
     }
 
     /// The HELLO deadline of `session` passed: close it, unless it said HELLO meanwhile (the
@@ -1173,13 +1180,10 @@ impl Router {
     /// bound between sweeps); one still holding table entries or ops (other shards' sessions,
     /// updates in flight) is looked at again by the sweep.
     fn realm_left_empty(&mut self, realm: RealmId) {
-        let state = self.realms.get(realm);
-        if !state.auto_created {
+        if !self.realms.get(realm).auto_created {
             return;
         }
-        if state.is_unused() && !self.realm_has_ops_in_flight(realm) {
-            self.realms.remove(realm);
-            self.stats.realms_removed += 1;
+        if self.remove_realm_if_unused(realm) {
             self.disarm_realm_sweep_if_idle();
         } else {
             self.realms.mark_candidate(realm);

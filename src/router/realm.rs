@@ -126,16 +126,12 @@ impl Realms {
     }
 
     /// The candidates, handed over to be checked; the ones still waiting are given back with
-    /// [`Realms::keep_candidate`].
+    /// [`Realms::mark_candidate`].
     pub(crate) fn take_candidates(&mut self) -> Vec<RealmId> {
         for id in &self.candidates {
             self.realms[id.0 as usize].candidate = false;
         }
         std::mem::take(&mut self.candidates)
-    }
-
-    pub(crate) fn keep_candidate(&mut self, id: RealmId) {
-        self.mark_candidate(id);
     }
 
     /// Forgets an unused auto-created realm (the caller checked it is unused).
