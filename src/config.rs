@@ -388,6 +388,8 @@ impl Default for RawRuntime {
 #[serde(deny_unknown_fields)]
 struct RawRealm {
     name: String,
+    #[serde(default)]
+    disclose_caller: bool,
 }
 
 fn check_range<T: PartialOrd + fmt::Display>(
@@ -552,7 +554,10 @@ impl RawConfig {
                     realm.name
                 )));
             }
-            realms.push(RealmConfig { name: realm.name });
+            realms.push(RealmConfig {
+                name: realm.name,
+                disclose_caller: realm.disclose_caller,
+            });
         }
 
         // The router owner may add fields; they keep their defaults until configurable here.
@@ -801,6 +806,7 @@ mod tests {
         assert_eq!(
             config.router.realms,
             vec![RealmConfig {
+                disclose_caller: false,
                 name: "realm1".to_string()
             }]
         );

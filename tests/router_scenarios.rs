@@ -8,401 +8,20 @@
 //! Close or after `close_session`).
 
 mod sansio;
+#[macro_use]
+mod scenario;
 
 use std::borrow::Cow;
-use std::cell::Cell;
 use std::collections::HashSet;
 
-use bytes::Bytes;
-use sansio::{Cluster, Conn};
+use sansio::Conn;
+use scenario::*;
 use wampring::router::{
-    uri, CloseReason, Fact, RealmConfig, RegistrationInfo, RouterConfig, RouterStats, SessionKey,
-    TransportInfo, UriCheck,
+    uri, CloseReason, Fact, RealmConfig, RouterConfig, SessionKey, TransportInfo, UriCheck,
 };
 use wampring::wire::{self, Dict, Message, OwnedPayload, Payload, Serializer, Value, MAX_ID};
 
 use Serializer::{Json, MsgPack};
-
-// ------------------------------------------------------------------------------------------
-// Harness
-// ------------------------------------------------------------------------------------------
-
-thread_local! {
-    /// Shards of every `Harness` this test thread builds (set by `at_1_and_3_shards!`).
-    static SHARDS: Cell<usize> = const { Cell::new(1) };
-}
-
-/// Runs `scenario` with every harness it builds spread over `shards` shards.
-fn with_shards(shards: usize, scenario: fn()) {
-    SHARDS.with(|cell| cell.set(shards));
-    scenario();
-}
-
-/// A frame the router sent, with the serializer to decode it in.
-struct Received {
-    frame: Bytes,
-    ser: Serializer,
-}
-
-impl Received {
-    fn msg(&self) -> Message<'_> {
-        wire::decode(self.ser, &self.frame)
-            .unwrap_or_else(|e| panic!("router sent an undecodable frame: {e}"))
-    }
-}
-
-#[derive(Copy, Clone, Debug)]
-struct Client {
-    conn: Conn,
-    key: SessionKey,
-    ser: Serializer,
-    /// WAMP session id once welcomed.
-    id: u64,
-}
-
-/// The routers of 1 or N shards plus per-session mailboxes; clients are placed round-robin.
-struct Harness {
-    cluster: Cluster,
-    config: RouterConfig,
-    next_request: u64,
-    next_shard: usize,
-}
-
-impl Harness {
-    fn new() -> Harness {
-        Harness::with_config(RouterConfig::default())
-    }
-
-    fn with_config(config: RouterConfig) -> Harness {
-        Harness::seeded(config, 42)
-    }
-
-    fn seeded(config: RouterConfig, seed: u64) -> Harness {
-        let shards = SHARDS.with(Cell::get);
-        Harness {
-            cluster: Cluster::with_config(shards, seed, config.clone()),
-            config,
-            next_request: 0,
-            next_shard: 0,
-        }
-    }
-
-    /// Starts over with routers seeded with `seed`.
-    fn reseed(&mut self, seed: u64) {
-        *self = Harness::seeded(self.config.clone(), seed);
-    }
-
-    fn shards(&self) -> usize {
-        self.cluster.shards()
-    }
-
-    /// A fresh request id (sequential over the whole harness; per-session sequences are only
-    /// needed with `strict_request_ids`, whose test counts itself).
-    fn request(&mut self) -> u64 {
-        self.next_request += 1;
-        self.next_request
-    }
-
-    fn connect(&mut self, ser: Serializer) -> Client {
-        let shard = self.next_shard % self.shards();
-        self.next_shard += 1;
-        self.connect_on(shard, ser)
-    }
-
-    fn connect_on(&mut self, shard: usize, ser: Serializer) -> Client {
-        let conn = self.cluster.open(shard, ser);
-        Client {
-            conn,
-            key: conn.key,
-            ser,
-            id: 0,
-        }
-    }
-
-    fn send_frame(&mut self, client: &Client, frame: &[u8]) {
-        self.cluster.now += 1;
-        self.cluster.send_frame(client.conn, frame);
-        self.cluster.drain();
-    }
-
-    fn send(&mut self, client: &Client, msg: &Message<'_>) {
-        let mut frame = Vec::new();
-        wire::encode(msg, client.ser, &mut frame).expect("test message encodes");
-        self.send_frame(client, &frame);
-    }
-
-    /// The next message sent to `client` (panics when there is none).
-    fn recv(&mut self, client: &Client) -> Received {
-        let frame = self.cluster.recv(client.conn);
-        let frame = frame.unwrap_or_else(|| panic!("{client:?} expected a message, got nothing"));
-        Received {
-            frame,
-            ser: client.ser,
-        }
-    }
-
-    fn try_recv(&mut self, client: &Client) -> Option<Received> {
-        let frame = self.cluster.recv(client.conn)?;
-        Some(Received {
-            frame,
-            ser: client.ser,
-        })
-    }
-
-    fn expect_nothing(&mut self, client: &Client) {
-        if let Some(received) = self.try_recv(client) {
-            panic!("{client:?} expected nothing, got {:?}", received.msg());
-        }
-    }
-
-    fn was_closed(&self, client: &Client) -> bool {
-        self.cluster.was_closed(client.conn)
-    }
-
-    /// The transport of `client` goes away.
-    fn disconnect(&mut self, client: &Client) {
-        self.cluster.now += 1;
-        self.cluster.close(client.conn);
-        self.cluster.drain();
-    }
-
-    /// Every shard shuts down.
-    fn shutdown(&mut self) {
-        for shard in 0..self.shards() {
-            self.cluster.shutdown(shard);
-        }
-        self.cluster.drain();
-    }
-
-    /// Counters summed over shards (see `Cluster::stats`).
-    fn stats(&self) -> RouterStats {
-        self.cluster.stats()
-    }
-
-    fn session_count(&self) -> usize {
-        self.cluster
-            .routers
-            .iter()
-            .map(|router| router.session_count())
-            .sum()
-    }
-
-    /// The registration as every shard's replica sees it (they must agree).
-    fn registration(&self, realm: &str, procedure: &str) -> Option<RegistrationInfo> {
-        let first = self.cluster.routers[0].registration(realm, procedure);
-        for router in &self.cluster.routers[1..] {
-            assert_eq!(
-                router.registration(realm, procedure),
-                first,
-                "replicas differ"
-            );
-        }
-        first
-    }
-
-    fn wamp_session_id(&self, client: &Client) -> Option<u64> {
-        self.cluster.routers[client.conn.shard].wamp_session_id(client.key)
-    }
-
-    fn hello(&mut self, client: &Client, realm: &str, details: Dict<'static>) {
-        self.send(
-            client,
-            &Message::Hello {
-                realm: Cow::Owned(realm.to_string()),
-                details,
-            },
-        );
-    }
-
-    /// Connects and joins `realm1` with all four roles.
-    fn join(&mut self, ser: Serializer) -> Client {
-        let client = self.connect(ser);
-        self.welcome(client)
-    }
-
-    fn join_on(&mut self, shard: usize, ser: Serializer) -> Client {
-        let client = self.connect_on(shard, ser);
-        self.welcome(client)
-    }
-
-    fn welcome(&mut self, mut client: Client) -> Client {
-        self.hello(&client, "realm1", hello_details());
-        match self.recv(&client).msg() {
-            Message::Welcome { session, .. } => client.id = session,
-            other => panic!("expected WELCOME, got {other:?}"),
-        }
-        client
-    }
-
-    fn register(&mut self, client: &Client, procedure: &str) -> u64 {
-        let request = self.request();
-        self.send(
-            client,
-            &Message::Register {
-                request,
-                options: Dict::new(),
-                procedure: procedure.to_string().into(),
-            },
-        );
-        match self.recv(client).msg() {
-            Message::Registered {
-                request: r,
-                registration,
-            } => {
-                assert_eq!(r, request);
-                registration
-            }
-            other => panic!("expected REGISTERED, got {other:?}"),
-        }
-    }
-
-    fn subscribe(&mut self, client: &Client, topic: &str) -> u64 {
-        let request = self.request();
-        self.send(
-            client,
-            &Message::Subscribe {
-                request,
-                options: Dict::new(),
-                topic: topic.to_string().into(),
-            },
-        );
-        match self.recv(client).msg() {
-            Message::Subscribed {
-                request: r,
-                subscription,
-            } => {
-                assert_eq!(r, request);
-                subscription
-            }
-            other => panic!("expected SUBSCRIBED, got {other:?}"),
-        }
-    }
-
-    /// Sends CALL and returns its request id.
-    fn call(
-        &mut self,
-        client: &Client,
-        procedure: &str,
-        options: Dict<'static>,
-        payload: Payload<'_>,
-    ) -> u64 {
-        let request = self.request();
-        self.send(
-            client,
-            &Message::Call {
-                request,
-                options,
-                procedure: procedure.to_string().into(),
-                payload,
-            },
-        );
-        request
-    }
-
-    fn publish(
-        &mut self,
-        client: &Client,
-        topic: &str,
-        options: Dict<'static>,
-        payload: Payload<'_>,
-    ) -> u64 {
-        let request = self.request();
-        self.send(
-            client,
-            &Message::Publish {
-                request,
-                options,
-                topic: topic.to_string().into(),
-                payload,
-            },
-        );
-        request
-    }
-
-    /// Registration, subscription and pending-call tables are empty.
-    fn assert_tables_empty(&self) {
-        let stats = self.stats();
-        assert_eq!(stats.registrations, 0, "registrations left: {stats:?}");
-        assert_eq!(stats.subscriptions, 0, "subscriptions left: {stats:?}");
-        assert_eq!(stats.pending_calls, 0, "pending calls left: {stats:?}");
-        assert_eq!(stats.inflight_registry_ops, 0, "ops in flight: {stats:?}");
-    }
-}
-
-fn hello_details() -> Dict<'static> {
-    let mut roles = Dict::new();
-    for role in ["caller", "callee", "publisher", "subscriber"] {
-        roles.insert(role, Dict::new());
-    }
-    let mut details = Dict::new();
-    details.insert("roles", roles);
-    details
-}
-
-fn opts(entries: &[(&'static str, Value<'static>)]) -> Dict<'static> {
-    let mut dict = Dict::new();
-    for (key, value) in entries {
-        dict.insert(*key, value.clone());
-    }
-    dict
-}
-
-fn s(text: &str) -> Value<'static> {
-    Value::Str(Cow::Owned(text.to_string()))
-}
-
-fn args(ser: Serializer, values: &[Value<'_>]) -> OwnedPayload {
-    wire::payload_from_args(ser, values, None).unwrap()
-}
-
-fn args_kw(ser: Serializer, values: &[Value<'_>], kwargs: &Dict<'_>) -> OwnedPayload {
-    wire::payload_from_args(ser, values, Some(kwargs)).unwrap()
-}
-
-fn payload_values(payload: &Payload<'_>) -> (Vec<Value<'static>>, Option<Dict<'static>>) {
-    let (args, kwargs) = wire::decode_payload_values(payload).unwrap();
-    (
-        args.into_iter().map(Value::into_owned).collect(),
-        kwargs.map(Dict::into_owned),
-    )
-}
-
-/// Asserts the message is ABORT with `reason` (and a human-readable Details.message).
-fn assert_abort(received: &Received, reason: &str) {
-    match received.msg() {
-        Message::Abort {
-            details, reason: r, ..
-        } => {
-            assert_eq!(r, reason);
-            assert!(
-                details.get_str("message").is_some_and(|m| !m.is_empty()),
-                "ABORT without message"
-            );
-        }
-        other => panic!("expected ABORT {reason}, got {other:?}"),
-    }
-}
-
-/// Asserts the message is ERROR for (`request_type`, `request`) with `error`.
-fn assert_error(received: &Received, request_type: u64, request: u64, error: &str) {
-    match received.msg() {
-        Message::Error {
-            request_type: t,
-            request: r,
-            error: e,
-            ..
-        } => {
-            assert_eq!((t, r, e.as_ref()), (request_type, request, error));
-        }
-        other => panic!("expected ERROR {error}, got {other:?}"),
-    }
-}
-
-fn assert_violation(h: &mut Harness, client: &Client) {
-    assert_abort(&h.recv(client), uri::PROTOCOL_VIOLATION);
-    h.expect_nothing(client);
-    assert!(h.was_closed(client), "a violation closes the session");
-}
 
 // ------------------------------------------------------------------------------------------
 // Session opening
@@ -442,7 +61,13 @@ fn welcome_announces_exactly_the_implemented_features_and_anonymous_identity() {
         );
         assert_eq!(
             features("dealer"),
-            ["caller_identification", "shared_registration"]
+            [
+                "call_canceling",
+                "call_timeout",
+                "caller_identification",
+                "progressive_call_results",
+                "shared_registration"
+            ]
         );
         assert_eq!(
             details.get_str("authid"),
@@ -584,10 +209,7 @@ fn auto_created_realms_are_bounded_and_go_when_unused() {
 
 fn configured_realms_are_the_only_ones() {
     let config = RouterConfig {
-        realms: vec![
-            RealmConfig { name: "a.b".into() },
-            RealmConfig { name: "c".into() },
-        ],
+        realms: vec![RealmConfig::new("a.b"), RealmConfig::new("c")],
         ..RouterConfig::default()
     };
     let mut h = Harness::with_config(config);
@@ -1474,31 +1096,6 @@ fn yield_or_error_for_an_unknown_invocation_is_a_violation() {
     assert_violation(&mut h, &callee);
 }
 
-fn progressive_yield_is_a_violation_since_it_is_not_announced() {
-    let mut h = Harness::new();
-    let callee = h.join(Json);
-    let caller = h.join(Json);
-    h.register(&callee, "com.p");
-    let request = h.call(&caller, "com.p", Dict::new(), Payload::empty(Json));
-    let Message::Invocation {
-        request: invocation,
-        ..
-    } = h.recv(&callee).msg()
-    else {
-        panic!()
-    };
-    h.send(
-        &callee,
-        &Message::Yield {
-            request: invocation,
-            options: opts(&[("progress", Value::Bool(true))]),
-            payload: Payload::empty(Json),
-        },
-    );
-    assert_violation(&mut h, &callee);
-    assert_error(&h.recv(&caller), 48, request, uri::CANCELED);
-}
-
 fn pending_calls_per_caller_are_bounded() {
     let mut h = Harness::with_config(RouterConfig {
         max_pending_calls_per_session: 2,
@@ -1535,7 +1132,9 @@ fn pending_calls_per_caller_are_bounded() {
     assert!(matches!(h.recv(&callee).msg(), Message::Invocation { .. }));
 }
 
-fn cancel_answers_canceled_now_and_discards_the_late_result() {
+/// The harness's clients announce no features: for a callee without call_canceling every
+/// cancel mode is `skip` (no INTERRUPT). The modes themselves: `router_advanced_rpc.rs`.
+fn cancel_of_a_call_to_a_callee_without_call_canceling_is_skip() {
     let mut h = Harness::new();
     let callee = h.join(Json);
     let caller = h.join(MsgPack);
@@ -2849,14 +2448,6 @@ fn input_after_close_is_ignored_and_keys_are_reused_cleanly() {
     assert_eq!(h.cluster.undelivered(), 0);
 }
 
-impl Harness {
-    fn assert_tables_empty_but_registrations(&self, registrations: usize) {
-        let stats = self.stats();
-        assert_eq!(stats.registrations, registrations);
-        assert_eq!(stats.pending_calls, 0);
-    }
-}
-
 // ------------------------------------------------------------------------------------------
 // The router kernel: HELLO deadline, internal callee and gather, facts
 // ------------------------------------------------------------------------------------------
@@ -2966,14 +2557,7 @@ fn call_router(
 
 fn wamp_session_count_is_the_same_from_every_shard() {
     let mut h = Harness::with_config(RouterConfig {
-        realms: vec![
-            RealmConfig {
-                name: "realm1".into(),
-            },
-            RealmConfig {
-                name: "realm2".into(),
-            },
-        ],
+        realms: vec![RealmConfig::new("realm1"), RealmConfig::new("realm2")],
         ..RouterConfig::default()
     });
     let clients: Vec<Client> = (0..5)
@@ -3313,24 +2897,6 @@ fn session_meta_events_reach_subscribers_on_every_shard_in_order() {
 // Every scenario at 1 and at 3 shards
 // ------------------------------------------------------------------------------------------
 
-macro_rules! at_1_and_3_shards {
-    ($($scenario:ident),* $(,)?) => {
-        $(
-            mod $scenario {
-                #[test]
-                fn one_shard() {
-                    super::with_shards(1, super::$scenario);
-                }
-
-                #[test]
-                fn three_shards() {
-                    super::with_shards(3, super::$scenario);
-                }
-            }
-        )*
-    };
-}
-
 at_1_and_3_shards!(
     request_options_with_too_many_entries_are_refused_with_invalid_argument,
     auto_created_realms_are_bounded_and_go_when_unused,
@@ -3373,9 +2939,8 @@ at_1_and_3_shards!(
     callee_leaving_cancels_its_pending_calls,
     caller_leaving_makes_the_late_answer_silently_discarded,
     yield_or_error_for_an_unknown_invocation_is_a_violation,
-    progressive_yield_is_a_violation_since_it_is_not_announced,
     pending_calls_per_caller_are_bounded,
-    cancel_answers_canceled_now_and_discards_the_late_result,
+    cancel_of_a_call_to_a_callee_without_call_canceling_is_skip,
     caller_identification_on_request_or_by_registration,
     roundrobin_cycles_over_the_callees_in_registration_order_under_one_id,
     first_and_last_pick_the_oldest_and_newest_and_move_on_when_it_goes,

@@ -90,15 +90,8 @@ impl Router {
                 topic,
                 options,
             } => (*request, topic, options, Rule::Subscribe),
-            Message::Yield { options, .. } => {
-                if options.get_bool("progress") == Some(true) {
-                    let text = "YIELD.Options.progress needs progressive_call_results, which this router does not announce";
-                    self.protocol_violation(key, text, out);
-                    return None;
-                }
-                return Some(me);
-            }
-            Message::Error {
+            Message::Yield { .. }
+            | Message::Error {
                 request_type: code::INVOCATION,
                 ..
             }

@@ -196,7 +196,7 @@ impl Router {
             procedure,
             callee: callee.session,
             invoke,
-            disclose_caller: callee.disclose_caller,
+            options: callee.options,
             ticket,
         });
         self.send_to_shard(owner, msg, out);
@@ -438,14 +438,14 @@ impl Router {
             procedure,
             callee,
             invoke,
-            disclose_caller,
+            options,
             ticket,
         } = msg;
         let realm = self.realms.get_or_create(&realm_name);
         let registry = &mut self.realms.get_mut(realm).registry;
         let registrant = Registrant {
             session: callee,
-            disclose_caller,
+            options,
             ready: false,
         };
         let existed = registry.lookup(&procedure).is_some();
@@ -486,7 +486,7 @@ impl Router {
                 registration,
                 callee,
                 invoke,
-                disclose_caller,
+                options,
                 ack: Some(ack),
             }),
             out,
@@ -586,7 +586,7 @@ impl Router {
         let registry = &mut self.realms.get_mut(realm).registry;
         let callee = Registrant {
             session: msg.callee,
-            disclose_caller: msg.disclose_caller,
+            options: msg.options,
             ready: false,
         };
         if !registry.insert(msg.registration, &msg.procedure, msg.invoke, callee) {

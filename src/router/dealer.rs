@@ -6,8 +6,10 @@
 use slab::Slab;
 
 use super::ids::{RandomIds, ScopedIds};
+use super::session::{IdMap, PeerFeatures};
 use super::shard_msg::SessionRef;
-use super::{fast_map, is_sparse, FastMap, SessionKey, ShardId};
+use super::timers::TimerId;
+use super::{fast_map, is_sparse, FastMap, Millis, SessionKey, ShardId};
 use crate::serializer::Serializer;
 
 /// REGISTER.Options.invoke (shared_registration): how a CALL picks among the callees of one
@@ -47,14 +49,56 @@ impl InvokePolicy {
     }
 }
 
+/// CANCEL.Options.mode (call_canceling). Absent means `killnowait`, as Crossbar.io does it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum CancelMode {
+    /// ERROR to the caller now, nothing to the callee, its answer discarded.
+    Skip,
+    /// INTERRUPT to the callee, whose answer (an ERROR, or the RESULT it had ready) ends the call.
+    Kill,
+    /// ERROR to the caller now, INTERRUPT to the callee, its answer discarded.
+    KillNoWait,
+}
+
+impl CancelMode {
+    /// The mode of CANCEL.Options.mode (the codec admits only the three names).
+    pub(crate) fn parse(mode: Option<&str>) -> CancelMode {
+        match mode {
+            Some("skip") => CancelMode::Skip,
+            Some("kill") => CancelMode::Kill,
+            _ => CancelMode::KillNoWait,
+        }
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            CancelMode::Skip => "skip",
+            CancelMode::Kill => "kill",
+            CancelMode::KillNoWait => "killnowait",
+        }
+    }
+}
+
+/// What one callee asked for in its REGISTER and announced in its HELLO: replicated with it, so
+/// the caller's shard builds the INVOCATION and decides cancel modes without asking.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct CalleeOptions {
+    /// REGISTER.Options.disclose_caller: every INVOCATION to this callee carries the caller's
+    /// identity.
+    pub(crate) disclose_caller: bool,
+    /// REGISTER.Options.forward_timeout: a CALL's `timeout` goes to this callee in
+    /// INVOCATION.Details, and the callee, not the router, enforces it.
+    pub(crate) forward_timeout: bool,
+    /// What the callee's session announced (INTERRUPT, progressive results, ...).
+    pub(crate) features: PeerFeatures,
+}
+
 /// One callee of a registration, with its own REGISTER options.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Registrant {
     /// On another shard when `session.shard` is not this one.
     pub(crate) session: SessionRef,
-    /// REGISTER.Options.disclose_caller: every INVOCATION to this callee carries the caller's
-    /// identity.
-    pub(crate) disclose_caller: bool,
+    pub(crate) options: CalleeOptions,
     /// Set only in the replica of the callee's own shard, while the callee may be invoked:
     /// from the moment its REGISTERED goes out until its UNREGISTER or leave starts. Other
     /// shards route to the callee's shard, which checks the session itself.
@@ -381,19 +425,58 @@ pub(crate) enum Callee {
 }
 
 /// A call forwarded to a callee and not answered yet. Caller and callee are never both remote:
-/// the entry lives on the caller's shard, the callee's shard, or both (one entry each).
+/// the entry lives on the caller's shard, the callee's shard, or both (one entry each). The
+/// caller's entry (`Caller::Local`) owns the call's timeout; the callee's entry
+/// (`Callee::Local`) owns its INVOCATION id.
 #[derive(Clone, Debug)]
 pub(crate) struct PendingCall {
     pub(crate) caller: Caller,
     /// The CALL's request id, mirrored in RESULT/ERROR.
     pub(crate) caller_request: u64,
     pub(crate) callee: Callee,
+    pub(crate) flags: CallFlags,
+    /// The router-side timeout (call_timeout), on the caller's entry only: the armed timer and
+    /// the gap it allows, re-armed by every progressive result.
+    pub(crate) timeout: Option<(TimerId, Millis)>,
     generation: u64,
 }
 
-/// All pending calls of the router.
+/// What one pending call was asked for and where its cancellation stands.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct CallFlags(u8);
+
+impl CallFlags {
+    /// CALL.Options.receive_progress: progressive RESULTs go to the caller.
+    pub(crate) const RECEIVE_PROGRESS: CallFlags = CallFlags(1);
+    /// The callee announced call_canceling: a cancel or timeout sends it INTERRUPT.
+    pub(crate) const CALLEE_CANCELS: CallFlags = CallFlags(2);
+    /// A CANCEL in mode `kill` went to the callee: its final answer is awaited and forwarded,
+    /// progressive results no longer are, and a second CANCEL changes nothing.
+    pub(crate) const KILLING: CallFlags = CallFlags(4);
+
+    pub(crate) fn has(self, flag: CallFlags) -> bool {
+        self.0 & flag.0 == flag.0
+    }
+
+    pub(crate) fn set(&mut self, flag: CallFlags, on: bool) {
+        if on {
+            self.0 |= flag.0;
+        } else {
+            self.0 &= !flag.0;
+        }
+    }
+
+    pub(crate) fn with(mut self, flag: CallFlags, on: bool) -> CallFlags {
+        self.set(flag, on);
+        self
+    }
+}
+
+/// All pending calls of the router, and for calls from other shards the way from the caller's
+/// handle to the entry here (a CANCEL or timeout arrives under the caller's handle).
 pub(crate) struct PendingCalls {
     calls: Slab<PendingCall>,
+    by_remote_caller: IdMap<(ShardId, PendingKey), PendingKey>,
     next_generation: u64,
 }
 
@@ -401,6 +484,7 @@ impl PendingCalls {
     pub(crate) fn new() -> PendingCalls {
         PendingCalls {
             calls: Slab::new(),
+            by_remote_caller: IdMap::default(),
             next_generation: 0,
         }
     }
@@ -410,16 +494,27 @@ impl PendingCalls {
         caller: Caller,
         caller_request: u64,
         callee: Callee,
+        flags: CallFlags,
     ) -> PendingKey {
         self.next_generation += 1;
         let generation = self.next_generation;
+        let remote = match &caller {
+            Caller::Remote(remote) => Some((remote.shard, remote.call)),
+            Caller::Local(_) => None,
+        };
         let index = self.calls.insert(PendingCall {
             caller,
             caller_request,
             callee,
+            flags,
+            timeout: None,
             generation,
         });
-        PendingKey { index, generation }
+        let key = PendingKey { index, generation };
+        if let Some(remote) = remote {
+            self.by_remote_caller.insert(remote, key);
+        }
+        key
     }
 
     pub(crate) fn get(&self, key: PendingKey) -> Option<&PendingCall> {
@@ -428,9 +523,34 @@ impl PendingCalls {
             .filter(|call| call.generation == key.generation)
     }
 
+    pub(crate) fn get_mut(&mut self, key: PendingKey) -> Option<&mut PendingCall> {
+        self.calls
+            .get_mut(key.index)
+            .filter(|call| call.generation == key.generation)
+    }
+
+    /// The entry of the call that shard `shard` knows as `call`.
+    pub(crate) fn find_remote(&self, shard: ShardId, call: PendingKey) -> Option<PendingKey> {
+        self.by_remote_caller.get(&(shard, call)).copied()
+    }
+
+    /// Takes the entry out. Its timer (if any) is the router's to cancel: see
+    /// `Router::finish_call`.
     pub(crate) fn remove(&mut self, key: PendingKey) -> Option<PendingCall> {
         self.get(key)?;
-        Some(self.calls.remove(key.index))
+        let call = self.calls.remove(key.index);
+        if let Caller::Remote(remote) = &call.caller {
+            let map = &mut self.by_remote_caller;
+            map.remove(&(remote.shard, remote.call));
+            if is_sparse(map.len(), map.capacity()) {
+                map.shrink_to(map.len() * 2);
+            }
+        }
+        Some(call)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.calls.len()
     }
 }
 
@@ -449,7 +569,7 @@ mod tests {
     fn callee(key: usize) -> Registrant {
         Registrant {
             session: session(key),
-            disclose_caller: false,
+            options: CalleeOptions::default(),
             ready: false,
         }
     }
@@ -604,9 +724,10 @@ mod tests {
             session: SessionKey(2),
             invocation,
         };
-        let first = calls.insert(Caller::Local(SessionKey(1)), 1, callee(1));
+        let flags = CallFlags::default();
+        let first = calls.insert(Caller::Local(SessionKey(1)), 1, callee(1), flags);
         calls.remove(first).unwrap();
-        let second = calls.insert(Caller::Local(SessionKey(1)), 2, callee(2));
+        let second = calls.insert(Caller::Local(SessionKey(1)), 2, callee(2), flags);
         assert!(
             calls.get(first).is_none(),
             "slot reused with a new generation"

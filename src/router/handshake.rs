@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use super::facts::Fact;
 use super::outbox;
-use super::session::{Identity, Phase};
+use super::session::{Identity, PeerFeatures, Phase};
 use super::{uri, Action, CloseReason, Router, SessionKey};
 use crate::wire::{Dict, Message, Value};
 
@@ -23,7 +23,13 @@ const BROKER_FEATURES: [&str; 3] = [
 ];
 
 /// Dealer features implemented in `rpc.rs`.
-const DEALER_FEATURES: [&str; 2] = ["caller_identification", "shared_registration"];
+const DEALER_FEATURES: [&str; 5] = [
+    "call_canceling",
+    "call_timeout",
+    "caller_identification",
+    "progressive_call_results",
+    "shared_registration",
+];
 
 /// `WELCOME.Details.roles`: `{broker: {features: {..}}, dealer: {features: {..}}}`.
 pub(crate) fn welcome_roles() -> Dict<'static> {
@@ -59,7 +65,7 @@ impl Router {
                 out,
             );
         }
-        match details.get_dict("roles") {
+        let features = match details.get_dict("roles") {
             None => return self.protocol_violation(session, "HELLO.Details.roles is missing", out),
             Some(roles) if !roles.iter().any(|(role, _)| CLIENT_ROLES.contains(&role)) => {
                 return self.protocol_violation(
@@ -68,8 +74,8 @@ impl Router {
                     out,
                 )
             }
-            Some(_) => {}
-        }
+            Some(roles) => PeerFeatures::from_roles(roles),
+        };
         if realm_name.len() > self.config.max_uri_length {
             let text = self.uri_too_long("realm", realm_name);
             return self.reject_hello(session, uri::INVALID_URI, text.into(), out);
@@ -193,6 +199,7 @@ impl Router {
             self.timers.cancel(deadline);
         }
         state.phase = Phase::Established(identity);
+        state.features = features;
         self.sessions.claim_id(id, session);
         self.realms.get_mut(realm).sessions += 1;
         self.stats.sessions_established += 1;

@@ -155,7 +155,7 @@ use crate::wire::{self, Dict, Frame, Message};
 
 use admission::Admitted;
 use cluster::Cluster;
-use dealer::{Callee, Caller, PendingCalls};
+use dealer::{Callee, Caller, CancelMode, PendingCalls};
 use ids::{RandomIds, ScopedIds};
 pub(crate) use log_limit::LogLimit;
 use outbox::Outbox;
@@ -226,6 +226,20 @@ pub enum UriCheck {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RealmConfig {
     pub name: String,
+    /// Every INVOCATION in this realm carries the caller's identity (`caller`, `caller_authid`,
+    /// `caller_authrole`), whatever the caller and callee asked: Crossbar.io's `disclose`
+    /// setting, for callers whose client can no longer send `disclose_me`.
+    pub disclose_caller: bool,
+}
+
+impl RealmConfig {
+    /// A realm with the default policies.
+    pub fn new(name: impl Into<String>) -> RealmConfig {
+        RealmConfig {
+            name: name.into(),
+            disclose_caller: false,
+        }
+    }
 }
 
 /// Router configuration (built by `config.rs` from TOML).
@@ -263,9 +277,7 @@ pub struct RouterConfig {
 impl Default for RouterConfig {
     fn default() -> Self {
         RouterConfig {
-            realms: vec![RealmConfig {
-                name: "realm1".to_string(),
-            }],
+            realms: vec![RealmConfig::new("realm1")],
             auto_create_realms: false,
             uri_check: UriCheck::Loose,
             max_pending_calls_per_session: 65_536,
@@ -323,6 +335,12 @@ pub struct RouterStats {
     pub replies_routed: u64,
     /// Calls answered with `wamp.error.canceled` (callee left, or CANCEL).
     pub calls_canceled: u64,
+    /// Calls answered with `wamp.error.timeout` by the router (call_timeout).
+    pub calls_timed_out: u64,
+    /// Progressive RESULTs forwarded to callers.
+    pub progress_results_routed: u64,
+    /// Progressive YIELDs not forwarded: the caller did not ask for them, or is killing the call.
+    pub progress_results_dropped: u64,
     /// Late YIELD/ERRORs dropped because the caller left or canceled.
     pub late_replies_discarded: u64,
     pub publishes: u64,
@@ -345,6 +363,9 @@ pub struct RouterStats {
     pub subscriptions: usize,
     /// Calls made by this shard's sessions that wait for an answer.
     pub pending_calls: usize,
+    /// Pending-call entries on this shard: calls of its sessions, and invocations of its
+    /// callees for callers on other shards.
+    pub pending_entries: usize,
     /// REGISTER/UNREGISTER/first-SUBSCRIBE ops this shard started and not yet completed, topics
     /// whose first local subscribers wait, and gathers in flight.
     pub inflight_registry_ops: usize,
@@ -457,7 +478,7 @@ impl Router {
             "shard {shard} out of {shards}"
         );
         assert!(shards <= MAX_SHARDS, "at most {MAX_SHARDS} shards");
-        let realms = Realms::new(config.realms.iter().map(|realm| realm.name.as_str()));
+        let realms = Realms::new(&config.realms);
         Router {
             config,
             sessions: Sessions::new(),
@@ -615,6 +636,7 @@ impl Router {
             match timeout {
                 Timeout::Hello { session } => self.hello_timed_out(session, timer, now, out),
                 Timeout::RealmSweep => self.sweep_realms(),
+                Timeout::Call { call } => self.call_timed_out(call, out),
             }
         }
         self.settle(out);
@@ -664,6 +686,7 @@ impl Router {
             ShardMsgKind::Applied(msg) => self.count_applied(msg.ticket, out),
             ShardMsgKind::Invoke(invoke) => self.handle_remote_invoke(from, invoke, out),
             ShardMsgKind::Reply(reply) => self.handle_remote_reply(from, reply, out),
+            ShardMsgKind::Interrupt(msg) => self.handle_remote_interrupt(from, msg, out),
             ShardMsgKind::Publish(publication) => self.handle_remote_publish(&publication, out),
             ShardMsgKind::Gather(gather) => self.handle_gather(from, gather, out),
             ShardMsgKind::Gathered(gathered) => self.handle_gathered(from, gathered, out),
@@ -718,6 +741,7 @@ impl Router {
             .iter()
             .map(|(_, session)| session.calls_waiting.len())
             .sum();
+        stats.pending_entries = self.pending.len();
         stats.inflight_registry_ops = self.inflight_ops() + self.gathers_in_flight();
         stats.timers = self.timers.len();
         stats.log_lines_suppressed = self.logs.suppressed();
@@ -915,9 +939,10 @@ impl Router {
                 options,
                 payload,
             } => {
-                // Admission read the options; dropped here, where their type is known.
+                let progress = options.get_bool("progress") == Some(true);
+                // Dropped here, where its type is known, so the hot path inlines the drop.
                 drop(options);
-                self.handle_yield(me, request, payload, frame, out)
+                self.handle_yield(me, request, progress, payload, frame, out)
             }
             Message::Error {
                 request,
@@ -948,7 +973,7 @@ impl Router {
                 request,
                 registration,
             } => self.handle_unregister(me, request, registration, out),
-            Message::Cancel { request, .. } => self.handle_cancel(me, request, out),
+            Message::Cancel { request, options } => self.handle_cancel(me, request, &options, out),
             Message::Goodbye { .. } => {
                 self.send(
                     out,
@@ -1107,11 +1132,17 @@ impl Router {
         }
         self.realms.get_mut(identity.realm).sessions -= 1;
 
-        for key in calls_waiting {
-            let Some(call) = self.pending.remove(key) else {
+        // Calls the session made: their callees are interrupted (if they can be) and their
+        // answers discarded.
+        let mut calls_waiting: Vec<(u64, dealer::PendingKey)> = calls_waiting.into_iter().collect();
+        calls_waiting.sort_unstable_by_key(|&(request, _)| request);
+        for (_, key) in calls_waiting {
+            self.interrupt_callee(key, CancelMode::KillNoWait, None, out);
+            let Some(call) = self.finish_call(key) else {
                 continue;
             };
-            // A callee on another shard keeps its invocation; its answer is discarded here.
+            // A callee on another shard forgets its invocation on the INTERRUPT above, or
+            // else its answer is discarded here.
             let Callee::Local {
                 session: callee,
                 invocation,
@@ -1126,9 +1157,11 @@ impl Router {
                 }
             }
         }
+        let mut invocations: Vec<(u64, dealer::PendingKey)> = invocations.into_iter().collect();
+        invocations.sort_unstable_by_key(|&(invocation, _)| invocation);
         for (_, key) in invocations {
             // A call the session made to itself was already removed above.
-            let Some(call) = self.pending.remove(key) else {
+            let Some(call) = self.finish_call(key) else {
                 continue;
             };
             let text = "the callee left before answering";
@@ -1137,7 +1170,7 @@ impl Router {
                     let Some(caller_state) = self.sessions.get_mut(caller) else {
                         continue;
                     };
-                    caller_state.calls_waiting.remove(&key);
+                    caller_state.calls_waiting.remove(&call.caller_request);
                     if notify_callers && caller_state.is_established() {
                         self.stats.calls_canceled += 1;
                         self.send_error(
@@ -1158,7 +1191,7 @@ impl Router {
                         text,
                         remote.serializer,
                     );
-                    self.reply_to_shard(remote, &error, &Bytes::new(), true, out);
+                    self.reply_to_shard(remote, &error, &Bytes::new(), rpc::Answer::Canceled, out);
                 }
             }
         }

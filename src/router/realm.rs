@@ -9,7 +9,7 @@ use slab::Slab;
 use super::broker::Subscriptions;
 use super::cluster::PendingJoin;
 use super::dealer::Registry;
-use super::{fast_map, FastMap};
+use super::{fast_map, FastMap, RealmConfig};
 
 /// Index of a realm in [`Realms`] (never leaves the process).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -27,6 +27,8 @@ pub(crate) struct Realm {
     /// Not in the configuration: created by a HELLO (`auto_create_realms`) or by another
     /// shard's update, and removed again once nothing of it is left here.
     pub(crate) auto_created: bool,
+    /// Every INVOCATION discloses its caller (`RealmConfig::disclose_caller`).
+    pub(crate) disclose_caller: bool,
     /// Listed in `Realms::candidates`.
     candidate: bool,
 }
@@ -55,15 +57,16 @@ pub(crate) struct Realms {
 }
 
 impl Realms {
-    pub(crate) fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Realms {
+    pub(crate) fn new(configured: &[RealmConfig]) -> Realms {
         let mut realms = Realms {
             realms: Slab::new(),
             by_name: fast_map(),
             auto_created: 0,
             candidates: Vec::new(),
         };
-        for name in names {
-            realms.get_or_insert(name, false);
+        for config in configured {
+            let id = realms.get_or_insert(&config.name, false);
+            realms.get_mut(id).disclose_caller = config.disclose_caller;
         }
         realms
     }
@@ -90,6 +93,7 @@ impl Realms {
             joins: fast_map(),
             sessions: 0,
             auto_created,
+            disclose_caller: false,
             candidate: false,
         });
         self.by_name.insert(name.into(), id);

@@ -16,10 +16,15 @@ use std::borrow::Cow;
 use bytes::Bytes;
 
 use super::admission::{invoke_policy, Admitted};
-use super::dealer::{Callee, Caller, Registrant, RemoteCaller};
+use super::dealer::{
+    CallFlags, Callee, CalleeOptions, Caller, CancelMode, PendingCall, PendingKey, Registrant,
+    RemoteCaller,
+};
 use super::outbox;
-use super::shard_msg::{Invoke, PublicIdentity, Reply, SessionRef, ShardMsgKind};
-use super::{uri, Action, Router, SessionKey, ShardId};
+use super::session::{Identity, PeerFeatures};
+use super::shard_msg::{Interrupt, Invoke, PublicIdentity, Reply, SessionRef, ShardMsgKind};
+use super::timers::Timeout;
+use super::{uri, Action, Millis, Router, SessionKey, ShardId};
 use crate::wire::{code, Dict, Message, Payload, Value};
 
 impl Router {
@@ -41,7 +46,11 @@ impl Router {
                 key: me.key,
                 session_id: me.id,
             },
-            disclose_caller: options.get_bool("disclose_caller").unwrap_or(false),
+            options: CalleeOptions {
+                disclose_caller: options.get_bool("disclose_caller") == Some(true),
+                forward_timeout: options.get_bool("forward_timeout") == Some(true),
+                features: self.sessions[me.key].features,
+            },
             ready: false,
         };
         self.start_register(request, me.realm, procedure, callee, invoke, out);
@@ -92,7 +101,9 @@ impl Router {
         // same check when the `Invoke` arrives.
         let shard = self.cluster.shard;
         let sessions = &self.sessions;
-        let route = match self.realms.get_mut(me.realm).registry.lookup_mut(procedure) {
+        let realm = self.realms.get_mut(me.realm);
+        let realm_discloses = realm.disclose_caller;
+        let route = match realm.registry.lookup_mut(procedure) {
             None => Route::Unknown,
             Some(registration) => {
                 let id = registration.id;
@@ -138,8 +149,21 @@ impl Router {
                 return;
             }
         };
+        let asked = CallAsk::read(options);
         let callee_ref = callee.session;
-        let disclose = callee.disclose_caller || options.get_bool("disclose_me") == Some(true);
+        let disclose = callee.options.disclose_caller || realm_discloses || asked.disclose_me;
+        let flags = CallFlags::default()
+            .with(CallFlags::RECEIVE_PROGRESS, asked.receive_progress)
+            .with(
+                CallFlags::CALLEE_CANCELS,
+                callee.options.features.has(PeerFeatures::CALLEE_CANCELING),
+            );
+        // With forward_timeout the callee enforces the timeout; else the router does.
+        let (forwarded_timeout, router_timeout) = match asked.timeout {
+            0 => (0, 0),
+            timeout if callee.options.forward_timeout => (timeout, 0),
+            timeout => (0, timeout),
+        };
         let caller_identity = self.sessions[caller]
             .identity()
             .expect("admitted sessions are established");
@@ -155,8 +179,10 @@ impl Router {
                 Callee::Remote {
                     shard: callee_ref.shard,
                 },
+                flags,
             );
-            self.sessions[caller].calls_waiting.insert(key);
+            self.sessions[caller].calls_waiting.insert(request, key);
+            self.arm_call_timeout(key, router_timeout);
             let invoke = Invoke {
                 call: key,
                 caller_request: request,
@@ -164,6 +190,8 @@ impl Router {
                 registration: registration_id,
                 callee: callee_ref,
                 disclose,
+                receive_progress: asked.receive_progress,
+                timeout: forwarded_timeout,
                 payload: payload.to_owned_payload(),
             };
             out.push(Action::ToShard {
@@ -173,19 +201,13 @@ impl Router {
             return;
         }
         let callee = callee_ref.key;
-        let mut details = Dict::new();
-        if disclose {
-            details.insert("caller", caller_identity.id);
-            details.insert(
-                "caller_authid",
-                Value::Str(Cow::Borrowed(&caller_identity.authid)),
-            );
-            details.insert(
-                "caller_authrole",
-                Value::Str(Cow::Borrowed(&caller_identity.authrole)),
-            );
-        }
         let callee_state = &self.sessions[callee];
+        let details = invocation_details(
+            disclose.then_some(caller_identity),
+            asked.receive_progress,
+            forwarded_timeout,
+            callee_state.features,
+        );
         let callee_serializer = callee_state.serializer;
         let invocation = callee_state.peek_invocation_id();
         let frame = {
@@ -227,25 +249,67 @@ impl Router {
                 session: callee,
                 invocation,
             },
+            flags,
         );
         let callee_state = &mut self.sessions[callee];
         callee_state.last_invocation_id = invocation;
         callee_state.invocations.insert(invocation, key);
-        self.sessions[caller].calls_waiting.insert(key);
+        self.sessions[caller].calls_waiting.insert(request, key);
+        self.arm_call_timeout(key, router_timeout);
         self.stats.calls_routed += 1;
     }
 
-    /// YIELD -> RESULT to the caller (hot path).
+    /// Arms the router-side timeout of the call behind caller entry `key` (0: none).
+    #[inline]
+    fn arm_call_timeout(&mut self, key: PendingKey, timeout: Millis) {
+        if timeout > 0 {
+            self.rearm_call_timeout(key, timeout);
+        }
+    }
+
+    /// (Re)starts the timeout of `key`: at the CALL, and after every progressive result, since
+    /// the timeout bounds each gap, not the whole call (digest §9.2).
+    #[cold]
+    fn rearm_call_timeout(&mut self, key: PendingKey, timeout: Millis) {
+        let at = self.now.saturating_add(timeout);
+        let timer = self.timers.arm(at, Timeout::Call { call: key });
+        if let Some(call) = self.pending.get_mut(key) {
+            if let Some((old, _)) = call.timeout.replace((timer, timeout)) {
+                self.timers.cancel(old);
+            }
+        }
+    }
+
+    /// Takes a pending call out, with its timer.
+    pub(super) fn finish_call(&mut self, key: PendingKey) -> Option<PendingCall> {
+        let call = self.pending.remove(key)?;
+        if let Some((timer, _)) = call.timeout {
+            self.timers.cancel(timer);
+        }
+        Some(call)
+    }
+
+    /// YIELD -> RESULT to the caller (hot path). A progressive YIELD becomes a progressive
+    /// RESULT and leaves the call pending.
     pub(super) fn handle_yield(
         &mut self,
         me: Admitted,
         invocation: u64,
+        progress: bool,
         payload: Payload<'_>,
         source: &Bytes,
         out: &mut Vec<Action>,
     ) {
-        let details = Dict::new();
-        self.route_reply(me.key, invocation, "YIELD", source, out, |request| {
+        let mut details = Dict::new();
+        if progress {
+            details.insert("progress", true);
+        }
+        let answer = if progress {
+            Answer::Progress
+        } else {
+            Answer::Final
+        };
+        self.route_reply(me.key, invocation, answer, source, out, |request| {
             Message::Result {
                 request,
                 details,
@@ -265,7 +329,7 @@ impl Router {
         out: &mut Vec<Action>,
     ) {
         let Carried { payload, source } = carried;
-        self.route_reply(me.key, invocation, "ERROR", source, out, |request| {
+        self.route_reply(me.key, invocation, Answer::Final, source, out, |request| {
             Message::Error {
                 request_type: code::CALL,
                 request,
@@ -276,28 +340,44 @@ impl Router {
         });
     }
 
-    /// Ends the pending call behind `invocation` and sends the reply built by `reply` (given the
-    /// caller's request id) to the caller. Late answers are dropped; unknown ones are violations.
+    /// Sends the answer built by `reply` (given the caller's request id) for the call behind
+    /// `invocation` to its caller; a final answer ends the call. Late answers are dropped;
+    /// unknown ones are violations.
     fn route_reply<'m>(
         &mut self,
         callee: SessionKey,
         invocation: u64,
-        what: &'static str,
+        answer: Answer,
         source: &Bytes,
         out: &mut Vec<Action>,
         reply: impl FnOnce(u64) -> Message<'m>,
     ) {
         let callee_state = &mut self.sessions[callee];
-        let Some(key) = callee_state.invocations.remove(&invocation) else {
-            if callee_state.discarded_invocations.take(invocation) {
+        let found = match answer {
+            Answer::Progress => callee_state.invocations.get(&invocation).copied(),
+            Answer::Final | Answer::Canceled => callee_state.invocations.remove(&invocation),
+        };
+        let Some(key) = found else {
+            // A progressive answer leaves the id remembered for the final one.
+            let late = match answer {
+                Answer::Progress => callee_state.discarded_invocations.contains(invocation),
+                Answer::Final | Answer::Canceled => {
+                    callee_state.discarded_invocations.take(invocation)
+                }
+            };
+            if late {
                 self.stats.late_replies_discarded += 1;
             } else {
+                let what = answer.name();
                 let text = format!("{what} for unknown INVOCATION request id {invocation}");
                 self.protocol_violation(callee, text, out);
             }
             return;
         };
-        let Some(call) = self.pending.remove(key) else {
+        if answer == Answer::Progress {
+            return self.route_progress(key, source, out, reply);
+        }
+        let Some(call) = self.finish_call(key) else {
             debug_assert!(
                 false,
                 "callee listed invocation {invocation} without a pending call"
@@ -309,12 +389,12 @@ impl Router {
             Caller::Local(caller) => caller,
             Caller::Remote(remote) => {
                 let message = reply(call.caller_request);
-                self.reply_to_shard(remote, &message, source, false, out);
+                self.reply_to_shard(remote, &message, source, Answer::Final, out);
                 return;
             }
         };
         let caller_state = &mut self.sessions[caller];
-        caller_state.calls_waiting.remove(&key);
+        caller_state.calls_waiting.remove(&call.caller_request);
         let caller_serializer = caller_state.serializer;
         let message = reply(call.caller_request);
         match self
@@ -345,24 +425,127 @@ impl Router {
         }
     }
 
-    /// CANCEL, honoured in mode `skip` whatever the requested mode (call_canceling is not
-    /// announced, so there is no INTERRUPT): the caller gets ERROR `wamp.error.canceled` now and
-    /// the callee's eventual answer is discarded. A CANCEL for a finished call is ignored.
-    pub(super) fn handle_cancel(&mut self, me: Admitted, request: u64, out: &mut Vec<Action>) {
-        let caller = me.key;
-        let caller_state = &self.sessions[caller];
-        let pending = &self.pending;
-        let Some(key) = caller_state.calls_waiting.iter().copied().find(|&key| {
-            pending
-                .get(key)
-                .is_some_and(|call| call.caller_request == request)
-        }) else {
+    /// A progressive result of the call behind `key` (its callee is on this shard): to the
+    /// caller if it asked for them and has not asked to kill the call, else dropped.
+    #[cold]
+    fn route_progress<'m>(
+        &mut self,
+        key: PendingKey,
+        source: &Bytes,
+        out: &mut Vec<Action>,
+        reply: impl FnOnce(u64) -> Message<'m>,
+    ) {
+        let call = self.pending.get(key).expect("listed by its callee");
+        if !call.flags.has(CallFlags::RECEIVE_PROGRESS) || call.flags.has(CallFlags::KILLING) {
+            self.stats.progress_results_dropped += 1;
+            return;
+        }
+        let (caller, request, timeout) = (call.caller.clone(), call.caller_request, call.timeout);
+        let message = reply(request);
+        let caller = match caller {
+            Caller::Remote(remote) => {
+                return self.reply_to_shard(remote, &message, source, Answer::Progress, out);
+            }
+            Caller::Local(caller) => caller,
+        };
+        let serializer = self.sessions[caller].serializer;
+        match self.outbox.frame_forwarding(&message, serializer, source) {
+            Ok(frame) => {
+                out.push(Action::Send {
+                    session: caller,
+                    frame,
+                });
+                self.stats.progress_results_routed += 1;
+                if let Some((_, gap)) = timeout {
+                    self.rearm_call_timeout(key, gap);
+                }
+            }
+            Err(encode_error) => {
+                self.stats.encode_errors += 1;
+                let text = format!(
+                    "a progressive result cannot be sent in the caller's serializer: {encode_error}"
+                );
+                let interrupt = Some(CancelMode::KillNoWait);
+                self.abandon_call(key, uri::INVALID_ARGUMENT, text, interrupt, None, out);
+            }
+        }
+    }
+
+    /// CANCEL (call_canceling) of the caller's pending call `request`, by the mode the caller
+    /// asked (absent: `killnowait`; a callee that did not announce call_canceling: `skip`). A
+    /// CANCEL for a finished call, or repeated while a `kill` is under way, is ignored.
+    pub(super) fn handle_cancel(
+        &mut self,
+        me: Admitted,
+        request: u64,
+        options: &Dict<'_>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(&key) = self.sessions[me.key].calls_waiting.get(&request) else {
             return;
         };
-        let call = self.pending.remove(key).expect("found just above");
-        self.sessions[caller].calls_waiting.remove(&key);
-        // A callee on another shard keeps its invocation; its `Reply` will find no pending
-        // entry here and be discarded.
+        let Some(call) = self.pending.get_mut(key) else {
+            debug_assert!(false, "a waiting call without its entry");
+            return;
+        };
+        if call.flags.has(CallFlags::KILLING) {
+            return;
+        }
+        let mode = match CancelMode::parse(options.get_str("mode")) {
+            _ if !call.flags.has(CallFlags::CALLEE_CANCELS) => CancelMode::Skip,
+            mode => mode,
+        };
+        self.stats.calls_canceled += 1;
+        match mode {
+            CancelMode::Kill => {
+                call.flags.set(CallFlags::KILLING, true);
+                self.interrupt_callee(key, CancelMode::Kill, None, out);
+            }
+            CancelMode::Skip => {
+                let text = "canceled by the caller (mode skip)";
+                self.abandon_call(key, uri::CANCELED, text, None, None, out);
+            }
+            CancelMode::KillNoWait => {
+                let text = "canceled by the caller";
+                let interrupt = Some(CancelMode::KillNoWait);
+                self.abandon_call(key, uri::CANCELED, text, interrupt, None, out);
+            }
+        }
+    }
+
+    /// The router-side timeout of the call behind `key` passed: ERROR `wamp.error.timeout` to
+    /// the caller and INTERRUPT to the callee, as a `killnowait` cancel (digest §9.2).
+    pub(super) fn call_timed_out(&mut self, key: PendingKey, out: &mut Vec<Action>) {
+        let Some(call) = self.pending.get_mut(key) else {
+            return;
+        };
+        let Some((_, timeout)) = call.timeout.take() else {
+            return;
+        };
+        self.stats.calls_timed_out += 1;
+        let text = format!("the callee did not answer within the call's timeout of {timeout} ms");
+        let interrupt = Some(CancelMode::KillNoWait);
+        self.abandon_call(key, uri::TIMEOUT, text, interrupt, Some(uri::TIMEOUT), out);
+    }
+
+    /// Ends the call behind `key` now: ERROR `error_uri` to its caller, the callee's later
+    /// answer discarded, and INTERRUPT in `interrupt` mode to the callee when one is given and
+    /// the callee can take it.
+    fn abandon_call(
+        &mut self,
+        key: PendingKey,
+        error_uri: &'static str,
+        text: impl Into<Cow<'static, str>>,
+        interrupt: Option<CancelMode>,
+        reason: Option<&'static str>,
+        out: &mut Vec<Action>,
+    ) {
+        if let Some(mode) = interrupt {
+            self.interrupt_callee(key, mode, reason, out);
+        }
+        let Some(call) = self.finish_call(key) else {
+            return;
+        };
         if let Callee::Local {
             session: callee,
             invocation,
@@ -372,26 +555,121 @@ impl Router {
             callee_state.invocations.remove(&invocation);
             callee_state.discarded_invocations.remember(invocation);
         }
-        self.stats.calls_canceled += 1;
-        self.send_error(
-            out,
-            caller,
-            code::CALL,
-            request,
-            uri::CANCELED,
-            "canceled by the caller",
-        );
+        match call.caller {
+            Caller::Local(caller) => {
+                self.sessions[caller]
+                    .calls_waiting
+                    .remove(&call.caller_request);
+                self.send_error(
+                    out,
+                    caller,
+                    code::CALL,
+                    call.caller_request,
+                    error_uri,
+                    text,
+                );
+            }
+            Caller::Remote(remote) => {
+                let error = outbox::error(
+                    code::CALL,
+                    call.caller_request,
+                    error_uri,
+                    text,
+                    remote.serializer,
+                );
+                self.reply_to_shard(remote, &error, &Bytes::new(), Answer::Final, out);
+            }
+        }
     }
 
-    /// Encodes the final answer of a call from another shard for its caller and sends it back
-    /// as a `Reply`. An answer the caller's serializer cannot carry becomes ERROR
-    /// `wamp.error.invalid_argument`, as locally.
+    /// Sends INTERRUPT for the call behind `key` to its callee (through the callee's shard when
+    /// it lives elsewhere), if the callee announced call_canceling.
+    pub(super) fn interrupt_callee(
+        &mut self,
+        key: PendingKey,
+        mode: CancelMode,
+        reason: Option<&'static str>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(call) = self.pending.get(key) else {
+            return;
+        };
+        if !call.flags.has(CallFlags::CALLEE_CANCELS) {
+            return;
+        }
+        match call.callee {
+            Callee::Local {
+                session,
+                invocation,
+            } => {
+                if self
+                    .sessions
+                    .get(session)
+                    .is_some_and(|s| s.is_established())
+                {
+                    let serializer = self.sessions[session].serializer;
+                    let message = interrupt(invocation, mode, reason);
+                    self.send(out, session, serializer, &message);
+                }
+            }
+            Callee::Remote { shard } => out.push(Action::ToShard {
+                to: shard,
+                msg: ShardMsgKind::Interrupt(Interrupt {
+                    call: key,
+                    mode,
+                    reason,
+                })
+                .into(),
+            }),
+        }
+    }
+
+    /// `Interrupt` from the caller's shard for a call whose callee lives here: INTERRUPT to the
+    /// callee; with `killnowait` (or `skip`) the invocation is forgotten and its answer will be
+    /// discarded. Nothing when the callee has answered already (the answer is on its way).
+    pub(super) fn handle_remote_interrupt(
+        &mut self,
+        from: ShardId,
+        msg: Interrupt,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(key) = self.pending.find_remote(from, msg.call) else {
+            return;
+        };
+        self.interrupt_callee(key, msg.mode, msg.reason, out);
+        match msg.mode {
+            CancelMode::Kill => {
+                if let Some(call) = self.pending.get_mut(key) {
+                    call.flags.set(CallFlags::KILLING, true);
+                }
+            }
+            CancelMode::KillNoWait | CancelMode::Skip => {
+                let Some(call) = self.finish_call(key) else {
+                    return;
+                };
+                if let Callee::Local {
+                    session,
+                    invocation,
+                } = call.callee
+                {
+                    let callee_state = &mut self.sessions[session];
+                    callee_state.invocations.remove(&invocation);
+                    callee_state.discarded_invocations.remember(invocation);
+                }
+            }
+        }
+    }
+
+    /// Encodes an answer of a call from another shard for its caller and sends it back as a
+    /// `Reply`. An answer the caller's serializer cannot carry becomes ERROR
+    /// `wamp.error.invalid_argument`, as locally (a progressive one is then dropped: the final
+    /// answer follows).
     pub(super) fn reply_to_shard(
         &mut self,
         to: RemoteCaller,
         message: &Message<'_>,
         source: &Bytes,
-        canceled: bool,
+        answer: Answer,
         out: &mut Vec<Action>,
     ) {
         let RemoteCaller {
@@ -403,6 +681,9 @@ impl Router {
             Ok(frame) => frame,
             Err(encode_error) => {
                 self.stats.encode_errors += 1;
+                if answer == Answer::Progress {
+                    return;
+                }
                 let request = match message {
                     Message::Result { request, .. } | Message::Error { request, .. } => *request,
                     _ => 0,
@@ -423,7 +704,8 @@ impl Router {
             msg: ShardMsgKind::Reply(Reply {
                 call,
                 frame,
-                canceled,
+                canceled: answer == Answer::Canceled,
+                progress: answer == Answer::Progress,
             })
             .into(),
         });
@@ -445,6 +727,8 @@ impl Router {
             registration,
             callee: callee_ref,
             disclose,
+            receive_progress,
+            timeout,
             payload,
         } = invoke;
         let caller = RemoteCaller {
@@ -465,19 +749,22 @@ impl Router {
                 "the callee is gone or no longer registered",
                 caller_serializer,
             );
-            return self.reply_to_shard(caller, &error, &Bytes::new(), false, out);
-        }
-        let mut details = Dict::new();
-        if let Some(identity) = &disclose {
-            details.insert("caller", identity.session_id);
-            details.insert("caller_authid", Value::Str(Cow::Borrowed(&identity.authid)));
-            details.insert(
-                "caller_authrole",
-                Value::Str(Cow::Borrowed(&identity.authrole)),
-            );
+            return self.reply_to_shard(caller, &error, &Bytes::new(), Answer::Final, out);
         }
         let callee_state = &self.sessions[callee];
+        let details = invocation_details(
+            disclose.as_ref(),
+            receive_progress,
+            timeout,
+            callee_state.features,
+        );
         let callee_serializer = callee_state.serializer;
+        let flags = CallFlags::default()
+            .with(CallFlags::RECEIVE_PROGRESS, receive_progress)
+            .with(
+                CallFlags::CALLEE_CANCELS,
+                callee_state.features.has(PeerFeatures::CALLEE_CANCELING),
+            );
         let invocation = callee_state.peek_invocation_id();
         let message = Message::Invocation {
             request: invocation,
@@ -505,7 +792,7 @@ impl Router {
                     text,
                     caller_serializer,
                 );
-                return self.reply_to_shard(caller, &error, &Bytes::new(), false, out);
+                return self.reply_to_shard(caller, &error, &Bytes::new(), Answer::Final, out);
             }
         }
         let key = self.pending.insert(
@@ -515,6 +802,7 @@ impl Router {
                 session: callee,
                 invocation,
             },
+            flags,
         );
         let callee_state = &mut self.sessions[callee];
         callee_state.last_invocation_id = invocation;
@@ -522,7 +810,8 @@ impl Router {
         self.stats.calls_routed += 1;
     }
 
-    /// `Reply` from the callee's shard: forward the frame if the caller still waits for it.
+    /// `Reply` from the callee's shard: forward the frame if the caller still waits for it; a
+    /// final answer ends the call, a progressive one restarts its timeout.
     pub(super) fn handle_remote_reply(
         &mut self,
         from: ShardId,
@@ -533,10 +822,13 @@ impl Router {
             call,
             frame,
             canceled,
+            progress,
         } = reply;
-        let caller = match self.pending.get(call) {
+        let (caller, flags, timeout) = match self.pending.get(call) {
             Some(pending) => match (&pending.caller, &pending.callee) {
-                (Caller::Local(caller), Callee::Remote { shard }) if *shard == from => *caller,
+                (Caller::Local(caller), Callee::Remote { shard }) if *shard == from => {
+                    (*caller, pending.flags, pending.timeout)
+                }
                 _ => {
                     self.stats.shard_messages_ignored += 1;
                     tracing::warn!(from, "Reply for a call that shard does not own");
@@ -549,8 +841,25 @@ impl Router {
                 return;
             }
         };
-        self.pending.remove(call);
-        self.sessions[caller].calls_waiting.remove(&call);
+        if progress {
+            if flags.has(CallFlags::KILLING) {
+                self.stats.progress_results_dropped += 1;
+                return;
+            }
+            out.push(Action::Send {
+                session: caller,
+                frame,
+            });
+            self.stats.progress_results_routed += 1;
+            if let Some((_, gap)) = timeout {
+                self.rearm_call_timeout(call, gap);
+            }
+            return;
+        }
+        let finished = self.finish_call(call).expect("looked up above");
+        self.sessions[caller]
+            .calls_waiting
+            .remove(&finished.caller_request);
         out.push(Action::Send {
             session: caller,
             frame,
@@ -560,6 +869,110 @@ impl Router {
         } else {
             self.stats.replies_routed += 1;
         }
+    }
+}
+
+/// What a CALL's Options ask of the dealer, read once.
+struct CallAsk {
+    receive_progress: bool,
+    disclose_me: bool,
+    /// CALL.Options.timeout in ms; 0 for none.
+    timeout: Millis,
+}
+
+impl CallAsk {
+    #[inline]
+    fn read(options: &Dict<'_>) -> CallAsk {
+        let mut asked = CallAsk {
+            receive_progress: false,
+            disclose_me: false,
+            timeout: 0,
+        };
+        // One pass: most CALLs carry no options at all.
+        for (key, value) in options.iter() {
+            match key {
+                "receive_progress" => asked.receive_progress = value.as_bool() == Some(true),
+                "disclose_me" => asked.disclose_me = value.as_bool() == Some(true),
+                "timeout" => asked.timeout = value.as_u64().unwrap_or(0),
+                _ => {}
+            }
+        }
+        asked
+    }
+}
+
+/// The kind of answer a callee gave.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(super) enum Answer {
+    /// A final YIELD or ERROR: the call ends.
+    Final,
+    /// A progressive YIELD: the call stays pending.
+    Progress,
+    /// The router's own ERROR `wamp.error.canceled` because the callee left.
+    Canceled,
+}
+
+impl Answer {
+    fn name(self) -> &'static str {
+        match self {
+            Answer::Final | Answer::Canceled => "YIELD/ERROR",
+            Answer::Progress => "progressive YIELD",
+        }
+    }
+}
+
+/// A caller identity an INVOCATION may disclose: a local session's or one sent along.
+trait Disclosed {
+    fn parts(&self) -> (u64, &str, &str);
+}
+
+impl Disclosed for Identity {
+    fn parts(&self) -> (u64, &str, &str) {
+        (self.id, &self.authid, &self.authrole)
+    }
+}
+
+impl Disclosed for PublicIdentity {
+    fn parts(&self) -> (u64, &str, &str) {
+        (self.session_id, &self.authid, &self.authrole)
+    }
+}
+
+/// INVOCATION.Details: the caller when disclosed, `receive_progress` when the caller asked and
+/// the callee announced progressive results, and `timeout` when forwarded to the callee.
+#[inline]
+fn invocation_details<'a>(
+    caller: Option<&'a impl Disclosed>,
+    receive_progress: bool,
+    timeout: Millis,
+    callee_features: PeerFeatures,
+) -> Dict<'a> {
+    let mut details = Dict::new();
+    if let Some(caller) = caller {
+        let (id, authid, authrole) = caller.parts();
+        details.insert("caller", id);
+        details.insert("caller_authid", Value::Str(Cow::Borrowed(authid)));
+        details.insert("caller_authrole", Value::Str(Cow::Borrowed(authrole)));
+    }
+    if receive_progress && callee_features.has(PeerFeatures::CALLEE_PROGRESSIVE_RESULTS) {
+        details.insert("receive_progress", true);
+    }
+    if timeout > 0 {
+        details.insert("timeout", timeout);
+    }
+    details
+}
+
+/// INTERRUPT for `invocation` in `mode`, with the reason when the router has one (a timeout).
+fn interrupt(invocation: u64, mode: CancelMode, reason: Option<&'static str>) -> Message<'static> {
+    let mut options = Dict::with_capacity(2);
+    options.insert("mode", mode.name());
+    if let Some(reason) = reason {
+        options.insert("reason", reason);
+    }
+    Message::Interrupt {
+        request: invocation,
+        options,
     }
 }
 

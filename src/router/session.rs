@@ -4,7 +4,7 @@
 //! directions) so that cleanup costs O(owned), not O(tables). [`Sessions`] is the router's
 //! table of them.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::{Index, IndexMut};
 
@@ -16,6 +16,7 @@ use super::realm::RealmId;
 use super::timers::TimerId;
 use super::{fast_map, fast_set, FastMap, FastSet, SessionKey, TransportInfo};
 use crate::serializer::Serializer;
+use crate::wire::Dict;
 
 /// Hashing for keys the router assigns itself (slab handles, sequential invocation ids), which a
 /// client cannot choose: a multiply per word instead of a keyed hash, on the per-call path. The
@@ -45,7 +46,6 @@ impl Hasher for IdHasher {
 }
 
 pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
-pub(crate) type IdSet<K> = HashSet<K, BuildHasherDefault<IdHasher>>;
 
 /// Where a session is in the WAMP lifecycle (digest §5, router view). Each phase accepts only
 /// its own messages: HELLO or ABORT before WELCOME, routing messages once established (through
@@ -89,8 +89,11 @@ pub(crate) struct Session {
     pub(crate) registers_pending: u32,
     /// SUBSCRIBEs admitted and not yet answered, likewise.
     pub(crate) subscribes_pending: u32,
-    /// Calls this session made that are still waiting for a result.
-    pub(crate) calls_waiting: IdSet<PendingKey>,
+    /// Calls this session made that are still waiting for their final answer, by the CALL's
+    /// request id (what CANCEL and progressive CALL chunks name).
+    pub(crate) calls_waiting: IdMap<u64, PendingKey>,
+    /// The advanced features this session's HELLO announced that the dealer acts on.
+    pub(crate) features: PeerFeatures,
     /// Invocations sent to this session (as callee) and not answered: invocation id -> call.
     pub(crate) invocations: IdMap<u64, PendingKey>,
     /// Invocation ids whose caller left or canceled: a late YIELD/ERROR for them is dropped
@@ -110,7 +113,8 @@ impl Session {
             subscriptions: fast_set(),
             registers_pending: 0,
             subscribes_pending: 0,
-            calls_waiting: IdSet::default(),
+            calls_waiting: IdMap::default(),
+            features: PeerFeatures::NONE,
             invocations: IdMap::default(),
             discarded_invocations: DiscardedIds::default(),
         }
@@ -246,6 +250,77 @@ impl IndexMut<SessionKey> for Sessions {
     }
 }
 
+/// The client features (HELLO.Details.roles.<role>.features) the dealer must know about a
+/// session, as bits. Only what changes routing is kept: what a callee can take (INTERRUPT,
+/// progressive results, progressive invocations, pass-through payloads).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct PeerFeatures(u8);
+
+impl PeerFeatures {
+    pub(crate) const NONE: PeerFeatures = PeerFeatures(0);
+    /// callee.features.call_canceling: it understands INTERRUPT.
+    pub(crate) const CALLEE_CANCELING: PeerFeatures = PeerFeatures(1);
+    /// callee.features.progressive_call_results.
+    pub(crate) const CALLEE_PROGRESSIVE_RESULTS: PeerFeatures = PeerFeatures(2);
+    /// callee.features.progressive_call_invocations.
+    pub(crate) const CALLEE_PROGRESSIVE_INVOCATIONS: PeerFeatures = PeerFeatures(4);
+    /// callee.features.payload_passthru_mode.
+    pub(crate) const CALLEE_PASSTHRU: PeerFeatures = PeerFeatures(8);
+    /// caller.features.progressive_call_invocations.
+    pub(crate) const CALLER_PROGRESSIVE_INVOCATIONS: PeerFeatures = PeerFeatures(16);
+    /// caller.features.payload_passthru_mode.
+    pub(crate) const CALLER_PASSTHRU: PeerFeatures = PeerFeatures(32);
+
+    pub(crate) fn has(self, feature: PeerFeatures) -> bool {
+        self.0 & feature.0 == feature.0
+    }
+
+    /// Reads HELLO.Details.roles. The spellings the spec and clients use are all accepted:
+    /// `call_cancelling` (spec typo) and Bondy's `progressive_calls` (digest §13).
+    pub(crate) fn from_roles(roles: &Dict<'_>) -> PeerFeatures {
+        let flag = |role: &str, names: &[&str]| {
+            roles
+                .get_dict(role)
+                .and_then(|role| role.get_dict("features"))
+                .is_some_and(|features| {
+                    names
+                        .iter()
+                        .any(|&name| features.get_bool(name) == Some(true))
+                })
+        };
+        let mut bits = 0;
+        for (role, names, feature) in [
+            (
+                "callee",
+                &["call_canceling", "call_cancelling"][..],
+                Self::CALLEE_CANCELING,
+            ),
+            (
+                "callee",
+                &["progressive_call_results"],
+                Self::CALLEE_PROGRESSIVE_RESULTS,
+            ),
+            (
+                "callee",
+                &["progressive_call_invocations", "progressive_calls"],
+                Self::CALLEE_PROGRESSIVE_INVOCATIONS,
+            ),
+            ("callee", &["payload_passthru_mode"], Self::CALLEE_PASSTHRU),
+            (
+                "caller",
+                &["progressive_call_invocations", "progressive_calls"],
+                Self::CALLER_PROGRESSIVE_INVOCATIONS,
+            ),
+            ("caller", &["payload_passthru_mode"], Self::CALLER_PASSTHRU),
+        ] {
+            if flag(role, names) {
+                bits |= feature.0;
+            }
+        }
+        PeerFeatures(bits)
+    }
+}
+
 /// A bounded memory of discarded invocation ids, oldest forgotten first. Kept small: an answer
 /// older than the bound is then treated as unknown (a protocol violation), which only a callee
 /// that sits on thousands of abandoned calls can hit.
@@ -262,6 +337,11 @@ impl DiscardedIds {
             self.ids.pop_front();
         }
         self.ids.push_back(id);
+    }
+
+    /// True when `id` is remembered (a late progressive YIELD leaves it there for the final one).
+    pub(crate) fn contains(&self, id: u64) -> bool {
+        self.ids.contains(&id)
     }
 
     /// Forgets `id` if remembered; true when it was (a late answer is expected once).

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use super::dealer::{InvokePolicy, PendingKey, RegisterRefusal};
+use super::dealer::{CalleeOptions, CancelMode, InvokePolicy, PendingKey, RegisterRefusal};
 use super::gather::{Partial, Query};
 use super::{SessionKey, ShardId};
 use crate::serializer::Serializer;
@@ -36,6 +36,7 @@ impl ShardMsg {
             ShardMsgKind::Applied(_) => "Applied",
             ShardMsgKind::Invoke(_) => "Invoke",
             ShardMsgKind::Reply(_) => "Reply",
+            ShardMsgKind::Interrupt(_) => "Interrupt",
             ShardMsgKind::Publish(_) => "Publish",
             ShardMsgKind::Gather(_) => "Gather",
             ShardMsgKind::Gathered(_) => "Gathered",
@@ -86,6 +87,7 @@ pub(crate) enum ShardMsgKind {
     Applied(Applied),
     // ---- caller's shard -> callee's shard ----
     Invoke(Invoke),
+    Interrupt(Interrupt),
     // ---- callee's shard -> caller's shard ----
     Reply(Reply),
     // ---- publisher's shard -> each other shard with subscribers ----
@@ -105,7 +107,7 @@ pub(crate) struct Register {
     pub(crate) procedure: Arc<str>,
     pub(crate) callee: SessionRef,
     pub(crate) invoke: InvokePolicy,
-    pub(crate) disclose_caller: bool,
+    pub(crate) options: CalleeOptions,
     pub(crate) ticket: u64,
 }
 
@@ -160,7 +162,7 @@ pub(crate) struct RegistrationAdded {
     pub(crate) registration: u64,
     pub(crate) callee: SessionRef,
     pub(crate) invoke: InvokePolicy,
-    pub(crate) disclose_caller: bool,
+    pub(crate) options: CalleeOptions,
     pub(crate) ack: Option<AckTo>,
 }
 
@@ -191,13 +193,26 @@ pub(crate) struct Applied {
     pub(crate) ticket: u64,
 }
 
-/// The final answer of call `call` (RESULT or ERROR), already encoded for the caller with its
-/// request id, so the caller's shard only checks the handle and forwards the bytes.
+/// An answer to call `call` (RESULT or ERROR), already encoded for the caller with its request
+/// id, so the caller's shard only checks the handle and forwards the bytes. A progressive RESULT
+/// (`progress`) leaves the call pending; any other answer ends it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Reply {
     pub(crate) call: PendingKey,
     pub(crate) frame: Frame,
     pub(crate) canceled: bool,
+    pub(crate) progress: bool,
+}
+
+/// The caller's shard cancels call `call` (CANCEL in mode `kill` or `killnowait`, a timeout, or
+/// the caller left): the callee's shard sends INTERRUPT with `mode` (and `reason`, when given)
+/// to the callee. With `killnowait` it forgets the invocation (the callee's answer is
+/// discarded); with `kill` the answer still comes back as a `Reply`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Interrupt {
+    pub(crate) call: PendingKey,
+    pub(crate) mode: CancelMode,
+    pub(crate) reason: Option<&'static str>,
 }
 
 /// "Answer `query` from your own tables and send the partial result back under `ticket`."
@@ -225,6 +240,10 @@ pub(crate) struct Invoke {
     pub(crate) callee: SessionRef,
     /// The caller's identity, present only when the INVOCATION must disclose it.
     pub(crate) disclose: Option<PublicIdentity>,
+    /// INVOCATION.Details.receive_progress (the caller asked and the callee can).
+    pub(crate) receive_progress: bool,
+    /// INVOCATION.Details.timeout (the callee registered with forward_timeout), 0 for none.
+    pub(crate) timeout: u64,
     pub(crate) payload: OwnedPayload,
 }
 

@@ -8,6 +8,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+use super::dealer::PendingKey;
 use super::{fast_map, FastMap, Millis, SessionKey};
 
 /// A handle on an armed timer (never reused within one router).
@@ -21,6 +22,8 @@ pub(crate) enum Timeout {
     Hello { session: SessionKey },
     /// Time to remove the auto-created realms that are no longer used.
     RealmSweep,
+    /// The router-side timeout (call_timeout) of a pending call, on its caller's entry.
+    Call { call: PendingKey },
 }
 
 /// Heap slots below this are never worth a rebuild.

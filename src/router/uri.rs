@@ -10,6 +10,8 @@ pub const PROCEDURE_ALREADY_EXISTS: &str = "wamp.error.procedure_already_exists"
 pub const NO_SUCH_REGISTRATION: &str = "wamp.error.no_such_registration";
 pub const NO_SUCH_SUBSCRIPTION: &str = "wamp.error.no_such_subscription";
 pub const CANCELED: &str = "wamp.error.canceled";
+/// A call's `timeout` passed before the callee answered (call_timeout).
+pub const TIMEOUT: &str = "wamp.error.timeout";
 /// A REGISTER/SUBSCRIBE option this router does not implement (pattern match).
 pub const OPTION_NOT_ALLOWED: &str = "wamp.error.option_not_allowed";
 /// A payload that cannot be represented in the receiver's serializer, or a REGISTER whose

@@ -239,6 +239,9 @@ impl Cluster {
             total.calls_routed += s.calls_routed;
             total.replies_routed += s.replies_routed;
             total.calls_canceled += s.calls_canceled;
+            total.calls_timed_out += s.calls_timed_out;
+            total.progress_results_routed += s.progress_results_routed;
+            total.progress_results_dropped += s.progress_results_dropped;
             total.late_replies_discarded += s.late_replies_discarded;
             total.publishes += s.publishes;
             total.publishes_refused += s.publishes_refused;
@@ -252,6 +255,7 @@ impl Cluster {
             total.registrations = total.registrations.max(s.registrations);
             total.subscriptions = total.subscriptions.max(s.subscriptions);
             total.pending_calls += s.pending_calls;
+            total.pending_entries += s.pending_entries;
             total.inflight_registry_ops += s.inflight_registry_ops;
             total.timers += s.timers;
             total.shard_messages_in += s.shard_messages_in;
@@ -270,9 +274,10 @@ impl Cluster {
                     stats.registrations,
                     stats.subscriptions,
                     stats.pending_calls,
+                    stats.pending_entries,
                     stats.inflight_registry_ops
                 ),
-                (0, 0, 0, 0, 0),
+                (0, 0, 0, 0, 0, 0),
                 "shard {shard} tables not empty: {stats:?}"
             );
             assert_eq!(stats.protocol_violations, 0, "shard {shard}: {stats:?}");

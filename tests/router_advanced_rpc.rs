@@ -1,0 +1,522 @@
+//! Scenario tests of the Advanced Profile RPC features of the sans-IO router (digest §9.2):
+//! progressive call results, call timeouts (router-side and forwarded), the three cancel modes
+//! with INTERRUPT, caller disclosure by realm policy, and what happens to all of these when a
+//! caller or callee leaves. Each scenario runs at 1 shard and at 3 (clients dealt out
+//! round-robin, so caller and callee sit on different shards and every rule crosses the shard
+//! channels) through the shared harness of `tests/scenario`.
+
+mod sansio;
+#[macro_use]
+mod scenario;
+
+use scenario::*;
+use wampring::router::{uri, RealmConfig, RouterConfig};
+use wampring::wire::{code, Dict, Message, Payload, Serializer, Value};
+
+use Serializer::{Json, MsgPack};
+
+/// What the callee sessions of these scenarios announce in HELLO.
+const CANCELS: &[&str] = &["call_canceling"];
+const PROGRESSIVE_AND_CANCELS: &[&str] = &["progressive_call_results", "call_canceling"];
+
+/// HELLO.Details announcing all four roles, with `callee_features` set true for the callee.
+fn hello_with(callee_features: &[&str]) -> Dict<'static> {
+    let mut features = Dict::new();
+    for &feature in callee_features {
+        features.insert(feature.to_string(), true);
+    }
+    let mut callee = Dict::new();
+    callee.insert("features", features);
+    let mut roles = Dict::new();
+    for role in ["caller", "publisher", "subscriber"] {
+        roles.insert(role, Dict::new());
+    }
+    roles.insert("callee", callee);
+    let mut details = Dict::new();
+    details.insert("roles", roles);
+    details
+}
+
+impl Harness {
+    /// Joins `realm1` announcing `callee_features`.
+    fn join_announcing(&mut self, ser: Serializer, callee_features: &[&str]) -> Client {
+        let mut client = self.connect(ser);
+        self.hello(&client, "realm1", hello_with(callee_features));
+        match self.recv(&client).msg() {
+            Message::Welcome { session, .. } => client.id = session,
+            other => panic!("expected WELCOME, got {other:?}"),
+        }
+        client
+    }
+
+    fn register_with(&mut self, client: &Client, procedure: &str, options: Dict<'static>) -> u64 {
+        let request = self.request();
+        self.send(
+            client,
+            &Message::Register {
+                request,
+                options,
+                procedure: procedure.to_string().into(),
+            },
+        );
+        match self.recv(client).msg() {
+            Message::Registered { registration, .. } => registration,
+            other => panic!("expected REGISTERED, got {other:?}"),
+        }
+    }
+
+    /// The next message to `callee` must be an INVOCATION: its id and Details.
+    fn invocation(&mut self, callee: &Client) -> (u64, Dict<'static>) {
+        match self.recv(callee).msg() {
+            Message::Invocation {
+                request, details, ..
+            } => (request, details.into_owned()),
+            other => panic!("expected INVOCATION, got {other:?}"),
+        }
+    }
+
+    /// YIELD for `invocation` with one integer argument, progressive or final.
+    fn yield_value(&mut self, callee: &Client, invocation: u64, value: u64, progress: bool) {
+        let options = if progress {
+            opts(&[("progress", Value::Bool(true))])
+        } else {
+            Dict::new()
+        };
+        let payload = args(callee.ser, &[Value::UInt(value)]);
+        self.send(
+            callee,
+            &Message::Yield {
+                request: invocation,
+                options,
+                payload: payload.as_payload(),
+            },
+        );
+    }
+
+    /// The callee's ERROR for `invocation` (as an interrupted Autobahn callee answers).
+    fn invocation_error(&mut self, callee: &Client, invocation: u64, error: &str) {
+        self.send(
+            callee,
+            &Message::Error {
+                request_type: code::INVOCATION,
+                request: invocation,
+                details: Dict::new(),
+                error: error.to_string().into(),
+                payload: Payload::empty(callee.ser),
+            },
+        );
+    }
+
+    fn cancel(&mut self, caller: &Client, request: u64, mode: Option<&str>) {
+        let options = match mode {
+            Some(mode) => opts(&[("mode", s(mode))]),
+            None => Dict::new(),
+        };
+        self.send(caller, &Message::Cancel { request, options });
+    }
+
+    /// Moves the clock of every shard by `ms` and runs the timers that are due.
+    fn advance(&mut self, ms: u64) {
+        let now = self.cluster.now + ms;
+        self.cluster.advance_to(now);
+        self.cluster.drain();
+    }
+}
+
+/// The next message to `caller` must be a RESULT for `request`: its argument and progress flag.
+fn expect_result(h: &mut Harness, caller: &Client, request: u64) -> (u64, bool) {
+    let received = h.recv(caller);
+    match received.msg() {
+        Message::Result {
+            request: r,
+            details,
+            payload,
+        } => {
+            assert_eq!(r, request);
+            let (values, _) = payload_values(&payload);
+            let progress = details.get_bool("progress") == Some(true);
+            (values[0].as_u64().expect("an integer result"), progress)
+        }
+        other => panic!("expected RESULT, got {other:?}"),
+    }
+}
+
+/// The next message to `callee` must be INTERRUPT for `invocation` in `mode`; returns its reason.
+fn expect_interrupt(
+    h: &mut Harness,
+    callee: &Client,
+    invocation: u64,
+    mode: &str,
+) -> Option<String> {
+    match h.recv(callee).msg() {
+        Message::Interrupt { request, options } => {
+            assert_eq!(request, invocation);
+            assert_eq!(options.get_str("mode"), Some(mode));
+            options.get_str("reason").map(str::to_string)
+        }
+        other => panic!("expected INTERRUPT, got {other:?}"),
+    }
+}
+
+fn receive_progress() -> Dict<'static> {
+    opts(&[("receive_progress", Value::Bool(true))])
+}
+
+fn timeout(ms: u64) -> Dict<'static> {
+    opts(&[("timeout", Value::UInt(ms))])
+}
+
+// ------------------------------------------------------------------------------------------
+// Progressive call results
+// ------------------------------------------------------------------------------------------
+
+fn progressive_results_reach_the_caller_in_order_until_the_final_yield() {
+    let mut h = Harness::new();
+    let callee = h.join_announcing(Json, PROGRESSIVE_AND_CANCELS);
+    let caller = h.join(MsgPack);
+    h.register(&callee, "com.stream");
+    let request = h.call(
+        &caller,
+        "com.stream",
+        receive_progress(),
+        Payload::empty(MsgPack),
+    );
+    let (invocation, details) = h.invocation(&callee);
+    assert_eq!(details.get_bool("receive_progress"), Some(true));
+    for value in 1..=3 {
+        h.yield_value(&callee, invocation, value, true);
+        assert_eq!(expect_result(&mut h, &caller, request), (value, true));
+    }
+    assert_eq!(
+        h.stats().pending_calls,
+        1,
+        "progressive results keep the call"
+    );
+    h.yield_value(&callee, invocation, 4, false);
+    assert_eq!(expect_result(&mut h, &caller, request), (4, false));
+    h.expect_nothing(&caller);
+    // The call is over: another YIELD for it is an unknown invocation.
+    assert_eq!(h.stats().pending_calls, 0);
+    assert_eq!(h.stats().pending_entries, 0);
+    assert_eq!(h.stats().progress_results_routed, 3);
+    h.yield_value(&callee, invocation, 5, true);
+    assert_abort(&h.recv(&callee), uri::PROTOCOL_VIOLATION);
+}
+
+fn progressive_results_go_only_to_callers_that_asked_and_only_to_callees_that_can() {
+    let mut h = Harness::new();
+    let plain_callee = h.join(Json);
+    let streaming_callee = h.join_announcing(MsgPack, PROGRESSIVE_AND_CANCELS);
+    let caller = h.join(Json);
+    h.register(&plain_callee, "com.plain");
+    h.register(&streaming_callee, "com.stream");
+
+    // The caller asks, but this callee never announced progressive results: not told.
+    h.call(
+        &caller,
+        "com.plain",
+        receive_progress(),
+        Payload::empty(Json),
+    );
+    let (_, details) = h.invocation(&plain_callee);
+    assert!(details.get("receive_progress").is_none(), "{details:?}");
+
+    // The callee streams although the caller did not ask: only the final result goes out.
+    let request = h.call(&caller, "com.stream", Dict::new(), Payload::empty(Json));
+    let (invocation, details) = h.invocation(&streaming_callee);
+    assert!(details.get("receive_progress").is_none());
+    h.yield_value(&streaming_callee, invocation, 1, true);
+    h.expect_nothing(&caller);
+    h.yield_value(&streaming_callee, invocation, 2, false);
+    assert_eq!(expect_result(&mut h, &caller, request), (2, false));
+    assert_eq!(h.stats().progress_results_dropped, 1);
+    assert!(!h.was_closed(&streaming_callee));
+}
+
+fn progressive_results_after_a_cancel_are_discarded_without_a_violation() {
+    let mut h = Harness::new();
+    let callee = h.join_announcing(Json, PROGRESSIVE_AND_CANCELS);
+    let caller = h.join(Json);
+    h.register(&callee, "com.stream");
+    let request = h.call(
+        &caller,
+        "com.stream",
+        receive_progress(),
+        Payload::empty(Json),
+    );
+    let (invocation, _) = h.invocation(&callee);
+    h.yield_value(&callee, invocation, 1, true);
+    assert_eq!(expect_result(&mut h, &caller, request), (1, true));
+    h.cancel(&caller, request, Some("skip"));
+    assert_error(&h.recv(&caller), code::CALL, request, uri::CANCELED);
+    h.expect_nothing(&callee);
+    // The callee goes on streaming until it finishes: all of it is dropped quietly.
+    h.yield_value(&callee, invocation, 2, true);
+    h.yield_value(&callee, invocation, 3, true);
+    h.yield_value(&callee, invocation, 4, false);
+    h.expect_nothing(&caller);
+    assert!(!h.was_closed(&callee));
+    h.assert_tables_empty_but_registrations(1);
+}
+
+// ------------------------------------------------------------------------------------------
+// Call timeout
+// ------------------------------------------------------------------------------------------
+
+fn a_call_past_its_timeout_gets_timeout_and_the_callee_an_interrupt() {
+    let mut h = Harness::new();
+    let callee = h.join_announcing(MsgPack, CANCELS);
+    let caller = h.join(Json);
+    h.register(&callee, "com.slow");
+    let request = h.call(&caller, "com.slow", timeout(1000), Payload::empty(Json));
+    let (invocation, details) = h.invocation(&callee);
+    assert!(
+        details.get("timeout").is_none(),
+        "the router enforces it, the callee is not told"
+    );
+    h.advance(999);
+    h.expect_nothing(&caller);
+    h.advance(1);
+    assert_error(&h.recv(&caller), code::CALL, request, uri::TIMEOUT);
+    let reason = expect_interrupt(&mut h, &callee, invocation, "killnowait");
+    assert_eq!(reason.as_deref(), Some(uri::TIMEOUT));
+    // The interrupted callee answers; that answer is discarded.
+    h.invocation_error(&callee, invocation, uri::CANCELED);
+    h.expect_nothing(&caller);
+    assert!(!h.was_closed(&callee));
+    assert_eq!(h.stats().calls_timed_out, 1);
+    h.assert_tables_empty_but_registrations(1);
+    assert_eq!(h.stats().timers, 0);
+}
+
+fn a_timeout_without_call_canceling_sends_no_interrupt_and_an_answer_in_time_disarms_it() {
+    let mut h = Harness::new();
+    let callee = h.join(Json);
+    let caller = h.join(MsgPack);
+    h.register(&callee, "com.slow");
+    // Answered in time: the timer goes with the call.
+    let request = h.call(&caller, "com.slow", timeout(500), Payload::empty(MsgPack));
+    let (invocation, _) = h.invocation(&callee);
+    assert_eq!(h.stats().timers, 1);
+    h.yield_value(&callee, invocation, 7, false);
+    assert_eq!(expect_result(&mut h, &caller, request), (7, false));
+    assert_eq!(h.stats().timers, 0);
+    h.advance(1000);
+    h.expect_nothing(&caller);
+
+    // Not answered: timeout, and no INTERRUPT for a callee that cannot take one.
+    let request = h.call(&caller, "com.slow", timeout(500), Payload::empty(MsgPack));
+    let (invocation, _) = h.invocation(&callee);
+    h.advance(500);
+    assert_error(&h.recv(&caller), code::CALL, request, uri::TIMEOUT);
+    h.expect_nothing(&callee);
+    h.yield_value(&callee, invocation, 8, false);
+    h.expect_nothing(&caller);
+    assert!(!h.was_closed(&callee));
+    h.assert_tables_empty_but_registrations(1);
+}
+
+fn the_timeout_bounds_each_gap_between_progressive_results() {
+    let mut h = Harness::new();
+    let callee = h.join_announcing(Json, PROGRESSIVE_AND_CANCELS);
+    let caller = h.join(Json);
+    h.register(&callee, "com.stream");
+    let mut options = receive_progress();
+    options.insert("timeout", 1000u64);
+    let request = h.call(&caller, "com.stream", options, Payload::empty(Json));
+    let (invocation, _) = h.invocation(&callee);
+    // Three results 800 ms apart: 2400 ms in all, but no gap reaches 1000 ms.
+    for value in 1..=3 {
+        h.advance(800);
+        h.yield_value(&callee, invocation, value, true);
+        assert_eq!(expect_result(&mut h, &caller, request), (value, true));
+    }
+    h.advance(999);
+    h.expect_nothing(&caller);
+    h.advance(1);
+    assert_error(&h.recv(&caller), code::CALL, request, uri::TIMEOUT);
+    expect_interrupt(&mut h, &callee, invocation, "killnowait");
+    h.yield_value(&callee, invocation, 4, true);
+    h.yield_value(&callee, invocation, 5, false);
+    h.expect_nothing(&caller);
+    h.assert_tables_empty_but_registrations(1);
+}
+
+fn forward_timeout_tells_the_callee_and_the_router_does_not_time_out() {
+    let mut h = Harness::new();
+    let callee = h.join_announcing(MsgPack, CANCELS);
+    let caller = h.join(Json);
+    h.register_with(
+        &callee,
+        "com.own_timeout",
+        opts(&[("forward_timeout", Value::Bool(true))]),
+    );
+    let request = h.call(
+        &caller,
+        "com.own_timeout",
+        timeout(300),
+        Payload::empty(Json),
+    );
+    let (invocation, details) = h.invocation(&callee);
+    assert_eq!(details.get_u64("timeout"), Some(300));
+    assert_eq!(h.stats().timers, 0);
+    h.advance(5_000);
+    h.expect_nothing(&caller);
+    h.expect_nothing(&callee);
+    h.invocation_error(&callee, invocation, uri::TIMEOUT);
+    assert_error(&h.recv(&caller), code::CALL, request, uri::TIMEOUT);
+    assert_eq!(h.stats().calls_timed_out, 0);
+}
+
+// ------------------------------------------------------------------------------------------
+// Call canceling
+// ------------------------------------------------------------------------------------------
+
+fn cancel_skip_answers_now_and_leaves_the_callee_alone() {
+    let mut h = Harness::new();
+    let callee = h.join_announcing(Json, CANCELS);
+    let caller = h.join(MsgPack);
+    h.register(&callee, "com.slow");
+    let request = h.call(&caller, "com.slow", Dict::new(), Payload::empty(MsgPack));
+    let (invocation, _) = h.invocation(&callee);
+    h.cancel(&caller, request, Some("skip"));
+    assert_error(&h.recv(&caller), code::CALL, request, uri::CANCELED);
+    h.expect_nothing(&callee);
+    h.yield_value(&callee, invocation, 1, false);
+    h.expect_nothing(&caller);
+    assert!(!h.was_closed(&callee));
+    h.assert_tables_empty_but_registrations(1);
+}
+
+fn cancel_killnowait_answers_now_and_interrupts_the_callee() {
+    let mut h = Harness::new();
+    let callee = h.join_announcing(MsgPack, CANCELS);
+    let caller = h.join(Json);
+    h.register(&callee, "com.slow");
+    // An explicit killnowait, and a CANCEL without a mode, which means the same.
+    for mode in [Some("killnowait"), None] {
+        let request = h.call(&caller, "com.slow", Dict::new(), Payload::empty(Json));
+        let (invocation, _) = h.invocation(&callee);
+        h.cancel(&caller, request, mode);
+        assert_error(&h.recv(&caller), code::CALL, request, uri::CANCELED);
+        let reason = expect_interrupt(&mut h, &callee, invocation, "killnowait");
+        assert_eq!(reason, None);
+        h.invocation_error(&callee, invocation, uri::CANCELED);
+        h.expect_nothing(&caller);
+        assert!(!h.was_closed(&callee));
+        h.assert_tables_empty_but_registrations(1);
+    }
+}
+
+fn cancel_kill_interrupts_and_forwards_what_the_callee_answers() {
+    let mut h = Harness::new();
+    let callee = h.join_announcing(Json, PROGRESSIVE_AND_CANCELS);
+    let caller = h.join(MsgPack);
+    h.register(&callee, "com.slow");
+
+    // The callee gives up: its ERROR is the caller's answer.
+    let request = h.call(
+        &caller,
+        "com.slow",
+        receive_progress(),
+        Payload::empty(MsgPack),
+    );
+    let (invocation, _) = h.invocation(&callee);
+    h.cancel(&caller, request, Some("kill"));
+    expect_interrupt(&mut h, &callee, invocation, "kill");
+    h.expect_nothing(&caller);
+    // A second CANCEL changes nothing, and progressive results stop reaching the caller.
+    h.cancel(&caller, request, Some("killnowait"));
+    h.expect_nothing(&callee);
+    h.expect_nothing(&caller);
+    h.yield_value(&callee, invocation, 1, true);
+    h.expect_nothing(&caller);
+    h.invocation_error(&callee, invocation, uri::CANCELED);
+    assert_error(&h.recv(&caller), code::CALL, request, uri::CANCELED);
+
+    // The callee had its result ready: the caller gets the RESULT.
+    let request = h.call(&caller, "com.slow", Dict::new(), Payload::empty(MsgPack));
+    let (invocation, _) = h.invocation(&callee);
+    h.cancel(&caller, request, Some("kill"));
+    expect_interrupt(&mut h, &callee, invocation, "kill");
+    h.yield_value(&callee, invocation, 9, false);
+    assert_eq!(expect_result(&mut h, &caller, request), (9, false));
+    h.assert_tables_empty_but_registrations(1);
+}
+
+fn a_caller_leaving_interrupts_its_calls_and_their_answers_are_discarded() {
+    let mut h = Harness::new();
+    let callee = h.join_announcing(Json, CANCELS);
+    let caller = h.join(MsgPack);
+    h.register(&callee, "com.slow");
+    h.call(
+        &caller,
+        "com.slow",
+        timeout(10_000),
+        Payload::empty(MsgPack),
+    );
+    let (invocation, _) = h.invocation(&callee);
+    h.disconnect(&caller);
+    expect_interrupt(&mut h, &callee, invocation, "killnowait");
+    h.yield_value(&callee, invocation, 1, false);
+    assert!(!h.was_closed(&callee));
+    h.assert_tables_empty_but_registrations(1);
+    assert_eq!(h.stats().pending_entries, 0);
+    assert_eq!(h.stats().timers, 0);
+}
+
+fn a_callee_leaving_cancels_pending_timed_calls_and_their_timers() {
+    let mut h = Harness::new();
+    let callee = h.join_announcing(Json, PROGRESSIVE_AND_CANCELS);
+    let caller = h.join(Json);
+    h.register(&callee, "com.slow");
+    let request = h.call(&caller, "com.slow", timeout(1000), Payload::empty(Json));
+    h.invocation(&callee);
+    h.disconnect(&callee);
+    assert_error(&h.recv(&caller), code::CALL, request, uri::CANCELED);
+    h.advance(2000);
+    h.expect_nothing(&caller);
+    h.assert_tables_empty();
+    assert_eq!(h.stats().timers, 0);
+}
+
+// ------------------------------------------------------------------------------------------
+// Caller identification by realm policy
+// ------------------------------------------------------------------------------------------
+
+fn a_realm_may_disclose_every_caller() {
+    let mut h = Harness::with_config(RouterConfig {
+        realms: vec![RealmConfig {
+            disclose_caller: true,
+            ..RealmConfig::new("realm1")
+        }],
+        ..RouterConfig::default()
+    });
+    let callee = h.join(Json);
+    let caller = h.join(MsgPack);
+    h.register(&callee, "com.p");
+    h.call(&caller, "com.p", Dict::new(), Payload::empty(MsgPack));
+    let (_, details) = h.invocation(&callee);
+    assert_eq!(details.get_u64("caller"), Some(caller.id));
+    assert_eq!(
+        details.get_str("caller_authid"),
+        Some(caller.id.to_string().as_str())
+    );
+    assert_eq!(details.get_str("caller_authrole"), Some("anonymous"));
+}
+
+at_1_and_3_shards!(
+    progressive_results_reach_the_caller_in_order_until_the_final_yield,
+    progressive_results_go_only_to_callers_that_asked_and_only_to_callees_that_can,
+    progressive_results_after_a_cancel_are_discarded_without_a_violation,
+    a_call_past_its_timeout_gets_timeout_and_the_callee_an_interrupt,
+    a_timeout_without_call_canceling_sends_no_interrupt_and_an_answer_in_time_disarms_it,
+    the_timeout_bounds_each_gap_between_progressive_results,
+    forward_timeout_tells_the_callee_and_the_router_does_not_time_out,
+    cancel_skip_answers_now_and_leaves_the_callee_alone,
+    cancel_killnowait_answers_now_and_interrupts_the_callee,
+    cancel_kill_interrupts_and_forwards_what_the_callee_answers,
+    a_caller_leaving_interrupts_its_calls_and_their_answers_are_discarded,
+    a_callee_leaving_cancels_pending_timed_calls_and_their_timers,
+    a_realm_may_disclose_every_caller,
+);
