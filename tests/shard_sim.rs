@@ -24,13 +24,31 @@ use sansio::{Cluster, Conn};
 const AUTO_REALM: &str = "com.sim.auto";
 
 fn hello_details() -> Dict<'static> {
+    hello_announcing(&[])
+}
+
+/// HELLO.Details with all four roles and `callee_features` announced by the callee role.
+fn hello_announcing(callee_features: &[&'static str]) -> Dict<'static> {
     let mut roles = Dict::new();
-    for role in ["caller", "callee", "publisher", "subscriber"] {
+    for role in ["caller", "publisher", "subscriber"] {
         roles.insert(role, Dict::new());
     }
+    let mut features = Dict::new();
+    for &feature in callee_features {
+        features.insert(feature, true);
+    }
+    let mut callee = Dict::new();
+    callee.insert("features", features);
+    roles.insert("callee", callee);
     let mut details = Dict::new();
     details.insert("roles", roles);
     details
+}
+
+fn progress_options() -> Dict<'static> {
+    let mut options = Dict::new();
+    options.insert("progress", true);
+    options
 }
 
 fn args(ser: Serializer, a: u64, b: u64) -> OwnedPayload {
@@ -117,6 +135,8 @@ struct SimClient {
     id: u64,
     conn: Conn,
     alive: bool,
+    /// Said GOODBYE or is about to disconnect (the routers may already act on it).
+    leaving: bool,
     welcomed: bool,
     next_request: u64,
     requests: HashMap<u64, Request>,
@@ -128,12 +148,29 @@ struct SimClient {
     /// Subscription id -> topic, from SUBSCRIBED until UNSUBSCRIBE is sent.
     subscriptions: HashMap<u64, &'static str>,
     wanted_topics: HashSet<&'static str>,
-    /// INVOCATIONs received and not answered: (invocation id, caller, seq).
-    invocations: Vec<(u64, u64, u64)>,
+    /// INVOCATIONs received and not answered.
+    invocations: Vec<Invocation>,
+    /// INVOCATION ids this client answered or gave up: an INTERRUPT may still arrive for one
+    /// (it crossed the answer).
+    finished_invocations: HashSet<u64>,
+    /// The callee features this client announced: it takes INTERRUPT, it streams results.
+    cancels: bool,
+    streams: bool,
     call_seq: u64,
     publish_seq: u64,
     last_invocation_from: HashMap<u64, u64>,
     last_event_from: HashMap<u64, u64>,
+}
+
+/// An INVOCATION a callee has not answered (finally) yet.
+#[derive(Copy, Clone)]
+struct Invocation {
+    id: u64,
+    caller: u64,
+    seq: u64,
+    /// INVOCATION.Details.receive_progress: the callee may send progressive results.
+    receive_progress: bool,
+    progress_sent: u32,
 }
 
 /// One registration as its callee holds it.
@@ -161,8 +198,18 @@ struct Flux {
 struct CallRecord {
     procedure: &'static str,
     sent_at: u64,
+    /// Final answers (RESULT without progress, or ERROR).
     answers: u32,
     caller_left: bool,
+    receive_progress: bool,
+    /// CALL.Options.timeout was set.
+    timeout: bool,
+    /// The caller sent CANCEL.
+    canceled: bool,
+    /// The callee it was invoked on (client id), once its INVOCATION arrived.
+    callee: Option<u64>,
+    /// Progressive RESULTs received.
+    progress: u32,
 }
 
 struct PublishRecord {
@@ -198,6 +245,10 @@ struct Scenario {
     refusals: Vec<(u64, &'static str, u64, u64)>,
     /// REGISTERED under an id another live client already held (shared joins).
     shared_joins: usize,
+    cancels_sent: usize,
+    interrupts: usize,
+    timeouts: usize,
+    progress_results: usize,
     /// The realm every client joins: the configured `realm1`, or (one seed in three) a realm
     /// the first HELLO creates, which each shard removes when nothing of it is left there and
     /// re-creates when it is needed again, while the scheduler moves time on.
@@ -226,6 +277,10 @@ impl Scenario {
             no_such_procedure: Vec::new(),
             refusals: Vec::new(),
             shared_joins: 0,
+            cancels_sent: 0,
+            interrupts: 0,
+            timeouts: 0,
+            progress_results: 0,
         }
     }
 
@@ -237,11 +292,19 @@ impl Scenario {
             Serializer::MsgPack
         };
         let conn = self.cluster.open(shard, ser);
+        let (cancels, streams) = (self.rng.chance(60), self.rng.chance(60));
+        let mut features = Vec::new();
+        if cancels {
+            features.push("call_canceling");
+        }
+        if streams {
+            features.push("progressive_call_results");
+        }
         self.cluster.send(
             conn,
             &Message::Hello {
                 realm: self.realm.into(),
-                details: hello_details(),
+                details: hello_announcing(&features),
             },
         );
         let id = self.clients.len() as u64 + 1;
@@ -249,6 +312,7 @@ impl Scenario {
             id,
             conn,
             alive: true,
+            leaving: false,
             welcomed: false,
             session_id: 0,
             next_request: 0,
@@ -258,6 +322,9 @@ impl Scenario {
             subscriptions: HashMap::new(),
             wanted_topics: HashSet::new(),
             invocations: Vec::new(),
+            finished_invocations: HashSet::new(),
+            cancels,
+            streams,
             call_seq: 0,
             publish_seq: 0,
             last_invocation_from: HashMap::new(),
@@ -372,6 +439,11 @@ impl Scenario {
                 self.clients[c].call_seq += 1;
                 let seq = self.clients[c].call_seq;
                 let request = self.request(c, Request::Call { seq });
+                let receive_progress = self.rng.chance(30);
+                let timeout = self
+                    .rng
+                    .chance(25)
+                    .then(|| 200 + self.rng.below(2300) as u64);
                 self.calls.insert(
                     (me, seq),
                     CallRecord {
@@ -379,18 +451,31 @@ impl Scenario {
                         sent_at: self.time,
                         answers: 0,
                         caller_left: false,
+                        receive_progress,
+                        timeout: timeout.is_some(),
+                        canceled: false,
+                        callee: None,
+                        progress: 0,
                     },
                 );
+                let mut options = Dict::new();
+                if receive_progress {
+                    options.insert("receive_progress", true);
+                }
+                if let Some(timeout) = timeout {
+                    options.insert("timeout", timeout);
+                }
                 let payload = args(ser, me, seq);
                 let msg = Message::Call {
                     request,
-                    options: Dict::new(),
+                    options,
                     procedure: procedure.into(),
                     payload: payload.as_payload(),
                 };
                 self.cluster.send(conn, &msg);
             }
-            38..=55 => self.answer_one(c),
+            38..=50 => self.answer_one(c),
+            51..=55 => self.cancel_one(c),
             56..=65 => {
                 let topic = TOPICS[self.rng.below(TOPICS.len())];
                 if !self.clients[c].wanted_topics.insert(topic) {
@@ -448,31 +533,73 @@ impl Scenario {
         }
     }
 
-    /// The client answers one of its pending INVOCATIONs (YIELD or application ERROR).
+    /// The client answers one of its pending INVOCATIONs: a progressive YIELD (when the
+    /// caller asked for them, at most three), a final YIELD, or an application ERROR.
     fn answer_one(&mut self, c: usize) {
         if self.clients[c].invocations.is_empty() {
             return;
         }
         let index = self.rng.below(self.clients[c].invocations.len());
-        let (invocation, caller, seq) = self.clients[c].invocations.swap_remove(index);
+        let invocation = self.clients[c].invocations[index];
         let conn = self.clients[c].conn;
-        let payload = args(conn.ser, caller, seq);
-        let msg = if self.rng.chance(80) {
+        let payload = args(conn.ser, invocation.caller, invocation.seq);
+        let progress =
+            invocation.receive_progress && invocation.progress_sent < 3 && self.rng.chance(50);
+        let msg = if progress {
+            self.clients[c].invocations[index].progress_sent += 1;
             Message::Yield {
-                request: invocation,
+                request: invocation.id,
+                options: progress_options(),
+                payload: payload.as_payload(),
+            }
+        } else if self.rng.chance(80) {
+            Message::Yield {
+                request: invocation.id,
                 options: Dict::new(),
                 payload: payload.as_payload(),
             }
         } else {
             Message::Error {
                 request_type: wire::code::INVOCATION,
-                request: invocation,
+                request: invocation.id,
                 details: Dict::new(),
                 error: APP_ERROR.into(),
                 payload: payload.as_payload(),
             }
         };
+        if !progress {
+            self.clients[c].invocations.swap_remove(index);
+            self.clients[c].finished_invocations.insert(invocation.id);
+        }
         self.cluster.send(conn, &msg);
+    }
+
+    /// The client cancels one of its unanswered calls, in a random mode (or none).
+    fn cancel_one(&mut self, c: usize) {
+        let me = self.clients[c].id;
+        let mut pending: Vec<(u64, u64)> = self.clients[c]
+            .requests
+            .iter()
+            .filter_map(|(&request, pending)| match pending {
+                Request::Call { seq } => Some((request, *seq)),
+                _ => None,
+            })
+            .collect();
+        if pending.is_empty() {
+            return;
+        }
+        pending.sort_unstable();
+        let (request, seq) = pending[self.rng.below(pending.len())];
+        self.calls.get_mut(&(me, seq)).unwrap().canceled = true;
+        let mode = [Some("skip"), Some("kill"), Some("killnowait"), None][self.rng.below(4)];
+        let mut options = Dict::new();
+        if let Some(mode) = mode {
+            options.insert("mode", mode);
+        }
+        let conn = self.clients[c].conn;
+        self.cluster
+            .send(conn, &Message::Cancel { request, options });
+        self.cancels_sent += 1;
     }
 
     fn end_span(&mut self, procedure: &'static str, callee: u64) {
@@ -490,6 +617,7 @@ impl Scenario {
     fn leave(&mut self, c: usize) {
         let conn = self.clients[c].conn;
         let me = self.clients[c].id;
+        self.clients[c].leaving = true;
         if self.rng.chance(50) {
             let msg = Message::Goodbye {
                 details: Dict::new(),
@@ -678,7 +806,48 @@ impl Scenario {
                     last.map_or(true, |last| last < seq),
                     "INVOCATIONs from caller {caller} to callee {me} out of order: {last:?} then {seq}"
                 );
-                self.clients[c].invocations.push((request, caller, seq));
+                let call = self.calls.get_mut(&(caller, seq)).unwrap();
+                call.callee = Some(me);
+                let receive_progress = details.get_bool("receive_progress") == Some(true);
+                assert_eq!(
+                    receive_progress,
+                    call.receive_progress && self.clients[c].streams,
+                    "receive_progress reaches exactly the streaming callees of callers who asked"
+                );
+                assert_eq!(
+                    details.get("timeout"),
+                    None,
+                    "no callee asked forward_timeout"
+                );
+                self.clients[c].invocations.push(Invocation {
+                    id: request,
+                    caller,
+                    seq,
+                    receive_progress,
+                    progress_sent: 0,
+                });
+            }
+            Message::Result {
+                request,
+                payload,
+                details,
+            } if details.get_bool("progress") == Some(true) => {
+                let Some(Request::Call { seq }) = self.clients[c].requests.get(&request) else {
+                    panic!("progressive RESULT for an unknown or answered CALL {request} at {me}");
+                };
+                let seq = *seq;
+                let call = self.calls.get_mut(&(me, seq)).unwrap();
+                assert!(
+                    call.receive_progress,
+                    "a progressive RESULT nobody asked for"
+                );
+                call.progress += 1;
+                self.progress_results += 1;
+                assert_eq!(
+                    read_args(&payload),
+                    (me, seq),
+                    "progress carries the call's args"
+                );
             }
             Message::Result {
                 request, payload, ..
@@ -702,7 +871,21 @@ impl Scenario {
                     APP_ERROR => assert_eq!(read_args(&payload), (me, seq)),
                     // Judged once every flux has ended (`check_no_such_procedure`).
                     uri::NO_SUCH_PROCEDURE => self.no_such_procedure.push((me, seq, self.time)),
-                    uri::CANCELED => {}
+                    uri::CANCELED => {
+                        // Canceled by its caller, or its callee left (or never got it).
+                        let call = &self.calls[&(me, seq)];
+                        let callee_left = call
+                            .callee
+                            .map_or(true, |callee| self.clients[callee as usize - 1].leaving);
+                        assert!(
+                            call.canceled || callee_left,
+                            "call ({me}, {seq}) canceled though neither its caller nor callee did"
+                        );
+                    }
+                    uri::TIMEOUT => {
+                        assert!(self.calls[&(me, seq)].timeout, "timeout without a timeout");
+                        self.timeouts += 1;
+                    }
                     other => panic!("unexpected CALL error {other}"),
                 }
             }
@@ -782,6 +965,35 @@ impl Scenario {
                     last.map_or(true, |last| last < seq),
                     "EVENTs from {publisher} to {me} out of order: {last:?} then {seq}"
                 );
+            }
+            Message::Interrupt { request, options } => {
+                assert!(
+                    self.clients[c].cancels,
+                    "INTERRUPT to {me}, which did not announce call_canceling"
+                );
+                let mode = options.get_str("mode").expect("INTERRUPT has a mode");
+                assert!(mode == "kill" || mode == "killnowait", "mode {mode}");
+                self.interrupts += 1;
+                let client = &mut self.clients[c];
+                match client.invocations.iter().position(|i| i.id == request) {
+                    // Like an Autobahn callee: stop, answer ERROR canceled.
+                    Some(index) => {
+                        client.invocations.swap_remove(index);
+                        client.finished_invocations.insert(request);
+                        let msg = Message::Error {
+                            request_type: wire::code::INVOCATION,
+                            request,
+                            details: Dict::new(),
+                            error: uri::CANCELED.into(),
+                            payload: wire::Payload::empty(ser),
+                        };
+                        self.cluster.send(client.conn, &msg);
+                    }
+                    None => assert!(
+                        client.finished_invocations.contains(&request),
+                        "INTERRUPT for invocation {request} that {me} never had"
+                    ),
+                }
             }
             other => panic!("client {me} got unexpected {other:?}"),
         }
@@ -1032,6 +1244,10 @@ struct Coverage {
     peer_messages: u64,
     /// Auto-created realms removed while clients were still joining and leaving.
     realms_removed_mid_run: u64,
+    cancels_sent: usize,
+    interrupts: usize,
+    timeouts: usize,
+    progress_results: usize,
 }
 
 fn run_seed(seed: u64) -> Coverage {
@@ -1059,6 +1275,10 @@ fn run_seed(seed: u64) -> Coverage {
         must_receive_checks,
         peer_messages: sim.cluster.shard_messages,
         realms_removed_mid_run: sim.cluster.stats().realms_removed,
+        cancels_sent: sim.cancels_sent,
+        interrupts: sim.interrupts,
+        timeouts: sim.timeouts,
+        progress_results: sim.progress_results,
     };
     sim.everyone_leaves();
     sim.cluster.assert_tables_empty();
@@ -1073,6 +1293,7 @@ fn run_seed(seed: u64) -> Coverage {
         shards,
         "only realm1 on each shard"
     );
+    assert_eq!(sim.cluster.stats().timers, 0, "no call timeout left armed");
     coverage
 }
 
@@ -1091,6 +1312,10 @@ fn run_seeds(seeds: impl Iterator<Item = u64>) -> usize {
             total.must_receive_checks += coverage.must_receive_checks;
             total.peer_messages += coverage.peer_messages;
             total.realms_removed_mid_run += coverage.realms_removed_mid_run;
+            total.cancels_sent += coverage.cancels_sent;
+            total.interrupts += coverage.interrupts;
+            total.timeouts += coverage.timeouts;
+            total.progress_results += coverage.progress_results;
         }
         if let Err(panic) = result {
             eprintln!(
@@ -1110,6 +1335,14 @@ fn run_seeds(seeds: impl Iterator<Item = u64>) -> usize {
     assert!(
         count < 50 || total.realms_removed_mid_run > 0,
         "auto-created realms never removed mid-run: {total:?}"
+    );
+    assert!(
+        count < 50
+            || (total.cancels_sent > 0
+                && total.interrupts > 0
+                && total.timeouts > 0
+                && total.progress_results > 0),
+        "cancels, interrupts, timeouts or progressive results not exercised: {total:?}"
     );
     count
 }
