@@ -505,7 +505,104 @@ fn a_realm_may_disclose_every_caller() {
     assert_eq!(details.get_str("caller_authrole"), Some("anonymous"));
 }
 
+// ------------------------------------------------------------------------------------------
+// Call re-routing (wamp.error.unavailable)
+// ------------------------------------------------------------------------------------------
+
+fn roundrobin(h: &mut Harness, callee: &Client, procedure: &str) -> u64 {
+    h.register_with(callee, procedure, opts(&[("invoke", s("roundrobin"))]))
+}
+
+fn an_unavailable_callee_hands_the_call_to_the_next_one_with_the_same_arguments() {
+    let mut h = Harness::new();
+    let callees = [h.join(Json), h.join(MsgPack), h.join(Json)];
+    let caller = h.join(MsgPack);
+    let id = roundrobin(&mut h, &callees[0], "com.shared");
+    for callee in &callees[1..] {
+        assert_eq!(roundrobin(&mut h, callee, "com.shared"), id);
+    }
+    let payload = args(caller.ser, &[Value::UInt(41)]);
+    let request = h.call(&caller, "com.shared", Dict::new(), payload.as_payload());
+    // The first in turn declines; the call moves on to the second with the caller's payload.
+    let (invocation, _) = h.invocation(&callees[0]);
+    h.invocation_error(&callees[0], invocation, uri::UNAVAILABLE);
+    h.expect_nothing(&caller);
+    let received = h.recv(&callees[1]);
+    let Message::Invocation {
+        request: second,
+        registration,
+        payload,
+        ..
+    } = received.msg()
+    else {
+        panic!("expected INVOCATION at the next callee");
+    };
+    assert_eq!(registration, id);
+    assert_eq!(payload_values(&payload).0, [Value::UInt(41)]);
+    h.yield_value(&callees[1], second, 42, false);
+    assert_eq!(expect_result(&mut h, &caller, request), (42, false));
+    h.expect_nothing(&callees[2]);
+    assert_eq!(h.stats().calls_rerouted, 1);
+    h.assert_tables_empty_but_registrations(1);
+}
+
+fn when_every_callee_is_unavailable_the_caller_gets_no_available_callee() {
+    let mut h = Harness::new();
+    let callees = [h.join(MsgPack), h.join(Json)];
+    let caller = h.join(Json);
+    for callee in &callees {
+        roundrobin(&mut h, callee, "com.shared");
+    }
+    let request = h.call(&caller, "com.shared", Dict::new(), Payload::empty(Json));
+    for callee in &callees {
+        let (invocation, _) = h.invocation(callee);
+        h.invocation_error(callee, invocation, uri::UNAVAILABLE);
+    }
+    assert_error(
+        &h.recv(&caller),
+        code::CALL,
+        request,
+        uri::NO_AVAILABLE_CALLEE,
+    );
+    // Nobody is asked twice.
+    for callee in &callees {
+        h.expect_nothing(callee);
+    }
+    // A procedure with one callee (single) has nobody else to ask.
+    let single = h.join(Json);
+    h.register(&single, "com.single");
+    let request = h.call(&caller, "com.single", Dict::new(), Payload::empty(Json));
+    let (invocation, _) = h.invocation(&single);
+    h.invocation_error(&single, invocation, uri::UNAVAILABLE);
+    assert_error(
+        &h.recv(&caller),
+        code::CALL,
+        request,
+        uri::NO_AVAILABLE_CALLEE,
+    );
+    h.assert_tables_empty_but_registrations(2);
+}
+
+fn a_rerouted_call_skips_callees_that_left() {
+    let mut h = Harness::new();
+    let callees = [h.join(Json), h.join(Json), h.join(MsgPack)];
+    let caller = h.join(MsgPack);
+    for callee in &callees {
+        roundrobin(&mut h, callee, "com.shared");
+    }
+    let request = h.call(&caller, "com.shared", Dict::new(), Payload::empty(MsgPack));
+    let (invocation, _) = h.invocation(&callees[0]);
+    h.disconnect(&callees[1]);
+    h.invocation_error(&callees[0], invocation, uri::UNAVAILABLE);
+    let (third, _) = h.invocation(&callees[2]);
+    h.yield_value(&callees[2], third, 3, false);
+    assert_eq!(expect_result(&mut h, &caller, request), (3, false));
+}
+
 at_1_and_3_shards!(
+    an_unavailable_callee_hands_the_call_to_the_next_one_with_the_same_arguments,
+    when_every_callee_is_unavailable_the_caller_gets_no_available_callee,
+    a_rerouted_call_skips_callees_that_left,
     progressive_results_reach_the_caller_in_order_until_the_final_yield,
     progressive_results_go_only_to_callers_that_asked_and_only_to_callees_that_can,
     progressive_results_after_a_cancel_are_discarded_without_a_violation,

@@ -210,6 +210,9 @@ struct CallRecord {
     callee: Option<u64>,
     /// Progressive RESULTs received.
     progress: u32,
+    /// A callee answered `wamp.error.unavailable`: the dealer may have sent it to another
+    /// callee, after later calls of the same caller.
+    rerouted: bool,
 }
 
 struct PublishRecord {
@@ -249,6 +252,8 @@ struct Scenario {
     interrupts: usize,
     timeouts: usize,
     progress_results: usize,
+    unavailable_sent: usize,
+    no_available_callee: usize,
     /// The realm every client joins: the configured `realm1`, or (one seed in three) a realm
     /// the first HELLO creates, which each shard removes when nothing of it is left there and
     /// re-creates when it is needed again, while the scheduler moves time on.
@@ -281,6 +286,8 @@ impl Scenario {
             interrupts: 0,
             timeouts: 0,
             progress_results: 0,
+            unavailable_sent: 0,
+            no_available_callee: 0,
         }
     }
 
@@ -456,6 +463,7 @@ impl Scenario {
                         canceled: false,
                         callee: None,
                         progress: 0,
+                        rerouted: false,
                     },
                 );
                 let mut options = Dict::new();
@@ -552,10 +560,25 @@ impl Scenario {
                 options: progress_options(),
                 payload: payload.as_payload(),
             }
-        } else if self.rng.chance(80) {
+        } else if self.rng.chance(75) {
             Message::Yield {
                 request: invocation.id,
                 options: Dict::new(),
+                payload: payload.as_payload(),
+            }
+        } else if self.rng.chance(40) {
+            // Re-routed by the dealer to another callee of a shared registration.
+            let call = self
+                .calls
+                .get_mut(&(invocation.caller, invocation.seq))
+                .unwrap();
+            call.rerouted = true;
+            self.unavailable_sent += 1;
+            Message::Error {
+                request_type: wire::code::INVOCATION,
+                request: invocation.id,
+                details: Dict::new(),
+                error: uri::UNAVAILABLE.into(),
                 payload: payload.as_payload(),
             }
         } else {
@@ -801,11 +824,14 @@ impl Scenario {
                     held.procedure
                 );
                 let (caller, seq) = read_args(&payload);
-                let last = self.clients[c].last_invocation_from.insert(caller, seq);
-                assert!(
-                    last.map_or(true, |last| last < seq),
-                    "INVOCATIONs from caller {caller} to callee {me} out of order: {last:?} then {seq}"
-                );
+                // A re-routed call comes after the caller's later ones: order holds for the rest.
+                if !self.calls[&(caller, seq)].rerouted {
+                    let last = self.clients[c].last_invocation_from.insert(caller, seq);
+                    assert!(
+                        last.map_or(true, |last| last < seq),
+                        "INVOCATIONs from caller {caller} to callee {me} out of order: {last:?} then {seq}"
+                    );
+                }
                 let call = self.calls.get_mut(&(caller, seq)).unwrap();
                 call.callee = Some(me);
                 let receive_progress = details.get_bool("receive_progress") == Some(true);
@@ -881,6 +907,15 @@ impl Scenario {
                             call.canceled || callee_left,
                             "call ({me}, {seq}) canceled though neither its caller nor callee did"
                         );
+                    }
+                    // Every callee declined; or the call was being killed, when the callee's
+                    // answer, whatever it is, is the caller's.
+                    uri::NO_AVAILABLE_CALLEE | uri::UNAVAILABLE => {
+                        assert!(
+                            self.calls[&(me, seq)].rerouted,
+                            "{error} without an unavailable callee"
+                        );
+                        self.no_available_callee += 1;
                     }
                     uri::TIMEOUT => {
                         assert!(self.calls[&(me, seq)].timeout, "timeout without a timeout");
@@ -1248,6 +1283,10 @@ struct Coverage {
     interrupts: usize,
     timeouts: usize,
     progress_results: usize,
+    unavailable_sent: usize,
+    no_available_callee: usize,
+    /// Calls the dealer sent to another callee after `unavailable`.
+    rerouted: u64,
 }
 
 fn run_seed(seed: u64) -> Coverage {
@@ -1279,6 +1318,9 @@ fn run_seed(seed: u64) -> Coverage {
         interrupts: sim.interrupts,
         timeouts: sim.timeouts,
         progress_results: sim.progress_results,
+        unavailable_sent: sim.unavailable_sent,
+        no_available_callee: sim.no_available_callee,
+        rerouted: sim.cluster.stats().calls_rerouted,
     };
     sim.everyone_leaves();
     sim.cluster.assert_tables_empty();
@@ -1316,6 +1358,9 @@ fn run_seeds(seeds: impl Iterator<Item = u64>) -> usize {
             total.interrupts += coverage.interrupts;
             total.timeouts += coverage.timeouts;
             total.progress_results += coverage.progress_results;
+            total.unavailable_sent += coverage.unavailable_sent;
+            total.no_available_callee += coverage.no_available_callee;
+            total.rerouted += coverage.rerouted;
         }
         if let Err(panic) = result {
             eprintln!(
@@ -1341,7 +1386,9 @@ fn run_seeds(seeds: impl Iterator<Item = u64>) -> usize {
             || (total.cancels_sent > 0
                 && total.interrupts > 0
                 && total.timeouts > 0
-                && total.progress_results > 0),
+                && total.progress_results > 0
+                && total.rerouted > 0
+                && total.no_available_callee > 0),
         "cancels, interrupts, timeouts or progressive results not exercised: {total:?}"
     );
     count

@@ -6,6 +6,7 @@
 use slab::Slab;
 
 use super::ids::{RandomIds, ScopedIds};
+use super::rpc::Reroute;
 use super::session::{IdMap, PeerFeatures};
 use super::shard_msg::SessionRef;
 use super::timers::TimerId;
@@ -380,6 +381,10 @@ impl Registry {
         self.by_id.get(&id).map(|&index| &self.entries[index])
     }
 
+    pub(crate) fn get_mut(&mut self, id: u64) -> Option<&mut Registration> {
+        self.by_id.get(&id).map(|&index| &mut self.entries[index])
+    }
+
     /// Registrations (not callees).
     pub(crate) fn len(&self) -> usize {
         debug_assert_eq!(self.entries.len(), self.by_id.len());
@@ -438,6 +443,8 @@ pub(crate) struct PendingCall {
     /// The router-side timeout (call_timeout), on the caller's entry only: the armed timer and
     /// the gap it allows, re-armed by every progressive result.
     pub(crate) timeout: Option<(TimerId, Millis)>,
+    /// On the caller's entry of a call to a shared registration: what re-routing needs.
+    pub(crate) reroute: Option<Box<Reroute>>,
     generation: u64,
 }
 
@@ -508,6 +515,7 @@ impl PendingCalls {
             callee,
             flags,
             timeout: None,
+            reroute: None,
             generation,
         });
         let key = PendingKey { index, generation };

@@ -337,6 +337,8 @@ pub struct RouterStats {
     pub calls_canceled: u64,
     /// Calls answered with `wamp.error.timeout` by the router (call_timeout).
     pub calls_timed_out: u64,
+    /// Calls sent to another callee after one answered `wamp.error.unavailable`.
+    pub calls_rerouted: u64,
     /// Progressive RESULTs forwarded to callers.
     pub progress_results_routed: u64,
     /// Progressive YIELDs not forwarded: the caller did not ask for them, or is killing the call.

@@ -25,7 +25,7 @@ use super::session::{Identity, PeerFeatures};
 use super::shard_msg::{Interrupt, Invoke, PublicIdentity, Reply, SessionRef, ShardMsgKind};
 use super::timers::Timeout;
 use super::{uri, Action, Millis, Router, SessionKey, ShardId};
-use crate::wire::{code, Dict, Message, Payload, Value};
+use crate::wire::{code, Dict, EncodeError, Message, OwnedPayload, Payload, Value};
 
 impl Router {
     /// REGISTER (admitted: options and URI are valid) goes to the owner of the procedure.
@@ -119,14 +119,15 @@ impl Router {
                     );
                     callee.session.shard != shard || callee.ready
                 };
+                let shared = registration.callees.len() > 1;
                 match registration.pick(&mut self.random_ids, usable) {
-                    Some(callee) => Route::To(id, callee),
+                    Some(callee) => Route::To(id, callee, shared),
                     None => Route::NoUsableCallee,
                 }
             }
         };
-        let (registration_id, callee) = match route {
-            Route::To(id, callee) => (id, callee),
+        let (registration_id, callee, shared) = match route {
+            Route::To(id, callee, shared) => (id, callee, shared),
             // Clients cannot register in `wamp.`: these are the router's own.
             Route::Unknown if procedure.starts_with("wamp.") => {
                 return self.call_internal(me, request, procedure, payload, out);
@@ -150,7 +151,6 @@ impl Router {
             }
         };
         let asked = CallAsk::read(options);
-        let callee_ref = callee.session;
         let disclose = callee.options.disclose_caller || realm_discloses || asked.disclose_me;
         let flags = CallFlags::default()
             .with(CallFlags::RECEIVE_PROGRESS, asked.receive_progress)
@@ -158,78 +158,48 @@ impl Router {
                 CallFlags::CALLEE_CANCELS,
                 callee.options.features.has(PeerFeatures::CALLEE_CANCELING),
             );
-        // With forward_timeout the callee enforces the timeout; else the router does.
-        let (forwarded_timeout, router_timeout) = match asked.timeout {
-            0 => (0, 0),
-            timeout if callee.options.forward_timeout => (timeout, 0),
-            timeout => (0, timeout),
-        };
-        let caller_identity = self.sessions[caller]
-            .identity()
-            .expect("admitted sessions are established");
-        if callee_ref.shard != self.cluster.shard {
-            let disclose = disclose.then(|| PublicIdentity {
-                session_id: caller_identity.id,
-                authid: caller_identity.authid.clone(),
-                authrole: caller_identity.authrole.clone(),
-            });
+        let router_timeout = asked.router_timeout(callee.options);
+        if callee.session.shard != self.cluster.shard {
             let key = self.pending.insert(
                 Caller::Local(caller),
                 request,
                 Callee::Remote {
-                    shard: callee_ref.shard,
+                    shard: callee.session.shard,
                 },
                 flags,
             );
             self.sessions[caller].calls_waiting.insert(request, key);
             self.arm_call_timeout(key, router_timeout);
-            let invoke = Invoke {
-                call: key,
-                caller_request: request,
-                caller_serializer,
-                registration: registration_id,
-                callee: callee_ref,
+            if shared {
+                self.keep_for_reroute(key, registration_id, callee, &asked, payload);
+            }
+            let payload = payload.to_owned_payload();
+            return self.send_invoke(
+                key,
+                caller,
+                registration_id,
+                callee,
+                &asked,
                 disclose,
-                receive_progress: asked.receive_progress,
-                timeout: forwarded_timeout,
-                payload: payload.to_owned_payload(),
-            };
-            out.push(Action::ToShard {
-                to: callee_ref.shard,
-                msg: ShardMsgKind::Invoke(invoke).into(),
-            });
-            return;
-        }
-        let callee = callee_ref.key;
-        let callee_state = &self.sessions[callee];
-        let details = invocation_details(
-            disclose.then_some(caller_identity),
-            asked.receive_progress,
-            forwarded_timeout,
-            callee_state.features,
-        );
-        let callee_serializer = callee_state.serializer;
-        let invocation = callee_state.peek_invocation_id();
-        let frame = {
-            let message = Message::Invocation {
-                request: invocation,
-                registration: registration_id,
-                details,
                 payload,
-            };
-            self.outbox
-                .frame_forwarding(&message, callee_serializer, source)
-        };
-        match frame {
-            Ok(frame) => out.push(Action::Send {
-                session: callee,
-                frame,
-            }),
-            Err(encode_error) => {
-                self.stats.encode_errors += 1;
-                let text = format!(
-                    "the arguments cannot be sent to the callee's serializer: {encode_error}"
-                );
+                out,
+            );
+        }
+        let sent = self.send_invocation(
+            caller,
+            registration_id,
+            callee,
+            &asked,
+            disclose,
+            payload,
+            source,
+            out,
+        );
+        let invocation = match sent {
+            Ok(invocation) => invocation,
+            Err(error) => {
+                let text =
+                    format!("the arguments cannot be sent to the callee's serializer: {error}");
                 self.send_error(
                     out,
                     caller,
@@ -240,23 +210,253 @@ impl Router {
                 );
                 return;
             }
-        }
-
+        };
         let key = self.pending.insert(
             Caller::Local(caller),
             request,
             Callee::Local {
-                session: callee,
+                session: callee.session.key,
                 invocation,
             },
             flags,
         );
-        let callee_state = &mut self.sessions[callee];
-        callee_state.last_invocation_id = invocation;
-        callee_state.invocations.insert(invocation, key);
+        self.sessions[callee.session.key]
+            .invocations
+            .insert(invocation, key);
         self.sessions[caller].calls_waiting.insert(request, key);
         self.arm_call_timeout(key, router_timeout);
+        if shared {
+            self.keep_for_reroute(key, registration_id, callee, &asked, payload);
+        }
         self.stats.calls_routed += 1;
+    }
+
+    /// INVOCATION to `callee`, a session of this shard, for a call of `caller` (also of this
+    /// shard); returns its invocation id, which the callee's session has consumed, or why the
+    /// payload cannot be sent in the callee's serializer (counted).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn send_invocation(
+        &mut self,
+        caller: SessionKey,
+        registration: u64,
+        callee: Registrant,
+        asked: &CallAsk,
+        disclose: bool,
+        payload: Payload<'_>,
+        source: &Bytes,
+        out: &mut Vec<Action>,
+    ) -> Result<u64, EncodeError> {
+        let caller_identity = self.sessions[caller]
+            .identity()
+            .expect("callers are established");
+        let callee_key = callee.session.key;
+        let callee_state = &self.sessions[callee_key];
+        let details = invocation_details(
+            disclose.then_some(caller_identity),
+            asked.receive_progress,
+            asked.forwarded_timeout(callee.options),
+            callee_state.features,
+        );
+        let callee_serializer = callee_state.serializer;
+        let invocation = callee_state.peek_invocation_id();
+        let message = Message::Invocation {
+            request: invocation,
+            registration,
+            details,
+            payload,
+        };
+        match self
+            .outbox
+            .frame_forwarding(&message, callee_serializer, source)
+        {
+            Ok(frame) => {
+                out.push(Action::Send {
+                    session: callee_key,
+                    frame,
+                });
+                self.sessions[callee_key].last_invocation_id = invocation;
+                Ok(invocation)
+            }
+            Err(error) => {
+                self.stats.encode_errors += 1;
+                Err(error)
+            }
+        }
+    }
+
+    /// The `Invoke` for the call behind `key` to the shard of `callee`.
+    #[allow(clippy::too_many_arguments)]
+    fn send_invoke(
+        &mut self,
+        key: PendingKey,
+        caller: SessionKey,
+        registration: u64,
+        callee: Registrant,
+        asked: &CallAsk,
+        disclose: bool,
+        payload: OwnedPayload,
+        out: &mut Vec<Action>,
+    ) {
+        let caller_state = &self.sessions[caller];
+        let identity = caller_state.identity().expect("callers are established");
+        let disclose = disclose.then(|| PublicIdentity {
+            session_id: identity.id,
+            authid: identity.authid.clone(),
+            authrole: identity.authrole.clone(),
+        });
+        let invoke = Invoke {
+            call: key,
+            caller_request: self.pending.get(key).map_or(0, |call| call.caller_request),
+            caller_serializer: caller_state.serializer,
+            registration,
+            callee: callee.session,
+            disclose,
+            receive_progress: asked.receive_progress,
+            timeout: asked.forwarded_timeout(callee.options),
+            payload,
+        };
+        out.push(Action::ToShard {
+            to: callee.session.shard,
+            msg: ShardMsgKind::Invoke(invoke).into(),
+        });
+    }
+
+    /// Keeps what re-routing the call behind `key` to another callee of its shared
+    /// registration needs (call_reroute): the arguments, the asked options, who was tried.
+    #[cold]
+    fn keep_for_reroute(
+        &mut self,
+        key: PendingKey,
+        registration: u64,
+        callee: Registrant,
+        asked: &CallAsk,
+        payload: Payload<'_>,
+    ) {
+        if let Some(call) = self.pending.get_mut(key) {
+            call.reroute = Some(Box::new(Reroute {
+                payload: payload.to_owned_payload(),
+                registration,
+                asked: *asked,
+                tried: vec![callee.session],
+            }));
+        }
+    }
+
+    /// The callee of the call behind `key` answered `wamp.error.unavailable`: the call goes to
+    /// the next callee of its registration by the registration's policy, skipping those tried;
+    /// with none left (or a registration of one callee) the caller gets
+    /// `wamp.error.no_available_callee`.
+    fn reroute(&mut self, key: PendingKey, out: &mut Vec<Action>) {
+        let Some(call) = self.pending.get_mut(key) else {
+            return;
+        };
+        let Caller::Local(caller) = call.caller else {
+            debug_assert!(false, "re-routing happens on the caller's shard");
+            return;
+        };
+        let Some(mut reroute) = call.reroute.take() else {
+            return self.no_available_callee(key, out);
+        };
+        let Some(realm) = self.sessions[caller].identity().map(|i| i.realm) else {
+            return;
+        };
+        let shard = self.cluster.shard;
+        let sessions = &self.sessions;
+        let realm = self.realms.get_mut(realm);
+        let realm_discloses = realm.disclose_caller;
+        let Some(registration) = realm.registry.get_mut(reroute.registration) else {
+            return self.no_available_callee(key, out);
+        };
+        let id = registration.id;
+        let usable = |candidate: &Registrant| {
+            !reroute.tried.contains(&candidate.session)
+                && (candidate.session.shard != shard
+                    || (candidate.ready
+                        && sessions
+                            .get(candidate.session.key)
+                            .is_some_and(|state| state.registrations.contains(&id))))
+        };
+        let Some(callee) = registration.pick(&mut self.random_ids, usable) else {
+            return self.no_available_callee(key, out);
+        };
+        reroute.tried.push(callee.session);
+        self.stats.calls_rerouted += 1;
+        let disclose =
+            callee.options.disclose_caller || realm_discloses || reroute.asked.disclose_me;
+        let asked = reroute.asked;
+        let flags_cancel = callee.options.features.has(PeerFeatures::CALLEE_CANCELING);
+        if callee.session.shard != shard {
+            let payload = reroute.payload.clone();
+            if let Some(call) = self.pending.get_mut(key) {
+                call.callee = Callee::Remote {
+                    shard: callee.session.shard,
+                };
+                call.flags.set(CallFlags::CALLEE_CANCELS, flags_cancel);
+                call.reroute = Some(reroute);
+            }
+            return self.send_invoke(key, caller, id, callee, &asked, disclose, payload, out);
+        }
+        let payload = reroute.payload.clone();
+        let sent = self.send_invocation(
+            caller,
+            id,
+            callee,
+            &asked,
+            disclose,
+            payload.as_payload(),
+            &payload.raw,
+            out,
+        );
+        let invocation = match sent {
+            Ok(invocation) => invocation,
+            Err(error) => {
+                let text = format!(
+                    "the arguments cannot be sent to the next callee's serializer: {error}"
+                );
+                self.abandon_call(key, uri::INVALID_ARGUMENT, text, None, None, out);
+                return;
+            }
+        };
+        self.sessions[callee.session.key]
+            .invocations
+            .insert(invocation, key);
+        if let Some(call) = self.pending.get_mut(key) {
+            call.callee = Callee::Local {
+                session: callee.session.key,
+                invocation,
+            };
+            call.flags.set(CallFlags::CALLEE_CANCELS, flags_cancel);
+            call.reroute = Some(reroute);
+        }
+    }
+
+    /// The callee of the call behind `key` (on this shard) answered `wamp.error.unavailable`:
+    /// re-routed here when the caller is here too, else by the caller's shard.
+    #[cold]
+    fn callee_unavailable(&mut self, key: PendingKey, out: &mut Vec<Action>) {
+        let caller = self.pending.get(key).map(|call| call.caller.clone());
+        match caller {
+            Some(Caller::Local(_)) => self.reroute(key, out),
+            Some(Caller::Remote(remote)) => {
+                let call = self.finish_call(key).expect("looked up above");
+                let error = outbox::error(
+                    code::CALL,
+                    call.caller_request,
+                    uri::UNAVAILABLE,
+                    "the callee is unavailable",
+                    remote.serializer,
+                );
+                self.reply_to_shard(remote, &error, &Bytes::new(), Answer::Unavailable, out);
+            }
+            None => {}
+        }
+    }
+
+    /// Every callee of the call behind `key` said `wamp.error.unavailable`.
+    fn no_available_callee(&mut self, key: PendingKey, out: &mut Vec<Action>) {
+        let text = "every callee of the procedure answered wamp.error.unavailable";
+        self.abandon_call(key, uri::NO_AVAILABLE_CALLEE, text, None, None, out);
     }
 
     /// Arms the router-side timeout of the call behind caller entry `key` (0: none).
@@ -329,7 +529,12 @@ impl Router {
         out: &mut Vec<Action>,
     ) {
         let Carried { payload, source } = carried;
-        self.route_reply(me.key, invocation, Answer::Final, source, out, |request| {
+        let answer = if error == uri::UNAVAILABLE {
+            Answer::Unavailable
+        } else {
+            Answer::Final
+        };
+        self.route_reply(me.key, invocation, answer, source, out, |request| {
             Message::Error {
                 request_type: code::CALL,
                 request,
@@ -355,13 +560,15 @@ impl Router {
         let callee_state = &mut self.sessions[callee];
         let found = match answer {
             Answer::Progress => callee_state.invocations.get(&invocation).copied(),
-            Answer::Final | Answer::Canceled => callee_state.invocations.remove(&invocation),
+            Answer::Final | Answer::Canceled | Answer::Unavailable => {
+                callee_state.invocations.remove(&invocation)
+            }
         };
         let Some(key) = found else {
             // A progressive answer leaves the id remembered for the final one.
             let late = match answer {
                 Answer::Progress => callee_state.discarded_invocations.contains(invocation),
-                Answer::Final | Answer::Canceled => {
+                Answer::Final | Answer::Canceled | Answer::Unavailable => {
                     callee_state.discarded_invocations.take(invocation)
                 }
             };
@@ -376,6 +583,13 @@ impl Router {
         };
         if answer == Answer::Progress {
             return self.route_progress(key, source, out, reply);
+        }
+        if answer == Answer::Unavailable {
+            let call = self.pending.get(key).expect("listed by its callee");
+            // A call being killed takes the callee's answer, whatever it is.
+            if !call.flags.has(CallFlags::KILLING) {
+                return self.callee_unavailable(key, out);
+            }
         }
         let Some(call) = self.finish_call(key) else {
             debug_assert!(
@@ -704,8 +918,7 @@ impl Router {
             msg: ShardMsgKind::Reply(Reply {
                 call,
                 frame,
-                canceled: answer == Answer::Canceled,
-                progress: answer == Answer::Progress,
+                answer,
             })
             .into(),
         });
@@ -821,8 +1034,7 @@ impl Router {
         let Reply {
             call,
             frame,
-            canceled,
-            progress,
+            answer,
         } = reply;
         let (caller, flags, timeout) = match self.pending.get(call) {
             Some(pending) => match (&pending.caller, &pending.callee) {
@@ -841,7 +1053,10 @@ impl Router {
                 return;
             }
         };
-        if progress {
+        if answer == Answer::Unavailable && !flags.has(CallFlags::KILLING) {
+            return self.reroute(call, out);
+        }
+        if answer == Answer::Progress {
             if flags.has(CallFlags::KILLING) {
                 self.stats.progress_results_dropped += 1;
                 return;
@@ -864,7 +1079,7 @@ impl Router {
             session: caller,
             frame,
         });
-        if canceled {
+        if answer == Answer::Canceled {
             self.stats.calls_canceled += 1;
         } else {
             self.stats.replies_routed += 1;
@@ -873,7 +1088,8 @@ impl Router {
 }
 
 /// What a CALL's Options ask of the dealer, read once.
-struct CallAsk {
+#[derive(Copy, Clone, Debug)]
+pub(super) struct CallAsk {
     receive_progress: bool,
     disclose_me: bool,
     /// CALL.Options.timeout in ms; 0 for none.
@@ -899,23 +1115,54 @@ impl CallAsk {
         }
         asked
     }
+
+    /// The timeout the router enforces for a call to a callee with `options` (0: none):
+    /// with forward_timeout the callee enforces it instead.
+    fn router_timeout(&self, options: CalleeOptions) -> Millis {
+        if options.forward_timeout {
+            0
+        } else {
+            self.timeout
+        }
+    }
+
+    /// INVOCATION.Details.timeout for a callee with `options` (0: none).
+    fn forwarded_timeout(&self, options: CalleeOptions) -> Millis {
+        if options.forward_timeout {
+            self.timeout
+        } else {
+            0
+        }
+    }
+}
+
+/// What re-routing a call to a shared registration needs (kept only for those).
+#[derive(Clone, Debug)]
+pub(crate) struct Reroute {
+    pub(super) payload: OwnedPayload,
+    pub(super) registration: u64,
+    pub(super) asked: CallAsk,
+    /// The callees tried so far, the current one last.
+    pub(super) tried: Vec<SessionRef>,
 }
 
 /// The kind of answer a callee gave.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub(super) enum Answer {
+pub(crate) enum Answer {
     /// A final YIELD or ERROR: the call ends.
     Final,
     /// A progressive YIELD: the call stays pending.
     Progress,
     /// The router's own ERROR `wamp.error.canceled` because the callee left.
     Canceled,
+    /// ERROR `wamp.error.unavailable`: the call goes to another callee (call_reroute).
+    Unavailable,
 }
 
 impl Answer {
     fn name(self) -> &'static str {
         match self {
-            Answer::Final | Answer::Canceled => "YIELD/ERROR",
+            Answer::Final | Answer::Canceled | Answer::Unavailable => "YIELD/ERROR",
             Answer::Progress => "progressive YIELD",
         }
     }
@@ -985,7 +1232,8 @@ pub(super) struct Carried<'m> {
 
 /// How a CALL is routed, decided while the registry is borrowed.
 enum Route {
-    To(u64, Registrant),
+    /// To this callee of registration `.0`, which has other callees when `.2`.
+    To(u64, Registrant, bool),
     Unknown,
     NoUsableCallee,
 }

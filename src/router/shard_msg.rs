@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use super::dealer::{CalleeOptions, CancelMode, InvokePolicy, PendingKey, RegisterRefusal};
 use super::gather::{Partial, Query};
+use super::rpc::Answer;
 use super::{SessionKey, ShardId};
 use crate::serializer::Serializer;
 use crate::wire::{Frame, OwnedPayload};
@@ -195,13 +196,13 @@ pub(crate) struct Applied {
 
 /// An answer to call `call` (RESULT or ERROR), already encoded for the caller with its request
 /// id, so the caller's shard only checks the handle and forwards the bytes. A progressive RESULT
-/// (`progress`) leaves the call pending; any other answer ends it.
+/// leaves the call pending; `wamp.error.unavailable` makes the caller's shard re-route the call
+/// (the frame is then not forwarded); any other answer ends it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Reply {
     pub(crate) call: PendingKey,
     pub(crate) frame: Frame,
-    pub(crate) canceled: bool,
-    pub(crate) progress: bool,
+    pub(crate) answer: Answer,
 }
 
 /// The caller's shard cancels call `call` (CANCEL in mode `kill` or `killnowait`, a timeout, or

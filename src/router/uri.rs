@@ -10,6 +10,10 @@ pub const PROCEDURE_ALREADY_EXISTS: &str = "wamp.error.procedure_already_exists"
 pub const NO_SUCH_REGISTRATION: &str = "wamp.error.no_such_registration";
 pub const NO_SUCH_SUBSCRIPTION: &str = "wamp.error.no_such_subscription";
 pub const CANCELED: &str = "wamp.error.canceled";
+/// A callee asks the dealer to try another callee (call_reroute).
+pub const UNAVAILABLE: &str = "wamp.error.unavailable";
+/// Every callee of a procedure answered `wamp.error.unavailable`.
+pub const NO_AVAILABLE_CALLEE: &str = "wamp.error.no_available_callee";
 /// A call's `timeout` passed before the callee answered (call_timeout).
 pub const TIMEOUT: &str = "wamp.error.timeout";
 /// A REGISTER/SUBSCRIBE option this router does not implement (pattern match).

@@ -240,6 +240,7 @@ impl Cluster {
             total.replies_routed += s.replies_routed;
             total.calls_canceled += s.calls_canceled;
             total.calls_timed_out += s.calls_timed_out;
+            total.calls_rerouted += s.calls_rerouted;
             total.progress_results_routed += s.progress_results_routed;
             total.progress_results_dropped += s.progress_results_dropped;
             total.late_replies_discarded += s.late_replies_discarded;
