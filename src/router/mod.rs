@@ -138,6 +138,8 @@ mod internal;
 mod log_limit;
 mod meta;
 mod outbox;
+#[doc(hidden)]
+pub mod patterns;
 mod pubsub;
 mod realm;
 mod rpc;
