@@ -599,7 +599,203 @@ fn a_rerouted_call_skips_callees_that_left() {
     assert_eq!(expect_result(&mut h, &caller, request), (3, false));
 }
 
+// ------------------------------------------------------------------------------------------
+// Pattern-based registration
+// ------------------------------------------------------------------------------------------
+
+fn matching(kind: &str) -> Dict<'static> {
+    opts(&[("match", s(kind))])
+}
+
+impl Harness {
+    /// Calls `procedure` and expects the INVOCATION at `callee`: its registration id and
+    /// Details.procedure; answers it so the call ends.
+    fn reached(
+        &mut self,
+        caller: &Client,
+        callee: &Client,
+        procedure: &str,
+    ) -> (u64, Option<String>) {
+        let request = self.call(caller, procedure, Dict::new(), Payload::empty(caller.ser));
+        let received = self.recv(callee);
+        let Message::Invocation {
+            request: invocation,
+            registration,
+            details,
+            ..
+        } = received.msg()
+        else {
+            panic!("expected INVOCATION for {procedure}");
+        };
+        let named = details.get_str("procedure").map(str::to_string);
+        self.yield_value(callee, invocation, 0, false);
+        assert_eq!(expect_result(self, caller, request), (0, false));
+        (registration, named)
+    }
+
+    /// Every shard's replica has the registration (`procedure`, `kind`) with the same id.
+    fn replicated(&self, procedure: &str, kind: &str) -> Option<u64> {
+        let views: Vec<_> = self
+            .cluster
+            .routers
+            .iter()
+            .map(|router| router.registration_matching("realm1", procedure, kind))
+            .collect();
+        assert!(views.iter().all(|view| view == &views[0]), "{views:?}");
+        views[0].as_ref().map(|info| {
+            assert_eq!(info.matching, kind);
+            info.id
+        })
+    }
+}
+
+fn prefix_registrations_match_by_string_prefix_and_name_the_procedure() {
+    let mut h = Harness::new();
+    let callee = h.join(Json);
+    let caller = h.join(MsgPack);
+    let id = h.register_with(&callee, "com.app", matching("prefix"));
+    assert_eq!(h.replicated("com.app", "prefix"), Some(id));
+    assert_eq!(h.replicated("com.app", "exact"), None);
+    for procedure in ["com.app.a.b", "com.app", "com.apple"] {
+        assert_eq!(
+            h.reached(&caller, &callee, procedure),
+            (id, Some(procedure.to_string())),
+            "{procedure}"
+        );
+    }
+    let request = h.call(&caller, "com.ap", Dict::new(), Payload::empty(MsgPack));
+    assert_error(
+        &h.recv(&caller),
+        code::CALL,
+        request,
+        uri::NO_SUCH_PROCEDURE,
+    );
+}
+
+fn exact_then_longest_prefix_then_the_most_specific_wildcard() {
+    let mut h = Harness::new();
+    let callee = h.join(MsgPack);
+    let caller = h.join(Json);
+    let short = h.register_with(&callee, "com.a", matching("prefix"));
+    let long = h.register_with(&callee, "com.a.b", matching("prefix"));
+    let exact = h.register(&callee, "com.a.b.c");
+    let wild_late = h.register_with(&callee, "org..c.d", matching("wildcard"));
+    let wild_early = h.register_with(&callee, "org.b..d", matching("wildcard"));
+    let wild_any = h.register_with(&callee, "org...", matching("wildcard"));
+    let shadow = h.register_with(&callee, "org.b.", matching("prefix"));
+    assert_eq!(h.reached(&caller, &callee, "com.a.b.c"), (exact, None));
+    assert_eq!(
+        h.reached(&caller, &callee, "com.a.b.d"),
+        (long, Some("com.a.b.d".into()))
+    );
+    assert_eq!(
+        h.reached(&caller, &callee, "com.a.x"),
+        (short, Some("com.a.x".into()))
+    );
+    // A prefix wins over any wildcard.
+    assert_eq!(
+        h.reached(&caller, &callee, "org.b.c.d"),
+        (shadow, Some("org.b.c.d".into()))
+    );
+    h.unregister(&callee, shadow);
+    // Concrete at the first position where the patterns differ wins.
+    assert_eq!(
+        h.reached(&caller, &callee, "org.b.c.d"),
+        (wild_early, Some("org.b.c.d".into()))
+    );
+    assert_eq!(
+        h.reached(&caller, &callee, "org.x.c.d"),
+        (wild_late, Some("org.x.c.d".into()))
+    );
+    assert_eq!(
+        h.reached(&caller, &callee, "org.x.y.z"),
+        (wild_any, Some("org.x.y.z".into()))
+    );
+    // A wildcard needs the same number of components.
+    let request = h.call(&caller, "org.x.y.z.w", Dict::new(), Payload::empty(Json));
+    assert_error(
+        &h.recv(&caller),
+        code::CALL,
+        request,
+        uri::NO_SUCH_PROCEDURE,
+    );
+}
+
+fn a_uri_may_be_registered_once_per_match_policy_and_patterns_may_be_shared() {
+    let mut h = Harness::new();
+    let first = h.join(Json);
+    let second = h.join(MsgPack);
+    let caller = h.join(Json);
+    let exact = h.register(&first, "com.x");
+    let prefix = h.register_with(&first, "com.x", matching("prefix"));
+    let wildcard = h.register_with(&first, "com.x", matching("wildcard"));
+    assert!(exact != prefix && prefix != wildcard && exact != wildcard);
+    // The same (uri, match) again: refused as for exact registrations.
+    let request = h.send_register(&second, "com.x", matching("prefix"));
+    assert_error(
+        &h.recv(&second),
+        code::REGISTER,
+        request,
+        uri::PROCEDURE_ALREADY_EXISTS,
+    );
+    // Shared pattern registrations share one id.
+    let mut shared = matching("wildcard");
+    shared.insert("invoke", "roundrobin");
+    let id = h.register_with(&first, "com..s", shared.clone());
+    assert_eq!(h.register_with(&second, "com..s", shared), id);
+    assert_eq!(
+        h.reached(&caller, &first, "com.a.s"),
+        (id, Some("com.a.s".into()))
+    );
+    assert_eq!(
+        h.reached(&caller, &second, "com.b.s"),
+        (id, Some("com.b.s".into()))
+    );
+    // Unregistering the prefix leaves the exact one alone.
+    h.unregister(&first, prefix);
+    assert_eq!(h.replicated("com.x", "prefix"), None);
+    assert_eq!(h.reached(&caller, &first, "com.x"), (exact, None));
+    let request = h.call(&caller, "com.x.y", Dict::new(), Payload::empty(Json));
+    assert_error(
+        &h.recv(&caller),
+        code::CALL,
+        request,
+        uri::NO_SUCH_PROCEDURE,
+    );
+}
+
+fn patterns_never_reach_the_routers_own_procedures_and_need_a_uri() {
+    let mut h = Harness::new();
+    let callee = h.join(Json);
+    let caller = h.join(MsgPack);
+    for (procedure, kind) in [
+        ("", "prefix"),
+        ("wamp.session", "prefix"),
+        ("wamp..count", "wildcard"),
+    ] {
+        let request = h.send_register(&callee, procedure, matching(kind));
+        assert_error(&h.recv(&callee), code::REGISTER, request, uri::INVALID_URI);
+    }
+    h.register_with(&callee, "w", matching("prefix"));
+    h.register_with(&callee, "..", matching("wildcard"));
+    let request = h.call(
+        &caller,
+        "wamp.session.count",
+        Dict::new(),
+        Payload::empty(MsgPack),
+    );
+    match h.recv(&caller).msg() {
+        Message::Result { request: r, .. } => assert_eq!(r, request),
+        other => panic!("expected the router's own RESULT, got {other:?}"),
+    }
+    h.expect_nothing(&callee);
+}
+
 at_1_and_3_shards!(
+    prefix_registrations_match_by_string_prefix_and_name_the_procedure,
+    exact_then_longest_prefix_then_the_most_specific_wildcard,
+    a_uri_may_be_registered_once_per_match_policy_and_patterns_may_be_shared,
+    patterns_never_reach_the_routers_own_procedures_and_need_a_uri,
     an_unavailable_callee_hands_the_call_to_the_next_one_with_the_same_arguments,
     when_every_callee_is_unavailable_the_caller_gets_no_available_callee,
     a_rerouted_call_skips_callees_that_left,

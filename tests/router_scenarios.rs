@@ -63,8 +63,10 @@ fn welcome_announces_exactly_the_implemented_features_and_anonymous_identity() {
             features("dealer"),
             [
                 "call_canceling",
+                "call_reroute",
                 "call_timeout",
                 "caller_identification",
+                "pattern_based_registration",
                 "progressive_call_results",
                 "shared_registration"
             ]
@@ -564,24 +566,18 @@ fn register_refusals() {
         (&b, "com.#", Dict::new(), uri::INVALID_URI),
         (&b, "wamp.session.count", Dict::new(), uri::INVALID_URI),
         (&b, "wamp", Dict::new(), uri::INVALID_URI),
+        // A pattern may have empty components, a plain URI may not; `#` is never allowed.
         (
             &b,
-            "com.q",
-            opts(&[("match", s("prefix"))]),
-            uri::OPTION_NOT_ALLOWED,
-        ),
-        (
-            &b,
-            "com.q.",
+            "com.#",
             opts(&[("match", s("wildcard"))]),
-            uri::OPTION_NOT_ALLOWED,
+            uri::INVALID_URI,
         ),
-        // Pattern matching is still unsupported, whatever the (valid) invoke policy.
         (
             &b,
             "com.q",
-            opts(&[("match", s("prefix")), ("invoke", s("roundrobin"))]),
-            uri::OPTION_NOT_ALLOWED,
+            opts(&[("match", s("prefix")), ("invoke", s("round-robin"))]),
+            uri::INVALID_ARGUMENT,
         ),
         (
             &b,
@@ -1233,20 +1229,6 @@ fn caller_identification_on_request_or_by_registration() {
 // ------------------------------------------------------------------------------------------
 
 impl Harness {
-    /// Sends REGISTER with `options` and returns the request id.
-    fn send_register(&mut self, client: &Client, procedure: &str, options: Dict<'static>) -> u64 {
-        let request = self.request();
-        self.send(
-            client,
-            &Message::Register {
-                request,
-                options,
-                procedure: procedure.to_string().into(),
-            },
-        );
-        request
-    }
-
     /// REGISTER with `invoke` = `policy`; returns the registration id from REGISTERED.
     fn register_shared(&mut self, client: &Client, procedure: &str, policy: &str) -> u64 {
         let request = self.send_register(client, procedure, opts(&[("invoke", s(policy))]));
@@ -1256,21 +1238,6 @@ impl Harness {
                 registration,
             } if r == request => registration,
             other => panic!("expected REGISTERED, got {other:?}"),
-        }
-    }
-
-    fn unregister(&mut self, client: &Client, registration: u64) {
-        let request = self.request();
-        self.send(
-            client,
-            &Message::Unregister {
-                request,
-                registration,
-            },
-        );
-        match self.recv(client).msg() {
-            Message::Unregistered { request: r, .. } if r == request => {}
-            other => panic!("expected UNREGISTERED, got {other:?}"),
         }
     }
 
@@ -2702,6 +2669,7 @@ fn facts_are_recorded_once_complete_and_in_order() {
         realm: realm(),
         registration,
         procedure: procedure.into(),
+        matching: "exact",
         invoke: "single",
         session,
     };

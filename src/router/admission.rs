@@ -6,8 +6,8 @@
 //!    router does not announce) is a protocol violation;
 //! 2. request-id rules: with `strict_request_ids`, a new request must carry the previous id + 1;
 //! 3. URI and option rules: the URI of a CALL, PUBLISH, REGISTER or SUBSCRIBE is at most
-//!    `max_uri_length` bytes; REGISTER (match, invoke, procedure URI, the reserved `wamp.`
-//!    namespace), SUBSCRIBE (match, topic URI), YIELD (`progress`, not announced). The URI of
+//!    `max_uri_length` bytes; REGISTER (invoke, procedure URI or pattern, the reserved `wamp.`
+//!    namespace), SUBSCRIBE (match, topic URI). The URI of
 //!    a CALL or PUBLISH is validated by its handler only when it matches nothing: every
 //!    registered or subscribed URI passed this step already, so the hot path skips the scan;
 //! 4. per-session bounds: pending calls per caller, registrations and subscriptions per session
@@ -20,13 +20,13 @@
 
 use std::borrow::Cow;
 
-use super::dealer::InvokePolicy;
+use super::dealer::{InvokePolicy, MatchPolicy};
 use super::pubsub::PublishRefusal;
 use super::realm::RealmId;
 use super::session::Phase;
-use super::{ids, uri, Action, Router, SessionKey};
+use super::{ids, uri, Action, Router, SessionKey, UriCheck};
 use crate::serializer::Serializer;
-use crate::wire::{code, code_name, Dict, Message, Value};
+use crate::wire::{self, code, code_name, Dict, Message, Value};
 
 /// A session that passed admission: established, with what handlers need at hand.
 #[derive(Copy, Clone, Debug)]
@@ -168,20 +168,19 @@ impl Router {
     }
 
     fn register_refusal(&self, options: &Dict<'_>, procedure: &str) -> Option<Refusal> {
-        // Options first: a pattern URI (empty components) is only invalid because patterns are
-        // not supported, and that is the more useful answer.
-        if let Some(pattern) = options.get_str("match").filter(|&m| m != "exact") {
-            let text = format!("pattern-based registration (match={pattern:?}) is not supported");
-            return Some((uri::OPTION_NOT_ALLOWED, text));
-        }
         if let Err(text) = invoke_policy(options) {
             return Some((uri::INVALID_ARGUMENT, text));
         }
-        if !self.uri_is_valid(procedure) {
-            return Some((
-                uri::INVALID_URI,
-                format!("invalid procedure URI {procedure:?}"),
-            ));
+        // A pattern's empty components are its wildcards (and a prefix may end in a dot).
+        let matching = MatchPolicy::parse(options.get_str("match"));
+        let pattern = matching != MatchPolicy::Exact;
+        let strict = self.config.uri_check == UriCheck::Strict;
+        if procedure.is_empty() || !wire::validate_uri(procedure, strict, pattern) {
+            let text = format!(
+                "invalid procedure URI {procedure:?} for match={:?}",
+                matching.name()
+            );
+            return Some((uri::INVALID_URI, text));
         }
         if uri::is_reserved(procedure) {
             let text =

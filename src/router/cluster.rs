@@ -29,7 +29,7 @@
 use std::sync::Arc;
 
 use super::broker::Subscriber;
-use super::dealer::{InvokePolicy, Registrant};
+use super::dealer::{InvokePolicy, MatchPolicy, Registrant};
 use super::facts::Fact;
 use super::gather::Gathering;
 use super::realm::RealmId;
@@ -164,11 +164,13 @@ impl Router {
     // Origin side: starting ops for local sessions
     // ---------------------------------------------------------------------------------------
 
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn start_register(
         &mut self,
         request: u64,
         realm: RealmId,
         procedure: &str,
+        matching: MatchPolicy,
         callee: Registrant,
         invoke: InvokePolicy,
         out: &mut Vec<Action>,
@@ -194,6 +196,7 @@ impl Router {
         let msg = ShardMsgKind::Register(Register {
             realm: self.realm_name(realm),
             procedure,
+            matching,
             callee: callee.session,
             invoke,
             options: callee.options,
@@ -436,6 +439,7 @@ impl Router {
         let Register {
             realm: realm_name,
             procedure,
+            matching,
             callee,
             invoke,
             options,
@@ -448,25 +452,31 @@ impl Router {
             options,
             ready: false,
         };
-        let existed = registry.lookup(&procedure).is_some();
-        let registration =
-            match registry.register(&mut self.scoped_ids, &procedure, invoke, registrant) {
-                Ok(registration) => registration,
-                Err(refusal) => {
-                    let refused = ShardMsgKind::RegisterRefused(RegisterRefused {
-                        ticket,
-                        procedure,
-                        refusal,
-                        invoke,
-                    });
-                    return self.send_to_shard(from, refused, out);
-                }
-            };
+        let existed = registry.lookup(&procedure, matching).is_some();
+        let registration = match registry.register(
+            &mut self.scoped_ids,
+            &procedure,
+            matching,
+            invoke,
+            registrant,
+        ) {
+            Ok(registration) => registration,
+            Err(refusal) => {
+                let refused = ShardMsgKind::RegisterRefused(RegisterRefused {
+                    ticket,
+                    procedure,
+                    refusal,
+                    invoke,
+                });
+                return self.send_to_shard(from, refused, out);
+            }
+        };
         if !existed {
             self.facts.push(Fact::RegistrationCreated {
                 realm: realm_name.clone(),
                 registration,
                 procedure: procedure.clone(),
+                matching: matching.name(),
                 invoke: invoke.name(),
                 session: callee.session_id,
             });
@@ -483,6 +493,7 @@ impl Router {
             ShardMsgKind::RegistrationAdded(RegistrationAdded {
                 realm: realm_name,
                 procedure,
+                matching,
                 registration,
                 callee,
                 invoke,
@@ -589,7 +600,13 @@ impl Router {
             options: msg.options,
             ready: false,
         };
-        if !registry.insert(msg.registration, &msg.procedure, msg.invoke, callee) {
+        if !registry.insert(
+            msg.registration,
+            &msg.procedure,
+            msg.matching,
+            msg.invoke,
+            callee,
+        ) {
             // Logged by the registry; applied anyway so the replica converges on the owner.
             self.stats.shard_messages_ignored += 1;
         }

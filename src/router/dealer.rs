@@ -6,10 +6,12 @@
 use slab::Slab;
 
 use super::ids::{RandomIds, ScopedIds};
+use super::patterns::PatternIndex;
 use super::rpc::Reroute;
 use super::session::{IdMap, PeerFeatures};
 use super::shard_msg::SessionRef;
 use super::timers::TimerId;
+use super::uri;
 use super::{fast_map, is_sparse, FastMap, Millis, SessionKey, ShardId};
 use crate::serializer::Serializer;
 
@@ -80,6 +82,38 @@ impl CancelMode {
     }
 }
 
+/// REGISTER.Options.match (pattern_based_registration): how a registration's URI matches a
+/// called procedure. (procedure, match) names a registration: `com.a` may be registered exact
+/// and as a prefix at once, as two registrations.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) enum MatchPolicy {
+    #[default]
+    Exact,
+    /// The URI is a string prefix of the procedure.
+    Prefix,
+    /// Empty components of the URI match any one component; same component count.
+    Wildcard,
+}
+
+impl MatchPolicy {
+    /// The policy of REGISTER.Options.match (the codec admits only the three names).
+    pub(crate) fn parse(name: Option<&str>) -> MatchPolicy {
+        match name {
+            Some("prefix") => MatchPolicy::Prefix,
+            Some("wildcard") => MatchPolicy::Wildcard,
+            _ => MatchPolicy::Exact,
+        }
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            MatchPolicy::Exact => "exact",
+            MatchPolicy::Prefix => "prefix",
+            MatchPolicy::Wildcard => "wildcard",
+        }
+    }
+}
+
 /// What one callee asked for in its REGISTER and announced in its HELLO: replicated with it, so
 /// the caller's shard builds the INVOCATION and decides cancel modes without asking.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
@@ -111,6 +145,7 @@ pub(crate) struct Registrant {
 pub(crate) struct Registration {
     pub(crate) id: u64,
     pub(crate) procedure: Box<str>,
+    pub(crate) matching: MatchPolicy,
     pub(crate) invoke: InvokePolicy,
     /// In registration order (oldest first); never empty while the registration exists.
     pub(crate) callees: Vec<Registrant>,
@@ -215,10 +250,12 @@ pub(crate) struct Unregistered {
     pub(crate) deleted: bool,
 }
 
-/// The registrations of one realm.
+/// The registrations of one realm: exact ones in a hash map (the hot path's one lookup),
+/// prefix and wildcard ones in a [`PatternIndex`] consulted only when no exact one matches.
 pub(crate) struct Registry {
     entries: Slab<Registration>,
     by_procedure: FastMap<Box<str>, usize>,
+    patterns: PatternIndex<usize>,
     by_id: FastMap<u64, usize>,
 }
 
@@ -227,7 +264,17 @@ impl Registry {
         Registry {
             entries: Slab::new(),
             by_procedure: fast_map(),
+            patterns: PatternIndex::new(),
             by_id: fast_map(),
+        }
+    }
+
+    /// The entry index of the registration (`procedure`, `matching`).
+    fn find(&self, procedure: &str, matching: MatchPolicy) -> Option<usize> {
+        match matching {
+            MatchPolicy::Exact => self.by_procedure.get(procedure).copied(),
+            MatchPolicy::Prefix => self.patterns.get_prefix(procedure),
+            MatchPolicy::Wildcard => self.patterns.get_wildcard(procedure),
         }
     }
 
@@ -237,10 +284,11 @@ impl Registry {
         &mut self,
         ids: &mut ScopedIds,
         procedure: &str,
+        matching: MatchPolicy,
         invoke: InvokePolicy,
         callee: Registrant,
     ) -> Result<u64, RegisterRefusal> {
-        if let Some(&index) = self.by_procedure.get(procedure) {
+        if let Some(index) = self.find(procedure, matching) {
             let existing = &mut self.entries[index];
             if existing.invoke == InvokePolicy::Single || invoke == InvokePolicy::Single {
                 return Err(RegisterRefusal::ProcedureAlreadyExists);
@@ -255,7 +303,7 @@ impl Registry {
             return Ok(existing.id);
         }
         let id = ids.next_id(|id| self.by_id.contains_key(&id));
-        self.insert(id, procedure, invoke, callee);
+        self.insert(id, procedure, matching, invoke, callee);
         Ok(id)
     }
 
@@ -268,13 +316,17 @@ impl Registry {
         &mut self,
         id: u64,
         procedure: &str,
+        matching: MatchPolicy,
         invoke: InvokePolicy,
         callee: Registrant,
     ) -> bool {
         let mut clean = true;
         if let Some(&index) = self.by_id.get(&id) {
             let existing = &mut self.entries[index];
-            if &*existing.procedure == procedure && existing.invoke == invoke {
+            if &*existing.procedure == procedure
+                && existing.matching == matching
+                && existing.invoke == invoke
+            {
                 if let Some(at) = existing.position(callee.session) {
                     tracing::error!(procedure, id, "replica already had the callee; updated");
                     existing.callees[at] = callee;
@@ -291,7 +343,7 @@ impl Registry {
             self.remove(id);
             clean = false;
         }
-        if let Some(&index) = self.by_procedure.get(procedure) {
+        if let Some(index) = self.find(procedure, matching) {
             let old = self.entries[index].id;
             tracing::error!(
                 procedure,
@@ -302,15 +354,25 @@ impl Registry {
             self.remove(old);
             clean = false;
         }
-        let procedure: Box<str> = procedure.into();
         let index = self.entries.insert(Registration {
             id,
-            procedure: procedure.clone(),
+            procedure: procedure.into(),
+            matching,
             invoke,
             callees: vec![callee],
             cursor: 0,
         });
-        self.by_procedure.insert(procedure, index);
+        match matching {
+            MatchPolicy::Exact => {
+                self.by_procedure.insert(procedure.into(), index);
+            }
+            MatchPolicy::Prefix => {
+                self.patterns.insert_prefix(procedure, index);
+            }
+            MatchPolicy::Wildcard => {
+                self.patterns.insert_wildcard(procedure, index);
+            }
+        }
         self.by_id.insert(id, index);
         clean
     }
@@ -349,7 +411,17 @@ impl Registry {
     fn remove(&mut self, id: u64) -> Option<Registration> {
         let index = self.by_id.remove(&id)?;
         let registration = self.entries.remove(index);
-        self.by_procedure.remove(&registration.procedure);
+        match registration.matching {
+            MatchPolicy::Exact => {
+                self.by_procedure.remove(&registration.procedure);
+            }
+            MatchPolicy::Prefix => {
+                self.patterns.remove_prefix(&registration.procedure);
+            }
+            MatchPolicy::Wildcard => {
+                self.patterns.remove_wildcard(&registration.procedure);
+            }
+        }
         if is_sparse(self.by_id.len(), self.by_id.capacity()) {
             self.shrink();
         }
@@ -365,16 +437,25 @@ impl Registry {
         self.entries.shrink_to_fit();
     }
 
-    pub(crate) fn lookup(&self, procedure: &str) -> Option<&Registration> {
-        self.by_procedure
-            .get(procedure)
-            .map(|&index| &self.entries[index])
+    /// The registration (`procedure`, `matching`) itself (not what a call of it would reach).
+    pub(crate) fn lookup(&self, procedure: &str, matching: MatchPolicy) -> Option<&Registration> {
+        self.find(procedure, matching)
+            .map(|index| &self.entries[index])
     }
 
-    pub(crate) fn lookup_mut(&mut self, procedure: &str) -> Option<&mut Registration> {
-        self.by_procedure
-            .get(procedure)
-            .map(|&index| &mut self.entries[index])
+    /// The registration a CALL of `procedure` reaches, and whether a pattern matched: the exact
+    /// registration, else the longest prefix, else the most specific wildcard (digest §9.2).
+    /// Patterns never match the router's own `wamp.` procedures.
+    #[inline]
+    pub(crate) fn route_mut(&mut self, procedure: &str) -> Option<(&mut Registration, bool)> {
+        if let Some(&index) = self.by_procedure.get(procedure) {
+            return Some((&mut self.entries[index], false));
+        }
+        if self.patterns.is_empty() || uri::is_reserved(procedure) {
+            return None;
+        }
+        let (index, _) = self.patterns.best(procedure)?;
+        Some((&mut self.entries[index], true))
     }
 
     pub(crate) fn get(&self, id: u64) -> Option<&Registration> {
@@ -388,7 +469,10 @@ impl Registry {
     /// Registrations (not callees).
     pub(crate) fn len(&self) -> usize {
         debug_assert_eq!(self.entries.len(), self.by_id.len());
-        debug_assert_eq!(self.entries.len(), self.by_procedure.len());
+        debug_assert_eq!(
+            self.entries.len(),
+            self.by_procedure.len() + self.patterns.len()
+        );
         self.entries.len()
     }
 }
@@ -588,24 +672,30 @@ mod tests {
         let mut ids = ScopedIds::new(0, 1);
         let single = InvokePolicy::Single;
         let id = registry
-            .register(&mut ids, "com.a", single, callee(1))
+            .register(&mut ids, "com.a", MatchPolicy::Exact, single, callee(1))
             .unwrap();
         assert_eq!(
-            registry.register(&mut ids, "com.a", single, callee(2)),
+            registry.register(&mut ids, "com.a", MatchPolicy::Exact, single, callee(2)),
             Err(RegisterRefusal::ProcedureAlreadyExists)
         );
         assert_eq!(
-            registry.register(&mut ids, "com.a", InvokePolicy::RoundRobin, callee(2)),
+            registry.register(
+                &mut ids,
+                "com.a",
+                MatchPolicy::Exact,
+                InvokePolicy::RoundRobin,
+                callee(2)
+            ),
             Err(RegisterRefusal::ProcedureAlreadyExists),
             "a single registration admits no second callee whatever its policy"
         );
         assert!(registry.unregister(id, session(2)).is_none());
-        assert_eq!(registry.lookup("com.a").unwrap().id, id);
+        assert_eq!(registry.lookup("com.a", MatchPolicy::Exact).unwrap().id, id);
         assert_eq!(
             registry.unregister(id, session(1)),
             Some(Unregistered { deleted: true })
         );
-        assert!(registry.lookup("com.a").is_none());
+        assert!(registry.lookup("com.a", MatchPolicy::Exact).is_none());
         assert_eq!(registry.len(), 0);
     }
 
@@ -614,18 +704,35 @@ mod tests {
         let mut registry = Registry::new();
         let mut ids = ScopedIds::new(0, 1);
         let rr = InvokePolicy::RoundRobin;
-        let id = registry.register(&mut ids, "com.s", rr, callee(1)).unwrap();
-        assert_eq!(registry.register(&mut ids, "com.s", rr, callee(2)), Ok(id));
+        let id = registry
+            .register(&mut ids, "com.s", MatchPolicy::Exact, rr, callee(1))
+            .unwrap();
         assert_eq!(
-            registry.register(&mut ids, "com.s", rr, callee(2)),
+            registry.register(&mut ids, "com.s", MatchPolicy::Exact, rr, callee(2)),
+            Ok(id)
+        );
+        assert_eq!(
+            registry.register(&mut ids, "com.s", MatchPolicy::Exact, rr, callee(2)),
             Err(RegisterRefusal::AlreadyCallee)
         );
         assert_eq!(
-            registry.register(&mut ids, "com.s", InvokePolicy::Last, callee(3)),
+            registry.register(
+                &mut ids,
+                "com.s",
+                MatchPolicy::Exact,
+                InvokePolicy::Last,
+                callee(3)
+            ),
             Err(RegisterRefusal::PolicyMismatch(rr))
         );
         assert_eq!(
-            registry.register(&mut ids, "com.s", InvokePolicy::Single, callee(3)),
+            registry.register(
+                &mut ids,
+                "com.s",
+                MatchPolicy::Exact,
+                InvokePolicy::Single,
+                callee(3)
+            ),
             Err(RegisterRefusal::ProcedureAlreadyExists)
         );
         assert_eq!(registry.len(), 1);
@@ -633,7 +740,13 @@ mod tests {
             registry.unregister(id, session(1)),
             Some(Unregistered { deleted: false })
         );
-        assert_eq!(registry.lookup("com.s").unwrap().callees, [callee(2)]);
+        assert_eq!(
+            registry
+                .lookup("com.s", MatchPolicy::Exact)
+                .unwrap()
+                .callees,
+            [callee(2)]
+        );
         assert_eq!(
             registry.unregister(id, session(2)),
             Some(Unregistered { deleted: true })
@@ -649,10 +762,10 @@ mod tests {
             let mut ids = ScopedIds::new(0, 1);
             for key in 1..=3 {
                 registry
-                    .register(&mut ids, "com.p", invoke, callee(key))
+                    .register(&mut ids, "com.p", MatchPolicy::Exact, invoke, callee(key))
                     .unwrap();
             }
-            let registration = registry.lookup_mut("com.p").unwrap();
+            let registration = registry.route_mut("com.p").unwrap().0;
             (0..6)
                 .map(|_| {
                     registration
@@ -689,11 +802,11 @@ mod tests {
         let mut id = 0;
         for key in 1..=4 {
             id = registry
-                .register(&mut ids, "com.p", rr, callee(key))
+                .register(&mut ids, "com.p", MatchPolicy::Exact, rr, callee(key))
                 .unwrap();
         }
         let mut next = |registry: &mut Registry| {
-            let registration = registry.lookup_mut("com.p").unwrap();
+            let registration = registry.route_mut("com.p").unwrap().0;
             registration.pick(&mut rng, |_| true).unwrap().session.key.0
         };
         assert_eq!((next(&mut registry), next(&mut registry)), (1, 2));
@@ -709,19 +822,25 @@ mod tests {
     fn replica_insert_joins_callees_and_replaces_stale_entries() {
         let mut registry = Registry::new();
         let rr = InvokePolicy::RoundRobin;
-        assert!(registry.insert(7, "com.p", rr, callee(1)));
-        assert!(registry.insert(7, "com.p", rr, callee(2)));
+        assert!(registry.insert(7, "com.p", MatchPolicy::Exact, rr, callee(1)));
+        assert!(registry.insert(7, "com.p", MatchPolicy::Exact, rr, callee(2)));
         assert!(
-            !registry.insert(7, "com.p", rr, callee(2)),
+            !registry.insert(7, "com.p", MatchPolicy::Exact, rr, callee(2)),
             "duplicate callee"
         );
         assert_eq!(registry.get(7).unwrap().callees.len(), 2);
         assert!(
-            !registry.insert(9, "com.p", rr, callee(3)),
+            !registry.insert(9, "com.p", MatchPolicy::Exact, rr, callee(3)),
             "stale id replaced"
         );
         assert!(registry.get(7).is_none());
-        assert_eq!(registry.lookup("com.p").unwrap().callees, [callee(3)]);
+        assert_eq!(
+            registry
+                .lookup("com.p", MatchPolicy::Exact)
+                .unwrap()
+                .callees,
+            [callee(3)]
+        );
         assert_eq!(registry.len(), 1);
     }
 

@@ -48,6 +48,8 @@ pub enum Fact {
         realm: Arc<str>,
         registration: u64,
         procedure: Arc<str>,
+        /// REGISTER.Options.match: "exact", "prefix" or "wildcard".
+        matching: &'static str,
         invoke: &'static str,
         session: u64,
     },

@@ -23,10 +23,12 @@ const BROKER_FEATURES: [&str; 3] = [
 ];
 
 /// Dealer features implemented in `rpc.rs`.
-const DEALER_FEATURES: [&str; 5] = [
+const DEALER_FEATURES: [&str; 7] = [
     "call_canceling",
+    "call_reroute",
     "call_timeout",
     "caller_identification",
+    "pattern_based_registration",
     "progressive_call_results",
     "shared_registration",
 ];

@@ -387,6 +387,8 @@ pub struct RouterStats {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RegistrationInfo {
     pub id: u64,
+    /// REGISTER.Options.match: "exact", "prefix" or "wildcard".
+    pub matching: &'static str,
     /// REGISTER.Options.invoke, as fixed by the first registrant.
     pub invoke: &'static str,
     /// WAMP session ids of the callees, in registration order (oldest first).
@@ -752,12 +754,29 @@ impl Router {
         stats
     }
 
-    /// The registration of `procedure` in `realm` as this shard sees it (exact match).
+    /// The exact registration of `procedure` in `realm` as this shard sees it.
     pub fn registration(&self, realm: &str, procedure: &str) -> Option<RegistrationInfo> {
+        self.registration_matching(realm, procedure, "exact")
+    }
+
+    /// The registration of URI `procedure` with REGISTER.Options.match `matching` in `realm`
+    /// as this shard sees it (the registration itself, not what a call of `procedure` reaches).
+    pub fn registration_matching(
+        &self,
+        realm: &str,
+        procedure: &str,
+        matching: &str,
+    ) -> Option<RegistrationInfo> {
         let realm = self.realms.find(realm)?;
-        let registration = self.realms.get(realm).registry.lookup(procedure)?;
+        let matching = dealer::MatchPolicy::parse(Some(matching));
+        let registration = self
+            .realms
+            .get(realm)
+            .registry
+            .lookup(procedure, matching)?;
         Some(RegistrationInfo {
             id: registration.id,
+            matching: registration.matching.name(),
             invoke: registration.invoke.name(),
             callees: registration
                 .callees

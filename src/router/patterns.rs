@@ -151,6 +151,20 @@ impl<T: Copy> PatternIndex<T> {
         Some(value)
     }
 
+    /// The value of prefix pattern `prefix` itself (not of what matches it).
+    pub fn get_prefix(&self, prefix: &str) -> Option<T> {
+        self.prefixes.get(prefix.as_bytes())
+    }
+
+    /// The value of wildcard pattern `pattern` itself (not of what matches it).
+    pub fn get_wildcard(&self, pattern: &str) -> Option<T> {
+        let mut node = self.wildcards_by_count.get(&component_count(pattern))?;
+        for component in pattern.split('.') {
+            node = node.child(component)?;
+        }
+        node.value
+    }
+
     /// The one pattern a CALL to `uri` routes to (module doc: longest prefix, else the most
     /// specific wildcard pattern).
     pub fn best(&self, uri: &str) -> Option<(T, PatternKind)> {
@@ -272,6 +286,18 @@ impl<T: Copy> PrefixNode<T> {
     fn child(&self, first_byte: u8) -> Option<&PrefixNode<T>> {
         let index = self.child_index(first_byte).ok()?;
         self.children.get(index)
+    }
+
+    /// The value stored under exactly `key`.
+    fn get(&self, key: &[u8]) -> Option<T> {
+        let mut node = self;
+        let mut rest = key;
+        while let Some(&first) = rest.first() {
+            let child = node.child(first)?;
+            rest = rest.strip_prefix(&child.label[..])?;
+            node = child;
+        }
+        node.value
     }
 
     /// Calls `f` with the value of every node whose key is a prefix of `key`, shortest first.
@@ -535,6 +561,25 @@ mod tests {
         index.for_each_match(uri, |value| values.push(value));
         values.sort_unstable();
         values
+    }
+
+    #[test]
+    fn get_finds_a_pattern_itself_not_what_it_matches() {
+        let mut index = PatternIndex::new();
+        index.insert_prefix("com.a", 1);
+        index.insert_prefix("com.abc", 2);
+        index.insert_wildcard("com..x", 3);
+        assert_eq!(index.get_prefix("com.a"), Some(1));
+        assert_eq!(index.get_prefix("com.abc"), Some(2));
+        assert_eq!(
+            index.get_prefix("com.ab"),
+            None,
+            "an inner radix split holds no value"
+        );
+        assert_eq!(index.get_prefix("com.a.b"), None);
+        assert_eq!(index.get_wildcard("com..x"), Some(3));
+        assert_eq!(index.get_wildcard("com.y.x"), None);
+        assert_eq!(index.get_wildcard("com..x."), None);
     }
 
     #[test]

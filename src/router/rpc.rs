@@ -17,8 +17,8 @@ use bytes::Bytes;
 
 use super::admission::{invoke_policy, Admitted};
 use super::dealer::{
-    CallFlags, Callee, CalleeOptions, Caller, CancelMode, PendingCall, PendingKey, Registrant,
-    RemoteCaller,
+    CallFlags, Callee, CalleeOptions, Caller, CancelMode, MatchPolicy, PendingCall, PendingKey,
+    Registrant, RemoteCaller,
 };
 use super::outbox;
 use super::session::{Identity, PeerFeatures};
@@ -53,7 +53,8 @@ impl Router {
             },
             ready: false,
         };
-        self.start_register(request, me.realm, procedure, callee, invoke, out);
+        let matching = MatchPolicy::parse(options.get_str("match"));
+        self.start_register(request, me.realm, procedure, matching, callee, invoke, out);
     }
 
     pub(super) fn handle_unregister(
@@ -103,9 +104,9 @@ impl Router {
         let sessions = &self.sessions;
         let realm = self.realms.get_mut(me.realm);
         let realm_discloses = realm.disclose_caller;
-        let route = match realm.registry.lookup_mut(procedure) {
+        let route = match realm.registry.route_mut(procedure) {
             None => Route::Unknown,
-            Some(registration) => {
+            Some((registration, by_pattern)) => {
                 let id = registration.id;
                 let usable = |callee: &Registrant| {
                     debug_assert_eq!(
@@ -121,13 +122,19 @@ impl Router {
                 };
                 let shared = registration.callees.len() > 1;
                 match registration.pick(&mut self.random_ids, usable) {
-                    Some(callee) => Route::To(id, callee, shared),
+                    Some(callee) => Route::To(Target {
+                        registration: id,
+                        callee,
+                        disclose: false,
+                        procedure: by_pattern.then_some(procedure),
+                        shared,
+                    }),
                     None => Route::NoUsableCallee,
                 }
             }
         };
-        let (registration_id, callee, shared) = match route {
-            Route::To(id, callee, shared) => (id, callee, shared),
+        let mut target = match route {
+            Route::To(target) => target,
             // Clients cannot register in `wamp.`: these are the router's own.
             Route::Unknown if procedure.starts_with("wamp.") => {
                 return self.call_internal(me, request, procedure, payload, out);
@@ -151,7 +158,8 @@ impl Router {
             }
         };
         let asked = CallAsk::read(options);
-        let disclose = callee.options.disclose_caller || realm_discloses || asked.disclose_me;
+        let callee = target.callee;
+        target.disclose = callee.options.disclose_caller || realm_discloses || asked.disclose_me;
         let flags = CallFlags::default()
             .with(CallFlags::RECEIVE_PROGRESS, asked.receive_progress)
             .with(
@@ -170,31 +178,13 @@ impl Router {
             );
             self.sessions[caller].calls_waiting.insert(request, key);
             self.arm_call_timeout(key, router_timeout);
-            if shared {
-                self.keep_for_reroute(key, registration_id, callee, &asked, payload);
+            if target.shared {
+                self.keep_for_reroute(key, &target, &asked, payload);
             }
             let payload = payload.to_owned_payload();
-            return self.send_invoke(
-                key,
-                caller,
-                registration_id,
-                callee,
-                &asked,
-                disclose,
-                payload,
-                out,
-            );
+            return self.send_invoke(key, caller, &target, &asked, payload, out);
         }
-        let sent = self.send_invocation(
-            caller,
-            registration_id,
-            callee,
-            &asked,
-            disclose,
-            payload,
-            source,
-            out,
-        );
+        let sent = self.send_invocation(caller, &target, &asked, payload, source, out);
         let invocation = match sent {
             Ok(invocation) => invocation,
             Err(error) => {
@@ -225,24 +215,21 @@ impl Router {
             .insert(invocation, key);
         self.sessions[caller].calls_waiting.insert(request, key);
         self.arm_call_timeout(key, router_timeout);
-        if shared {
-            self.keep_for_reroute(key, registration_id, callee, &asked, payload);
+        if target.shared {
+            self.keep_for_reroute(key, &target, &asked, payload);
         }
         self.stats.calls_routed += 1;
     }
 
-    /// INVOCATION to `callee`, a session of this shard, for a call of `caller` (also of this
-    /// shard); returns its invocation id, which the callee's session has consumed, or why the
-    /// payload cannot be sent in the callee's serializer (counted).
-    #[allow(clippy::too_many_arguments)]
+    /// INVOCATION to `target`'s callee, a session of this shard, for a call of `caller` (also
+    /// of this shard); returns its invocation id, which the callee's session has consumed, or
+    /// why the payload cannot be sent in the callee's serializer (counted).
     #[inline]
     fn send_invocation(
         &mut self,
         caller: SessionKey,
-        registration: u64,
-        callee: Registrant,
+        target: &Target<'_>,
         asked: &CallAsk,
-        disclose: bool,
         payload: Payload<'_>,
         source: &Bytes,
         out: &mut Vec<Action>,
@@ -250,19 +237,21 @@ impl Router {
         let caller_identity = self.sessions[caller]
             .identity()
             .expect("callers are established");
+        let callee = target.callee;
         let callee_key = callee.session.key;
         let callee_state = &self.sessions[callee_key];
         let details = invocation_details(
-            disclose.then_some(caller_identity),
+            target.disclose.then_some(caller_identity),
             asked.receive_progress,
             asked.forwarded_timeout(callee.options),
+            target.procedure,
             callee_state.features,
         );
         let callee_serializer = callee_state.serializer;
         let invocation = callee_state.peek_invocation_id();
         let message = Message::Invocation {
             request: invocation,
-            registration,
+            registration: target.registration,
             details,
             payload,
         };
@@ -285,33 +274,32 @@ impl Router {
         }
     }
 
-    /// The `Invoke` for the call behind `key` to the shard of `callee`.
-    #[allow(clippy::too_many_arguments)]
+    /// The `Invoke` for the call behind `key` to the shard of `target`'s callee.
     fn send_invoke(
         &mut self,
         key: PendingKey,
         caller: SessionKey,
-        registration: u64,
-        callee: Registrant,
+        target: &Target<'_>,
         asked: &CallAsk,
-        disclose: bool,
         payload: OwnedPayload,
         out: &mut Vec<Action>,
     ) {
         let caller_state = &self.sessions[caller];
         let identity = caller_state.identity().expect("callers are established");
-        let disclose = disclose.then(|| PublicIdentity {
+        let disclose = target.disclose.then(|| PublicIdentity {
             session_id: identity.id,
             authid: identity.authid.clone(),
             authrole: identity.authrole.clone(),
         });
+        let callee = target.callee;
         let invoke = Invoke {
             call: key,
             caller_request: self.pending.get(key).map_or(0, |call| call.caller_request),
             caller_serializer: caller_state.serializer,
-            registration,
+            registration: target.registration,
             callee: callee.session,
             disclose,
+            procedure: target.procedure.map(Box::from),
             receive_progress: asked.receive_progress,
             timeout: asked.forwarded_timeout(callee.options),
             payload,
@@ -328,17 +316,17 @@ impl Router {
     fn keep_for_reroute(
         &mut self,
         key: PendingKey,
-        registration: u64,
-        callee: Registrant,
+        target: &Target<'_>,
         asked: &CallAsk,
         payload: Payload<'_>,
     ) {
         if let Some(call) = self.pending.get_mut(key) {
             call.reroute = Some(Box::new(Reroute {
                 payload: payload.to_owned_payload(),
-                registration,
+                registration: target.registration,
+                procedure: target.procedure.map(Box::from),
                 asked: *asked,
-                tried: vec![callee.session],
+                tried: vec![target.callee.session],
             }));
         }
     }
@@ -382,9 +370,15 @@ impl Router {
         };
         reroute.tried.push(callee.session);
         self.stats.calls_rerouted += 1;
-        let disclose =
-            callee.options.disclose_caller || realm_discloses || reroute.asked.disclose_me;
         let asked = reroute.asked;
+        let procedure = reroute.procedure.clone();
+        let target = Target {
+            registration: id,
+            callee,
+            disclose: callee.options.disclose_caller || realm_discloses || asked.disclose_me,
+            procedure: procedure.as_deref(),
+            shared: true,
+        };
         let flags_cancel = callee.options.features.has(PeerFeatures::CALLEE_CANCELING);
         if callee.session.shard != shard {
             let payload = reroute.payload.clone();
@@ -395,15 +389,13 @@ impl Router {
                 call.flags.set(CallFlags::CALLEE_CANCELS, flags_cancel);
                 call.reroute = Some(reroute);
             }
-            return self.send_invoke(key, caller, id, callee, &asked, disclose, payload, out);
+            return self.send_invoke(key, caller, &target, &asked, payload, out);
         }
         let payload = reroute.payload.clone();
         let sent = self.send_invocation(
             caller,
-            id,
-            callee,
+            &target,
             &asked,
-            disclose,
             payload.as_payload(),
             &payload.raw,
             out,
@@ -940,6 +932,7 @@ impl Router {
             registration,
             callee: callee_ref,
             disclose,
+            procedure,
             receive_progress,
             timeout,
             payload,
@@ -969,6 +962,7 @@ impl Router {
             disclose.as_ref(),
             receive_progress,
             timeout,
+            procedure.as_deref(),
             callee_state.features,
         );
         let callee_serializer = callee_state.serializer;
@@ -1087,6 +1081,18 @@ impl Router {
     }
 }
 
+/// Where one CALL goes: the registration and its chosen callee, and what its INVOCATION says.
+struct Target<'p> {
+    registration: u64,
+    callee: Registrant,
+    /// INVOCATION.Details carries the caller's identity.
+    disclose: bool,
+    /// The called procedure, when a pattern registration matched it.
+    procedure: Option<&'p str>,
+    /// The registration has other callees (the call may be re-routed).
+    shared: bool,
+}
+
 /// What a CALL's Options ask of the dealer, read once.
 #[derive(Copy, Clone, Debug)]
 pub(super) struct CallAsk {
@@ -1141,6 +1147,8 @@ impl CallAsk {
 pub(crate) struct Reroute {
     pub(super) payload: OwnedPayload,
     pub(super) registration: u64,
+    /// The called procedure when a pattern registration matched it.
+    pub(super) procedure: Option<Box<str>>,
     pub(super) asked: CallAsk,
     /// The callees tried so far, the current one last.
     pub(super) tried: Vec<SessionRef>,
@@ -1186,12 +1194,14 @@ impl Disclosed for PublicIdentity {
 }
 
 /// INVOCATION.Details: the caller when disclosed, `receive_progress` when the caller asked and
-/// the callee announced progressive results, and `timeout` when forwarded to the callee.
+/// the callee announced progressive results, `timeout` when forwarded to the callee, and the
+/// called `procedure` when a pattern registration matched it.
 #[inline]
 fn invocation_details<'a>(
     caller: Option<&'a impl Disclosed>,
     receive_progress: bool,
     timeout: Millis,
+    procedure: Option<&'a str>,
     callee_features: PeerFeatures,
 ) -> Dict<'a> {
     let mut details = Dict::new();
@@ -1206,6 +1216,9 @@ fn invocation_details<'a>(
     }
     if timeout > 0 {
         details.insert("timeout", timeout);
+    }
+    if let Some(procedure) = procedure {
+        details.insert("procedure", Value::Str(Cow::Borrowed(procedure)));
     }
     details
 }
@@ -1231,9 +1244,8 @@ pub(super) struct Carried<'m> {
 }
 
 /// How a CALL is routed, decided while the registry is borrowed.
-enum Route {
-    /// To this callee of registration `.0`, which has other callees when `.2`.
-    To(u64, Registrant, bool),
+enum Route<'p> {
+    To(Target<'p>),
     Unknown,
     NoUsableCallee,
 }

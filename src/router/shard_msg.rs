@@ -7,7 +7,9 @@
 
 use std::sync::Arc;
 
-use super::dealer::{CalleeOptions, CancelMode, InvokePolicy, PendingKey, RegisterRefusal};
+use super::dealer::{
+    CalleeOptions, CancelMode, InvokePolicy, MatchPolicy, PendingKey, RegisterRefusal,
+};
 use super::gather::{Partial, Query};
 use super::rpc::Answer;
 use super::{SessionKey, ShardId};
@@ -106,6 +108,7 @@ pub(crate) enum ShardMsgKind {
 pub(crate) struct Register {
     pub(crate) realm: Arc<str>,
     pub(crate) procedure: Arc<str>,
+    pub(crate) matching: MatchPolicy,
     pub(crate) callee: SessionRef,
     pub(crate) invoke: InvokePolicy,
     pub(crate) options: CalleeOptions,
@@ -160,6 +163,7 @@ pub(crate) struct RegisterRefused {
 pub(crate) struct RegistrationAdded {
     pub(crate) realm: Arc<str>,
     pub(crate) procedure: Arc<str>,
+    pub(crate) matching: MatchPolicy,
     pub(crate) registration: u64,
     pub(crate) callee: SessionRef,
     pub(crate) invoke: InvokePolicy,
@@ -241,6 +245,8 @@ pub(crate) struct Invoke {
     pub(crate) callee: SessionRef,
     /// The caller's identity, present only when the INVOCATION must disclose it.
     pub(crate) disclose: Option<PublicIdentity>,
+    /// The called procedure, for INVOCATION.Details.procedure when a pattern matched it.
+    pub(crate) procedure: Option<Box<str>>,
     /// INVOCATION.Details.receive_progress (the caller asked and the callee can).
     pub(crate) receive_progress: bool,
     /// INVOCATION.Details.timeout (the callee registered with forward_timeout), 0 for none.

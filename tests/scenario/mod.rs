@@ -306,6 +306,40 @@ impl Harness {
         request
     }
 
+    /// Sends REGISTER with `options` and returns the request id.
+    pub fn send_register(
+        &mut self,
+        client: &Client,
+        procedure: &str,
+        options: Dict<'static>,
+    ) -> u64 {
+        let request = self.request();
+        self.send(
+            client,
+            &Message::Register {
+                request,
+                options,
+                procedure: procedure.to_string().into(),
+            },
+        );
+        request
+    }
+
+    pub fn unregister(&mut self, client: &Client, registration: u64) {
+        let request = self.request();
+        self.send(
+            client,
+            &Message::Unregister {
+                request,
+                registration,
+            },
+        );
+        match self.recv(client).msg() {
+            Message::Unregistered { request: r, .. } if r == request => {}
+            other => panic!("expected UNREGISTERED, got {other:?}"),
+        }
+    }
+
     /// No call is pending anywhere (entries of either side), and `registrations` remain.
     pub fn assert_tables_empty_but_registrations(&self, registrations: usize) {
         let stats = self.stats();
