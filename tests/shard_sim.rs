@@ -93,7 +93,35 @@ impl Rng {
 // Random scenarios: client model and property checks
 // ------------------------------------------------------------------------------------------
 
-const PROCEDURES: [&str; 4] = ["com.p0", "com.p1", "com.p2", "com.p3"];
+/// What clients register: four exact procedures, a prefix and a wildcard pattern.
+const PROCEDURES: [&str; 6] = ["com.p0", "com.p1", "com.p2", "com.p3", "com.q", "com..w"];
+/// What callers call: the exact procedures, one URI only the prefix matches, one only the
+/// wildcard matches, and one both match (the prefix wins while it is registered).
+const CALLED: [&str; 7] = [
+    "com.p0", "com.p1", "com.p2", "com.p3", "com.q.a", "com.z.w", "com.q.w",
+];
+
+/// REGISTER.Options.match of a registered URI.
+fn match_of(procedure: &str) -> &'static str {
+    match procedure {
+        "com.q" => "prefix",
+        "com..w" => "wildcard",
+        _ => "exact",
+    }
+}
+
+/// The registrations that can serve a CALL of `called`, in precedence order.
+fn serving(called: &str) -> &'static [&'static str] {
+    match called {
+        "com.q.a" => &["com.q"],
+        "com.z.w" => &["com..w"],
+        "com.q.w" => &["com.q", "com..w"],
+        "com.p0" => &["com.p0"],
+        "com.p1" => &["com.p1"],
+        "com.p2" => &["com.p2"],
+        _ => &["com.p3"],
+    }
+}
 const TOPICS: [&str; 4] = ["com.t0", "com.t1", "com.t2", "com.t3"];
 const APP_ERROR: &str = "com.app.error";
 
@@ -104,7 +132,7 @@ fn policy_for(rng: &mut Rng, procedure: &str) -> &'static str {
     match procedure {
         "com.p0" => "single",
         "com.p1" => "roundrobin",
-        "com.p2" => ["roundrobin", "first"][rng.below(2)],
+        "com.p2" | "com..w" => ["roundrobin", "first"][rng.below(2)],
         _ => ["last", "random", "single"][rng.below(3)],
     }
 }
@@ -254,6 +282,8 @@ struct Scenario {
     progress_results: usize,
     unavailable_sent: usize,
     no_available_callee: usize,
+    /// INVOCATIONs that a prefix or wildcard registration received.
+    pattern_calls: usize,
     /// The realm every client joins: the configured `realm1`, or (one seed in three) a realm
     /// the first HELLO creates, which each shard removes when nothing of it is left there and
     /// re-creates when it is needed again, while the scheduler moves time on.
@@ -288,6 +318,7 @@ impl Scenario {
             progress_results: 0,
             unavailable_sent: 0,
             no_available_callee: 0,
+            pattern_calls: 0,
         }
     }
 
@@ -378,6 +409,7 @@ impl Scenario {
                     None => policy_for(&mut self.rng, procedure),
                 };
                 let disclose = self.rng.chance(30);
+                let matching = match_of(procedure);
                 let flux = (!duplicate).then(|| {
                     self.fluxes.push(Flux {
                         procedure,
@@ -405,6 +437,9 @@ impl Scenario {
                 }
                 if disclose {
                     options.insert("disclose_caller", Value::Bool(true));
+                }
+                if matching != "exact" {
+                    options.insert("match", matching);
                 }
                 let msg = Message::Register {
                     request,
@@ -442,7 +477,7 @@ impl Scenario {
                 self.cluster.send(conn, &msg);
             }
             14..=37 => {
-                let procedure = PROCEDURES[self.rng.below(PROCEDURES.len())];
+                let procedure = CALLED[self.rng.below(CALLED.len())];
                 self.clients[c].call_seq += 1;
                 let seq = self.clients[c].call_seq;
                 let request = self.request(c, Request::Call { seq });
@@ -816,6 +851,22 @@ impl Scenario {
                         "INVOCATION for registration {registration} that client {me} does not hold"
                     );
                 };
+                let held = *held;
+                let (caller, seq) = read_args(&payload);
+                let called = self.calls[&(caller, seq)].procedure;
+                assert!(
+                    serving(called).contains(&held.procedure),
+                    "a call of {called} reached {} ({})",
+                    held.procedure,
+                    match_of(held.procedure)
+                );
+                let named = details.get_str("procedure");
+                if match_of(held.procedure) == "exact" {
+                    assert_eq!(named, None, "Details.procedure for an exact registration");
+                } else {
+                    assert_eq!(named, Some(called), "Details.procedure of a pattern call");
+                    self.pattern_calls += 1;
+                }
                 // disclose_caller is the callee's own option (no CALL here asks disclose_me).
                 assert_eq!(
                     details.get("caller").is_some(),
@@ -823,7 +874,6 @@ impl Scenario {
                     "INVOCATION of {} at {me}: caller disclosure",
                     held.procedure
                 );
-                let (caller, seq) = read_args(&payload);
                 // A re-routed call comes after the caller's later ones: order holds for the rest.
                 if !self.calls[&(caller, seq)].rerouted {
                     let last = self.clients[c].last_invocation_from.insert(caller, seq);
@@ -1093,18 +1143,21 @@ impl Scenario {
     fn check_no_such_procedure(&self) {
         for &(caller, seq, answered_at) in &self.no_such_procedure {
             let call = &self.calls[&(caller, seq)];
-            let holder = self
-                .spans
-                .get(call.procedure)
-                .into_iter()
-                .flatten()
+            let serving = serving(call.procedure);
+            let holder = serving
+                .iter()
+                .flat_map(|registered| self.spans.get(registered).into_iter().flatten())
                 .find(|span| {
                     span.registered_at < call.sent_at
                         && span.ended_at.map_or(true, |end| end > answered_at)
                 });
             if let Some(span) = holder {
                 assert!(
-                    self.flux_overlaps(call.procedure, call.sent_at, answered_at),
+                    serving.iter().any(|registered| self.flux_overlaps(
+                        registered,
+                        call.sent_at,
+                        answered_at
+                    )),
                     "call ({caller}, {seq}) to {} got no_such_procedure while callee {} held it \
                      since {} (call at {}, answered at {}) and no other callee came or went",
                     call.procedure,
@@ -1149,7 +1202,9 @@ impl Scenario {
                 .cluster
                 .routers
                 .iter()
-                .map(|router| router.registration(self.realm, procedure))
+                .map(|router| {
+                    router.registration_matching(self.realm, procedure, match_of(procedure))
+                })
                 .collect();
             for (shard, view) in views.iter().enumerate() {
                 assert_eq!(
@@ -1287,6 +1342,7 @@ struct Coverage {
     no_available_callee: usize,
     /// Calls the dealer sent to another callee after `unavailable`.
     rerouted: u64,
+    pattern_calls: usize,
 }
 
 fn run_seed(seed: u64) -> Coverage {
@@ -1321,6 +1377,7 @@ fn run_seed(seed: u64) -> Coverage {
         unavailable_sent: sim.unavailable_sent,
         no_available_callee: sim.no_available_callee,
         rerouted: sim.cluster.stats().calls_rerouted,
+        pattern_calls: sim.pattern_calls,
     };
     sim.everyone_leaves();
     sim.cluster.assert_tables_empty();
@@ -1361,6 +1418,7 @@ fn run_seeds(seeds: impl Iterator<Item = u64>) -> usize {
             total.unavailable_sent += coverage.unavailable_sent;
             total.no_available_callee += coverage.no_available_callee;
             total.rerouted += coverage.rerouted;
+            total.pattern_calls += coverage.pattern_calls;
         }
         if let Err(panic) = result {
             eprintln!(
@@ -1388,6 +1446,7 @@ fn run_seeds(seeds: impl Iterator<Item = u64>) -> usize {
                 && total.timeouts > 0
                 && total.progress_results > 0
                 && total.rerouted > 0
+                && total.pattern_calls > 0
                 && total.no_available_callee > 0),
         "cancels, interrupts, timeouts or progressive results not exercised: {total:?}"
     );
