@@ -19,29 +19,47 @@ use Serializer::{Json, MsgPack};
 const CANCELS: &[&str] = &["call_canceling"];
 const PROGRESSIVE_AND_CANCELS: &[&str] = &["progressive_call_results", "call_canceling"];
 
-/// HELLO.Details announcing all four roles, with `callee_features` set true for the callee.
-fn hello_with(callee_features: &[&str]) -> Dict<'static> {
-    let mut features = Dict::new();
-    for &feature in callee_features {
-        features.insert(feature.to_string(), true);
-    }
-    let mut callee = Dict::new();
-    callee.insert("features", features);
+/// HELLO.Details announcing all four roles, with `callee_features` set true for the callee
+/// and `caller_features` for the caller.
+fn hello_with(callee_features: &[&str], caller_features: &[&str]) -> Dict<'static> {
+    let role = |features: &[&str]| {
+        let mut flags = Dict::new();
+        for &feature in features {
+            flags.insert(feature.to_string(), true);
+        }
+        let mut role = Dict::new();
+        role.insert("features", flags);
+        role
+    };
     let mut roles = Dict::new();
-    for role in ["caller", "publisher", "subscriber"] {
-        roles.insert(role, Dict::new());
+    for name in ["publisher", "subscriber"] {
+        roles.insert(name, Dict::new());
     }
-    roles.insert("callee", callee);
+    roles.insert("callee", role(callee_features));
+    roles.insert("caller", role(caller_features));
     let mut details = Dict::new();
     details.insert("roles", roles);
     details
 }
 
+/// What a streaming caller announces.
+const STREAMS: &[&str] = &["progressive_call_invocations"];
+/// What a callee of streamed calls announces (the spec wants call_canceling with it).
+const TAKES_STREAMS: &[&str] = &[
+    "progressive_call_invocations",
+    "progressive_call_results",
+    "call_canceling",
+];
+
 impl Harness {
     /// Joins `realm1` announcing `callee_features`.
     fn join_announcing(&mut self, ser: Serializer, callee_features: &[&str]) -> Client {
+        self.join_with(ser, callee_features, &[])
+    }
+
+    fn join_with(&mut self, ser: Serializer, callee: &[&str], caller: &[&str]) -> Client {
         let mut client = self.connect(ser);
-        self.hello(&client, "realm1", hello_with(callee_features));
+        self.hello(&client, "realm1", hello_with(callee, caller));
         match self.recv(&client).msg() {
             Message::Welcome { session, .. } => client.id = session,
             other => panic!("expected WELCOME, got {other:?}"),
@@ -791,7 +809,196 @@ fn patterns_never_reach_the_routers_own_procedures_and_need_a_uri() {
     h.expect_nothing(&callee);
 }
 
+// ------------------------------------------------------------------------------------------
+// Progressive call invocations (streamed calls)
+// ------------------------------------------------------------------------------------------
+
+impl Harness {
+    /// One chunk of a streamed call: CALL under `request` with one integer argument.
+    fn chunk(&mut self, caller: &Client, request: u64, procedure: &str, value: u64, more: bool) {
+        let options = if more {
+            opts(&[("progress", Value::Bool(true))])
+        } else {
+            Dict::new()
+        };
+        let payload = args(caller.ser, &[Value::UInt(value)]);
+        self.send(
+            caller,
+            &Message::Call {
+                request,
+                options,
+                procedure: procedure.to_string().into(),
+                payload: payload.as_payload(),
+            },
+        );
+    }
+
+    /// The next message to `callee` must be an INVOCATION: its id, argument and progress flag.
+    fn chunk_received(&mut self, callee: &Client) -> (u64, u64, bool) {
+        match self.recv(callee).msg() {
+            Message::Invocation {
+                request,
+                details,
+                payload,
+                ..
+            } => {
+                let (values, _) = payload_values(&payload);
+                let progress = details.get_bool("progress") == Some(true);
+                (request, values[0].as_u64().unwrap(), progress)
+            }
+            other => panic!("expected INVOCATION, got {other:?}"),
+        }
+    }
+}
+
+fn a_streamed_call_goes_chunk_by_chunk_to_the_callee_of_its_first_chunk() {
+    let mut h = Harness::new();
+    let callees = [
+        h.join_announcing(Json, TAKES_STREAMS),
+        h.join_announcing(MsgPack, TAKES_STREAMS),
+    ];
+    let caller = h.join_with(MsgPack, &[], STREAMS);
+    for callee in &callees {
+        roundrobin(&mut h, callee, "com.upload");
+    }
+    let request = h.request();
+    h.chunk(&caller, request, "com.upload", 1, true);
+    let (invocation, value, progress) = h.chunk_received(&callees[0]);
+    assert_eq!((value, progress), (1, true));
+    // Later chunks: same request id, same callee (round robin notwithstanding), same id.
+    h.chunk(&caller, request, "com.upload", 2, true);
+    assert_eq!(h.chunk_received(&callees[0]), (invocation, 2, true));
+    h.chunk(&caller, request, "com.upload", 3, false);
+    assert_eq!(h.chunk_received(&callees[0]), (invocation, 3, false));
+    h.expect_nothing(&callees[1]);
+    h.yield_value(&callees[0], invocation, 6, false);
+    assert_eq!(expect_result(&mut h, &caller, request), (6, false));
+    // A chunk after the call is over is dropped quietly.
+    h.chunk(&caller, request, "com.upload", 4, true);
+    h.expect_nothing(&callees[0]);
+    h.expect_nothing(&callees[1]);
+    assert!(!h.was_closed(&caller));
+    assert_eq!(h.stats().late_call_chunks_discarded, 1);
+    h.assert_tables_empty_but_registrations(1);
+    // The next call goes on in round-robin order.
+    let request = h.call(&caller, "com.upload", Dict::new(), Payload::empty(MsgPack));
+    let (invocation, _) = h.invocation(&callees[1]);
+    h.yield_value(&callees[1], invocation, 0, false);
+    assert_eq!(expect_result(&mut h, &caller, request), (0, false));
+}
+
+fn streaming_both_ways_and_a_callee_that_answers_before_the_last_chunk() {
+    let mut h = Harness::new();
+    let callee = h.join_announcing(Json, TAKES_STREAMS);
+    let caller = h.join_with(Json, &[], STREAMS);
+    h.register(&callee, "com.echo");
+    let request = h.request();
+    let payload = args(Json, &[Value::UInt(1)]);
+    let mut options = receive_progress();
+    options.insert("progress", true);
+    h.send(
+        &caller,
+        &Message::Call {
+            request,
+            options,
+            procedure: "com.echo".into(),
+            payload: payload.as_payload(),
+        },
+    );
+    let (invocation, details) = h.invocation(&callee);
+    assert_eq!(details.get_bool("receive_progress"), Some(true));
+    assert_eq!(details.get_bool("progress"), Some(true));
+    h.yield_value(&callee, invocation, 1, true);
+    assert_eq!(expect_result(&mut h, &caller, request), (1, true));
+    h.chunk(&caller, request, "com.echo", 2, true);
+    assert_eq!(h.chunk_received(&callee), (invocation, 2, true));
+    // The callee ends the call before the caller's last chunk: that chunk is dropped.
+    h.yield_value(&callee, invocation, 3, false);
+    assert_eq!(expect_result(&mut h, &caller, request), (3, false));
+    h.chunk(&caller, request, "com.echo", 4, false);
+    h.expect_nothing(&callee);
+    h.assert_tables_empty_but_registrations(1);
+}
+
+fn streamed_calls_need_the_feature_on_both_sides() {
+    let mut h = Harness::new();
+    let plain_callee = h.join_announcing(Json, CANCELS);
+    let streaming_caller = h.join_with(MsgPack, &[], STREAMS);
+    h.register(&plain_callee, "com.plain");
+    // The callee cannot take chunks: feature_not_supported, and the rest of the stream is
+    // dropped quietly.
+    let request = h.request();
+    h.chunk(&streaming_caller, request, "com.plain", 1, true);
+    assert_error(
+        &h.recv(&streaming_caller),
+        code::CALL,
+        request,
+        uri::FEATURE_NOT_SUPPORTED,
+    );
+    h.chunk(&streaming_caller, request, "com.plain", 2, false);
+    h.expect_nothing(&streaming_caller);
+    h.expect_nothing(&plain_callee);
+    // A request id still pending with an ordinary call is not a stream.
+    let request = h.call(
+        &streaming_caller,
+        "com.plain",
+        Dict::new(),
+        Payload::empty(MsgPack),
+    );
+    h.invocation(&plain_callee);
+    h.chunk(&streaming_caller, request, "com.plain", 3, true);
+    assert_abort(&h.recv(&streaming_caller), uri::PROTOCOL_VIOLATION);
+    // A caller that did not announce the feature may not stream at all.
+    let caller = h.join(Json);
+    let request = h.request();
+    h.chunk(&caller, request, "com.plain", 1, true);
+    assert_abort(&h.recv(&caller), uri::PROTOCOL_VIOLATION);
+}
+
+fn with_strict_request_ids_a_chunk_below_the_watermark_is_dropped() {
+    let mut h = Harness::with_config(RouterConfig {
+        strict_request_ids: true,
+        ..RouterConfig::default()
+    });
+    let callee = h.join_announcing(Json, TAKES_STREAMS);
+    let mut caller = h.connect(Json);
+    h.hello(&caller, "realm1", hello_with(&[], STREAMS));
+    match h.recv(&caller).msg() {
+        Message::Welcome { session, .. } => caller.id = session,
+        other => panic!("expected WELCOME, got {other:?}"),
+    }
+    let register = Message::Register {
+        request: 1,
+        options: Dict::new(),
+        procedure: "com.s".into(),
+    };
+    h.send(&callee, &register);
+    h.recv(&callee);
+    // Stream under id 1, then a plain call under id 2 while it still streams.
+    h.chunk(&caller, 1, "com.s", 10, true);
+    let (streamed, _, _) = h.chunk_received(&callee);
+    h.chunk(&caller, 2, "com.s", 20, false);
+    let (plain, _, _) = h.chunk_received(&callee);
+    h.chunk(&caller, 1, "com.s", 11, false);
+    assert_eq!(h.chunk_received(&callee), (streamed, 11, false));
+    h.yield_value(&callee, streamed, 1, false);
+    assert_eq!(expect_result(&mut h, &caller, 1), (1, false));
+    // Id 1 is at or below the watermark (2) and its stream is over: dropped, no violation.
+    h.chunk(&caller, 1, "com.s", 12, true);
+    h.expect_nothing(&callee);
+    assert!(!h.was_closed(&caller));
+    h.yield_value(&callee, plain, 2, false);
+    assert_eq!(expect_result(&mut h, &caller, 2), (2, false));
+    // Past the watermark by more than one: a violation, as for any request.
+    h.chunk(&caller, 4, "com.s", 13, false);
+    assert_abort(&h.recv(&caller), uri::PROTOCOL_VIOLATION);
+}
+
 at_1_and_3_shards!(
+    a_streamed_call_goes_chunk_by_chunk_to_the_callee_of_its_first_chunk,
+    streaming_both_ways_and_a_callee_that_answers_before_the_last_chunk,
+    streamed_calls_need_the_feature_on_both_sides,
+    with_strict_request_ids_a_chunk_below_the_watermark_is_dropped,
     prefix_registrations_match_by_string_prefix_and_name_the_procedure,
     exact_then_longest_prefix_then_the_most_specific_wildcard,
     a_uri_may_be_registered_once_per_match_policy_and_patterns_may_be_shared,

@@ -29,10 +29,23 @@ fn hello_details() -> Dict<'static> {
 
 /// HELLO.Details with all four roles and `callee_features` announced by the callee role.
 fn hello_announcing(callee_features: &[&'static str]) -> Dict<'static> {
+    hello_announcing_both(callee_features, false)
+}
+
+/// HELLO.Details as `hello_announcing`, the caller role announcing progressive_call_invocations
+/// when `streams_calls`.
+fn hello_announcing_both(callee_features: &[&'static str], streams_calls: bool) -> Dict<'static> {
     let mut roles = Dict::new();
-    for role in ["caller", "publisher", "subscriber"] {
+    for role in ["publisher", "subscriber"] {
         roles.insert(role, Dict::new());
     }
+    let mut caller = Dict::new();
+    if streams_calls {
+        let mut features = Dict::new();
+        features.insert("progressive_call_invocations", true);
+        caller.insert("features", features);
+    }
+    roles.insert("caller", caller);
     let mut features = Dict::new();
     for &feature in callee_features {
         features.insert(feature, true);
@@ -181,9 +194,15 @@ struct SimClient {
     /// INVOCATION ids this client answered or gave up: an INTERRUPT may still arrive for one
     /// (it crossed the answer).
     finished_invocations: HashSet<u64>,
-    /// The callee features this client announced: it takes INTERRUPT, it streams results.
+    /// The callee features this client announced: it takes INTERRUPT, it streams results, it
+    /// takes streamed calls (announced with call_canceling, as the spec wants).
     cancels: bool,
     streams: bool,
+    takes_chunks: bool,
+    /// It announced progressive_call_invocations as a caller.
+    sends_chunks: bool,
+    /// Its streamed calls whose last chunk is not sent yet: (request id, seq, chunks sent).
+    open_streams: Vec<(u64, u64, u32)>,
     call_seq: u64,
     publish_seq: u64,
     last_invocation_from: HashMap<u64, u64>,
@@ -199,6 +218,9 @@ struct Invocation {
     /// INVOCATION.Details.receive_progress: the callee may send progressive results.
     receive_progress: bool,
     progress_sent: u32,
+    /// Chunks of a streamed call received so far, and whether more are announced.
+    chunks: u32,
+    more_chunks: bool,
 }
 
 /// One registration as its callee holds it.
@@ -241,6 +263,8 @@ struct CallRecord {
     /// A callee answered `wamp.error.unavailable`: the dealer may have sent it to another
     /// callee, after later calls of the same caller.
     rerouted: bool,
+    /// Sent as a stream of chunks (progressive_call_invocations).
+    streamed: bool,
 }
 
 struct PublishRecord {
@@ -284,6 +308,9 @@ struct Scenario {
     no_available_callee: usize,
     /// INVOCATIONs that a prefix or wildcard registration received.
     pattern_calls: usize,
+    streams_started: usize,
+    /// Later chunks of streamed calls received by callees.
+    chunks_received: usize,
     /// The realm every client joins: the configured `realm1`, or (one seed in three) a realm
     /// the first HELLO creates, which each shard removes when nothing of it is left there and
     /// re-creates when it is needed again, while the scheduler moves time on.
@@ -319,6 +346,8 @@ impl Scenario {
             unavailable_sent: 0,
             no_available_callee: 0,
             pattern_calls: 0,
+            streams_started: 0,
+            chunks_received: 0,
         }
     }
 
@@ -338,11 +367,16 @@ impl Scenario {
         if streams {
             features.push("progressive_call_results");
         }
+        let takes_chunks = self.rng.chance(60);
+        if takes_chunks {
+            features.push("progressive_call_invocations");
+        }
+        let sends_chunks = self.rng.chance(50);
         self.cluster.send(
             conn,
             &Message::Hello {
                 realm: self.realm.into(),
-                details: hello_announcing(&features),
+                details: hello_announcing_both(&features, sends_chunks),
             },
         );
         let id = self.clients.len() as u64 + 1;
@@ -363,6 +397,9 @@ impl Scenario {
             finished_invocations: HashSet::new(),
             cancels,
             streams,
+            takes_chunks: takes_chunks && cancels,
+            sends_chunks,
+            open_streams: Vec::new(),
             call_seq: 0,
             publish_seq: 0,
             last_invocation_from: HashMap::new(),
@@ -499,11 +536,18 @@ impl Scenario {
                         callee: None,
                         progress: 0,
                         rerouted: false,
+                        streamed: false,
                     },
                 );
                 let mut options = Dict::new();
                 if receive_progress {
                     options.insert("receive_progress", true);
+                }
+                if self.clients[c].sends_chunks && self.rng.chance(25) {
+                    options.insert("progress", true);
+                    self.clients[c].open_streams.push((request, seq, 1));
+                    self.calls.get_mut(&(me, seq)).unwrap().streamed = true;
+                    self.streams_started += 1;
                 }
                 if let Some(timeout) = timeout {
                     options.insert("timeout", timeout);
@@ -518,7 +562,8 @@ impl Scenario {
                 self.cluster.send(conn, &msg);
             }
             38..=50 => self.answer_one(c),
-            51..=55 => self.cancel_one(c),
+            51..=53 => self.cancel_one(c),
+            54..=55 => self.next_chunk(c),
             56..=65 => {
                 let topic = TOPICS[self.rng.below(TOPICS.len())];
                 if !self.clients[c].wanted_topics.insert(topic) {
@@ -629,6 +674,38 @@ impl Scenario {
             self.clients[c].invocations.swap_remove(index);
             self.clients[c].finished_invocations.insert(invocation.id);
         }
+        self.cluster.send(conn, &msg);
+    }
+
+    /// The client sends the next chunk of one of its streamed calls (the last one at the
+    /// latest with the fourth chunk). It goes on even when the call was answered meanwhile:
+    /// the router must drop such chunks quietly.
+    fn next_chunk(&mut self, c: usize) {
+        if self.clients[c].open_streams.is_empty() {
+            return;
+        }
+        let index = self.rng.below(self.clients[c].open_streams.len());
+        let (request, seq, sent) = self.clients[c].open_streams[index];
+        let more = sent < 3 && self.rng.chance(60);
+        if more {
+            self.clients[c].open_streams[index].2 += 1;
+        } else {
+            self.clients[c].open_streams.swap_remove(index);
+        }
+        let conn = self.clients[c].conn;
+        let me = self.clients[c].id;
+        let payload = args(conn.ser, me, seq);
+        let options = if more {
+            progress_options()
+        } else {
+            Dict::new()
+        };
+        let msg = Message::Call {
+            request,
+            options,
+            procedure: self.calls[&(me, seq)].procedure.into(),
+            payload: payload.as_payload(),
+        };
         self.cluster.send(conn, &msg);
     }
 
@@ -846,13 +923,43 @@ impl Scenario {
                 details,
                 payload,
             } => {
+                // A chunk of a streamed call it is still invoked for (possibly after it
+                // unregistered: the invocation is pinned to it).
+                let (caller, seq) = read_args(&payload);
+                let more = details.get_bool("progress") == Some(true);
+                if let Some(open) = self.clients[c]
+                    .invocations
+                    .iter_mut()
+                    .find(|invocation| invocation.id == request)
+                {
+                    // The next chunk of a streamed call: same call, announced by the last one.
+                    assert_eq!(
+                        (open.caller, open.seq),
+                        (caller, seq),
+                        "chunk of another call"
+                    );
+                    assert!(open.more_chunks, "a chunk after the last one");
+                    open.chunks += 1;
+                    open.more_chunks = more;
+                    self.chunks_received += 1;
+                    return;
+                }
                 let Some(held) = self.clients[c].registrations.get(&registration) else {
                     panic!(
                         "INVOCATION for registration {registration} that client {me} does not hold"
                     );
                 };
                 let held = *held;
-                let (caller, seq) = read_args(&payload);
+                assert!(
+                    !self.clients[c].finished_invocations.contains(&request),
+                    "a chunk for invocation {request} after {me} answered it"
+                );
+                if more {
+                    assert!(
+                        self.clients[c].takes_chunks,
+                        "a streamed call reached {me}, which cannot take one"
+                    );
+                }
                 let called = self.calls[&(caller, seq)].procedure;
                 assert!(
                     serving(called).contains(&held.procedure),
@@ -901,6 +1008,8 @@ impl Scenario {
                     seq,
                     receive_progress,
                     progress_sent: 0,
+                    chunks: 1,
+                    more_chunks: more,
                 });
             }
             Message::Result {
@@ -966,6 +1075,9 @@ impl Scenario {
                             "{error} without an unavailable callee"
                         );
                         self.no_available_callee += 1;
+                    }
+                    uri::FEATURE_NOT_SUPPORTED => {
+                        assert!(self.calls[&(me, seq)].streamed, "{error} for a plain call");
                     }
                     uri::TIMEOUT => {
                         assert!(self.calls[&(me, seq)].timeout, "timeout without a timeout");
@@ -1343,6 +1455,8 @@ struct Coverage {
     /// Calls the dealer sent to another callee after `unavailable`.
     rerouted: u64,
     pattern_calls: usize,
+    chunks_received: usize,
+    late_chunks_dropped: u64,
 }
 
 fn run_seed(seed: u64) -> Coverage {
@@ -1378,6 +1492,8 @@ fn run_seed(seed: u64) -> Coverage {
         no_available_callee: sim.no_available_callee,
         rerouted: sim.cluster.stats().calls_rerouted,
         pattern_calls: sim.pattern_calls,
+        chunks_received: sim.chunks_received,
+        late_chunks_dropped: sim.cluster.stats().late_call_chunks_discarded,
     };
     sim.everyone_leaves();
     sim.cluster.assert_tables_empty();
@@ -1419,6 +1535,8 @@ fn run_seeds(seeds: impl Iterator<Item = u64>) -> usize {
             total.no_available_callee += coverage.no_available_callee;
             total.rerouted += coverage.rerouted;
             total.pattern_calls += coverage.pattern_calls;
+            total.chunks_received += coverage.chunks_received;
+            total.late_chunks_dropped += coverage.late_chunks_dropped;
         }
         if let Err(panic) = result {
             eprintln!(
@@ -1447,6 +1565,8 @@ fn run_seeds(seeds: impl Iterator<Item = u64>) -> usize {
                 && total.progress_results > 0
                 && total.rerouted > 0
                 && total.pattern_calls > 0
+                && total.chunks_received > 0
+                && total.late_chunks_dropped > 0
                 && total.no_available_callee > 0),
         "cancels, interrupts, timeouts or progressive results not exercised: {total:?}"
     );

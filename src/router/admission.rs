@@ -20,10 +20,10 @@
 
 use std::borrow::Cow;
 
-use super::dealer::{InvokePolicy, MatchPolicy};
+use super::dealer::{CallFlags, InvokePolicy, MatchPolicy, PendingKey};
 use super::pubsub::PublishRefusal;
 use super::realm::RealmId;
-use super::session::Phase;
+use super::session::{PeerFeatures, Phase};
 use super::{ids, uri, Action, Router, SessionKey, UriCheck};
 use crate::serializer::Serializer;
 use crate::wire::{self, code, code_name, Dict, Message, Value};
@@ -36,6 +36,9 @@ pub(crate) struct Admitted {
     pub(crate) id: u64,
     pub(crate) realm: RealmId,
     pub(crate) serializer: Serializer,
+    /// For a CALL: the pending call it continues (progressive_call_invocations: a later chunk
+    /// under the first chunk's request id).
+    pub(crate) continues: Option<PendingKey>,
 }
 
 /// Why a request is refused with an ERROR (not a violation): the error URI and the message.
@@ -60,6 +63,7 @@ impl Router {
             id: identity.id,
             realm: identity.realm,
             serializer: session.serializer,
+            continues: None,
         };
 
         // One pass over the message: whether the phase accepts it, the request id it opens,
@@ -105,10 +109,20 @@ impl Router {
             }
         };
 
+        let mut me = me;
+        if let (Message::Call { options, .. }, Rule::PendingCallBound) = (message, rule) {
+            match self.call_chunk_rule(key, request, options, out) {
+                ChunkRule::NewCall => {}
+                ChunkRule::Continues(call) => me.continues = Some(call),
+                ChunkRule::Refused => return None,
+            }
+        }
+        let session = &mut self.sessions[key];
         let (last, calls_waiting) = (session.last_request_id, session.calls_waiting.len());
         let registrations_held = session.registrations.len() + session.registers_pending as usize;
         let subscriptions_held = session.subscriptions.len() + session.subscribes_pending as usize;
-        if !session.accept_request_id(request, strict) {
+        // A chunk reuses its call's request id: it opens no new request.
+        if me.continues.is_none() && !session.accept_request_id(request, strict) {
             let expected = ids::next_sequential(last);
             let text = format!("request id {request} is not sequential (expected {expected})");
             self.protocol_violation(key, text, out);
@@ -137,6 +151,7 @@ impl Router {
 
         let refusal = match (rule, message) {
             (Rule::None, _) => None,
+            (Rule::PendingCallBound, _) if me.continues.is_some() => None,
             (Rule::PendingCallBound, _) => self.call_bound_refusal(calls_waiting),
             (
                 Rule::Register,
@@ -165,6 +180,57 @@ impl Router {
         // Authorization goes here (role permissions on the URI, cached per shard); every
         // session is anonymous with all permissions until authentication lands.
         Some(me)
+    }
+
+    /// progressive_call_invocations (digest §9.2): a CALL under the request id of a call the
+    /// session is still streaming is that call's next chunk; one under the id of a streamed
+    /// call that is over is dropped silently (as is, with `strict_request_ids`, any CALL at or
+    /// below the highest id seen: the watermark rule); `progress` from a caller that did not
+    /// announce the feature, or under the id of an ordinary pending call, is a violation.
+    fn call_chunk_rule(
+        &mut self,
+        key: SessionKey,
+        request: u64,
+        options: &Dict<'_>,
+        out: &mut Vec<Action>,
+    ) -> ChunkRule {
+        let session = &self.sessions[key];
+        let progress = options.get_bool("progress") == Some(true);
+        if !session
+            .features
+            .has(PeerFeatures::CALLER_PROGRESSIVE_INVOCATIONS)
+        {
+            if progress {
+                let text = "CALL.Options.progress from a caller that did not announce progressive_call_invocations";
+                self.protocol_violation(key, text, out);
+                return ChunkRule::Refused;
+            }
+            return ChunkRule::NewCall;
+        }
+        if let Some(&call) = session.calls_waiting.get(&request) {
+            let streaming = self
+                .pending
+                .get(call)
+                .is_some_and(|pending| pending.flags.has(CallFlags::MORE_CHUNKS));
+            if streaming {
+                return ChunkRule::Continues(call);
+            }
+            let text = format!("CALL request id {request} is already in use by a pending call");
+            self.protocol_violation(key, text, out);
+            return ChunkRule::Refused;
+        }
+        let below_watermark = self.config.strict_request_ids && request <= session.last_request_id;
+        if below_watermark || session.finished_streams.contains(request) {
+            self.stats.late_call_chunks_discarded += 1;
+            return ChunkRule::Refused;
+        }
+        if progress {
+            // Remembered from the first chunk on: once the call is over, however it ended
+            // (even refused right here or by its handler), later chunks are dropped. While
+            // it is pending, `calls_waiting` finds it first.
+            self.sessions[key].finished_streams.remember(request);
+        }
+        ChunkRule::NewCall
     }
 
     fn register_refusal(&self, options: &Dict<'_>, procedure: &str) -> Option<Refusal> {
@@ -278,6 +344,15 @@ impl Router {
 
 /// The Options of a request that has none (UNSUBSCRIBE, UNREGISTER).
 static NO_OPTIONS: Dict<'static> = Dict::new();
+
+/// What a CALL is under progressive_call_invocations.
+enum ChunkRule {
+    NewCall,
+    /// The next chunk of this pending call.
+    Continues(PendingKey),
+    /// Answered or dropped here.
+    Refused,
+}
 
 /// The per-session tables a session's requests grow.
 #[derive(Copy, Clone)]

@@ -523,6 +523,8 @@ pub(crate) struct PendingCall {
     /// The CALL's request id, mirrored in RESULT/ERROR.
     pub(crate) caller_request: u64,
     pub(crate) callee: Callee,
+    /// The registration invoked (a streamed call's later chunks name it again).
+    pub(crate) registration: u64,
     pub(crate) flags: CallFlags,
     /// The router-side timeout (call_timeout), on the caller's entry only: the armed timer and
     /// the gap it allows, re-armed by every progressive result.
@@ -544,6 +546,9 @@ impl CallFlags {
     /// A CANCEL in mode `kill` went to the callee: its final answer is awaited and forwarded,
     /// progressive results no longer are, and a second CANCEL changes nothing.
     pub(crate) const KILLING: CallFlags = CallFlags(4);
+    /// The caller streams this call's arguments (progressive_call_invocations) and has not
+    /// sent the last chunk yet.
+    pub(crate) const MORE_CHUNKS: CallFlags = CallFlags(8);
 
     pub(crate) fn has(self, flag: CallFlags) -> bool {
         self.0 & flag.0 == flag.0
@@ -585,6 +590,7 @@ impl PendingCalls {
         caller: Caller,
         caller_request: u64,
         callee: Callee,
+        registration: u64,
         flags: CallFlags,
     ) -> PendingKey {
         self.next_generation += 1;
@@ -597,6 +603,7 @@ impl PendingCalls {
             caller,
             caller_request,
             callee,
+            registration,
             flags,
             timeout: None,
             reroute: None,
@@ -852,9 +859,9 @@ mod tests {
             invocation,
         };
         let flags = CallFlags::default();
-        let first = calls.insert(Caller::Local(SessionKey(1)), 1, callee(1), flags);
+        let first = calls.insert(Caller::Local(SessionKey(1)), 1, callee(1), 7, flags);
         calls.remove(first).unwrap();
-        let second = calls.insert(Caller::Local(SessionKey(1)), 2, callee(2), flags);
+        let second = calls.insert(Caller::Local(SessionKey(1)), 2, callee(2), 7, flags);
         assert!(
             calls.get(first).is_none(),
             "slot reused with a new generation"

@@ -341,6 +341,10 @@ pub struct RouterStats {
     pub calls_timed_out: u64,
     /// Calls sent to another callee after one answered `wamp.error.unavailable`.
     pub calls_rerouted: u64,
+    /// Chunks of streamed calls (progressive_call_invocations) forwarded to callees.
+    pub call_chunks_routed: u64,
+    /// Chunks of streamed calls dropped because the call was over.
+    pub late_call_chunks_discarded: u64,
     /// Progressive RESULTs forwarded to callers.
     pub progress_results_routed: u64,
     /// Progressive YIELDs not forwarded: the caller did not ask for them, or is killing the call.
@@ -693,6 +697,7 @@ impl Router {
             ShardMsgKind::Invoke(invoke) => self.handle_remote_invoke(from, invoke, out),
             ShardMsgKind::Reply(reply) => self.handle_remote_reply(from, reply, out),
             ShardMsgKind::Interrupt(msg) => self.handle_remote_interrupt(from, msg, out),
+            ShardMsgKind::InvokeChunk(msg) => self.handle_remote_chunk(from, msg, out),
             ShardMsgKind::Publish(publication) => self.handle_remote_publish(&publication, out),
             ShardMsgKind::Gather(gather) => self.handle_gather(from, gather, out),
             ShardMsgKind::Gathered(gathered) => self.handle_gathered(from, gathered, out),
@@ -955,7 +960,10 @@ impl Router {
                     payload,
                     source: frame,
                 };
-                self.handle_call(me, request, &options, &procedure, carried, out)
+                match me.continues {
+                    None => self.handle_call(me, request, &options, &procedure, carried, out),
+                    Some(call) => self.handle_call_chunk(call, &options, carried, out),
+                }
             }
             Message::Yield {
                 request,

@@ -22,7 +22,9 @@ use super::dealer::{
 };
 use super::outbox;
 use super::session::{Identity, PeerFeatures};
-use super::shard_msg::{Interrupt, Invoke, PublicIdentity, Reply, SessionRef, ShardMsgKind};
+use super::shard_msg::{
+    Interrupt, Invoke, InvokeChunk, PublicIdentity, Reply, SessionRef, ShardMsgKind,
+};
 use super::timers::Timeout;
 use super::{uri, Action, Millis, Router, SessionKey, ShardId};
 use crate::wire::{code, Dict, EncodeError, Message, OwnedPayload, Payload, Value};
@@ -159,9 +161,20 @@ impl Router {
         };
         let asked = CallAsk::read(options);
         let callee = target.callee;
+        if asked.progress {
+            // A streamed call goes to one callee for all its chunks: never re-routed.
+            target.shared = false;
+            let features = callee.options.features;
+            if !features.has(PeerFeatures::CALLEE_PROGRESSIVE_INVOCATIONS)
+                || !features.has(PeerFeatures::CALLEE_CANCELING)
+            {
+                return self.refuse_stream(caller, request, out);
+            }
+        }
         target.disclose = callee.options.disclose_caller || realm_discloses || asked.disclose_me;
         let flags = CallFlags::default()
             .with(CallFlags::RECEIVE_PROGRESS, asked.receive_progress)
+            .with(CallFlags::MORE_CHUNKS, asked.progress)
             .with(
                 CallFlags::CALLEE_CANCELS,
                 callee.options.features.has(PeerFeatures::CALLEE_CANCELING),
@@ -174,6 +187,7 @@ impl Router {
                 Callee::Remote {
                     shard: callee.session.shard,
                 },
+                target.registration,
                 flags,
             );
             self.sessions[caller].calls_waiting.insert(request, key);
@@ -208,6 +222,7 @@ impl Router {
                 session: callee.session.key,
                 invocation,
             },
+            target.registration,
             flags,
         );
         self.sessions[callee.session.key]
@@ -245,6 +260,7 @@ impl Router {
             asked.receive_progress,
             asked.forwarded_timeout(callee.options),
             target.procedure,
+            asked.progress,
             callee_state.features,
         );
         let callee_serializer = callee_state.serializer;
@@ -301,6 +317,7 @@ impl Router {
             disclose,
             procedure: target.procedure.map(Box::from),
             receive_progress: asked.receive_progress,
+            progress: asked.progress,
             timeout: asked.forwarded_timeout(callee.options),
             payload,
         };
@@ -479,6 +496,133 @@ impl Router {
             self.timers.cancel(timer);
         }
         Some(call)
+    }
+
+    /// The first chunk of a streamed call for a callee that did not announce
+    /// progressive_call_invocations (and call_canceling, which the spec requires with it).
+    #[cold]
+    fn refuse_stream(&mut self, caller: SessionKey, request: u64, out: &mut Vec<Action>) {
+        let text = "the callee does not take progressive call invocations";
+        self.send_error(
+            out,
+            caller,
+            code::CALL,
+            request,
+            uri::FEATURE_NOT_SUPPORTED,
+            text,
+        );
+    }
+
+    /// The next chunk of streamed call `key` (its caller is here): to the callee the first
+    /// chunk went to, under the same invocation id.
+    pub(super) fn handle_call_chunk(
+        &mut self,
+        key: PendingKey,
+        options: &Dict<'_>,
+        carried: Carried<'_>,
+        out: &mut Vec<Action>,
+    ) {
+        let progress = options.get_bool("progress") == Some(true);
+        let Some(call) = self.pending.get_mut(key) else {
+            return;
+        };
+        call.flags.set(CallFlags::MORE_CHUNKS, progress);
+        let registration = call.registration;
+        match call.callee {
+            Callee::Local {
+                session,
+                invocation,
+            } => {
+                let chunk = Chunk {
+                    registration,
+                    invocation,
+                    progress,
+                };
+                self.send_chunk(key, session, chunk, carried.payload, carried.source, out);
+            }
+            Callee::Remote { shard } => {
+                out.push(Action::ToShard {
+                    to: shard,
+                    msg: ShardMsgKind::InvokeChunk(InvokeChunk {
+                        call: key,
+                        progress,
+                        payload: carried.payload.to_owned_payload(),
+                    })
+                    .into(),
+                });
+                self.stats.call_chunks_routed += 1;
+            }
+        }
+    }
+
+    /// `InvokeChunk` from the caller's shard: the next chunk for the callee here, unless the
+    /// invocation is over.
+    pub(super) fn handle_remote_chunk(
+        &mut self,
+        from: ShardId,
+        msg: InvokeChunk,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(key) = self.pending.find_remote(from, msg.call) else {
+            self.stats.late_call_chunks_discarded += 1;
+            return;
+        };
+        let Some(call) = self.pending.get(key) else {
+            return;
+        };
+        let Callee::Local {
+            session,
+            invocation,
+        } = call.callee
+        else {
+            return;
+        };
+        let chunk = Chunk {
+            registration: call.registration,
+            invocation,
+            progress: msg.progress,
+        };
+        let payload = msg.payload;
+        self.send_chunk(key, session, chunk, payload.as_payload(), &payload.raw, out);
+    }
+
+    /// One chunk of a streamed call as INVOCATION to `callee`; a chunk the callee's serializer
+    /// cannot carry ends the call with `wamp.error.invalid_argument`.
+    fn send_chunk(
+        &mut self,
+        key: PendingKey,
+        callee: SessionKey,
+        chunk: Chunk,
+        payload: Payload<'_>,
+        source: &Bytes,
+        out: &mut Vec<Action>,
+    ) {
+        let mut details = Dict::new();
+        if chunk.progress {
+            details.insert("progress", true);
+        }
+        let message = Message::Invocation {
+            request: chunk.invocation,
+            registration: chunk.registration,
+            details,
+            payload,
+        };
+        let serializer = self.sessions[callee].serializer;
+        match self.outbox.frame_forwarding(&message, serializer, source) {
+            Ok(frame) => {
+                out.push(Action::Send {
+                    session: callee,
+                    frame,
+                });
+                self.stats.call_chunks_routed += 1;
+            }
+            Err(error) => {
+                self.stats.encode_errors += 1;
+                let text = format!("a chunk cannot be sent to the callee's serializer: {error}");
+                let interrupt = Some(CancelMode::KillNoWait);
+                self.abandon_call(key, uri::INVALID_ARGUMENT, text, interrupt, None, out);
+            }
+        }
     }
 
     /// YIELD -> RESULT to the caller (hot path). A progressive YIELD becomes a progressive
@@ -934,6 +1078,7 @@ impl Router {
             disclose,
             procedure,
             receive_progress,
+            progress,
             timeout,
             payload,
         } = invoke;
@@ -963,6 +1108,7 @@ impl Router {
             receive_progress,
             timeout,
             procedure.as_deref(),
+            progress,
             callee_state.features,
         );
         let callee_serializer = callee_state.serializer;
@@ -1009,6 +1155,7 @@ impl Router {
                 session: callee,
                 invocation,
             },
+            registration,
             flags,
         );
         let callee_state = &mut self.sessions[callee];
@@ -1093,10 +1240,21 @@ struct Target<'p> {
     shared: bool,
 }
 
+/// One chunk of a streamed call, addressed to its invocation.
+#[derive(Copy, Clone)]
+struct Chunk {
+    registration: u64,
+    invocation: u64,
+    /// More chunks follow.
+    progress: bool,
+}
+
 /// What a CALL's Options ask of the dealer, read once.
 #[derive(Copy, Clone, Debug)]
 pub(super) struct CallAsk {
     receive_progress: bool,
+    /// The first chunk of a streamed call (progressive_call_invocations).
+    progress: bool,
     disclose_me: bool,
     /// CALL.Options.timeout in ms; 0 for none.
     timeout: Millis,
@@ -1107,6 +1265,7 @@ impl CallAsk {
     fn read(options: &Dict<'_>) -> CallAsk {
         let mut asked = CallAsk {
             receive_progress: false,
+            progress: false,
             disclose_me: false,
             timeout: 0,
         };
@@ -1114,6 +1273,7 @@ impl CallAsk {
         for (key, value) in options.iter() {
             match key {
                 "receive_progress" => asked.receive_progress = value.as_bool() == Some(true),
+                "progress" => asked.progress = value.as_bool() == Some(true),
                 "disclose_me" => asked.disclose_me = value.as_bool() == Some(true),
                 "timeout" => asked.timeout = value.as_u64().unwrap_or(0),
                 _ => {}
@@ -1202,6 +1362,7 @@ fn invocation_details<'a>(
     receive_progress: bool,
     timeout: Millis,
     procedure: Option<&'a str>,
+    progress: bool,
     callee_features: PeerFeatures,
 ) -> Dict<'a> {
     let mut details = Dict::new();
@@ -1219,6 +1380,9 @@ fn invocation_details<'a>(
     }
     if let Some(procedure) = procedure {
         details.insert("procedure", Value::Str(Cow::Borrowed(procedure)));
+    }
+    if progress {
+        details.insert("progress", true);
     }
     details
 }

@@ -94,6 +94,9 @@ pub(crate) struct Session {
     pub(crate) calls_waiting: IdMap<u64, PendingKey>,
     /// The advanced features this session's HELLO announced that the dealer acts on.
     pub(crate) features: PeerFeatures,
+    /// Request ids of this session's streamed calls (progressive_call_invocations) that are
+    /// over: chunks still arriving under them are dropped silently.
+    pub(crate) finished_streams: FinishedStreams,
     /// Invocations sent to this session (as callee) and not answered: invocation id -> call.
     pub(crate) invocations: IdMap<u64, PendingKey>,
     /// Invocation ids whose caller left or canceled: a late YIELD/ERROR for them is dropped
@@ -115,6 +118,7 @@ impl Session {
             subscribes_pending: 0,
             calls_waiting: IdMap::default(),
             features: PeerFeatures::NONE,
+            finished_streams: FinishedStreams::default(),
             invocations: IdMap::default(),
             discarded_invocations: DiscardedIds::default(),
         }
@@ -321,16 +325,24 @@ impl PeerFeatures {
     }
 }
 
-/// A bounded memory of discarded invocation ids, oldest forgotten first. Kept small: an answer
-/// older than the bound is then treated as unknown (a protocol violation), which only a callee
-/// that sits on thousands of abandoned calls can hit.
+/// Invocation ids whose caller left or canceled. Kept small: an answer older than the bound is
+/// then treated as unknown (a protocol violation), which only a callee that sits on thousands
+/// of abandoned calls can hit.
+pub(crate) type DiscardedIds = RecentIds<4096>;
+
+/// Request ids of a caller's streamed calls that are over: the grace window in which their
+/// late chunks are dropped quietly (digest §9.2). Looked through on each CALL of a session
+/// that streams, so it is short.
+pub(crate) type FinishedStreams = RecentIds<64>;
+
+/// A bounded memory of the last `N` ids, oldest forgotten first.
 #[derive(Default)]
-pub(crate) struct DiscardedIds {
+pub(crate) struct RecentIds<const N: usize> {
     ids: VecDeque<u64>,
 }
 
-impl DiscardedIds {
-    pub(crate) const CAPACITY: usize = 4096;
+impl<const N: usize> RecentIds<N> {
+    pub(crate) const CAPACITY: usize = N;
 
     pub(crate) fn remember(&mut self, id: u64) {
         if self.ids.len() == Self::CAPACITY {

@@ -40,6 +40,7 @@ impl ShardMsg {
             ShardMsgKind::Invoke(_) => "Invoke",
             ShardMsgKind::Reply(_) => "Reply",
             ShardMsgKind::Interrupt(_) => "Interrupt",
+            ShardMsgKind::InvokeChunk(_) => "InvokeChunk",
             ShardMsgKind::Publish(_) => "Publish",
             ShardMsgKind::Gather(_) => "Gather",
             ShardMsgKind::Gathered(_) => "Gathered",
@@ -91,6 +92,7 @@ pub(crate) enum ShardMsgKind {
     // ---- caller's shard -> callee's shard ----
     Invoke(Invoke),
     Interrupt(Interrupt),
+    InvokeChunk(InvokeChunk),
     // ---- callee's shard -> caller's shard ----
     Reply(Reply),
     // ---- publisher's shard -> each other shard with subscribers ----
@@ -209,6 +211,15 @@ pub(crate) struct Reply {
     pub(crate) answer: Answer,
 }
 
+/// The next chunk of streamed call `call` (progressive_call_invocations): the callee's shard
+/// sends it as INVOCATION under the call's invocation id, with Details.progress while `progress`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct InvokeChunk {
+    pub(crate) call: PendingKey,
+    pub(crate) progress: bool,
+    pub(crate) payload: OwnedPayload,
+}
+
 /// The caller's shard cancels call `call` (CANCEL in mode `kill` or `killnowait`, a timeout, or
 /// the caller left): the callee's shard sends INTERRUPT with `mode` (and `reason`, when given)
 /// to the callee. With `killnowait` it forgets the invocation (the callee's answer is
@@ -249,6 +260,8 @@ pub(crate) struct Invoke {
     pub(crate) procedure: Option<Box<str>>,
     /// INVOCATION.Details.receive_progress (the caller asked and the callee can).
     pub(crate) receive_progress: bool,
+    /// The first chunk of a streamed call (progressive_call_invocations): more follow.
+    pub(crate) progress: bool,
     /// INVOCATION.Details.timeout (the callee registered with forward_timeout), 0 for none.
     pub(crate) timeout: u64,
     pub(crate) payload: OwnedPayload,

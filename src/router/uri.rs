@@ -14,6 +14,8 @@ pub const CANCELED: &str = "wamp.error.canceled";
 pub const UNAVAILABLE: &str = "wamp.error.unavailable";
 /// Every callee of a procedure answered `wamp.error.unavailable`.
 pub const NO_AVAILABLE_CALLEE: &str = "wamp.error.no_available_callee";
+/// The peer a request needs lacks a feature (a callee that cannot take a streamed call).
+pub const FEATURE_NOT_SUPPORTED: &str = "wamp.error.feature_not_supported";
 /// A call's `timeout` passed before the callee answered (call_timeout).
 pub const TIMEOUT: &str = "wamp.error.timeout";
 /// A REGISTER/SUBSCRIBE option this router does not implement (pattern match).

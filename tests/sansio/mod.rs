@@ -241,6 +241,8 @@ impl Cluster {
             total.calls_canceled += s.calls_canceled;
             total.calls_timed_out += s.calls_timed_out;
             total.calls_rerouted += s.calls_rerouted;
+            total.call_chunks_routed += s.call_chunks_routed;
+            total.late_call_chunks_discarded += s.late_call_chunks_discarded;
             total.progress_results_routed += s.progress_results_routed;
             total.progress_results_dropped += s.progress_results_dropped;
             total.late_replies_discarded += s.late_replies_discarded;
