@@ -994,7 +994,236 @@ fn with_strict_request_ids_a_chunk_below_the_watermark_is_dropped() {
     assert_abort(&h.recv(&caller), uri::PROTOCOL_VIOLATION);
 }
 
+// ------------------------------------------------------------------------------------------
+// Payload pass-through mode
+// ------------------------------------------------------------------------------------------
+
+const PASSTHRU: &[&str] = &["payload_passthru_mode"];
+
+fn ppt_options() -> Dict<'static> {
+    opts(&[
+        ("ppt_scheme", s("x_custom")),
+        ("ppt_serializer", s("cbor")),
+        ("ppt_cipher", s("xsalsa20poly1305")),
+        ("ppt_keyid", s("0x0123")),
+    ])
+}
+
+fn assert_ppt(details: &Dict<'_>) {
+    for (key, value) in ppt_options().iter() {
+        assert_eq!(details.get(key), Some(value), "{key} in {details:?}");
+    }
+}
+
+fn pass_through_options_and_the_opaque_payload_go_both_ways_unchanged() {
+    let mut h = Harness::new();
+    let callee = h.join_with(MsgPack, &["payload_passthru_mode", "call_canceling"], &[]);
+    let caller = h.join_with(Json, &[], PASSTHRU);
+    h.register(&callee, "com.e2e");
+    let secret = [0u8, 1, 2, 0xfe, 0xff, b'[', b'"'];
+    let payload = wampring::wire::payload_from_binary(Json, &secret);
+    let request = h.call(&caller, "com.e2e", ppt_options(), payload.as_payload());
+    let received = h.recv(&callee);
+    let Message::Invocation {
+        request: invocation,
+        details,
+        payload,
+        ..
+    } = received.msg()
+    else {
+        panic!("expected INVOCATION");
+    };
+    assert_ppt(&details);
+    assert_eq!(
+        wampring::wire::transparent_payload(&payload).unwrap(),
+        Some(Value::Bin(secret.to_vec().into())),
+        "the binary arrives as the same bytes, in the callee's serializer"
+    );
+    // The answer: a progressive and a final YIELD, both with pass-through options.
+    for progress in [true, false] {
+        let mut options = ppt_options();
+        if progress {
+            options.insert("progress", true);
+        }
+        let answer = wampring::wire::payload_from_binary(MsgPack, &secret[1..]);
+        h.send(
+            &callee,
+            &Message::Yield {
+                request: invocation,
+                options,
+                payload: answer.as_payload(),
+            },
+        );
+        if progress {
+            // The caller did not ask for progressive results: dropped.
+            h.expect_nothing(&caller);
+            continue;
+        }
+        let received = h.recv(&caller);
+        let Message::Result {
+            request: r,
+            details,
+            payload,
+        } = received.msg()
+        else {
+            panic!("expected RESULT");
+        };
+        assert_eq!(r, request);
+        assert_ppt(&details);
+        assert_eq!(
+            wampring::wire::transparent_payload(&payload).unwrap(),
+            Some(Value::Bin(secret[1..].to_vec().into()))
+        );
+    }
+    // A callee ERROR keeps its Details, pass-through options included.
+    let request = h.call(&caller, "com.e2e", ppt_options(), Payload::empty(Json));
+    let (invocation, _) = h.invocation(&callee);
+    h.send(
+        &callee,
+        &Message::Error {
+            request_type: code::INVOCATION,
+            request: invocation,
+            details: ppt_options(),
+            error: "com.e2e.failed".into(),
+            payload: Payload::empty(MsgPack),
+        },
+    );
+    let received = h.recv(&caller);
+    let Message::Error {
+        request: r,
+        details,
+        ..
+    } = received.msg()
+    else {
+        panic!("expected ERROR");
+    };
+    assert_eq!(r, request);
+    assert_ppt(&details);
+}
+
+fn pass_through_needs_the_feature_on_both_sides() {
+    let mut h = Harness::new();
+    let plain_callee = h.join_announcing(Json, CANCELS);
+    let e2e_callee = h.join_with(Json, PASSTHRU, &[]);
+    let e2e_caller = h.join_with(MsgPack, &[], PASSTHRU);
+    h.register(&plain_callee, "com.plain");
+    h.register(&e2e_callee, "com.e2e");
+    let request = h.call(
+        &e2e_caller,
+        "com.plain",
+        ppt_options(),
+        Payload::empty(MsgPack),
+    );
+    assert_error(
+        &h.recv(&e2e_caller),
+        code::CALL,
+        request,
+        uri::FEATURE_NOT_SUPPORTED,
+    );
+    h.expect_nothing(&plain_callee);
+    // A plain callee answering with ppt_* options, and a plain caller sending them: violations.
+    h.call(
+        &e2e_caller,
+        "com.plain",
+        Dict::new(),
+        Payload::empty(MsgPack),
+    );
+    let (invocation, _) = h.invocation(&plain_callee);
+    h.send(
+        &plain_callee,
+        &Message::Yield {
+            request: invocation,
+            options: ppt_options(),
+            payload: Payload::empty(Json),
+        },
+    );
+    assert_abort(&h.recv(&plain_callee), uri::PROTOCOL_VIOLATION);
+    let plain_caller = h.join(Json);
+    h.call(
+        &plain_caller,
+        "com.e2e",
+        ppt_options(),
+        Payload::empty(Json),
+    );
+    assert_abort(&h.recv(&plain_caller), uri::PROTOCOL_VIOLATION);
+    h.expect_nothing(&e2e_callee);
+}
+
+// ------------------------------------------------------------------------------------------
+// The spec's CANCEL and INTERRUPT test vectors, byte for byte
+// ------------------------------------------------------------------------------------------
+
+/// The JSON and MessagePack samples (bytes) and expected attributes of one advanced vector
+/// file of `../shared/wamp-testvectors`.
+fn vector_samples(name: &str) -> Vec<(Serializer, Vec<u8>, serde_json::Value)> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/wamp-testvectors/singlemessage/advanced")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (shared/ must sit beside the crate)",
+            path.display()
+        )
+    });
+    let vector: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut samples = Vec::new();
+    for sample in vector["samples"].as_array().unwrap() {
+        let expected = sample["expected_attributes"].clone();
+        for (ser, key) in [(Json, "json"), (MsgPack, "msgpack")] {
+            for encoding in sample["serializers"][key].as_array().into_iter().flatten() {
+                let bytes = hex::decode(encoding["bytes_hex"].as_str().unwrap()).unwrap();
+                samples.push((ser, bytes, expected.clone()));
+            }
+        }
+    }
+    assert!(!samples.is_empty(), "{name} has no samples");
+    samples
+}
+
+fn the_spec_cancel_vectors_cancel_and_interrupts_have_the_spec_shape() {
+    let interrupt_shape = vector_samples("interrupt.json");
+    for (ser, bytes, expected) in vector_samples("cancel.json") {
+        let mut h = Harness::new();
+        let callee = h.join_announcing(ser, CANCELS);
+        let caller = h.join(ser);
+        h.register(&callee, "com.slow");
+        // The CALL the vector's CANCEL names, under the vector's request id.
+        let request = expected["request_id"].as_u64().unwrap();
+        h.send(
+            &caller,
+            &Message::Call {
+                request,
+                options: Dict::new(),
+                procedure: "com.slow".into(),
+                payload: Payload::empty(ser),
+            },
+        );
+        let (invocation, _) = h.invocation(&callee);
+        h.send_frame(&caller, &bytes);
+        // No mode in the vector: killnowait, the router's default.
+        assert_eq!(expected["options"], serde_json::json!({}));
+        assert_error(&h.recv(&caller), code::CALL, request, uri::CANCELED);
+        let received = h.recv(&callee);
+        let message = received.msg();
+        // The spec's INTERRUPT: [69, INVOCATION.Request|id, Options|dict], as in its vectors.
+        let shape = &interrupt_shape[0].2;
+        assert_eq!(shape["message_type"].as_u64(), Some(message.code()));
+        let Message::Interrupt {
+            request: r,
+            options,
+        } = message
+        else {
+            panic!("expected INTERRUPT");
+        };
+        assert_eq!(r, invocation);
+        assert_eq!(options.get_str("mode"), Some("killnowait"));
+    }
+}
+
 at_1_and_3_shards!(
+    pass_through_options_and_the_opaque_payload_go_both_ways_unchanged,
+    pass_through_needs_the_feature_on_both_sides,
+    the_spec_cancel_vectors_cancel_and_interrupts_have_the_spec_shape,
     a_streamed_call_goes_chunk_by_chunk_to_the_callee_of_its_first_chunk,
     streaming_both_ways_and_a_callee_that_answers_before_the_last_chunk,
     streamed_calls_need_the_feature_on_both_sides,

@@ -67,6 +67,7 @@ fn welcome_announces_exactly_the_implemented_features_and_anonymous_identity() {
                 "call_timeout",
                 "caller_identification",
                 "pattern_based_registration",
+                "payload_passthru_mode",
                 "progressive_call_invocations",
                 "progressive_call_results",
                 "shared_registration"

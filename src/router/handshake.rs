@@ -23,12 +23,13 @@ const BROKER_FEATURES: [&str; 3] = [
 ];
 
 /// Dealer features implemented in `rpc.rs`.
-const DEALER_FEATURES: [&str; 8] = [
+const DEALER_FEATURES: [&str; 9] = [
     "call_canceling",
     "call_reroute",
     "call_timeout",
     "caller_identification",
     "pattern_based_registration",
+    "payload_passthru_mode",
     "progressive_call_invocations",
     "progressive_call_results",
     "shared_registration",

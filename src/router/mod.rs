@@ -969,12 +969,7 @@ impl Router {
                 request,
                 options,
                 payload,
-            } => {
-                let progress = options.get_bool("progress") == Some(true);
-                // Dropped here, where its type is known, so the hot path inlines the drop.
-                drop(options);
-                self.handle_yield(me, request, progress, payload, frame, out)
-            }
+            } => self.handle_yield(me, request, &options, payload, frame, out),
             Message::Error {
                 request,
                 details,

@@ -95,6 +95,15 @@ impl Router {
     ) {
         let Carried { payload, source } = carried;
         let (caller, caller_serializer) = (me.key, me.serializer);
+        let asked = CallAsk::read(options);
+        if asked.passthru
+            && !self.sessions[caller]
+                .features
+                .has(PeerFeatures::CALLER_PASSTHRU)
+        {
+            let text = "ppt_* options from a caller that did not announce payload_passthru_mode";
+            return self.protocol_violation(caller, text, out);
+        }
         let refuse = |error_uri: &'static str, text: String| {
             outbox::error(code::CALL, request, error_uri, text, caller_serializer)
         };
@@ -129,6 +138,7 @@ impl Router {
                         callee,
                         disclose: false,
                         procedure: by_pattern.then_some(procedure),
+                        passthru: None,
                         shared,
                     }),
                     None => Route::NoUsableCallee,
@@ -159,8 +169,18 @@ impl Router {
                 return;
             }
         };
-        let asked = CallAsk::read(options);
         let callee = target.callee;
+        let passthru;
+        if asked.passthru {
+            if !callee.options.features.has(PeerFeatures::CALLEE_PASSTHRU) {
+                let text = "the callee does not take pass-through payloads (payload_passthru_mode)";
+                let error = refuse(uri::FEATURE_NOT_SUPPORTED, text.to_string());
+                self.send(out, caller, caller_serializer, &error);
+                return;
+            }
+            passthru = passthru_options(options);
+            target.passthru = Some(&passthru);
+        }
         if asked.progress {
             // A streamed call goes to one callee for all its chunks: never re-routed.
             target.shared = false;
@@ -263,6 +283,7 @@ impl Router {
             asked.progress,
             callee_state.features,
         );
+        let details = with_passthru(details, target.passthru);
         let callee_serializer = callee_state.serializer;
         let invocation = callee_state.peek_invocation_id();
         let message = Message::Invocation {
@@ -316,6 +337,7 @@ impl Router {
             callee: callee.session,
             disclose,
             procedure: target.procedure.map(Box::from),
+            passthru: target.passthru.map(Box::from),
             receive_progress: asked.receive_progress,
             progress: asked.progress,
             timeout: asked.forwarded_timeout(callee.options),
@@ -342,6 +364,7 @@ impl Router {
                 payload: payload.to_owned_payload(),
                 registration: target.registration,
                 procedure: target.procedure.map(Box::from),
+                passthru: target.passthru.map(Box::from),
                 asked: *asked,
                 tried: vec![target.callee.session],
             }));
@@ -389,11 +412,17 @@ impl Router {
         self.stats.calls_rerouted += 1;
         let asked = reroute.asked;
         let procedure = reroute.procedure.clone();
+        let passthru = reroute.passthru.clone();
+        if passthru.is_some() && !callee.options.features.has(PeerFeatures::CALLEE_PASSTHRU) {
+            let text = "the next callee does not take pass-through payloads";
+            return self.abandon_call(key, uri::FEATURE_NOT_SUPPORTED, text, None, None, out);
+        }
         let target = Target {
             registration: id,
             callee,
             disclose: callee.options.disclose_caller || realm_discloses || asked.disclose_me,
             procedure: procedure.as_deref(),
+            passthru: passthru.as_deref(),
             shared: true,
         };
         let flags_cancel = callee.options.features.has(PeerFeatures::CALLEE_CANCELING);
@@ -631,14 +660,31 @@ impl Router {
         &mut self,
         me: Admitted,
         invocation: u64,
-        progress: bool,
+        options: &Dict<'_>,
         payload: Payload<'_>,
         source: &Bytes,
         out: &mut Vec<Action>,
     ) {
         let mut details = Dict::new();
+        let mut progress = false;
+        // One pass: most YIELDs carry no options at all.
+        for (key, value) in options.iter() {
+            if key == "progress" {
+                progress = value.as_bool() == Some(true);
+            } else if key.starts_with("ppt_") {
+                details.insert(key, value.clone());
+            }
+        }
         if progress {
             details.insert("progress", true);
+        }
+        if details.len() > usize::from(progress)
+            && !self.sessions[me.key]
+                .features
+                .has(PeerFeatures::CALLEE_PASSTHRU)
+        {
+            let text = "ppt_* options from a callee that did not announce payload_passthru_mode";
+            return self.protocol_violation(me.key, text, out);
         }
         let answer = if progress {
             Answer::Progress
@@ -1077,6 +1123,7 @@ impl Router {
             callee: callee_ref,
             disclose,
             procedure,
+            passthru,
             receive_progress,
             progress,
             timeout,
@@ -1111,6 +1158,7 @@ impl Router {
             progress,
             callee_state.features,
         );
+        let details = with_passthru(details, passthru.as_deref());
         let callee_serializer = callee_state.serializer;
         let flags = CallFlags::default()
             .with(CallFlags::RECEIVE_PROGRESS, receive_progress)
@@ -1236,6 +1284,8 @@ struct Target<'p> {
     disclose: bool,
     /// The called procedure, when a pattern registration matched it.
     procedure: Option<&'p str>,
+    /// The CALL's `ppt_*` options (payload_passthru_mode), for INVOCATION.Details.
+    passthru: Option<&'p [(Box<str>, Box<str>)]>,
     /// The registration has other callees (the call may be re-routed).
     shared: bool,
 }
@@ -1255,6 +1305,8 @@ pub(super) struct CallAsk {
     receive_progress: bool,
     /// The first chunk of a streamed call (progressive_call_invocations).
     progress: bool,
+    /// `ppt_*` options are present (payload_passthru_mode).
+    passthru: bool,
     disclose_me: bool,
     /// CALL.Options.timeout in ms; 0 for none.
     timeout: Millis,
@@ -1266,6 +1318,7 @@ impl CallAsk {
         let mut asked = CallAsk {
             receive_progress: false,
             progress: false,
+            passthru: false,
             disclose_me: false,
             timeout: 0,
         };
@@ -1276,6 +1329,7 @@ impl CallAsk {
                 "progress" => asked.progress = value.as_bool() == Some(true),
                 "disclose_me" => asked.disclose_me = value.as_bool() == Some(true),
                 "timeout" => asked.timeout = value.as_u64().unwrap_or(0),
+                key if key.starts_with("ppt_") => asked.passthru = true,
                 _ => {}
             }
         }
@@ -1309,6 +1363,8 @@ pub(crate) struct Reroute {
     pub(super) registration: u64,
     /// The called procedure when a pattern registration matched it.
     pub(super) procedure: Option<Box<str>>,
+    /// The CALL's `ppt_*` options.
+    pub(super) passthru: Option<Passthru>,
     pub(super) asked: CallAsk,
     /// The callees tried so far, the current one last.
     pub(super) tried: Vec<SessionRef>,
@@ -1383,6 +1439,31 @@ fn invocation_details<'a>(
     }
     if progress {
         details.insert("progress", true);
+    }
+    details
+}
+
+/// The `ppt_*` options of a CALL (payload_passthru_mode), detached from its frame: the codec
+/// admits only strings under those keys.
+pub(crate) type Passthru = Box<[(Box<str>, Box<str>)]>;
+
+#[cold]
+fn passthru_options(options: &Dict<'_>) -> Passthru {
+    options
+        .iter()
+        .filter(|(key, _)| key.starts_with("ppt_"))
+        .filter_map(|(key, value)| Some((Box::from(key), Box::from(value.as_str()?))))
+        .collect()
+}
+
+/// `details` with the pass-through options added, unchanged (digest §9.4).
+#[inline]
+fn with_passthru<'a>(
+    mut details: Dict<'a>,
+    passthru: Option<&'a [(Box<str>, Box<str>)]>,
+) -> Dict<'a> {
+    for (key, value) in passthru.into_iter().flatten() {
+        details.insert(&**key, Value::Str(Cow::Borrowed(value)));
     }
     details
 }

@@ -11,7 +11,7 @@ use super::dealer::{
     CalleeOptions, CancelMode, InvokePolicy, MatchPolicy, PendingKey, RegisterRefusal,
 };
 use super::gather::{Partial, Query};
-use super::rpc::Answer;
+use super::rpc::{Answer, Passthru};
 use super::{SessionKey, ShardId};
 use crate::serializer::Serializer;
 use crate::wire::{Frame, OwnedPayload};
@@ -258,6 +258,8 @@ pub(crate) struct Invoke {
     pub(crate) disclose: Option<PublicIdentity>,
     /// The called procedure, for INVOCATION.Details.procedure when a pattern matched it.
     pub(crate) procedure: Option<Box<str>>,
+    /// The CALL's `ppt_*` options, for INVOCATION.Details (payload_passthru_mode).
+    pub(crate) passthru: Option<Passthru>,
     /// INVOCATION.Details.receive_progress (the caller asked and the callee can).
     pub(crate) receive_progress: bool,
     /// The first chunk of a streamed call (progressive_call_invocations): more follow.
