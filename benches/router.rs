@@ -12,6 +12,9 @@
 //! between them by a plain loop (no channels, no threads): a call whose caller and callee live
 //! on different shards, and a publish from shard 0 to 100 subscribers spread over all shards.
 //!
+//! `router_pattern_call`: a call resolved by the longest of 10,000 prefix registrations, by the
+//! most specific of 10,000 wildcard registrations, and an exact call beside all of them.
+//!
 //! Run briefly: `cargo bench --bench router -- --warm-up-time 1 --measurement-time 3`.
 
 use std::borrow::Cow;
@@ -357,10 +360,85 @@ fn cross_shard(c: &mut Criterion) {
     group.finish();
 }
 
+/// CALLs routed through a pattern registration among 10,000 of its kind (`prefix`: the longest
+/// prefix among 10,000; `wildcard`: the most specific among 10,000), and the exact-match call
+/// with those 20,000 pattern registrations beside it: the exact lookup comes first, so it must
+/// cost what `router_call` costs without them. One full round trip each, as `router_call`.
+fn pattern_call(c: &mut Criterion) {
+    let mut group = c.benchmark_group("router_pattern_call");
+    group.throughput(Throughput::Elements(1));
+    let ser = Serializer::MsgPack;
+    let config = RouterConfig {
+        max_registrations_per_session: 30_000,
+        ..RouterConfig::default()
+    };
+    let mut router = Router::new(config, 1);
+    let mut out = Vec::new();
+    let caller = join(&mut router, ser, &mut out);
+    let callee = join(&mut router, ser, &mut out);
+    let mut register = |procedure: String, matching: &'static str| {
+        let mut options = Dict::new();
+        if matching != "exact" {
+            options.insert("match", matching);
+        }
+        let register = Message::Register {
+            request: 1,
+            options,
+            procedure: procedure.into(),
+        };
+        router.handle_message(callee, encode(&register, ser).into(), 0, &mut out);
+        assert!(
+            matches!(out.last(), Some(Action::Send { .. })),
+            "REGISTERED"
+        );
+        out.clear();
+    };
+    register("com.bench.add2".into(), "exact");
+    for i in 0..10_000 {
+        register(format!("com.bench.svc{i}."), "prefix");
+        register(format!("com.bench.item{i}..get"), "wildcard");
+    }
+    let args = wire::payload_from_args(ser, &[Value::UInt(23), Value::UInt(7)], None).unwrap();
+    let mut yield_frame = Vec::with_capacity(64);
+    let mut invocation = 0u64;
+    let mut input = FrameBuf::new();
+    for (name, procedure) in [
+        ("exact_beside_20000_patterns", "com.bench.add2"),
+        ("prefix_among_10000", "com.bench.svc5000.method"),
+        ("wildcard_among_10000", "com.bench.item5000.x.get"),
+    ] {
+        let call = encode(
+            &Message::Call {
+                request: 1,
+                options: Dict::new(),
+                procedure: procedure.into(),
+                payload: args.as_payload(),
+            },
+            ser,
+        );
+        group.bench_function(BenchmarkId::new(name, ser.name()), |b| {
+            b.iter(|| {
+                let frame = input.frame(&call);
+                router.handle_message(caller, black_box(frame), 0, &mut out);
+                invocation += 1;
+                write_yield(&mut yield_frame, ser, invocation);
+                let frame = input.frame(&yield_frame);
+                router.handle_message(callee, black_box(frame), 0, &mut out);
+                debug_assert_eq!(out.len(), 2);
+                out.clear();
+            })
+        });
+    }
+    assert_eq!(router.stats().pending_calls, 0);
+    assert_eq!(router.stats().registrations, 20_001);
+    group.finish();
+}
+
 criterion_group!(
     benches,
     routed_call,
     routed_call_payload,
+    pattern_call,
     event_fanout,
     cross_shard
 );

@@ -869,6 +869,26 @@ name = "realm1"
     }
 
     #[test]
+    fn a_realm_may_disclose_every_caller() {
+        let text = format!(
+            "{MINIMAL}[[realm]]\nname = \"open\"\ndisclose_caller = true\n[[realm]]\nname = \"quiet\"\n"
+        );
+        let config = Config::from_toml_str(&text).unwrap();
+        let disclosing: Vec<(&str, bool)> = config
+            .router
+            .realms
+            .iter()
+            .map(|realm| (realm.name.as_str(), realm.disclose_caller))
+            .collect();
+        assert!(disclosing.contains(&("open", true)), "{disclosing:?}");
+        assert!(disclosing.contains(&("quiet", false)), "{disclosing:?}");
+        let e = error_of(&format!(
+            "{MINIMAL}[[realm]]\nname = \"x\"\ndisclose_caller = \"yes\"\n"
+        ));
+        assert!(e.contains("disclose_caller"), "{e}");
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         assert!(error_of(&format!("{MINIMAL}prot = 1\n")).contains("unknown field `prot`"));
         let e = error_of(&format!("{MINIMAL}[limits]\nmax_outbound = 5\n"));

@@ -1,7 +1,8 @@
-//! Dealer tables: the registrations of one realm (exact match; one callee, or several under a
-//! shared-registration policy) and the router's pending calls. With one shard the registry is
-//! the table; with several it is this shard's read replica, written only by the owner's updates
-//! (`replication.rs`), and a pending call may have its caller or its callee on another shard.
+//! Dealer tables: the registrations of one realm (exact, prefix or wildcard; one callee, or
+//! several under a shared-registration policy) and the router's pending calls with what each
+//! asked for (progress, timeout, cancel state, re-routing). With one shard the registry is the
+//! table; with several it is this shard's read replica, written only by the owner's updates
+//! (`cluster.rs`), and a pending call may have its caller or its callee on another shard.
 
 use slab::Slab;
 

@@ -72,8 +72,12 @@
 //!   assigns the INVOCATION id, keeps its own pending entry, and answers with `Reply{frame}`
 //!   holding the RESULT/ERROR already encoded for the caller; the caller's shard forwards it if
 //!   its entry (slab key + generation) is alive, else discards it (caller left or canceled).
-//!   A caller that leaves is not reported to B (B forwards the eventual answer, which is then
-//!   dropped); a callee that leaves makes B send `Reply` canceled for each pending invocation.
+//!   A `Reply` for a progressive result leaves the call pending. B finds its entry for a call
+//!   by (caller's shard, caller's handle): `Interrupt` (cancel `kill`/`killnowait`, timeout,
+//!   caller left, when the callee announced call_canceling) and `InvokeChunk` (the next chunk
+//!   of a streamed call) name the call that way. A callee that leaves makes B send `Reply`
+//!   canceled for each pending invocation; a callee's `wamp.error.unavailable` goes back as a
+//!   `Reply` of that kind, and the caller's shard re-routes the call (it kept the arguments).
 //! * PUBLISH: local subscribers as always, then one `Publish` (a shared `Arc`, payload as
 //!   `Bytes`) per other shard in the subscription's shard set; each builds the EVENT once per
 //!   serializer. PUBLISHED is sent at once. Order per (publisher, subscriber) and per (caller,
@@ -88,8 +92,13 @@
 //!   both; with N shards the owner's id is n * N + owner + 1); session and publication ids are
 //!   uniformly random in [1, 2^53] from the seeded RNG.
 //! * INVOCATION request ids are sequential per callee session, from 1, wrapping at 2^53.
-//! * Only exact matching: REGISTER/SUBSCRIBE with `match` other than `exact` get ERROR
-//!   `wamp.error.option_not_allowed`.
+//! * Pattern-based registration: (URI, `match`) names a registration, so `com.a` may be
+//!   registered exact, as a prefix and as a wildcard at once. A CALL takes the exact one, else
+//!   the longest string prefix, else the wildcard that is concrete at the first component
+//!   where matching wildcards differ (`patterns.rs`); patterns never match `wamp.*`. The index
+//!   is in every replica, so a CALL is resolved on its caller's shard. SUBSCRIBE with `match`
+//!   other than `exact` gets ERROR `wamp.error.option_not_allowed` (pattern subscriptions
+//!   are 4/8 of the plan).
 //! * Shared registration: REGISTER.Options.invoke is `single` (default), `roundrobin`,
 //!   `random`, `first` or `last`; any other value, or a non-string, gets ERROR
 //!   `wamp.error.invalid_argument`. The first registrant fixes the policy; a second REGISTER
@@ -101,8 +110,13 @@
 //!   caller's shard (a test replays it). `roundrobin` cycles in registration order with a
 //!   cursor per replica: calls from one shard visit every callee in turn, but shards do not
 //!   coordinate, so N shards may each send their next call to the same callee (fairness over
-//!   all calls, without a cross-shard message per CALL). Call re-routing on
-//!   `wamp.error.unavailable` is not implemented: that ERROR reaches the caller like any other.
+//!   all calls, without a cross-shard message per CALL).
+//! * Call re-routing: a callee's ERROR `wamp.error.unavailable` sends the call to the next
+//!   callee of its registration by the policy, skipping those tried (the caller's shard kept
+//!   the arguments; only calls to registrations with several callees keep them); none left,
+//!   or a registration of one callee: ERROR `wamp.error.no_available_callee`. A re-routed call
+//!   reaches its new callee after the caller's later calls to it: order per (caller, callee)
+//!   holds for the calls that are not re-routed.
 //! * REGISTER of a procedure under `wamp.` gets ERROR `wamp.error.invalid_uri` (reserved for the
 //!   router, as in Crossbar).
 //! * A caller over `max_pending_calls_per_session` gets ERROR
@@ -113,11 +127,31 @@
 //!   `wamp.session.count`; any other `wamp.*` procedure gets `wamp.error.no_such_procedure`.
 //!   Meta events published by the router: `wamp.session.on_join` / `on_leave`. The session
 //!   meta API is not announced in WELCOME until all of it is implemented.
-//! * CANCEL (call_canceling is not announced) is honoured in mode `skip`: the caller gets ERROR
-//!   `wamp.error.canceled` at once and the callee's late answer is discarded.
-//! * A YIELD/ERROR for an invocation whose caller left or canceled is dropped silently (the last
-//!   4096 such ids are remembered per callee); any other unknown invocation id is a protocol
-//!   violation.
+//! * CANCEL without a mode is `killnowait` (as Crossbar.io does it). For a callee that did not
+//!   announce call_canceling every mode is `skip` (Autobahn|JS closes its session on an
+//!   INTERRUPT). A second CANCEL while a `kill` is under way, or one for a finished call, is
+//!   ignored. A caller that leaves interrupts (`killnowait`) its calls' callees.
+//! * call_timeout: CALL.Options.timeout (ms) is enforced by the caller's shard on the timer
+//!   table, restarted by every progressive result; expiry answers `wamp.error.timeout` and
+//!   interrupts the callee (`killnowait`, `reason: wamp.error.timeout`). A callee registered
+//!   with `forward_timeout` gets the timeout in INVOCATION.Details and enforces it itself.
+//! * Progressive results go only to callers that sent `receive_progress`; others get the final
+//!   result alone (the progressive ones are counted and dropped). INVOCATION.Details carries
+//!   `receive_progress` only to callees that announced progressive_call_results.
+//! * Progressive call invocations: the first CALL with `progress` fixes callee and options;
+//!   later CALLs under its request id are its chunks while it is pending. Chunks for a stream
+//!   that is over are dropped (the last 64 streamed request ids per session are remembered;
+//!   with `strict_request_ids`, any CALL at or below the highest id seen). Using `progress`
+//!   without announcing the feature, or under the id of an ordinary pending call, is a
+//!   violation; a callee without progressive_call_invocations (and call_canceling) makes the
+//!   first chunk fail with `wamp.error.feature_not_supported`.
+//! * Payload pass-through: `ppt_*` options go from CALL to INVOCATION and from YIELD to RESULT
+//!   unchanged (a callee ERROR's Details pass whole); the payload is never looked into. A
+//!   caller or callee using them without announcing payload_passthru_mode is a violation; a
+//!   callee without it makes the call fail with `wamp.error.feature_not_supported`.
+//! * A YIELD/ERROR for an invocation whose caller left, canceled or timed out is dropped
+//!   silently (the last 4096 such ids are remembered per callee); any other unknown invocation
+//!   id is a protocol violation.
 //! * With `strict_request_ids`, a request id that is not the previous one + 1 is a protocol
 //!   violation; by default any id in [1, 2^53] is accepted (many clients send random ids).
 //! * Lifecycle contract with the runtime: call `close_session` exactly once per

@@ -1,7 +1,10 @@
 //! RPC routing (Dealer): REGISTER/UNREGISTER over the realm's [`Registry`], and the hot path
-//! CALL -> INVOCATION, YIELD -> RESULT, callee ERROR -> caller ERROR over [`PendingCalls`].
-//! Payloads are never decoded here: they travel as spans and `wire::encode` splices (same
-//! serializer) or transcodes (different serializers) them.
+//! CALL -> INVOCATION, YIELD -> RESULT, callee ERROR -> caller ERROR over [`PendingCalls`],
+//! with the Advanced Profile around it: progressive results and invocations, timeouts,
+//! CANCEL and INTERRUPT, re-routing on `wamp.error.unavailable`, caller disclosure, pattern
+//! matches and pass-through options (the rules: "Choices" in `router/mod.rs`). Payloads are
+//! never decoded here: they travel as spans and `wire::encode` splices (same serializer) or
+//! transcodes (different serializers) them.
 //!
 //! Across shards: a CALL whose callee lives on shard B becomes one `Invoke` to B (payload as
 //! shared `Bytes`); B owns the invocation (id, pending entry) and answers with a `Reply` that
