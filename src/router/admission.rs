@@ -20,7 +20,7 @@
 
 use std::borrow::Cow;
 
-use super::dealer::{CallFlags, InvokePolicy, MatchPolicy, PendingKey};
+use super::dealer::{CallFlags, InvokePolicy, MatchPolicy};
 use super::pubsub::PublishRefusal;
 use super::realm::RealmId;
 use super::session::{PeerFeatures, Phase};
@@ -36,9 +36,9 @@ pub(crate) struct Admitted {
     pub(crate) id: u64,
     pub(crate) realm: RealmId,
     pub(crate) serializer: Serializer,
-    /// For a CALL: the pending call it continues (progressive_call_invocations: a later chunk
-    /// under the first chunk's request id).
-    pub(crate) continues: Option<PendingKey>,
+    /// A CALL that continues a pending streamed call (progressive_call_invocations: a later
+    /// chunk under the first chunk's request id), found in `calls_waiting` under its id.
+    pub(crate) continues: bool,
 }
 
 /// Why a request is refused with an ERROR (not a violation): the error URI and the message.
@@ -63,7 +63,7 @@ impl Router {
             id: identity.id,
             realm: identity.realm,
             serializer: session.serializer,
-            continues: None,
+            continues: false,
         };
 
         // One pass over the message: whether the phase accepts it, the request id it opens,
@@ -113,7 +113,7 @@ impl Router {
         if let (Message::Call { options, .. }, Rule::PendingCallBound) = (message, rule) {
             match self.call_chunk_rule(key, request, options, out) {
                 ChunkRule::NewCall => {}
-                ChunkRule::Continues(call) => me.continues = Some(call),
+                ChunkRule::Continues => me.continues = true,
                 ChunkRule::Refused => return None,
             }
         }
@@ -122,7 +122,7 @@ impl Router {
         let registrations_held = session.registrations.len() + session.registers_pending as usize;
         let subscriptions_held = session.subscriptions.len() + session.subscribes_pending as usize;
         // A chunk reuses its call's request id: it opens no new request.
-        if me.continues.is_none() && !session.accept_request_id(request, strict) {
+        if !me.continues && !session.accept_request_id(request, strict) {
             let expected = ids::next_sequential(last);
             let text = format!("request id {request} is not sequential (expected {expected})");
             self.protocol_violation(key, text, out);
@@ -151,7 +151,7 @@ impl Router {
 
         let refusal = match (rule, message) {
             (Rule::None, _) => None,
-            (Rule::PendingCallBound, _) if me.continues.is_some() => None,
+            (Rule::PendingCallBound, _) if me.continues => None,
             (Rule::PendingCallBound, _) => self.call_bound_refusal(calls_waiting),
             (
                 Rule::Register,
@@ -187,7 +187,26 @@ impl Router {
     /// call that is over is dropped silently (as is, with `strict_request_ids`, any CALL at or
     /// below the highest id seen: the watermark rule); `progress` from a caller that did not
     /// announce the feature, or under the id of an ordinary pending call, is a violation.
+    #[inline]
     fn call_chunk_rule(
+        &mut self,
+        key: SessionKey,
+        request: u64,
+        options: &Dict<'_>,
+        out: &mut Vec<Action>,
+    ) -> ChunkRule {
+        let session = &self.sessions[key];
+        let streams = session
+            .features
+            .has(PeerFeatures::CALLER_PROGRESSIVE_INVOCATIONS);
+        if !streams && options.is_empty() {
+            return ChunkRule::NewCall;
+        }
+        self.call_chunk_rule_slow(key, request, options, out)
+    }
+
+    #[cold]
+    fn call_chunk_rule_slow(
         &mut self,
         key: SessionKey,
         request: u64,
@@ -213,7 +232,7 @@ impl Router {
                 .get(call)
                 .is_some_and(|pending| pending.flags.has(CallFlags::MORE_CHUNKS));
             if streaming {
-                return ChunkRule::Continues(call);
+                return ChunkRule::Continues;
             }
             let text = format!("CALL request id {request} is already in use by a pending call");
             self.protocol_violation(key, text, out);
@@ -348,8 +367,8 @@ static NO_OPTIONS: Dict<'static> = Dict::new();
 /// What a CALL is under progressive_call_invocations.
 enum ChunkRule {
     NewCall,
-    /// The next chunk of this pending call.
-    Continues(PendingKey),
+    /// The next chunk of a pending call.
+    Continues,
     /// Answered or dropped here.
     Refused,
 }

@@ -524,15 +524,62 @@ pub(crate) struct PendingCall {
     /// The CALL's request id, mirrored in RESULT/ERROR.
     pub(crate) caller_request: u64,
     pub(crate) callee: Callee,
-    /// The registration invoked (a streamed call's later chunks name it again).
-    pub(crate) registration: u64,
     pub(crate) flags: CallFlags,
+    /// What only some calls need, out of line so the common call's entry stays small.
+    extras: Option<Box<CallExtras>>,
+    generation: u64,
+}
+
+/// The parts of a pending call that only calls using an advanced feature have.
+#[derive(Clone, Debug, Default)]
+struct CallExtras {
     /// The router-side timeout (call_timeout), on the caller's entry only: the armed timer and
     /// the gap it allows, re-armed by every progressive result.
-    pub(crate) timeout: Option<(TimerId, Millis)>,
+    timeout: Option<(TimerId, Millis)>,
     /// On the caller's entry of a call to a shared registration: what re-routing needs.
-    pub(crate) reroute: Option<Box<Reroute>>,
-    generation: u64,
+    reroute: Option<Reroute>,
+    /// The registration invoked, for a streamed call's later chunks (both entries).
+    registration: u64,
+}
+
+impl PendingCall {
+    fn extras(&mut self) -> &mut CallExtras {
+        self.extras.get_or_insert_with(Box::default)
+    }
+
+    /// The router-side timeout: its armed timer and the gap it allows.
+    #[inline]
+    pub(crate) fn timeout(&self) -> Option<(TimerId, Millis)> {
+        self.extras.as_ref().and_then(|extras| extras.timeout)
+    }
+
+    /// Replaces the timeout; returns the one replaced.
+    pub(crate) fn set_timeout(
+        &mut self,
+        timeout: Option<(TimerId, Millis)>,
+    ) -> Option<(TimerId, Millis)> {
+        if timeout.is_none() && self.extras.is_none() {
+            return None;
+        }
+        std::mem::replace(&mut self.extras().timeout, timeout)
+    }
+
+    pub(crate) fn take_reroute(&mut self) -> Option<Reroute> {
+        self.extras.as_mut()?.reroute.take()
+    }
+
+    pub(crate) fn set_reroute(&mut self, reroute: Reroute) {
+        self.extras().reroute = Some(reroute);
+    }
+
+    /// The registration of a streamed call (0 for others: only their chunks need it).
+    pub(crate) fn registration(&self) -> u64 {
+        self.extras.as_ref().map_or(0, |extras| extras.registration)
+    }
+
+    pub(crate) fn set_registration(&mut self, registration: u64) {
+        self.extras().registration = registration;
+    }
 }
 
 /// What one pending call was asked for and where its cancellation stands.
@@ -586,12 +633,12 @@ impl PendingCalls {
         }
     }
 
+    #[inline(always)]
     pub(crate) fn insert(
         &mut self,
         caller: Caller,
         caller_request: u64,
         callee: Callee,
-        registration: u64,
         flags: CallFlags,
     ) -> PendingKey {
         self.next_generation += 1;
@@ -604,10 +651,8 @@ impl PendingCalls {
             caller,
             caller_request,
             callee,
-            registration,
             flags,
-            timeout: None,
-            reroute: None,
+            extras: None,
             generation,
         });
         let key = PendingKey { index, generation };
@@ -617,6 +662,7 @@ impl PendingCalls {
         key
     }
 
+    #[inline(always)]
     pub(crate) fn get(&self, key: PendingKey) -> Option<&PendingCall> {
         self.calls
             .get(key.index)
@@ -636,6 +682,7 @@ impl PendingCalls {
 
     /// Takes the entry out. Its timer (if any) is the router's to cancel: see
     /// `Router::finish_call`.
+    #[inline(always)]
     pub(crate) fn remove(&mut self, key: PendingKey) -> Option<PendingCall> {
         self.get(key)?;
         let call = self.calls.remove(key.index);
@@ -860,9 +907,9 @@ mod tests {
             invocation,
         };
         let flags = CallFlags::default();
-        let first = calls.insert(Caller::Local(SessionKey(1)), 1, callee(1), 7, flags);
+        let first = calls.insert(Caller::Local(SessionKey(1)), 1, callee(1), flags);
         calls.remove(first).unwrap();
-        let second = calls.insert(Caller::Local(SessionKey(1)), 2, callee(2), 7, flags);
+        let second = calls.insert(Caller::Local(SessionKey(1)), 2, callee(2), flags);
         assert!(
             calls.get(first).is_none(),
             "slot reused with a new generation"

@@ -994,16 +994,21 @@ impl Router {
                     payload,
                     source: frame,
                 };
-                match me.continues {
-                    None => self.handle_call(me, request, &options, &procedure, carried, out),
-                    Some(call) => self.handle_call_chunk(call, &options, carried, out),
+                if me.continues {
+                    self.handle_call_chunk(me, request, &options, carried, out);
+                } else {
+                    self.handle_call(me, request, &options, &procedure, carried, out);
                 }
             }
             Message::Yield {
                 request,
                 options,
                 payload,
-            } => self.handle_yield(me, request, &options, payload, frame, out),
+            } => {
+                self.handle_yield(me, request, &options, payload, frame, out);
+                // Dropped here, where its type is known, so the hot path inlines the drop.
+                drop(options);
+            }
             Message::Error {
                 request,
                 details,

@@ -173,26 +173,10 @@ impl Router {
             }
         };
         let callee = target.callee;
-        let passthru;
-        if asked.passthru {
-            if !callee.options.features.has(PeerFeatures::CALLEE_PASSTHRU) {
-                let text = "the callee does not take pass-through payloads (payload_passthru_mode)";
-                let error = refuse(uri::FEATURE_NOT_SUPPORTED, text.to_string());
-                self.send(out, caller, caller_serializer, &error);
-                return;
-            }
-            passthru = passthru_options(options);
-            target.passthru = Some(&passthru);
-        }
-        if asked.progress {
-            // A streamed call goes to one callee for all its chunks: never re-routed.
-            target.shared = false;
-            let features = callee.options.features;
-            if !features.has(PeerFeatures::CALLEE_PROGRESSIVE_INVOCATIONS)
-                || !features.has(PeerFeatures::CALLEE_CANCELING)
-            {
-                return self.refuse_stream(caller, request, out);
-            }
+        if (asked.passthru || asked.progress)
+            && !self.prepare_advanced_call(&mut target, &asked, options, caller, request, out)
+        {
+            return;
         }
         target.disclose = callee.options.disclose_caller || realm_discloses || asked.disclose_me;
         let flags = CallFlags::default()
@@ -204,22 +188,13 @@ impl Router {
             );
         let router_timeout = asked.router_timeout(callee.options);
         if callee.session.shard != self.cluster.shard {
-            let key = self.pending.insert(
-                Caller::Local(caller),
+            let call = NewCall {
+                caller,
                 request,
-                Callee::Remote {
-                    shard: callee.session.shard,
-                },
-                target.registration,
                 flags,
-            );
-            self.sessions[caller].calls_waiting.insert(request, key);
-            self.arm_call_timeout(key, router_timeout);
-            if target.shared {
-                self.keep_for_reroute(key, &target, &asked, payload);
-            }
-            let payload = payload.to_owned_payload();
-            return self.send_invoke(key, caller, &target, &asked, payload, out);
+                router_timeout,
+            };
+            return self.call_remote(call, &target, &asked, payload, out);
         }
         let sent = self.send_invocation(caller, &target, &asked, payload, source, out);
         let invocation = match sent {
@@ -245,7 +220,6 @@ impl Router {
                 session: callee.session.key,
                 invocation,
             },
-            target.registration,
             flags,
         );
         self.sessions[callee.session.key]
@@ -253,16 +227,95 @@ impl Router {
             .insert(invocation, key);
         self.sessions[caller].calls_waiting.insert(request, key);
         self.arm_call_timeout(key, router_timeout);
+        if asked.progress {
+            self.note_stream(key, target.registration);
+        }
         if target.shared {
             self.keep_for_reroute(key, &target, &asked, payload);
         }
         self.stats.calls_routed += 1;
     }
 
+    /// The checks and options of a CALL using progressive invocations or pass-through payloads
+    /// (the callee must take them); false when the CALL was answered here.
+    #[cold]
+    fn prepare_advanced_call(
+        &mut self,
+        target: &mut Target<'_>,
+        asked: &CallAsk,
+        options: &Dict<'_>,
+        caller: SessionKey,
+        request: u64,
+        out: &mut Vec<Action>,
+    ) -> bool {
+        let features = target.callee.options.features;
+        if asked.passthru {
+            if !features.has(PeerFeatures::CALLEE_PASSTHRU) {
+                let text = "the callee does not take pass-through payloads (payload_passthru_mode)";
+                self.send_error(
+                    out,
+                    caller,
+                    code::CALL,
+                    request,
+                    uri::FEATURE_NOT_SUPPORTED,
+                    text,
+                );
+                return false;
+            }
+            target.passthru = Some(passthru_options(options));
+        }
+        if asked.progress {
+            // A streamed call goes to one callee for all its chunks: never re-routed.
+            target.shared = false;
+            if !features.has(PeerFeatures::CALLEE_PROGRESSIVE_INVOCATIONS)
+                || !features.has(PeerFeatures::CALLEE_CANCELING)
+            {
+                self.refuse_stream(caller, request, out);
+                return false;
+            }
+        }
+        true
+    }
+
+    /// A CALL whose callee lives on another shard: the caller's entry here, one `Invoke` there.
+    #[inline(never)]
+    fn call_remote(
+        &mut self,
+        call: NewCall,
+        target: &Target<'_>,
+        asked: &CallAsk,
+        payload: Payload<'_>,
+        out: &mut Vec<Action>,
+    ) {
+        let NewCall {
+            caller,
+            request,
+            flags,
+            router_timeout,
+        } = call;
+        let key = self.pending.insert(
+            Caller::Local(caller),
+            request,
+            Callee::Remote {
+                shard: target.callee.session.shard,
+            },
+            flags,
+        );
+        self.sessions[caller].calls_waiting.insert(request, key);
+        self.arm_call_timeout(key, router_timeout);
+        if asked.progress {
+            self.note_stream(key, target.registration);
+        }
+        if target.shared {
+            self.keep_for_reroute(key, target, asked, payload);
+        }
+        self.send_invoke(key, caller, target, asked, payload.to_owned_payload(), out);
+    }
+
     /// INVOCATION to `target`'s callee, a session of this shard, for a call of `caller` (also
     /// of this shard); returns its invocation id, which the callee's session has consumed, or
     /// why the payload cannot be sent in the callee's serializer (counted).
-    #[inline]
+    #[inline(always)]
     fn send_invocation(
         &mut self,
         caller: SessionKey,
@@ -286,7 +339,7 @@ impl Router {
             asked.progress,
             callee_state.features,
         );
-        let details = with_passthru(details, target.passthru);
+        let details = with_passthru(details, target.passthru.as_deref());
         let callee_serializer = callee_state.serializer;
         let invocation = callee_state.peek_invocation_id();
         let message = Message::Invocation {
@@ -340,7 +393,7 @@ impl Router {
             callee: callee.session,
             disclose,
             procedure: target.procedure.map(Box::from),
-            passthru: target.passthru.map(Box::from),
+            passthru: target.passthru.clone(),
             receive_progress: asked.receive_progress,
             progress: asked.progress,
             timeout: asked.forwarded_timeout(callee.options),
@@ -363,14 +416,14 @@ impl Router {
         payload: Payload<'_>,
     ) {
         if let Some(call) = self.pending.get_mut(key) {
-            call.reroute = Some(Box::new(Reroute {
+            call.set_reroute(Reroute {
                 payload: payload.to_owned_payload(),
                 registration: target.registration,
                 procedure: target.procedure.map(Box::from),
-                passthru: target.passthru.map(Box::from),
+                passthru: target.passthru.clone(),
                 asked: *asked,
                 tried: vec![target.callee.session],
-            }));
+            });
         }
     }
 
@@ -386,7 +439,7 @@ impl Router {
             debug_assert!(false, "re-routing happens on the caller's shard");
             return;
         };
-        let Some(mut reroute) = call.reroute.take() else {
+        let Some(mut reroute) = call.take_reroute() else {
             return self.no_available_callee(key, out);
         };
         let Some(realm) = self.sessions[caller].identity().map(|i| i.realm) else {
@@ -425,7 +478,7 @@ impl Router {
             callee,
             disclose: callee.options.disclose_caller || realm_discloses || asked.disclose_me,
             procedure: procedure.as_deref(),
-            passthru: passthru.as_deref(),
+            passthru,
             shared: true,
         };
         let flags_cancel = callee.options.features.has(PeerFeatures::CALLEE_CANCELING);
@@ -436,7 +489,7 @@ impl Router {
                     shard: callee.session.shard,
                 };
                 call.flags.set(CallFlags::CALLEE_CANCELS, flags_cancel);
-                call.reroute = Some(reroute);
+                call.set_reroute(reroute);
             }
             return self.send_invoke(key, caller, &target, &asked, payload, out);
         }
@@ -468,7 +521,7 @@ impl Router {
                 invocation,
             };
             call.flags.set(CallFlags::CALLEE_CANCELS, flags_cancel);
-            call.reroute = Some(reroute);
+            call.set_reroute(reroute);
         }
     }
 
@@ -515,16 +568,25 @@ impl Router {
         let at = self.now.saturating_add(timeout);
         let timer = self.timers.arm(at, Timeout::Call { call: key });
         if let Some(call) = self.pending.get_mut(key) {
-            if let Some((old, _)) = call.timeout.replace((timer, timeout)) {
+            if let Some((old, _)) = call.set_timeout(Some((timer, timeout))) {
                 self.timers.cancel(old);
             }
         }
     }
 
+    /// Keeps the registration of streamed call `key` for its later chunks.
+    #[cold]
+    fn note_stream(&mut self, key: PendingKey, registration: u64) {
+        if let Some(call) = self.pending.get_mut(key) {
+            call.set_registration(registration);
+        }
+    }
+
     /// Takes a pending call out, with its timer.
+    #[inline(always)]
     pub(super) fn finish_call(&mut self, key: PendingKey) -> Option<PendingCall> {
         let call = self.pending.remove(key)?;
-        if let Some((timer, _)) = call.timeout {
+        if let Some((timer, _)) = call.timeout() {
             self.timers.cancel(timer);
         }
         Some(call)
@@ -545,21 +607,26 @@ impl Router {
         );
     }
 
-    /// The next chunk of streamed call `key` (its caller is here): to the callee the first
-    /// chunk went to, under the same invocation id.
+    /// The next chunk of the streamed call `request` of the caller (admission found it
+    /// pending): to the callee the first chunk went to, under the same invocation id.
+    #[cold]
     pub(super) fn handle_call_chunk(
         &mut self,
-        key: PendingKey,
+        me: Admitted,
+        request: u64,
         options: &Dict<'_>,
         carried: Carried<'_>,
         out: &mut Vec<Action>,
     ) {
         let progress = options.get_bool("progress") == Some(true);
+        let Some(&key) = self.sessions[me.key].calls_waiting.get(&request) else {
+            return;
+        };
         let Some(call) = self.pending.get_mut(key) else {
             return;
         };
         call.flags.set(CallFlags::MORE_CHUNKS, progress);
-        let registration = call.registration;
+        let registration = call.registration();
         match call.callee {
             Callee::Local {
                 session,
@@ -610,7 +677,7 @@ impl Router {
             return;
         };
         let chunk = Chunk {
-            registration: call.registration,
+            registration: call.registration(),
             invocation,
             progress: msg.progress,
         };
@@ -668,27 +735,15 @@ impl Router {
         source: &Bytes,
         out: &mut Vec<Action>,
     ) {
-        let mut details = Dict::new();
-        let mut progress = false;
-        // One pass: most YIELDs carry no options at all.
-        for (key, value) in options.iter() {
-            if key == "progress" {
-                progress = value.as_bool() == Some(true);
-            } else if key.starts_with("ppt_") {
-                details.insert(key, value.clone());
+        // Most YIELDs carry no options at all.
+        let (details, progress) = if options.is_empty() {
+            (Dict::new(), false)
+        } else {
+            match self.yield_details(me.key, options, out) {
+                Some(read) => read,
+                None => return,
             }
-        }
-        if progress {
-            details.insert("progress", true);
-        }
-        if details.len() > usize::from(progress)
-            && !self.sessions[me.key]
-                .features
-                .has(PeerFeatures::CALLEE_PASSTHRU)
-        {
-            let text = "ppt_* options from a callee that did not announce payload_passthru_mode";
-            return self.protocol_violation(me.key, text, out);
-        }
+        };
         let answer = if progress {
             Answer::Progress
         } else {
@@ -701,6 +756,39 @@ impl Router {
                 payload,
             }
         });
+    }
+
+    /// RESULT.Details from YIELD.Options (`progress`, `ppt_*`), and whether it is progressive;
+    /// `None` after a violation (pass-through options from a callee that did not announce it).
+    #[cold]
+    fn yield_details<'o>(
+        &mut self,
+        callee: SessionKey,
+        options: &Dict<'o>,
+        out: &mut Vec<Action>,
+    ) -> Option<(Dict<'o>, bool)> {
+        let mut details = Dict::new();
+        let mut progress = false;
+        for (key, value) in options.iter() {
+            if key == "progress" {
+                progress = value.as_bool() == Some(true);
+            } else if key.starts_with("ppt_") {
+                details.insert(key.to_string(), value.clone());
+            }
+        }
+        if !details.is_empty()
+            && !self.sessions[callee]
+                .features
+                .has(PeerFeatures::CALLEE_PASSTHRU)
+        {
+            let text = "ppt_* options from a callee that did not announce payload_passthru_mode";
+            self.protocol_violation(callee, text, out);
+            return None;
+        }
+        if progress {
+            details.insert("progress", true);
+        }
+        Some((details, progress))
     }
 
     /// Callee ERROR for an INVOCATION -> ERROR for the CALL, Details/URI/payload passed through.
@@ -839,7 +927,7 @@ impl Router {
             self.stats.progress_results_dropped += 1;
             return;
         }
-        let (caller, request, timeout) = (call.caller.clone(), call.caller_request, call.timeout);
+        let (caller, request, timeout) = (call.caller.clone(), call.caller_request, call.timeout());
         let message = reply(request);
         let caller = match caller {
             Caller::Remote(remote) => {
@@ -918,7 +1006,7 @@ impl Router {
         let Some(call) = self.pending.get_mut(key) else {
             return;
         };
-        let Some((_, timeout)) = call.timeout.take() else {
+        let Some((_, timeout)) = call.set_timeout(None) else {
             return;
         };
         self.stats.calls_timed_out += 1;
@@ -1206,9 +1294,11 @@ impl Router {
                 session: callee,
                 invocation,
             },
-            registration,
             flags,
         );
+        if progress {
+            self.note_stream(key, registration);
+        }
         let callee_state = &mut self.sessions[callee];
         callee_state.last_invocation_id = invocation;
         callee_state.invocations.insert(invocation, key);
@@ -1231,7 +1321,7 @@ impl Router {
         let (caller, flags, timeout) = match self.pending.get(call) {
             Some(pending) => match (&pending.caller, &pending.callee) {
                 (Caller::Local(caller), Callee::Remote { shard }) if *shard == from => {
-                    (*caller, pending.flags, pending.timeout)
+                    (*caller, pending.flags, pending.timeout())
                 }
                 _ => {
                     self.stats.shard_messages_ignored += 1;
@@ -1288,7 +1378,7 @@ struct Target<'p> {
     /// The called procedure, when a pattern registration matched it.
     procedure: Option<&'p str>,
     /// The CALL's `ppt_*` options (payload_passthru_mode), for INVOCATION.Details.
-    passthru: Option<&'p [(Box<str>, Box<str>)]>,
+    passthru: Option<Passthru>,
     /// The registration has other callees (the call may be re-routed).
     shared: bool,
 }
@@ -1300,6 +1390,14 @@ struct Chunk {
     invocation: u64,
     /// More chunks follow.
     progress: bool,
+}
+
+/// A CALL about to get its pending entry.
+struct NewCall {
+    caller: SessionKey,
+    request: u64,
+    flags: CallFlags,
+    router_timeout: Millis,
 }
 
 /// What a CALL's Options ask of the dealer, read once.
@@ -1325,6 +1423,9 @@ impl CallAsk {
             disclose_me: false,
             timeout: 0,
         };
+        if options.is_empty() {
+            return asked;
+        }
         // One pass: most CALLs carry no options at all.
         for (key, value) in options.iter() {
             match key {
@@ -1341,8 +1442,9 @@ impl CallAsk {
 
     /// The timeout the router enforces for a call to a callee with `options` (0: none):
     /// with forward_timeout the callee enforces it instead.
+    #[inline]
     fn router_timeout(&self, options: CalleeOptions) -> Millis {
-        if options.forward_timeout {
+        if self.timeout == 0 || options.forward_timeout {
             0
         } else {
             self.timeout
@@ -1350,8 +1452,9 @@ impl CallAsk {
     }
 
     /// INVOCATION.Details.timeout for a callee with `options` (0: none).
+    #[inline]
     fn forwarded_timeout(&self, options: CalleeOptions) -> Millis {
-        if options.forward_timeout {
+        if self.timeout != 0 && options.forward_timeout {
             self.timeout
         } else {
             0
@@ -1415,7 +1518,7 @@ impl Disclosed for PublicIdentity {
 /// INVOCATION.Details: the caller when disclosed, `receive_progress` when the caller asked and
 /// the callee announced progressive results, `timeout` when forwarded to the callee, and the
 /// called `procedure` when a pattern registration matched it.
-#[inline]
+#[inline(always)]
 fn invocation_details<'a>(
     caller: Option<&'a impl Disclosed>,
     receive_progress: bool,

@@ -197,7 +197,7 @@ impl<'a> MsgPackReader<'a> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn str_body(&mut self, marker: u8, n: usize) -> Result<&'a str, Fail> {
         let len = self.length(marker, n, 0x1f)?;
         let start = self.pos;
