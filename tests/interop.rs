@@ -2,11 +2,12 @@
 //!
 //! Owned by the interop test harness (this file and `tests/interop/**`). Each `#[test]` starts
 //! its own `wampring` (the binary built by cargo) on free 127.0.0.1 ports with a temporary TOML
-//! config, waits (bounded) until both listeners accept, then runs one client script
-//! (`tests/interop/client.py` or `client.js`) for one transport x serializer combination and
-//! asserts that it exits 0. On failure the panic message carries the client's output (each
-//! scenario step prints `ok <step>` or `FAIL <step>: ...`) and the router's log. The clients
-//! are installed on first use by `tests/interop/setup.sh` into git-ignored folders
+//! config (two realms: `realm1`, which the clients join, and `realm1.disclosed`, which discloses
+//! every caller; see [`router_config`]), waits (bounded) until both listeners accept, then runs
+//! one client script (`tests/interop/client.py` or `client.js`) for one transport x serializer
+//! combination and asserts that it exits 0. On failure the panic message carries the client's
+//! output (each scenario step prints `ok <step>` or `FAIL <step>: ...`) and the router's log.
+//! The clients are installed on first use by `tests/interop/setup.sh` into git-ignored folders
 //! (`tests/interop/.venv`, `tests/interop/node_modules`); it needs `python3` (3.11), `node` (20),
 //! `npm` and access to PyPI and the npm registry.
 //!
@@ -31,7 +32,7 @@ use std::time::{Duration, Instant};
 const ROUTER_START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the router may take to exit after SIGTERM before it gets SIGKILL.
 const ROUTER_STOP_TIMEOUT: Duration = Duration::from_secs(5);
-/// Upper bound for one client run (the scripts have their own 20 s hard timeout).
+/// Upper bound for one client run (the scripts have their own 30 s hard timeout).
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Upper bound for `setup.sh` (a first install downloads from PyPI and npm).
 const SETUP_TIMEOUT: Duration = Duration::from_secs(20 * 60);
@@ -40,13 +41,20 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 const ROUTER_START_ATTEMPTS: usize = 3;
 /// The realm the clients join.
 const REALM: &str = "realm1";
+/// A second realm, configured with `disclose_caller = true`: every INVOCATION there carries the
+/// caller's identity whatever caller and callee asked (the clients' `realm_discloses_callers`
+/// step, which gets its name with `--disclosed-realm`).
+const DISCLOSED_REALM: &str = "realm1.disclosed";
 
 // ------------------------------------------------------------------------------------------
 // Router config: the one place that knows wampring's config format.
 // ------------------------------------------------------------------------------------------
 
 /// The TOML config for a router with a WebSocket listener at `ws` (path `/ws`), a RawSocket
-/// listener at `rs`, both with JSON and MessagePack, and the realm `realm1`.
+/// listener at `rs`, both with JSON and MessagePack, the subscription limit
+/// [`SUBSCRIPTION_LIMIT`], and two realms: [`REALM`] (`realm1`, default settings: a caller is
+/// disclosed only when it or the callee asks) and [`DISCLOSED_REALM`] (`realm1.disclosed`, with
+/// `disclose_caller = true`).
 fn router_config(ws: SocketAddr, rs: SocketAddr) -> String {
     format!(
         r#"# written by tests/interop.rs
@@ -66,6 +74,10 @@ max_subscriptions_per_session = {SUBSCRIPTION_LIMIT}
 
 [[realm]]
 name = "{REALM}"
+
+[[realm]]
+name = "{DISCLOSED_REALM}"
+disclose_caller = true
 "#
     )
 }
@@ -385,6 +397,8 @@ fn run_combo(client: ClientKind, transport: Transport, serializer: &str, router_
         REALM,
         "--subscription-limit",
         &SUBSCRIPTION_LIMIT.to_string(),
+        "--disclosed-realm",
+        DISCLOSED_REALM,
     ]);
     let started = Instant::now();
     let (status, output) = run_bounded(&mut cmd, &log, CLIENT_TIMEOUT);

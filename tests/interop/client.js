@@ -10,13 +10,16 @@
 // publisher exclusion, unsubscribe, unregister and a clean GOODBYE, with the
 // same "advanced RPC" part (WELCOME dealer features, progressive call
 // results, call timeout, call canceling, pattern-based registrations, caller
-// disclosure, call re-routing). Each passed step prints `ok <step>`; the
+// disclosure, realm-wide caller disclosure with `--disclosed-realm REALM`
+// (two more sessions E and F in that realm, whose router discloses every
+// caller), call re-routing). Each passed step prints `ok <step>`; the
 // first failure prints `FAIL <step>: <reason>` and exits non-zero. A hard
 // timeout guarantees exit.
 //
 // Usage:
 //   node client.js --url ws://127.0.0.1:8080/ws --serializer json|msgpack --realm realm1
 //   node client.js --url rs://127.0.0.1:8081 --serializer json
+//   ... [--subscription-limit N] [--disclosed-realm realm1.disclosed]
 // Autobahn|JS 22.x speaks RawSocket only in Node and only with JSON
 // (lib/transport/rawsocket.js hard-codes JSON.stringify/JSON.parse).
 // `--peer crossbar` (passed by run_against_crossbar.sh) marks a run against
@@ -49,6 +52,8 @@ const PROC_PFX_LONG = `${ADV}pfx.long`; // match='prefix', longer than PROC_PFX
 const PROC_PFX_EXACT = `${ADV}pfx.exact`; // exact, inside PROC_PFX's prefix
 const PROC_WILD = `${ADV}.wild`; // match='wildcard': com.interop.adv..wild
 const PROC_WHO = `${ADV}who`; // disclose_caller
+const PROC_UNDISCLOSED = `${ADV}undisclosed`; // no disclose_caller, in --realm
+const PROC_DISCLOSED = `${ADV}disclosed`; // no disclose_caller, in --disclosed-realm (discloses every caller)
 const PROC_REROUTE = `${ADV}reroute`; // invoke='roundrobin', one callee unavailable
 const CALL_TIMEOUT_MS = 500; // CALL.Options.timeout (milliseconds, spec §9.2)
 const TIMEOUT_SLOW_MS = 3000; // the slow procedure's run time in the call_timeout step
@@ -91,7 +96,9 @@ function withTimeout(promise, what) {
 function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
 
 function parseArgs(argv) {
-  const out = { url: null, serializer: 'json', realm: 'realm1', subscriptionLimit: 0, peer: 'wampring' };
+  const out = {
+    url: null, serializer: 'json', realm: 'realm1', subscriptionLimit: 0, disclosedRealm: '', peer: 'wampring',
+  };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const v = argv[i + 1];
@@ -99,6 +106,7 @@ function parseArgs(argv) {
     else if (k === '--serializer') { out.serializer = v; i++; }
     else if (k === '--realm') { out.realm = v; i++; }
     else if (k === '--subscription-limit') { out.subscriptionLimit = Number(v); i++; }
+    else if (k === '--disclosed-realm') { out.disclosedRealm = v; i++; }
     else if (k === '--peer') { out.peer = v; i++; }
     else { throw new Error(`unknown argument ${k}`); }
   }
@@ -125,19 +133,20 @@ function transportFor(args) {
   throw new Error(`unsupported url scheme in ${args.url}`);
 }
 
-// Opens one connection; resolves to {conn, session, details, closed, violations} once joined.
+// Opens one connection to `realm` (default: --realm); resolves to {conn, session, details,
+// closed, violations} once joined.
 // `closed` resolves with {reason, details} when the connection is gone; `violations` collects
 // the protocol violations for which autobahn closes the transport (e.g. a RESULT for a call it
 // no longer has). Autobahn|JS would report them to on_internal_error, but without the reason
 // (it calls its WAMP Error constructor without `new`), so session._protocol_violation is wrapped.
-function connect(args, name) {
+function connect(args, name, realm = args.realm) {
   return new Promise((resolve, reject) => {
     let resolveClosed;
     const closed = new Promise((r) => { resolveClosed = r; });
     let joined = false;
     const violations = [];
     const conn = new autobahn.Connection({
-      realm: args.realm,
+      realm,
       transports: [transportFor(args)],
       max_retries: 0,
       retry_if_unreachable: false,
@@ -472,6 +481,61 @@ async function advancedRpc(args, A, B) {
     check(res === b.id, `INVOCATION.Details.caller ${fmt(res)}, want B's session id ${b.id}`);
   }
   ok('caller_disclosure');
+
+  // ------------------------------------------------------ realm-wide caller disclosure
+  if (args.disclosedRealm) {
+    step('realm_discloses_callers');
+    // In --realm (default settings) a callee that did not ask for disclose_caller, called by a
+    // caller that did not ask for disclose_me, learns nothing.
+    const orNull = (v) => (v === undefined ? null : v);
+    const identity = (c, k, d) => [orNull(d.caller), orNull(d.caller_authid), orNull(d.caller_authrole)];
+    regs.push([a, await withTimeout(a.register(PROC_UNDISCLOSED, identity), 'REGISTERED undisclosed')]);
+    res = await withTimeout(b.call(PROC_UNDISCLOSED), 'RESULT undisclosed');
+    check(same(res, [null, null, null]),
+      `INVOCATION.Details in ${args.realm} carries [caller, caller_authid, caller_authrole] = ${fmt(res)}, `
+      + 'want none of them (no disclose_caller, no disclose_me)');
+    // The disclosed realm discloses every caller (wampring: the realm's disclose_caller = true;
+    // Crossbar: the role's disclose.caller permission): two more sessions there, callee E and
+    // caller F (with two shards and round-robin placement on different shards), the same
+    // kind of registration and call.
+    const E = await withTimeout(connect(args, 'E', args.disclosedRealm), 'session E join');
+    const F = await withTimeout(connect(args, 'F', args.disclosedRealm), 'session F join');
+    for (const X of [E, F]) {
+      check(X.session.realm === args.disclosedRealm,
+        `${X.name} joined realm ${fmt(X.session.realm)}, want ${fmt(args.disclosedRealm)}`);
+    }
+    const ids = [a.id, b.id, E.session.id, F.session.id];
+    check(new Set(ids).size === 4, `session ids A, B, E, F are not distinct: ${fmt(ids)}`);
+    const seen = [];
+    const disclosed = (c, k, d) => {
+      seen.push(d);
+      return orNull(d.caller);
+    };
+    await withTimeout(E.session.register(PROC_DISCLOSED, disclosed), 'REGISTERED disclosed (E, without disclose_caller)');
+    check(!F.session.caller_disclose_me, 'session F would send disclose_me');
+    res = await withTimeout(F.session.call(PROC_DISCLOSED), 'RESULT disclosed (F, without disclose_me)');
+    check(seen.length === 1, `E's handler ran ${seen.length} times, want once`);
+    check(res === F.session.id,
+      `INVOCATION.Details.caller in ${args.disclosedRealm} is ${fmt(res)}, want F's session id ${F.session.id}`);
+    const role = seen[0].caller_authrole;
+    const authid = seen[0].caller_authid;
+    check(typeof role === 'string' && role.length > 0,
+      `INVOCATION.Details.caller_authrole ${fmt(role)}, want a non-empty string`);
+    check(typeof authid === 'string' && authid.length > 0,
+      `INVOCATION.Details.caller_authid ${fmt(authid)}, want a non-empty string`);
+    // the realms are separate: realm1's procedures do not exist there
+    await expectAppError(F.session.call(PROC_UNDISCLOSED), 'wamp.error.no_such_procedure',
+      `ERROR for ${PROC_UNDISCLOSED} in ${args.disclosedRealm}`);
+    E.conn.close();
+    F.conn.close();
+    for (const X of [E, F]) {
+      const c = await withTimeout(X.closed, `connection ${X.name} close after GOODBYE`);
+      check(c.reason === 'closed', `connection ${X.name} closed with ${c.reason} (want clean 'closed'): ${fmt(c.details)}`);
+      check(['wamp.close.goodbye_and_out', 'wamp.close.normal'].includes(c.details.reason),
+        `session ${X.name} left with reason ${fmt(c.details.reason)}`);
+    }
+    ok('realm_discloses_callers');
+  }
 
   // ---------------------------------------------------------- call re-routing
   step('call_reroute');
@@ -813,7 +877,8 @@ async function main() {
     process.stdout.write(`usage error: ${e.message}\n`);
     process.exit(2);
   }
-  process.stdout.write(`info autobahn-js url=${args.url} serializer=${args.serializer} realm=${args.realm} peer=${args.peer}\n`);
+  process.stdout.write(`info autobahn-js url=${args.url} serializer=${args.serializer} realm=${args.realm} `
+    + `disclosed_realm=${args.disclosedRealm || '-'} peer=${args.peer}\n`);
   try {
     await scenario(args);
   } catch (e) {

@@ -12,7 +12,9 @@
 # GOODBYE. An "advanced RPC" part (after the basic RPC steps) covers the
 # dealer's advanced-profile features: WELCOME dealer features, progressive
 # call results, call timeout, call canceling (skip / kill / killnowait and
-# CANCEL without mode), pattern-based registrations, caller disclosure and
+# CANCEL without mode), pattern-based registrations, caller disclosure,
+# realm-wide caller disclosure (with `--disclosed-realm REALM`: two more
+# sessions E and F join that realm, whose router discloses every caller) and
 # call re-routing. Each passed step prints `ok <step>`; the first failure
 # prints `FAIL <step>: <reason>` and exits non-zero. A hard timeout guarantees
 # exit.
@@ -20,6 +22,7 @@
 # Usage:
 #   client.py --url ws://127.0.0.1:8080/ws --serializer json --realm realm1
 #   client.py --url rs://127.0.0.1:8081    --serializer msgpack
+#   ... [--subscription-limit N] [--disclosed-realm realm1.disclosed]
 # (`tcp://host:port` is accepted as a synonym for `rs://host:port`.)
 # `--peer crossbar` (passed by run_against_crossbar.sh) marks a run against
 # Crossbar.io, the reference router: where it behaves differently from what
@@ -74,6 +77,8 @@ PROC_PFX_LONG = ADV + "pfx.long"  # match='prefix', longer than PROC_PFX
 PROC_PFX_EXACT = ADV + "pfx.exact"  # exact, inside PROC_PFX's prefix
 PROC_WILD = ADV + ".wild"  # match='wildcard': com.interop.adv..wild
 PROC_WHO = ADV + "who"  # disclose_caller
+PROC_UNDISCLOSED = ADV + "undisclosed"  # no disclose_caller, in --realm
+PROC_DISCLOSED = ADV + "disclosed"  # no disclose_caller, in --disclosed-realm (discloses every caller)
 PROC_REROUTE = ADV + "reroute"  # invoke='roundrobin', one callee unavailable
 CALL_TIMEOUT_MS = 500  # CALL.Options.timeout (milliseconds, spec §9.2)
 TIMEOUT_SLOW_S = 3.0  # the slow procedure's run time in the call_timeout step
@@ -503,6 +508,57 @@ async def advanced_rpc(args, a, b):
         check(res == b._session_id, f"INVOCATION.Details.caller {res!r}, want B's session id {b._session_id}")
     ok("caller_disclosure")
 
+    # ------------------------------------------------------ realm-wide caller disclosure
+    if args.disclosed_realm:
+        step("realm_discloses_callers")
+        # In --realm (default settings) a callee that did not ask for disclose_caller, called by a
+        # caller that did not ask for disclose_me (Autobahn|Python 26 cannot), learns nothing.
+        def identity(details=None):
+            return [details.caller, details.caller_authid, details.caller_authrole]
+
+        regs.append((a, await rt(a.register(identity, PROC_UNDISCLOSED, options=RegisterOptions(details=True)),
+                                 "REGISTERED undisclosed")))
+        res = await rt(b.call(PROC_UNDISCLOSED), "RESULT undisclosed")
+        check(res == [None, None, None],
+              f"INVOCATION.Details in {args.realm} carries [caller, caller_authid, caller_authrole] = {res!r}, "
+              "want none of them (no disclose_caller, no disclose_me)")
+        # The disclosed realm discloses every caller (wampring: the realm's disclose_caller = true;
+        # Crossbar: the role's disclose.caller permission): two more sessions there, callee E and
+        # caller F (with two shards and round-robin placement on different shards), the same
+        # kind of registration and call.
+        e, de = await connect(args.url, args.serializer, args.disclosed_realm, "E")
+        f, df = await connect(args.url, args.serializer, args.disclosed_realm, "F")
+        for s, d in ((e, de), (f, df)):
+            check(d.realm == args.disclosed_realm, f"{s.name} joined realm {d.realm!r}, want {args.disclosed_realm!r}")
+        ids = [a._session_id, b._session_id, de.session, df.session]
+        check(len(set(ids)) == 4, f"session ids A, B, E, F are not distinct: {ids!r}")
+        seen = []
+
+        def disclosed(details=None):
+            seen.append(details)
+            return details.caller
+
+        await rt(e.register(disclosed, PROC_DISCLOSED, options=RegisterOptions(details=True)),
+                 "REGISTERED disclosed (E, without disclose_caller)")
+        res = await rt(f.call(PROC_DISCLOSED), "RESULT disclosed (F, without disclose_me)")
+        check(len(seen) == 1, f"E's handler ran {len(seen)} times, want once")
+        check(res == df.session, f"INVOCATION.Details.caller in {args.disclosed_realm} is {res!r}, "
+                                 f"want F's session id {df.session}")
+        role, authid = seen[0].caller_authrole, seen[0].caller_authid
+        check(isinstance(role, str) and role, f"INVOCATION.Details.caller_authrole {role!r}, want a non-empty string")
+        check(isinstance(authid, str) and authid, f"INVOCATION.Details.caller_authid {authid!r}, "
+                                                  "want a non-empty string")
+        # the realms are separate: realm1's procedures do not exist there
+        await expect_app_error(f.call(PROC_UNDISCLOSED), "wamp.error.no_such_procedure")
+        for s in (e, f):
+            s.leave()
+        for s in (e, f):
+            details = await rt(asyncio.shield(s.left), f"GOODBYE reply to session {s.name}")
+            check(details.reason in ("wamp.close.goodbye_and_out", "wamp.close.normal"),
+                  f"session {s.name} left with reason {details.reason!r} ({details.message!r})")
+            await rt(asyncio.shield(s.disconnected), f"transport close of session {s.name} after GOODBYE")
+        ok("realm_discloses_callers")
+
     # ------------------------------------------------------------ call re-routing
     step("call_reroute")
     d, _ = await connect(args.url, args.serializer, args.realm, "D")
@@ -867,6 +923,8 @@ def main():
     p.add_argument("--realm", default="realm1")
     p.add_argument("--subscription-limit", type=int, default=0,
                    help="the router's limits.max_subscriptions_per_session, to test it (0: skip)")
+    p.add_argument("--disclosed-realm", default="",
+                   help="a realm whose router discloses every caller, to test it (empty: skip)")
     p.add_argument("--peer", choices=["wampring", "crossbar"], default="wampring",
                    help="the router under test; 'crossbar' adapts the assertions where Crossbar.io differs")
     args = p.parse_args()
@@ -880,8 +938,8 @@ def main():
     signal.signal(signal.SIGALRM, on_alarm)
     signal.alarm(KILL_TIMEOUT_S)
 
-    print(f"info autobahn-python url={args.url} serializer={args.serializer} realm={args.realm} peer={args.peer}",
-          flush=True)
+    print(f"info autobahn-python url={args.url} serializer={args.serializer} realm={args.realm} "
+          f"disclosed_realm={args.disclosed_realm or '-'} peer={args.peer}", flush=True)
     try:
         asyncio.run(asyncio.wait_for(scenario(args), HARD_TIMEOUT_S))
     except StepFailed as e:

@@ -8,7 +8,10 @@
 #  2. installs crossbar into tests/interop/.venv-crossbar (git-ignored;
 #     first time only, takes a few minutes)
 #  3. starts crossbar with tests/interop/crossbar/config.json
-#     (ws://127.0.0.1:9080/ws and rs://127.0.0.1:9081, realm1, anonymous)
+#     (ws://127.0.0.1:9080/ws and rs://127.0.0.1:9081, anonymous; realm1, and
+#     realm1.disclosed, whose role has the `disclose: {caller: true}`
+#     permission: the counterpart of wampring's per-realm disclose_caller,
+#     passed to the scripts with --disclosed-realm)
 #  4. runs every client x transport x serializer combination against it, with
 #     `--peer crossbar`: where Crossbar behaves differently from wampring (or
 #     lacks a feature), the scripts adapt only that assertion and print
@@ -113,7 +116,7 @@ for combo in "${COMBOS[@]}"; do
   echo "=== $client $name ($url, $ser)"
   set +e
   out="$(timeout -k 5 "$CLIENT_TIMEOUT_S" "${cmd[@]}" --url "$url" --serializer "$ser" --realm realm1 \
-    --peer crossbar 2>&1)"
+    --disclosed-realm realm1.disclosed --peer crossbar 2>&1)"
   rc=$?
   set -e
   echo "$out" | sed 's/^/    /'
