@@ -67,7 +67,21 @@ const TOPICS: &[&str] = &[
     "t.a.very.long.topic.name.over.twenty.four.bytes",
 ];
 const REALMS: &[&str] = &["realm1", "realm1", "realm1", "realm2", "", "wamp.x", "a..b"];
-const ERRORS: &[&str] = &["com.err", "wamp.error.canceled", "", "bad uri"];
+const ERRORS: &[&str] = &[
+    "com.err",
+    "wamp.error.canceled",
+    "wamp.error.unavailable",
+    "",
+    "bad uri",
+];
+
+/// Client features a HELLO may announce (each role picks some at random).
+const FEATURES: &[&str] = &[
+    "call_canceling",
+    "progressive_call_results",
+    "progressive_call_invocations",
+    "payload_passthru_mode",
+];
 
 /// A client: one transport to one shard, and what it learned from the router.
 struct Conn {
@@ -676,7 +690,15 @@ fn well_formed(c: &mut Cursor<'_>, conn: &mut Conn, peers: &[u64], kind: Kind) -
                 let mut roles = Dict::new();
                 for role in ["caller", "callee", "publisher", "subscriber"] {
                     if c.chance(70) {
-                        roles.insert(role, Dict::new());
+                        let mut announced = Dict::new();
+                        for &feature in FEATURES {
+                            if c.chance(40) {
+                                announced.insert(feature, true);
+                            }
+                        }
+                        let mut details = Dict::new();
+                        details.insert("features", announced);
+                        roles.insert(role, details);
                     }
                 }
                 m.dict.insert("roles", roles);
@@ -724,6 +746,12 @@ fn well_formed(c: &mut Cursor<'_>, conn: &mut Conn, peers: &[u64], kind: Kind) -
             if c.chance(10) {
                 m.dict.insert("disclose_me", c.bool());
             }
+            if c.chance(10) {
+                m.dict.insert("progress", c.bool());
+            }
+            if c.chance(5) {
+                m.dict.insert("ppt_scheme", "x_fuzz");
+            }
             m.payload = payload(c, ser);
         }
         Kind::Yield => {
@@ -734,6 +762,9 @@ fn well_formed(c: &mut Cursor<'_>, conn: &mut Conn, peers: &[u64], kind: Kind) -
                 m.dict.insert("progress", true);
             } else {
                 forget(c, &mut conn.invocations, m.request);
+            }
+            if c.chance(5) {
+                m.dict.insert("ppt_scheme", "x_fuzz");
             }
             m.payload = payload(c, ser);
         }

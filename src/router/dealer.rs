@@ -452,11 +452,20 @@ impl Registry {
         if let Some(&index) = self.by_procedure.get(procedure) {
             return Some((&mut self.entries[index], false));
         }
-        if self.patterns.is_empty() || uri::is_reserved(procedure) {
+        if self.patterns.is_empty() {
             return None;
         }
-        let (index, _) = self.patterns.best(procedure)?;
+        let index = self.route_pattern(procedure)?;
         Some((&mut self.entries[index], true))
+    }
+
+    /// The entry a pattern routes `procedure` to (never a `wamp.` procedure).
+    #[inline(never)]
+    fn route_pattern(&self, procedure: &str) -> Option<usize> {
+        if uri::is_reserved(procedure) {
+            return None;
+        }
+        self.patterns.best(procedure).map(|(index, _)| index)
     }
 
     pub(crate) fn get(&self, id: u64) -> Option<&Registration> {
@@ -486,8 +495,18 @@ pub(crate) struct PendingKey {
     generation: u64,
 }
 
+impl PendingKey {
+    #[cfg(test)]
+    pub(crate) fn for_tests(index: usize) -> PendingKey {
+        PendingKey {
+            index,
+            generation: 0,
+        }
+    }
+}
+
 /// Who waits for a pending call's answer.
-#[derive(Clone, Debug)]
+#[derive(Copy, Clone, Debug)]
 pub(crate) enum Caller {
     Local(SessionKey),
     Remote(RemoteCaller),
@@ -503,7 +522,7 @@ pub(crate) struct RemoteCaller {
 }
 
 /// Who owes a pending call's answer.
-#[derive(Clone, Debug)]
+#[derive(Copy, Clone, Debug)]
 pub(crate) enum Callee {
     /// On this shard, as INVOCATION `invocation` (the callee's sequence).
     Local {
@@ -540,6 +559,15 @@ struct CallExtras {
     reroute: Option<Reroute>,
     /// The registration invoked, for a streamed call's later chunks (both entries).
     registration: u64,
+}
+
+/// A pending call taken out of the table: what its last handler needs (its rare extras were
+/// dropped out of line, so the hot paths carry no drop code for them).
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct FinishedCall {
+    pub(crate) caller: Caller,
+    pub(crate) caller_request: u64,
+    pub(crate) callee: Callee,
 }
 
 impl PendingCall {
@@ -616,6 +644,14 @@ impl CallFlags {
     }
 }
 
+/// Drops a finished call's extras; returns the timer of its timeout, if one is armed.
+#[cold]
+#[inline(never)]
+#[allow(clippy::boxed_local)] // the box is what is dropped here, out of the hot path
+fn drop_extras(extras: Box<CallExtras>) -> Option<TimerId> {
+    extras.timeout.map(|(timer, _)| timer)
+}
+
 /// All pending calls of the router, and for calls from other shards the way from the caller's
 /// handle to the entry here (a CANCEL or timeout arrives under the caller's handle).
 pub(crate) struct PendingCalls {
@@ -633,7 +669,7 @@ impl PendingCalls {
         }
     }
 
-    #[inline(always)]
+    #[inline]
     pub(crate) fn insert(
         &mut self,
         caller: Caller,
@@ -662,7 +698,7 @@ impl PendingCalls {
         key
     }
 
-    #[inline(always)]
+    #[inline]
     pub(crate) fn get(&self, key: PendingKey) -> Option<&PendingCall> {
         self.calls
             .get(key.index)
@@ -680,20 +716,34 @@ impl PendingCalls {
         self.by_remote_caller.get(&(shard, call)).copied()
     }
 
-    /// Takes the entry out. Its timer (if any) is the router's to cancel: see
-    /// `Router::finish_call`.
-    #[inline(always)]
-    pub(crate) fn remove(&mut self, key: PendingKey) -> Option<PendingCall> {
+    /// Takes the entry out, and the timer of its timeout if it had one (the router's to
+    /// cancel: see `Router::finish_call`).
+    #[inline]
+    pub(crate) fn remove(&mut self, key: PendingKey) -> Option<(FinishedCall, Option<TimerId>)> {
         self.get(key)?;
-        let call = self.calls.remove(key.index);
-        if let Caller::Remote(remote) = &call.caller {
-            let map = &mut self.by_remote_caller;
-            map.remove(&(remote.shard, remote.call));
-            if is_sparse(map.len(), map.capacity()) {
-                map.shrink_to(map.len() * 2);
-            }
+        let mut call = self.calls.remove(key.index);
+        if let Caller::Remote(remote) = call.caller {
+            self.forget_remote(remote);
         }
-        Some(call)
+        let timer = match call.extras.take() {
+            None => None,
+            Some(extras) => drop_extras(extras),
+        };
+        let finished = FinishedCall {
+            caller: call.caller,
+            caller_request: call.caller_request,
+            callee: call.callee,
+        };
+        Some((finished, timer))
+    }
+
+    #[inline(never)]
+    fn forget_remote(&mut self, remote: RemoteCaller) {
+        let map = &mut self.by_remote_caller;
+        map.remove(&(remote.shard, remote.call));
+        if is_sparse(map.len(), map.capacity()) {
+            map.shrink_to(map.len() * 2);
+        }
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -78,7 +78,10 @@ pub(crate) struct Session {
     /// Last request id received from the client (for `strict_request_ids`).
     pub(crate) last_request_id: u64,
     /// Last INVOCATION request id sent to this session as a callee.
-    pub(crate) last_invocation_id: u64,
+    last_invocation_id: u64,
+    /// The invocation ids went past 2^53 and started again at 1: a new id may then still be
+    /// pending.
+    invocation_ids_wrapped: bool,
     /// Registration ids this session owns (REGISTERED went out, UNREGISTER not started).
     pub(crate) registrations: FastSet<u64>,
     /// Subscription ids this session is a subscriber of.
@@ -112,6 +115,7 @@ impl Session {
             phase: Phase::ExpectHello { deadline },
             last_request_id: 0,
             last_invocation_id: 0,
+            invocation_ids_wrapped: false,
             registrations: fast_set(),
             subscriptions: fast_set(),
             registers_pending: 0,
@@ -158,13 +162,26 @@ impl Session {
     }
 
     /// The id the next INVOCATION to this session would carry (not yet consumed).
+    #[inline]
     pub(crate) fn peek_invocation_id(&self) -> u64 {
         let mut id = next_sequential(self.last_invocation_id);
-        // Only after 2^53 invocations can an id still be pending; skip it then.
+        // Ids only grow until they wrap at 2^53, so before that none can still be pending.
+        if !self.invocation_ids_wrapped && id > self.last_invocation_id {
+            return id;
+        }
         while self.invocations.contains_key(&id) {
             id = next_sequential(id);
         }
         id
+    }
+
+    /// Records that INVOCATION `id` (from `peek_invocation_id`) went out.
+    #[inline]
+    pub(crate) fn consume_invocation_id(&mut self, id: u64) {
+        if id <= self.last_invocation_id {
+            self.invocation_ids_wrapped = true;
+        }
+        self.last_invocation_id = id;
     }
 
     /// True when the session owns no table entries any more (cleanup is complete).
@@ -375,6 +392,30 @@ impl<const N: usize> RecentIds<N> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invocation_ids_skip_pending_ones_only_after_wrapping() {
+        let transport = TransportInfo {
+            serializer: Serializer::Json,
+            kind: "test",
+            peer: "test".into(),
+        };
+        let mut session = Session::new(transport, TimerId::for_tests(1));
+        assert_eq!(session.peek_invocation_id(), 1);
+        session.consume_invocation_id(1);
+        assert_eq!(session.peek_invocation_id(), 2);
+        // Invocation 1 is still pending when the ids come round again.
+        session.invocations.insert(1, PendingKey::for_tests(1));
+        session.consume_invocation_id(crate::wire::MAX_ID - 1);
+        session.consume_invocation_id(crate::wire::MAX_ID);
+        assert_eq!(
+            session.peek_invocation_id(),
+            2,
+            "after wrapping, pending id 1 is skipped"
+        );
+        session.consume_invocation_id(2);
+        assert_eq!(session.peek_invocation_id(), 3);
+    }
 
     #[test]
     fn discarded_ids_are_bounded_and_taken_once() {

@@ -15,6 +15,13 @@ use super::{fast_map, FastMap, Millis, SessionKey};
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct TimerId(u64);
 
+impl TimerId {
+    #[cfg(test)]
+    pub(crate) fn for_tests(id: u64) -> TimerId {
+        TimerId(id)
+    }
+}
+
 /// What happens when a deadline passes.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Timeout {
