@@ -157,27 +157,25 @@ pub(crate) struct Registration {
 impl Registration {
     /// Chooses the callee of one CALL by the policy, among the callees `usable` accepts (a local
     /// callee whose REGISTERED has not gone out yet or who is leaving is skipped). Only
-    /// RoundRobin (cursor) and Random (`rng`) change state.
+    /// RoundRobin (cursor) and Random (`rng`) change state. Returns the callee's index in
+    /// `callees` (an index, not a copy: the hot path copies the callee once, from the table).
     pub(crate) fn pick(
         &mut self,
         rng: &mut RandomIds,
         usable: impl Fn(&Registrant) -> bool,
-    ) -> Option<Registrant> {
+    ) -> Option<usize> {
         let len = self.callees.len();
         if len == 1 {
-            let only = self.callees[0];
-            return usable(&only).then_some(only);
+            return usable(&self.callees[0]).then_some(0);
         }
-        let at = |index: usize| self.callees[index % len];
+        let at = |index: usize| &self.callees[index % len];
         let found = match self.invoke {
-            InvokePolicy::Single | InvokePolicy::First => {
-                (0..len).find(|&index| usable(&at(index)))
-            }
-            InvokePolicy::Last => (0..len).rev().find(|&index| usable(&at(index))),
+            InvokePolicy::Single | InvokePolicy::First => (0..len).find(|&index| usable(at(index))),
+            InvokePolicy::Last => (0..len).rev().find(|&index| usable(at(index))),
             InvokePolicy::RoundRobin => {
                 let start = self.cursor;
                 let found = (start..start + len)
-                    .find(|&index| usable(&at(index)))
+                    .find(|&index| usable(at(index)))
                     .map(|index| index % len);
                 if let Some(index) = found {
                     self.cursor = (index + 1) % len;
@@ -189,11 +187,11 @@ impl Registration {
                 // share goes to its successor, which keeps this allocation-free.
                 let start = rng.below(len);
                 (start..start + len)
-                    .find(|&index| usable(&at(index)))
+                    .find(|&index| usable(at(index)))
                     .map(|index| index % len)
             }
         };
-        found.map(|index| self.callees[index])
+        found
     }
 
     fn position(&self, session: SessionRef) -> Option<usize> {
@@ -875,7 +873,7 @@ mod tests {
                 .map(|_| {
                     registration
                         .pick(rng, |c| usable(c.session.key.0))
-                        .map_or(0, |c| c.session.key.0)
+                        .map_or(0, |index| registration.callees[index].session.key.0)
                 })
                 .collect::<Vec<_>>()
         };
@@ -912,7 +910,8 @@ mod tests {
         }
         let mut next = |registry: &mut Registry| {
             let registration = registry.route_mut("com.p").unwrap().0;
-            registration.pick(&mut rng, |_| true).unwrap().session.key.0
+            let index = registration.pick(&mut rng, |_| true).unwrap();
+            registration.callees[index].session.key.0
         };
         assert_eq!((next(&mut registry), next(&mut registry)), (1, 2));
         // Removing one already served this round: the next is still 3.

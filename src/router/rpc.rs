@@ -136,9 +136,9 @@ impl Router {
                 };
                 let shared = registration.callees.len() > 1;
                 match registration.pick(&mut self.random_ids, usable) {
-                    Some(callee) => Route::To(Target {
+                    Some(index) => Route::To(Target {
                         registration: id,
-                        callee,
+                        callee: registration.callees[index],
                         disclose: false,
                         procedure: by_pattern.then_some(procedure),
                         passthru: None,
@@ -466,9 +466,10 @@ impl Router {
                             .get(candidate.session.key)
                             .is_some_and(|state| state.registrations.contains(&id))))
         };
-        let Some(callee) = registration.pick(&mut self.random_ids, usable) else {
+        let Some(index) = registration.pick(&mut self.random_ids, usable) else {
             return self.no_available_callee(key, out);
         };
+        let callee = registration.callees[index];
         reroute.tried.push(callee.session);
         self.stats.calls_rerouted += 1;
         let asked = reroute.asked;
