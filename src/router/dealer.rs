@@ -169,7 +169,7 @@ impl Registration {
             return usable(&self.callees[0]).then_some(0);
         }
         let at = |index: usize| &self.callees[index % len];
-        let found = match self.invoke {
+        match self.invoke {
             InvokePolicy::Single | InvokePolicy::First => (0..len).find(|&index| usable(at(index))),
             InvokePolicy::Last => (0..len).rev().find(|&index| usable(at(index))),
             InvokePolicy::RoundRobin => {
@@ -190,8 +190,7 @@ impl Registration {
                     .find(|&index| usable(at(index)))
                     .map(|index| index % len)
             }
-        };
-        found
+        }
     }
 
     fn position(&self, session: SessionRef) -> Option<usize> {
