@@ -58,25 +58,12 @@ impl Harness {
     }
 
     fn join_with(&mut self, ser: Serializer, callee: &[&str], caller: &[&str]) -> Client {
-        let mut client = self.connect(ser);
-        self.hello(&client, "realm1", hello_with(callee, caller));
-        match self.recv(&client).msg() {
-            Message::Welcome { session, .. } => client.id = session,
-            other => panic!("expected WELCOME, got {other:?}"),
-        }
-        client
+        let client = self.connect(ser);
+        self.welcome_with(client, hello_with(callee, caller))
     }
 
     fn register_with(&mut self, client: &Client, procedure: &str, options: Dict<'static>) -> u64 {
-        let request = self.request();
-        self.send(
-            client,
-            &Message::Register {
-                request,
-                options,
-                procedure: procedure.to_string().into(),
-            },
-        );
+        self.send_register(client, procedure, options);
         match self.recv(client).msg() {
             Message::Registered { registration, .. } => registration,
             other => panic!("expected REGISTERED, got {other:?}"),
@@ -961,12 +948,7 @@ fn with_strict_request_ids_a_chunk_below_the_watermark_is_dropped() {
         ..RouterConfig::default()
     });
     let callee = h.join_announcing(Json, TAKES_STREAMS);
-    let mut caller = h.connect(Json);
-    h.hello(&caller, "realm1", hello_with(&[], STREAMS));
-    match h.recv(&caller).msg() {
-        Message::Welcome { session, .. } => caller.id = session,
-        other => panic!("expected WELCOME, got {other:?}"),
-    }
+    let caller = h.join_with(Json, &[], STREAMS);
     let register = Message::Register {
         request: 1,
         options: Dict::new(),

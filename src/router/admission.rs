@@ -202,23 +202,22 @@ impl Router {
         if !streams && options.is_empty() {
             return ChunkRule::NewCall;
         }
-        self.call_chunk_rule_slow(key, request, options, out)
+        self.call_chunk_rule_slow(key, request, options, streams, out)
     }
 
+    /// `call_chunk_rule` for a CALL with options or from a caller that streams (`streams`).
     #[cold]
     fn call_chunk_rule_slow(
         &mut self,
         key: SessionKey,
         request: u64,
         options: &Dict<'_>,
+        streams: bool,
         out: &mut Vec<Action>,
     ) -> ChunkRule {
         let session = &self.sessions[key];
         let progress = options.get_bool("progress") == Some(true);
-        if !session
-            .features
-            .has(PeerFeatures::CALLER_PROGRESSIVE_INVOCATIONS)
-        {
+        if !streams {
             if progress {
                 let text = "CALL.Options.progress from a caller that did not announce progressive_call_invocations";
                 self.protocol_violation(key, text, out);

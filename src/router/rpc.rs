@@ -730,10 +730,8 @@ impl Router {
                 self.stats.call_chunks_routed += 1;
             }
             Err(error) => {
-                self.stats.encode_errors += 1;
-                let text = format!("a chunk cannot be sent to the callee's serializer: {error}");
-                let interrupt = Some(CancelMode::KillNoWait);
-                self.abandon_call(key, uri::INVALID_ARGUMENT, text, interrupt, None, out);
+                let what = "a chunk cannot be sent to the callee's serializer";
+                self.abandon_unencodable(key, what, &error, out);
             }
         }
     }
@@ -965,15 +963,27 @@ impl Router {
                     self.rearm_call_timeout(key, gap);
                 }
             }
-            Err(encode_error) => {
-                self.stats.encode_errors += 1;
-                let text = format!(
-                    "a progressive result cannot be sent in the caller's serializer: {encode_error}"
-                );
-                let interrupt = Some(CancelMode::KillNoWait);
-                self.abandon_call(key, uri::INVALID_ARGUMENT, text, interrupt, None, out);
+            Err(error) => {
+                let what = "a progressive result cannot be sent in the caller's serializer";
+                self.abandon_unencodable(key, what, &error, out);
             }
         }
+    }
+
+    /// A part of the call behind `key` that one side's serializer cannot carry (`what`) ends
+    /// the call: ERROR `wamp.error.invalid_argument` to the caller, INTERRUPT to the callee.
+    #[cold]
+    fn abandon_unencodable(
+        &mut self,
+        key: PendingKey,
+        what: &str,
+        error: &EncodeError,
+        out: &mut Vec<Action>,
+    ) {
+        self.stats.encode_errors += 1;
+        let text = format!("{what}: {error}");
+        let interrupt = Some(CancelMode::KillNoWait);
+        self.abandon_call(key, uri::INVALID_ARGUMENT, text, interrupt, None, out);
     }
 
     /// CANCEL (call_canceling) of the caller's pending call `request`, by the mode the caller

@@ -212,8 +212,13 @@ impl Harness {
         self.welcome(client)
     }
 
-    pub fn welcome(&mut self, mut client: Client) -> Client {
-        self.hello(&client, "realm1", hello_details());
+    pub fn welcome(&mut self, client: Client) -> Client {
+        self.welcome_with(client, hello_details())
+    }
+
+    /// HELLO to `realm1` with `details`; the WELCOME's session id goes into the client.
+    pub fn welcome_with(&mut self, mut client: Client, details: Dict<'static>) -> Client {
+        self.hello(&client, "realm1", details);
         match self.recv(&client).msg() {
             Message::Welcome { session, .. } => client.id = session,
             other => panic!("expected WELCOME, got {other:?}"),
