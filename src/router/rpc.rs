@@ -353,10 +353,15 @@ impl Router {
             details,
             payload,
         };
-        match self
+        let frame = self
             .outbox
-            .frame_forwarding(&message, callee_serializer, source)
-        {
+            .frame_forwarding(&message, callee_serializer, source);
+        // Only the Details own memory: dropping them alone spares the generic drop of every
+        // message type.
+        if let Message::Invocation { details, .. } = message {
+            drop(details);
+        }
+        match frame {
             Ok(frame) => {
                 out.push(Action::Send {
                     session: callee_key,
@@ -900,10 +905,14 @@ impl Router {
         caller_state.calls_waiting.remove(&caller_request);
         let caller_serializer = caller_state.serializer;
         let message = reply(caller_request);
-        match self
+        let frame = self
             .outbox
-            .frame_forwarding(&message, caller_serializer, source)
-        {
+            .frame_forwarding(&message, caller_serializer, source);
+        // As in `send_invocation`: a RESULT drops its Details alone.
+        if let Message::Result { details, .. } = message {
+            drop(details);
+        }
+        match frame {
             Ok(frame) => {
                 out.push(Action::Send {
                     session: caller,
