@@ -1,11 +1,11 @@
 //! Scenario tests of the sans-IO router: several sessions (JSON and MessagePack mixed) driven
 //! by encoded client frames, checked by decoding the `Action::Send`s. Every Basic Profile rule
-//! the router implements has a scenario here, and the Advanced Profile features it announces
-//! (shared registration) too. Every scenario runs twice (`at_1_and_3_shards!` at the end): on
-//! one shard, and on three shards with the clients dealt out round-robin, through the shared
-//! sans-IO harness (`tests/sansio`), which delivers every shard-to-shard message after each
-//! client action and asserts the runtime contract (nothing is sent to a session after its
-//! Close or after `close_session`).
+//! the router implements has a scenario here, and shared registration too (the other Advanced
+//! Profile RPC features: `router_advanced_rpc.rs`). Every scenario runs twice
+//! (`at_1_and_3_shards!` at the end): on one shard, and on three shards with the clients dealt
+//! out round-robin, through the shared harness (`tests/scenario`, over `tests/sansio`), which
+//! delivers every shard-to-shard message after each client action and asserts the runtime
+//! contract (nothing is sent to a session after its Close or after `close_session`).
 
 mod sansio;
 #[macro_use]

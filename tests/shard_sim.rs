@@ -3,8 +3,11 @@
 //! seeded scheduler that interleaves client operations with deliveries from randomly chosen
 //! queues. Random scenarios over thousands of seeds check the dealer/broker properties across
 //! shards, shared registrations included (callees on different shards joining, leaving and
-//! unregistering under the policies `single`, `roundrobin`, `random`, `first`, `last`);
-//! targeted scenarios pin the cross-shard cases one by one.
+//! unregistering under the policies `single`, `roundrobin`, `random`, `first`, `last`), and the
+//! advanced RPC features: prefix and wildcard registrations beside exact ones, progressive
+//! results, streamed calls, timeouts, cancels in every mode with INTERRUPT, and re-routing on
+//! `wamp.error.unavailable` (one final answer per call, order per caller and callee, nothing
+//! left pending or armed at the end); targeted scenarios pin the cross-shard cases one by one.
 //!
 //! Replay a failing seed with `SEED=<n> cargo test --test shard_sim`; soak with
 //! `SHARD_SIM_SEEDS=<count> cargo test --release --test shard_sim`.

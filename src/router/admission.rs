@@ -4,12 +4,15 @@
 //!    GOODBYE and ABORT; anything else (HELLO again, AUTHENTICATE without CHALLENGE, router-only
 //!    messages, ERROR other than for INVOCATION, EVENT_RECEIVED, which needs a feature this
 //!    router does not announce) is a protocol violation;
-//! 2. request-id rules: with `strict_request_ids`, a new request must carry the previous id + 1;
+//! 2. request-id rules: a CALL under the request id of the session's pending streamed call is
+//!    that call's next chunk (progressive_call_invocations; chunks of a finished stream are
+//!    dropped); otherwise, with `strict_request_ids`, a new request must carry the previous
+//!    id + 1;
 //! 3. URI and option rules: the URI of a CALL, PUBLISH, REGISTER or SUBSCRIBE is at most
 //!    `max_uri_length` bytes; REGISTER (invoke, procedure URI or pattern, the reserved `wamp.`
-//!    namespace), SUBSCRIBE (match, topic URI). The URI of
-//!    a CALL or PUBLISH is validated by its handler only when it matches nothing: every
-//!    registered or subscribed URI passed this step already, so the hot path skips the scan;
+//!    namespace), SUBSCRIBE (match, topic URI). The URI of a CALL or PUBLISH is validated by
+//!    its handler only when it matches nothing: every registered or subscribed URI passed this
+//!    step already, so the hot path skips the scan;
 //! 4. per-session bounds: pending calls per caller, registrations and subscriptions per session
 //!    (those still being answered included);
 //! 5. authorization: the place where role permissions will be checked (step 6/8 of the plan);
