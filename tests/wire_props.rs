@@ -252,25 +252,9 @@ fn build<'a>(s: &'a Spec, payload: Payload<'a>) -> Message<'a> {
     }
 }
 
-/// The payload of a payload-carrying message.
-fn payload_of<'a>(msg: &Message<'a>) -> Option<Payload<'a>> {
-    match msg {
-        Message::Abort { payload, .. }
-        | Message::Error { payload, .. }
-        | Message::Publish { payload, .. }
-        | Message::Event { payload, .. }
-        | Message::Call { payload, .. }
-        | Message::Result { payload, .. }
-        | Message::Invocation { payload, .. }
-        | Message::Yield { payload, .. }
-        | Message::EventReceived { payload, .. } => Some(*payload),
-        _ => None,
-    }
-}
-
 /// Splits off the payload so headers can be compared across serializers.
 fn split(msg: &Message<'_>) -> (Message<'static>, Option<Payload<'static>>) {
-    let payload = payload_of(msg);
+    let payload = msg.payload();
     // Compare headers through a message whose payload is blanked out.
     let blank = Payload::empty(Serializer::Json);
     let blanked = match msg.clone() {
@@ -465,9 +449,9 @@ proptest! {
             if let Ok(msg) = decode(ser, &bytes) {
                 for to in Serializer::ALL {
                     let _ = encode(&msg, to, &mut Vec::new());
-                    if let Some(p) = payload_of(&msg) {
-                        let _ = transparent_payload(&p);
-                        let _ = decode_payload_values(&p);
+                    if let Some(p) = msg.payload() {
+                        let _ = transparent_payload(p);
+                        let _ = decode_payload_values(p);
                     }
                 }
             }

@@ -6,7 +6,7 @@
 //! encodes in the other serializer must decode there as the same message type.
 
 use crate::serializer::Serializer;
-use crate::wire::{self, Message, Payload};
+use crate::wire::{self, Payload};
 
 pub(crate) fn check(ser: Serializer, data: &[u8]) {
     let head = wire::peek(ser, data);
@@ -20,8 +20,8 @@ pub(crate) fn check(ser: Serializer, data: &[u8]) {
             "peek and decode disagree on the type"
         );
     }
-    if let Some(payload) = payload(&msg) {
-        read_payload(&payload);
+    if let Some(payload) = msg.payload() {
+        read_payload(payload);
     }
 
     let mut once = Vec::new();
@@ -36,7 +36,7 @@ pub(crate) fn check(ser: Serializer, data: &[u8]) {
             let mut head = Vec::new();
             let spliced = match wire::encode_around_payload(&msg, ser, &mut head, min_span) {
                 Ok(Some(at)) => {
-                    let raw = payload(&msg).expect("only a payload is left out").raw;
+                    let raw = msg.payload().expect("only a payload is left out").raw;
                     [&head[..at], raw, &head[at..]].concat()
                 }
                 Ok(None) => head,
@@ -60,8 +60,8 @@ pub(crate) fn check(ser: Serializer, data: &[u8]) {
             )
         });
         assert_eq!(decoded.code(), msg.code());
-        if let Some(payload) = payload(&decoded) {
-            read_payload(&payload);
+        if let Some(payload) = decoded.payload() {
+            read_payload(payload);
         }
     }
 }
@@ -73,20 +73,5 @@ fn read_payload(payload: &Payload<'_>) {
     for to in Serializer::ALL {
         let mut out = Vec::new();
         let _ = wire::transcode_payload(payload, to, &mut out);
-    }
-}
-
-fn payload<'a>(msg: &Message<'a>) -> Option<Payload<'a>> {
-    match msg {
-        Message::Abort { payload, .. }
-        | Message::Error { payload, .. }
-        | Message::Publish { payload, .. }
-        | Message::Event { payload, .. }
-        | Message::Call { payload, .. }
-        | Message::Result { payload, .. }
-        | Message::Invocation { payload, .. }
-        | Message::Yield { payload, .. }
-        | Message::EventReceived { payload, .. } => Some(*payload),
-        _ => None,
     }
 }

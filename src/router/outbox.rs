@@ -64,7 +64,7 @@ impl Outbox {
         serializer: Serializer,
         source: &Bytes,
     ) -> Result<Frame, EncodeError> {
-        match payload_of(message) {
+        match message.payload() {
             Some(payload) if payload.ser == serializer && payload.raw.len() >= FORWARD_MIN_SPAN => {
                 self.frame_in_parts(message, serializer, source, payload.raw)
             }
@@ -210,22 +210,6 @@ pub(crate) fn goodbye(reason: &'static str) -> Message<'static> {
     Message::Goodbye {
         details: Dict::new(),
         reason: Cow::Borrowed(reason),
-    }
-}
-
-/// The payload of a message that carries one.
-fn payload_of<'m>(message: &'m Message<'_>) -> Option<&'m Payload<'m>> {
-    match message {
-        Message::Invocation { payload, .. }
-        | Message::Result { payload, .. }
-        | Message::Error { payload, .. }
-        | Message::Event { payload, .. }
-        | Message::Call { payload, .. }
-        | Message::Yield { payload, .. }
-        | Message::Publish { payload, .. }
-        | Message::Abort { payload, .. }
-        | Message::EventReceived { payload, .. } => Some(payload),
-        _ => None,
     }
 }
 

@@ -284,6 +284,24 @@ impl<'a> Message<'a> {
         }
     }
 
+    /// The application payload of a payload-carrying message (ABORT, ERROR, PUBLISH, EVENT,
+    /// CALL, RESULT, INVOCATION, YIELD, EVENT_RECEIVED); `None` for the others.
+    #[inline]
+    pub fn payload(&self) -> Option<&Payload<'a>> {
+        match self {
+            Message::Abort { payload, .. }
+            | Message::Error { payload, .. }
+            | Message::Publish { payload, .. }
+            | Message::Event { payload, .. }
+            | Message::Call { payload, .. }
+            | Message::Result { payload, .. }
+            | Message::Invocation { payload, .. }
+            | Message::Yield { payload, .. }
+            | Message::EventReceived { payload, .. } => Some(payload),
+            _ => None,
+        }
+    }
+
     /// The spec's upper-case name, for logs and error texts.
     pub fn name(&self) -> &'static str {
         code_name(self.code())

@@ -539,18 +539,10 @@ impl Msg {
     /// Arguments and ArgumentsKw of a message that carries a payload.
     pub fn payload(&self) -> (Vec<Value<'static>>, Option<Dict<'static>>) {
         let m = self.get();
-        let p = match &m {
-            Message::Abort { payload, .. }
-            | Message::Error { payload, .. }
-            | Message::Publish { payload, .. }
-            | Message::Event { payload, .. }
-            | Message::Call { payload, .. }
-            | Message::Result { payload, .. }
-            | Message::Invocation { payload, .. }
-            | Message::Yield { payload, .. } => *payload,
-            other => panic!("{} carries no payload", other.name()),
-        };
-        payload_values(&p)
+        let p = m
+            .payload()
+            .unwrap_or_else(|| panic!("{} carries no payload", m.name()));
+        payload_values(p)
     }
 }
 
