@@ -135,6 +135,13 @@ impl<'a> MsgPackReader<'a> {
         }
     }
 
+    /// The next `N` bytes.
+    #[inline(always)]
+    fn fixed<const N: usize>(&mut self) -> Result<[u8; N], Fail> {
+        let bytes = self.take(N)?;
+        Ok(bytes.try_into().expect("take returns exactly N bytes"))
+    }
+
     /// Reads a big-endian unsigned number of `n` (1, 2, 4 or 8) bytes.
     #[inline]
     fn be(&mut self, n: usize) -> Result<u64, Fail> {
@@ -178,8 +185,15 @@ impl<'a> MsgPackReader<'a> {
     #[inline]
     pub(crate) fn read_uint(&mut self) -> Result<u64, Fail> {
         let marker = self.byte()?;
-        if marker <= 0x7f {
-            return Ok(u64::from(marker));
+        // The unsigned widths first, at fixed sizes: request and session ids are read this way
+        // on every frame, and the generic byte loop costs several times as much.
+        match marker {
+            0x00..=0x7f => return Ok(u64::from(marker)),
+            0xcc => return Ok(u64::from(self.fixed::<1>()?[0])),
+            0xcd => return Ok(u64::from(u16::from_be_bytes(self.fixed()?))),
+            0xce => return Ok(u64::from(u32::from_be_bytes(self.fixed()?))),
+            0xcf => return Ok(u64::from_be_bytes(self.fixed()?)),
+            _ => {}
         }
         match self.integer(marker, kind(marker))? {
             Integer::UInt(u) => Ok(u),
@@ -677,6 +691,23 @@ mod tests {
             read(&[0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0]).unwrap(),
             Value::Int(i64::MIN)
         );
+        for (bytes, expected) in [
+            (&[0xcc, 0xff][..], 255u64),
+            (&[0xcd, 0x01, 0x02], 0x0102),
+            (&[0xce, 0x01, 0x02, 0x03, 0x04], 0x0102_0304),
+            (&[0xcf, 0, 0x20, 0, 0, 0, 0, 0, 0], 1 << 53),
+        ] {
+            let mut r = MsgPackReader::new(bytes);
+            assert_eq!(r.read_uint(), Ok(expected), "{bytes:x?}");
+            assert_eq!(r.pos, bytes.len(), "{bytes:x?} read whole");
+        }
+        for truncated in [&[0xcc][..], &[0xcd, 0x01], &[0xce, 1, 2, 3], &[0xcf, 1, 2, 3, 4]] {
+            let mut r = MsgPackReader::new(truncated);
+            assert!(
+                matches!(r.read_uint(), Err(Fail::Bad(_))),
+                "{truncated:x?} is cut short"
+            );
+        }
         let mut r = MsgPackReader::new(&[0xd2, 0x00, 0x00, 0x01, 0x00]);
         assert_eq!(r.read_uint().unwrap(), 256);
         let mut r = MsgPackReader::new(&[0xd2, 0xff, 0xff, 0xff, 0xff]);
