@@ -752,14 +752,33 @@ impl Router {
         source: &Bytes,
         out: &mut Vec<Action>,
     ) {
-        // Most YIELDs carry no options at all.
-        let (details, progress) = if options.is_empty() {
-            (Dict::new(), false)
-        } else {
-            match self.yield_details(me.key, options, out) {
-                Some(read) => read,
-                None => return,
-            }
+        // Most YIELDs carry no options at all: their RESULT is built with empty Details, so
+        // the closure owns nothing that needs dropping.
+        if options.is_empty() {
+            return self.route_reply(me.key, invocation, Answer::Final, source, out, |request| {
+                Message::Result {
+                    request,
+                    details: Dict::new(),
+                    payload,
+                }
+            });
+        }
+        self.yield_with_options(me, invocation, options, payload, source, out);
+    }
+
+    /// A YIELD with options (`progress`, `ppt_*`).
+    #[cold]
+    fn yield_with_options(
+        &mut self,
+        me: Admitted,
+        invocation: u64,
+        options: &Dict<'_>,
+        payload: Payload<'_>,
+        source: &Bytes,
+        out: &mut Vec<Action>,
+    ) {
+        let Some((details, progress)) = self.yield_details(me.key, options, out) else {
+            return;
         };
         let answer = if progress {
             Answer::Progress
