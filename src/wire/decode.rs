@@ -102,9 +102,11 @@ impl Ctx {
     fn dict<'a, S: Source<'a>>(self, s: &mut S, field: &str) -> Result<Dict<'a>, DecodeError> {
         let dict = s.dict().map_err(|f| self.fail(field, "a dict", f))?;
         if !dict.is_empty() {
-            options::check(self.code, self.name(), field, &dict).map_err(|message| DecodeError {
-                code: Some(self.code),
-                message,
+            options::check(self.code, self.name(), field, &dict).map_err(|message| {
+                DecodeError {
+                    code: Some(self.code),
+                    message,
+                }
             })?;
         }
         Ok(dict)

@@ -172,6 +172,11 @@ impl<const SPLICE: bool> Emit for MsgPackEmit<'_, SPLICE> {
 
     #[inline]
     fn dict(&mut self, d: &Dict<'_>) -> Result<(), EncodeError> {
+        // Most Details/Options are empty: one byte, as the JSON emitter's `{}`.
+        if d.is_empty() {
+            self.out.push(mp::EMPTY_MAP);
+            return Ok(());
+        }
         mp::dict(self.out, d);
         Ok(())
     }

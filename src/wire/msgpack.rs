@@ -216,7 +216,7 @@ impl<'a> MsgPackReader<'a> {
         let len = self.length(marker, n, 0x1f)?;
         let start = self.pos;
         let bytes = self.take(len)?;
-        if bytes.is_ascii() {
+        if super::utf8::is_ascii(bytes) {
             // SAFETY: ASCII is valid UTF-8. Checked first because std's from_utf8 costs more
             // than the whole header for the short ASCII URIs that dominate.
             return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
@@ -634,6 +634,9 @@ pub(crate) mod write {
         header(out, len as usize, 0x90, 15, 0, 0xdc, 0xdd);
     }
 
+    /// An empty map (fixmap of length 0).
+    pub(crate) const EMPTY_MAP: u8 = 0x80;
+
     #[inline]
     pub(crate) fn map_len(out: &mut Vec<u8>, len: u32) {
         header(out, len as usize, 0x80, 15, 0, 0xde, 0xdf);
@@ -701,7 +704,12 @@ mod tests {
             assert_eq!(r.read_uint(), Ok(expected), "{bytes:x?}");
             assert_eq!(r.pos, bytes.len(), "{bytes:x?} read whole");
         }
-        for truncated in [&[0xcc][..], &[0xcd, 0x01], &[0xce, 1, 2, 3], &[0xcf, 1, 2, 3, 4]] {
+        for truncated in [
+            &[0xcc][..],
+            &[0xcd, 0x01],
+            &[0xce, 1, 2, 3],
+            &[0xcf, 1, 2, 3, 4],
+        ] {
             let mut r = MsgPackReader::new(truncated);
             assert!(
                 matches!(r.read_uint(), Err(Fail::Bad(_))),
