@@ -652,7 +652,14 @@ fn drop_extras(extras: Box<CallExtras>) -> Option<TimerId> {
 /// All pending calls of the router, and for calls from other shards the way from the caller's
 /// handle to the entry here (a CANCEL or timeout arrives under the caller's handle).
 pub(crate) struct PendingCalls {
-    calls: Slab<PendingCall>,
+    /// The entries by index; a free slot has generation 0 (generations start at 1), so no key
+    /// finds it. Not a `Slab`: its out-of-line insert takes the new entry by pointer from the
+    /// caller's stack and reads it back with wider loads than it was written with, which
+    /// stalls store forwarding on every call (measured); here the entry is written in place.
+    slots: Vec<PendingCall>,
+    /// Indexes of the free slots, reused last-freed first.
+    free: Vec<usize>,
+    len: usize,
     by_remote_caller: IdMap<(ShardId, PendingKey), PendingKey>,
     next_generation: u64,
 }
@@ -660,13 +667,15 @@ pub(crate) struct PendingCalls {
 impl PendingCalls {
     pub(crate) fn new() -> PendingCalls {
         PendingCalls {
-            calls: Slab::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            len: 0,
             by_remote_caller: IdMap::default(),
             next_generation: 0,
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn insert(
         &mut self,
         caller: Caller,
@@ -680,14 +689,25 @@ impl PendingCalls {
             Caller::Remote(remote) => Some((remote.shard, remote.call)),
             Caller::Local(_) => None,
         };
-        let index = self.calls.insert(PendingCall {
+        let call = PendingCall {
             caller,
             caller_request,
             callee,
             flags,
             extras: None,
             generation,
-        });
+        };
+        let index = match self.free.pop() {
+            Some(index) => {
+                self.slots[index] = call;
+                index
+            }
+            None => {
+                self.slots.push(call);
+                self.slots.len() - 1
+            }
+        };
+        self.len += 1;
         let key = PendingKey { index, generation };
         if let Some(remote) = remote {
             self.by_remote_caller.insert(remote, key);
@@ -697,13 +717,13 @@ impl PendingCalls {
 
     #[inline]
     pub(crate) fn get(&self, key: PendingKey) -> Option<&PendingCall> {
-        self.calls
+        self.slots
             .get(key.index)
             .filter(|call| call.generation == key.generation)
     }
 
     pub(crate) fn get_mut(&mut self, key: PendingKey) -> Option<&mut PendingCall> {
-        self.calls
+        self.slots
             .get_mut(key.index)
             .filter(|call| call.generation == key.generation)
     }
@@ -715,21 +735,24 @@ impl PendingCalls {
 
     /// Takes the entry out, and the timer of its timeout if it had one (the router's to
     /// cancel: see `Router::finish_call`).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn remove(&mut self, key: PendingKey) -> Option<(FinishedCall, Option<TimerId>)> {
-        self.get(key)?;
-        let mut call = self.calls.remove(key.index);
-        if let Caller::Remote(remote) = call.caller {
-            self.forget_remote(remote);
-        }
-        let timer = match call.extras.take() {
-            None => None,
-            Some(extras) => drop_extras(extras),
-        };
+        let call = self.get_mut(key)?;
+        call.generation = 0;
+        let extras = call.extras.take();
         let finished = FinishedCall {
             caller: call.caller,
             caller_request: call.caller_request,
             callee: call.callee,
+        };
+        self.free.push(key.index);
+        self.len -= 1;
+        if let Caller::Remote(remote) = finished.caller {
+            self.forget_remote(remote);
+        }
+        let timer = match extras {
+            None => None,
+            Some(extras) => drop_extras(extras),
         };
         Some((finished, timer))
     }
@@ -744,7 +767,7 @@ impl PendingCalls {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.calls.len()
+        self.len
     }
 }
 
@@ -964,5 +987,56 @@ mod tests {
         );
         assert!(calls.remove(first).is_none());
         assert_eq!(calls.get(second).unwrap().caller_request, 2);
+        assert_eq!(first.index, second.index, "the freed slot is reused");
+        assert_eq!(calls.len(), 1);
+    }
+
+    #[test]
+    fn pending_calls_count_and_reuse_slots_and_forget_remote_callers() {
+        let mut calls = PendingCalls::new();
+        let flags = CallFlags::default();
+        let remote = RemoteCaller {
+            shard: 1,
+            call: PendingKey {
+                index: 7,
+                generation: 9,
+            },
+            serializer: Serializer::Json,
+        };
+        let keys: Vec<PendingKey> = (1..=3)
+            .map(|request| {
+                let callee = Callee::Local {
+                    session: SessionKey(2),
+                    invocation: request,
+                };
+                calls.insert(Caller::Remote(remote), request, callee, flags)
+            })
+            .collect();
+        assert_eq!(calls.len(), 3);
+        // Only the last insert holds the remote caller's handle (one call per handle).
+        assert_eq!(calls.find_remote(1, remote.call), Some(keys[2]));
+        let (finished, timer) = calls.remove(keys[2]).unwrap();
+        assert_eq!(finished.caller_request, 3);
+        assert!(timer.is_none());
+        assert_eq!(calls.find_remote(1, remote.call), None);
+        assert_eq!(calls.len(), 2);
+        calls.remove(keys[0]).unwrap();
+        calls.remove(keys[1]).unwrap();
+        assert_eq!(calls.len(), 0);
+        let again: Vec<PendingKey> = (0..3)
+            .map(|_| {
+                calls.insert(
+                    Caller::Local(SessionKey(1)),
+                    1,
+                    Callee::Remote { shard: 1 },
+                    flags,
+                )
+            })
+            .collect();
+        let mut slots: Vec<usize> = again.iter().map(|key| key.index).collect();
+        slots.sort_unstable();
+        assert_eq!(slots, vec![0, 1, 2], "no new slots while free ones remain");
+        assert!(keys.iter().all(|key| calls.get(*key).is_none()));
+        assert!(again.iter().all(|key| calls.get(*key).is_some()));
     }
 }
