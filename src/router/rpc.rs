@@ -333,26 +333,28 @@ impl Router {
         let callee = target.callee;
         let callee_key = callee.session.key;
         let callee_state = &self.sessions[callee_key];
-        // Filled in place: moving a Dict between functions here costs a store-buffer stall.
-        let mut details = Dict::new();
-        invocation_details(
-            &mut details,
-            caller_identity,
-            asked.receive_progress,
-            asked.forwarded_timeout(callee.options),
-            target.procedure,
-            asked.progress,
-            callee_state.features,
-        );
-        add_passthru(&mut details, target.passthru.as_deref());
         let callee_serializer = callee_state.serializer;
         let invocation = callee_state.peek_invocation_id();
-        let message = Message::Invocation {
+        let mut message = Message::Invocation {
             request: invocation,
             registration: target.registration,
-            details,
+            details: Dict::new(),
             payload,
         };
+        // The Details are filled inside the message: a Dict built beside it and moved in is
+        // copied with wider loads than it was stored with, a store-forwarding stall per call.
+        if let Message::Invocation { details, .. } = &mut message {
+            invocation_details(
+                details,
+                caller_identity,
+                asked.receive_progress,
+                asked.forwarded_timeout(callee.options),
+                target.procedure,
+                asked.progress,
+                callee_state.features,
+            );
+            add_passthru(details, target.passthru.as_deref());
+        }
         let frame = self
             .outbox
             .frame_forwarding(&message, callee_serializer, source);
