@@ -65,19 +65,27 @@ struct StrSpan {
 /// The value of the run of ASCII digits at the start of `digits` and its length (0 when it
 /// starts with something else); `None` when the value does not fit in a u64. Takes eight digits
 /// per step (SWAR): the ids, publication ids and timestamps a WAMP peer reads are mostly 10 to
-/// 19 digits long. Message codes and request ids are short, and for up to four digits a byte
-/// at a time costs less than one word step, so those are taken first.
+/// 19 digits long. Every message starts with a one- or two-digit code, which is read without a
+/// word step: that costs more than the whole code (and two bytes' look costs a long id little).
 #[inline]
 pub(crate) fn leading_digits(digits: &[u8]) -> Option<(u64, usize)> {
+    let digit = |at: usize| {
+        digits
+            .get(at)
+            .map(|d| d.wrapping_sub(b'0'))
+            .filter(|d| *d <= 9)
+            .map(u64::from)
+    };
+    match (digit(0), digit(1)) {
+        (None, _) => return Some((0, 0)),
+        (Some(first), None) => return Some((first, 1)),
+        (Some(first), Some(second)) if digit(2).is_none() => {
+            return Some((first * 10 + second, 2));
+        }
+        _ => {}
+    }
     let mut value: u64 = 0;
     let mut i = 0;
-    while i < SHORT_RUN {
-        match digits.get(i) {
-            Some(&d) if d.is_ascii_digit() => value = value * 10 + u64::from(d - b'0'),
-            _ => return Some((value, i)),
-        }
-        i += 1;
-    }
     while let Some(chunk) = digits.get(i..i + 8) {
         let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
         if !eight_digits_in(word) {
@@ -111,9 +119,6 @@ pub(crate) fn leading_digits(digits: &[u8]) -> Option<(u64, usize)> {
     }
     Some((value, i))
 }
-
-/// How many leading digits `leading_digits` reads one by one (at most 9999: no overflow).
-const SHORT_RUN: usize = 4;
 
 const POWERS_OF_TEN: [u64; 8] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000];
 
