@@ -390,6 +390,8 @@ struct RawRealm {
     name: String,
     #[serde(default)]
     disclose_caller: bool,
+    #[serde(default)]
+    disclose_publisher: bool,
 }
 
 fn check_range<T: PartialOrd + fmt::Display>(
@@ -557,6 +559,7 @@ impl RawConfig {
             realms.push(RealmConfig {
                 name: realm.name,
                 disclose_caller: realm.disclose_caller,
+                disclose_publisher: realm.disclose_publisher,
             });
         }
 
@@ -803,13 +806,7 @@ mod tests {
         let rs = &config.listeners[1];
         assert_eq!(rs.kind, TransportKind::RawSocket);
         assert_eq!(rs.url(), "rs://127.0.0.1:8081");
-        assert_eq!(
-            config.router.realms,
-            vec![RealmConfig {
-                disclose_caller: false,
-                name: "realm1".to_string()
-            }]
-        );
+        assert_eq!(config.router.realms, vec![RealmConfig::new("realm1")]);
         assert!(!config.router.auto_create_realms);
         assert_eq!(config.router.uri_check, UriCheck::Loose);
         assert_eq!(config.router.max_pending_calls_per_session, 65_536);
@@ -869,23 +866,39 @@ name = "realm1"
     }
 
     #[test]
-    fn a_realm_may_disclose_every_caller() {
+    fn a_realm_may_disclose_every_caller_and_every_publisher() {
         let text = format!(
-            "{MINIMAL}[[realm]]\nname = \"open\"\ndisclose_caller = true\n[[realm]]\nname = \"quiet\"\n"
+            "{MINIMAL}[[realm]]\nname = \"open\"\ndisclose_caller = true\n\
+             [[realm]]\nname = \"news\"\ndisclose_publisher = true\n[[realm]]\nname = \"quiet\"\n"
         );
         let config = Config::from_toml_str(&text).unwrap();
-        let disclosing: Vec<(&str, bool)> = config
+        let disclosing: Vec<(&str, bool, bool)> = config
             .router
             .realms
             .iter()
-            .map(|realm| (realm.name.as_str(), realm.disclose_caller))
+            .map(|realm| {
+                let name = realm.name.as_str();
+                (name, realm.disclose_caller, realm.disclose_publisher)
+            })
             .collect();
-        assert!(disclosing.contains(&("open", true)), "{disclosing:?}");
-        assert!(disclosing.contains(&("quiet", false)), "{disclosing:?}");
-        let e = error_of(&format!(
-            "{MINIMAL}[[realm]]\nname = \"x\"\ndisclose_caller = \"yes\"\n"
-        ));
-        assert!(e.contains("disclose_caller"), "{e}");
+        assert!(
+            disclosing.contains(&("open", true, false)),
+            "{disclosing:?}"
+        );
+        assert!(
+            disclosing.contains(&("news", false, true)),
+            "{disclosing:?}"
+        );
+        assert!(
+            disclosing.contains(&("quiet", false, false)),
+            "{disclosing:?}"
+        );
+        for key in ["disclose_caller", "disclose_publisher"] {
+            let e = error_of(&format!(
+                "{MINIMAL}[[realm]]\nname = \"x\"\n{key} = \"yes\"\n"
+            ));
+            assert!(e.contains(key), "{e}");
+        }
     }
 
     #[test]

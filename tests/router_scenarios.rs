@@ -54,6 +54,7 @@ fn welcome_announces_exactly_the_implemented_features_and_anonymous_identity() {
         assert_eq!(
             features("broker"),
             [
+                "pattern_based_subscription",
                 "publisher_exclusion",
                 "publisher_identification",
                 "subscriber_blackwhite_listing"
@@ -1653,10 +1654,11 @@ fn subscribe_refusals() {
     for (topic, options, error) in [
         ("com..t", Dict::new(), uri::INVALID_URI),
         ("", Dict::new(), uri::INVALID_URI),
+        ("", opts(&[("match", s("prefix"))]), uri::INVALID_URI),
         (
-            "com.t",
-            opts(&[("match", s("prefix"))]),
-            uri::OPTION_NOT_ALLOWED,
+            "com. t",
+            opts(&[("match", s("wildcard"))]),
+            uri::INVALID_URI,
         ),
     ] {
         let request = h.request();
@@ -2722,6 +2724,7 @@ fn facts_are_recorded_once_complete_and_in_order() {
                 realm: realm(),
                 subscription: t,
                 topic: "com.t".into(),
+                matching: "exact",
                 session: b.id,
             },
             subscriber_added(t, b.id),

@@ -278,12 +278,22 @@ impl Router {
     }
 
     fn subscribe_refusal(&self, options: &Dict<'_>, topic: &str) -> Option<Refusal> {
-        if let Some(pattern) = options.get_str("match").filter(|&m| m != "exact") {
-            let text = format!("pattern-based subscription (match={pattern:?}) is not supported");
-            return Some((uri::OPTION_NOT_ALLOWED, text));
-        }
-        if !self.uri_is_valid(topic) {
-            return Some((uri::INVALID_URI, format!("invalid topic URI {topic:?}")));
+        // A pattern's empty components are its wildcards (and a prefix may end in a dot), as
+        // for REGISTER.
+        let matching = MatchPolicy::parse(options.get_str("match"));
+        let valid = match matching {
+            MatchPolicy::Exact => self.uri_is_valid(topic),
+            MatchPolicy::Prefix | MatchPolicy::Wildcard => {
+                let strict = self.config.uri_check == UriCheck::Strict;
+                !topic.is_empty() && wire::validate_uri(topic, strict, true)
+            }
+        };
+        if !valid {
+            let text = format!(
+                "invalid topic URI {topic:?} for match={:?}",
+                matching.name()
+            );
+            return Some((uri::INVALID_URI, text));
         }
         None
     }

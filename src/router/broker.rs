@@ -1,12 +1,15 @@
-//! Broker tables: the subscriptions of one realm (exact topic match). One subscription per
-//! topic, shared by every subscriber (on every shard), so an EVENT is encoded once per
-//! serializer and the same bytes go to all of them. With several shards each entry also keeps
-//! the set of shards that have local subscribers (written only by the owner's updates, see
-//! `replication.rs`), and the entry lives as long as that set is not empty, not as long as this
-//! shard has subscribers.
+//! Broker tables: the subscriptions of one realm. One subscription per (topic, match policy),
+//! shared by every subscriber (on every shard), so an EVENT is encoded once per serializer and
+//! the same bytes go to all of them. Exact topics are found by a hash map, prefix and wildcard
+//! patterns (pattern_based_subscription) by the [`PatternIndex`], which a PUBLISH consults only
+//! when the realm has patterns. With several shards each entry also keeps the set of shards that
+//! have local subscribers (written only by the owner's updates, see `cluster.rs`), and the entry
+//! lives as long as that set is not empty, not as long as this shard has subscribers.
 
 use slab::Slab;
 
+use super::dealer::MatchPolicy;
+use super::patterns::PatternIndex;
 use super::{fast_map, is_sparse, FastMap, SessionKey};
 use crate::serializer::Serializer;
 
@@ -19,10 +22,11 @@ pub(crate) struct Subscriber {
     pub(crate) session_id: u64,
 }
 
-/// One topic's subscription and its subscribers.
+/// One subscription (a topic or pattern, with its match policy) and its subscribers.
 pub(crate) struct Subscription {
     pub(crate) id: u64,
     pub(crate) topic: Box<str>,
+    pub(crate) matching: MatchPolicy,
     /// Shards with local subscribers (bit k = shard k), as last broadcast by the owner; unused
     /// with one shard.
     pub(crate) shards: u64,
@@ -60,6 +64,7 @@ impl Subscription {
 pub(crate) struct Subscriptions {
     entries: Slab<Subscription>,
     by_topic: FastMap<Box<str>, usize>,
+    patterns: PatternIndex<usize>,
     by_id: FastMap<u64, usize>,
 }
 
@@ -68,21 +73,41 @@ impl Subscriptions {
         Subscriptions {
             entries: Slab::new(),
             by_topic: fast_map(),
+            patterns: PatternIndex::new(),
             by_id: fast_map(),
         }
     }
 
-    fn create(&mut self, id: u64, topic: &str, shards: u64) -> usize {
+    fn index_of(&self, topic: &str, matching: MatchPolicy) -> Option<usize> {
+        match matching {
+            MatchPolicy::Exact => self.by_topic.get(topic).copied(),
+            MatchPolicy::Prefix => self.patterns.get_prefix(topic),
+            MatchPolicy::Wildcard => self.patterns.get_wildcard(topic),
+        }
+    }
+
+    fn create(&mut self, id: u64, topic: &str, matching: MatchPolicy, shards: u64) -> usize {
         let topic: Box<str> = topic.into();
         let index = self.entries.insert(Subscription {
             id,
             topic: topic.clone(),
+            matching,
             shards,
             subscribers: Vec::new(),
             positions: fast_map(),
             per_serializer: [0; 2],
         });
-        self.by_topic.insert(topic, index);
+        match matching {
+            MatchPolicy::Exact => {
+                self.by_topic.insert(topic, index);
+            }
+            MatchPolicy::Prefix => {
+                self.patterns.insert_prefix(&topic, index);
+            }
+            MatchPolicy::Wildcard => {
+                self.patterns.insert_wildcard(&topic, index);
+            }
+        }
         self.by_id.insert(id, index);
         index
     }
@@ -90,7 +115,17 @@ impl Subscriptions {
     fn delete(&mut self, index: usize) -> Subscription {
         let subscription = self.entries.remove(index);
         self.by_id.remove(&subscription.id);
-        self.by_topic.remove(&subscription.topic);
+        match subscription.matching {
+            MatchPolicy::Exact => {
+                self.by_topic.remove(&subscription.topic);
+            }
+            MatchPolicy::Prefix => {
+                self.patterns.remove_prefix(&subscription.topic);
+            }
+            MatchPolicy::Wildcard => {
+                self.patterns.remove_wildcard(&subscription.topic);
+            }
+        }
         if is_sparse(self.by_id.len(), self.by_id.capacity()) {
             self.shrink();
         }
@@ -110,9 +145,15 @@ impl Subscriptions {
     /// Applies the owner's shard set for `topic` (replica write): creates, updates or (with
     /// `shards == 0`) deletes the entry. Returns the local subscribers dropped by a delete or an
     /// id change, which the owner's ordering makes impossible (so callers only log them).
-    pub(crate) fn set_shards(&mut self, id: u64, topic: &str, shards: u64) -> usize {
+    pub(crate) fn set_shards(
+        &mut self,
+        id: u64,
+        topic: &str,
+        matching: MatchPolicy,
+        shards: u64,
+    ) -> usize {
         let mut dropped = 0;
-        if let Some(&index) = self.by_topic.get(topic) {
+        if let Some(index) = self.index_of(topic, matching) {
             if shards != 0 && self.entries[index].id == id {
                 self.entries[index].shards = shards;
                 return 0;
@@ -123,15 +164,20 @@ impl Subscriptions {
             dropped += self.delete(index).subscribers.len();
         }
         if shards != 0 {
-            self.create(id, topic, shards);
+            self.create(id, topic, matching, shards);
         }
         dropped
     }
 
-    /// Adds `subscriber` to the existing subscription of `topic` (replicated tables); `None`
-    /// when there is none.
-    pub(crate) fn add_subscriber(&mut self, topic: &str, subscriber: Subscriber) -> Option<u64> {
-        let &index = self.by_topic.get(topic)?;
+    /// Adds `subscriber` to the existing subscription of (`topic`, `matching`) (replicated
+    /// tables); `None` when there is none.
+    pub(crate) fn add_subscriber(
+        &mut self,
+        topic: &str,
+        matching: MatchPolicy,
+        subscriber: Subscriber,
+    ) -> Option<u64> {
+        let index = self.index_of(topic, matching)?;
         let subscription = &mut self.entries[index];
         if !subscription.positions.contains_key(&subscriber.session) {
             subscription
@@ -144,13 +190,13 @@ impl Subscriptions {
     }
 
     /// Removes `session` from subscription `id` and keeps the entry (replicated tables):
-    /// `Some(topic)` when that was this shard's last subscriber of it, `Some(None)` when others
-    /// remain, `None` when `session` was not a subscriber.
+    /// `Some(Some((topic, matching)))` when that was this shard's last subscriber of it,
+    /// `Some(None)` when others remain, `None` when `session` was not a subscriber.
     pub(crate) fn remove_subscriber(
         &mut self,
         id: u64,
         session: SessionKey,
-    ) -> Option<Option<Box<str>>> {
+    ) -> Option<Option<(Box<str>, MatchPolicy)>> {
         let &index = self.by_id.get(&id)?;
         let subscription = &mut self.entries[index];
         if !subscription.remove(session) {
@@ -160,7 +206,7 @@ impl Subscriptions {
             subscription
                 .subscribers
                 .is_empty()
-                .then(|| subscription.topic.clone()),
+                .then(|| (subscription.topic.clone(), subscription.matching)),
         )
     }
 
@@ -168,13 +214,37 @@ impl Subscriptions {
         self.by_id.get(&id).map(|&index| &self.entries[index])
     }
 
-    pub(crate) fn lookup(&self, topic: &str) -> Option<&Subscription> {
+    /// The exact-match subscription of `topic` (the PUBLISH hot path).
+    #[inline]
+    pub(crate) fn exact(&self, topic: &str) -> Option<&Subscription> {
         self.by_topic.get(topic).map(|&index| &self.entries[index])
+    }
+
+    /// The subscription of (`topic`, `matching`).
+    pub(crate) fn lookup(&self, topic: &str, matching: MatchPolicy) -> Option<&Subscription> {
+        self.index_of(topic, matching)
+            .map(|index| &self.entries[index])
+    }
+
+    /// Whether any prefix or wildcard subscription exists (else a PUBLISH needs no pattern
+    /// walk).
+    #[inline]
+    pub(crate) fn has_patterns(&self) -> bool {
+        !self.patterns.is_empty()
+    }
+
+    /// Calls `f` with each prefix and wildcard subscription whose pattern matches `topic`.
+    pub(crate) fn for_each_pattern_match(&self, topic: &str, mut f: impl FnMut(&Subscription)) {
+        self.patterns
+            .for_each_match(topic, |index| f(&self.entries[index]));
     }
 
     pub(crate) fn len(&self) -> usize {
         debug_assert_eq!(self.entries.len(), self.by_id.len());
-        debug_assert_eq!(self.entries.len(), self.by_topic.len());
+        debug_assert_eq!(
+            self.entries.len(),
+            self.by_topic.len() + self.patterns.len()
+        );
         self.entries.len()
     }
 }
@@ -194,26 +264,32 @@ mod tests {
     #[test]
     fn a_topic_has_one_subscription_shared_by_its_subscribers() {
         let mut table = Subscriptions::new();
-        assert_eq!(table.set_shards(7, "t", 0b1), 0);
-        assert_eq!(table.add_subscriber("t", subscriber(1)), Some(7));
-        assert_eq!(table.add_subscriber("t", subscriber(2)), Some(7));
+        assert_eq!(table.set_shards(7, "t", MatchPolicy::Exact, 0b1), 0);
         assert_eq!(
-            table.add_subscriber("t", subscriber(1)),
+            table.add_subscriber("t", MatchPolicy::Exact, subscriber(1)),
+            Some(7)
+        );
+        assert_eq!(
+            table.add_subscriber("t", MatchPolicy::Exact, subscriber(2)),
+            Some(7)
+        );
+        assert_eq!(
+            table.add_subscriber("t", MatchPolicy::Exact, subscriber(1)),
             Some(7),
             "subscribing again is harmless"
         );
-        assert_eq!(table.lookup("t").unwrap().subscribers().len(), 2);
+        assert_eq!(table.exact("t").unwrap().subscribers().len(), 2);
         assert_eq!(table.remove_subscriber(7, SessionKey(3)), None);
         assert_eq!(table.remove_subscriber(7, SessionKey(1)), Some(None));
-        assert_eq!(table.lookup("t").unwrap().subscribers(), &[subscriber(2)]);
+        assert_eq!(table.exact("t").unwrap().subscribers(), &[subscriber(2)]);
     }
 
     #[test]
     fn swap_remove_keeps_positions_right() {
         let mut table = Subscriptions::new();
-        table.set_shards(7, "t", 0b1);
+        table.set_shards(7, "t", MatchPolicy::Exact, 0b1);
         for key in 1..=5 {
-            table.add_subscriber("t", subscriber(key));
+            table.add_subscriber("t", MatchPolicy::Exact, subscriber(key));
         }
         for key in [2, 5, 1, 4] {
             assert_eq!(
@@ -224,30 +300,78 @@ mod tests {
         }
         assert_eq!(
             table.remove_subscriber(7, SessionKey(3)),
-            Some(Some("t".into()))
+            Some(Some(("t".into(), MatchPolicy::Exact)))
         );
-        assert!(table.lookup("t").unwrap().subscribers().is_empty());
+        assert!(table.exact("t").unwrap().subscribers().is_empty());
     }
 
     #[test]
     fn replicated_entries_follow_the_owner_not_the_local_subscribers() {
         let mut table = Subscriptions::new();
-        assert_eq!(table.add_subscriber("t", subscriber(1)), None);
-        assert_eq!(table.set_shards(7, "t", 0b01), 0);
-        assert_eq!(table.add_subscriber("t", subscriber(1)), Some(7));
+        assert_eq!(
+            table.add_subscriber("t", MatchPolicy::Exact, subscriber(1)),
+            None
+        );
+        assert_eq!(table.set_shards(7, "t", MatchPolicy::Exact, 0b01), 0);
+        assert_eq!(
+            table.add_subscriber("t", MatchPolicy::Exact, subscriber(1)),
+            Some(7)
+        );
         assert_eq!(
             table.remove_subscriber(7, SessionKey(1)),
-            Some(Some("t".into()))
+            Some(Some(("t".into(), MatchPolicy::Exact)))
         );
         assert_eq!(table.remove_subscriber(7, SessionKey(1)), None);
         assert_eq!(
-            table.lookup("t").unwrap().shards,
+            table.exact("t").unwrap().shards,
             0b01,
             "kept until the owner says"
         );
-        assert_eq!(table.set_shards(7, "t", 0b10), 0);
-        assert_eq!(table.lookup("t").unwrap().shards, 0b10);
-        assert_eq!(table.set_shards(7, "t", 0), 0);
+        assert_eq!(table.set_shards(7, "t", MatchPolicy::Exact, 0b10), 0);
+        assert_eq!(table.exact("t").unwrap().shards, 0b10);
+        assert_eq!(table.set_shards(7, "t", MatchPolicy::Exact, 0), 0);
         assert_eq!(table.len(), 0);
+    }
+
+    #[test]
+    fn a_topic_may_be_subscribed_exact_and_as_patterns_as_separate_subscriptions() {
+        let mut table = Subscriptions::new();
+        table.set_shards(1, "com.a", MatchPolicy::Exact, 0b1);
+        table.set_shards(2, "com.a", MatchPolicy::Prefix, 0b1);
+        table.set_shards(3, "com..b", MatchPolicy::Wildcard, 0b1);
+        assert!(table.has_patterns());
+        assert_eq!(table.exact("com.a").unwrap().id, 1);
+        assert_eq!(table.lookup("com.a", MatchPolicy::Prefix).unwrap().id, 2);
+        assert_eq!(table.lookup("com..b", MatchPolicy::Wildcard).unwrap().id, 3);
+        assert!(table.lookup("com..b", MatchPolicy::Prefix).is_none());
+        let matches = |topic: &str| {
+            let mut ids = Vec::new();
+            table.for_each_pattern_match(topic, |subscription| ids.push(subscription.id));
+            ids.sort_unstable();
+            ids
+        };
+        assert_eq!(matches("com.a.b"), vec![2, 3]);
+        assert_eq!(
+            matches("com.a"),
+            vec![2],
+            "the exact one is not a pattern match"
+        );
+        assert_eq!(matches("com.x.b"), vec![3]);
+        assert_eq!(matches("org.a"), Vec::<u64>::new());
+        assert_eq!(
+            table.add_subscriber("com..b", MatchPolicy::Wildcard, subscriber(1)),
+            Some(3)
+        );
+        assert_eq!(
+            table.remove_subscriber(3, SessionKey(1)),
+            Some(Some(("com..b".into(), MatchPolicy::Wildcard)))
+        );
+        table.set_shards(3, "com..b", MatchPolicy::Wildcard, 0);
+        table.set_shards(2, "com.a", MatchPolicy::Prefix, 0);
+        assert!(
+            !table.has_patterns(),
+            "deleting the patterns empties the index"
+        );
+        assert_eq!(table.len(), 1);
     }
 }

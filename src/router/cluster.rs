@@ -28,6 +28,7 @@
 
 use std::sync::Arc;
 
+use super::admission::Admitted;
 use super::broker::Subscriber;
 use super::dealer::{InvokePolicy, MatchPolicy, Registrant};
 use super::facts::Fact;
@@ -102,6 +103,7 @@ enum OpKind {
     Join {
         realm: RealmId,
         topic: Arc<str>,
+        matching: MatchPolicy,
         subscription: Option<u64>,
     },
 }
@@ -110,6 +112,39 @@ enum OpKind {
 pub(crate) struct PendingJoin {
     ticket: u64,
     waiters: Vec<Waiter>,
+}
+
+/// A realm's pending joins, by (topic, match policy): one map per policy, so that lookups
+/// take the topic as it arrived.
+#[derive(Default)]
+pub(crate) struct PendingJoins {
+    by_policy: [FastMap<Box<str>, PendingJoin>; 3],
+}
+
+impl PendingJoins {
+    fn map(&mut self, matching: MatchPolicy) -> &mut FastMap<Box<str>, PendingJoin> {
+        &mut self.by_policy[matching as usize]
+    }
+
+    fn get_mut(&mut self, topic: &str, matching: MatchPolicy) -> Option<&mut PendingJoin> {
+        self.map(matching).get_mut(topic)
+    }
+
+    fn insert(&mut self, topic: &str, matching: MatchPolicy, join: PendingJoin) {
+        self.map(matching).insert(topic.into(), join);
+    }
+
+    fn remove(&mut self, topic: &str, matching: MatchPolicy) -> Option<PendingJoin> {
+        self.map(matching).remove(topic)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.by_policy.iter().map(|map| map.len()).sum()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 struct Waiter {
@@ -298,21 +333,19 @@ impl Router {
     /// session waits for this shard's `Join`.
     pub(super) fn start_subscribe(
         &mut self,
-        session: SessionKey,
-        session_id: u64,
+        me: Admitted,
         request: u64,
-        realm: RealmId,
-        topic: &str,
+        (topic, matching): (&str, MatchPolicy),
         out: &mut Vec<Action>,
     ) {
-        let serializer = self.sessions[session].serializer;
+        let (session, session_id, realm, serializer) = (me.key, me.id, me.realm, me.serializer);
         let waiter = Waiter {
             session,
             session_id,
             request,
         };
         let realm_state = self.realms.get_mut(realm);
-        if let Some(join) = realm_state.joins.get_mut(topic) {
+        if let Some(join) = realm_state.joins.get_mut(topic, matching) {
             join.waiters.push(waiter);
             return;
         }
@@ -320,7 +353,7 @@ impl Router {
         // last of them goes, so every shard knows this one receives the topic.
         let receiving = realm_state
             .subscriptions
-            .lookup(topic)
+            .lookup(topic, matching)
             .is_some_and(|subscription| !subscription.subscribers().is_empty());
         if receiving {
             let subscriber = Subscriber {
@@ -330,7 +363,7 @@ impl Router {
             };
             let subscription = realm_state
                 .subscriptions
-                .add_subscriber(topic, subscriber)
+                .add_subscriber(topic, matching, subscriber)
                 .expect("looked up just above");
             self.subscriber_added(realm, session, session_id, request, subscription, out);
             return;
@@ -338,7 +371,8 @@ impl Router {
         let ticket = self.cluster.new_ticket();
         let topic: Arc<str> = topic.into();
         self.realms.get_mut(realm).joins.insert(
-            topic.as_ref().into(),
+            &topic,
+            matching,
             PendingJoin {
                 ticket,
                 waiters: vec![waiter],
@@ -351,6 +385,7 @@ impl Router {
                 kind: OpKind::Join {
                     realm,
                     topic: topic.clone(),
+                    matching,
                     subscription: None,
                 },
             },
@@ -359,6 +394,7 @@ impl Router {
         let msg = ShardMsgKind::Join(Join {
             realm: self.realm_name(realm),
             topic,
+            matching,
             session: session_id,
             ticket,
         });
@@ -413,17 +449,25 @@ impl Router {
             subscription,
             session: session_id,
         });
-        if let Some(topic) = last {
-            self.send_leave(realm, &topic, session_id, out);
+        if let Some((topic, matching)) = last {
+            self.send_leave(realm, &topic, matching, session_id, out);
         }
         true
     }
 
-    fn send_leave(&mut self, realm: RealmId, topic: &str, session_id: u64, out: &mut Vec<Action>) {
+    fn send_leave(
+        &mut self,
+        realm: RealmId,
+        topic: &str,
+        matching: MatchPolicy,
+        session_id: u64,
+        out: &mut Vec<Action>,
+    ) {
         let owner = self.owner_of(realm, topic);
         let msg = ShardMsgKind::Leave(Leave {
             realm: self.realm_name(realm),
             topic: topic.into(),
+            matching,
             session: session_id,
         });
         self.send_to_shard(owner, msg, out);
@@ -527,26 +571,29 @@ impl Router {
     pub(super) fn owner_join(&mut self, from: ShardId, msg: Join, out: &mut Vec<Action>) {
         let realm = self.realms.get_or_create(&msg.realm);
         let realm_state = self.realms.get(realm);
-        let (subscription, shards) = match realm_state.subscriptions.lookup(&msg.topic) {
-            Some(entry) => (entry.id, entry.shards | bit(from)),
-            None => {
-                let in_use = |id| {
-                    realm_state.subscriptions.get(id).is_some()
-                        || realm_state.registry.get(id).is_some()
-                };
-                let id = self.scoped_ids.next_id(in_use);
-                self.facts.push(Fact::SubscriptionCreated {
-                    realm: msg.realm.clone(),
-                    subscription: id,
-                    topic: msg.topic.clone(),
-                    session: msg.session,
-                });
-                (id, bit(from))
-            }
-        };
+        let (subscription, shards) =
+            match realm_state.subscriptions.lookup(&msg.topic, msg.matching) {
+                Some(entry) => (entry.id, entry.shards | bit(from)),
+                None => {
+                    let in_use = |id| {
+                        realm_state.subscriptions.get(id).is_some()
+                            || realm_state.registry.get(id).is_some()
+                    };
+                    let id = self.scoped_ids.next_id(in_use);
+                    self.facts.push(Fact::SubscriptionCreated {
+                        realm: msg.realm.clone(),
+                        subscription: id,
+                        topic: msg.topic.clone(),
+                        matching: msg.matching.name(),
+                        session: msg.session,
+                    });
+                    (id, bit(from))
+                }
+            };
         let update = SubscriptionShards {
             realm: msg.realm,
             topic: msg.topic,
+            matching: msg.matching,
             subscription,
             shards,
             ack: Some(AckTo {
@@ -560,7 +607,12 @@ impl Router {
 
     pub(super) fn owner_leave(&mut self, from: ShardId, msg: Leave, out: &mut Vec<Action>) {
         let realm = self.realms.get_or_create(&msg.realm);
-        let Some(entry) = self.realms.get(realm).subscriptions.lookup(&msg.topic) else {
+        let Some(entry) = self
+            .realms
+            .get(realm)
+            .subscriptions
+            .lookup(&msg.topic, msg.matching)
+        else {
             self.stats.shard_messages_ignored += 1;
             tracing::warn!(from, topic = %msg.topic, "Leave for a topic without subscription");
             return;
@@ -576,6 +628,7 @@ impl Router {
         let update = SubscriptionShards {
             realm: msg.realm,
             topic: msg.topic,
+            matching: msg.matching,
             subscription,
             shards,
             ack: None,
@@ -666,6 +719,7 @@ impl Router {
         let dropped = self.realms.get_mut(realm).subscriptions.set_shards(
             msg.subscription,
             &msg.topic,
+            msg.matching,
             msg.shards,
         );
         if dropped > 0 {
@@ -778,8 +832,9 @@ impl Router {
             OpKind::Join {
                 realm,
                 topic,
+                matching,
                 subscription,
-            } => self.complete_join(ticket, realm, &topic, subscription, out),
+            } => self.complete_join(ticket, realm, (&topic, matching), subscription, out),
         }
     }
 
@@ -789,12 +844,12 @@ impl Router {
         &mut self,
         ticket: u64,
         realm: RealmId,
-        topic: &str,
+        (topic, matching): (&str, MatchPolicy),
         subscription: Option<u64>,
         out: &mut Vec<Action>,
     ) {
         let realm_state = self.realms.get_mut(realm);
-        let Some(join) = realm_state.joins.remove(topic) else {
+        let Some(join) = realm_state.joins.remove(topic, matching) else {
             tracing::error!(topic, "join op complete without its waiters");
             return;
         };
@@ -819,7 +874,7 @@ impl Router {
                 .realms
                 .get_mut(realm)
                 .subscriptions
-                .add_subscriber(topic, subscriber);
+                .add_subscriber(topic, matching, subscriber);
             debug_assert_eq!(added, Some(subscription));
             let Some(subscription) = added else { continue };
             self.subscriber_added(
@@ -838,7 +893,7 @@ impl Router {
             .get(subscription)
             .is_some_and(|entry| !entry.subscribers().is_empty());
         if !receiving {
-            self.send_leave(realm, topic, last_waiter, out);
+            self.send_leave(realm, topic, matching, last_waiter, out);
         }
     }
 

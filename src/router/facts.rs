@@ -74,6 +74,8 @@ pub enum Fact {
         realm: Arc<str>,
         subscription: u64,
         topic: Arc<str>,
+        /// SUBSCRIBE.Options.match: "exact", "prefix" or "wildcard".
+        matching: &'static str,
         session: u64,
     },
     /// `session` is the last subscriber on the last shard, whose leaving deleted it.

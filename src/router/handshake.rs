@@ -16,7 +16,8 @@ const CLIENT_ROLES: [&str; 4] = ["publisher", "subscriber", "caller", "callee"];
 const AGENT: &str = concat!("wampring-", env!("CARGO_PKG_VERSION"));
 
 /// Broker features implemented in `pubsub.rs`.
-const BROKER_FEATURES: [&str; 3] = [
+const BROKER_FEATURES: [&str; 4] = [
+    "pattern_based_subscription",
     "publisher_exclusion",
     "publisher_identification",
     "subscriber_blackwhite_listing",

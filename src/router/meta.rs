@@ -63,13 +63,10 @@ impl Router {
         let Some(realm_id) = self.realms.find(realm) else {
             return;
         };
-        if self
-            .realms
-            .get(realm_id)
-            .subscriptions
-            .lookup(topic)
-            .is_none()
-        {
+        let subscriptions = &self.realms.get(realm_id).subscriptions;
+        let mut subscribed = subscriptions.exact(topic).is_some();
+        subscriptions.for_each_pattern_match(topic, |_| subscribed = true);
+        if !subscribed {
             return;
         }
         // MessagePack carries every value; JSON subscribers get it transcoded once.
@@ -91,13 +88,22 @@ impl Router {
         let Some(realm) = self.realms.find(&realm_name) else {
             return;
         };
-        let Some(subscription) = self.realms.get(realm).subscriptions.lookup(topic) else {
+        let subscriptions = &self.realms.get(realm).subscriptions;
+        let exact = subscriptions.exact(topic);
+        let mut shards = exact.map_or(0, |subscription| subscription.shards);
+        let mut patterns = Vec::new();
+        subscriptions.for_each_pattern_match(topic, |subscription| {
+            shards |= subscription.shards;
+            patterns.push(subscription.id);
+        });
+        if exact.is_none() && patterns.is_empty() {
             return;
-        };
-        let (subscription, shards) = (subscription.id, subscription.shards);
+        }
         let publication = Arc::new(RemotePublication {
             realm: realm_name,
-            subscription,
+            subscription: exact.map_or(0, |subscription| subscription.id),
+            topic: (!patterns.is_empty()).then(|| topic.into()),
+            patterns: patterns.into_boxed_slice(),
             publication: self.random_ids.next_id(),
             publisher: None,
             filters: None,

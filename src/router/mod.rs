@@ -96,9 +96,14 @@
 //!   registered exact, as a prefix and as a wildcard at once. A CALL takes the exact one, else
 //!   the longest string prefix, else the wildcard that is concrete at the first component
 //!   where matching wildcards differ (`patterns.rs`); patterns never match `wamp.*`. The index
-//!   is in every replica, so a CALL is resolved on its caller's shard. SUBSCRIBE with `match`
-//!   other than `exact` gets ERROR `wamp.error.option_not_allowed` (pattern subscriptions
-//!   are 4/8 of the plan).
+//!   is in every replica, so a CALL is resolved on its caller's shard.
+//! * Pattern-based subscription: (URI, `match`) names a subscription too. A PUBLISH goes to
+//!   every subscription it matches (exact, each matching prefix, each matching wildcard), one
+//!   EVENT per subscription with that subscription's id and the same publication id; pattern
+//!   subscriptions' EVENTs carry `Details.topic`. A session subscribed twice in that way gets
+//!   the event twice, as the spec says. Patterns may match the router's `wamp.*` meta topics.
+//!   The publisher's shard resolves the matches and sends one `Publish` per other shard, naming
+//!   the subscriptions that matched.
 //! * Shared registration: REGISTER.Options.invoke is `single` (default), `roundrobin`,
 //!   `random`, `first` or `last`; any other value, or a non-string, gets ERROR
 //!   `wamp.error.invalid_argument`. The first registrant fixes the policy; a second REGISTER
@@ -266,6 +271,10 @@ pub struct RealmConfig {
     /// `caller_authrole`), whatever the caller and callee asked: Crossbar.io's `disclose`
     /// setting, for callers whose client can no longer send `disclose_me`.
     pub disclose_caller: bool,
+    /// Every EVENT in this realm carries the publisher's identity (`publisher`,
+    /// `publisher_authid`, `publisher_authrole`), whatever the publisher asked: the same setting
+    /// for publishers.
+    pub disclose_publisher: bool,
 }
 
 impl RealmConfig {
@@ -274,6 +283,7 @@ impl RealmConfig {
         RealmConfig {
             name: name.into(),
             disclose_caller: false,
+            disclose_publisher: false,
         }
     }
 }
@@ -1022,9 +1032,11 @@ impl Router {
                 };
                 self.handle_invocation_error(me, request, details, &error, carried, out)
             }
-            Message::Subscribe { request, topic, .. } => {
-                self.handle_subscribe(me, request, &topic, out)
-            }
+            Message::Subscribe {
+                request,
+                topic,
+                options,
+            } => self.handle_subscribe(me, request, &options, &topic, out),
             Message::Unsubscribe {
                 request,
                 subscription,

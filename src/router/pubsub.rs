@@ -15,11 +15,12 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::admission::Admitted;
-use super::broker::Subscriber;
+use super::broker::{Subscriber, Subscription, Subscriptions};
+use super::dealer::MatchPolicy;
 use super::outbox::Outbox;
 use super::session::Sessions;
 use super::shard_msg::{OwnedFilters, PublicIdentity, RemotePublication, ShardMsgKind};
-use super::{uri, Action, Router, RouterStats, SessionKey};
+use super::{uri, Action, Router, RouterStats, SessionKey, ShardId};
 use crate::serializer::Serializer;
 use crate::wire::{code, Dict, Frame, Message, Payload, Value};
 
@@ -30,12 +31,14 @@ impl Router {
         &mut self,
         me: Admitted,
         request: u64,
+        options: &Dict<'_>,
         topic: &str,
         out: &mut Vec<Action>,
     ) {
         // Admission checked the per-session bound; until answered this one counts against it.
         self.sessions[me.key].subscribes_pending += 1;
-        self.start_subscribe(me.key, me.id, request, me.realm, topic, out);
+        let matching = MatchPolicy::parse(options.get_str("match"));
+        self.start_subscribe(me, request, (topic, matching), out);
     }
 
     pub(super) fn handle_unsubscribe(
@@ -66,8 +69,10 @@ impl Router {
         }
     }
 
-    /// PUBLISH -> EVENT to every eligible subscriber (hot path). Out of line so that the
-    /// dispatcher of every established message (and so the CALL path) stays small.
+    /// PUBLISH -> EVENT to every eligible subscriber of every subscription the topic matches
+    /// (hot path): its exact subscription, then its prefix and wildcard ones, each EVENT with
+    /// its own subscription id and the same publication id. Out of line so that the dispatcher
+    /// of every established message (and so the CALL path) stays small.
     #[inline(never)]
     pub(super) fn handle_publish(
         &mut self,
@@ -90,20 +95,22 @@ impl Router {
             let refusal = (PublishRefusal::ReservedTopic, uri::INVALID_URI, text);
             return self.refuse_publish(me, request, acknowledge, refusal, out);
         }
-        let subscription = self.realms.get(me.realm).subscriptions.lookup(topic);
+        let realm = self.realms.get(me.realm);
+        let subscriptions = &realm.subscriptions;
+        let subscription = subscriptions.exact(topic);
         // Subscribed topics passed the same URI check, so only a miss needs validating.
         if subscription.is_none() && !self.uri_is_valid(topic) {
             let text = format!("invalid topic URI {topic:?}");
             let refusal = (PublishRefusal::InvalidTopic, uri::INVALID_URI, text);
             return self.refuse_publish(me, request, acknowledge, refusal, out);
         }
+        let patterns = subscriptions.has_patterns();
         // Acknowledged: delivered to every subscriber or refused, never in part.
-        if let (true, Some(subscription)) = (acknowledge, subscription) {
-            // Other shards' subscribers may use any serializer.
-            let remote = subscription.shards & !(1u64 << self.cluster.shard) != 0;
-            if let Err(text) = self.outbox.payload_fits(&payload, |serializer| {
-                remote || subscription.has_subscribers_in(serializer)
-            }) {
+        if acknowledge && (subscription.is_some() || patterns) {
+            let shard = self.cluster.shard;
+            let fits =
+                payload_fits_subscribers(&mut self.outbox, subscriptions, shard, topic, &payload);
+            if let Err(text) = fits {
                 let refusal = (PublishRefusal::NotDeliverable, uri::INVALID_ARGUMENT, text);
                 return self.refuse_publish(me, request, acknowledge, refusal, out);
             }
@@ -112,11 +119,15 @@ impl Router {
         self.stats.publishes += 1;
 
         let mut missed = Undeliverable::NONE;
-        if let Some(subscription) = subscription {
+        let mut remote_shards = 0;
+        let mut matched_patterns: Vec<u64> = Vec::new();
+        if subscription.is_some() || patterns {
             let exclude_me = options.get_bool("exclude_me").unwrap_or(true);
             let filters = ReceiverFilters::from_options(options);
+            let disclose =
+                realm.disclose_publisher || options.get_bool("disclose_me") == Some(true);
             let mut details = Dict::new();
-            if options.get_bool("disclose_me") == Some(true) {
+            if disclose {
                 details.insert("publisher", identity.id);
                 details.insert(
                     "publisher_authid",
@@ -127,38 +138,37 @@ impl Router {
                     Value::Str(Cow::Borrowed(&identity.authrole)),
                 );
             }
-            let event = Message::Event {
-                subscription: subscription.id,
+            let delivery = Delivery {
+                sessions: &self.sessions,
+                // The publisher, when it does not get its own events (and no session when it
+                // does).
+                excluded: exclude_me.then_some(publisher),
+                filters: &filters,
                 publication,
-                details,
-                payload,
+                payload: &payload,
             };
-            let sessions = &self.sessions;
-            // The publisher, when it does not get its own events (and no session when it does).
-            let excluded = exclude_me.then_some(publisher);
             let (outbox, stats) = (&mut self.outbox, &mut self.stats);
-            let subscribers = subscription.subscribers();
-            // Without black/white lists (the common case) the loop checks only the publisher.
-            if filters.is_active() {
-                let admit = |subscriber: &Subscriber| {
-                    Some(subscriber.session) != excluded && filters.admits(subscriber, sessions)
-                };
-                missed = fan_out(outbox, stats, subscribers, &event, admit, out);
-            } else {
-                let admit = |subscriber: &Subscriber| Some(subscriber.session) != excluded;
-                missed = fan_out(outbox, stats, subscribers, &event, admit, out);
+            let not_me = !(1u64 << self.cluster.shard);
+            if let Some(subscription) = subscription {
+                missed = delivery.deliver(outbox, stats, subscription, &details, out);
+                remote_shards |= subscription.shards & not_me;
             }
-
-            let remote_shards = subscription.shards & !(1u64 << self.cluster.shard);
+            if patterns {
+                let details = with_topic(&details, topic);
+                subscriptions.for_each_pattern_match(topic, |subscription| {
+                    missed.add(delivery.deliver(outbox, stats, subscription, &details, out));
+                    remote_shards |= subscription.shards & not_me;
+                    matched_patterns.push(subscription.id);
+                });
+            }
             if remote_shards != 0 {
-                let Message::Event { details, .. } = &event else {
-                    unreachable!("built above")
-                };
                 let publication = Arc::new(RemotePublication {
-                    realm: self.realms.get(identity.realm).name.clone(),
-                    subscription: subscription.id,
+                    realm: realm.name.clone(),
+                    subscription: subscription.map_or(0, |subscription| subscription.id),
+                    topic: (!matched_patterns.is_empty()).then(|| topic.into()),
+                    patterns: matched_patterns.into_boxed_slice(),
                     publication,
-                    publisher: (!details.is_empty()).then(|| PublicIdentity {
+                    publisher: disclose.then(|| PublicIdentity {
                         session_id: identity.id,
                         authid: identity.authid.clone(),
                         authrole: identity.authrole.clone(),
@@ -190,6 +200,82 @@ impl Router {
             );
         }
     }
+}
+
+/// Whether the payload can be written for every subscriber of every subscription `topic`
+/// matches (other shards' subscribers may use any serializer); the ERROR's text when not.
+#[cold]
+fn payload_fits_subscribers(
+    outbox: &mut Outbox,
+    subscriptions: &Subscriptions,
+    shard: ShardId,
+    topic: &str,
+    payload: &Payload<'_>,
+) -> Result<(), String> {
+    let mut needed = [false; 2];
+    let mut need = |subscription: &Subscription| {
+        let remote = subscription.shards & !(1u64 << shard) != 0;
+        for serializer in Serializer::ALL {
+            needed[serializer.index()] |= remote || subscription.has_subscribers_in(serializer);
+        }
+    };
+    if let Some(subscription) = subscriptions.exact(topic) {
+        need(subscription);
+    }
+    subscriptions.for_each_pattern_match(topic, need);
+    outbox.payload_fits(payload, |serializer| needed[serializer.index()])
+}
+
+/// What every subscription of one publication shares when its EVENTs go out on this shard.
+struct Delivery<'d, 'o, 'a> {
+    sessions: &'d Sessions,
+    excluded: Option<SessionKey>,
+    filters: &'d ReceiverFilters<'o, 'a>,
+    publication: u64,
+    payload: &'d Payload<'a>,
+}
+
+impl Delivery<'_, '_, '_> {
+    /// The EVENT for `subscription` (with `details`) to its eligible subscribers on this shard.
+    #[inline]
+    fn deliver(
+        &self,
+        outbox: &mut Outbox,
+        stats: &mut RouterStats,
+        subscription: &Subscription,
+        details: &Dict<'_>,
+        out: &mut Vec<Action>,
+    ) -> Undeliverable {
+        let subscribers = subscription.subscribers();
+        if subscribers.is_empty() {
+            return Undeliverable::NONE;
+        }
+        let event = Message::Event {
+            subscription: subscription.id,
+            publication: self.publication,
+            details: details.clone(),
+            payload: *self.payload,
+        };
+        let excluded = self.excluded;
+        // Without black/white lists (the common case) the loop checks only the publisher.
+        if self.filters.is_active() {
+            let sessions = self.sessions;
+            let admit = |subscriber: &Subscriber| {
+                Some(subscriber.session) != excluded && self.filters.admits(subscriber, sessions)
+            };
+            fan_out(outbox, stats, subscribers, &event, admit, out)
+        } else {
+            let admit = |subscriber: &Subscriber| Some(subscriber.session) != excluded;
+            fan_out(outbox, stats, subscribers, &event, admit, out)
+        }
+    }
+}
+
+/// EVENT.Details for a pattern subscription: `details` and the topic published to.
+fn with_topic<'d>(details: &Dict<'d>, topic: &'d str) -> Dict<'d> {
+    let mut details = details.clone();
+    details.insert("topic", Value::Str(Cow::Borrowed(topic)));
+    details
 }
 
 /// Sends `event` to every admitted subscriber: encoded at most once per serializer, and one
@@ -283,6 +369,14 @@ impl Undeliverable {
         subscribers: 0,
         serializer: Serializer::Json,
     };
+
+    /// Adds the subscribers `other` missed (a publication matching several subscriptions).
+    fn add(&mut self, other: Undeliverable) {
+        if other.subscribers > 0 {
+            self.subscribers += other.subscribers;
+            self.serializer = other.serializer;
+        }
+    }
 }
 
 /// The sessions one fan-out frame goes to. The first is kept aside, so that a single
@@ -407,9 +501,9 @@ impl Router {
 }
 
 impl Router {
-    /// `Publish` from the publisher's shard: EVENT to this shard's subscribers of the
-    /// subscription. Subscribers that left meanwhile (or a subscription that is gone) simply
-    /// receive nothing, as with a local PUBLISH after UNSUBSCRIBE.
+    /// `Publish` from the publisher's shard: EVENT to this shard's subscribers of each
+    /// subscription it names. Subscribers that left meanwhile (or a subscription that is gone)
+    /// simply receive nothing, as with a local PUBLISH after UNSUBSCRIBE.
     pub(super) fn handle_remote_publish(
         &mut self,
         publication: &RemotePublication,
@@ -418,14 +512,7 @@ impl Router {
         let Some(realm) = self.realms.find(&publication.realm) else {
             return;
         };
-        let Some(subscription) = self
-            .realms
-            .get(realm)
-            .subscriptions
-            .get(publication.subscription)
-        else {
-            return;
-        };
+        let subscriptions = &self.realms.get(realm).subscriptions;
         let mut details = Dict::new();
         if let Some(publisher) = &publication.publisher {
             details.insert("publisher", publisher.session_id);
@@ -438,12 +525,6 @@ impl Router {
                 Value::Str(Cow::Borrowed(&publisher.authrole)),
             );
         }
-        let event = Message::Event {
-            subscription: subscription.id,
-            publication: publication.publication,
-            details,
-            payload: publication.payload.as_payload(),
-        };
         let sessions = &self.sessions;
         let admit = |subscriber: &Subscriber| {
             publication
@@ -451,17 +532,43 @@ impl Router {
                 .as_ref()
                 .map_or(true, |filters| filters.admits(subscriber, sessions))
         };
-        let subscribers = subscription.subscribers();
-        let missed = fan_out(
-            &mut self.outbox,
-            &mut self.stats,
-            subscribers,
-            &event,
-            admit,
-            out,
-        );
+        let payload = publication.payload.as_payload();
+        let (outbox, stats) = (&mut self.outbox, &mut self.stats);
+        let mut deliver = |subscription: &Subscription, details: &Dict<'_>| {
+            let event = Message::Event {
+                subscription: subscription.id,
+                publication: publication.publication,
+                details: details.clone(),
+                payload,
+            };
+            fan_out(
+                outbox,
+                stats,
+                subscription.subscribers(),
+                &event,
+                admit,
+                out,
+            )
+        };
+        let mut missed = Undeliverable::NONE;
+        if let Some(subscription) = subscriptions.get(publication.subscription) {
+            missed.add(deliver(subscription, &details));
+        }
+        if let Some(topic) = &publication.topic {
+            let details = with_topic(&details, topic);
+            for &id in publication.patterns.iter() {
+                if let Some(subscription) = subscriptions.get(id) {
+                    missed.add(deliver(subscription, &details));
+                }
+            }
+        }
         if missed.subscribers > 0 {
-            let topic = subscription.topic.clone();
+            let topic = match &publication.topic {
+                Some(topic) => topic.to_string(),
+                None => subscriptions
+                    .get(publication.subscription)
+                    .map_or_else(String::new, |subscription| subscription.topic.to_string()),
+            };
             self.note_undeliverable(&topic, missed);
         }
     }

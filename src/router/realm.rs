@@ -7,7 +7,7 @@ use std::sync::Arc;
 use slab::Slab;
 
 use super::broker::Subscriptions;
-use super::cluster::PendingJoin;
+use super::cluster::PendingJoins;
 use super::dealer::Registry;
 use super::{fast_map, FastMap, RealmConfig};
 
@@ -21,7 +21,7 @@ pub(crate) struct Realm {
     pub(crate) registry: Registry,
     pub(crate) subscriptions: Subscriptions,
     /// Topics whose first local subscribers wait for this shard's Join (several shards only).
-    pub(crate) joins: FastMap<Box<str>, PendingJoin>,
+    pub(crate) joins: PendingJoins,
     /// Established sessions in this realm.
     pub(crate) sessions: usize,
     /// Not in the configuration: created by a HELLO (`auto_create_realms`) or by another
@@ -29,6 +29,8 @@ pub(crate) struct Realm {
     pub(crate) auto_created: bool,
     /// Every INVOCATION discloses its caller (`RealmConfig::disclose_caller`).
     pub(crate) disclose_caller: bool,
+    /// Every EVENT discloses its publisher (`RealmConfig::disclose_publisher`).
+    pub(crate) disclose_publisher: bool,
     /// Listed in `Realms::candidates`.
     candidate: bool,
 }
@@ -66,7 +68,9 @@ impl Realms {
         };
         for config in configured {
             let id = realms.get_or_insert(&config.name, false);
-            realms.get_mut(id).disclose_caller = config.disclose_caller;
+            let realm = realms.get_mut(id);
+            realm.disclose_caller = config.disclose_caller;
+            realm.disclose_publisher = config.disclose_publisher;
         }
         realms
     }
@@ -90,10 +94,11 @@ impl Realms {
             name: name.into(),
             registry: Registry::new(),
             subscriptions: Subscriptions::new(),
-            joins: fast_map(),
+            joins: PendingJoins::default(),
             sessions: 0,
             auto_created,
             disclose_caller: false,
+            disclose_publisher: false,
             candidate: false,
         });
         self.by_name.insert(name.into(), id);

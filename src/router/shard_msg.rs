@@ -134,6 +134,8 @@ pub(crate) struct Unregister {
 pub(crate) struct Join {
     pub(crate) realm: Arc<str>,
     pub(crate) topic: Arc<str>,
+    /// With `topic`, names the subscription: a topic may be subscribed exact and as patterns.
+    pub(crate) matching: MatchPolicy,
     /// The WAMP session id of the first waiting subscriber (who caused a creation).
     pub(crate) session: u64,
     pub(crate) ticket: u64,
@@ -145,6 +147,7 @@ pub(crate) struct Join {
 pub(crate) struct Leave {
     pub(crate) realm: Arc<str>,
     pub(crate) topic: Arc<str>,
+    pub(crate) matching: MatchPolicy,
     /// The WAMP session id of the last local subscriber (who caused a deletion).
     pub(crate) session: u64,
 }
@@ -189,6 +192,7 @@ pub(crate) struct RegistrationRemoved {
 pub(crate) struct SubscriptionShards {
     pub(crate) realm: Arc<str>,
     pub(crate) topic: Arc<str>,
+    pub(crate) matching: MatchPolicy,
     pub(crate) subscription: u64,
     pub(crate) shards: u64,
     pub(crate) ack: Option<AckTo>,
@@ -277,11 +281,17 @@ pub(crate) struct PublicIdentity {
     pub(crate) authrole: Box<str>,
 }
 
-/// A PUBLISH to be fanned out on the receiving shard to its local subscribers of `subscription`.
+/// A PUBLISH to be fanned out on the receiving shard to its local subscribers of each
+/// subscription it matched: one message per shard, however many subscriptions match there.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct RemotePublication {
     pub(crate) realm: Arc<str>,
+    /// The exact-match subscription of the topic; 0 when there is none.
     pub(crate) subscription: u64,
+    /// The prefix and wildcard subscriptions the topic matched (empty: no allocation).
+    pub(crate) patterns: Box<[u64]>,
+    /// The topic, for `EVENT.Details.topic` of pattern subscriptions; only with `patterns`.
+    pub(crate) topic: Option<Box<str>>,
     pub(crate) publication: u64,
     /// Present only with `disclose_me`.
     pub(crate) publisher: Option<PublicIdentity>,

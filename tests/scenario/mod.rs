@@ -1,5 +1,5 @@
 //! The scenario harness shared by the router's scenario tests (`router_scenarios`,
-//! `router_advanced_rpc`): clients joined to 1 or N sans-IO router shards (`tests/sansio`),
+//! `router_advanced_rpc`, `router_advanced_pubsub`): clients joined to 1 or N sans-IO router shards (`tests/sansio`),
 //! driven by encoded client frames and checked by decoding what the routers send, plus
 //! `at_1_and_3_shards!`, which runs each scenario on one shard and on three.
 
@@ -249,12 +249,17 @@ impl Harness {
     }
 
     pub fn subscribe(&mut self, client: &Client, topic: &str) -> u64 {
+        self.subscribe_with(client, topic, Dict::new())
+    }
+
+    /// SUBSCRIBE with `options` (`match`, ...); returns the subscription id.
+    pub fn subscribe_with(&mut self, client: &Client, topic: &str, options: Dict<'static>) -> u64 {
         let request = self.request();
         self.send(
             client,
             &Message::Subscribe {
                 request,
-                options: Dict::new(),
+                options,
                 topic: topic.to_string().into(),
             },
         );
