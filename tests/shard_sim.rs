@@ -139,6 +139,41 @@ fn serving(called: &str) -> &'static [&'static str] {
     }
 }
 const TOPICS: [&str; 4] = ["com.t0", "com.t1", "com.t2", "com.t3"];
+
+/// What a client may subscribe to: (URI, match policy). Exact topics, patterns that cover
+/// several topics, and patterns that share their URI with an exact subscription (a separate
+/// subscription, so one PUBLISH reaches one session once per matching subscription).
+const SUBS: [(&str, &str); 8] = [
+    ("com.t0", "exact"),
+    ("com.t1", "exact"),
+    ("com.t2", "exact"),
+    ("com.t3", "exact"),
+    ("com.t", "prefix"),
+    ("com.t1", "prefix"),
+    ("com.", "wildcard"),
+    ("com.t2", "wildcard"),
+];
+
+/// Index into `SUBS`.
+type SubKey = usize;
+
+/// Whether subscription `SUBS[sub]` covers a PUBLISH to `topic` (digest §9.3).
+fn sub_matches(sub: SubKey, topic: &str) -> bool {
+    let (uri, matching) = SUBS[sub];
+    match matching {
+        "exact" => uri == topic,
+        "prefix" => topic.starts_with(uri),
+        _ => {
+            let (pattern, parts): (Vec<&str>, Vec<&str>) =
+                (uri.split('.').collect(), topic.split('.').collect());
+            pattern.len() == parts.len()
+                && pattern
+                    .iter()
+                    .zip(&parts)
+                    .all(|(want, part)| want.is_empty() || want == part)
+        }
+    }
+}
 const APP_ERROR: &str = "com.app.error";
 
 /// The invoke policy a first REGISTER of `procedure` asks for: p0 is always `single`, p1
@@ -167,7 +202,7 @@ enum Request {
     Unregister {
         flux: usize,
     },
-    Subscribe(&'static str),
+    Subscribe(SubKey),
     Unsubscribe,
     Call {
         seq: u64,
@@ -189,9 +224,9 @@ struct SimClient {
     /// Registration id -> what was registered, from REGISTERED until UNREGISTER is sent.
     registrations: HashMap<u64, Held>,
     wanted_procedures: HashSet<&'static str>,
-    /// Subscription id -> topic, from SUBSCRIBED until UNSUBSCRIBE is sent.
-    subscriptions: HashMap<u64, &'static str>,
-    wanted_topics: HashSet<&'static str>,
+    /// Subscription id -> what was subscribed, from SUBSCRIBED until UNSUBSCRIBE is sent.
+    subscriptions: HashMap<u64, SubKey>,
+    wanted_topics: HashSet<SubKey>,
     /// INVOCATIONs received and not answered.
     invocations: Vec<Invocation>,
     /// INVOCATION ids this client answered or gave up: an INTERRUPT may still arrive for one
@@ -291,10 +326,10 @@ struct Scenario {
     time: u64,
     calls: HashMap<(u64, u64), CallRecord>,
     publishes: HashMap<(u64, u64), PublishRecord>,
-    /// (subscriber, publisher, seq) -> EVENTs received.
-    events: HashMap<(u64, u64, u64), u32>,
-    /// (client, topic) -> since when it is continuously subscribed.
-    subscribed_since: HashMap<(u64, &'static str), u64>,
+    /// (subscriber, publisher, seq, subscription) -> EVENTs received.
+    events: HashMap<(u64, u64, u64, SubKey), u32>,
+    /// (client, subscription) -> since when it is continuously subscribed.
+    subscribed_since: HashMap<(u64, SubKey), u64>,
     spans: HashMap<&'static str, Vec<RegistrationSpan>>,
     fluxes: Vec<Flux>,
     /// Checked once every flux has ended: (caller, seq, answered at) of calls answered
@@ -305,6 +340,8 @@ struct Scenario {
     shared_joins: usize,
     /// What the advanced RPC features did in this run.
     rpc: RpcCounts,
+    /// EVENTs received under prefix or wildcard subscriptions.
+    pattern_events: usize,
     /// The realm every client joins: the configured `realm1`, or (one seed in three) a realm
     /// the first HELLO creates, which each shard removes when nothing of it is left there and
     /// re-creates when it is needed again, while the scheduler moves time on.
@@ -334,6 +371,7 @@ impl Scenario {
             refusals: Vec::new(),
             shared_joins: 0,
             rpc: RpcCounts::default(),
+            pattern_events: 0,
         }
     }
 
@@ -551,14 +589,19 @@ impl Scenario {
             51..=53 => self.cancel_one(c),
             54..=57 => self.next_chunk(c),
             58..=65 => {
-                let topic = TOPICS[self.rng.below(TOPICS.len())];
-                if !self.clients[c].wanted_topics.insert(topic) {
+                let sub = self.rng.below(SUBS.len());
+                if !self.clients[c].wanted_topics.insert(sub) {
                     return;
                 }
-                let request = self.request(c, Request::Subscribe(topic));
+                let request = self.request(c, Request::Subscribe(sub));
+                let (topic, matching) = SUBS[sub];
+                let mut options = Dict::new();
+                if matching != "exact" || self.rng.chance(20) {
+                    options.insert("match", matching);
+                }
                 let msg = Message::Subscribe {
                     request,
-                    options: Dict::new(),
+                    options,
                     topic: topic.into(),
                 };
                 self.cluster.send(conn, &msg);
@@ -765,8 +808,8 @@ impl Scenario {
                 applied: true,
             });
         }
-        for topic in TOPICS {
-            self.subscribed_since.remove(&(me, topic));
+        for sub in 0..SUBS.len() {
+            self.subscribed_since.remove(&(me, sub));
         }
         for ((caller, _), call) in self.calls.iter_mut() {
             if *caller == me {
@@ -897,7 +940,7 @@ impl Scenario {
                 let Some(Request::Unsubscribe) = self.clients[c].requests.remove(&request) else {
                     panic!("UNSUBSCRIBED for an unknown request");
                 };
-                let held: HashSet<&'static str> =
+                let held: HashSet<SubKey> =
                     self.clients[c].subscriptions.values().copied().collect();
                 self.clients[c]
                     .wanted_topics
@@ -1130,22 +1173,41 @@ impl Scenario {
             }
             Message::Event {
                 subscription,
+                details,
                 payload,
                 ..
             } => {
-                let Some(&topic) = self.clients[c].subscriptions.get(&subscription) else {
+                let Some(&sub) = self.clients[c].subscriptions.get(&subscription) else {
                     panic!("EVENT for subscription {subscription} that client {me} does not hold");
                 };
                 let (publisher, seq) = read_args(&payload);
                 let publish = &self.publishes[&(publisher, seq)];
-                assert_eq!(publish.topic, topic, "EVENT under the wrong subscription");
+                assert!(
+                    sub_matches(sub, publish.topic),
+                    "EVENT for {} under subscription {:?}",
+                    publish.topic,
+                    SUBS[sub]
+                );
+                let named = details.get_str("topic");
+                if SUBS[sub].1 == "exact" {
+                    assert_eq!(named, None, "Details.topic for an exact subscription");
+                } else {
+                    assert_eq!(named, Some(publish.topic), "Details.topic of a pattern EVENT");
+                    self.pattern_events += 1;
+                }
                 assert_ne!(publisher, me, "exclude_me");
-                let count = self.events.entry((me, publisher, seq)).or_default();
+                let count = self.events.entry((me, publisher, seq, sub)).or_default();
                 *count += 1;
-                assert_eq!(*count, 1, "duplicate EVENT ({publisher}, {seq}) at {me}");
+                assert_eq!(
+                    *count, 1,
+                    "duplicate EVENT ({publisher}, {seq}) at {me} for {:?}",
+                    SUBS[sub]
+                );
+                // A publication matching several of its subscriptions arrives once for each,
+                // together: the order per (publisher, subscriber) never goes back.
                 let last = self.clients[c].last_event_from.insert(publisher, seq);
                 assert!(
-                    last.map_or(true, |last| last < seq),
+                    last.map_or(true, |last| last <= seq),
                     "EVENTs from {publisher} to {me} out of order: {last:?} then {seq}"
                 );
             }
@@ -1385,25 +1447,41 @@ impl Scenario {
                 );
             }
         }
-        // A matching subscriber: SUBSCRIBED received before the PUBLISH was sent, and still
+        // A matching subscription: SUBSCRIBED received before the PUBLISH was sent, and still
         // subscribed now (after everything was delivered); not the publisher (exclude_me).
+        // Each one gets the publication exactly once, however many of the subscriber's
+        // subscriptions match.
         for ((publisher, seq), publish) in &self.publishes {
-            for (&(subscriber, topic), &since) in &self.subscribed_since {
-                if topic != publish.topic || subscriber == *publisher || since >= publish.sent_at {
+            for (&(subscriber, sub), &since) in &self.subscribed_since {
+                if !sub_matches(sub, publish.topic)
+                    || subscriber == *publisher
+                    || since >= publish.sent_at
+                {
                     continue;
                 }
                 checked += 1;
-                let got = self.events.get(&(subscriber, *publisher, *seq)).copied();
+                let got = self.events.get(&(subscriber, *publisher, *seq, sub)).copied();
                 assert_eq!(
                     got,
                     Some(1),
                     "subscriber {subscriber} (since {since}) missed publish ({publisher}, {seq}) \
-                     to {topic} at {}",
-                    publish.sent_at
+                     to {} at {} under {:?}",
+                    publish.topic,
+                    publish.sent_at,
+                    SUBS[sub]
                 );
             }
         }
         checked
+    }
+
+    /// Publications that reached one subscriber under two or more of its subscriptions.
+    fn multi_matched(&self) -> usize {
+        let mut per_receipt: HashMap<(u64, u64, u64), usize> = HashMap::new();
+        for &(subscriber, publisher, seq, _) in self.events.keys() {
+            *per_receipt.entry((subscriber, publisher, seq)).or_default() += 1;
+        }
+        per_receipt.values().filter(|&&count| count > 1).count()
     }
 
     fn everyone_leaves(&mut self) {
@@ -1436,6 +1514,10 @@ struct Coverage {
     /// Calls the dealer sent to another callee after `unavailable`.
     rerouted: u64,
     late_chunks_dropped: u64,
+    /// EVENTs under prefix or wildcard subscriptions.
+    pattern_events: usize,
+    /// Publications that reached one subscriber under two or more subscriptions.
+    multi_matched: usize,
 }
 
 /// What the advanced RPC features did, counted by the clients.
@@ -1509,6 +1591,8 @@ fn run_seed(seed: u64) -> Coverage {
         rpc: sim.rpc,
         rerouted: sim.cluster.stats().calls_rerouted,
         late_chunks_dropped: sim.cluster.stats().late_call_chunks_discarded,
+        pattern_events: sim.pattern_events,
+        multi_matched: sim.multi_matched(),
     };
     sim.everyone_leaves();
     sim.cluster.assert_tables_empty();
@@ -1545,6 +1629,8 @@ fn run_seeds(seeds: impl Iterator<Item = u64>) -> usize {
             total.rpc.add(&coverage.rpc);
             total.rerouted += coverage.rerouted;
             total.late_chunks_dropped += coverage.late_chunks_dropped;
+            total.pattern_events += coverage.pattern_events;
+            total.multi_matched += coverage.multi_matched;
         }
         if let Err(panic) = result {
             eprintln!(
@@ -1560,6 +1646,10 @@ fn run_seeds(seeds: impl Iterator<Item = u64>) -> usize {
         count < 50
             || (total.shared_joins > 0 && total.shared_at_end > 0 && total.register_refusals > 0),
         "shared registrations not exercised: {total:?}"
+    );
+    assert!(
+        count < 50 || (total.pattern_events > 0 && total.multi_matched > 0),
+        "pattern subscriptions not exercised: {total:?}"
     );
     assert!(
         count < 50 || total.realms_removed_mid_run > 0,
