@@ -65,6 +65,9 @@ const TOPICS: &[&str] = &[
     "t..a",
     "",
     "t.a.very.long.topic.name.over.twenty.four.bytes",
+    "t.",
+    "t",
+    "wamp.session.",
 ];
 const REALMS: &[&str] = &["realm1", "realm1", "realm1", "realm2", "", "wamp.x", "a..b"];
 const ERRORS: &[&str] = &[
@@ -784,8 +787,8 @@ fn well_formed(c: &mut Cursor<'_>, conn: &mut Conn, peers: &[u64], kind: Kind) -
             m.code = code::SUBSCRIBE;
             m.request = request_id(c, conn);
             m.uri = uri(c, TOPICS);
-            if c.chance(10) {
-                let policy = *c.pick(&["exact", "prefix", "wildcard", "bogus"]);
+            if c.chance(35) {
+                let policy = *c.pick(&["exact", "prefix", "prefix", "wildcard", "bogus"]);
                 m.dict.insert("match", policy);
             }
         }
