@@ -15,6 +15,11 @@
 //! `router_pattern_call`: a call resolved by the longest of 10,000 prefix registrations, by the
 //! most specific of 10,000 wildcard registrations, and an exact call beside all of them.
 //!
+//! `router_pattern_publish`: a PUBLISH to 1,000 subscribers spread over one exact, one prefix
+//! and one wildcard subscription of the topic; to 1,000 exact subscribers beside 10,000
+//! pattern subscriptions that do not match; and to the two of 10,000 pattern subscriptions
+//! that match (one subscriber each).
+//!
 //! Run briefly: `cargo bench --bench router -- --warm-up-time 1 --measurement-time 3`.
 
 use std::borrow::Cow;
@@ -434,12 +439,134 @@ fn pattern_call(c: &mut Criterion) {
     group.finish();
 }
 
+/// Joins `subscribers` sessions to `router`, each subscribing (`topic`, `matching`).
+fn subscribe_many(
+    router: &mut Router,
+    ser: Serializer,
+    (topic, matching): (&str, &'static str),
+    subscribers: usize,
+) {
+    let mut out = Vec::new();
+    for _ in 0..subscribers {
+        let subscriber = join(router, ser, &mut out);
+        subscribe(router, subscriber, ser, (topic, matching));
+    }
+}
+
+fn subscribe(router: &mut Router, session: SessionKey, ser: Serializer, sub: (&str, &'static str)) {
+    let (topic, matching) = sub;
+    let mut options = Dict::new();
+    if matching != "exact" {
+        options.insert("match", matching);
+    }
+    let subscribe = Message::Subscribe {
+        request: 1,
+        options,
+        topic: topic.into(),
+    };
+    let mut out = Vec::new();
+    router.handle_message(session, encode(&subscribe, ser).into(), 0, &mut out);
+    assert!(
+        matches!(out.last(), Some(Action::Send { .. })),
+        "SUBSCRIBED to {topic} ({matching})"
+    );
+}
+
+/// PUBLISH -> EVENT where pattern subscriptions are involved (MessagePack): see the module
+/// doc. The exact fan-out beside 10,000 patterns shows what the pattern walk adds to it.
+fn pattern_publish(c: &mut Criterion) {
+    let mut group = c.benchmark_group("router_pattern_publish");
+    let ser = Serializer::MsgPack;
+    let config = RouterConfig {
+        max_subscriptions_per_session: 20_000,
+        ..RouterConfig::default()
+    };
+    let topic = "com.bench.news.sport";
+    let args = wire::payload_from_args(
+        ser,
+        &[Value::UInt(1), Value::Str(Cow::Borrowed("hello"))],
+        None,
+    )
+    .unwrap();
+    let publish = encode(
+        &Message::Publish {
+            request: 1,
+            options: Dict::new(),
+            topic: topic.into(),
+            payload: args.as_payload(),
+        },
+        ser,
+    );
+    let many_patterns = |router: &mut Router| {
+        let mut out = Vec::new();
+        let holder = join(router, ser, &mut out);
+        for i in 0..5_000 {
+            subscribe(router, holder, ser, (&format!("com.other{i}."), "prefix"));
+            subscribe(
+                router,
+                holder,
+                ser,
+                (&format!("com.item{i}..sport"), "wildcard"),
+            );
+        }
+    };
+
+    let mut mixed = Router::new(config.clone(), 1);
+    let mut out = Vec::new();
+    let publisher = join(&mut mixed, ser, &mut out);
+    subscribe_many(&mut mixed, ser, (topic, "exact"), 334);
+    subscribe_many(&mut mixed, ser, ("com.bench.news", "prefix"), 333);
+    subscribe_many(&mut mixed, ser, ("com.bench..sport", "wildcard"), 333);
+
+    let mut beside = Router::new(config.clone(), 1);
+    let beside_publisher = join(&mut beside, ser, &mut out);
+    subscribe_many(&mut beside, ser, (topic, "exact"), 1_000);
+    many_patterns(&mut beside);
+
+    let mut among = Router::new(config, 1);
+    let among_publisher = join(&mut among, ser, &mut out);
+    many_patterns(&mut among);
+    subscribe_many(&mut among, ser, ("com.bench.news.", "prefix"), 1);
+    subscribe_many(&mut among, ser, ("com..news.sport", "wildcard"), 1);
+
+    let mut input = FrameBuf::new();
+    for (name, router, publisher, events) in [
+        ("mixed_1000", &mut mixed, publisher, 1_000),
+        (
+            "exact_1000_beside_10000_patterns",
+            &mut beside,
+            beside_publisher,
+            1_000,
+        ),
+        (
+            "2_matching_among_10000_patterns",
+            &mut among,
+            among_publisher,
+            2,
+        ),
+    ] {
+        group.throughput(Throughput::Elements(events as u64));
+        group.bench_function(BenchmarkId::new(name, ser.name()), |b| {
+            b.iter(|| {
+                let frame = input.frame(&publish);
+                router.handle_message(publisher, black_box(frame), 0, &mut out);
+                debug_assert_eq!(messages_sent(&out), events);
+                out.clear();
+            })
+        });
+        assert_eq!(router.stats().protocol_violations, 0);
+        assert_eq!(router.stats().events_undeliverable, 0);
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     routed_call,
     routed_call_payload,
     pattern_call,
     event_fanout,
+    pattern_publish,
     cross_shard
 );
 criterion_main!(benches);

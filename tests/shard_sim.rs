@@ -1192,7 +1192,11 @@ impl Scenario {
                 if SUBS[sub].1 == "exact" {
                     assert_eq!(named, None, "Details.topic for an exact subscription");
                 } else {
-                    assert_eq!(named, Some(publish.topic), "Details.topic of a pattern EVENT");
+                    assert_eq!(
+                        named,
+                        Some(publish.topic),
+                        "Details.topic of a pattern EVENT"
+                    );
                     self.pattern_events += 1;
                 }
                 assert_ne!(publisher, me, "exclude_me");
@@ -1460,7 +1464,10 @@ impl Scenario {
                     continue;
                 }
                 checked += 1;
-                let got = self.events.get(&(subscriber, *publisher, *seq, sub)).copied();
+                let got = self
+                    .events
+                    .get(&(subscriber, *publisher, *seq, sub))
+                    .copied();
                 assert_eq!(
                     got,
                     Some(1),
