@@ -40,6 +40,8 @@ pub mod bounds {
     pub const MAX_SPIN_BEFORE_PARK_US: u64 = 1_000_000;
     /// Registrations or subscriptions one session may hold.
     pub const MAX_TABLE_ENTRIES_PER_SESSION: usize = 1 << 20;
+    /// Retained-event bytes per realm (0 declines every retained event).
+    pub const MAX_RETAINED_BYTES_PER_REALM: usize = 1 << 34;
     /// Shards the router supports (its subscription bitsets have one bit per shard).
     pub const MAX_CORES: usize = crate::router::MAX_SHARDS;
     /// Messages one shard-to-shard channel holds. A power of two (the ring's real size).
@@ -313,6 +315,7 @@ struct RawLimits {
     max_registrations_per_session: usize,
     max_subscriptions_per_session: usize,
     max_options_entries: usize,
+    max_retained_bytes_per_realm: usize,
     slow_consumer: RawSlowConsumer,
     /// Default: a quarter of `max_outbound_bytes`.
     outbound_soft_bytes: Option<usize>,
@@ -330,6 +333,7 @@ impl Default for RawLimits {
             max_registrations_per_session: 10_000,
             max_subscriptions_per_session: 10_000,
             max_options_entries: 256,
+            max_retained_bytes_per_realm: 16 * 1024 * 1024,
             slow_consumer: RawSlowConsumer::Disconnect,
             outbound_soft_bytes: None,
         }
@@ -606,6 +610,12 @@ impl RawConfig {
                 self.limits.max_options_entries,
                 bounds::MIN_OPTIONS_ENTRIES,
                 bounds::MAX_OPTIONS_ENTRIES,
+            )?,
+            max_retained_bytes_per_realm: check_range(
+                "limits.max_retained_bytes_per_realm",
+                self.limits.max_retained_bytes_per_realm,
+                0,
+                bounds::MAX_RETAINED_BYTES_PER_REALM,
             )?,
             ..RouterConfig::default()
         };

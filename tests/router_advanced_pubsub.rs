@@ -1,7 +1,9 @@
 //! Scenario tests of the Advanced Profile PubSub features of the sans-IO router (digest §9.3):
 //! prefix and wildcard subscriptions next to exact ones (one EVENT per matching subscription,
 //! `Details.topic` on pattern ones, filters and disclosure applied to each), publisher
-//! disclosure by realm policy, and the tables emptying again when subscribers go. Each
+//! disclosure by realm policy, event retention (`retain`, `get_retained`, the lists a retained
+//! event keeps, the bound on retained bytes), and the tables emptying again when subscribers
+//! go. Each
 //! scenario runs at 1 shard and at 3 (clients dealt out round-robin, so publishers and
 //! subscribers sit on different shards and every rule crosses the shard channels) through the
 //! shared harness of `tests/scenario`.
@@ -459,6 +461,221 @@ fn empty_payload_and_the_publisher_as_its_own_pattern_subscriber() {
     assert!(seen[0].args.is_empty());
 }
 
+// ---------------------------------------------------------------------------- retention
+
+fn retain() -> Dict<'static> {
+    opts(&[
+        ("retain", Value::Bool(true)),
+        ("acknowledge", Value::Bool(true)),
+    ])
+}
+
+fn get_retained() -> Dict<'static> {
+    opts(&[("get_retained", Value::Bool(true))])
+}
+
+/// PUBLISH with `options` (acknowledged) and the publication id from PUBLISHED.
+fn published(
+    h: &mut Harness,
+    client: &Client,
+    topic: &str,
+    options: Dict<'static>,
+    text: &str,
+) -> u64 {
+    let payload = args(client.ser, &[s(text)]);
+    let request = h.publish(client, topic, options, payload.as_payload());
+    match h.recv(client).msg() {
+        Message::Published {
+            request: r,
+            publication,
+        } if r == request => publication,
+        other => panic!("expected PUBLISHED, got {other:?}"),
+    }
+}
+
+/// An EVENT flagged `Details.retained`.
+fn retained_event(received: &Received) -> Seen {
+    let Message::Event { details, .. } = received.msg() else {
+        panic!("expected a retained EVENT, got {:?}", received.msg())
+    };
+    assert_eq!(details.get_bool("retained"), Some(true), "Details.retained");
+    event(received)
+}
+
+fn a_retained_event_reaches_later_subscribers_that_ask_for_it() {
+    let mut h = Harness::new();
+    let publisher = h.join(MsgPack);
+    let first = published(&mut h, &publisher, "com.r", retain(), "first");
+    let latest = published(&mut h, &publisher, "com.r", retain(), "latest");
+    assert_ne!(first, latest);
+    // Not retained: does not replace the retained one.
+    let ack = opts(&[("acknowledge", Value::Bool(true))]);
+    published(&mut h, &publisher, "com.r", ack, "passing");
+    assert_eq!(h.stats().events_retained, 2);
+
+    let asks = h.join(Json);
+    let id = h.subscribe_with(&asks, "com.r", get_retained());
+    let seen = retained_event(&h.recv(&asks));
+    assert_eq!(seen.subscription, id);
+    assert_eq!(seen.publication, latest, "the last retained one");
+    assert_eq!(seen.args, vec![s("latest")]);
+    assert_eq!(seen.topic, None, "an exact subscription");
+    h.expect_nothing(&asks);
+
+    let does_not_ask = h.join(MsgPack);
+    assert_eq!(h.subscribe(&does_not_ask, "com.r"), id);
+    h.expect_nothing(&does_not_ask);
+
+    // The publisher's own retained event is not excluded (exclude_me is about live events).
+    assert_eq!(h.subscribe_with(&publisher, "com.r", get_retained()), id);
+    assert_eq!(retained_event(&h.recv(&publisher)).publication, latest);
+
+    // Live events after that are plain ones.
+    published(&mut h, &publisher, "com.r", retain(), "live");
+    for client in [&asks, &does_not_ask] {
+        let received = h.recv(client);
+        let Message::Event { details, .. } = received.msg() else {
+            panic!("expected EVENT")
+        };
+        assert_eq!(details.get_bool("retained"), None);
+    }
+    assert_eq!(h.stats().retained_delivered, 2);
+    // Retained events stay when every subscriber has gone.
+    for client in [&asks, &does_not_ask, &publisher] {
+        h.disconnect(client);
+    }
+    assert_eq!(h.stats().retained_now, 1);
+    let late = h.join(Json);
+    h.subscribe_with(&late, "com.r", get_retained());
+    assert_eq!(retained_event(&h.recv(&late)).args, vec![s("live")]);
+}
+
+fn a_retained_event_keeps_the_lists_and_the_disclosure_it_was_published_with() {
+    let mut h = Harness::new();
+    let publisher = h.join(Json);
+    let listed = h.join(MsgPack);
+    let other = h.join(Json);
+    let listed_id = h.wamp_session_id(&listed).unwrap();
+    let publisher_id = h.wamp_session_id(&publisher).unwrap();
+    let mut options = retain();
+    options.insert("eligible", Value::List(vec![Value::UInt(listed_id)]));
+    options.insert("disclose_me", true);
+    let publication = published(&mut h, &publisher, "com.only", options, "for you");
+    h.subscribe_with(&other, "com.only", get_retained());
+    h.expect_nothing(&other);
+    h.subscribe_with(&listed, "com.only", get_retained());
+    let seen = retained_event(&h.recv(&listed));
+    assert_eq!(seen.publication, publication);
+    assert_eq!(seen.publisher, Some(publisher_id));
+    assert_eq!(h.stats().retained_withheld, 1);
+}
+
+fn a_pattern_subscription_gets_the_retained_event_of_every_topic_it_matches() {
+    let mut h = Harness::new();
+    let publisher = h.join(MsgPack);
+    for (topic, text) in [
+        ("com.p.b", "b"),
+        ("com.p.a", "a"),
+        ("com.q.a", "qa"),
+        ("org.p.a", "other"),
+    ] {
+        published(&mut h, &publisher, topic, retain(), text);
+    }
+    let by_prefix = h.join(Json);
+    let id = h.subscribe_with(
+        &by_prefix,
+        "com.p",
+        opts(&[("match", s("prefix")), ("get_retained", Value::Bool(true))]),
+    );
+    let seen: Vec<Seen> = (0..2)
+        .map(|_| retained_event(&h.recv(&by_prefix)))
+        .collect();
+    h.expect_nothing(&by_prefix);
+    let topics: Vec<&str> = seen
+        .iter()
+        .map(|seen| seen.topic.as_deref().unwrap())
+        .collect();
+    assert_eq!(
+        topics,
+        ["com.p.a", "com.p.b"],
+        "in topic order, with Details.topic"
+    );
+    assert!(seen.iter().all(|seen| seen.subscription == id));
+
+    let by_wildcard = h.join(MsgPack);
+    h.subscribe_with(
+        &by_wildcard,
+        "com..a",
+        opts(&[
+            ("match", s("wildcard")),
+            ("get_retained", Value::Bool(true)),
+        ]),
+    );
+    let seen: Vec<Seen> = (0..2)
+        .map(|_| retained_event(&h.recv(&by_wildcard)))
+        .collect();
+    let args: Vec<Value<'static>> = seen.iter().map(|seen| seen.args[0].clone()).collect();
+    assert_eq!(args, vec![s("a"), s("qa")]);
+    h.expect_nothing(&by_wildcard);
+}
+
+fn retained_events_are_bounded_per_realm() {
+    let shards = SHARDS.with(std::cell::Cell::get);
+    // Per shard: 1,000 bytes, room for one small event, never for a 2 KiB one.
+    let config = RouterConfig {
+        max_retained_bytes_per_realm: 1_000 * shards,
+        ..RouterConfig::default()
+    };
+    let mut h = Harness::with_config(config);
+    let publisher = h.join(MsgPack);
+    let big = "x".repeat(2_048);
+    published(&mut h, &publisher, "com.big", retain(), &big);
+    published(&mut h, &publisher, "com.small", retain(), "small");
+    let stats = h.stats();
+    assert_eq!((stats.events_retained, stats.retained_declined), (1, 1));
+    assert_eq!(stats.retained_now, 1);
+    assert!(stats.retained_bytes <= 1_000 * shards, "{stats:?}");
+    let subscriber = h.join(Json);
+    h.subscribe_with(&subscriber, "com.big", get_retained());
+    h.expect_nothing(&subscriber);
+    h.subscribe_with(&subscriber, "com.small", get_retained());
+    assert_eq!(retained_event(&h.recv(&subscriber)).args, vec![s("small")]);
+    // A newer event that does not fit leaves its topic without a retained one, not with an
+    // outdated one.
+    published(&mut h, &publisher, "com.small", retain(), &big);
+    h.recv(&subscriber);
+    let again = h.join(MsgPack);
+    h.subscribe_with(&again, "com.small", get_retained());
+    h.expect_nothing(&again);
+    assert_eq!(h.stats().retained_now, 0);
+    assert_eq!(h.stats().retained_bytes, 0);
+}
+
+fn a_subscriber_gone_before_its_retained_events_arrive_gets_nothing_and_leaves_no_trace() {
+    let mut h = Harness::new();
+    let publisher = h.join(MsgPack);
+    published(&mut h, &publisher, "com.gone", retain(), "x");
+    let subscriber = h.join(Json);
+    let request = h.request();
+    // SUBSCRIBE and the transport's end in one go: the fetch may still be out.
+    let mut frame = Vec::new();
+    wampring::wire::encode(
+        &Message::Subscribe {
+            request,
+            options: get_retained(),
+            topic: "com.gone".into(),
+        },
+        subscriber.ser,
+        &mut frame,
+    )
+    .unwrap();
+    h.cluster.send_frame(subscriber.conn, &frame);
+    h.cluster.close(subscriber.conn);
+    h.cluster.drain();
+    h.assert_tables_empty();
+    assert_eq!(h.stats().inflight_registry_ops, 0, "no fetch left");
+}
+
 at_1_and_3_shards!(
     prefix_and_wildcard_subscriptions_receive_what_matches_them,
     one_session_with_several_matching_subscriptions_gets_one_event_per_subscription,
@@ -472,4 +689,9 @@ at_1_and_3_shards!(
     a_publication_crosses_to_another_shard_once_however_many_subscriptions_match_there,
     events_keep_their_order_per_publisher_and_subscriber_across_subscriptions,
     empty_payload_and_the_publisher_as_its_own_pattern_subscriber,
+    a_retained_event_reaches_later_subscribers_that_ask_for_it,
+    a_retained_event_keeps_the_lists_and_the_disclosure_it_was_published_with,
+    a_pattern_subscription_gets_the_retained_event_of_every_topic_it_matches,
+    retained_events_are_bounded_per_realm,
+    a_subscriber_gone_before_its_retained_events_arrive_gets_nothing_and_leaves_no_trace,
 );

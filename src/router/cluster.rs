@@ -147,10 +147,13 @@ impl PendingJoins {
     }
 }
 
+#[derive(Copy, Clone)]
 struct Waiter {
     session: SessionKey,
     session_id: u64,
     request: u64,
+    /// SUBSCRIBE.Options.get_retained: the retained events follow SUBSCRIBED.
+    get_retained: bool,
 }
 
 fn bit(shard: ShardId) -> u64 {
@@ -334,7 +337,7 @@ impl Router {
     pub(super) fn start_subscribe(
         &mut self,
         me: Admitted,
-        request: u64,
+        (request, get_retained): (u64, bool),
         (topic, matching): (&str, MatchPolicy),
         out: &mut Vec<Action>,
     ) {
@@ -343,6 +346,7 @@ impl Router {
             session,
             session_id,
             request,
+            get_retained,
         };
         let realm_state = self.realms.get_mut(realm);
         if let Some(join) = realm_state.joins.get_mut(topic, matching) {
@@ -365,7 +369,7 @@ impl Router {
                 .subscriptions
                 .add_subscriber(topic, matching, subscriber)
                 .expect("looked up just above");
-            self.subscriber_added(realm, session, session_id, request, subscription, out);
+            self.subscriber_added(realm, &waiter, subscription, (topic, matching), out);
             return;
         }
         let ticket = self.cluster.new_ticket();
@@ -401,16 +405,22 @@ impl Router {
         self.send_to_shard(owner, msg, out);
     }
 
-    /// The local session is now a receiver of `subscription`: record it and say SUBSCRIBED.
+    /// The local session of `waiter` is now a receiver of `subscription` (of `topic` and
+    /// `matching`): record it and say SUBSCRIBED, then fetch the retained events if it asked.
     fn subscriber_added(
         &mut self,
         realm: RealmId,
-        session: SessionKey,
-        session_id: u64,
-        request: u64,
+        waiter: &Waiter,
         subscription: u64,
+        (topic, matching): (&str, MatchPolicy),
         out: &mut Vec<Action>,
     ) {
+        let Waiter {
+            session,
+            session_id,
+            request,
+            get_retained,
+        } = *waiter;
         let state = &mut self.sessions[session];
         state.subscriptions.insert(subscription);
         state.subscribes_pending = state.subscribes_pending.saturating_sub(1);
@@ -425,6 +435,10 @@ impl Router {
             subscription,
         };
         self.send(out, session, serializer, &subscribed);
+        if get_retained {
+            let to = (session, session_id);
+            self.fetch_retained(realm, to, subscription, (topic, matching), out);
+        }
     }
 
     /// Removes a local subscriber (UNSUBSCRIBE or leave); when it was this shard's last one of
@@ -877,14 +891,7 @@ impl Router {
                 .add_subscriber(topic, matching, subscriber);
             debug_assert_eq!(added, Some(subscription));
             let Some(subscription) = added else { continue };
-            self.subscriber_added(
-                realm,
-                waiter.session,
-                waiter.session_id,
-                waiter.request,
-                subscription,
-                out,
-            );
+            self.subscriber_added(realm, &waiter, subscription, (topic, matching), out);
         }
         let receiving = self
             .realms

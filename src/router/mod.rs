@@ -181,6 +181,7 @@ mod outbox;
 pub mod patterns;
 mod pubsub;
 mod realm;
+mod retention;
 mod rpc;
 mod session;
 mod shard_msg;
@@ -318,6 +319,9 @@ pub struct RouterConfig {
     /// Topics one session may be subscribed to; one more gets
     /// `wampring.error.too_many_subscriptions`.
     pub max_subscriptions_per_session: usize,
+    /// Bytes the retained events of one realm may hold (topic, payload and black/white lists),
+    /// split evenly over the shards; a retained event beyond it is declined.
+    pub max_retained_bytes_per_realm: usize,
 }
 
 impl Default for RouterConfig {
@@ -334,6 +338,7 @@ impl Default for RouterConfig {
             max_options_entries: 256,
             max_registrations_per_session: 10_000,
             max_subscriptions_per_session: 10_000,
+            max_retained_bytes_per_realm: 16 * 1024 * 1024,
         }
     }
 }
@@ -402,6 +407,17 @@ pub struct RouterStats {
     pub events_sent: u64,
     /// EVENTs not sent because the subscriber's serializer cannot carry the payload.
     pub events_undeliverable: u64,
+    /// Events kept as their topic's retained event (`retain: true`), and those declined
+    /// because the realm's retained bytes would exceed their bound.
+    pub events_retained: u64,
+    pub retained_declined: u64,
+    /// Retained events sent on `SUBSCRIBE {get_retained: true}`, and those withheld (their
+    /// lists exclude the subscriber, or a live EVENT of their topic overtook them).
+    pub retained_delivered: u64,
+    pub retained_withheld: u64,
+    /// Retained events held on this shard now, and their bytes.
+    pub retained_now: usize,
+    pub retained_bytes: usize,
     /// Realms on this shard now, and auto-created realms removed again so far.
     pub realms: usize,
     pub realms_removed: u64,
@@ -471,6 +487,7 @@ struct LogLimits {
     publish_invalid_options: LogLimit,
     publish_not_deliverable: LogLimit,
     event_not_deliverable: LogLimit,
+    retained_declined: LogLimit,
     encode_error: LogLimit,
 }
 
@@ -486,6 +503,7 @@ impl LogLimits {
             &self.publish_invalid_options,
             &self.publish_not_deliverable,
             &self.event_not_deliverable,
+            &self.retained_declined,
             &self.encode_error,
         ]
         .iter()
@@ -743,6 +761,7 @@ impl Router {
             ShardMsgKind::Interrupt(msg) => self.handle_remote_interrupt(from, msg, out),
             ShardMsgKind::InvokeChunk(msg) => self.handle_remote_chunk(from, msg, out),
             ShardMsgKind::Publish(publication) => self.handle_remote_publish(&publication, out),
+            ShardMsgKind::Retain(retain) => self.handle_retain(*retain),
             ShardMsgKind::Gather(gather) => self.handle_gather(from, gather, out),
             ShardMsgKind::Gathered(gathered) => self.handle_gathered(from, gathered, out),
         }
@@ -797,6 +816,8 @@ impl Router {
             .map(|(_, session)| session.calls_waiting.len())
             .sum();
         stats.pending_entries = self.pending.len();
+        stats.retained_now = self.realms.iter().map(|realm| realm.retained.len()).sum();
+        stats.retained_bytes = self.realms.iter().map(|realm| realm.retained.bytes()).sum();
         stats.inflight_registry_ops = self.inflight_ops() + self.gathers_in_flight();
         stats.timers = self.timers.len();
         stats.log_lines_suppressed = self.logs.suppressed();

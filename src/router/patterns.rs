@@ -30,6 +30,31 @@ use std::mem;
 
 use super::{fast_map, is_sparse, FastMap};
 
+/// Whether the one pattern `pattern` of policy `matching` covers `uri`, by the rules above
+/// (for scanning a few stored URIs against one pattern; the index answers the other way round).
+pub(crate) fn matches_pattern(
+    pattern: &str,
+    matching: super::dealer::MatchPolicy,
+    uri: &str,
+) -> bool {
+    use super::dealer::MatchPolicy;
+    match matching {
+        MatchPolicy::Exact => pattern == uri,
+        MatchPolicy::Prefix => uri.starts_with(pattern),
+        MatchPolicy::Wildcard => {
+            let mut wanted = pattern.split('.');
+            let mut parts = uri.split('.');
+            loop {
+                match (wanted.next(), parts.next()) {
+                    (None, None) => return true,
+                    (Some(want), Some(part)) if want.is_empty() || want == part => {}
+                    _ => return false,
+                }
+            }
+        }
+    }
+}
+
 /// Which kind of pattern a lookup matched.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum PatternKind {
@@ -552,6 +577,42 @@ impl<'a, T> VisitStack<'a, T> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn one_pattern_matches_as_the_index_does() {
+        use crate::router::dealer::MatchPolicy;
+        let cases = [
+            ("com.a", MatchPolicy::Prefix, "com.ab", true),
+            ("com.a", MatchPolicy::Prefix, "com.a", true),
+            ("com.a", MatchPolicy::Prefix, "com.", false),
+            ("com..b", MatchPolicy::Wildcard, "com.x.b", true),
+            ("com..b", MatchPolicy::Wildcard, "com.x.y.b", false),
+            ("com..b", MatchPolicy::Wildcard, "com.x", false),
+            ("com.", MatchPolicy::Wildcard, "com.x", true),
+            ("com.x", MatchPolicy::Exact, "com.x", true),
+            ("com.x", MatchPolicy::Exact, "com.xy", false),
+        ];
+        for (pattern, matching, uri, expected) in cases {
+            assert_eq!(
+                matches_pattern(pattern, matching, uri),
+                expected,
+                "{pattern:?} {matching:?} {uri:?}"
+            );
+            let mut index = PatternIndex::new();
+            match matching {
+                MatchPolicy::Prefix => {
+                    index.insert_prefix(pattern, 1u32);
+                }
+                MatchPolicy::Wildcard => {
+                    index.insert_wildcard(pattern, 1u32);
+                }
+                MatchPolicy::Exact => continue,
+            }
+            let mut found = false;
+            index.for_each_match(uri, |_| found = true);
+            assert_eq!(found, expected, "the index agrees on {pattern:?} {uri:?}");
+        }
+    }
+
     use super::*;
 
     use PatternKind::{Prefix, Wildcard};

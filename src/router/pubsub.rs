@@ -18,6 +18,7 @@ use super::admission::Admitted;
 use super::broker::{Subscriber, Subscription, Subscriptions};
 use super::dealer::MatchPolicy;
 use super::outbox::Outbox;
+use super::retention::RetainedCopy;
 use super::session::Sessions;
 use super::shard_msg::{OwnedFilters, PublicIdentity, RemotePublication, ShardMsgKind};
 use super::{uri, Action, Router, RouterStats, SessionKey, ShardId};
@@ -38,7 +39,8 @@ impl Router {
         // Admission checked the per-session bound; until answered this one counts against it.
         self.sessions[me.key].subscribes_pending += 1;
         let matching = MatchPolicy::parse(options.get_str("match"));
-        self.start_subscribe(me, request, (topic, matching), out);
+        let get_retained = options.get_bool("get_retained") == Some(true);
+        self.start_subscribe(me, (request, get_retained), (topic, matching), out);
     }
 
     pub(super) fn handle_unsubscribe(
@@ -121,6 +123,8 @@ impl Router {
         let mut missed = Undeliverable::NONE;
         let mut remote_shards = 0;
         let mut matched_patterns: Vec<u64> = Vec::new();
+        // Subscriptions that got this EVENT while fetches of their retained events are out.
+        let mut watched: Vec<u64> = Vec::new();
         if subscription.is_some() || patterns {
             let exclude_me = options.get_bool("exclude_me").unwrap_or(true);
             let filters = ReceiverFilters::from_options(options);
@@ -161,6 +165,10 @@ impl Router {
                     matched_patterns.push(subscription.id);
                 });
             }
+            if !realm.retained_watches.is_empty() {
+                watched.extend(subscription.map(|subscription| subscription.id));
+                watched.extend(&matched_patterns);
+            }
             if remote_shards != 0 {
                 let publication = Arc::new(RemotePublication {
                     realm: realm.name.clone(),
@@ -187,6 +195,12 @@ impl Router {
             }
         }
         self.note_undeliverable(topic, missed);
+        if !watched.is_empty() {
+            self.note_live_delivery(me.realm, topic, watched.into_iter());
+        }
+        if options.get_bool("retain") == Some(true) {
+            self.retain_publication(me, options, topic, (publication, &payload), out);
+        }
 
         if acknowledge {
             self.send(
@@ -199,6 +213,37 @@ impl Router {
                 },
             );
         }
+    }
+
+    /// A PUBLISH with `retain: true`: its event, with the lists and the disclosure it was
+    /// published with, becomes its topic's retained event (`retention.rs`).
+    #[cold]
+    fn retain_publication(
+        &mut self,
+        me: Admitted,
+        options: &Dict<'_>,
+        topic: &str,
+        (publication, payload): (u64, &Payload<'_>),
+        out: &mut Vec<Action>,
+    ) {
+        let realm = self.realms.get(me.realm);
+        let disclose = realm.disclose_publisher || options.get_bool("disclose_me") == Some(true);
+        let identity = self.sessions[me.key]
+            .identity()
+            .expect("admitted sessions are established");
+        let filters = ReceiverFilters::from_options(options);
+        let event = RetainedCopy {
+            topic: topic.into(),
+            publication,
+            publisher: disclose.then(|| PublicIdentity {
+                session_id: identity.id,
+                authid: identity.authid.clone(),
+                authrole: identity.authrole.clone(),
+            }),
+            filters: filters.is_active().then(|| filters.to_owned_filters()),
+            payload: payload.to_owned_payload(),
+        };
+        self.retain_event(me.realm, event, out);
     }
 }
 
@@ -551,6 +596,7 @@ impl Router {
             )
         };
         let mut missed = Undeliverable::NONE;
+        let watching = !self.realms.get(realm).retained_watches.is_empty();
         if let Some(subscription) = subscriptions.get(publication.subscription) {
             missed.add(deliver(subscription, &details));
         }
@@ -562,15 +608,21 @@ impl Router {
                 }
             }
         }
-        if missed.subscribers > 0 {
-            let topic = match &publication.topic {
-                Some(topic) => topic.to_string(),
-                None => subscriptions
-                    .get(publication.subscription)
-                    .map_or_else(String::new, |subscription| subscription.topic.to_string()),
-            };
-            self.note_undeliverable(&topic, missed);
+        if !watching && missed.subscribers == 0 {
+            return;
         }
+        let topic = match &publication.topic {
+            Some(topic) => topic.to_string(),
+            None => subscriptions
+                .get(publication.subscription)
+                .map_or_else(String::new, |subscription| subscription.topic.to_string()),
+        };
+        if watching {
+            let ids = std::iter::once(publication.subscription)
+                .chain(publication.patterns.iter().copied());
+            self.note_live_delivery(realm, &topic, ids);
+        }
+        self.note_undeliverable(&topic, missed);
     }
 }
 
@@ -583,7 +635,7 @@ fn auth_of<'s>(subscriber: &Subscriber, sessions: &'s Sessions) -> Option<(&'s s
 impl OwnedFilters {
     // Out of line: black/white lists are rare, and the fan-out loop's check stays small.
     #[inline(never)]
-    fn admits(&self, subscriber: &Subscriber, sessions: &Sessions) -> bool {
+    pub(super) fn admits(&self, subscriber: &Subscriber, sessions: &Sessions) -> bool {
         let has_id = |list: &Vec<u64>| list.contains(&subscriber.session_id);
         if self.exclude.as_ref().is_some_and(has_id)
             || self.eligible.as_ref().is_some_and(|list| !has_id(list))

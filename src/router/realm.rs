@@ -9,6 +9,7 @@ use slab::Slab;
 use super::broker::Subscriptions;
 use super::cluster::PendingJoins;
 use super::dealer::Registry;
+use super::retention::{RetainedEvents, RetainedWatch};
 use super::{fast_map, FastMap, RealmConfig};
 
 /// Index of a realm in [`Realms`] (never leaves the process).
@@ -31,6 +32,10 @@ pub(crate) struct Realm {
     pub(crate) disclose_caller: bool,
     /// Every EVENT discloses its publisher (`RealmConfig::disclose_publisher`).
     pub(crate) disclose_publisher: bool,
+    /// The retained events of the topics this shard owns (`retention.rs`).
+    pub(crate) retained: RetainedEvents,
+    /// Subscriptions with retained-event fetches out, by subscription id.
+    pub(crate) retained_watches: FastMap<u64, RetainedWatch>,
     /// Listed in `Realms::candidates`.
     candidate: bool,
 }
@@ -42,6 +47,8 @@ impl Realm {
             && self.registry.len() == 0
             && self.subscriptions.len() == 0
             && self.joins.is_empty()
+            && self.retained.len() == 0
+            && self.retained_watches.is_empty()
     }
 }
 
@@ -99,6 +106,8 @@ impl Realms {
             auto_created,
             disclose_caller: false,
             disclose_publisher: false,
+            retained: RetainedEvents::new(),
+            retained_watches: fast_map(),
             candidate: false,
         });
         self.by_name.insert(name.into(), id);

@@ -3,7 +3,7 @@
 //! runtime, which only carries them over the channel mesh in FIFO order per ordered pair of
 //! shards. Each kind is a named struct; the protocol is described in the module doc of
 //! `router/mod.rs`; the handlers live in `cluster.rs` (table writes), `rpc.rs` (Invoke/Reply),
-//! `pubsub.rs` (Publish) and `gather.rs` (Gather/Gathered).
+//! `pubsub.rs` (Publish), `retention.rs` (Retain) and `gather.rs` (Gather/Gathered).
 
 use std::sync::Arc;
 
@@ -11,6 +11,7 @@ use super::dealer::{
     CalleeOptions, CancelMode, InvokePolicy, MatchPolicy, PendingKey, RegisterRefusal,
 };
 use super::gather::{Partial, Query};
+use super::retention::RetainPublication;
 use super::rpc::{Answer, Passthru};
 use super::{SessionKey, ShardId};
 use crate::serializer::Serializer;
@@ -42,6 +43,7 @@ impl ShardMsg {
             ShardMsgKind::Interrupt(_) => "Interrupt",
             ShardMsgKind::InvokeChunk(_) => "InvokeChunk",
             ShardMsgKind::Publish(_) => "Publish",
+            ShardMsgKind::Retain(_) => "Retain",
             ShardMsgKind::Gather(_) => "Gather",
             ShardMsgKind::Gathered(_) => "Gathered",
         }
@@ -98,6 +100,9 @@ pub(crate) enum ShardMsgKind {
     // ---- publisher's shard -> each other shard with subscribers ----
     /// One `Arc` shared by the messages to all interested shards.
     Publish(Arc<RemotePublication>),
+    // ---- publisher's shard -> the topic's owner shard ----
+    /// A `retain: true` PUBLISH: the topic's retained event from now on.
+    Retain(Box<RetainPublication>),
     // ---- gathering shard -> every other shard, and back ----
     Gather(Gather),
     Gathered(Gathered),

@@ -251,6 +251,12 @@ impl Cluster {
             total.session_limit_refusals += s.session_limit_refusals;
             total.events_sent += s.events_sent;
             total.events_undeliverable += s.events_undeliverable;
+            total.events_retained += s.events_retained;
+            total.retained_declined += s.retained_declined;
+            total.retained_delivered += s.retained_delivered;
+            total.retained_withheld += s.retained_withheld;
+            total.retained_now += s.retained_now;
+            total.retained_bytes += s.retained_bytes;
             total.log_lines_suppressed += s.log_lines_suppressed;
             total.sessions += s.sessions;
             total.realms += s.realms;
