@@ -61,6 +61,12 @@ fn hello_announcing_both(callee_features: &[&'static str], streams_calls: bool) 
     details
 }
 
+fn opts_get_retained() -> Dict<'static> {
+    let mut options = Dict::new();
+    options.insert("get_retained", true);
+    options
+}
+
 fn progress_options() -> Dict<'static> {
     let mut options = Dict::new();
     options.insert("progress", true);
@@ -202,7 +208,8 @@ enum Request {
     Unregister {
         flux: usize,
     },
-    Subscribe(SubKey),
+    /// With SUBSCRIBE.Options.get_retained.
+    Subscribe(SubKey, bool),
     Unsubscribe,
     Call {
         seq: u64,
@@ -245,6 +252,11 @@ struct SimClient {
     publish_seq: u64,
     last_invocation_from: HashMap<u64, u64>,
     last_event_from: HashMap<u64, u64>,
+    /// Per subscription since its SUBSCRIBED: the topics of live EVENTs received (a retained
+    /// event of such a topic must not follow), and of retained ones (one each), when it asked
+    /// for retained events.
+    live_topics: HashMap<u64, HashSet<&'static str>>,
+    retained_topics: HashMap<u64, HashSet<&'static str>>,
 }
 
 /// An INVOCATION a callee has not answered (finally) yet.
@@ -308,6 +320,8 @@ struct CallRecord {
 struct PublishRecord {
     topic: &'static str,
     sent_at: u64,
+    /// PUBLISH.Options.retain.
+    retain: bool,
 }
 
 /// One registration's life as the callee saw it.
@@ -342,6 +356,8 @@ struct Scenario {
     rpc: RpcCounts,
     /// EVENTs received under prefix or wildcard subscriptions.
     pattern_events: usize,
+    /// Retained EVENTs received: (subscriber, topic, publisher, seq).
+    retained_events: Vec<(u64, &'static str, u64, u64)>,
     /// The realm every client joins: the configured `realm1`, or (one seed in three) a realm
     /// the first HELLO creates, which each shard removes when nothing of it is left there and
     /// re-creates when it is needed again, while the scheduler moves time on.
@@ -372,6 +388,7 @@ impl Scenario {
             shared_joins: 0,
             rpc: RpcCounts::default(),
             pattern_events: 0,
+            retained_events: Vec::new(),
         }
     }
 
@@ -428,6 +445,8 @@ impl Scenario {
             publish_seq: 0,
             last_invocation_from: HashMap::new(),
             last_event_from: HashMap::new(),
+            live_topics: HashMap::new(),
+            retained_topics: HashMap::new(),
         });
         self.pump();
     }
@@ -593,11 +612,15 @@ impl Scenario {
                 if !self.clients[c].wanted_topics.insert(sub) {
                     return;
                 }
-                let request = self.request(c, Request::Subscribe(sub));
+                let get_retained = self.rng.chance(40);
+                let request = self.request(c, Request::Subscribe(sub, get_retained));
                 let (topic, matching) = SUBS[sub];
                 let mut options = Dict::new();
                 if matching != "exact" || self.rng.chance(20) {
                     options.insert("match", matching);
+                }
+                if get_retained {
+                    options.insert("get_retained", true);
                 }
                 let msg = Message::Subscribe {
                     request,
@@ -626,18 +649,24 @@ impl Scenario {
                 let topic = TOPICS[self.rng.below(TOPICS.len())];
                 self.clients[c].publish_seq += 1;
                 let seq = self.clients[c].publish_seq;
+                let retain = self.rng.chance(25);
                 self.publishes.insert(
                     (me, seq),
                     PublishRecord {
                         topic,
                         sent_at: self.time,
+                        retain,
                     },
                 );
                 self.clients[c].next_request += 1;
                 let payload = args(ser, me, seq);
+                let mut options = Dict::new();
+                if retain {
+                    options.insert("retain", true);
+                }
                 let msg = Message::Publish {
                     request: self.clients[c].next_request,
-                    options: Dict::new(),
+                    options,
                     topic: topic.into(),
                     payload: payload.as_payload(),
                 };
@@ -929,12 +958,20 @@ impl Scenario {
                 request,
                 subscription,
             } => {
-                let Some(Request::Subscribe(topic)) = self.clients[c].requests.remove(&request)
+                let Some(Request::Subscribe(sub, get_retained)) =
+                    self.clients[c].requests.remove(&request)
                 else {
                     panic!("SUBSCRIBED for an unknown request");
                 };
-                self.clients[c].subscriptions.insert(subscription, topic);
-                self.subscribed_since.insert((me, topic), self.time);
+                self.clients[c].subscriptions.insert(subscription, sub);
+                self.subscribed_since.insert((me, sub), self.time);
+                let client = &mut self.clients[c];
+                client.live_topics.insert(subscription, HashSet::new());
+                if get_retained {
+                    client.retained_topics.insert(subscription, HashSet::new());
+                } else {
+                    client.retained_topics.remove(&subscription);
+                }
             }
             Message::Unsubscribed { request, .. } => {
                 let Some(Request::Unsubscribe) = self.clients[c].requests.remove(&request) else {
@@ -1188,6 +1225,21 @@ impl Scenario {
                     publish.topic,
                     SUBS[sub]
                 );
+                let topic = publish.topic;
+                if details.get_bool("retained") == Some(true) {
+                    return self.on_retained_event(
+                        c,
+                        subscription,
+                        sub,
+                        (publisher, seq),
+                        &details,
+                    );
+                }
+                self.clients[c]
+                    .live_topics
+                    .entry(subscription)
+                    .or_default()
+                    .insert(topic);
                 let named = details.get_str("topic");
                 if SUBS[sub].1 == "exact" {
                     assert_eq!(named, None, "Details.topic for an exact subscription");
@@ -1246,6 +1298,50 @@ impl Scenario {
             }
             other => panic!("client {me} got unexpected {other:?}"),
         }
+    }
+
+    /// A retained EVENT: only after a SUBSCRIBE that asked for it, of a retained PUBLISH to a
+    /// topic the subscription covers, at most one per topic, and never after a live EVENT of
+    /// its topic under the same subscription.
+    fn on_retained_event(
+        &mut self,
+        c: usize,
+        subscription: u64,
+        sub: SubKey,
+        (publisher, seq): (u64, u64),
+        details: &Dict<'_>,
+    ) {
+        let me = self.clients[c].id;
+        let publish = &self.publishes[&(publisher, seq)];
+        let topic = publish.topic;
+        assert!(
+            publish.retain,
+            "a retained EVENT of a PUBLISH without retain"
+        );
+        let named = details.get_str("topic");
+        if SUBS[sub].1 == "exact" {
+            assert_eq!(named, None, "Details.topic for an exact subscription");
+        } else {
+            assert_eq!(
+                named,
+                Some(topic),
+                "Details.topic of a retained pattern EVENT"
+            );
+        }
+        let client = &mut self.clients[c];
+        let Some(seen) = client.retained_topics.get_mut(&subscription) else {
+            panic!("a retained EVENT to {me}, which did not ask for retained events");
+        };
+        assert!(seen.insert(topic), "two retained EVENTs of {topic} at {me}");
+        let live = client
+            .live_topics
+            .get(&subscription)
+            .is_some_and(|live| live.contains(topic));
+        assert!(
+            !live,
+            "a retained EVENT of {topic} after a live one at {me} ({publisher}, {seq})"
+        );
+        self.retained_events.push((me, topic, publisher, seq));
     }
 
     fn call_answered(&mut self, c: usize, request: u64) -> u64 {
@@ -1482,6 +1578,68 @@ impl Scenario {
         checked
     }
 
+    /// After everything settled: a newcomer subscribing to each topic with `get_retained` gets
+    /// exactly one retained event where some PUBLISH retained one, none elsewhere, and it is
+    /// the last retained PUBLISH of its publisher to that topic (each publisher's PUBLISHes
+    /// reach the topic's owner in order). Returns the topics checked with an event.
+    fn check_retained(&mut self) -> usize {
+        self.join();
+        let c = self.clients.len() - 1;
+        assert!(self.clients[c].welcomed, "the newcomer is welcomed at once");
+        let me = self.clients[c].id;
+        let conn = self.clients[c].conn;
+        for sub in 0..TOPICS.len() {
+            assert_eq!(SUBS[sub], (TOPICS[sub], "exact"));
+            self.clients[c].wanted_topics.insert(sub);
+            let request = self.request(c, Request::Subscribe(sub, true));
+            let options = opts_get_retained();
+            let msg = Message::Subscribe {
+                request,
+                options,
+                topic: TOPICS[sub].into(),
+            };
+            self.cluster.send(conn, &msg);
+            self.pump();
+        }
+        self.quiesce();
+        let mut with_event = 0;
+        for topic in TOPICS {
+            let got: Vec<(u64, u64)> = self
+                .retained_events
+                .iter()
+                .filter(|&&(subscriber, t, _, _)| subscriber == me && t == topic)
+                .map(|&(_, _, publisher, seq)| (publisher, seq))
+                .collect();
+            let retained: Vec<(u64, u64)> = self
+                .publishes
+                .iter()
+                .filter(|(_, publish)| publish.retain && publish.topic == topic)
+                .map(|(&key, _)| key)
+                .collect();
+            if retained.is_empty() {
+                assert!(
+                    got.is_empty(),
+                    "a retained event of {topic} nobody retained: {got:?}"
+                );
+                continue;
+            }
+            assert_eq!(got.len(), 1, "one retained event of {topic}, got {got:?}");
+            let (publisher, seq) = got[0];
+            let last_of_publisher = retained
+                .iter()
+                .filter(|&&(p, _)| p == publisher)
+                .map(|&(_, seq)| seq)
+                .max();
+            assert_eq!(
+                last_of_publisher,
+                Some(seq),
+                "{topic}: the retained event is not its publisher's last retained one"
+            );
+            with_event += 1;
+        }
+        with_event
+    }
+
     /// Publications that reached one subscriber under two or more of its subscriptions.
     fn multi_matched(&self) -> usize {
         let mut per_receipt: HashMap<(u64, u64, u64), usize> = HashMap::new();
@@ -1525,6 +1683,9 @@ struct Coverage {
     pattern_events: usize,
     /// Publications that reached one subscriber under two or more subscriptions.
     multi_matched: usize,
+    /// Retained EVENTs received, and topics the final check found a retained event for.
+    retained_events: usize,
+    retained_topics: usize,
 }
 
 /// What the advanced RPC features did, counted by the clients.
@@ -1585,6 +1746,7 @@ fn run_seed(seed: u64) -> Coverage {
     sim.quiet_point();
     let must_receive_checks = sim.check_delivery();
     let shared_at_end = sim.check_replicas();
+    let retained_topics = sim.check_retained();
     let coverage = Coverage {
         calls: sim.calls.len(),
         shared_joins: sim.shared_joins,
@@ -1600,6 +1762,8 @@ fn run_seed(seed: u64) -> Coverage {
         late_chunks_dropped: sim.cluster.stats().late_call_chunks_discarded,
         pattern_events: sim.pattern_events,
         multi_matched: sim.multi_matched(),
+        retained_events: sim.retained_events.len(),
+        retained_topics,
     };
     sim.everyone_leaves();
     sim.cluster.assert_tables_empty();
@@ -1609,10 +1773,22 @@ fn run_seed(seed: u64) -> Coverage {
         sim.cluster.advance_to(now);
         sim.cluster.drain();
     }
+    // Retained events keep their realm on the topic's owner shard, an auto-created one too.
+    let keeping_retained = sim
+        .cluster
+        .routers
+        .iter()
+        .filter(|router| router.stats().retained_now > 0)
+        .count();
+    let auto_realms_kept = if sim.realm == AUTO_REALM {
+        keeping_retained
+    } else {
+        0
+    };
     assert_eq!(
         sim.cluster.stats().realms,
-        shards,
-        "only realm1 on each shard"
+        shards + auto_realms_kept,
+        "only realm1 on each shard, and an auto-created realm where it keeps retained events"
     );
     assert_eq!(sim.cluster.stats().timers, 0, "no call timeout left armed");
     coverage
@@ -1638,6 +1814,8 @@ fn run_seeds(seeds: impl Iterator<Item = u64>) -> usize {
             total.late_chunks_dropped += coverage.late_chunks_dropped;
             total.pattern_events += coverage.pattern_events;
             total.multi_matched += coverage.multi_matched;
+            total.retained_events += coverage.retained_events;
+            total.retained_topics += coverage.retained_topics;
         }
         if let Err(panic) = result {
             eprintln!(
@@ -1657,6 +1835,10 @@ fn run_seeds(seeds: impl Iterator<Item = u64>) -> usize {
     assert!(
         count < 50 || (total.pattern_events > 0 && total.multi_matched > 0),
         "pattern subscriptions not exercised: {total:?}"
+    );
+    assert!(
+        count < 50 || (total.retained_events > total.retained_topics && total.retained_topics > 0),
+        "retention not exercised: {total:?}"
     );
     assert!(
         count < 50 || total.realms_removed_mid_run > 0,

@@ -914,7 +914,16 @@ impl Router {
     /// The sweep's work, also done when a HELLO finds the bound reached.
     pub(super) fn remove_unused_realms(&mut self) {
         for id in self.realms.take_candidates() {
-            if !self.remove_realm_if_unused(id) && self.realms.get(id).sessions == 0 {
+            if self.remove_realm_if_unused(id) {
+                continue;
+            }
+            let realm = self.realms.get(id);
+            // Kept by retained events alone: `retention.rs` makes it a candidate again when
+            // its last retained event goes.
+            let held_by_retained_alone =
+                realm.is_unused_but_retained() && !self.realm_has_ops_in_flight(id);
+            let waiting = realm.sessions == 0 && !held_by_retained_alone;
+            if waiting {
                 self.realms.mark_candidate(id);
             }
         }

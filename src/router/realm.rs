@@ -43,11 +43,16 @@ pub(crate) struct Realm {
 impl Realm {
     /// Nothing of this realm is left on this shard (the router also checks its in-flight ops).
     pub(crate) fn is_unused(&self) -> bool {
+        self.is_unused_but_retained() && self.retained.len() == 0
+    }
+
+    /// Nothing but retained events is left of this realm here: they stay until replaced by
+    /// one that does not fit, so a sweep need not look again before that.
+    pub(crate) fn is_unused_but_retained(&self) -> bool {
         self.sessions == 0
             && self.registry.len() == 0
             && self.subscriptions.len() == 0
             && self.joins.is_empty()
-            && self.retained.len() == 0
             && self.retained_watches.is_empty()
     }
 }

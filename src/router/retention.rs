@@ -181,6 +181,11 @@ impl Router {
             return;
         }
         self.stats.retained_declined += 1;
+        let realm_state = self.realms.get(realm);
+        if realm_state.retained.len() == 0 && realm_state.sessions == 0 {
+            // Its last retained event may have been what kept an auto-created realm.
+            self.realm_left_empty(realm);
+        }
         if let Some(suppressed) = self.logs.retained_declined.allow(self.now) {
             tracing::warn!(
                 realm = %retain.realm,
@@ -268,9 +273,9 @@ impl Router {
             }
             seen
         };
-        if last {
+        if last && self.realms.get(realm).sessions == 0 {
             // The watch may have been the last thing of an auto-created realm here.
-            self.realms.mark_candidate(realm);
+            self.realm_left_empty(realm);
         }
         let subscribed = self.sessions.alive(session, session_id)
             && self.sessions[session].subscriptions.contains(&subscription);
