@@ -152,6 +152,12 @@ pub(crate) fn check(data: &[u8]) {
         } else {
             defaults.max_options_entries
         },
+        // Small: room for a retained event or two per shard, so declines happen too.
+        max_retained_bytes_per_realm: if small {
+            600
+        } else {
+            defaults.max_retained_bytes_per_realm
+        },
         hello_timeout_ms: if cfg & 0x40 != 0 { 100 } else { 10_000 },
         ..defaults
     };
@@ -791,6 +797,9 @@ fn well_formed(c: &mut Cursor<'_>, conn: &mut Conn, peers: &[u64], kind: Kind) -
                 let policy = *c.pick(&["exact", "prefix", "prefix", "wildcard", "bogus"]);
                 m.dict.insert("match", policy);
             }
+            if c.chance(25) {
+                m.dict.insert("get_retained", c.bool());
+            }
         }
         Kind::Publish => {
             m.code = code::PUBLISH;
@@ -809,6 +818,12 @@ fn well_formed(c: &mut Cursor<'_>, conn: &mut Conn, peers: &[u64], kind: Kind) -
                         .collect();
                     m.dict.insert(key, Value::List(ids));
                 }
+            }
+            if c.chance(20) {
+                m.dict.insert("retain", c.bool());
+            }
+            if c.chance(10) {
+                m.dict.insert("disclose_me", c.bool());
             }
             m.payload = payload(c, ser);
         }
