@@ -104,6 +104,14 @@
 //!   the event twice, as the spec says. Patterns may match the router's `wamp.*` meta topics.
 //!   The publisher's shard resolves the matches and sends one `Publish` per other shard, naming
 //!   the subscriptions that matched.
+//! * Event retention (`retention.rs`): the last `retain: true` event per topic, kept at the
+//!   topic's owner shard, whatever subscribers exist. `get_retained` delivers, after
+//!   SUBSCRIBED, the retained event of every topic the subscription covers (patterns too, with
+//!   `Details.topic`), each with `Details.retained: true`; the black/white lists and disclosure
+//!   it was published with apply, `exclude_me` does not (a publisher may fetch its own). A
+//!   retained event whose topic a live EVENT reached the subscription with meanwhile is left
+//!   out, so nobody gets an older value after a newer one. One that does not fit the realm's
+//!   bound is declined, and its topic keeps none rather than an outdated one.
 //! * Shared registration: REGISTER.Options.invoke is `single` (default), `roundrobin`,
 //!   `random`, `first` or `last`; any other value, or a non-string, gets ERROR
 //!   `wamp.error.invalid_argument`. The first registrant fixes the policy; a second REGISTER
