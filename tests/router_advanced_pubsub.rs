@@ -676,6 +676,52 @@ fn a_subscriber_gone_before_its_retained_events_arrive_gets_nothing_and_leaves_n
     assert_eq!(h.stats().inflight_registry_ops, 0, "no fetch left");
 }
 
+fn an_unsubscribe_before_the_retained_events_arrive_drops_them() {
+    let mut h = Harness::new();
+    let publisher = h.join_on(0, MsgPack);
+    published(&mut h, &publisher, "com.race", retain(), "x");
+    let shard = h.shards() - 1;
+    // Another subscriber on the same shard: SUBSCRIBED then comes at once, without a Join.
+    let holder = h.join_on(shard, Json);
+    h.subscribe(&holder, "com.race");
+    let subscriber = h.join_on(shard, Json);
+    let frame = |message: &Message<'_>| {
+        let mut frame = Vec::new();
+        wampring::wire::encode(message, subscriber.ser, &mut frame).unwrap();
+        frame
+    };
+    let request = h.request();
+    let subscribe = frame(&Message::Subscribe {
+        request,
+        options: get_retained(),
+        topic: "com.race".into(),
+    });
+    h.cluster.send_frame(subscriber.conn, &subscribe);
+    let Message::Subscribed { subscription, .. } = h.recv(&subscriber).msg() else {
+        panic!("expected SUBSCRIBED at once")
+    };
+    if h.shards() == 1 {
+        // The one shard owns the topic: the retained event follows SUBSCRIBED at once.
+        retained_event(&h.recv(&subscriber));
+    }
+    // Before the other shards answer the fetch, UNSUBSCRIBE and SUBSCRIBE again without
+    // get_retained: the fetch's answer finds no SUBSCRIBE that asked for it.
+    let unsubscribe_request = h.request();
+    let unsubscribe = frame(&Message::Unsubscribe {
+        request: unsubscribe_request,
+        subscription,
+    });
+    h.cluster.send_frame(subscriber.conn, &unsubscribe);
+    h.cluster.drain();
+    assert!(matches!(
+        h.recv(&subscriber).msg(),
+        Message::Unsubscribed { request, .. } if request == unsubscribe_request
+    ));
+    assert_eq!(h.subscribe(&subscriber, "com.race"), subscription);
+    h.expect_nothing(&subscriber);
+    assert_eq!(h.stats().inflight_registry_ops, 0);
+}
+
 at_1_and_3_shards!(
     prefix_and_wildcard_subscriptions_receive_what_matches_them,
     one_session_with_several_matching_subscriptions_gets_one_event_per_subscription,
@@ -694,4 +740,5 @@ at_1_and_3_shards!(
     a_pattern_subscription_gets_the_retained_event_of_every_topic_it_matches,
     retained_events_are_bounded_per_realm,
     a_subscriber_gone_before_its_retained_events_arrive_gets_nothing_and_leaves_no_trace,
+    an_unsubscribe_before_the_retained_events_arrive_drops_them,
 );

@@ -977,8 +977,16 @@ impl Scenario {
                 let Some(Request::Unsubscribe) = self.clients[c].requests.remove(&request) else {
                     panic!("UNSUBSCRIBED for an unknown request");
                 };
-                let held: HashSet<SubKey> =
+                // Still wanted: what it holds, and what a SUBSCRIBE in flight asks for (so it
+                // never has two SUBSCRIBEs of one subscription out).
+                let mut held: HashSet<SubKey> =
                     self.clients[c].subscriptions.values().copied().collect();
+                held.extend(self.clients[c].requests.values().filter_map(
+                    |request| match request {
+                        Request::Subscribe(sub, _) => Some(*sub),
+                        _ => None,
+                    },
+                ));
                 self.clients[c]
                     .wanted_topics
                     .retain(|topic| held.contains(topic));

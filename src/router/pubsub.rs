@@ -50,7 +50,13 @@ impl Router {
         subscription: u64,
         out: &mut Vec<Action>,
     ) {
-        let removed = self.sessions[me.key].subscriptions.remove(&subscription)
+        let state = &mut self.sessions[me.key];
+        if !state.retained_fetches.is_empty() {
+            state
+                .retained_fetches
+                .retain(|&fetching| fetching != subscription);
+        }
+        let removed = state.subscriptions.remove(&subscription)
             && self.remove_local_subscriber(me.key, me.id, me.realm, subscription, out);
         if removed {
             let unsubscribed = Message::Unsubscribed {
@@ -86,7 +92,8 @@ impl Router {
         out: &mut Vec<Action>,
     ) {
         let (publisher, publisher_serializer) = (me.key, me.serializer);
-        let acknowledge = options.get_bool("acknowledge") == Some(true);
+        let asked = PublishAsk::read(options);
+        let acknowledge = asked.acknowledge;
         let identity = self.sessions[publisher]
             .identity()
             .expect("admitted sessions are established");
@@ -126,10 +133,9 @@ impl Router {
         // Subscriptions that got this EVENT while fetches of their retained events are out.
         let mut watched: Vec<u64> = Vec::new();
         if subscription.is_some() || patterns {
-            let exclude_me = options.get_bool("exclude_me").unwrap_or(true);
+            let exclude_me = asked.exclude_me;
             let filters = ReceiverFilters::from_options(options);
-            let disclose =
-                realm.disclose_publisher || options.get_bool("disclose_me") == Some(true);
+            let disclose = realm.disclose_publisher || asked.disclose_me;
             let mut details = Dict::new();
             if disclose {
                 details.insert("publisher", identity.id);
@@ -142,29 +148,63 @@ impl Router {
                     Value::Str(Cow::Borrowed(&identity.authrole)),
                 );
             }
-            let delivery = Delivery {
-                sessions: &self.sessions,
-                // The publisher, when it does not get its own events (and no session when it
-                // does).
-                excluded: exclude_me.then_some(publisher),
-                filters: &filters,
-                publication,
-                payload: &payload,
-            };
+            // The publisher, when it does not get its own events (and no session when it does).
+            let excluded = exclude_me.then_some(publisher);
             let (outbox, stats) = (&mut self.outbox, &mut self.stats);
-            let not_me = !(1u64 << self.cluster.shard);
-            if let Some(subscription) = subscription {
-                missed = delivery.deliver(outbox, stats, subscription, &details, out);
-                remote_shards |= subscription.shards & not_me;
-            }
             if patterns {
-                let details = with_topic(&details, topic);
-                subscriptions.for_each_pattern_match(topic, |subscription| {
-                    missed.add(delivery.deliver(outbox, stats, subscription, &details, out));
-                    remote_shards |= subscription.shards & not_me;
-                    matched_patterns.push(subscription.id);
-                });
+                // First, while the plain Details can still be lent: the exact EVENT below
+                // takes them (moved, not copied, in the common case without patterns).
+                let delivery = Delivery {
+                    sessions: &self.sessions,
+                    excluded,
+                    filters: &filters,
+                    publication,
+                    payload: &payload,
+                };
+                let reached = deliver_to_patterns(
+                    (outbox, stats),
+                    &delivery,
+                    (subscriptions, topic),
+                    &details,
+                    out,
+                );
+                missed = reached.missed;
+                remote_shards = reached.shards;
+                matched_patterns = reached.subscriptions;
             }
+            if let Some(subscription) = subscription {
+                let event = Message::Event {
+                    subscription: subscription.id,
+                    publication,
+                    details,
+                    payload,
+                };
+                let sessions = &self.sessions;
+                let subscribers = subscription.subscribers();
+                // Without black/white lists (the common case) the loop checks only the
+                // publisher.
+                let reached = if filters.is_active() {
+                    let admit = |subscriber: &Subscriber| {
+                        Some(subscriber.session) != excluded && filters.admits(subscriber, sessions)
+                    };
+                    fan_out(outbox, stats, subscribers, &event, admit, out)
+                } else {
+                    let admit = |subscriber: &Subscriber| Some(subscriber.session) != excluded;
+                    fan_out(outbox, stats, subscribers, &event, admit, out)
+                };
+                missed = if patterns {
+                    missed.and(reached)
+                } else {
+                    reached
+                };
+                remote_shards |= subscription.shards;
+                // Only the Details own memory: dropping them alone spares the generic drop of
+                // every message type.
+                if let Message::Event { details, .. } = event {
+                    drop(details);
+                }
+            }
+            remote_shards &= !(1u64 << self.cluster.shard);
             if !realm.retained_watches.is_empty() {
                 watched.extend(subscription.map(|subscription| subscription.id));
                 watched.extend(&matched_patterns);
@@ -198,7 +238,7 @@ impl Router {
         if !watched.is_empty() {
             self.note_live_delivery(me.realm, topic, watched.into_iter());
         }
-        if options.get_bool("retain") == Some(true) {
+        if asked.retain {
             self.retain_publication(me, options, topic, (publication, &payload), out);
         }
 
@@ -271,6 +311,36 @@ fn payload_fits_subscribers(
     outbox.payload_fits(payload, |serializer| needed[serializer.index()])
 }
 
+/// The PUBLISH.Options the broker acts on, read in one pass (none, mostly).
+#[derive(Copy, Clone)]
+struct PublishAsk {
+    acknowledge: bool,
+    /// Default true: the publisher does not get its own event.
+    exclude_me: bool,
+    disclose_me: bool,
+    retain: bool,
+}
+
+impl PublishAsk {
+    #[inline(always)]
+    fn read(options: &Dict<'_>) -> PublishAsk {
+        let mut asked = PublishAsk {
+            acknowledge: false,
+            exclude_me: true,
+            disclose_me: false,
+            retain: false,
+        };
+        if options.is_empty() {
+            return asked;
+        }
+        asked.acknowledge = options.get_bool("acknowledge") == Some(true);
+        asked.exclude_me = options.get_bool("exclude_me").unwrap_or(true);
+        asked.disclose_me = options.get_bool("disclose_me") == Some(true);
+        asked.retain = options.get_bool("retain") == Some(true);
+        asked
+    }
+}
+
 /// What every subscription of one publication shares when its EVENTs go out on this shard.
 struct Delivery<'d, 'o, 'a> {
     sessions: &'d Sessions,
@@ -281,26 +351,17 @@ struct Delivery<'d, 'o, 'a> {
 }
 
 impl Delivery<'_, '_, '_> {
-    /// The EVENT for `subscription` (with `details`) to its eligible subscribers on this shard.
-    #[inline]
-    fn deliver(
+    /// `event` to the eligible ones of `subscribers` (this shard's subscribers of one
+    /// subscription). Always inlined: the exact-topic PUBLISH path pays no call for it.
+    #[inline(always)]
+    fn fan_out(
         &self,
         outbox: &mut Outbox,
         stats: &mut RouterStats,
-        subscription: &Subscription,
-        details: &Dict<'_>,
+        subscribers: &[Subscriber],
+        event: &Message<'_>,
         out: &mut Vec<Action>,
     ) -> Undeliverable {
-        let subscribers = subscription.subscribers();
-        if subscribers.is_empty() {
-            return Undeliverable::NONE;
-        }
-        let event = Message::Event {
-            subscription: subscription.id,
-            publication: self.publication,
-            details: details.clone(),
-            payload: *self.payload,
-        };
         let excluded = self.excluded;
         // Without black/white lists (the common case) the loop checks only the publisher.
         if self.filters.is_active() {
@@ -308,12 +369,57 @@ impl Delivery<'_, '_, '_> {
             let admit = |subscriber: &Subscriber| {
                 Some(subscriber.session) != excluded && self.filters.admits(subscriber, sessions)
             };
-            fan_out(outbox, stats, subscribers, &event, admit, out)
+            fan_out(outbox, stats, subscribers, event, admit, out)
         } else {
             let admit = |subscriber: &Subscriber| Some(subscriber.session) != excluded;
-            fan_out(outbox, stats, subscribers, &event, admit, out)
+            fan_out(outbox, stats, subscribers, event, admit, out)
         }
     }
+}
+
+/// What a publication's pattern subscriptions on this shard came to.
+struct PatternsReached {
+    missed: Undeliverable,
+    /// Shards with subscribers of any of them.
+    shards: u64,
+    /// Their ids.
+    subscriptions: Vec<u64>,
+}
+
+/// The EVENTs of a publication to `topic` for each prefix and wildcard subscription it
+/// matches: one per subscription, with `details` and the topic. Out of line: the exact-topic
+/// fan-out stays as small as it was before patterns.
+#[inline(never)]
+fn deliver_to_patterns(
+    (outbox, stats): (&mut Outbox, &mut RouterStats),
+    delivery: &Delivery<'_, '_, '_>,
+    (subscriptions, topic): (&Subscriptions, &str),
+    details: &Dict<'_>,
+    out: &mut Vec<Action>,
+) -> PatternsReached {
+    let details = with_topic(details, topic);
+    let mut reached = PatternsReached {
+        missed: Undeliverable::NONE,
+        shards: 0,
+        subscriptions: Vec::new(),
+    };
+    subscriptions.for_each_pattern_match(topic, |subscription| {
+        reached.shards |= subscription.shards;
+        reached.subscriptions.push(subscription.id);
+        let subscribers = subscription.subscribers();
+        if subscribers.is_empty() {
+            return;
+        }
+        let event = Message::Event {
+            subscription: subscription.id,
+            publication: delivery.publication,
+            details: details.clone(),
+            payload: *delivery.payload,
+        };
+        let missed = delivery.fan_out(outbox, stats, subscribers, &event, out);
+        reached.missed.add(missed);
+    });
+    reached
 }
 
 /// EVENT.Details for a pattern subscription: `details` and the topic published to.
@@ -327,7 +433,7 @@ fn with_topic<'d>(details: &Dict<'d>, topic: &'d str) -> Dict<'d> {
 /// action per serializer carries that frame and its recipients. Returns the subscribers whose
 /// serializer cannot carry the payload (they get nothing).
 #[must_use]
-#[inline]
+#[inline(always)]
 fn fan_out(
     outbox: &mut Outbox,
     stats: &mut RouterStats,
@@ -421,6 +527,11 @@ impl Undeliverable {
             self.subscribers += other.subscribers;
             self.serializer = other.serializer;
         }
+    }
+
+    fn and(mut self, other: Undeliverable) -> Undeliverable {
+        self.add(other);
+        self
     }
 }
 
@@ -676,8 +787,19 @@ struct ReceiverFilters<'o, 'a> {
 }
 
 impl<'o, 'a> ReceiverFilters<'o, 'a> {
-    #[inline]
+    #[inline(always)]
     fn from_options(options: &'o Dict<'a>) -> Self {
+        // Most PUBLISHes carry no options at all.
+        if options.is_empty() {
+            return ReceiverFilters {
+                exclude: None,
+                eligible: None,
+                exclude_authid: None,
+                eligible_authid: None,
+                exclude_authrole: None,
+                eligible_authrole: None,
+            };
+        }
         let list = |key: &str| options.get(key).map(|value| value.as_list().unwrap_or(&[]));
         ReceiverFilters {
             exclude: list("exclude"),

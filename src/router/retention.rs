@@ -208,6 +208,7 @@ impl Router {
         (topic, matching): (&str, MatchPolicy),
         out: &mut Vec<Action>,
     ) {
+        self.sessions[session].retained_fetches.push(subscription);
         let realm_state = self.realms.get_mut(realm);
         realm_state
             .retained_watches
@@ -277,11 +278,18 @@ impl Router {
             // The watch may have been the last thing of an auto-created realm here.
             self.realm_left_empty(realm);
         }
-        let subscribed = self.sessions.alive(session, session_id)
-            && self.sessions[session].subscriptions.contains(&subscription);
-        if !subscribed {
+        // Still subscribed by the SUBSCRIBE that asked (no UNSUBSCRIBE since).
+        if !self.sessions.alive(session, session_id) {
             return;
         }
+        let fetches = &mut self.sessions[session].retained_fetches;
+        let Some(at) = fetches
+            .iter()
+            .position(|&fetching| fetching == subscription)
+        else {
+            return;
+        };
+        fetches.swap_remove(at);
         let serializer = self.sessions[session].serializer;
         let subscriber = Subscriber {
             session,
