@@ -3,7 +3,7 @@
 //! Owned by the interop test harness (this file and `tests/interop/**`). Each `#[test]` starts
 //! its own `wampring` (the binary built by cargo) on free 127.0.0.1 ports with a temporary TOML
 //! config (two realms: `realm1`, which the clients join, and `realm1.disclosed`, which discloses
-//! every caller; see [`router_config`]), waits (bounded) until both listeners accept, then runs
+//! every caller and every publisher; see [`router_config`]), waits (bounded) until both listeners accept, then runs
 //! one client script (`tests/interop/client.py` or `client.js`) for one transport x serializer
 //! combination and asserts that it exits 0. On failure the panic message carries the client's
 //! output (each scenario step prints `ok <step>` or `FAIL <step>: ...`) and the router's log.
@@ -41,9 +41,10 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 const ROUTER_START_ATTEMPTS: usize = 3;
 /// The realm the clients join.
 const REALM: &str = "realm1";
-/// A second realm, configured with `disclose_caller = true`: every INVOCATION there carries the
-/// caller's identity whatever caller and callee asked (the clients' `realm_discloses_callers`
-/// step, which gets its name with `--disclosed-realm`).
+/// A second realm, configured with `disclose_caller = true` and `disclose_publisher = true`: every
+/// INVOCATION there carries the caller's identity whatever caller and callee asked, and every
+/// EVENT the publisher's whatever the publisher asked (the clients' `realm_discloses_callers` and
+/// `realm_discloses_publishers` steps, which get its name with `--disclosed-realm`).
 const DISCLOSED_REALM: &str = "realm1.disclosed";
 
 // ------------------------------------------------------------------------------------------
@@ -53,8 +54,9 @@ const DISCLOSED_REALM: &str = "realm1.disclosed";
 /// The TOML config for a router with a WebSocket listener at `ws` (path `/ws`), a RawSocket
 /// listener at `rs`, both with JSON and MessagePack, the subscription limit
 /// [`SUBSCRIPTION_LIMIT`], and two realms: [`REALM`] (`realm1`, default settings: a caller is
-/// disclosed only when it or the callee asks) and [`DISCLOSED_REALM`] (`realm1.disclosed`, with
-/// `disclose_caller = true`).
+/// disclosed only when it or the callee asks, a publisher only when it asks) and
+/// [`DISCLOSED_REALM`] (`realm1.disclosed`, with `disclose_caller = true` and
+/// `disclose_publisher = true`).
 fn router_config(ws: SocketAddr, rs: SocketAddr) -> String {
     format!(
         r#"# written by tests/interop.rs
@@ -78,6 +80,7 @@ name = "{REALM}"
 [[realm]]
 name = "{DISCLOSED_REALM}"
 disclose_caller = true
+disclose_publisher = true
 "#
     )
 }

@@ -12,9 +12,13 @@
 // results, call timeout, call canceling, pattern-based registrations, caller
 // disclosure, realm-wide caller disclosure with `--disclosed-realm REALM`
 // (two more sessions E and F in that realm, whose router discloses every
-// caller), call re-routing). Each passed step prints `ok <step>`; the
-// first failure prints `FAIL <step>: <reason>` and exits non-zero. A hard
-// timeout guarantees exit.
+// caller), call re-routing), and the same "advanced PubSub" part (WELCOME
+// broker features, prefix and wildcard subscriptions, several subscriptions
+// matching one publication with publisher exclusion and black/white listing
+// on each, realm-wide publisher disclosure with `--disclosed-realm` (sessions
+// G and H in that realm, whose router discloses every publisher)). Each
+// passed step prints `ok <step>`; the first failure prints
+// `FAIL <step>: <reason>` and exits non-zero. A hard timeout guarantees exit.
 //
 // Usage:
 //   node client.js --url ws://127.0.0.1:8080/ws --serializer json|msgpack --realm realm1
@@ -55,6 +59,16 @@ const PROC_WHO = `${ADV}who`; // disclose_caller
 const PROC_UNDISCLOSED = `${ADV}undisclosed`; // no disclose_caller, in --realm
 const PROC_DISCLOSED = `${ADV}disclosed`; // no disclose_caller, in --disclosed-realm (discloses every caller)
 const PROC_REROUTE = `${ADV}reroute`; // invoke='roundrobin', one callee unavailable
+// advanced PubSub part (same URIs as client.py)
+const PS = 'com.interop.psub.';
+const TOPIC_PFX = `${PS}pfx`; // match='prefix'
+const TOPIC_WILD = `${PS}.w`; // match='wildcard': com.interop.psub..w
+const TOPIC_MULTI = `${PS}multi`; // match='prefix', with the two below
+const TOPIC_MULTI_EXACT = `${TOPIC_MULTI}.a.b`; // exact
+const TOPIC_MULTI_WILD = `${TOPIC_MULTI}..b`; // match='wildcard'
+const TOPIC_UNDISCLOSED = `${PS}undisclosed`; // exact, in --realm
+const TOPIC_DISCLOSED = `${PS}disclosed`; // match='prefix', in --disclosed-realm (discloses every publisher)
+const TOPIC_DISCLOSED_EXACT = `${TOPIC_DISCLOSED}.t`; // exact, in --disclosed-realm
 const CALL_TIMEOUT_MS = 500; // CALL.Options.timeout (milliseconds, spec §9.2)
 const TIMEOUT_SLOW_MS = 3000; // the slow procedure's run time in the call_timeout step
 const CANCEL_SLOW_MS = 1500; // ... in the cancel steps
@@ -134,11 +148,14 @@ function transportFor(args) {
 }
 
 // Opens one connection to `realm` (default: --realm); resolves to {conn, session, details,
-// closed, violations} once joined.
+// closed, violations, rawEvents} once joined.
 // `closed` resolves with {reason, details} when the connection is gone; `violations` collects
 // the protocol violations for which autobahn closes the transport (e.g. a RESULT for a call it
 // no longer has). Autobahn|JS would report them to on_internal_error, but without the reason
 // (it calls its WAMP Error constructor without `new`), so session._protocol_violation is wrapped.
+// `rawEvents` maps `${subscription}:${publication}` to the Details of each EVENT as received:
+// Autobahn|JS sets the Event's topic to the subscription's own topic when the EVENT has no
+// Details.topic, so whether the router sent one is read there.
 function connect(args, name, realm = args.realm) {
   return new Promise((resolve, reject) => {
     let resolveClosed;
@@ -160,7 +177,13 @@ function connect(args, name, realm = args.realm) {
         process.stdout.write(`info session ${name}: autobahn protocol violation: ${reason}\n`);
         violation(reason);
       };
-      resolve({ name, conn, session, details, closed, violations });
+      const rawEvents = new Map();
+      const onEvent = session._MESSAGE_MAP[36]; // EVENT
+      session._MESSAGE_MAP[36] = (msg) => {
+        rawEvents.set(`${msg[1]}:${msg[2]}`, msg[3] || {});
+        onEvent(msg);
+      };
+      resolve({ name, conn, session, details, closed, violations, rawEvents });
     };
     conn.onclose = (reason, details) => {
       resolveClosed({ reason, details });
@@ -207,6 +230,9 @@ class EventQueue {
 
 const DEALER_FEATURES = ['progressive_call_results', 'call_timeout', 'call_canceling',
   'caller_identification', 'shared_registration', 'pattern_based_registration'];
+
+const BROKER_FEATURES = ['pattern_based_subscription', 'publisher_exclusion', 'publisher_identification',
+  'subscriber_blackwhite_listing'];
 
 // Autobahn|JS 22 does not announce call_canceling as a callee (it is commented out in
 // lib/session.js WAMP_FEATURES.callee) and has no INTERRUPT handler (an INTERRUPT would be
@@ -311,6 +337,16 @@ async function advancedRpc(args, A, B) {
     } else {
       check(missing.length === 0,
         `WELCOME.Details.roles.dealer.features to ${X.name} lacks ${missing.join(', ')}: ${fmt(features)}`);
+    }
+    const broker = X.details && X.details.roles && X.details.roles.broker;
+    check(broker, `WELCOME to ${X.name} announces no broker role: ${fmt(X.details)}`);
+    const brokerFeatures = broker.features || {};
+    const brokerMissing = BROKER_FEATURES.filter((f) => brokerFeatures[f] !== true);
+    if (brokerMissing.length && crossbar) {
+      crossbarDiffers('welcome_features', `broker features lack ${brokerMissing.join(', ')}`);
+    } else {
+      check(brokerMissing.length === 0,
+        `WELCOME.Details.roles.broker.features to ${X.name} lacks ${brokerMissing.join(', ')}: ${fmt(brokerFeatures)}`);
     }
   }
   ok('welcome_features');
@@ -585,6 +621,277 @@ async function advancedRpc(args, A, B) {
   await expectAppError(b.call(`${PROC_PFX}.a.b`), 'wamp.error.no_such_procedure', 'ERROR after the clean-up');
 }
 
+// ------------------------------------------------------------ advanced PubSub helpers
+
+// The EVENTs that a session's tagged handlers receive, in arrival order: each item is
+// {tag, eargs, ekwargs, details, sub}. Autobahn|JS calls a handler with (args, kwargs, Event, Subscription):
+// the Event has publication, topic, publisher..., but no subscription id; the Subscription has it.
+class Deliveries extends EventQueue {
+  handler(tag) {
+    return (eargs, ekwargs, details, sub) => this.push({ tag, eargs, ekwargs, details, sub });
+  }
+}
+
+function showEvent(ev) {
+  if (!ev) return fmt(ev);
+  const d = ev.details || {};
+  return `<EVENT at ${ev.tag}: args=${fmt(ev.eargs)} kwargs=${fmt(ev.ekwargs)} subscription=${ev.sub && ev.sub.id} `
+    + `publication=${d.publication} topic=${fmt(d.topic)} publisher=${d.publisher}>`;
+}
+
+async function advancedPubsub(args, A, B) {
+  // The advanced-profile PubSub steps (spec digest §9.3); A subscribes, B publishes (the broker
+  // features in WELCOME are checked in welcome_features). Every step unsubscribes what it
+  // subscribed (subscription_limit, later, counts B's subscriptions).
+  const a = A.session;
+  const b = B.session;
+  const crossbar = args.peer === 'crossbar';
+  const prefix = { match: 'prefix' };
+  const wildcard = { match: 'wildcard' };
+
+  // `by` (B) publishes to `topic`, acknowledged; resolves to the publication id.
+  const publish = async (topic, pargs, pkwargs, options = {}, by = B) => {
+    const pub = await withTimeout(by.session.publish(topic, pargs, pkwargs, { ...options, acknowledge: true }),
+      `PUBLISHED ${topic} (${by.name})`);
+    check(pub && Number.isInteger(pub.id) && pub.id > 0, `bad publication ${fmt(pub)} for ${topic}`);
+    return pub.id;
+  };
+
+  // `got` is publication `pub` to `topic` with `eargs`/`ekwargs`, delivered to the handler `tag`
+  // of X's subscription `sub` (a pattern one: with Details.topic).
+  const checkEvent = (got, tag, sub, pub, topic, eargs, ekwargs = {}, pattern = true, X = A) => {
+    const what = `${X.name}: EVENT for ${topic} at handler ${tag}`;
+    check(got.tag === tag, `${what}: got ${showEvent(got)} instead`);
+    check(same(got.eargs, eargs) && same(got.ekwargs, ekwargs),
+      `${what}: args=${fmt(got.eargs)} kwargs=${fmt(got.ekwargs)}, want ${fmt(eargs)} ${fmt(ekwargs)}`);
+    check(got.sub && got.sub.id === sub.id, `${what}: delivered on subscription ${got.sub && got.sub.id}, want ${sub.id}`);
+    const d = got.details;
+    check(d && d.publication === pub, `${what}: publication ${d && d.publication}, want PUBLISHED id ${pub}`);
+    // autobahn falls back to the subscription's topic, which for an exact one is `topic`
+    check(d.topic === topic, `${what}: event topic ${fmt(d.topic)}, want ${fmt(topic)}`);
+    const raw = X.rawEvents.get(`${sub.id}:${pub}`);
+    check(raw, `${what}: no EVENT with subscription ${sub.id} and publication ${pub} seen`);
+    if (pattern) {
+      check(raw.topic === topic, `${what}: EVENT.Details.topic ${fmt(raw.topic)}, want ${fmt(topic)}`);
+    } else {
+      check(!('topic' in raw), `${what}: EVENT.Details.topic ${fmt(raw.topic)} for an exact subscription, want none`);
+    }
+  };
+
+  // B publishes to `topic`, which of X's subscriptions only `sub` (handler `tag`) matches: the
+  // next EVENT at `q` must be this one, so nothing B published before reached `q` (the router
+  // handles B's messages in order, also across shards).
+  const sentinelFirst = async (q, topic, tag, sub, options = {}, X = A) => {
+    const pub = await publish(topic, ['sentinel'], {}, options);
+    const got = await q.next(`EVENT ${topic} (sentinel) at ${X.name}`);
+    check(got.tag === tag && got.details.publication === pub,
+      `${X.name}: got ${showEvent(got)} before the sentinel (publication ${pub} to ${topic} at ${tag})`);
+    checkEvent(got, tag, sub, pub, topic, ['sentinel'], {}, true, X);
+  };
+
+  // A subscribes to the invalid pattern `topic`: ERROR wamp.error.invalid_uri, and A stays usable
+  // (the later steps use it). Crossbar fails the connection for some invalid URIs, so there a
+  // throw-away session I subscribes instead.
+  const invalidPattern = async (topic, options, name) => {
+    const what = `SUBSCRIBE ${fmt(topic)} (match=${options.match})`;
+    const X = crossbar ? await withTimeout(connect(args, 'I'), 'session I join') : A;
+    const closed = X.closed.then((value) => ({ kind: 'closed', value }));
+    const o = await Promise.race([outcomeOf(X.session.subscribe(topic, () => {}, options)), closed]);
+    check(o.kind !== 'pending', `timeout (${STEP_TIMEOUT_MS} ms) waiting for ERROR for ${what}`);
+    if (o.kind === 'closed') {
+      check(crossbar, `${what}: the connection closed (${o.value.reason} ${fmt(o.value.details)}), want ERROR wamp.error.invalid_uri`);
+      crossbarDiffers(name, `SUBSCRIBE to ${fmt(topic)} with match=${options.match} fails the connection `
+        + '(a protocol error), not ERROR wamp.error.invalid_uri');
+      return;
+    }
+    if (o.kind === 'error') {
+      check(errUri(o.value) === 'wamp.error.invalid_uri', `${what}: ERROR ${errUri(o.value)}, want wamp.error.invalid_uri`);
+    } else {
+      await withTimeout(X.session.unsubscribe(o.value), `UNSUBSCRIBED ${fmt(topic)}`);
+      if (!crossbar) throw new StepFailed(`${what}: subscription ${o.value.id}, want ERROR wamp.error.invalid_uri`);
+      crossbarDiffers(name, `SUBSCRIBE to ${fmt(topic)} with match=${options.match} is accepted`);
+    }
+    if (X !== A) {
+      X.conn.close();
+      await withTimeout(X.closed, `connection ${X.name} close after GOODBYE`);
+    }
+  };
+
+  // Collects `n` EVENTs at `q`, one per handler: {tag: item}.
+  const onePerHandler = async (q, n, what) => {
+    const got = {};
+    for (let i = 0; i < n; i++) {
+      const ev = await q.next(`${what} (${i} of ${n} handlers so far)`);
+      check(!(ev.tag in got), `handler ${ev.tag} got a second EVENT ${showEvent(ev)} (first ${showEvent(got[ev.tag])})`);
+      got[ev.tag] = ev;
+    }
+    return got;
+  };
+
+  // ------------------------------------------------------------ prefix subscription
+  step('pattern_subscribe_prefix');
+  {
+    const q = new Deliveries();
+    const sub = await withTimeout(a.subscribe(TOPIC_PFX, q.handler('prefix'), prefix), 'SUBSCRIBED prefix');
+    check(Number.isInteger(sub.id) && sub.id > 0, `bad subscription id ${sub.id}`);
+    // the same topic and match again: the same subscription (autobahn adds the handler to it)
+    const again = await withTimeout(a.subscribe(TOPIC_PFX, q.handler('again'), prefix), 'SUBSCRIBED prefix again');
+    check(again.id === sub.id, `a second SUBSCRIBE to ${TOPIC_PFX} (prefix) got subscription ${again.id}, want ${sub.id}`);
+    await withTimeout(a.unsubscribe(again), 'unsubscribe of the second handler'); // autobahn only drops the handler
+    for (const [topic, eargs, ekwargs] of [[`${TOPIC_PFX}.a.b`, [1, 'pfx'], { k: 'v' }],
+      [`${TOPIC_PFX}longer`, [2], {}], // a string prefix, not a component one
+      [TOPIC_PFX, [3], {}]]) { // the prefix itself
+      const pub = await publish(topic, eargs, ekwargs);
+      checkEvent(await q.next(`EVENT ${topic}`), 'prefix', sub, pub, topic, eargs, ekwargs);
+    }
+    for (const topic of [`${PS}pf`, `${PS}other.pfx`, PS.slice(0, -1)]) { // outside the prefix
+      await publish(topic, ['outside']);
+    }
+    await sentinelFirst(q, `${TOPIC_PFX}.sentinel`, 'prefix', sub);
+    for (const topic of ['', `${PS}bad pfx`, `${PS}#`]) {
+      await invalidPattern(topic, prefix, 'pattern_subscribe_prefix');
+    }
+    await withTimeout(a.unsubscribe(sub), 'UNSUBSCRIBED prefix');
+  }
+  ok('pattern_subscribe_prefix');
+
+  // ---------------------------------------------------------- wildcard subscription
+  step('pattern_subscribe_wildcard');
+  {
+    const q = new Deliveries();
+    const sub = await withTimeout(a.subscribe(TOPIC_WILD, q.handler('wildcard'), wildcard), 'SUBSCRIBED wildcard');
+    check(Number.isInteger(sub.id) && sub.id > 0, `bad subscription id ${sub.id}`);
+    for (const [topic, eargs] of [[`${PS}x.w`, ['x']], [`${PS}yy.w`, ['yy']]]) {
+      const pub = await publish(topic, eargs);
+      checkEvent(await q.next(`EVENT ${topic}`), 'wildcard', sub, pub, topic, eargs);
+    }
+    // the same number of components only, the concrete ones equal
+    for (const topic of [`${PS}x.y.w`, `${PS}w`, `${PS}x.wx`, `${PS}x.v`, 'com.interop.x.x.w']) {
+      await publish(topic, ['outside']);
+    }
+    await sentinelFirst(q, `${PS}s.w`, 'wildcard', sub);
+    for (const topic of ['', `${PS}bad .w`, `${PS}#.w`]) {
+      await invalidPattern(topic, wildcard, 'pattern_subscribe_wildcard');
+    }
+    await withTimeout(a.unsubscribe(sub), 'UNSUBSCRIBED wildcard');
+  }
+  ok('pattern_subscribe_wildcard');
+
+  // ------------------------------------------------- several matching subscriptions
+  step('several_matching_subscriptions');
+  {
+    // A subscribes to one topic exactly, to a prefix of it and to a wildcard matching it: three
+    // subscriptions, and one publication gives three EVENTs (one per handler) with the same
+    // publication id, Details.topic only in the pattern ones.
+    const q = new Deliveries();
+    const subs = {};
+    for (const [tag, topic, options] of [['exact', TOPIC_MULTI_EXACT, {}], ['prefix', TOPIC_MULTI, prefix],
+      ['wildcard', TOPIC_MULTI_WILD, wildcard]]) {
+      subs[tag] = await withTimeout(a.subscribe(topic, q.handler(tag), options), `SUBSCRIBED ${tag} ${topic}`);
+    }
+    const ids = Object.values(subs).map((s) => s.id);
+    check(new Set(ids).size === 3, `exact, prefix and wildcard subscriptions got ids ${fmt(ids)}, want three different ones`);
+    let pub = await publish(TOPIC_MULTI_EXACT, [7], { n: 'all' });
+    const got = await onePerHandler(q, 3, `EVENT ${TOPIC_MULTI_EXACT}`);
+    for (const [tag, ev] of Object.entries(got)) {
+      checkEvent(ev, tag, subs[tag], pub, TOPIC_MULTI_EXACT, [7], { n: 'all' }, tag !== 'exact');
+    }
+    // no fourth EVENT: the next one is the sentinel, which only the prefix matches
+    const sentinel = `${TOPIC_MULTI}.sentinel`;
+    await sentinelFirst(q, sentinel, 'prefix', subs.prefix);
+
+    // Publisher exclusion and black/white listing apply to each subscription. B subscribes to
+    // the same prefix (the same subscription as A's): a publication that excludes A by session
+    // id (and B as its publisher) reaches none of the four; the sentinel after it, with
+    // exclude_me=false, reaches A and B once each.
+    const qb = new Deliveries();
+    const subB = await withTimeout(b.subscribe(TOPIC_MULTI, qb.handler('prefix'), prefix), 'SUBSCRIBED prefix (B)');
+    check(subB.id === subs.prefix.id,
+      `B's SUBSCRIBE to ${TOPIC_MULTI} (prefix) got subscription ${subB.id}, want A's ${subs.prefix.id}`);
+    await publish(TOPIC_MULTI_EXACT, ['excluded'], {}, { exclude: [a.id] });
+    pub = await publish(sentinel, ['sentinel'], {}, { exclude_me: false });
+    for (const [X, xq, xsub] of [[A, q, subs.prefix], [B, qb, subB]]) {
+      const ev = await xq.next(`EVENT ${sentinel} (sentinel with exclude_me=false) at ${X.name}`);
+      check(ev.details.publication === pub,
+        `${X.name}: got ${showEvent(ev)} before the sentinel (publication ${pub}); exclude / exclude_me not applied`);
+      checkEvent(ev, 'prefix', xsub, pub, sentinel, ['sentinel'], {}, true, X);
+    }
+    // a white list of B alone (exclude_me=false): B gets it, none of A's three
+    pub = await publish(TOPIC_MULTI_EXACT, ['eligible'], {}, { exclude_me: false, eligible: [b.id] });
+    checkEvent(await qb.next(`EVENT ${TOPIC_MULTI_EXACT} (eligible B) at B`), 'prefix', subB, pub,
+      TOPIC_MULTI_EXACT, ['eligible'], {}, true, B);
+    await sentinelFirst(q, sentinel, 'prefix', subs.prefix);
+    await withTimeout(b.unsubscribe(subB), 'UNSUBSCRIBED prefix (B)');
+    for (const [tag, s] of Object.entries(subs)) {
+      await withTimeout(a.unsubscribe(s), `UNSUBSCRIBED ${tag}`);
+    }
+  }
+  ok('several_matching_subscriptions');
+
+  // ---------------------------------------------------- realm-wide publisher disclosure
+  if (args.disclosedRealm) {
+    step('realm_discloses_publishers');
+    // In --realm (default settings) a publication without disclose_me reaches the subscriber
+    // without the publisher's identity.
+    check(!b.publisher_disclose_me, 'session B would send disclose_me');
+    const q = new Deliveries();
+    const sub = await withTimeout(a.subscribe(TOPIC_UNDISCLOSED, q.handler('undisclosed')), 'SUBSCRIBED undisclosed');
+    let pub = await publish(TOPIC_UNDISCLOSED, ['who']);
+    const ev = await q.next(`EVENT ${TOPIC_UNDISCLOSED}`);
+    checkEvent(ev, 'undisclosed', sub, pub, TOPIC_UNDISCLOSED, ['who'], {}, false);
+    const ident = [ev.details.publisher, ev.details.publisher_authid, ev.details.publisher_authrole];
+    check(same(ident, [undefined, undefined, undefined]),
+      `EVENT.Details in ${args.realm} carries [publisher, publisher_authid, publisher_authrole] = ${fmt(ident)}, `
+      + 'want none of them (no disclose_me)');
+    await withTimeout(a.unsubscribe(sub), 'UNSUBSCRIBED undisclosed');
+    // The disclosed realm discloses every publisher (wampring: the realm's disclose_publisher
+    // = true; Crossbar: the role's disclose.publisher permission): two more sessions there,
+    // subscriber G and publisher H (with two shards and round-robin placement on different
+    // shards). G subscribes to a topic exactly and to a prefix of it, H publishes there once
+    // without disclose_me: both EVENTs name H.
+    const G = await withTimeout(connect(args, 'G', args.disclosedRealm), 'session G join');
+    const H = await withTimeout(connect(args, 'H', args.disclosedRealm), 'session H join');
+    for (const X of [G, H]) {
+      check(X.session.realm === args.disclosedRealm,
+        `${X.name} joined realm ${fmt(X.session.realm)}, want ${fmt(args.disclosedRealm)}`);
+    }
+    check(!H.session.publisher_disclose_me, 'session H would send disclose_me');
+    const qg = new Deliveries();
+    const subs = {
+      exact: await withTimeout(G.session.subscribe(TOPIC_DISCLOSED_EXACT, qg.handler('exact')),
+        'SUBSCRIBED disclosed exact (G)'),
+      prefix: await withTimeout(G.session.subscribe(TOPIC_DISCLOSED, qg.handler('prefix'), prefix),
+        'SUBSCRIBED disclosed prefix (G)'),
+    };
+    pub = await publish(TOPIC_DISCLOSED_EXACT, ['who'], {}, {}, H);
+    const got = await onePerHandler(qg, 2, `EVENT ${TOPIC_DISCLOSED_EXACT} at G`);
+    for (const [tag, e] of Object.entries(got)) {
+      checkEvent(e, tag, subs[tag], pub, TOPIC_DISCLOSED_EXACT, ['who'], {}, tag === 'prefix', G);
+      const d = e.details;
+      if (crossbar && d.publisher === undefined) {
+        crossbarDiffers('realm_discloses_publishers', "the role's disclose.publisher permission does not "
+          + 'disclose the publisher');
+        continue;
+      }
+      check(d.publisher === H.session.id,
+        `EVENT.Details.publisher in ${args.disclosedRealm} (${tag}) is ${fmt(d.publisher)}, want H's session id ${H.session.id}`);
+      check(typeof d.publisher_authrole === 'string' && d.publisher_authrole.length > 0,
+        `EVENT.Details.publisher_authrole (${tag}) ${fmt(d.publisher_authrole)}, want a non-empty string`);
+      check(typeof d.publisher_authid === 'string' && d.publisher_authid.length > 0,
+        `EVENT.Details.publisher_authid (${tag}) ${fmt(d.publisher_authid)}, want a non-empty string`);
+    }
+    G.conn.close();
+    H.conn.close();
+    for (const X of [G, H]) {
+      const c = await withTimeout(X.closed, `connection ${X.name} close after GOODBYE`);
+      check(c.reason === 'closed', `connection ${X.name} closed with ${c.reason} (want clean 'closed'): ${fmt(c.details)}`);
+      check(['wamp.close.goodbye_and_out', 'wamp.close.normal'].includes(c.details.reason),
+        `session ${X.name} left with reason ${fmt(c.details.reason)}`);
+    }
+    ok('realm_discloses_publishers');
+  }
+}
+
 async function scenario(args) {
   step('join');
   const A = await withTimeout(connect(args, 'A'), 'session A join');
@@ -656,6 +963,7 @@ async function scenario(args) {
   ok('call_no_such_procedure');
 
   await advancedRpc(args, A, B);
+  await advancedPubsub(args, A, B);
 
   step('publish_reserved_topic');
   // wamp.* topics are the router's (its meta events): an acknowledged PUBLISH there is refused

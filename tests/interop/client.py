@@ -15,7 +15,13 @@
 # CANCEL without mode), pattern-based registrations, caller disclosure,
 # realm-wide caller disclosure (with `--disclosed-realm REALM`: two more
 # sessions E and F join that realm, whose router discloses every caller) and
-# call re-routing. Each passed step prints `ok <step>`; the first failure
+# call re-routing. An "advanced PubSub" part (after the advanced RPC one)
+# covers the broker's: WELCOME broker features (checked in welcome_features),
+# prefix and wildcard subscriptions, several subscriptions matching one
+# publication (one EVENT each) with publisher exclusion and black/white
+# listing on each, and realm-wide publisher disclosure (with
+# `--disclosed-realm`: sessions G and H in that realm, whose router discloses
+# every publisher). Each passed step prints `ok <step>`; the first failure
 # prints `FAIL <step>: <reason>` and exits non-zero. A hard timeout guarantees
 # exit.
 #
@@ -83,6 +89,17 @@ PROC_REROUTE = ADV + "reroute"  # invoke='roundrobin', one callee unavailable
 CALL_TIMEOUT_MS = 500  # CALL.Options.timeout (milliseconds, spec §9.2)
 TIMEOUT_SLOW_S = 3.0  # the slow procedure's run time in the call_timeout step
 CANCEL_SLOW_S = 1.5  # ... in the cancel steps
+# advanced PubSub part
+PS = "com.interop.psub."
+TOPIC_PFX = PS + "pfx"  # match='prefix'
+TOPIC_WILD = PS + ".w"  # match='wildcard': com.interop.psub..w
+TOPIC_MULTI = PS + "multi"  # match='prefix', with the two below
+TOPIC_MULTI_EXACT = TOPIC_MULTI + ".a.b"  # exact
+TOPIC_MULTI_WILD = TOPIC_MULTI + "..b"  # match='wildcard'
+TOPIC_UNDISCLOSED = PS + "undisclosed"  # exact, in --realm
+TOPIC_DISCLOSED = PS + "disclosed"  # match='prefix', in --disclosed-realm (discloses every publisher)
+TOPIC_DISCLOSED_EXACT = TOPIC_DISCLOSED + ".t"  # exact, in --disclosed-realm
+
 # What the slow procedure's handler answers to an INTERRUPT: the spec's
 # ERROR wamp.error.canceled, with this marker, so that the caller can tell
 # the callee's answer from the router's own wamp.error.canceled.
@@ -130,6 +147,16 @@ class Session(ApplicationSession):
         self.joined = loop.create_future()
         self.left = loop.create_future()
         self.disconnected = loop.create_future()
+        # (subscription id, publication id) -> the EVENT as received (see onMessage)
+        self.raw_events = {}
+
+    def onMessage(self, msg):
+        # Autobahn|Python fills EventDetails.topic with the subscription's own topic when the
+        # EVENT has no Details.topic, so whether the router sent one is read here, before the
+        # handlers run.
+        if isinstance(msg, message.Event):
+            self.raw_events[(msg.subscription, msg.publication)] = msg
+        return super().onMessage(msg)
 
     def onJoin(self, details):
         if not self.joined.done():
@@ -222,6 +249,8 @@ async def no_event(queue, what):
 
 DEALER_FEATURES = ["progressive_call_results", "call_timeout", "call_canceling",
                    "caller_identification", "shared_registration", "pattern_based_registration"]
+BROKER_FEATURES = ["pattern_based_subscription", "publisher_exclusion", "publisher_identification",
+                   "subscriber_blackwhite_listing"]
 
 
 class SlowRun:
@@ -332,6 +361,13 @@ async def advanced_rpc(args, a, b):
             crossbar_differs("welcome_features", f"dealer features lack {', '.join(missing)}")
         else:
             check(not missing, f"WELCOME.Details.roles.dealer.features to {s.name} lacks {missing}: {dealer!r}")
+        broker = (getattr(s, "_router_roles", None) or {}).get("broker")
+        check(broker is not None, f"WELCOME to {s.name} announces no broker role")
+        missing = [f for f in BROKER_FEATURES if getattr(broker, f, None) is not True]
+        if missing and crossbar:
+            crossbar_differs("welcome_features", f"broker features lack {', '.join(missing)}")
+        else:
+            check(not missing, f"WELCOME.Details.roles.broker.features to {s.name} lacks {missing}: {broker!r}")
     ok("welcome_features")
 
     # ------------------------------------------------------------ progressive results
@@ -607,6 +643,278 @@ async def advanced_rpc(args, a, b):
     await expect_app_error(b.call(PROC_PFX + ".a.b"), "wamp.error.no_such_procedure")
 
 
+# ------------------------------------------------------------ advanced PubSub helpers
+
+
+class Delivered:
+    """One EVENT as the handler tagged `tag` received it."""
+
+    __slots__ = ("tag", "args", "kwargs", "details")
+
+    def __init__(self, tag, args, kwargs, details):
+        self.tag, self.args, self.kwargs, self.details = tag, args, kwargs, details
+
+    def __repr__(self):
+        d = self.details
+        sub = getattr(getattr(d, "subscription", None), "id", None)
+        return (f"<EVENT at {self.tag}: args={self.args!r} kwargs={self.kwargs!r} subscription={sub} "
+                f"publication={getattr(d, 'publication', None)} topic={getattr(d, 'topic', None)!r} "
+                f"publisher={getattr(d, 'publisher', None)}>")
+
+
+class Deliveries:
+    """The EVENTs that a session's tagged handlers receive, in arrival order."""
+
+    def __init__(self):
+        self.queue = asyncio.Queue()
+
+    def handler(self, tag):
+        def on_event(*eargs, details=None, **ekwargs):
+            self.queue.put_nowait(Delivered(tag, list(eargs), ekwargs, details))
+
+        return on_event
+
+    async def next(self, what):
+        return await rt(self.queue.get(), what)
+
+
+def subscribe_unchecked(session, handler, topic, options):
+    """session.subscribe(...) without Autobahn|Python's own URI check (which refuses spaces and
+    '#' before anything is sent), so that the router's answer to such a pattern is seen."""
+    check_uri = message.check_or_raise_uri
+    message.check_or_raise_uri = lambda value, *_args, **_kwargs: value
+    try:
+        return session.subscribe(handler, topic, options=options)  # sends SUBSCRIBE now
+    finally:
+        message.check_or_raise_uri = check_uri
+
+
+async def advanced_pubsub(args, a, b):
+    """The advanced-profile PubSub steps (spec digest §9.3); A subscribes, B publishes (the
+    broker features in WELCOME are checked in welcome_features). Every step unsubscribes what it
+    subscribed (subscription_limit, later, counts B's subscriptions)."""
+    crossbar = PEER == "crossbar"
+    exact = SubscribeOptions(details=True)
+    prefix = SubscribeOptions(match="prefix", details=True)
+    wildcard = SubscribeOptions(match="wildcard", details=True)
+    acked = PublishOptions(acknowledge=True)
+
+    async def publish(topic, *pargs, options=acked, by=b, **pkwargs):
+        """`by` (B) publishes to `topic`, acknowledged; returns the publication id."""
+        pub = await rt(by.publish(topic, *pargs, options=options, **pkwargs), f"PUBLISHED {topic} ({by.name})")
+        check(pub is not None and isinstance(pub.id, int) and pub.id > 0, f"bad publication {pub!r} for {topic}")
+        return pub.id
+
+    def check_event(got, tag, sub, pub, topic, eargs, ekwargs=None, pattern=True, session=a):
+        """`got` is publication `pub` to `topic` with `eargs`/`ekwargs`, delivered to the handler
+        `tag` of `session`'s subscription `sub` (a pattern one: with Details.topic)."""
+        what = f"{session.name}: EVENT for {topic} at handler {tag}"
+        ekwargs = ekwargs or {}
+        check(got.tag == tag, f"{what}: got {got!r} instead")
+        check(got.args == eargs and got.kwargs == ekwargs,
+              f"{what}: args={got.args!r} kwargs={got.kwargs!r}, want {eargs!r} {ekwargs!r}")
+        d = got.details
+        check(d is not None and d.subscription is not None and d.subscription.id == sub.id,
+              f"{what}: details.subscription {getattr(d, 'subscription', None)!r}, want subscription {sub.id}")
+        check(d.publication == pub, f"{what}: details.publication {d.publication!r}, want PUBLISHED id {pub}")
+        # autobahn falls back to the subscription's topic, which for an exact one is `topic`
+        check(d.topic == topic, f"{what}: details.topic {d.topic!r}, want {topic!r}")
+        raw = session.raw_events.get((sub.id, pub))
+        check(raw is not None, f"{what}: no EVENT with subscription {sub.id} and publication {pub} seen")
+        if pattern:
+            check(raw.topic == topic, f"{what}: EVENT.Details.topic {raw.topic!r}, want {topic!r}")
+        else:
+            check(raw.topic is None, f"{what}: EVENT.Details.topic {raw.topic!r} for an exact subscription, "
+                                     "want none")
+
+    async def sentinel_first(ev, topic, tag, sub, options=acked, session=a):
+        """B publishes to `topic`, which of `session`'s subscriptions only `sub` (handler `tag`)
+        matches: the next EVENT at `ev` must be this one, so nothing B published before reached
+        `ev` (the router handles B's messages in order, also across shards)."""
+        pub = await publish(topic, "sentinel", options=options)
+        got = await ev.next(f"EVENT {topic} (sentinel) at {session.name}")
+        check(got.tag == tag and got.details.publication == pub,
+              f"{session.name}: got {got!r} before the sentinel (publication {pub} to {topic} at {tag})")
+        check_event(got, tag, sub, pub, topic, ["sentinel"], session=session)
+
+    async def invalid_pattern(topic, options, name):
+        """A subscribes to the invalid pattern `topic`: ERROR wamp.error.invalid_uri, and A stays
+        usable (the later steps use it). Crossbar fails the connection for some invalid URIs, so
+        there a throw-away session I subscribes instead."""
+        what = f"SUBSCRIBE {topic!r} (match={options.match})"
+        s = a
+        if crossbar:
+            s, _ = await connect(args.url, args.serializer, args.realm, "I")
+        try:
+            sub = await rt(subscribe_unchecked(s, lambda *_a, **_k: None, topic, options), f"ERROR for {what}")
+        except ApplicationError as e:
+            if crossbar and e.error == "wamp.close.transport_lost":
+                crossbar_differs(name, f"SUBSCRIBE to {topic!r} with match={options.match} fails the connection "
+                                       "(a protocol error), not ERROR wamp.error.invalid_uri")
+            else:
+                check(e.error == "wamp.error.invalid_uri", f"{what}: ERROR {e.error}, want wamp.error.invalid_uri")
+        else:
+            await rt(sub.unsubscribe(), f"UNSUBSCRIBED {topic!r}")
+            if crossbar:
+                crossbar_differs(name, f"SUBSCRIBE to {topic!r} with match={options.match} is accepted")
+            else:
+                raise StepFailed(f"{what}: subscription {sub.id}, want ERROR wamp.error.invalid_uri")
+        if s is not a:
+            if not s.disconnected.done():
+                s.leave()
+            await rt(asyncio.shield(s.disconnected), f"transport close of session {s.name}")
+
+    # ------------------------------------------------------------ prefix subscription
+    step("pattern_subscribe_prefix")
+    ev = Deliveries()
+    sub = await rt(a.subscribe(ev.handler("prefix"), TOPIC_PFX, options=prefix), "SUBSCRIBED prefix")
+    check(isinstance(sub.id, int) and sub.id > 0, f"bad subscription id {sub.id!r}")
+    # the same topic and match again: the same subscription (autobahn adds the handler to it)
+    again = await rt(a.subscribe(ev.handler("again"), TOPIC_PFX, options=prefix), "SUBSCRIBED prefix again")
+    check(again.id == sub.id, f"a second SUBSCRIBE to {TOPIC_PFX} (prefix) got subscription {again.id}, "
+                              f"want {sub.id}")
+    await rt(again.unsubscribe(), "unsubscribe of the second handler")  # autobahn only drops the handler
+    for topic, eargs, ekwargs in ((TOPIC_PFX + ".a.b", [1, "pfx"], {"k": "v"}),
+                                  (TOPIC_PFX + "longer", [2], {}),  # a string prefix, not a component one
+                                  (TOPIC_PFX, [3], {})):  # the prefix itself
+        pub = await publish(topic, *eargs, **ekwargs)
+        check_event(await ev.next(f"EVENT {topic}"), "prefix", sub, pub, topic, eargs, ekwargs)
+    for topic in (PS + "pf", PS + "other.pfx", PS[:-1]):  # outside the prefix
+        await publish(topic, "outside")
+    await sentinel_first(ev, TOPIC_PFX + ".sentinel", "prefix", sub)
+    for topic in ("", PS + "bad pfx", PS + "#"):
+        await invalid_pattern(topic, prefix, "pattern_subscribe_prefix")
+    await rt(sub.unsubscribe(), "UNSUBSCRIBED prefix")
+    ok("pattern_subscribe_prefix")
+
+    # ---------------------------------------------------------- wildcard subscription
+    step("pattern_subscribe_wildcard")
+    ev = Deliveries()
+    sub = await rt(a.subscribe(ev.handler("wildcard"), TOPIC_WILD, options=wildcard), "SUBSCRIBED wildcard")
+    check(isinstance(sub.id, int) and sub.id > 0, f"bad subscription id {sub.id!r}")
+    for topic, eargs in ((PS + "x.w", ["x"]), (PS + "yy.w", ["yy"])):
+        pub = await publish(topic, *eargs)
+        check_event(await ev.next(f"EVENT {topic}"), "wildcard", sub, pub, topic, eargs)
+    # the same number of components only, the concrete ones equal
+    for topic in (PS + "x.y.w", PS + "w", PS + "x.wx", PS + "x.v", "com.interop.x.x.w"):
+        await publish(topic, "outside")
+    await sentinel_first(ev, PS + "s.w", "wildcard", sub)
+    for topic in ("", PS + "bad .w", PS + "#.w"):
+        await invalid_pattern(topic, wildcard, "pattern_subscribe_wildcard")
+    await rt(sub.unsubscribe(), "UNSUBSCRIBED wildcard")
+    ok("pattern_subscribe_wildcard")
+
+    # ------------------------------------------------- several matching subscriptions
+    step("several_matching_subscriptions")
+    # A subscribes to one topic exactly, to a prefix of it and to a wildcard matching it: three
+    # subscriptions, and one publication gives three EVENTs (one per handler) with the same
+    # publication id, Details.topic only in the pattern ones.
+    ev = Deliveries()
+    subs = {}
+    for tag, topic, options in (("exact", TOPIC_MULTI_EXACT, exact), ("prefix", TOPIC_MULTI, prefix),
+                                ("wildcard", TOPIC_MULTI_WILD, wildcard)):
+        subs[tag] = await rt(a.subscribe(ev.handler(tag), topic, options=options), f"SUBSCRIBED {tag} {topic}")
+    ids = [s.id for s in subs.values()]
+    check(len(set(ids)) == 3, f"exact, prefix and wildcard subscriptions got ids {ids!r}, want three different ones")
+    pub = await publish(TOPIC_MULTI_EXACT, 7, n="all")
+    got = {}
+    for _ in range(3):
+        d = await ev.next(f"EVENT {TOPIC_MULTI_EXACT} ({len(got)} of 3 handlers so far)")
+        check(d.tag not in got, f"handler {d.tag} got a second EVENT {d!r} (first {got.get(d.tag)!r})")
+        got[d.tag] = d
+    for tag, d in got.items():
+        check_event(d, tag, subs[tag], pub, TOPIC_MULTI_EXACT, [7], {"n": "all"}, pattern=tag != "exact")
+    # no fourth EVENT: the next one is the sentinel, which only the prefix matches
+    await sentinel_first(ev, TOPIC_MULTI + ".sentinel", "prefix", subs["prefix"])
+
+    # Publisher exclusion and black/white listing apply to each subscription. B subscribes to
+    # the same prefix (the same subscription as A's): a publication that excludes A by session
+    # id (and B as its publisher) reaches none of the four; the sentinel after it, with
+    # exclude_me=False, reaches A and B once each.
+    evb = Deliveries()
+    sub_b = await rt(b.subscribe(evb.handler("prefix"), TOPIC_MULTI, options=prefix), "SUBSCRIBED prefix (B)")
+    check(sub_b.id == subs["prefix"].id,
+          f"B's SUBSCRIBE to {TOPIC_MULTI} (prefix) got subscription {sub_b.id}, want A's {subs['prefix'].id}")
+    await publish(TOPIC_MULTI_EXACT, "excluded", options=PublishOptions(acknowledge=True, exclude=[a._session_id]))
+    sentinel = TOPIC_MULTI + ".sentinel"
+    pub = await publish(sentinel, "sentinel", options=PublishOptions(acknowledge=True, exclude_me=False))
+    for s, q in ((a, ev), (b, evb)):
+        d = await q.next(f"EVENT {sentinel} (sentinel with exclude_me=False) at {s.name}")
+        check(d.details.publication == pub,
+              f"{s.name}: got {d!r} before the sentinel (publication {pub}); exclude / exclude_me not applied")
+        check_event(d, "prefix", subs["prefix"], pub, sentinel, ["sentinel"], session=s)
+    # a white list of B alone (exclude_me=False): B gets it, none of A's three
+    pub = await publish(TOPIC_MULTI_EXACT, "eligible",
+                        options=PublishOptions(acknowledge=True, exclude_me=False, eligible=[b._session_id]))
+    check_event(await evb.next(f"EVENT {TOPIC_MULTI_EXACT} (eligible B) at B"), "prefix", sub_b, pub,
+                TOPIC_MULTI_EXACT, ["eligible"], session=b)
+    await sentinel_first(ev, sentinel, "prefix", subs["prefix"])
+    await rt(sub_b.unsubscribe(), "UNSUBSCRIBED prefix (B)")
+    for tag, s in subs.items():
+        await rt(s.unsubscribe(), f"UNSUBSCRIBED {tag}")
+    ok("several_matching_subscriptions")
+
+    # ---------------------------------------------------- realm-wide publisher disclosure
+    if args.disclosed_realm:
+        step("realm_discloses_publishers")
+        # In --realm (default settings) a publication without disclose_me (Autobahn|Python 26
+        # cannot send it) reaches the subscriber without the publisher's identity.
+        ev = Deliveries()
+        sub = await rt(a.subscribe(ev.handler("undisclosed"), TOPIC_UNDISCLOSED, options=exact),
+                       "SUBSCRIBED undisclosed")
+        pub = await publish(TOPIC_UNDISCLOSED, "who")
+        got = await ev.next(f"EVENT {TOPIC_UNDISCLOSED}")
+        check_event(got, "undisclosed", sub, pub, TOPIC_UNDISCLOSED, ["who"], pattern=False)
+        d = got.details
+        ident = [d.publisher, d.publisher_authid, d.publisher_authrole]
+        check(ident == [None, None, None],
+              f"EVENT.Details in {args.realm} carries [publisher, publisher_authid, publisher_authrole] = "
+              f"{ident!r}, want none of them (no disclose_me)")
+        await rt(sub.unsubscribe(), "UNSUBSCRIBED undisclosed")
+        # The disclosed realm discloses every publisher (wampring: the realm's disclose_publisher
+        # = true; Crossbar: the role's disclose.publisher permission): two more sessions there,
+        # subscriber G and publisher H (with two shards and round-robin placement on different
+        # shards). G subscribes to a topic exactly and to a prefix of it, H publishes there once
+        # without disclose_me: both EVENTs name H.
+        g, dg = await connect(args.url, args.serializer, args.disclosed_realm, "G")
+        h, dh = await connect(args.url, args.serializer, args.disclosed_realm, "H")
+        for s, d in ((g, dg), (h, dh)):
+            check(d.realm == args.disclosed_realm, f"{s.name} joined realm {d.realm!r}, want {args.disclosed_realm!r}")
+        evg = Deliveries()
+        subs = {"exact": await rt(g.subscribe(evg.handler("exact"), TOPIC_DISCLOSED_EXACT, options=exact),
+                                  "SUBSCRIBED disclosed exact (G)"),
+                "prefix": await rt(g.subscribe(evg.handler("prefix"), TOPIC_DISCLOSED, options=prefix),
+                                   "SUBSCRIBED disclosed prefix (G)")}
+        pub = await publish(TOPIC_DISCLOSED_EXACT, "who", by=h)
+        got = {}
+        for _ in range(2):
+            d = await evg.next(f"EVENT {TOPIC_DISCLOSED_EXACT} at G ({len(got)} of 2 handlers so far)")
+            check(d.tag not in got, f"handler {d.tag} got a second EVENT {d!r} (first {got.get(d.tag)!r})")
+            got[d.tag] = d
+        for tag, d in got.items():
+            check_event(d, tag, subs[tag], pub, TOPIC_DISCLOSED_EXACT, ["who"], pattern=tag == "prefix", session=g)
+            det = d.details
+            if crossbar and det.publisher is None:
+                crossbar_differs("realm_discloses_publishers", "the role's disclose.publisher permission "
+                                                               "does not disclose the publisher")
+                continue
+            check(det.publisher == dh.session, f"EVENT.Details.publisher in {args.disclosed_realm} ({tag}) is "
+                                               f"{det.publisher!r}, want H's session id {dh.session}")
+            role, authid = det.publisher_authrole, det.publisher_authid
+            check(isinstance(role, str) and role,
+                  f"EVENT.Details.publisher_authrole ({tag}) {role!r}, want a non-empty string")
+            check(isinstance(authid, str) and authid,
+                  f"EVENT.Details.publisher_authid ({tag}) {authid!r}, want a non-empty string")
+        for s in (g, h):
+            s.leave()
+        for s in (g, h):
+            details = await rt(asyncio.shield(s.left), f"GOODBYE reply to session {s.name}")
+            check(details.reason in ("wamp.close.goodbye_and_out", "wamp.close.normal"),
+                  f"session {s.name} left with reason {details.reason!r} ({details.message!r})")
+            await rt(asyncio.shield(s.disconnected), f"transport close of session {s.name} after GOODBYE")
+        ok("realm_discloses_publishers")
+
+
 async def scenario(args):
     step("join")
     a, da = await connect(args.url, args.serializer, args.realm, "A")
@@ -679,6 +987,7 @@ async def scenario(args):
     ok("call_no_such_procedure")
 
     await advanced_rpc(args, a, b)
+    await advanced_pubsub(args, a, b)
 
     step("publish_reserved_topic")
     # wamp.* topics are the router's (its meta events): an acknowledged PUBLISH there is refused

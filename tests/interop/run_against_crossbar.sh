@@ -9,9 +9,10 @@
 #     first time only, takes a few minutes)
 #  3. starts crossbar with tests/interop/crossbar/config.json
 #     (ws://127.0.0.1:9080/ws and rs://127.0.0.1:9081, anonymous; realm1, and
-#     realm1.disclosed, whose role has the `disclose: {caller: true}`
-#     permission: the counterpart of wampring's per-realm disclose_caller,
-#     passed to the scripts with --disclosed-realm)
+#     realm1.disclosed, whose role has the `disclose: {caller: true,
+#     publisher: true}` permission: the counterpart of wampring's per-realm
+#     disclose_caller and disclose_publisher, passed to the scripts with
+#     --disclosed-realm)
 #  4. runs every client x transport x serializer combination against it, with
 #     `--peer crossbar`: where Crossbar behaves differently from wampring (or
 #     lacks a feature), the scripts adapt only that assertion and print
