@@ -50,13 +50,8 @@ impl Router {
         subscription: u64,
         out: &mut Vec<Action>,
     ) {
-        let state = &mut self.sessions[me.key];
-        if !state.retained_fetches.is_empty() {
-            state
-                .retained_fetches
-                .retain(|&fetching| fetching != subscription);
-        }
-        let removed = state.subscriptions.remove(&subscription)
+        self.forget_retained_fetches(me.realm, me.key, subscription);
+        let removed = self.sessions[me.key].subscriptions.remove(&subscription)
             && self.remove_local_subscriber(me.key, me.id, me.realm, subscription, out);
         if removed {
             let unsubscribed = Message::Unsubscribed {
@@ -128,6 +123,7 @@ impl Router {
         self.stats.publishes += 1;
 
         let mut missed = Undeliverable::NONE;
+        let mut missed_by_patterns = Undeliverable::NONE;
         let mut remote_shards = 0;
         let mut matched_patterns: Vec<u64> = Vec::new();
         // Subscriptions that got this EVENT while fetches of their retained events are out.
@@ -168,7 +164,7 @@ impl Router {
                     &details,
                     out,
                 );
-                missed = reached.missed;
+                missed_by_patterns = reached.missed;
                 remote_shards = reached.shards;
                 matched_patterns = reached.subscriptions;
             }
@@ -192,11 +188,7 @@ impl Router {
                     let admit = |subscriber: &Subscriber| Some(subscriber.session) != excluded;
                     fan_out(outbox, stats, subscribers, &event, admit, out)
                 };
-                missed = if patterns {
-                    missed.and(reached)
-                } else {
-                    reached
-                };
+                missed = reached;
                 remote_shards |= subscription.shards;
                 // Only the Details own memory: dropping them alone spares the generic drop of
                 // every message type.
@@ -235,6 +227,7 @@ impl Router {
             }
         }
         self.note_undeliverable(topic, missed);
+        self.note_undeliverable(topic, missed_by_patterns);
         if !watched.is_empty() {
             self.note_live_delivery(me.realm, topic, watched.into_iter());
         }
@@ -527,11 +520,6 @@ impl Undeliverable {
             self.subscribers += other.subscribers;
             self.serializer = other.serializer;
         }
-    }
-
-    fn and(mut self, other: Undeliverable) -> Undeliverable {
-        self.add(other);
-        self
     }
 }
 

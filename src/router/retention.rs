@@ -142,6 +142,10 @@ pub(crate) struct RetainPublication {
 #[derive(Default)]
 pub(crate) struct RetainedWatch {
     fetches: u32,
+    /// The sessions whose SUBSCRIBE asked, one entry per fetch; an UNSUBSCRIBE drops its
+    /// session's entries, so a fetch that arrives after it (even after a new SUBSCRIBE)
+    /// delivers nothing to it.
+    waiting: Vec<(SessionKey, u64)>,
     topics: Vec<Box<str>>,
     /// More than `WATCH_TOPICS` topics went by: every retained event of the fetches is dropped.
     overflow: bool,
@@ -208,13 +212,13 @@ impl Router {
         (topic, matching): (&str, MatchPolicy),
         out: &mut Vec<Action>,
     ) {
-        self.sessions[session].retained_fetches.push(subscription);
         let realm_state = self.realms.get_mut(realm);
-        realm_state
+        let watch = realm_state
             .retained_watches
             .entry(subscription)
-            .or_default()
-            .fetches += 1;
+            .or_default();
+        watch.fetches += 1;
+        watch.waiting.push((session, session_id));
         let query = Query::Retained {
             realm: realm_state.name.clone(),
             topic: topic.into(),
@@ -261,14 +265,27 @@ impl Router {
         };
         // The topics delivered live since the fetch went out (other fetches of the same
         // subscription still out keep watching).
-        let (overflow, overtaking, last) = {
+        let (overflow, overtaking, last, asked) = {
             let watches = &mut self.realms.get_mut(realm).retained_watches;
             let Some(watch) = watches.get_mut(&subscription) else {
                 debug_assert!(false, "a fetch without its watch");
                 return;
             };
             watch.fetches -= 1;
-            let seen = (watch.overflow, watch.topics.clone(), watch.fetches == 0);
+            // Still subscribed by the SUBSCRIBE that asked (no UNSUBSCRIBE since).
+            let waiter = watch
+                .waiting
+                .iter()
+                .position(|&waiter| waiter == (session, session_id));
+            if let Some(at) = waiter {
+                watch.waiting.swap_remove(at);
+            }
+            let seen = (
+                watch.overflow,
+                watch.topics.clone(),
+                watch.fetches == 0,
+                waiter.is_some(),
+            );
             if seen.2 {
                 watches.remove(&subscription);
             }
@@ -278,18 +295,9 @@ impl Router {
             // The watch may have been the last thing of an auto-created realm here.
             self.realm_left_empty(realm);
         }
-        // Still subscribed by the SUBSCRIBE that asked (no UNSUBSCRIBE since).
-        if !self.sessions.alive(session, session_id) {
+        if !asked || !self.sessions.alive(session, session_id) {
             return;
         }
-        let fetches = &mut self.sessions[session].retained_fetches;
-        let Some(at) = fetches
-            .iter()
-            .position(|&fetching| fetching == subscription)
-        else {
-            return;
-        };
-        fetches.swap_remove(at);
         let serializer = self.sessions[session].serializer;
         let subscriber = Subscriber {
             session,
@@ -340,6 +348,20 @@ impl Router {
                     self.stats.events_undeliverable += 1;
                 }
             }
+        }
+    }
+
+    /// `session` unsubscribes from `subscription`: fetches of its retained events that are out
+    /// no longer deliver to it.
+    pub(super) fn forget_retained_fetches(
+        &mut self,
+        realm: RealmId,
+        session: SessionKey,
+        subscription: u64,
+    ) {
+        let watches = &mut self.realms.get_mut(realm).retained_watches;
+        if let Some(watch) = watches.get_mut(&subscription) {
+            watch.waiting.retain(|&(waiter, _)| waiter != session);
         }
     }
 

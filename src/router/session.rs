@@ -86,10 +86,6 @@ pub(crate) struct Session {
     pub(crate) registrations: FastSet<u64>,
     /// Subscription ids this session is a subscriber of.
     pub(crate) subscriptions: FastSet<u64>,
-    /// Subscriptions whose retained events were asked for (`get_retained`) and are on their
-    /// way, one entry per fetch; an UNSUBSCRIBE drops its entries, so a fetch that arrives
-    /// after it (even after a new SUBSCRIBE) delivers nothing.
-    pub(crate) retained_fetches: Vec<u64>,
     /// REGISTERs admitted and not yet answered (with several shards they wait for the
     /// owner): they count against `max_registrations_per_session` too, so pipelining cannot
     /// get past it.
@@ -122,7 +118,6 @@ impl Session {
             invocation_ids_wrapped: false,
             registrations: fast_set(),
             subscriptions: fast_set(),
-            retained_fetches: Vec::new(),
             registers_pending: 0,
             subscribes_pending: 0,
             calls_waiting: IdMap::default(),
