@@ -437,7 +437,7 @@ impl Router {
         self.send(out, session, serializer, &subscribed);
         if get_retained {
             let to = (session, session_id);
-            self.fetch_retained(realm, to, subscription, (topic, matching), out);
+            self.deliver_retained(realm, to, subscription, (topic, matching), out);
         }
     }
 

@@ -11,8 +11,6 @@
 
 use std::sync::Arc;
 
-use super::dealer::MatchPolicy;
-use super::retention::RetainedCopy;
 use super::shard_msg::{Gather, Gathered, ShardMsgKind};
 use super::{Action, Router, SessionKey, ShardId};
 use crate::wire::{Message, Value};
@@ -26,20 +24,12 @@ pub(crate) enum Query {
         realm: Arc<str>,
         authroles: Option<Vec<Box<str>>>,
     },
-    /// The retained events of the topics (`topic`, `matching`) covers in `realm`
-    /// (`SUBSCRIBE {get_retained: true}`, `retention.rs`).
-    Retained {
-        realm: Arc<str>,
-        topic: Box<str>,
-        matching: MatchPolicy,
-    },
 }
 
 /// One shard's answer, and the merged answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Partial {
     Count(u64),
-    Retained(Vec<RetainedCopy>),
 }
 
 impl Partial {
@@ -51,11 +41,6 @@ impl Partial {
                 *total += count;
                 true
             }
-            (Partial::Retained(all), Partial::Retained(more)) => {
-                all.extend(more);
-                true
-            }
-            _ => false,
         }
     }
 }
@@ -69,15 +54,6 @@ pub(crate) enum Then {
         caller: SessionKey,
         session_id: u64,
         request: u64,
-    },
-    /// The retained events to subscription `subscription` of the local session `session` (if it
-    /// is still session `session_id`); `pattern`: the subscription is a prefix or wildcard one.
-    DeliverRetained {
-        realm: Arc<str>,
-        session: SessionKey,
-        session_id: u64,
-        subscription: u64,
-        pattern: bool,
     },
 }
 
@@ -136,11 +112,6 @@ impl Router {
                     .count();
                 Partial::Count(count as u64)
             }
-            Query::Retained {
-                realm,
-                topic,
-                matching,
-            } => Partial::Retained(self.retained_matching(realm, topic, *matching)),
         }
     }
 
@@ -212,10 +183,6 @@ impl Router {
                 }
                 let value = match answer {
                     Partial::Count(count) => Value::UInt(count),
-                    Partial::Retained(_) => {
-                        tracing::error!(request, "a call's gather answered with retained events");
-                        return;
-                    }
                 };
                 let serializer = self.sessions[caller].serializer;
                 let Ok(payload) = crate::wire::payload_from_args(serializer, &[value], None) else {
@@ -227,23 +194,6 @@ impl Router {
                     payload: payload.as_payload(),
                 };
                 self.send(out, caller, serializer, &result);
-            }
-            Then::DeliverRetained {
-                realm,
-                session,
-                session_id,
-                subscription,
-                pattern,
-            } => {
-                let events = match answer {
-                    Partial::Retained(events) => events,
-                    Partial::Count(_) => {
-                        tracing::error!(subscription, "a retained fetch answered with a count");
-                        Vec::new()
-                    }
-                };
-                let to = (session, session_id);
-                self.deliver_retained(&realm, to, (subscription, pattern), events, out);
             }
         }
     }

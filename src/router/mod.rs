@@ -104,13 +104,13 @@
 //!   the event twice, as the spec says. Patterns may match the router's `wamp.*` meta topics.
 //!   The publisher's shard resolves the matches and sends one `Publish` per other shard, naming
 //!   the subscriptions that matched.
-//! * Event retention (`retention.rs`): the last `retain: true` event per topic, kept at the
-//!   topic's owner shard, whatever subscribers exist. `get_retained` delivers, after
-//!   SUBSCRIBED, the retained event of every topic the subscription covers (patterns too, with
-//!   `Details.topic`), each with `Details.retained: true`; the black/white lists and disclosure
-//!   it was published with apply, `exclude_me` does not (a publisher may fetch its own). A
-//!   retained event whose topic a live EVENT reached the subscription with meanwhile is left
-//!   out, so nobody gets an older value after a newer one. One that does not fit the realm's
+//! * Event retention (`retention.rs`): the last `retain: true` event per topic, whatever
+//!   subscribers exist, decided by the topic's owner shard and replicated to every shard.
+//!   `get_retained` delivers, right after SUBSCRIBED and from the subscriber's own shard, the
+//!   retained event of every topic the subscription covers (patterns too, with
+//!   `Details.topic`), each with `Details.retained: true` and the publication id it was
+//!   published with; the black/white lists and disclosure it was published with apply,
+//!   `exclude_me` does not (a publisher may fetch its own). One that does not fit the realm's
 //!   bound is declined, and its topic keeps none rather than an outdated one.
 //! * Shared registration: REGISTER.Options.invoke is `single` (default), `roundrobin`,
 //!   `random`, `first` or `last`; any other value, or a non-string, gets ERROR
@@ -327,8 +327,8 @@ pub struct RouterConfig {
     /// Topics one session may be subscribed to; one more gets
     /// `wampring.error.too_many_subscriptions`.
     pub max_subscriptions_per_session: usize,
-    /// Bytes the retained events of one realm may hold (topic, payload and black/white lists),
-    /// split evenly over the shards; a retained event beyond it is declined.
+    /// Bytes the retained events of one realm may hold (topic, payload and black/white lists);
+    /// every shard holds a copy of them. A retained event beyond it is declined.
     pub max_retained_bytes_per_realm: usize,
 }
 
@@ -769,7 +769,8 @@ impl Router {
             ShardMsgKind::Interrupt(msg) => self.handle_remote_interrupt(from, msg, out),
             ShardMsgKind::InvokeChunk(msg) => self.handle_remote_chunk(from, msg, out),
             ShardMsgKind::Publish(publication) => self.handle_remote_publish(&publication, out),
-            ShardMsgKind::Retain(retain) => self.handle_retain(*retain),
+            ShardMsgKind::Retain(retain) => self.handle_retain(*retain, out),
+            ShardMsgKind::RetainedUpdate(update) => self.apply_retained_update(*update),
             ShardMsgKind::Gather(gather) => self.handle_gather(from, gather, out),
             ShardMsgKind::Gathered(gathered) => self.handle_gathered(from, gathered, out),
         }

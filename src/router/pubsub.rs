@@ -50,7 +50,6 @@ impl Router {
         subscription: u64,
         out: &mut Vec<Action>,
     ) {
-        self.forget_retained_fetches(me.realm, me.key, subscription);
         let removed = self.sessions[me.key].subscriptions.remove(&subscription)
             && self.remove_local_subscriber(me.key, me.id, me.realm, subscription, out);
         if removed {
@@ -126,8 +125,6 @@ impl Router {
         let mut missed_by_patterns = Undeliverable::NONE;
         let mut remote_shards = 0;
         let mut matched_patterns: Vec<u64> = Vec::new();
-        // Subscriptions that got this EVENT while fetches of their retained events are out.
-        let mut watched: Vec<u64> = Vec::new();
         if subscription.is_some() || patterns {
             let exclude_me = asked.exclude_me;
             let filters = ReceiverFilters::from_options(options);
@@ -197,10 +194,6 @@ impl Router {
                 }
             }
             remote_shards &= !(1u64 << self.cluster.shard);
-            if !realm.retained_watches.is_empty() {
-                watched.extend(subscription.map(|subscription| subscription.id));
-                watched.extend(&matched_patterns);
-            }
             if remote_shards != 0 {
                 let publication = Arc::new(RemotePublication {
                     realm: realm.name.clone(),
@@ -228,9 +221,6 @@ impl Router {
         }
         self.note_undeliverable(topic, missed);
         self.note_undeliverable(topic, missed_by_patterns);
-        if !watched.is_empty() {
-            self.note_live_delivery(me.realm, topic, watched.into_iter());
-        }
         if asked.retain {
             self.retain_publication(me, options, topic, (publication, &payload), out);
         }
@@ -695,7 +685,6 @@ impl Router {
             )
         };
         let mut missed = Undeliverable::NONE;
-        let watching = !self.realms.get(realm).retained_watches.is_empty();
         if let Some(subscription) = subscriptions.get(publication.subscription) {
             missed.add(deliver(subscription, &details));
         }
@@ -707,7 +696,7 @@ impl Router {
                 }
             }
         }
-        if !watching && missed.subscribers == 0 {
+        if missed.subscribers == 0 {
             return;
         }
         let topic = match &publication.topic {
@@ -716,11 +705,6 @@ impl Router {
                 .get(publication.subscription)
                 .map_or_else(String::new, |subscription| subscription.topic.to_string()),
         };
-        if watching {
-            let ids = std::iter::once(publication.subscription)
-                .chain(publication.patterns.iter().copied());
-            self.note_live_delivery(realm, &topic, ids);
-        }
         self.note_undeliverable(&topic, missed);
     }
 }

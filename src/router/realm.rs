@@ -9,7 +9,7 @@ use slab::Slab;
 use super::broker::Subscriptions;
 use super::cluster::PendingJoins;
 use super::dealer::Registry;
-use super::retention::{RetainedEvents, RetainedWatch};
+use super::retention::RetainedEvents;
 use super::{fast_map, FastMap, RealmConfig};
 
 /// Index of a realm in [`Realms`] (never leaves the process).
@@ -32,10 +32,8 @@ pub(crate) struct Realm {
     pub(crate) disclose_caller: bool,
     /// Every EVENT discloses its publisher (`RealmConfig::disclose_publisher`).
     pub(crate) disclose_publisher: bool,
-    /// The retained events of the topics this shard owns (`retention.rs`).
+    /// The realm's retained events, this shard's copy (`retention.rs`).
     pub(crate) retained: RetainedEvents,
-    /// Subscriptions with retained-event fetches out, by subscription id.
-    pub(crate) retained_watches: FastMap<u64, RetainedWatch>,
     /// Listed in `Realms::candidates`.
     candidate: bool,
 }
@@ -53,7 +51,6 @@ impl Realm {
             && self.registry.len() == 0
             && self.subscriptions.len() == 0
             && self.joins.is_empty()
-            && self.retained_watches.is_empty()
     }
 }
 
@@ -112,7 +109,6 @@ impl Realms {
             disclose_caller: false,
             disclose_publisher: false,
             retained: RetainedEvents::new(),
-            retained_watches: fast_map(),
             candidate: false,
         });
         self.by_name.insert(name.into(), id);

@@ -1,38 +1,31 @@
 //! Event retention (digest §9.3, `event_retention`): the last event published with
-//! `retain: true` per topic, kept at the topic's owner shard (DESIGN.md "Security, operations,
-//! scale-out"): a retained PUBLISH sends one extra copy there. A `SUBSCRIBE {get_retained:
-//! true}` gets, after its SUBSCRIBED, the retained events of every topic its subscription
-//! matches (one topic for an exact subscription, any number for a pattern), each as an EVENT
-//! with `Details.retained: true`, when the black/white lists it was published with admit the
-//! subscriber. The events are fetched by a gather (`gather.rs`), since a pattern's topics have
-//! owners everywhere.
-//!
-//! A live EVENT can overtake the fetch when the topic's owner is another shard. So that a
-//! subscriber never gets an older value after a newer one, this shard notes the topics
-//! delivered live to a subscription while a fetch for it is out, and leaves their retained
-//! events out.
+//! `retain: true` per topic. The topic's owner shard decides (DESIGN.md "Security, operations,
+//! scale-out": a retained PUBLISH sends one extra copy there) and replicates its decision to
+//! every shard in its order, as it does for subscriptions; so every shard holds the realm's
+//! retained events and answers a `SUBSCRIBE {get_retained: true}` at once, from its own copy,
+//! right after SUBSCRIBED and before any live EVENT of the subscription (no cross-shard round
+//! trip a live EVENT could overtake). The subscriber gets the retained event of every topic its
+//! subscription covers (one for an exact subscription, any number for a pattern, with
+//! `Details.topic`), each as an EVENT with `Details.retained: true`, when the black/white lists
+//! it was published with admit it.
 //!
 //! Bounds: the retained bytes of a realm (topic, payload and lists) are capped by
-//! `max_retained_bytes_per_realm`, split evenly over the shards, each of which owns a share of
-//! the topics; a retained event that does not fit is declined (counted and logged), and the
-//! topic keeps no retained event rather than an outdated one. Retained events keep their realm
-//! on the owner shard, auto-created ones too: retained state outlives its subscribers.
+//! `max_retained_bytes_per_realm` on each shard; the owner declines a retained event that does
+//! not fit (counted and logged), and the topic then keeps none rather than an outdated one.
+//! Owners of different topics decide independently, so two decisions crossing each other may
+//! overshoot the bound by one event each. Retained events keep their realm, auto-created ones
+//! too: retained state outlives its subscribers.
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::broker::Subscriber;
 use super::dealer::MatchPolicy;
-use super::gather::{Query, Then};
 use super::patterns::matches_pattern;
 use super::realm::RealmId;
 use super::shard_msg::{owner_shard, OwnedFilters, PublicIdentity, ShardMsgKind};
 use super::{fast_map, is_sparse, Action, FastMap, Router, SessionKey};
 use crate::wire::{Dict, Message, OwnedPayload, Value};
-
-/// Topics noted per watched subscription before the watch gives up and drops every retained
-/// event of the fetch (a subscription flooded with live events needs none).
-const WATCH_TOPICS: usize = 256;
 
 /// What a retained event was published with: what its later delivery needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,6 +97,21 @@ impl RetainedEvents {
         true
     }
 
+    /// The owner's decision for `topic` applied to a replica: `event` is its retained event
+    /// now, or none.
+    fn set(&mut self, topic: &str, event: Option<RetainedCopy>) {
+        if let Some((_, bytes)) = self.by_topic.remove(topic) {
+            self.bytes -= bytes;
+        }
+        if let Some(event) = event {
+            let bytes = event.bytes();
+            self.bytes += bytes;
+            self.by_topic.insert(event.topic.clone(), (event, bytes));
+        } else if is_sparse(self.by_topic.len(), self.by_topic.capacity()) {
+            self.by_topic.shrink_to(self.by_topic.len() * 2);
+        }
+    }
+
     /// The retained events of the topics (`uri`, `matching`) covers.
     fn matching(&self, uri: &str, matching: MatchPolicy) -> Vec<RetainedCopy> {
         if matching == MatchPolicy::Exact {
@@ -137,23 +145,18 @@ pub(crate) struct RetainPublication {
     pub(crate) event: RetainedCopy,
 }
 
-/// Live deliveries to one subscription on this shard while fetches of its retained events
-/// are out.
-#[derive(Default)]
-pub(crate) struct RetainedWatch {
-    fetches: u32,
-    /// The sessions whose SUBSCRIBE asked, one entry per fetch; an UNSUBSCRIBE drops its
-    /// session's entries, so a fetch that arrives after it (even after a new SUBSCRIBE)
-    /// delivers nothing to it.
-    waiting: Vec<(SessionKey, u64)>,
-    topics: Vec<Box<str>>,
-    /// More than `WATCH_TOPICS` topics went by: every retained event of the fetches is dropped.
-    overflow: bool,
+/// The owner's decision for `topic`, replicated to every other shard: its retained event
+/// now (`None`: none, after a decline).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RetainedUpdate {
+    pub(crate) realm: Arc<str>,
+    pub(crate) topic: Box<str>,
+    pub(crate) event: Option<RetainedCopy>,
 }
 
 impl Router {
-    /// A PUBLISH with `retain: true` in `realm`: its event becomes the topic's retained one at
-    /// the topic's owner shard.
+    /// A PUBLISH with `retain: true` in `realm`: its event becomes the topic's retained one,
+    /// decided by the topic's owner shard.
     pub(super) fn retain_event(
         &mut self,
         realm: RealmId,
@@ -163,48 +166,65 @@ impl Router {
         let name = self.realms.get(realm).name.clone();
         let owner = owner_shard(&name, &event.topic, self.cluster.shards);
         let retain = RetainPublication { realm: name, event };
-        if owner == self.cluster.shard {
-            self.handle_retain(retain);
-        } else {
-            self.send_to_shard(owner, ShardMsgKind::Retain(Box::new(retain)), out);
-        }
+        self.send_to_shard(owner, ShardMsgKind::Retain(Box::new(retain)), out);
     }
 
-    /// Stores a retained event of a topic this shard owns.
-    pub(super) fn handle_retain(&mut self, retain: RetainPublication) {
-        let limit = (self.config.max_retained_bytes_per_realm / self.cluster.shards).max(1);
+    /// The owner's part: keeps the event if it fits, and tells every other shard.
+    pub(super) fn handle_retain(&mut self, retain: RetainPublication, out: &mut Vec<Action>) {
+        let limit = self.config.max_retained_bytes_per_realm;
         let realm = self.realms.get_or_create(&retain.realm);
         let topic = retain.event.topic.clone();
-        if self
+        let kept = self
             .realms
             .get_mut(realm)
             .retained
-            .store(retain.event, limit)
-        {
+            .store(retain.event.clone(), limit);
+        if kept {
             self.stats.events_retained += 1;
-            return;
+        } else {
+            self.stats.retained_declined += 1;
+            if let Some(suppressed) = self.logs.retained_declined.allow(self.now) {
+                tracing::warn!(
+                    realm = %retain.realm,
+                    topic = %topic,
+                    limit,
+                    suppressed,
+                    "retained event declined: the realm's retained events would exceed \
+                     limits.max_retained_bytes_per_realm"
+                );
+            }
+            let realm_state = self.realms.get(realm);
+            if realm_state.retained.len() == 0 && realm_state.sessions == 0 {
+                // Its last retained event may have been what kept an auto-created realm.
+                self.realm_left_empty(realm);
+            }
         }
-        self.stats.retained_declined += 1;
-        let realm_state = self.realms.get(realm);
-        if realm_state.retained.len() == 0 && realm_state.sessions == 0 {
-            // Its last retained event may have been what kept an auto-created realm.
-            self.realm_left_empty(realm);
-        }
-        if let Some(suppressed) = self.logs.retained_declined.allow(self.now) {
-            tracing::warn!(
-                realm = %retain.realm,
-                topic = %topic,
-                limit,
-                suppressed,
-                "retained event declined: the realm's retained events would exceed \
-                 limits.max_retained_bytes_per_realm (this shard's share)"
-            );
+        let update = RetainedUpdate {
+            realm: retain.realm,
+            topic,
+            event: kept.then_some(retain.event),
+        };
+        let me = self.cluster.shard;
+        for to in (0..self.cluster.shards).filter(|&to| to != me) {
+            let update = ShardMsgKind::RetainedUpdate(Box::new(update.clone()));
+            self.send_to_shard(to, update, out);
         }
     }
 
-    /// After SUBSCRIBED with `get_retained`: fetches the retained events of what the
-    /// subscription covers from every shard, to be delivered to `session`.
-    pub(super) fn fetch_retained(
+    /// A replica applies its owner's decision.
+    pub(super) fn apply_retained_update(&mut self, update: RetainedUpdate) {
+        let realm = self.realms.get_or_create(&update.realm);
+        let realm_state = self.realms.get_mut(realm);
+        realm_state.retained.set(&update.topic, update.event);
+        if realm_state.retained.len() == 0 && realm_state.sessions == 0 {
+            self.realm_left_empty(realm);
+        }
+    }
+
+    /// After SUBSCRIBED with `get_retained`: the retained events of what the subscription
+    /// covers, from this shard's copy, to `session`, each as an EVENT with
+    /// `Details.retained`, unless its lists do not admit the session.
+    pub(super) fn deliver_retained(
         &mut self,
         realm: RealmId,
         (session, session_id): (SessionKey, u64),
@@ -212,92 +232,11 @@ impl Router {
         (topic, matching): (&str, MatchPolicy),
         out: &mut Vec<Action>,
     ) {
-        let realm_state = self.realms.get_mut(realm);
-        let watch = realm_state
-            .retained_watches
-            .entry(subscription)
-            .or_default();
-        watch.fetches += 1;
-        watch.waiting.push((session, session_id));
-        let query = Query::Retained {
-            realm: realm_state.name.clone(),
-            topic: topic.into(),
-            matching,
-        };
-        let then = Then::DeliverRetained {
-            realm: realm_state.name.clone(),
-            session,
-            session_id,
-            subscription,
-            pattern: matching != MatchPolicy::Exact,
-        };
-        self.gather(query, then, out);
-    }
-
-    /// This shard's retained events for a `Query::Retained`.
-    pub(super) fn retained_matching(
-        &self,
-        realm: &str,
-        topic: &str,
-        matching: MatchPolicy,
-    ) -> Vec<RetainedCopy> {
-        self.realms
-            .find(realm)
-            .map(|realm| self.realms.get(realm).retained.matching(topic, matching))
-            .unwrap_or_default()
-    }
-
-    /// The fetched retained events: to `session` if it is still there and subscribed, each as
-    /// an EVENT with `Details.retained`, unless a live EVENT of its topic reached the
-    /// subscription meanwhile or its lists do not admit the session.
-    pub(super) fn deliver_retained(
-        &mut self,
-        realm: &str,
-        (session, session_id): (SessionKey, u64),
-        (subscription, pattern): (u64, bool),
-        mut events: Vec<RetainedCopy>,
-        out: &mut Vec<Action>,
-    ) {
-        // The watch kept the realm, so it is still here.
-        let Some(realm) = self.realms.find(realm) else {
-            debug_assert!(false, "a fetch's realm went away");
-            return;
-        };
-        // The topics delivered live since the fetch went out (other fetches of the same
-        // subscription still out keep watching).
-        let (overflow, overtaking, last, asked) = {
-            let watches = &mut self.realms.get_mut(realm).retained_watches;
-            let Some(watch) = watches.get_mut(&subscription) else {
-                debug_assert!(false, "a fetch without its watch");
-                return;
-            };
-            watch.fetches -= 1;
-            // Still subscribed by the SUBSCRIBE that asked (no UNSUBSCRIBE since).
-            let waiter = watch
-                .waiting
-                .iter()
-                .position(|&waiter| waiter == (session, session_id));
-            if let Some(at) = waiter {
-                watch.waiting.swap_remove(at);
-            }
-            let seen = (
-                watch.overflow,
-                watch.topics.clone(),
-                watch.fetches == 0,
-                waiter.is_some(),
-            );
-            if seen.2 {
-                watches.remove(&subscription);
-            }
-            seen
-        };
-        if last && self.realms.get(realm).sessions == 0 {
-            // The watch may have been the last thing of an auto-created realm here.
-            self.realm_left_empty(realm);
-        }
-        if !asked || !self.sessions.alive(session, session_id) {
+        let mut events = self.realms.get(realm).retained.matching(topic, matching);
+        if events.is_empty() {
             return;
         }
+        let pattern = matching != MatchPolicy::Exact;
         let serializer = self.sessions[session].serializer;
         let subscriber = Subscriber {
             session,
@@ -306,12 +245,11 @@ impl Router {
         };
         events.sort_unstable_by(|a, b| a.topic.cmp(&b.topic));
         for event in events {
-            let overtaken = overflow || overtaking.contains(&event.topic);
             let admitted = event
                 .filters
                 .as_ref()
                 .map_or(true, |filters| filters.admits(&subscriber, &self.sessions));
-            if overtaken || !admitted {
+            if !admitted {
                 self.stats.retained_withheld += 1;
                 continue;
             }
@@ -347,46 +285,6 @@ impl Router {
                     self.stats.encode_errors += 1;
                     self.stats.events_undeliverable += 1;
                 }
-            }
-        }
-    }
-
-    /// `session` unsubscribes from `subscription`: fetches of its retained events that are out
-    /// no longer deliver to it.
-    pub(super) fn forget_retained_fetches(
-        &mut self,
-        realm: RealmId,
-        session: SessionKey,
-        subscription: u64,
-    ) {
-        let watches = &mut self.realms.get_mut(realm).retained_watches;
-        if let Some(watch) = watches.get_mut(&subscription) {
-            watch.waiting.retain(|&(waiter, _)| waiter != session);
-        }
-    }
-
-    /// A live EVENT of `topic` went to `subscriptions` of `realm` on this shard: fetches of
-    /// their retained events that are out must leave that topic's out.
-    #[cold]
-    pub(super) fn note_live_delivery(
-        &mut self,
-        realm: RealmId,
-        topic: &str,
-        subscriptions: impl Iterator<Item = u64>,
-    ) {
-        let watches = &mut self.realms.get_mut(realm).retained_watches;
-        for subscription in subscriptions {
-            let Some(watch) = watches.get_mut(&subscription) else {
-                continue;
-            };
-            if watch.overflow || watch.topics.iter().any(|seen| **seen == *topic) {
-                continue;
-            }
-            if watch.topics.len() == WATCH_TOPICS {
-                watch.overflow = true;
-                watch.topics = Vec::new();
-            } else {
-                watch.topics.push(topic.into());
             }
         }
     }

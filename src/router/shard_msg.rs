@@ -11,7 +11,7 @@ use super::dealer::{
     CalleeOptions, CancelMode, InvokePolicy, MatchPolicy, PendingKey, RegisterRefusal,
 };
 use super::gather::{Partial, Query};
-use super::retention::RetainPublication;
+use super::retention::{RetainPublication, RetainedUpdate};
 use super::rpc::{Answer, Passthru};
 use super::{SessionKey, ShardId};
 use crate::serializer::Serializer;
@@ -44,6 +44,7 @@ impl ShardMsg {
             ShardMsgKind::InvokeChunk(_) => "InvokeChunk",
             ShardMsgKind::Publish(_) => "Publish",
             ShardMsgKind::Retain(_) => "Retain",
+            ShardMsgKind::RetainedUpdate(_) => "RetainedUpdate",
             ShardMsgKind::Gather(_) => "Gather",
             ShardMsgKind::Gathered(_) => "Gathered",
         }
@@ -101,8 +102,11 @@ pub(crate) enum ShardMsgKind {
     /// One `Arc` shared by the messages to all interested shards.
     Publish(Arc<RemotePublication>),
     // ---- publisher's shard -> the topic's owner shard ----
-    /// A `retain: true` PUBLISH: the topic's retained event from now on.
+    /// A `retain: true` PUBLISH: the topic's retained event from now on, if it fits.
     Retain(Box<RetainPublication>),
+    // ---- owner shard -> every other shard ----
+    /// The owner's decision on a topic's retained event, in its order.
+    RetainedUpdate(Box<RetainedUpdate>),
     // ---- gathering shard -> every other shard, and back ----
     Gather(Gather),
     Gathered(Gathered),

@@ -255,8 +255,9 @@ impl Cluster {
             total.retained_declined += s.retained_declined;
             total.retained_delivered += s.retained_delivered;
             total.retained_withheld += s.retained_withheld;
-            total.retained_now += s.retained_now;
-            total.retained_bytes += s.retained_bytes;
+            // Every shard holds the realm's retained events.
+            total.retained_now = total.retained_now.max(s.retained_now);
+            total.retained_bytes = total.retained_bytes.max(s.retained_bytes);
             total.log_lines_suppressed += s.log_lines_suppressed;
             total.sessions += s.sessions;
             total.realms += s.realms;
