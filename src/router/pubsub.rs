@@ -20,7 +20,7 @@ use super::dealer::MatchPolicy;
 use super::outbox::Outbox;
 use super::retention::RetainedCopy;
 use super::session::Sessions;
-use super::shard_msg::{OwnedFilters, PublicIdentity, RemotePublication, ShardMsgKind};
+use super::shard_msg::{Disclosed, OwnedFilters, PublicIdentity, RemotePublication, ShardMsgKind};
 use super::{uri, Action, Router, RouterStats, SessionKey, ShardId};
 use crate::serializer::Serializer;
 use crate::wire::{code, Dict, Frame, Message, Payload, Value};
@@ -131,15 +131,7 @@ impl Router {
             let disclose = realm.disclose_publisher || asked.disclose_me;
             let mut details = Dict::new();
             if disclose {
-                details.insert("publisher", identity.id);
-                details.insert(
-                    "publisher_authid",
-                    Value::Str(Cow::Borrowed(&identity.authid)),
-                );
-                details.insert(
-                    "publisher_authrole",
-                    Value::Str(Cow::Borrowed(&identity.authrole)),
-                );
+                disclose_publisher(&mut details, identity);
             }
             // The publisher, when it does not get its own events (and no session when it does).
             let excluded = exclude_me.then_some(publisher);
@@ -201,11 +193,7 @@ impl Router {
                     topic: (!matched_patterns.is_empty()).then(|| topic.into()),
                     patterns: matched_patterns.into_boxed_slice(),
                     publication,
-                    publisher: disclose.then(|| PublicIdentity {
-                        session_id: identity.id,
-                        authid: identity.authid.clone(),
-                        authrole: identity.authrole.clone(),
-                    }),
+                    publisher: disclose.then(|| PublicIdentity::of(identity)),
                     filters: filters.is_active().then(|| filters.to_owned_filters()),
                     payload: payload.to_owned_payload(),
                 });
@@ -258,11 +246,7 @@ impl Router {
         let event = RetainedCopy {
             topic: topic.into(),
             publication,
-            publisher: disclose.then(|| PublicIdentity {
-                session_id: identity.id,
-                authid: identity.authid.clone(),
-                authrole: identity.authrole.clone(),
-            }),
+            publisher: disclose.then(|| PublicIdentity::of(identity)),
             filters: filters.is_active().then(|| filters.to_owned_filters()),
             payload: payload.to_owned_payload(),
         };
@@ -403,6 +387,14 @@ fn deliver_to_patterns(
         reached.missed.add(missed);
     });
     reached
+}
+
+/// EVENT.Details naming the publisher (`disclose_me`, or the realm's `disclose_publisher`).
+pub(super) fn disclose_publisher<'d>(details: &mut Dict<'d>, publisher: &'d impl Disclosed) {
+    let (id, authid, authrole) = publisher.parts();
+    details.insert("publisher", id);
+    details.insert("publisher_authid", Value::Str(Cow::Borrowed(authid)));
+    details.insert("publisher_authrole", Value::Str(Cow::Borrowed(authrole)));
 }
 
 /// EVENT.Details for a pattern subscription: `details` and the topic published to.
@@ -649,15 +641,7 @@ impl Router {
         let subscriptions = &self.realms.get(realm).subscriptions;
         let mut details = Dict::new();
         if let Some(publisher) = &publication.publisher {
-            details.insert("publisher", publisher.session_id);
-            details.insert(
-                "publisher_authid",
-                Value::Str(Cow::Borrowed(&publisher.authid)),
-            );
-            details.insert(
-                "publisher_authrole",
-                Value::Str(Cow::Borrowed(&publisher.authrole)),
-            );
+            disclose_publisher(&mut details, publisher);
         }
         let sessions = &self.sessions;
         let admit = |subscriber: &Subscriber| {

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use super::broker::Subscriber;
 use super::dealer::MatchPolicy;
 use super::patterns::matches_pattern;
+use super::pubsub::disclose_publisher;
 use super::realm::RealmId;
 use super::shard_msg::{owner_shard, OwnedFilters, PublicIdentity, ShardMsgKind};
 use super::{fast_map, is_sparse, Action, FastMap, Router, SessionKey};
@@ -259,15 +260,7 @@ impl Router {
                 details.insert("topic", Value::Str(Cow::Borrowed(&event.topic)));
             }
             if let Some(publisher) = &event.publisher {
-                details.insert("publisher", publisher.session_id);
-                details.insert(
-                    "publisher_authid",
-                    Value::Str(Cow::Borrowed(&publisher.authid)),
-                );
-                details.insert(
-                    "publisher_authrole",
-                    Value::Str(Cow::Borrowed(&publisher.authrole)),
-                );
+                disclose_publisher(&mut details, publisher);
             }
             let message = Message::Event {
                 subscription,

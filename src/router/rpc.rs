@@ -24,9 +24,9 @@ use super::dealer::{
     Registrant, RemoteCaller,
 };
 use super::outbox;
-use super::session::{Identity, PeerFeatures};
+use super::session::PeerFeatures;
 use super::shard_msg::{
-    Interrupt, Invoke, InvokeChunk, PublicIdentity, Reply, SessionRef, ShardMsgKind,
+    Disclosed, Interrupt, Invoke, InvokeChunk, PublicIdentity, Reply, SessionRef, ShardMsgKind,
 };
 use super::timers::Timeout;
 use super::{uri, Action, Millis, Router, SessionKey, ShardId};
@@ -391,11 +391,7 @@ impl Router {
     ) {
         let caller_state = &self.sessions[caller];
         let identity = caller_state.identity().expect("callers are established");
-        let disclose = target.disclose.then(|| PublicIdentity {
-            session_id: identity.id,
-            authid: identity.authid.clone(),
-            authrole: identity.authrole.clone(),
-        });
+        let disclose = target.disclose.then(|| PublicIdentity::of(identity));
         let callee = target.callee;
         let invoke = Invoke {
             call: key,
@@ -1555,23 +1551,6 @@ impl Answer {
             Answer::Final | Answer::Canceled | Answer::Unavailable => "YIELD/ERROR",
             Answer::Progress => "progressive YIELD",
         }
-    }
-}
-
-/// A caller identity an INVOCATION may disclose: a local session's or one sent along.
-trait Disclosed {
-    fn parts(&self) -> (u64, &str, &str);
-}
-
-impl Disclosed for Identity {
-    fn parts(&self) -> (u64, &str, &str) {
-        (self.id, &self.authid, &self.authrole)
-    }
-}
-
-impl Disclosed for PublicIdentity {
-    fn parts(&self) -> (u64, &str, &str) {
-        (self.session_id, &self.authid, &self.authrole)
     }
 }
 

@@ -13,6 +13,7 @@ use super::dealer::{
 use super::gather::{Partial, Query};
 use super::retention::{RetainPublication, RetainedUpdate};
 use super::rpc::{Answer, Passthru};
+use super::session::Identity;
 use super::{SessionKey, ShardId};
 use crate::serializer::Serializer;
 use crate::wire::{Frame, OwnedPayload};
@@ -288,6 +289,35 @@ pub(crate) struct PublicIdentity {
     pub(crate) session_id: u64,
     pub(crate) authid: Box<str>,
     pub(crate) authrole: Box<str>,
+}
+
+impl PublicIdentity {
+    /// The public part of a local session's identity, to send along.
+    pub(crate) fn of(identity: &Identity) -> PublicIdentity {
+        PublicIdentity {
+            session_id: identity.id,
+            authid: identity.authid.clone(),
+            authrole: identity.authrole.clone(),
+        }
+    }
+}
+
+/// An identity a message may disclose (caller, publisher): a local session's or one sent
+/// along.
+pub(crate) trait Disclosed {
+    fn parts(&self) -> (u64, &str, &str);
+}
+
+impl Disclosed for Identity {
+    fn parts(&self) -> (u64, &str, &str) {
+        (self.id, &self.authid, &self.authrole)
+    }
+}
+
+impl Disclosed for PublicIdentity {
+    fn parts(&self) -> (u64, &str, &str) {
+        (self.session_id, &self.authid, &self.authrole)
+    }
 }
 
 /// A PUBLISH to be fanned out on the receiving shard to its local subscribers of each
