@@ -136,16 +136,16 @@ impl Router {
             // The publisher, when it does not get its own events (and no session when it does).
             let excluded = exclude_me.then_some(publisher);
             let (outbox, stats) = (&mut self.outbox, &mut self.stats);
+            let delivery = Delivery {
+                sessions: &self.sessions,
+                excluded,
+                filters: &filters,
+                publication,
+                payload: &payload,
+            };
             if patterns {
                 // First, while the plain Details can still be lent: the exact EVENT below
                 // takes them (moved, not copied, in the common case without patterns).
-                let delivery = Delivery {
-                    sessions: &self.sessions,
-                    excluded,
-                    filters: &filters,
-                    publication,
-                    payload: &payload,
-                };
                 let reached = deliver_to_patterns(
                     (outbox, stats),
                     &delivery,
@@ -164,19 +164,8 @@ impl Router {
                     details,
                     payload,
                 };
-                let sessions = &self.sessions;
                 let subscribers = subscription.subscribers();
-                // Without black/white lists (the common case) the loop checks only the
-                // publisher.
-                let reached = if filters.is_active() {
-                    let admit = |subscriber: &Subscriber| {
-                        Some(subscriber.session) != excluded && filters.admits(subscriber, sessions)
-                    };
-                    fan_out(outbox, stats, subscribers, &event, admit, out)
-                } else {
-                    let admit = |subscriber: &Subscriber| Some(subscriber.session) != excluded;
-                    fan_out(outbox, stats, subscribers, &event, admit, out)
-                };
+                let reached = delivery.fan_out(outbox, stats, subscribers, &event, out);
                 missed = reached;
                 remote_shards |= subscription.shards;
                 // Only the Details own memory: dropping them alone spares the generic drop of
