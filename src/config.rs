@@ -13,7 +13,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::net::{TransportConfig, TransportKind};
-use crate::router::{RealmConfig, RouterConfig, UriCheck};
+use crate::router::{HistoryConfig, MatchPolicy, RealmConfig, RouterConfig, UriCheck};
 use crate::serializer::Serializer;
 
 /// The embedded default configuration, served by `wampring` without arguments and printed by
@@ -53,6 +53,10 @@ pub mod bounds {
     pub const MAX_OPTIONS_ENTRIES: usize = 1 << 20;
     /// Frames one WebSocket message may come in.
     pub const MAX_WS_FRAGMENTS: usize = 1 << 20;
+    /// Events one history subscription keeps, and the bytes they may hold.
+    pub const MAX_HISTORY_LIMIT: usize = 1 << 24;
+    pub const MIN_HISTORY_BYTES: usize = 1024;
+    pub const MAX_HISTORY_BYTES: usize = 1 << 34;
     pub const MIN_SHARD_BACKLOG_LIMIT: usize = 256;
     pub const MAX_SHARD_BACKLOG_LIMIT: usize = 1 << 24;
 }
@@ -396,6 +400,91 @@ struct RawRealm {
     disclose_caller: bool,
     #[serde(default)]
     disclose_publisher: bool,
+    #[serde(default)]
+    history: Vec<RawHistory>,
+}
+
+/// One `[[realm.history]]` table: a topic (or pattern) whose events are kept.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct RawHistory {
+    uri: String,
+    #[serde(default, rename = "match")]
+    matching: Option<String>,
+    #[serde(default = "default_history_limit")]
+    limit: usize,
+    #[serde(default = "default_history_bytes")]
+    max_bytes: usize,
+}
+
+fn default_history_limit() -> usize {
+    1000
+}
+
+fn default_history_bytes() -> usize {
+    1024 * 1024
+}
+
+/// The `[[realm.history]]` entries of realm `index`, checked: valid URIs for their match
+/// policy, each (uri, match) once, bounds in range.
+fn history_config(
+    index: usize,
+    raw: Vec<RawHistory>,
+    uri_check: UriCheck,
+) -> Result<Vec<HistoryConfig>, ConfigError> {
+    let mut seen = HashSet::new();
+    let mut entries = Vec::with_capacity(raw.len());
+    for (entry_index, entry) in raw.into_iter().enumerate() {
+        let key = |name: &str| format!("realm[{index}].history[{entry_index}].{name}");
+        let matching = match entry.matching.as_deref() {
+            None | Some("exact") => MatchPolicy::Exact,
+            Some("prefix") => MatchPolicy::Prefix,
+            Some("wildcard") => MatchPolicy::Wildcard,
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "{}: {other:?} is not a match policy (exact, prefix or wildcard)",
+                    key("match")
+                )))
+            }
+        };
+        let valid = match matching {
+            MatchPolicy::Exact => uri_problem(&entry.uri, uri_check).is_none(),
+            MatchPolicy::Prefix | MatchPolicy::Wildcard => {
+                !entry.uri.is_empty()
+                    && crate::wire::validate_uri(&entry.uri, uri_check == UriCheck::Strict, true)
+            }
+        };
+        if !valid {
+            return Err(ConfigError(format!(
+                "{}: {:?} is not a valid topic URI for match = {:?}",
+                key("uri"),
+                entry.uri,
+                matching.name()
+            )));
+        }
+        if !seen.insert((entry.uri.clone(), matching)) {
+            return Err(ConfigError(format!(
+                "{}: {:?} (match = {:?}) keeps history twice",
+                key("uri"),
+                entry.uri,
+                matching.name()
+            )));
+        }
+        let limit = check_range(&key("limit"), entry.limit, 1, bounds::MAX_HISTORY_LIMIT)?;
+        let max_bytes = check_range(
+            &key("max_bytes"),
+            entry.max_bytes,
+            bounds::MIN_HISTORY_BYTES,
+            bounds::MAX_HISTORY_BYTES,
+        )?;
+        entries.push(HistoryConfig {
+            uri: entry.uri,
+            matching,
+            limit,
+            max_bytes,
+        });
+    }
+    Ok(entries)
 }
 
 fn check_range<T: PartialOrd + fmt::Display>(
@@ -560,10 +649,12 @@ impl RawConfig {
                     realm.name
                 )));
             }
+            let history = history_config(index, realm.history, uri_check)?;
             realms.push(RealmConfig {
                 name: realm.name,
                 disclose_caller: realm.disclose_caller,
                 disclose_publisher: realm.disclose_publisher,
+                history,
             });
         }
 

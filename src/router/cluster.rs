@@ -592,8 +592,13 @@ impl Router {
                     let in_use = |id| {
                         realm_state.subscriptions.get(id).is_some()
                             || realm_state.registry.get(id).is_some()
+                            || realm_state.history.is_reserved(id)
                     };
-                    let id = self.scoped_ids.next_id(in_use);
+                    // A topic that keeps history has had its id since the start.
+                    let id = realm_state
+                        .history
+                        .reserved_id(&msg.topic, msg.matching)
+                        .unwrap_or_else(|| self.scoped_ids.next_id(in_use));
                     self.facts.push(Fact::SubscriptionCreated {
                         realm: msg.realm.clone(),
                         subscription: id,

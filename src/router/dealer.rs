@@ -87,7 +87,7 @@ impl CancelMode {
 /// called procedure. (procedure, match) names a registration: `com.a` may be registered exact
 /// and as a prefix at once, as two registrations.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub(crate) enum MatchPolicy {
+pub enum MatchPolicy {
     #[default]
     Exact,
     /// The URI is a string prefix of the procedure.

@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+use super::history::{HistoryQuery, HistoryRecord};
 use super::shard_msg::{Gather, Gathered, ShardMsgKind};
 use super::{Action, Router, SessionKey, ShardId};
 use crate::wire::{Message, Value};
@@ -24,12 +25,24 @@ pub(crate) enum Query {
         realm: Arc<str>,
         authroles: Option<Vec<Box<str>>>,
     },
+    /// The events of history subscription `subscription` that `query` selects for a session
+    /// with this authid and authrole (`wamp.subscription.get_events`); asked of the history's
+    /// owner shard alone.
+    History {
+        realm: Arc<str>,
+        subscription: u64,
+        query: HistoryQuery,
+        authid: Box<str>,
+        authrole: Box<str>,
+    },
 }
 
 /// One shard's answer, and the merged answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Partial {
     Count(u64),
+    /// The owner's selection, or why the query cannot be answered.
+    History(Result<Vec<Arc<HistoryRecord>>, String>),
 }
 
 impl Partial {
@@ -41,6 +54,8 @@ impl Partial {
                 *total += count;
                 true
             }
+            // Asked of one shard: a second answer does not fit.
+            _ => false,
         }
     }
 }
@@ -54,6 +69,15 @@ pub(crate) enum Then {
         caller: SessionKey,
         session_id: u64,
         request: u64,
+    },
+    /// The RESULT of `get_events` for history subscription `subscription` (`pattern`: its
+    /// events' Details name their topic).
+    HistoryResult {
+        caller: SessionKey,
+        session_id: u64,
+        request: u64,
+        subscription: u64,
+        pattern: bool,
     },
 }
 
@@ -92,6 +116,25 @@ impl Router {
         self.handle_gathered(me, Gathered { ticket, partial }, out);
     }
 
+    /// Asks `query` of shard `shard` alone (this one at once), and runs `then` with its
+    /// answer: the gather of one.
+    pub(super) fn ask(&mut self, shard: ShardId, query: Query, then: Then, out: &mut Vec<Action>) {
+        let ticket = self.cluster.new_ticket();
+        let gathering = Gathering {
+            awaiting: 1,
+            merged: None,
+            then,
+        };
+        self.cluster.gathers.insert(ticket, gathering);
+        if shard == self.cluster.shard {
+            let partial = self.answer(&query);
+            self.handle_gathered(shard, Gathered { ticket, partial }, out);
+        } else {
+            let query = Arc::new(query);
+            self.send_to_shard(shard, ShardMsgKind::Gather(Gather { ticket, query }), out);
+        }
+    }
+
     /// This shard's part of the answer.
     pub(super) fn answer(&self, query: &Query) -> Partial {
         match query {
@@ -112,6 +155,18 @@ impl Router {
                     .count();
                 Partial::Count(count as u64)
             }
+            Query::History {
+                realm,
+                subscription,
+                query,
+                authid,
+                authrole,
+            } => Partial::History(self.select_history(
+                realm,
+                *subscription,
+                query,
+                (authid, authrole),
+            )),
         }
     }
 
@@ -183,6 +238,10 @@ impl Router {
                 }
                 let value = match answer {
                     Partial::Count(count) => Value::UInt(count),
+                    Partial::History(_) => {
+                        tracing::error!("a count gather completed with events");
+                        return;
+                    }
                 };
                 let serializer = self.sessions[caller].serializer;
                 let Ok(payload) = crate::wire::payload_from_args(serializer, &[value], None) else {
@@ -194,6 +253,20 @@ impl Router {
                     payload: payload.as_payload(),
                 };
                 self.send(out, caller, serializer, &result);
+            }
+            Then::HistoryResult {
+                caller,
+                session_id,
+                request,
+                subscription,
+                pattern,
+            } => {
+                let Partial::History(selected) = answer else {
+                    tracing::error!("a history query completed with a count");
+                    return;
+                };
+                let call = (caller, session_id, request);
+                self.answer_history(call, (subscription, pattern), selected, out);
             }
         }
     }

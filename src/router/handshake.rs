@@ -16,7 +16,8 @@ const CLIENT_ROLES: [&str; 4] = ["publisher", "subscriber", "caller", "callee"];
 const AGENT: &str = concat!("wampring-", env!("CARGO_PKG_VERSION"));
 
 /// Broker features implemented in `pubsub.rs`.
-const BROKER_FEATURES: [&str; 5] = [
+const BROKER_FEATURES: [&str; 6] = [
+    "event_history",
     "event_retention",
     "pattern_based_subscription",
     "publisher_exclusion",

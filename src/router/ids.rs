@@ -52,6 +52,12 @@ impl ScopedIds {
         }
     }
 
+    /// Continues after the first `count` ids of this shard, handed out before it started
+    /// (the reserved ids of event history).
+    pub(crate) fn skip(&mut self, count: u64) {
+        self.last = count.checked_sub(1);
+    }
+
     /// The next id; `in_use` is consulted only after wrapping past 2^53, so the common path is
     /// an add and a multiply.
     pub(crate) fn next_id(&mut self, in_use: impl Fn(u64) -> bool) -> u64 {

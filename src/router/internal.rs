@@ -3,7 +3,8 @@
 //! the router itself. Answers that need every shard's tables go through the gather primitive,
 //! so they are the same whichever shard the caller lives on.
 //!
-//! Implemented: `wamp.session.count([filter_authroles])` (digest §10). Any other `wamp.*`
+//! Implemented: `wamp.session.count([filter_authroles])` (digest §10) and
+//! `wamp.subscription.get_events` (event history, `history.rs`). Any other `wamp.*`
 //! procedure gets `wamp.error.no_such_procedure`, as from a router without it.
 
 use super::admission::Admitted;
@@ -47,6 +48,7 @@ impl Router {
                 };
                 self.gather(query, then, out);
             }
+            "wamp.subscription.get_events" => self.get_events(me, request, payload, out),
             _ => {
                 let text = format!("no procedure {procedure:?} in this router");
                 self.send_error(

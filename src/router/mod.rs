@@ -180,6 +180,7 @@ mod dealer;
 mod facts;
 mod gather;
 mod handshake;
+mod history;
 mod ids;
 mod internal;
 mod log_limit;
@@ -214,7 +215,9 @@ use session::{Phase, Session, Sessions};
 use shard_msg::ShardMsgKind;
 use timers::{Timeout, Timers};
 
+pub use dealer::MatchPolicy;
 pub use facts::Fact;
+pub use history::{HistoryConfig, HISTORY_UNAVAILABLE};
 pub use shard_msg::{owner_shard, ShardMsg, MAX_SHARDS};
 
 /// A session's handle inside one router (a slab key; never sent on the wire).
@@ -284,6 +287,8 @@ pub struct RealmConfig {
     /// `publisher_authid`, `publisher_authrole`), whatever the publisher asked: the same setting
     /// for publishers.
     pub disclose_publisher: bool,
+    /// Topics whose events are kept for `wamp.subscription.get_events` (`history.rs`).
+    pub history: Vec<HistoryConfig>,
 }
 
 impl RealmConfig {
@@ -293,6 +298,7 @@ impl RealmConfig {
             name: name.into(),
             disclose_caller: false,
             disclose_publisher: false,
+            history: Vec::new(),
         }
     }
 }
@@ -426,6 +432,18 @@ pub struct RouterStats {
     /// Retained events held on this shard now, and their bytes.
     pub retained_now: usize,
     pub retained_bytes: usize,
+    /// Events kept in a history subscription (one per subscription that keeps it), older ones
+    /// dropped to make room, events bigger than a subscription's whole `max_bytes`, and
+    /// events not kept because they were published with session-id lists.
+    pub history_recorded: u64,
+    pub history_evicted: u64,
+    pub history_declined: u64,
+    pub history_skipped: u64,
+    /// `wamp.subscription.get_events` calls asked of a history's owner.
+    pub history_queries: u64,
+    /// History events held on this shard now, and their bytes.
+    pub history_now: usize,
+    pub history_bytes: usize,
     /// Realms on this shard now, and auto-created realms removed again so far.
     pub realms: usize,
     pub realms_removed: u64,
@@ -539,6 +557,9 @@ pub struct Router {
     logs: LogLimits,
     /// The time of the input being handled (what the runtime passed in).
     now: Millis,
+    /// Unix time (ms) at `now == 0`, set by the runtime: `now` is a monotonic clock, event
+    /// history needs the wall clock.
+    wall_clock_origin_ms: u64,
     /// The armed `Timeout::RealmSweep`, while some auto-created realm may have become unused.
     realm_sweep: Option<timers::TimerId>,
 }
@@ -558,7 +579,10 @@ impl Router {
             "shard {shard} out of {shards}"
         );
         assert!(shards <= MAX_SHARDS, "at most {MAX_SHARDS} shards");
-        let realms = Realms::new(&config.realms);
+        let (history_ids, handed_out) = history::reserve_ids(&config.realms, shards);
+        let realms = Realms::new(&config.realms, &history_ids);
+        let mut scoped_ids = ScopedIds::new(shard, shards);
+        scoped_ids.skip(handed_out[shard]);
         Router {
             config,
             sessions: Sessions::new(),
@@ -568,15 +592,27 @@ impl Router {
             timers: Timers::new(),
             facts: facts::Facts::new(),
             random_ids: RandomIds::new(seed),
-            scoped_ids: ScopedIds::new(shard, shards),
+            scoped_ids,
             outbox: Outbox::new(),
             welcome_roles: handshake::welcome_roles(),
             shutting_down: false,
             stats: RouterStats::default(),
             logs: LogLimits::default(),
             now: 0,
+            wall_clock_origin_ms: 0,
             realm_sweep: None,
         }
+    }
+
+    /// Tells the router the wall-clock time at `now == 0` (Unix ms): the timestamps of event
+    /// history. Without it they count from the Unix epoch (deterministic tests).
+    pub fn set_wall_clock_origin(&mut self, unix_ms: u64) {
+        self.wall_clock_origin_ms = unix_ms;
+    }
+
+    /// Wall-clock time of the input being handled, Unix ms.
+    fn wall_clock_ms(&self) -> u64 {
+        self.wall_clock_origin_ms.saturating_add(self.now)
     }
 
     /// A transport is connected and handshaken; the session now waits for HELLO, until
@@ -771,6 +807,7 @@ impl Router {
             ShardMsgKind::Publish(publication) => self.handle_remote_publish(&publication, out),
             ShardMsgKind::Retain(retain) => self.handle_retain(*retain, out),
             ShardMsgKind::RetainedUpdate(update) => self.apply_retained_update(*update),
+            ShardMsgKind::HistoryAppend(append) => self.handle_history_append(*append),
             ShardMsgKind::Gather(gather) => self.handle_gather(from, gather, out),
             ShardMsgKind::Gathered(gathered) => self.handle_gathered(from, gathered, out),
         }
@@ -827,6 +864,11 @@ impl Router {
         stats.pending_entries = self.pending.len();
         stats.retained_now = self.realms.iter().map(|realm| realm.retained.len()).sum();
         stats.retained_bytes = self.realms.iter().map(|realm| realm.retained.bytes()).sum();
+        (stats.history_now, stats.history_bytes) = self
+            .realms
+            .iter()
+            .map(|realm| realm.history.held())
+            .fold((0, 0), |(events, bytes), (e, b)| (events + e, bytes + b));
         stats.inflight_registry_ops = self.inflight_ops() + self.gathers_in_flight();
         stats.timers = self.timers.len();
         stats.log_lines_suppressed = self.logs.suppressed();

@@ -18,12 +18,11 @@ use super::admission::Admitted;
 use super::broker::{Subscriber, Subscription, Subscriptions};
 use super::dealer::MatchPolicy;
 use super::outbox::Outbox;
-use super::retention::RetainedCopy;
 use super::session::Sessions;
 use super::shard_msg::{Disclosed, OwnedFilters, PublicIdentity, RemotePublication, ShardMsgKind};
 use super::{uri, Action, Router, RouterStats, SessionKey, ShardId};
 use crate::serializer::Serializer;
-use crate::wire::{code, Dict, Frame, Message, Payload, Value};
+use crate::wire::{code, Dict, Frame, Message, OwnedPayload, Payload, Value};
 
 impl Router {
     /// SUBSCRIBE (admitted: options and URI are valid) joins this shard's subscribers of the
@@ -199,7 +198,11 @@ impl Router {
         self.note_undeliverable(topic, missed);
         self.note_undeliverable(topic, missed_by_patterns);
         if asked.retain {
-            self.retain_publication(me, options, topic, (publication, &payload), out);
+            let event = self.event_copy(me, options, topic, (publication, &payload));
+            self.retain_event(me.realm, event, out);
+        }
+        if !self.realms.get(me.realm).history.is_empty() {
+            self.record_history(me, options, topic, (publication, &payload), out);
         }
 
         if acknowledge {
@@ -215,31 +218,66 @@ impl Router {
         }
     }
 
-    /// A PUBLISH with `retain: true`: its event, with the lists and the disclosure it was
-    /// published with, becomes its topic's retained event (`retention.rs`).
+    /// The event of a PUBLISH as kept for later (retention, history): with the lists and the
+    /// disclosure it was published with.
     #[cold]
-    fn retain_publication(
-        &mut self,
+    pub(super) fn event_copy(
+        &self,
         me: Admitted,
         options: &Dict<'_>,
         topic: &str,
         (publication, payload): (u64, &Payload<'_>),
-        out: &mut Vec<Action>,
-    ) {
+    ) -> EventCopy {
         let realm = self.realms.get(me.realm);
         let disclose = realm.disclose_publisher || options.get_bool("disclose_me") == Some(true);
         let identity = self.sessions[me.key]
             .identity()
             .expect("admitted sessions are established");
         let filters = ReceiverFilters::from_options(options);
-        let event = RetainedCopy {
+        EventCopy {
             topic: topic.into(),
             publication,
             publisher: disclose.then(|| PublicIdentity::of(identity)),
             filters: filters.is_active().then(|| filters.to_owned_filters()),
             payload: payload.to_owned_payload(),
+        }
+    }
+}
+
+/// A published event as kept for later (retention, history): what its later delivery needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct EventCopy {
+    pub(crate) topic: Box<str>,
+    pub(crate) publication: u64,
+    /// Present when the publisher was disclosed (by `disclose_me` or the realm's setting).
+    pub(crate) publisher: Option<PublicIdentity>,
+    /// The black/white lists of the PUBLISH, re-applied at delivery.
+    pub(crate) filters: Option<OwnedFilters>,
+    pub(crate) payload: OwnedPayload,
+}
+
+impl EventCopy {
+    /// Bytes this event holds, as counted against the bounds of retention and history.
+    pub(crate) fn bytes(&self) -> usize {
+        let strings = |list: &Option<Vec<Box<str>>>| {
+            list.as_ref()
+                .map_or(0, |list| list.iter().map(|item| item.len() + 16).sum())
         };
-        self.retain_event(me.realm, event, out);
+        let ids = |list: &Option<Vec<u64>>| list.as_ref().map_or(0, |list| list.len() * 8);
+        let filters = self.filters.as_ref().map_or(0, |filters| {
+            ids(&filters.exclude)
+                + ids(&filters.eligible)
+                + strings(&filters.exclude_authid)
+                + strings(&filters.eligible_authid)
+                + strings(&filters.exclude_authrole)
+                + strings(&filters.eligible_authrole)
+        });
+        let publisher = self.publisher.as_ref().map_or(0, |publisher| {
+            publisher.authid.len() + publisher.authrole.len() + 16
+        });
+        // The fixed part: the map entry and the event's own fields.
+        const ENTRY: usize = 128;
+        ENTRY + 2 * self.topic.len() + self.payload.raw.len() + filters + publisher
     }
 }
 
@@ -708,6 +746,12 @@ impl OwnedFilters {
         let Some((authid, authrole)) = auth_of(subscriber, sessions) else {
             return false;
         };
+        self.admits_identity(authid, authrole)
+    }
+
+    /// The authid and authrole lists alone (event history, where the asking session may live
+    /// on another shard and session-id lists are never kept).
+    pub(super) fn admits_identity(&self, authid: &str, authrole: &str) -> bool {
         let has = |list: &Option<Vec<Box<str>>>, wanted: &str| {
             list.as_ref()
                 .map(|list| list.iter().any(|item| &**item == wanted))

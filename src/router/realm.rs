@@ -9,8 +9,9 @@ use slab::Slab;
 use super::broker::Subscriptions;
 use super::cluster::PendingJoins;
 use super::dealer::Registry;
+use super::history::HistoryTopics;
 use super::retention::RetainedEvents;
-use super::{fast_map, FastMap, RealmConfig};
+use super::{fast_map, FastMap, RealmConfig, ShardId};
 
 /// Index of a realm in [`Realms`] (never leaves the process).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -34,6 +35,9 @@ pub(crate) struct Realm {
     pub(crate) disclose_publisher: bool,
     /// The realm's retained events, this shard's copy (`retention.rs`).
     pub(crate) retained: RetainedEvents,
+    /// The realm's history subscriptions, with the events of those this shard owns
+    /// (`history.rs`; configured realms only).
+    pub(crate) history: HistoryTopics,
     /// Listed in `Realms::candidates`.
     candidate: bool,
 }
@@ -68,18 +72,21 @@ pub(crate) struct Realms {
 }
 
 impl Realms {
-    pub(crate) fn new(configured: &[RealmConfig]) -> Realms {
+    /// The configured realms, with the ids of their history subscriptions (per realm, in
+    /// configuration order).
+    pub(crate) fn new(configured: &[RealmConfig], history_ids: &[Vec<(u64, ShardId)>]) -> Realms {
         let mut realms = Realms {
             realms: Slab::new(),
             by_name: fast_map(),
             auto_created: 0,
             candidates: Vec::new(),
         };
-        for config in configured {
+        for (config, history_ids) in configured.iter().zip(history_ids) {
             let id = realms.get_or_insert(&config.name, false);
             let realm = realms.get_mut(id);
             realm.disclose_caller = config.disclose_caller;
             realm.disclose_publisher = config.disclose_publisher;
+            realm.history = HistoryTopics::new(&config.history, history_ids);
         }
         realms
     }
@@ -109,6 +116,7 @@ impl Realms {
             disclose_caller: false,
             disclose_publisher: false,
             retained: RetainedEvents::new(),
+            history: HistoryTopics::default(),
             candidate: false,
         });
         self.by_name.insert(name.into(), id);

@@ -22,53 +22,16 @@ use std::sync::Arc;
 use super::broker::Subscriber;
 use super::dealer::MatchPolicy;
 use super::patterns::matches_pattern;
-use super::pubsub::disclose_publisher;
+use super::pubsub::{disclose_publisher, EventCopy};
 use super::realm::RealmId;
-use super::shard_msg::{owner_shard, OwnedFilters, PublicIdentity, ShardMsgKind};
+use super::shard_msg::{owner_shard, ShardMsgKind};
 use super::{fast_map, is_sparse, Action, FastMap, Router, SessionKey};
-use crate::wire::{Dict, Message, OwnedPayload, Value};
-
-/// What a retained event was published with: what its later delivery needs.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct RetainedCopy {
-    pub(crate) topic: Box<str>,
-    pub(crate) publication: u64,
-    /// Present when the publisher was disclosed (by `disclose_me` or the realm's setting).
-    pub(crate) publisher: Option<PublicIdentity>,
-    /// The black/white lists of the PUBLISH, re-applied at delivery.
-    pub(crate) filters: Option<OwnedFilters>,
-    pub(crate) payload: OwnedPayload,
-}
-
-impl RetainedCopy {
-    /// Bytes this event holds, as counted against the realm's bound.
-    fn bytes(&self) -> usize {
-        let strings = |list: &Option<Vec<Box<str>>>| {
-            list.as_ref()
-                .map_or(0, |list| list.iter().map(|item| item.len() + 16).sum())
-        };
-        let ids = |list: &Option<Vec<u64>>| list.as_ref().map_or(0, |list| list.len() * 8);
-        let filters = self.filters.as_ref().map_or(0, |filters| {
-            ids(&filters.exclude)
-                + ids(&filters.eligible)
-                + strings(&filters.exclude_authid)
-                + strings(&filters.eligible_authid)
-                + strings(&filters.exclude_authrole)
-                + strings(&filters.eligible_authrole)
-        });
-        let publisher = self.publisher.as_ref().map_or(0, |publisher| {
-            publisher.authid.len() + publisher.authrole.len() + 16
-        });
-        // The fixed part: the map entry and the event's own fields.
-        const ENTRY: usize = 128;
-        ENTRY + 2 * self.topic.len() + self.payload.raw.len() + filters + publisher
-    }
-}
+use crate::wire::{Dict, Message, Value};
 
 /// The retained events of one realm on this shard (the topics it owns), by topic.
 #[derive(Default)]
 pub(crate) struct RetainedEvents {
-    by_topic: FastMap<Box<str>, (RetainedCopy, usize)>,
+    by_topic: FastMap<Box<str>, (EventCopy, usize)>,
     bytes: usize,
 }
 
@@ -82,7 +45,7 @@ impl RetainedEvents {
 
     /// Keeps `event` as its topic's retained event, replacing the one before; false when it
     /// does not fit in `limit` bytes (the one before is gone all the same: it is outdated).
-    fn store(&mut self, event: RetainedCopy, limit: usize) -> bool {
+    fn store(&mut self, event: EventCopy, limit: usize) -> bool {
         if let Some((_, bytes)) = self.by_topic.remove(&event.topic) {
             self.bytes -= bytes;
         }
@@ -100,7 +63,7 @@ impl RetainedEvents {
 
     /// The owner's decision for `topic` applied to a replica: `event` is its retained event
     /// now, or none.
-    fn set(&mut self, topic: &str, event: Option<RetainedCopy>) {
+    fn set(&mut self, topic: &str, event: Option<EventCopy>) {
         if let Some((_, bytes)) = self.by_topic.remove(topic) {
             self.bytes -= bytes;
         }
@@ -114,7 +77,7 @@ impl RetainedEvents {
     }
 
     /// The retained events of the topics (`uri`, `matching`) covers.
-    fn matching(&self, uri: &str, matching: MatchPolicy) -> Vec<RetainedCopy> {
+    fn matching(&self, uri: &str, matching: MatchPolicy) -> Vec<EventCopy> {
         if matching == MatchPolicy::Exact {
             return self
                 .by_topic
@@ -143,7 +106,7 @@ impl RetainedEvents {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct RetainPublication {
     pub(crate) realm: Arc<str>,
-    pub(crate) event: RetainedCopy,
+    pub(crate) event: EventCopy,
 }
 
 /// The owner's decision for `topic`, replicated to every other shard: its retained event
@@ -152,7 +115,7 @@ pub(crate) struct RetainPublication {
 pub(crate) struct RetainedUpdate {
     pub(crate) realm: Arc<str>,
     pub(crate) topic: Box<str>,
-    pub(crate) event: Option<RetainedCopy>,
+    pub(crate) event: Option<EventCopy>,
 }
 
 impl Router {
@@ -161,7 +124,7 @@ impl Router {
     pub(super) fn retain_event(
         &mut self,
         realm: RealmId,
-        event: RetainedCopy,
+        event: EventCopy,
         out: &mut Vec<Action>,
     ) {
         let name = self.realms.get(realm).name.clone();
@@ -287,9 +250,10 @@ impl Router {
 mod tests {
     use super::*;
     use crate::serializer::Serializer;
+    use crate::wire::OwnedPayload;
 
-    fn event(topic: &str, publication: u64, payload_len: usize) -> RetainedCopy {
-        RetainedCopy {
+    fn event(topic: &str, publication: u64, payload_len: usize) -> EventCopy {
+        EventCopy {
             topic: topic.into(),
             publication,
             publisher: None,

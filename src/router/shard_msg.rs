@@ -3,7 +3,8 @@
 //! runtime, which only carries them over the channel mesh in FIFO order per ordered pair of
 //! shards. Each kind is a named struct; the protocol is described in the module doc of
 //! `router/mod.rs`; the handlers live in `cluster.rs` (table writes), `rpc.rs` (Invoke/Reply),
-//! `pubsub.rs` (Publish), `retention.rs` (Retain) and `gather.rs` (Gather/Gathered).
+//! `pubsub.rs` (Publish), `retention.rs` (Retain), `history.rs` (HistoryAppend) and `gather.rs`
+//! (Gather/Gathered).
 
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use super::dealer::{
     CalleeOptions, CancelMode, InvokePolicy, MatchPolicy, PendingKey, RegisterRefusal,
 };
 use super::gather::{Partial, Query};
+use super::history::HistoryAppend;
 use super::retention::{RetainPublication, RetainedUpdate};
 use super::rpc::{Answer, Passthru};
 use super::session::Identity;
@@ -46,6 +48,7 @@ impl ShardMsg {
             ShardMsgKind::Publish(_) => "Publish",
             ShardMsgKind::Retain(_) => "Retain",
             ShardMsgKind::RetainedUpdate(_) => "RetainedUpdate",
+            ShardMsgKind::HistoryAppend(_) => "HistoryAppend",
             ShardMsgKind::Gather(_) => "Gather",
             ShardMsgKind::Gathered(_) => "Gathered",
         }
@@ -108,6 +111,9 @@ pub(crate) enum ShardMsgKind {
     // ---- owner shard -> every other shard ----
     /// The owner's decision on a topic's retained event, in its order.
     RetainedUpdate(Box<RetainedUpdate>),
+    // ---- publisher's shard -> the owner of history subscriptions ----
+    /// A PUBLISH whose topic falls under history subscriptions that shard keeps.
+    HistoryAppend(Box<HistoryAppend>),
     // ---- gathering shard -> every other shard, and back ----
     Gather(Gather),
     Gathered(Gathered),

@@ -374,7 +374,8 @@ fn run_shard(
             })
             .collect();
         let seed = rand::random::<u64>();
-        let router = Router::new_shard(config.router.clone(), seed, id, spec.shards);
+        let mut router = Router::new_shard(config.router.clone(), seed, id, spec.shards);
+        router.set_wall_clock_origin(wall_clock_at(epoch));
         let shard = Rc::new(Shard::new(
             id,
             router,
@@ -629,4 +630,12 @@ fn kind_name(kind: TransportKind) -> &'static str {
         TransportKind::WebSocket => "websocket",
         TransportKind::RawSocket => "rawsocket",
     }
+}
+
+/// Unix time (ms) at `epoch`, the zero of the shards' monotonic clock.
+fn wall_clock_at(epoch: Instant) -> u64 {
+    let unix_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64);
+    unix_now.saturating_sub(epoch.elapsed().as_millis() as u64)
 }
