@@ -1003,6 +1003,53 @@ name = "realm1"
     }
 
     #[test]
+    fn a_realm_may_keep_event_history() {
+        let text = format!(
+            "{MINIMAL}[[realm]]\nname = \"h\"\n\
+             [[realm.history]]\nuri = \"com.a\"\n\
+             [[realm.history]]\nuri = \"com.a\"\nmatch = \"prefix\"\nlimit = 5\nmax_bytes = 4096\n\
+             [[realm.history]]\nuri = \"com..x\"\nmatch = \"wildcard\"\n"
+        );
+        let config = Config::from_toml_str(&text).unwrap();
+        let realm = config.router.realms.iter().find(|r| r.name == "h").unwrap();
+        let entries: Vec<(&str, MatchPolicy, usize, usize)> = realm
+            .history
+            .iter()
+            .map(|e| (e.uri.as_str(), e.matching, e.limit, e.max_bytes))
+            .collect();
+        assert_eq!(
+            entries,
+            [
+                ("com.a", MatchPolicy::Exact, 1000, 1 << 20),
+                ("com.a", MatchPolicy::Prefix, 5, 4096),
+                ("com..x", MatchPolicy::Wildcard, 1000, 1 << 20),
+            ]
+        );
+        for (entry, wanted) in [
+            ("uri = \"com..x\"\n", "realm[1].history[0].uri"),
+            (
+                "uri = \"a\"\nmatch = \"glob\"\n",
+                "realm[1].history[0].match",
+            ),
+            ("uri = \"a\"\nlimit = 0\n", "realm[1].history[0].limit"),
+            (
+                "uri = \"a\"\nmax_bytes = 10\n",
+                "realm[1].history[0].max_bytes",
+            ),
+            (
+                "uri = \"a\"\n[[realm.history]]\nuri = \"a\"\n",
+                "keeps history twice",
+            ),
+            ("uri = \"a\"\nkeep = 1\n", "unknown field `keep`"),
+        ] {
+            let e = error_of(&format!(
+                "{MINIMAL}[[realm]]\nname = \"x\"\n[[realm.history]]\n{entry}"
+            ));
+            assert!(e.contains(wanted), "{entry:?}: {e}");
+        }
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         assert!(error_of(&format!("{MINIMAL}prot = 1\n")).contains("unknown field `prot`"));
         let e = error_of(&format!("{MINIMAL}[limits]\nmax_outbound = 5\n"));

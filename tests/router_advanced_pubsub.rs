@@ -2,8 +2,9 @@
 //! prefix and wildcard subscriptions next to exact ones (one EVENT per matching subscription,
 //! `Details.topic` on pattern ones, filters and disclosure applied to each), publisher
 //! disclosure by realm policy, event retention (`retain`, `get_retained`, the lists a retained
-//! event keeps, the bound on retained bytes), and the tables emptying again when subscribers
-//! go. Each
+//! event keeps, the bound on retained bytes), event history (`[[realm.history]]`,
+//! `wamp.subscription.get_events` with its filters and Crossbar.io's signature, its bounds and
+//! the lists it keeps), and the tables emptying again when subscribers go. Each
 //! scenario runs at 1 shard and at 3 (clients dealt out round-robin, so publishers and
 //! subscribers sit on different shards and every rule crosses the shard channels) through the
 //! shared harness of `tests/scenario`.
@@ -15,7 +16,9 @@ mod scenario;
 use std::collections::BTreeMap;
 
 use scenario::*;
-use wampring::router::{uri, RealmConfig, RouterConfig};
+use wampring::router::{
+    uri, HistoryConfig, MatchPolicy, RealmConfig, RouterConfig, HISTORY_UNAVAILABLE,
+};
 use wampring::wire::{code, Dict, Message, Payload, Serializer, Value};
 
 use Serializer::{Json, MsgPack};
@@ -725,6 +728,447 @@ fn retained_events_come_right_after_subscribed_before_any_live_event() {
     h.expect_nothing(&subscriber);
 }
 
+// ---- event history ----
+
+fn history(uri: &str, matching: MatchPolicy, limit: usize) -> HistoryConfig {
+    HistoryConfig {
+        uri: uri.into(),
+        matching,
+        limit,
+        max_bytes: 1 << 20,
+    }
+}
+
+/// realm1 keeping the history of the spec's example (two exact topics and a prefix) and of a
+/// wildcard pattern bounded to 3 events.
+fn history_config() -> RouterConfig {
+    let mut realm = RealmConfig::new("realm1");
+    realm.history = vec![
+        history("com.log.auth", MatchPolicy::Exact, 100),
+        history("com.log.basket", MatchPolicy::Exact, 100),
+        history("com.log", MatchPolicy::Prefix, 100),
+        history("com..alarm", MatchPolicy::Wildcard, 3),
+    ];
+    RouterConfig {
+        realms: vec![realm],
+        ..RouterConfig::default()
+    }
+}
+
+/// One event of a `get_events` answer.
+#[derive(Debug, Clone, PartialEq)]
+struct Kept {
+    timestamp: String,
+    subscription: u64,
+    publication: u64,
+    topic: String,
+    /// `details.topic`.
+    details_topic: Option<String>,
+    /// `details.publisher`.
+    publisher: Option<u64>,
+    args: Vec<Value<'static>>,
+    kwargs: Option<Dict<'static>>,
+}
+
+fn kept(value: &Value<'static>) -> Kept {
+    let event = value.as_dict().expect("each event is a dict");
+    let details = event.get_dict("details").expect("details");
+    Kept {
+        timestamp: event.get_str("timestamp").expect("timestamp").to_string(),
+        subscription: event.get_u64("subscription").expect("subscription"),
+        publication: event.get_u64("publication").expect("publication"),
+        topic: event.get_str("topic").expect("topic").to_string(),
+        details_topic: details.get_str("topic").map(str::to_string),
+        publisher: details.get_u64("publisher"),
+        args: event
+            .get("args")
+            .map_or_else(Vec::new, |args| args.as_list().expect("args").to_vec()),
+        kwargs: event.get_dict("kwargs").cloned(),
+    }
+}
+
+/// `wamp.subscription.get_events(*arguments, **filters)`: the events, or the ERROR's URI.
+fn get_events(
+    h: &mut Harness,
+    client: &Client,
+    arguments: &[Value<'_>],
+    filters: &[(&'static str, Value<'static>)],
+) -> Result<Vec<Kept>, String> {
+    let payload = args_kw(client.ser, arguments, &opts(filters));
+    let request = h.call(
+        client,
+        "wamp.subscription.get_events",
+        Dict::new(),
+        payload.as_payload(),
+    );
+    let received = h.recv(client);
+    match received.msg() {
+        Message::Result {
+            request: r,
+            payload,
+            ..
+        } if r == request => {
+            let (args, kwargs) = payload_values(&payload);
+            assert_eq!(
+                kwargs, None,
+                "one argument, the list, as Crossbar.io answers"
+            );
+            assert_eq!(args.len(), 1, "{args:?}");
+            Ok(args[0]
+                .as_list()
+                .expect("a list")
+                .iter()
+                .map(kept)
+                .collect())
+        }
+        Message::Error {
+            request: r, error, ..
+        } if r == request => Err(error.to_string()),
+        other => panic!("expected RESULT or ERROR, got {other:?}"),
+    }
+}
+
+fn publications(events: &[Kept]) -> Vec<u64> {
+    events.iter().map(|event| event.publication).collect()
+}
+
+fn ack() -> Dict<'static> {
+    opts(&[("acknowledge", Value::Bool(true))])
+}
+
+fn event_history_keeps_each_subscription_s_events_as_the_spec_example_says() {
+    let mut h = Harness::with_config(history_config());
+    let publisher = h.join(Json);
+    // Published before anyone subscribed: history subscriptions exist from the start.
+    let p1 = published(&mut h, &publisher, "com.log.auth", ack(), "1");
+    let p2 = published(&mut h, &publisher, "com.log.basket", ack(), "2");
+
+    let reader = h.join(MsgPack);
+    let auth = h.subscribe(&reader, "com.log.auth");
+    let basket = h.subscribe(&reader, "com.log.basket");
+    let log = h.subscribe_with(&reader, "com.log", prefix());
+    let other = h.join(Json);
+    assert_eq!(
+        h.subscribe(&other, "com.log.auth"),
+        auth,
+        "one subscription"
+    );
+
+    let p3 = published(&mut h, &publisher, "com.log.basket", ack(), "3");
+    let p4 = published(&mut h, &publisher, "com.log.basket", ack(), "4");
+    let p5 = published(&mut h, &publisher, "com.log.checkout", ack(), "5");
+    // Live events are unaffected: the prefix subscriber got 3 to 5, the exact ones theirs.
+    let live = events(&mut h, &reader);
+    assert_eq!(live.len(), 5, "{live:?}");
+    h.expect_nothing(&other);
+
+    let of = |h: &mut Harness, subscription| {
+        get_events(h, &reader, &[Value::UInt(subscription)], &[]).unwrap()
+    };
+    assert_eq!(publications(&of(&mut h, auth)), [p1]);
+    assert_eq!(publications(&of(&mut h, basket)), [p2, p3, p4]);
+    let all = of(&mut h, log);
+    assert_eq!(publications(&all), [p1, p2, p3, p4, p5], "in arrival order");
+    assert_eq!(all[4].topic, "com.log.checkout");
+    assert_eq!(all[4].details_topic.as_deref(), Some("com.log.checkout"));
+    assert_eq!(all[4].subscription, log);
+    assert_eq!(
+        all[4].args,
+        vec![s("5")],
+        "a JSON payload read back in MessagePack"
+    );
+    assert!(all[0].timestamp.ends_with('Z') && all[0].timestamp.len() == 24);
+    assert!(all
+        .windows(2)
+        .all(|pair| pair[0].timestamp <= pair[1].timestamp));
+    let exact = of(&mut h, basket);
+    assert_eq!(
+        exact[0].details_topic, None,
+        "an exact subscription's EVENT has no topic"
+    );
+    assert_eq!(exact[0].topic, "com.log.basket");
+
+    // Every subscriber gone: the ids and the history stay.
+    for client in [&reader, &other] {
+        h.disconnect(client);
+    }
+    let reader = h.join(Json);
+    assert_eq!(h.subscribe_with(&reader, "com.log", prefix()), log);
+    let again = get_events(&mut h, &reader, &[Value::UInt(log)], &[]).unwrap();
+    assert_eq!(publications(&again), [p1, p2, p3, p4, p5]);
+    assert_eq!(h.stats().history_now, 1 + 3 + 5);
+    assert_eq!(h.stats().history_recorded, 9);
+}
+
+fn get_events_takes_the_spec_s_filters_and_crossbar_s_signature() {
+    let mut h = Harness::with_config(history_config());
+    let publisher = h.join(MsgPack);
+    let reader = h.join(Json);
+    let log = h.subscribe_with(&reader, "com.log", prefix());
+    let mut all = Vec::new();
+    for (index, topic) in [
+        "com.log.a",
+        "com.log.b",
+        "com.log.a",
+        "com.log.b",
+        "com.log.a",
+    ]
+    .iter()
+    .enumerate()
+    {
+        all.push(published(
+            &mut h,
+            &publisher,
+            topic,
+            ack(),
+            &index.to_string(),
+        ));
+        // Ten seconds between publications, so the time filters can tell them apart.
+        let later = h.cluster.now + 10_000;
+        h.cluster.advance_to(later);
+    }
+    events(&mut h, &reader);
+    let id = Value::UInt(log);
+    let mut select = |filters: &[(&'static str, Value<'static>)]| {
+        get_events(&mut h, &reader, std::slice::from_ref(&id), filters)
+            .map(|events| publications(&events))
+    };
+    let at = |index: usize| Value::UInt(all[index]);
+    assert_eq!(select(&[]).unwrap(), all);
+    assert_eq!(select(&[("limit", Value::UInt(2))]).unwrap(), all[..2]);
+    let newest_two = select(&[("reverse", Value::Bool(true)), ("limit", Value::UInt(2))]);
+    assert_eq!(newest_two.unwrap(), [all[4], all[3]]);
+    assert_eq!(
+        select(&[("topic", s("com.log.b"))]).unwrap(),
+        [all[1], all[3]]
+    );
+    // Paging forward with after_publication, backward with before_publication.
+    let page = select(&[("after_publication", at(1)), ("limit", Value::UInt(2))]);
+    assert_eq!(page.unwrap(), all[2..4]);
+    let page = select(&[
+        ("before_publication", at(3)),
+        ("reverse", Value::Bool(true)),
+    ]);
+    assert_eq!(page.unwrap(), [all[2], all[1], all[0]]);
+    let range = select(&[("from_publication", at(1)), ("until_publication", at(3))]);
+    assert_eq!(range.unwrap(), all[1..4]);
+    assert_eq!(
+        select(&[("after_publication", at(4))]).unwrap(),
+        Vec::<u64>::new()
+    );
+    let unknown = select(&[("after_publication", Value::UInt(12345))]);
+    assert_eq!(unknown.unwrap_err(), uri::INVALID_ARGUMENT);
+
+    // Time filters, with timestamps the router gave.
+    let stamps: Vec<String> = get_events(&mut h, &reader, std::slice::from_ref(&id), &[])
+        .unwrap()
+        .into_iter()
+        .map(|event| event.timestamp)
+        .collect();
+    let time = |index: usize| Value::Str(stamps[index].clone().into());
+    let mut select = |filters: &[(&'static str, Value<'static>)]| {
+        get_events(&mut h, &reader, std::slice::from_ref(&id), filters)
+            .map(|events| publications(&events))
+    };
+    assert_eq!(select(&[("from_time", time(1))]).unwrap(), all[1..]);
+    assert_eq!(select(&[("after_time", time(1))]).unwrap(), all[2..]);
+    assert_eq!(select(&[("before_time", time(3))]).unwrap(), all[..3]);
+    assert_eq!(select(&[("until_time", time(3))]).unwrap(), all[..4]);
+    let and = select(&[
+        ("after_time", time(0)),
+        ("until_time", time(3)),
+        ("topic", s("com.log.a")),
+    ]);
+    assert_eq!(and.unwrap(), [all[2]]);
+
+    // Crossbar.io's form: get_events(subscription, limit), newest first.
+    let crossbar = get_events(&mut h, &reader, &[id.clone(), Value::UInt(3)], &[]).unwrap();
+    assert_eq!(publications(&crossbar), [all[4], all[3], all[2]]);
+
+    // Bad arguments and unknown subscriptions.
+    let mut error = |arguments: &[Value<'_>], filters: &[(&'static str, Value<'static>)]| {
+        get_events(&mut h, &reader, arguments, filters).unwrap_err()
+    };
+    for filters in [
+        &[("limit", Value::UInt(0))][..],
+        &[("revers", Value::Bool(true))][..],
+        &[("from_time", s("yesterday"))][..],
+        &[("reverse", s("yes"))][..],
+    ] {
+        assert_eq!(
+            error(std::slice::from_ref(&id), filters),
+            uri::INVALID_ARGUMENT,
+            "{filters:?}"
+        );
+    }
+    assert_eq!(error(&[], &[]), uri::INVALID_ARGUMENT);
+    assert_eq!(
+        error(&[id.clone(), Value::UInt(2)], &[("limit", Value::UInt(2))]),
+        uri::INVALID_ARGUMENT
+    );
+    assert_eq!(
+        error(&[Value::UInt(987_654)], &[]),
+        uri::NO_SUCH_SUBSCRIPTION
+    );
+    let plain = h.subscribe(&reader, "com.plain");
+    assert_eq!(
+        get_events(&mut h, &reader, &[Value::UInt(plain)], &[]).unwrap_err(),
+        HISTORY_UNAVAILABLE
+    );
+    assert_eq!(
+        h.stats().history_queries,
+        16,
+        "bad arguments never reach the owner"
+    );
+}
+
+fn history_is_bounded_skips_session_lists_and_reapplies_identity_lists() {
+    let mut h = Harness::with_config(history_config());
+    let publisher = h.join(Json);
+    let reader = h.join(MsgPack);
+    let reader_id = h.wamp_session_id(&reader).unwrap();
+    let publisher_id = h.wamp_session_id(&publisher).unwrap();
+    let alarms = h.subscribe_with(&reader, "com..alarm", wildcard());
+
+    // The wildcard entry keeps 3 events: the oldest go.
+    let mut kept = Vec::new();
+    for index in 0..5 {
+        let topic = if index % 2 == 0 {
+            "com.fire.alarm"
+        } else {
+            "com.flood.alarm"
+        };
+        kept.push(published(&mut h, &publisher, topic, ack(), "x"));
+    }
+    events(&mut h, &reader);
+    let of = |h: &mut Harness| {
+        let events = get_events(h, &reader, &[Value::UInt(alarms)], &[]).unwrap();
+        publications(&events)
+    };
+    assert_eq!(of(&mut h), kept[2..]);
+    assert_eq!(h.stats().history_evicted, 2);
+
+    // Session-id lists: not kept at all. Authrole lists: kept, applied to whoever asks.
+    let with = |list: &'static str, value: Value<'static>| {
+        let mut options = ack();
+        options.insert(list, value);
+        options
+    };
+    let ids = Value::List(vec![Value::UInt(reader_id)]);
+    published(
+        &mut h,
+        &publisher,
+        "com.fire.alarm",
+        with("eligible", ids.clone()),
+        "x",
+    );
+    published(
+        &mut h,
+        &publisher,
+        "com.fire.alarm",
+        with("exclude", ids),
+        "x",
+    );
+    assert_eq!(h.stats().history_skipped, 2);
+    let admins = Value::List(vec![s("admin")]);
+    let for_admins = published(
+        &mut h,
+        &publisher,
+        "com.fire.alarm",
+        with("eligible_authrole", admins.clone()),
+        "x",
+    );
+    let not_for_admins = published(
+        &mut h,
+        &publisher,
+        "com.fire.alarm",
+        with("exclude_authrole", admins),
+        "x",
+    );
+    let anonymous = Value::List(vec![s("anonymous")]);
+    let not_for_anonymous = published(
+        &mut h,
+        &publisher,
+        "com.fire.alarm",
+        with("exclude_authrole", anonymous),
+        "x",
+    );
+    events(&mut h, &reader);
+    assert_eq!(h.stats().history_now, 3);
+    let seen = of(&mut h);
+    assert_eq!(
+        seen,
+        [not_for_admins],
+        "kept: {for_admins}, {not_for_anonymous} too"
+    );
+
+    // Disclosure is kept with the event.
+    let disclosed = with("disclose_me", Value::Bool(true));
+    let publication = published(&mut h, &publisher, "com.fire.alarm", disclosed, "x");
+    events(&mut h, &reader);
+    let events = get_events(&mut h, &reader, &[Value::UInt(alarms)], &[]).unwrap();
+    let last = events.last().unwrap();
+    assert_eq!(
+        (last.publication, last.publisher),
+        (publication, Some(publisher_id))
+    );
+    assert_eq!(last.details_topic.as_deref(), Some("com.fire.alarm"));
+}
+
+fn history_respects_max_bytes_and_carries_kwargs_between_serializers() {
+    let mut realm = RealmConfig::new("realm1");
+    realm.history = vec![HistoryConfig {
+        uri: "com.big".into(),
+        matching: MatchPolicy::Exact,
+        limit: 1000,
+        max_bytes: 2048,
+    }];
+    let config = RouterConfig {
+        realms: vec![realm],
+        ..RouterConfig::default()
+    };
+    let mut h = Harness::with_config(config);
+    let publisher = h.join(MsgPack);
+    let reader = h.join(Json);
+    let big = h.subscribe(&reader, "com.big");
+    let mut kwargs = Dict::new();
+    kwargs.insert("n", Value::UInt(7));
+    kwargs.insert("bin", Value::Bin(vec![1, 2, 3].into()));
+    let payload = args_kw(MsgPack, &[s(&"y".repeat(600))], &kwargs);
+    let mut sent = Vec::new();
+    for _ in 0..4 {
+        let request = h.publish(&publisher, "com.big", ack(), payload.as_payload());
+        match h.recv(&publisher).msg() {
+            Message::Published {
+                request: r,
+                publication,
+            } if r == request => sent.push(publication),
+            other => panic!("expected PUBLISHED, got {other:?}"),
+        }
+    }
+    // Too big for the whole bound: not kept.
+    let huge = args(MsgPack, &[s(&"z".repeat(4000))]);
+    h.publish(&publisher, "com.big", Dict::new(), huge.as_payload());
+    events(&mut h, &reader);
+    let stats = h.stats();
+    assert_eq!(stats.history_declined, 1);
+    assert!(stats.history_bytes <= 2048, "{}", stats.history_bytes);
+    let kept = get_events(&mut h, &reader, &[Value::UInt(big)], &[]).unwrap();
+    let count = kept.len();
+    assert!(
+        (1..4).contains(&count),
+        "only what fits, the newest: {count}"
+    );
+    assert_eq!(publications(&kept), sent[4 - count..]);
+    let kwargs = kept[0].kwargs.as_ref().expect("kwargs");
+    assert_eq!(kwargs.get_u64("n"), Some(7));
+    assert_eq!(
+        kwargs.get("bin"),
+        Some(&Value::Bin(vec![1u8, 2, 3].into())),
+        "binary survives MessagePack -> JSON"
+    );
+}
+
 at_1_and_3_shards!(
     prefix_and_wildcard_subscriptions_receive_what_matches_them,
     one_session_with_several_matching_subscriptions_gets_one_event_per_subscription,
@@ -744,4 +1188,8 @@ at_1_and_3_shards!(
     retained_events_are_bounded_per_realm,
     a_subscriber_gone_before_its_retained_events_arrive_gets_nothing_and_leaves_no_trace,
     retained_events_come_right_after_subscribed_before_any_live_event,
+    event_history_keeps_each_subscription_s_events_as_the_spec_example_says,
+    get_events_takes_the_spec_s_filters_and_crossbar_s_signature,
+    history_is_bounded_skips_session_lists_and_reapplies_identity_lists,
+    history_respects_max_bytes_and_carries_kwargs_between_serializers,
 );

@@ -31,7 +31,7 @@ pub(crate) enum Query {
     History {
         realm: Arc<str>,
         subscription: u64,
-        query: HistoryQuery,
+        query: Box<HistoryQuery>,
         authid: Box<str>,
         authrole: Box<str>,
     },

@@ -232,9 +232,12 @@ impl HistoryTopics {
             return Ok(Vec::new());
         }
         let selected = |(record, _): &&(Arc<HistoryRecord>, usize)| {
-            query.admits(record) && record.event.filters.as_ref().map_or(true, |filters| {
-                filters.admits_identity(authid, authrole)
-            })
+            query.admits(record)
+                && record
+                    .event
+                    .filters
+                    .as_ref()
+                    .map_or(true, |filters| filters.admits_identity(authid, authrole))
         };
         let limit = query.limit.unwrap_or(usize::MAX);
         let range = log.range(low..high);
@@ -257,11 +260,9 @@ impl HistoryTopics {
 
     /// Events held here now, and their bytes.
     pub(crate) fn held(&self) -> (usize, usize) {
-        self.topics
-            .iter()
-            .fold((0, 0), |(events, bytes), topic| {
-                (events + topic.log.len(), bytes + topic.bytes)
-            })
+        self.topics.iter().fold((0, 0), |(events, bytes), topic| {
+            (events + topic.log.len(), bytes + topic.bytes)
+        })
     }
 }
 
@@ -458,9 +459,11 @@ impl Router {
             return;
         }
         let event = self.event_copy(me, options, topic, (publication, payload));
-        if event.filters.as_ref().is_some_and(|filters| {
-            filters.exclude.is_some() || filters.eligible.is_some()
-        }) {
+        if event
+            .filters
+            .as_ref()
+            .is_some_and(|filters| filters.exclude.is_some() || filters.eligible.is_some())
+        {
             self.stats.history_skipped += 1;
             return;
         }
@@ -548,7 +551,7 @@ impl Router {
         let query = Query::History {
             realm: realm.name.clone(),
             subscription,
-            query,
+            query: Box::new(query),
             authid: identity.authid.clone(),
             authrole: identity.authrole.clone(),
         };
@@ -595,7 +598,14 @@ impl Router {
         let records = match selected {
             Ok(records) => records,
             Err(text) => {
-                self.send_error(out, caller, code::CALL, request, uri::INVALID_ARGUMENT, text);
+                self.send_error(
+                    out,
+                    caller,
+                    code::CALL,
+                    request,
+                    uri::INVALID_ARGUMENT,
+                    text,
+                );
                 return;
             }
         };
@@ -607,7 +617,14 @@ impl Router {
                     // Kept payloads were read once already; a failure here is a router bug.
                     tracing::error!(subscription, "a kept event cannot be read: {error}");
                     let text = "a kept event cannot be read";
-                    self.send_error(out, caller, code::CALL, request, uri::INVALID_ARGUMENT, text);
+                    self.send_error(
+                        out,
+                        caller,
+                        code::CALL,
+                        request,
+                        uri::INVALID_ARGUMENT,
+                        text,
+                    );
                     return;
                 }
             }
@@ -617,7 +634,14 @@ impl Router {
             Ok(payload) => payload,
             Err(error) => {
                 let text = format!("the events cannot be written for this session: {error}");
-                self.send_error(out, caller, code::CALL, request, uri::INVALID_ARGUMENT, text);
+                self.send_error(
+                    out,
+                    caller,
+                    code::CALL,
+                    request,
+                    uri::INVALID_ARGUMENT,
+                    text,
+                );
                 return;
             }
         };
@@ -647,7 +671,10 @@ fn event_value(
         disclose_publisher(&mut details, publisher);
     }
     let mut value = Dict::with_capacity(7);
-    value.insert("timestamp", Value::Str(rfc3339_millis(record.timestamp_ms).into()));
+    value.insert(
+        "timestamp",
+        Value::Str(rfc3339_millis(record.timestamp_ms).into()),
+    );
     value.insert("subscription", Value::UInt(subscription));
     value.insert("publication", Value::UInt(event.publication));
     value.insert("topic", Value::Str(Cow::Borrowed(&event.topic)));
@@ -695,7 +722,10 @@ mod tests {
     }
 
     fn publications(records: &[Arc<HistoryRecord>]) -> Vec<u64> {
-        records.iter().map(|record| record.event.publication).collect()
+        records
+            .iter()
+            .map(|record| record.event.publication)
+            .collect()
     }
 
     #[test]
@@ -719,14 +749,22 @@ mod tests {
         assert_eq!(history.held(), (2, 2 * one));
         let big = record("com.a.x", 9, 9);
         assert_eq!(history.append(7, &big, 2 * one + 1), Some(Appended::TooBig));
-        assert_eq!(history.append(8, &big, 1), None, "not a history subscription");
+        assert_eq!(
+            history.append(8, &big, 1),
+            None,
+            "not a history subscription"
+        );
     }
 
     #[test]
     fn filters_combine() {
         let mut history = topics(100, usize::MAX);
         for publication in 1..=6 {
-            let topic = if publication % 2 == 0 { "com.a.even" } else { "com.a.odd" };
+            let topic = if publication % 2 == 0 {
+                "com.a.even"
+            } else {
+                "com.a.odd"
+            };
             let record = record(topic, publication * 10, publication * 1000);
             history.append(7, &record, 1);
         }
@@ -735,7 +773,10 @@ mod tests {
                 .select(7, &query, ("a", "r"))
                 .map(|records| publications(&records))
         };
-        assert_eq!(select(HistoryQuery::default()).unwrap(), [10, 20, 30, 40, 50, 60]);
+        assert_eq!(
+            select(HistoryQuery::default()).unwrap(),
+            [10, 20, 30, 40, 50, 60]
+        );
         let newest_two = HistoryQuery {
             reverse: true,
             limit: Some(2),
@@ -794,7 +835,10 @@ mod tests {
         assert_eq!(all.len(), 5, "distinct ids");
         for &(id, owner) in &ids[0] {
             assert_eq!((id - 1) % 3, owner as u64, "the owner's id scheme");
-            assert!((id - 1) / 3 < handed_out[owner], "below where the owner continues");
+            assert!(
+                (id - 1) / 3 < handed_out[owner],
+                "below where the owner continues"
+            );
         }
         assert_eq!(handed_out.iter().sum::<u64>(), 5);
     }
@@ -802,7 +846,10 @@ mod tests {
     #[test]
     fn timestamps_are_rfc3339_with_milliseconds() {
         assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339_millis(1_796_217_532_042), "2026-12-02T13:18:52.042Z");
+        assert_eq!(
+            rfc3339_millis(1_796_217_532_042),
+            "2026-12-02T13:18:52.042Z"
+        );
         let parsed = time_of(&Value::Str("2026-12-02T14:18:52.042+01:00".into()), "t");
         assert_eq!(parsed, Ok(1_796_217_532_042 * 1_000_000));
         assert!(time_of(&Value::Str("yesterday".into()), "t").is_err());

@@ -121,12 +121,7 @@ pub(crate) struct RetainedUpdate {
 impl Router {
     /// A PUBLISH with `retain: true` in `realm`: its event becomes the topic's retained one,
     /// decided by the topic's owner shard.
-    pub(super) fn retain_event(
-        &mut self,
-        realm: RealmId,
-        event: EventCopy,
-        out: &mut Vec<Action>,
-    ) {
+    pub(super) fn retain_event(&mut self, realm: RealmId, event: EventCopy, out: &mut Vec<Action>) {
         let name = self.realms.get(realm).name.clone();
         let owner = owner_shard(&name, &event.topic, self.cluster.shards);
         let retain = RetainPublication { realm: name, event };

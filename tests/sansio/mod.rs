@@ -258,6 +258,14 @@ impl Cluster {
             // Every shard holds the realm's retained events.
             total.retained_now = total.retained_now.max(s.retained_now);
             total.retained_bytes = total.retained_bytes.max(s.retained_bytes);
+            total.history_recorded += s.history_recorded;
+            total.history_evicted += s.history_evicted;
+            total.history_declined += s.history_declined;
+            total.history_skipped += s.history_skipped;
+            total.history_queries += s.history_queries;
+            // Each history lives on its owner shard alone.
+            total.history_now += s.history_now;
+            total.history_bytes += s.history_bytes;
             total.log_lines_suppressed += s.log_lines_suppressed;
             total.sessions += s.sessions;
             total.realms += s.realms;
