@@ -56,7 +56,9 @@ const DISCLOSED_REALM: &str = "realm1.disclosed";
 /// [`SUBSCRIPTION_LIMIT`], and two realms: [`REALM`] (`realm1`, default settings: a caller is
 /// disclosed only when it or the callee asks, a publisher only when it asks) and
 /// [`DISCLOSED_REALM`] (`realm1.disclosed`, with `disclose_caller = true` and
-/// `disclose_publisher = true`).
+/// `disclose_publisher = true`). `realm1` keeps the event history of three topics (the clients'
+/// `event_history` step): `com.interop.history.exact`, the prefix `com.interop.history.pfx` and
+/// the wildcard `com.interop.history..wild` (its newest 3 events).
 fn router_config(ws: SocketAddr, rs: SocketAddr) -> String {
     format!(
         r#"# written by tests/interop.rs
@@ -76,6 +78,18 @@ max_subscriptions_per_session = {SUBSCRIPTION_LIMIT}
 
 [[realm]]
 name = "{REALM}"
+
+[[realm.history]]
+uri = "com.interop.history.exact"
+
+[[realm.history]]
+uri = "com.interop.history.pfx"
+match = "prefix"
+
+[[realm.history]]
+uri = "com.interop.history..wild"
+match = "wildcard"
+limit = 3
 
 [[realm]]
 name = "{DISCLOSED_REALM}"

@@ -74,6 +74,13 @@ const TOPIC_DISCLOSED_EXACT = `${TOPIC_DISCLOSED}.t`; // exact, in --disclosed-r
 // event retention: a run-unique prefix, so that every topic is fresh even on a router that keeps
 // its retained events from an earlier run (one Crossbar serves all combinations)
 const RET = `com.interop.retain.r${require('crypto').randomBytes(4).toString('hex')}.`;
+// event history: the router keeps the events of these three (wampring: [[realm.history]] in
+// tests/interop.rs; Crossbar: the realm's memory event store in crossbar/config.json)
+const HIST = 'com.interop.history.';
+const HIST_EXACT = `${HIST}exact`; // exact, 100 events
+const HIST_PFX = `${HIST}pfx`; // match='prefix', 100 events
+const HIST_WILD = `${HIST}.wild`; // match='wildcard' (com.interop.history..wild), the newest 3 events
+const GET_EVENTS = 'wamp.subscription.get_events';
 const CALL_TIMEOUT_MS = 500; // CALL.Options.timeout (milliseconds, spec §9.2)
 const TIMEOUT_SLOW_MS = 3000; // the slow procedure's run time in the call_timeout step
 const CANCEL_SLOW_MS = 1500; // ... in the cancel steps
@@ -1002,6 +1009,87 @@ async function advancedPubsub(args, A, B) {
     check(c.reason === 'closed', `connection C closed with ${c.reason} (want clean 'closed'): ${fmt(c.details)}`);
   }
   ok('event_retention_lists');
+
+  step('event_history');
+  {
+    // B publishes twice to HIST_EXACT before anyone subscribes (a history subscription exists
+    // from the start), A subscribes, B publishes once more with kwargs and once with a session-id
+    // list (never kept). get_events(subscription) answers the three in arrival order (on
+    // Crossbar, whose history outlives a run, they are the last three).
+    const early = [await publish(HIST_EXACT, ['early', 0]), await publish(HIST_EXACT, ['early', 1])];
+    const q = new Deliveries();
+    const sub = await withTimeout(a.subscribe(HIST_EXACT, q.handler('hist')), 'SUBSCRIBED history exact');
+    const late = await publish(HIST_EXACT, ['late', 2], { colour: 'red' });
+    await publish(HIST_EXACT, ['listed'], {}, { eligible: [a.id] });
+    const ours = [...early, late];
+    const pubs = (events, what) => {
+      check(Array.isArray(events) && events.every((e) => e && typeof e === 'object'),
+        `${what}: want a list of event objects, got ${fmt(events)}`);
+      return events.map((e) => e.publication);
+    };
+    const events = await withTimeout(a.call(GET_EVENTS, [sub.id]), 'get_events(subscription)');
+    const got = pubs(events, 'get_events(subscription)');
+    check(same(got.slice(-3), ours) && (crossbar || same(got, ours)),
+      `get_events(${sub.id}) publications ${fmt(got)}, want ${fmt(ours)} (the listed one not kept)`);
+    const last = events[events.length - 1];
+    check(last.subscription === sub.id, `event.subscription ${fmt(last.subscription)}, want ${sub.id}`);
+    check(same(last.args, ['late', 2]) && same(last.kwargs, { colour: 'red' }),
+      `event args/kwargs ${fmt(last.args)} ${fmt(last.kwargs)}, want ['late', 2] {colour: 'red'}`);
+    const stamp = last.timestamp;
+    check(typeof stamp === 'string' && stamp.endsWith('Z') && stamp.includes('T'),
+      `event.timestamp ${fmt(stamp)}, want an RFC 3339 UTC time`);
+    // Crossbar.io's signature: the newest `limit` events, newest first.
+    const newest = pubs(await withTimeout(a.call(GET_EVENTS, [sub.id, 2]), 'get_events(subscription, 2)'), 'newest');
+    check(same(newest, [late, early[1]]), `get_events(${sub.id}, 2) publications ${fmt(newest)}, want ${fmt([late, early[1]])}`);
+    // The spec's keyword filters.
+    try {
+      const page = pubs(await withTimeout(a.call(GET_EVENTS, [sub.id], { after_publication: early[0], limit: 1 }),
+        'get_events page'), 'after_publication');
+      check(same(page, [early[1]]), `get_events(after_publication=${early[0]}, limit=1): ${fmt(page)}, want [${early[1]}]`);
+      const back = pubs(await withTimeout(a.call(GET_EVENTS, [sub.id], { reverse: true, until_publication: early[1] }),
+        'get_events back'), 'until_publication');
+      check(same(back.slice(0, 2), [early[1], early[0]]), `get_events(reverse, until_publication=${early[1]}): ${fmt(back)}`);
+      const since = await withTimeout(a.call(GET_EVENTS, [sub.id], { from_time: stamp }), 'get_events from_time');
+      check(pubs(since, 'from_time').includes(late) && since.every((e) => e.timestamp >= stamp),
+        `get_events(from_time=${stamp}): ${fmt(since)}`);
+      const after = await withTimeout(a.call(GET_EVENTS, [sub.id], { after_time: stamp }), 'get_events after_time');
+      check(same(pubs(after, 'after_time'), []), `get_events(after_time=${stamp}): ${fmt(after)}, want nothing`);
+    } catch (e) {
+      if (!crossbar || !(e instanceof autobahn.Error)) throw e;
+      crossbarDiffers('event_history', `get_events with the spec's keyword filters: ERROR ${e.error}`);
+    }
+    // A prefix history subscription, filtered by topic: details.topic names each event's topic.
+    const run = require('crypto').randomBytes(3).toString('hex');
+    const psub = await withTimeout(a.subscribe(HIST_PFX, q.handler('hpfx'), prefix), 'SUBSCRIBED history prefix');
+    const topicA = `${HIST_PFX}.${run}.a`;
+    const topicB = `${HIST_PFX}.${run}.b`;
+    const pa = await publish(topicA, ['a']);
+    const pb = await publish(topicB, ['b']);
+    try {
+      const onlyB = await withTimeout(a.call(GET_EVENTS, [psub.id], { topic: topicB }), 'get_events topic');
+      check(same(pubs(onlyB, 'topic'), [pb]), `get_events(topic=${topicB}): ${fmt(onlyB)}, want [${pb}]`);
+      check((onlyB[0].details || {}).topic === topicB,
+        `a pattern history event's details ${fmt(onlyB[0].details)}, want topic ${topicB}`);
+    } catch (e) {
+      if (!crossbar || !(e instanceof autobahn.Error)) throw e;
+      crossbarDiffers('event_history', `get_events(topic=...): ERROR ${e.error}`);
+    }
+    const both = pubs(await withTimeout(a.call(GET_EVENTS, [psub.id, 2]), 'get_events prefix'), 'prefix');
+    check(same(both, [pb, pa]), `get_events(${psub.id}, 2) on the prefix: ${fmt(both)}, want ${fmt([pb, pa])}`);
+    // The wildcard one keeps the newest 3.
+    const wsub = await withTimeout(a.subscribe(HIST_WILD, q.handler('hwild'), wildcard), 'SUBSCRIBED history wildcard');
+    const wild = [];
+    for (let i = 0; i < 5; i += 1) wild.push(await publish(`${HIST}w${i}.wild`, [i]));
+    const kept = pubs(await withTimeout(a.call(GET_EVENTS, [wsub.id, 10]), 'get_events wildcard'), 'wildcard');
+    const want = wild.slice(2).reverse();
+    check(same(kept, want), `get_events(${wsub.id}, 10) on the wildcard (3 kept): ${fmt(kept)}, want ${fmt(want)}`);
+    // Errors: an unknown subscription, and one that keeps no history.
+    await expectAppError(a.call(GET_EVENTS, [4503599627370495]), 'wamp.error.no_such_subscription', 'get_events unknown');
+    const plain = await withTimeout(a.subscribe(`${HIST}none`, q.handler('plain')), 'SUBSCRIBED no history');
+    await expectAppError(a.call(GET_EVENTS, [plain.id]), 'wamp.error.history_unavailable', 'get_events no history');
+    for (const s of [sub, psub, wsub, plain]) await withTimeout(a.unsubscribe(s), 'UNSUBSCRIBED history');
+  }
+  ok('event_history');
 
   // ---------------------------------------------------- realm-wide publisher disclosure
   if (args.disclosedRealm) {

@@ -12,7 +12,8 @@
 #     realm1.disclosed, whose role has the `disclose: {caller: true,
 #     publisher: true}` permission: the counterpart of wampring's per-realm
 #     disclose_caller and disclose_publisher, passed to the scripts with
-#     --disclosed-realm)
+#     --disclosed-realm; realm1 keeps the event history of the three
+#     topics of the `event_history` step in a memory event store)
 #  4. runs every client x transport x serializer combination against it, with
 #     `--peer crossbar`: where Crossbar behaves differently from wampring (or
 #     lacks a feature), the scripts adapt only that assertion and print
