@@ -27,7 +27,8 @@
 //! * Gather (`gather.rs`): a query that spans shards is one scatter with a ticket and a reduce.
 //!
 //! Other files: `handshake.rs` (HELLO -> WELCOME/ABORT), `rpc.rs` (REGISTER/CALL/YIELD
-//! routing), `pubsub.rs` (SUBSCRIBE/PUBLISH routing), `shard_msg.rs` (the messages between
+//! routing), `pubsub.rs` (SUBSCRIBE/PUBLISH routing), `retention.rs` and `history.rs` (kept
+//! events), `shard_msg.rs` (the messages between
 //! shards and the owner rule), `realm.rs`, `ids.rs`, `outbox.rs` (encoding into
 //! `Action::Send`), `uri.rs`, `log_limit.rs`.
 //!
@@ -82,7 +83,10 @@
 //!   `Bytes`) per other shard in the subscription's shard set; each builds the EVENT once per
 //!   serializer. PUBLISHED is sent at once. Order per (publisher, subscriber) and per (caller,
 //!   callee) holds because each pair of shards has one FIFO channel.
-//! * `Gather{ticket, query}` to every other shard, each answering `Gathered{ticket, partial}`.
+//! * `Gather{ticket, query}` to every other shard, each answering `Gathered{ticket, partial}`
+//!   (or to one shard: a history query goes to the history's owner alone).
+//! * A PUBLISH whose topic falls under history subscriptions: one `HistoryAppend` per owner
+//!   shard of those subscriptions (none with session-id lists).
 //! * `shutdown` is per shard; shard messages arriving afterwards are still applied or answered
 //!   (a late `Invoke` gets no_such_procedure). Unexpected messages never panic: they are logged
 //!   and counted in `RouterStats::shard_messages_ignored`.
@@ -112,6 +116,15 @@
 //!   published with; the black/white lists and disclosure it was published with apply,
 //!   `exclude_me` does not (a publisher may fetch its own). One that does not fit the realm's
 //!   bound is declined, and its topic keeps none rather than an outdated one.
+//! * Event history (`history.rs`): each configured `[[realm.history]]` (uri, match) is a
+//!   subscription whose id is reserved from the start (every shard derives the same ids from
+//!   the config), so `get_events` works before and after anyone subscribes. Its events live at
+//!   the owner shard of its uri (`HistoryAppend`), bounded by count and bytes. The answer is
+//!   one argument, the list of events (as Crossbar.io answers), each with `topic` at the top
+//!   too. `get_events(id, limit)` with `limit` positional is Crossbar.io's form: newest first.
+//!   A `*_publication` filter naming an event the history does not hold (evicted, or never
+//!   there) gets `wamp.error.invalid_argument`, unknown keyword arguments too; a live
+//!   subscription without history gets `wamp.error.history_unavailable` (Crossbar.io's URI).
 //! * Shared registration: REGISTER.Options.invoke is `single` (default), `roundrobin`,
 //!   `random`, `first` or `last`; any other value, or a non-string, gets ERROR
 //!   `wamp.error.invalid_argument`. The first registrant fixes the policy; a second REGISTER
@@ -137,7 +150,7 @@
 //! * A session that sends no HELLO within `hello_timeout_ms` of its transport opening is closed
 //!   (`Action::Close` with [`CloseReason::HelloTimeout`]), counted and logged (rate-limited).
 //! * The router's own procedures (`wamp.*`, answered by its internal callee): today
-//!   `wamp.session.count`; any other `wamp.*` procedure gets `wamp.error.no_such_procedure`.
+//!   `wamp.session.count` and `wamp.subscription.get_events`; any other `wamp.*` procedure gets `wamp.error.no_such_procedure`.
 //!   Meta events published by the router: `wamp.session.on_join` / `on_leave`. The session
 //!   meta API is not announced in WELCOME until all of it is implemented.
 //! * CANCEL without a mode is `killnowait` (as Crossbar.io does it). For a callee that did not

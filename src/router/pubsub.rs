@@ -98,6 +98,7 @@ impl Router {
             return self.refuse_publish(me, request, acknowledge, refusal, out);
         }
         let realm = self.realms.get(me.realm);
+        let keeps_history = !realm.history.is_empty();
         let subscriptions = &realm.subscriptions;
         let subscription = subscriptions.exact(topic);
         // Subscribed topics passed the same URI check, so only a miss needs validating.
@@ -201,7 +202,7 @@ impl Router {
             let event = self.event_copy(me, options, topic, (publication, &payload));
             self.retain_event(me.realm, event, out);
         }
-        if !self.realms.get(me.realm).history.is_empty() {
+        if keeps_history {
             self.record_history(me, options, topic, (publication, &payload), out);
         }
 
