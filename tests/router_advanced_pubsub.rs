@@ -1169,6 +1169,31 @@ fn history_respects_max_bytes_and_carries_kwargs_between_serializers() {
     );
 }
 
+fn the_router_s_meta_events_may_keep_history() {
+    let mut realm = RealmConfig::new("realm1");
+    realm.history = vec![history("wamp.session.on_join", MatchPolicy::Exact, 2)];
+    let config = RouterConfig {
+        realms: vec![realm],
+        ..RouterConfig::default()
+    };
+    let mut h = Harness::with_config(config);
+    // Nobody subscribed to the meta event: it is kept all the same.
+    let joined: Vec<Client> = (0..3).map(|_| h.join(Json)).collect();
+    let reader = h.join(MsgPack);
+    let on_join = h.subscribe(&reader, "wamp.session.on_join");
+    let kept = get_events(&mut h, &reader, &[Value::UInt(on_join)], &[]).unwrap();
+    let sessions: Vec<Option<u64>> = kept
+        .iter()
+        .map(|event| {
+            event.args[0]
+                .as_dict()
+                .and_then(|details| details.get_u64("session"))
+        })
+        .collect();
+    let newest_two = [&joined[2], &reader].map(|client| h.wamp_session_id(client));
+    assert_eq!(sessions, newest_two, "the newest 2 joins: {kept:?}");
+}
+
 at_1_and_3_shards!(
     prefix_and_wildcard_subscriptions_receive_what_matches_them,
     one_session_with_several_matching_subscriptions_gets_one_event_per_subscription,
@@ -1192,4 +1217,5 @@ at_1_and_3_shards!(
     get_events_takes_the_spec_s_filters_and_crossbar_s_signature,
     history_is_bounded_skips_session_lists_and_reapplies_identity_lists,
     history_respects_max_bytes_and_carries_kwargs_between_serializers,
+    the_router_s_meta_events_may_keep_history,
 );

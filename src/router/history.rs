@@ -41,6 +41,7 @@ use super::dealer::MatchPolicy;
 use super::gather::{Query, Then};
 use super::patterns::PatternIndex;
 use super::pubsub::{disclose_publisher, EventCopy};
+use super::realm::RealmId;
 use super::shard_msg::{owner_shard, ShardMsgKind};
 use super::{fast_map, uri, Action, FastMap, RealmConfig, Router, SessionKey, ShardId};
 use crate::wire::{self, code, Dict, Message, Payload, Value};
@@ -454,11 +455,25 @@ impl Router {
         (publication, payload): (u64, &Payload<'_>),
         out: &mut Vec<Action>,
     ) {
-        let mut matched = self.realms.get(me.realm).history.matching(topic);
-        if matched.is_empty() {
+        if self.realms.get(me.realm).history.matching(topic).is_empty() {
             return;
         }
         let event = self.event_copy(me, options, topic, (publication, payload));
+        self.keep_in_history(me.realm, event, out);
+    }
+
+    /// Sends `event` to the owner of each history subscription of `realm` its topic falls
+    /// under, one copy per owner shard (the router's own meta events come here too).
+    pub(super) fn keep_in_history(
+        &mut self,
+        realm: RealmId,
+        event: EventCopy,
+        out: &mut Vec<Action>,
+    ) {
+        let mut matched = self.realms.get(realm).history.matching(&event.topic);
+        if matched.is_empty() {
+            return;
+        }
         if event
             .filters
             .as_ref()
@@ -472,7 +487,7 @@ impl Router {
             event,
         });
         matched.sort_unstable();
-        let realm = self.realms.get(me.realm).name.clone();
+        let realm = self.realms.get(realm).name.clone();
         let mut rest = &matched[..];
         while let Some(&(owner, _)) = rest.first() {
             let count = rest.iter().take_while(|(shard, _)| *shard == owner).count();
@@ -488,6 +503,12 @@ impl Router {
                 self.send_to_shard(owner, ShardMsgKind::HistoryAppend(Box::new(append)), out);
             }
         }
+    }
+
+    /// Whether `topic` in `realm` falls under a history subscription.
+    pub(super) fn keeps_history(&self, realm: RealmId, topic: &str) -> bool {
+        let history = &self.realms.get(realm).history;
+        !history.is_empty() && !history.matching(topic).is_empty()
     }
 
     /// The owner's part: each history subscription keeps the event within its bounds.

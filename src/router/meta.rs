@@ -4,12 +4,14 @@
 //! each session (one FIFO channel per pair of shards). Today: `wamp.session.on_join` (one
 //! positional dict: session, authid, authrole, authmethod, authprovider, transport) and
 //! `wamp.session.on_leave` (session, authid, authrole). The session meta API is not announced in
-//! WELCOME until all of it is there (step 5 of the plan).
+//! WELCOME until all of it is there (step 5 of the plan). A `[[realm.history]]` entry may keep
+//! meta events too.
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::facts::Fact;
+use super::pubsub::EventCopy;
 use super::shard_msg::{RemotePublication, ShardMsgKind};
 use super::{Action, Router};
 use crate::serializer::Serializer;
@@ -66,7 +68,7 @@ impl Router {
         let subscriptions = &self.realms.get(realm_id).subscriptions;
         let mut subscribed = subscriptions.exact(topic).is_some();
         subscriptions.for_each_pattern_match(topic, |_| subscribed = true);
-        if !subscribed {
+        if !subscribed && !self.keeps_history(realm_id, topic) {
             return;
         }
         // MessagePack carries every value; JSON subscribers get it transcoded once.
@@ -77,7 +79,8 @@ impl Router {
     }
 
     /// PUBLISH by the router itself: no publisher session, so nobody is excluded and nothing is
-    /// disclosed; to this shard's subscribers and one `Publish` per other shard with some.
+    /// disclosed; to this shard's subscribers and one `Publish` per other shard with some, and
+    /// into the history subscriptions its topic falls under.
     pub(super) fn publish_from_router(
         &mut self,
         realm_name: Arc<str>,
@@ -88,6 +91,17 @@ impl Router {
         let Some(realm) = self.realms.find(&realm_name) else {
             return;
         };
+        let publication = self.random_ids.next_id();
+        if self.keeps_history(realm, topic) {
+            let event = EventCopy {
+                topic: topic.into(),
+                publication,
+                publisher: None,
+                filters: None,
+                payload: payload.clone(),
+            };
+            self.keep_in_history(realm, event, out);
+        }
         let subscriptions = &self.realms.get(realm).subscriptions;
         let exact = subscriptions.exact(topic);
         let mut shards = exact.map_or(0, |subscription| subscription.shards);
@@ -104,7 +118,7 @@ impl Router {
             subscription: exact.map_or(0, |subscription| subscription.id),
             topic: (!patterns.is_empty()).then(|| topic.into()),
             patterns: patterns.into_boxed_slice(),
-            publication: self.random_ids.next_id(),
+            publication,
             publisher: None,
             filters: None,
             payload,
