@@ -181,7 +181,8 @@ impl HistoryTopics {
     /// such subscription.
     fn append(&mut self, id: u64, record: &Arc<HistoryRecord>, bytes: usize) -> Option<Appended> {
         let topic = &mut self.topics[*self.by_id.get(&id)?];
-        if bytes > topic.max_bytes {
+        // (A zero limit, which the config refuses, keeps nothing.)
+        if bytes > topic.max_bytes || topic.limit == 0 {
             return Some(Appended::TooBig);
         }
         let mut evicted = 0;
