@@ -244,7 +244,7 @@ const DEALER_FEATURES = ['progressive_call_results', 'call_timeout', 'call_cance
   'caller_identification', 'shared_registration', 'pattern_based_registration'];
 
 const BROKER_FEATURES = ['pattern_based_subscription', 'publisher_exclusion', 'publisher_identification',
-  'subscriber_blackwhite_listing', 'event_retention'];
+  'subscriber_blackwhite_listing', 'event_retention', 'event_history'];
 
 // Autobahn|JS 22 does not announce call_canceling as a callee (it is commented out in
 // lib/session.js WAMP_FEATURES.callee) and has no INTERRUPT handler (an INTERRUPT would be

@@ -263,7 +263,7 @@ async def no_event(queue, what):
 DEALER_FEATURES = ["progressive_call_results", "call_timeout", "call_canceling",
                    "caller_identification", "shared_registration", "pattern_based_registration"]
 BROKER_FEATURES = ["pattern_based_subscription", "publisher_exclusion", "publisher_identification",
-                   "subscriber_blackwhite_listing", "event_retention"]
+                   "subscriber_blackwhite_listing", "event_retention", "event_history"]
 
 
 class SlowRun:
