@@ -1014,46 +1014,52 @@ async function advancedPubsub(args, A, B) {
   {
     // B publishes twice to HIST_EXACT before anyone subscribes (a history subscription exists
     // from the start), A subscribes, B publishes once more with kwargs and once with a session-id
-    // list (never kept). get_events(subscription) answers the three in arrival order (on
-    // Crossbar, whose history outlives a run, they are the last three).
+    // list (never kept). get_events(subscription) answers the three in arrival order.
     const early = [await publish(HIST_EXACT, ['early', 0]), await publish(HIST_EXACT, ['early', 1])];
     const q = new Deliveries();
     const sub = await withTimeout(a.subscribe(HIST_EXACT, q.handler('hist')), 'SUBSCRIBED history exact');
     const late = await publish(HIST_EXACT, ['late', 2], { colour: 'red' });
     await publish(HIST_EXACT, ['listed'], {}, { eligible: [a.id] });
     const ours = [...early, late];
+    // Crossbar 26.10.1 differs here in several ways (events published before the first
+    // subscriber are not kept, those with session-id lists are, get_events answers newest
+    // first): on Crossbar a failed assertion is reported as a difference.
+    const hcheck = (cond, msg) => {
+      if (crossbar && !cond) crossbarDiffers('event_history', msg);
+      else check(cond, msg);
+    };
     const pubs = (events, what) => {
-      check(Array.isArray(events) && events.every((e) => e && typeof e === 'object'),
-        `${what}: want a list of event objects, got ${fmt(events)}`);
-      return events.map((e) => e.publication);
+      const good = Array.isArray(events) && events.every((e) => e && typeof e === 'object');
+      hcheck(good, `${what}: want a list of event objects, got ${fmt(events)}`);
+      return good ? events.map((e) => e.publication) : [];
     };
     const events = await withTimeout(a.call(GET_EVENTS, [sub.id]), 'get_events(subscription)');
     const got = pubs(events, 'get_events(subscription)');
-    check(same(got.slice(-3), ours) && (crossbar || same(got, ours)),
+    hcheck(same(got, ours),
       `get_events(${sub.id}) publications ${fmt(got)}, want ${fmt(ours)} (the listed one not kept)`);
-    const last = events[events.length - 1];
-    check(last.subscription === sub.id, `event.subscription ${fmt(last.subscription)}, want ${sub.id}`);
-    check(same(last.args, ['late', 2]) && same(last.kwargs, { colour: 'red' }),
+    const last = got.length ? events[events.length - 1] : {};
+    hcheck(last.subscription === sub.id, `event.subscription ${fmt(last.subscription)}, want ${sub.id}`);
+    hcheck(same(last.args, ['late', 2]) && same(last.kwargs, { colour: 'red' }),
       `event args/kwargs ${fmt(last.args)} ${fmt(last.kwargs)}, want ['late', 2] {colour: 'red'}`);
     const stamp = last.timestamp;
-    check(typeof stamp === 'string' && stamp.endsWith('Z') && stamp.includes('T'),
+    hcheck(typeof stamp === 'string' && stamp.endsWith('Z') && stamp.includes('T'),
       `event.timestamp ${fmt(stamp)}, want an RFC 3339 UTC time`);
     // Crossbar.io's signature: the newest `limit` events, newest first.
     const newest = pubs(await withTimeout(a.call(GET_EVENTS, [sub.id, 2]), 'get_events(subscription, 2)'), 'newest');
-    check(same(newest, [late, early[1]]), `get_events(${sub.id}, 2) publications ${fmt(newest)}, want ${fmt([late, early[1]])}`);
+    hcheck(same(newest, [late, early[1]]), `get_events(${sub.id}, 2) publications ${fmt(newest)}, want ${fmt([late, early[1]])}`);
     // The spec's keyword filters.
     try {
       const page = pubs(await withTimeout(a.call(GET_EVENTS, [sub.id], { after_publication: early[0], limit: 1 }),
         'get_events page'), 'after_publication');
-      check(same(page, [early[1]]), `get_events(after_publication=${early[0]}, limit=1): ${fmt(page)}, want [${early[1]}]`);
+      hcheck(same(page, [early[1]]), `get_events(after_publication=${early[0]}, limit=1): ${fmt(page)}, want [${early[1]}]`);
       const back = pubs(await withTimeout(a.call(GET_EVENTS, [sub.id], { reverse: true, until_publication: early[1] }),
         'get_events back'), 'until_publication');
-      check(same(back.slice(0, 2), [early[1], early[0]]), `get_events(reverse, until_publication=${early[1]}): ${fmt(back)}`);
+      hcheck(same(back.slice(0, 2), [early[1], early[0]]), `get_events(reverse, until_publication=${early[1]}): ${fmt(back)}`);
       const since = await withTimeout(a.call(GET_EVENTS, [sub.id], { from_time: stamp }), 'get_events from_time');
-      check(pubs(since, 'from_time').includes(late) && since.every((e) => e.timestamp >= stamp),
+      hcheck(pubs(since, 'from_time').includes(late) && since.every((e) => String(e.timestamp) >= String(stamp)),
         `get_events(from_time=${stamp}): ${fmt(since)}`);
       const after = await withTimeout(a.call(GET_EVENTS, [sub.id], { after_time: stamp }), 'get_events after_time');
-      check(same(pubs(after, 'after_time'), []), `get_events(after_time=${stamp}): ${fmt(after)}, want nothing`);
+      hcheck(same(pubs(after, 'after_time'), []), `get_events(after_time=${stamp}): ${fmt(after)}, want nothing`);
     } catch (e) {
       if (!crossbar || !(e instanceof autobahn.Error)) throw e;
       crossbarDiffers('event_history', `get_events with the spec's keyword filters: ERROR ${e.error}`);
@@ -1067,26 +1073,34 @@ async function advancedPubsub(args, A, B) {
     const pb = await publish(topicB, ['b']);
     try {
       const onlyB = await withTimeout(a.call(GET_EVENTS, [psub.id], { topic: topicB }), 'get_events topic');
-      check(same(pubs(onlyB, 'topic'), [pb]), `get_events(topic=${topicB}): ${fmt(onlyB)}, want [${pb}]`);
-      check((onlyB[0].details || {}).topic === topicB,
-        `a pattern history event's details ${fmt(onlyB[0].details)}, want topic ${topicB}`);
+      hcheck(same(pubs(onlyB, 'topic'), [pb]), `get_events(topic=${topicB}): ${fmt(onlyB)}, want [${pb}]`);
+      hcheck(onlyB.length > 0 && (onlyB[0].details || {}).topic === topicB,
+        `a pattern history event's details ${fmt(onlyB)}, want topic ${topicB}`);
     } catch (e) {
       if (!crossbar || !(e instanceof autobahn.Error)) throw e;
       crossbarDiffers('event_history', `get_events(topic=...): ERROR ${e.error}`);
     }
     const both = pubs(await withTimeout(a.call(GET_EVENTS, [psub.id, 2]), 'get_events prefix'), 'prefix');
-    check(same(both, [pb, pa]), `get_events(${psub.id}, 2) on the prefix: ${fmt(both)}, want ${fmt([pb, pa])}`);
+    hcheck(same(both, [pb, pa]), `get_events(${psub.id}, 2) on the prefix: ${fmt(both)}, want ${fmt([pb, pa])}`);
     // The wildcard one keeps the newest 3.
     const wsub = await withTimeout(a.subscribe(HIST_WILD, q.handler('hwild'), wildcard), 'SUBSCRIBED history wildcard');
     const wild = [];
     for (let i = 0; i < 5; i += 1) wild.push(await publish(`${HIST}w${i}.wild`, [i]));
     const kept = pubs(await withTimeout(a.call(GET_EVENTS, [wsub.id, 10]), 'get_events wildcard'), 'wildcard');
     const want = wild.slice(2).reverse();
-    check(same(kept, want), `get_events(${wsub.id}, 10) on the wildcard (3 kept): ${fmt(kept)}, want ${fmt(want)}`);
+    hcheck(same(kept, want), `get_events(${wsub.id}, 10) on the wildcard (3 kept): ${fmt(kept)}, want ${fmt(want)}`);
     // Errors: an unknown subscription, and one that keeps no history.
-    await expectAppError(a.call(GET_EVENTS, [4503599627370495]), 'wamp.error.no_such_subscription', 'get_events unknown');
+    const herror = async (promise, uri, what) => {
+      try {
+        await expectAppError(promise, uri, what);
+      } catch (e) {
+        if (!crossbar || !(e instanceof StepFailed)) throw e;
+        crossbarDiffers('event_history', e.message);
+      }
+    };
+    await herror(a.call(GET_EVENTS, [4503599627370495]), 'wamp.error.no_such_subscription', 'get_events unknown');
     const plain = await withTimeout(a.subscribe(`${HIST}none`, q.handler('plain')), 'SUBSCRIBED no history');
-    await expectAppError(a.call(GET_EVENTS, [plain.id]), 'wamp.error.history_unavailable', 'get_events no history');
+    await herror(a.call(GET_EVENTS, [plain.id]), 'wamp.error.history_unavailable', 'get_events no history');
     for (const s of [sub, psub, wsub, plain]) await withTimeout(a.unsubscribe(s), 'UNSUBSCRIBED history');
   }
   ok('event_history');
