@@ -87,9 +87,6 @@ impl Router {
         let (publisher, publisher_serializer) = (me.key, me.serializer);
         let asked = PublishAsk::read(options);
         let acknowledge = asked.acknowledge;
-        let identity = self.sessions[publisher]
-            .identity()
-            .expect("admitted sessions are established");
         // The router's meta events are its own (as Crossbar.io: clients may subscribe to them).
         if uri::is_reserved(topic) {
             let text =
@@ -129,8 +126,14 @@ impl Router {
             let exclude_me = asked.exclude_me;
             let filters = ReceiverFilters::from_options(options);
             let disclose = realm.disclose_publisher || asked.disclose_me;
+            // Looked up only when disclosed: most PUBLISHes are not.
+            let identity = disclose.then(|| {
+                self.sessions[publisher]
+                    .identity()
+                    .expect("admitted sessions are established")
+            });
             let mut details = Dict::new();
-            if disclose {
+            if let Some(identity) = identity {
                 disclose_publisher(&mut details, identity);
             }
             // The publisher, when it does not get its own events (and no session when it does).
@@ -182,7 +185,7 @@ impl Router {
                     topic: (!matched_patterns.is_empty()).then(|| topic.into()),
                     patterns: matched_patterns.into_boxed_slice(),
                     publication,
-                    publisher: disclose.then(|| PublicIdentity::of(identity)),
+                    publisher: identity.map(PublicIdentity::of),
                     filters: filters.is_active().then(|| filters.to_owned_filters()),
                     payload: payload.to_owned_payload(),
                 });
