@@ -305,7 +305,7 @@ def payload(k=3, extra=()):
 def hello(realm=None, authmethod=None):
     body = [N]  # not established yet: a HELLO
     body += [Y] if realm is None else [N, realm]
-    body += [Y, Y, Y, Y, Y]  # roles: caller, callee, publisher, subscriber
+    body += [Y] + [Y, N, N, N, N] * 4  # roles: caller, callee, publisher, subscriber (no features)
     body += [N] if authmethod is None else [Y, authmethod]
     return body + [N, N]
 
@@ -324,13 +324,13 @@ def call(uri=None, pay=payload(), timeout=None, progress=False):
     body = [9, SEQ] + ([Y] if uri is None else [N, uri])
     body += [Y, 1] if progress else [N]
     body += [N] if timeout is None else [Y, timeout]
-    return body + [N] + pay + [N]
+    return body + [N, N, N] + pay + [N]  # no disclose_me, progress, ppt_scheme
 
 
 def yield_(which=0, pay=payload(4), progress=False):
     body = [21, Y, which]
     body += [Y, 1] if progress else [N, Y]
-    return body + pay + [N]
+    return body + [N] + pay + [N]  # no ppt_scheme
 
 
 def error(which=0, pay=payload()):
@@ -338,7 +338,7 @@ def error(which=0, pay=payload()):
 
 
 def subscribe(uri=None):
-    return [35, SEQ] + ([Y] if uri is None else [N, uri]) + [N, N]
+    return [35, SEQ] + ([Y] if uri is None else [N, uri]) + [N, N, N]
 
 
 def publish(uri=None, ack=True, exclude_me=None, pay=payload(), eligible=None):
@@ -346,7 +346,7 @@ def publish(uri=None, ack=True, exclude_me=None, pay=payload(), eligible=None):
     body += [Y, 1] if ack else [N]
     body += [N] if exclude_me is None else [Y, 1 if exclude_me else 0]
     body += [N] if eligible is None else [Y, len(eligible)] + [b for i in eligible for b in (Y, i)]
-    return body + [N] + pay + [N]
+    return body + [N, N, N] + pay + [N]  # no exclude, retain, disclose_me
 
 
 def unsubscribe(which=0):
@@ -403,7 +403,7 @@ def router_seeds():
         send(1, call(progress=True)), send(0, yield_(progress=True)), send(0, yield_())))
     write(t, "rpc-pending-limit-strict", program(
         SMALL | STRICT_IDS, 9, open_(), open_(), send(0, hello()), send(1, hello()),
-        send(0, register()), *[send(1, call()) for _ in range(4)], send(1, [9, 4, 7, Y, N, N, N, 3, N])))
+        send(0, register()), *[send(1, call()) for _ in range(4)], send(1, [9, 4, 7, Y, N, N, N, N, N, 3, N])))
     write(t, "rpc-meta-session-count", program(
         0x00, 10, open_(), send(0, hello()), send(0, call(uri=4)), send(0, call(uri=5)),
         send(0, register(uri=4)), send(0, register(uri=6))))
@@ -438,7 +438,7 @@ def router_seeds():
         drain(), send(1, call()), shutdown(0), drain(), open_(0), send(2, hello()), drain()))
     write(t, "garbage-and-mutations", program(
         0x00, 18, open_(), send(0, [Y, 60, 12] + list(b'[1,"realm1",')),
-        open_(True), send(1, hello()), send(1, [61, 9, SEQ, Y, N, N, N, 3, N, 5, 2, 0x42]),
+        open_(True), send(1, hello()), send(1, [61, 9, SEQ, Y, N, N, N, N, N, 3, N, 5, 2, 0x42]),
         open_(), send(2, hello()), send(2, [60, 20] + list(b'[48,1,{},"a",[1]]\x00garbage'))))
 
 
