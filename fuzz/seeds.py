@@ -361,6 +361,24 @@ def cancel(which=0, mode=0):
     return [55, Y, which, Y, mode, N]
 
 
+HISTORY_KEYS = ["reverse", "limit", "from_time", "after_time", "before_time", "until_time", "topic",
+                "from_publication", "after_publication", "before_publication",
+                "until_publication", "x_bogus"]
+
+
+def get_events(which=0, positional=None, **filters):
+    """CALL wamp.subscription.get_events(known subscription `which`, [limit: index into the
+    pool of limits as `positional`]) with `filters`:
+    key -> the bytes of its value (reverse: [1]; limit: [pool index]; *_time: [TIMES index];
+    topic: [TOPICS index]; *_publication: [Y, which known publication]; x_bogus: [])."""
+    body = [63, SEQ, 4, Y, which]
+    body += [N] if positional is None else [Y, positional, N]
+    body += [len(filters)]
+    for key, value in filters.items():
+        body += [HISTORY_KEYS.index(key), N, *value]
+    return body + [N]
+
+
 def goodbye():
     return [57, 0, SEQ, 0, N, N]
 
@@ -426,6 +444,20 @@ def router_seeds():
         EAGER, 14, open_(), open_(), open_(True), *[send(i, hello()) for i in range(3)],
         send(0, subscribe()), send(1, subscribe()), send(2, subscribe()),
         send(2, publish(eligible=[0, 1])), send(0, publish(exclude_me=True))))
+    write(t, "pubsub-history", program(
+        0x00, 19, open_(), open_(msgpack=True), *[send(i, hello()) for i in range(2)],
+        send(0, subscribe()), *[send(1, publish()) for _ in range(4)],
+        send(1, publish(pay=payload(10, (200,)))), send(0, get_events()),
+        send(0, get_events(positional=2)), send(0, get_events(reverse=[1], limit=[3])),
+        send(0, get_events(after_time=[0], topic=[0])),
+        send(1, publish()), send(0, get_events(after_publication=[Y, 0])),
+        send(0, get_events(x_bogus=[])), send(0, get_events(positional=0))))
+    write(t, "pubsub-history-three-shards", program(
+        SHARDS3, 20, open_(0), open_(1, True), open_(2), *[send(i, hello()) for i in range(3)],
+        send(0, subscribe()), drain(), *[send(i % 3, publish()) for i in range(5)], deliver(),
+        send(0, get_events(reverse=[1])), drain(), send(0, get_events(until_publication=[Y, 0])),
+        deliver(), advance(4), send(2, publish(pay=payload(10, (255,)))), drain(),
+        send(0, get_events(from_time=[2], before_time=[4]))))
     write(t, "session-hello-timeout", program(
         SHORT_HELLO, 15, open_(), open_(), send(1, hello()), advance(2), advance(3), open_(),
         advance(1)))

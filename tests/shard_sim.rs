@@ -817,7 +817,7 @@ impl Scenario {
                 let retain = self.rng.chance(25);
                 // Lists that change no delivery: `exclude` of the publisher itself (excluded
                 // anyway), which no history may keep, or a role nobody has, which it keeps.
-                let list = (!retain).then(|| self.rng.below(10)).unwrap_or(9);
+                let list = if retain { 9 } else { self.rng.below(10) };
                 let session_list = list == 0;
                 self.history.session_lists += usize::from(session_list);
                 self.publishes.insert(
