@@ -2681,6 +2681,42 @@ fn call_round_trip_between_shards() {
     }
 }
 
+/// A caller that does not stream calls may not have two pending calls under one request id
+/// (a protocol violation, as for one that streams): the second used to replace the first in
+/// the caller's table, so when the caller left the first stayed pending, and its callee's
+/// answer reached a session that was gone (a panic, found by the router fuzz target).
+#[test]
+fn a_second_pending_call_under_one_request_id_is_a_violation() {
+    let mut cluster = Cluster::new(2, 1);
+    let procedure = uri_owned_by(1, 2, "com.dup");
+    let caller = cluster.client(0);
+    let callee = cluster.client(1);
+    cluster.register(callee, 1, &procedure);
+    cluster.call(caller, 7, &procedure, 40);
+    cluster.drain();
+    let (invocation, call_args) = cluster.invocation(callee);
+    assert_eq!(call_args, (40, 7));
+    cluster.call(caller, 7, &procedure, 41);
+    match cluster.next(caller).msg() {
+        Message::Abort { reason, .. } => assert_eq!(reason, uri::PROTOCOL_VIOLATION),
+        other => panic!("expected ABORT, got {other:?}"),
+    }
+    cluster.close(caller);
+    cluster.drain();
+    cluster.yield_(callee, invocation, 42, 0);
+    cluster.drain();
+    cluster.nothing_for(callee);
+    cluster.close(callee);
+    cluster.drain();
+    let stats = cluster.stats();
+    assert_eq!(
+        (stats.sessions, stats.pending_calls, stats.pending_entries),
+        (0, 0, 0)
+    );
+    assert_eq!(stats.protocol_violations, 1);
+    assert_eq!(stats.shard_messages_ignored, 0);
+}
+
 #[test]
 fn registered_only_after_every_shard_applied() {
     for owner in 0..4 {
