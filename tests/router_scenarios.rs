@@ -54,6 +54,7 @@ fn welcome_announces_exactly_the_implemented_features_and_anonymous_identity() {
         assert_eq!(
             features("broker"),
             [
+                "event_history",
                 "event_retention",
                 "pattern_based_subscription",
                 "publisher_exclusion",
