@@ -305,7 +305,7 @@ def payload(k=3, extra=()):
 def hello(realm=None, authmethod=None):
     body = [N]  # not established yet: a HELLO
     body += [Y] if realm is None else [N, realm]
-    body += [Y, Y, Y, Y, Y]  # roles: caller, callee, publisher, subscriber
+    body += [Y] + [Y, N, N, N, N] * 4  # roles: caller, callee, publisher, subscriber (no features)
     body += [N] if authmethod is None else [Y, authmethod]
     return body + [N, N]
 
@@ -324,13 +324,13 @@ def call(uri=None, pay=payload(), timeout=None, progress=False):
     body = [9, SEQ] + ([Y] if uri is None else [N, uri])
     body += [Y, 1] if progress else [N]
     body += [N] if timeout is None else [Y, timeout]
-    return body + [N] + pay + [N]
+    return body + [N, N, N] + pay + [N]  # no disclose_me, progress, ppt_scheme
 
 
 def yield_(which=0, pay=payload(4), progress=False):
     body = [21, Y, which]
     body += [Y, 1] if progress else [N, Y]
-    return body + pay + [N]
+    return body + [N] + pay + [N]  # no ppt_scheme
 
 
 def error(which=0, pay=payload()):
@@ -338,7 +338,7 @@ def error(which=0, pay=payload()):
 
 
 def subscribe(uri=None):
-    return [35, SEQ] + ([Y] if uri is None else [N, uri]) + [N, N]
+    return [35, SEQ] + ([Y] if uri is None else [N, uri]) + [N, N, N]
 
 
 def publish(uri=None, ack=True, exclude_me=None, pay=payload(), eligible=None):
@@ -346,7 +346,7 @@ def publish(uri=None, ack=True, exclude_me=None, pay=payload(), eligible=None):
     body += [Y, 1] if ack else [N]
     body += [N] if exclude_me is None else [Y, 1 if exclude_me else 0]
     body += [N] if eligible is None else [Y, len(eligible)] + [b for i in eligible for b in (Y, i)]
-    return body + [N] + pay + [N]
+    return body + [N, N, N] + pay + [N]  # no exclude, retain, disclose_me
 
 
 def unsubscribe(which=0):
@@ -359,6 +359,24 @@ def unregister(which=0):
 
 def cancel(which=0, mode=0):
     return [55, Y, which, Y, mode, N]
+
+
+HISTORY_KEYS = ["reverse", "limit", "from_time", "after_time", "before_time", "until_time", "topic",
+                "from_publication", "after_publication", "before_publication",
+                "until_publication", "x_bogus"]
+
+
+def get_events(which=0, positional=None, **filters):
+    """CALL wamp.subscription.get_events(known subscription `which`, [limit: index into the
+    pool of limits as `positional`]) with `filters`:
+    key -> the bytes of its value (reverse: [1]; limit: [pool index]; *_time: [TIMES index];
+    topic: [TOPICS index]; *_publication: [Y, which known publication]; x_bogus: [])."""
+    body = [63, SEQ, 4, Y, which]
+    body += [N] if positional is None else [Y, positional, N]
+    body += [len(filters)]
+    for key, value in filters.items():
+        body += [HISTORY_KEYS.index(key), N, *value]
+    return body + [N]
 
 
 def goodbye():
@@ -403,7 +421,7 @@ def router_seeds():
         send(1, call(progress=True)), send(0, yield_(progress=True)), send(0, yield_())))
     write(t, "rpc-pending-limit-strict", program(
         SMALL | STRICT_IDS, 9, open_(), open_(), send(0, hello()), send(1, hello()),
-        send(0, register()), *[send(1, call()) for _ in range(4)], send(1, [9, 4, 7, Y, N, N, N, 3, N])))
+        send(0, register()), *[send(1, call()) for _ in range(4)], send(1, [9, 4, 7, Y, N, N, N, N, N, 3, N])))
     write(t, "rpc-meta-session-count", program(
         0x00, 10, open_(), send(0, hello()), send(0, call(uri=4)), send(0, call(uri=5)),
         send(0, register(uri=4)), send(0, register(uri=6))))
@@ -426,6 +444,20 @@ def router_seeds():
         EAGER, 14, open_(), open_(), open_(True), *[send(i, hello()) for i in range(3)],
         send(0, subscribe()), send(1, subscribe()), send(2, subscribe()),
         send(2, publish(eligible=[0, 1])), send(0, publish(exclude_me=True))))
+    write(t, "pubsub-history", program(
+        0x00, 19, open_(), open_(msgpack=True), *[send(i, hello()) for i in range(2)],
+        send(0, subscribe()), *[send(1, publish()) for _ in range(4)],
+        send(1, publish(pay=payload(10, (200,)))), send(0, get_events()),
+        send(0, get_events(positional=2)), send(0, get_events(reverse=[1], limit=[3])),
+        send(0, get_events(after_time=[0], topic=[0])),
+        send(1, publish()), send(0, get_events(after_publication=[Y, 0])),
+        send(0, get_events(x_bogus=[])), send(0, get_events(positional=0))))
+    write(t, "pubsub-history-three-shards", program(
+        SHARDS3, 20, open_(0), open_(1, True), open_(2), *[send(i, hello()) for i in range(3)],
+        send(0, subscribe()), drain(), *[send(i % 3, publish()) for i in range(5)], deliver(),
+        send(0, get_events(reverse=[1])), drain(), send(0, get_events(until_publication=[Y, 0])),
+        deliver(), advance(4), send(2, publish(pay=payload(10, (255,)))), drain(),
+        send(0, get_events(from_time=[2], before_time=[4]))))
     write(t, "session-hello-timeout", program(
         SHORT_HELLO, 15, open_(), open_(), send(1, hello()), advance(2), advance(3), open_(),
         advance(1)))
@@ -438,7 +470,7 @@ def router_seeds():
         drain(), send(1, call()), shutdown(0), drain(), open_(0), send(2, hello()), drain()))
     write(t, "garbage-and-mutations", program(
         0x00, 18, open_(), send(0, [Y, 60, 12] + list(b'[1,"realm1",')),
-        open_(True), send(1, hello()), send(1, [61, 9, SEQ, Y, N, N, N, 3, N, 5, 2, 0x42]),
+        open_(True), send(1, hello()), send(1, [61, 9, SEQ, Y, N, N, N, N, N, 3, N, 5, 2, 0x42]),
         open_(), send(2, hello()), send(2, [60, 20] + list(b'[48,1,{},"a",[1]]\x00garbage'))))
 
 

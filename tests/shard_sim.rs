@@ -7,7 +7,14 @@
 //! advanced RPC features: prefix and wildcard registrations beside exact ones, progressive
 //! results, streamed calls, timeouts, cancels in every mode with INTERRUPT, and re-routing on
 //! `wamp.error.unavailable` (one final answer per call, order per caller and callee, nothing
-//! left pending or armed at the end); targeted scenarios pin the cross-shard cases one by one.
+//! left pending or armed at the end); and on the broker side exact and pattern subscriptions,
+//! retained events, and event history: the configured realm keeps the history of an exact topic,
+//! a prefix and a wildcard pattern (two of them bounded so that the oldest events go), and
+//! `wamp.subscription.get_events`, asked mid-run with filters and by newcomers once everything
+//! settled, must answer exactly the PUBLISHes its subscription covers (none published with
+//! session-id lists), the newest `limit` of each when evicted, each publisher's in its order,
+//! under the reserved subscription id every shard hands out. Targeted scenarios pin the
+//! cross-shard cases one by one.
 //!
 //! Replay a failing seed with `SEED=<n> cargo test --test shard_sim`; soak with
 //! `SHARD_SIM_SEEDS=<count> cargo test --release --test shard_sim`.
@@ -15,7 +22,9 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use bytes::Bytes;
-use wampring::router::{owner_shard, uri, RouterConfig};
+use wampring::router::{
+    owner_shard, uri, HistoryConfig, MatchPolicy, RealmConfig, RouterConfig, HISTORY_UNAVAILABLE,
+};
 use wampring::wire::{self, Dict, Message, OwnedPayload, Serializer, Value};
 
 // The cluster (N routers and the channel mesh between them) is the shared sans-IO harness.
@@ -193,6 +202,95 @@ fn sub_matches(sub: SubKey, topic: &str) -> bool {
 }
 const APP_ERROR: &str = "com.app.error";
 
+/// The event history `realm1` keeps (`[[realm.history]]`): (index into `SUBS`, limit). An exact
+/// topic bounded to 5 events and the wildcard `com.` (every topic) bounded to 8, so that the
+/// oldest go in longer runs, and the prefix `com.t` (every topic too) with room for all.
+const HISTORY: [(SubKey, usize); 3] = [(1, 5), (4, 100), (6, 8)];
+
+/// Role of the `exclude_authrole` list some PUBLISHes carry: nobody has it, so it changes no
+/// delivery, and history keeps such events (only session-id lists make it drop one).
+const NOBODY_ROLE: &str = "com.sim.nobody";
+
+fn history_config() -> Vec<HistoryConfig> {
+    HISTORY
+        .iter()
+        .map(|&(sub, limit)| HistoryConfig {
+            uri: SUBS[sub].0.into(),
+            matching: match SUBS[sub].1 {
+                "exact" => MatchPolicy::Exact,
+                "prefix" => MatchPolicy::Prefix,
+                _ => MatchPolicy::Wildcard,
+            },
+            limit,
+            max_bytes: 1 << 20,
+        })
+        .collect()
+}
+
+/// `timestamp` of a history event published at `ms` on the cluster clock (the routers' wall
+/// clock starts at the Unix epoch here): RFC 3339 with milliseconds.
+fn rfc3339(ms: u64) -> String {
+    assert!(
+        ms < 27 * 86_400_000,
+        "the simulated clock stays in January 1970"
+    );
+    let (day, rest) = (ms / 86_400_000, ms % 86_400_000);
+    format!(
+        "1970-01-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        day + 1,
+        rest / 3_600_000,
+        rest / 60_000 % 60,
+        rest / 1000 % 60,
+        rest % 1000
+    )
+}
+
+/// One filter of a `get_events` call (besides `reverse` and `limit`), naming an event of an
+/// earlier answer by index where it needs one.
+#[derive(Clone, Copy, Debug)]
+enum HistoryFilter {
+    None,
+    Topic(&'static str),
+    /// (index in the full history, its publication id).
+    FromPublication(usize, u64),
+    AfterPublication(usize, u64),
+    BeforePublication(usize, u64),
+    UntilPublication(usize, u64),
+    /// A publication id no history holds: `invalid_argument`.
+    UnknownPublication,
+    FromTime(u64),
+    AfterTime(u64),
+    BeforeTime(u64),
+    UntilTime(u64),
+}
+
+/// A `get_events` call: which history entry (index into `HISTORY`) and how.
+#[derive(Clone, Copy, Debug)]
+struct HistoryAsk {
+    entry: usize,
+    subscription: u64,
+    reverse: bool,
+    limit: Option<usize>,
+    /// The limit is positional (Crossbar.io's form: the newest first).
+    positional: bool,
+    filter: HistoryFilter,
+    /// Asked by a newcomer once everything settled (judged by `check_history`).
+    settled: bool,
+}
+
+/// One event of a `get_events` answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct HistoryEvent {
+    subscription: u64,
+    publication: u64,
+    topic: String,
+    timestamp: String,
+    details_topic: Option<String>,
+    /// The `[publisher, seq]` arguments of its PUBLISH.
+    publisher: u64,
+    seq: u64,
+}
+
 /// The invoke policy a first REGISTER of `procedure` asks for: p0 is always `single`, p1
 /// always `roundrobin` (joins always match), p2 and p3 mix policies so that joins are refused
 /// for a mismatch too.
@@ -225,6 +323,8 @@ enum Request {
     Call {
         seq: u64,
     },
+    /// `wamp.subscription.get_events`.
+    GetEvents(HistoryAsk),
 }
 
 struct SimClient {
@@ -333,6 +433,10 @@ struct PublishRecord {
     sent_at: u64,
     /// PUBLISH.Options.retain.
     retain: bool,
+    /// Published with a session-id list (`exclude`): no history keeps it.
+    session_list: bool,
+    /// The cluster clock when it was published (its history timestamp).
+    at_ms: u64,
 }
 
 /// One registration's life as the callee saw it.
@@ -373,12 +477,53 @@ struct Scenario {
     /// the first HELLO creates, which each shard removes when nothing of it is left there and
     /// re-creates when it is needed again, while the scheduler moves time on.
     realm: &'static str,
+    /// The subscription id of each `HISTORY` entry, from the first SUBSCRIBED to it in
+    /// `realm1` (reserved from the start: every later SUBSCRIBED to it must name it too).
+    history_ids: [Option<u64>; HISTORY.len()],
+    /// Publication id of (publisher, seq), as EVENTs and history answers named it.
+    publication_ids: HashMap<(u64, u64), u64>,
+    /// Answers to the `get_events` calls of `check_history`, in the order they arrived.
+    settled_answers: Vec<(HistoryAsk, Result<Vec<HistoryEvent>, String>)>,
+    /// What event history did in this run.
+    history: HistoryCounts,
+}
+
+/// What event history did in one run, counted by the clients and the final check.
+#[derive(Default, Debug, Clone, Copy)]
+struct HistoryCounts {
+    /// PUBLISHes with a session-id list (kept by no history).
+    session_lists: usize,
+    /// Mid-run `get_events` answers, and the events in them.
+    midrun_answers: usize,
+    midrun_events: usize,
+    /// Events the settled check found in full histories, and the histories that had evicted.
+    settled_events: usize,
+    evicted_histories: usize,
+    /// Filtered `get_events` answers compared with the filter applied to the full history.
+    filtered: usize,
+    /// `get_events` refused `history_unavailable` (subscriptions of an auto-created realm).
+    unavailable: usize,
+}
+
+impl HistoryCounts {
+    fn add(&mut self, other: &HistoryCounts) {
+        self.session_lists += other.session_lists;
+        self.midrun_answers += other.midrun_answers;
+        self.midrun_events += other.midrun_events;
+        self.settled_events += other.settled_events;
+        self.evicted_histories += other.evicted_histories;
+        self.filtered += other.filtered;
+        self.unavailable += other.unavailable;
+    }
 }
 
 impl Scenario {
     fn new(seed: u64, shards: usize) -> Scenario {
         let auto_realm = seed % 3 == 0;
+        let mut realm1 = RealmConfig::new("realm1");
+        realm1.history = history_config();
         let config = RouterConfig {
+            realms: vec![realm1],
             auto_create_realms: auto_realm,
             ..RouterConfig::default()
         };
@@ -400,11 +545,20 @@ impl Scenario {
             rpc: RpcCounts::default(),
             pattern_events: 0,
             retained_events: Vec::new(),
+            history_ids: [None; HISTORY.len()],
+            publication_ids: HashMap::new(),
+            settled_answers: Vec::new(),
+            history: HistoryCounts::default(),
         }
     }
 
     fn join(&mut self) {
         let shard = self.rng.below(self.cluster.shards());
+        self.join_at(shard);
+    }
+
+    /// A new client on `shard` sends HELLO (and is welcomed at once).
+    fn join_at(&mut self, shard: usize) {
         let ser = if self.rng.chance(50) {
             Serializer::Json
         } else {
@@ -656,17 +810,24 @@ impl Scenario {
                 };
                 self.cluster.send(conn, &msg);
             }
-            70..=95 => {
+            70..=93 => {
                 let topic = TOPICS[self.rng.below(TOPICS.len())];
                 self.clients[c].publish_seq += 1;
                 let seq = self.clients[c].publish_seq;
                 let retain = self.rng.chance(25);
+                // Lists that change no delivery: `exclude` of the publisher itself (excluded
+                // anyway), which no history may keep, or a role nobody has, which it keeps.
+                let list = if retain { 9 } else { self.rng.below(10) };
+                let session_list = list == 0;
+                self.history.session_lists += usize::from(session_list);
                 self.publishes.insert(
                     (me, seq),
                     PublishRecord {
                         topic,
                         sent_at: self.time,
                         retain,
+                        session_list,
+                        at_ms: self.cluster.now,
                     },
                 );
                 self.clients[c].next_request += 1;
@@ -674,6 +835,13 @@ impl Scenario {
                 let mut options = Dict::new();
                 if retain {
                     options.insert("retain", true);
+                }
+                if session_list {
+                    let own = Value::UInt(self.clients[c].session_id);
+                    options.insert("exclude", Value::List(vec![own]));
+                } else if list == 1 {
+                    let role = Value::Str(NOBODY_ROLE.into());
+                    options.insert("exclude_authrole", Value::List(vec![role]));
                 }
                 let msg = Message::Publish {
                     request: self.clients[c].next_request,
@@ -683,11 +851,77 @@ impl Scenario {
                 };
                 self.cluster.send(conn, &msg);
             }
+            94..=95 => self.ask_history_midrun(c),
             _ => {
                 self.leave(c);
                 self.join();
             }
         }
+    }
+
+    /// Client `c` asks the history of an entry whose id it saw (realm1 only), newest first or
+    /// not, limited or not: `check_history_answer` judges what holds at any time.
+    fn ask_history_midrun(&mut self, c: usize) {
+        let known: Vec<(usize, u64)> = (0..HISTORY.len())
+            .filter_map(|entry| self.history_ids[entry].map(|id| (entry, id)))
+            .collect();
+        if self.realm != "realm1" || known.is_empty() {
+            return;
+        }
+        let (entry, subscription) = known[self.rng.below(known.len())];
+        let limit = self.rng.chance(60).then(|| 1 + self.rng.below(6));
+        let ask = HistoryAsk {
+            entry,
+            subscription,
+            reverse: self.rng.chance(50),
+            limit,
+            positional: limit.is_some() && self.rng.chance(30),
+            filter: HistoryFilter::None,
+            settled: false,
+        };
+        self.send_get_events(c, ask);
+    }
+
+    /// CALL `wamp.subscription.get_events` as `ask` says.
+    fn send_get_events(&mut self, c: usize, ask: HistoryAsk) {
+        let conn = self.clients[c].conn;
+        let request = self.request(c, Request::GetEvents(ask));
+        let mut arguments = vec![Value::UInt(ask.subscription)];
+        let mut kwargs = Dict::new();
+        match ask.limit {
+            Some(limit) if ask.positional => arguments.push(Value::UInt(limit as u64)),
+            Some(limit) => kwargs.insert("limit", Value::UInt(limit as u64)),
+            None => {}
+        }
+        if ask.reverse && !ask.positional {
+            kwargs.insert("reverse", true);
+        }
+        match ask.filter {
+            HistoryFilter::None => {}
+            HistoryFilter::Topic(topic) => kwargs.insert("topic", topic),
+            HistoryFilter::FromPublication(_, id) => kwargs.insert("from_publication", id),
+            HistoryFilter::AfterPublication(_, id) => kwargs.insert("after_publication", id),
+            HistoryFilter::BeforePublication(_, id) => kwargs.insert("before_publication", id),
+            HistoryFilter::UntilPublication(_, id) => kwargs.insert("until_publication", id),
+            HistoryFilter::UnknownPublication => kwargs.insert("after_publication", 1u64),
+            HistoryFilter::FromTime(ms) => kwargs.insert("from_time", rfc3339(ms)),
+            HistoryFilter::AfterTime(ms) => kwargs.insert("after_time", rfc3339(ms)),
+            HistoryFilter::BeforeTime(ms) => kwargs.insert("before_time", rfc3339(ms)),
+            HistoryFilter::UntilTime(ms) => kwargs.insert("until_time", rfc3339(ms)),
+        }
+        let payload = wire::payload_from_args(
+            conn.ser,
+            &arguments,
+            (!kwargs.is_empty()).then_some(&kwargs),
+        )
+        .unwrap();
+        let msg = Message::Call {
+            request,
+            options: Dict::new(),
+            procedure: "wamp.subscription.get_events".into(),
+            payload: payload.as_payload(),
+        };
+        self.cluster.send(conn, &msg);
     }
 
     /// The client answers one of its pending INVOCATIONs: a progressive YIELD (when the
@@ -976,6 +1210,18 @@ impl Scenario {
                 };
                 self.clients[c].subscriptions.insert(subscription, sub);
                 self.subscribed_since.insert((me, sub), self.time);
+                // A history entry's subscription has its id from the start, on every shard,
+                // however often its subscribers all went.
+                if let Some(entry) = HISTORY.iter().position(|&(key, _)| key == sub) {
+                    if self.realm == "realm1" {
+                        let id = *self.history_ids[entry].get_or_insert(subscription);
+                        assert_eq!(
+                            subscription, id,
+                            "SUBSCRIBED to history {:?} under another id",
+                            SUBS[sub]
+                        );
+                    }
+                }
                 let client = &mut self.clients[c];
                 client.live_topics.insert(subscription, HashSet::new());
                 if get_retained {
@@ -1096,6 +1342,36 @@ impl Scenario {
                     chunks: 1,
                     more_chunks: more,
                 });
+            }
+            Message::Result {
+                request, payload, ..
+            } if matches!(
+                self.clients[c].requests.get(&request),
+                Some(Request::GetEvents(_))
+            ) =>
+            {
+                let Some(Request::GetEvents(ask)) = self.clients[c].requests.remove(&request)
+                else {
+                    unreachable!()
+                };
+                let events = self.read_history(&ask, &payload);
+                self.on_history_answer(ask, Ok(events));
+            }
+            Message::Error {
+                request_type: wire::code::CALL,
+                request,
+                error,
+                ..
+            } if matches!(
+                self.clients[c].requests.get(&request),
+                Some(Request::GetEvents(_))
+            ) =>
+            {
+                let Some(Request::GetEvents(ask)) = self.clients[c].requests.remove(&request)
+                else {
+                    unreachable!()
+                };
+                self.on_history_answer(ask, Err(error.to_string()));
             }
             Message::Result {
                 request,
@@ -1229,14 +1505,15 @@ impl Scenario {
             }
             Message::Event {
                 subscription,
+                publication,
                 details,
                 payload,
-                ..
             } => {
                 let Some(&sub) = self.clients[c].subscriptions.get(&subscription) else {
                     panic!("EVENT for subscription {subscription} that client {me} does not hold");
                 };
                 let (publisher, seq) = read_args(&payload);
+                self.note_publication((publisher, seq), publication);
                 let publish = &self.publishes[&(publisher, seq)];
                 assert!(
                     sub_matches(sub, publish.topic),
@@ -1345,6 +1622,134 @@ impl Scenario {
             "a retained EVENT of {topic} after a live one at {me} ({publisher}, {seq})"
         );
         self.retained_events.push((me, topic, publisher, seq));
+    }
+
+    /// The publication id of (publisher, seq) is one and the same wherever it shows.
+    fn note_publication(&mut self, publish: (u64, u64), publication: u64) {
+        let known = *self.publication_ids.entry(publish).or_insert(publication);
+        assert_eq!(
+            known, publication,
+            "publish {publish:?} under two publication ids"
+        );
+    }
+
+    /// The events of a `get_events` RESULT: one argument, the list of events.
+    fn read_history(&self, ask: &HistoryAsk, payload: &wire::Payload<'_>) -> Vec<HistoryEvent> {
+        let (list, kwargs) = wire::decode_payload_values(payload).expect("payload decodes");
+        assert!(kwargs.is_none(), "get_events answers with arguments only");
+        let [Value::List(events)] = list.as_slice() else {
+            panic!("get_events answers one list, got {list:?}");
+        };
+        events
+            .iter()
+            .map(|event| {
+                let event = event.as_dict().expect("each event is a dict");
+                let details = event.get_dict("details").expect("details");
+                let (publisher, seq) = match event.get("args").and_then(Value::as_list) {
+                    Some([Value::UInt(a), Value::UInt(b)]) => (*a, *b),
+                    other => panic!("history event args {other:?}"),
+                };
+                assert!(event.get("kwargs").is_none(), "no PUBLISH had kwargs");
+                HistoryEvent {
+                    subscription: event.get_u64("subscription").expect("subscription"),
+                    publication: event.get_u64("publication").expect("publication"),
+                    topic: event.get_str("topic").expect("topic").to_string(),
+                    timestamp: event.get_str("timestamp").expect("timestamp").to_string(),
+                    details_topic: details.get_str("topic").map(str::to_string),
+                    publisher,
+                    seq,
+                }
+            })
+            .inspect(|event| {
+                assert_eq!(
+                    event.subscription, ask.subscription,
+                    "{event:?} for {ask:?}"
+                )
+            })
+            .collect()
+    }
+
+    fn on_history_answer(&mut self, ask: HistoryAsk, answer: Result<Vec<HistoryEvent>, String>) {
+        if ask.settled {
+            self.settled_answers.push((ask, answer));
+            return;
+        }
+        // Asked in realm1 under an id a SUBSCRIBED named: never refused.
+        let events = answer.unwrap_or_else(|error| panic!("{ask:?} refused: {error}"));
+        self.check_history_answer(&ask, &events);
+        self.history.midrun_answers += 1;
+        self.history.midrun_events += events.len();
+    }
+
+    /// The next seq after `seq` of `publisher`'s PUBLISHes that history entry `sub` keeps.
+    fn next_kept(&self, sub: SubKey, publisher: u64, seq: u64) -> Option<u64> {
+        let last = self.clients[publisher as usize - 1].publish_seq;
+        (seq + 1..=last).find(|next| {
+            let publish = &self.publishes[&(publisher, *next)];
+            sub_matches(sub, publish.topic) && !publish.session_list
+        })
+    }
+
+    /// What holds for any answer at any time: each event is a PUBLISH the entry covers,
+    /// published without session-id lists, once, with its timestamp, at most `limit` of them
+    /// (the entry's and the call's); in arrival order (newest first reversed), each publisher's
+    /// events are consecutive ones of the PUBLISHes it kept, in publish order (history keeps
+    /// a window of arrival order, and each publisher's PUBLISHes arrive in order). A topic
+    /// filter may leave gaps: order only then.
+    fn check_history_answer(&mut self, ask: &HistoryAsk, events: &[HistoryEvent]) {
+        let (sub, limit) = HISTORY[ask.entry];
+        assert!(
+            events.len() <= limit.min(ask.limit.unwrap_or(usize::MAX)),
+            "{} events for {ask:?}",
+            events.len()
+        );
+        let mut publishes = HashSet::new();
+        let mut publications = HashSet::new();
+        for event in events {
+            let key = (event.publisher, event.seq);
+            let Some(publish) = self.publishes.get(&key) else {
+                panic!("history of {:?} has {event:?}, never published", SUBS[sub]);
+            };
+            assert_eq!(event.topic, publish.topic, "{event:?}");
+            assert!(
+                sub_matches(sub, publish.topic),
+                "history of {:?} has {event:?}",
+                SUBS[sub]
+            );
+            assert!(
+                !publish.session_list,
+                "history kept {event:?}, published with a session-id list"
+            );
+            assert_eq!(event.timestamp, rfc3339(publish.at_ms), "{event:?}");
+            let details_topic = (SUBS[sub].1 != "exact").then_some(publish.topic);
+            assert_eq!(event.details_topic.as_deref(), details_topic, "{event:?}");
+            assert!(publishes.insert(key), "{key:?} twice in {ask:?}");
+            assert!(publications.insert(event.publication), "{event:?} twice");
+            self.note_publication(key, event.publication);
+        }
+        let newest_first = ask.reverse || ask.positional;
+        let mut last: HashMap<u64, u64> = HashMap::new();
+        for index in 0..events.len() {
+            let event = &events[if newest_first {
+                events.len() - 1 - index
+            } else {
+                index
+            }];
+            if let Some(&before) = last.get(&event.publisher) {
+                if matches!(ask.filter, HistoryFilter::Topic(_)) {
+                    assert!(before < event.seq, "{ask:?}: out of order: {events:?}");
+                } else {
+                    assert_eq!(
+                        self.next_kept(sub, event.publisher, before),
+                        Some(event.seq),
+                        "{ask:?}: publisher {}'s events not consecutive or out of order: \
+                         {events:?}",
+                        event.publisher
+                    );
+                }
+            }
+            last.insert(event.publisher, event.seq);
+        }
     }
 
     fn call_answered(&mut self, c: usize, request: u64) -> u64 {
@@ -1643,6 +2048,246 @@ impl Scenario {
         with_event
     }
 
+    /// After everything settled: a newcomer on every shard subscribes to each history entry's
+    /// (uri, match) and gets the same id everywhere (the reserved one, which every SUBSCRIBED
+    /// of the run named). In realm1 `get_events` of each answers exactly the PUBLISHes the
+    /// entry covers (none with a session-id list): all of them, or the newest `limit`, i.e.
+    /// each publisher's last ones (`check_history_answer` holds too); a few filtered calls
+    /// answer what the filter selects of that full history; the counters agree. In an
+    /// auto-created realm nothing keeps history: `history_unavailable`.
+    fn check_history(&mut self) {
+        let mut newcomers = Vec::new();
+        for shard in 0..self.cluster.shards() {
+            self.join_at(shard);
+            let c = self.clients.len() - 1;
+            assert!(self.clients[c].welcomed, "the newcomer is welcomed at once");
+            for &(sub, _) in &HISTORY {
+                self.clients[c].wanted_topics.insert(sub);
+                let request = self.request(c, Request::Subscribe(sub, false));
+                let (topic, matching) = SUBS[sub];
+                let mut options = Dict::new();
+                if matching != "exact" {
+                    options.insert("match", matching);
+                }
+                let msg = Message::Subscribe {
+                    request,
+                    options,
+                    topic: topic.into(),
+                };
+                self.cluster.send(self.clients[c].conn, &msg);
+            }
+            newcomers.push(c);
+        }
+        self.pump();
+        self.quiesce();
+        let mut ids = Vec::new();
+        for (entry, &(sub, _)) in HISTORY.iter().enumerate() {
+            let mut named = newcomers.iter().map(|&c| {
+                let subscriptions = &self.clients[c].subscriptions;
+                let held = subscriptions.iter().find(|(_, &key)| key == sub);
+                *held.expect("SUBSCRIBED to every history entry").0
+            });
+            let id = named.next().unwrap();
+            assert!(
+                named.all(|other| other == id),
+                "{:?}: another id on another shard",
+                SUBS[sub]
+            );
+            if self.realm == "realm1" {
+                assert_eq!(*self.history_ids[entry].get_or_insert(id), id);
+            }
+            ids.push(id);
+        }
+        let c = newcomers[0];
+        let stats = self.cluster.stats();
+        if self.realm != "realm1" {
+            for (entry, &subscription) in ids.iter().enumerate() {
+                let ask = HistoryAsk {
+                    entry,
+                    subscription,
+                    reverse: false,
+                    limit: None,
+                    positional: false,
+                    filter: HistoryFilter::None,
+                    settled: true,
+                };
+                let answer = self.ask_settled(c, ask);
+                assert_eq!(answer, Err(HISTORY_UNAVAILABLE.to_string()), "{ask:?}");
+                self.history.unavailable += 1;
+            }
+            assert_eq!(
+                (
+                    stats.history_recorded,
+                    stats.history_now,
+                    stats.history_skipped
+                ),
+                (0, 0, 0),
+                "history in a realm that keeps none"
+            );
+            return;
+        }
+        let (mut recorded, mut evicted, mut now) = (0, 0, 0);
+        for (entry, &subscription) in ids.iter().enumerate() {
+            let (sub, limit) = HISTORY[entry];
+            let full = HistoryAsk {
+                entry,
+                subscription,
+                reverse: false,
+                limit: None,
+                positional: false,
+                filter: HistoryFilter::None,
+                settled: true,
+            };
+            let events = self
+                .ask_settled(c, full)
+                .unwrap_or_else(|error| panic!("{full:?} refused: {error}"));
+            self.check_history_answer(&full, &events);
+            let kept: Vec<(u64, u64)> = self
+                .publishes
+                .iter()
+                .filter(|(_, publish)| sub_matches(sub, publish.topic) && !publish.session_list)
+                .map(|(&key, _)| key)
+                .collect();
+            assert_eq!(
+                events.len(),
+                kept.len().min(limit),
+                "history of {:?}: all of {} kept PUBLISHes or the newest {limit}: {events:?}",
+                SUBS[sub],
+                kept.len()
+            );
+            // Each publisher's events are consecutive (checked) and end with its last one.
+            for event in &events {
+                if let Some(next) = self.next_kept(sub, event.publisher, event.seq) {
+                    assert!(
+                        events
+                            .iter()
+                            .any(|other| (other.publisher, other.seq) == (event.publisher, next)),
+                        "history of {:?} keeps ({}, {}) but lost the newer ({}, {next})",
+                        SUBS[sub],
+                        event.publisher,
+                        event.seq,
+                        event.publisher
+                    );
+                }
+            }
+            recorded += kept.len() as u64;
+            evicted += kept.len().saturating_sub(limit) as u64;
+            now += kept.len().min(limit);
+            self.history.settled_events += events.len();
+            self.history.evicted_histories += usize::from(kept.len() > limit);
+            for _ in 0..2 {
+                let ask = self.random_filter(full, &events);
+                let expected = self.filtered(&ask, &events);
+                let answer = self.ask_settled(c, ask);
+                let got = answer.map(|events| {
+                    self.check_history_answer(&ask, &events);
+                    events
+                        .iter()
+                        .map(|e| (e.publisher, e.seq))
+                        .collect::<Vec<_>>()
+                });
+                assert_eq!(got, expected, "{ask:?} of {events:?}");
+                self.history.filtered += 1;
+            }
+        }
+        let covered = |topic: &str| HISTORY.iter().any(|&(sub, _)| sub_matches(sub, topic));
+        let skipped = self
+            .publishes
+            .values()
+            .filter(|publish| publish.session_list && covered(publish.topic))
+            .count();
+        assert_eq!(
+            (
+                stats.history_recorded,
+                stats.history_evicted,
+                stats.history_now,
+                stats.history_skipped as usize,
+                stats.history_declined
+            ),
+            (recorded, evicted, now, skipped, 0),
+            "history counters: {stats:?}"
+        );
+    }
+
+    /// Client `c` asks `ask` once everything settled, and gets its answer.
+    fn ask_settled(&mut self, c: usize, ask: HistoryAsk) -> Result<Vec<HistoryEvent>, String> {
+        self.send_get_events(c, ask);
+        self.pump();
+        self.quiesce();
+        let (asked, answer) = self.settled_answers.pop().expect("get_events answered");
+        assert!(self.settled_answers.is_empty());
+        assert_eq!(asked.entry, ask.entry);
+        answer
+    }
+
+    /// `full` with a random filter, `reverse` and `limit`, naming events of `events` (the
+    /// full answer, in arrival order).
+    fn random_filter(&mut self, full: HistoryAsk, events: &[HistoryEvent]) -> HistoryAsk {
+        let limit = self.rng.chance(50).then(|| 1 + self.rng.below(4));
+        let mut ask = HistoryAsk {
+            reverse: self.rng.chance(50),
+            limit,
+            positional: limit.is_some() && self.rng.chance(25),
+            ..full
+        };
+        let choice = self.rng.below(12);
+        ask.filter = if events.is_empty() || choice < 2 {
+            [
+                HistoryFilter::Topic(TOPICS[self.rng.below(TOPICS.len())]),
+                HistoryFilter::UnknownPublication,
+                HistoryFilter::None,
+            ][self.rng.below(3)]
+        } else {
+            let index = self.rng.below(events.len());
+            let (publication, key) = (
+                events[index].publication,
+                (events[index].publisher, events[index].seq),
+            );
+            let (ms, topic) = (self.publishes[&key].at_ms, self.publishes[&key].topic);
+            match choice {
+                2 => HistoryFilter::FromPublication(index, publication),
+                3 => HistoryFilter::AfterPublication(index, publication),
+                4 => HistoryFilter::BeforePublication(index, publication),
+                5 => HistoryFilter::UntilPublication(index, publication),
+                6 => HistoryFilter::FromTime(ms),
+                7 => HistoryFilter::AfterTime(ms),
+                8 => HistoryFilter::BeforeTime(ms),
+                9 => HistoryFilter::UntilTime(ms),
+                10 => HistoryFilter::Topic(topic),
+                _ => HistoryFilter::None,
+            }
+        };
+        ask
+    }
+
+    /// What `ask` selects of the full history `events` (arrival order): the model of the
+    /// spec's filters.
+    fn filtered(
+        &self,
+        ask: &HistoryAsk,
+        events: &[HistoryEvent],
+    ) -> Result<Vec<(u64, u64)>, String> {
+        let at = |event: &HistoryEvent| self.publishes[&(event.publisher, event.seq)].at_ms;
+        let mut selected: Vec<&HistoryEvent> = match ask.filter {
+            HistoryFilter::None => events.iter().collect(),
+            HistoryFilter::Topic(topic) => events.iter().filter(|e| e.topic == topic).collect(),
+            HistoryFilter::FromPublication(i, _) => events[i..].iter().collect(),
+            HistoryFilter::AfterPublication(i, _) => events[i + 1..].iter().collect(),
+            HistoryFilter::BeforePublication(i, _) => events[..i].iter().collect(),
+            HistoryFilter::UntilPublication(i, _) => events[..=i].iter().collect(),
+            HistoryFilter::UnknownPublication => return Err(uri::INVALID_ARGUMENT.to_string()),
+            HistoryFilter::FromTime(ms) => events.iter().filter(|e| at(e) >= ms).collect(),
+            HistoryFilter::AfterTime(ms) => events.iter().filter(|e| at(e) > ms).collect(),
+            HistoryFilter::BeforeTime(ms) => events.iter().filter(|e| at(e) < ms).collect(),
+            HistoryFilter::UntilTime(ms) => events.iter().filter(|e| at(e) <= ms).collect(),
+        };
+        if ask.reverse || ask.positional {
+            selected.reverse();
+        }
+        selected.truncate(ask.limit.unwrap_or(usize::MAX));
+        Ok(selected.iter().map(|e| (e.publisher, e.seq)).collect())
+    }
+
     /// Publications that reached one subscriber under two or more of its subscriptions.
     fn multi_matched(&self) -> usize {
         let mut per_receipt: HashMap<(u64, u64, u64), usize> = HashMap::new();
@@ -1689,6 +2334,7 @@ struct Coverage {
     /// Retained EVENTs received, and topics the final check found a retained event for.
     retained_events: usize,
     retained_topics: usize,
+    history: HistoryCounts,
 }
 
 /// What the advanced RPC features did, counted by the clients.
@@ -1750,6 +2396,7 @@ fn run_seed(seed: u64) -> Coverage {
     let must_receive_checks = sim.check_delivery();
     let shared_at_end = sim.check_replicas();
     let retained_topics = sim.check_retained();
+    sim.check_history();
     let coverage = Coverage {
         calls: sim.calls.len(),
         shared_joins: sim.shared_joins,
@@ -1767,6 +2414,7 @@ fn run_seed(seed: u64) -> Coverage {
         multi_matched: sim.multi_matched(),
         retained_events: sim.retained_events.len(),
         retained_topics,
+        history: sim.history,
     };
     sim.everyone_leaves();
     sim.cluster.assert_tables_empty();
@@ -1819,6 +2467,7 @@ fn run_seeds(seeds: impl Iterator<Item = u64>) -> usize {
             total.multi_matched += coverage.multi_matched;
             total.retained_events += coverage.retained_events;
             total.retained_topics += coverage.retained_topics;
+            total.history.add(&coverage.history);
         }
         if let Err(panic) = result {
             eprintln!(
@@ -1842,6 +2491,17 @@ fn run_seeds(seeds: impl Iterator<Item = u64>) -> usize {
     assert!(
         count < 50 || (total.retained_events > total.retained_topics && total.retained_topics > 0),
         "retention not exercised: {total:?}"
+    );
+    let history = &total.history;
+    assert!(
+        count < 50
+            || (history.settled_events > 0
+                && history.evicted_histories > 0
+                && history.midrun_events > history.midrun_answers
+                && history.filtered > 0
+                && history.unavailable > 0
+                && history.session_lists > 0),
+        "event history not exercised: {total:?}"
     );
     assert!(
         count < 50 || total.realms_removed_mid_run > 0,
@@ -2019,6 +2679,42 @@ fn call_round_trip_between_shards() {
         cluster.drain();
         cluster.assert_tables_empty();
     }
+}
+
+/// A caller that does not stream calls may not have two pending calls under one request id
+/// (a protocol violation, as for one that streams): the second used to replace the first in
+/// the caller's table, so when the caller left the first stayed pending, and its callee's
+/// answer reached a session that was gone (a panic, found by the router fuzz target).
+#[test]
+fn a_second_pending_call_under_one_request_id_is_a_violation() {
+    let mut cluster = Cluster::new(2, 1);
+    let procedure = uri_owned_by(1, 2, "com.dup");
+    let caller = cluster.client(0);
+    let callee = cluster.client(1);
+    cluster.register(callee, 1, &procedure);
+    cluster.call(caller, 7, &procedure, 40);
+    cluster.drain();
+    let (invocation, call_args) = cluster.invocation(callee);
+    assert_eq!(call_args, (40, 7));
+    cluster.call(caller, 7, &procedure, 41);
+    match cluster.next(caller).msg() {
+        Message::Abort { reason, .. } => assert_eq!(reason, uri::PROTOCOL_VIOLATION),
+        other => panic!("expected ABORT, got {other:?}"),
+    }
+    cluster.close(caller);
+    cluster.drain();
+    cluster.yield_(callee, invocation, 42, 0);
+    cluster.drain();
+    cluster.nothing_for(callee);
+    cluster.close(callee);
+    cluster.drain();
+    let stats = cluster.stats();
+    assert_eq!(
+        (stats.sessions, stats.pending_calls, stats.pending_entries),
+        (0, 0, 0)
+    );
+    assert_eq!(stats.protocol_violations, 1);
+    assert_eq!(stats.shard_messages_ignored, 0);
 }
 
 #[test]

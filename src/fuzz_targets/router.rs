@@ -18,18 +18,24 @@
 //!   message type, WELCOME comes once and before anything but ABORT, INVOCATIONs and EVENTs
 //!   name a registration/subscription the session was told about;
 //! * after every input the clock's due timers are handled, and the counters agree
-//!   (sessions open = opened - closed);
+//!   (sessions open = opened - closed; events held in history = recorded - evicted, within
+//!   the configured bounds);
+//! * a RESULT of `wamp.subscription.get_events` (realm1 keeps the history of an exact topic
+//!   and a prefix, in few events and bytes; the calls carry random, often wrong, arguments)
+//!   is one list of events of the asked subscription, each publication once, at most the
+//!   asked and the configured limit;
 //! * at the end, with every channel drained and every transport closed, every shard's tables
 //!   are empty (sessions, registrations, subscriptions, pending calls, in-flight writes,
 //!   timers) and no shard ignored a shard message.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use bytes::Bytes;
 
 use super::Cursor;
 use crate::router::{
-    Action, Millis, Router, RouterConfig, SessionKey, ShardMsg, TransportInfo, UriCheck,
+    Action, HistoryConfig, MatchPolicy, Millis, RealmConfig, Router, RouterConfig, SessionKey,
+    ShardMsg, TransportInfo, UriCheck,
 };
 use crate::serializer::Serializer;
 use crate::wire::{
@@ -78,6 +84,47 @@ const ERRORS: &[&str] = &[
     "bad uri",
 ];
 
+/// The event history realm1 keeps: an exact topic and a prefix over every `t.` topic, in few
+/// events and `HISTORY_MAX_BYTES` each, so that eviction (by count and by bytes) and declines
+/// (an event bigger than the whole bound) happen.
+const HISTORY: &[(&str, MatchPolicy, usize)] = &[
+    ("t.a", MatchPolicy::Exact, 3),
+    ("t", MatchPolicy::Prefix, 8),
+];
+const HISTORY_MAX_BYTES: usize = 1024;
+
+const GET_EVENTS: &str = "wamp.subscription.get_events";
+/// The keyword arguments `get_events` takes, and two it does not.
+const HISTORY_KEYS: &[&str] = &[
+    "reverse",
+    "limit",
+    "from_time",
+    "after_time",
+    "before_time",
+    "until_time",
+    "topic",
+    "from_publication",
+    "after_publication",
+    "before_publication",
+    "until_publication",
+    "x_bogus",
+    "",
+];
+/// Timestamps for the time filters: RFC 3339 ones around the clock's range (it starts at the
+/// Unix epoch), far ones, and strings that are not RFC 3339.
+const TIMES: &[&str] = &[
+    "1970-01-01T00:00:00.000Z",
+    "1970-01-01T00:00:00.050Z",
+    "1970-01-01T00:00:05Z",
+    "1970-01-01T01:00:10.5+01:00",
+    "2026-12-02T13:18:52.042Z",
+    "9999-12-31T23:59:59.999999999Z",
+    "yesterday",
+    "",
+    "1970-01-01T00:00:00",
+    "-0001-01-01T00:00:00Z",
+];
+
 /// Client features a HELLO may announce (each role picks some at random).
 const FEATURES: &[&str] = &[
     "call_canceling",
@@ -99,6 +146,20 @@ struct Conn {
     subscriptions: Vec<u64>,
     invocations: Vec<u64>,
     calls: Vec<u64>,
+    /// Publication ids it saw (PUBLISHED, EVENT), for the history filters.
+    publications: Vec<u64>,
+    /// CALL request ids it used: `Some` for one well-formed `get_events` call and nothing else
+    /// under that id (its RESULT is checked), `None` for any other use.
+    call_ids: HashMap<u64, Option<HistoryCall>>,
+    /// It sent raw or mutated frames, which may be CALLs under any id: no RESULT is checked.
+    unsure: bool,
+}
+
+/// A `get_events` call whose RESULT is checked.
+#[derive(Copy, Clone, Debug)]
+struct HistoryCall {
+    subscription: u64,
+    limit: Option<u64>,
 }
 
 struct Sim {
@@ -163,6 +224,20 @@ pub(crate) fn check(data: &[u8]) {
     };
     let eager = cfg & 0x80 != 0;
     let seed = u64::from(c.byte());
+    let mut realm1 = RealmConfig::new("realm1");
+    realm1.history = HISTORY
+        .iter()
+        .map(|&(uri, matching, limit)| HistoryConfig {
+            uri: uri.into(),
+            matching,
+            limit,
+            max_bytes: HISTORY_MAX_BYTES,
+        })
+        .collect();
+    let config = RouterConfig {
+        realms: vec![realm1],
+        ..config
+    };
     let configured_realms = config.realms.len();
     let mut sim = Sim {
         configured_realms,
@@ -256,6 +331,9 @@ impl Sim {
             subscriptions: Vec::new(),
             invocations: Vec::new(),
             calls: Vec::new(),
+            publications: Vec::new(),
+            call_ids: HashMap::new(),
+            unsure: false,
         });
         self.absorb(shard);
     }
@@ -400,15 +478,30 @@ impl Sim {
                 );
                 remember(&mut conn.invocations, request);
             }
-            Message::Event { subscription, .. } => assert!(
-                conn.subscriptions.contains(&subscription),
-                "EVENT for subscription {subscription} the subscriber was not told of"
-            ),
+            Message::Event {
+                subscription,
+                publication,
+                ..
+            } => {
+                assert!(
+                    conn.subscriptions.contains(&subscription),
+                    "EVENT for subscription {subscription} the subscriber was not told of"
+                );
+                remember(&mut conn.publications, publication);
+            }
+            Message::Published { publication, .. } => remember(&mut conn.publications, publication),
+            Message::Result {
+                request, payload, ..
+            } => {
+                if let Some(Some(call)) = conn.call_ids.get(&request) {
+                    if !conn.unsure {
+                        check_history_result(call, &payload);
+                    }
+                }
+            }
             Message::Abort { .. }
             | Message::Goodbye { .. }
             | Message::Error { .. }
-            | Message::Result { .. }
-            | Message::Published { .. }
             | Message::Unsubscribed { .. }
             | Message::Unregistered { .. }
             | Message::Interrupt { .. }
@@ -433,6 +526,19 @@ impl Sim {
             assert!(
                 stats.sessions_established <= stats.sessions_opened,
                 "{stats:?}"
+            );
+        }
+        for router in &self.routers {
+            let stats = router.stats();
+            assert_eq!(
+                stats.history_now as u64,
+                stats.history_recorded - stats.history_evicted,
+                "{stats:?}"
+            );
+            assert!(
+                stats.history_bytes <= HISTORY.len() * HISTORY_MAX_BYTES
+                    && stats.history_now <= HISTORY.iter().map(|entry| entry.2).sum(),
+                "history beyond its bounds: {stats:?}"
             );
         }
         let open: usize = self.routers.iter().map(Router::session_count).sum();
@@ -492,10 +598,12 @@ impl Sim {
         let ser = conn.ser;
         match Kind::choose(c, conn) {
             Kind::Raw => {
+                conn.unsure = true;
                 let n = c.below(48);
                 c.take(n).to_vec()
             }
             Kind::Mutated => {
+                conn.unsure = true;
                 let kind = match Kind::choose(c, conn) {
                     Kind::Raw | Kind::Mutated => Kind::Call,
                     kind => kind,
@@ -511,7 +619,18 @@ impl Sim {
                 }
                 frame
             }
-            kind => encode(ser, &well_formed(c, conn, &peers, kind)),
+            kind => {
+                let m = well_formed(c, conn, &peers, kind);
+                if m.code == code::CALL {
+                    // A RESULT under an id that two CALLs used may answer either.
+                    let asked = kind == Kind::GetEvents;
+                    conn.call_ids
+                        .entry(m.request)
+                        .and_modify(|call| *call = None)
+                        .or_insert(m.asks.filter(|_| asked));
+                }
+                encode(ser, &m)
+            }
         }
     }
 }
@@ -529,6 +648,8 @@ enum Kind {
     Unsubscribe,
     Unregister,
     Cancel,
+    /// CALL `wamp.subscription.get_events`, with arguments valid or not.
+    GetEvents,
     /// GOODBYE, ABORT, or a message a client may not send here.
     Other,
     /// Raw bytes, as they come.
@@ -559,7 +680,7 @@ impl Kind {
             57..=59 => Kind::Other,
             60 => Kind::Raw,
             61 => Kind::Mutated,
-            _ => Kind::Publish,
+            _ => Kind::GetEvents,
         }
     }
 }
@@ -593,6 +714,8 @@ struct OwnedMessage {
     uri: String,
     dict: Dict<'static>,
     payload: OwnedPayload,
+    /// A well-formed `get_events` call whose RESULT can be checked.
+    asks: Option<HistoryCall>,
 }
 
 impl OwnedMessage {
@@ -689,6 +812,7 @@ fn well_formed(c: &mut Cursor<'_>, conn: &mut Conn, peers: &[u64], kind: Kind) -
         uri: String::new(),
         dict: Dict::new(),
         payload: OwnedPayload::empty(ser),
+        asks: None,
     };
     match kind {
         Kind::Hello => {
@@ -830,6 +954,13 @@ fn well_formed(c: &mut Cursor<'_>, conn: &mut Conn, peers: &[u64], kind: Kind) -
             }
             m.payload = payload(c, ser);
         }
+        Kind::GetEvents => {
+            m.code = code::CALL;
+            m.request = request_id(c, conn);
+            remember(&mut conn.calls, m.request);
+            m.uri = GET_EVENTS.to_string();
+            (m.payload, m.asks) = get_events_args(c, conn);
+        }
         Kind::Unsubscribe => {
             m.code = code::UNSUBSCRIBE;
             m.request = request_id(c, conn);
@@ -878,6 +1009,124 @@ fn well_formed(c: &mut Cursor<'_>, conn: &mut Conn, peers: &[u64], kind: Kind) -
         m.dict.insert(key, Value::Str("?".into()));
     }
     m
+}
+
+/// The arguments of a `get_events` call: a subscription id (mostly one the client saw, often
+/// a reserved one: they are the first ids), an optional positional limit, keyword filters with
+/// values of the right type or not; and what its RESULT must respect, when one may come.
+fn get_events_args(c: &mut Cursor<'_>, conn: &Conn) -> (OwnedPayload, Option<HistoryCall>) {
+    let mut args = Vec::new();
+    match c.below(10) {
+        0 => {}
+        1 => args.push(Value::Str("1".into())),
+        2 => args.push(Value::Int(-1)),
+        3 => args.push(Value::Float(1.0)),
+        _ => args.push(Value::UInt(known_or_random(c, &conn.subscriptions))),
+    }
+    if !args.is_empty() && c.chance(25) {
+        args.push(limit_value(c));
+        if c.chance(5) {
+            args.push(Value::UInt(1));
+        }
+    }
+    let mut kwargs = Dict::new();
+    for _ in 0..c.below(4) {
+        let key = *c.pick(HISTORY_KEYS);
+        let value = if c.chance(15) {
+            c.pick(&[
+                Value::Null,
+                Value::Int(-1),
+                Value::Str("?".into()),
+                Value::List(Vec::new()),
+                Value::Float(f64::NAN),
+                Value::Bool(true),
+            ])
+            .clone()
+        } else {
+            match key {
+                "reverse" => Value::Bool(c.bool()),
+                "limit" => limit_value(c),
+                "topic" => Value::Str(c.pick(TOPICS).to_string().into()),
+                key if key.ends_with("_time") => Value::Str(c.pick(TIMES).to_string().into()),
+                key if key.ends_with("_publication") => {
+                    Value::UInt(known_or_random(c, &conn.publications))
+                }
+                _ => Value::Null,
+            }
+        };
+        kwargs.insert(key, value);
+    }
+    let subscription = match args.first() {
+        Some(Value::UInt(id)) => Some(*id),
+        _ => None,
+    };
+    let limit = match (args.get(1), kwargs.get("limit")) {
+        (Some(Value::UInt(n)), _) | (None, Some(Value::UInt(n))) => Some(*n),
+        _ => None,
+    };
+    let ser = conn.ser;
+    let kwargs = (!kwargs.is_empty()).then_some(&kwargs);
+    let payload =
+        payload_from_args(ser, &args, kwargs).unwrap_or_else(|_| OwnedPayload::empty(ser));
+    let call = subscription.map(|subscription| HistoryCall {
+        subscription,
+        limit,
+    });
+    (payload, call)
+}
+
+/// A `limit` for `get_events`: positive or not, huge, or not a number.
+fn limit_value(c: &mut Cursor<'_>) -> Value<'static> {
+    c.pick(&[
+        Value::UInt(0),
+        Value::UInt(1),
+        Value::UInt(2),
+        Value::UInt(5),
+        Value::UInt(u64::MAX),
+        Value::Int(-2),
+        Value::Str("3".into()),
+        Value::Null,
+    ])
+    .clone()
+}
+
+/// A RESULT of `get_events`: one list of events of the asked subscription, each with its
+/// fields, each publication once, no more than asked or configured.
+fn check_history_result(call: &HistoryCall, payload: &Payload<'_>) {
+    let (args, kwargs) = wire::decode_payload_values(payload)
+        .unwrap_or_else(|e| panic!("a get_events RESULT does not decode: {e}"));
+    assert!(kwargs.is_none(), "get_events answered keyword arguments");
+    let [Value::List(events)] = args.as_slice() else {
+        panic!("get_events answered {args:?}");
+    };
+    let most = HISTORY.iter().map(|entry| entry.2).max().unwrap_or(0) as u64;
+    assert!(
+        events.len() as u64 <= call.limit.unwrap_or(u64::MAX).min(most),
+        "{} events for {call:?}",
+        events.len()
+    );
+    let mut publications = Vec::new();
+    for event in events {
+        let event = event.as_dict().expect("each history event is a dict");
+        assert_eq!(
+            event.get_u64("subscription"),
+            Some(call.subscription),
+            "{event:?} for {call:?}"
+        );
+        let publication = event.get_u64("publication").expect("a publication id");
+        assert!(
+            !publications.contains(&publication),
+            "publication {publication} twice in one answer"
+        );
+        publications.push(publication);
+        let timestamp = event.get_str("timestamp").expect("a timestamp");
+        assert!(
+            timestamp.len() == 24 && timestamp.ends_with('Z'),
+            "timestamp {timestamp:?}"
+        );
+        assert!(event.get_str("topic").is_some(), "{event:?}");
+        assert!(event.get_dict("details").is_some(), "{event:?}");
+    }
 }
 
 /// Mostly the first of `pool` (so that sessions meet on one URI), else any.

@@ -6,8 +6,8 @@
 //!    router does not announce) is a protocol violation;
 //! 2. request-id rules: a CALL under the request id of the session's pending streamed call is
 //!    that call's next chunk (progressive_call_invocations; chunks of a finished stream are
-//!    dropped); otherwise, with `strict_request_ids`, a new request must carry the previous
-//!    id + 1;
+//!    dropped); a CALL under the id of another pending call is a violation; otherwise, with
+//!    `strict_request_ids`, a new request must carry the previous id + 1;
 //! 3. URI and option rules: the URI of a CALL, PUBLISH, REGISTER or SUBSCRIBE is at most
 //!    `max_uri_length` bytes; REGISTER (invoke, procedure URI or pattern, the reserved `wamp.`
 //!    namespace), SUBSCRIBE (match, topic URI). The URI of a CALL or PUBLISH is validated by
@@ -189,7 +189,8 @@ impl Router {
     /// session is still streaming is that call's next chunk; one under the id of a streamed
     /// call that is over is dropped silently (as is, with `strict_request_ids`, any CALL at or
     /// below the highest id seen: the watermark rule); `progress` from a caller that did not
-    /// announce the feature, or under the id of an ordinary pending call, is a violation.
+    /// announce the feature is a violation, and so is any CALL under the id of an ordinary
+    /// pending call (whether or not the caller streams).
     #[inline]
     fn call_chunk_rule(
         &mut self,
@@ -202,7 +203,7 @@ impl Router {
         let streams = session
             .features
             .has(PeerFeatures::CALLER_PROGRESSIVE_INVOCATIONS);
-        if !streams && options.is_empty() {
+        if !streams && options.is_empty() && !session.calls_waiting.contains_key(&request) {
             return ChunkRule::NewCall;
         }
         self.call_chunk_rule_slow(key, request, options, streams, out)
@@ -223,6 +224,13 @@ impl Router {
         if !streams {
             if progress {
                 let text = "CALL.Options.progress from a caller that did not announce progressive_call_invocations";
+                self.protocol_violation(key, text, out);
+                return ChunkRule::Refused;
+            }
+            // Two pending calls under one request id: the second would hide the first from
+            // `calls_waiting`, and its answer would reach a caller that is gone.
+            if session.calls_waiting.contains_key(&request) {
+                let text = format!("CALL request id {request} is already in use by a pending call");
                 self.protocol_violation(key, text, out);
                 return ChunkRule::Refused;
             }
