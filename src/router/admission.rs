@@ -203,7 +203,10 @@ impl Router {
         let streams = session
             .features
             .has(PeerFeatures::CALLER_PROGRESSIVE_INVOCATIONS);
-        if !streams && options.is_empty() && !session.calls_waiting.contains_key(&request) {
+        // A caller with no call pending (the common case) needs no lookup for a reused id.
+        let waiting = &session.calls_waiting;
+        if !streams && options.is_empty() && (waiting.is_empty() || !waiting.contains_key(&request))
+        {
             return ChunkRule::NewCall;
         }
         self.call_chunk_rule_slow(key, request, options, streams, out)
