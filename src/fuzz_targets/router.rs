@@ -33,6 +33,7 @@ use std::collections::{HashMap, VecDeque};
 use bytes::Bytes;
 
 use super::Cursor;
+use crate::router::history::FILTERS;
 use crate::router::{
     Action, HistoryConfig, MatchPolicy, Millis, RealmConfig, Router, RouterConfig, SessionKey,
     ShardMsg, TransportInfo, UriCheck,
@@ -95,21 +96,16 @@ const HISTORY_MAX_BYTES: usize = 1024;
 
 const GET_EVENTS: &str = "wamp.subscription.get_events";
 /// The keyword arguments `get_events` takes, and two it does not.
-const HISTORY_KEYS: &[&str] = &[
-    "reverse",
-    "limit",
-    "from_time",
-    "after_time",
-    "before_time",
-    "until_time",
-    "topic",
-    "from_publication",
-    "after_publication",
-    "before_publication",
-    "until_publication",
-    "x_bogus",
-    "",
-];
+const HISTORY_KEYS: [&str; 13] = {
+    let mut keys = [""; 13];
+    let mut index = 0;
+    while index < FILTERS.len() {
+        keys[index] = FILTERS[index];
+        index += 1;
+    }
+    keys[11] = "x_bogus";
+    keys
+};
 /// Timestamps for the time filters: RFC 3339 ones around the clock's range (it starts at the
 /// Unix epoch), far ones, and strings that are not RFC 3339.
 const TIMES: &[&str] = &[
@@ -1031,7 +1027,7 @@ fn get_events_args(c: &mut Cursor<'_>, conn: &Conn) -> (OwnedPayload, Option<His
     }
     let mut kwargs = Dict::new();
     for _ in 0..c.below(4) {
-        let key = *c.pick(HISTORY_KEYS);
+        let key = *c.pick(&HISTORY_KEYS);
         let value = if c.chance(15) {
             c.pick(&[
                 Value::Null,

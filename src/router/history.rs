@@ -44,7 +44,8 @@ use super::pubsub::{disclose_publisher, EventCopy};
 use super::realm::RealmId;
 use super::shard_msg::{owner_shard, ShardMsgKind};
 use super::{fast_map, uri, Action, FastMap, RealmConfig, Router, SessionKey, ShardId};
-use crate::wire::{self, code, Dict, Message, Payload, Value};
+use crate::serializer::Serializer;
+use crate::wire::{self, code, Dict, Message, OwnedPayload, Payload, Value};
 
 /// One `[[realm.history]]` entry of the configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -313,7 +314,7 @@ pub(crate) struct HistoryQuery {
 }
 
 /// The keyword arguments `get_events` takes.
-const FILTERS: [&str; 11] = [
+pub(crate) const FILTERS: [&str; 11] = [
     "reverse",
     "limit",
     "from_time",
@@ -617,63 +618,42 @@ impl Router {
         if !self.sessions.alive(caller, session_id) {
             return;
         }
-        let records = match selected {
-            Ok(records) => records,
-            Err(text) => {
-                self.send_error(
-                    out,
-                    caller,
-                    code::CALL,
+        let serializer = self.sessions[caller].serializer;
+        match answer_payload(serializer, (subscription, pattern), selected) {
+            Ok(payload) => {
+                let result = Message::Result {
                     request,
-                    uri::INVALID_ARGUMENT,
-                    text,
-                );
-                return;
+                    details: Dict::new(),
+                    payload: payload.as_payload(),
+                };
+                self.send(out, caller, serializer, &result);
             }
-        };
-        let mut events = Vec::with_capacity(records.len());
-        for record in &records {
-            match event_value(record, subscription, pattern) {
-                Ok(event) => events.push(event),
-                Err(error) => {
-                    // Kept payloads were read once already; a failure here is a router bug.
-                    tracing::error!(subscription, "a kept event cannot be read: {error}");
-                    let text = "a kept event cannot be read";
-                    self.send_error(
-                        out,
-                        caller,
-                        code::CALL,
-                        request,
-                        uri::INVALID_ARGUMENT,
-                        text,
-                    );
-                    return;
-                }
+            Err(text) => {
+                let error = uri::INVALID_ARGUMENT;
+                self.send_error(out, caller, code::CALL, request, error, text);
             }
         }
-        let serializer = self.sessions[caller].serializer;
-        let payload = match wire::payload_from_args(serializer, &[Value::List(events)], None) {
-            Ok(payload) => payload,
-            Err(error) => {
-                let text = format!("the events cannot be written for this session: {error}");
-                self.send_error(
-                    out,
-                    caller,
-                    code::CALL,
-                    request,
-                    uri::INVALID_ARGUMENT,
-                    text,
-                );
-                return;
-            }
-        };
-        let result = Message::Result {
-            request,
-            details: Dict::new(),
-            payload: payload.as_payload(),
-        };
-        self.send(out, caller, serializer, &result);
     }
+}
+
+/// The RESULT's payload: one argument, the list of the selected events; or why there is none.
+fn answer_payload(
+    serializer: Serializer,
+    (subscription, pattern): (u64, bool),
+    selected: Result<Vec<Arc<HistoryRecord>>, String>,
+) -> Result<OwnedPayload, String> {
+    let records = selected?;
+    let events = records
+        .iter()
+        .map(|record| event_value(record, subscription, pattern))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| {
+            // Kept payloads were read once already; a failure here is a router bug.
+            tracing::error!(subscription, "a kept event cannot be read: {error}");
+            "a kept event cannot be read".to_string()
+        })?;
+    wire::payload_from_args(serializer, &[Value::List(events)], None)
+        .map_err(|error| format!("the events cannot be written for this session: {error}"))
 }
 
 /// One event of the answer.

@@ -193,7 +193,7 @@ mod dealer;
 mod facts;
 mod gather;
 mod handshake;
-mod history;
+pub(crate) mod history;
 mod ids;
 mod internal;
 mod log_limit;
