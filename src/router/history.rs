@@ -162,6 +162,18 @@ impl HistoryTopics {
         Some((topic.owner, topic.matching != MatchPolicy::Exact))
     }
 
+    /// Whether `topic` falls under some history subscription.
+    fn covers(&self, topic: &str) -> bool {
+        if self.topics.is_empty() {
+            return false;
+        }
+        let mut covered = self.exact.contains_key(topic);
+        if !covered && !self.patterns.is_empty() {
+            self.patterns.for_each_match(topic, |_| covered = true);
+        }
+        covered
+    }
+
     /// (owner, id) of every history subscription `topic` falls under.
     fn matching(&self, topic: &str) -> Vec<(ShardId, u64)> {
         let mut matched = Vec::new();
@@ -457,7 +469,7 @@ impl Router {
         (publication, payload): (u64, &Payload<'_>),
         out: &mut Vec<Action>,
     ) {
-        if self.realms.get(me.realm).history.matching(topic).is_empty() {
+        if !self.keeps_history(me.realm, topic) {
             return;
         }
         let event = self.event_copy(me, options, topic, (publication, payload));
@@ -509,8 +521,7 @@ impl Router {
 
     /// Whether `topic` in `realm` falls under a history subscription.
     pub(super) fn keeps_history(&self, realm: RealmId, topic: &str) -> bool {
-        let history = &self.realms.get(realm).history;
-        !history.is_empty() && !history.matching(topic).is_empty()
+        self.realms.get(realm).history.covers(topic)
     }
 
     /// The owner's part: each history subscription keeps the event within its bounds.
@@ -529,7 +540,19 @@ impl Router {
                     self.stats.history_recorded += 1;
                     self.stats.history_evicted += evicted as u64;
                 }
-                Some(Appended::TooBig) => self.stats.history_declined += 1,
+                Some(Appended::TooBig) => {
+                    self.stats.history_declined += 1;
+                    if let Some(suppressed) = self.logs.history_declined.allow(self.now) {
+                        tracing::warn!(
+                            realm = %append.realm,
+                            subscription = id,
+                            topic = %append.record.event.topic,
+                            bytes,
+                            suppressed,
+                            "event not kept in history: bigger than the history's max_bytes"
+                        );
+                    }
+                }
                 None => {
                     self.stats.shard_messages_ignored += 1;
                     tracing::error!(

@@ -527,6 +527,7 @@ struct LogLimits {
     publish_not_deliverable: LogLimit,
     event_not_deliverable: LogLimit,
     retained_declined: LogLimit,
+    history_declined: LogLimit,
     encode_error: LogLimit,
 }
 
@@ -543,6 +544,7 @@ impl LogLimits {
             &self.publish_not_deliverable,
             &self.event_not_deliverable,
             &self.retained_declined,
+            &self.history_declined,
             &self.encode_error,
         ]
         .iter()
