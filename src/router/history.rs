@@ -469,25 +469,29 @@ impl Router {
         (publication, payload): (u64, &Payload<'_>),
         out: &mut Vec<Action>,
     ) {
-        if !self.keeps_history(me.realm, topic) {
-            return;
-        }
-        let event = self.event_copy(me, options, topic, (publication, payload));
-        self.keep_in_history(me.realm, event, out);
-    }
-
-    /// Sends `event` to the owner of each history subscription of `realm` its topic falls
-    /// under, one copy per owner shard (the router's own meta events come here too).
-    pub(super) fn keep_in_history(
-        &mut self,
-        realm: RealmId,
-        event: EventCopy,
-        out: &mut Vec<Action>,
-    ) {
-        let mut matched = self.realms.get(realm).history.matching(&event.topic);
+        let matched = self.history_matching(me.realm, topic);
         if matched.is_empty() {
             return;
         }
+        let event = self.event_copy(me, options, topic, (publication, payload));
+        self.keep_in_history(me.realm, matched, event, out);
+    }
+
+    /// (owner shard, id) of each history subscription of `realm` that `topic` falls under.
+    pub(super) fn history_matching(&self, realm: RealmId, topic: &str) -> Vec<(ShardId, u64)> {
+        self.realms.get(realm).history.matching(topic)
+    }
+
+    /// Sends `event` to the owners of the history subscriptions `matched` (its topic's, from
+    /// `history_matching`), one copy per owner shard (the router's own meta events come here
+    /// too).
+    pub(super) fn keep_in_history(
+        &mut self,
+        realm: RealmId,
+        mut matched: Vec<(ShardId, u64)>,
+        event: EventCopy,
+        out: &mut Vec<Action>,
+    ) {
         if event
             .filters
             .as_ref()

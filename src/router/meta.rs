@@ -92,7 +92,8 @@ impl Router {
             return;
         };
         let publication = self.random_ids.next_id();
-        if self.keeps_history(realm, topic) {
+        let history = self.history_matching(realm, topic);
+        if !history.is_empty() {
             let event = EventCopy {
                 topic: topic.into(),
                 publication,
@@ -100,7 +101,7 @@ impl Router {
                 filters: None,
                 payload: payload.clone(),
             };
-            self.keep_in_history(realm, event, out);
+            self.keep_in_history(realm, history, event, out);
         }
         let subscriptions = &self.realms.get(realm).subscriptions;
         let exact = subscriptions.exact(topic);
