@@ -207,6 +207,7 @@ mod retention;
 mod rpc;
 mod session;
 mod shard_msg;
+mod testament;
 mod timers;
 pub mod uri;
 
@@ -346,6 +347,9 @@ pub struct RouterConfig {
     /// Topics one session may be subscribed to; one more gets
     /// `wampring.error.too_many_subscriptions`.
     pub max_subscriptions_per_session: usize,
+    /// Testaments (`wamp.session.add_testament`) one session may hold over both scopes; one
+    /// more gets `wampring.error.too_many_testaments`. Each is at most one message's size.
+    pub max_testaments_per_session: usize,
     /// Bytes the retained events of one realm may hold (topic, payload and black/white lists);
     /// every shard holds a copy of them. A retained event beyond it is declined.
     pub max_retained_bytes_per_realm: usize,
@@ -365,6 +369,7 @@ impl Default for RouterConfig {
             max_options_entries: 256,
             max_registrations_per_session: 10_000,
             max_subscriptions_per_session: 10_000,
+            max_testaments_per_session: 64,
             max_retained_bytes_per_realm: 16 * 1024 * 1024,
         }
     }
@@ -454,6 +459,13 @@ pub struct RouterStats {
     pub history_skipped: u64,
     /// `wamp.subscription.get_events` calls asked of a history's owner.
     pub history_queries: u64,
+    /// Testaments published for sessions that went away.
+    pub testaments_published: u64,
+    /// Sessions closed by `wamp.session.kill*`.
+    pub sessions_killed: u64,
+    /// Callees and subscribers removed by `wamp.registration.remove_callee` and
+    /// `wamp.subscription.remove_subscriber`.
+    pub revocations: u64,
     /// History events held on this shard now, and their bytes.
     pub history_now: usize,
     pub history_bytes: usize,
@@ -811,7 +823,7 @@ impl Router {
             ShardMsgKind::RegisterRefused(msg) => self.register_refused(msg, out),
             ShardMsgKind::RegistrationAdded(msg) => self.apply_registration_added(msg, out),
             ShardMsgKind::RegistrationRemoved(msg) => {
-                self.apply_registration_removed(msg, false, out);
+                self.apply_registration_removed(msg, out);
             }
             ShardMsgKind::SubscriptionShards(msg) => self.apply_subscription_shards(msg, out),
             ShardMsgKind::Applied(msg) => self.count_applied(msg.ticket, out),
@@ -1289,7 +1301,14 @@ impl Router {
         let subscriptions = std::mem::replace(&mut state.subscriptions, fast_set());
         let calls_waiting = std::mem::take(&mut state.calls_waiting);
         let invocations = std::mem::take(&mut state.invocations);
+        let testaments = std::mem::take(&mut state.testaments);
         state.discarded_invocations.clear();
+
+        // The session's last words go out before its meta events say it is gone.
+        if testaments.len() > 0 {
+            let realm = self.realms.get(identity.realm).name.clone();
+            self.publish_testaments(realm, testaments, out);
+        }
 
         // Sorted so the order of the messages (and so a simulation) replays exactly.
         let mut registrations: Vec<u64> = registrations.into_iter().collect();
