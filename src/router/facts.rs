@@ -16,8 +16,8 @@
 //!   later).
 //!
 //! The list is handed over at the end of every router input (`Router::settle`) to its readers:
-//! today the session meta events (`wamp.session.on_join` / `on_leave`, published by the router
-//! itself), and a bounded recording for inspection when it is on. Then it is cleared.
+//! the meta events (`meta.rs`, published by the router itself), and a bounded recording for
+//! inspection when it is on. Then it is cleared.
 
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -23,7 +23,7 @@
 //! * Time is an input: the timer table, `handle_timeout(now)`, `poll_timeout()`.
 //! * The router is a peer of itself: `internal.rs` answers `wamp.*` procedures, `meta.rs`
 //!   publishes without a session, and the table code appends facts to one internal event list
-//!   (`facts.rs`) that its readers (meta events now; testaments and metrics later) consume.
+//!   (`facts.rs`) that its readers (meta events now; metrics later) consume.
 //! * Gather (`gather.rs`): a query that spans shards is one scatter with a ticket and a reduce.
 //!
 //! Other files: `handshake.rs` (HELLO -> WELCOME/ABORT), `rpc.rs` (REGISTER/CALL/YIELD
@@ -84,7 +84,9 @@
 //!   serializer. PUBLISHED is sent at once. Order per (publisher, subscriber) and per (caller,
 //!   callee) holds because each pair of shards has one FIFO channel.
 //! * `Gather{ticket, query}` to every other shard, each answering `Gathered{ticket, partial}`
-//!   (or to one shard: a history query goes to the history's owner alone).
+//!   (or to one shard: a history query goes to the history's owner alone, a `remove_callee`
+//!   to the callee's shard). A kill or a revocation is a gather too: the shard holding the
+//!   session carries it out while answering.
 //! * A PUBLISH whose topic falls under history subscriptions: one `HistoryAppend` per owner
 //!   shard of those subscriptions (none with session-id lists).
 //! * `shutdown` is per shard; shard messages arriving afterwards are still applied or answered
@@ -149,10 +151,20 @@
 //!   `wampring.error.pending_call_limit_exceeded` (checked on admission, before the lookup).
 //! * A session that sends no HELLO within `hello_timeout_ms` of its transport opening is closed
 //!   (`Action::Close` with [`CloseReason::HelloTimeout`]), counted and logged (rate-limited).
-//! * The router's own procedures (`wamp.*`, answered by its internal callee): today
-//!   `wamp.session.count` and `wamp.subscription.get_events`; any other `wamp.*` procedure gets `wamp.error.no_such_procedure`.
-//!   Meta events published by the router: `wamp.session.on_join` / `on_leave`. The session
-//!   meta API is not announced in WELCOME until all of it is implemented.
+//! * The router's own procedures (`wamp.*`, answered by its internal callee, `internal.rs`):
+//!   the session, registration and subscription meta API, revocation, testaments and
+//!   `get_events`; any other `wamp.*` procedure gets `wamp.error.no_such_procedure`. Session
+//!   answers are gathered from every shard; registration and subscription answers come from
+//!   the caller's shard's replica (subscribers are gathered). `kill*` never kills the caller
+//!   (`kill` of its own id: `wamp.error.no_such_session`); `kill_by_authid` answers the
+//!   killed ids, `kill_by_authrole` and `kill_all` a count (the spec's results). A callee or
+//!   subscriber that is not one of the entry's: `wamp.error.no_such_registration` /
+//!   `no_such_subscription`. `created` is RFC 3339 UTC with milliseconds, as the owner shard
+//!   decided it.
+//! * Meta events (`meta.rs`) leave from the shard of the session they are about (`facts.rs`),
+//!   so per session they keep the order the facts happened in on every shard.
+//! * Testaments (`testament.rs`): published in `leave`, whatever the way the session goes;
+//!   bad scope: `wamp.error.testament_error` (Crossbar.io's URI).
 //! * CANCEL without a mode is `killnowait` (as Crossbar.io does it). For a callee that did not
 //!   announce call_canceling every mode is `skip` (Autobahn|JS closes its session on an
 //!   INTERRUPT). A second CANCEL while a `kill` is under way, or one for a finished call, is
