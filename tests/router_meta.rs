@@ -2806,6 +2806,43 @@ fn add_testament_refusals_and_the_per_session_bound() {
     h.cluster.assert_tables_empty();
 }
 
+/// Wrong types in `publish_options` are refused (as a PUBLISH's options are checked): a list
+/// of the wrong type would otherwise widen (an exclusion read as empty) or empty (an eligible
+/// list) the audience silently.
+fn testament_publish_options_of_the_wrong_type_are_refused() {
+    let mut h = Harness::new();
+    let testator = on(&mut h, 0, Json);
+    let subscriber = on(&mut h, 1, MsgPack);
+    h.subscribe(&subscriber, "com.will");
+    for (key, value) in [
+        ("exclude", uint(subscriber.id)),
+        ("exclude", Value::List(vec![s(&authid(&subscriber))])),
+        ("eligible", s("everyone")),
+        ("exclude_authid", Value::List(vec![uint(subscriber.id)])),
+        ("eligible_authid", s("someone")),
+        ("exclude_authrole", s("anonymous")),
+        ("eligible_authrole", Value::List(vec![Value::Bool(true)])),
+    ] {
+        let options = dict(&[(key, value.clone())]);
+        assert_eq!(
+            refused(
+                &mut h,
+                &testator,
+                "wamp.session.add_testament",
+                &[s("com.will"), Value::List(vec![]), Value::Null, options]
+            ),
+            uri::INVALID_ARGUMENT,
+            "{key}: {value:?}"
+        );
+    }
+    goodbye(&mut h, &testator);
+    h.expect_nothing(&subscriber);
+    assert_eq!(meta_stats(&h).0, 0);
+    h.disconnect(&testator);
+    h.disconnect(&subscriber);
+    h.cluster.assert_tables_empty();
+}
+
 // ------------------------------------------------------------------------------------------
 // Meta calls racing each other and the sessions they are about
 // ------------------------------------------------------------------------------------------
@@ -3105,6 +3142,7 @@ at_1_and_3_shards!(
     testaments_are_published_however_the_session_goes_before_its_on_leave,
     testaments_are_published_with_their_lists_and_retained_when_asked,
     add_testament_refusals_and_the_per_session_bound,
+    testament_publish_options_of_the_wrong_type_are_refused,
     kills_and_revocations_racing_each_other_take_effect_once,
     testaments_are_published_at_shutdown,
 );
