@@ -223,6 +223,10 @@ pub struct ThreadCtx {
     /// Bounds concurrent connection setups per thread, so thousands of sessions do not
     /// overflow the router's accept backlog all at once.
     setup_gate: Semaphore,
+    /// Closed (by [`watch_start`]) once the load started, the run was aborted, or the wait
+    /// timed out: one task per thread polls for that, so ten thousand waiting sessions do not
+    /// each wake every millisecond.
+    start_gate: Semaphore,
 }
 
 /// Connection setups in progress per thread at most.
@@ -287,21 +291,12 @@ impl ThreadCtx {
     }
 
     pub async fn wait_for_start(&self) -> Option<Phases> {
-        // The main thread either starts or aborts within the setup timeout; the extra second
-        // only covers its polling interval.
-        let give_up = self.shared.setup_deadline + 1_000_000_000;
-        loop {
-            if self.shared.aborted.load(Ordering::Acquire) {
-                return None;
-            }
-            if self.shared.start.load(Ordering::Acquire) != 0 {
-                return Some(self.phases());
-            }
-            if clock::now_ns() > give_up {
-                return None;
-            }
-            glommio::timer::sleep(Duration::from_millis(1)).await;
+        // Err once closed: the gate is never signalled, only closed.
+        let _ = self.start_gate.acquire(1).await;
+        if self.shared.aborted.load(Ordering::Acquire) {
+            return None;
         }
+        (self.shared.start.load(Ordering::Acquire) != 0).then(|| self.phases())
     }
 
     /// Leaves a session at the end of the run, bounded by the close phase; a failure to leave
@@ -350,6 +345,20 @@ async fn role_task(ctx: Rc<ThreadCtx>, role: Role) {
     }
 }
 
+/// Closes the thread's start gate once the load started or the run was aborted, or a second
+/// after the setup deadline (the main thread either starts or aborts within the setup timeout;
+/// the extra second only covers its polling interval).
+async fn watch_start(ctx: Rc<ThreadCtx>) {
+    let give_up = ctx.shared.setup_deadline + 1_000_000_000;
+    while !ctx.shared.aborted.load(Ordering::Acquire)
+        && ctx.shared.start.load(Ordering::Acquire) == 0
+        && clock::now_ns() <= give_up
+    {
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    }
+    ctx.start_gate.close();
+}
+
 async fn thread_main(index: usize, run: Arc<Run>, shared: Arc<Shared>) -> ThreadStats {
     let roles = run.scenario.roles_for_thread(index, run.threads);
     let event_cache = match run.scenario {
@@ -362,7 +371,9 @@ async fn thread_main(index: usize, run: Arc<Run>, shared: Arc<Shared>) -> Thread
         stats: RefCell::new(ThreadStats::default()),
         event_cache: RefCell::new(event_cache),
         setup_gate: Semaphore::new(SETUP_CONCURRENCY),
+        start_gate: Semaphore::new(0),
     });
+    let start_watcher = glommio::spawn_local(watch_start(ctx.clone()));
     let tasks: Vec<_> = roles
         .into_iter()
         .map(|role| glommio::spawn_local(role_task(ctx.clone(), role)))
@@ -379,6 +390,7 @@ async fn thread_main(index: usize, run: Arc<Run>, shared: Arc<Shared>) -> Thread
     for task in tasks {
         task.await;
     }
+    drop(start_watcher); // cancels it, if the run ended without it
     drop(flusher); // cancels it
     shared.progress[index].publish(&mut ctx.stats.borrow_mut());
     shared.threads_done.fetch_add(1, Ordering::AcqRel);
