@@ -5202,3 +5202,99 @@ fn session_count_is_the_same_from_every_shard_under_any_interleaving() {
         assert_eq!(cluster.stats().inflight_registry_ops, 0, "seed {seed}");
     }
 }
+
+/// Meta events name, in `on_delete`, a session that was a subscriber: the one whose
+/// `on_unsubscribe` came before. Here B's SUBSCRIBE is still joining shard 1 when B goes; A,
+/// the only subscriber, unsubscribes; the join completes on shard 1 with nobody waiting and
+/// shard 1 leaves again, which deletes the subscription. The deletion must not be B's: B never
+/// was a subscriber (no `on_subscribe`, no `on_unsubscribe`). Found by the random scenarios
+/// (seed 2: `check_meta_events`).
+#[test]
+fn on_delete_names_a_session_that_was_a_subscriber() {
+    let mut cluster = Cluster::new(3, 21);
+    let watcher = cluster.client(0);
+    let mut watched = HashMap::new();
+    for (request, topic) in [
+        "wamp.subscription.on_subscribe",
+        "wamp.subscription.on_unsubscribe",
+        "wamp.subscription.on_delete",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let request = request as u64 + 1;
+        let msg = Message::Subscribe {
+            request,
+            options: Dict::new(),
+            topic: topic.into(),
+        };
+        cluster.send(watcher, &msg);
+        cluster.drain();
+        // Its own on_subscribe events may come first.
+        let id = loop {
+            match cluster.next(watcher).msg() {
+                Message::Subscribed {
+                    request: r,
+                    subscription,
+                } if r == request => break subscription,
+                Message::Event { .. } => {}
+                other => panic!("expected SUBSCRIBED, got {other:?}"),
+            }
+        };
+        watched.insert(id, topic);
+    }
+    let topic = uri_owned_by(2, 3, "com.gone");
+    let a = cluster.client(0);
+    let b = cluster.client(1);
+    let subscription = cluster.subscribe(a, 1, &topic);
+    cluster.send(
+        b,
+        &Message::Subscribe {
+            request: 1,
+            options: Dict::new(),
+            topic: topic.clone().into(),
+        },
+    );
+    // The owner adds shard 1 for B; B goes before its SUBSCRIBED.
+    assert!(cluster.deliver(1, 2));
+    cluster.close(b);
+    cluster.send(
+        a,
+        &Message::Unsubscribe {
+            request: 2,
+            subscription,
+        },
+    );
+    cluster.drain();
+    let mut events = Vec::new();
+    while let Some(frame) = cluster.recv(watcher) {
+        let Message::Event {
+            subscription: watching,
+            payload,
+            ..
+        } = wire::decode(watcher.ser, &frame).unwrap()
+        else {
+            continue;
+        };
+        let (session, id) = read_args(&payload);
+        if id == subscription {
+            events.push((watched[&watching], session));
+        }
+    }
+    let deleted: Vec<u64> = events
+        .iter()
+        .filter(|(topic, _)| *topic == "wamp.subscription.on_delete")
+        .map(|&(_, session)| session)
+        .collect();
+    assert_eq!(deleted.len(), 1, "{events:?}");
+    assert!(
+        events.contains(&("wamp.subscription.on_unsubscribe", deleted[0])),
+        "on_delete names session {} that never unsubscribed: {events:?}",
+        deleted[0]
+    );
+    for conn in [watcher, a] {
+        cluster.close(conn);
+    }
+    cluster.drain();
+    cluster.assert_tables_empty();
+}
