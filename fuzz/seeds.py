@@ -503,6 +503,11 @@ def router_seeds():
         send(1, meta("wamp.subscription.remove_subscriber", [Y, 0], [Y, 1])),
         send(2, meta("wamp.session.kill", [Y, 1], [1], [0])),
         send(2, meta("wamp.session.kill_by_authrole", [0])), send(2, meta("wamp.session.nope"))))
+    # Fails until a leaving session is left out of its own testaments' receivers (an EVENT
+    # sent after close_session).
+    write(t, "meta-testament-to-own-topic", program(
+        0x00, 22, open_(), send(0, hello()), send(0, subscribe()),
+        send(0, meta("wamp.session.add_testament", [Y], [1])), close(0)))
     write(t, "session-hello-timeout", program(
         SHORT_HELLO, 15, open_(), open_(), send(1, hello()), advance(2), advance(3), open_(),
         advance(1)))

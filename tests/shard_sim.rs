@@ -5298,3 +5298,53 @@ fn on_delete_names_a_session_that_was_a_subscriber() {
     cluster.drain();
     cluster.assert_tables_empty();
 }
+
+/// A leaving session is not among the receivers of its own testaments: it said GOODBYE (or
+/// its transport is gone, or it was killed), and nothing may follow. Found by the router
+/// fuzz target (an EVENT sent after `close_session`); here with GOODBYE, where it shows as an
+/// EVENT after the router's GOODBYE.
+#[test]
+fn a_leaving_session_gets_none_of_its_own_testaments() {
+    let mut cluster = Cluster::new(2, 22);
+    let a = cluster.client(0);
+    let watcher = cluster.client(1);
+    cluster.subscribe(a, 1, "com.will");
+    cluster.subscribe(watcher, 1, "com.will");
+    let will = [Value::UInt(7), Value::UInt(8)];
+    let arguments = [Value::Str("com.will".into()), Value::List(will.to_vec())];
+    let payload = wire::payload_from_args(a.ser, &arguments, None).unwrap();
+    cluster.send(
+        a,
+        &Message::Call {
+            request: 2,
+            options: Dict::new(),
+            procedure: "wamp.session.add_testament".into(),
+            payload: payload.as_payload(),
+        },
+    );
+    assert!(matches!(
+        cluster.next(a).msg(),
+        Message::Result { request: 2, .. }
+    ));
+    cluster.send(
+        a,
+        &Message::Goodbye {
+            details: Dict::new(),
+            reason: "wamp.close.close_realm".into(),
+        },
+    );
+    cluster.drain();
+    let mut got = Vec::new();
+    while let Some(frame) = cluster.recv(a) {
+        got.push(wire::decode(a.ser, &frame).unwrap().name());
+    }
+    assert_eq!(got, ["GOODBYE"], "what the leaving session got");
+    match cluster.next(watcher).msg() {
+        Message::Event { payload, .. } => assert_eq!(read_args(&payload), (7, 8)),
+        other => panic!("expected the testament, got {other:?}"),
+    }
+    cluster.close(a);
+    cluster.close(watcher);
+    cluster.drain();
+    cluster.assert_tables_empty();
+}
