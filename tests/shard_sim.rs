@@ -2695,7 +2695,8 @@ fn run_seeds(seeds: impl Iterator<Item = u64>) -> usize {
         count += 1;
     }
     eprintln!("shard_sim: {count} seeds, {total:?}");
-    assert!(count == 0 || (total.answered > 0 && total.must_receive_checks > 0));
+    // One seed (a replay) may have no subscriber that had to receive anything.
+    assert!(count < 50 || (total.answered > 0 && total.must_receive_checks > 0));
     assert!(
         count < 50
             || (total.shared_joins > 0 && total.shared_at_end > 0 && total.register_refusals > 0),
