@@ -383,6 +383,29 @@ def goodbye():
     return [57, 0, SEQ, 0, N, N]
 
 
+META = ["wamp.session.count", "wamp.session.list", "wamp.session.get", "wamp.session.kill",
+        "wamp.session.kill_by_authid", "wamp.session.kill_by_authrole", "wamp.session.kill_all",
+        "wamp.session.add_testament", "wamp.session.flush_testaments", "wamp.registration.list",
+        "wamp.registration.lookup", "wamp.registration.match", "wamp.registration.get",
+        "wamp.registration.list_callees", "wamp.registration.count_callees",
+        "wamp.registration.remove_callee", "wamp.subscription.list", "wamp.subscription.lookup",
+        "wamp.subscription.match", "wamp.subscription.get", "wamp.subscription.list_subscribers",
+        "wamp.subscription.count_subscribers", "wamp.subscription.remove_subscriber",
+        "wamp.session.nope"]
+
+
+def meta(procedure, *values):
+    """CALL meta procedure `procedure` (a name of META) with its first len(values) parameters,
+    all by position, each of its type: the bytes of its value (ids: [Y, which known one];
+    reason, message, authrole, scope: [index into the pool]; topic, procedure: [Y] for the
+    first of the pool; args: [below 4]; kwargs: [bool]; publish_options: [count, ...])."""
+    body = [64, SEQ, META.index(procedure), Y, len(values)]
+    for value in values:
+        body += [N, *value, N]  # not an odd value; by position
+    return body + [N, N]  # no unknown keyword; no odd Options key
+
+
+
 def router_seeds():
     t = "router"
     write(t, "rpc-one-shard", program(
@@ -458,6 +481,33 @@ def router_seeds():
         send(0, get_events(reverse=[1])), drain(), send(0, get_events(until_publication=[Y, 0])),
         deliver(), advance(4), send(2, publish(pay=payload(10, (255,)))), drain(),
         send(0, get_events(from_time=[2], before_time=[4]))))
+    write(t, "meta-api-kill-revoke-testament", program(
+        EAGER | SHARDS3, 21, open_(0), open_(1, True), open_(2),
+        *[send(i, hello()) for i in range(3)],
+        send(0, register()), send(1, subscribe()),
+        send(2, meta("wamp.session.count")), send(2, meta("wamp.session.list", [1])),
+        send(2, meta("wamp.registration.list")), send(2, meta("wamp.subscription.list")),
+        send(2, meta("wamp.registration.lookup", [Y], [Y, 0])),
+        send(2, meta("wamp.registration.match", [Y])),
+        send(2, meta("wamp.subscription.match", [Y])),
+        send(0, meta("wamp.registration.get", [Y, 0])),
+        send(0, meta("wamp.registration.list_callees", [Y, 0])),
+        send(0, meta("wamp.registration.count_callees", [Y, 0])),
+        send(1, meta("wamp.subscription.get", [Y, 0])),
+        send(1, meta("wamp.subscription.list_subscribers", [Y, 0])),
+        send(2, meta("wamp.session.get", [Y, 1])),
+        send(1, meta("wamp.session.add_testament", [N, 1], [1], [0], [0], [1])),
+        send(1, meta("wamp.session.add_testament", [N, 2], [1])),
+        send(1, meta("wamp.session.flush_testaments", [1])),
+        send(0, meta("wamp.registration.remove_callee", [Y, 0], [Y, 0], [1])),
+        send(1, meta("wamp.subscription.remove_subscriber", [Y, 0], [Y, 1])),
+        send(2, meta("wamp.session.kill", [Y, 1], [1], [0])),
+        send(2, meta("wamp.session.kill_by_authrole", [0])), send(2, meta("wamp.session.nope"))))
+    # Fails until a leaving session is left out of its own testaments' receivers (an EVENT
+    # sent after close_session).
+    write(t, "meta-testament-to-own-topic", program(
+        0x00, 22, open_(), send(0, hello()), send(0, subscribe()),
+        send(0, meta("wamp.session.add_testament", [Y], [1])), close(0)))
     write(t, "session-hello-timeout", program(
         SHORT_HELLO, 15, open_(), open_(), send(1, hello()), advance(2), advance(3), open_(),
         advance(1)))

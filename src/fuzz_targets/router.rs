@@ -24,6 +24,11 @@
 //!   and a prefix, in few events and bytes; the calls carry random, often wrong, arguments)
 //!   is one list of events of the asked subscription, each publication once, at most the
 //!   asked and the configured limit;
+//! * the session, registration and subscription meta procedures, kills, revocations and
+//!   testaments are called with hostile arguments (wrong types, huge or unknown ids, surplus
+//!   positions, unknown keywords, odd `publish_options`): a RESULT has the shape of the
+//!   procedure's answer (counts, ascending id lists, details of the asked id, nothing for a
+//!   kill or removal), an ERROR one of the URIs the meta API answers with;
 //! * at the end, with every channel drained and every transport closed, every shard's tables
 //!   are empty (sessions, registrations, subscriptions, pending calls, in-flight writes,
 //!   timers) and no shard ignored a shard message.
@@ -129,6 +134,79 @@ const FEATURES: &[&str] = &[
     "payload_passthru_mode",
 ];
 
+/// The meta procedures (and one the router does not have), each with its parameters in
+/// positional order (as `wamp.session.*`/`wamp.registration.*`/`wamp.subscription.*` take
+/// them, contract of issue 5/8).
+const META_PROCEDURES: &[(&str, &[&str])] = &[
+    ("wamp.session.count", &["filter_authroles"]),
+    ("wamp.session.list", &["filter_authroles"]),
+    ("wamp.session.get", &["session_id"]),
+    ("wamp.session.kill", &["session_id", "reason", "message"]),
+    (
+        "wamp.session.kill_by_authid",
+        &["authid", "reason", "message"],
+    ),
+    (
+        "wamp.session.kill_by_authrole",
+        &["authrole", "reason", "message"],
+    ),
+    ("wamp.session.kill_all", &["reason", "message"]),
+    (
+        "wamp.session.add_testament",
+        &["topic", "args", "kwargs", "publish_options", "scope"],
+    ),
+    ("wamp.session.flush_testaments", &["scope"]),
+    ("wamp.registration.list", &[]),
+    ("wamp.registration.lookup", &["procedure", "options"]),
+    ("wamp.registration.match", &["procedure"]),
+    ("wamp.registration.get", &["registration_id"]),
+    ("wamp.registration.list_callees", &["registration_id"]),
+    ("wamp.registration.count_callees", &["registration_id"]),
+    (
+        "wamp.registration.remove_callee",
+        &["registration_id", "callee_id", "reason"],
+    ),
+    ("wamp.subscription.list", &[]),
+    ("wamp.subscription.lookup", &["topic", "options"]),
+    ("wamp.subscription.match", &["topic"]),
+    ("wamp.subscription.get", &["subscription_id"]),
+    ("wamp.subscription.list_subscribers", &["subscription_id"]),
+    ("wamp.subscription.count_subscribers", &["subscription_id"]),
+    (
+        "wamp.subscription.remove_subscriber",
+        &["subscription_id", "subscriber_id", "reason"],
+    ),
+    ("wamp.session.nope", &["session_id"]),
+];
+/// Keys of a testament's `publish_options`: the ones it takes, and some it does not.
+const PUBLISH_OPTIONS: &[&str] = &[
+    "exclude",
+    "exclude_authid",
+    "exclude_authrole",
+    "eligible",
+    "eligible_authid",
+    "eligible_authrole",
+    "retain",
+    "acknowledge",
+    "exclude_me",
+    "disclose_me",
+    "x_custom",
+];
+/// What an ERROR to a meta CALL may say (the last ones: admission of any CALL).
+const META_ERRORS: &[&str] = &[
+    "wamp.error.invalid_argument",
+    "wamp.error.invalid_uri",
+    "wamp.error.no_such_session",
+    "wamp.error.no_such_registration",
+    "wamp.error.no_such_subscription",
+    "wamp.error.no_such_procedure",
+    "wamp.error.testament_error",
+    "wampring.error.too_many_testaments",
+    "wampring.error.pending_call_limit_exceeded",
+    "wamp.error.option_not_allowed",
+    "wamp.error.feature_not_supported",
+];
+
 /// A client: one transport to one shard, and what it learned from the router.
 struct Conn {
     shard: usize,
@@ -144,9 +222,9 @@ struct Conn {
     calls: Vec<u64>,
     /// Publication ids it saw (PUBLISHED, EVENT), for the history filters.
     publications: Vec<u64>,
-    /// CALL request ids it used: `Some` for one well-formed `get_events` call and nothing else
-    /// under that id (its RESULT is checked), `None` for any other use.
-    call_ids: HashMap<u64, Option<HistoryCall>>,
+    /// CALL request ids it used: `Some` for one well-formed `get_events` or meta call and
+    /// nothing else under that id (its answer is checked), `None` for any other use.
+    call_ids: HashMap<u64, Option<Asked>>,
     /// It sent raw or mutated frames, which may be CALLs under any id: no RESULT is checked.
     unsure: bool,
 }
@@ -156,6 +234,14 @@ struct Conn {
 struct HistoryCall {
     subscription: u64,
     limit: Option<u64>,
+}
+
+/// A call whose answer is checked.
+#[derive(Copy, Clone, Debug)]
+enum Asked {
+    History(HistoryCall),
+    /// A meta procedure, and the id it names first when that is an integer.
+    Meta(&'static str, Option<u64>),
 }
 
 struct Sim {
@@ -488,11 +574,25 @@ impl Sim {
             Message::Published { publication, .. } => remember(&mut conn.publications, publication),
             Message::Result {
                 request, payload, ..
+            } => match conn.call_ids.get(&request) {
+                Some(Some(_)) if conn.unsure => {}
+                Some(Some(Asked::History(call))) => check_history_result(call, &payload),
+                Some(Some(Asked::Meta(procedure, id))) => {
+                    check_meta_result(procedure, *id, &payload)
+                }
+                _ => {}
+            },
+            Message::Error {
+                request_type: code::CALL,
+                request,
+                error,
+                ..
             } => {
-                if let Some(Some(call)) = conn.call_ids.get(&request) {
-                    if !conn.unsure {
-                        check_history_result(call, &payload);
-                    }
+                if let Some(Some(Asked::Meta(procedure, _))) = conn.call_ids.get(&request) {
+                    assert!(
+                        conn.unsure || META_ERRORS.contains(&&*error),
+                        "{procedure} answered ERROR {error}"
+                    );
                 }
             }
             Message::Abort { .. }
@@ -619,7 +719,7 @@ impl Sim {
                 let m = well_formed(c, conn, &peers, kind);
                 if m.code == code::CALL {
                     // A RESULT under an id that two CALLs used may answer either.
-                    let asked = kind == Kind::GetEvents;
+                    let asked = kind == Kind::GetEvents || kind == Kind::Meta;
                     conn.call_ids
                         .entry(m.request)
                         .and_modify(|call| *call = None)
@@ -646,6 +746,9 @@ enum Kind {
     Cancel,
     /// CALL `wamp.subscription.get_events`, with arguments valid or not.
     GetEvents,
+    /// CALL a session, registration or subscription meta procedure (kills, revocations and
+    /// testaments among them), with arguments valid or not.
+    Meta,
     /// GOODBYE, ABORT, or a message a client may not send here.
     Other,
     /// Raw bytes, as they come.
@@ -662,7 +765,7 @@ impl Kind {
             return Kind::Hello;
         }
         let invoked = !conn.invocations.is_empty();
-        match c.below(64) {
+        match c.below(72) {
             0 => Kind::Hello,
             1..=8 => Kind::Register,
             21..=30 if invoked => Kind::Yield,
@@ -676,7 +779,8 @@ impl Kind {
             57..=59 => Kind::Other,
             60 => Kind::Raw,
             61 => Kind::Mutated,
-            _ => Kind::GetEvents,
+            62 | 63 => Kind::GetEvents,
+            _ => Kind::Meta,
         }
     }
 }
@@ -710,8 +814,8 @@ struct OwnedMessage {
     uri: String,
     dict: Dict<'static>,
     payload: OwnedPayload,
-    /// A well-formed `get_events` call whose RESULT can be checked.
-    asks: Option<HistoryCall>,
+    /// A well-formed `get_events` or meta call whose answer can be checked.
+    asks: Option<Asked>,
 }
 
 impl OwnedMessage {
@@ -826,6 +930,18 @@ fn well_formed(c: &mut Cursor<'_>, conn: &mut Conn, peers: &[u64], kind: Kind) -
                         for &feature in FEATURES {
                             if c.chance(40) {
                                 announced.insert(feature, true);
+                            }
+                        }
+                        // Without bytes of their own (the input layout stays): a callee or
+                        // subscriber announcing call_canceling takes revocations too.
+                        let revocation = match role {
+                            "callee" => Some("registration_revocation"),
+                            "subscriber" => Some("subscription_revocation"),
+                            _ => None,
+                        };
+                        if let Some(revocation) = revocation {
+                            if announced.contains_key("call_canceling") {
+                                announced.insert(revocation, true);
                             }
                         }
                         let mut details = Dict::new();
@@ -955,7 +1071,17 @@ fn well_formed(c: &mut Cursor<'_>, conn: &mut Conn, peers: &[u64], kind: Kind) -
             m.request = request_id(c, conn);
             remember(&mut conn.calls, m.request);
             m.uri = GET_EVENTS.to_string();
-            (m.payload, m.asks) = get_events_args(c, conn);
+            let (payload, call) = get_events_args(c, conn);
+            (m.payload, m.asks) = (payload, call.map(Asked::History));
+        }
+        Kind::Meta => {
+            m.code = code::CALL;
+            m.request = request_id(c, conn);
+            remember(&mut conn.calls, m.request);
+            let (procedure, payload, id) = meta_args(c, conn, peers);
+            m.uri = procedure.to_string();
+            m.payload = payload;
+            m.asks = Some(Asked::Meta(procedure, id));
         }
         Kind::Unsubscribe => {
             m.code = code::UNSUBSCRIBE;
@@ -1069,6 +1195,270 @@ fn get_events_args(c: &mut Cursor<'_>, conn: &Conn) -> (OwnedPayload, Option<His
         limit,
     });
     (payload, call)
+}
+
+/// A meta procedure and its arguments: each parameter (and sometimes one too many) by
+/// position or by keyword, mostly of the right type (ids the client saw, URIs and options from
+/// the pools), sometimes of any type, huge ids, unknown keywords; and the first argument when
+/// it is an id.
+fn meta_args(
+    c: &mut Cursor<'_>,
+    conn: &Conn,
+    peers: &[u64],
+) -> (&'static str, OwnedPayload, Option<u64>) {
+    let (procedure, params) = *c.pick(META_PROCEDURES);
+    let mut args = Vec::new();
+    let mut kwargs = Dict::new();
+    let given = if c.chance(80) {
+        c.below(params.len() + 1)
+    } else {
+        params.len() + 1
+    };
+    for index in 0..given {
+        let name = params.get(index).copied();
+        let value = meta_value(c, conn, peers, name);
+        match name {
+            // Mostly by keyword once one was (else positions shift: a wrong type, surely).
+            Some(name) if c.chance(if kwargs.is_empty() { 30 } else { 90 }) => {
+                kwargs.insert(name, value)
+            }
+            _ => args.push(value),
+        }
+    }
+    if c.chance(8) {
+        let key = *c.pick(&["x_bogus", "session_id", "reason", "options", "scope", ""]);
+        let value = meta_value(c, conn, peers, None);
+        kwargs.insert(key, value);
+    }
+    let first = args.first().or_else(|| {
+        let name = params.first()?;
+        kwargs.get(name)
+    });
+    let id = match first {
+        Some(Value::UInt(id)) => Some(*id),
+        _ => None,
+    };
+    let ser = conn.ser;
+    let kwargs = (!kwargs.is_empty()).then_some(&kwargs);
+    let payload =
+        payload_from_args(ser, &args, kwargs).unwrap_or_else(|_| OwnedPayload::empty(ser));
+    (procedure, payload, id)
+}
+
+/// A value for meta parameter `name`: mostly of its type, sometimes anything.
+fn meta_value(
+    c: &mut Cursor<'_>,
+    conn: &Conn,
+    peers: &[u64],
+    name: Option<&str>,
+) -> Value<'static> {
+    if name.is_none() || c.chance(12) {
+        let mut odd = Dict::new();
+        odd.insert("x", Value::Int(-1));
+        return c
+            .pick(&[
+                Value::Null,
+                Value::Int(-1),
+                Value::Str("?".into()),
+                Value::List(vec![Value::Null]),
+                Value::Float(f64::NAN),
+                Value::Bool(true),
+                Value::UInt(u64::MAX),
+                Value::UInt(MAX_ID + 1),
+                Value::Dict(odd),
+            ])
+            .clone();
+    }
+    fn string(s: &str) -> Value<'static> {
+        Value::Str(s.to_string().into())
+    }
+    match name.unwrap_or_default() {
+        "session_id" | "callee_id" | "subscriber_id" => Value::UInt(known_or_random(c, peers)),
+        "registration_id" => Value::UInt(known_or_random(c, &conn.registrations)),
+        "subscription_id" => Value::UInt(known_or_random(c, &conn.subscriptions)),
+        "reason" => string(c.pick::<&str>(&[
+            "wamp.close.killed",
+            "com.reason",
+            "wamp.error.x",
+            "bad uri",
+            "",
+            "a..b",
+        ])),
+        "message" => string(c.pick::<&str>(&["bye", "", "\u{0}x"])),
+        // Anonymous sessions' authid is their session id in decimal.
+        "authid" if !peers.is_empty() && c.chance(50) => {
+            string(&known_or_random(c, peers).to_string())
+        }
+        "authid" => string(c.pick::<&str>(&["someone", "", "1"])),
+        "authrole" => string(c.pick::<&str>(&["anonymous", "nobody", ""])),
+        "filter_authroles" => Value::List(match c.below(4) {
+            0 => Vec::new(),
+            1 => vec!["anonymous".into()],
+            2 => vec!["anonymous".into(), "x".into()],
+            _ => vec!["anonymous".into(), Value::UInt(1)],
+        }),
+        "procedure" => string(&uri(c, PROCEDURES)),
+        "topic" => string(&uri(c, TOPICS)),
+        "options" => {
+            let mut options = Dict::new();
+            if c.chance(80) {
+                let matching = c
+                    .pick(&[
+                        Value::Str("exact".into()),
+                        Value::Str("prefix".into()),
+                        Value::Str("wildcard".into()),
+                        Value::Str("bogus".into()),
+                        Value::UInt(1),
+                        Value::Null,
+                    ])
+                    .clone();
+                options.insert("match", matching);
+            } else {
+                options.insert("x_custom", true);
+            }
+            Value::Dict(options)
+        }
+        "args" => Value::List(match c.below(4) {
+            0 => Vec::new(),
+            1 => vec![Value::UInt(1), "x".into()],
+            2 => vec![Value::Bin(c.take(4).to_vec().into())],
+            _ => vec![Value::Str("y".repeat(c.below(256) * 8).into())],
+        }),
+        "kwargs" => {
+            let mut kwargs = Dict::new();
+            if c.bool() {
+                kwargs.insert("k", Value::List(vec![Value::Null]));
+            }
+            Value::Dict(kwargs)
+        }
+        "publish_options" => publish_options(c, peers),
+        "scope" => c
+            .pick(&[
+                Value::Str("destroyed".into()),
+                Value::Str("detached".into()),
+                Value::Str("bogus".into()),
+                Value::UInt(1),
+            ])
+            .clone(),
+        _ => Value::UInt(1),
+    }
+}
+
+/// A testament's `publish_options`: keys it takes (black/white lists of ids, authids and
+/// authroles, retain, ignored ones) with values of the right type or not, and keys it does not.
+fn publish_options(c: &mut Cursor<'_>, peers: &[u64]) -> Value<'static> {
+    let mut options = Dict::new();
+    for _ in 0..c.below(4) {
+        let key = *c.pick(PUBLISH_OPTIONS);
+        let value = match key {
+            "exclude" | "eligible" if c.chance(85) => Value::List(
+                (0..c.below(3))
+                    .map(|_| Value::UInt(known_or_random(c, peers)))
+                    .collect(),
+            ),
+            "exclude_authid" | "eligible_authid" | "exclude_authrole" | "eligible_authrole"
+                if c.chance(85) =>
+            {
+                Value::List(vec![Value::Str(
+                    c.pick(&["anonymous", "someone", "1", ""])
+                        .to_string()
+                        .into(),
+                )])
+            }
+            _ if c.chance(70) => Value::Bool(c.bool()),
+            _ => c
+                .pick(&[Value::Str("yes".into()), Value::UInt(1), Value::Null])
+                .clone(),
+        };
+        options.insert(key, value);
+    }
+    Value::Dict(options)
+}
+
+/// A RESULT of meta procedure `procedure` (asked about `id` when its first argument was an
+/// integer): the shape of its answer (sessions gathered from other shards may have closed
+/// since: no count is bounded by the transports open now).
+fn check_meta_result(procedure: &str, id: Option<u64>, payload: &Payload<'_>) {
+    let (args, kwargs) = wire::decode_payload_values(payload)
+        .unwrap_or_else(|e| panic!("a {procedure} RESULT does not decode: {e}"));
+    assert!(kwargs.is_none(), "{procedure} answered keyword arguments");
+    let ids = |value: &Value<'_>| -> Vec<u64> {
+        let list = value
+            .as_list()
+            .unwrap_or_else(|| panic!("{procedure} answered {value:?}, not a list"));
+        list.iter()
+            .map(|id| id.as_u64().expect("ids are integers"))
+            .collect()
+    };
+    let ascending = |ids: &[u64]| {
+        assert!(
+            ids.windows(2).all(|pair| pair[0] < pair[1]),
+            "{procedure} answered ids out of order: {ids:?}"
+        );
+    };
+    match procedure {
+        "wamp.session.kill"
+        | "wamp.registration.remove_callee"
+        | "wamp.subscription.remove_subscriber" => {
+            assert!(args.is_empty(), "{procedure} answered {args:?}");
+            return;
+        }
+        _ => {}
+    }
+    let [value] = args.as_slice() else {
+        panic!("{procedure} answered {args:?}, not one argument");
+    };
+    match procedure {
+        "wamp.session.count" | "wamp.session.kill_by_authrole" | "wamp.session.kill_all" => {
+            value.as_u64().expect("a count");
+        }
+        "wamp.registration.count_callees"
+        | "wamp.subscription.count_subscribers"
+        | "wamp.session.flush_testaments"
+        | "wamp.session.add_testament" => {
+            value.as_u64().expect("an integer");
+        }
+        "wamp.session.list"
+        | "wamp.session.kill_by_authid"
+        | "wamp.subscription.list_subscribers" => {
+            ascending(&ids(value));
+        }
+        "wamp.registration.list_callees" => {
+            let mut ids = ids(value);
+            ids.sort_unstable();
+            ascending(&ids);
+        }
+        "wamp.registration.list" | "wamp.subscription.list" => {
+            let dict = value.as_dict().expect("a dict of lists");
+            for policy in ["exact", "prefix", "wildcard"] {
+                ascending(&ids(dict.get(policy).expect("each policy")));
+            }
+        }
+        "wamp.registration.lookup" | "wamp.registration.match" | "wamp.subscription.lookup" => {
+            assert!(
+                matches!(value, Value::Null | Value::UInt(_)),
+                "{procedure} answered {value:?}"
+            );
+        }
+        "wamp.subscription.match" => {
+            if !matches!(value, Value::Null) {
+                assert!(
+                    !ids(value).is_empty(),
+                    "{procedure}: an empty list, not null"
+                );
+            }
+        }
+        "wamp.registration.get" | "wamp.subscription.get" | "wamp.session.get" => {
+            let dict = value.as_dict().expect("details");
+            let key = if procedure == "wamp.session.get" {
+                "session"
+            } else {
+                "id"
+            };
+            assert_eq!(dict.get_u64(key), id, "{procedure} of {id:?}: {dict:?}");
+        }
+        other => panic!("{other} answered RESULT {value:?}"),
+    }
 }
 
 /// A `limit` for `get_events`: positive or not, huge, or not a number.
