@@ -162,7 +162,10 @@
 //!   `no_such_subscription`. `created` is RFC 3339 UTC with milliseconds, as the owner shard
 //!   decided it.
 //! * Meta events (`meta.rs`) leave from the shard of the session they are about (`facts.rs`),
-//!   so per session they keep the order the facts happened in on every shard.
+//!   so per session they keep the order the facts happened in on every shard. A REGISTER or
+//!   SUBSCRIBE whose session leaves before its answer may still create the entry (other shards
+//!   saw it) and, when its shard was the last to hold it, delete it again: `on_create` /
+//!   `on_delete` then name that session, with no `on_register` / `on_subscribe` between.
 //! * Testaments (`testament.rs`): published in `leave`, whatever the way the session goes;
 //!   bad scope: `wamp.error.testament_error` (Crossbar.io's URI).
 //! * CANCEL without a mode is `killnowait` (as Crossbar.io does it). For a callee that did not
@@ -1316,12 +1319,6 @@ impl Router {
         let testaments = std::mem::take(&mut state.testaments);
         state.discarded_invocations.clear();
 
-        // The session's last words go out before its meta events say it is gone.
-        if testaments.len() > 0 {
-            let realm = self.realms.get(identity.realm).name.clone();
-            self.publish_testaments(realm, testaments, out);
-        }
-
         // Sorted so the order of the messages (and so a simulation) replays exactly.
         let mut registrations: Vec<u64> = registrations.into_iter().collect();
         registrations.sort_unstable();
@@ -1333,6 +1330,12 @@ impl Router {
         subscriptions.sort_unstable();
         for id in subscriptions {
             self.remove_local_subscriber(session, identity.id, identity.realm, id, out);
+        }
+        // The session's last words: once it receives nothing more itself, and before its
+        // meta events (published when the input settles) say it is gone.
+        if testaments.len() > 0 {
+            let realm = self.realms.get(identity.realm).name.clone();
+            self.publish_testaments(realm, testaments, out);
         }
         self.realms.get_mut(identity.realm).sessions -= 1;
 
