@@ -5369,3 +5369,65 @@ fn a_leaving_session_gets_none_of_its_own_testaments() {
     cluster.drain();
     cluster.assert_tables_empty();
 }
+
+/// An acknowledged PUBLISH into a history kept on another shard is PUBLISHED only once that
+/// shard keeps the event, so a publisher told "published" (and anyone it tells) finds it with
+/// `get_events` from any shard. Found by the interop `event_history` step at 2 cores, whose
+/// query from another session missed the newest event about half the time.
+#[test]
+fn published_means_kept_in_a_history_on_another_shard() {
+    let topic = uri_owned_by(2, 3, "com.kept");
+    let mut realm1 = RealmConfig::new("realm1");
+    realm1.history = vec![HistoryConfig {
+        uri: topic.clone(),
+        matching: MatchPolicy::Exact,
+        limit: 10,
+        max_bytes: 1 << 20,
+    }];
+    let config = RouterConfig {
+        realms: vec![realm1],
+        ..RouterConfig::default()
+    };
+    let mut cluster = Cluster::with_config(3, 23, config);
+    let publisher = cluster.client(0);
+    let mut options = Dict::new();
+    options.insert("acknowledge", true);
+    let payload = args(publisher.ser, 1, 2);
+    cluster.send(
+        publisher,
+        &Message::Publish {
+            request: 7,
+            options,
+            topic: topic.clone().into(),
+            payload: payload.as_payload(),
+        },
+    );
+    cluster.nothing_for(publisher);
+    assert!(
+        cluster.deliver(0, 2),
+        "the event travels to the history's owner"
+    );
+    cluster.nothing_for(publisher);
+    assert!(cluster.deliver(2, 0), "the owner reports it keeps it");
+    let Message::Published { request, .. } = cluster.next(publisher).msg() else {
+        panic!("expected PUBLISHED");
+    };
+    assert_eq!(request, 7);
+    // Without acknowledge nothing waits.
+    cluster.send(
+        publisher,
+        &Message::Publish {
+            request: 8,
+            options: Dict::new(),
+            topic: topic.into(),
+            payload: payload.as_payload(),
+        },
+    );
+    cluster.drain();
+    cluster.nothing_for(publisher);
+    assert_eq!(cluster.stats().history_recorded, 2);
+    assert_eq!(cluster.stats().inflight_registry_ops, 0);
+    cluster.close(publisher);
+    cluster.drain();
+    cluster.assert_tables_empty();
+}

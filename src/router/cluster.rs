@@ -84,6 +84,8 @@ impl Cluster {
 struct InflightOp {
     /// Shards that reported having applied the owner's update (this one included).
     applied: usize,
+    /// Reports that complete the op: every shard for a table write.
+    needed: usize,
     kind: OpKind,
 }
 
@@ -107,6 +109,13 @@ enum OpKind {
         topic: Arc<str>,
         matching: MatchPolicy,
         subscription: Option<u64>,
+    },
+    /// An acknowledged PUBLISH waits until the other shards that keep its history have it.
+    Published {
+        session: SessionKey,
+        session_id: u64,
+        request: u64,
+        publication: u64,
     },
 }
 
@@ -222,6 +231,7 @@ impl Router {
             ticket,
             InflightOp {
                 applied: 0,
+                needed: self.cluster.shards,
                 kind: OpKind::Register {
                     session,
                     session_id,
@@ -262,6 +272,7 @@ impl Router {
             ticket,
             InflightOp {
                 applied: 0,
+                needed: self.cluster.shards,
                 kind: OpKind::Unregister {
                     session,
                     session_id,
@@ -388,6 +399,7 @@ impl Router {
             ticket,
             InflightOp {
                 applied: 0,
+                needed: self.cluster.shards,
                 kind: OpKind::Join {
                     realm,
                     topic: topic.clone(),
@@ -814,7 +826,7 @@ impl Router {
         {
             Some(OpKind::Register { registration, .. }) => *registration = Some(id),
             Some(OpKind::Join { subscription, .. }) => *subscription = Some(id),
-            Some(OpKind::Unregister { .. }) | None => {
+            Some(OpKind::Unregister { .. } | OpKind::Published { .. }) | None => {
                 self.stats.shard_messages_ignored += 1;
                 tracing::warn!(ticket, "owner result for an unknown op");
             }
@@ -828,7 +840,7 @@ impl Router {
             return;
         };
         op.applied += 1;
-        if op.applied < self.cluster.shards {
+        if op.applied < op.needed {
             return;
         }
         let op = self
@@ -896,7 +908,45 @@ impl Router {
                 matching,
                 subscription,
             } => self.complete_join(ticket, realm, (&topic, matching), subscription, out),
+            OpKind::Published {
+                session,
+                session_id,
+                request,
+                publication,
+            } => {
+                if self.sessions.alive(session, session_id) {
+                    let serializer = self.sessions[session].serializer;
+                    let published = Message::Published {
+                        request,
+                        publication,
+                    };
+                    self.send(out, session, serializer, &published);
+                }
+            }
         }
+    }
+
+    /// PUBLISHED for `me`'s PUBLISH `request` goes out once `acks` other shards reported that
+    /// they keep its event in their history (op `ticket`).
+    pub(super) fn publish_after_history(
+        &mut self,
+        me: Admitted,
+        ticket: u64,
+        acks: usize,
+        (request, publication): (u64, u64),
+    ) {
+        let kind = OpKind::Published {
+            session: me.key,
+            session_id: me.id,
+            request,
+            publication,
+        };
+        let op = InflightOp {
+            applied: 0,
+            needed: acks,
+            kind,
+        };
+        self.cluster.inflight.insert(ticket, op);
     }
 
     /// Every shard now knows this one receives `topic`: the waiting subscribers become
@@ -986,7 +1036,7 @@ impl Router {
     pub(super) fn realm_has_ops_in_flight(&self, realm: RealmId) -> bool {
         self.cluster.inflight.values().any(|op| match &op.kind {
             OpKind::Register { realm: r, .. } | OpKind::Join { realm: r, .. } => *r == realm,
-            OpKind::Unregister { .. } => false,
+            OpKind::Unregister { .. } | OpKind::Published { .. } => false,
         })
     }
 

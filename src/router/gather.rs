@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::borrow::Cow;
 
 use super::history::{HistoryQuery, HistoryRecord};
+use super::internal::Revoked;
 use super::shard_msg::{Gather, Gathered, ShardMsgKind};
 use super::{uri, Action, Router, SessionKey, ShardId, TransportInfo};
 use crate::wire::{code, Dict, Value};
@@ -279,7 +280,8 @@ impl Router {
                 session,
                 reason,
             } => {
-                let removed = self.revoke_callee(realm, *registration, *session, reason, out);
+                let member = (&**realm, *registration, *session);
+                let removed = self.revoke(Revoked::Callee, member, reason, out);
                 Partial::Count(u64::from(removed))
             }
             Query::RemoveSubscriber {
@@ -288,7 +290,8 @@ impl Router {
                 session,
                 reason,
             } => {
-                let removed = self.revoke_subscriber(realm, *subscription, *session, reason, out);
+                let member = (&**realm, *subscription, *session);
+                let removed = self.revoke(Revoked::Subscriber, member, reason, out);
                 Partial::Count(u64::from(removed))
             }
             Query::History {

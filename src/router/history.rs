@@ -42,7 +42,7 @@ use super::gather::{Query, Then};
 use super::patterns::PatternIndex;
 use super::pubsub::{disclose_publisher, EventCopy};
 use super::realm::RealmId;
-use super::shard_msg::{owner_shard, ShardMsgKind};
+use super::shard_msg::{owner_shard, AckTo, Applied, ShardMsgKind};
 use super::{fast_map, uri, Action, FastMap, RealmConfig, Router, SessionKey, ShardId};
 use crate::serializer::Serializer;
 use crate::wire::{self, code, Dict, Message, OwnedPayload, Payload, Value};
@@ -455,26 +455,33 @@ pub(crate) struct HistoryAppend {
     pub(crate) realm: Arc<str>,
     pub(crate) subscriptions: Vec<u64>,
     pub(crate) record: Arc<HistoryRecord>,
+    /// An acknowledged PUBLISH: its PUBLISHED waits for this `Applied`, so a publisher told
+    /// "published" finds the event in the history from any session on any shard.
+    pub(crate) ack: Option<AckTo>,
 }
 
 impl Router {
     /// A PUBLISH in a realm with history configured: a copy to the owner of each history
     /// subscription its topic falls under (one per owner shard), unless it carries session-id
     /// lists.
+    ///
+    /// With `ack` (an acknowledged PUBLISH: its ticket), each other owner shard reports when it
+    /// has kept the event; answers how many will (0: PUBLISHED may go at once).
     pub(super) fn record_history(
         &mut self,
         me: Admitted,
         options: &Dict<'_>,
         topic: &str,
         (publication, payload): (u64, &Payload<'_>),
+        ack: Option<u64>,
         out: &mut Vec<Action>,
-    ) {
+    ) -> usize {
         let matched = self.history_matching(me.realm, topic);
         if matched.is_empty() {
-            return;
+            return 0;
         }
         let event = self.event_copy(me, options, topic, (publication, payload));
-        self.keep_in_history(me.realm, matched, event, out);
+        self.keep_in_history(me.realm, matched, event, ack, out)
     }
 
     /// (owner shard, id) of each history subscription of `realm` that `topic` falls under.
@@ -484,22 +491,26 @@ impl Router {
 
     /// Sends `event` to the owners of the history subscriptions `matched` (its topic's, from
     /// `history_matching`), one copy per owner shard (the router's own meta events come here
-    /// too).
+    /// too). With `ack` (a ticket of this shard), each other owner shard reports `Applied`;
+    /// answers how many will.
     pub(super) fn keep_in_history(
         &mut self,
         realm: RealmId,
         mut matched: Vec<(ShardId, u64)>,
         event: EventCopy,
+        ack: Option<u64>,
         out: &mut Vec<Action>,
-    ) {
+    ) -> usize {
         if event
             .filters
             .as_ref()
             .is_some_and(|filters| filters.exclude.is_some() || filters.eligible.is_some())
         {
             self.stats.history_skipped += 1;
-            return;
+            return 0;
         }
+        let me = self.cluster.shard;
+        let mut acks = 0;
         let record = Arc::new(HistoryRecord {
             timestamp_ms: self.wall_clock_ms(),
             event,
@@ -509,18 +520,21 @@ impl Router {
         let mut rest = &matched[..];
         while let Some(&(owner, _)) = rest.first() {
             let count = rest.iter().take_while(|(shard, _)| *shard == owner).count();
+            let remote_ack = ack
+                .filter(|_| owner != me)
+                .map(|ticket| AckTo { origin: me, ticket });
+            acks += usize::from(remote_ack.is_some());
             let append = HistoryAppend {
                 realm: realm.clone(),
                 subscriptions: rest[..count].iter().map(|&(_, id)| id).collect(),
                 record: record.clone(),
+                ack: remote_ack,
             };
             rest = &rest[count..];
-            if owner == self.cluster.shard {
-                self.handle_history_append(append);
-            } else {
-                self.send_to_shard(owner, ShardMsgKind::HistoryAppend(Box::new(append)), out);
-            }
+            let msg = ShardMsgKind::HistoryAppend(Box::new(append));
+            self.send_to_shard(owner, msg, out);
         }
+        acks
     }
 
     /// Whether `topic` in `realm` falls under a history subscription.
@@ -529,7 +543,16 @@ impl Router {
     }
 
     /// The owner's part: each history subscription keeps the event within its bounds.
-    pub(super) fn handle_history_append(&mut self, append: HistoryAppend) {
+    pub(super) fn handle_history_append(&mut self, append: HistoryAppend, out: &mut Vec<Action>) {
+        let ack = append.ack;
+        self.store_history_append(append);
+        if let Some(ack) = ack {
+            let applied = ShardMsgKind::Applied(Applied { ticket: ack.ticket });
+            self.send_to_shard(ack.origin, applied, out);
+        }
+    }
+
+    fn store_history_append(&mut self, append: HistoryAppend) {
         let Some(realm) = self.realms.find(&append.realm) else {
             // History is configured only for configured realms, which every shard has.
             self.stats.shard_messages_ignored += 1;

@@ -147,6 +147,13 @@ impl<'a> Arguments<'a> {
     }
 }
 
+/// What a revocation removes a session from.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Revoked {
+    Callee,
+    Subscriber,
+}
+
 /// What is wrong with a meta CALL: the ERROR's URI and text.
 type Refusal = (&'static str, String);
 
@@ -598,70 +605,61 @@ impl Router {
         victims.into_iter().map(|(_, id)| id).collect()
     }
 
-    /// Removes local callee `session` from `registration` as its UNREGISTER would, telling it
-    /// when it announced registration_revocation. False when it is not such a callee here.
-    pub(super) fn revoke_callee(
+    /// Removes local session `session` from registration or subscription `id` as its
+    /// UNREGISTER/UNSUBSCRIBE would, telling it (request id 0) when it announced the
+    /// revocation feature. False when it is no such callee or subscriber here.
+    pub(super) fn revoke(
         &mut self,
-        realm: &str,
-        registration: u64,
-        session: u64,
+        what: Revoked,
+        (realm, id, session): (&str, u64, u64),
         reason: &Option<Box<str>>,
         out: &mut Vec<Action>,
     ) -> bool {
         let Some((key, realm)) = self.local_member(realm, session) else {
             return false;
         };
-        if !self.sessions[key].registrations.remove(&registration) {
-            return false;
-        }
-        self.stats.revocations += 1;
-        self.callee_removed(realm, registration, key, session);
-        self.send_unregister(key, session, realm, registration, None, out);
-        if self.sessions[key]
-            .features
-            .has(PeerFeatures::CALLEE_REVOCATION)
-        {
-            let details = revocation_details("registration", registration, reason);
-            let unregistered = Message::Unregistered {
-                request: 0,
-                details: Some(details),
-            };
-            let serializer = self.sessions[key].serializer;
-            self.send(out, key, serializer, &unregistered);
-        }
-        true
-    }
-
-    /// Removes local subscriber `session` from `subscription` as its UNSUBSCRIBE would, telling
-    /// it when it announced subscription_revocation. False when it is not subscribed here.
-    pub(super) fn revoke_subscriber(
-        &mut self,
-        realm: &str,
-        subscription: u64,
-        session: u64,
-        reason: &Option<Box<str>>,
-        out: &mut Vec<Action>,
-    ) -> bool {
-        let Some((key, realm)) = self.local_member(realm, session) else {
-            return false;
+        let state = &mut self.sessions[key];
+        let held = match what {
+            Revoked::Callee => state.registrations.remove(&id),
+            Revoked::Subscriber => state.subscriptions.remove(&id),
         };
-        if !self.sessions[key].subscriptions.remove(&subscription) {
+        if !held {
             return false;
         }
         self.stats.revocations += 1;
-        self.remove_local_subscriber(key, session, realm, subscription, out);
-        if self.sessions[key]
-            .features
-            .has(PeerFeatures::SUBSCRIBER_REVOCATION)
-        {
-            let details = revocation_details("subscription", subscription, reason);
-            let unsubscribed = Message::Unsubscribed {
-                request: 0,
-                details: Some(details),
-            };
-            let serializer = self.sessions[key].serializer;
-            self.send(out, key, serializer, &unsubscribed);
+        let (feature, kind) = match what {
+            Revoked::Callee => {
+                self.callee_removed(realm, id, key, session);
+                self.send_unregister(key, session, realm, id, None, out);
+                (PeerFeatures::CALLEE_REVOCATION, "registration")
+            }
+            Revoked::Subscriber => {
+                self.remove_local_subscriber(key, session, realm, id, out);
+                (PeerFeatures::SUBSCRIBER_REVOCATION, "subscription")
+            }
+        };
+        let state = &self.sessions[key];
+        if !state.features.has(feature) {
+            return true;
         }
+        let serializer = state.serializer;
+        let mut details = Dict::with_capacity(2);
+        details.insert(kind, id);
+        if let Some(reason) = reason {
+            details.insert("reason", Value::Str(Cow::Borrowed(reason)));
+        }
+        let details = Some(details);
+        let notice = match what {
+            Revoked::Callee => Message::Unregistered {
+                request: 0,
+                details,
+            },
+            Revoked::Subscriber => Message::Unsubscribed {
+                request: 0,
+                details,
+            },
+        };
+        self.send(out, key, serializer, &notice);
         true
     }
 
@@ -672,14 +670,4 @@ impl Router {
         let identity = self.sessions[key].identity()?;
         (identity.realm == realm).then_some((key, realm))
     }
-}
-
-/// UNREGISTERED/UNSUBSCRIBED.Details of a revocation: the id under `kind`, and the reason.
-fn revocation_details<'a>(kind: &'static str, id: u64, reason: &'a Option<Box<str>>) -> Dict<'a> {
-    let mut details = Dict::with_capacity(2);
-    details.insert(kind, id);
-    if let Some(reason) = reason {
-        details.insert("reason", Value::Str(Cow::Borrowed(reason)));
-    }
-    details
 }

@@ -238,7 +238,7 @@ impl Router {
                 payload: payload.clone(),
             };
             if !history.is_empty() {
-                self.keep_in_history(realm, history, event.clone(), out);
+                self.keep_in_history(realm, history, event.clone(), None, out);
             }
             if retain {
                 self.retain_event(realm, event, out);

@@ -88,7 +88,9 @@
 //!   to the callee's shard). A kill or a revocation is a gather too: the shard holding the
 //!   session carries it out while answering.
 //! * A PUBLISH whose topic falls under history subscriptions: one `HistoryAppend` per owner
-//!   shard of those subscriptions (none with session-id lists).
+//!   shard of those subscriptions (none with session-id lists). When acknowledged, each other
+//!   owner answers `Applied` and PUBLISHED waits for them, so "published" means "in the
+//!   history" for a `get_events` from any shard.
 //! * `shutdown` is per shard; shard messages arriving afterwards are still applied or answered
 //!   (a late `Invoke` gets no_such_procedure). Unexpected messages never panic: they are logged
 //!   and counted in `RouterStats::shard_messages_ignored`.
@@ -849,7 +851,7 @@ impl Router {
             ShardMsgKind::Publish(publication) => self.handle_remote_publish(&publication, out),
             ShardMsgKind::Retain(retain) => self.handle_retain(*retain, out),
             ShardMsgKind::RetainedUpdate(update) => self.apply_retained_update(*update),
-            ShardMsgKind::HistoryAppend(append) => self.handle_history_append(*append),
+            ShardMsgKind::HistoryAppend(append) => self.handle_history_append(*append, out),
             ShardMsgKind::Gather(gather) => self.handle_gather(from, gather, out),
             ShardMsgKind::Gathered(gathered) => self.handle_gathered(from, gathered, out),
         }

@@ -206,7 +206,14 @@ impl Router {
             self.retain_event(me.realm, event, out);
         }
         if keeps_history {
-            self.record_history(me, options, topic, (publication, &payload), out);
+            // Acknowledged: PUBLISHED waits until the other shards keeping the event have it.
+            let ticket = acknowledge.then(|| self.cluster.new_ticket());
+            let event = (publication, &payload);
+            let acks = self.record_history(me, options, topic, event, ticket, out);
+            if let (Some(ticket), 1..) = (ticket, acks) {
+                self.publish_after_history(me, ticket, acks, (request, publication));
+                return;
+            }
         }
 
         if acknowledge {
