@@ -40,6 +40,9 @@ pub mod bounds {
     pub const MAX_SPIN_BEFORE_PARK_US: u64 = 1_000_000;
     /// Registrations or subscriptions one session may hold.
     pub const MAX_TABLE_ENTRIES_PER_SESSION: usize = 1 << 20;
+    /// Testaments one session may hold: each is up to one message, so this bounds the memory
+    /// a session can pin until it leaves.
+    pub const MAX_TESTAMENTS_PER_SESSION: usize = 4096;
     /// Retained-event bytes per realm (0 declines every retained event).
     pub const MAX_RETAINED_BYTES_PER_REALM: usize = 1 << 34;
     /// Shards the router supports (its subscription bitsets have one bit per shard).
@@ -318,6 +321,7 @@ struct RawLimits {
     max_uri_length: usize,
     max_registrations_per_session: usize,
     max_subscriptions_per_session: usize,
+    max_testaments_per_session: usize,
     max_options_entries: usize,
     max_retained_bytes_per_realm: usize,
     slow_consumer: RawSlowConsumer,
@@ -336,6 +340,7 @@ impl Default for RawLimits {
             max_uri_length: 1024,
             max_registrations_per_session: 10_000,
             max_subscriptions_per_session: 10_000,
+            max_testaments_per_session: 64,
             max_options_entries: 256,
             max_retained_bytes_per_realm: 16 * 1024 * 1024,
             slow_consumer: RawSlowConsumer::Disconnect,
@@ -695,6 +700,12 @@ impl RawConfig {
                 self.limits.max_subscriptions_per_session,
                 1,
                 bounds::MAX_TABLE_ENTRIES_PER_SESSION,
+            )?,
+            max_testaments_per_session: check_range(
+                "limits.max_testaments_per_session",
+                self.limits.max_testaments_per_session,
+                0,
+                bounds::MAX_TESTAMENTS_PER_SESSION,
             )?,
             max_options_entries: check_range(
                 "limits.max_options_entries",
@@ -1134,6 +1145,10 @@ name = "realm1"
             (
                 format!("{MINIMAL}[limits]\nmax_registrations_per_session = 0\n"),
                 "limits.max_registrations_per_session",
+            ),
+            (
+                format!("{MINIMAL}[limits]\nmax_testaments_per_session = 100000\n"),
+                "limits.max_testaments_per_session",
             ),
             (
                 format!("{MINIMAL}[limits]\nmax_outbound_bytes = 65536\noutbound_soft_bytes = 65537\n"),

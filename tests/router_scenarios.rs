@@ -59,7 +59,10 @@ fn welcome_announces_exactly_the_implemented_features_and_anonymous_identity() {
                 "pattern_based_subscription",
                 "publisher_exclusion",
                 "publisher_identification",
-                "subscriber_blackwhite_listing"
+                "session_meta_api",
+                "subscriber_blackwhite_listing",
+                "subscription_meta_api",
+                "subscription_revocation"
             ]
         );
         assert_eq!(
@@ -73,7 +76,11 @@ fn welcome_announces_exactly_the_implemented_features_and_anonymous_identity() {
                 "payload_passthru_mode",
                 "progressive_call_invocations",
                 "progressive_call_results",
-                "shared_registration"
+                "registration_meta_api",
+                "registration_revocation",
+                "session_meta_api",
+                "shared_registration",
+                "testament_meta_api"
             ]
         );
         assert_eq!(
@@ -2586,16 +2593,27 @@ fn wamp_session_count_is_the_same_from_every_shard() {
     assert_eq!(h.stats().inflight_registry_ops, 0, "no gather left behind");
 }
 
-/// The facts every shard recorded since the last call.
+/// The facts every shard recorded since the last call, with creation times zeroed (they are
+/// checked through the meta API).
 fn take_facts(h: &mut Harness) -> Vec<Vec<Fact>> {
     h.cluster
         .routers
         .iter_mut()
-        .map(|router| router.take_facts())
+        .map(|router| {
+            let mut facts = router.take_facts();
+            for fact in &mut facts {
+                match fact {
+                    Fact::RegistrationCreated { created, .. }
+                    | Fact::SubscriptionCreated { created, .. } => *created = 0,
+                    _ => {}
+                }
+            }
+            facts
+        })
         .collect()
 }
 
-/// The session a fact is about, for the facts recorded by the session's own shard.
+/// The session a fact is about: each is recorded by that session's own shard.
 fn subject(fact: &Fact) -> Option<u64> {
     match fact {
         Fact::SessionJoined { session, .. }
@@ -2603,13 +2621,51 @@ fn subject(fact: &Fact) -> Option<u64> {
         | Fact::CalleeAdded { session, .. }
         | Fact::CalleeRemoved { session, .. }
         | Fact::SubscriberAdded { session, .. }
-        | Fact::SubscriberRemoved { session, .. } => Some(*session),
+        | Fact::SubscriberRemoved { session, .. }
+        | Fact::RegistrationCreated { session, .. }
+        | Fact::RegistrationDeleted { session, .. }
+        | Fact::SubscriptionCreated { session, .. }
+        | Fact::SubscriptionDeleted { session, .. } => Some(*session),
+    }
+}
+
+/// A deletion: with several shards it may come after the `SessionLeft` of the session whose
+/// leaving caused it (the owner answers later), but always after the removal before it.
+fn is_deletion(fact: &Fact) -> bool {
+    matches!(
+        fact,
+        Fact::RegistrationDeleted { .. } | Fact::SubscriptionDeleted { .. }
+    )
+}
+
+/// The removal a deletion follows.
+fn removal_before(deletion: &Fact) -> Option<Fact> {
+    match deletion {
+        Fact::RegistrationDeleted {
+            realm,
+            registration,
+            session,
+        } => Some(Fact::CalleeRemoved {
+            realm: realm.clone(),
+            registration: *registration,
+            session: *session,
+        }),
+        Fact::SubscriptionDeleted {
+            realm,
+            subscription,
+            session,
+        } => Some(Fact::SubscriberRemoved {
+            realm: realm.clone(),
+            subscription: *subscription,
+            session: *session,
+        }),
         _ => None,
     }
 }
 
 /// The facts recorded since the last step are exactly `expected` (in any order across shards),
-/// and the facts about one session came from one shard, in the order of `expected`.
+/// and the facts about one session came from one shard, in the order of `expected` (a
+/// deletion only after its removal).
 fn assert_facts(h: &mut Harness, step: &str, expected: Vec<Fact>) {
     let per_shard = take_facts(h);
     let mut got: Vec<String> = per_shard
@@ -2636,7 +2692,31 @@ fn assert_facts(h: &mut Harness, step: &str, expected: Vec<Fact>) {
             })
             .filter(|facts: &Vec<&Fact>| !facts.is_empty())
             .collect();
-        assert_eq!(on_shards, vec![want], "{step}: facts of session {session}");
+        assert_eq!(
+            on_shards.len(),
+            1,
+            "{step}: facts of session {session} on one shard"
+        );
+        let got = &on_shards[0];
+        let without_deletions = |facts: &[&Fact]| -> Vec<String> {
+            facts
+                .iter()
+                .filter(|f| !is_deletion(f))
+                .map(|f| format!("{f:?}"))
+                .collect()
+        };
+        assert_eq!(
+            without_deletions(got),
+            without_deletions(&want),
+            "{step}: facts of session {session}, in order"
+        );
+        for (at, deletion) in got.iter().enumerate().filter(|(_, f)| is_deletion(f)) {
+            let removal = removal_before(deletion).expect("a deletion");
+            assert!(
+                got[..at].contains(&&removal),
+                "{step}: {deletion:?} after {removal:?}"
+            );
+        }
     }
 }
 
@@ -2677,6 +2757,7 @@ fn facts_are_recorded_once_complete_and_in_order() {
         procedure: procedure.into(),
         matching: "exact",
         invoke: "single",
+        created: 0,
         session,
     };
     let callee_added = |registration, session| Fact::CalleeAdded {
@@ -2727,6 +2808,7 @@ fn facts_are_recorded_once_complete_and_in_order() {
                 subscription: t,
                 topic: "com.t".into(),
                 matching: "exact",
+                created: 0,
                 session: b.id,
             },
             subscriber_added(t, b.id),

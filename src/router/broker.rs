@@ -27,6 +27,9 @@ pub(crate) struct Subscription {
     pub(crate) id: u64,
     pub(crate) topic: Box<str>,
     pub(crate) matching: MatchPolicy,
+    /// When the owner created it (Unix ms), for the subscription meta API; every replica has
+    /// the owner's value (`SubscriptionShards`).
+    pub(crate) created: u64,
     /// Shards with local subscribers (bit k = shard k), as last broadcast by the owner; unused
     /// with one shard.
     pub(crate) shards: u64,
@@ -92,6 +95,7 @@ impl Subscriptions {
             id,
             topic: topic.clone(),
             matching,
+            created: 0,
             shards,
             subscribers: Vec::new(),
             positions: fast_map(),
@@ -212,6 +216,18 @@ impl Subscriptions {
 
     pub(crate) fn get(&self, id: u64) -> Option<&Subscription> {
         self.by_id.get(&id).map(|&index| &self.entries[index])
+    }
+
+    /// Records when the owner created subscription `id`.
+    pub(crate) fn set_created(&mut self, id: u64, created: u64) {
+        if let Some(&index) = self.by_id.get(&id) {
+            self.entries[index].created = created;
+        }
+    }
+
+    /// Every subscription, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Subscription> {
+        self.entries.iter().map(|(_, subscription)| subscription)
     }
 
     /// The exact-match subscription of `topic` (the PUBLISH hot path).

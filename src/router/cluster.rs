@@ -23,8 +23,10 @@
 //! owner's order. Subscribers of a topic wait in a `PendingJoin` while their shard's
 //! first-subscriber `Join` is in flight, and become receivers together with their SUBSCRIBED.
 //!
-//! Facts (`facts.rs`): the owner records creations and deletions, the origin records callees
-//! and subscribers coming and going.
+//! Facts (`facts.rs`) are recorded by the shard of the session they are about: callees and
+//! subscribers coming and going, and the creations and deletions they cause (on applying the
+//! owner's update). So the meta events of one session leave from one shard, in the order its
+//! facts happened: on_create before on_register, on_unregister before on_delete.
 
 use std::sync::Arc;
 
@@ -504,6 +506,7 @@ impl Router {
             ticket,
         } = msg;
         let realm = self.realms.get_or_create(&realm_name);
+        let now = self.wall_clock_ms();
         let registry = &mut self.realms.get_mut(realm).registry;
         let registrant = Registrant {
             session: callee,
@@ -529,13 +532,23 @@ impl Router {
                 return self.send_to_shard(from, refused, out);
             }
         };
+        let entry = registry
+            .get_mut(registration)
+            .expect("registered just above");
         if !existed {
+            entry.created = now;
+        }
+        let created = entry.created;
+        // The callee's shard records the creation (on applying the update, when it is another
+        // shard), so the meta events of one session leave from one shard, in order.
+        if !existed && from == self.cluster.shard {
             self.facts.push(Fact::RegistrationCreated {
                 realm: realm_name.clone(),
                 registration,
                 procedure: procedure.clone(),
                 matching: matching.name(),
                 invoke: invoke.name(),
+                created,
                 session: callee.session_id,
             });
         }
@@ -556,6 +569,7 @@ impl Router {
                 callee,
                 invoke,
                 options,
+                created,
                 ack: Some(ack),
             }),
             out,
@@ -578,16 +592,17 @@ impl Router {
             }),
         };
         // Broadcast even when the owner had nothing to remove, so an acked op still completes.
-        self.apply_registration_removed(removed.clone(), true, out);
+        self.apply_registration_removed(removed.clone(), out);
         self.broadcast(ShardMsgKind::RegistrationRemoved(removed), out);
     }
 
     pub(super) fn owner_join(&mut self, from: ShardId, msg: Join, out: &mut Vec<Action>) {
         let realm = self.realms.get_or_create(&msg.realm);
+        let now = self.wall_clock_ms();
         let realm_state = self.realms.get(realm);
-        let (subscription, shards) =
+        let (subscription, shards, created) =
             match realm_state.subscriptions.lookup(&msg.topic, msg.matching) {
-                Some(entry) => (entry.id, entry.shards | bit(from)),
+                Some(entry) => (entry.id, entry.shards | bit(from), entry.created),
                 None => {
                     let in_use = |id| {
                         realm_state.subscriptions.get(id).is_some()
@@ -599,14 +614,7 @@ impl Router {
                         .history
                         .reserved_id(&msg.topic, msg.matching)
                         .unwrap_or_else(|| self.scoped_ids.next_id(in_use));
-                    self.facts.push(Fact::SubscriptionCreated {
-                        realm: msg.realm.clone(),
-                        subscription: id,
-                        topic: msg.topic.clone(),
-                        matching: msg.matching.name(),
-                        session: msg.session,
-                    });
-                    (id, bit(from))
+                    (id, bit(from), now)
                 }
             };
         let update = SubscriptionShards {
@@ -615,6 +623,8 @@ impl Router {
             matching: msg.matching,
             subscription,
             shards,
+            created,
+            cause: (from, msg.session),
             ack: Some(AckTo {
                 origin: from,
                 ticket: msg.ticket,
@@ -637,19 +647,14 @@ impl Router {
             return;
         };
         let (subscription, shards) = (entry.id, entry.shards & !bit(from));
-        if shards == 0 {
-            self.facts.push(Fact::SubscriptionDeleted {
-                realm: msg.realm.clone(),
-                subscription,
-                session: msg.session,
-            });
-        }
         let update = SubscriptionShards {
             realm: msg.realm,
             topic: msg.topic,
             matching: msg.matching,
             subscription,
             shards,
+            created: entry.created,
+            cause: (from, msg.session),
             ack: None,
         };
         self.apply_subscription_shards(update.clone(), out);
@@ -672,6 +677,7 @@ impl Router {
             options: msg.options,
             ready: false,
         };
+        let created = registry.get(msg.registration).is_none();
         if !registry.insert(
             msg.registration,
             &msg.procedure,
@@ -682,6 +688,20 @@ impl Router {
             // Logged by the registry; applied anyway so the replica converges on the owner.
             self.stats.shard_messages_ignored += 1;
         }
+        if let Some(entry) = registry.get_mut(msg.registration) {
+            entry.created = msg.created;
+        }
+        if created && msg.callee.shard == self.cluster.shard {
+            self.facts.push(Fact::RegistrationCreated {
+                realm: msg.realm.clone(),
+                registration: msg.registration,
+                procedure: msg.procedure.clone(),
+                matching: msg.matching.name(),
+                invoke: msg.invoke.name(),
+                created: msg.created,
+                session: msg.callee.session_id,
+            });
+        }
         if let Some(ack) = msg.ack {
             if ack.origin == self.cluster.shard {
                 self.set_op_result(ack.ticket, msg.registration);
@@ -690,12 +710,11 @@ impl Router {
         }
     }
 
-    /// Removes a callee from this replica; `owner` when this shard decided the removal (and so
-    /// records a deletion).
+    /// Removes a callee from this replica. The callee's own shard records a deletion, after
+    /// the `CalleeRemoved` it recorded when the removal started.
     pub(super) fn apply_registration_removed(
         &mut self,
         msg: RegistrationRemoved,
-        owner: bool,
         out: &mut Vec<Action>,
     ) {
         let realm = self.realms.get_or_create(&msg.realm);
@@ -705,7 +724,7 @@ impl Router {
             .registry
             .unregister(msg.registration, msg.callee);
         match removed {
-            Some(removed) if removed.deleted && owner => {
+            Some(removed) if removed.deleted && msg.callee.shard == self.cluster.shard => {
                 self.facts.push(Fact::RegistrationDeleted {
                     realm: msg.realm.clone(),
                     registration: msg.registration,
@@ -735,12 +754,32 @@ impl Router {
         out: &mut Vec<Action>,
     ) {
         let realm = self.realms.get_or_create(&msg.realm);
-        let dropped = self.realms.get_mut(realm).subscriptions.set_shards(
-            msg.subscription,
-            &msg.topic,
-            msg.matching,
-            msg.shards,
-        );
+        let subscriptions = &mut self.realms.get_mut(realm).subscriptions;
+        let created = subscriptions
+            .lookup(&msg.topic, msg.matching)
+            .map_or(true, |entry| entry.id != msg.subscription);
+        let dropped =
+            subscriptions.set_shards(msg.subscription, &msg.topic, msg.matching, msg.shards);
+        subscriptions.set_created(msg.subscription, msg.created);
+        let (cause_shard, session) = msg.cause;
+        if cause_shard == self.cluster.shard {
+            if msg.shards == 0 {
+                self.facts.push(Fact::SubscriptionDeleted {
+                    realm: msg.realm.clone(),
+                    subscription: msg.subscription,
+                    session,
+                });
+            } else if created {
+                self.facts.push(Fact::SubscriptionCreated {
+                    realm: msg.realm.clone(),
+                    subscription: msg.subscription,
+                    topic: msg.topic.clone(),
+                    matching: msg.matching.name(),
+                    created: msg.created,
+                    session,
+                });
+            }
+        }
         if dropped > 0 {
             // The owner only clears this shard's bit after this shard's own Leave, sent when it
             // had no subscribers left; reaching here means a broken shard.

@@ -148,6 +148,9 @@ pub(crate) struct Registration {
     pub(crate) procedure: Box<str>,
     pub(crate) matching: MatchPolicy,
     pub(crate) invoke: InvokePolicy,
+    /// When the owner created it (Unix ms), for the registration meta API; every replica has
+    /// the owner's value (`RegistrationAdded`).
+    pub(crate) created: u64,
     /// In registration order (oldest first); never empty while the registration exists.
     pub(crate) callees: Vec<Registrant>,
     /// RoundRobin: index of the callee to try next. Local to this replica (see `router/mod.rs`).
@@ -357,6 +360,7 @@ impl Registry {
             procedure: procedure.into(),
             matching,
             invoke,
+            created: 0,
             callees: vec![callee],
             cursor: 0,
         });
@@ -467,6 +471,24 @@ impl Registry {
 
     pub(crate) fn get(&self, id: u64) -> Option<&Registration> {
         self.by_id.get(&id).map(|&index| &self.entries[index])
+    }
+
+    /// The registration a CALL of `procedure` would reach (`wamp.registration.match`), without
+    /// touching any policy state.
+    pub(crate) fn route(&self, procedure: &str) -> Option<&Registration> {
+        if let Some(&index) = self.by_procedure.get(procedure) {
+            return Some(&self.entries[index]);
+        }
+        if self.patterns.is_empty() {
+            return None;
+        }
+        self.route_pattern(procedure)
+            .map(|index| &self.entries[index])
+    }
+
+    /// Every registration, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Registration> {
+        self.entries.iter().map(|(_, registration)| registration)
     }
 
     pub(crate) fn get_mut(&mut self, id: u64) -> Option<&mut Registration> {

@@ -7,15 +7,17 @@
 //! Who appends what, so that each fact is recorded exactly once in the whole router:
 //! * the session's shard: `SessionJoined`, `SessionLeft`, `CalleeAdded` (when REGISTERED goes
 //!   out), `CalleeRemoved` (UNREGISTER starts or the callee leaves), `SubscriberAdded` (when
-//!   SUBSCRIBED goes out), `SubscriberRemoved`; so the facts of one session are in the order
-//!   they happened for it, with `SessionLeft` last;
-//! * the owner shard of the URI: `RegistrationCreated`/`Deleted`, `SubscriptionCreated`/
-//!   `Deleted`. A creation is decided before any shard can report a callee or subscriber of it,
-//!   and a deletion after the last one was removed.
+//!   SUBSCRIBED goes out), `SubscriberRemoved`, and `RegistrationCreated`/`Deleted`,
+//!   `SubscriptionCreated`/`Deleted` when the session's REGISTER/SUBSCRIBE created the entry
+//!   or its removal deleted it (on applying the owner's update, see `cluster.rs`). So the facts
+//!   of one session are in the order they happened for it: a creation before the callee or
+//!   subscriber is added, a deletion after it was removed. With several shards a deletion
+//!   that the session's leaving causes comes after its `SessionLeft` (the owner answers
+//!   later).
 //!
 //! The list is handed over at the end of every router input (`Router::settle`) to its readers:
-//! today the session meta events (`wamp.session.on_join` / `on_leave`, published by the router
-//! itself), and a bounded recording for inspection when it is on. Then it is cleared.
+//! the meta events (`meta.rs`, published by the router itself), and a bounded recording for
+//! inspection when it is on. Then it is cleared.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -51,6 +53,8 @@ pub enum Fact {
         /// REGISTER.Options.match: "exact", "prefix" or "wildcard".
         matching: &'static str,
         invoke: &'static str,
+        /// Unix ms, as the owner decided it.
+        created: u64,
         session: u64,
     },
     /// `session` is the callee whose removal deleted it.
@@ -76,6 +80,8 @@ pub enum Fact {
         topic: Arc<str>,
         /// SUBSCRIBE.Options.match: "exact", "prefix" or "wildcard".
         matching: &'static str,
+        /// Unix ms, as the owner decided it.
+        created: u64,
         session: u64,
     },
     /// `session` is the last subscriber on the last shard, whose leaving deleted it.

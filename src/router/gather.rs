@@ -11,19 +11,52 @@
 
 use std::sync::Arc;
 
+use std::borrow::Cow;
+
 use super::history::{HistoryQuery, HistoryRecord};
 use super::shard_msg::{Gather, Gathered, ShardMsgKind};
-use super::{Action, Router, SessionKey, ShardId};
-use crate::wire::{Message, Value};
+use super::{uri, Action, Router, SessionKey, ShardId, TransportInfo};
+use crate::wire::{code, Dict, Value};
 
-/// A question every shard answers from its own tables.
+/// A question every shard answers from its own tables (a kill or removal is carried out by
+/// the shard that holds the session, and answered with what it did).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Query {
     /// Established sessions of `realm`, only those whose authrole is listed when `authroles`
-    /// is present (`wamp.session.count`, digest §10).
-    SessionCount {
+    /// is present (`wamp.session.count` and `list`, digest §10).
+    Sessions {
         realm: Arc<str>,
         authroles: Option<Vec<Box<str>>>,
+    },
+    /// The details of session `session` of `realm` (`wamp.session.get`).
+    Session { realm: Arc<str>, session: u64 },
+    /// Close the established sessions of `realm` that `target` names, except `except` (the
+    /// caller), with GOODBYE `reason` and `message`; answers their ids (`wamp.session.kill*`).
+    Kill {
+        realm: Arc<str>,
+        target: KillTarget,
+        except: u64,
+        reason: Box<str>,
+        message: Option<Box<str>>,
+    },
+    /// The local subscribers of subscription `subscription` (`list_subscribers`,
+    /// `count_subscribers`).
+    Subscribers { realm: Arc<str>, subscription: u64 },
+    /// Remove callee `session` from `registration`, asked of the callee's shard
+    /// (`wamp.registration.remove_callee`); answers 1 when it was removed.
+    RemoveCallee {
+        realm: Arc<str>,
+        registration: u64,
+        session: u64,
+        reason: Option<Box<str>>,
+    },
+    /// Remove subscriber `session` from `subscription`, on whichever shard holds it
+    /// (`wamp.subscription.remove_subscriber`); answers 1 there.
+    RemoveSubscriber {
+        realm: Arc<str>,
+        subscription: u64,
+        session: u64,
+        reason: Option<Box<str>>,
     },
     /// The events of history subscription `subscription` that `query` selects for a session
     /// with this authid and authrole (`wamp.subscription.get_events`); asked of the history's
@@ -37,10 +70,34 @@ pub(crate) enum Query {
     },
 }
 
+/// Which sessions a kill names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum KillTarget {
+    Session(u64),
+    Authid(Box<str>),
+    Authrole(Box<str>),
+    All,
+}
+
+/// What `wamp.session.get` answers about one session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SessionDetails {
+    pub(crate) session: u64,
+    pub(crate) authid: Box<str>,
+    pub(crate) authrole: Box<str>,
+    pub(crate) authmethod: &'static str,
+    pub(crate) authprovider: &'static str,
+    pub(crate) transport: TransportInfo,
+}
+
 /// One shard's answer, and the merged answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Partial {
     Count(u64),
+    /// Session ids, in no particular order until rendered.
+    Ids(Vec<u64>),
+    /// The session, if this shard has it.
+    Session(Option<Box<SessionDetails>>),
     /// The owner's selection, or why the query cannot be answered.
     History(Result<Vec<Arc<HistoryRecord>>, String>),
 }
@@ -54,21 +111,47 @@ impl Partial {
                 *total += count;
                 true
             }
+            (Partial::Ids(all), Partial::Ids(ids)) => {
+                all.extend(ids);
+                true
+            }
+            (Partial::Session(found), Partial::Session(session)) => {
+                if found.is_none() {
+                    *found = session;
+                }
+                true
+            }
             // Asked of one shard: a second answer does not fit.
             _ => false,
         }
     }
 }
 
+/// How a meta procedure answers with a complete gather.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Render {
+    /// The count (of ids, when the answer is ids).
+    Count,
+    /// The ids, ascending.
+    Ids,
+    /// The session's details, or `wamp.error.no_such_session`.
+    Session,
+    /// No result when a session was killed, else `wamp.error.no_such_session`.
+    Killed,
+    /// No result when something was done, else ERROR `missing`.
+    Done { missing: &'static str },
+}
+
 /// What to do with the complete answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Then {
-    /// RESULT for CALL `request` of the local session `caller` (if it is still session
-    /// `session_id`), the answer as its only argument.
+    /// RESULT (or ERROR) for CALL `request` of the local session `caller` (if it is still
+    /// session `session_id`), rendered from the answer.
     CallResult {
         caller: SessionKey,
         session_id: u64,
         request: u64,
+        render: Render,
     },
     /// The RESULT of `get_events` for history subscription `subscription` (`pattern`: its
     /// events' Details name their topic).
@@ -111,7 +194,7 @@ impl Router {
             }),
             out,
         );
-        let partial = self.answer(&query);
+        let partial = self.answer(&query, out);
         let me = self.cluster.shard;
         self.handle_gathered(me, Gathered { ticket, partial }, out);
     }
@@ -127,7 +210,7 @@ impl Router {
         };
         self.cluster.gathers.insert(ticket, gathering);
         if shard == self.cluster.shard {
-            let partial = self.answer(&query);
+            let partial = self.answer(&query, out);
             self.handle_gathered(shard, Gathered { ticket, partial }, out);
         } else {
             let query = Arc::new(query);
@@ -135,14 +218,14 @@ impl Router {
         }
     }
 
-    /// This shard's part of the answer.
-    pub(super) fn answer(&self, query: &Query) -> Partial {
+    /// This shard's part of the answer (and its part of a kill or removal).
+    pub(super) fn answer(&mut self, query: &Query, out: &mut Vec<Action>) -> Partial {
         match query {
-            Query::SessionCount { realm, authroles } => {
+            Query::Sessions { realm, authroles } => {
                 let Some(realm) = self.realms.find(realm) else {
-                    return Partial::Count(0);
+                    return Partial::Ids(Vec::new());
                 };
-                let count = self
+                let ids = self
                     .sessions
                     .iter()
                     .filter_map(|(_, session)| session.identity())
@@ -152,8 +235,55 @@ impl Router {
                             roles.iter().any(|role| **role == *identity.authrole)
                         })
                     })
-                    .count();
-                Partial::Count(count as u64)
+                    .map(|identity| identity.id)
+                    .collect();
+                Partial::Ids(ids)
+            }
+            Query::Session { realm, session } => {
+                Partial::Session(self.session_details(realm, *session).map(Box::new))
+            }
+            Query::Kill {
+                realm,
+                target,
+                except,
+                reason,
+                message,
+            } => Partial::Ids(self.kill_sessions(realm, target, *except, reason, message, out)),
+            Query::Subscribers {
+                realm,
+                subscription,
+            } => {
+                let ids = self
+                    .realms
+                    .find(realm)
+                    .and_then(|realm| self.realms.get(realm).subscriptions.get(*subscription))
+                    .map(|entry| {
+                        entry
+                            .subscribers()
+                            .iter()
+                            .map(|subscriber| subscriber.session_id)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Partial::Ids(ids)
+            }
+            Query::RemoveCallee {
+                realm,
+                registration,
+                session,
+                reason,
+            } => {
+                let removed = self.revoke_callee(realm, *registration, *session, reason, out);
+                Partial::Count(u64::from(removed))
+            }
+            Query::RemoveSubscriber {
+                realm,
+                subscription,
+                session,
+                reason,
+            } => {
+                let removed = self.revoke_subscriber(realm, *subscription, *session, reason, out);
+                Partial::Count(u64::from(removed))
             }
             Query::History {
                 realm,
@@ -172,7 +302,7 @@ impl Router {
 
     /// `Gather` from another shard: answer it.
     pub(super) fn handle_gather(&mut self, from: ShardId, gather: Gather, out: &mut Vec<Action>) {
-        let partial = self.answer(&gather.query);
+        let partial = self.answer(&gather.query, out);
         let answer = ShardMsgKind::Gathered(Gathered {
             ticket: gather.ticket,
             partial,
@@ -232,27 +362,17 @@ impl Router {
                 caller,
                 session_id,
                 request,
+                render,
             } => {
                 if !self.sessions.alive(caller, session_id) {
                     return;
                 }
-                let value = match answer {
-                    Partial::Count(count) => Value::UInt(count),
-                    Partial::History(_) => {
-                        tracing::error!("a count gather completed with events");
-                        return;
+                match rendered(render, answer) {
+                    Ok(value) => self.call_result(out, caller, request, value),
+                    Err((error, text)) => {
+                        self.send_error(out, caller, code::CALL, request, error, text);
                     }
-                };
-                let serializer = self.sessions[caller].serializer;
-                let Ok(payload) = crate::wire::payload_from_args(serializer, &[value], None) else {
-                    return;
-                };
-                let result = Message::Result {
-                    request,
-                    details: crate::wire::Dict::new(),
-                    payload: payload.as_payload(),
-                };
-                self.send(out, caller, serializer, &result);
+                }
             }
             Then::HistoryResult {
                 caller,
@@ -271,8 +391,76 @@ impl Router {
         }
     }
 
+    /// `wamp.session.get`'s answer about a local session.
+    fn session_details(&self, realm: &str, session: u64) -> Option<SessionDetails> {
+        let realm = self.realms.find(realm)?;
+        let key = self.sessions.key_of(session)?;
+        let state = &self.sessions[key];
+        let identity = state
+            .identity()
+            .filter(|identity| identity.realm == realm)?;
+        Some(SessionDetails {
+            session,
+            authid: identity.authid.clone(),
+            authrole: identity.authrole.clone(),
+            authmethod: identity.authmethod,
+            authprovider: identity.authprovider,
+            transport: state.transport.clone(),
+        })
+    }
+
     /// Gathers this shard started and not complete.
     pub(super) fn gathers_in_flight(&self) -> usize {
         self.cluster.gathers.len()
+    }
+}
+
+/// The RESULT's argument (none for `Killed`/`Done`), or the ERROR, of a complete answer.
+fn rendered(
+    render: Render,
+    answer: Partial,
+) -> Result<Option<Value<'static>>, (&'static str, String)> {
+    let ids = |ids: Vec<u64>| Value::List(ids.into_iter().map(Value::UInt).collect());
+    match (render, answer) {
+        (Render::Count, Partial::Count(count)) => Ok(Some(Value::UInt(count))),
+        (Render::Count, Partial::Ids(found)) => Ok(Some(Value::UInt(found.len() as u64))),
+        (Render::Ids, Partial::Ids(mut found)) => {
+            found.sort_unstable();
+            Ok(Some(ids(found)))
+        }
+        (Render::Session, Partial::Session(Some(details))) => {
+            let mut transport = Dict::with_capacity(3);
+            transport.insert("type", details.transport.kind);
+            transport.insert("serializer", details.transport.serializer.name());
+            transport.insert("peer", Value::Str(Cow::Owned(details.transport.peer)));
+            let mut dict = Dict::with_capacity(6);
+            dict.insert("session", details.session);
+            dict.insert("authid", Value::Str(Cow::Owned(details.authid.into())));
+            dict.insert("authrole", Value::Str(Cow::Owned(details.authrole.into())));
+            dict.insert("authmethod", details.authmethod);
+            dict.insert("authprovider", details.authprovider);
+            dict.insert("transport", Value::Dict(transport));
+            Ok(Some(Value::Dict(dict)))
+        }
+        (Render::Session, Partial::Session(None)) => {
+            Err((uri::NO_SUCH_SESSION, "no such session in this realm".into()))
+        }
+        (Render::Killed, Partial::Ids(killed)) if killed.is_empty() => {
+            Err((uri::NO_SUCH_SESSION, "no such session in this realm".into()))
+        }
+        (Render::Killed, Partial::Ids(_)) => Ok(None),
+        (Render::Done { missing }, Partial::Count(0)) => Err((
+            missing,
+            "nothing to remove: no such callee or subscriber".into(),
+        )),
+        (Render::Done { .. }, Partial::Count(_)) => Ok(None),
+        (render, answer) => {
+            tracing::error!(
+                ?render,
+                ?answer,
+                "a gather completed with an answer of another kind"
+            );
+            Err((uri::INVALID_ARGUMENT, "the router could not answer".into()))
+        }
     }
 }

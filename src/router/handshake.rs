@@ -15,18 +15,23 @@ const CLIENT_ROLES: [&str; 4] = ["publisher", "subscriber", "caller", "callee"];
 /// The agent string of WELCOME.
 const AGENT: &str = concat!("wampring-", env!("CARGO_PKG_VERSION"));
 
-/// Broker features implemented in `pubsub.rs`.
-const BROKER_FEATURES: [&str; 6] = [
+/// Broker features implemented in `pubsub.rs`, `retention.rs`, `history.rs` and the meta API
+/// (`internal.rs`, `meta.rs`).
+const BROKER_FEATURES: [&str; 9] = [
     "event_history",
     "event_retention",
     "pattern_based_subscription",
     "publisher_exclusion",
     "publisher_identification",
+    "session_meta_api",
     "subscriber_blackwhite_listing",
+    "subscription_meta_api",
+    "subscription_revocation",
 ];
 
-/// Dealer features implemented in `rpc.rs`.
-const DEALER_FEATURES: [&str; 9] = [
+/// Dealer features implemented in `rpc.rs`, and the meta API and testaments (`internal.rs`,
+/// `meta.rs`, `testament.rs`).
+const DEALER_FEATURES: [&str; 13] = [
     "call_canceling",
     "call_reroute",
     "call_timeout",
@@ -35,7 +40,11 @@ const DEALER_FEATURES: [&str; 9] = [
     "payload_passthru_mode",
     "progressive_call_invocations",
     "progressive_call_results",
+    "registration_meta_api",
+    "registration_revocation",
+    "session_meta_api",
     "shared_registration",
+    "testament_meta_api",
 ];
 
 /// `WELCOME.Details.roles`: `{broker: {features: {..}}, dealer: {features: {..}}}`.
@@ -164,6 +173,8 @@ impl Router {
             realm,
             authid: id.to_string().into(),
             authrole: "anonymous".into(),
+            authmethod: "anonymous",
+            authprovider: "static",
         };
 
         let mut welcome_details = Dict::with_capacity(7);
@@ -174,8 +185,8 @@ impl Router {
         );
         welcome_details.insert("authid", Value::Str(Cow::Borrowed(&identity.authid)));
         welcome_details.insert("authrole", Value::Str(Cow::Borrowed(&identity.authrole)));
-        welcome_details.insert("authmethod", "anonymous");
-        welcome_details.insert("authprovider", "static");
+        welcome_details.insert("authmethod", identity.authmethod);
+        welcome_details.insert("authprovider", identity.authprovider);
         welcome_details.insert("agent", AGENT);
         let welcome = Message::Welcome {
             session: id,
@@ -197,8 +208,8 @@ impl Router {
             session: id,
             authid: identity.authid.clone(),
             authrole: identity.authrole.clone(),
-            authmethod: "anonymous",
-            authprovider: "static",
+            authmethod: identity.authmethod,
+            authprovider: identity.authprovider,
             transport: self.sessions[session].transport.clone(),
         });
         let state = &mut self.sessions[session];

@@ -23,7 +23,7 @@
 //! * Time is an input: the timer table, `handle_timeout(now)`, `poll_timeout()`.
 //! * The router is a peer of itself: `internal.rs` answers `wamp.*` procedures, `meta.rs`
 //!   publishes without a session, and the table code appends facts to one internal event list
-//!   (`facts.rs`) that its readers (meta events now; testaments and metrics later) consume.
+//!   (`facts.rs`) that its readers (meta events now; metrics later) consume.
 //! * Gather (`gather.rs`): a query that spans shards is one scatter with a ticket and a reduce.
 //!
 //! Other files: `handshake.rs` (HELLO -> WELCOME/ABORT), `rpc.rs` (REGISTER/CALL/YIELD
@@ -84,7 +84,9 @@
 //!   serializer. PUBLISHED is sent at once. Order per (publisher, subscriber) and per (caller,
 //!   callee) holds because each pair of shards has one FIFO channel.
 //! * `Gather{ticket, query}` to every other shard, each answering `Gathered{ticket, partial}`
-//!   (or to one shard: a history query goes to the history's owner alone).
+//!   (or to one shard: a history query goes to the history's owner alone, a `remove_callee`
+//!   to the callee's shard). A kill or a revocation is a gather too: the shard holding the
+//!   session carries it out while answering.
 //! * A PUBLISH whose topic falls under history subscriptions: one `HistoryAppend` per owner
 //!   shard of those subscriptions (none with session-id lists).
 //! * `shutdown` is per shard; shard messages arriving afterwards are still applied or answered
@@ -149,10 +151,20 @@
 //!   `wampring.error.pending_call_limit_exceeded` (checked on admission, before the lookup).
 //! * A session that sends no HELLO within `hello_timeout_ms` of its transport opening is closed
 //!   (`Action::Close` with [`CloseReason::HelloTimeout`]), counted and logged (rate-limited).
-//! * The router's own procedures (`wamp.*`, answered by its internal callee): today
-//!   `wamp.session.count` and `wamp.subscription.get_events`; any other `wamp.*` procedure gets `wamp.error.no_such_procedure`.
-//!   Meta events published by the router: `wamp.session.on_join` / `on_leave`. The session
-//!   meta API is not announced in WELCOME until all of it is implemented.
+//! * The router's own procedures (`wamp.*`, answered by its internal callee, `internal.rs`):
+//!   the session, registration and subscription meta API, revocation, testaments and
+//!   `get_events`; any other `wamp.*` procedure gets `wamp.error.no_such_procedure`. Session
+//!   answers are gathered from every shard; registration and subscription answers come from
+//!   the caller's shard's replica (subscribers are gathered). `kill*` never kills the caller
+//!   (`kill` of its own id: `wamp.error.no_such_session`); `kill_by_authid` answers the
+//!   killed ids, `kill_by_authrole` and `kill_all` a count (the spec's results). A callee or
+//!   subscriber that is not one of the entry's: `wamp.error.no_such_registration` /
+//!   `no_such_subscription`. `created` is RFC 3339 UTC with milliseconds, as the owner shard
+//!   decided it.
+//! * Meta events (`meta.rs`) leave from the shard of the session they are about (`facts.rs`),
+//!   so per session they keep the order the facts happened in on every shard.
+//! * Testaments (`testament.rs`): published in `leave`, whatever the way the session goes;
+//!   bad scope: `wamp.error.testament_error` (Crossbar.io's URI).
 //! * CANCEL without a mode is `killnowait` (as Crossbar.io does it). For a callee that did not
 //!   announce call_canceling every mode is `skip` (Autobahn|JS closes its session on an
 //!   INTERRUPT). A second CANCEL while a `kill` is under way, or one for a finished call, is
@@ -207,6 +219,7 @@ mod retention;
 mod rpc;
 mod session;
 mod shard_msg;
+mod testament;
 mod timers;
 pub mod uri;
 
@@ -346,6 +359,9 @@ pub struct RouterConfig {
     /// Topics one session may be subscribed to; one more gets
     /// `wampring.error.too_many_subscriptions`.
     pub max_subscriptions_per_session: usize,
+    /// Testaments (`wamp.session.add_testament`) one session may hold over both scopes; one
+    /// more gets `wampring.error.too_many_testaments`. Each is at most one message's size.
+    pub max_testaments_per_session: usize,
     /// Bytes the retained events of one realm may hold (topic, payload and black/white lists);
     /// every shard holds a copy of them. A retained event beyond it is declined.
     pub max_retained_bytes_per_realm: usize,
@@ -365,6 +381,7 @@ impl Default for RouterConfig {
             max_options_entries: 256,
             max_registrations_per_session: 10_000,
             max_subscriptions_per_session: 10_000,
+            max_testaments_per_session: 64,
             max_retained_bytes_per_realm: 16 * 1024 * 1024,
         }
     }
@@ -454,6 +471,13 @@ pub struct RouterStats {
     pub history_skipped: u64,
     /// `wamp.subscription.get_events` calls asked of a history's owner.
     pub history_queries: u64,
+    /// Testaments published for sessions that went away.
+    pub testaments_published: u64,
+    /// Sessions closed by `wamp.session.kill*`.
+    pub sessions_killed: u64,
+    /// Callees and subscribers removed by `wamp.registration.remove_callee` and
+    /// `wamp.subscription.remove_subscriber`.
+    pub revocations: u64,
     /// History events held on this shard now, and their bytes.
     pub history_now: usize,
     pub history_bytes: usize,
@@ -811,7 +835,7 @@ impl Router {
             ShardMsgKind::RegisterRefused(msg) => self.register_refused(msg, out),
             ShardMsgKind::RegistrationAdded(msg) => self.apply_registration_added(msg, out),
             ShardMsgKind::RegistrationRemoved(msg) => {
-                self.apply_registration_removed(msg, false, out);
+                self.apply_registration_removed(msg, out);
             }
             ShardMsgKind::SubscriptionShards(msg) => self.apply_subscription_shards(msg, out),
             ShardMsgKind::Applied(msg) => self.count_applied(msg.ticket, out),
@@ -1289,7 +1313,14 @@ impl Router {
         let subscriptions = std::mem::replace(&mut state.subscriptions, fast_set());
         let calls_waiting = std::mem::take(&mut state.calls_waiting);
         let invocations = std::mem::take(&mut state.invocations);
+        let testaments = std::mem::take(&mut state.testaments);
         state.discarded_invocations.clear();
+
+        // The session's last words go out before its meta events say it is gone.
+        if testaments.len() > 0 {
+            let realm = self.realms.get(identity.realm).name.clone();
+            self.publish_testaments(realm, testaments, out);
+        }
 
         // Sorted so the order of the messages (and so a simulation) replays exactly.
         let mut registrations: Vec<u64> = registrations.into_iter().collect();

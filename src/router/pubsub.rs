@@ -770,7 +770,7 @@ impl OwnedFilters {
 /// The subscriber black/white lists of a PUBLISH, borrowed from its Options. A receiver must
 /// pass all present filters. A list of the wrong type admits nobody (eligible) or excludes
 /// nobody (exclude).
-struct ReceiverFilters<'o, 'a> {
+pub(super) struct ReceiverFilters<'o, 'a> {
     exclude: Option<&'o [Value<'a>]>,
     eligible: Option<&'o [Value<'a>]>,
     exclude_authid: Option<&'o [Value<'a>]>,
@@ -781,7 +781,7 @@ struct ReceiverFilters<'o, 'a> {
 
 impl<'o, 'a> ReceiverFilters<'o, 'a> {
     #[inline(always)]
-    fn from_options(options: &'o Dict<'a>) -> Self {
+    pub(super) fn from_options(options: &'o Dict<'a>) -> Self {
         // Most PUBLISHes carry no options at all.
         if options.is_empty() {
             return ReceiverFilters {
@@ -805,7 +805,7 @@ impl<'o, 'a> ReceiverFilters<'o, 'a> {
     }
 
     /// The lists detached from the frame, for the other shards.
-    fn to_owned_filters(&self) -> OwnedFilters {
+    pub(super) fn to_owned_filters(&self) -> OwnedFilters {
         let ids = |list: Option<&[Value<'_>]>| {
             list.map(|list| list.iter().filter_map(Value::as_u64).collect())
         };
@@ -827,7 +827,7 @@ impl<'o, 'a> ReceiverFilters<'o, 'a> {
         }
     }
 
-    fn is_active(&self) -> bool {
+    pub(super) fn is_active(&self) -> bool {
         self.exclude.is_some()
             || self.eligible.is_some()
             || self.exclude_authid.is_some()

@@ -13,6 +13,7 @@ use slab::Slab;
 use super::dealer::PendingKey;
 use super::ids::next_sequential;
 use super::realm::RealmId;
+use super::testament::Testaments;
 use super::timers::TimerId;
 use super::{fast_map, fast_set, FastMap, FastSet, SessionKey, TransportInfo};
 use crate::serializer::Serializer;
@@ -69,6 +70,9 @@ pub(crate) struct Identity {
     pub(crate) realm: RealmId,
     pub(crate) authid: Box<str>,
     pub(crate) authrole: Box<str>,
+    /// How it authenticated, and who vouched for it (WELCOME, `wamp.session.get`).
+    pub(crate) authmethod: &'static str,
+    pub(crate) authprovider: &'static str,
 }
 
 pub(crate) struct Session {
@@ -105,6 +109,8 @@ pub(crate) struct Session {
     /// Invocation ids whose caller left or canceled: a late YIELD/ERROR for them is dropped
     /// silently instead of being a protocol violation.
     pub(crate) discarded_invocations: DiscardedIds,
+    /// Events to publish when the session goes away (`testament.rs`).
+    pub(crate) testaments: Testaments,
 }
 
 impl Session {
@@ -125,6 +131,7 @@ impl Session {
             finished_streams: FinishedStreams::default(),
             invocations: IdMap::default(),
             discarded_invocations: DiscardedIds::default(),
+            testaments: Testaments::default(),
         }
     }
 
@@ -244,6 +251,11 @@ impl Sessions {
         self.slab.len()
     }
 
+    /// The key of the established session with WAMP session id `id`.
+    pub(crate) fn key_of(&self, id: u64) -> Option<SessionKey> {
+        self.by_id.get(&id).copied()
+    }
+
     pub(crate) fn id_in_use(&self, id: u64) -> bool {
         self.by_id.contains_key(&id)
     }
@@ -271,9 +283,10 @@ impl IndexMut<SessionKey> for Sessions {
     }
 }
 
-/// The client features (HELLO.Details.roles.<role>.features) the dealer must know about a
+/// The client features (HELLO.Details.roles.<role>.features) the router must know about a
 /// session, as bits. Only what changes routing is kept: what a callee can take (INTERRUPT,
-/// progressive results, progressive invocations, pass-through payloads).
+/// progressive results, progressive invocations, pass-through payloads), and whether a callee
+/// or subscriber is told of a revocation.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub(crate) struct PeerFeatures(u8);
 
@@ -291,6 +304,10 @@ impl PeerFeatures {
     pub(crate) const CALLER_PROGRESSIVE_INVOCATIONS: PeerFeatures = PeerFeatures(16);
     /// caller.features.payload_passthru_mode.
     pub(crate) const CALLER_PASSTHRU: PeerFeatures = PeerFeatures(32);
+    /// callee.features.registration_revocation: it is told (UNREGISTERED with request 0).
+    pub(crate) const CALLEE_REVOCATION: PeerFeatures = PeerFeatures(64);
+    /// subscriber.features.subscription_revocation: it is told (UNSUBSCRIBED with request 0).
+    pub(crate) const SUBSCRIBER_REVOCATION: PeerFeatures = PeerFeatures(128);
 
     pub(crate) fn has(self, feature: PeerFeatures) -> bool {
         self.0 & feature.0 == feature.0
@@ -333,6 +350,16 @@ impl PeerFeatures {
                 Self::CALLER_PROGRESSIVE_INVOCATIONS,
             ),
             ("caller", &["payload_passthru_mode"], Self::CALLER_PASSTHRU),
+            (
+                "callee",
+                &["registration_revocation"],
+                Self::CALLEE_REVOCATION,
+            ),
+            (
+                "subscriber",
+                &["subscription_revocation"],
+                Self::SUBSCRIBER_REVOCATION,
+            ),
         ] {
             if flag(role, names) {
                 bits |= feature.0;

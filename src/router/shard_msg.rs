@@ -189,6 +189,8 @@ pub(crate) struct RegistrationAdded {
     pub(crate) callee: SessionRef,
     pub(crate) invoke: InvokePolicy,
     pub(crate) options: CalleeOptions,
+    /// When the owner created the registration (Unix ms).
+    pub(crate) created: u64,
     pub(crate) ack: Option<AckTo>,
 }
 
@@ -211,6 +213,12 @@ pub(crate) struct SubscriptionShards {
     pub(crate) matching: MatchPolicy,
     pub(crate) subscription: u64,
     pub(crate) shards: u64,
+    /// When the owner created the subscription (Unix ms).
+    pub(crate) created: u64,
+    /// The shard whose `Join` or `Leave` made this update, and the session that caused it (the
+    /// first waiting or the last leaving subscriber there). That shard records a creation or
+    /// deletion, so every meta event about one session leaves from the session's own shard.
+    pub(crate) cause: (ShardId, u64),
     pub(crate) ack: Option<AckTo>,
 }
 

@@ -32,6 +32,14 @@ pub const TOO_MANY_REGISTRATIONS: &str = "wampring.error.too_many_registrations"
 pub const SLOW_CONSUMER: &str = "wampring.error.slow_consumer";
 /// A session hit `max_subscriptions_per_session` (router namespace, as above).
 pub const TOO_MANY_SUBSCRIPTIONS: &str = "wampring.error.too_many_subscriptions";
+/// A session hit `max_testaments_per_session` (router namespace, as above).
+pub const TOO_MANY_TESTAMENTS: &str = "wampring.error.too_many_testaments";
+/// `wamp.session.get`/`kill` of a session that is not there (digest §12).
+pub const NO_SUCH_SESSION: &str = "wamp.error.no_such_session";
+/// A testament with a scope other than "destroyed" or "detached" (Crossbar.io's URI).
+pub const TESTAMENT_ERROR: &str = "wamp.error.testament_error";
+/// The default reason of a GOODBYE sent by `wamp.session.kill*` (digest §12).
+pub const CLOSE_KILLED: &str = "wamp.close.killed";
 
 /// True for URIs in the router's own `wamp.` namespace: clients may not register procedures
 /// or publish to topics there (they may call and subscribe).
