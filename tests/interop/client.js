@@ -1728,13 +1728,14 @@ async function metaApi(args, A, B, basicRegs) {
     // Four extra sessions, each killed by A in another way; A and B stay.
     const V = [];
     for (const name of ['V1', 'V2', 'V3', 'V4']) V.push(await withTimeout(connect(args, name), `session ${name} join`));
-    res = await mcall(A, 'wamp.session.kill', [V[0].session.id], { reason: 'com.interop.kill.reason', message: 'killed by A' });
+    const vid = V.map((X) => X.session.id); // (autobahn forgets its session id on GOODBYE)
+    res = await mcall(A, 'wamp.session.kill', [vid[0]], { reason: 'com.interop.kill.reason', message: 'killed by A' });
     check(res === null, `wamp.session.kill returned ${fmt(res)}, want an empty result`);
     await killed(V[0], 'com.interop.kill.reason', 'killed by A', 'session_kill');
-    res = await mcall(A, 'wamp.session.kill', [V[1].session.id]);
+    res = await mcall(A, 'wamp.session.kill', [vid[1]]);
     check(res === null, `wamp.session.kill (no reason) returned ${fmt(res)}, want an empty result`);
     await killed(V[1], 'wamp.close.killed', null, 'session_kill');
-    let o = await outcomeOf(a.call('wamp.session.kill', [V[2].session.id], { reason: 'not a uri!' }));
+    let o = await outcomeOf(a.call('wamp.session.kill', [vid[2]], { reason: 'not a uri!' }));
     check(o.kind !== 'pending', 'timeout waiting for the answer to wamp.session.kill with reason \'not a uri!\'');
     if (o.kind === 'error') {
       check(errUri(o.value) === 'wamp.error.invalid_uri', `wamp.session.kill with reason 'not a uri!': ERROR `
@@ -1764,8 +1765,8 @@ async function metaApi(args, A, B, basicRegs) {
     }
     res = await mcall(A, 'wamp.session.kill_by_authid', [V[3].details.authid],
       { reason: 'com.interop.kill.authid', message: 'killed by authid' });
-    check(same(res, [V[3].session.id]), `wamp.session.kill_by_authid(${fmt(V[3].details.authid)}) returned ${fmt(res)}, `
-      + `want [${V[3].session.id}]`);
+    check(same(res, [vid[3]]), `wamp.session.kill_by_authid(${fmt(V[3].details.authid)}) returned ${fmt(res)}, `
+      + `want [${vid[3]}]`);
     await killed(V[3], 'com.interop.kill.authid', 'killed by authid', 'session_kill');
     res = await mcall(A, 'wamp.session.kill_by_authid', ['com.interop.nobody']);
     check(same(res, []), `wamp.session.kill_by_authid of an authid nobody has returned ${fmt(res)}, want []`);
