@@ -1,7 +1,7 @@
-//! The command line: one subcommand per scenario (`rpc`, `pubsub`, `connect`) sharing the
-//! [`CommonArgs`], plus `compare`, which runs a scenario against several routers. Validation
-//! beyond what clap checks lives in [`validate`], so every bound is refused up front with a
-//! message instead of being hit mid-run.
+//! The command line: one subcommand per scenario (`rpc`, `pubsub`, `connect`, `session-list`)
+//! sharing the [`CommonArgs`], plus `compare`, which runs a scenario against several routers.
+//! Validation beyond what clap checks lives in [`validate`], so every bound is refused up front
+//! with a message instead of being hit mid-run.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -21,6 +21,7 @@ use crate::units::{parse_cpu_list, parse_duration, parse_name_value, parse_on_of
       wampring-load rpc --url rs://127.0.0.1:8081 --serializer msgpack --rate 50000 --callers 4\n  \
       wampring-load pubsub --subscribers 1000 --acknowledge --window 10\n  \
       wampring-load connect --hold 10000 --router-pid $(pidof wampring)\n  \
+      wampring-load session-list --sessions 10000 --url rs://127.0.0.1:8081 --serializer msgpack\n  \
       wampring-load compare --router wampring=ws://127.0.0.1:8080/ws \
       --router crossbar=ws://127.0.0.1:9080/ws --repeat 3 --out results rpc --window 100"
 )]
@@ -37,6 +38,9 @@ pub enum Command {
     Pubsub(PubsubArgs),
     /// Sessions: open, HELLO/WELCOME, GOODBYE, close, repeated; optionally hold N idle sessions.
     Connect(ConnectArgs),
+    /// The session meta API under many sessions: N idle sessions are held while C sessions call
+    /// wamp.session.list (and wamp.session.count) and check every answer.
+    SessionList(SessionListArgs),
     /// Runs one scenario against several routers, alternating, and writes a markdown table of
     /// medians and an SVG bar chart.
     Compare(CompareArgs),
@@ -181,6 +185,26 @@ pub struct ConnectArgs {
     /// Bound on one session cycle; slower cycles count as wampload.timeout.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub op_timeout: Duration,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SessionListArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Idle sessions opened before the load and held open until it ends (one connection
+    /// each, so a router spreading connections over its cores spreads them too).
+    #[arg(long, default_value_t = 10_000)]
+    pub sessions: usize,
+    /// Measuring sessions, each calling in a closed loop.
+    #[arg(long, default_value_t = 1)]
+    pub callers: usize,
+    /// Calls in flight per measuring session.
+    #[arg(long, default_value_t = 1)]
+    pub window: usize,
+    /// Also call wamp.session.count, alternating with wamp.session.list (on/off; bare flag =
+    /// on).
+    #[arg(long, num_args = 0..=1, default_value = "on", default_missing_value = "on", value_parser = parse_on_off)]
+    pub count: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -340,6 +364,14 @@ pub fn validate(command: &Command) -> Result<(), String> {
                 "--op-timeout must be more than 0".into()
             })?;
         }
+        Command::SessionList(a) => {
+            validate_common(&a.common)?;
+            validate_window(Some(a.window))?;
+            check(a.callers >= 1, || "--callers must be at least 1".into())?;
+            check(a.sessions + a.callers <= MAX_SESSIONS, || {
+                format!("at most {MAX_SESSIONS} sessions")
+            })?;
+        }
         Command::Compare(a) => {
             check((1..=MAX_REPEAT).contains(&a.repeat), || {
                 format!("--repeat must be 1..={MAX_REPEAT}")
@@ -403,6 +435,25 @@ mod tests {
         assert!(parse(&["pubsub", "--acknowledge"]).is_ok());
         assert!(parse(&["pubsub", "--acknowledge", "off", "--rate", "100"]).is_ok());
         assert!(parse(&["connect", "--connections", "0"]).is_err());
+        assert!(parse(&["session-list", "--callers", "0"]).is_err());
+        assert!(parse(&["session-list", "--window", "0"]).is_err());
+        assert!(parse(&["session-list", "--sessions", "300000"]).is_err());
+        assert!(parse(&["session-list", "--sessions", "0"]).is_ok());
+    }
+
+    #[test]
+    fn session_list_defaults() {
+        let Command::SessionList(a) = parse(&["session-list"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (a.sessions, a.callers, a.window, a.count),
+            (10_000, 1, 1, true)
+        );
+        let Command::SessionList(a) = parse(&["session-list", "--count", "off"]).unwrap() else {
+            panic!()
+        };
+        assert!(!a.count);
     }
 
     #[test]

@@ -239,6 +239,7 @@ fn scenario_common(command: &Command) -> Option<&CommonArgs> {
         Command::Rpc(a) => Some(&a.common),
         Command::Pubsub(a) => Some(&a.common),
         Command::Connect(a) => Some(&a.common),
+        Command::SessionList(a) => Some(&a.common),
         Command::Compare(_) => None,
     }
 }
@@ -263,8 +264,8 @@ pub fn run(args: &CompareArgs) -> Result<(), String> {
     )
     .map_err(|e| format!("scenario flags: {e}"))?;
     validate(&probe.command)?;
-    let common =
-        scenario_common(&probe.command).ok_or("compare needs a scenario (rpc, pubsub, connect)")?;
+    let common = scenario_common(&probe.command)
+        .ok_or("compare needs a scenario (rpc, pubsub, connect, session-list)")?;
     for (_, url) in &args.routers {
         crate::target::Target::parse(url)?;
     }

@@ -90,6 +90,98 @@ pub fn to_caller(ser: Serializer, frame: &[u8]) -> ToCaller {
     }
 }
 
+/// The answer of a meta procedure, as far as the session-list scenario checks it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MetaAnswer {
+    /// A list of ids (`wamp.session.list`): how many, whether every element is an id in
+    /// strictly ascending order (sorted, no duplicates), and whether `own` is among them.
+    Ids {
+        len: u64,
+        ascending: bool,
+        includes_own: bool,
+    },
+    /// A non-negative integer (`wamp.session.count`).
+    Count(u64),
+    /// Anything else: no first argument, or one of another type.
+    Malformed,
+}
+
+/// What a session calling meta procedures receives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ToMetaCaller {
+    /// A final RESULT for `request`, its first argument read.
+    Result {
+        request: u64,
+        answer: MetaAnswer,
+    },
+    /// A progressive RESULT (not final; ignored).
+    Progress,
+    /// ERROR for CALL `request`, with its error URI.
+    Error {
+        request: u64,
+        error: String,
+    },
+    Other(Other),
+}
+
+/// Classifies one message for a meta caller whose own session id is `own`. The whole RESULT is
+/// decoded: its answer is what is measured, and a list of ten thousand ids is read in far less
+/// time than the router takes to gather it (the latency is taken before this runs).
+pub fn to_meta_caller(ser: Serializer, frame: &[u8], own: u64) -> ToMetaCaller {
+    match wire::decode(ser, frame) {
+        Ok(Message::Result {
+            request,
+            details,
+            payload,
+        }) => {
+            if details.get_bool("progress") == Some(true) {
+                return ToMetaCaller::Progress;
+            }
+            let answer = match wire::decode_payload_values(&payload) {
+                Ok((args, _)) => meta_answer(args.first(), own),
+                Err(_) => MetaAnswer::Malformed,
+            };
+            ToMetaCaller::Result { request, answer }
+        }
+        Ok(Message::Error {
+            request_type: code::CALL,
+            request,
+            error,
+            ..
+        }) => ToMetaCaller::Error {
+            request,
+            error: error.into_owned(),
+        },
+        message => ToMetaCaller::Other(other(message)),
+    }
+}
+
+fn meta_answer(first: Option<&wire::Value<'_>>, own: u64) -> MetaAnswer {
+    match first {
+        Some(wire::Value::UInt(n)) => MetaAnswer::Count(*n),
+        Some(wire::Value::List(items)) => {
+            let mut ascending = true;
+            let mut includes_own = false;
+            let mut previous = 0u64;
+            for item in items {
+                match item {
+                    wire::Value::UInt(id) if *id > previous => {
+                        includes_own |= *id == own;
+                        previous = *id;
+                    }
+                    _ => ascending = false,
+                }
+            }
+            MetaAnswer::Ids {
+                len: items.len() as u64,
+                ascending,
+                includes_own,
+            }
+        }
+        _ => MetaAnswer::Malformed,
+    }
+}
+
 /// What a callee receives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ToCallee {
@@ -362,6 +454,119 @@ mod tests {
         let mut args = Vec::new();
         payload::write_stamped_args(ser, stamp, 5, &mut args);
         (stamp, args)
+    }
+
+    #[test]
+    fn meta_answers_are_read_and_checked() {
+        for ser in Serializer::ALL {
+            let result = |request: u64, arg: wire::Value<'static>| {
+                let mut args = Vec::new();
+                wire::encode_value(&wire::Value::List(vec![arg]), ser, &mut args).unwrap();
+                encoded(
+                    &Message::Result {
+                        request,
+                        details: Dict::new(),
+                        payload: Payload {
+                            ser,
+                            count: 1,
+                            raw: &args,
+                        },
+                    },
+                    ser,
+                )
+            };
+            let ids = |ids: &[u64]| {
+                wire::Value::List(ids.iter().map(|&id| wire::Value::UInt(id)).collect())
+            };
+            assert_eq!(
+                to_meta_caller(ser, &result(3, ids(&[2, 5, 1 << 50])), 5),
+                ToMetaCaller::Result {
+                    request: 3,
+                    answer: MetaAnswer::Ids {
+                        len: 3,
+                        ascending: true,
+                        includes_own: true
+                    }
+                },
+                "{ser}"
+            );
+            // Unsorted, duplicated, or not ids at all: not ascending; own id missing.
+            for bad in [
+                ids(&[5, 2]),
+                ids(&[2, 2]),
+                wire::Value::List(vec![wire::Value::Str("2".into())]),
+            ] {
+                let ToMetaCaller::Result {
+                    answer: MetaAnswer::Ids { ascending, .. },
+                    ..
+                } = to_meta_caller(ser, &result(4, bad), 9)
+                else {
+                    panic!("{ser}")
+                };
+                assert!(!ascending, "{ser}");
+            }
+            assert_eq!(
+                to_meta_caller(ser, &result(4, ids(&[1, 2])), 9),
+                ToMetaCaller::Result {
+                    request: 4,
+                    answer: MetaAnswer::Ids {
+                        len: 2,
+                        ascending: true,
+                        includes_own: false
+                    }
+                }
+            );
+            assert_eq!(
+                to_meta_caller(ser, &result(6, wire::Value::UInt(10_001)), 1),
+                ToMetaCaller::Result {
+                    request: 6,
+                    answer: MetaAnswer::Count(10_001)
+                }
+            );
+            assert_eq!(
+                to_meta_caller(ser, &result(7, wire::Value::Str("x".into())), 1),
+                ToMetaCaller::Result {
+                    request: 7,
+                    answer: MetaAnswer::Malformed
+                }
+            );
+            let no_args = encoded(
+                &Message::Result {
+                    request: 8,
+                    details: Dict::new(),
+                    payload: Payload::empty(ser),
+                },
+                ser,
+            );
+            assert_eq!(
+                to_meta_caller(ser, &no_args, 1),
+                ToMetaCaller::Result {
+                    request: 8,
+                    answer: MetaAnswer::Malformed
+                }
+            );
+            let error = encoded(
+                &Message::Error {
+                    request_type: code::CALL,
+                    request: 9,
+                    details: Dict::new(),
+                    error: "wamp.error.not_authorized".into(),
+                    payload: Payload::empty(ser),
+                },
+                ser,
+            );
+            assert_eq!(
+                to_meta_caller(ser, &error, 1),
+                ToMetaCaller::Error {
+                    request: 9,
+                    error: "wamp.error.not_authorized".into()
+                }
+            );
+            assert_eq!(
+                to_meta_caller(ser, b"\xff\xff", 1),
+                ToMetaCaller::Other(Other::Undecodable)
+            );
+        }
     }
 
     #[test]

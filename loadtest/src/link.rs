@@ -136,6 +136,8 @@ pub struct Link {
     /// The wake-up timer, re-armed only when the wake-up time changes.
     timer: Option<(Instant, Timer)>,
     next_request: u64,
+    /// The WAMP session id from WELCOME (0 until joined).
+    session: u64,
     /// The peer closed its side (EOF): nothing more will arrive.
     eof: bool,
 }
@@ -171,6 +173,7 @@ impl Link {
             encode_buffer: Vec::with_capacity(256),
             timer: None,
             next_request: 1,
+            session: 0,
             eof: false,
         };
         loop {
@@ -221,7 +224,10 @@ impl Link {
         loop {
             if let Some(frame) = self.next_message()? {
                 match wire::decode(self.serializer, &frame) {
-                    Ok(Message::Welcome { session, .. }) => return Ok(session),
+                    Ok(Message::Welcome { session, .. }) => {
+                        self.session = session;
+                        return Ok(session);
+                    }
                     Ok(Message::Abort { reason, .. }) => {
                         return Err(LinkError::Abort(reason.into_owned()))
                     }
@@ -301,6 +307,11 @@ impl Link {
 
     pub fn serializer(&self) -> Serializer {
         self.serializer
+    }
+
+    /// The WAMP session id the router gave in WELCOME (0 before [`Link::join`]).
+    pub fn session_id(&self) -> u64 {
+        self.session
     }
 
     /// Encodes and queues one message; it leaves with the next [`Link::pump`].

@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use wampring_load::cli::{self, Cli, Command, CommonArgs};
 use wampring_load::report::Report;
-use wampring_load::scenario::{self, ConnectPlan, Pacing, PubsubPlan, RpcPlan, Run, Scenario};
+use wampring_load::scenario::{
+    self, ConnectPlan, Pacing, PubsubPlan, RpcPlan, Run, Scenario, SessionListPlan,
+};
 use wampring_load::target::Target;
 use wampring_load::{clock, compare};
 
@@ -86,6 +88,15 @@ fn plan(command: &Command) -> Result<(Run, Option<std::path::PathBuf>), String> 
                 op_timeout: a.op_timeout,
             };
             (&a.common, Scenario::Connect(plan))
+        }
+        Command::SessionList(a) => {
+            let plan = SessionListPlan {
+                sessions: a.sessions,
+                callers: a.callers,
+                window: a.window,
+                count: a.count,
+            };
+            (&a.common, Scenario::SessionList(plan))
         }
         Command::Compare(_) => return Err("compare is not a scenario".into()),
     };

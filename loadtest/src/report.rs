@@ -11,7 +11,7 @@ use serde_json::{json, Value as Json};
 use wampring::net::TransportKind;
 
 use crate::scenario::{Outcome, Pacing, Run, Scenario};
-use crate::stats::{Counts, LatencySummary};
+use crate::stats::{AnswerRange, Counts, LatencySummary};
 use crate::units::{format_micros, format_rate};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -42,6 +42,41 @@ pub struct MemoryReport {
     pub rss_held_bytes: u64,
     pub held_sessions: u64,
     pub bytes_per_session: Option<f64>,
+}
+
+/// A second operation measured beside the scenario's main one: its measured counts and
+/// latency percentiles (microseconds).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct OperationReport {
+    pub operation: String,
+    pub sent: u64,
+    pub ok: u64,
+    pub errors: u64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+    pub mean: f64,
+    pub latency_samples: u64,
+}
+
+/// session-list: what the answers said.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SessionListReport {
+    /// Sessions open while measuring, idle plus measuring: what every answer must say.
+    pub expected_sessions: u64,
+    pub idle_sessions: u64,
+    pub measuring_sessions: u64,
+    /// Lengths of the `wamp.session.list` answers (whole run, warmup included).
+    pub list_length: AnswerRange,
+    /// Values of the `wamp.session.count` answers (whole run).
+    pub count_value: AnswerRange,
+    /// Answers (list or count, whole run) that did not match: a wrong length or count, a list
+    /// not in ascending order or without the caller, a malformed answer.
+    pub wrong_answers: u64,
+    /// The `wamp.session.count` calls (`None` with `--count off`).
+    pub count_calls: Option<OperationReport>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -86,6 +121,9 @@ pub struct Report {
     pub errors: BTreeMap<String, u64>,
     pub cpu: CpuReport,
     pub router_memory: Option<MemoryReport>,
+    /// session-list: the answers and the `wamp.session.count` calls.
+    #[serde(default)]
+    pub session_list: Option<SessionListReport>,
     pub warnings: Vec<String>,
 }
 
@@ -103,7 +141,7 @@ impl Report {
                 counts.received,
                 Some(counts.sent as f64 / seconds),
             ),
-            Scenario::Connect(_) => (counts.sent, counts.ok, None),
+            Scenario::Connect(_) | Scenario::SessionList(_) => (counts.sent, counts.ok, None),
         };
         let per_op = |cpu_s: f64| (achieved_ops > 0).then(|| cpu_s * 1e6 / achieved_ops as f64);
         let generator_cpu_s = (outcome
@@ -132,6 +170,41 @@ impl Report {
                 held_sessions: c.hold as u64,
                 bytes_per_session: Some(held.saturating_sub(before) as f64 / c.hold as f64),
             }),
+            _ => None,
+        };
+        let session_list = match &run.scenario {
+            Scenario::SessionList(p) => {
+                let stats = &outcome.stats;
+                let count = LatencySummary::of(&stats.secondary.latency);
+                if counts.wrong_answers > 0 {
+                    warnings.push(format!(
+                        "{} answers did not match the {} sessions open (see errors)",
+                        counts.wrong_answers,
+                        p.expected_sessions()
+                    ));
+                }
+                Some(SessionListReport {
+                    expected_sessions: p.expected_sessions(),
+                    idle_sessions: p.sessions as u64,
+                    measuring_sessions: p.callers as u64,
+                    list_length: stats.list_lengths.clone(),
+                    count_value: stats.count_values.clone(),
+                    wrong_answers: counts.wrong_answers,
+                    count_calls: p.count.then(|| OperationReport {
+                        operation: crate::scenario::session_list::COUNT.into(),
+                        sent: stats.secondary.sent,
+                        ok: stats.secondary.ok,
+                        errors: stats.secondary.errors,
+                        p50: count.p50,
+                        p90: count.p90,
+                        p99: count.p99,
+                        p999: count.p999,
+                        max: count.max,
+                        mean: count.mean,
+                        latency_samples: count.count,
+                    }),
+                })
+            }
             _ => None,
         };
         Report {
@@ -175,6 +248,7 @@ impl Report {
                 router_busy_cores: router_cpu_s.map(|cpu_s| cpu_s / seconds),
             },
             router_memory,
+            session_list,
             warnings,
         }
     }
@@ -237,9 +311,13 @@ impl Report {
             "{:<22}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}",
             "latency µs", "p50", "p90", "p99", "p99.9", "max", "mean"
         ));
+        let samples = match &self.session_list {
+            Some(_) => format!("list ({} samples)", self.latency_samples),
+            None => format!("({} samples)", self.latency_samples),
+        };
         line(format!(
             "{:<22}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}",
-            format!("({} samples)", self.latency_samples),
+            samples,
             format_micros(self.p50),
             format_micros(self.p90),
             format_micros(self.p99),
@@ -247,11 +325,49 @@ impl Report {
             format_micros(self.max),
             format_micros(self.mean)
         ));
+        if let Some(count) = self
+            .session_list
+            .as_ref()
+            .and_then(|s| s.count_calls.as_ref())
+        {
+            line(format!(
+                "{:<22}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}",
+                format!("count ({} samples)", count.latency_samples),
+                format_micros(count.p50),
+                format_micros(count.p90),
+                format_micros(count.p99),
+                format_micros(count.p999),
+                format_micros(count.max),
+                format_micros(count.mean)
+            ));
+        }
         line(String::new());
         line(format!(
             "counts                {}",
             counts_line(&self.scenario, &self.counts)
         ));
+        if let Some(s) = &self.session_list {
+            if let Some(c) = &s.count_calls {
+                line(format!(
+                    "count calls           sent {}  ok {}  errors {}",
+                    c.sent, c.ok, c.errors
+                ));
+            }
+            let range = |r: &AnswerRange| match r.answers {
+                0 => "none".to_string(),
+                n => format!("{}..{} ({n} answers)", r.min, r.max),
+            };
+            line(format!(
+                "sessions open         {} ({} idle + {} measuring)",
+                s.expected_sessions, s.idle_sessions, s.measuring_sessions
+            ));
+            line(format!(
+                "answers               list length {}  count {}  wrong {}",
+                range(&s.list_length),
+                range(&s.count_value),
+                s.wrong_answers
+            ));
+        }
         if self.invocations_per_callee.len() > 1 {
             let per_callee: Vec<String> = self
                 .invocations_per_callee
@@ -366,7 +482,7 @@ fn payload_of(scenario: &Scenario) -> usize {
     match scenario {
         Scenario::Rpc(p) => p.payload,
         Scenario::Pubsub(p) => p.payload,
-        Scenario::Connect(_) => 0,
+        Scenario::Connect(_) | Scenario::SessionList(_) => 0,
     }
 }
 
@@ -397,6 +513,12 @@ fn describe(
             params.insert("connections".into(), json!(p.connections));
             params.insert("hold".into(), json!(p.hold));
             ("closed", None, None)
+        }
+        Scenario::SessionList(p) => {
+            params.insert("sessions".into(), json!(p.sessions));
+            params.insert("callers".into(), json!(p.callers));
+            params.insert("count".into(), json!(p.count));
+            ("closed", Some(p.window), None)
         }
     };
     (mode, window, rate, params)

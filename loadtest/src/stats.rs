@@ -67,8 +67,11 @@ pub struct Counts {
     pub protocol_errors: u64,
     /// Sessions established during setup (callers, callees, publishers, subscribers, holds).
     pub sessions: u64,
-    /// connect: idle sessions held open during the run.
+    /// connect, session-list: idle sessions held open during the run.
     pub held: u64,
+    /// session-list: answers (list or count, whole run) that did not match the sessions open.
+    #[serde(default)]
+    pub wrong_answers: u64,
 }
 
 impl Counts {
@@ -87,6 +90,70 @@ impl Counts {
         self.protocol_errors += other.protocol_errors;
         self.sessions += other.sessions;
         self.held += other.held;
+        self.wrong_answers += other.wrong_answers;
+    }
+}
+
+/// The smallest and largest of the numbers an operation answered, and how many answers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnswerRange {
+    pub answers: u64,
+    pub min: u64,
+    pub max: u64,
+}
+
+impl AnswerRange {
+    pub fn add(&mut self, value: u64) {
+        if self.answers == 0 {
+            (self.min, self.max) = (value, value);
+        } else {
+            self.min = self.min.min(value);
+            self.max = self.max.max(value);
+        }
+        self.answers += 1;
+    }
+
+    pub fn merge(&mut self, other: &AnswerRange) {
+        if other.answers == 0 {
+            return;
+        }
+        if self.answers == 0 {
+            *self = other.clone();
+        } else {
+            self.min = self.min.min(other.min);
+            self.max = self.max.max(other.max);
+            self.answers += other.answers;
+        }
+    }
+}
+
+/// A second kind of operation a scenario measures beside its main one (session-list:
+/// `wamp.session.count` beside `wamp.session.list`): its own counts and latencies.
+pub struct SecondaryStats {
+    /// Latencies of measured operations, ns.
+    pub latency: Histogram<u64>,
+    pub sent: u64,
+    pub ok: u64,
+    pub errors: u64,
+}
+
+impl Default for SecondaryStats {
+    fn default() -> Self {
+        SecondaryStats {
+            latency: new_histogram(),
+            sent: 0,
+            ok: 0,
+            errors: 0,
+        }
+    }
+}
+
+impl SecondaryStats {
+    pub fn merge(&mut self, other: &SecondaryStats) {
+        merge_histogram(&mut self.latency, &other.latency);
+        self.sent += other.sent;
+        self.ok += other.ok;
+        self.errors += other.errors;
     }
 }
 
@@ -103,6 +170,12 @@ pub struct ThreadStats {
     pub subscriber_received: Vec<u64>,
     /// rpc: (callee index, INVOCATIONs it answered) for the callees on this thread.
     pub callee_invocations: Vec<(usize, u64)>,
+    /// session-list: the lengths of the `wamp.session.list` answers and the values of the
+    /// `wamp.session.count` answers (whole run).
+    pub list_lengths: AnswerRange,
+    pub count_values: AnswerRange,
+    /// session-list: the `wamp.session.count` calls.
+    pub secondary: SecondaryStats,
     /// Live figures for the progress line: all operations, measured or not.
     pub live_ops: u64,
     pub live_errors: u64,
@@ -125,6 +198,9 @@ impl Default for ThreadStats {
             errors: BTreeMap::new(),
             subscriber_received: Vec::new(),
             callee_invocations: Vec::new(),
+            list_lengths: AnswerRange::default(),
+            count_values: AnswerRange::default(),
+            secondary: SecondaryStats::default(),
             live_ops: 0,
             live_errors: 0,
             live_latency: new_histogram(),
@@ -178,6 +254,27 @@ impl ThreadStats {
         self.live_errors += 1;
     }
 
+    /// Records one completed secondary operation (session-list: `wamp.session.count`); only
+    /// measured ones are kept. The progress line shows the main operation alone.
+    pub fn record_secondary_latency(&mut self, latency_ns: u64, measured: bool) {
+        if measured {
+            self.secondary
+                .latency
+                .saturating_record(latency_ns.clamp(1, HISTOGRAM_MAX_NS));
+            self.secondary.ok += 1;
+        }
+    }
+
+    /// Counts the failure of one secondary operation under `uri` (listed with the main
+    /// operation's errors; the URI should say which operation it was).
+    pub fn record_secondary_error(&mut self, uri: &str, measured: bool) {
+        if measured {
+            self.add_to_error_table(uri);
+            self.secondary.errors += 1;
+        }
+        self.live_errors += 1;
+    }
+
     /// Counts a failure that is not one operation's (a session lost, an unexpected message, a
     /// failed GOODBYE): always reported, whenever it happened.
     pub fn record_error(&mut self, uri: &str) {
@@ -216,6 +313,9 @@ impl ThreadStats {
             .extend_from_slice(&other.subscriber_received);
         self.callee_invocations
             .extend_from_slice(&other.callee_invocations);
+        self.list_lengths.merge(&other.list_lengths);
+        self.count_values.merge(&other.count_values);
+        self.secondary.merge(&other.secondary);
         self.live_ops += other.live_ops;
         self.live_errors += other.live_errors;
     }
@@ -353,6 +453,31 @@ mod tests {
         assert_eq!(a.latency.len(), 12);
         assert_eq!(a.latency.count_at(7_000), 4);
         assert_eq!(a.latency.count_at(5_000), 8);
+    }
+
+    #[test]
+    fn answer_ranges_and_secondary_stats_merge() {
+        let mut a = ThreadStats::default();
+        let mut b = ThreadStats::default();
+        a.list_lengths.add(7);
+        a.list_lengths.add(5);
+        b.list_lengths.add(9);
+        b.secondary.sent = 2;
+        b.secondary.latency.saturating_record(1_000);
+        a.merge(&b);
+        assert_eq!(
+            a.list_lengths,
+            AnswerRange {
+                answers: 3,
+                min: 5,
+                max: 9
+            }
+        );
+        assert_eq!(a.count_values, AnswerRange::default());
+        assert_eq!((a.secondary.sent, a.secondary.latency.len()), (2, 1));
+        let mut empty = AnswerRange::default();
+        empty.merge(&a.list_lengths);
+        assert_eq!(empty, a.list_lengths);
     }
 
     #[test]

@@ -277,3 +277,170 @@ fn unreachable_router_fails_setup_quickly_with_a_message() {
         "{stderr}"
     );
 }
+
+/// The shutdown metrics of each shard in the router's log: (shard, sessions opened).
+fn sessions_opened_per_shard(log: &str) -> Vec<(String, u64)> {
+    log.lines()
+        .filter_map(|line| {
+            let shard = line.split("shard=").nth(1)?.split_whitespace().next()?;
+            let opened = line.split("sessions opened=").nth(1)?;
+            let opened: String = opened.chars().take_while(char::is_ascii_digit).collect();
+            Some((shard.to_string(), opened.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn session_list_answers_match_the_sessions_open_on_every_shard() {
+    // round-robin placement: the sessions alternate over the shards (one per CPU), so the
+    // answers must gather them from all of them.
+    let mut router = Router::start_with("placement = \"round-robin\"");
+    let report = run_report(
+        &with(
+            &["session-list", "--url", &router.ws_url],
+            &[
+                "--sessions",
+                "40",
+                "--callers",
+                "2",
+                "--window",
+                "2",
+                "--threads",
+                "2",
+            ],
+        ),
+        router.dir.path(),
+    );
+    let (sent, ok, errors) = (
+        count(&report, "sent"),
+        count(&report, "ok"),
+        count(&report, "errors"),
+    );
+    assert!(sent > 0, "{report}");
+    assert_eq!((sent, errors), (ok, 0), "{report}");
+    assert_eq!(report["latency_samples"].as_u64().unwrap(), ok);
+    assert_eq!(count(&report, "wrong_answers"), 0, "{report}");
+    assert_eq!(count(&report, "held"), 40, "{report}");
+    assert_eq!(count(&report, "sessions"), 42, "{report}");
+    assert_eq!(report["scenario"], "session-list");
+    assert_eq!(report["unit"], "lists");
+    assert!(report["p50"].as_f64().unwrap() > 0.0, "{report}");
+    let answers = &report["session_list"];
+    assert_eq!(answers["expected_sessions"], 42, "{report}");
+    for range in ["list_length", "count_value"] {
+        assert!(answers[range]["answers"].as_u64().unwrap() > 0, "{report}");
+        assert_eq!(answers[range]["min"], 42, "{range}: {report}");
+        assert_eq!(answers[range]["max"], 42, "{range}: {report}");
+    }
+    let counts = &answers["count_calls"];
+    assert_eq!(counts["operation"], "wamp.session.count");
+    let (count_sent, count_ok) = (
+        counts["sent"].as_u64().unwrap(),
+        counts["ok"].as_u64().unwrap(),
+    );
+    assert!(count_sent > 0, "{report}");
+    assert_eq!((count_ok, counts["errors"].as_u64()), (count_sent, Some(0)));
+    assert_eq!(counts["latency_samples"].as_u64(), Some(count_ok));
+    assert_eq!(report["errors"].as_object().map(|e| e.len()), Some(0));
+
+    router.stop();
+    let log = router.log();
+    let shards = sessions_opened_per_shard(&log);
+    assert!(!shards.is_empty(), "no shard metrics in the log:\n{log}");
+    if shards.len() > 1 {
+        assert!(
+            shards.iter().all(|(_, opened)| *opened >= 10),
+            "sessions not spread over the shards: {shards:?}"
+        );
+    }
+}
+
+#[test]
+fn session_list_over_rawsocket_msgpack_without_count() {
+    let router = Router::start();
+    let report = run_report(
+        &with(
+            &[
+                "session-list",
+                "--url",
+                &router.rs_url,
+                "--serializer",
+                "msgpack",
+            ],
+            &["--sessions", "25", "--count", "off"],
+        ),
+        router.dir.path(),
+    );
+    let (sent, ok) = (count(&report, "sent"), count(&report, "ok"));
+    assert!(sent > 0, "{report}");
+    assert_eq!((ok, count(&report, "errors")), (sent, 0), "{report}");
+    let answers = &report["session_list"];
+    assert!(answers["count_calls"].is_null(), "{report}");
+    assert_eq!(answers["count_value"]["answers"], 0, "{report}");
+    assert_eq!(answers["list_length"]["min"], 26, "{report}");
+    assert_eq!(answers["list_length"]["max"], 26, "{report}");
+    assert_eq!(report["transport"], "rawsocket");
+}
+
+#[test]
+fn session_list_counts_a_wrong_answer_as_a_failure() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let router = Router::start();
+    // Three sessions the scenario does not know of: every answer is off by three.
+    let mut stranger = Command::new(env!("CARGO_BIN_EXE_wampring-load"))
+        .args([
+            "connect",
+            "--url",
+            &router.ws_url,
+            "--connections",
+            "0",
+            "--hold",
+            "3",
+            "--warmup",
+            "0s",
+            "--duration",
+            "30s",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start wampring-load connect");
+    // Its first progress line comes once its sessions are all established.
+    let mut progress = BufReader::new(stranger.stderr.take().unwrap());
+    let mut first = String::new();
+    progress.read_line(&mut first).unwrap();
+    assert!(first.contains("sessions/s"), "{first}");
+    let report = run_report(
+        &with(
+            &["session-list", "--url", &router.ws_url],
+            &["--sessions", "5"],
+        ),
+        router.dir.path(),
+    );
+    let _ = stranger.kill(); // by PID: our own child
+    let _ = stranger.wait();
+    let (sent, ok, errors) = (
+        count(&report, "sent"),
+        count(&report, "ok"),
+        count(&report, "errors"),
+    );
+    assert!(sent > 0, "{report}");
+    assert_eq!((ok, errors), (0, sent), "{report}");
+    assert_eq!(
+        report["errors"]["wampload.wrong_session_count"].as_u64(),
+        Some(sent),
+        "{report}"
+    );
+    assert!(count(&report, "wrong_answers") >= sent, "{report}");
+    assert_eq!(report["session_list"]["list_length"]["min"], 9, "{report}");
+    assert!(
+        report["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("did not match")),
+        "{report}"
+    );
+}

@@ -424,14 +424,17 @@ impl Router {
             get_retained,
         } = *waiter;
         let state = &mut self.sessions[session];
-        state.subscriptions.insert(subscription);
+        // A session subscribing again gets the same id, and is no new subscriber.
+        let added = state.subscriptions.insert(subscription);
         state.subscribes_pending = state.subscribes_pending.saturating_sub(1);
         let serializer = state.serializer;
-        self.facts.push(Fact::SubscriberAdded {
-            realm: self.realm_name(realm),
-            subscription,
-            session: session_id,
-        });
+        if added {
+            self.facts.push(Fact::SubscriberAdded {
+                realm: self.realm_name(realm),
+                subscription,
+                session: session_id,
+            });
+        }
         let subscribed = Message::Subscribed {
             request,
             subscription,

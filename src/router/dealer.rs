@@ -162,15 +162,27 @@ impl Registration {
     /// callee whose REGISTERED has not gone out yet or who is leaving is skipped). Only
     /// RoundRobin (cursor) and Random (`rng`) change state. Returns the callee's index in
     /// `callees` (an index, not a copy: the hot path copies the callee once, from the table).
+    /// The one-callee case, the common one, is inlined into the CALL path; the policies are
+    /// not.
+    #[inline(always)]
     pub(crate) fn pick(
         &mut self,
         rng: &mut RandomIds,
         usable: impl Fn(&Registrant) -> bool,
     ) -> Option<usize> {
-        let len = self.callees.len();
-        if len == 1 {
+        if self.callees.len() == 1 {
             return usable(&self.callees[0]).then_some(0);
         }
+        self.pick_by_policy(rng, usable)
+    }
+
+    #[inline(never)]
+    fn pick_by_policy(
+        &mut self,
+        rng: &mut RandomIds,
+        usable: impl Fn(&Registrant) -> bool,
+    ) -> Option<usize> {
+        let len = self.callees.len();
         let at = |index: usize| &self.callees[index % len];
         match self.invoke {
             InvokePolicy::Single | InvokePolicy::First => (0..len).find(|&index| usable(at(index))),

@@ -23,10 +23,12 @@ use crate::wire::{code, Dict, Value};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Query {
     /// Established sessions of `realm`, only those whose authrole is listed when `authroles`
-    /// is present (`wamp.session.count` and `list`, digest §10).
+    /// is present: their ids when `list` (`wamp.session.list`), else their count
+    /// (`wamp.session.count`, digest §10).
     Sessions {
         realm: Arc<str>,
         authroles: Option<Vec<Box<str>>>,
+        list: bool,
     },
     /// The details of session `session` of `realm` (`wamp.session.get`).
     Session { realm: Arc<str>, session: u64 },
@@ -221,23 +223,27 @@ impl Router {
     /// This shard's part of the answer (and its part of a kill or removal).
     pub(super) fn answer(&mut self, query: &Query, out: &mut Vec<Action>) -> Partial {
         match query {
-            Query::Sessions { realm, authroles } => {
-                let Some(realm) = self.realms.find(realm) else {
-                    return Partial::Ids(Vec::new());
-                };
-                let ids = self
+            Query::Sessions {
+                realm,
+                authroles,
+                list,
+            } => {
+                let realm = self.realms.find(realm);
+                let selected = self
                     .sessions
                     .iter()
                     .filter_map(|(_, session)| session.identity())
-                    .filter(|identity| identity.realm == realm)
+                    .filter(|identity| Some(identity.realm) == realm)
                     .filter(|identity| {
                         authroles.as_ref().map_or(true, |roles| {
                             roles.iter().any(|role| **role == *identity.authrole)
                         })
-                    })
-                    .map(|identity| identity.id)
-                    .collect();
-                Partial::Ids(ids)
+                    });
+                if *list {
+                    Partial::Ids(selected.map(|identity| identity.id).collect())
+                } else {
+                    Partial::Count(selected.count() as u64)
+                }
             }
             Query::Session { realm, session } => {
                 Partial::Session(self.session_details(realm, *session).map(Box::new))

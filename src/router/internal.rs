@@ -234,12 +234,14 @@ impl Router {
         match procedure {
             "wamp.session.count" | "wamp.session.list" => {
                 let authroles = arguments.strings(0, "filter_authroles").map_err(invalid)?;
-                let render = if procedure == "wamp.session.count" {
-                    Render::Count
-                } else {
-                    Render::Ids
+                let list = procedure == "wamp.session.list";
+                let render = if list { Render::Ids } else { Render::Count };
+                let query = Query::Sessions {
+                    realm,
+                    authroles,
+                    list,
                 };
-                self.gather(Query::Sessions { realm, authroles }, then(render), out);
+                self.gather(query, then(render), out);
             }
             "wamp.session.get" => {
                 let session = arguments.id(0, "session_id").map_err(invalid)?;

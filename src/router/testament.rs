@@ -189,6 +189,24 @@ impl Router {
                         PUBLISH_OPTIONS.join(", ")
                     )));
                 }
+                for (key, value) in options.iter() {
+                    let items_are = |wanted: fn(&Value<'_>) -> bool, what: &str| match value {
+                        Value::List(items) if items.iter().all(wanted) => Ok(()),
+                        _ => Err(invalid(format!(
+                            "publish_options.{key} must be a list of {what}, got {value:?}"
+                        ))),
+                    };
+                    match key {
+                        "exclude" | "eligible" => {
+                            items_are(|item| item.as_u64().is_some(), "session ids")?
+                        }
+                        "exclude_authid" | "eligible_authid" | "exclude_authrole"
+                        | "eligible_authrole" => {
+                            items_are(|item| item.as_str().is_some(), "strings")?
+                        }
+                        _ => {}
+                    }
+                }
                 let filters = ReceiverFilters::from_options(options);
                 let retain = match options.get("retain") {
                     None => false,

@@ -10,6 +10,7 @@
 pub mod connect;
 pub mod pubsub;
 pub mod rpc;
+pub mod session_list;
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -68,10 +69,31 @@ pub struct ConnectPlan {
 }
 
 #[derive(Clone, Debug)]
+pub struct SessionListPlan {
+    /// Idle sessions held during the run.
+    pub sessions: usize,
+    /// Measuring sessions.
+    pub callers: usize,
+    /// Calls in flight per measuring session.
+    pub window: usize,
+    /// Alternate wamp.session.count with wamp.session.list.
+    pub count: bool,
+}
+
+impl SessionListPlan {
+    /// What every answer must say: the idle sessions plus the measuring ones (the caller is
+    /// included in `wamp.session.list`).
+    pub fn expected_sessions(&self) -> u64 {
+        (self.sessions + self.callers) as u64
+    }
+}
+
+#[derive(Clone, Debug)]
 pub enum Scenario {
     Rpc(RpcPlan),
     Pubsub(PubsubPlan),
     Connect(ConnectPlan),
+    SessionList(SessionListPlan),
 }
 
 /// One session's job.
@@ -85,6 +107,10 @@ pub enum Role {
     Cycler(usize),
     /// connect: an idle held session.
     Holder(usize),
+    /// session-list: a session calling the meta procedures.
+    Lister(usize),
+    /// session-list: an idle session, counted by the answers.
+    Idle(usize),
 }
 
 impl Scenario {
@@ -93,6 +119,7 @@ impl Scenario {
             Scenario::Rpc(_) => "rpc",
             Scenario::Pubsub(_) => "pubsub",
             Scenario::Connect(_) => "connect",
+            Scenario::SessionList(_) => "session-list",
         }
     }
 
@@ -102,6 +129,7 @@ impl Scenario {
             Scenario::Rpc(_) => "calls",
             Scenario::Pubsub(_) => "events",
             Scenario::Connect(_) => "sessions",
+            Scenario::SessionList(_) => "lists",
         }
     }
 
@@ -119,6 +147,10 @@ impl Scenario {
             Scenario::Connect(p) => (0..p.hold)
                 .map(Role::Holder)
                 .chain((0..p.connections).map(Role::Cycler))
+                .collect(),
+            Scenario::SessionList(p) => (0..p.callers)
+                .map(Role::Lister)
+                .chain((0..p.sessions).map(Role::Idle))
                 .collect(),
         }
     }
@@ -180,6 +212,7 @@ pub struct Shared {
     pub aborted: AtomicBool,
     /// End of setup, process-clock ns.
     pub setup_deadline: u64,
+    /// rpc and session-list: calling sessions that finished their load.
     pub callers_done: AtomicUsize,
     pub publishers_done: AtomicUsize,
     /// pubsub: measured publishes not refused, summed as publishers finish.
@@ -223,6 +256,13 @@ pub struct ThreadCtx {
     /// Bounds concurrent connection setups per thread, so thousands of sessions do not
     /// overflow the router's accept backlog all at once.
     setup_gate: Semaphore,
+    /// Closed (by [`watch_start`]) once the load started, the run was aborted, or the wait
+    /// timed out: one task per thread polls for that, so ten thousand waiting sessions do not
+    /// each wake every millisecond.
+    start_gate: Semaphore,
+    /// session-list: closed once every measuring session finished (or the drain ended), so the
+    /// idle sessions leave only after the last answer that counts them.
+    pub load_over: Semaphore,
 }
 
 /// Connection setups in progress per thread at most.
@@ -287,21 +327,12 @@ impl ThreadCtx {
     }
 
     pub async fn wait_for_start(&self) -> Option<Phases> {
-        // The main thread either starts or aborts within the setup timeout; the extra second
-        // only covers its polling interval.
-        let give_up = self.shared.setup_deadline + 1_000_000_000;
-        loop {
-            if self.shared.aborted.load(Ordering::Acquire) {
-                return None;
-            }
-            if self.shared.start.load(Ordering::Acquire) != 0 {
-                return Some(self.phases());
-            }
-            if clock::now_ns() > give_up {
-                return None;
-            }
-            glommio::timer::sleep(Duration::from_millis(1)).await;
+        // Err once closed: the gate is never signalled, only closed.
+        let _ = self.start_gate.acquire(1).await;
+        if self.shared.aborted.load(Ordering::Acquire) {
+            return None;
         }
+        (self.shared.start.load(Ordering::Acquire) != 0).then(|| self.phases())
     }
 
     /// Leaves a session at the end of the run, bounded by the close phase; a failure to leave
@@ -347,7 +378,23 @@ async fn role_task(ctx: Rc<ThreadCtx>, role: Role) {
         Role::Subscriber(i) => pubsub::subscriber(ctx, i).await,
         Role::Cycler(i) => connect::cycler(ctx, i).await,
         Role::Holder(i) => connect::holder(ctx, i).await,
+        Role::Lister(i) => session_list::lister(ctx, i).await,
+        Role::Idle(i) => session_list::idle(ctx, i).await,
     }
+}
+
+/// Closes the thread's start gate once the load started or the run was aborted, or a second
+/// after the setup deadline (the main thread either starts or aborts within the setup timeout;
+/// the extra second only covers its polling interval).
+async fn watch_start(ctx: Rc<ThreadCtx>) {
+    let give_up = ctx.shared.setup_deadline + 1_000_000_000;
+    while !ctx.shared.aborted.load(Ordering::Acquire)
+        && ctx.shared.start.load(Ordering::Acquire) == 0
+        && clock::now_ns() <= give_up
+    {
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    }
+    ctx.start_gate.close();
 }
 
 async fn thread_main(index: usize, run: Arc<Run>, shared: Arc<Shared>) -> ThreadStats {
@@ -362,7 +409,16 @@ async fn thread_main(index: usize, run: Arc<Run>, shared: Arc<Shared>) -> Thread
         stats: RefCell::new(ThreadStats::default()),
         event_cache: RefCell::new(event_cache),
         setup_gate: Semaphore::new(SETUP_CONCURRENCY),
+        start_gate: Semaphore::new(0),
+        load_over: Semaphore::new(0),
     });
+    let start_watcher = glommio::spawn_local(watch_start(ctx.clone()));
+    let load_watcher = match &ctx.run.scenario {
+        Scenario::SessionList(_) => {
+            Some(glommio::spawn_local(session_list::watch_load(ctx.clone())))
+        }
+        _ => None,
+    };
     let tasks: Vec<_> = roles
         .into_iter()
         .map(|role| glommio::spawn_local(role_task(ctx.clone(), role)))
@@ -379,6 +435,8 @@ async fn thread_main(index: usize, run: Arc<Run>, shared: Arc<Shared>) -> Thread
     for task in tasks {
         task.await;
     }
+    drop(start_watcher); // cancels them, if the run ended without them
+    drop(load_watcher);
     drop(flusher); // cancels it
     shared.progress[index].publish(&mut ctx.stats.borrow_mut());
     shared.threads_done.fetch_add(1, Ordering::AcqRel);

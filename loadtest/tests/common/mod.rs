@@ -67,6 +67,12 @@ pub struct Router {
 
 impl Router {
     pub fn start() -> Router {
+        Router::start_with("")
+    }
+
+    /// As [`Router::start`], with `top` (top-level TOML keys such as
+    /// `placement = "round-robin"`) at the head of the config.
+    pub fn start_with(top: &str) -> Router {
         let binary = wampring_binary();
         let dir = tempfile::tempdir().expect("temp dir");
         let (ws_port, rs_port) = (free_port(), free_port());
@@ -74,7 +80,7 @@ impl Router {
         std::fs::write(
             &config,
             format!(
-                "[[listener]]\nkind = \"websocket\"\nbind = \"127.0.0.1:{ws_port}\"\npath = \"/ws\"\n\
+                "{top}\n[[listener]]\nkind = \"websocket\"\nbind = \"127.0.0.1:{ws_port}\"\npath = \"/ws\"\n\
                  [[listener]]\nkind = \"rawsocket\"\nbind = \"127.0.0.1:{rs_port}\"\n\
                  [[realm]]\nname = \"realm1\"\n"
             ),
@@ -117,6 +123,21 @@ impl Router {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Stops the router with SIGTERM (by PID) and waits for it, bounded (SIGKILL after
+    /// 10 s); its log then holds the shutdown metrics of every shard.
+    pub fn stop(&mut self) {
+        // SAFETY: kill(2) on our own child's PID.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn log(&self) -> String {
