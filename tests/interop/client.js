@@ -18,9 +18,18 @@
 // on each, event retention (retain / get_retained on exact and prefix
 // subscriptions, with a white list; a third session C, gone before the meta
 // steps), realm-wide publisher disclosure with `--disclosed-realm` (sessions
-// G and H in that realm, whose router discloses every publisher)). Each
-// passed step prints `ok <step>`; the first failure prints
-// `FAIL <step>: <reason>` and exits non-zero. A hard timeout guarantees exit.
+// G and H in that realm, whose router discloses every publisher)), and the
+// same "meta API" part (after session_meta_events: WELCOME's meta features,
+// wamp.session.list / get, the wamp.registration.* and wamp.subscription.*
+// procedures and meta events, registration and subscription revocation
+// (Autobahn|JS makes the Registration / Subscription inactive and resolves
+// its on_unregister / on_unsubscribe with the reason; a session N whose
+// HELLO does not announce the feature gets nothing), session kills (extra
+// sessions V1-V4; kill_by_authrole and kill_all in `--disclosed-realm`,
+// sessions X, Y, Z) and testaments (session C's transport closed without
+// GOODBYE, session K killed)). Each passed step prints `ok <step>`; the
+// first failure prints `FAIL <step>: <reason>` and exits non-zero. A hard
+// timeout guarantees exit.
 //
 // Usage:
 //   node client.js --url ws://127.0.0.1:8080/ws --serializer json|msgpack --realm realm1
@@ -81,6 +90,28 @@ const HIST_EXACT = `${HIST}exact`; // exact, 100 events
 const HIST_PFX = `${HIST}pfx`; // match='prefix', 100 events
 const HIST_WILD = `${HIST}.wild`; // match='wildcard' (com.interop.history..wild), the newest 3 events
 const GET_EVENTS = 'wamp.subscription.get_events';
+// meta API part (after session_meta_events; same URIs as client.py)
+const META = 'com.interop.meta.';
+const REG_META = `${META}reg.`;
+const PROC_META_EXACT = `${REG_META}exact`;
+const PROC_META_PFX = `${REG_META}pfx`; // match='prefix'
+const PROC_META_WILD = `${REG_META}.wild`; // match='wildcard': com.interop.meta.reg..wild
+const PROC_META_SHARED = `${REG_META}shared`; // invoke='roundrobin', A and B
+const SUB_META = `${META}sub.`;
+const TOPIC_META_EXACT = `${SUB_META}pfx.x`; // exact; the two below match it too
+const TOPIC_META_PFX = `${SUB_META}pfx`; // match='prefix'
+const TOPIC_META_WILD = `${SUB_META}.x`; // match='wildcard': com.interop.meta.sub..x
+const PROC_META_EV = `${META}ev.proc`; // registration meta events
+const PROC_META_EV_SHARED = `${META}ev.shared`; // ... invoke='roundrobin', A and B
+const TOPIC_META_EV = `${META}ev.topic`; // subscription meta events, A and B
+const TOPIC_META_EV_PFX = `${META}ev.pfx`; // ... match='prefix'
+const PROC_REVOKE = `${META}revocable`; // registration_revocation
+const TOPIC_REVOKE = `${META}revocable`; // subscription_revocation
+const TOPIC_TESTAMENT = `${META}testament`;
+const REVOKE_REASON = 'com.interop.revoked';
+const NO_SUCH_ID = 4503599627370495; // an id no router handed out here
+// created timestamps: ISO 8601 in UTC
+const ISO_UTC = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|\+00:00)$/;
 const CALL_TIMEOUT_MS = 500; // CALL.Options.timeout (milliseconds, spec §9.2)
 const TIMEOUT_SLOW_MS = 3000; // the slow procedure's run time in the call_timeout step
 const CANCEL_SLOW_MS = 1500; // ... in the cancel steps
@@ -160,15 +191,19 @@ function transportFor(args) {
 }
 
 // Opens one connection to `realm` (default: --realm); resolves to {conn, session, details,
-// closed, violations, rawEvents} once joined.
+// closed, violations, rawEvents, revocations} once joined. With `withoutRevocation`, the HELLO
+// does not announce registration_revocation and subscription_revocation (Autobahn|JS announces
+// both and handles them: the Registration / Subscription becomes inactive and its
+// on_unregister / on_unsubscribe resolves with the reason).
 // `closed` resolves with {reason, details} when the connection is gone; `violations` collects
 // the protocol violations for which autobahn closes the transport (e.g. a RESULT for a call it
 // no longer has). Autobahn|JS would report them to on_internal_error, but without the reason
 // (it calls its WAMP Error constructor without `new`), so session._protocol_violation is wrapped.
 // `rawEvents` maps `${subscription}:${publication}` to the Details of each EVENT as received:
 // Autobahn|JS sets the Event's topic to the subscription's own topic when the EVENT has no
-// Details.topic, so whether the router sent one is read there.
-function connect(args, name, realm = args.realm) {
+// Details.topic, so whether the router sent one is read there. `revocations` gets each
+// UNREGISTERED / UNSUBSCRIBED with request id 0 as received (the message).
+function connect(args, name, realm = args.realm, { withoutRevocation = false } = {}) {
   return new Promise((resolve, reject) => {
     let resolveClosed;
     const closed = new Promise((r) => { resolveClosed = r; });
@@ -195,7 +230,15 @@ function connect(args, name, realm = args.realm) {
         rawEvents.set(`${msg[1]}:${msg[2]}`, msg[3] || {});
         onEvent(msg);
       };
-      resolve({ name, conn, session, details, closed, violations, rawEvents });
+      const revocations = new EventQueue();
+      for (const type of [67, 35]) { // UNREGISTERED, UNSUBSCRIBED
+        const onReply = session._MESSAGE_MAP[type];
+        session._MESSAGE_MAP[type] = (msg) => {
+          if (msg[1] === 0) revocations.push(msg);
+          onReply(msg);
+        };
+      }
+      resolve({ name, conn, session, details, closed, violations, rawEvents, revocations });
     };
     conn.onclose = (reason, details) => {
       resolveClosed({ reason, details });
@@ -205,6 +248,19 @@ function connect(args, name, realm = args.realm) {
       return true; // never retry
     };
     conn.open();
+    if (withoutRevocation) {
+      // conn.open() created the session; its HELLO goes out when the transport is up
+      const send = conn._session._send_wamp;
+      conn._session._send_wamp = (msg) => {
+        if (msg[0] === 1) { // HELLO: a copy of its details without the two features
+          const details = JSON.parse(JSON.stringify(msg[2]));
+          delete details.roles.callee.features.registration_revocation;
+          delete details.roles.subscriber.features.subscription_revocation;
+          return send([msg[0], msg[1], details]);
+        }
+        return send(msg);
+      };
+    }
   });
 }
 
@@ -241,10 +297,12 @@ class EventQueue {
 // ------------------------------------------------------------ advanced RPC helpers
 
 const DEALER_FEATURES = ['progressive_call_results', 'call_timeout', 'call_canceling',
-  'caller_identification', 'shared_registration', 'pattern_based_registration'];
+  'caller_identification', 'shared_registration', 'pattern_based_registration',
+  'registration_meta_api', 'registration_revocation', 'session_meta_api', 'testament_meta_api'];
 
 const BROKER_FEATURES = ['pattern_based_subscription', 'publisher_exclusion', 'publisher_identification',
-  'subscriber_blackwhite_listing', 'event_retention', 'event_history'];
+  'subscriber_blackwhite_listing', 'event_retention', 'event_history',
+  'subscription_meta_api', 'subscription_revocation', 'session_meta_api'];
 
 // Autobahn|JS 22 does not announce call_canceling as a callee (it is commented out in
 // lib/session.js WAMP_FEATURES.callee) and has no INTERRUPT handler (an INTERRUPT would be
@@ -1169,6 +1227,679 @@ async function advancedPubsub(args, A, B) {
   }
 }
 
+// ------------------------------------------------------------ meta API part
+
+// The meta events of X's subscriptions to `prefix` + each of `names`, in arrival order, as
+// {name, eargs, ekwargs}.
+class MetaEvents extends EventQueue {
+  constructor(X, prefix, names) {
+    super();
+    this.X = X;
+    this.prefix = prefix;
+    this.names = names;
+    this.subs = [];
+  }
+
+  async subscribe() {
+    for (const name of this.names) {
+      this.subs.push(await withTimeout(this.X.session.subscribe(`${this.prefix}${name}`,
+        (eargs, ekwargs) => this.push({ name, eargs: eargs || [], ekwargs: ekwargs || {} })),
+      `SUBSCRIBED ${this.prefix}${name} (${this.X.name})`));
+    }
+  }
+
+  async unsubscribe() {
+    for (const sub of this.subs) {
+      await withTimeout(this.X.session.unsubscribe(sub), `UNSUBSCRIBED ${sub.topic} (${this.X.name})`);
+    }
+  }
+
+  // The next meta events about `uris` (on_create, by its details' uri) or `ids` (the others, by
+  // their second argument) are `want`: [[name, session id, id or details check function]].
+  // Events about other registrations or subscriptions are skipped.
+  async expect(want, uris, ids) {
+    for (const [name, sessionId, what] of want) {
+      const skipped = [];
+      let got;
+      for (;;) {
+        try {
+          got = await this.next(`${this.prefix}${name} at ${this.X.name}`);
+        } catch (e) {
+          if (e instanceof StepFailed) throw new StepFailed(`${e.message} (skipped meanwhile: ${fmt(skipped)})`);
+          throw e;
+        }
+        const about = got.eargs.length === 2 ? got.eargs[1] : undefined;
+        if (about && typeof about === 'object') {
+          if (uris.has(about.uri)) break;
+        } else if (ids.has(about)) {
+          break;
+        }
+        skipped.push(got);
+      }
+      const desc = `${this.X.name}: meta event ${this.prefix}${got.name} ${fmt(got.eargs)} ${fmt(got.ekwargs)}`;
+      check(got.name === name, `${desc}, want ${this.prefix}${name} next`);
+      check(got.eargs.length === 2 && same(got.ekwargs, {}),
+        `${desc}: want two positional arguments (session, ${name} details or id)`);
+      check(got.eargs[0] === sessionId, `${desc}: session ${fmt(got.eargs[0])}, want ${sessionId}`);
+      if (typeof what === 'function') {
+        what(got.eargs[1], desc);
+      } else {
+        check(got.eargs[1] === what, `${desc}: id ${fmt(got.eargs[1])}, want ${what}`);
+      }
+    }
+  }
+}
+
+async function metaApi(args, A, B, basicRegs) {
+  // The meta API steps (spec digest §10, §9.1-§9.3): session, registration and subscription
+  // procedures, registration and subscription meta events, registration and subscription
+  // revocation, session kills and testaments. A and B are joined; A holds the registrations
+  // `basicRegs` and no subscription. Extra sessions are opened for everything that kills or drops
+  // a session, and everything registered or subscribed is given back (later steps count).
+  const a = A.session;
+  const b = B.session;
+  const crossbar = args.peer === 'crossbar';
+  const mcall = (X, proc, cargs, ckwargs) => withTimeout(X.session.call(proc, cargs, ckwargs), `RESULT ${proc} (${X.name})`);
+  const expectErr = (X, proc, cargs, uri, ckwargs) => expectAppError(X.session.call(proc, cargs, ckwargs), uri,
+    `ERROR ${uri} for ${proc}(${fmt(cargs)}) (${X.name})`);
+  const isId = (v) => Number.isInteger(v) && v > 0 && v <= 2 ** 53;
+  const sorted = (l) => (Array.isArray(l) ? [...l].sort((x, y) => x - y) : l);
+  const goodbye = async (X) => {
+    X.conn.close();
+    const c = await withTimeout(X.closed, `connection ${X.name} close after GOODBYE`);
+    check(c.reason === 'closed', `connection ${X.name} closed with ${c.reason} (want clean 'closed'): ${fmt(c.details)}`);
+    check(['wamp.close.goodbye_and_out', 'wamp.close.normal'].includes(c.details.reason),
+      `session ${X.name} left with reason ${fmt(c.details.reason)}`);
+  };
+  // X gets GOODBYE with `reason` and Details.message `msg` (autobahn: '' when there is none).
+  const killed = async (X, reason, msg, name) => {
+    const c = await withTimeout(X.closed, `GOODBYE (${reason}) to the killed session ${X.name}`);
+    let got = c.details.reason;
+    if (crossbar && reason === 'wamp.close.killed' && got === 'wamp.close.normal') {
+      crossbarDiffers(name, 'a session killed without a reason gets GOODBYE wamp.close.normal, not wamp.close.killed');
+      got = reason;
+    }
+    check(got === reason && c.details.message === (msg || ''),
+      `the killed session ${X.name} got GOODBYE ${fmt(c.details.reason)} message ${fmt(c.details.message)}, `
+      + `want ${fmt(reason)} ${fmt(msg || '')}`);
+  };
+  const checkCreated = (d, desc) => {
+    check(typeof d.created === 'string' && ISO_UTC.test(d.created),
+      `${desc}: created ${fmt(d.created)}, want an ISO 8601 UTC time`);
+  };
+  const dict = (v) => v && typeof v === 'object' && !Array.isArray(v);
+  let res;
+
+  // ------------------------------------------------------------ session procedures
+  step('session_meta_procedures');
+  {
+    const want = sorted([a.id, b.id]);
+    for (const X of [A, B]) {
+      res = await mcall(X, 'wamp.session.list');
+      check(Array.isArray(res) && same(sorted(res), want),
+        `wamp.session.list from ${X.name} returned ${fmt(res)}, want A and B ${fmt(want)}`);
+      if (crossbar && !same(res, want)) {
+        crossbarDiffers('session_meta_procedures', 'wamp.session.list is not in ascending order');
+      } else {
+        check(same(res, want), `wamp.session.list from ${X.name} returned ${fmt(res)}, want them ascending ${fmt(want)}`);
+      }
+      res = await mcall(X, 'wamp.session.list', [['anonymous']]);
+      check(Array.isArray(res) && same(sorted(res), want),
+        `wamp.session.list(['anonymous']) from ${X.name} returned ${fmt(res)}, want ${fmt(want)}`);
+      res = await mcall(X, 'wamp.session.list', [['admin']]);
+      check(same(res, []), `wamp.session.list(['admin']) from ${X.name} returned ${fmt(res)}, want []`);
+    }
+    const wantTransport = new URL(args.url).protocol === 'ws:' ? 'websocket' : 'rawsocket';
+    const peers = [];
+    for (const X of [A, B]) {
+      const asker = X === A ? B : A; // with two shards: from the other shard
+      const info = await mcall(asker, 'wamp.session.get', [X.session.id]);
+      const desc = `wamp.session.get(${X.name}) from ${asker.name}: ${fmt(info)}`;
+      check(dict(info), `${desc}, want a dict`);
+      check(info.session === X.session.id, `${desc}: session, want ${X.session.id}`);
+      check(info.authid === X.details.authid && info.authrole === X.details.authrole && info.authrole === 'anonymous',
+        `${desc}: authid/authrole, want WELCOME's ${fmt(X.details.authid)}/${fmt(X.details.authrole)} (anonymous)`);
+      check(info.authmethod === 'anonymous' && info.authprovider === 'static',
+        `${desc}: authmethod/authprovider, want anonymous/static`);
+      const tr = info.transport;
+      check(dict(tr), `${desc}: transport is not a dict`);
+      if (crossbar && 'channel_framing' in tr) {
+        crossbarDiffers('session_meta_procedures', "wamp.session.get's transport is Crossbar's own dict "
+          + "(channel_framing, websocket_protocol, peer 'tcp4:IP:PORT')");
+        check(tr.channel_framing === wantTransport && /^tcp4:127\.0\.0\.1:\d+$/.test(String(tr.peer)),
+          `${desc}: transport, want channel_framing=${wantTransport} peer=tcp4:127.0.0.1:PORT`);
+      } else {
+        check(tr.type === wantTransport && tr.serializer === args.serializer
+          && /^127\.0\.0\.1:\d+$/.test(String(tr.peer)),
+        `${desc}: transport, want type=${wantTransport} serializer=${args.serializer} peer=127.0.0.1:PORT`);
+      }
+      peers.push(tr.peer);
+    }
+    check(peers[0] !== peers[1], `wamp.session.get gives A and B the same transport peer ${fmt(peers[0])}`);
+    const o = await outcomeOf(a.call('wamp.session.get', [NO_SUCH_ID]));
+    check(o.kind === 'error', `wamp.session.get(${NO_SUCH_ID}): ${o.kind} ${fmt(o.value)}, want ERROR wamp.error.no_such_session`);
+    if (crossbar && errUri(o.value) === 'wamp.error.runtime_error') {
+      crossbarDiffers('session_meta_procedures', `wamp.session.get of an unknown session: ${errUri(o.value)} `
+        + `${fmt(o.value.args)}, not wamp.error.no_such_session`);
+    } else {
+      check(errUri(o.value) === 'wamp.error.no_such_session',
+        `wamp.session.get(${NO_SUCH_ID}): ERROR ${errUri(o.value)}, want wamp.error.no_such_session`);
+    }
+  }
+  ok('session_meta_procedures');
+
+  // ------------------------------------------------------- registration procedures
+  step('registration_meta_procedures');
+  const rr = { invoke: 'roundrobin' };
+  {
+    // A registers an exact, a prefix and a wildcard procedure, A and B one shared (roundrobin)
+    const regs = {
+      exact: await withTimeout(a.register(PROC_META_EXACT, () => 'exact'), 'REGISTERED meta exact'),
+      prefix: await withTimeout(a.register(PROC_META_PFX, () => 'prefix', { match: 'prefix' }), 'REGISTERED meta prefix'),
+      wildcard: await withTimeout(a.register(PROC_META_WILD, () => 'wildcard', { match: 'wildcard' }),
+        'REGISTERED meta wildcard'),
+    };
+    const sharedA = await withTimeout(a.register(PROC_META_SHARED, () => 'A', rr), 'REGISTERED meta shared (A)');
+    const sharedB = await withTimeout(b.register(PROC_META_SHARED, () => 'B', rr), 'REGISTERED meta shared (B)');
+    check(sharedA.id === sharedB.id, `shared registration ids differ: ${sharedA.id} != ${sharedB.id}`);
+    const rid = { exact: regs.exact.id, prefix: regs.prefix.id, wildcard: regs.wildcard.id, shared: sharedA.id };
+    res = await mcall(B, 'wamp.registration.list');
+    check(dict(res) && ['exact', 'prefix', 'wildcard'].every((k) => Array.isArray(res[k])),
+      `wamp.registration.list returned ${fmt(res)}, want {exact: [...], prefix: [...], wildcard: [...]}`);
+    const wantExact = sorted([...basicRegs, rid.exact, rid.shared]);
+    check(same(sorted(res.exact), wantExact), `wamp.registration.list exact ${fmt(res.exact)}, want ${fmt(wantExact)} `
+      + "(A's basic three, meta exact, meta shared)");
+    check(same(res.prefix, [rid.prefix]) && same(res.wildcard, [rid.wildcard]),
+      `wamp.registration.list prefix ${fmt(res.prefix)} wildcard ${fmt(res.wildcard)}, want [${rid.prefix}] [${rid.wildcard}]`);
+    for (const [cargs, want] of [[[PROC_META_EXACT], rid.exact],
+      [[PROC_META_EXACT, { match: 'exact' }], rid.exact],
+      [[PROC_META_PFX, { match: 'prefix' }], rid.prefix],
+      [[PROC_META_WILD, { match: 'wildcard' }], rid.wildcard],
+      [[PROC_META_SHARED], rid.shared],
+      [[PROC_META_PFX], null], // no exact registration of that URI
+      [[PROC_META_EXACT, { match: 'prefix' }], null],
+      [[`${PROC_META_PFX}.a`], null]]) { // lookup does not match
+      res = await mcall(B, 'wamp.registration.lookup', cargs);
+      check(res === want, `wamp.registration.lookup(${fmt(cargs)}) returned ${fmt(res)}, want ${fmt(want)}`);
+    }
+    for (const [uri, want] of [[PROC_META_EXACT, rid.exact],
+      [`${PROC_META_PFX}.a.b`, rid.prefix],
+      [PROC_META_PFX, rid.prefix],
+      [`${REG_META}x.wild`, rid.wildcard],
+      [`${PROC_META_PFX}.wild`, rid.prefix], // prefix beats wildcard
+      [`${REG_META}x.y.wild`, null],
+      ['com.interop.nothing.here', null]]) {
+      res = await mcall(B, 'wamp.registration.match', [uri]);
+      check(res === want, `wamp.registration.match(${fmt(uri)}) returned ${fmt(res)}, want ${fmt(want)}`);
+    }
+    for (const [tag, uri, match, invoke] of [['exact', PROC_META_EXACT, 'exact', 'single'],
+      ['prefix', PROC_META_PFX, 'prefix', 'single'], ['wildcard', PROC_META_WILD, 'wildcard', 'single'],
+      ['shared', PROC_META_SHARED, 'exact', 'roundrobin']]) {
+      res = await mcall(B, 'wamp.registration.get', [rid[tag]]);
+      const desc = `wamp.registration.get(${rid[tag]}) (${tag}) returned ${fmt(res)}`;
+      check(dict(res), `${desc}, want a dict`);
+      check(res.id === rid[tag] && res.uri === uri && res.match === match && res.invoke === invoke,
+        `${desc}, want id=${rid[tag]} uri=${uri} match=${match} invoke=${invoke}`);
+      checkCreated(res, desc);
+    }
+    res = await mcall(B, 'wamp.registration.list_callees', [rid.shared]);
+    check(same(sorted(res), sorted([a.id, b.id])), `wamp.registration.list_callees(shared) returned ${fmt(res)}, `
+      + `want ${fmt(sorted([a.id, b.id]))}`);
+    res = await mcall(B, 'wamp.registration.count_callees', [rid.shared]);
+    check(res === 2, `wamp.registration.count_callees(shared) returned ${fmt(res)}, want 2`);
+    res = await mcall(B, 'wamp.registration.list_callees', [rid.exact]);
+    check(same(res, [a.id]), `wamp.registration.list_callees(exact) returned ${fmt(res)}, want [${a.id}]`);
+    res = await mcall(B, 'wamp.registration.count_callees', [rid.exact]);
+    check(res === 1, `wamp.registration.count_callees(exact) returned ${fmt(res)}, want 1`);
+    for (const proc of ['wamp.registration.get', 'wamp.registration.list_callees', 'wamp.registration.count_callees']) {
+      await expectErr(B, proc, [NO_SUCH_ID], 'wamp.error.no_such_registration');
+    }
+    for (const [X, r] of [[a, regs.exact], [a, regs.prefix], [a, regs.wildcard], [a, sharedA], [b, sharedB]]) {
+      await withTimeout(X.unregister(r), `UNREGISTERED ${r.procedure}`);
+    }
+    res = await mcall(B, 'wamp.registration.lookup', [PROC_META_EXACT]);
+    check(res === null, `wamp.registration.lookup after UNREGISTER returned ${fmt(res)}, want null`);
+    await expectErr(B, 'wamp.registration.get', [rid.shared], 'wamp.error.no_such_registration');
+  }
+  ok('registration_meta_procedures');
+
+  // ------------------------------------------------------- subscription procedures
+  step('subscription_meta_procedures');
+  const ignore = () => {};
+  {
+    // A subscribes to a topic exactly, to a prefix of it and to a wildcard matching it; B to the
+    // same topic exactly (A's subscription). A and B hold no other subscription.
+    const subs = {
+      exact: await withTimeout(a.subscribe(TOPIC_META_EXACT, ignore), 'SUBSCRIBED meta exact'),
+      prefix: await withTimeout(a.subscribe(TOPIC_META_PFX, ignore, { match: 'prefix' }), 'SUBSCRIBED meta prefix'),
+      wildcard: await withTimeout(a.subscribe(TOPIC_META_WILD, ignore, { match: 'wildcard' }), 'SUBSCRIBED meta wildcard'),
+    };
+    const subB = await withTimeout(b.subscribe(TOPIC_META_EXACT, ignore), 'SUBSCRIBED meta exact (B)');
+    const sid = { exact: subs.exact.id, prefix: subs.prefix.id, wildcard: subs.wildcard.id };
+    check(subB.id === sid.exact, `B's subscription to ${TOPIC_META_EXACT} is ${subB.id}, want A's ${sid.exact}`);
+    const kinds = ['exact', 'prefix', 'wildcard'];
+    res = await mcall(B, 'wamp.subscription.list');
+    check(dict(res) && kinds.every((k) => Array.isArray(res[k])),
+      `wamp.subscription.list returned ${fmt(res)}, want {exact: [...], prefix: [...], wildcard: [...]}`);
+    // (the router may list subscriptions of its own, e.g. those that keep event history)
+    for (const tag of kinds) {
+      if (crossbar && tag === 'wildcard' && res[tag].length === 0) {
+        crossbarDiffers('subscription_meta_procedures', 'wamp.subscription.list never lists wildcard subscriptions');
+        continue;
+      }
+      const where = kinds.filter((k) => res[k].includes(sid[tag]));
+      check(same(where, [tag]), `wamp.subscription.list returned ${fmt(res)}: the ${tag} subscription ${sid[tag]} `
+        + `is listed under ${fmt(where)}, want ['${tag}']`);
+    }
+    for (const [cargs, want] of [[[TOPIC_META_EXACT], sid.exact],
+      [[TOPIC_META_PFX, { match: 'prefix' }], sid.prefix],
+      [[TOPIC_META_WILD, { match: 'wildcard' }], sid.wildcard],
+      [[TOPIC_META_PFX], null],
+      [[TOPIC_META_EXACT, { match: 'prefix' }], null]]) {
+      res = await mcall(B, 'wamp.subscription.lookup', cargs);
+      check(res === want, `wamp.subscription.lookup(${fmt(cargs)}) returned ${fmt(res)}, want ${fmt(want)}`);
+    }
+    for (const [topic, want] of [[TOPIC_META_EXACT, sorted(Object.values(sid))], // all three match
+      [`${TOPIC_META_PFX}.y`, [sid.prefix]],
+      [`${TOPIC_META_PFX}longer`, [sid.prefix]],
+      [`${SUB_META}other.x`, [sid.wildcard]],
+      ['com.interop.nothing.here', null]]) {
+      res = sorted(await mcall(B, 'wamp.subscription.match', [topic]));
+      check(same(res, want), `wamp.subscription.match(${fmt(topic)}) returned ${fmt(res)}, want ${fmt(want)}`);
+    }
+    for (const [tag, uri] of [['exact', TOPIC_META_EXACT], ['prefix', TOPIC_META_PFX], ['wildcard', TOPIC_META_WILD]]) {
+      res = await mcall(B, 'wamp.subscription.get', [sid[tag]]);
+      const desc = `wamp.subscription.get(${sid[tag]}) (${tag}) returned ${fmt(res)}`;
+      check(dict(res), `${desc}, want a dict`);
+      check(res.id === sid[tag] && res.uri === uri && res.match === tag, `${desc}, want id=${sid[tag]} uri=${uri} match=${tag}`);
+      checkCreated(res, desc);
+    }
+    for (const [tag, want] of [['exact', sorted([a.id, b.id])], ['prefix', [a.id]]]) {
+      res = sorted(await mcall(B, 'wamp.subscription.list_subscribers', [sid[tag]]));
+      check(same(res, want), `wamp.subscription.list_subscribers(${tag}) returned ${fmt(res)}, want ${fmt(want)}`);
+      res = await mcall(B, 'wamp.subscription.count_subscribers', [sid[tag]]);
+      check(res === want.length, `wamp.subscription.count_subscribers(${tag}) returned ${fmt(res)}, want ${want.length}`);
+    }
+    for (const proc of ['wamp.subscription.get', 'wamp.subscription.list_subscribers', 'wamp.subscription.count_subscribers']) {
+      await expectErr(B, proc, [NO_SUCH_ID], 'wamp.error.no_such_subscription');
+    }
+    await withTimeout(b.unsubscribe(subB), 'UNSUBSCRIBED meta exact (B)');
+    res = await mcall(B, 'wamp.subscription.list_subscribers', [sid.exact]);
+    check(same(res, [a.id]), `wamp.subscription.list_subscribers(exact) after B's UNSUBSCRIBE returned ${fmt(res)}, `
+      + `want [${a.id}]`);
+    for (const sub of Object.values(subs)) {
+      await withTimeout(a.unsubscribe(sub), `UNSUBSCRIBED ${sub.topic}`);
+    }
+    res = await mcall(B, 'wamp.subscription.lookup', [TOPIC_META_EXACT]);
+    check(res === null, `wamp.subscription.lookup after UNSUBSCRIBE returned ${fmt(res)}, want null`);
+    res = await mcall(B, 'wamp.subscription.list');
+    const listed = kinds.flatMap((k) => res[k] || []).filter((i) => Object.values(sid).includes(i));
+    check(listed.length === 0, `wamp.subscription.list after UNSUBSCRIBE returned ${fmt(res)}, still with ${fmt(listed)}`);
+    await expectErr(B, 'wamp.subscription.get', [sid.exact], 'wamp.error.no_such_subscription');
+  }
+  ok('subscription_meta_procedures');
+
+  // ------------------------------------------------------- registration meta events
+  step('registration_meta_events');
+  {
+    // A and B (with two shards: on different shards) subscribe to the four topics. A registers a
+    // procedure, A and B a shared one; then they unregister again. Each session sees, for each
+    // action and in this order: on_create (first callee only) and on_register; on_unregister and
+    // on_delete (last callee only). Each action's events are awaited before the next action.
+    const watchers = [A, B].map((X) => new MetaEvents(X, 'wamp.registration.',
+      ['on_create', 'on_register', 'on_unregister', 'on_delete']));
+    for (const w of watchers) await w.subscribe();
+    const uris = new Set([PROC_META_EV, PROC_META_EV_SHARED]);
+    const ids = new Set();
+    const expectEvents = async (want) => { for (const w of watchers) await w.expect(want, uris, ids); };
+    const created = new Map(); // registration id -> on_create's details, as the first watcher got them
+    const regDetails = (reg, uri, invoke) => (d, desc) => {
+      check(dict(d) && d.id === reg.id && d.uri === uri && d.match === 'exact' && d.invoke === invoke,
+        `${desc}: want details id=${reg.id} uri=${uri} match=exact invoke=${invoke}`);
+      checkCreated(d, desc);
+      if (!created.has(reg.id)) created.set(reg.id, d);
+      check(same(created.get(reg.id), d), `${desc}: another session got ${fmt(created.get(reg.id))}`);
+    };
+    const reg = await withTimeout(a.register(PROC_META_EV, () => 'ev'), 'REGISTERED meta events proc');
+    ids.add(reg.id);
+    await expectEvents([['on_create', a.id, regDetails(reg, PROC_META_EV, 'single')], ['on_register', a.id, reg.id]]);
+    // on_create carries what wamp.registration.get answers
+    res = await mcall(B, 'wamp.registration.get', [reg.id]);
+    check(same(res, created.get(reg.id)), `wamp.registration.get(${reg.id}) returned ${fmt(res)}, want on_create's `
+      + `details ${fmt(created.get(reg.id))}`);
+    const sharedA = await withTimeout(a.register(PROC_META_EV_SHARED, () => 'A', rr), 'REGISTERED meta events shared (A)');
+    ids.add(sharedA.id);
+    await expectEvents([['on_create', a.id, regDetails(sharedA, PROC_META_EV_SHARED, 'roundrobin')],
+      ['on_register', a.id, sharedA.id]]);
+    const sharedB = await withTimeout(b.register(PROC_META_EV_SHARED, () => 'B', rr), 'REGISTERED meta events shared (B)');
+    await expectEvents([['on_register', b.id, sharedA.id]]); // no second on_create
+    await withTimeout(a.unregister(sharedA), 'UNREGISTERED meta events shared (A)');
+    await expectEvents([['on_unregister', a.id, sharedA.id]]); // B is still a callee: no on_delete
+    await withTimeout(b.unregister(sharedB), 'UNREGISTERED meta events shared (B)');
+    await expectEvents([['on_unregister', b.id, sharedA.id], ['on_delete', b.id, sharedA.id]]);
+    await withTimeout(a.unregister(reg), 'UNREGISTERED meta events proc');
+    await expectEvents([['on_unregister', a.id, reg.id], ['on_delete', a.id, reg.id]]);
+    for (const w of watchers) await w.unsubscribe();
+  }
+  ok('registration_meta_events');
+
+  // ------------------------------------------------------- subscription meta events
+  step('subscription_meta_events');
+  {
+    // The same with subscriptions: A subscribes to a topic exactly, B too (A's subscription), A
+    // to a prefix; then they unsubscribe again.
+    const watchers = [A, B].map((X) => new MetaEvents(X, 'wamp.subscription.',
+      ['on_create', 'on_subscribe', 'on_unsubscribe', 'on_delete']));
+    for (const w of watchers) await w.subscribe();
+    const uris = new Set([TOPIC_META_EV, TOPIC_META_EV_PFX]);
+    const ids = new Set();
+    const expectEvents = async (want) => { for (const w of watchers) await w.expect(want, uris, ids); };
+    const subDetails = (sub, uri, match) => (d, desc) => {
+      check(dict(d) && d.id === sub.id && d.uri === uri && d.match === match,
+        `${desc}: want details id=${sub.id} uri=${uri} match=${match}`);
+      checkCreated(d, desc);
+    };
+    // the router lists the meta subscriptions (wamp.* topics) like any other
+    res = await mcall(A, 'wamp.subscription.list');
+    const metaIds = sorted([...new Set(watchers.flatMap((w) => w.subs.map((s) => s.id)))]);
+    const listed = dict(res) ? sorted(metaIds.filter((i) => (res.exact || []).includes(i))) : null;
+    if (crossbar && same(listed, [])) {
+      crossbarDiffers('subscription_meta_events', 'wamp.subscription.list does not list subscriptions to wamp.* topics');
+    } else {
+      check(same(listed, metaIds), `wamp.subscription.list returned ${fmt(res)}, want the exact subscriptions to the `
+        + `four meta topics ${fmt(metaIds)} among them`);
+    }
+    const sub = await withTimeout(a.subscribe(TOPIC_META_EV, ignore), 'SUBSCRIBED meta events topic (A)');
+    ids.add(sub.id);
+    await expectEvents([['on_create', a.id, subDetails(sub, TOPIC_META_EV, 'exact')], ['on_subscribe', a.id, sub.id]]);
+    const subB = await withTimeout(b.subscribe(TOPIC_META_EV, ignore), 'SUBSCRIBED meta events topic (B)');
+    check(subB.id === sub.id, `B's subscription to ${TOPIC_META_EV} is ${subB.id}, want A's ${sub.id}`);
+    await expectEvents([['on_subscribe', b.id, sub.id]]); // no second on_create
+    const psub = await withTimeout(a.subscribe(TOPIC_META_EV_PFX, ignore, { match: 'prefix' }),
+      'SUBSCRIBED meta events prefix (A)');
+    ids.add(psub.id);
+    await expectEvents([['on_create', a.id, subDetails(psub, TOPIC_META_EV_PFX, 'prefix')],
+      ['on_subscribe', a.id, psub.id]]);
+    await withTimeout(a.unsubscribe(sub), 'UNSUBSCRIBED meta events topic (A)');
+    await expectEvents([['on_unsubscribe', a.id, sub.id]]); // B is still subscribed: no on_delete
+    await withTimeout(b.unsubscribe(subB), 'UNSUBSCRIBED meta events topic (B)');
+    await expectEvents([['on_unsubscribe', b.id, sub.id], ['on_delete', b.id, sub.id]]);
+    await withTimeout(a.unsubscribe(psub), 'UNSUBSCRIBED meta events prefix (A)');
+    await expectEvents([['on_unsubscribe', a.id, psub.id], ['on_delete', a.id, psub.id]]);
+    for (const w of watchers) await w.unsubscribe();
+  }
+  ok('subscription_meta_events');
+
+  // ------------------------------------------------------- registration revocation
+  step('registration_revocation');
+  {
+    // B removes A from A's registration (wamp.registration.remove_callee): A, which announced
+    // registration_revocation, gets UNREGISTERED [67, 0, {registration, reason}]: autobahn makes
+    // the Registration inactive and resolves its on_unregister with the reason; the procedure
+    // is gone, A stays usable. A session N without the feature is removed too, silently.
+    // B removes callee `sessionId` from `regId`; false where Crossbar fails (no UNREGISTERED).
+    const removeCallee = async (regId, sessionId, ckwargs) => {
+      const o = await outcomeOf(b.call('wamp.registration.remove_callee', [regId, sessionId], ckwargs));
+      check(o.kind !== 'pending', 'timeout waiting for RESULT wamp.registration.remove_callee');
+      if (o.kind === 'error' && crossbar && errUri(o.value) === 'wamp.error.runtime_error') {
+        crossbarDiffers('registration_revocation', 'wamp.registration.remove_callee removes the callee, then fails '
+          + `with ${errUri(o.value)} ${fmt(o.value.args)} and sends no UNREGISTERED`);
+        return false;
+      }
+      check(o.kind === 'result' && o.value === null,
+        `wamp.registration.remove_callee: ${o.kind} ${fmt(o.value)}, want an empty result`);
+      return true;
+    };
+    const reg = await withTimeout(a.register(PROC_REVOKE, () => 'revocable'), 'REGISTERED revocable');
+    res = await mcall(B, PROC_REVOKE);
+    check(res === 'revocable', `${PROC_REVOKE} returned ${fmt(res)}`);
+    await expectErr(B, 'wamp.registration.remove_callee', [NO_SUCH_ID, a.id], 'wamp.error.no_such_registration');
+    await expectErr(B, 'wamp.registration.remove_callee', [reg.id, b.id], 'wamp.error.no_such_registration'); // B is no callee
+    if (await removeCallee(reg.id, a.id, { reason: REVOKE_REASON })) {
+      const msg = await A.revocations.next('UNREGISTERED (revocation) at A');
+      check(same(msg, [67, 0, { registration: reg.id, reason: REVOKE_REASON }]),
+        `A got ${fmt(msg)}, want [67, 0, {registration: ${reg.id}, reason: '${REVOKE_REASON}'}]`);
+      const reason = await withTimeout(reg.on_unregister, 'Registration.on_unregister at A');
+      check(reason === REVOKE_REASON, `Registration.on_unregister resolved with ${fmt(reason)}, want '${REVOKE_REASON}'`);
+      check(!reg.active, 'the revoked Registration is still active');
+    } else {
+      await A.revocations.expectNothing('UNREGISTERED after the failed wamp.registration.remove_callee');
+    }
+    await expectErr(B, PROC_REVOKE, [], 'wamp.error.no_such_procedure');
+    await expectErr(B, 'wamp.registration.get', [reg.id], 'wamp.error.no_such_registration');
+    check(A.violations.length === 0, `autobahn closed A for a protocol violation: ${A.violations.join('; ')}`);
+    res = await mcall(B, PROC_ECHO, ['after revocation']);
+    check(res === 'after revocation', `echo (A) after the revocation returned ${fmt(res)}`);
+    const N = await withTimeout(connect(args, 'N', args.realm, { withoutRevocation: true }), 'session N join');
+    const nreg = await withTimeout(N.session.register(PROC_REVOKE, () => 'N'), 'REGISTERED revocable (N)');
+    await removeCallee(nreg.id, N.session.id);
+    await expectErr(B, PROC_REVOKE, [], 'wamp.error.no_such_procedure');
+    await N.revocations.expectNothing('UNREGISTERED to a callee that did not announce registration_revocation');
+    check(N.violations.length === 0, `autobahn closed N for a protocol violation: ${N.violations.join('; ')}`);
+    await goodbye(N);
+  }
+  ok('registration_revocation');
+
+  // ------------------------------------------------------- subscription revocation
+  step('subscription_revocation');
+  {
+    // B removes A from A's subscription (wamp.subscription.remove_subscriber): A gets UNSUBSCRIBED
+    // [35, 0, {subscription, reason}] (the Subscription becomes inactive, its on_unsubscribe
+    // resolves with the reason) and no more events, and stays usable. N without the feature is
+    // removed silently.
+    const q = new Deliveries();
+    const sub = await withTimeout(a.subscribe(TOPIC_REVOKE, q.handler('revocable')), 'SUBSCRIBED revocable');
+    const acked = { acknowledge: true };
+    const pub = await withTimeout(b.publish(TOPIC_REVOKE, ['before'], {}, acked), 'PUBLISHED before the revocation');
+    const got = await q.next('EVENT before the revocation');
+    check(same(got.eargs, ['before']) && got.details.publication === pub.id, `A got ${showEvent(got)}, want ['before']`);
+    await expectErr(B, 'wamp.subscription.remove_subscriber', [NO_SUCH_ID, a.id], 'wamp.error.no_such_subscription');
+    await expectErr(B, 'wamp.subscription.remove_subscriber', [sub.id, b.id], 'wamp.error.no_such_subscription'); // B is no subscriber
+    res = await mcall(B, 'wamp.subscription.remove_subscriber', [sub.id, a.id], { reason: REVOKE_REASON });
+    check(res === null, `wamp.subscription.remove_subscriber returned ${fmt(res)}, want an empty result`);
+    const msg = await A.revocations.next('UNSUBSCRIBED (revocation) at A');
+    check(same(msg, [35, 0, { subscription: sub.id, reason: REVOKE_REASON }]),
+      `A got ${fmt(msg)}, want [35, 0, {subscription: ${sub.id}, reason: '${REVOKE_REASON}'}]`);
+    const reason = await withTimeout(sub.on_unsubscribe, 'Subscription.on_unsubscribe at A');
+    check(reason === REVOKE_REASON, `Subscription.on_unsubscribe resolved with ${fmt(reason)}, want '${REVOKE_REASON}'`);
+    check(!sub.active, 'the revoked Subscription is still active');
+    await withTimeout(b.publish(TOPIC_REVOKE, ['after'], {}, acked), 'PUBLISHED after the revocation');
+    await q.expectNothing('EVENT after the revocation');
+    await expectErr(B, 'wamp.subscription.get', [sub.id], 'wamp.error.no_such_subscription');
+    check(A.violations.length === 0, `autobahn closed A for a protocol violation: ${A.violations.join('; ')}`);
+    res = await mcall(B, PROC_ECHO, ['after revocation']);
+    check(res === 'after revocation', `echo (A) after the revocation returned ${fmt(res)}`);
+    const N = await withTimeout(connect(args, 'N', args.realm, { withoutRevocation: true }), 'session N join');
+    const qn = new Deliveries();
+    const nsub = await withTimeout(N.session.subscribe(TOPIC_REVOKE, qn.handler('n')), 'SUBSCRIBED revocable (N)');
+    res = await mcall(B, 'wamp.subscription.remove_subscriber', [nsub.id, N.session.id]);
+    check(res === null, `wamp.subscription.remove_subscriber (N) returned ${fmt(res)}, want an empty result`);
+    await withTimeout(b.publish(TOPIC_REVOKE, ['after N'], {}, acked), "PUBLISHED after N's removal");
+    await qn.expectNothing("EVENT after N's removal");
+    await N.revocations.expectNothing('UNSUBSCRIBED to a subscriber that did not announce subscription_revocation');
+    check(N.violations.length === 0, `autobahn closed N for a protocol violation: ${N.violations.join('; ')}`);
+    await goodbye(N);
+  }
+  ok('subscription_revocation');
+
+  // ------------------------------------------------------------------ kill
+  step('session_kill');
+  {
+    // Four extra sessions, each killed by A in another way; A and B stay.
+    const V = [];
+    for (const name of ['V1', 'V2', 'V3', 'V4']) V.push(await withTimeout(connect(args, name), `session ${name} join`));
+    const vid = V.map((X) => X.session.id); // (autobahn forgets its session id on GOODBYE)
+    res = await mcall(A, 'wamp.session.kill', [vid[0]], { reason: 'com.interop.kill.reason', message: 'killed by A' });
+    check(res === null, `wamp.session.kill returned ${fmt(res)}, want an empty result`);
+    await killed(V[0], 'com.interop.kill.reason', 'killed by A', 'session_kill');
+    res = await mcall(A, 'wamp.session.kill', [vid[1]]);
+    check(res === null, `wamp.session.kill (no reason) returned ${fmt(res)}, want an empty result`);
+    await killed(V[1], 'wamp.close.killed', null, 'session_kill');
+    let o = await outcomeOf(a.call('wamp.session.kill', [vid[2]], { reason: 'not a uri!' }));
+    check(o.kind !== 'pending', 'timeout waiting for the answer to wamp.session.kill with reason \'not a uri!\'');
+    if (o.kind === 'error') {
+      check(errUri(o.value) === 'wamp.error.invalid_uri', `wamp.session.kill with reason 'not a uri!': ERROR `
+        + `${errUri(o.value)}, want wamp.error.invalid_uri`);
+      await mcall(V[2], 'wamp.session.count'); // V3 is still there
+      await goodbye(V[2]);
+    } else {
+      check(crossbar, `wamp.session.kill with reason 'not a uri!' returned ${fmt(o.value)}, want ERROR wamp.error.invalid_uri`);
+      crossbarDiffers('session_kill', 'wamp.session.kill with a reason that is not a URI kills the session');
+      await withTimeout(V[2].closed, 'connection V3 close');
+    }
+    await expectErr(A, 'wamp.session.kill', [NO_SUCH_ID], 'wamp.error.no_such_session');
+    // its own session: no_such_session (Crossbar kills the caller: there a throw-away session asks)
+    const X = crossbar ? await withTimeout(connect(args, 'I'), 'session I join') : A;
+    // (autobahn leaves a call pending when its session is closed)
+    o = await Promise.race([outcomeOf(X.session.call('wamp.session.kill', [X.session.id])),
+      X.closed.then((c) => ({ kind: 'closed', value: c }))]);
+    if (crossbar && o.kind === 'closed') {
+      crossbarDiffers('session_kill', "wamp.session.kill of the caller's own session kills it (GOODBYE "
+        + `${o.value.details.reason}), not ERROR wamp.error.no_such_session`);
+    } else {
+      check(o.kind === 'error', `wamp.session.kill of the caller's own session: ${o.kind} ${fmt(o.value)}, want ERROR `
+        + 'wamp.error.no_such_session');
+      check(errUri(o.value) === 'wamp.error.no_such_session',
+        `wamp.session.kill of the caller's own session: ERROR ${errUri(o.value)}, want wamp.error.no_such_session`);
+      if (X !== A) await goodbye(X);
+    }
+    res = await mcall(A, 'wamp.session.kill_by_authid', [V[3].details.authid],
+      { reason: 'com.interop.kill.authid', message: 'killed by authid' });
+    check(same(res, [vid[3]]), `wamp.session.kill_by_authid(${fmt(V[3].details.authid)}) returned ${fmt(res)}, `
+      + `want [${vid[3]}]`);
+    await killed(V[3], 'com.interop.kill.authid', 'killed by authid', 'session_kill');
+    res = await mcall(A, 'wamp.session.kill_by_authid', ['com.interop.nobody']);
+    check(same(res, []), `wamp.session.kill_by_authid of an authid nobody has returned ${fmt(res)}, want []`);
+    for (const Y of [A, B]) check(Y.session.isOpen, `session ${Y.name} was killed too`);
+  }
+  ok('session_kill');
+
+  if (args.disclosedRealm) {
+    step('session_kill_many');
+    // kill_by_authrole and kill_all kill every anonymous session (A and B too), so they run in
+    // --disclosed-realm, where only this step's sessions X, Y, Z are joined: X kills by authrole,
+    // then (with Y and Z joined again) kills all.
+    const realm = args.disclosedRealm;
+    const join = (name) => withTimeout(connect(args, name, realm), `session ${name} join (${realm})`);
+    let X = await join('X');
+    let Y = await join('Y');
+    let Z = await join('Z');
+    res = await mcall(X, 'wamp.session.count');
+    check(res === 3, `wamp.session.count in ${realm} returned ${fmt(res)}, want 3 (X, Y, Z; nobody else there)`);
+    res = await mcall(X, 'wamp.session.kill_by_authrole', ['admin']);
+    if (crossbar && same(res, [])) {
+      crossbarDiffers('session_kill_many', 'wamp.session.kill_by_authrole returns the list of killed session ids, '
+        + 'not their count');
+    } else {
+      check(res === 0, `wamp.session.kill_by_authrole('admin') returned ${fmt(res)}, want 0`);
+    }
+    const xid = X.session.id;
+    // (Crossbar sends X its GOODBYE before the RESULT; autobahn leaves the call pending)
+    let o = await Promise.race([outcomeOf(X.session.call('wamp.session.kill_by_authrole', ['anonymous'],
+      { reason: 'com.interop.kill.role', message: 'killed by authrole' })),
+    X.closed.then((c) => ({ kind: 'closed', value: c }))]);
+    check(o.kind !== 'pending', 'timeout waiting for RESULT wamp.session.kill_by_authrole');
+    if (crossbar && (o.kind === 'closed' || (Array.isArray(o.value) && o.value.includes(xid)))) {
+      crossbarDiffers('session_kill_many', 'wamp.session.kill_by_authrole kills the caller too');
+      for (const K of [Y, Z, X]) await killed(K, 'com.interop.kill.role', 'killed by authrole', 'session_kill_many');
+      X = await join('X');
+    } else {
+      check(o.kind === 'result' && o.value === 2,
+        `wamp.session.kill_by_authrole('anonymous'): ${o.kind} ${fmt(o.value)}, want 2 (Y and Z, not the caller)`);
+      for (const K of [Y, Z]) await killed(K, 'com.interop.kill.role', 'killed by authrole', 'session_kill_many');
+      check(X.session.isOpen, 'wamp.session.kill_by_authrole killed the caller');
+    }
+    Y = await join('Y');
+    Z = await join('Z');
+    o = await outcomeOf(X.session.call('wamp.session.kill_all', [], { reason: 'com.interop.kill.all', message: 'killed all' }));
+    check(o.kind !== 'pending', 'timeout waiting for RESULT wamp.session.kill_all');
+    if (o.kind === 'error') {
+      check(crossbar && errUri(o.value) === 'wamp.error.no_such_procedure',
+        `wamp.session.kill_all: ERROR ${errUri(o.value)} ${fmt(o.value.args)}`);
+      crossbarDiffers('session_kill_many', 'there is no wamp.session.kill_all');
+      for (const K of [Y, Z]) await goodbye(K);
+    } else {
+      check(o.value === 2, `wamp.session.kill_all returned ${fmt(o.value)}, want 2 (Y and Z, not the caller)`);
+      for (const K of [Y, Z]) await killed(K, 'com.interop.kill.all', 'killed all', 'session_kill_many');
+      check(X.session.isOpen, 'wamp.session.kill_all killed the caller');
+    }
+    await goodbye(X);
+    ok('session_kill_many');
+  }
+
+  // ------------------------------------------------------------------ testaments
+  step('testament_dropped');
+  const qa = new Deliveries();
+  const qb = new Deliveries();
+  const tsubs = [[a, await withTimeout(a.subscribe(TOPIC_TESTAMENT, qa.handler('a')), 'SUBSCRIBED testament (A)')],
+    [b, await withTimeout(b.subscribe(TOPIC_TESTAMENT, qb.handler('b')), 'SUBSCRIBED testament (B)')]];
+  const ADD = 'wamp.session.add_testament';
+  {
+    // A and B subscribe to the testament topic. C adds testaments: two it then flushes, one
+    // "destroyed" for A only (eligible), one "detached", one "destroyed" for B only (exclude),
+    // and a retained one on another topic. Then C's transport is closed without GOODBYE: A gets
+    // the detached one, then its destroyed one; B the detached one, then its destroyed one; the
+    // flushed ones never; the retained one is there for a later get_retained SUBSCRIBE.
+    const C = await withTimeout(connect(args, 'C'), 'session C join');
+    await expectErr(C, ADD, [TOPIC_TESTAMENT, ['bad'], {}], 'wamp.error.testament_error', { scope: 'forever' });
+    const pubs = [];
+    for (let i = 0; i < 2; i++) pubs.push(await mcall(C, ADD, [TOPIC_TESTAMENT, ['flushed', i], {}]));
+    res = await mcall(C, 'wamp.session.flush_testaments');
+    check(res === 2, `wamp.session.flush_testaments() returned ${fmt(res)}, want 2`);
+    res = await mcall(C, 'wamp.session.flush_testaments', [], { scope: 'detached' });
+    check(res === 0, `wamp.session.flush_testaments(scope='detached') returned ${fmt(res)}, want 0`);
+    pubs.push(await mcall(C, ADD, [TOPIC_TESTAMENT, ['destroyed', 'for A'], { k: 'v' }],
+      { publish_options: { eligible: [a.id] } }));
+    pubs.push(await mcall(C, ADD, [TOPIC_TESTAMENT, ['detached'], {}], { scope: 'detached' }));
+    pubs.push(await mcall(C, ADD, [TOPIC_TESTAMENT, ['destroyed', 'for B'], { n: 2 }],
+      { publish_options: { exclude: [a.id] }, scope: 'destroyed' }));
+    const retTopic = `${RET}testament`;
+    pubs.push(await mcall(C, ADD, [retTopic, ['retained'], {}], { publish_options: { retain: true } }));
+    check(pubs.every(isId) && new Set(pubs).size === pubs.length,
+      `wamp.session.add_testament returned ${fmt(pubs)}, want distinct publication ids`);
+    C.conn._transport.close(); // the transport goes, without GOODBYE
+    await withTimeout(C.closed, 'connection C close (dropped)');
+    for (const [X, q, want] of [[A, qa, [[['detached'], {}], [['destroyed', 'for A'], { k: 'v' }]]],
+      [B, qb, [[['detached'], {}], [['destroyed', 'for B'], { n: 2 }]]]]) {
+      for (let i = 0; i < want.length; i++) {
+        const got = await q.next(`testament EVENT #${i + 1} of session C at ${X.name}`);
+        check(same(got.eargs, want[i][0]) && same(got.ekwargs || {}, want[i][1]),
+          `${X.name}: testament EVENT #${i + 1} is ${showEvent(got)}, want args=${fmt(want[i][0])} kwargs=${fmt(want[i][1])} `
+          + '(the detached testament first, then the destroyed ones, each in insertion order)');
+        check(got.details.publisher === undefined, `${X.name}: testament EVENT discloses the publisher ${got.details.publisher}`);
+      }
+    }
+    for (const [X, q] of [[A, qa], [B, qb]]) {
+      await q.expectNothing(`${X.name}: more testament EVENTs (flushed or not eligible)`);
+    }
+    const qr = new Deliveries();
+    const rsub = await withTimeout(a.subscribe(retTopic, qr.handler('r'), { get_retained: true }),
+      'SUBSCRIBED testament topic with get_retained');
+    const got = await qr.next('the retained testament EVENT');
+    check(same(got.eargs, ['retained']) && got.details.retained === true,
+      `A got ${showEvent(got)} (retained=${fmt(got.details.retained)}), want the retained testament ['retained']`);
+    await withTimeout(a.unsubscribe(rsub), 'UNSUBSCRIBED testament get_retained');
+  }
+  ok('testament_dropped');
+
+  step('testament_killed');
+  {
+    // K adds a testament and is killed by A: A and B get it.
+    const K = await withTimeout(connect(args, 'K'), 'session K join');
+    await mcall(K, ADD, [TOPIC_TESTAMENT, ['killed', K.session.id], {}]);
+    const kid = K.session.id;
+    await mcall(A, 'wamp.session.kill', [kid], { reason: 'com.interop.kill.testament' });
+    await killed(K, 'com.interop.kill.testament', null, 'testament_killed');
+    for (const [X, q] of [[A, qa], [B, qb]]) {
+      const got = await q.next(`testament EVENT of the killed session K at ${X.name}`);
+      check(same(got.eargs, ['killed', kid]) && same(got.ekwargs || {}, {}),
+        `${X.name}: got ${showEvent(got)}, want the killed session's testament ['killed', ${kid}]`);
+    }
+    for (const [X, sub] of tsubs) await withTimeout(X.unsubscribe(sub), 'UNSUBSCRIBED testament');
+  }
+  ok('testament_killed');
+}
+
 async function scenario(args) {
   step('join');
   const A = await withTimeout(connect(args, 'A'), 'session A join');
@@ -1393,6 +2124,8 @@ async function scenario(args) {
     check(!sub.active, 'meta subscription still active after unsubscribe');
   }
   ok('session_meta_events');
+
+  await metaApi(args, A, B, [regAdd.id, regEcho.id, regFail.id]);
 
   // ------------------------------------------------------------- PubSub
   step('subscribe');

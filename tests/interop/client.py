@@ -23,9 +23,23 @@
 # prefix subscriptions, with a white list; a third session C, gone before the
 # meta steps), and realm-wide publisher disclosure (with
 # `--disclosed-realm`: sessions G and H in that realm, whose router discloses
-# every publisher). Each passed step prints `ok <step>`; the first failure
-# prints `FAIL <step>: <reason>` and exits non-zero. A hard timeout guarantees
-# exit.
+# every publisher). A "meta API" part (after session_meta_events) covers the
+# router's meta API: WELCOME's meta features (checked in welcome_features),
+# wamp.session.list / get, the wamp.registration.* and wamp.subscription.*
+# procedures (list, lookup, match, get, list_callees / list_subscribers,
+# count_*), their on_create / on_register|on_subscribe / on_unregister|
+# on_unsubscribe / on_delete meta events (payloads and order, seen by A and
+# B), registration and subscription revocation (remove_callee /
+# remove_subscriber: UNREGISTERED / UNSUBSCRIBED with request 0 to A, nothing
+# to a session N whose HELLO does not announce the feature), session kills
+# (kill with and without reason and message, a reason that is not a URI, the
+# caller's own and an unknown id, kill_by_authid: extra sessions V1-V4;
+# kill_by_authrole and kill_all in `--disclosed-realm`, sessions X, Y, Z), and
+# testaments (add_testament / flush_testaments, published in order with their
+# lists and retain when session C's connection is dropped without GOODBYE and
+# when session K is killed). Each passed step prints `ok <step>`; the first
+# failure prints `FAIL <step>: <reason>` and exits non-zero. A hard timeout
+# guarantees exit.
 #
 # Usage:
 #   client.py --url ws://127.0.0.1:8080/ws --serializer json --realm realm1
@@ -41,6 +55,7 @@
 import argparse
 import asyncio
 import os
+import re
 import signal
 import sys
 import urllib.parse
@@ -52,7 +67,7 @@ txaio.use_asyncio()
 from autobahn.asyncio.rawsocket import WampRawSocketClientFactory  # noqa: E402
 from autobahn.asyncio.wamp import ApplicationSession  # noqa: E402
 from autobahn.asyncio.websocket import WampWebSocketClientFactory  # noqa: E402
-from autobahn.wamp import message  # noqa: E402
+from autobahn.wamp import message, role  # noqa: E402
 from autobahn.wamp.exception import ApplicationError  # noqa: E402
 from autobahn.wamp.serializer import JsonSerializer, MsgPackSerializer  # noqa: E402
 from autobahn.wamp.types import (  # noqa: E402
@@ -113,6 +128,38 @@ HIST_PFX = HIST + "pfx"  # match='prefix', 100 events
 HIST_WILD = HIST + ".wild"  # match='wildcard' (com.interop.history..wild), the newest 3 events
 GET_EVENTS = "wamp.subscription.get_events"
 
+# meta API part (after session_meta_events)
+META = "com.interop.meta."
+REG_META = META + "reg."
+PROC_META_EXACT = REG_META + "exact"
+PROC_META_PFX = REG_META + "pfx"  # match='prefix'
+PROC_META_WILD = REG_META + ".wild"  # match='wildcard': com.interop.meta.reg..wild
+PROC_META_SHARED = REG_META + "shared"  # invoke='roundrobin', A and B
+SUB_META = META + "sub."
+TOPIC_META_EXACT = SUB_META + "pfx.x"  # exact; the two below match it too
+TOPIC_META_PFX = SUB_META + "pfx"  # match='prefix'
+TOPIC_META_WILD = SUB_META + ".x"  # match='wildcard': com.interop.meta.sub..x
+PROC_META_EV = META + "ev.proc"  # registration meta events
+PROC_META_EV_SHARED = META + "ev.shared"  # ... invoke='roundrobin', A and B
+TOPIC_META_EV = META + "ev.topic"  # subscription meta events, A and B
+TOPIC_META_EV_PFX = META + "ev.pfx"  # ... match='prefix'
+PROC_REVOKE = META + "revocable"  # registration_revocation
+TOPIC_REVOKE = META + "revocable"  # subscription_revocation
+TOPIC_TESTAMENT = META + "testament"
+REVOKE_REASON = "com.interop.revoked"  # Autobahn|Python checks that a revocation reason is a URI
+NO_SUCH_ID = 4503599627370495  # an id no router handed out here
+# created timestamps: ISO 8601 in UTC
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|\+00:00)$")
+# a HELLO without registration_revocation and subscription_revocation (autobahn's own roles
+# announce both), for the revocation steps' session N
+ROLES_WITHOUT_REVOCATION = {
+    "subscriber": role.RoleSubscriberFeatures(publisher_identification=True, pattern_based_subscription=True),
+    "publisher": role.DEFAULT_CLIENT_ROLES["publisher"],
+    "caller": role.DEFAULT_CLIENT_ROLES["caller"],
+    "callee": role.RoleCalleeFeatures(caller_identification=True, pattern_based_registration=True,
+                                      shared_registration=True, progressive_call_results=True),
+}
+
 # What the slow procedure's handler answers to an INTERRUPT: the spec's
 # ERROR wamp.error.canceled, with this marker, so that the caller can tell
 # the callee's answer from the router's own wamp.error.canceled.
@@ -162,6 +209,8 @@ class Session(ApplicationSession):
         self.disconnected = loop.create_future()
         # (subscription id, publication id) -> the EVENT as received (see onMessage)
         self.raw_events = {}
+        # the router's revocations, as received: ("unregistered" | "unsubscribed", id, reason)
+        self.revocations = asyncio.Queue()
 
     def onMessage(self, msg):
         # Autobahn|Python fills EventDetails.topic with the subscription's own topic when the
@@ -169,6 +218,20 @@ class Session(ApplicationSession):
         # handlers run.
         if isinstance(msg, message.Event):
             self.raw_events[(msg.subscription, msg.publication)] = msg
+        # Revocations (UNREGISTERED / UNSUBSCRIBED with request id 0) are recorded here.
+        # Autobahn|Python 26 announces both registration_revocation and subscription_revocation,
+        # but only logs an UNREGISTERED with request 0 (its Registration stays `active`), and
+        # takes an UNSUBSCRIBED with request 0 for the answer to an UNSUBSCRIBE it never sent: a
+        # ProtocolError that drops the connection. So that one is handled here the way autobahn
+        # handles the answer to its own UNSUBSCRIBE (the Subscription becomes inactive and gets
+        # no more events), and does not reach autobahn.
+        if isinstance(msg, message.Unregistered) and msg.request == 0:
+            self.revocations.put_nowait(("unregistered", msg.registration, msg.reason))
+        if isinstance(msg, message.Unsubscribed) and msg.request == 0:
+            self.revocations.put_nowait(("unsubscribed", msg.subscription, msg.reason))
+            for subscription in self._subscriptions.pop(msg.subscription, []):
+                subscription.active = False
+            return None
         return super().onMessage(msg)
 
     def onJoin(self, details):
@@ -195,9 +258,12 @@ def make_serializer(name):
     raise SystemExit(f"unknown serializer {name!r}")
 
 
-async def connect(url, serializer, realm, name):
+async def connect(url, serializer, realm, name, roles=None):
+    """Joins session `name` to `realm`; `roles`: the HELLO's roles instead of autobahn's own."""
     loop = asyncio.get_event_loop()
     session = Session(ComponentConfig(realm=realm), name)
+    if roles is not None:
+        session._session_roles = roles
     parsed = urllib.parse.urlsplit(url)
     host, port = parsed.hostname, parsed.port
     if parsed.scheme == "ws":
@@ -261,9 +327,11 @@ async def no_event(queue, what):
 # ------------------------------------------------------------ advanced RPC helpers
 
 DEALER_FEATURES = ["progressive_call_results", "call_timeout", "call_canceling",
-                   "caller_identification", "shared_registration", "pattern_based_registration"]
+                   "caller_identification", "shared_registration", "pattern_based_registration",
+                   "registration_meta_api", "registration_revocation", "session_meta_api", "testament_meta_api"]
 BROKER_FEATURES = ["pattern_based_subscription", "publisher_exclusion", "publisher_identification",
-                   "subscriber_blackwhite_listing", "event_retention", "event_history"]
+                   "subscriber_blackwhite_listing", "event_retention", "event_history",
+                   "subscription_meta_api", "subscription_revocation", "session_meta_api"]
 
 
 class SlowRun:
@@ -1179,6 +1247,659 @@ async def advanced_pubsub(args, a, b):
         ok("realm_discloses_publishers")
 
 
+# ------------------------------------------------------------ meta API part
+
+
+class MetaEvents:
+    """The meta events of one session's subscriptions to `prefix` + each of `names`, in arrival
+    order, as (name, args, kwargs)."""
+
+    def __init__(self, session, prefix, names):
+        self.session, self.prefix, self.names = session, prefix, names
+        self.queue = asyncio.Queue()
+        self.subs = []
+
+    async def subscribe(self):
+        for name in self.names:
+            def on_meta(*eargs, details=None, _name=name, **ekwargs):
+                self.queue.put_nowait((_name, list(eargs), ekwargs))
+
+            self.subs.append(await rt(self.session.subscribe(on_meta, self.prefix + name,
+                                                             options=SubscribeOptions(details=True)),
+                                      f"SUBSCRIBED {self.prefix}{name} ({self.session.name})"))
+
+    async def unsubscribe(self):
+        for sub in self.subs:
+            await rt(sub.unsubscribe(), f"UNSUBSCRIBED {sub.topic} ({self.session.name})")
+
+    async def expect(self, want, uris, ids):
+        """The next meta events about `uris` (on_create, by its details' uri) or `ids` (the others,
+        by their second argument) are `want`: [(name, session id, id or details-dict check)].
+        Events about other registrations or subscriptions are skipped."""
+        for name, session_id, what in want:
+            skipped = []
+            while True:
+                try:
+                    got = await rt(self.queue.get(), f"{self.prefix}{name} at {self.session.name}")
+                except StepFailed as e:
+                    raise StepFailed(f"{e} (skipped meanwhile: {skipped!r})") from None
+                gname, eargs, ekwargs = got
+                about = eargs[1] if len(eargs) == 2 else None
+                if isinstance(about, dict):
+                    if about.get("uri") in uris:
+                        break
+                elif isinstance(about, int) and about in ids:
+                    break
+                skipped.append(got)
+            desc = f"{self.session.name}: meta event {self.prefix}{gname} {eargs!r} {ekwargs!r}"
+            check(gname == name, f"{desc}, want {self.prefix}{name} next")
+            check(len(eargs) == 2 and not ekwargs, f"{desc}: want two positional arguments (session, {name} "
+                                                   "details or id)")
+            check(eargs[0] == session_id, f"{desc}: session {eargs[0]!r}, want {session_id}")
+            if callable(what):
+                what(eargs[1], desc)
+            else:
+                check(eargs[1] == what, f"{desc}: id {eargs[1]!r}, want {what}")
+
+
+async def meta_api(args, a, da, b, db, basic_regs):
+    """The meta API steps (spec digest §10, §9.1-§9.3): session, registration and subscription
+    procedures, registration and subscription meta events, registration and subscription
+    revocation, session kills and testaments. A and B are joined; A holds the registrations
+    `basic_regs` and no subscription. Extra sessions are opened for everything that kills or
+    drops a session, and everything registered or subscribed is given back (later steps count)."""
+    crossbar = PEER == "crossbar"
+
+    async def mcall(s, proc, *cargs, **ckwargs):
+        return await rt(s.call(proc, *cargs, **ckwargs), f"RESULT {proc} ({s.name})")
+
+    def is_id(v):
+        return isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 2**53
+
+    async def goodbye(s):
+        s.leave()
+        details = await rt(asyncio.shield(s.left), f"GOODBYE reply to session {s.name}")
+        check(details.reason in ("wamp.close.goodbye_and_out", "wamp.close.normal"),
+              f"session {s.name} left with reason {details.reason!r} ({details.message!r})")
+        await rt(asyncio.shield(s.disconnected), f"transport close of session {s.name} after GOODBYE")
+
+    async def killed(s, reason, msg, name):
+        """`s` gets GOODBYE with `reason` and Details.message `msg`; returns the reason it got."""
+        details = await rt(asyncio.shield(s.left), f"GOODBYE ({reason}) to the killed session {s.name}")
+        got = details.reason
+        if crossbar and reason == "wamp.close.killed" and got == "wamp.close.normal":
+            crossbar_differs(name, "a session killed without a reason gets GOODBYE wamp.close.normal, "
+                                   "not wamp.close.killed")
+            got = reason
+        check(got == reason and details.message == msg,
+              f"the killed session {s.name} got GOODBYE {details.reason!r} message {details.message!r}, "
+              f"want {reason!r} {msg!r}")
+        await rt(asyncio.shield(s.disconnected), f"transport close of the killed session {s.name}")
+
+    def check_created(d, desc):
+        c = d.get("created")
+        check(isinstance(c, str) and ISO_UTC.match(c), f"{desc}: created {c!r}, want an ISO 8601 UTC time")
+
+    # ------------------------------------------------------------ session procedures
+    step("session_meta_procedures")
+    want = sorted([da.session, db.session])
+    for s in (a, b):
+        got = await mcall(s, "wamp.session.list")
+        check(isinstance(got, list) and sorted(got) == want,
+              f"wamp.session.list from {s.name} returned {got!r}, want A and B {want!r}")
+        if crossbar and got != want:
+            crossbar_differs("session_meta_procedures", "wamp.session.list is not in ascending order")
+        else:
+            check(got == want, f"wamp.session.list from {s.name} returned {got!r}, want them ascending {want!r}")
+        got = await mcall(s, "wamp.session.list", ["anonymous"])
+        check(isinstance(got, list) and sorted(got) == want,
+              f"wamp.session.list(['anonymous']) from {s.name} returned {got!r}, want {want!r}")
+        got = await mcall(s, "wamp.session.list", ["admin"])
+        check(got == [], f"wamp.session.list(['admin']) from {s.name} returned {got!r}, want []")
+    want_transport = "websocket" if urllib.parse.urlsplit(args.url).scheme == "ws" else "rawsocket"
+    for s, d in ((a, da), (b, db)):
+        # asked by the other session (with two shards: from the other shard)
+        asker = b if s is a else a
+        info = await mcall(asker, "wamp.session.get", d.session)
+        desc = f"wamp.session.get({s.name}) from {asker.name}: {info!r}"
+        check(isinstance(info, dict), f"{desc}, want a dict")
+        check(info.get("session") == d.session, f"{desc}: session, want {d.session}")
+        check(info.get("authid") == d.authid and info.get("authrole") == d.authrole == "anonymous",
+              f"{desc}: authid/authrole, want WELCOME's {d.authid!r}/{d.authrole!r} (anonymous)")
+        check(info.get("authmethod") == "anonymous" and info.get("authprovider") == "static",
+              f"{desc}: authmethod/authprovider, want anonymous/static")
+        port = s._transport.transport.get_extra_info("sockname")[1]
+        tr = info.get("transport")
+        check(isinstance(tr, dict), f"{desc}: transport is not a dict")
+        if crossbar and "channel_framing" in tr:
+            crossbar_differs("session_meta_procedures", "wamp.session.get's transport is Crossbar's own dict "
+                                                        "(channel_framing, websocket_protocol, peer 'tcp4:IP:PORT')")
+            check(tr.get("channel_framing") == want_transport and tr.get("peer") == f"tcp4:127.0.0.1:{port}",
+                  f"{desc}: transport, want channel_framing={want_transport} peer=tcp4:127.0.0.1:{port}")
+        else:
+            check(tr.get("type") == want_transport and tr.get("serializer") == args.serializer
+                  and tr.get("peer") == f"127.0.0.1:{port}",
+                  f"{desc}: transport, want type={want_transport} serializer={args.serializer} "
+                  f"peer=127.0.0.1:{port} (the client's own address)")
+    try:
+        got = await mcall(a, "wamp.session.get", NO_SUCH_ID)
+        raise StepFailed(f"wamp.session.get({NO_SUCH_ID}) returned {got!r}, want ERROR wamp.error.no_such_session")
+    except ApplicationError as e:
+        if crossbar and e.error == "wamp.error.runtime_error":
+            crossbar_differs("session_meta_procedures", f"wamp.session.get of an unknown session: {e.error} "
+                                                        f"{list(e.args)!r}, not wamp.error.no_such_session")
+        else:
+            check(e.error == "wamp.error.no_such_session",
+                  f"wamp.session.get({NO_SUCH_ID}): ERROR {e.error}, want wamp.error.no_such_session")
+    ok("session_meta_procedures")
+
+    # ------------------------------------------------------- registration procedures
+    step("registration_meta_procedures")
+    # A registers an exact, a prefix and a wildcard procedure, A and B one shared (roundrobin)
+    regs = {
+        "exact": await rt(a.register(lambda: "exact", PROC_META_EXACT), "REGISTERED meta exact"),
+        "prefix": await rt(a.register(lambda: "prefix", PROC_META_PFX, options=RegisterOptions(match="prefix")),
+                           "REGISTERED meta prefix"),
+        "wildcard": await rt(a.register(lambda: "wildcard", PROC_META_WILD,
+                                        options=RegisterOptions(match="wildcard")), "REGISTERED meta wildcard"),
+    }
+    rr = RegisterOptions(invoke="roundrobin")
+    shared_a = await rt(a.register(lambda: "A", PROC_META_SHARED, options=rr), "REGISTERED meta shared (A)")
+    shared_b = await rt(b.register(lambda: "B", PROC_META_SHARED, options=rr), "REGISTERED meta shared (B)")
+    check(shared_a.id == shared_b.id, f"shared registration ids differ: {shared_a.id} != {shared_b.id}")
+    rid = {tag: r.id for tag, r in regs.items()}
+    rid["shared"] = shared_a.id
+    got = await mcall(b, "wamp.registration.list")
+    check(isinstance(got, dict) and all(isinstance(got.get(k), list) for k in ("exact", "prefix", "wildcard")),
+          f"wamp.registration.list returned {got!r}, want {{exact: [...], prefix: [...], wildcard: [...]}}")
+    want = sorted(basic_regs + [rid["exact"], rid["shared"]])
+    check(sorted(got["exact"]) == want, f"wamp.registration.list exact {got['exact']!r}, want {want!r} "
+                                        "(A's basic three, meta exact, meta shared)")
+    check(got["prefix"] == [rid["prefix"]] and got["wildcard"] == [rid["wildcard"]],
+          f"wamp.registration.list prefix {got['prefix']!r} wildcard {got['wildcard']!r}, "
+          f"want [{rid['prefix']}] [{rid['wildcard']}]")
+    for cargs, want in (((PROC_META_EXACT,), rid["exact"]),
+                        ((PROC_META_EXACT, {"match": "exact"}), rid["exact"]),
+                        ((PROC_META_PFX, {"match": "prefix"}), rid["prefix"]),
+                        ((PROC_META_WILD, {"match": "wildcard"}), rid["wildcard"]),
+                        ((PROC_META_SHARED,), rid["shared"]),
+                        ((PROC_META_PFX,), None),  # no exact registration of that URI
+                        ((PROC_META_EXACT, {"match": "prefix"}), None),
+                        ((PROC_META_PFX + ".a",), None)):  # lookup does not match
+        got = await mcall(b, "wamp.registration.lookup", *cargs)
+        check(got == want, f"wamp.registration.lookup{cargs!r} returned {got!r}, want {want!r}")
+    for uri, want in ((PROC_META_EXACT, rid["exact"]),
+                      (PROC_META_PFX + ".a.b", rid["prefix"]),
+                      (PROC_META_PFX, rid["prefix"]),
+                      (REG_META + "x.wild", rid["wildcard"]),
+                      (PROC_META_PFX + ".wild", rid["prefix"]),  # prefix beats wildcard
+                      (REG_META + "x.y.wild", None),
+                      ("com.interop.nothing.here", None)):
+        got = await mcall(b, "wamp.registration.match", uri)
+        check(got == want, f"wamp.registration.match({uri!r}) returned {got!r}, want {want!r}")
+    for tag, uri, match, invoke in (("exact", PROC_META_EXACT, "exact", "single"),
+                                    ("prefix", PROC_META_PFX, "prefix", "single"),
+                                    ("wildcard", PROC_META_WILD, "wildcard", "single"),
+                                    ("shared", PROC_META_SHARED, "exact", "roundrobin")):
+        got = await mcall(b, "wamp.registration.get", rid[tag])
+        desc = f"wamp.registration.get({rid[tag]}) ({tag}) returned {got!r}"
+        check(isinstance(got, dict), f"{desc}, want a dict")
+        check(got.get("id") == rid[tag] and got.get("uri") == uri and got.get("match") == match
+              and got.get("invoke") == invoke, f"{desc}, want id={rid[tag]} uri={uri} match={match} invoke={invoke}")
+        check_created(got, desc)
+    for proc, want in (("wamp.registration.list_callees", sorted([da.session, db.session])),
+                       ("wamp.registration.count_callees", 2)):
+        got = await mcall(b, proc, rid["shared"])
+        got = sorted(got) if isinstance(got, list) else got
+        check(got == want, f"{proc}(shared) returned {got!r}, want {want!r}")
+    got = await mcall(b, "wamp.registration.list_callees", rid["exact"])
+    check(got == [da.session], f"wamp.registration.list_callees(exact) returned {got!r}, want [{da.session}]")
+    got = await mcall(b, "wamp.registration.count_callees", rid["exact"])
+    check(got == 1 and not isinstance(got, bool), f"wamp.registration.count_callees(exact) returned {got!r}, want 1")
+    for proc in ("wamp.registration.get", "wamp.registration.list_callees", "wamp.registration.count_callees"):
+        await expect_app_error(b.call(proc, NO_SUCH_ID), "wamp.error.no_such_registration")
+    for r in list(regs.values()) + [shared_a, shared_b]:
+        await rt(r.unregister(), f"UNREGISTERED {r.procedure}")
+    got = await mcall(b, "wamp.registration.lookup", PROC_META_EXACT)
+    check(got is None, f"wamp.registration.lookup after UNREGISTER returned {got!r}, want None")
+    await expect_app_error(b.call("wamp.registration.get", rid["shared"]), "wamp.error.no_such_registration")
+    ok("registration_meta_procedures")
+
+    # ------------------------------------------------------- subscription procedures
+    step("subscription_meta_procedures")
+    # A subscribes to a topic exactly, to a prefix of it and to a wildcard matching it; B to the
+    # same topic exactly (A's subscription). A and B hold no other subscription.
+    ignore = lambda *_a, **_k: None  # noqa: E731
+    subs = {
+        "exact": await rt(a.subscribe(ignore, TOPIC_META_EXACT), "SUBSCRIBED meta exact"),
+        "prefix": await rt(a.subscribe(ignore, TOPIC_META_PFX, options=SubscribeOptions(match="prefix")),
+                           "SUBSCRIBED meta prefix"),
+        "wildcard": await rt(a.subscribe(ignore, TOPIC_META_WILD, options=SubscribeOptions(match="wildcard")),
+                             "SUBSCRIBED meta wildcard"),
+    }
+    sub_b = await rt(b.subscribe(ignore, TOPIC_META_EXACT), "SUBSCRIBED meta exact (B)")
+    sid = {tag: s_.id for tag, s_ in subs.items()}
+    check(sub_b.id == sid["exact"], f"B's subscription to {TOPIC_META_EXACT} is {sub_b.id}, want A's {sid['exact']}")
+    got = await mcall(b, "wamp.subscription.list")
+    check(isinstance(got, dict) and all(isinstance(got.get(k), list) for k in ("exact", "prefix", "wildcard")),
+          f"wamp.subscription.list returned {got!r}, want {{exact: [...], prefix: [...], wildcard: [...]}}")
+    # (the router may list subscriptions of its own, e.g. those that keep event history)
+    for tag in ("exact", "prefix", "wildcard"):
+        if crossbar and tag == "wildcard" and got[tag] == []:
+            crossbar_differs("subscription_meta_procedures", "wamp.subscription.list never lists wildcard "
+                                                             "subscriptions")
+            continue
+        where = [k for k in ("exact", "prefix", "wildcard") if sid[tag] in got[k]]
+        check(where == [tag], f"wamp.subscription.list returned {got!r}: the {tag} subscription {sid[tag]} is "
+                              f"listed under {where!r}, want [{tag!r}]")
+    for cargs, want in (((TOPIC_META_EXACT,), sid["exact"]),
+                        ((TOPIC_META_PFX, {"match": "prefix"}), sid["prefix"]),
+                        ((TOPIC_META_WILD, {"match": "wildcard"}), sid["wildcard"]),
+                        ((TOPIC_META_PFX,), None),
+                        ((TOPIC_META_EXACT, {"match": "prefix"}), None)):
+        got = await mcall(b, "wamp.subscription.lookup", *cargs)
+        check(got == want, f"wamp.subscription.lookup{cargs!r} returned {got!r}, want {want!r}")
+    for topic, want in ((TOPIC_META_EXACT, sorted(sid.values())),  # all three match
+                        (TOPIC_META_PFX + ".y", [sid["prefix"]]),
+                        (TOPIC_META_PFX + "longer", [sid["prefix"]]),
+                        (SUB_META + "other.x", [sid["wildcard"]]),
+                        ("com.interop.nothing.here", None)):
+        got = await mcall(b, "wamp.subscription.match", topic)
+        got = sorted(got) if isinstance(got, list) else got
+        check(got == want, f"wamp.subscription.match({topic!r}) returned {got!r}, want {want!r}")
+    for tag, uri, match in (("exact", TOPIC_META_EXACT, "exact"), ("prefix", TOPIC_META_PFX, "prefix"),
+                            ("wildcard", TOPIC_META_WILD, "wildcard")):
+        got = await mcall(b, "wamp.subscription.get", sid[tag])
+        desc = f"wamp.subscription.get({sid[tag]}) ({tag}) returned {got!r}"
+        check(isinstance(got, dict), f"{desc}, want a dict")
+        check(got.get("id") == sid[tag] and got.get("uri") == uri and got.get("match") == match,
+              f"{desc}, want id={sid[tag]} uri={uri} match={match}")
+        check_created(got, desc)
+    for tag, want in (("exact", sorted([da.session, db.session])), ("prefix", [da.session])):
+        got = await mcall(b, "wamp.subscription.list_subscribers", sid[tag])
+        got = sorted(got) if isinstance(got, list) else got
+        check(got == want, f"wamp.subscription.list_subscribers({tag}) returned {got!r}, want {want!r}")
+        got = await mcall(b, "wamp.subscription.count_subscribers", sid[tag])
+        check(got == len(want) and not isinstance(got, bool),
+              f"wamp.subscription.count_subscribers({tag}) returned {got!r}, want {len(want)}")
+    for proc in ("wamp.subscription.get", "wamp.subscription.list_subscribers",
+                 "wamp.subscription.count_subscribers"):
+        await expect_app_error(b.call(proc, NO_SUCH_ID), "wamp.error.no_such_subscription")
+    await rt(sub_b.unsubscribe(), "UNSUBSCRIBED meta exact (B)")
+    got = await mcall(b, "wamp.subscription.list_subscribers", sid["exact"])
+    check(got == [da.session], f"wamp.subscription.list_subscribers(exact) after B's UNSUBSCRIBE returned {got!r}, "
+                               f"want [{da.session}]")
+    for s_ in subs.values():
+        await rt(s_.unsubscribe(), f"UNSUBSCRIBED {s_.topic}")
+    got = await mcall(b, "wamp.subscription.lookup", TOPIC_META_EXACT)
+    check(got is None, f"wamp.subscription.lookup after UNSUBSCRIBE returned {got!r}, want None")
+    got = await mcall(b, "wamp.subscription.list")
+    listed = [i for k in ("exact", "prefix", "wildcard") for i in got.get(k, []) if i in sid.values()]
+    check(listed == [], f"wamp.subscription.list after UNSUBSCRIBE returned {got!r}, still with {listed!r}")
+    await expect_app_error(b.call("wamp.subscription.get", sid["exact"]), "wamp.error.no_such_subscription")
+    ok("subscription_meta_procedures")
+
+    # ------------------------------------------------------- registration meta events
+    step("registration_meta_events")
+    # A and B (with two shards: on different shards) subscribe to the four topics. A registers a
+    # procedure, A and B a shared one; then they unregister again. Each session sees, for each
+    # action and in this order: on_create (first callee only) and on_register; on_unregister and
+    # on_delete (last callee only). Each action's events are awaited before the next action.
+    names = ["on_create", "on_register", "on_unregister", "on_delete"]
+    watchers = [MetaEvents(s, "wamp.registration.", names) for s in (a, b)]
+    for w in watchers:
+        await w.subscribe()
+    uris = {PROC_META_EV, PROC_META_EV_SHARED}
+    ids = set()
+
+    async def expect_events(want):
+        for w in watchers:
+            await w.expect(want, uris, ids)
+
+    created = {}  # registration id -> on_create's details, as the first watcher got them
+
+    def reg_details(reg, uri, invoke):
+        def check_details(d, desc):
+            check(isinstance(d, dict) and d.get("id") == reg.id and d.get("uri") == uri
+                  and d.get("match") == "exact" and d.get("invoke") == invoke,
+                  f"{desc}: want details id={reg.id} uri={uri} match=exact invoke={invoke}")
+            check_created(d, desc)
+            check(created.setdefault(reg.id, d) == d, f"{desc}: another session got {created[reg.id]!r}")
+        return check_details
+
+    reg = await rt(a.register(lambda: "ev", PROC_META_EV), "REGISTERED meta events proc")
+    ids.add(reg.id)
+    await expect_events([("on_create", da.session, reg_details(reg, PROC_META_EV, "single")),
+                         ("on_register", da.session, reg.id)])
+    # on_create carries what wamp.registration.get answers
+    got = await mcall(b, "wamp.registration.get", reg.id)
+    check(got == created[reg.id], f"wamp.registration.get({reg.id}) returned {got!r}, want on_create's details "
+                                  f"{created[reg.id]!r}")
+    shared_a = await rt(a.register(lambda: "A", PROC_META_EV_SHARED, options=rr), "REGISTERED meta events shared (A)")
+    ids.add(shared_a.id)
+    await expect_events([("on_create", da.session, reg_details(shared_a, PROC_META_EV_SHARED, "roundrobin")),
+                         ("on_register", da.session, shared_a.id)])
+    shared_b = await rt(b.register(lambda: "B", PROC_META_EV_SHARED, options=rr), "REGISTERED meta events shared (B)")
+    await expect_events([("on_register", db.session, shared_a.id)])  # no second on_create
+    await rt(shared_a.unregister(), "UNREGISTERED meta events shared (A)")
+    await expect_events([("on_unregister", da.session, shared_a.id)])  # B is still a callee: no on_delete
+    await rt(shared_b.unregister(), "UNREGISTERED meta events shared (B)")
+    await expect_events([("on_unregister", db.session, shared_a.id), ("on_delete", db.session, shared_a.id)])
+    await rt(reg.unregister(), "UNREGISTERED meta events proc")
+    await expect_events([("on_unregister", da.session, reg.id), ("on_delete", da.session, reg.id)])
+    for w in watchers:
+        await w.unsubscribe()
+    ok("registration_meta_events")
+
+    # ------------------------------------------------------- subscription meta events
+    step("subscription_meta_events")
+    # The same with subscriptions: A subscribes to a topic exactly, B too (A's subscription), A
+    # to a prefix; then they unsubscribe again.
+    names = ["on_create", "on_subscribe", "on_unsubscribe", "on_delete"]
+    watchers = [MetaEvents(s, "wamp.subscription.", names) for s in (a, b)]
+    for w in watchers:
+        await w.subscribe()
+    uris = {TOPIC_META_EV, TOPIC_META_EV_PFX}
+    ids = set()
+
+    def sub_details(sub, uri, match):
+        def check_details(d, desc):
+            check(isinstance(d, dict) and d.get("id") == sub.id and d.get("uri") == uri and d.get("match") == match,
+                  f"{desc}: want details id={sub.id} uri={uri} match={match}")
+            check_created(d, desc)
+        return check_details
+
+    # the router lists the meta subscriptions (wamp.* topics) like any other
+    got = await mcall(a, "wamp.subscription.list")
+    meta_ids = sorted({s_.id for w in watchers for s_ in w.subs})
+    listed = sorted(set(got.get("exact", [])) & set(meta_ids)) if isinstance(got, dict) else None
+    if crossbar and listed == []:
+        crossbar_differs("subscription_meta_events", "wamp.subscription.list does not list subscriptions to "
+                                                     "wamp.* topics")
+    else:
+        check(listed == meta_ids, f"wamp.subscription.list returned {got!r}, want the exact subscriptions to the "
+                                  f"four meta topics {meta_ids!r} among them")
+    sub = await rt(a.subscribe(ignore, TOPIC_META_EV), "SUBSCRIBED meta events topic (A)")
+    ids.add(sub.id)
+    await expect_events([("on_create", da.session, sub_details(sub, TOPIC_META_EV, "exact")),
+                         ("on_subscribe", da.session, sub.id)])
+    sub_b = await rt(b.subscribe(ignore, TOPIC_META_EV), "SUBSCRIBED meta events topic (B)")
+    check(sub_b.id == sub.id, f"B's subscription to {TOPIC_META_EV} is {sub_b.id}, want A's {sub.id}")
+    await expect_events([("on_subscribe", db.session, sub.id)])  # no second on_create
+    psub = await rt(a.subscribe(ignore, TOPIC_META_EV_PFX, options=SubscribeOptions(match="prefix")),
+                    "SUBSCRIBED meta events prefix (A)")
+    ids.add(psub.id)
+    await expect_events([("on_create", da.session, sub_details(psub, TOPIC_META_EV_PFX, "prefix")),
+                         ("on_subscribe", da.session, psub.id)])
+    await rt(sub.unsubscribe(), "UNSUBSCRIBED meta events topic (A)")
+    await expect_events([("on_unsubscribe", da.session, sub.id)])  # B is still subscribed: no on_delete
+    await rt(sub_b.unsubscribe(), "UNSUBSCRIBED meta events topic (B)")
+    await expect_events([("on_unsubscribe", db.session, sub.id), ("on_delete", db.session, sub.id)])
+    await rt(psub.unsubscribe(), "UNSUBSCRIBED meta events prefix (A)")
+    await expect_events([("on_unsubscribe", da.session, psub.id), ("on_delete", da.session, psub.id)])
+    for w in watchers:
+        await w.unsubscribe()
+    ok("subscription_meta_events")
+
+    # ------------------------------------------------------- registration revocation
+    step("registration_revocation")
+    # B removes A from A's registration (wamp.registration.remove_callee): A, which announced
+    # registration_revocation, gets UNREGISTERED [67, 0, {registration, reason}], the procedure
+    # is gone, A stays usable. A session N without the feature is removed too, silently.
+    async def remove_callee(reg_id, session_id, **ckwargs):
+        """B removes callee `session_id` from `reg_id`; False where Crossbar fails (no UNREGISTERED)."""
+        try:
+            res = await mcall(b, "wamp.registration.remove_callee", reg_id, session_id, **ckwargs)
+        except ApplicationError as e:
+            if crossbar and e.error == "wamp.error.runtime_error":
+                crossbar_differs("registration_revocation", f"wamp.registration.remove_callee removes the callee, "
+                                                            f"then fails with {e.error} {list(e.args)!r} and sends "
+                                                            "no UNREGISTERED")
+                return False
+            raise
+        check(res is None, f"wamp.registration.remove_callee returned {res!r}, want an empty result")
+        return True
+
+    reg = await rt(a.register(lambda: "revocable", PROC_REVOKE), "REGISTERED revocable")
+    res = await mcall(b, PROC_REVOKE)
+    check(res == "revocable", f"{PROC_REVOKE} returned {res!r}")
+    await expect_app_error(b.call("wamp.registration.remove_callee", NO_SUCH_ID, da.session),
+                           "wamp.error.no_such_registration")
+    await expect_app_error(b.call("wamp.registration.remove_callee", reg.id, db.session),  # B is no callee
+                           "wamp.error.no_such_registration")
+    if await remove_callee(reg.id, da.session, reason=REVOKE_REASON):
+        got = await rt(a.revocations.get(), "UNREGISTERED (revocation) at A")
+        check(got == ("unregistered", reg.id, REVOKE_REASON), f"A got {got!r}, want UNREGISTERED with request 0, "
+                                                              f"Details.registration {reg.id}, reason {REVOKE_REASON!r}")
+    else:
+        await no_event(a.revocations, "UNREGISTERED after the failed wamp.registration.remove_callee")
+    await expect_app_error(b.call(PROC_REVOKE), "wamp.error.no_such_procedure")
+    await expect_app_error(b.call("wamp.registration.get", reg.id), "wamp.error.no_such_registration")
+    res = await mcall(b, PROC_ECHO, "after revocation")
+    check(res == "after revocation", f"echo (A) after the revocation returned {res!r}")
+    n, dn = await connect(args.url, args.serializer, args.realm, "N", roles=ROLES_WITHOUT_REVOCATION)
+    nreg = await rt(n.register(lambda: "N", PROC_REVOKE), "REGISTERED revocable (N)")
+    await remove_callee(nreg.id, dn.session)
+    await expect_app_error(b.call(PROC_REVOKE), "wamp.error.no_such_procedure")
+    await no_event(n.revocations, "UNREGISTERED to a callee that did not announce registration_revocation")
+    await goodbye(n)
+    ok("registration_revocation")
+
+    # ------------------------------------------------------- subscription revocation
+    step("subscription_revocation")
+    # B removes A from A's subscription (wamp.subscription.remove_subscriber): A gets UNSUBSCRIBED
+    # [35, 0, {subscription, reason}] and no more events, and stays usable. N without the feature
+    # is removed silently.
+    ev = Deliveries()
+    sub = await rt(a.subscribe(ev.handler("revocable"), TOPIC_REVOKE, options=SubscribeOptions(details=True)),
+                   "SUBSCRIBED revocable")
+    acked = PublishOptions(acknowledge=True)
+    pub = await rt(b.publish(TOPIC_REVOKE, "before", options=acked), "PUBLISHED before the revocation")
+    got = await ev.next("EVENT before the revocation")
+    check(got.args == ["before"] and got.details.publication == pub.id, f"A got {got!r}, want ['before']")
+    await expect_app_error(b.call("wamp.subscription.remove_subscriber", NO_SUCH_ID, da.session),
+                           "wamp.error.no_such_subscription")
+    await expect_app_error(b.call("wamp.subscription.remove_subscriber", sub.id, db.session),  # B is no subscriber
+                           "wamp.error.no_such_subscription")
+    res = await mcall(b, "wamp.subscription.remove_subscriber", sub.id, da.session, reason=REVOKE_REASON)
+    check(res is None, f"wamp.subscription.remove_subscriber returned {res!r}, want an empty result")
+    got = await rt(a.revocations.get(), "UNSUBSCRIBED (revocation) at A")
+    check(got == ("unsubscribed", sub.id, REVOKE_REASON),
+          f"A got {got!r}, want UNSUBSCRIBED with request 0, Details.subscription {sub.id}, reason {REVOKE_REASON!r}")
+    await rt(b.publish(TOPIC_REVOKE, "after", options=acked), "PUBLISHED after the revocation")
+    await no_event(ev.queue, "EVENT after the revocation")
+    await expect_app_error(b.call("wamp.subscription.get", sub.id), "wamp.error.no_such_subscription")
+    res = await mcall(b, PROC_ECHO, "after revocation")
+    check(res == "after revocation", f"echo (A) after the revocation returned {res!r}")
+    n, dn = await connect(args.url, args.serializer, args.realm, "N", roles=ROLES_WITHOUT_REVOCATION)
+    evn = Deliveries()
+    nsub = await rt(n.subscribe(evn.handler("n"), TOPIC_REVOKE, options=SubscribeOptions(details=True)),
+                    "SUBSCRIBED revocable (N)")
+    res = await mcall(b, "wamp.subscription.remove_subscriber", nsub.id, dn.session)
+    check(res is None, f"wamp.subscription.remove_subscriber (N) returned {res!r}, want an empty result")
+    await rt(b.publish(TOPIC_REVOKE, "after N", options=acked), "PUBLISHED after N's removal")
+    await no_event(evn.queue, "EVENT after N's removal")
+    await no_event(n.revocations, "UNSUBSCRIBED to a subscriber that did not announce subscription_revocation")
+    await goodbye(n)
+    ok("subscription_revocation")
+
+    # ------------------------------------------------------------------ kill
+    step("session_kill")
+    # Four extra sessions, each killed by A in another way; A and B stay.
+    victims = {}
+    for name in ("V1", "V2", "V3", "V4"):
+        victims[name] = await connect(args.url, args.serializer, args.realm, name)
+    (v1, dv1), (v2, dv2), (v3, dv3), (v4, dv4) = victims.values()
+    res = await mcall(a, "wamp.session.kill", dv1.session, reason="com.interop.kill.reason", message="killed by A")
+    check(res is None, f"wamp.session.kill returned {res!r}, want an empty result")
+    await killed(v1, "com.interop.kill.reason", "killed by A", "session_kill")
+    res = await mcall(a, "wamp.session.kill", dv2.session)
+    check(res is None, f"wamp.session.kill (no reason) returned {res!r}, want an empty result")
+    await killed(v2, "wamp.close.killed", None, "session_kill")
+    try:
+        res = await mcall(a, "wamp.session.kill", dv3.session, reason="not a uri!")
+    except ApplicationError as e:
+        check(e.error == "wamp.error.invalid_uri", f"wamp.session.kill with reason 'not a uri!': ERROR {e.error}, "
+                                                   "want wamp.error.invalid_uri")
+        res = await mcall(v3, "wamp.session.count")  # V3 is still there
+        await goodbye(v3)
+    else:
+        check(crossbar, f"wamp.session.kill with reason 'not a uri!' returned {res!r}, want ERROR "
+                        "wamp.error.invalid_uri")
+        crossbar_differs("session_kill", "wamp.session.kill with a reason that is not a URI kills the session "
+                                         "(autobahn fails that GOODBYE)")
+        await rt(asyncio.shield(v3.disconnected), "transport close of V3")
+    await expect_app_error(a.call("wamp.session.kill", NO_SUCH_ID), "wamp.error.no_such_session")
+    # its own session: no_such_session (Crossbar kills the caller: there a throw-away session asks)
+    s = a
+    if crossbar:
+        s, _ = await connect(args.url, args.serializer, args.realm, "I")
+    try:
+        res = await mcall(s, "wamp.session.kill", s._session_id)
+        raise StepFailed(f"wamp.session.kill of the caller's own session returned {res!r}, "
+                         "want ERROR wamp.error.no_such_session")
+    except ApplicationError as e:
+        if crossbar and e.error != "wamp.error.no_such_session":
+            crossbar_differs("session_kill", f"wamp.session.kill of the caller's own session kills it "
+                                             f"(the call fails with {e.error}), not ERROR wamp.error.no_such_session")
+            await rt(asyncio.shield(s.disconnected), "transport close of session I")
+        else:
+            check(e.error == "wamp.error.no_such_session",
+                  f"wamp.session.kill of the caller's own session: ERROR {e.error}, want wamp.error.no_such_session")
+            if s is not a:
+                await goodbye(s)
+    res = await mcall(a, "wamp.session.kill_by_authid", dv4.authid, reason="com.interop.kill.authid",
+                      message="killed by authid")
+    check(res == [dv4.session], f"wamp.session.kill_by_authid({dv4.authid!r}) returned {res!r}, want [{dv4.session}]")
+    await killed(v4, "com.interop.kill.authid", "killed by authid", "session_kill")
+    res = await mcall(a, "wamp.session.kill_by_authid", "com.interop.nobody")
+    check(res == [], f"wamp.session.kill_by_authid of an authid nobody has returned {res!r}, want []")
+    for s in (a, b):
+        check(not s.left.done(), f"session {s.name} was killed too")
+    ok("session_kill")
+
+    if args.disclosed_realm:
+        step("session_kill_many")
+        # kill_by_authrole and kill_all kill every anonymous session (A and B too), so they run in
+        # --disclosed-realm, where only this step's sessions X, Y, Z are joined: X kills by
+        # authrole, then (with Y and Z joined again) kills all.
+        realm = args.disclosed_realm
+        x, dx = await connect(args.url, args.serializer, realm, "X")
+        y, _ = await connect(args.url, args.serializer, realm, "Y")
+        z, _ = await connect(args.url, args.serializer, realm, "Z")
+        n = await mcall(x, "wamp.session.count")
+        check(n == 3, f"wamp.session.count in {realm} returned {n!r}, want 3 (X, Y, Z; nobody else there)")
+        res = await mcall(x, "wamp.session.kill_by_authrole", "admin")
+        if crossbar and res == []:
+            crossbar_differs("session_kill_many", "wamp.session.kill_by_authrole returns the list of killed "
+                                                  "session ids, not their count")
+        else:
+            check(res == 0 and not isinstance(res, bool),
+                  f"wamp.session.kill_by_authrole('admin') returned {res!r}, want 0")
+        try:
+            res = await mcall(x, "wamp.session.kill_by_authrole", "anonymous", reason="com.interop.kill.role",
+                              message="killed by authrole")
+        except ApplicationError as e:
+            if not (crossbar and x.left.done()):
+                raise
+            res = e  # Crossbar sends X its GOODBYE before the RESULT: autobahn fails the call
+        if crossbar and (isinstance(res, ApplicationError) or isinstance(res, list) and dx.session in res):
+            crossbar_differs("session_kill_many", "wamp.session.kill_by_authrole kills the caller too")
+            for s in (y, z, x):
+                await killed(s, "com.interop.kill.role", "killed by authrole", "session_kill_many")
+            x, dx = await connect(args.url, args.serializer, realm, "X")
+        else:
+            check(res == 2 and not isinstance(res, bool),
+                  f"wamp.session.kill_by_authrole('anonymous') returned {res!r}, want 2 (Y and Z, not the caller)")
+            for s in (y, z):
+                await killed(s, "com.interop.kill.role", "killed by authrole", "session_kill_many")
+            check(not x.left.done(), "wamp.session.kill_by_authrole killed the caller")
+        y, _ = await connect(args.url, args.serializer, realm, "Y")
+        z, _ = await connect(args.url, args.serializer, realm, "Z")
+        try:
+            res = await mcall(x, "wamp.session.kill_all", reason="com.interop.kill.all", message="killed all")
+        except ApplicationError as e:
+            check(crossbar and e.error == "wamp.error.no_such_procedure",
+                  f"wamp.session.kill_all: ERROR {e.error} {list(e.args)!r}")
+            crossbar_differs("session_kill_many", "there is no wamp.session.kill_all")
+            for s in (y, z):
+                await goodbye(s)
+        else:
+            check(res == 2 and not isinstance(res, bool),
+                  f"wamp.session.kill_all returned {res!r}, want 2 (Y and Z, not the caller)")
+            for s in (y, z):
+                await killed(s, "com.interop.kill.all", "killed all", "session_kill_many")
+            check(not x.left.done(), "wamp.session.kill_all killed the caller")
+        await goodbye(x)
+        ok("session_kill_many")
+
+    # ------------------------------------------------------------------ testaments
+    step("testament_dropped")
+    # A and B subscribe to the testament topic. C adds testaments: two it then flushes, one
+    # "destroyed" for A only (eligible), one "detached", one "destroyed" for B only (exclude),
+    # and a retained one on another topic. Then C's transport is dropped without GOODBYE: A gets
+    # the detached one, then its destroyed one; B the detached one, then its destroyed one; the
+    # flushed ones never; the retained one is there for a later get_retained SUBSCRIBE.
+    ev_a, ev_b = Deliveries(), Deliveries()
+    exact = SubscribeOptions(details=True)
+    tsubs = [await rt(a.subscribe(ev_a.handler("a"), TOPIC_TESTAMENT, options=exact), "SUBSCRIBED testament (A)"),
+             await rt(b.subscribe(ev_b.handler("b"), TOPIC_TESTAMENT, options=exact), "SUBSCRIBED testament (B)")]
+    c, dc = await connect(args.url, args.serializer, args.realm, "C")
+    add = "wamp.session.add_testament"
+    await expect_app_error(c.call(add, TOPIC_TESTAMENT, ["bad"], {}, scope="forever"), "wamp.error.testament_error")
+    pubs = []
+    for i in range(2):
+        pubs.append(await mcall(c, add, TOPIC_TESTAMENT, ["flushed", i], {}))
+    n = await mcall(c, "wamp.session.flush_testaments")
+    check(n == 2 and not isinstance(n, bool), f"wamp.session.flush_testaments() returned {n!r}, want 2")
+    n = await mcall(c, "wamp.session.flush_testaments", scope="detached")
+    check(n == 0 and not isinstance(n, bool), f"wamp.session.flush_testaments(scope='detached') returned {n!r}, want 0")
+    pubs.append(await mcall(c, add, TOPIC_TESTAMENT, ["destroyed", "for A"], {"k": "v"},
+                            publish_options={"eligible": [da.session]}))
+    pubs.append(await mcall(c, add, TOPIC_TESTAMENT, ["detached"], {}, scope="detached"))
+    pubs.append(await mcall(c, add, TOPIC_TESTAMENT, ["destroyed", "for B"], {"n": 2},
+                            publish_options={"exclude": [da.session]}, scope="destroyed"))
+    ret_topic = RET + "testament"
+    pubs.append(await mcall(c, add, ret_topic, ["retained"], {}, publish_options={"retain": True}))
+    check(all(is_id(p) for p in pubs) and len(set(pubs)) == len(pubs),
+          f"wamp.session.add_testament returned {pubs!r}, want distinct publication ids")
+    c._transport.transport.abort()  # no GOODBYE: the TCP connection is dropped
+    await rt(asyncio.shield(c.disconnected), "transport close of session C (dropped)")
+    for s, ev, tag, want in ((a, ev_a, "a", [(["detached"], {}), (["destroyed", "for A"], {"k": "v"})]),
+                             (b, ev_b, "b", [(["detached"], {}), (["destroyed", "for B"], {"n": 2})])):
+        for i, (wargs, wkwargs) in enumerate(want):
+            got = await ev.next(f"testament EVENT #{i + 1} of session C at {s.name}")
+            check(got.args == wargs and got.kwargs == wkwargs,
+                  f"{s.name}: testament EVENT #{i + 1} is {got!r}, want args={wargs!r} kwargs={wkwargs!r} "
+                  "(the detached testament first, then the destroyed ones, each in insertion order)")
+            check(got.details.publisher is None, f"{s.name}: testament EVENT discloses the publisher "
+                                                 f"{got.details.publisher!r}")
+    for s, ev in ((a, ev_a), (b, ev_b)):
+        await no_event(ev.queue, f"{s.name}: more testament EVENTs (flushed or not eligible)")
+    evr = Deliveries()
+    rsub = await rt(a.subscribe(evr.handler("r"), ret_topic, options=SubscribeOptions(details=True, get_retained=True)),
+                    "SUBSCRIBED testament topic with get_retained")
+    got = await evr.next("the retained testament EVENT")
+    check(got.args == ["retained"] and got.details.retained is True,
+          f"A got {got!r} (retained={got.details.retained!r}), want the retained testament ['retained']")
+    await rt(rsub.unsubscribe(), "UNSUBSCRIBED testament get_retained")
+    ok("testament_dropped")
+
+    step("testament_killed")
+    # K adds a testament and is killed by A: A and B get it.
+    k, dk = await connect(args.url, args.serializer, args.realm, "K")
+    await mcall(k, add, TOPIC_TESTAMENT, ["killed", dk.session], {})
+    await mcall(a, "wamp.session.kill", dk.session, reason="com.interop.kill.testament")
+    await killed(k, "com.interop.kill.testament", None, "testament_killed")
+    for s, ev in ((a, ev_a), (b, ev_b)):
+        got = await ev.next(f"testament EVENT of the killed session K at {s.name}")
+        check(got.args == ["killed", dk.session] and got.kwargs == {},
+              f"{s.name}: got {got!r}, want the killed session's testament ['killed', {dk.session}]")
+    for sub in tsubs:
+        await rt(sub.unsubscribe(), "UNSUBSCRIBED testament")
+    ok("testament_killed")
+
+
 async def scenario(args):
     step("join")
     a, da = await connect(args.url, args.serializer, args.realm, "A")
@@ -1394,6 +2115,8 @@ async def scenario(args):
         await rt(sub.unsubscribe(), "UNSUBSCRIBED meta topic")
         check(not sub.active, "meta subscription still active after unsubscribe")
     ok("session_meta_events")
+
+    await meta_api(args, a, da, b, db, [reg_add.id, reg_echo.id, reg_fail.id])
 
     # -------------------------------------------------------------- PubSub
     step("subscribe")
