@@ -5431,3 +5431,55 @@ fn published_means_kept_in_a_history_on_another_shard() {
     cluster.drain();
     cluster.assert_tables_empty();
 }
+
+/// UNSUBSCRIBE of a shard's last subscriber of a topic is answered once every shard applied
+/// the owner's update, so the meta API no longer knows a subscription its last subscriber was
+/// told is gone. Found by the interop `subscription_meta_procedures` step at 2 cores
+/// (`wamp.subscription.lookup` right after UNSUBSCRIBED still found it).
+#[test]
+fn unsubscribed_of_the_last_subscriber_means_gone_everywhere() {
+    let mut cluster = Cluster::new(3, 24);
+    let topic = uri_owned_by(2, 3, "com.gone");
+    let a = cluster.client(0);
+    let asker = cluster.client(1);
+    let subscription = cluster.subscribe(a, 1, &topic);
+    cluster.send(
+        a,
+        &Message::Unsubscribe {
+            request: 2,
+            subscription,
+        },
+    );
+    cluster.nothing_for(a);
+    cluster.drain();
+    assert!(matches!(
+        cluster.next(a).msg(),
+        Message::Unsubscribed { request: 2, .. }
+    ));
+    let payload = wire::payload_from_args(asker.ser, &[Value::Str(topic.clone().into())], None)
+        .expect("encodes");
+    cluster.send(
+        asker,
+        &Message::Call {
+            request: 1,
+            options: Dict::new(),
+            procedure: "wamp.subscription.lookup".into(),
+            payload: payload.as_payload(),
+        },
+    );
+    let answer = cluster.next(asker);
+    let Message::Result { payload, .. } = answer.msg() else {
+        panic!("expected RESULT");
+    };
+    let (args, _) = wire::decode_payload_values(&payload).expect("decodes");
+    assert_eq!(
+        args,
+        vec![Value::Null],
+        "no subscription of {topic} any more"
+    );
+    for conn in [a, asker] {
+        cluster.close(conn);
+    }
+    cluster.drain();
+    cluster.assert_tables_empty();
+}

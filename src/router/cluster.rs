@@ -104,6 +104,12 @@ enum OpKind {
         session_id: u64,
         request: u64,
     },
+    /// UNSUBSCRIBE of this shard's last local subscriber of a topic.
+    Unsubscribe {
+        session: SessionKey,
+        session_id: u64,
+        request: u64,
+    },
     Join {
         realm: RealmId,
         topic: Arc<str>,
@@ -458,14 +464,17 @@ impl Router {
         }
     }
 
-    /// Removes a local subscriber (UNSUBSCRIBE or leave); when it was this shard's last one of
-    /// the topic, tells the owner. False when `session` was not subscribed.
+    /// Removes a local subscriber (UNSUBSCRIBE, revocation or leave); when it was this shard's
+    /// last one of the topic, tells the owner. For an UNSUBSCRIBE (`unsubscribe`: its request
+    /// id) it answers UNSUBSCRIBED: at once, or when every shard applied the owner's update.
+    /// False when `session` was not subscribed.
     pub(super) fn remove_local_subscriber(
         &mut self,
         session: SessionKey,
         session_id: u64,
         realm: RealmId,
         subscription: u64,
+        unsubscribe: Option<u64>,
         out: &mut Vec<Action>,
     ) -> bool {
         let realm_state = self.realms.get_mut(realm);
@@ -480,18 +489,46 @@ impl Router {
             subscription,
             session: session_id,
         });
-        if let Some((topic, matching)) = last {
-            self.send_leave(realm, &topic, matching, session_id, out);
-        }
+        let Some((topic, matching)) = last else {
+            if let Some(request) = unsubscribe {
+                self.send_unsubscribed(session, request, out);
+            }
+            return true;
+        };
+        let ack = unsubscribe.map(|request| {
+            let ticket = self.cluster.new_ticket();
+            let kind = OpKind::Unsubscribe {
+                session,
+                session_id,
+                request,
+            };
+            let op = InflightOp {
+                applied: 0,
+                needed: self.cluster.shards,
+                kind,
+            };
+            self.cluster.inflight.insert(ticket, op);
+            ticket
+        });
+        self.send_leave(realm, (&topic, matching), session_id, ack, out);
         true
+    }
+
+    fn send_unsubscribed(&mut self, session: SessionKey, request: u64, out: &mut Vec<Action>) {
+        let serializer = self.sessions[session].serializer;
+        let unsubscribed = Message::Unsubscribed {
+            request,
+            details: None,
+        };
+        self.send(out, session, serializer, &unsubscribed);
     }
 
     fn send_leave(
         &mut self,
         realm: RealmId,
-        topic: &str,
-        matching: MatchPolicy,
+        (topic, matching): (&str, MatchPolicy),
         session_id: u64,
+        ack: Option<u64>,
         out: &mut Vec<Action>,
     ) {
         let owner = self.owner_of(realm, topic);
@@ -500,6 +537,7 @@ impl Router {
             topic: topic.into(),
             matching,
             session: session_id,
+            ack,
         });
         self.send_to_shard(owner, msg, out);
     }
@@ -670,7 +708,10 @@ impl Router {
             shards,
             created: entry.created,
             cause: (from, msg.session),
-            ack: None,
+            ack: msg.ack.map(|ticket| AckTo {
+                origin: from,
+                ticket,
+            }),
         };
         self.apply_subscription_shards(update.clone(), out);
         self.broadcast(ShardMsgKind::SubscriptionShards(update), out);
@@ -826,6 +867,8 @@ impl Router {
         {
             Some(OpKind::Register { registration, .. }) => *registration = Some(id),
             Some(OpKind::Join { subscription, .. }) => *subscription = Some(id),
+            // A Leave's update names the subscription the op already knows.
+            Some(OpKind::Unsubscribe { .. }) => {}
             Some(OpKind::Unregister { .. } | OpKind::Published { .. }) | None => {
                 self.stats.shard_messages_ignored += 1;
                 tracing::warn!(ticket, "owner result for an unknown op");
@@ -908,6 +951,15 @@ impl Router {
                 matching,
                 subscription,
             } => self.complete_join(ticket, realm, (&topic, matching), subscription, out),
+            OpKind::Unsubscribe {
+                session,
+                session_id,
+                request,
+            } => {
+                if self.sessions.alive(session, session_id) {
+                    self.send_unsubscribed(session, request, out);
+                }
+            }
             OpKind::Published {
                 session,
                 session_id,
@@ -997,7 +1049,7 @@ impl Router {
             .get(subscription)
             .is_some_and(|entry| !entry.subscribers().is_empty());
         if !receiving {
-            self.send_leave(realm, topic, matching, last_waiter, out);
+            self.send_leave(realm, (topic, matching), last_waiter, None, out);
         }
     }
 
@@ -1036,7 +1088,9 @@ impl Router {
     pub(super) fn realm_has_ops_in_flight(&self, realm: RealmId) -> bool {
         self.cluster.inflight.values().any(|op| match &op.kind {
             OpKind::Register { realm: r, .. } | OpKind::Join { realm: r, .. } => *r == realm,
-            OpKind::Unregister { .. } | OpKind::Published { .. } => false,
+            OpKind::Unregister { .. } | OpKind::Unsubscribe { .. } | OpKind::Published { .. } => {
+                false
+            }
         })
     }
 

@@ -634,7 +634,7 @@ impl Router {
                 (PeerFeatures::CALLEE_REVOCATION, "registration")
             }
             Revoked::Subscriber => {
-                self.remove_local_subscriber(key, session, realm, id, out);
+                self.remove_local_subscriber(key, session, realm, id, None, out);
                 (PeerFeatures::SUBSCRIBER_REVOCATION, "subscription")
             }
         };

@@ -65,7 +65,10 @@
 //!   would break INVOCATION order per (caller, callee) and the `Reply` sender check.
 //! * Subscribers wait (not yet receivers) while their shard's `Join` is in flight; a second
 //!   local subscriber of a topic this shard already receives gets SUBSCRIBED at once with no
-//!   cross-shard traffic. UNSUBSCRIBED is immediate (delivery is filtered locally). `Leave`
+//!   cross-shard traffic. Delivery stops at once on UNSUBSCRIBE (it is filtered locally);
+//!   UNSUBSCRIBED is immediate too unless the session was its shard's last subscriber of the
+//!   topic: then it waits until every shard applied the owner's update (`Leave` with an ack),
+//!   so the meta API agrees with what the client was told. A `Leave` of a session that went
 //!   needs no ack: a later `Join` from the same shard follows it on the same channel. The
 //!   subscription (and its id) disappears everywhere when its shard set becomes empty.
 //! * CALL with the callee on shard B: the caller's shard keeps the pending entry (the
@@ -1331,7 +1334,7 @@ impl Router {
         let mut subscriptions: Vec<u64> = subscriptions.into_iter().collect();
         subscriptions.sort_unstable();
         for id in subscriptions {
-            self.remove_local_subscriber(session, identity.id, identity.realm, id, out);
+            self.remove_local_subscriber(session, identity.id, identity.realm, id, None, out);
         }
         // The session's last words: once it receives nothing more itself, and before its
         // meta events (published when the input settles) say it is gone.

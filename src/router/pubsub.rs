@@ -49,15 +49,17 @@ impl Router {
         subscription: u64,
         out: &mut Vec<Action>,
     ) {
-        let removed = self.sessions[me.key].subscriptions.remove(&subscription)
-            && self.remove_local_subscriber(me.key, me.id, me.realm, subscription, out);
-        if removed {
-            let unsubscribed = Message::Unsubscribed {
-                request,
-                details: None,
-            };
-            self.send(out, me.key, me.serializer, &unsubscribed);
-        } else {
+        let (session, realm) = (me.key, me.realm);
+        let removed = self.sessions[session].subscriptions.remove(&subscription)
+            && self.remove_local_subscriber(
+                session,
+                me.id,
+                realm,
+                subscription,
+                Some(request),
+                out,
+            );
+        if !removed {
             let text = format!("this session is not subscribed to {subscription}");
             self.send_error(
                 out,

@@ -157,8 +157,10 @@ pub(crate) struct Join {
     pub(crate) ticket: u64,
 }
 
-/// The sending shard's local subscriber count of `topic` went 1 -> 0 (no ack needed: a later
-/// `Join` from the same shard travels behind it on the same FIFO channel).
+/// The sending shard's local subscriber count of `topic` went 1 -> 0. A later `Join` from the
+/// same shard travels behind it on the same FIFO channel, so only an UNSUBSCRIBE asks for an
+/// ack (`ack`, its op's ticket): UNSUBSCRIBED goes out once every shard applied the update, so
+/// the meta API no longer lists a subscription its last subscriber was told is gone.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Leave {
     pub(crate) realm: Arc<str>,
@@ -166,6 +168,7 @@ pub(crate) struct Leave {
     pub(crate) matching: MatchPolicy,
     /// The WAMP session id of the last local subscriber (who caused a deletion).
     pub(crate) session: u64,
+    pub(crate) ack: Option<u64>,
 }
 
 /// The REGISTER of op `ticket` conflicts with an existing registration (`refusal` says how, for
