@@ -97,7 +97,7 @@ pub(crate) struct SessionDetails {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Partial {
     Count(u64),
-    /// Session ids, in no particular order until rendered.
+    /// Session ids, ascending: each shard sorts its own (on its own core), the reduce merges.
     Ids(Vec<u64>),
     /// The session, if this shard has it.
     Session(Option<Box<SessionDetails>>),
@@ -106,6 +106,12 @@ pub(crate) enum Partial {
 }
 
 impl Partial {
+    /// A shard's ids, sorted.
+    fn ids(mut ids: Vec<u64>) -> Partial {
+        ids.sort_unstable();
+        Partial::Ids(ids)
+    }
+
     /// Folds another shard's answer into this one; false when the two do not fit (a broken
     /// shard), which leaves `self` unchanged.
     fn merge(&mut self, other: Partial) -> bool {
@@ -115,7 +121,7 @@ impl Partial {
                 true
             }
             (Partial::Ids(all), Partial::Ids(ids)) => {
-                all.extend(ids);
+                *all = merge_ascending(std::mem::take(all), ids);
                 true
             }
             (Partial::Session(found), Partial::Session(session)) => {
@@ -246,7 +252,7 @@ impl Router {
                         })
                     });
                 if *list {
-                    Partial::Ids(selected.map(|identity| identity.id).collect())
+                    Partial::ids(selected.map(|identity| identity.id).collect())
                 } else {
                     Partial::Count(selected.count() as u64)
                 }
@@ -260,7 +266,7 @@ impl Router {
                 except,
                 reason,
                 message,
-            } => Partial::Ids(self.kill_sessions(realm, target, *except, reason, message, out)),
+            } => Partial::ids(self.kill_sessions(realm, target, *except, reason, message, out)),
             Query::Subscribers {
                 realm,
                 subscription,
@@ -277,7 +283,7 @@ impl Router {
                             .collect()
                     })
                     .unwrap_or_default();
-                Partial::Ids(ids)
+                Partial::ids(ids)
             }
             Query::RemoveCallee {
                 realm,
@@ -438,10 +444,7 @@ fn rendered(
     match (render, answer) {
         (Render::Count, Partial::Count(count)) => Ok(Some(Value::UInt(count))),
         (Render::Count, Partial::Ids(found)) => Ok(Some(Value::UInt(found.len() as u64))),
-        (Render::Ids, Partial::Ids(mut found)) => {
-            found.sort_unstable();
-            Ok(Some(ids(found)))
-        }
+        (Render::Ids, Partial::Ids(found)) => Ok(Some(ids(found))),
         (Render::Session, Partial::Session(Some(details))) => {
             let mut transport = Dict::with_capacity(3);
             transport.insert("type", details.transport.kind);
@@ -476,5 +479,42 @@ fn rendered(
             );
             Err((uri::INVALID_ARGUMENT, "the router could not answer".into()))
         }
+    }
+}
+
+/// Two ascending lists as one.
+fn merge_ascending(left: Vec<u64>, right: Vec<u64>) -> Vec<u64> {
+    if left.is_empty() {
+        return right;
+    }
+    let mut merged = Vec::with_capacity(left.len() + right.len());
+    let (mut left, mut right) = (left.into_iter().peekable(), right.into_iter().peekable());
+    while let (Some(&l), Some(&r)) = (left.peek(), right.peek()) {
+        if l <= r {
+            merged.push(l);
+            left.next();
+        } else {
+            merged.push(r);
+            right.next();
+        }
+    }
+    merged.extend(left);
+    merged.extend(right);
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_from_shards_merge_ascending() {
+        let mut merged = Partial::ids(vec![9, 1, 5]);
+        assert!(merged.merge(Partial::ids(vec![4, 10, 2])));
+        assert!(merged.merge(Partial::ids(Vec::new())));
+        assert_eq!(merged, Partial::Ids(vec![1, 2, 4, 5, 9, 10]));
+        let mut empty = Partial::ids(Vec::new());
+        assert!(empty.merge(Partial::ids(vec![3, 1])));
+        assert_eq!(empty, Partial::Ids(vec![1, 3]));
     }
 }

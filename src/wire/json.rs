@@ -940,18 +940,21 @@ pub(crate) mod write {
             Value::Float(f) => f64(out, *f)?,
             Value::Str(s) => str_value(out, s)?,
             Value::Bin(b) => bin(out, b),
-            Value::List(list) => {
-                out.push(b'[');
-                for (index, item) in list.iter().enumerate() {
-                    if index > 0 {
-                        out.push(b',');
-                    }
-                    value(out, item)?;
-                }
-                out.push(b']');
-            }
+            Value::List(items) => list(out, items)?,
             Value::Dict(d) => dict(out, d)?,
         }
+        Ok(())
+    }
+
+    pub(crate) fn list(out: &mut Vec<u8>, items: &[Value<'_>]) -> Result<(), EncodeError> {
+        out.push(b'[');
+        for (index, item) in items.iter().enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            value(out, item)?;
+        }
+        out.push(b']');
         Ok(())
     }
 }

@@ -659,13 +659,15 @@ pub(crate) mod write {
             Value::Float(f) => f64(out, *f),
             Value::Str(s) => str(out, s),
             Value::Bin(b) => bin(out, b),
-            Value::List(list) => {
-                array_len(out, list.len() as u32);
-                for item in list {
-                    value(out, item);
-                }
-            }
+            Value::List(items) => list(out, items),
             Value::Dict(d) => dict(out, d),
+        }
+    }
+
+    pub(crate) fn list(out: &mut Vec<u8>, items: &[Value<'_>]) {
+        array_len(out, items.len() as u32);
+        for item in items {
+            value(out, item);
         }
     }
 }

@@ -34,8 +34,10 @@ pub fn payload_from_args(
         return Ok(OwnedPayload::empty(ser));
     }
     let mut raw = Vec::new();
-    let list = Value::List(args.to_vec());
-    encode_value(&list, ser, &mut raw)?;
+    match ser {
+        Serializer::Json => json::write::list(&mut raw, args)?,
+        Serializer::MsgPack => msgpack::write::list(&mut raw, args),
+    }
     let mut count = 1;
     if let Some(kwargs) = kwargs {
         if ser == Serializer::Json {
