@@ -5483,3 +5483,85 @@ fn unsubscribed_of_the_last_subscriber_means_gone_everywhere() {
     cluster.drain();
     cluster.assert_tables_empty();
 }
+
+/// `wamp.registration.remove_callee` answers once every shard applied the removal, so the meta
+/// API (and a CALL) from any shard agrees with the RESULT. Found by the interop
+/// `registration_revocation` step at 2 cores (`wamp.registration.get` right after the RESULT
+/// still found the registration).
+#[test]
+fn remove_callee_answers_once_every_shard_removed_it() {
+    let mut cluster = Cluster::new(3, 25);
+    let procedure = uri_owned_by(2, 3, "com.revoked");
+    let callee = cluster.client(0);
+    let asker = cluster.client(1);
+    let registration = cluster.register(callee, 1, &procedure);
+    let session_of_callee = {
+        // The callee's session id, from the meta API itself.
+        let payload = wire::payload_from_args(asker.ser, &[Value::UInt(registration)], None)
+            .expect("encodes");
+        cluster.send(
+            asker,
+            &Message::Call {
+                request: 1,
+                options: Dict::new(),
+                procedure: "wamp.registration.list_callees".into(),
+                payload: payload.as_payload(),
+            },
+        );
+        let answer = cluster.next(asker);
+        let Message::Result { payload, .. } = answer.msg() else {
+            panic!("expected RESULT");
+        };
+        let (args, _) = wire::decode_payload_values(&payload).expect("decodes");
+        let Value::List(callees) = &args[0] else {
+            panic!("a list: {args:?}");
+        };
+        callees[0].as_u64().expect("an id")
+    };
+    let payload = wire::payload_from_args(
+        asker.ser,
+        &[Value::UInt(registration), Value::UInt(session_of_callee)],
+        None,
+    )
+    .expect("encodes");
+    cluster.send(
+        asker,
+        &Message::Call {
+            request: 2,
+            options: Dict::new(),
+            procedure: "wamp.registration.remove_callee".into(),
+            payload: payload.as_payload(),
+        },
+    );
+    // The callee's shard removes it, asks the owner and answers; with that answer in but the
+    // owner's update not yet applied anywhere, the asker hears nothing.
+    assert!(cluster.deliver(1, 0), "the question to the callee's shard");
+    assert!(cluster.deliver(0, 1), "its answer");
+    cluster.nothing_for(asker);
+    cluster.drain();
+    assert!(matches!(
+        cluster.next(asker).msg(),
+        Message::Result { request: 2, .. }
+    ));
+    let payload =
+        wire::payload_from_args(asker.ser, &[Value::UInt(registration)], None).expect("encodes");
+    cluster.send(
+        asker,
+        &Message::Call {
+            request: 3,
+            options: Dict::new(),
+            procedure: "wamp.registration.get".into(),
+            payload: payload.as_payload(),
+        },
+    );
+    let answer = cluster.next(asker);
+    let Message::Error { error, .. } = answer.msg() else {
+        panic!("expected ERROR, got {:?}", answer.msg().name());
+    };
+    assert_eq!(error, uri::NO_SUCH_REGISTRATION);
+    for conn in [callee, asker] {
+        cluster.close(conn);
+    }
+    cluster.drain();
+    cluster.assert_tables_empty();
+}

@@ -80,6 +80,26 @@ impl Cluster {
     }
 }
 
+/// What an UNSUBSCRIBE-like removal of a local subscriber answers.
+#[derive(Copy, Clone, Debug)]
+pub(crate) enum LeaveAnswer {
+    /// Nobody (the session left).
+    Nobody,
+    /// UNSUBSCRIBED for this request, when every shard knows.
+    Unsubscribed(u64),
+    /// A revocation asked elsewhere: the owner's update is acked to it.
+    To(AckTo),
+}
+
+/// What `remove_local_subscriber` did.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Removed {
+    /// Other local subscribers remain: nothing went to the owner.
+    Kept,
+    /// It was this shard's last one: a `Leave` went to the owner.
+    Left,
+}
+
 /// An op this shard started for one of its sessions and has not answered yet.
 struct InflightOp {
     /// Shards that reported having applied the owner's update (this one included).
@@ -115,6 +135,14 @@ enum OpKind {
         topic: Arc<str>,
         matching: MatchPolicy,
         subscription: Option<u64>,
+    },
+    /// `remove_callee`/`remove_subscriber` asked here: RESULT once the session's shard removed
+    /// it (`answered`) and every shard applied the owner's update (`needed` is set then).
+    Revocation {
+        caller: SessionKey,
+        session_id: u64,
+        request: u64,
+        answered: bool,
     },
     /// An acknowledged PUBLISH waits until the other shards that keep its history have it.
     Published {
@@ -286,7 +314,11 @@ impl Router {
                 },
             },
         );
-        self.send_unregister(session, session_id, realm, registration, Some(ticket), out);
+        let ack = AckTo {
+            origin: self.cluster.shard,
+            ticket,
+        };
+        self.send_unregister(session, session_id, realm, registration, Some(ack), out);
     }
 
     /// A local callee stops being invocable for `registration` (UNREGISTER or leave started):
@@ -320,7 +352,7 @@ impl Router {
         session_id: u64,
         realm: RealmId,
         registration: u64,
-        ack: Option<u64>,
+        ack: Option<AckTo>,
         out: &mut Vec<Action>,
     ) {
         let Some(procedure) = self
@@ -336,8 +368,8 @@ impl Router {
                 registration,
                 "unregister of a registration missing from the replica"
             );
-            if let Some(ticket) = ack {
-                self.cluster.inflight.remove(&ticket);
+            if let Some(ack) = ack.filter(|ack| ack.origin == self.cluster.shard) {
+                self.cluster.inflight.remove(&ack.ticket);
             }
             return;
         };
@@ -474,44 +506,48 @@ impl Router {
         session_id: u64,
         realm: RealmId,
         subscription: u64,
-        unsubscribe: Option<u64>,
+        answer: LeaveAnswer,
         out: &mut Vec<Action>,
-    ) -> bool {
+    ) -> Option<Removed> {
         let realm_state = self.realms.get_mut(realm);
-        let Some(last) = realm_state
+        let last = realm_state
             .subscriptions
-            .remove_subscriber(subscription, session)
-        else {
-            return false;
-        };
+            .remove_subscriber(subscription, session)?;
         self.facts.push(Fact::SubscriberRemoved {
             realm: self.realm_name(realm),
             subscription,
             session: session_id,
         });
         let Some((topic, matching)) = last else {
-            if let Some(request) = unsubscribe {
+            if let LeaveAnswer::Unsubscribed(request) = answer {
                 self.send_unsubscribed(session, request, out);
             }
-            return true;
+            return Some(Removed::Kept);
         };
-        let ack = unsubscribe.map(|request| {
-            let ticket = self.cluster.new_ticket();
-            let kind = OpKind::Unsubscribe {
-                session,
-                session_id,
-                request,
-            };
-            let op = InflightOp {
-                applied: 0,
-                needed: self.cluster.shards,
-                kind,
-            };
-            self.cluster.inflight.insert(ticket, op);
-            ticket
-        });
+        let ack = match answer {
+            LeaveAnswer::Nobody => None,
+            LeaveAnswer::To(ack) => Some(ack),
+            LeaveAnswer::Unsubscribed(request) => {
+                let ticket = self.cluster.new_ticket();
+                let kind = OpKind::Unsubscribe {
+                    session,
+                    session_id,
+                    request,
+                };
+                let op = InflightOp {
+                    applied: 0,
+                    needed: self.cluster.shards,
+                    kind,
+                };
+                self.cluster.inflight.insert(ticket, op);
+                Some(AckTo {
+                    origin: self.cluster.shard,
+                    ticket,
+                })
+            }
+        };
         self.send_leave(realm, (&topic, matching), session_id, ack, out);
-        true
+        Some(Removed::Left)
     }
 
     fn send_unsubscribed(&mut self, session: SessionKey, request: u64, out: &mut Vec<Action>) {
@@ -528,7 +564,7 @@ impl Router {
         realm: RealmId,
         (topic, matching): (&str, MatchPolicy),
         session_id: u64,
-        ack: Option<u64>,
+        ack: Option<AckTo>,
         out: &mut Vec<Action>,
     ) {
         let owner = self.owner_of(realm, topic);
@@ -629,20 +665,12 @@ impl Router {
         );
     }
 
-    pub(super) fn owner_unregister(
-        &mut self,
-        from: ShardId,
-        msg: Unregister,
-        out: &mut Vec<Action>,
-    ) {
+    pub(super) fn owner_unregister(&mut self, msg: Unregister, out: &mut Vec<Action>) {
         let removed = RegistrationRemoved {
             realm: msg.realm,
             registration: msg.registration,
             callee: msg.callee,
-            ack: msg.ack.map(|ticket| AckTo {
-                origin: from,
-                ticket,
-            }),
+            ack: msg.ack,
         };
         // Broadcast even when the owner had nothing to remove, so an acked op still completes.
         self.apply_registration_removed(removed.clone(), out);
@@ -708,10 +736,7 @@ impl Router {
             shards,
             created: entry.created,
             cause: (from, msg.session),
-            ack: msg.ack.map(|ticket| AckTo {
-                origin: from,
-                ticket,
-            }),
+            ack: msg.ack,
         };
         self.apply_subscription_shards(update.clone(), out);
         self.broadcast(ShardMsgKind::SubscriptionShards(update), out);
@@ -867,8 +892,8 @@ impl Router {
         {
             Some(OpKind::Register { registration, .. }) => *registration = Some(id),
             Some(OpKind::Join { subscription, .. }) => *subscription = Some(id),
-            // A Leave's update names the subscription the op already knows.
-            Some(OpKind::Unsubscribe { .. }) => {}
+            // A Leave's update (an UNSUBSCRIBE's, a revocation's) names what the op knows.
+            Some(OpKind::Unsubscribe { .. } | OpKind::Revocation { .. }) => {}
             Some(OpKind::Unregister { .. } | OpKind::Published { .. }) | None => {
                 self.stats.shard_messages_ignored += 1;
                 tracing::warn!(ticket, "owner result for an unknown op");
@@ -886,11 +911,16 @@ impl Router {
         if op.applied < op.needed {
             return;
         }
+        self.complete_op(ticket, out);
+    }
+
+    /// Every report op `ticket` waited for is in: answer its client.
+    fn complete_op(&mut self, ticket: u64, out: &mut Vec<Action>) {
         let op = self
             .cluster
             .inflight
             .remove(&ticket)
-            .expect("found just above");
+            .expect("the callers found it");
         match op.kind {
             OpKind::Register {
                 session,
@@ -960,6 +990,17 @@ impl Router {
                     self.send_unsubscribed(session, request, out);
                 }
             }
+            OpKind::Revocation {
+                caller,
+                session_id,
+                request,
+                answered,
+            } => {
+                debug_assert!(answered, "needed is set when the answer comes");
+                if self.sessions.alive(caller, session_id) {
+                    self.call_result(out, caller, request, None);
+                }
+            }
             OpKind::Published {
                 session,
                 session_id,
@@ -975,6 +1016,75 @@ impl Router {
                     self.send(out, session, serializer, &published);
                 }
             }
+        }
+    }
+
+    /// A revocation asked by local session `caller` (CALL `request`): its op's ticket, for the
+    /// session's shard to name in the removal it sends to the owner.
+    pub(super) fn start_revocation(
+        &mut self,
+        caller: SessionKey,
+        session_id: u64,
+        request: u64,
+    ) -> AckTo {
+        let ticket = self.cluster.new_ticket();
+        let kind = OpKind::Revocation {
+            caller,
+            session_id,
+            request,
+            answered: false,
+        };
+        // Complete only once the answer says how many shards apply an update.
+        let op = InflightOp {
+            applied: 0,
+            needed: usize::MAX,
+            kind,
+        };
+        self.cluster.inflight.insert(ticket, op);
+        AckTo {
+            origin: self.cluster.shard,
+            ticket,
+        }
+    }
+
+    /// The session's shard answered revocation `ticket`: `removed` or not, and how many shards
+    /// will report applying the owner's update. ERROR `missing` when nothing was removed, else
+    /// RESULT once every report is in.
+    pub(super) fn revocation_answered(
+        &mut self,
+        ticket: u64,
+        (removed, acks): (bool, usize),
+        missing: &'static str,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(op) = self.cluster.inflight.get_mut(&ticket) else {
+            tracing::error!(ticket, "revocation answered without its op");
+            return;
+        };
+        let OpKind::Revocation {
+            caller,
+            session_id,
+            request,
+            answered,
+        } = &mut op.kind
+        else {
+            tracing::error!(ticket, "revocation answer for another op");
+            return;
+        };
+        let (caller, session_id, request) = (*caller, *session_id, *request);
+        if !removed {
+            self.cluster.inflight.remove(&ticket);
+            if self.sessions.alive(caller, session_id) {
+                let text = "nothing to remove: no such callee or subscriber";
+                self.send_error(out, caller, code::CALL, request, missing, text);
+            }
+            return;
+        }
+        *answered = true;
+        op.needed = acks;
+        if op.applied >= op.needed {
+            // Every report came before the answer (or none was due).
+            self.complete_op(ticket, out);
         }
     }
 
@@ -1088,9 +1198,10 @@ impl Router {
     pub(super) fn realm_has_ops_in_flight(&self, realm: RealmId) -> bool {
         self.cluster.inflight.values().any(|op| match &op.kind {
             OpKind::Register { realm: r, .. } | OpKind::Join { realm: r, .. } => *r == realm,
-            OpKind::Unregister { .. } | OpKind::Unsubscribe { .. } | OpKind::Published { .. } => {
-                false
-            }
+            OpKind::Unregister { .. }
+            | OpKind::Unsubscribe { .. }
+            | OpKind::Published { .. }
+            | OpKind::Revocation { .. } => false,
         })
     }
 

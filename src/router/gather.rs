@@ -15,7 +15,7 @@ use std::borrow::Cow;
 
 use super::history::{HistoryQuery, HistoryRecord};
 use super::internal::Revoked;
-use super::shard_msg::{Gather, Gathered, ShardMsgKind};
+use super::shard_msg::{AckTo, Gather, Gathered, ShardMsgKind};
 use super::{uri, Action, Router, SessionKey, ShardId, TransportInfo};
 use crate::wire::{code, Dict, Value};
 
@@ -46,20 +46,22 @@ pub(crate) enum Query {
     /// `count_subscribers`).
     Subscribers { realm: Arc<str>, subscription: u64 },
     /// Remove callee `session` from `registration`, asked of the callee's shard
-    /// (`wamp.registration.remove_callee`); answers 1 when it was removed.
+    /// (`wamp.registration.remove_callee`); the owner's update is acked to `ack`.
     RemoveCallee {
         realm: Arc<str>,
         registration: u64,
         session: u64,
         reason: Option<Box<str>>,
+        ack: AckTo,
     },
     /// Remove subscriber `session` from `subscription`, on whichever shard holds it
-    /// (`wamp.subscription.remove_subscriber`); answers 1 there.
+    /// (`wamp.subscription.remove_subscriber`); an owner's update is acked to `ack`.
     RemoveSubscriber {
         realm: Arc<str>,
         subscription: u64,
         session: u64,
         reason: Option<Box<str>>,
+        ack: AckTo,
     },
     /// The events of history subscription `subscription` that `query` selects for a session
     /// with this authid and authrole (`wamp.subscription.get_events`); asked of the history's
@@ -101,6 +103,11 @@ pub(crate) enum Partial {
     Ids(Vec<u64>),
     /// The session, if this shard has it.
     Session(Option<Box<SessionDetails>>),
+    /// Sessions removed by a revocation, and the `Applied` reports its owner's update brings.
+    Revoked {
+        removed: u64,
+        acks: u64,
+    },
     /// The owner's selection, or why the query cannot be answered.
     History(Result<Vec<Arc<HistoryRecord>>, String>),
 }
@@ -122,6 +129,17 @@ impl Partial {
             }
             (Partial::Ids(all), Partial::Ids(ids)) => {
                 *all = merge_ascending(std::mem::take(all), ids);
+                true
+            }
+            (
+                Partial::Revoked { removed, acks },
+                Partial::Revoked {
+                    removed: more,
+                    acks: more_acks,
+                },
+            ) => {
+                *removed += more;
+                *acks += more_acks;
                 true
             }
             (Partial::Session(found), Partial::Session(session)) => {
@@ -147,8 +165,6 @@ pub(crate) enum Render {
     Session,
     /// No result when a session was killed, else `wamp.error.no_such_session`.
     Killed,
-    /// No result when something was done, else ERROR `missing`.
-    Done { missing: &'static str },
 }
 
 /// What to do with the complete answer.
@@ -162,6 +178,8 @@ pub(crate) enum Then {
         request: u64,
         render: Render,
     },
+    /// A revocation's answer: op `ticket` (`Cluster`) answers the caller, or ERROR `missing`.
+    Revoked { ticket: u64, missing: &'static str },
     /// The RESULT of `get_events` for history subscription `subscription` (`pattern`: its
     /// events' Details name their topic).
     HistoryResult {
@@ -290,20 +308,20 @@ impl Router {
                 registration,
                 session,
                 reason,
+                ack,
             } => {
                 let member = (&**realm, *registration, *session);
-                let removed = self.revoke(Revoked::Callee, member, reason, out);
-                Partial::Count(u64::from(removed))
+                self.revoke(Revoked::Callee, member, (reason, *ack), out)
             }
             Query::RemoveSubscriber {
                 realm,
                 subscription,
                 session,
                 reason,
+                ack,
             } => {
                 let member = (&**realm, *subscription, *session);
-                let removed = self.revoke(Revoked::Subscriber, member, reason, out);
-                Partial::Count(u64::from(removed))
+                self.revoke(Revoked::Subscriber, member, (reason, *ack), out)
             }
             Query::History {
                 realm,
@@ -394,6 +412,14 @@ impl Router {
                     }
                 }
             }
+            Then::Revoked { ticket, missing } => {
+                let Partial::Revoked { removed, acks } = answer else {
+                    tracing::error!("a revocation completed with another answer");
+                    return;
+                };
+                let acks = usize::try_from(acks).unwrap_or(usize::MAX);
+                self.revocation_answered(ticket, (removed > 0, acks), missing, out);
+            }
             Then::HistoryResult {
                 caller,
                 session_id,
@@ -466,11 +492,6 @@ fn rendered(
             Err((uri::NO_SUCH_SESSION, "no such session in this realm".into()))
         }
         (Render::Killed, Partial::Ids(_)) => Ok(None),
-        (Render::Done { missing }, Partial::Count(0)) => Err((
-            missing,
-            "nothing to remove: no such callee or subscriber".into(),
-        )),
-        (Render::Done { .. }, Partial::Count(_)) => Ok(None),
         (render, answer) => {
             tracing::error!(
                 ?render,

@@ -13,7 +13,9 @@
 //! * Revocation: `wamp.registration.remove_callee` asks the callee's shard (the replica names
 //!   it), `wamp.subscription.remove_subscriber` asks every shard; the shard of the session
 //!   removes it as an UNREGISTER/UNSUBSCRIBE would, and tells it (request id 0) when it
-//!   announced the feature.
+//!   announced the feature. The owner's update is acked to the asking shard, whose RESULT
+//!   waits for every shard to have applied it (as UNREGISTERED does), so a meta question or
+//!   CALL right after the RESULT finds the callee or subscriber gone everywhere.
 //! * Testaments (`testament.rs`) and event history (`history.rs`).
 //!
 //! Arguments are read by position or by keyword (Autobahn sends `reason` and `message` as
@@ -24,11 +26,13 @@
 use std::borrow::Cow;
 
 use super::admission::Admitted;
+use super::cluster::{LeaveAnswer, Removed};
 use super::dealer::MatchPolicy;
-use super::gather::{KillTarget, Query, Render, Then};
+use super::gather::{KillTarget, Partial, Query, Render, Then};
 use super::meta::registration_details;
 use super::realm::RealmId;
 use super::session::PeerFeatures;
+use super::shard_msg::AckTo;
 use super::testament;
 use super::{uri, Action, CloseReason, Router, SessionKey, UriCheck};
 use crate::wire::{self, code, Dict, Message, Payload, Value};
@@ -447,16 +451,20 @@ impl Router {
                     return Err((uri::NO_SUCH_REGISTRATION, text));
                 };
                 let shard = found.session.shard;
+                let reason = reason.map(Box::from);
+                let ack = self.start_revocation(me.key, me.id, request);
                 let query = Query::RemoveCallee {
                     realm,
                     registration,
                     session: callee,
-                    reason: reason.map(Box::from),
+                    reason,
+                    ack,
                 };
-                let render = Render::Done {
+                let then = Then::Revoked {
+                    ticket: ack.ticket,
                     missing: uri::NO_SUCH_REGISTRATION,
                 };
-                self.ask(shard, query, then(render), out);
+                self.ask(shard, query, then, out);
             }
             "wamp.subscription.remove_subscriber" => {
                 let subscription = arguments.id(0, "subscription_id").map_err(invalid)?;
@@ -466,16 +474,20 @@ impl Router {
                     let text = format!("no subscription {subscription} in this realm");
                     return Err((uri::NO_SUCH_SUBSCRIPTION, text));
                 }
+                let reason = reason.map(Box::from);
+                let ack = self.start_revocation(me.key, me.id, request);
                 let query = Query::RemoveSubscriber {
                     realm,
                     subscription,
                     session: subscriber,
-                    reason: reason.map(Box::from),
+                    reason,
+                    ack,
                 };
-                let render = Render::Done {
+                let then = Then::Revoked {
+                    ticket: ack.ticket,
                     missing: uri::NO_SUCH_SUBSCRIPTION,
                 };
-                self.gather(query, then(render), out);
+                self.gather(query, then, out);
             }
             _ => unreachable!("params_of lists the same procedures"),
         }
@@ -608,15 +620,22 @@ impl Router {
     /// Removes local session `session` from registration or subscription `id` as its
     /// UNREGISTER/UNSUBSCRIBE would, telling it (request id 0) when it announced the
     /// revocation feature. False when it is no such callee or subscriber here.
+    ///
+    /// Answers how many were removed (0 or 1) and how many shards will report applying the
+    /// owner's update to `ack` (the asking shard's op).
     pub(super) fn revoke(
         &mut self,
         what: Revoked,
         (realm, id, session): (&str, u64, u64),
-        reason: &Option<Box<str>>,
+        (reason, ack): (&Option<Box<str>>, AckTo),
         out: &mut Vec<Action>,
-    ) -> bool {
+    ) -> Partial {
+        let nothing = Partial::Revoked {
+            removed: 0,
+            acks: 0,
+        };
         let Some((key, realm)) = self.local_member(realm, session) else {
-            return false;
+            return nothing;
         };
         let state = &mut self.sessions[key];
         let held = match what {
@@ -624,23 +643,31 @@ impl Router {
             Revoked::Subscriber => state.subscriptions.remove(&id),
         };
         if !held {
-            return false;
+            return nothing;
         }
         self.stats.revocations += 1;
-        let (feature, kind) = match what {
+        let every_shard = self.cluster.shards as u64;
+        let (feature, kind, acks) = match what {
             Revoked::Callee => {
                 self.callee_removed(realm, id, key, session);
-                self.send_unregister(key, session, realm, id, None, out);
-                (PeerFeatures::CALLEE_REVOCATION, "registration")
+                self.send_unregister(key, session, realm, id, Some(ack), out);
+                (PeerFeatures::CALLEE_REVOCATION, "registration", every_shard)
             }
             Revoked::Subscriber => {
-                self.remove_local_subscriber(key, session, realm, id, None, out);
-                (PeerFeatures::SUBSCRIBER_REVOCATION, "subscription")
+                let answer = LeaveAnswer::To(ack);
+                let removed = self.remove_local_subscriber(key, session, realm, id, answer, out);
+                let acks = if removed == Some(Removed::Left) {
+                    every_shard
+                } else {
+                    0
+                };
+                (PeerFeatures::SUBSCRIBER_REVOCATION, "subscription", acks)
             }
         };
+        let revoked = Partial::Revoked { removed: 1, acks };
         let state = &self.sessions[key];
         if !state.features.has(feature) {
-            return true;
+            return revoked;
         }
         let serializer = state.serializer;
         let mut details = Dict::with_capacity(2);
@@ -660,7 +687,7 @@ impl Router {
             },
         };
         self.send(out, key, serializer, &notice);
-        true
+        revoked
     }
 
     /// The key and realm of `session` when it is established here, in realm `realm`.

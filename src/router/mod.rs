@@ -837,7 +837,7 @@ impl Router {
     fn dispatch_shard_msg(&mut self, from: ShardId, msg: ShardMsgKind, out: &mut Vec<Action>) {
         match msg {
             ShardMsgKind::Register(msg) => self.owner_register(from, msg, out),
-            ShardMsgKind::Unregister(msg) => self.owner_unregister(from, msg, out),
+            ShardMsgKind::Unregister(msg) => self.owner_unregister(msg, out),
             ShardMsgKind::Join(msg) => self.owner_join(from, msg, out),
             ShardMsgKind::Leave(msg) => self.owner_leave(from, msg, out),
             ShardMsgKind::RegisterRefused(msg) => self.register_refused(msg, out),
@@ -1334,7 +1334,8 @@ impl Router {
         let mut subscriptions: Vec<u64> = subscriptions.into_iter().collect();
         subscriptions.sort_unstable();
         for id in subscriptions {
-            self.remove_local_subscriber(session, identity.id, identity.realm, id, None, out);
+            let nobody = cluster::LeaveAnswer::Nobody;
+            self.remove_local_subscriber(session, identity.id, identity.realm, id, nobody, out);
         }
         // The session's last words: once it receives nothing more itself, and before its
         // meta events (published when the input settles) say it is gone.

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use super::admission::Admitted;
 use super::broker::{Subscriber, Subscription, Subscriptions};
+use super::cluster::LeaveAnswer;
 use super::dealer::MatchPolicy;
 use super::outbox::Outbox;
 use super::session::Sessions;
@@ -50,15 +51,11 @@ impl Router {
         out: &mut Vec<Action>,
     ) {
         let (session, realm) = (me.key, me.realm);
+        let answer = LeaveAnswer::Unsubscribed(request);
         let removed = self.sessions[session].subscriptions.remove(&subscription)
-            && self.remove_local_subscriber(
-                session,
-                me.id,
-                realm,
-                subscription,
-                Some(request),
-                out,
-            );
+            && self
+                .remove_local_subscriber(session, me.id, realm, subscription, answer, out)
+                .is_some();
         if !removed {
             let text = format!("this session is not subscribed to {subscription}");
             self.send_error(

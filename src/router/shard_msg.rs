@@ -141,7 +141,9 @@ pub(crate) struct Unregister {
     pub(crate) realm: Arc<str>,
     pub(crate) registration: u64,
     pub(crate) callee: SessionRef,
-    pub(crate) ack: Option<u64>,
+    /// Who waits for every shard to apply the removal: the callee's shard (UNREGISTER), or
+    /// the shard that asked for a revocation (`remove_callee`).
+    pub(crate) ack: Option<AckTo>,
 }
 
 /// The sending shard's local subscriber count of `topic` went 0 -> 1 (its first subscriber waits
@@ -168,7 +170,9 @@ pub(crate) struct Leave {
     pub(crate) matching: MatchPolicy,
     /// The WAMP session id of the last local subscriber (who caused a deletion).
     pub(crate) session: u64,
-    pub(crate) ack: Option<u64>,
+    /// Who waits for every shard to apply the update: this shard (UNSUBSCRIBE), or the shard
+    /// that asked for a revocation (`remove_subscriber`).
+    pub(crate) ack: Option<AckTo>,
 }
 
 /// The REGISTER of op `ticket` conflicts with an existing registration (`refusal` says how, for
