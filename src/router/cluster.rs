@@ -497,9 +497,9 @@ impl Router {
     }
 
     /// Removes a local subscriber (UNSUBSCRIBE, revocation or leave); when it was this shard's
-    /// last one of the topic, tells the owner. For an UNSUBSCRIBE (`unsubscribe`: its request
-    /// id) it answers UNSUBSCRIBED: at once, or when every shard applied the owner's update.
-    /// False when `session` was not subscribed.
+    /// last one of the topic, tells the owner, whose update is acked as `answer` says (an
+    /// UNSUBSCRIBE is answered at once when other local subscribers remain). `None` when
+    /// `session` was not subscribed.
     pub(super) fn remove_local_subscriber(
         &mut self,
         session: SessionKey,
