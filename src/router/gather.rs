@@ -461,7 +461,7 @@ impl Router {
     }
 }
 
-/// The RESULT's argument (none for `Killed`/`Done`), or the ERROR, of a complete answer.
+/// The RESULT's argument (none for a kill), or the ERROR, of a complete answer.
 fn rendered(
     render: Render,
     answer: Partial,
