@@ -465,16 +465,29 @@ macro_rules! interop_test {
     };
 }
 
-// Autobahn|Python (asyncio): every transport x serializer.
-interop_test!(python_ws_json, Python, WebSocket, "json");
-interop_test!(python_ws_msgpack, Python, WebSocket, "msgpack");
-interop_test!(python_rs_json, Python, RawSocket, "json");
-interop_test!(python_rs_msgpack, Python, RawSocket, "msgpack");
+// Autobahn|Python (asyncio): every transport x serializer, on one core (one shard), whatever
+// the machine (the router's default is every CPU).
+interop_test!(python_ws_json, Python, WebSocket, "json", ["--cores", "1"]);
+interop_test!(
+    python_ws_msgpack,
+    Python,
+    WebSocket,
+    "msgpack",
+    ["--cores", "1"]
+);
+interop_test!(python_rs_json, Python, RawSocket, "json", ["--cores", "1"]);
+interop_test!(
+    python_rs_msgpack,
+    Python,
+    RawSocket,
+    "msgpack",
+    ["--cores", "1"]
+);
 
 // Autobahn|JS (Node): its RawSocket transport speaks JSON only.
-interop_test!(js_ws_json, Js, WebSocket, "json");
-interop_test!(js_ws_msgpack, Js, WebSocket, "msgpack");
-interop_test!(js_rs_json, Js, RawSocket, "json");
+interop_test!(js_ws_json, Js, WebSocket, "json", ["--cores", "1"]);
+interop_test!(js_ws_msgpack, Js, WebSocket, "msgpack", ["--cores", "1"]);
+interop_test!(js_rs_json, Js, RawSocket, "json", ["--cores", "1"]);
 
 // Multi-core variants: two shards, and round-robin placement so that the client's consecutive
 // sessions land on alternating shards (every scenario then crosses the shard channels).
