@@ -46,18 +46,34 @@ pub(super) struct RouterEvent {
     pub(super) retain: bool,
 }
 
-/// The realm, topic, and arguments of the meta event of `fact`.
-fn meta_event(fact: &Fact) -> (&Arc<str>, &'static str, Vec<Value<'_>>) {
+/// The realm and topic of the meta event of `fact`.
+fn meta_topic(fact: &Fact) -> (&Arc<str>, &'static str) {
+    match fact {
+        Fact::SessionJoined { realm, .. } => (realm, ON_JOIN),
+        Fact::SessionLeft { realm, .. } => (realm, ON_LEAVE),
+        Fact::RegistrationCreated { realm, .. } => (realm, REGISTRATION_ON_CREATE),
+        Fact::CalleeAdded { realm, .. } => (realm, ON_REGISTER),
+        Fact::CalleeRemoved { realm, .. } => (realm, ON_UNREGISTER),
+        Fact::RegistrationDeleted { realm, .. } => (realm, REGISTRATION_ON_DELETE),
+        Fact::SubscriptionCreated { realm, .. } => (realm, SUBSCRIPTION_ON_CREATE),
+        Fact::SubscriberAdded { realm, .. } => (realm, ON_SUBSCRIBE),
+        Fact::SubscriberRemoved { realm, .. } => (realm, ON_UNSUBSCRIBE),
+        Fact::SubscriptionDeleted { realm, .. } => (realm, SUBSCRIPTION_ON_DELETE),
+    }
+}
+
+/// The arguments of the meta event of `fact`.
+fn meta_args(fact: &Fact) -> Vec<Value<'_>> {
     let pair = |session: u64, id: u64| vec![Value::UInt(session), Value::UInt(id)];
     match fact {
         Fact::SessionJoined {
-            realm,
             session,
             authid,
             authrole,
             authmethod,
             authprovider,
             transport,
+            ..
         } => {
             let mut transport_details = Dict::with_capacity(3);
             transport_details.insert("type", transport.kind);
@@ -70,78 +86,72 @@ fn meta_event(fact: &Fact) -> (&Arc<str>, &'static str, Vec<Value<'_>>) {
             details.insert("authmethod", *authmethod);
             details.insert("authprovider", *authprovider);
             details.insert("transport", Value::Dict(transport_details));
-            (realm, ON_JOIN, vec![Value::Dict(details)])
+            vec![Value::Dict(details)]
         }
         Fact::SessionLeft {
-            realm,
             session,
             authid,
             authrole,
-        } => (
-            realm,
-            ON_LEAVE,
-            vec![
-                Value::UInt(*session),
-                Value::Str(Cow::Borrowed(authid)),
-                Value::Str(Cow::Borrowed(authrole)),
-            ],
-        ),
+            ..
+        } => vec![
+            Value::UInt(*session),
+            Value::Str(Cow::Borrowed(authid)),
+            Value::Str(Cow::Borrowed(authrole)),
+        ],
         Fact::RegistrationCreated {
-            realm,
             registration,
             procedure,
             matching,
             invoke,
             created,
             session,
+            ..
         } => {
             let details =
                 registration_details(*registration, *created, procedure, matching, Some(invoke));
-            let args = vec![Value::UInt(*session), details];
-            (realm, REGISTRATION_ON_CREATE, args)
+            vec![Value::UInt(*session), details]
         }
         Fact::CalleeAdded {
-            realm,
             registration,
             session,
-        } => (realm, ON_REGISTER, pair(*session, *registration)),
+            ..
+        } => pair(*session, *registration),
         Fact::CalleeRemoved {
-            realm,
             registration,
             session,
-        } => (realm, ON_UNREGISTER, pair(*session, *registration)),
+            ..
+        } => pair(*session, *registration),
         Fact::RegistrationDeleted {
-            realm,
             registration,
             session,
-        } => (realm, REGISTRATION_ON_DELETE, pair(*session, *registration)),
+            ..
+        } => pair(*session, *registration),
         Fact::SubscriptionCreated {
-            realm,
             subscription,
             topic,
             matching,
             created,
             session,
+            ..
         } => {
             let details = registration_details(*subscription, *created, topic, matching, None);
-            let args = vec![Value::UInt(*session), details];
-            (realm, SUBSCRIPTION_ON_CREATE, args)
+            vec![Value::UInt(*session), details]
         }
         Fact::SubscriberAdded {
-            realm,
             subscription,
             session,
-        } => (realm, ON_SUBSCRIBE, pair(*session, *subscription)),
+            ..
+        } => pair(*session, *subscription),
         Fact::SubscriberRemoved {
-            realm,
             subscription,
             session,
-        } => (realm, ON_UNSUBSCRIBE, pair(*session, *subscription)),
+            ..
+        } => pair(*session, *subscription),
         Fact::SubscriptionDeleted {
-            realm,
             subscription,
             session,
-        } => (realm, SUBSCRIPTION_ON_DELETE, pair(*session, *subscription)),
+            ..
+        } => pair(*session, *subscription),
     }
 }
 
@@ -168,18 +178,7 @@ pub(super) fn registration_details<'a>(
 impl Router {
     /// Publishes the meta event of `fact`, if someone subscribed to it or a history keeps it.
     pub(super) fn publish_meta_event(&mut self, fact: &Fact, out: &mut Vec<Action>) {
-        let (realm, topic) = match fact {
-            Fact::SessionJoined { realm, .. } => (realm, ON_JOIN),
-            Fact::SessionLeft { realm, .. } => (realm, ON_LEAVE),
-            Fact::RegistrationCreated { realm, .. } => (realm, REGISTRATION_ON_CREATE),
-            Fact::CalleeAdded { realm, .. } => (realm, ON_REGISTER),
-            Fact::CalleeRemoved { realm, .. } => (realm, ON_UNREGISTER),
-            Fact::RegistrationDeleted { realm, .. } => (realm, REGISTRATION_ON_DELETE),
-            Fact::SubscriptionCreated { realm, .. } => (realm, SUBSCRIPTION_ON_CREATE),
-            Fact::SubscriberAdded { realm, .. } => (realm, ON_SUBSCRIBE),
-            Fact::SubscriberRemoved { realm, .. } => (realm, ON_UNSUBSCRIBE),
-            Fact::SubscriptionDeleted { realm, .. } => (realm, SUBSCRIPTION_ON_DELETE),
-        };
+        let (realm, topic) = meta_topic(fact);
         let Some(realm_id) = self.realms.find(realm) else {
             return;
         };
@@ -191,7 +190,7 @@ impl Router {
         if !subscribed && !self.keeps_history(realm_id, topic) {
             return;
         }
-        let (realm, topic, args) = meta_event(fact);
+        let args = meta_args(fact);
         // MessagePack carries every value; JSON subscribers get it transcoded once.
         match wire::payload_from_args(Serializer::MsgPack, &args, None) {
             Ok(payload) => {
