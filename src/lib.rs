@@ -3,6 +3,7 @@
 //! of one shard) -> `shard` (the glommio runtime, the only code that names glommio).
 
 pub mod config;
+pub mod credentials;
 #[doc(hidden)]
 pub mod fuzz_targets;
 pub mod net;

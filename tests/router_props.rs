@@ -136,6 +136,8 @@ impl Sim {
                     serializer: ser,
                     kind: "test",
                     peer: "sim".into(),
+                    listener: 0,
+                    secure: false,
                 },
                 self.now,
                 &mut self.out,

@@ -2737,6 +2737,8 @@ fn facts_are_recorded_once_complete_and_in_order() {
             serializer: client.ser,
             kind: "sim",
             peer: format!("shard{}", client.conn.shard),
+            listener: 0,
+            secure: false,
         },
     };
     let left = |client: &Client| Fact::SessionLeft {

@@ -44,6 +44,8 @@ pub fn join(router: &mut Router, ser: Serializer, out: &mut Vec<Action>) -> Sess
         serializer: ser,
         kind: "bench",
         peer: "bench".into(),
+        listener: 0,
+        secure: false,
     };
     let key = router.open_session(transport, 0, out);
     let mut roles = Dict::new();

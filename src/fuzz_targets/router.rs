@@ -396,6 +396,8 @@ impl Sim {
             serializer: ser,
             kind: "fuzz",
             peer: "fuzz".to_string(),
+            listener: 0,
+            secure: false,
         };
         let key = self.routers[shard].open_session(transport, self.now, &mut self.out);
         assert!(

@@ -403,6 +403,12 @@ pub struct TransportInfo {
     pub kind: &'static str,
     /// Peer address as text, e.g. "127.0.0.1:50312".
     pub peer: String,
+    /// Index of the listener (`RouterConfig::listeners`) the connection came in on: it decides
+    /// which authentication methods the session may use.
+    pub listener: usize,
+    /// The bytes cannot be read on the way (TLS, or a Unix domain socket): secrets sent in the
+    /// clear (tickets) are not exposed.
+    pub secure: bool,
 }
 
 /// Tables smaller than this never shrink (growing again would cost more than they hold).

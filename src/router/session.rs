@@ -426,6 +426,8 @@ mod tests {
             serializer: Serializer::Json,
             kind: "test",
             peer: "test".into(),
+            listener: 0,
+            secure: false,
         };
         let mut session = Session::new(transport, TimerId::for_tests(1));
         assert_eq!(session.peek_invocation_id(), 1);

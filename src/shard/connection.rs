@@ -61,6 +61,8 @@ pub(crate) struct ConnectionTask {
     conn: Rc<Connection>,
     stream: TcpStream,
     kind: TransportKind,
+    /// Index of the listener the connection came in on (`TransportInfo::listener`).
+    listener: usize,
     /// Slot in the shard's live-connection set.
     slot: usize,
     deadline: Option<(Deadline, Timer)>,
@@ -78,6 +80,7 @@ impl ConnectionTask {
         conn: Rc<Connection>,
         stream: TcpStream,
         kind: TransportKind,
+        listener: usize,
     ) -> Self {
         let slot = shard.register_connection(conn.clone());
         let handshake_timeout = Duration::from_millis(shard.limits.handshake_timeout_ms);
@@ -86,6 +89,7 @@ impl ConnectionTask {
             conn,
             stream,
             kind,
+            listener,
             slot,
             deadline: Some((Deadline::Handshake, Timer::new(handshake_timeout))),
             transport_done: false,
@@ -191,6 +195,8 @@ impl ConnectionTask {
                             TransportKind::RawSocket => "rawsocket",
                         },
                         peer: self.conn.peer.clone(),
+                        listener: self.listener,
+                        secure: false,
                     };
                     self.shard.open_session(&self.conn, transport);
                     debug!(shard = self.shard.id, peer = %self.conn.peer, %serializer, "transport open");

@@ -442,7 +442,7 @@ fn handle_mesh_msg(
                     // SAFETY: `socket` is an owned, connected TCP socket (a duplicate made by
                     // the accepting shard); the stream takes it over and closes it.
                     let stream = unsafe { TcpStream::from_raw_fd(socket.into_raw_fd()) };
-                    adopt_connection(shard, stream, config);
+                    adopt_connection(shard, stream, listener, config);
                 }
                 None => error!(
                     shard = shard.id,
@@ -552,7 +552,7 @@ async fn accept_loop(
                         continue;
                     }
                 }
-                adopt_connection(&shard, stream, config)
+                adopt_connection(&shard, stream, index, config)
             }
             Err(e) => {
                 if refusal::accept_failed(&shard, listener_fd, config, &e) {
@@ -586,12 +586,17 @@ fn hand_off(
         }
         Err(e) => {
             refusal::hand_off_failed(shard, target, &e);
-            adopt_connection(shard, stream, config);
+            adopt_connection(shard, stream, listener, config);
         }
     }
 }
 
-fn adopt_connection(shard: &Rc<Shard>, stream: TcpStream, config: &ListenerConfig) {
+fn adopt_connection(
+    shard: &Rc<Shard>,
+    stream: TcpStream,
+    listener: usize,
+    config: &ListenerConfig,
+) {
     if shard.is_stopping() {
         // Handed over just as this shard stops: nothing to serve it with.
         debug!(
@@ -621,6 +626,7 @@ fn adopt_connection(shard: &Rc<Shard>, stream: TcpStream, config: &ListenerConfi
         conn,
         stream,
         config.kind,
+        listener,
     ))
     .detach();
 }

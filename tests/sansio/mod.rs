@@ -127,6 +127,8 @@ impl Cluster {
                 serializer: ser,
                 kind: "sim",
                 peer: format!("shard{shard}"),
+                listener: 0,
+                secure: false,
             },
             self.now,
             &mut self.out,
