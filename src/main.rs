@@ -53,17 +53,90 @@ struct Cli {
     /// `placement`.
     #[arg(long, value_name = "HOW", value_parser = ["kernel", "round-robin"])]
     placement: Option<String>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Make the secret material of a `[[realm.principal]]` (printed as TOML lines to paste),
+    /// so that no secret is stored in the clear and nobody writes a hash by hand. The secret is
+    /// read from the first line of standard input unless --secret is given (which leaves it
+    /// in the shell's history).
+    #[command(subcommand)]
+    Auth(AuthCommand),
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum AuthCommand {
+    /// A `ticket_hash` (argon2id) for a ticket.
+    Ticket {
+        #[arg(long)]
+        secret: Option<String>,
+    },
+    /// A salted `wampcra` table (PBKDF2 key) for a WAMP-CRA secret.
+    Wampcra {
+        #[arg(long)]
+        secret: Option<String>,
+        /// Default: 16 random bytes, base64.
+        #[arg(long)]
+        salt: Option<String>,
+        #[arg(long, default_value_t = wampring::credentials::wampcra::DEFAULT_ITERATIONS)]
+        iterations: u32,
+        #[arg(long, default_value_t = wampring::credentials::wampcra::DEFAULT_KEYLEN)]
+        keylen: u32,
+    },
+    /// A `scram` table (StoredKey, ServerKey) for a WAMP-SCRAM password.
+    Scram {
+        #[arg(long)]
+        secret: Option<String>,
+        /// "argon2id-13" (what Autobahn clients compute) or "pbkdf2".
+        #[arg(long, default_value = "argon2id-13")]
+        kdf: String,
+        /// Default: 4096 for argon2id-13 (Autobahn's), 100000 for pbkdf2.
+        #[arg(long)]
+        iterations: Option<u32>,
+        /// argon2id-13 only, KiB.
+        #[arg(long, default_value_t = 512)]
+        memory: u32,
+        /// Salt in hex. Default: 16 random bytes.
+        #[arg(long)]
+        salt: Option<String>,
+    },
+    /// A new Ed25519 key pair: the private key for the client, and the `cryptosign` line.
+    Cryptosign,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+
+    if let Some(Command::Auth(command)) = cli.command {
+        return match auth_lines(command) {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
 
     if cli.print_default_config {
         print!("{DEFAULT_CONFIG_TOML}");
         return ExitCode::SUCCESS;
     }
     if let Some(path) = &cli.check_config {
-        return match Config::load(path).and_then(|config| check_cores_here(&config)) {
+        let loaded = Config::load(path).and_then(|config| {
+            check_cores_here(&config)?;
+            for warning in config.warnings() {
+                eprintln!("warning: {warning}");
+            }
+            Ok(())
+        });
+        return match loaded {
             Ok(()) => {
                 println!("ok");
                 ExitCode::SUCCESS
@@ -118,6 +191,9 @@ fn main() -> ExitCode {
     }
 
     info!("wampring {} starting", env!("CARGO_PKG_VERSION"));
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     match wampring::shard::serve(&config, stop) {
         Ok(metrics) => {
             info!("stopped: {metrics}");
@@ -174,4 +250,76 @@ fn init_logging(flag: Option<&str>, from_config: Option<&str>) -> Result<(), Str
         .with_ansi(ansi)
         .init();
     Ok(())
+}
+
+/// The TOML lines `wampring auth …` prints.
+fn auth_lines(command: AuthCommand) -> Result<String, String> {
+    use wampring::config::{cryptosign_lines, scram_line, ticket_hash_line, wampcra_line};
+    use wampring::credentials::scram::Kdf;
+    let secret = |given: Option<String>| -> Result<String, String> {
+        let secret = match given {
+            Some(secret) => secret,
+            None => {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .map_err(|e| format!("cannot read the secret from standard input: {e}"))?;
+                line.trim_end_matches(['\r', '\n']).to_string()
+            }
+        };
+        if secret.is_empty() {
+            return Err("the secret is empty".into());
+        }
+        Ok(secret)
+    };
+    match command {
+        AuthCommand::Ticket { secret: given } => Ok(ticket_hash_line(&secret(given)?)),
+        AuthCommand::Wampcra {
+            secret: given,
+            salt,
+            iterations,
+            keylen,
+        } => {
+            if iterations == 0 || keylen == 0 || keylen > 1024 {
+                return Err("--iterations must be at least 1 and --keylen 1 ..= 1024".into());
+            }
+            Ok(wampcra_line(
+                &secret(given)?,
+                salt.as_deref(),
+                iterations,
+                keylen,
+            ))
+        }
+        AuthCommand::Scram {
+            secret: given,
+            kdf,
+            iterations,
+            memory,
+            salt,
+        } => {
+            let kdf = match kdf.as_str() {
+                "argon2id-13" | "argon2id13" => Kdf::Argon2id13 {
+                    iterations: iterations.unwrap_or(4096),
+                    memory,
+                },
+                "pbkdf2" => Kdf::Pbkdf2 {
+                    iterations: iterations.unwrap_or(100_000),
+                },
+                other => return Err(format!("--kdf {other:?}: use argon2id-13 or pbkdf2")),
+            };
+            let salt = match salt {
+                Some(text) => {
+                    Some(hex::decode(&text).map_err(|e| format!("--salt: not hex: {e}"))?)
+                }
+                None => None,
+            };
+            scram_line(&secret(given)?, kdf, salt)
+        }
+        AuthCommand::Cryptosign => {
+            let (private, line) = cryptosign_lines();
+            Ok(format!(
+                "# private key, for the client only (keep it secret):\n# {private}\n{line}"
+            ))
+        }
+    }
 }

@@ -98,6 +98,7 @@ impl Sim {
                 Action::ToShard { to, .. } => {
                     panic!("a single-shard router addressed shard {to}")
                 }
+                Action::Check { .. } => panic!("a secret check without any principal"),
             }
         }
     }

@@ -123,6 +123,9 @@ pub fn perform(out: &mut Vec<Action>) {
             Action::ToShard { to, msg } => {
                 black_box((to, msg));
             }
+            Action::Check { session, token, .. } => {
+                black_box((session, token));
+            }
         }
     }
 }
@@ -133,7 +136,7 @@ pub fn messages_sent(out: &[Action]) -> usize {
         .map(|action| match action {
             Action::Send { .. } | Action::SendEvent { .. } => 1,
             Action::SendEach { sessions, .. } => sessions.len(),
-            Action::Close { .. } | Action::ToShard { .. } => 0,
+            Action::Close { .. } | Action::ToShard { .. } | Action::Check { .. } => 0,
         })
         .sum()
 }

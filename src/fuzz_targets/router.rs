@@ -483,8 +483,14 @@ impl Sim {
     /// Moves the actions shard `shard` just produced to clients and channels, checking the
     /// runtime contract and every frame.
     fn absorb(&mut self, shard: usize) {
+        let mut checks = Vec::new();
         for action in std::mem::take(&mut self.out) {
             match action {
+                Action::Check {
+                    session,
+                    token,
+                    check,
+                } => checks.push((session, token, check.run())),
                 Action::Send { session, frame } => {
                     self.receive(shard, session, &frame.to_bytes(), false)
                 }
@@ -508,6 +514,11 @@ impl Sim {
                     self.queues[shard * n + to].push_back(msg);
                 }
             }
+        }
+        // The runtime answers a check later; here, right after the actions of its input.
+        for (session, token, right) in checks {
+            self.routers[shard].handle_checked(session, token, right, self.now, &mut self.out);
+            self.absorb(shard);
         }
     }
 

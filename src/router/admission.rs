@@ -15,14 +15,16 @@
 //!    step already, so the hot path skips the scan;
 //! 4. per-session bounds: pending calls per caller, registrations and subscriptions per session
 //!    (those still being answered included);
-//! 5. authorization: the place where role permissions will be checked (step 6/8 of the plan);
-//!    today every session is anonymous and may do everything its realm offers.
+//! 5. authorization (`authz.rs`): in a realm with roles, the session's role must allow the
+//!    action (call, register, publish, subscribe) on the URI, else ERROR
+//!    `wamp.error.not_authorized`; the permission may disclose the caller or publisher.
 //!
 //! A refusal is answered here (ERROR to the request, or ABORT for a violation); the handler is
 //! then not called.
 
 use std::borrow::Cow;
 
+use super::authz::{Perms, RoleId};
 use super::dealer::{CallFlags, InvokePolicy, MatchPolicy};
 use super::pubsub::PublishRefusal;
 use super::realm::RealmId;
@@ -42,6 +44,8 @@ pub(crate) struct Admitted {
     /// A CALL that continues a pending streamed call (progressive_call_invocations: a later
     /// chunk under the first chunk's request id), found in `calls_waiting` under its id.
     pub(crate) continues: bool,
+    /// The role's permission discloses this CALL's caller or this PUBLISH's publisher.
+    pub(crate) disclose: bool,
 }
 
 /// Why a request is refused with an ERROR (not a violation): the error URI and the message.
@@ -67,7 +71,9 @@ impl Router {
             realm: identity.realm,
             serializer: session.serializer,
             continues: false,
+            disclose: false,
         };
+        let role = identity.role;
 
         // One pass over the message: whether the phase accepts it, the request id it opens,
         // the URI it names, and which rule applies to it.
@@ -180,9 +186,60 @@ impl Router {
             return None;
         }
 
-        // Authorization goes here (role permissions on the URI, cached per shard); every
-        // session is anonymous with all permissions until authentication lands.
-        Some(me)
+        match role {
+            // A realm without roles authorizes everything.
+            None => Some(me),
+            Some(role) => self.authorize(me, role, message, request, uri, out),
+        }
+    }
+
+    /// Step 5: the session's role must allow the action on the URI. A refused PUBLISH gets an
+    /// ERROR only when acknowledged, as every refused PUBLISH.
+    #[cold]
+    fn authorize(
+        &mut self,
+        mut me: Admitted,
+        role: RoleId,
+        message: &Message<'_>,
+        request: u64,
+        uri: &str,
+        out: &mut Vec<Action>,
+    ) -> Option<Admitted> {
+        let (action, disclose, name) = match message {
+            Message::Call { .. } if me.continues => return Some(me),
+            Message::Call { .. } => (Perms::CALL, Perms::DISCLOSE_CALLER, "call"),
+            Message::Publish { .. } => (Perms::PUBLISH, Perms::DISCLOSE_PUBLISHER, "publish"),
+            Message::Register { .. } => (Perms::REGISTER, Perms::NONE, "register"),
+            Message::Subscribe { .. } => (Perms::SUBSCRIBE, Perms::NONE, "subscribe"),
+            _ => return Some(me),
+        };
+        let perms = self.realms.get_mut(me.realm).roles.decide(role, uri);
+        if perms.has(action) {
+            me.disclose = disclose != Perms::NONE && perms.has(disclose);
+            return Some(me);
+        }
+        self.stats.authorizations_denied += 1;
+        let identity = self.sessions[me.key].identity();
+        let authrole = identity.map_or("", |identity| &identity.authrole);
+        let text = format!("role {authrole:?} may not {name} {uri:?}");
+        if let Message::Publish { options, .. } = message {
+            let acknowledge = options.get_bool("acknowledge") == Some(true);
+            let refusal = (PublishRefusal::NotAuthorized, uri::NOT_AUTHORIZED, text);
+            self.refuse_publish(me, request, acknowledge, refusal, out);
+            return None;
+        }
+        if let Some(suppressed) = self.logs.authorization_denied.allow(self.now) {
+            tracing::info!(wamp_session = me.id, suppressed, "not authorized: {text}");
+        }
+        self.send_error(
+            out,
+            me.key,
+            message.code(),
+            request,
+            uri::NOT_AUTHORIZED,
+            text,
+        );
+        None
     }
 
     /// progressive_call_invocations (digest §9.2): a CALL under the request id of a call the

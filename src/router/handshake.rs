@@ -1,10 +1,12 @@
-//! Session opening: HELLO -> WELCOME (anonymous authentication) or ABORT, and the role/feature
-//! announcement of WELCOME. Only features that are implemented are announced.
+//! Session opening: HELLO -> WELCOME or ABORT, directly for anonymous sessions or after a
+//! CHALLENGE (`authn.rs`) for the other methods; the method is the first one the client offers
+//! that its listener accepts. Also the role/feature announcement of WELCOME: only features
+//! that are implemented are announced.
 
 use std::borrow::Cow;
 
+use super::authn::{AuthMethod, Hello};
 use super::facts::Fact;
-use super::outbox;
 use super::session::{Identity, PeerFeatures, Phase};
 use super::{uri, Action, CloseReason, Router, SessionKey};
 use crate::wire::{Dict, Message, Value};
@@ -72,7 +74,6 @@ impl Router {
         details: &Dict<'_>,
         out: &mut Vec<Action>,
     ) {
-        let serializer = self.sessions[session].serializer;
         if self.shutting_down {
             return self.reject_hello(
                 session,
@@ -104,20 +105,9 @@ impl Router {
                 out,
             );
         }
-        match details.get("authmethods") {
-            Some(Value::List(methods))
-                if !methods
-                    .iter()
-                    .any(|method| method.as_str() == Some("anonymous")) =>
-            {
-                return self.reject_hello(
-                    session,
-                    uri::NO_MATCHING_AUTH_METHOD,
-                    "this router only offers the authmethod \"anonymous\"".into(),
-                    out,
-                );
-            }
-            None | Some(Value::List(_)) => {}
+        let offered: Vec<&str> = match details.get("authmethods") {
+            None => vec!["anonymous"],
+            Some(Value::List(methods)) => methods.iter().filter_map(Value::as_str).collect(),
             Some(_) => {
                 return self.protocol_violation(
                     session,
@@ -125,7 +115,36 @@ impl Router {
                     out,
                 )
             }
-        }
+        };
+        let listener = self.sessions[session].transport.listener;
+        let accepted = self
+            .config
+            .listeners
+            .get(listener)
+            .cloned()
+            .unwrap_or_default();
+        let chosen = offered.iter().find_map(|&name| {
+            AuthMethod::from_name(name)
+                .filter(|method| accepted.methods.contains(method))
+                .map(|method| (method, name))
+        });
+        let Some((method, method_name)) = chosen else {
+            let names: Vec<&str> = accepted
+                .methods
+                .iter()
+                .map(|method| method.name())
+                .collect();
+            return self.reject_hello(
+                session,
+                uri::NO_MATCHING_AUTH_METHOD,
+                format!(
+                    "none of the offered authmethods {offered:?} is accepted here; this listener accepts {names:?}"
+                )
+                .into(),
+                out,
+            );
+        };
+
         if self.config.auto_create_realms
             && self.realms.auto_created() >= self.config.max_auto_created_realms
             && self.realms.find(realm_name).is_none()
@@ -162,22 +181,55 @@ impl Router {
             }
         };
 
-        let id = loop {
-            let id = self.random_ids.next_id();
-            if !self.sessions.id_in_use(id) {
-                break id;
-            }
+        if method != AuthMethod::Anonymous {
+            let hello = Hello {
+                realm,
+                features,
+                details,
+                method_name,
+            };
+            return self.challenge(session, method, hello, out);
+        }
+        let Some(role) = self.role_of(session, realm, &accepted.anonymous_role, out) else {
+            return;
         };
+        let id = self.new_session_id();
         let identity = Identity {
             id,
             realm,
             authid: id.to_string().into(),
-            authrole: "anonymous".into(),
-            authmethod: "anonymous",
+            authrole: accepted.anonymous_role.into(),
+            role,
+            authmethod: AuthMethod::Anonymous.name(),
             authprovider: "static",
         };
+        self.welcome(session, identity, features, None, out);
+    }
 
-        let mut welcome_details = Dict::with_capacity(7);
+    /// A session id no local session holds.
+    pub(super) fn new_session_id(&mut self) -> u64 {
+        loop {
+            let id = self.random_ids.next_id();
+            if !self.sessions.id_in_use(id) {
+                break id;
+            }
+        }
+    }
+
+    /// WELCOME: the session is established as `identity`. `authextra` goes into
+    /// `WELCOME.Details.authextra` (WAMP-SCRAM's server signature).
+    pub(super) fn welcome(
+        &mut self,
+        session: SessionKey,
+        identity: Identity,
+        features: PeerFeatures,
+        authextra: Option<Dict<'static>>,
+        out: &mut Vec<Action>,
+    ) {
+        let serializer = self.sessions[session].serializer;
+        let id = identity.id;
+        let realm = identity.realm;
+        let mut welcome_details = Dict::with_capacity(8);
         welcome_details.insert("roles", self.welcome_roles.clone());
         welcome_details.insert(
             "realm",
@@ -187,6 +239,9 @@ impl Router {
         welcome_details.insert("authrole", Value::Str(Cow::Borrowed(&identity.authrole)));
         welcome_details.insert("authmethod", identity.authmethod);
         welcome_details.insert("authprovider", identity.authprovider);
+        if let Some(authextra) = authextra {
+            welcome_details.insert("authextra", Value::Dict(authextra));
+        }
         welcome_details.insert("agent", AGENT);
         let welcome = Message::Welcome {
             session: id,
@@ -195,7 +250,7 @@ impl Router {
         if let Err(error) = self.outbox.send(out, session, serializer, &welcome) {
             // Cannot happen for a router-built message; never leave the client hanging.
             self.note_encode_error(session, "WELCOME", &error);
-            self.end_hello_wait(session);
+            self.stop_waiting(session);
             out.push(Action::Close {
                 session,
                 reason: CloseReason::Done,
@@ -213,10 +268,11 @@ impl Router {
             transport: self.sessions[session].transport.clone(),
         });
         let state = &mut self.sessions[session];
-        if let Phase::ExpectHello { deadline } = state.phase {
-            self.timers.cancel(deadline);
+        match std::mem::replace(&mut state.phase, Phase::Established(identity)) {
+            Phase::ExpectHello { deadline } => self.timers.cancel(deadline),
+            Phase::Authenticating(auth) => self.timers.cancel(auth.deadline),
+            Phase::Established(_) | Phase::Closing => {}
         }
-        state.phase = Phase::Established(identity);
         state.features = features;
         self.sessions.claim_id(id, session);
         self.realms.get_mut(realm).sessions += 1;
@@ -236,18 +292,7 @@ impl Router {
             let peer = &state.transport.peer;
             tracing::info!(%peer, reason, suppressed, "HELLO rejected: {text}");
         }
-        let serializer = state.serializer;
-        self.end_hello_wait(session);
         self.stats.hellos_rejected += 1;
-        self.send(
-            out,
-            session,
-            serializer,
-            &outbox::abort(reason, text, serializer),
-        );
-        out.push(Action::Close {
-            session,
-            reason: CloseReason::Done,
-        });
+        self.abort_before_welcome(session, reason, text, out);
     }
 }

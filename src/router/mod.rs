@@ -207,6 +207,8 @@
 //!   returns; call [`Router::handle_timeout`] when it fires.
 
 mod admission;
+mod authn;
+mod authz;
 mod broker;
 mod cluster;
 mod dealer;
@@ -249,6 +251,10 @@ use session::{Phase, Session, Sessions};
 use shard_msg::ShardMsgKind;
 use timers::{Timeout, Timers};
 
+pub use authn::{
+    AuthMethod, ListenerAuth, Principal, Secret, SecretCheck, TicketSecret, WampCraSecret,
+};
+pub use authz::{PermissionConfig, Perms, RoleConfig};
 pub use dealer::MatchPolicy;
 pub use facts::Fact;
 pub use history::{HistoryConfig, HISTORY_UNAVAILABLE};
@@ -292,6 +298,13 @@ pub enum Action {
         session: SessionKey,
         reason: CloseReason,
     },
+    /// Run `check` (an argon2id ticket hash: tens of milliseconds) away from the shard's thread,
+    /// then call [`Router::handle_checked`] with `session`, `token` and its outcome.
+    Check {
+        session: SessionKey,
+        token: u64,
+        check: SecretCheck,
+    },
     /// Deliver `msg` to shard `to` (never this shard) through the one FIFO channel from this
     /// shard to `to`; the runtime there calls [`Router::handle_shard_msg`] with `from` = this
     /// shard. The runtime must never drop or reorder these (overflow is queued, not discarded).
@@ -323,6 +336,10 @@ pub struct RealmConfig {
     pub disclose_publisher: bool,
     /// Topics whose events are kept for `wamp.subscription.get_events` (`history.rs`).
     pub history: Vec<HistoryConfig>,
+    /// Roles and their permissions (`authz.rs`); none: every session may do everything.
+    pub roles: Vec<RoleConfig>,
+    /// Who may authenticate into this realm, and with which secrets (`authn.rs`).
+    pub principals: Vec<Principal>,
 }
 
 impl RealmConfig {
@@ -333,6 +350,8 @@ impl RealmConfig {
             disclose_caller: false,
             disclose_publisher: false,
             history: Vec::new(),
+            roles: Vec::new(),
+            principals: Vec::new(),
         }
     }
 }
@@ -341,6 +360,11 @@ impl RealmConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RouterConfig {
     pub realms: Vec<RealmConfig>,
+    /// Authentication per listener, by `TransportInfo::listener`; a listener beyond the list
+    /// accepts anonymous sessions only (`ListenerAuth::default`).
+    pub listeners: Vec<ListenerAuth>,
+    /// Time a challenged session has to send AUTHENTICATE.
+    pub authenticate_timeout_ms: Millis,
     /// Create unknown realms on first HELLO instead of ABORT `wamp.error.no_such_realm`.
     pub auto_create_realms: bool,
     pub uri_check: UriCheck,
@@ -379,6 +403,8 @@ impl Default for RouterConfig {
     fn default() -> Self {
         RouterConfig {
             realms: vec![RealmConfig::new("realm1")],
+            listeners: Vec::new(),
+            authenticate_timeout_ms: 10_000,
             auto_create_realms: false,
             uri_check: UriCheck::Loose,
             max_pending_calls_per_session: 65_536,
@@ -433,6 +459,13 @@ pub struct RouterStats {
     pub hellos_rejected: u64,
     /// Sessions closed because no HELLO came within `hello_timeout_ms`.
     pub hello_timeouts: u64,
+    /// CHALLENGEs sent, and authentications that ended in ABORT (denied, refused, timed out).
+    pub challenges_sent: u64,
+    pub authentications_denied: u64,
+    /// Challenged sessions closed because no AUTHENTICATE came in time (also denied).
+    pub authentication_timeouts: u64,
+    /// Requests refused with `wamp.error.not_authorized`.
+    pub authorizations_denied: u64,
     pub messages_in: u64,
     /// Frames the codec rejected (each also counts as a protocol violation).
     pub decode_errors: u64,
@@ -558,6 +591,8 @@ pub(crate) fn fast_set<K>() -> FastSet<K> {
 struct LogLimits {
     hello_timeout: LogLimit,
     hello_rejected: LogLimit,
+    authentication_denied: LogLimit,
+    authorization_denied: LogLimit,
     protocol_violation: LogLimit,
     publish_reserved_topic: LogLimit,
     publish_invalid_topic: LogLimit,
@@ -575,6 +610,8 @@ impl LogLimits {
         [
             &self.hello_timeout,
             &self.hello_rejected,
+            &self.authentication_denied,
+            &self.authorization_denied,
             &self.protocol_violation,
             &self.publish_reserved_topic,
             &self.publish_invalid_topic,
@@ -615,6 +652,10 @@ pub struct Router {
     wall_clock_origin_ms: u64,
     /// The armed `Timeout::RealmSweep`, while some auto-created realm may have become unused.
     realm_sweep: Option<timers::TimerId>,
+    /// Decoy challenges for unknown principals are made from this (`authn::decoy_key`).
+    decoy_key: [u8; 32],
+    /// Token of the next offloaded secret check (`Action::Check`).
+    next_check: u64,
 }
 
 impl Router {
@@ -634,6 +675,7 @@ impl Router {
         assert!(shards <= MAX_SHARDS, "at most {MAX_SHARDS} shards");
         let (history_ids, handed_out) = history::reserve_ids(&config.realms, shards);
         let realms = Realms::new(&config.realms, &history_ids);
+        let config_realms = config.realms.clone();
         let mut scoped_ids = ScopedIds::new(shard, shards);
         scoped_ids.skip(handed_out[shard]);
         Router {
@@ -654,6 +696,8 @@ impl Router {
             now: 0,
             wall_clock_origin_ms: 0,
             realm_sweep: None,
+            decoy_key: authn::decoy_key(&config_realms),
+            next_check: 1,
         }
     }
 
@@ -703,7 +747,7 @@ impl Router {
         };
         match state.phase {
             Phase::Established(_) => {}
-            Phase::ExpectHello { .. } => {
+            Phase::ExpectHello { .. } | Phase::Authenticating(_) => {
                 return self.handle_message_before_welcome(session, frame, out)
             }
             Phase::Closing => return,
@@ -755,7 +799,7 @@ impl Router {
         };
         match state.phase {
             Phase::Closing => {}
-            Phase::ExpectHello { deadline } => self.timers.cancel(deadline),
+            Phase::ExpectHello { .. } | Phase::Authenticating(_) => self.stop_waiting(session),
             Phase::Established(_) => self.leave(session, true, out),
         }
         self.sessions.remove(session);
@@ -779,10 +823,7 @@ impl Router {
                     // Everyone is leaving: no canceled ERRORs to callers that are closing too.
                     self.leave(session, false, out);
                 }
-                Phase::ExpectHello { deadline } => {
-                    self.timers.cancel(deadline);
-                    self.sessions[session].phase = Phase::Closing;
-                }
+                Phase::ExpectHello { .. } | Phase::Authenticating(_) => self.stop_waiting(session),
             }
             out.push(Action::Close {
                 session,
@@ -804,6 +845,9 @@ impl Router {
         while let Some((timer, timeout)) = self.timers.pop_expired(now) {
             match timeout {
                 Timeout::Hello { session } => self.hello_timed_out(session, timer, now, out),
+                Timeout::Authenticate { session } => {
+                    self.authentication_timed_out(session, timer, out)
+                }
                 Timeout::RealmSweep => self.sweep_realms(),
                 Timeout::Call { call } => self.call_timed_out(call, out),
             }
@@ -1083,31 +1127,33 @@ impl Router {
         message: Message<'_>,
         out: &mut Vec<Action>,
     ) {
+        let authenticating = matches!(self.sessions[session].phase, Phase::Authenticating(_));
         match message {
-            Message::Hello { realm, details } => self.handle_hello(session, &realm, &details, out),
+            Message::Hello { realm, details } if !authenticating => {
+                self.handle_hello(session, &realm, &details, out)
+            }
+            Message::Authenticate { signature, extra } if authenticating => {
+                self.handle_authenticate(session, &signature, &extra, out)
+            }
             Message::Abort { .. } => {
                 // ABORT is never answered.
-                self.end_hello_wait(session);
+                self.stop_waiting(session);
                 out.push(Action::Close {
                     session,
                     reason: CloseReason::Done,
                 });
             }
+            other if authenticating => self.protocol_violation(
+                session,
+                format!("{} received instead of AUTHENTICATE", other.name()),
+                out,
+            ),
             other => self.protocol_violation(
                 session,
                 format!("{} received before HELLO", other.name()),
                 out,
             ),
         }
-    }
-
-    /// The session leaves `ExpectHello` for `Closing` (its deadline no longer matters).
-    fn end_hello_wait(&mut self, session: SessionKey) {
-        let state = &mut self.sessions[session];
-        if let Phase::ExpectHello { deadline } = state.phase {
-            self.timers.cancel(deadline);
-        }
-        state.phase = Phase::Closing;
     }
 
     /// Routes a message of an established session that passed admission; `frame` is the one it
@@ -1319,6 +1365,11 @@ impl Router {
             Phase::Established(identity) => identity,
             Phase::ExpectHello { deadline } => {
                 self.timers.cancel(deadline);
+                return;
+            }
+            Phase::Authenticating(auth) => {
+                self.timers.cancel(auth.deadline);
+                self.sessions.release_id(auth.id);
                 return;
             }
             Phase::Closing => return,

@@ -84,7 +84,9 @@ impl Router {
         out: &mut Vec<Action>,
     ) {
         let (publisher, publisher_serializer) = (me.key, me.serializer);
-        let asked = PublishAsk::read(options);
+        let mut asked = PublishAsk::read(options);
+        // The publisher's role may disclose it (a permission's `disclose_publisher`).
+        asked.disclose_me |= me.disclose;
         let acknowledge = asked.acknowledge;
         // The router's meta events are its own (as Crossbar.io: clients may subscribe to them).
         if uri::is_reserved(topic) {
@@ -239,7 +241,9 @@ impl Router {
         (publication, payload): (u64, &Payload<'_>),
     ) -> EventCopy {
         let realm = self.realms.get(me.realm);
-        let disclose = realm.disclose_publisher || options.get_bool("disclose_me") == Some(true);
+        let disclose = realm.disclose_publisher
+            || me.disclose
+            || options.get_bool("disclose_me") == Some(true);
         let identity = self.sessions[me.key]
             .identity()
             .expect("admitted sessions are established");
@@ -610,6 +614,8 @@ pub(super) enum PublishRefusal {
     InvalidOptions,
     /// Acknowledged, and some subscriber's serializer cannot carry the payload.
     NotDeliverable,
+    /// The publisher's role may not publish to the topic.
+    NotAuthorized,
 }
 
 impl Router {
@@ -634,6 +640,7 @@ impl Router {
             PublishRefusal::InvalidTopic => &mut self.logs.publish_invalid_topic,
             PublishRefusal::InvalidOptions => &mut self.logs.publish_invalid_options,
             PublishRefusal::NotDeliverable => &mut self.logs.publish_not_deliverable,
+            PublishRefusal::NotAuthorized => &mut self.logs.authorization_denied,
         };
         if let Some(suppressed) = limit.allow(self.now) {
             tracing::info!(session = me.id, suppressed, "PUBLISH dropped: {text}");

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use slab::Slab;
 
+use super::authn::Principals;
+use super::authz::Roles;
 use super::broker::Subscriptions;
 use super::cluster::PendingJoins;
 use super::dealer::Registry;
@@ -38,6 +40,11 @@ pub(crate) struct Realm {
     /// The realm's history subscriptions, with the events of those this shard owns
     /// (`history.rs`; configured realms only).
     pub(crate) history: HistoryTopics,
+    /// Roles and permissions (`authz.rs`): every session of a realm without roles may do
+    /// everything.
+    pub(crate) roles: Roles,
+    /// Who may authenticate into this realm (`authn.rs`).
+    pub(crate) principals: Principals,
     /// Listed in `Realms::candidates`.
     candidate: bool,
 }
@@ -87,6 +94,8 @@ impl Realms {
             realm.disclose_caller = config.disclose_caller;
             realm.disclose_publisher = config.disclose_publisher;
             realm.history = HistoryTopics::new(&config.history, history_ids);
+            realm.roles = Roles::new(&config.roles);
+            realm.principals = Principals::new(&config.principals);
         }
         realms
     }
@@ -117,6 +126,8 @@ impl Realms {
             disclose_publisher: false,
             retained: RetainedEvents::new(),
             history: HistoryTopics::default(),
+            roles: Roles::default(),
+            principals: Principals::default(),
             candidate: false,
         });
         self.by_name.insert(name.into(), id);

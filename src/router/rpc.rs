@@ -98,7 +98,9 @@ impl Router {
     ) {
         let Carried { payload, source } = carried;
         let (caller, caller_serializer) = (me.key, me.serializer);
-        let asked = CallAsk::read(options);
+        let mut asked = CallAsk::read(options);
+        // The caller's role may disclose it (a permission's `disclose_caller`).
+        asked.disclose_me |= me.disclose;
         if asked.passthru
             && !self.sessions[caller]
                 .features

@@ -10,6 +10,8 @@ use std::ops::{Index, IndexMut};
 
 use slab::Slab;
 
+use super::authn::Authenticating;
+use super::authz::RoleId;
 use super::dealer::PendingKey;
 use super::ids::next_sequential;
 use super::realm::RealmId;
@@ -50,12 +52,14 @@ pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
 /// Where a session is in the WAMP lifecycle (digest §5, router view). Each phase accepts only
 /// its own messages: HELLO or ABORT before WELCOME, routing messages once established (through
-/// the admission step), nothing while closing. Authentication (step 6 of the plan) adds a phase
-/// between the first two that accepts AUTHENTICATE or ABORT.
+/// the admission step), nothing while closing. Between the first two, a session that
+/// authenticates with a challenge accepts AUTHENTICATE or ABORT (`authn.rs`).
 #[derive(Clone, Debug)]
 pub(crate) enum Phase {
     /// Transport is up; the next message must be HELLO, before the deadline `deadline` fires.
     ExpectHello { deadline: TimerId },
+    /// CHALLENGE sent; the next message must be AUTHENTICATE (or ABORT), before the deadline.
+    Authenticating(Box<Authenticating>),
     /// WELCOME sent; routing messages are accepted.
     Established(Identity),
     /// ABORT/GOODBYE exchanged, a violation happened or the HELLO deadline passed; tables are
@@ -70,6 +74,8 @@ pub(crate) struct Identity {
     pub(crate) realm: RealmId,
     pub(crate) authid: Box<str>,
     pub(crate) authrole: Box<str>,
+    /// `authrole` in the realm's roles; `None` when the realm defines none (all allowed).
+    pub(crate) role: Option<RoleId>,
     /// How it authenticated, and who vouched for it (WELCOME, `wamp.session.get`).
     pub(crate) authmethod: &'static str,
     pub(crate) authprovider: &'static str,
@@ -139,7 +145,7 @@ impl Session {
     pub(crate) fn identity(&self) -> Option<&Identity> {
         match &self.phase {
             Phase::Established(identity) => Some(identity),
-            Phase::ExpectHello { .. } | Phase::Closing => None,
+            Phase::ExpectHello { .. } | Phase::Authenticating(_) | Phase::Closing => None,
         }
     }
 

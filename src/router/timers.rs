@@ -27,6 +27,8 @@ impl TimerId {
 pub(crate) enum Timeout {
     /// The session opened by the runtime has not sent HELLO in time.
     Hello { session: SessionKey },
+    /// The challenged session has not sent AUTHENTICATE in time.
+    Authenticate { session: SessionKey },
     /// Time to remove the auto-created realms that are no longer used.
     RealmSweep,
     /// The router-side timeout (call_timeout) of a pending call, on its caller's entry.

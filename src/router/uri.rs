@@ -5,6 +5,13 @@ pub const INVALID_URI: &str = "wamp.error.invalid_uri";
 pub const NO_SUCH_REALM: &str = "wamp.error.no_such_realm";
 pub const NO_MATCHING_AUTH_METHOD: &str = "wamp.error.no_matching_auth_method";
 pub const PROTOCOL_VIOLATION: &str = "wamp.error.protocol_violation";
+/// ABORT of every failed authentication (wrong secret, unknown authid, no secret for the
+/// method): one answer, so that none tells which principals exist.
+pub const AUTHENTICATION_DENIED: &str = "wamp.error.authentication_denied";
+/// ABORT: the principal's or the listener's role is not defined in a realm that defines roles.
+pub const NO_SUCH_ROLE: &str = "wamp.error.no_such_role";
+/// ERROR: the session's role may not do this on this URI.
+pub const NOT_AUTHORIZED: &str = "wamp.error.not_authorized";
 pub const NO_SUCH_PROCEDURE: &str = "wamp.error.no_such_procedure";
 pub const PROCEDURE_ALREADY_EXISTS: &str = "wamp.error.procedure_already_exists";
 pub const NO_SUCH_REGISTRATION: &str = "wamp.error.no_such_registration";

@@ -406,6 +406,7 @@ fn run_shard(
         }
         mesh_tasks.push(glommio::spawn_local(shard.clone().run_timer()));
         mesh_tasks.push(glommio::spawn_local(shard.clone().return_memory()));
+        mesh_tasks.push(glommio::spawn_local(shard.clone().run_checks()));
         let _ = ready.send((id, StartupReport::Running));
         drop(ready);
         let round_robin = (config.placement == ShardPlacement::RoundRobin && spec.shards > 1)

@@ -27,7 +27,7 @@ use crate::net::{SendError, ServerConn};
 use crate::router::uri;
 use crate::router::LogLimit;
 use crate::router::{
-    Action, CloseReason, Millis, Router, SessionKey, ShardId, ShardMsg, TransportInfo,
+    Action, CloseReason, Millis, Router, SecretCheck, SessionKey, ShardId, ShardMsg, TransportInfo,
 };
 use crate::wire::Frame;
 
@@ -160,6 +160,10 @@ pub(crate) struct Shard {
     sessions_ended: Cell<u64>,
     /// Refusals in flight, the spare descriptor, rate-limited accept/refusal logs.
     pub(crate) refusals: Refusals,
+    /// Secret checks the router asked for (`Action::Check`), not yet handed to a blocking
+    /// thread; one per session at most (a session awaits one answer), so bounded by sessions.
+    checks: RefCell<Vec<(SessionKey, u64, SecretCheck)>>,
+    checks_waker: RefCell<Option<Waker>>,
 }
 
 /// One log limit per cause of the delivery problems a client causes by not reading.
@@ -199,6 +203,8 @@ impl Shard {
             backpressure,
             sessions_ended: Cell::new(0),
             refusals: Refusals::new(),
+            checks: RefCell::new(Vec::new()),
+            checks_waker: RefCell::new(None),
         }
     }
 
@@ -393,6 +399,16 @@ impl Shard {
                         }
                     }
                     Action::ToShard { to, msg } => self.send_to_shard(to, MeshMsg::Router(msg)),
+                    Action::Check {
+                        session,
+                        token,
+                        check,
+                    } => {
+                        self.checks.borrow_mut().push((session, token, check));
+                        if let Some(waker) = self.checks_waker.borrow_mut().take() {
+                            waker.wake();
+                        }
+                    }
                 }
             }
             if ended.is_empty() {
@@ -447,6 +463,46 @@ impl Shard {
             Poll::Pending
         })
         .await
+    }
+
+    /// Runs the router's secret checks (argon2id: tens of milliseconds each) on glommio's
+    /// blocking threads, so the shard keeps routing meanwhile, and hands each outcome back to
+    /// the router. Ends when the shard terminates.
+    pub(crate) async fn run_checks(self: Rc<Self>) {
+        while !self.is_terminated() {
+            let jobs = poll_fn(|cx| {
+                let jobs = std::mem::take(&mut *self.checks.borrow_mut());
+                if !jobs.is_empty() || self.is_terminated() {
+                    return Poll::Ready(jobs);
+                }
+                *self.checks_waker.borrow_mut() = Some(cx.waker().clone());
+                Poll::Pending
+            })
+            .await;
+            for (session, token, check) in jobs {
+                let shard = self.clone();
+                glommio::spawn_local(async move {
+                    let right = glommio::executor()
+                        .spawn_blocking(move || check.run())
+                        .await;
+                    if shard.is_terminated() {
+                        return;
+                    }
+                    let mut actions = shard.spare_actions.take();
+                    let now = shard.now();
+                    shard.router.borrow_mut().handle_checked(
+                        session,
+                        token,
+                        right,
+                        now,
+                        &mut actions,
+                    );
+                    shard.perform(&mut actions);
+                    shard.give_back_actions(actions);
+                })
+                .detach();
+            }
+        }
     }
 
     /// Hands memory freed by departed sessions back to the OS: mimalloc keeps a thread's free

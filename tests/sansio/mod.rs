@@ -87,8 +87,14 @@ impl Cluster {
     /// Moves the actions shard `shard` just produced into mailboxes and channels, checking the
     /// runtime contract.
     fn absorb(&mut self, shard: usize) {
+        let mut checks = Vec::new();
         for action in std::mem::take(&mut self.out) {
             match action {
+                Action::Check {
+                    session,
+                    token,
+                    check,
+                } => checks.push((session, token, check.run())),
                 Action::Send { session, frame } | Action::SendEvent { session, frame } => {
                     self.receive(shard, session, &frame)
                 }
@@ -118,6 +124,11 @@ impl Cluster {
                     self.shard_messages += 1;
                 }
             }
+        }
+        // The runtime answers a check later; here, right after the actions of its input.
+        for (session, token, right) in checks {
+            self.routers[shard].handle_checked(session, token, right, self.now, &mut self.out);
+            self.absorb(shard);
         }
     }
 

@@ -12,13 +12,19 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+mod auth;
+
+pub use auth::{cryptosign_lines, scram_line, ticket_hash_line, wampcra_line};
+
 use crate::net::{TransportConfig, TransportKind};
-use crate::router::{HistoryConfig, MatchPolicy, RealmConfig, RouterConfig, UriCheck};
+use crate::router::{
+    HistoryConfig, ListenerAuth, MatchPolicy, RealmConfig, RouterConfig, UriCheck,
+};
 use crate::serializer::Serializer;
 
 /// The embedded default configuration, served by `wampring` without arguments and printed by
 /// `wampring --print-default-config`.
-pub const DEFAULT_CONFIG_TOML: &str = include_str!("default-config.toml");
+pub const DEFAULT_CONFIG_TOML: &str = include_str!("../default-config.toml");
 
 /// Bounds of the sizes and counts a config may set. They keep a typo (an extra zero) from
 /// turning into an unbounded queue, and keep RawSocket within what its handshake can announce.
@@ -89,6 +95,8 @@ pub struct ListenerConfig {
     pub transport: TransportConfig,
     /// What happens to a session of this listener that does not read what it is sent.
     pub slow_consumer: SlowConsumerPolicy,
+    /// The authentication methods its sessions may use.
+    pub auth: ListenerAuth,
 }
 
 /// What the router does with a session whose connection does not read its messages.
@@ -232,6 +240,28 @@ impl Config {
             .map_err(|ConfigError(e)| ConfigError(format!("{}: {e}", path.display())))
     }
 
+    /// What an operator should hear about before exposing this config: anonymous access on a
+    /// listener that is reachable from other machines.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for (index, listener) in self.listeners.iter().enumerate() {
+            let anonymous = listener
+                .auth
+                .methods
+                .contains(&crate::router::AuthMethod::Anonymous);
+            if anonymous && !listener.bind.ip().is_loopback() {
+                warnings.push(format!(
+                    "listener[{index}] ({}) accepts anonymous sessions on a non-loopback address: \
+                     anyone who can reach it may join as role {:?}; set its authmethods to require \
+                     authentication",
+                    listener.url(),
+                    listener.auth.anonymous_role
+                ));
+            }
+        }
+        warnings
+    }
+
     /// Parses and validates TOML text.
     pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
         let raw: RawConfig =
@@ -300,6 +330,8 @@ struct RawListener {
     max_fragments: Option<usize>,
     slow_consumer: Option<RawSlowConsumer>,
     outbound_soft_bytes: Option<usize>,
+    authmethods: Option<Vec<String>>,
+    anonymous_role: Option<String>,
 }
 
 #[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -317,6 +349,7 @@ struct RawLimits {
     max_pending_calls_per_session: usize,
     handshake_timeout_ms: u64,
     hello_timeout_ms: u64,
+    authenticate_timeout_ms: u64,
     max_connections_per_shard: usize,
     max_uri_length: usize,
     max_registrations_per_session: usize,
@@ -336,6 +369,7 @@ impl Default for RawLimits {
             max_pending_calls_per_session: 65_536,
             handshake_timeout_ms: 10_000,
             hello_timeout_ms: 10_000,
+            authenticate_timeout_ms: 10_000,
             max_connections_per_shard: 100_000,
             max_uri_length: 1024,
             max_registrations_per_session: 10_000,
@@ -407,6 +441,10 @@ struct RawRealm {
     disclose_publisher: bool,
     #[serde(default)]
     history: Vec<RawHistory>,
+    #[serde(default, rename = "role")]
+    roles: Vec<auth::RawRole>,
+    #[serde(default, rename = "principal")]
+    principals: Vec<auth::RawPrincipal>,
 }
 
 /// One `[[realm.history]]` table: a topic (or pattern) whose events are kept.
@@ -655,17 +693,37 @@ impl RawConfig {
                 )));
             }
             let history = history_config(index, realm.history, uri_check)?;
+            let roles = auth::roles(index, realm.roles)?;
+            let principals = auth::principals(index, realm.principals, &roles)?;
             realms.push(RealmConfig {
                 name: realm.name,
                 disclose_caller: realm.disclose_caller,
                 disclose_publisher: realm.disclose_publisher,
                 history,
+                roles,
+                principals,
             });
         }
+        let listener_auths: Vec<(usize, &ListenerAuth)> = listeners
+            .iter()
+            .enumerate()
+            .map(|(index, listener)| (index, &listener.auth))
+            .collect();
+        auth::check_methods_have_principals(&listener_auths, &realms)?;
 
         // The router owner may add fields; they keep their defaults until configurable here.
         #[allow(clippy::needless_update)]
         let router = RouterConfig {
+            listeners: listeners
+                .iter()
+                .map(|listener| listener.auth.clone())
+                .collect(),
+            authenticate_timeout_ms: check_range(
+                "limits.authenticate_timeout_ms",
+                self.limits.authenticate_timeout_ms,
+                bounds::MIN_HANDSHAKE_TIMEOUT_MS,
+                bounds::MAX_HANDSHAKE_TIMEOUT_MS,
+            )?,
             realms,
             auto_create_realms: self.router.auto_create_realms,
             max_auto_created_realms: check_range(
@@ -870,10 +928,12 @@ impl RawListener {
             max_outbound_bytes,
         )?;
 
+        let auth = auth::listener_auth(index, self.authmethods, self.anonymous_role)?;
         Ok(ListenerConfig {
             kind,
             bind,
             slow_consumer,
+            auth,
             transport: TransportConfig {
                 max_message_size,
                 max_outbound_bytes,

@@ -1,0 +1,816 @@
+//! Authentication (digest §11): which methods a listener accepts, the principals of a realm,
+//! and the CHALLENGE/AUTHENTICATE exchange between HELLO and WELCOME — a session in
+//! `Phase::Authenticating` holds one [`Authenticating`], which knows what answer it waits for.
+//!
+//! Methods: `anonymous` (no challenge; the listener names the role), `ticket` (the secret is
+//! sent; kept in the clear or as an argon2id hash), `wampcra` (HMAC over a challenge, plain or
+//! salted), `cryptosign` (an Ed25519 signature over 32 random bytes), `wamp-scram` (SCRAM with
+//! SHA-256, argon2id or PBKDF2; the router keeps only StoredKey and ServerKey and proves itself
+//! in WELCOME). The cryptography is in `crate::credentials`.
+//!
+//! No user enumeration: an unknown authid, a principal without a secret for the method asked,
+//! and a wrong secret go through the same steps — a challenge shaped like a real one (its salt
+//! and role derived from a key made from the configuration, so it is the same on every shard
+//! and every attempt) and the same verification work against decoy material — and end in the
+//! same ABORT `wamp.error.authentication_denied`. The log line names the cause, never a secret.
+//!
+//! Checking an argon2id ticket hash takes tens of milliseconds: it never runs on the shard's
+//! thread. The router asks the runtime to run it elsewhere ([`Action::Check`]) and continues
+//! when [`Router::handle_checked`] brings the outcome. Everything else is cheap enough inline.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use ed25519_dalek::VerifyingKey;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use super::authz::RoleId;
+use super::outbox;
+use super::realm::RealmId;
+use super::session::{Identity, PeerFeatures, Phase};
+use super::timers::{Timeout, TimerId};
+use super::{uri, Action, CloseReason, Millis, Router, SessionKey};
+use crate::credentials::{self, cryptosign, scram, ticket, wampcra};
+use crate::wire::{Dict, Message, Value};
+
+/// An authentication method.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum AuthMethod {
+    Anonymous,
+    Ticket,
+    WampCra,
+    Cryptosign,
+    Scram,
+}
+
+impl AuthMethod {
+    pub const ALL: [AuthMethod; 5] = [
+        AuthMethod::Anonymous,
+        AuthMethod::Ticket,
+        AuthMethod::WampCra,
+        AuthMethod::Cryptosign,
+        AuthMethod::Scram,
+    ];
+
+    /// The name in HELLO, WELCOME and the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthMethod::Anonymous => "anonymous",
+            AuthMethod::Ticket => "ticket",
+            AuthMethod::WampCra => "wampcra",
+            AuthMethod::Cryptosign => "cryptosign",
+            AuthMethod::Scram => "wamp-scram",
+        }
+    }
+
+    /// The method a HELLO names; `scram` is Autobahn's name for `wamp-scram`.
+    pub fn from_name(name: &str) -> Option<AuthMethod> {
+        match name {
+            "scram" => Some(AuthMethod::Scram),
+            _ => AuthMethod::ALL
+                .into_iter()
+                .find(|method| method.name() == name),
+        }
+    }
+}
+
+/// What one listener accepts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenerAuth {
+    /// Methods sessions of this listener may use. A HELLO's methods are tried in the order the
+    /// client lists them; the first one here wins.
+    pub methods: Vec<AuthMethod>,
+    /// The role an anonymous session gets (its authid is its session id).
+    pub anonymous_role: String,
+}
+
+impl Default for ListenerAuth {
+    fn default() -> Self {
+        ListenerAuth {
+            methods: vec![AuthMethod::Anonymous],
+            anonymous_role: "anonymous".into(),
+        }
+    }
+}
+
+/// Secret material that must not reach a log line through `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret<T>(pub T);
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+/// How a principal's ticket is kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TicketSecret {
+    /// In the clear (compared in constant time).
+    Plain(Secret<String>),
+    /// An argon2id PHC string (`wampring auth ticket` makes one).
+    Argon2id(Arc<str>),
+}
+
+/// How a principal's WAMP-CRA secret is kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WampCraSecret {
+    /// The shared secret itself: the HMAC key.
+    Plain(Secret<String>),
+    /// The salted key (base64 of PBKDF2, `wampring auth wampcra` makes one); the client
+    /// derives the same from the secret and the salt, iterations and key length the CHALLENGE
+    /// names.
+    Salted {
+        salt: String,
+        iterations: u32,
+        keylen: u32,
+        key: Secret<String>,
+    },
+}
+
+/// One principal of a realm: who it is, the role it gets, and its secret per method.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    pub authid: String,
+    pub role: String,
+    pub ticket: Option<TicketSecret>,
+    pub wampcra: Option<WampCraSecret>,
+    pub cryptosign: Vec<VerifyingKey>,
+    pub scram: Option<scram::Credential>,
+}
+
+impl Principal {
+    /// A principal with no secret yet.
+    pub fn new(authid: impl Into<String>, role: impl Into<String>) -> Principal {
+        Principal {
+            authid: authid.into(),
+            role: role.into(),
+            ticket: None,
+            wampcra: None,
+            cryptosign: Vec::new(),
+            scram: None,
+        }
+    }
+
+    /// Whether it can authenticate with `method`.
+    pub fn has(&self, method: AuthMethod) -> bool {
+        match method {
+            AuthMethod::Anonymous => false,
+            AuthMethod::Ticket => self.ticket.is_some(),
+            AuthMethod::WampCra => self.wampcra.is_some(),
+            AuthMethod::Cryptosign => !self.cryptosign.is_empty(),
+            AuthMethod::Scram => self.scram.is_some(),
+        }
+    }
+}
+
+/// A realm's principals, indexed by authid and by Cryptosign public key.
+#[derive(Default)]
+pub(crate) struct Principals {
+    list: Vec<Principal>,
+    by_authid: super::FastMap<Box<str>, usize>,
+    by_pubkey: super::FastMap<[u8; 32], usize>,
+}
+
+impl Principals {
+    pub(crate) fn new(configured: &[Principal]) -> Principals {
+        let mut principals = Principals {
+            list: configured.to_vec(),
+            by_authid: super::fast_map(),
+            by_pubkey: super::fast_map(),
+        };
+        for (index, principal) in configured.iter().enumerate() {
+            principals
+                .by_authid
+                .insert(principal.authid.as_str().into(), index);
+            for key in &principal.cryptosign {
+                principals.by_pubkey.insert(key.to_bytes(), index);
+            }
+        }
+        principals
+    }
+
+    /// The principal `authid` if it can use `method`.
+    fn with_method(&self, authid: &str, method: AuthMethod) -> Option<&Principal> {
+        let principal = &self.list[*self.by_authid.get(authid)?];
+        principal.has(method).then_some(principal)
+    }
+
+    fn by_pubkey(&self, key: &VerifyingKey) -> Option<&Principal> {
+        Some(&self.list[*self.by_pubkey.get(&key.to_bytes())?])
+    }
+
+    /// The first principal that uses `method`: a decoy challenge copies its shape.
+    fn first_with(&self, method: AuthMethod) -> Option<&Principal> {
+        self.list.iter().find(|principal| principal.has(method))
+    }
+}
+
+/// A key derived from the configured secret material: decoy challenges are made from it, so
+/// an unknown authid gets the same challenge on every shard and on every attempt.
+pub(crate) fn decoy_key(realms: &[super::RealmConfig]) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    hash.update(b"wampring decoy challenges");
+    for realm in realms {
+        hash.update(realm.name.as_bytes());
+        for principal in &realm.principals {
+            hash.update(format!("{principal:?}").as_bytes());
+            if let Some(TicketSecret::Plain(Secret(secret))) = &principal.ticket {
+                hash.update(secret.as_bytes());
+            }
+            match &principal.wampcra {
+                Some(WampCraSecret::Plain(Secret(secret))) => hash.update(secret.as_bytes()),
+                Some(WampCraSecret::Salted { key, .. }) => hash.update(key.0.as_bytes()),
+                None => {}
+            }
+        }
+    }
+    hash.finalize().into()
+}
+
+/// What a challenged session waits for.
+#[derive(Clone, Debug)]
+pub(crate) struct Authenticating {
+    pub(crate) deadline: TimerId,
+    pub(crate) realm: RealmId,
+    /// The session id WELCOME will carry (claimed already: a WAMP-CRA challenge names it).
+    pub(crate) id: u64,
+    pub(crate) features: PeerFeatures,
+    /// The method, and the name the client used for it (echoed in CHALLENGE).
+    pub(crate) method: AuthMethod,
+    /// Who the session becomes if the answer is right; `None`: nobody, whatever it answers
+    /// (unknown authid or key, or no secret for this method).
+    principal: Option<(Box<str>, Box<str>)>,
+    /// The authid the client claimed, for the log line.
+    claimed: Box<str>,
+    expect: Expect,
+    /// An offloaded check is running under this token: its outcome decides.
+    pub(crate) checking: Option<u64>,
+}
+
+#[derive(Clone, Debug)]
+enum Expect {
+    TicketPlain(Secret<String>),
+    TicketHash(Arc<str>),
+    WampCra {
+        challenge: String,
+        key: Secret<Vec<u8>>,
+    },
+    Cryptosign {
+        challenge: [u8; 32],
+        key: VerifyingKey,
+    },
+    Scram {
+        auth_message: String,
+        nonce: String,
+        credential: scram::Credential,
+    },
+}
+
+/// A ticket check for the runtime to run off the shard's thread ([`Action::Check`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretCheck {
+    ticket: Secret<String>,
+    hash: Arc<str>,
+}
+
+impl SecretCheck {
+    /// Whether the ticket matches (tens of milliseconds: argon2id).
+    pub fn run(&self) -> bool {
+        ticket::verify(&self.ticket.0, &self.hash)
+    }
+}
+
+impl fmt::Debug for SecretCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretCheck")
+    }
+}
+
+/// The HELLO facts a challenge carries over to WELCOME.
+pub(crate) struct Hello<'a> {
+    pub(crate) realm: RealmId,
+    pub(crate) features: PeerFeatures,
+    pub(crate) details: &'a Dict<'a>,
+    /// The method's name as the client wrote it.
+    pub(crate) method_name: &'a str,
+}
+
+/// JSON text of a string (the WAMP-CRA challenge is a JSON object inside a string).
+fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes
+}
+
+impl Router {
+    /// Decoy material for `what` about `authid`, the same on every shard.
+    fn decoy(&self, what: &str, realm: RealmId, authid: &str) -> [u8; 32] {
+        let mut hash = Sha256::new();
+        hash.update(self.decoy_key);
+        hash.update(what.as_bytes());
+        hash.update(self.realms.get(realm).name.as_bytes());
+        hash.update([0]);
+        hash.update(authid.as_bytes());
+        hash.finalize().into()
+    }
+
+    /// HELLO chose `method` (not anonymous): CHALLENGE, and wait for AUTHENTICATE.
+    pub(super) fn challenge(
+        &mut self,
+        session: SessionKey,
+        method: AuthMethod,
+        hello: Hello<'_>,
+        out: &mut Vec<Action>,
+    ) {
+        let serializer = self.sessions[session].serializer;
+        let authid = hello.details.get_str("authid").unwrap_or_default();
+        let authextra = hello.details.get_dict("authextra");
+        let id = self.new_session_id();
+        let realm = self.realms.get(hello.realm);
+        let mut extra = Dict::new();
+        let known = |principal: &Principal| {
+            Some((
+                Box::<str>::from(principal.authid.as_str()),
+                Box::<str>::from(principal.role.as_str()),
+            ))
+        };
+        let (principal, expect) = match method {
+            AuthMethod::Anonymous => unreachable!("anonymous needs no challenge"),
+            AuthMethod::Ticket | AuthMethod::WampCra | AuthMethod::Scram if authid.is_empty() => {
+                let text = format!("{} needs HELLO.Details.authid", method.name());
+                return self.refuse_authentication(session, uri::AUTHENTICATION_DENIED, text, out);
+            }
+            AuthMethod::Ticket => match realm.principals.with_method(authid, method) {
+                Some(principal) => match principal.ticket.clone().expect("has(Ticket)") {
+                    TicketSecret::Plain(secret) => (known(principal), Expect::TicketPlain(secret)),
+                    TicketSecret::Argon2id(hash) => (known(principal), Expect::TicketHash(hash)),
+                },
+                None => (None, Expect::TicketHash(ticket::decoy_hash().into())),
+            },
+            AuthMethod::WampCra => {
+                let found = realm.principals.with_method(authid, method);
+                let shape = found.or_else(|| realm.principals.first_with(method));
+                let role = shape.map_or("user", |principal| principal.role.as_str());
+                let secret = match found {
+                    Some(principal) => principal.wampcra.clone().expect("has(WampCra)"),
+                    None => {
+                        let key =
+                            credentials::base64_encode(&self.decoy("wampcra", hello.realm, authid));
+                        match shape.and_then(|principal| principal.wampcra.as_ref()) {
+                            Some(WampCraSecret::Salted {
+                                iterations, keylen, ..
+                            }) => WampCraSecret::Salted {
+                                salt: credentials::base64_encode(
+                                    &self.decoy("wampcra salt", hello.realm, authid)[..16],
+                                ),
+                                iterations: *iterations,
+                                keylen: *keylen,
+                                key: Secret(key),
+                            },
+                            _ => WampCraSecret::Plain(Secret(key)),
+                        }
+                    }
+                };
+                let nonce = credentials::base64_encode(&random_bytes::<16>());
+                let timestamp = super::history::rfc3339_millis(self.wall_clock_ms());
+                let challenge = format!(
+                    "{{\"authid\": {}, \"authrole\": {}, \"authmethod\": \"wampcra\", \"authprovider\": \"static\", \"nonce\": {}, \"timestamp\": {}, \"session\": {id}}}",
+                    json_string(authid),
+                    json_string(role),
+                    json_string(&nonce),
+                    json_string(&timestamp),
+                );
+                extra.insert("challenge", Value::from(challenge.clone()));
+                let key = match secret {
+                    WampCraSecret::Plain(secret) => secret.0.into_bytes(),
+                    WampCraSecret::Salted {
+                        salt,
+                        iterations,
+                        keylen,
+                        key,
+                    } => {
+                        extra.insert("salt", Value::from(salt));
+                        extra.insert("iterations", u64::from(iterations));
+                        extra.insert("keylen", u64::from(keylen));
+                        key.0.into_bytes()
+                    }
+                };
+                (
+                    found.and_then(known),
+                    Expect::WampCra {
+                        challenge,
+                        key: Secret(key),
+                    },
+                )
+            }
+            AuthMethod::Cryptosign => {
+                let pubkey = authextra.and_then(|extra| extra.get_str("pubkey"));
+                let Some(Ok(key)) = pubkey.map(cryptosign::parse_public_key) else {
+                    let text = "cryptosign needs HELLO.Details.authextra.pubkey: an Ed25519 public key in hex";
+                    return self.refuse_authentication(
+                        session,
+                        uri::AUTHENTICATION_DENIED,
+                        text.into(),
+                        out,
+                    );
+                };
+                if authextra
+                    .and_then(|extra| extra.get_str("channel_binding"))
+                    .is_some()
+                {
+                    let text = "cryptosign channel binding is not supported by this router";
+                    return self.refuse_authentication(
+                        session,
+                        uri::AUTHENTICATION_DENIED,
+                        text.into(),
+                        out,
+                    );
+                }
+                let principal = realm
+                    .principals
+                    .by_pubkey(&key)
+                    .filter(|principal| authid.is_empty() || principal.authid == authid);
+                let challenge = random_bytes::<32>();
+                extra.insert("challenge", Value::from(hex::encode(challenge)));
+                extra.insert("channel_binding", Value::Null);
+                (
+                    principal.and_then(known),
+                    Expect::Cryptosign { challenge, key },
+                )
+            }
+            AuthMethod::Scram => {
+                let client_nonce = authextra.and_then(|extra| extra.get_str("nonce"));
+                let Some(client_nonce) = client_nonce.filter(|nonce| !nonce.is_empty()) else {
+                    let text = "wamp-scram needs HELLO.Details.authextra.nonce";
+                    return self.refuse_authentication(
+                        session,
+                        uri::AUTHENTICATION_DENIED,
+                        text.into(),
+                        out,
+                    );
+                };
+                let binding = authextra.and_then(|extra| extra.get("channel_binding"));
+                if !matches!(binding, None | Some(Value::Null)) {
+                    let text = "wamp-scram channel binding is not supported by this router";
+                    return self.refuse_authentication(
+                        session,
+                        uri::AUTHENTICATION_DENIED,
+                        text.into(),
+                        out,
+                    );
+                }
+                let found = realm.principals.with_method(authid, method);
+                let credential = match found {
+                    Some(principal) => principal.scram.clone().expect("has(Scram)"),
+                    None => {
+                        let kdf = realm
+                            .principals
+                            .first_with(method)
+                            .and_then(|principal| principal.scram.as_ref())
+                            .map_or(scram::Kdf::DEFAULT_ARGON2, |credential| credential.kdf);
+                        scram::Credential {
+                            kdf,
+                            salt: self.decoy("scram salt", hello.realm, authid)[..16].to_vec(),
+                            stored_key: self.decoy("scram stored", hello.realm, authid),
+                            server_key: self.decoy("scram server", hello.realm, authid),
+                        }
+                    }
+                };
+                let nonce = format!(
+                    "{client_nonce}{}",
+                    credentials::base64_encode(&random_bytes::<16>())
+                );
+                let salt = credentials::base64_encode(&credential.salt);
+                let iterations = credential.kdf.iterations();
+                extra.insert("nonce", Value::from(nonce.clone()));
+                extra.insert("salt", Value::from(salt.clone()));
+                extra.insert("kdf", credential.kdf.name());
+                extra.insert("iterations", u64::from(iterations));
+                if let scram::Kdf::Argon2id13 { memory, .. } = credential.kdf {
+                    extra.insert("memory", u64::from(memory));
+                }
+                let auth_message =
+                    scram::auth_message(authid, client_nonce, &nonce, &salt, iterations, "");
+                (
+                    found.and_then(known),
+                    Expect::Scram {
+                        auth_message,
+                        nonce,
+                        credential,
+                    },
+                )
+            }
+        };
+        let challenge = Message::Challenge {
+            method: Cow::Owned(hello.method_name.to_string()),
+            extra,
+        };
+        self.send(out, session, serializer, &challenge);
+        let deadline = self.now.saturating_add(self.config.authenticate_timeout_ms);
+        let timer = self.timers.arm(deadline, Timeout::Authenticate { session });
+        let state = &mut self.sessions[session];
+        if let Phase::ExpectHello { deadline } = state.phase {
+            self.timers.cancel(deadline);
+        }
+        state.phase = Phase::Authenticating(Box::new(Authenticating {
+            deadline: timer,
+            realm: hello.realm,
+            id,
+            features: hello.features,
+            method,
+            principal,
+            claimed: authid.into(),
+            expect,
+            checking: None,
+        }));
+        self.sessions.claim_id(id, session);
+        self.stats.challenges_sent += 1;
+    }
+
+    /// AUTHENTICATE of a challenged session.
+    pub(super) fn handle_authenticate(
+        &mut self,
+        session: SessionKey,
+        signature: &str,
+        extra: &Dict<'_>,
+        out: &mut Vec<Action>,
+    ) {
+        let Phase::Authenticating(state) = &self.sessions[session].phase else {
+            return;
+        };
+        if state.checking.is_some() {
+            return self.protocol_violation(
+                session,
+                "AUTHENTICATE again while the first one is being checked",
+                out,
+            );
+        }
+        let right = match &state.expect {
+            Expect::TicketPlain(kept) => ticket::equals_plain(signature, &kept.0),
+            Expect::TicketHash(hash) => {
+                let token = self.next_check;
+                self.next_check += 1;
+                let check = SecretCheck {
+                    ticket: Secret(signature.to_string()),
+                    hash: hash.clone(),
+                };
+                if let Phase::Authenticating(state) = &mut self.sessions[session].phase {
+                    state.checking = Some(token);
+                }
+                out.push(Action::Check {
+                    session,
+                    token,
+                    check,
+                });
+                return;
+            }
+            Expect::WampCra { challenge, key } => wampcra::verify(&key.0, challenge, signature),
+            Expect::Cryptosign { challenge, key } => cryptosign::verify(key, challenge, signature),
+            Expect::Scram {
+                auth_message,
+                nonce,
+                credential,
+            } => {
+                let same_nonce = extra.get_str("nonce").is_none_or(|sent| sent == nonce);
+                scram::verify_proof(credential, auth_message, signature) && same_nonce
+            }
+        };
+        self.authenticated(session, right, out);
+    }
+
+    /// The outcome of an offloaded [`SecretCheck`] (`Action::Check`) of `session`, under
+    /// `token`. A session that went meanwhile, or a token that is not the one awaited, is
+    /// ignored.
+    pub fn handle_checked(
+        &mut self,
+        session: SessionKey,
+        token: u64,
+        right: bool,
+        now: Millis,
+        out: &mut Vec<Action>,
+    ) {
+        self.now = now;
+        let awaited = self.sessions.get(session).is_some_and(|state| {
+            matches!(&state.phase, Phase::Authenticating(auth) if auth.checking == Some(token))
+        });
+        if awaited {
+            self.authenticated(session, right, out);
+        }
+        self.settle(out);
+    }
+
+    /// The answer was checked: WELCOME if it was right and names a principal, else ABORT.
+    fn authenticated(&mut self, session: SessionKey, right: bool, out: &mut Vec<Action>) {
+        let Phase::Authenticating(state) = &self.sessions[session].phase else {
+            return;
+        };
+        let method = state.method;
+        let Some((authid, authrole)) = state.principal.clone().filter(|_| right) else {
+            let cause = match (&state.principal, right) {
+                (None, _) => "no such principal, or no secret of this method",
+                (Some(_), _) => "wrong secret",
+            };
+            let claimed = state.claimed.clone();
+            return self.deny(session, method, &claimed, cause, out);
+        };
+        let mut authextra = None;
+        if let Expect::Scram {
+            auth_message,
+            credential,
+            ..
+        } = &state.expect
+        {
+            let mut extra = Dict::with_capacity(1);
+            let signature = scram::server_signature(&credential.server_key, auth_message);
+            extra.insert("scram_server_signature", Value::from(signature));
+            authextra = Some(extra);
+        }
+        let (realm, id, features) = (state.realm, state.id, state.features);
+        let Some(role) = self.role_of(session, realm, &authrole, out) else {
+            return;
+        };
+        let identity = Identity {
+            id,
+            realm,
+            authid,
+            authrole,
+            role,
+            authmethod: method.name(),
+            authprovider: "static",
+        };
+        self.welcome(session, identity, features, authextra, out);
+    }
+
+    /// The role `authrole` in `realm`, or ABORT `wamp.error.no_such_role` when the realm defines
+    /// roles and not this one.
+    pub(super) fn role_of(
+        &mut self,
+        session: SessionKey,
+        realm: RealmId,
+        authrole: &str,
+        out: &mut Vec<Action>,
+    ) -> Option<Option<RoleId>> {
+        match self.realms.get(realm).roles.find(authrole) {
+            Ok(role) => Some(role),
+            Err(()) => {
+                let text = format!(
+                    "role {authrole:?} is not defined in realm {:?}",
+                    &*self.realms.get(realm).name
+                );
+                self.refuse_authentication(session, uri::NO_SUCH_ROLE, text, out);
+                None
+            }
+        }
+    }
+
+    /// A failed authentication: the same ABORT whatever the cause, which only the log names.
+    fn deny(
+        &mut self,
+        session: SessionKey,
+        method: AuthMethod,
+        authid: &str,
+        cause: &str,
+        out: &mut Vec<Action>,
+    ) {
+        self.stats.authentications_denied += 1;
+        if let Some(suppressed) = self.logs.authentication_denied.allow(self.now) {
+            let state = &self.sessions[session];
+            tracing::info!(
+                peer = %state.transport.peer,
+                method = method.name(),
+                authid,
+                suppressed,
+                "authentication denied: {cause}"
+            );
+        }
+        self.abort_before_welcome(
+            session,
+            uri::AUTHENTICATION_DENIED,
+            "authentication failed".into(),
+            out,
+        );
+    }
+
+    /// ABORT for a HELLO or AUTHENTICATE that cannot succeed, for a reason the client may learn
+    /// (a missing field, an unsupported option, an undefined role).
+    fn refuse_authentication(
+        &mut self,
+        session: SessionKey,
+        reason: &'static str,
+        text: String,
+        out: &mut Vec<Action>,
+    ) {
+        self.stats.authentications_denied += 1;
+        if let Some(suppressed) = self.logs.authentication_denied.allow(self.now) {
+            let peer = &self.sessions[session].transport.peer;
+            tracing::info!(%peer, reason, suppressed, "authentication refused: {text}");
+        }
+        self.abort_before_welcome(session, reason, text.into(), out);
+    }
+
+    /// ABORT, then Close, a session that is not established; its claimed id goes.
+    pub(super) fn abort_before_welcome(
+        &mut self,
+        session: SessionKey,
+        reason: &'static str,
+        text: Cow<'static, str>,
+        out: &mut Vec<Action>,
+    ) {
+        let serializer = self.sessions[session].serializer;
+        self.stop_waiting(session);
+        self.send(
+            out,
+            session,
+            serializer,
+            &outbox::abort(reason, text, serializer),
+        );
+        out.push(Action::Close {
+            session,
+            reason: CloseReason::Done,
+        });
+    }
+
+    /// The session leaves `ExpectHello` or `Authenticating` for `Closing`: its deadline and its
+    /// claimed session id no longer matter.
+    pub(super) fn stop_waiting(&mut self, session: SessionKey) {
+        let state = &mut self.sessions[session];
+        match std::mem::replace(&mut state.phase, Phase::Closing) {
+            Phase::ExpectHello { deadline } => self.timers.cancel(deadline),
+            Phase::Authenticating(auth) => {
+                self.timers.cancel(auth.deadline);
+                self.sessions.release_id(auth.id);
+            }
+            other => state.phase = other,
+        }
+    }
+
+    /// The authentication deadline of `session` passed.
+    pub(super) fn authentication_timed_out(
+        &mut self,
+        session: SessionKey,
+        timer: TimerId,
+        out: &mut Vec<Action>,
+    ) {
+        let waiting = self.sessions.get(session).is_some_and(
+            |state| matches!(&state.phase, Phase::Authenticating(auth) if auth.deadline == timer),
+        );
+        if !waiting {
+            return;
+        }
+        self.stats.authentication_timeouts += 1;
+        let text = format!(
+            "no AUTHENTICATE within {} ms",
+            self.config.authenticate_timeout_ms
+        );
+        self.refuse_authentication(session, uri::TIMEOUT, text, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_names_round_trip_and_scram_has_autobahns_alias() {
+        for method in AuthMethod::ALL {
+            assert_eq!(AuthMethod::from_name(method.name()), Some(method));
+        }
+        assert_eq!(AuthMethod::from_name("scram"), Some(AuthMethod::Scram));
+        assert_eq!(AuthMethod::from_name("tls"), None);
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let mut principal = Principal::new("joe", "user");
+        principal.ticket = Some(TicketSecret::Plain(Secret("hunter2".into())));
+        principal.wampcra = Some(WampCraSecret::Plain(Secret("wampcra-secret".into())));
+        let shown = format!("{principal:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("wampcra-secret"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn challenge_strings_are_json() {
+        assert_eq!(json_string("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
+    }
+}
