@@ -133,12 +133,17 @@ impl Cluster {
     }
 
     pub fn open(&mut self, shard: usize, ser: Serializer) -> Conn {
+        self.open_on_listener(shard, ser, 0)
+    }
+
+    /// A connection that came in on listener `listener` (its authentication methods).
+    pub fn open_on_listener(&mut self, shard: usize, ser: Serializer, listener: usize) -> Conn {
         let key = self.routers[shard].open_session(
             TransportInfo {
                 serializer: ser,
                 kind: "sim",
                 peer: format!("shard{shard}"),
-                listener: 0,
+                listener,
                 secure: false,
             },
             self.now,
@@ -245,6 +250,10 @@ impl Cluster {
             total.sessions_closed += s.sessions_closed;
             total.hellos_rejected += s.hellos_rejected;
             total.hello_timeouts += s.hello_timeouts;
+            total.challenges_sent += s.challenges_sent;
+            total.authentications_denied += s.authentications_denied;
+            total.authentication_timeouts += s.authentication_timeouts;
+            total.authorizations_denied += s.authorizations_denied;
             total.messages_in += s.messages_in;
             total.decode_errors += s.decode_errors;
             total.protocol_violations += s.protocol_violations;

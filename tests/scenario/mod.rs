@@ -96,6 +96,19 @@ impl Harness {
         self.connect_on(shard, ser)
     }
 
+    /// Connects on the next shard, through listener `listener`.
+    pub fn connect_via(&mut self, listener: usize, ser: Serializer) -> Client {
+        let shard = self.next_shard % self.shards();
+        self.next_shard += 1;
+        let conn = self.cluster.open_on_listener(shard, ser, listener);
+        Client {
+            conn,
+            key: conn.key,
+            ser,
+            id: 0,
+        }
+    }
+
     pub fn connect_on(&mut self, shard: usize, ser: Serializer) -> Client {
         let conn = self.cluster.open(shard, ser);
         Client {
