@@ -33,7 +33,7 @@ const ROUTER_START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the router may take to exit after SIGTERM before it gets SIGKILL.
 const ROUTER_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Upper bound for one client run (the scripts have their own 30 s hard timeout).
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(75);
 /// Upper bound for `setup.sh` (a first install downloads from PyPI and npm).
 const SETUP_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 /// Attempts to start the router (a free port can be taken by someone else between our probe
@@ -67,11 +67,13 @@ kind = "websocket"
 bind = "{ws}"
 path = "/ws"
 serializers = ["json", "msgpack"]
+authmethods = {AUTHMETHODS}
 
 [[listener]]
 kind = "rawsocket"
 bind = "{rs}"
 serializers = ["json", "msgpack"]
+authmethods = {AUTHMETHODS}
 
 [limits]
 max_subscriptions_per_session = {SUBSCRIPTION_LIMIT}
@@ -91,13 +93,87 @@ uri = "com.interop.history..wild"
 match = "wildcard"
 limit = 3
 
+{PRINCIPALS}
 [[realm]]
 name = "{DISCLOSED_REALM}"
 disclose_caller = true
 disclose_publisher = true
+
+[[realm]]
+name = "{SECURED_REALM}"
+{PRINCIPALS}
+[[realm.role]]
+name = "user"
+[[realm.role.permission]]
+uri = "com.secured.user."
+match = "prefix"
+allow = ["call", "subscribe"]
+
+[[realm.role]]
+name = "backend"
+[[realm.role.permission]]
+uri = "com.secured."
+match = "prefix"
+allow = ["register", "call", "publish", "subscribe"]
+disclose_caller = true
+
+[[realm.role]]
+name = "admin"
+[[realm.role.permission]]
+uri = "wamp.session."
+match = "prefix"
+allow = ["call"]
+
+[[realm.role]]
+name = "anonymous"
 "#
     )
 }
+
+/// Every method the clients' authentication steps use (`--auth`).
+const AUTHMETHODS: &str = r#"["anonymous", "ticket", "wampcra", "cryptosign", "wamp-scram"]"#;
+
+/// A realm with roles (the clients' authorization steps): `user` may call and subscribe under
+/// `com.secured.user.`, `backend` may do everything under `com.secured.` and discloses its
+/// callers, `admin` may call the session meta API, `anonymous` may do nothing.
+const SECURED_REALM: &str = "realm1.secured";
+
+/// The principals of `realm1` and [`SECURED_REALM`], as the clients' `--auth` steps know them:
+/// joe (ticket in the clear), ann (ticket as an argon2id hash), cra (WAMP-CRA secret in the
+/// clear), salty (salted WAMP-CRA), dev (Cryptosign; the private key is in the scripts), sam
+/// (WAMP-SCRAM, argon2id with a small cost so that the client's derivation is quick). Made
+/// with `wampring auth …`.
+const PRINCIPALS: &str = r#"
+[[realm.principal]]
+authid = "joe"
+role = "user"
+ticket = "joe-ticket"
+
+[[realm.principal]]
+authid = "ann"
+role = "user"
+ticket_hash = "$argon2id$v=19$m=19456,t=2,p=1$Dn/fh0gWS40ZY3bIYByVgg$eeX379+F4GmrWgXybz3W7sZwPAnHX8Cd3Q4S/r6ERCw"
+
+[[realm.principal]]
+authid = "cra"
+role = "backend"
+wampcra_secret = "cra-secret"
+
+[[realm.principal]]
+authid = "salty"
+role = "backend"
+wampcra = { salt = "pepper", iterations = 100, keylen = 32, key = "ZLUmZZGU7WwaGPCX68RSiaDdwFSL9uHJZNFtaWzTn5E=" }
+
+[[realm.principal]]
+authid = "dev"
+role = "backend"
+cryptosign = ["beccd2f146fdd5a9ff5dad42c054a3780af028f9d2ac01a543358e839d62395d"]
+
+[[realm.principal]]
+authid = "sam"
+role = "admin"
+scram = { kdf = "argon2id-13", iterations = 16, memory = 512, salt = "73616d2073616c74203136627974657321", stored_key = "c799ba7f538e383c761bc6d60dc779f221af5a4220ad581a4a42046535fcbf28", server_key = "649fd22e7b761d7dc60e3c44482e6b1232b17df6de705f12dafc961a6e08fc41" }
+"#;
 
 /// The interop router's `limits.max_subscriptions_per_session`, which the clients test (their
 /// other steps hold fewer subscriptions per session).
@@ -416,6 +492,8 @@ fn run_combo(client: ClientKind, transport: Transport, serializer: &str, router_
         &SUBSCRIPTION_LIMIT.to_string(),
         "--disclosed-realm",
         DISCLOSED_REALM,
+        "--secured-realm",
+        SECURED_REALM,
     ]);
     let started = Instant::now();
     let (status, output) = run_bounded(&mut cmd, &log, CLIENT_TIMEOUT);

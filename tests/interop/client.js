@@ -35,6 +35,11 @@
 //   node client.js --url ws://127.0.0.1:8080/ws --serializer json|msgpack --realm realm1
 //   node client.js --url rs://127.0.0.1:8081 --serializer json
 //   ... [--subscription-limit N] [--disclosed-realm realm1.disclosed]
+//       [--secured-realm realm1.secured]
+// With `--secured-realm REALM` an "authentication" part joins with ticket (in
+// the clear and hashed), WAMP-CRA (plain and salted) and Cryptosign, and with
+// a wrong secret for each, and an "authorization" part checks each action a
+// role is denied in REALM (call, register, publish, subscribe, the meta API).
 // Autobahn|JS 22.x speaks RawSocket only in Node and only with JSON
 // (lib/transport/rawsocket.js hard-codes JSON.stringify/JSON.parse).
 // `--peer crossbar` (passed by run_against_crossbar.sh) marks a run against
@@ -48,7 +53,7 @@
 const util = require('util');
 const autobahn = require('autobahn');
 
-const HARD_TIMEOUT_MS = 30000;
+const HARD_TIMEOUT_MS = 60000;
 const STEP_TIMEOUT_MS = 5000;
 const QUIET_WAIT_MS = 500;
 
@@ -155,6 +160,7 @@ function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
 function parseArgs(argv) {
   const out = {
     url: null, serializer: 'json', realm: 'realm1', subscriptionLimit: 0, disclosedRealm: '', peer: 'wampring',
+    securedRealm: '',
   };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
@@ -165,6 +171,7 @@ function parseArgs(argv) {
     else if (k === '--subscription-limit') { out.subscriptionLimit = Number(v); i++; }
     else if (k === '--disclosed-realm') { out.disclosedRealm = v; i++; }
     else if (k === '--peer') { out.peer = v; i++; }
+    else if (k === '--secured-realm') { out.securedRealm = v; i++; }
     else { throw new Error(`unknown argument ${k}`); }
   }
   if (!out.url) throw new Error('--url is required');
@@ -203,7 +210,9 @@ function transportFor(args) {
 // Autobahn|JS sets the Event's topic to the subscription's own topic when the EVENT has no
 // Details.topic, so whether the router sent one is read there. `revocations` gets each
 // UNREGISTERED / UNSUBSCRIBED with request id 0 as received (the message).
-function connect(args, name, realm = args.realm, { withoutRevocation = false } = {}) {
+// With `auth` ({authmethods, authid, authextra, onchallenge}) the session authenticates; with
+// `expectAbort` it resolves with {aborted: details} when the router answers ABORT.
+function connect(args, name, realm = args.realm, { withoutRevocation = false, auth = null, expectAbort = false } = {}) {
   return new Promise((resolve, reject) => {
     let resolveClosed;
     const closed = new Promise((r) => { resolveClosed = r; });
@@ -215,6 +224,7 @@ function connect(args, name, realm = args.realm, { withoutRevocation = false } =
       max_retries: 0,
       retry_if_unreachable: false,
       use_es6_promises: true,
+      ...(auth || {}),
     });
     conn.onopen = (session, details) => {
       joined = true;
@@ -242,7 +252,9 @@ function connect(args, name, realm = args.realm, { withoutRevocation = false } =
     };
     conn.onclose = (reason, details) => {
       resolveClosed({ reason, details });
-      if (!joined) {
+      if (!joined && expectAbort) {
+        resolve({ aborted: details });
+      } else if (!joined) {
         reject(new StepFailed(`session ${name} closed before WELCOME: ${reason} ${fmt(details)}`));
       }
       return true; // never retry
@@ -2187,6 +2199,120 @@ async function scenario(args) {
   ok('goodbye');
 }
 
+// The principals of the interop router (tests/interop.rs PRINCIPALS), with their secrets.
+const DEV_PRIVATE_KEY = '4d6f6e74726561756c20657374206c612063617069616c65206475205175c3a9';
+const DENIED = 'wamp.error.authentication_denied';
+const NOT_AUTHORIZED = 'wamp.error.not_authorized';
+
+function ticketAuth(authid, ticket) {
+  return { authmethods: ['ticket'], authid, onchallenge: () => ticket };
+}
+
+function wampcraAuth(authid, secret) {
+  return {
+    authmethods: ['wampcra'],
+    authid,
+    onchallenge: (session, method, extra) => {
+      const key = extra.salt
+        ? autobahn.auth_cra.derive_key(secret, extra.salt, extra.iterations, extra.keylen)
+        : secret;
+      return autobahn.auth_cra.sign(key, extra.challenge);
+    },
+  };
+}
+
+function cryptosignAuth(privateHex) {
+  const nacl = require('tweetnacl');
+  const pkey = nacl.sign.keyPair.fromSeed(Uint8Array.from(Buffer.from(privateHex, 'hex')));
+  return {
+    authmethods: ['cryptosign'],
+    authextra: { pubkey: autobahn.auth_cryptosign.public_key(pkey) },
+    onchallenge: (session, method, extra) => autobahn.auth_cryptosign.sign_challenge(pkey, extra),
+  };
+}
+
+async function joinedAs(args, realm, name, auth, want) {
+  const X = await withTimeout(connect(args, name, realm, { auth }), `WELCOME ${name}`);
+  const d = X.details;
+  const got = [d.authid, d.authrole, d.authmethod, d.authprovider];
+  check(same(got, [...want, 'static']), `${name} joined as ${fmt(got)}`);
+  return X;
+}
+
+async function denied(args, realm, name, auth) {
+  const res = await withTimeout(connect(args, name, realm, { auth, expectAbort: true }), `ABORT ${name}`);
+  check(res.aborted, `${name} joined, want ABORT`);
+  check(res.aborted.reason === DENIED, `${name}: ABORT ${fmt(res.aborted)}, want ${DENIED}`);
+}
+
+async function leaveAll(...Xs) {
+  for (const X of Xs) X.conn.close();
+  for (const X of Xs) await withTimeout(X.closed, `close of ${X.name}`);
+}
+
+async function authentication(args) {
+  const realm = args.realm;
+  step('auth_ticket');
+  const joe = await joinedAs(args, realm, 'T1', ticketAuth('joe', 'joe-ticket'), ['joe', 'user', 'ticket']);
+  const ann = await joinedAs(args, realm, 'T2', ticketAuth('ann', 'ann-ticket'), ['ann', 'user', 'ticket']);
+  await denied(args, realm, 'T3', ticketAuth('ann', 'joe-ticket'));
+  await denied(args, realm, 'T4', ticketAuth('nobody', 'joe-ticket'));
+  await leaveAll(joe, ann);
+  ok('auth_ticket');
+
+  step('auth_wampcra');
+  const cra = await joinedAs(args, realm, 'W1', wampcraAuth('cra', 'cra-secret'), ['cra', 'backend', 'wampcra']);
+  const salty = await joinedAs(args, realm, 'W2', wampcraAuth('salty', 'salty-secret'), ['salty', 'backend', 'wampcra']);
+  await denied(args, realm, 'W3', wampcraAuth('salty', 'cra-secret'));
+  await denied(args, realm, 'W4', wampcraAuth('nobody', 'x'));
+  await leaveAll(cra, salty);
+  ok('auth_wampcra');
+
+  step('auth_cryptosign');
+  const dev = await joinedAs(args, realm, 'S1', cryptosignAuth(DEV_PRIVATE_KEY), ['dev', 'backend', 'cryptosign']);
+  await denied(args, realm, 'S2', cryptosignAuth(require('crypto').randomBytes(32).toString('hex')));
+  await leaveAll(dev);
+  ok('auth_cryptosign');
+}
+
+async function authorization(args) {
+  const realm = args.securedRealm;
+  const backend = await joinedAs(args, realm, 'Z1', cryptosignAuth(DEV_PRIVATE_KEY), ['dev', 'backend', 'cryptosign']);
+  const user = await joinedAs(args, realm, 'Z2', ticketAuth('joe', 'joe-ticket'), ['joe', 'user', 'ticket']);
+  const b = backend.session;
+  const u = user.session;
+
+  step('authz_call');
+  await withTimeout(b.register('com.secured.user.double', (a) => a[0] * 2), 'REGISTERED double');
+  const res = await withTimeout(u.call('com.secured.user.double', [21]), 'RESULT double');
+  check(res === 42, `double(21) returned ${fmt(res)}`);
+  await withTimeout(b.register('com.secured.admin.only', () => 'secret'), 'REGISTERED admin.only');
+  await expectAppError(u.call('com.secured.admin.only'), NOT_AUTHORIZED, 'ERROR call admin.only');
+  ok('authz_call');
+
+  step('authz_register');
+  await expectAppError(u.register('com.secured.user.mine', () => null), NOT_AUTHORIZED, 'ERROR register');
+  ok('authz_register');
+
+  step('authz_subscribe');
+  const events = new EventQueue();
+  await withTimeout(u.subscribe('com.secured.user.news', (a) => events.push(a)), 'SUBSCRIBED news');
+  await expectAppError(u.subscribe('com.secured.other', () => null), NOT_AUTHORIZED, 'ERROR subscribe');
+  ok('authz_subscribe');
+
+  step('authz_publish');
+  await withTimeout(b.publish('com.secured.user.news', ['hello'], {}, { acknowledge: true }), 'PUBLISHED news');
+  const got = await events.next('EVENT news');
+  check(same(got, ['hello']), `event ${fmt(got)}`);
+  await expectAppError(u.publish('com.secured.user.news', ['x'], {}, { acknowledge: true }), NOT_AUTHORIZED, 'ERROR publish');
+  ok('authz_publish');
+
+  step('authz_meta');
+  await expectAppError(u.call('wamp.session.count'), NOT_AUTHORIZED, 'ERROR wamp.session.count');
+  ok('authz_meta');
+  await leaveAll(backend, user);
+}
+
 async function main() {
   let args;
   try {
@@ -2199,6 +2325,10 @@ async function main() {
     + `disclosed_realm=${args.disclosedRealm || '-'} peer=${args.peer}\n`);
   try {
     await scenario(args);
+    if (args.securedRealm) {
+      await authentication(args);
+      await authorization(args);
+    }
   } catch (e) {
     fail(e instanceof StepFailed ? e.message : fmt(e));
     return;

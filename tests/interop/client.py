@@ -37,7 +37,12 @@
 # kill_by_authrole and kill_all in `--disclosed-realm`, sessions X, Y, Z), and
 # testaments (add_testament / flush_testaments, published in order with their
 # lists and retain when session C's connection is dropped without GOODBYE and
-# when session K is killed). Each passed step prints `ok <step>`; the first
+# when session K is killed). With `--secured-realm REALM`, an "authentication"
+# part (after the meta API) joins with every method wampring offers (ticket in
+# the clear and hashed, WAMP-CRA plain and salted, Cryptosign, WAMP-SCRAM)
+# and with a wrong secret for each, and an "authorization" part checks each
+# action a role is denied in REALM (call, register, publish, subscribe, the
+# meta API). Each passed step prints `ok <step>`; the first
 # failure prints `FAIL <step>: <reason>` and exits non-zero. A hard timeout
 # guarantees exit.
 #
@@ -45,6 +50,7 @@
 #   client.py --url ws://127.0.0.1:8080/ws --serializer json --realm realm1
 #   client.py --url rs://127.0.0.1:8081    --serializer msgpack
 #   ... [--subscription-limit N] [--disclosed-realm realm1.disclosed]
+#       [--secured-realm realm1.secured]
 # (`tcp://host:port` is accepted as a synonym for `rs://host:port`.)
 # `--peer crossbar` (passed by run_against_crossbar.sh) marks a run against
 # Crossbar.io, the reference router: where it behaves differently from what
@@ -67,7 +73,8 @@ txaio.use_asyncio()
 from autobahn.asyncio.rawsocket import WampRawSocketClientFactory  # noqa: E402
 from autobahn.asyncio.wamp import ApplicationSession  # noqa: E402
 from autobahn.asyncio.websocket import WampWebSocketClientFactory  # noqa: E402
-from autobahn.wamp import message, role  # noqa: E402
+from autobahn.wamp import auth, message, role  # noqa: E402
+from autobahn.wamp.cryptosign import CryptosignKey  # noqa: E402
 from autobahn.wamp.exception import ApplicationError  # noqa: E402
 from autobahn.wamp.serializer import JsonSerializer, MsgPackSerializer  # noqa: E402
 from autobahn.wamp.types import (  # noqa: E402
@@ -80,7 +87,7 @@ from autobahn.wamp.types import (  # noqa: E402
 )
 
 HARD_TIMEOUT_S = 30.0  # whole scenario, enforced by asyncio
-KILL_TIMEOUT_S = 35  # last resort: SIGALRM -> os._exit, even if the loop hangs
+KILL_TIMEOUT_S = 60  # last resort: SIGALRM -> os._exit, even if the loop hangs
 STEP_TIMEOUT_S = 5.0  # any single network round trip
 QUIET_WAIT_S = 0.5  # how long we wait to be sure that *no* event arrives
 
@@ -250,6 +257,31 @@ class Session(ApplicationSession):
         return super().onDisconnect()
 
 
+class AuthSession(Session):
+    """A Session that joins with one authentication method: `auth` holds the HELLO's
+    `methods`, `authid`, `authextra`, the `answer` to a CHALLENGE and an optional `welcome`
+    check of WELCOME's authextra (None when satisfied)."""
+
+    def __init__(self, config, name, auth):
+        super().__init__(config, name)
+        self.auth = auth
+
+    def onConnect(self):
+        self.join(
+            self.config.realm,
+            authmethods=self.auth["methods"],
+            authid=self.auth.get("authid"),
+            authextra=self.auth.get("authextra"),
+        )
+
+    def onChallenge(self, challenge):
+        return self.auth["answer"](self, challenge)
+
+    def onWelcome(self, welcome):
+        check_welcome = self.auth.get("welcome")
+        return check_welcome(self, welcome.authextra) if check_welcome else None
+
+
 def make_serializer(name):
     if name == "json":
         return JsonSerializer()
@@ -258,10 +290,15 @@ def make_serializer(name):
     raise SystemExit(f"unknown serializer {name!r}")
 
 
-async def connect(url, serializer, realm, name, roles=None):
-    """Joins session `name` to `realm`; `roles`: the HELLO's roles instead of autobahn's own."""
+async def connect(url, serializer, realm, name, roles=None, auth=None, expect_abort=False):
+    """Joins session `name` to `realm`; `roles`: the HELLO's roles instead of autobahn's own;
+    `auth`: authenticate (see AuthSession). With `expect_abort`, an ABORT instead of WELCOME
+    is the outcome: (None, its CloseDetails)."""
     loop = asyncio.get_event_loop()
-    session = Session(ComponentConfig(realm=realm), name)
+    if auth is None:
+        session = Session(ComponentConfig(realm=realm), name)
+    else:
+        session = AuthSession(ComponentConfig(realm=realm), name, auth)
     if roles is not None:
         session._session_roles = roles
     parsed = urllib.parse.urlsplit(url)
@@ -285,6 +322,8 @@ async def connect(url, serializer, realm, name, roles=None):
         return_when=asyncio.FIRST_COMPLETED,
     )
     if session.joined.done():
+        if expect_abort:
+            raise StepFailed(f"session {name} joined, want ABORT")
         if parsed.scheme == "ws":
             print(f"info {name} websocket subprotocol={proto.websocket_protocol_in_use}", flush=True)
         else:
@@ -293,6 +332,8 @@ async def connect(url, serializer, realm, name, roles=None):
         return session, session.joined.result()
     if session.left.done():
         d = session.left.result()
+        if expect_abort:
+            return None, d
         raise StepFailed(f"session {name} aborted: reason={d.reason} message={d.message}")
     if session.disconnected.done():
         raise StepFailed(f"session {name}: transport closed before WELCOME")
@@ -2212,6 +2253,140 @@ async def scenario(args):
     ok("goodbye")
 
 
+# The principals of the interop router (tests/interop.rs PRINCIPALS), with their secrets.
+DEV_PRIVATE_KEY = "4d6f6e74726561756c20657374206c612063617069616c65206475205175c3a9"
+DENIED = "wamp.error.authentication_denied"
+NOT_AUTHORIZED = "wamp.error.not_authorized"
+
+
+def ticket_auth(authid, ticket):
+    return {"methods": ["ticket"], "authid": authid, "answer": lambda _s, _c: ticket}
+
+
+def wampcra_auth(authid, secret):
+    def answer(_session, challenge):
+        key = secret
+        if "salt" in challenge.extra:
+            key = auth.derive_key(secret, challenge.extra["salt"],
+                                  challenge.extra["iterations"], challenge.extra["keylen"])
+        return auth.compute_wcs(key, challenge.extra["challenge"]).decode("ascii")
+    return {"methods": ["wampcra"], "authid": authid, "answer": answer}
+
+
+def cryptosign_auth(private_hex):
+    key = CryptosignKey.from_bytes(bytes.fromhex(private_hex))
+    return {
+        "methods": ["cryptosign"],
+        "authextra": {"pubkey": key.public_key()},
+        "answer": lambda _s, challenge: key.sign_challenge(challenge),
+    }
+
+
+def scram_auth(authid, password):
+    # Autobahn's own WAMP-SCRAM client; its method name is "scram".
+    scram = auth.AuthScram(authid=authid, password=password)
+    return {
+        "methods": ["scram"],
+        "authid": authid,
+        "authextra": scram.authextra,
+        "answer": lambda session, challenge: scram.on_challenge(session, challenge).decode("ascii"),
+        "welcome": lambda session, authextra: scram.on_welcome(session, authextra),
+    }
+
+
+async def joined_as(args, realm, name, how, authid, authrole, authmethod):
+    session, details = await connect(args.url, args.serializer, realm, name, auth=how)
+    check((details.authid, details.authrole, details.authmethod, details.authprovider)
+          == (authid, authrole, authmethod, "static"),
+          f"{name} joined as {(details.authid, details.authrole, details.authmethod, details.authprovider)!r}")
+    return session
+
+
+async def denied(args, realm, name, how):
+    _, details = await connect(args.url, args.serializer, realm, name, auth=how, expect_abort=True)
+    check(details.reason == DENIED, f"{name}: ABORT {details.reason} ({details.message}), want {DENIED}")
+
+
+async def leave_all(*sessions):
+    for s in sessions:
+        s.leave()
+    for s in sessions:
+        await rt(asyncio.shield(s.disconnected), f"transport close of session {s.name}")
+
+
+async def authentication(args):
+    realm = args.realm
+    step("auth_ticket")
+    joe = await joined_as(args, realm, "T1", ticket_auth("joe", "joe-ticket"), "joe", "user", "ticket")
+    ann = await joined_as(args, realm, "T2", ticket_auth("ann", "ann-ticket"), "ann", "user", "ticket")
+    await denied(args, realm, "T3", ticket_auth("ann", "joe-ticket"))
+    await denied(args, realm, "T4", ticket_auth("nobody", "joe-ticket"))
+    await leave_all(joe, ann)
+    ok("auth_ticket")
+
+    step("auth_wampcra")
+    cra = await joined_as(args, realm, "W1", wampcra_auth("cra", "cra-secret"), "cra", "backend", "wampcra")
+    salty = await joined_as(args, realm, "W2", wampcra_auth("salty", "salty-secret"), "salty", "backend", "wampcra")
+    await denied(args, realm, "W3", wampcra_auth("salty", "cra-secret"))
+    await denied(args, realm, "W4", wampcra_auth("nobody", "x"))
+    await leave_all(cra, salty)
+    ok("auth_wampcra")
+
+    step("auth_cryptosign")
+    dev = await joined_as(args, realm, "S1", cryptosign_auth(DEV_PRIVATE_KEY), "dev", "backend", "cryptosign")
+    await denied(args, realm, "S2", cryptosign_auth(os.urandom(32).hex()))
+    await leave_all(dev)
+    ok("auth_cryptosign")
+
+    step("auth_scram")
+    # AuthScram checks the router's server signature in WELCOME (onWelcome).
+    sam = await joined_as(args, realm, "R1", scram_auth("sam", "sam-password"), "sam", "admin", "wamp-scram")
+    await denied(args, realm, "R2", scram_auth("sam", "wrong-password"))
+    await leave_all(sam)
+    ok("auth_scram")
+
+
+async def authorization(args):
+    realm = args.secured_realm
+    backend = await joined_as(args, realm, "Z1", cryptosign_auth(DEV_PRIVATE_KEY), "dev", "backend", "cryptosign")
+    user = await joined_as(args, realm, "Z2", ticket_auth("joe", "joe-ticket"), "joe", "user", "ticket")
+    admin = await joined_as(args, realm, "Z3", scram_auth("sam", "sam-password"), "sam", "admin", "wamp-scram")
+
+    step("authz_call")
+    await rt(backend.register(lambda x: x * 2, "com.secured.user.double"), "REGISTERED double")
+    res = await rt(user.call("com.secured.user.double", 21), "RESULT double")
+    check(res == 42, f"double(21) returned {res!r}")
+    await rt(backend.register(lambda: "secret", "com.secured.admin.only"), "REGISTERED admin.only")
+    await expect_app_error(user.call("com.secured.admin.only"), NOT_AUTHORIZED)
+    ok("authz_call")
+
+    step("authz_register")
+    await expect_app_error(user.register(lambda: None, "com.secured.user.mine"), NOT_AUTHORIZED)
+    ok("authz_register")
+
+    step("authz_subscribe")
+    events = asyncio.Queue()
+    await rt(user.subscribe(lambda *a, **k: events.put_nowait(a), "com.secured.user.news"), "SUBSCRIBED news")
+    await expect_app_error(admin.subscribe(lambda *a: None, "com.secured.user.news"), NOT_AUTHORIZED)
+    ok("authz_subscribe")
+
+    step("authz_publish")
+    await rt(backend.publish("com.secured.user.news", "hello", options=PublishOptions(acknowledge=True)),
+             "PUBLISHED news")
+    got = await rt(events.get(), "EVENT news")
+    check(got == ("hello",), f"event {got!r}")
+    await expect_app_error(user.publish("com.secured.user.news", "x", options=PublishOptions(acknowledge=True)),
+                           NOT_AUTHORIZED)
+    ok("authz_publish")
+
+    step("authz_meta")
+    await expect_app_error(user.call("wamp.session.count"), NOT_AUTHORIZED)
+    count = await rt(admin.call("wamp.session.count"), "RESULT wamp.session.count")
+    check(count == 3, f"wamp.session.count in {realm} = {count!r}, want 3")
+    ok("authz_meta")
+    await leave_all(backend, user, admin)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--url", required=True)
@@ -2221,6 +2396,8 @@ def main():
                    help="the router's limits.max_subscriptions_per_session, to test it (0: skip)")
     p.add_argument("--disclosed-realm", default="",
                    help="a realm whose router discloses every caller, to test it (empty: skip)")
+    p.add_argument("--secured-realm", default="",
+                   help="a realm with roles, to test authentication and authorization (empty: skip)")
     p.add_argument("--peer", choices=["wampring", "crossbar"], default="wampring",
                    help="the router under test; 'crossbar' adapts the assertions where Crossbar.io differs")
     args = p.parse_args()
@@ -2238,6 +2415,9 @@ def main():
           f"disclosed_realm={args.disclosed_realm or '-'} peer={args.peer}", flush=True)
     try:
         asyncio.run(asyncio.wait_for(scenario(args), HARD_TIMEOUT_S))
+        if args.secured_realm:
+            asyncio.run(asyncio.wait_for(authentication(args), HARD_TIMEOUT_S))
+            asyncio.run(asyncio.wait_for(authorization(args), HARD_TIMEOUT_S))
     except StepFailed as e:
         print(f"FAIL {_current_step}: {e}", flush=True)
         os._exit(1)
