@@ -443,3 +443,141 @@ pub fn cryptosign_lines() -> (String, String) {
     let (private, public) = cryptosign::generate();
     (private, format!("cryptosign = [{}]", toml_string(&public)))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, ConfigError};
+    use crate::router::{AuthMethod, Perms, TicketSecret, WampCraSecret};
+
+    const LISTENER: &str = "[[listener]]\nkind = \"rawsocket\"\nbind = \"127.0.0.1:9000\"\n";
+
+    fn error_of(text: &str) -> String {
+        match Config::from_toml_str(text) {
+            Ok(_) => panic!("expected an error for:\n{text}"),
+            Err(ConfigError(e)) => e,
+        }
+    }
+
+    fn realm_with(extra: &str) -> String {
+        format!(
+            "{LISTENER}authmethods = [\"ticket\", \"anonymous\"]\n[[realm]]\nname = \"r\"\n\
+             [[realm.role]]\nname = \"user\"\n\
+             [[realm.role.permission]]\nuri = \"com.\"\nmatch = \"prefix\"\nallow = [\"call\", \"subscribe\"]\n\
+             disclose_caller = true\n\
+             [[realm.principal]]\nauthid = \"joe\"\nrole = \"user\"\nticket = \"t\"\n{extra}"
+        )
+    }
+
+    #[test]
+    fn listener_methods_roles_and_principals_are_read() {
+        let (_, cryptosign) = crate::credentials::cryptosign::generate();
+        let scram = super::scram_line(
+            "pw",
+            crate::credentials::scram::Kdf::Pbkdf2 { iterations: 10 },
+            None,
+        )
+        .unwrap();
+        let config = Config::from_toml_str(&realm_with(&format!(
+            "[[realm.principal]]\nauthid = \"ann\"\nrole = \"user\"\n{}\n\
+             wampcra_secret = \"s\"\ncryptosign = [\"{cryptosign}\"]\n{scram}\n",
+            super::ticket_hash_line("ann-ticket")
+        )))
+        .unwrap();
+        let auth = &config.listeners[0].auth;
+        assert_eq!(
+            auth.methods,
+            vec![AuthMethod::Ticket, AuthMethod::Anonymous]
+        );
+        assert_eq!(auth.anonymous_role, "anonymous");
+        assert_eq!(config.router.listeners, vec![auth.clone()]);
+        let realm = &config.router.realms[0];
+        assert_eq!(
+            realm.roles[0].permissions[0].allow,
+            Perms::CALL
+                .with(Perms::SUBSCRIBE)
+                .with(Perms::DISCLOSE_CALLER)
+        );
+        let ann = &realm.principals[1];
+        assert!(
+            matches!(&ann.ticket, Some(TicketSecret::Argon2id(hash)) if crate::credentials::ticket::verify("ann-ticket", hash))
+        );
+        assert!(matches!(ann.wampcra, Some(WampCraSecret::Plain(_))));
+        assert_eq!(ann.cryptosign.len(), 1);
+        assert!(ann.scram.is_some());
+    }
+
+    #[test]
+    fn the_default_listener_is_anonymous_only() {
+        let config = Config::default_config();
+        for listener in &config.listeners {
+            assert_eq!(listener.auth.methods, vec![AuthMethod::Anonymous]);
+        }
+        assert!(config.warnings().is_empty());
+        let open = Config::from_toml_str(
+            "[[listener]]\nkind = \"rawsocket\"\nbind = \"0.0.0.0:9000\"\n[[realm]]\nname = \"r\"\n",
+        )
+        .unwrap();
+        let warnings = open.warnings();
+        assert!(
+            warnings.len() == 1 && warnings[0].contains("anonymous"),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn bad_principals_roles_and_methods_are_named() {
+        for (extra, key, problem) in [
+            ("[[realm.principal]]\nauthid = \"x\"\nrole = \"nope\"\n", "realm[0].principal[1].role", "unknown role"),
+            ("[[realm.principal]]\nauthid = \"joe\"\nrole = \"user\"\n", "realm[0].principal[1].authid", "twice"),
+            ("[[realm.principal]]\nauthid = \"x\"\nrole = \"user\"\ncryptosign = [\"abcd\"]\n", "realm[0].principal[1].cryptosign[0]", "bytes, not 32"),
+            ("[[realm.principal]]\nauthid = \"x\"\nrole = \"user\"\nticket_hash = \"plain\"\n", "realm[0].principal[1].ticket_hash", "argon2id"),
+            ("[[realm.principal]]\nauthid = \"x\"\nrole = \"user\"\nticket = \"a\"\nticket_hash = \"b\"\n", "realm[0].principal[1].ticket_hash", "not both"),
+            ("[[realm.principal]]\nauthid = \"x\"\nrole = \"user\"\nscram = { kdf = \"md5\", iterations = 1, salt = \"00\", stored_key = \"00\", server_key = \"00\" }\n", "realm[0].principal[1].scram.kdf", "md5"),
+            ("[[realm.role]]\nname = \"user\"\n", "realm[0].role[1].name", "twice"),
+            ("[[realm.role]]\nname = \"x\"\n[[realm.role.permission]]\nuri = \"a\"\nallow = [\"fly\"]\n", "realm[0].role[1].permission[0].allow", "fly"),
+        ] {
+            let e = error_of(&realm_with(extra));
+            assert!(e.starts_with(key) && e.contains(problem), "{key}: {e}");
+        }
+        let e = error_of(&format!(
+            "{LISTENER}authmethods = [\"wampcra\"]\n[[realm]]\nname = \"r\"\n"
+        ));
+        assert!(
+            e.starts_with("listener[0].authmethods") && e.contains("no [[realm.principal]]"),
+            "{e}"
+        );
+        let e = error_of(&format!(
+            "{LISTENER}authmethods = [\"kerberos\"]\n[[realm]]\nname = \"r\"\n"
+        ));
+        assert!(
+            e.starts_with("listener[0].authmethods") && e.contains("kerberos"),
+            "{e}"
+        );
+        let e = error_of(&format!(
+            "{LISTENER}authmethods = []\n[[realm]]\nname = \"r\"\n"
+        ));
+        assert!(e.contains("at least one"), "{e}");
+    }
+
+    #[test]
+    fn the_printed_lines_are_valid_principal_config() {
+        let (private, line) = super::cryptosign_lines();
+        assert_eq!(private.len(), 64);
+        for secret_line in [
+            super::ticket_hash_line("t"),
+            super::wampcra_line("s", None, 10, 16),
+            super::scram_line(
+                "p",
+                crate::credentials::scram::Kdf::Pbkdf2 { iterations: 10 },
+                None,
+            )
+            .unwrap(),
+            line,
+        ] {
+            let text = format!(
+                "{LISTENER}[[realm]]\nname = \"r\"\n[[realm.principal]]\nauthid = \"a\"\nrole = \"r\"\n{secret_line}\n"
+            );
+            Config::from_toml_str(&text).unwrap_or_else(|e| panic!("{secret_line}: {e:?}"));
+        }
+    }
+}
