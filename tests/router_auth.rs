@@ -867,7 +867,54 @@ fn roles_a_realm_does_not_define_are_refused_at_join() {
     );
 }
 
+fn a_testament_needs_the_publish_permission_of_its_topic() {
+    let mut config = config();
+    // admin may also publish under com.app.audit.
+    config.realms[1].roles[2]
+        .permissions
+        .push(PermissionConfig {
+            uri: "com.app.audit.".into(),
+            matching: MatchPolicy::Prefix,
+            allow: Perms::PUBLISH,
+        });
+    let mut h = Harness::with_config(config);
+    let mut admin = h.connect_via(0, Json);
+    let mut authextra = Dict::new();
+    authextra.insert("nonce", s("bm9uY2U="));
+    let (_, extra) = challenged(
+        &mut h,
+        &admin,
+        "secure",
+        details_for(&["wamp-scram"], Some("sam"), Some(authextra)),
+    );
+    let (proof, _) = scram_answer("sam", "sam-password", "bm9uY2U=", &extra);
+    authenticate(&mut h, &admin, &proof, Dict::new());
+    welcomed(&mut h, &mut admin);
+    for (topic, allowed) in [("com.app.audit.gone", true), ("com.app.news", false)] {
+        let request = h.call(
+            &admin,
+            "wamp.session.add_testament",
+            Dict::new(),
+            args(Json, &[s(topic), Value::List(vec![])]).as_payload(),
+        );
+        match h.recv(&admin).msg() {
+            Message::Result { .. } => assert!(allowed, "{topic}"),
+            Message::Error {
+                request: r, error, ..
+            } => {
+                assert_eq!(
+                    (r, error.as_ref(), allowed),
+                    (request, uri::NOT_AUTHORIZED, false),
+                    "{topic}"
+                );
+            }
+            other => panic!("expected RESULT or ERROR, got {other:?}"),
+        }
+    }
+}
+
 at_1_and_3_shards!(
+    a_testament_needs_the_publish_permission_of_its_topic,
     tickets_in_the_clear_and_hashed_welcome_their_principal,
     a_wrong_ticket_an_unknown_authid_and_a_principal_without_tickets_get_the_same_abort,
     wampcra_plain_and_salted_sign_a_challenge_naming_the_session,

@@ -10,6 +10,7 @@
 //! disclosed; `publish_options` may carry the black/white lists and `retain`.
 
 use super::admission::Admitted;
+use super::authz::Perms;
 use super::internal::Arguments;
 use super::meta::RouterEvent;
 use super::pubsub::ReceiverFilters;
@@ -113,6 +114,23 @@ impl Router {
                 return;
             }
         };
+        // The testament is published on the session's behalf: its role must allow that now.
+        let role = self.sessions[me.key]
+            .identity()
+            .and_then(|identity| identity.role);
+        if let Some(role) = role {
+            let perms = self
+                .realms
+                .get_mut(me.realm)
+                .roles
+                .decide(role, &testament.topic);
+            if !perms.has(Perms::PUBLISH) {
+                self.stats.authorizations_denied += 1;
+                let text = format!("this session's role may not publish {:?}", testament.topic);
+                self.send_error(out, me.key, code::CALL, request, uri::NOT_AUTHORIZED, text);
+                return;
+            }
+        }
         let limit = self.config.max_testaments_per_session;
         let testaments = &mut self.sessions[me.key].testaments;
         if testaments.len() >= limit {
