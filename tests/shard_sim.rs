@@ -14,7 +14,9 @@
 //! settled, must answer exactly the PUBLISHes its subscription covers (none published with
 //! session-id lists), the newest `limit` of each when evicted, each publisher's in its order,
 //! under the reserved subscription id every shard hands out. Targeted scenarios pin the
-//! cross-shard cases one by one.
+//! cross-shard cases one by one; one of them sends random requests of authenticated sessions
+//! of several roles under random interleavings, and checks each authorization decision
+//! against a model of the roles' permissions.
 //!
 //! Replay a failing seed with `SEED=<n> cargo test --test shard_sim`; soak with
 //! `SHARD_SIM_SEEDS=<count> cargo test --release --test shard_sim`.
@@ -5564,4 +5566,200 @@ fn remove_callee_answers_once_every_shard_removed_it() {
     }
     cluster.drain();
     cluster.assert_tables_empty();
+}
+
+/// Authorization under random interleavings: sessions of three roles, authenticated with
+/// tickets on random shards, send random CALL/REGISTER/PUBLISH/SUBSCRIBE on a few URIs while
+/// the shard channels deliver in random order. Every request the role's permissions deny gets
+/// ERROR `wamp.error.not_authorized` and nothing else, and no allowed one ever does, on every
+/// shard (each decides from its own cached copy of the roles).
+#[test]
+fn authorization_decides_alike_on_every_shard_under_any_interleaving() {
+    use wampring::router::{
+        AuthMethod, ListenerAuth, PermissionConfig, Perms, Principal, RoleConfig, Secret,
+        TicketSecret,
+    };
+    let permission = |uri: &str, matching, allow| PermissionConfig {
+        uri: uri.into(),
+        matching,
+        allow,
+    };
+    let roles = vec![
+        RoleConfig {
+            name: "reader".into(),
+            permissions: vec![
+                permission("t.", MatchPolicy::Prefix, Perms::SUBSCRIBE),
+                permission("p.a", MatchPolicy::Exact, Perms::CALL),
+            ],
+        },
+        RoleConfig {
+            name: "writer".into(),
+            permissions: vec![
+                permission("q", MatchPolicy::Exact, Perms::CALL),
+                permission("p.", MatchPolicy::Prefix, Perms::REGISTER.with(Perms::CALL)),
+                permission("t..x", MatchPolicy::Wildcard, Perms::PUBLISH),
+            ],
+        },
+        RoleConfig {
+            name: "none".into(),
+            permissions: Vec::new(),
+        },
+    ];
+    // What the model says, independently of the router's index: (role, action, uri).
+    let allowed = |role: &str, action: &str, uri: &str| match (role, action) {
+        ("reader", "subscribe") => uri.starts_with("t."),
+        ("reader", "call") => uri == "p.a",
+        ("writer", "call") => uri == "q" || uri.starts_with("p."),
+        ("writer", "register") => uri.starts_with("p."),
+        ("writer", "publish") => {
+            let parts: Vec<&str> = uri.split('.').collect();
+            parts.len() == 3 && parts[0] == "t" && parts[2] == "x"
+        }
+        _ => false,
+    };
+    let mut realm = RealmConfig::new("realm1");
+    realm.roles = roles;
+    for role in ["reader", "writer", "none"] {
+        let mut principal = Principal::new(role, role);
+        principal.ticket = Some(TicketSecret::Plain(Secret(format!("{role}-ticket"))));
+        realm.principals.push(principal);
+    }
+    let config = RouterConfig {
+        realms: vec![realm],
+        listeners: vec![ListenerAuth {
+            methods: vec![AuthMethod::Ticket],
+            anonymous_role: "anonymous".into(),
+        }],
+        ..RouterConfig::default()
+    };
+    const URIS: [&str; 6] = ["p.a", "p.b", "t.y.x", "t.y", "t.y.z.x", "q"];
+    const ACTIONS: [&str; 4] = ["call", "register", "publish", "subscribe"];
+    let mut decided = 0;
+    for seed in 0..300u64 {
+        let mut rng = Rng(seed);
+        let shards = 1 + (seed % 4) as usize;
+        let mut cluster = Cluster::with_config(shards, seed, config.clone());
+        let mut clients = Vec::new();
+        for n in 0..6 {
+            let role = ["reader", "writer", "none"][rng.below(3)];
+            let conn = cluster.open(rng.below(shards), Serializer::Json);
+            let mut details = hello_details();
+            details.insert("authmethods", Value::List(vec![Value::from("ticket")]));
+            details.insert("authid", Value::from(role.to_string()));
+            cluster.send(
+                conn,
+                &Message::Hello {
+                    realm: "realm1".into(),
+                    details,
+                },
+            );
+            assert!(
+                matches!(cluster.next(conn).msg(), Message::Challenge { .. }),
+                "seed {seed}"
+            );
+            let signature = format!("{role}-ticket");
+            cluster.send(
+                conn,
+                &Message::Authenticate {
+                    signature: signature.into(),
+                    extra: Dict::new(),
+                },
+            );
+            assert!(
+                matches!(cluster.next(conn).msg(), Message::Welcome { .. }),
+                "seed {seed}, client {n}"
+            );
+            clients.push((conn, role, HashMap::new()));
+        }
+        for request in 1..=40u64 {
+            let (conn, role, expected) = &mut clients[rng.below(6)];
+            let (action, uri) = (ACTIONS[rng.below(4)], URIS[rng.below(URIS.len())]);
+            expected.insert(request, (action, uri, allowed(role, action, uri)));
+            let (options, payload) = (Dict::new(), wire::Payload::empty(Serializer::Json));
+            let msg = match action {
+                "call" => Message::Call {
+                    request,
+                    options,
+                    procedure: uri.into(),
+                    payload,
+                },
+                "register" => Message::Register {
+                    request,
+                    options,
+                    procedure: uri.into(),
+                },
+                "subscribe" => Message::Subscribe {
+                    request,
+                    options,
+                    topic: uri.into(),
+                },
+                _ => {
+                    let mut options = Dict::new();
+                    options.insert("acknowledge", Value::Bool(true));
+                    Message::Publish {
+                        request,
+                        options,
+                        topic: uri.into(),
+                        payload,
+                    }
+                }
+            };
+            cluster.send(*conn, &msg);
+            while rng.chance(60) {
+                let busy = cluster.busy_channels();
+                if busy.is_empty() {
+                    break;
+                }
+                let (from, to) = busy[rng.below(busy.len())];
+                cluster.deliver(from, to);
+            }
+        }
+        cluster.drain();
+        for (conn, role, expected) in &clients {
+            let mut refused = HashSet::new();
+            while let Some(frame) = cluster.recv(*conn) {
+                let msg = wire::decode(conn.ser, &frame).unwrap();
+                let answered = match &msg {
+                    Message::Error {
+                        request,
+                        error,
+                        request_type,
+                        ..
+                    } if *request_type != wire::code::INVOCATION => {
+                        let (action, uri, ok) = expected[request];
+                        if error == uri::NOT_AUTHORIZED {
+                            assert!(!ok, "seed {seed}: {role} refused {action} {uri}");
+                            refused.insert(*request);
+                        } else {
+                            assert!(ok, "seed {seed}: {role} {action} {uri} denied with {error}");
+                        }
+                        None
+                    }
+                    Message::Registered { request, .. }
+                    | Message::Subscribed { request, .. }
+                    | Message::Published { request, .. }
+                    | Message::Result { request, .. } => Some(*request),
+                    _ => None,
+                };
+                if let Some(request) = answered {
+                    let (action, uri, ok) = expected[&request];
+                    assert!(ok, "seed {seed}: {role} was allowed {action} {uri}");
+                }
+            }
+            for (request, (action, uri, ok)) in expected {
+                if !ok {
+                    assert!(
+                        refused.contains(request),
+                        "seed {seed}: {role} {action} {uri} not refused"
+                    );
+                    decided += 1;
+                }
+            }
+        }
+        for (conn, _, _) in clients {
+            cluster.close(conn);
+        }
+        cluster.drain();
+    }
+    assert!(decided > 1000, "only {decided} denials were checked");
 }
