@@ -15,8 +15,8 @@ use std::borrow::Cow;
 use scenario::*;
 use wampring::credentials::{self, cryptosign, scram, ticket, wampcra};
 use wampring::router::{
-    uri, AuthMethod, ListenerAuth, MatchPolicy, PermissionConfig, Perms, Principal, RealmConfig,
-    RoleConfig, RouterConfig, Secret, TicketSecret, WampCraSecret,
+    uri, AuthMethod, AuthenticatorConfig, ListenerAuth, MatchPolicy, PermissionConfig, Perms,
+    Principal, RealmConfig, RoleConfig, RouterConfig, Secret, TicketSecret, WampCraSecret,
 };
 use wampring::wire::{code, Dict, Message, Serializer, Value};
 
@@ -89,6 +89,7 @@ fn secure_realm() -> RealmConfig {
     realm.roles = vec![
         RoleConfig {
             name: "user".into(),
+            authorizer: None,
             permissions: vec![
                 permission(
                     "com.app.",
@@ -101,6 +102,7 @@ fn secure_realm() -> RealmConfig {
         },
         RoleConfig {
             name: "backend".into(),
+            authorizer: None,
             permissions: vec![
                 permission(
                     "com.app.",
@@ -118,6 +120,7 @@ fn secure_realm() -> RealmConfig {
         },
         RoleConfig {
             name: "admin".into(),
+            authorizer: None,
             permissions: vec![permission(
                 "wamp.session.",
                 MatchPolicy::Prefix,
@@ -126,6 +129,7 @@ fn secure_realm() -> RealmConfig {
         },
         RoleConfig {
             name: "anonymous".into(),
+            authorizer: None,
             permissions: vec![permission(
                 "com.public.",
                 MatchPolicy::Prefix,
@@ -914,6 +918,9 @@ fn a_testament_needs_the_publish_permission_of_its_topic() {
 }
 
 at_1_and_3_shards!(
+    a_dynamic_authenticator_vouches_for_tickets,
+    a_dynamic_authenticator_gives_wampcra_secrets_and_cryptosign_keys,
+    a_dynamic_authorizer_decides_in_order_and_its_answers_are_cached,
     a_testament_needs_the_publish_permission_of_its_topic,
     tickets_in_the_clear_and_hashed_welcome_their_principal,
     a_wrong_ticket_an_unknown_authid_and_a_principal_without_tickets_get_the_same_abort,
@@ -929,3 +936,390 @@ at_1_and_3_shards!(
     the_meta_api_is_authorized_like_any_uri,
     roles_a_realm_does_not_define_are_refused_at_join,
 );
+
+// ------------------------------------------------------------------------------------------
+// Dynamic authenticator and authorizer
+// ------------------------------------------------------------------------------------------
+
+/// Realm "dyn": ticket, WAMP-CRA and Cryptosign sessions are vouched for by
+/// `com.auth.authenticate`, registered in realm "auth"; role `checked` asks `com.auth.authorize`
+/// (registered in "dyn" by an anonymous session) about everything it does.
+fn dynamic_config() -> RouterConfig {
+    let mut config = config();
+    let mut dynamic = RealmConfig::new("dyn");
+    dynamic.authenticator = Some(AuthenticatorConfig {
+        procedure: "com.auth.authenticate".into(),
+        realm: "auth".into(),
+        methods: vec![
+            AuthMethod::Ticket,
+            AuthMethod::WampCra,
+            AuthMethod::Cryptosign,
+        ],
+    });
+    dynamic.roles = vec![
+        RoleConfig {
+            name: "checked".into(),
+            authorizer: Some("com.auth.authorize".into()),
+            permissions: Vec::new(),
+        },
+        RoleConfig {
+            name: "plain".into(),
+            authorizer: None,
+            permissions: vec![PermissionConfig {
+                uri: "com.".into(),
+                matching: MatchPolicy::Prefix,
+                allow: Perms::CALL,
+            }],
+        },
+        RoleConfig {
+            name: "anonymous".into(),
+            authorizer: None,
+            permissions: vec![PermissionConfig {
+                uri: "com.auth.".into(),
+                matching: MatchPolicy::Prefix,
+                allow: Perms::REGISTER,
+            }],
+        },
+    ];
+    config.realms.push(dynamic);
+    config.realms.push(RealmConfig::new("auth"));
+    config
+}
+
+/// An anonymous session of `realm` that registered `procedure`.
+fn backend(h: &mut Harness, realm: &str, procedure: &str) -> Client {
+    let mut client = h.connect_via(1, Json);
+    h.hello(&client, realm, hello_details());
+    welcomed(h, &mut client);
+    h.register(&client, procedure);
+    client
+}
+
+/// The next INVOCATION to `backend`: its request id and arguments.
+fn invoked(h: &mut Harness, backend: &Client) -> (u64, Vec<Value<'static>>) {
+    match h.recv(backend).msg() {
+        Message::Invocation {
+            request, payload, ..
+        } => (request, payload_values(&payload).0),
+        other => panic!("expected INVOCATION, got {other:?}"),
+    }
+}
+
+fn answer(h: &mut Harness, backend: &Client, request: u64, value: Value<'static>) {
+    h.send(
+        backend,
+        &Message::Yield {
+            request,
+            options: Dict::new(),
+            payload: args(Json, &[value]).as_payload(),
+        },
+    );
+}
+
+fn refuse(h: &mut Harness, backend: &Client, request: u64, error: &'static str) {
+    h.send(
+        backend,
+        &Message::Error {
+            request_type: code::INVOCATION,
+            request,
+            details: Dict::new(),
+            error: Cow::Borrowed(error),
+            payload: wampring::wire::Payload::empty(Json),
+        },
+    );
+}
+
+fn dict(entries: &[(&'static str, Value<'static>)]) -> Value<'static> {
+    Value::Dict(opts(entries))
+}
+
+fn a_dynamic_authenticator_vouches_for_tickets() {
+    let mut h = Harness::with_config(dynamic_config());
+    let auth = backend(&mut h, "auth", "com.auth.authenticate");
+
+    let mut client = h.connect_via(0, MsgPack);
+    let (method, _) = challenged(
+        &mut h,
+        &client,
+        "dyn",
+        details_for(&["ticket"], Some("joe"), None),
+    );
+    assert_eq!(method, "ticket");
+    authenticate(&mut h, &client, "token-1", Dict::new());
+    let (request, asked) = invoked(&mut h, &auth);
+    assert_eq!(asked[0], s("dyn"));
+    assert_eq!(asked[1], s("joe"));
+    let Value::Dict(details) = &asked[2] else {
+        panic!("details: {asked:?}");
+    };
+    assert_eq!(details.get_str("ticket"), Some("token-1"));
+    assert_eq!(details.get_str("authmethod"), Some("ticket"));
+    h.expect_nothing(&client);
+    answer(
+        &mut h,
+        &auth,
+        request,
+        dict(&[("role", s("plain")), ("authid", s("joe@example.com"))]),
+    );
+    let details = welcomed(&mut h, &mut client);
+    assert_eq!(details.get_str("authid"), Some("joe@example.com"));
+    assert_eq!(details.get_str("authrole"), Some("plain"));
+    assert_eq!(details.get_str("authprovider"), Some("dynamic"));
+
+    // A plain role name is an answer too.
+    let mut client = h.connect_via(0, Json);
+    challenged(
+        &mut h,
+        &client,
+        "dyn",
+        details_for(&["ticket"], Some("ann"), None),
+    );
+    authenticate(&mut h, &client, "token-2", Dict::new());
+    let (request, _) = invoked(&mut h, &auth);
+    answer(&mut h, &auth, request, s("plain"));
+    assert_identity_dynamic(&welcomed(&mut h, &mut client), "ann", "plain", "ticket");
+
+    // The authenticator's ERROR denies; a role the realm does not define is refused.
+    let client = h.connect_via(0, Json);
+    challenged(
+        &mut h,
+        &client,
+        "dyn",
+        details_for(&["ticket"], Some("eve"), None),
+    );
+    authenticate(&mut h, &client, "forged", Dict::new());
+    let (request, _) = invoked(&mut h, &auth);
+    refuse(&mut h, &auth, request, "com.example.invalid_ticket");
+    assert_denied(&mut h, &client);
+    let client = h.connect_via(0, Json);
+    challenged(
+        &mut h,
+        &client,
+        "dyn",
+        details_for(&["ticket"], Some("eve"), None),
+    );
+    authenticate(&mut h, &client, "t", Dict::new());
+    let (request, _) = invoked(&mut h, &auth);
+    answer(&mut h, &auth, request, s("superuser"));
+    assert_abort(&h.recv(&client), uri::NO_SUCH_ROLE);
+
+    // Without the authenticator: the router's failure, not the client's.
+    h.disconnect(&auth);
+    let client = h.connect_via(0, Json);
+    challenged(
+        &mut h,
+        &client,
+        "dyn",
+        details_for(&["ticket"], Some("joe"), None),
+    );
+    authenticate(&mut h, &client, "token-1", Dict::new());
+    assert_abort(&h.recv(&client), uri::AUTHENTICATION_FAILED);
+    assert!(h.was_closed(&client));
+}
+
+fn assert_identity_dynamic(details: &Dict<'_>, authid: &str, authrole: &str, authmethod: &str) {
+    assert_eq!(details.get_str("authid"), Some(authid));
+    assert_eq!(details.get_str("authrole"), Some(authrole));
+    assert_eq!(details.get_str("authmethod"), Some(authmethod));
+    assert_eq!(details.get_str("authprovider"), Some("dynamic"));
+}
+
+fn a_dynamic_authenticator_gives_wampcra_secrets_and_cryptosign_keys() {
+    let mut h = Harness::with_config(dynamic_config());
+    let auth = backend(&mut h, "auth", "com.auth.authenticate");
+
+    // WAMP-CRA: asked at HELLO, the CHALLENGE follows the answer (salted here).
+    let mut client = h.connect_via(0, Json);
+    h.hello(&client, "dyn", details_for(&["wampcra"], Some("cra"), None));
+    let (request, asked) = invoked(&mut h, &auth);
+    assert_eq!(asked[1], s("cra"));
+    h.expect_nothing(&client);
+    answer(
+        &mut h,
+        &auth,
+        request,
+        dict(&[
+            ("secret", s("dyn-secret")),
+            ("role", s("plain")),
+            ("salt", s("nacl")),
+            ("iterations", Value::UInt(10)),
+            ("keylen", Value::UInt(16)),
+        ]),
+    );
+    let extra = match h.recv(&client).msg() {
+        Message::Challenge { extra, .. } => extra.into_owned(),
+        other => panic!("expected CHALLENGE, got {other:?}"),
+    };
+    assert_eq!(extra.get_str("salt"), Some("nacl"));
+    let key = wampcra::derive_key("dyn-secret", "nacl", 10, 16);
+    let challenge = extra.get_str("challenge").unwrap();
+    authenticate(
+        &mut h,
+        &client,
+        &wampcra::sign(key.as_bytes(), challenge),
+        Dict::new(),
+    );
+    assert_identity_dynamic(&welcomed(&mut h, &mut client), "cra", "plain", "wampcra");
+
+    // Cryptosign: the answer names the key; a session holding another one is denied.
+    for (holder, right) in [
+        (DEV_KEY.to_string(), true),
+        (cryptosign::generate().0, false),
+    ] {
+        let key = cryptosign::parse_private_key(&holder).unwrap();
+        let mut client = h.connect_via(0, Json);
+        let mut authextra = Dict::new();
+        authextra.insert("pubkey", s(&cryptosign::public_key_of(&key)));
+        h.hello(
+            &client,
+            "dyn",
+            details_for(&["cryptosign"], Some("dev"), Some(authextra)),
+        );
+        let (request, asked) = invoked(&mut h, &auth);
+        let Value::Dict(details) = &asked[2] else {
+            panic!("details: {asked:?}");
+        };
+        assert_eq!(
+            details
+                .get_dict("authextra")
+                .and_then(|e| e.get_str("pubkey")),
+            Some(cryptosign::public_key_of(&key).as_str())
+        );
+        let dev = cryptosign::public_key_of(&cryptosign::parse_private_key(DEV_KEY).unwrap());
+        answer(
+            &mut h,
+            &auth,
+            request,
+            dict(&[("pubkey", s(&dev)), ("role", s("plain"))]),
+        );
+        let extra = match h.recv(&client).msg() {
+            Message::Challenge { extra, .. } => extra.into_owned(),
+            other => panic!("expected CHALLENGE, got {other:?}"),
+        };
+        let challenge = hex::decode(extra.get_str("challenge").unwrap()).unwrap();
+        authenticate(
+            &mut h,
+            &client,
+            &cryptosign::sign(&key, &challenge),
+            Dict::new(),
+        );
+        if right {
+            assert_identity_dynamic(&welcomed(&mut h, &mut client), "dev", "plain", "cryptosign");
+        } else {
+            assert_denied(&mut h, &client);
+        }
+    }
+}
+
+/// A session of role `checked` in "dyn", through the dynamic authenticator.
+fn checked_session(h: &mut Harness, auth: &Client) -> Client {
+    let mut client = h.connect_via(0, Json);
+    challenged(
+        h,
+        &client,
+        "dyn",
+        details_for(&["ticket"], Some("joe"), None),
+    );
+    authenticate(h, &client, "t", Dict::new());
+    let (request, _) = invoked(h, auth);
+    answer(h, auth, request, s("checked"));
+    welcomed(h, &mut client);
+    client
+}
+
+fn a_dynamic_authorizer_decides_in_order_and_its_answers_are_cached() {
+    let mut h = Harness::with_config(dynamic_config());
+    let auth = backend(&mut h, "auth", "com.auth.authenticate");
+    let authorizer = backend(&mut h, "dyn", "com.auth.authorize");
+    let client = checked_session(&mut h, &auth);
+
+    // A CALL waits for the authorizer, and the SUBSCRIBE sent after it waits behind it.
+    let call = h.call(
+        &client,
+        "com.app.add",
+        Dict::new(),
+        args(Json, &[]).as_payload(),
+    );
+    let subscribe = h.request();
+    h.send(
+        &client,
+        &Message::Subscribe {
+            request: subscribe,
+            options: Dict::new(),
+            topic: Cow::Borrowed("com.app.news"),
+        },
+    );
+    let (request, asked) = invoked(&mut h, &authorizer);
+    let Value::Dict(session) = &asked[0] else {
+        panic!("session: {asked:?}");
+    };
+    assert_eq!(session.get("session"), Some(&Value::UInt(client.id)));
+    assert_eq!(session.get_str("authrole"), Some("checked"));
+    assert_eq!((&asked[1], &asked[2]), (&s("com.app.add"), &s("call")));
+    h.expect_nothing(&client);
+    answer(&mut h, &authorizer, request, Value::Bool(false));
+    assert_error(&h.recv(&client), code::CALL, call, uri::NOT_AUTHORIZED);
+    let (request, asked) = invoked(&mut h, &authorizer);
+    assert_eq!(
+        (&asked[1], &asked[2]),
+        (&s("com.app.news"), &s("subscribe"))
+    );
+    answer(
+        &mut h,
+        &authorizer,
+        request,
+        dict(&[("allow", Value::Bool(true))]),
+    );
+    match h.recv(&client).msg() {
+        Message::Subscribed { request, .. } => assert_eq!(request, subscribe),
+        other => panic!("expected SUBSCRIBED, got {other:?}"),
+    }
+
+    // Cached: the same CALL is refused without asking again.
+    let call = h.call(
+        &client,
+        "com.app.add",
+        Dict::new(),
+        args(Json, &[]).as_payload(),
+    );
+    assert_error(&h.recv(&client), code::CALL, call, uri::NOT_AUTHORIZED);
+    h.expect_nothing(&authorizer);
+
+    // cache: false answers one message only; a failing authorizer gets authorization_failed.
+    for _ in 0..2 {
+        let publish = h.publish(
+            &client,
+            "com.app.news",
+            opts(&[("acknowledge", Value::Bool(true))]),
+            args(Json, &[]).as_payload(),
+        );
+        let (request, _) = invoked(&mut h, &authorizer);
+        answer(
+            &mut h,
+            &authorizer,
+            request,
+            dict(&[("allow", Value::Bool(true)), ("cache", Value::Bool(false))]),
+        );
+        match h.recv(&client).msg() {
+            Message::Published { request, .. } => assert_eq!(request, publish),
+            other => panic!("expected PUBLISHED, got {other:?}"),
+        }
+    }
+    let register = h.request();
+    h.send(
+        &client,
+        &Message::Register {
+            request: register,
+            options: Dict::new(),
+            procedure: Cow::Borrowed("com.app.mine"),
+        },
+    );
+    let (request, _) = invoked(&mut h, &authorizer);
+    refuse(&mut h, &authorizer, request, "com.example.oops");
+    assert_error(
+        &h.recv(&client),
+        code::REGISTER,
+        register,
+        uri::AUTHORIZATION_FAILED,
+    );
+}

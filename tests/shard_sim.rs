@@ -5587,6 +5587,7 @@ fn authorization_decides_alike_on_every_shard_under_any_interleaving() {
     let roles = vec![
         RoleConfig {
             name: "reader".into(),
+            authorizer: None,
             permissions: vec![
                 permission("t.", MatchPolicy::Prefix, Perms::SUBSCRIBE),
                 permission("p.a", MatchPolicy::Exact, Perms::CALL),
@@ -5594,6 +5595,7 @@ fn authorization_decides_alike_on_every_shard_under_any_interleaving() {
         },
         RoleConfig {
             name: "writer".into(),
+            authorizer: None,
             permissions: vec![
                 permission("q", MatchPolicy::Exact, Perms::CALL),
                 permission("p.", MatchPolicy::Prefix, Perms::REGISTER.with(Perms::CALL)),
@@ -5602,6 +5604,7 @@ fn authorization_decides_alike_on_every_shard_under_any_interleaving() {
         },
         RoleConfig {
             name: "none".into(),
+            authorizer: None,
             permissions: Vec::new(),
         },
     ];

@@ -13,8 +13,8 @@ use serde::Deserialize;
 use super::ConfigError;
 use crate::credentials::{cryptosign, scram, ticket};
 use crate::router::{
-    AuthMethod, ListenerAuth, MatchPolicy, PermissionConfig, Perms, Principal, RealmConfig,
-    RoleConfig, Secret, TicketSecret, WampCraSecret,
+    AuthMethod, AuthenticatorConfig, ListenerAuth, MatchPolicy, PermissionConfig, Perms, Principal,
+    RealmConfig, RoleConfig, Secret, TicketSecret, WampCraSecret,
 };
 
 fn error(key: String, problem: impl std::fmt::Display) -> ConfigError {
@@ -67,6 +67,67 @@ pub(super) struct RawRole {
     name: String,
     #[serde(default, rename = "permission")]
     permissions: Vec<RawPermission>,
+    authorizer: Option<String>,
+}
+
+/// A realm's `[realm.authenticator]` table.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAuthenticator {
+    procedure: String,
+    realm: Option<String>,
+    methods: Vec<String>,
+}
+
+/// The dynamic authenticator of `realm[index]` (named `realm`): the procedure, the realm it is
+/// registered in (this one by default, which must be configured) and the methods it decides.
+pub(super) fn authenticator(
+    index: usize,
+    realm: &str,
+    raw: Option<RawAuthenticator>,
+    configured: &[String],
+) -> Result<Option<AuthenticatorConfig>, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    let key = |field: &str| format!("realm[{index}].authenticator.{field}");
+    if raw.procedure.is_empty() || raw.procedure.starts_with("wamp.") {
+        return Err(error(
+            key("procedure"),
+            "must name a procedure of the application",
+        ));
+    }
+    let host = raw.realm.unwrap_or_else(|| realm.to_string());
+    if !configured.contains(&host) {
+        return Err(error(
+            key("realm"),
+            format!("{host:?} is not a configured [[realm]]"),
+        ));
+    }
+    let mut methods = Vec::new();
+    for name in &raw.methods {
+        match AuthMethod::from_name(name) {
+            Some(method @ (AuthMethod::Ticket | AuthMethod::WampCra | AuthMethod::Cryptosign)) => {
+                if !methods.contains(&method) {
+                    methods.push(method);
+                }
+            }
+            _ => {
+                return Err(error(
+                    key("methods"),
+                    format!("{name:?}: a dynamic authenticator decides \"ticket\", \"wampcra\" or \"cryptosign\""),
+                ))
+            }
+        }
+    }
+    if methods.is_empty() {
+        return Err(error(key("methods"), "at least one method is required"));
+    }
+    Ok(Some(AuthenticatorConfig {
+        procedure: raw.procedure,
+        realm: host,
+        methods,
+    }))
 }
 
 /// One `[[realm.role.permission]]` table.
@@ -188,9 +249,24 @@ pub(super) fn roles(index: usize, raw: Vec<RawRole>) -> Result<Vec<RoleConfig>, 
                 allow,
             });
         }
+        if let Some(procedure) = &role.authorizer {
+            if procedure.is_empty() || procedure.starts_with("wamp.") {
+                return Err(error(
+                    key("authorizer"),
+                    "must name a procedure of the application",
+                ));
+            }
+            if !permissions.is_empty() {
+                return Err(error(
+                    key("authorizer"),
+                    "a role with an authorizer has no permissions (the authorizer decides)",
+                ));
+            }
+        }
         roles.push(RoleConfig {
             name: role.name,
             permissions,
+            authorizer: role.authorizer,
         });
     }
     Ok(roles)
@@ -363,15 +439,21 @@ pub(super) fn check_methods_have_principals(
             if method == AuthMethod::Anonymous {
                 continue;
             }
-            let usable = realms
-                .iter()
-                .flat_map(|realm| &realm.principals)
-                .any(|principal| principal.has(method));
+            let usable = realms.iter().any(|realm| {
+                realm
+                    .principals
+                    .iter()
+                    .any(|principal| principal.has(method))
+                    || realm
+                        .authenticator
+                        .as_ref()
+                        .is_some_and(|authenticator| authenticator.methods.contains(&method))
+            });
             if !usable {
                 return Err(error(
                     format!("listener[{index}].authmethods"),
                     format!(
-                        "{:?} is accepted, but no [[realm.principal]] has a secret for it",
+                        "{:?} is accepted, but no [[realm.principal]] has a secret for it and no realm's authenticator decides it",
                         method.name()
                     ),
                 ));

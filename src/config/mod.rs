@@ -445,6 +445,7 @@ struct RawRealm {
     roles: Vec<auth::RawRole>,
     #[serde(default, rename = "principal")]
     principals: Vec<auth::RawPrincipal>,
+    authenticator: Option<auth::RawAuthenticator>,
 }
 
 /// One `[[realm.history]]` table: a topic (or pattern) whose events are kept.
@@ -679,6 +680,7 @@ impl RawConfig {
         }
         let mut realms = Vec::with_capacity(self.realms.len());
         let mut seen_realms = HashSet::new();
+        let realm_names: Vec<String> = self.realms.iter().map(|realm| realm.name.clone()).collect();
         for (index, realm) in self.realms.into_iter().enumerate() {
             if let Some(problem) = uri_problem(&realm.name, uri_check) {
                 return Err(ConfigError(format!(
@@ -695,7 +697,10 @@ impl RawConfig {
             let history = history_config(index, realm.history, uri_check)?;
             let roles = auth::roles(index, realm.roles)?;
             let principals = auth::principals(index, realm.principals, &roles)?;
+            let authenticator =
+                auth::authenticator(index, &realm.name, realm.authenticator, &realm_names)?;
             realms.push(RealmConfig {
+                authenticator,
                 name: realm.name,
                 disclose_caller: realm.disclose_caller,
                 disclose_publisher: realm.disclose_publisher,

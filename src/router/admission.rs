@@ -24,6 +24,8 @@
 
 use std::borrow::Cow;
 
+use bytes::Bytes;
+
 use super::authz::{Perms, RoleId};
 use super::dealer::{CallFlags, InvokePolicy, MatchPolicy};
 use super::pubsub::PublishRefusal;
@@ -48,6 +50,19 @@ pub(crate) struct Admitted {
     pub(crate) disclose: bool,
 }
 
+/// A request that needs an authorization decision, and what replaying it later takes.
+#[derive(Copy, Clone)]
+pub(crate) struct Asked<'m, 'a> {
+    pub(crate) message: &'m Message<'a>,
+    pub(crate) request: u64,
+    pub(crate) uri: &'m str,
+    /// The frame it came in, kept while the dynamic authorizer decides.
+    pub(crate) frame: &'m Bytes,
+    /// The session's last request id before this one (restored while it waits, so that its
+    /// replay passes the request-id rule again).
+    pub(crate) last_request_id: u64,
+}
+
 /// Why a request is refused with an ERROR (not a violation): the error URI and the message.
 type Refusal = (&'static str, String);
 
@@ -57,6 +72,7 @@ impl Router {
         &mut self,
         key: SessionKey,
         message: &Message<'_>,
+        frame: &Bytes,
         out: &mut Vec<Action>,
     ) -> Option<Admitted> {
         let strict = self.config.strict_request_ids;
@@ -189,7 +205,16 @@ impl Router {
         match role {
             // A realm without roles authorizes everything.
             None => Some(me),
-            Some(role) => self.authorize(me, role, message, request, uri, out),
+            Some(role) => {
+                let asked = Asked {
+                    message,
+                    request,
+                    uri,
+                    frame,
+                    last_request_id: last,
+                };
+                self.authorize(me, role, asked, out)
+            }
         }
     }
 
@@ -200,11 +225,15 @@ impl Router {
         &mut self,
         mut me: Admitted,
         role: RoleId,
-        message: &Message<'_>,
-        request: u64,
-        uri: &str,
+        asked: Asked<'_, '_>,
         out: &mut Vec<Action>,
     ) -> Option<Admitted> {
+        let Asked {
+            message,
+            request,
+            uri,
+            ..
+        } = asked;
         let (action, disclose, name) = match message {
             Message::Call { .. } if me.continues => return Some(me),
             Message::Call { .. } => (Perms::CALL, Perms::DISCLOSE_CALLER, "call"),
@@ -213,7 +242,35 @@ impl Router {
             Message::Subscribe { .. } => (Perms::SUBSCRIBE, Perms::NONE, "subscribe"),
             _ => return Some(me),
         };
-        let perms = self.realms.get_mut(me.realm).roles.decide(role, uri);
+        let perms = match self.realms.get(me.realm).roles.authorizer(role) {
+            None => self.realms.get_mut(me.realm).roles.decide(role, uri),
+            Some(procedure) => {
+                let procedure = procedure.to_string();
+                let decided = self.sessions[me.key]
+                    .authz
+                    .get_or_insert_with(Default::default)
+                    .decided(action, uri);
+                match decided {
+                    None => {
+                        self.ask_authorizer(me, &procedure, action, name, asked, out);
+                        return None;
+                    }
+                    Some(decided) if decided.failed => {
+                        let text = format!("the authorizer of this role could not decide whether it may {name} {uri:?}");
+                        self.send_error(
+                            out,
+                            me.key,
+                            message.code(),
+                            request,
+                            uri::AUTHORIZATION_FAILED,
+                            text,
+                        );
+                        return None;
+                    }
+                    Some(decided) => decided.perms,
+                }
+            }
+        };
         if perms.has(action) {
             me.disclose = disclose != Perms::NONE && perms.has(disclose);
             return Some(me);

@@ -27,6 +27,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use super::authz::RoleId;
+use super::internal_caller::Purpose;
 use super::outbox;
 use super::realm::RealmId;
 use super::session::{Identity, PeerFeatures, Phase};
@@ -230,30 +231,49 @@ pub(crate) fn decoy_key(realms: &[super::RealmConfig]) -> [u8; 32] {
     hash.finalize().into()
 }
 
-/// What a challenged session waits for.
+/// What authentication keeps of the HELLO, until WELCOME.
+#[derive(Clone, Debug)]
+pub(crate) struct HelloFacts {
+    pub(crate) realm: RealmId,
+    pub(crate) features: PeerFeatures,
+    /// The method's name as the client wrote it (echoed in CHALLENGE).
+    method_name: Box<str>,
+    /// The authid the client claimed ("" when none).
+    authid: Box<str>,
+    /// `HELLO.Details.authrole`, which a dynamic authenticator learns.
+    authrole: Option<Box<str>>,
+    /// Cryptosign: the public key the client says it holds.
+    pubkey: Option<VerifyingKey>,
+    /// WAMP-SCRAM: the client's nonce.
+    client_nonce: Option<Box<str>>,
+}
+
+/// A session between HELLO and WELCOME that authenticates with a challenge.
 #[derive(Clone, Debug)]
 pub(crate) struct Authenticating {
     pub(crate) deadline: TimerId,
-    pub(crate) realm: RealmId,
     /// The session id WELCOME will carry (claimed already: a WAMP-CRA challenge names it).
     pub(crate) id: u64,
-    pub(crate) features: PeerFeatures,
-    /// The method, and the name the client used for it (echoed in CHALLENGE).
     pub(crate) method: AuthMethod,
+    pub(crate) hello: HelloFacts,
     /// Who the session becomes if the answer is right; `None`: nobody, whatever it answers
     /// (unknown authid or key, or no secret for this method).
     principal: Option<(Box<str>, Box<str>)>,
-    /// The authid the client claimed, for the log line.
-    claimed: Box<str>,
+    /// "static" (the config's principals) or "dynamic" (the realm's authenticator).
+    provider: &'static str,
     expect: Expect,
-    /// An offloaded check is running under this token: its outcome decides.
+    /// An offloaded check or the authenticator's answer is awaited under this token.
     pub(crate) checking: Option<u64>,
 }
 
 #[derive(Clone, Debug)]
 enum Expect {
+    /// The dynamic authenticator has not answered yet: no CHALLENGE went out.
+    Principal,
     TicketPlain(Secret<String>),
     TicketHash(Arc<str>),
+    /// The ticket goes to the dynamic authenticator, which decides.
+    TicketDynamic,
     WampCra {
         challenge: String,
         key: Secret<Vec<u8>>,
@@ -267,6 +287,16 @@ enum Expect {
         nonce: String,
         credential: scram::Credential,
     },
+}
+
+/// A realm's dynamic authenticator: a procedure the router calls to learn who a session is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthenticatorConfig {
+    pub procedure: String,
+    /// The realm the procedure is registered in.
+    pub realm: String,
+    /// The methods it decides (ticket, wampcra, cryptosign); the others use the principals.
+    pub methods: Vec<AuthMethod>,
 }
 
 /// A ticket check for the runtime to run off the shard's thread ([`Action::Check`]).
@@ -332,7 +362,8 @@ impl Router {
         hash.finalize().into()
     }
 
-    /// HELLO chose `method` (not anonymous): CHALLENGE, and wait for AUTHENTICATE.
+    /// HELLO chose `method` (not anonymous): CHALLENGE, and wait for AUTHENTICATE (or first
+    /// ask the realm's authenticator who the principal is).
     pub(super) fn challenge(
         &mut self,
         session: SessionKey,
@@ -340,36 +371,149 @@ impl Router {
         hello: Hello<'_>,
         out: &mut Vec<Action>,
     ) {
-        let serializer = self.sessions[session].serializer;
         let authid = hello.details.get_str("authid").unwrap_or_default();
         let authextra = hello.details.get_dict("authextra");
-        let id = self.new_session_id();
-        let realm = self.realms.get(hello.realm);
-        let mut extra = Dict::new();
-        let known = |principal: &Principal| {
-            Some((
-                Box::<str>::from(principal.authid.as_str()),
-                Box::<str>::from(principal.role.as_str()),
-            ))
+        let mut facts = HelloFacts {
+            realm: hello.realm,
+            features: hello.features,
+            method_name: hello.method_name.into(),
+            authid: authid.into(),
+            authrole: hello.details.get_str("authrole").map(Into::into),
+            pubkey: None,
+            client_nonce: None,
         };
-        let (principal, expect) = match method {
+        let refuse = |text: &str| text.to_string();
+        let problem = match method {
             AuthMethod::Anonymous => unreachable!("anonymous needs no challenge"),
             AuthMethod::Ticket | AuthMethod::WampCra | AuthMethod::Scram if authid.is_empty() => {
-                let text = format!("{} needs HELLO.Details.authid", method.name());
-                return self.refuse_authentication(session, uri::AUTHENTICATION_DENIED, text, out);
+                Some(format!("{} needs HELLO.Details.authid", method.name()))
             }
-            AuthMethod::Ticket => match realm.principals.with_method(authid, method) {
-                Some(principal) => match principal.ticket.clone().expect("has(Ticket)") {
-                    TicketSecret::Plain(secret) => (known(principal), Expect::TicketPlain(secret)),
-                    TicketSecret::Argon2id(hash) => (known(principal), Expect::TicketHash(hash)),
-                },
-                None => (None, Expect::TicketHash(ticket::decoy_hash().into())),
+            AuthMethod::Cryptosign => {
+                let pubkey = authextra.and_then(|extra| extra.get_str("pubkey"));
+                match pubkey.map(cryptosign::parse_public_key) {
+                    Some(Ok(key)) => {
+                        facts.pubkey = Some(key);
+                        authextra
+                            .and_then(|extra| extra.get_str("channel_binding"))
+                            .map(|_| refuse("cryptosign channel binding is not supported by this router"))
+                    }
+                    _ => Some(refuse("cryptosign needs HELLO.Details.authextra.pubkey: an Ed25519 public key in hex")),
+                }
+            }
+            AuthMethod::Scram => {
+                let nonce = authextra.and_then(|extra| extra.get_str("nonce"));
+                let binding = authextra.and_then(|extra| extra.get("channel_binding"));
+                match nonce.filter(|nonce| !nonce.is_empty()) {
+                    None => Some(refuse("wamp-scram needs HELLO.Details.authextra.nonce")),
+                    Some(_) if !matches!(binding, None | Some(Value::Null)) => Some(refuse(
+                        "wamp-scram channel binding is not supported by this router",
+                    )),
+                    Some(nonce) => {
+                        facts.client_nonce = Some(nonce.into());
+                        None
+                    }
+                }
+            }
+            AuthMethod::Ticket | AuthMethod::WampCra => None,
+        };
+        if let Some(text) = problem {
+            return self.refuse_authentication(session, uri::AUTHENTICATION_DENIED, text, out);
+        }
+        let dynamic = self.config.realms.iter().find_map(|realm| {
+            let authenticator = realm.authenticator.as_ref()?;
+            (*realm.name == *self.realms.get(hello.realm).name
+                && authenticator.methods.contains(&method))
+            .then(|| authenticator.clone())
+        });
+        let deadline = self.now.saturating_add(self.config.authenticate_timeout_ms);
+        let auth = Authenticating {
+            deadline: self.timers.arm(deadline, Timeout::Authenticate { session }),
+            id: self.new_session_id(),
+            method,
+            hello: facts,
+            principal: None,
+            provider: if dynamic.is_some() {
+                "dynamic"
+            } else {
+                "static"
+            },
+            expect: Expect::Principal,
+            checking: None,
+        };
+        let id = auth.id;
+        let state = &mut self.sessions[session];
+        if let Phase::ExpectHello { deadline } = state.phase {
+            self.timers.cancel(deadline);
+        }
+        state.phase = Phase::Authenticating(Box::new(auth));
+        self.sessions.claim_id(id, session);
+        match (dynamic, method) {
+            (Some(_), AuthMethod::Ticket) | (None, _) => {
+                let found = self.static_principal(session);
+                self.send_challenge(session, found, out);
+            }
+            // WAMP-CRA and Cryptosign need the secret or the key before the CHALLENGE.
+            (Some(authenticator), _) => self.ask_authenticator(session, &authenticator, None, out),
+        }
+    }
+
+    /// The configured principal the challenged session claims to be, if it has a secret for
+    /// the method (by authid, or by public key for Cryptosign).
+    fn static_principal(&self, session: SessionKey) -> Option<Principal> {
+        let Phase::Authenticating(auth) = &self.sessions[session].phase else {
+            return None;
+        };
+        let principals = &self.realms.get(auth.hello.realm).principals;
+        let authid = &*auth.hello.authid;
+        match (auth.method, &auth.hello.pubkey) {
+            (AuthMethod::Cryptosign, Some(key)) => principals
+                .by_pubkey(key)
+                .filter(|principal| authid.is_empty() || principal.authid == authid)
+                .cloned(),
+            (method, _) => principals.with_method(authid, method).cloned(),
+        }
+    }
+
+    /// Sends the CHALLENGE of the challenged `session` for `found` (its principal, or `None`:
+    /// a decoy shaped like a real one) and notes what answer it waits for.
+    fn send_challenge(
+        &mut self,
+        session: SessionKey,
+        found: Option<Principal>,
+        out: &mut Vec<Action>,
+    ) {
+        let serializer = self.sessions[session].serializer;
+        let Phase::Authenticating(auth) = &self.sessions[session].phase else {
+            return;
+        };
+        let (method, id, provider) = (auth.method, auth.id, auth.provider);
+        let hello = auth.hello.clone();
+        let authid = &*hello.authid;
+        let realm = self.realms.get(hello.realm);
+        // A principal without a secret of this method, or without this Cryptosign key, is
+        // nobody: the challenge is a decoy.
+        let found = found.filter(|principal| match (method, &hello.pubkey) {
+            (AuthMethod::Cryptosign, Some(key)) => principal.cryptosign.contains(key),
+            _ => principal.has(method),
+        });
+        let mut extra = Dict::new();
+        let expect = match method {
+            AuthMethod::Anonymous => unreachable!("anonymous needs no challenge"),
+            AuthMethod::Ticket if provider == "dynamic" => Expect::TicketDynamic,
+            AuthMethod::Ticket => match found
+                .as_ref()
+                .and_then(|principal| principal.ticket.clone())
+            {
+                Some(TicketSecret::Plain(secret)) => Expect::TicketPlain(secret),
+                Some(TicketSecret::Argon2id(hash)) => Expect::TicketHash(hash),
+                None => Expect::TicketHash(ticket::decoy_hash().into()),
             },
             AuthMethod::WampCra => {
-                let found = realm.principals.with_method(authid, method);
-                let shape = found.or_else(|| realm.principals.first_with(method));
+                let shape = found
+                    .as_ref()
+                    .or_else(|| realm.principals.first_with(method));
                 let role = shape.map_or("user", |principal| principal.role.as_str());
-                let secret = match found {
+                let secret = match &found {
                     Some(principal) => principal.wampcra.clone().expect("has(WampCra)"),
                     None => {
                         let key =
@@ -392,9 +536,10 @@ impl Router {
                 let nonce = credentials::base64_encode(&random_bytes::<16>());
                 let timestamp = super::history::rfc3339_millis(self.wall_clock_ms());
                 let challenge = format!(
-                    "{{\"authid\": {}, \"authrole\": {}, \"authmethod\": \"wampcra\", \"authprovider\": \"static\", \"nonce\": {}, \"timestamp\": {}, \"session\": {id}}}",
+                    "{{\"authid\": {}, \"authrole\": {}, \"authmethod\": \"wampcra\", \"authprovider\": {}, \"nonce\": {}, \"timestamp\": {}, \"session\": {id}}}",
                     json_string(authid),
                     json_string(role),
+                    json_string(provider),
                     json_string(&nonce),
                     json_string(&timestamp),
                 );
@@ -413,73 +558,23 @@ impl Router {
                         key.0.into_bytes()
                     }
                 };
-                (
-                    found.and_then(known),
-                    Expect::WampCra {
-                        challenge,
-                        key: Secret(key),
-                    },
-                )
+                Expect::WampCra {
+                    challenge,
+                    key: Secret(key),
+                }
             }
             AuthMethod::Cryptosign => {
-                let pubkey = authextra.and_then(|extra| extra.get_str("pubkey"));
-                let Some(Ok(key)) = pubkey.map(cryptosign::parse_public_key) else {
-                    let text = "cryptosign needs HELLO.Details.authextra.pubkey: an Ed25519 public key in hex";
-                    return self.refuse_authentication(
-                        session,
-                        uri::AUTHENTICATION_DENIED,
-                        text.into(),
-                        out,
-                    );
-                };
-                if authextra
-                    .and_then(|extra| extra.get_str("channel_binding"))
-                    .is_some()
-                {
-                    let text = "cryptosign channel binding is not supported by this router";
-                    return self.refuse_authentication(
-                        session,
-                        uri::AUTHENTICATION_DENIED,
-                        text.into(),
-                        out,
-                    );
-                }
-                let principal = realm
-                    .principals
-                    .by_pubkey(&key)
-                    .filter(|principal| authid.is_empty() || principal.authid == authid);
+                let key = hello.pubkey.expect("checked at HELLO");
                 let challenge = random_bytes::<32>();
                 extra.insert("challenge", Value::from(hex::encode(challenge)));
                 extra.insert("channel_binding", Value::Null);
-                (
-                    principal.and_then(known),
-                    Expect::Cryptosign { challenge, key },
-                )
+                Expect::Cryptosign { challenge, key }
             }
             AuthMethod::Scram => {
-                let client_nonce = authextra.and_then(|extra| extra.get_str("nonce"));
-                let Some(client_nonce) = client_nonce.filter(|nonce| !nonce.is_empty()) else {
-                    let text = "wamp-scram needs HELLO.Details.authextra.nonce";
-                    return self.refuse_authentication(
-                        session,
-                        uri::AUTHENTICATION_DENIED,
-                        text.into(),
-                        out,
-                    );
-                };
-                let binding = authextra.and_then(|extra| extra.get("channel_binding"));
-                if !matches!(binding, None | Some(Value::Null)) {
-                    let text = "wamp-scram channel binding is not supported by this router";
-                    return self.refuse_authentication(
-                        session,
-                        uri::AUTHENTICATION_DENIED,
-                        text.into(),
-                        out,
-                    );
-                }
-                let found = realm.principals.with_method(authid, method);
-                let credential = match found {
-                    Some(principal) => principal.scram.clone().expect("has(Scram)"),
+                let client_nonce = hello.client_nonce.as_deref().expect("checked at HELLO");
+                let credential = match found.as_ref().and_then(|principal| principal.scram.clone())
+                {
+                    Some(credential) => credential,
                     None => {
                         let kdf = realm
                             .principals
@@ -509,39 +604,29 @@ impl Router {
                 }
                 let auth_message =
                     scram::auth_message(authid, client_nonce, &nonce, &salt, iterations, "");
-                (
-                    found.and_then(known),
-                    Expect::Scram {
-                        auth_message,
-                        nonce,
-                        credential,
-                    },
-                )
+                Expect::Scram {
+                    auth_message,
+                    nonce,
+                    credential,
+                }
             }
         };
+        let principal = found.map(|principal| {
+            (
+                Box::<str>::from(principal.authid.as_str()),
+                Box::<str>::from(principal.role.as_str()),
+            )
+        });
+        if let Phase::Authenticating(auth) = &mut self.sessions[session].phase {
+            auth.principal = principal;
+            auth.expect = expect;
+            auth.checking = None;
+        }
         let challenge = Message::Challenge {
             method: Cow::Owned(hello.method_name.to_string()),
             extra,
         };
         self.send(out, session, serializer, &challenge);
-        let deadline = self.now.saturating_add(self.config.authenticate_timeout_ms);
-        let timer = self.timers.arm(deadline, Timeout::Authenticate { session });
-        let state = &mut self.sessions[session];
-        if let Phase::ExpectHello { deadline } = state.phase {
-            self.timers.cancel(deadline);
-        }
-        state.phase = Phase::Authenticating(Box::new(Authenticating {
-            deadline: timer,
-            realm: hello.realm,
-            id,
-            features: hello.features,
-            method,
-            principal,
-            claimed: authid.into(),
-            expect,
-            checking: None,
-        }));
-        self.sessions.claim_id(id, session);
         self.stats.challenges_sent += 1;
     }
 
@@ -589,11 +674,151 @@ impl Router {
                 nonce,
                 credential,
             } => {
-                let same_nonce = extra.get_str("nonce").is_none_or(|sent| sent == nonce);
+                let same_nonce = extra.get_str("nonce").map_or(true, |sent| sent == nonce);
                 scram::verify_proof(credential, auth_message, signature) && same_nonce
+            }
+            Expect::TicketDynamic => {
+                let realm = &self.realms.get(state.hello.realm).name;
+                let authenticator = self.config.realms.iter().find_map(|configured| {
+                    (*configured.name == **realm)
+                        .then(|| configured.authenticator.clone())
+                        .flatten()
+                });
+                if let Some(authenticator) = authenticator {
+                    self.ask_authenticator(session, &authenticator, Some(signature), out);
+                }
+                return;
+            }
+            Expect::Principal => {
+                return self.protocol_violation(session, "AUTHENTICATE before CHALLENGE", out)
             }
         };
         self.authenticated(session, right, out);
+    }
+
+    /// Asks the realm's dynamic authenticator who the challenged `session` is: the CALL
+    /// `procedure(realm, authid, details)` from the router (Crossbar.io's signature); `details`
+    /// has `authmethod`, `authid`, `authrole` (asked for), `authextra`, `session`, `transport`
+    /// and, for a ticket, `ticket`.
+    fn ask_authenticator(
+        &mut self,
+        session: SessionKey,
+        authenticator: &AuthenticatorConfig,
+        ticket: Option<&str>,
+        out: &mut Vec<Action>,
+    ) {
+        let token = self.next_check;
+        self.next_check += 1;
+        let state = &self.sessions[session];
+        let Phase::Authenticating(auth) = &state.phase else {
+            return;
+        };
+        let realm_name = self.realms.get(auth.hello.realm).name.to_string();
+        let mut details = Dict::new();
+        details.insert("authmethod", auth.method.name());
+        details.insert("authid", Value::from(auth.hello.authid.to_string()));
+        if let Some(authrole) = &auth.hello.authrole {
+            details.insert("authrole", Value::from(authrole.to_string()));
+        }
+        let mut authextra = Dict::new();
+        if let Some(key) = &auth.hello.pubkey {
+            authextra.insert("pubkey", Value::from(hex::encode(key.to_bytes())));
+        }
+        details.insert("authextra", Value::Dict(authextra));
+        details.insert("session", auth.id);
+        let mut transport = Dict::new();
+        transport.insert("type", state.transport.kind);
+        transport.insert("peer", Value::from(state.transport.peer.clone()));
+        transport.insert("secure", state.transport.secure);
+        details.insert("transport", Value::Dict(transport));
+        if let Some(ticket) = ticket {
+            details.insert("ticket", Value::from(ticket.to_string()));
+        }
+        let args = vec![
+            Value::from(realm_name),
+            Value::from(auth.hello.authid.to_string()),
+            Value::Dict(details),
+        ];
+        if let Phase::Authenticating(auth) = &mut self.sessions[session].phase {
+            auth.checking = Some(token);
+        }
+        let purpose = Purpose::Authenticate { session, token };
+        self.call_from_router(
+            &authenticator.realm,
+            &authenticator.procedure,
+            args,
+            purpose,
+            out,
+        );
+    }
+
+    /// The dynamic authenticator answered about `session` (asked under `token`): a role, or a
+    /// dict with `role` and optionally `authid`; for WAMP-CRA also `secret` (and `salt`,
+    /// `iterations`, `keylen`), for Cryptosign `pubkey`. Its ERROR ends the session with that
+    /// error in the log and the one denial ABORT to the client; no answer at all (no callee,
+    /// timeout) with `wamp.error.authentication_failed`.
+    pub(super) fn authenticator_answered(
+        &mut self,
+        session: SessionKey,
+        token: u64,
+        answer: Result<Vec<Value<'_>>, String>,
+        out: &mut Vec<Action>,
+    ) {
+        let awaited = self.sessions.get(session).is_some_and(|state| {
+            matches!(&state.phase, Phase::Authenticating(auth) if auth.checking == Some(token))
+        });
+        if !awaited {
+            return;
+        }
+        let Phase::Authenticating(auth) = &self.sessions[session].phase else {
+            return;
+        };
+        let (method, claimed) = (auth.method, auth.hello.authid.clone());
+        let answer = match answer {
+            Ok(values) => values,
+            Err(error) => {
+                let unavailable = [
+                    uri::NO_SUCH_PROCEDURE,
+                    uri::TIMEOUT,
+                    uri::CANCELED,
+                    uri::NO_AVAILABLE_CALLEE,
+                ];
+                if unavailable.contains(&error.as_str()) {
+                    tracing::warn!(method = method.name(), %error, "the dynamic authenticator did not answer");
+                    return self.refuse_authentication(
+                        session,
+                        uri::AUTHENTICATION_FAILED,
+                        "the authenticator is not available".into(),
+                        out,
+                    );
+                }
+                let cause = format!("the authenticator refused with {error}");
+                return self.deny(session, method, &claimed, &cause, out);
+            }
+        };
+        let principal = match principal_of_answer(&claimed, method, answer.first()) {
+            Ok(principal) => principal,
+            Err(problem) => {
+                tracing::warn!(
+                    method = method.name(),
+                    "the dynamic authenticator's answer is unusable: {problem}"
+                );
+                return self.refuse_authentication(
+                    session,
+                    uri::AUTHENTICATION_FAILED,
+                    "the authenticator's answer is unusable".into(),
+                    out,
+                );
+            }
+        };
+        if method == AuthMethod::Ticket {
+            // The ticket was the authenticator's to judge: it answered, so it is right.
+            if let Phase::Authenticating(auth) = &mut self.sessions[session].phase {
+                auth.principal = Some((principal.authid.into(), principal.role.into()));
+            }
+            return self.authenticated(session, true, out);
+        }
+        self.send_challenge(session, Some(principal), out);
     }
 
     /// The outcome of an offloaded [`SecretCheck`] (`Action::Check`) of `session`, under
@@ -628,7 +853,7 @@ impl Router {
                 (None, _) => "no such principal, or no secret of this method",
                 (Some(_), _) => "wrong secret",
             };
-            let claimed = state.claimed.clone();
+            let claimed = state.hello.authid.clone();
             return self.deny(session, method, &claimed, cause, out);
         };
         let mut authextra = None;
@@ -643,7 +868,8 @@ impl Router {
             extra.insert("scram_server_signature", Value::from(signature));
             authextra = Some(extra);
         }
-        let (realm, id, features) = (state.realm, state.id, state.features);
+        let (realm, id, features) = (state.hello.realm, state.id, state.hello.features);
+        let provider = state.provider;
         let Some(role) = self.role_of(session, realm, &authrole, out) else {
             return;
         };
@@ -654,7 +880,7 @@ impl Router {
             authrole,
             role,
             authmethod: method.name(),
-            authprovider: "static",
+            authprovider: provider,
         };
         self.welcome(session, identity, features, authextra, out);
     }
@@ -782,6 +1008,71 @@ impl Router {
         );
         self.refuse_authentication(session, uri::TIMEOUT, text, out);
     }
+}
+
+/// The principal a dynamic authenticator's answer describes, for a session that claimed
+/// `claimed` with `method`.
+fn principal_of_answer(
+    claimed: &str,
+    method: AuthMethod,
+    answer: Option<&Value<'_>>,
+) -> Result<Principal, String> {
+    let dict = match answer {
+        Some(Value::Str(role)) => {
+            if method != AuthMethod::Ticket {
+                return Err(format!("{} needs a dict with the secret", method.name()));
+            }
+            return Ok(Principal::new(claimed, role.as_ref()));
+        }
+        Some(Value::Dict(dict)) => dict,
+        other => return Err(format!("a role or a dict, not {other:?}")),
+    };
+    let role = dict.get_str("role").ok_or("no role")?;
+    let authid = dict.get_str("authid").unwrap_or(claimed);
+    if authid.is_empty() {
+        return Err("no authid".into());
+    }
+    let mut principal = Principal::new(authid, role);
+    match method {
+        AuthMethod::WampCra => {
+            let secret = dict.get_str("secret").ok_or("no secret")?.to_string();
+            principal.wampcra = Some(match dict.get_str("salt") {
+                None => WampCraSecret::Plain(Secret(secret)),
+                Some(salt) => {
+                    let number = |key: &str, default: u32| match dict.get(key) {
+                        None => Ok(default),
+                        Some(value) => value
+                            .as_u64()
+                            .and_then(|n| u32::try_from(n).ok())
+                            .filter(|n| (1..=1_000_000).contains(n))
+                            .ok_or_else(|| format!("{key} must be 1 ..= 1000000")),
+                    };
+                    let iterations = number("iterations", wampcra::DEFAULT_ITERATIONS)?;
+                    let keylen = number("keylen", wampcra::DEFAULT_KEYLEN)?.min(1024);
+                    WampCraSecret::Salted {
+                        salt: salt.to_string(),
+                        iterations,
+                        keylen,
+                        key: Secret(wampcra::derive_key(&secret, salt, iterations, keylen)),
+                    }
+                }
+            });
+        }
+        AuthMethod::Cryptosign => {
+            let keys: Vec<&str> = match dict.get("pubkey") {
+                Some(Value::Str(key)) => vec![key.as_ref()],
+                Some(Value::List(keys)) => keys.iter().filter_map(Value::as_str).collect(),
+                _ => return Err("no pubkey".into()),
+            };
+            for key in keys {
+                principal
+                    .cryptosign
+                    .push(cryptosign::parse_public_key(key).map_err(|e| format!("pubkey: {e}"))?);
+            }
+        }
+        AuthMethod::Ticket | AuthMethod::Scram | AuthMethod::Anonymous => {}
+    }
+    Ok(principal)
 }
 
 #[cfg(test)]

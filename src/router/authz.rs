@@ -15,9 +15,14 @@
 //! Decisions are cached per role on each shard (bounded; cleared when full), so the pattern
 //! walk runs once per URI, not per message.
 
+use bytes::Bytes;
+
+use super::admission::{Admitted, Asked};
 use super::dealer::MatchPolicy;
+use super::internal_caller::Purpose;
 use super::patterns::PatternIndex;
-use super::{fast_map, FastMap};
+use super::{fast_map, Action, FastMap, Router, SessionKey};
+use crate::wire::{Dict, Message, Value};
 
 /// Entries one role's decision cache holds before it is cleared.
 const DECISION_CACHE_ENTRIES: usize = 4096;
@@ -72,6 +77,10 @@ pub struct PermissionConfig {
 pub struct RoleConfig {
     pub name: String,
     pub permissions: Vec<PermissionConfig>,
+    /// A procedure of this realm that decides instead of the permissions (a dynamic
+    /// authorizer): `authorize(session, uri, action, options)`, answered per session, action
+    /// and URI, and cached for the session unless it says `cache: false`.
+    pub authorizer: Option<String>,
 }
 
 /// Index of a role in its realm's [`Roles`].
@@ -81,6 +90,7 @@ pub(crate) struct RoleId(pub(crate) u32);
 /// One role, compiled for lookups.
 struct Role {
     name: Box<str>,
+    authorizer: Option<Box<str>>,
     exact: FastMap<Box<str>, Perms>,
     patterns: PatternIndex<Perms>,
     decisions: FastMap<Box<str>, Perms>,
@@ -90,6 +100,7 @@ impl Role {
     fn new(config: &RoleConfig) -> Role {
         let mut role = Role {
             name: config.name.as_str().into(),
+            authorizer: config.authorizer.as_deref().map(Into::into),
             exact: fast_map(),
             patterns: PatternIndex::new(),
             decisions: fast_map(),
@@ -164,12 +175,235 @@ impl Roles {
         }
     }
 
+    /// The dynamic authorizer of `role`, if it has one (its permissions then do not count).
+    pub(crate) fn authorizer(&self, role: RoleId) -> Option<&str> {
+        self.roles.as_ref()?[role.0 as usize].authorizer.as_deref()
+    }
+
     /// What `role` may do on `uri`.
     pub(crate) fn decide(&mut self, role: RoleId, uri: &str) -> Perms {
         match &mut self.roles {
             Some(roles) => roles[role.0 as usize].decide(uri),
             // A session of a realm without roles holds no RoleId.
             None => Perms::NONE,
+        }
+    }
+}
+
+/// Messages one session may send while its first one waits for the dynamic authorizer; one
+/// more closes the session (a client that floods an authorizer that does not answer).
+pub(crate) const MAX_HELD_MESSAGES: usize = 256;
+
+/// Decisions of the dynamic authorizer one session keeps before they are forgotten.
+const SESSION_DECISIONS: usize = 1024;
+
+/// One answer of the dynamic authorizer.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct Decided {
+    /// The action (and disclosure) allowed, or nothing.
+    pub(crate) perms: Perms,
+    /// `cache: false`: good for the message that asked only.
+    pub(crate) once: bool,
+    /// The authorizer failed (no callee, timeout, unusable answer): the message gets
+    /// `wamp.error.authorization_failed`.
+    pub(crate) failed: bool,
+}
+
+/// A session's dealings with its role's dynamic authorizer: the answers it got, and the
+/// messages waiting (in arrival order) while a question is out.
+#[derive(Default)]
+pub(crate) struct SessionAuthz {
+    decisions: FastMap<Box<str>, Decided>,
+    pub(crate) held: std::collections::VecDeque<bytes::Bytes>,
+}
+
+impl SessionAuthz {
+    fn key(action: Perms, uri: &str) -> String {
+        format!("{}\0{uri}", action.0)
+    }
+
+    /// The decision for `action` on `uri`, if known (a one-time one is used up).
+    pub(crate) fn decided(&mut self, action: Perms, uri: &str) -> Option<Decided> {
+        let key = SessionAuthz::key(action, uri);
+        let decided = *self.decisions.get(key.as_str())?;
+        if decided.once {
+            self.decisions.remove(key.as_str());
+        }
+        Some(decided)
+    }
+
+    pub(crate) fn remember(&mut self, action: Perms, uri: &str, decided: Decided) {
+        if self.decisions.len() >= SESSION_DECISIONS {
+            self.decisions.clear();
+        }
+        self.decisions
+            .insert(SessionAuthz::key(action, uri).into(), decided);
+    }
+}
+
+impl Router {
+    /// Asks the role's authorizer whether `me` may `action` (`name`) the request's URI: the
+    /// CALL `procedure(session, uri, action, options)` from the router (Crossbar.io's
+    /// signature), `session` being a dict of the session's identity. The request waits, and
+    /// every later message of the session behind it, until the answer comes.
+    pub(super) fn ask_authorizer(
+        &mut self,
+        me: Admitted,
+        procedure: &str,
+        action: Perms,
+        name: &str,
+        asked: Asked<'_, '_>,
+        out: &mut Vec<Action>,
+    ) {
+        let state = &mut self.sessions[me.key];
+        let Some(identity) = state.identity() else {
+            return;
+        };
+        let mut session = Dict::new();
+        session.insert("session", identity.id);
+        session.insert(
+            "realm",
+            Value::from(self.realms.get(me.realm).name.to_string()),
+        );
+        session.insert("authid", Value::from(identity.authid.to_string()));
+        session.insert("authrole", Value::from(identity.authrole.to_string()));
+        session.insert("authmethod", identity.authmethod);
+        session.insert("authprovider", identity.authprovider);
+        let options = match asked.message {
+            Message::Call { options, .. }
+            | Message::Publish { options, .. }
+            | Message::Register { options, .. }
+            | Message::Subscribe { options, .. } => options.clone().into_owned(),
+            _ => Dict::new(),
+        };
+        state.last_request_id = asked.last_request_id;
+        state.held = true;
+        state
+            .authz
+            .get_or_insert_with(Default::default)
+            .held
+            .push_front(asked.frame.clone());
+        let args = vec![
+            Value::Dict(session),
+            Value::from(asked.uri.to_string()),
+            Value::from(name.to_string()),
+            Value::Dict(options),
+        ];
+        let purpose = Purpose::Authorize {
+            session: me.key,
+            session_id: me.id,
+            action,
+            uri: asked.uri.into(),
+        };
+        let realm = self.realms.get(me.realm).name.to_string();
+        self.call_from_router(&realm, procedure, args, purpose, out);
+    }
+
+    /// A message of a session waiting for its authorizer: it waits too, in order.
+    #[cold]
+    pub(super) fn hold(&mut self, session: SessionKey, frame: Bytes, out: &mut Vec<Action>) {
+        let authz = self.sessions[session]
+            .authz
+            .get_or_insert_with(Default::default);
+        if authz.held.len() >= MAX_HELD_MESSAGES {
+            let text = format!(
+                "more than {MAX_HELD_MESSAGES} messages waited for the authorizer of this session's role"
+            );
+            self.protocol_violation(session, text, out);
+        } else {
+            authz.held.push_back(frame);
+        }
+        self.settle(out);
+    }
+
+    /// The authorizer answered about `action` on `uri` for `session`: `true`/`false`, or a dict
+    /// with `allow`, `disclose` and `cache` (default true). The waiting messages go on, the first
+    /// one with this answer, until one needs another answer.
+    pub(super) fn authorizer_answered(
+        &mut self,
+        session: SessionKey,
+        session_id: u64,
+        action: Perms,
+        uri: &str,
+        answer: Result<Vec<Value<'_>>, String>,
+        out: &mut Vec<Action>,
+    ) {
+        if !self
+            .sessions
+            .get(session)
+            .is_some_and(|state| state.is(session_id))
+        {
+            return;
+        }
+        let disclose = if action == Perms::CALL {
+            Perms::DISCLOSE_CALLER
+        } else if action == Perms::PUBLISH {
+            Perms::DISCLOSE_PUBLISHER
+        } else {
+            Perms::NONE
+        };
+        let decided = match answer.as_deref().map(<[Value<'_>]>::first) {
+            Ok(Some(Value::Bool(allow))) => Some(Decided {
+                perms: if *allow { action } else { Perms::NONE },
+                once: false,
+                failed: false,
+            }),
+            Ok(Some(Value::Dict(answer))) => answer.get_bool("allow").map(|allow| {
+                let mut perms = if allow { action } else { Perms::NONE };
+                if allow && answer.get_bool("disclose") == Some(true) {
+                    perms = perms.with(disclose);
+                }
+                Decided {
+                    perms,
+                    once: answer.get_bool("cache") == Some(false),
+                    failed: false,
+                }
+            }),
+            Ok(_) | Err(_) => None,
+        };
+        let decided = decided.unwrap_or_else(|| {
+            if let Some(suppressed) = self.logs.authorization_denied.allow(self.now) {
+                tracing::warn!(
+                    uri,
+                    suppressed,
+                    "the dynamic authorizer failed or answered something unusable: {answer:?}"
+                );
+            }
+            Decided {
+                perms: Perms::NONE,
+                once: true,
+                failed: true,
+            }
+        });
+        if let Some(authz) = self.sessions[session].authz.as_mut() {
+            authz.remember(action, uri, decided);
+        }
+        self.release_held(session, out);
+    }
+
+    /// Replays the held messages of `session` in order, until none is left or one waits for
+    /// the authorizer again (it goes back to the front).
+    fn release_held(&mut self, session: SessionKey, out: &mut Vec<Action>) {
+        loop {
+            let Some(state) = self.sessions.get_mut(session) else {
+                return;
+            };
+            if !state.is_established() {
+                return;
+            }
+            let serializer = state.serializer;
+            let next = state
+                .authz
+                .as_mut()
+                .and_then(|authz| authz.held.pop_front());
+            state.held = false;
+            let Some(frame) = next else {
+                return;
+            };
+            self.route_frame(session, serializer, frame, out);
+            if self.sessions.get(session).map_or(true, |state| state.held) {
+                return;
+            }
         }
     }
 }
@@ -190,6 +424,7 @@ mod tests {
     fn the_most_specific_permission_decides_alone() {
         let config = RoleConfig {
             name: "user".into(),
+            authorizer: None,
             permissions: vec![
                 permission("", MatchPolicy::Prefix, Perms::SUBSCRIBE),
                 permission(
@@ -223,6 +458,7 @@ mod tests {
     fn a_wildcard_decides_where_no_prefix_covers() {
         let config = RoleConfig {
             name: "r".into(),
+            authorizer: None,
             permissions: vec![permission(
                 "com..public",
                 MatchPolicy::Wildcard,
@@ -246,6 +482,7 @@ mod tests {
     fn the_decision_cache_stays_bounded() {
         let config = RoleConfig {
             name: "r".into(),
+            authorizer: None,
             permissions: vec![permission("", MatchPolicy::Prefix, Perms::CALL)],
         };
         let mut roles = Roles::new(&[config]);

@@ -259,9 +259,11 @@ impl Router {
                     let count = realm.map_or(0, |realm| self.realms.get(realm).sessions);
                     return Partial::Count(count as u64);
                 }
+                let internal = &self.internal;
                 let selected = self
                     .sessions
                     .iter()
+                    .filter(|(key, _)| !internal.is_internal(*key))
                     .filter_map(|(_, session)| session.identity())
                     .filter(|identity| Some(identity.realm) == realm)
                     .filter(|identity| {

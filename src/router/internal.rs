@@ -586,7 +586,12 @@ impl Router {
         };
         let victims: Vec<(SessionKey, u64)> = match target {
             KillTarget::Session(id) => self.sessions.key_of(*id).into_iter().collect::<Vec<_>>(),
-            _ => self.sessions.iter().map(|(key, _)| key).collect(),
+            _ => self
+                .sessions
+                .iter()
+                .map(|(key, _)| key)
+                .filter(|&key| !self.internal.is_internal(key))
+                .collect(),
         }
         .into_iter()
         .filter_map(|key| {

@@ -218,6 +218,7 @@ mod handshake;
 pub(crate) mod history;
 mod ids;
 mod internal;
+mod internal_caller;
 mod log_limit;
 mod meta;
 mod outbox;
@@ -252,7 +253,8 @@ use shard_msg::ShardMsgKind;
 use timers::{Timeout, Timers};
 
 pub use authn::{
-    AuthMethod, ListenerAuth, Principal, Secret, SecretCheck, TicketSecret, WampCraSecret,
+    AuthMethod, AuthenticatorConfig, ListenerAuth, Principal, Secret, SecretCheck, TicketSecret,
+    WampCraSecret,
 };
 pub use authz::{PermissionConfig, Perms, RoleConfig};
 pub use dealer::MatchPolicy;
@@ -338,6 +340,8 @@ pub struct RealmConfig {
     pub history: Vec<HistoryConfig>,
     /// Roles and their permissions (`authz.rs`); none: every session may do everything.
     pub roles: Vec<RoleConfig>,
+    /// The procedure that tells who a session is, for some methods (`authn.rs`).
+    pub authenticator: Option<AuthenticatorConfig>,
     /// Who may authenticate into this realm, and with which secrets (`authn.rs`).
     pub principals: Vec<Principal>,
 }
@@ -351,6 +355,7 @@ impl RealmConfig {
             disclose_publisher: false,
             history: Vec::new(),
             roles: Vec::new(),
+            authenticator: None,
             principals: Vec::new(),
         }
     }
@@ -654,8 +659,10 @@ pub struct Router {
     realm_sweep: Option<timers::TimerId>,
     /// Decoy challenges for unknown principals are made from this (`authn::decoy_key`).
     decoy_key: [u8; 32],
-    /// Token of the next offloaded secret check (`Action::Check`).
+    /// Token of the next offloaded secret check (`Action::Check`) or authenticator call.
     next_check: u64,
+    /// The router's own sessions, which call authenticators and authorizers.
+    internal: internal_caller::InternalCallers,
 }
 
 impl Router {
@@ -678,7 +685,7 @@ impl Router {
         let config_realms = config.realms.clone();
         let mut scoped_ids = ScopedIds::new(shard, shards);
         scoped_ids.skip(handed_out[shard]);
-        Router {
+        let mut router = Router {
             config,
             sessions: Sessions::new(),
             realms,
@@ -698,7 +705,22 @@ impl Router {
             realm_sweep: None,
             decoy_key: authn::decoy_key(&config_realms),
             next_check: 1,
-        }
+            internal: internal_caller::InternalCallers::default(),
+        };
+        let callers: Vec<String> = config_realms
+            .iter()
+            .flat_map(|realm| {
+                let authenticator = realm.authenticator.as_ref().map(|a| a.realm.clone());
+                let authorizer = realm
+                    .roles
+                    .iter()
+                    .any(|role| role.authorizer.is_some())
+                    .then(|| realm.name.clone());
+                authenticator.into_iter().chain(authorizer)
+            })
+            .collect();
+        router.open_internal_callers(&callers);
+        router
     }
 
     /// Tells the router the wall-clock time at `now == 0` (Unix ms): the timestamps of event
@@ -745,21 +767,35 @@ impl Router {
             tracing::warn!(?session, "message for a session that is not open");
             return;
         };
+        let serializer = state.serializer;
         match state.phase {
-            Phase::Established(_) => {}
+            Phase::Established(_) if !state.held => {}
+            Phase::Established(_) => return self.hold(session, frame, out),
             Phase::ExpectHello { .. } | Phase::Authenticating(_) => {
                 return self.handle_message_before_welcome(session, frame, out)
             }
             Phase::Closing => return,
         }
-        let message = match wire::decode(state.serializer, &frame) {
+        self.route_frame(session, serializer, frame, out);
+        self.settle(out);
+    }
+
+    /// Decodes, admits and routes one frame of an established session.
+    #[inline(always)]
+    fn route_frame(
+        &mut self,
+        session: SessionKey,
+        serializer: Serializer,
+        frame: Bytes,
+        out: &mut Vec<Action>,
+    ) {
+        let message = match wire::decode(serializer, &frame) {
             Ok(message) => message,
             Err(error) => return self.undecodable(session, error, out),
         };
-        if let Some(me) = self.admit(session, &message, out) {
+        if let Some(me) = self.admit(session, &message, &frame, out) {
             self.handle_established(me, message, &frame, out);
         }
-        self.settle(out);
     }
 
     /// A message before WELCOME (out of the established path's way).
@@ -814,6 +850,10 @@ impl Router {
         self.shutting_down = true;
         let keys: Vec<SessionKey> = self.sessions.iter().map(|(key, _)| key).collect();
         for session in keys {
+            if self.internal.is_internal(session) {
+                // The router's own: nobody to say goodbye to, no transport to close.
+                continue;
+            }
             let serializer = self.sessions[session].serializer;
             match self.sessions[session].phase {
                 Phase::Closing => continue,
@@ -925,6 +965,9 @@ impl Router {
     /// paths, which record none: the check is inlined, the work is not).
     #[inline(always)]
     fn settle(&mut self, out: &mut Vec<Action>) {
+        if !self.internal.is_empty() {
+            self.take_internal_frames(out);
+        }
         if !self.facts.is_empty() {
             self.read_facts(out);
         }

@@ -11,7 +11,7 @@ use std::ops::{Index, IndexMut};
 use slab::Slab;
 
 use super::authn::Authenticating;
-use super::authz::RoleId;
+use super::authz::{RoleId, SessionAuthz};
 use super::dealer::PendingKey;
 use super::ids::next_sequential;
 use super::realm::RealmId;
@@ -117,6 +117,11 @@ pub(crate) struct Session {
     pub(crate) discarded_invocations: DiscardedIds,
     /// Events to publish when the session goes away (`testament.rs`).
     pub(crate) testaments: Testaments,
+    /// A message waits for the dynamic authorizer: the next ones wait behind it.
+    pub(crate) held: bool,
+    /// Its dynamic authorizer's answers and the messages waiting (`authz.rs`); only for
+    /// sessions whose role has one.
+    pub(crate) authz: Option<Box<SessionAuthz>>,
 }
 
 impl Session {
@@ -138,7 +143,16 @@ impl Session {
             invocations: IdMap::default(),
             discarded_invocations: DiscardedIds::default(),
             testaments: Testaments::default(),
+            held: false,
+            authz: None,
         }
+    }
+
+    /// The router's own session in a realm (`internal_caller.rs`), established from the start.
+    pub(crate) fn internal(transport: TransportInfo, phase: Phase) -> Session {
+        let mut session = Session::new(transport, TimerId::NONE);
+        session.phase = phase;
+        session
     }
 
     /// The identity, once established (and until the session starts closing).

@@ -20,6 +20,9 @@ impl TimerId {
     pub(crate) fn for_tests(id: u64) -> TimerId {
         TimerId(id)
     }
+
+    /// An id no armed timer ever has (ids start at 1): for a phase that has no deadline.
+    pub(crate) const NONE: TimerId = TimerId(0);
 }
 
 /// What happens when a deadline passes.

@@ -8,6 +8,11 @@ pub const PROTOCOL_VIOLATION: &str = "wamp.error.protocol_violation";
 /// ABORT of every failed authentication (wrong secret, unknown authid, no secret for the
 /// method): one answer, so that none tells which principals exist.
 pub const AUTHENTICATION_DENIED: &str = "wamp.error.authentication_denied";
+/// ABORT: the dynamic authenticator could not be asked (no callee, no answer in time) or
+/// answered something unusable: a failure of the router's side, not of the client's secret.
+pub const AUTHENTICATION_FAILED: &str = "wamp.error.authentication_failed";
+/// ERROR: the dynamic authorizer could not be asked or answered something unusable.
+pub const AUTHORIZATION_FAILED: &str = "wamp.error.authorization_failed";
 /// ABORT: the principal's or the listener's role is not defined in a realm that defines roles.
 pub const NO_SUCH_ROLE: &str = "wamp.error.no_such_role";
 /// ERROR: the session's role may not do this on this URI.
