@@ -642,6 +642,37 @@ mod tests {
     }
 
     #[test]
+    fn a_realm_may_have_an_authenticator_and_roles_an_authorizer() {
+        let config = Config::from_toml_str(&format!(
+            "{LISTENER}authmethods = [\"ticket\"]\n[[realm]]\nname = \"r\"\n\
+             [realm.authenticator]\nprocedure = \"com.auth.authenticate\"\nrealm = \"auth\"\nmethods = [\"ticket\", \"cryptosign\"]\n\
+             [[realm.role]]\nname = \"user\"\nauthorizer = \"com.auth.authorize\"\n\
+             [[realm]]\nname = \"auth\"\n"
+        ))
+        .unwrap();
+        let realm = &config.router.realms[0];
+        let authenticator = realm.authenticator.as_ref().unwrap();
+        assert_eq!(authenticator.realm, "auth");
+        assert_eq!(
+            authenticator.methods,
+            vec![AuthMethod::Ticket, AuthMethod::Cryptosign]
+        );
+        assert_eq!(
+            realm.roles[0].authorizer.as_deref(),
+            Some("com.auth.authorize")
+        );
+        for (extra, key) in [
+            ("[realm.authenticator]\nprocedure = \"a.b\"\nrealm = \"nowhere\"\nmethods = [\"ticket\"]\n", "realm[0].authenticator.realm"),
+            ("[realm.authenticator]\nprocedure = \"a.b\"\nmethods = [\"wamp-scram\"]\n", "realm[0].authenticator.methods"),
+            ("[realm.authenticator]\nprocedure = \"wamp.x\"\nmethods = [\"ticket\"]\n", "realm[0].authenticator.procedure"),
+            ("[[realm.role]]\nname = \"x\"\nauthorizer = \"a.b\"\n[[realm.role.permission]]\nuri = \"a\"\n", "realm[0].role[1].authorizer"),
+        ] {
+            let e = error_of(&realm_with(extra));
+            assert!(e.starts_with(key), "{key}: {e}");
+        }
+    }
+
+    #[test]
     fn the_printed_lines_are_valid_principal_config() {
         let (private, line) = super::cryptosign_lines();
         assert_eq!(private.len(), 64);
