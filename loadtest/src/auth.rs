@@ -297,6 +297,24 @@ fn get_str<'e>(extra: &'e Dict<'_>, key: &str) -> Result<&'e str, String> {
         .ok_or_else(|| format!("CHALLENGE.Extra.{key} (a string) is missing"))
 }
 
+/// RFC 5802: the server's nonce extends the client's; anything else is not this exchange.
+/// Routers extend either the text (the RFC) or the bytes (Crossbar.io: base64 of client nonce
+/// bytes followed by its own, so the padded client text is not a prefix).
+fn extends(nonce: &str, client_nonce: &str) -> bool {
+    if nonce.len() > client_nonce.len() && nonce.starts_with(client_nonce) {
+        return true;
+    }
+    match (
+        credentials::base64_decode(nonce),
+        credentials::base64_decode(client_nonce),
+    ) {
+        (Some(combined), Some(client)) => {
+            combined.len() > client.len() && combined.starts_with(&client)
+        }
+        _ => false,
+    }
+}
+
 /// Channel binding needs the TLS connection's own data, which these sessions do not have.
 fn refuse_channel_binding(extra: &Dict<'_>) -> Result<(), String> {
     match extra.get("channel_binding") {
@@ -425,8 +443,7 @@ impl Handshake<'_> {
             .as_deref()
             .ok_or("no SCRAM client nonce")?;
         let nonce = get_str(extra, "nonce")?;
-        // RFC 5802: the server extends the client's nonce; anything else is not our exchange.
-        if !nonce.starts_with(client_nonce) || nonce.len() == client_nonce.len() {
+        if !extends(nonce, client_nonce) {
             return Err("CHALLENGE.Extra.nonce does not extend the client nonce".into());
         }
         let salt_text = get_str(extra, "salt")?;
@@ -748,6 +765,15 @@ mod tests {
         assert!(answer(&base(&good_nonce, "pbkdf2", 0)).is_err());
         assert!(answer(&base(&good_nonce, "argon2id-13", 1_000_000)).is_err());
         assert!(answer(&base(&good_nonce, "pbkdf2", 10)).is_ok());
+        // Crossbar.io's form: base64 of the client nonce's bytes and the server's.
+        let mut bytes = credentials::base64_decode(client_nonce).unwrap();
+        bytes.extend_from_slice(&[9u8; 16]);
+        let crossbar_nonce = credentials::base64_encode(&bytes);
+        assert!(!crossbar_nonce.starts_with(client_nonce));
+        assert!(answer(&base(&crossbar_nonce, "pbkdf2", 10)).is_ok());
+        bytes[0] ^= 1;
+        let other = credentials::base64_encode(&bytes);
+        assert!(answer(&base(&other, "pbkdf2", 10)).is_err());
         // The wrong method, and a second challenge.
         let mut handshake = Handshake::with_client_nonce(&auth, client_nonce);
         assert!(handshake.answer("wampcra", &Dict::new()).is_err());
