@@ -74,34 +74,37 @@ pub enum AuthMethodArg {
 /// How every session of the run authenticates. Without `--authmethod` HELLO carries no
 /// authentication details at all, as before these flags existed.
 #[derive(Args, Debug, Clone, Default)]
-#[command(next_help_heading = "Authentication")]
 pub struct AuthArgs {
     /// Offer this authentication method in HELLO (default: none offered; the router decides,
     /// usually anonymous).
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, help_heading = "Authentication")]
     pub authmethod: Option<AuthMethodArg>,
     /// The name HELLO offers for --authmethod, when the router spells it differently from
     /// the standard (anonymous, ticket, wampcra, cryptosign, wamp-scram): Crossbar.io and
     /// Autobahn call SCRAM `scram`.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", help_heading = "Authentication")]
     pub hello_authmethod: Option<String>,
     /// The authid sent in HELLO (required by ticket, wampcra and scram).
-    #[arg(long)]
+    #[arg(long, help_heading = "Authentication")]
     pub authid: Option<String>,
     /// The authrole asked for in HELLO (optional; the router may ignore it).
-    #[arg(long)]
+    #[arg(long, help_heading = "Authentication")]
     pub authrole: Option<String>,
     /// The ticket, WAMP-CRA secret or SCRAM password (visible in `ps`: prefer --secret-file).
-    #[arg(long, conflicts_with = "secret_file")]
+    #[arg(long, conflicts_with = "secret_file", help_heading = "Authentication")]
     pub secret: Option<String>,
     /// Read the secret from the first line of this file.
-    #[arg(long)]
+    #[arg(long, help_heading = "Authentication")]
     pub secret_file: Option<PathBuf>,
     /// Cryptosign: the 32-byte Ed25519 private key (seed) in hex (prefer --private-key-file).
-    #[arg(long, conflicts_with = "private_key_file")]
+    #[arg(
+        long,
+        conflicts_with = "private_key_file",
+        help_heading = "Authentication"
+    )]
     pub private_key: Option<String>,
     /// Cryptosign: read the private key (hex) from the first line of this file.
-    #[arg(long)]
+    #[arg(long, help_heading = "Authentication")]
     pub private_key_file: Option<PathBuf>,
 }
 
