@@ -250,7 +250,7 @@ impl ClientAuth {
         Ok(key)
     }
 
-    /// How many distinct keys were derived and kept (for tests and the report).
+    /// How many distinct keys were derived and kept (the tests check the once-per-run claim).
     pub fn derived_keys(&self) -> usize {
         self.derived.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
