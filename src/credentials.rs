@@ -333,6 +333,12 @@ pub mod scram {
             .collect();
         base64_encode(&proof)
     }
+
+    /// ServerKey from the client's SaltedPassword, so a client can check the router's
+    /// [`server_signature`] without a stored credential.
+    pub fn server_key(salted_password: &[u8]) -> [u8; 32] {
+        hmac_sha256(salted_password, b"Server Key")
+    }
 }
 
 #[cfg(test)]

@@ -61,6 +61,53 @@ impl From<SerializerArg> for Serializer {
     }
 }
 
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AuthMethodArg {
+    Anonymous,
+    Ticket,
+    Wampcra,
+    Cryptosign,
+    /// WAMP-SCRAM (offered in HELLO as wamp-scram).
+    Scram,
+}
+
+/// How every session of the run authenticates. Without `--authmethod` HELLO carries no
+/// authentication details at all, as before these flags existed.
+#[derive(Args, Debug, Clone, Default)]
+pub struct AuthArgs {
+    /// Offer this authentication method in HELLO (default: none offered; the router decides,
+    /// usually anonymous).
+    #[arg(long, value_enum, help_heading = "Authentication")]
+    pub authmethod: Option<AuthMethodArg>,
+    /// The name HELLO offers for --authmethod, when the router spells it differently from
+    /// the standard (anonymous, ticket, wampcra, cryptosign, wamp-scram): Crossbar.io and
+    /// Autobahn call SCRAM `scram`.
+    #[arg(long, value_name = "NAME", help_heading = "Authentication")]
+    pub hello_authmethod: Option<String>,
+    /// The authid sent in HELLO (required by ticket, wampcra and scram).
+    #[arg(long, help_heading = "Authentication")]
+    pub authid: Option<String>,
+    /// The authrole asked for in HELLO (optional; the router may ignore it).
+    #[arg(long, help_heading = "Authentication")]
+    pub authrole: Option<String>,
+    /// The ticket, WAMP-CRA secret or SCRAM password (visible in `ps`: prefer --secret-file).
+    #[arg(long, conflicts_with = "secret_file", help_heading = "Authentication")]
+    pub secret: Option<String>,
+    /// Read the secret from the first line of this file.
+    #[arg(long, help_heading = "Authentication")]
+    pub secret_file: Option<PathBuf>,
+    /// Cryptosign: the 32-byte Ed25519 private key (seed) in hex (prefer --private-key-file).
+    #[arg(
+        long,
+        conflicts_with = "private_key_file",
+        help_heading = "Authentication"
+    )]
+    pub private_key: Option<String>,
+    /// Cryptosign: read the private key (hex) from the first line of this file.
+    #[arg(long, help_heading = "Authentication")]
+    pub private_key_file: Option<PathBuf>,
+}
+
 /// Flags every scenario takes.
 #[derive(Args, Debug, Clone)]
 pub struct CommonArgs {
@@ -71,7 +118,7 @@ pub struct CommonArgs {
     /// serializer id).
     #[arg(long, value_enum, default_value_t = SerializerArg::Json)]
     pub serializer: SerializerArg,
-    /// Realm to join (anonymous authentication).
+    /// Realm to join.
     #[arg(long, default_value = "realm1")]
     pub realm: String,
     /// Measured time, after the warmup (e.g. 10s, 500ms, 1m).
@@ -107,6 +154,8 @@ pub struct CommonArgs {
     /// CPU burnt (only with cores to spare for it; e.g. 50us).
     #[arg(long, value_parser = parse_duration)]
     pub spin_before_park: Option<Duration>,
+    #[command(flatten)]
+    pub auth: AuthArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -272,6 +321,74 @@ fn validate_common(c: &CommonArgs) -> Result<(), String> {
     check(c.setup_timeout > Duration::ZERO, || {
         "--setup-timeout must be more than 0".into()
     })?;
+    validate_auth(&c.auth)
+}
+
+/// The authentication flags each method needs, and those it would silently ignore.
+fn validate_auth(a: &AuthArgs) -> Result<(), String> {
+    let has_secret = a.secret.is_some() || a.secret_file.is_some();
+    let has_key = a.private_key.is_some() || a.private_key_file.is_some();
+    let Some(method) = a.authmethod else {
+        check(
+            a.authid.is_none()
+                && a.authrole.is_none()
+                && a.hello_authmethod.is_none()
+                && !has_secret
+                && !has_key,
+            || {
+                "--authid, --authrole, --hello-authmethod, --secret and --private-key need \
+                 --authmethod (anonymous, ticket, wampcra, cryptosign or scram)"
+                    .into()
+            },
+        )?;
+        return Ok(());
+    };
+    let name = method
+        .to_possible_value()
+        .map_or_else(String::new, |v| v.get_name().to_string());
+    check(a.authid.as_deref() != Some(""), || {
+        "--authid must not be empty".into()
+    })?;
+    check(a.authrole.as_deref() != Some(""), || {
+        "--authrole must not be empty".into()
+    })?;
+    check(a.hello_authmethod.as_deref() != Some(""), || {
+        "--hello-authmethod must not be empty".into()
+    })?;
+    check(a.secret.as_deref() != Some(""), || {
+        "--secret must not be empty".into()
+    })?;
+    match method {
+        AuthMethodArg::Anonymous => {
+            check(!has_secret && !has_key, || {
+                "--authmethod anonymous takes no --secret or --private-key".into()
+            })?;
+        }
+        AuthMethodArg::Ticket | AuthMethodArg::Wampcra | AuthMethodArg::Scram => {
+            check(has_secret, || {
+                format!("--authmethod {name} needs --secret TEXT or --secret-file PATH")
+            })?;
+            check(a.authid.is_some(), || {
+                format!("--authmethod {name} needs --authid")
+            })?;
+            check(!has_key, || {
+                format!("--authmethod {name} takes no --private-key (that is cryptosign's)")
+            })?;
+        }
+        AuthMethodArg::Cryptosign => {
+            check(has_key, || {
+                "--authmethod cryptosign needs --private-key HEX or --private-key-file PATH".into()
+            })?;
+            check(!has_secret, || {
+                "--authmethod cryptosign takes no --secret (it signs with --private-key)".into()
+            })?;
+            if let Some(key) = &a.private_key {
+                wampring::credentials::cryptosign::parse_private_key(key).map_err(|e| {
+                    format!("--private-key must be 64 hex digits (an Ed25519 seed): {e}")
+                })?;
+            }
+        }
+    }
     Ok(())
 }
 
@@ -439,6 +556,222 @@ mod tests {
         assert!(parse(&["session-list", "--window", "0"]).is_err());
         assert!(parse(&["session-list", "--sessions", "300000"]).is_err());
         assert!(parse(&["session-list", "--sessions", "0"]).is_ok());
+    }
+
+    const KEY: &str = "4d57d97a68f555696620a6d849c0ce582568518d729eb753dc7c732de2804510";
+
+    fn auth_of(command: Command) -> AuthArgs {
+        match command {
+            Command::Rpc(a) => a.common.auth,
+            Command::Pubsub(a) => a.common.auth,
+            Command::Connect(a) => a.common.auth,
+            Command::SessionList(a) => a.common.auth,
+            Command::Compare(_) => panic!("compare has no auth flags"),
+        }
+    }
+
+    #[test]
+    fn auth_flags_are_common_to_every_scenario() {
+        for scenario in ["rpc", "connect", "session-list"] {
+            let auth = auth_of(
+                parse(&[
+                    scenario,
+                    "--authmethod",
+                    "wampcra",
+                    "--authid",
+                    "joe",
+                    "--authrole",
+                    "user",
+                    "--secret",
+                    "s3cret",
+                ])
+                .unwrap(),
+            );
+            assert_eq!(auth.authmethod, Some(AuthMethodArg::Wampcra));
+            assert_eq!(auth.authid.as_deref(), Some("joe"));
+            assert_eq!(auth.authrole.as_deref(), Some("user"));
+            assert_eq!(auth.secret.as_deref(), Some("s3cret"));
+        }
+        let auth = auth_of(
+            parse(&[
+                "pubsub",
+                "--acknowledge",
+                "--authmethod",
+                "cryptosign",
+                "--private-key",
+                KEY,
+            ])
+            .unwrap(),
+        );
+        assert_eq!(auth.authmethod, Some(AuthMethodArg::Cryptosign));
+        assert_eq!(auth.authid, None);
+        let auth = auth_of(parse(&["rpc"]).unwrap());
+        assert_eq!(auth.authmethod, None);
+        let auth = auth_of(
+            parse(&[
+                "connect",
+                "--authmethod",
+                "scram",
+                "--authid",
+                "a",
+                "--secret-file",
+                "/some/file",
+            ])
+            .unwrap(),
+        );
+        assert_eq!(auth.authmethod, Some(AuthMethodArg::Scram));
+        assert_eq!(auth.secret_file, Some(PathBuf::from("/some/file")));
+        let auth = auth_of(
+            parse(&[
+                "rpc",
+                "--authmethod",
+                "scram",
+                "--hello-authmethod",
+                "scram",
+                "--authid",
+                "a",
+                "--secret",
+                "pw",
+            ])
+            .unwrap(),
+        );
+        assert_eq!(auth.hello_authmethod.as_deref(), Some("scram"));
+        assert!(parse(&["connect", "--authmethod", "anonymous"]).is_ok());
+        assert!(parse(&[
+            "connect",
+            "--authmethod",
+            "ticket",
+            "--authid",
+            "a",
+            "--secret",
+            "t"
+        ])
+        .is_ok());
+    }
+
+    #[test]
+    fn auth_flag_combinations_are_checked() {
+        let refused = |args: &[&str], needle: &str| {
+            let error = parse(args).unwrap_err();
+            assert!(error.contains(needle), "{args:?}: {error}");
+        };
+        refused(
+            &["connect", "--authmethod", "ticket", "--authid", "a"],
+            "needs --secret",
+        );
+        refused(
+            &["connect", "--authmethod", "ticket", "--secret", "t"],
+            "needs --authid",
+        );
+        refused(
+            &["connect", "--authmethod", "wampcra", "--authid", "a"],
+            "needs --secret",
+        );
+        refused(
+            &["connect", "--authmethod", "scram", "--secret", "pw"],
+            "needs --authid",
+        );
+        refused(
+            &["connect", "--authmethod", "cryptosign"],
+            "needs --private-key",
+        );
+        refused(
+            &[
+                "connect",
+                "--authmethod",
+                "cryptosign",
+                "--private-key",
+                "abcd",
+            ],
+            "64 hex digits",
+        );
+        refused(
+            &[
+                "connect",
+                "--authmethod",
+                "cryptosign",
+                "--private-key",
+                KEY,
+                "--secret",
+                "x",
+            ],
+            "takes no --secret",
+        );
+        refused(
+            &[
+                "connect",
+                "--authmethod",
+                "ticket",
+                "--authid",
+                "a",
+                "--secret",
+                "t",
+                "--private-key",
+                KEY,
+            ],
+            "takes no --private-key",
+        );
+        refused(
+            &["connect", "--authmethod", "anonymous", "--secret", "x"],
+            "takes no --secret",
+        );
+        refused(&["connect", "--authid", "a"], "need --authmethod");
+        refused(&["connect", "--secret", "a"], "need --authmethod");
+        refused(
+            &["connect", "--hello-authmethod", "scram"],
+            "need --authmethod",
+        );
+        refused(
+            &[
+                "connect",
+                "--authmethod",
+                "ticket",
+                "--authid",
+                "",
+                "--secret",
+                "t",
+            ],
+            "empty",
+        );
+        refused(
+            &[
+                "connect",
+                "--authmethod",
+                "ticket",
+                "--authid",
+                "a",
+                "--secret",
+                "",
+            ],
+            "empty",
+        );
+        refused(
+            &[
+                "connect",
+                "--authmethod",
+                "ticket",
+                "--authid",
+                "a",
+                "--secret",
+                "t",
+                "--secret-file",
+                "f",
+            ],
+            "cannot be used with",
+        );
+        refused(
+            &[
+                "connect",
+                "--authmethod",
+                "cryptosign",
+                "--private-key",
+                KEY,
+                "--private-key-file",
+                "f",
+            ],
+            "cannot be used with",
+        );
+        refused(&["connect", "--authmethod", "kerberos"], "invalid value");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! routers. The pure parts (`units`, `target`, `schedule`, `seqtrack`, `inflight`, `payload`)
 //! carry the unit tests.
 
+pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod compare;

@@ -25,6 +25,7 @@ use wampring::net::{ClientConn, ConnEvent, Polled, SendError, TransportKind};
 use wampring::serializer::Serializer;
 use wampring::wire::{self, Dict, Message, Value};
 
+use crate::auth::ClientAuth;
 use crate::target::Target;
 
 /// Bytes read from the socket per read call. Shared by all connections of a thread (a read
@@ -52,8 +53,13 @@ pub enum LinkError {
     Abort(String),
     /// The router sent GOODBYE while the session was in use.
     Goodbye(String),
-    /// The router asked for authentication, which the generator does not do.
+    /// The router asked for authentication and the run was given no `--authmethod`.
     AuthenticationRequired(String),
+    /// The router sent ABORT in answer to HELLO or AUTHENTICATE of an authenticating session:
+    /// the reason URI and the message, if any.
+    AuthenticationRefused(String, String),
+    /// The CHALLENGE could not be answered, or WELCOME did not prove the router (SCRAM).
+    Authentication(String),
     /// An ERROR reply to a setup request (REGISTER, SUBSCRIBE): the error URI.
     Refused(String),
     /// The router sent something undecodable or out of place.
@@ -67,7 +73,10 @@ impl LinkError {
     /// The URI under which this failure is counted.
     pub fn uri(&self) -> String {
         match self {
-            LinkError::Abort(reason) | LinkError::Refused(reason) => reason.clone(),
+            LinkError::Abort(reason)
+            | LinkError::Refused(reason)
+            | LinkError::AuthenticationRefused(reason, _) => reason.clone(),
+            LinkError::Authentication(_) => "wampload.authentication_failed".into(),
             LinkError::Goodbye(_) => "wampload.router_goodbye".into(),
             LinkError::Connect(_) => "wampload.connect_failed".into(),
             LinkError::Io(_) => "wampload.io_error".into(),
@@ -91,8 +100,18 @@ impl std::fmt::Display for LinkError {
             LinkError::Abort(reason) => write!(f, "router sent ABORT {reason}"),
             LinkError::Goodbye(reason) => write!(f, "router sent GOODBYE {reason}"),
             LinkError::AuthenticationRequired(method) => {
-                write!(f, "router requires authentication ({method}); use a realm open to anonymous clients")
+                write!(f, "router requires authentication ({method}); give --authmethod and its credentials, or use a realm open to anonymous clients")
             }
+            LinkError::AuthenticationRefused(reason, message) if message.is_empty() => {
+                write!(f, "authentication failed: router sent ABORT {reason}")
+            }
+            LinkError::AuthenticationRefused(reason, message) => {
+                write!(
+                    f,
+                    "authentication failed: router sent ABORT {reason} ({message})"
+                )
+            }
+            LinkError::Authentication(what) => write!(f, "authentication failed: {what}"),
             LinkError::Refused(uri) => write!(f, "router refused the request: {uri}"),
             LinkError::Protocol(what) => write!(f, "protocol error: {what}"),
             LinkError::Send(e) => write!(f, "cannot queue message: {e:?}"),
@@ -209,30 +228,59 @@ impl Link {
         }
     }
 
-    /// Sends HELLO for `realm` and waits for WELCOME; returns the session id.
+    /// Sends HELLO for `realm` and waits for WELCOME; returns the session id. With `auth`,
+    /// HELLO offers its method and credentials and a CHALLENGE is answered with AUTHENTICATE.
     pub async fn join(
         &mut self,
         realm: &str,
         roles: Roles,
+        auth: Option<&ClientAuth>,
         deadline: Instant,
     ) -> Result<u64, LinkError> {
+        let mut handshake = auth.map(ClientAuth::start);
+        let mut details = hello_details(roles);
+        if let Some(handshake) = &handshake {
+            handshake.hello_details(&mut details);
+        }
         let hello = Message::Hello {
             realm: realm.into(),
-            details: hello_details(roles),
+            details,
         };
         self.send(&hello)?;
         loop {
             if let Some(frame) = self.next_message()? {
                 match wire::decode(self.serializer, &frame) {
-                    Ok(Message::Welcome { session, .. }) => {
+                    Ok(Message::Welcome { session, details }) => {
+                        if let Some(handshake) = &handshake {
+                            handshake
+                                .check_welcome(&details)
+                                .map_err(LinkError::Authentication)?;
+                        }
                         self.session = session;
                         return Ok(session);
                     }
-                    Ok(Message::Abort { reason, .. }) => {
-                        return Err(LinkError::Abort(reason.into_owned()))
+                    Ok(Message::Abort {
+                        reason, details, ..
+                    }) => {
+                        return Err(match handshake {
+                            Some(_) => LinkError::AuthenticationRefused(
+                                reason.into_owned(),
+                                details.get_str("message").unwrap_or("").to_string(),
+                            ),
+                            None => LinkError::Abort(reason.into_owned()),
+                        })
                     }
-                    Ok(Message::Challenge { method, .. }) => {
-                        return Err(LinkError::AuthenticationRequired(method.into_owned()))
+                    Ok(Message::Challenge { method, extra }) => {
+                        let Some(handshake) = handshake.as_mut() else {
+                            return Err(LinkError::AuthenticationRequired(method.into_owned()));
+                        };
+                        let answer = handshake
+                            .answer(&method, &extra)
+                            .map_err(LinkError::Authentication)?;
+                        self.send(&Message::Authenticate {
+                            signature: answer.signature.into(),
+                            extra: answer.extra,
+                        })?;
                     }
                     Ok(other) => {
                         return Err(LinkError::Protocol(format!(
@@ -246,6 +294,7 @@ impl Link {
                         )))
                     }
                 }
+                continue;
             }
             self.wait(deadline, "WELCOME").await?;
         }

@@ -5,6 +5,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use wampring_load::auth::ClientAuth;
 use wampring_load::cli::{self, Cli, Command, CommonArgs};
 use wampring_load::report::Report;
 use wampring_load::scenario::{
@@ -121,6 +122,7 @@ fn build_run(common: &CommonArgs, scenario: Scenario) -> Result<Run, String> {
         router_pid: common.router_pid,
         quiet: common.quiet,
         spin_before_park: common.spin_before_park,
+        auth: ClientAuth::from_args(&common.auth)?.map(std::sync::Arc::new),
     })
 }
 

@@ -87,6 +87,12 @@ pub struct Report {
     pub transport: String,
     pub serializer: String,
     pub realm: String,
+    /// The authentication method every session used (`--authmethod`; `None`: HELLO offered
+    /// none, the router chose, usually anonymous) and the authid it gave.
+    #[serde(default)]
+    pub authmethod: Option<String>,
+    #[serde(default)]
+    pub authid: Option<String>,
     pub threads: usize,
     pub warmup_s: f64,
     pub duration_s: f64,
@@ -217,6 +223,8 @@ impl Report {
             },
             serializer: run.serializer.name().into(),
             realm: run.realm.clone(),
+            authmethod: run.auth.as_ref().map(|a| a.method.name().to_string()),
+            authid: run.auth.as_ref().and_then(|a| a.authid.clone()),
             threads: run.threads,
             warmup_s: run.warmup.as_secs_f64(),
             duration_s: seconds,
@@ -276,8 +284,13 @@ impl Report {
             .iter()
             .map(|(k, v)| format!("{k}={}", plain(v)))
             .collect();
+        let auth = match (&self.authmethod, &self.authid) {
+            (Some(method), Some(authid)) => format!("  auth {method} as {authid}"),
+            (Some(method), None) => format!("  auth {method}"),
+            (None, _) => String::new(),
+        };
         line(format!(
-            "wampring-load {}  {}  {} over {}  realm {}  threads {}",
+            "wampring-load {}  {}  {} over {}  realm {}{auth}  threads {}",
             self.scenario,
             self.router_url,
             self.serializer,

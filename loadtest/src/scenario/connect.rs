@@ -2,9 +2,13 @@
 //! costs it. Each cycler loops over one full session life — TCP connect, transport handshake,
 //! HELLO/WELCOME, GOODBYE/GOODBYE, close — and times it (closed loop, `--connections` loops at
 //! once). Holders open `--hold` sessions during setup and keep them idle until the end; with
-//! `--router-pid` the report divides the router's RSS growth by the sessions held.
+//! `--router-pid` the report divides the router's RSS growth by the sessions held. With
+//! `--authmethod`, every cycle authenticates, and one session authenticates during setup first:
+//! wrong credentials then fail the run before the load, and keys derived once per run are ready
+//! before the first measured cycle.
 
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use wampring::wire::{self, Message};
@@ -13,11 +17,21 @@ use super::{Scenario, ThreadCtx};
 use crate::clock;
 use crate::link::{Link, LinkError, Roles};
 
-pub async fn cycler(ctx: Rc<ThreadCtx>, _index: usize) {
+pub async fn cycler(ctx: Rc<ThreadCtx>, index: usize) {
     let Scenario::Connect(plan) = &ctx.run.scenario else {
         return;
     };
     let op_timeout = clock::nanos(plan.op_timeout);
+    if index == 0 && ctx.run.checks_auth_in_setup() {
+        let Some(link) = ctx
+            .open_setup_session(Roles::All, "authentication check")
+            .await
+        else {
+            return;
+        };
+        ctx.close_session(link, ctx.shared.setup_deadline).await;
+        ctx.shared.ready.fetch_add(1, Ordering::AcqRel);
+    }
     let Some(phases) = ctx.wait_for_start().await else {
         return;
     };
@@ -32,7 +46,8 @@ pub async fn cycler(ctx: Rc<ThreadCtx>, _index: usize) {
         let result = async {
             let mut link =
                 Link::connect(&run.target, run.address, run.serializer, deadline).await?;
-            link.join(&run.realm, Roles::All, deadline).await?;
+            link.join(&run.realm, Roles::All, run.auth.as_deref(), deadline)
+                .await?;
             link.leave(deadline).await
         }
         .await;

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use glommio::sync::Semaphore;
 use wampring::serializer::Serializer;
 
+use crate::auth::ClientAuth;
 use crate::clock::{self, Phases};
 use crate::incoming::EventCache;
 use crate::link::{Link, LinkError, Roles};
@@ -198,6 +199,23 @@ pub struct Run {
     pub router_pid: Option<u32>,
     pub quiet: bool,
     pub spin_before_park: Option<Duration>,
+    /// How every session authenticates (`None`: HELLO offers nothing).
+    pub auth: Option<Arc<ClientAuth>>,
+}
+
+impl Run {
+    /// Sessions the setup barrier waits for: the scenario's, plus connect's authentication
+    /// check (see `connect::cycler`).
+    pub fn sessions_in_setup(&self) -> usize {
+        self.scenario.sessions_in_setup() + usize::from(self.checks_auth_in_setup())
+    }
+
+    /// connect with cyclers and authentication: one session authenticates during setup, so
+    /// wrong credentials fail the run up front and the keys derived once per run are derived
+    /// before the load, not in the first cycles.
+    pub fn checks_auth_in_setup(&self) -> bool {
+        matches!(&self.scenario, Scenario::Connect(c) if c.connections > 0) && self.auth.is_some()
+    }
 }
 
 /// Coordination between the threads of one run.
@@ -286,7 +304,8 @@ impl ThreadCtx {
                 deadline,
             )
             .await?;
-            link.join(&self.run.realm, roles, deadline).await?;
+            link.join(&self.run.realm, roles, self.run.auth.as_deref(), deadline)
+                .await?;
             Ok::<Link, LinkError>(link)
         }
         .await;
@@ -501,7 +520,7 @@ pub fn execute(run: Run) -> Result<Outcome, String> {
     };
 
     // Setup barrier: every session established, or a failure, or the timeout.
-    let needed = run.scenario.sessions_in_setup();
+    let needed = run.sessions_in_setup();
     loop {
         let ready = shared.ready.load(Ordering::Acquire);
         let failed = shared.setup_failures.load(Ordering::Acquire);

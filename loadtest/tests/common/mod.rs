@@ -221,3 +221,42 @@ pub fn count(report: &serde_json::Value, name: &str) -> u64 {
         .as_u64()
         .unwrap_or_else(|| panic!("counts.{name} missing in {report}"))
 }
+
+/// The flags of a short `connect` run: one open/close loop, no held sessions, about a second.
+const SHORT_CONNECT: [&str; 7] = [
+    "connect",
+    "--connections",
+    "1",
+    "--duration",
+    "700ms",
+    "--warmup",
+    "200ms",
+];
+
+/// Runs a short `connect` against `url` with the authentication flags `auth` (e.g.
+/// `["--authmethod", "ticket", "--authid", "joe", "--secret", "t"]`) and returns its JSON
+/// report; panics with both outputs when it fails. Every cycle and the setup check
+/// authenticate, so `counts.errors == 0` means every session got in.
+pub fn run_connect_with_auth(url: &str, auth: &[&str], dir: &Path) -> serde_json::Value {
+    let mut args: Vec<&str> = SHORT_CONNECT.to_vec();
+    args.extend(["--url", url]);
+    args.extend_from_slice(auth);
+    run_report(&args, dir)
+}
+
+/// As [`run_connect_with_auth`] for credentials the router must refuse: asserts the run
+/// failed with exit code 1 (setup failed) and returns its stderr, which names the reason.
+pub fn connect_with_auth_fails(url: &str, auth: &[&str]) -> String {
+    let mut args: Vec<&str> = SHORT_CONNECT.to_vec();
+    args.extend(["--url", url, "--quiet"]);
+    args.extend_from_slice(auth);
+    let output = run_load(&args, Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "wampring-load {args:?} should have failed setup:\nstdout:\n{}\nstderr:\n{stderr}",
+        String::from_utf8_lossy(&output.stdout),
+    );
+    stderr
+}
