@@ -444,3 +444,131 @@ fn session_list_counts_a_wrong_answer_as_a_failure() {
         "{report}"
     );
 }
+
+/// Every authentication method against wampring itself: `connect` sessions with each one get
+/// in (the JSON report names the method, and no cycle failed), and a wrong secret fails the
+/// setup naming wampring's one denial URI. The principals are made with `wampring auth`.
+#[test]
+fn every_authentication_method_connects_to_wampring_and_wrong_secrets_are_denied() {
+    let listener =
+        "authmethods = [\"anonymous\", \"ticket\", \"wampcra\", \"cryptosign\", \"wamp-scram\"]";
+    let ticket_hash = wampring::config::ticket_hash_line("ann-ticket");
+    let salted = wampring::config::wampcra_line("salty-secret", Some("pepper"), 100, 32);
+    let (private, cryptosign) = wampring::config::cryptosign_lines();
+    let scram = wampring::config::scram_line(
+        "sam-password",
+        wampring::credentials::scram::Kdf::Argon2id13 {
+            iterations: 4,
+            memory: 256,
+        },
+        None,
+    )
+    .unwrap();
+    let realm = format!(
+        "[[realm.principal]]\nauthid = \"joe\"\nrole = \"user\"\nticket = \"joe-ticket\"\n\
+         [[realm.principal]]\nauthid = \"ann\"\nrole = \"user\"\n{ticket_hash}\n\
+         [[realm.principal]]\nauthid = \"cra\"\nrole = \"user\"\nwampcra_secret = \"cra-secret\"\n\
+         [[realm.principal]]\nauthid = \"salty\"\nrole = \"user\"\n{salted}\n\
+         [[realm.principal]]\nauthid = \"dev\"\nrole = \"user\"\n{cryptosign}\n\
+         [[realm.principal]]\nauthid = \"sam\"\nrole = \"user\"\n{scram}\n"
+    );
+    let router = Router::start_config("cores = 1", listener, &realm);
+    let dir = tempfile::tempdir().unwrap();
+    let methods: [&[&str]; 7] = [
+        &["--authmethod", "anonymous"],
+        &[
+            "--authmethod",
+            "ticket",
+            "--authid",
+            "joe",
+            "--secret",
+            "joe-ticket",
+        ],
+        &[
+            "--authmethod",
+            "ticket",
+            "--authid",
+            "ann",
+            "--secret",
+            "ann-ticket",
+        ],
+        &[
+            "--authmethod",
+            "wampcra",
+            "--authid",
+            "cra",
+            "--secret",
+            "cra-secret",
+        ],
+        &[
+            "--authmethod",
+            "wampcra",
+            "--authid",
+            "salty",
+            "--secret",
+            "salty-secret",
+        ],
+        &["--authmethod", "cryptosign", "--private-key", &private],
+        &[
+            "--authmethod",
+            "scram",
+            "--authid",
+            "sam",
+            "--secret",
+            "sam-password",
+        ],
+    ];
+    for (url, auth) in [&router.rs_url, &router.ws_url]
+        .into_iter()
+        .flat_map(|url| methods.iter().map(move |auth| (url, *auth)))
+    {
+        let report = common::run_connect_with_auth(url, auth, dir.path());
+        let (sent, ok, errors) = (
+            count(&report, "sent"),
+            count(&report, "ok"),
+            count(&report, "errors"),
+        );
+        assert!(
+            ok > 0 && (sent, errors) == (ok, 0),
+            "{url} {auth:?}: {report}"
+        );
+    }
+    for auth in [
+        &[
+            "--authmethod",
+            "ticket",
+            "--authid",
+            "joe",
+            "--secret",
+            "wrong",
+        ][..],
+        &[
+            "--authmethod",
+            "wampcra",
+            "--authid",
+            "nobody",
+            "--secret",
+            "x",
+        ],
+        &[
+            "--authmethod",
+            "cryptosign",
+            "--private-key",
+            &"11".repeat(32),
+        ],
+        &[
+            "--authmethod",
+            "scram",
+            "--authid",
+            "sam",
+            "--secret",
+            "wrong",
+        ],
+    ] {
+        let stderr = common::connect_with_auth_fails(&router.rs_url, auth);
+        assert!(
+            stderr.contains("wamp.error.authentication_denied"),
+            "{auth:?}: {stderr}"
+        );
+    }
+}

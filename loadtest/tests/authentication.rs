@@ -2,8 +2,9 @@
 //! small authenticating router written here (RawSocket, JSON, one thread per connection, on
 //! 127.0.0.1): it challenges each method the way Crossbar.io does, checks every AUTHENTICATE
 //! with `wampring::credentials` (the router side of the same crypto), and answers WELCOME or
-//! ABORT. It stands in until wampring itself authenticates; the helpers in `common`
-//! (`run_connect_with_auth`, `connect_with_auth_fails`) work the same against any router URL.
+//! ABORT. wampring itself is checked in `against_wampring.rs`; this router challenges the way
+//! Crossbar.io does where the two differ (the SCRAM method name, a nonce made from bytes), and
+//! can misbehave on purpose (a forged SCRAM server signature).
 
 mod common;
 

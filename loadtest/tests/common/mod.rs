@@ -73,6 +73,12 @@ impl Router {
     /// As [`Router::start`], with `top` (top-level TOML keys such as
     /// `placement = "round-robin"`) at the head of the config.
     pub fn start_with(top: &str) -> Router {
+        Router::start_config(top, "", "")
+    }
+
+    /// As [`Router::start_with`], with `listener` (keys such as `authmethods = [...]`) in
+    /// both listeners' tables and `realm` (e.g. `[[realm.principal]]` tables) after realm1's.
+    pub fn start_config(top: &str, listener: &str, realm: &str) -> Router {
         let binary = wampring_binary();
         let dir = tempfile::tempdir().expect("temp dir");
         let (ws_port, rs_port) = (free_port(), free_port());
@@ -80,9 +86,9 @@ impl Router {
         std::fs::write(
             &config,
             format!(
-                "{top}\n[[listener]]\nkind = \"websocket\"\nbind = \"127.0.0.1:{ws_port}\"\npath = \"/ws\"\n\
-                 [[listener]]\nkind = \"rawsocket\"\nbind = \"127.0.0.1:{rs_port}\"\n\
-                 [[realm]]\nname = \"realm1\"\n"
+                "{top}\n[[listener]]\nkind = \"websocket\"\nbind = \"127.0.0.1:{ws_port}\"\npath = \"/ws\"\n{listener}\n\
+                 [[listener]]\nkind = \"rawsocket\"\nbind = \"127.0.0.1:{rs_port}\"\n{listener}\n\
+                 [[realm]]\nname = \"realm1\"\n{realm}\n"
             ),
         )
         .unwrap();
