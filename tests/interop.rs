@@ -126,9 +126,33 @@ allow = ["call"]
 
 [[realm.role]]
 name = "anonymous"
+
+[[realm]]
+name = "{DYNAMIC_REALM}"
+
+[realm.authenticator]
+procedure = "com.interop.authenticate"
+realm = "{REALM}"
+methods = ["ticket"]
+
+[[realm.role]]
+name = "checked"
+authorizer = "com.interop.authorize"
+
+[[realm.role]]
+name = "anonymous"
+[[realm.role.permission]]
+uri = "com.interop."
+match = "prefix"
+allow = ["register"]
 "#
     )
 }
+
+/// A realm whose tickets a Python callee checks (`com.interop.authenticate`, registered in
+/// `realm1`) and whose role `checked` a Python callee authorizes (`com.interop.authorize`,
+/// registered in this realm by an anonymous session): the client's `--dynamic-realm` steps.
+const DYNAMIC_REALM: &str = "realm1.dynamic";
 
 /// Every method the clients' authentication steps use (`--auth`).
 const AUTHMETHODS: &str = r#"["anonymous", "ticket", "wampcra", "cryptosign", "wamp-scram"]"#;
@@ -495,6 +519,10 @@ fn run_combo(client: ClientKind, transport: Transport, serializer: &str, router_
         "--secured-realm",
         SECURED_REALM,
     ]);
+    if matches!(client, ClientKind::Python) {
+        // The dynamic authenticator and authorizer are Python callees.
+        cmd.args(["--dynamic-realm", DYNAMIC_REALM]);
+    }
     let started = Instant::now();
     let (status, output) = run_bounded(&mut cmd, &log, CLIENT_TIMEOUT);
     let elapsed = started.elapsed();

@@ -42,7 +42,9 @@
 # the clear and hashed, WAMP-CRA plain and salted, Cryptosign, WAMP-SCRAM)
 # and with a wrong secret for each, and an "authorization" part checks each
 # action a role is denied in REALM (call, register, publish, subscribe, the
-# meta API). Each passed step prints `ok <step>`; the first
+# meta API). With `--dynamic-realm REALM`, sessions of REALM are vouched for by a
+# ticket authenticator and their role decided by an authorizer, both Python
+# callees of this script. Each passed step prints `ok <step>`; the first
 # failure prints `FAIL <step>: <reason>` and exits non-zero. A hard timeout
 # guarantees exit.
 #
@@ -50,7 +52,7 @@
 #   client.py --url ws://127.0.0.1:8080/ws --serializer json --realm realm1
 #   client.py --url rs://127.0.0.1:8081    --serializer msgpack
 #   ... [--subscription-limit N] [--disclosed-realm realm1.disclosed]
-#       [--secured-realm realm1.secured]
+#       [--secured-realm realm1.secured] [--dynamic-realm realm1.dynamic]
 # (`tcp://host:port` is accepted as a synonym for `rs://host:port`.)
 # `--peer crossbar` (passed by run_against_crossbar.sh) marks a run against
 # Crossbar.io, the reference router: where it behaves differently from what
@@ -2294,10 +2296,10 @@ def scram_auth(authid, password):
     }
 
 
-async def joined_as(args, realm, name, how, authid, authrole, authmethod):
+async def joined_as(args, realm, name, how, authid, authrole, authmethod, authprovider="static"):
     session, details = await connect(args.url, args.serializer, realm, name, auth=how)
     check((details.authid, details.authrole, details.authmethod, details.authprovider)
-          == (authid, authrole, authmethod, "static"),
+          == (authid, authrole, authmethod, authprovider),
           f"{name} joined as {(details.authid, details.authrole, details.authmethod, details.authprovider)!r}")
     return session
 
@@ -2387,6 +2389,41 @@ async def authorization(args):
     await leave_all(backend, user, admin)
 
 
+async def dynamic_auth(args):
+    realm = args.dynamic_realm
+    step("dynamic_authenticator")
+    asked = []
+
+    def authenticate(realm_name, authid, details):
+        asked.append((realm_name, authid, details.get("ticket")))
+        if details.get("ticket") != "good-token":
+            raise ApplicationError("com.interop.invalid_ticket", "bad token")
+        return {"role": "checked", "authid": f"{authid}@interop"}
+
+    host, _ = await connect(args.url, args.serializer, args.realm, "DA")
+    await rt(host.register(authenticate, "com.interop.authenticate"), "REGISTERED authenticate")
+    registrar, _ = await connect(args.url, args.serializer, realm, "DR")
+
+    def authorize(session, uri, action, options):
+        return {"allow": uri.startswith("com.interop.dyn.allowed"), "cache": True}
+
+    await rt(registrar.register(authorize, "com.interop.authorize"), "REGISTERED authorize")
+    await rt(registrar.register(lambda: "yes", "com.interop.dyn.allowed"), "REGISTERED allowed")
+    await rt(registrar.register(lambda: "no", "com.interop.dyn.denied"), "REGISTERED denied")
+    user = await joined_as(args, realm, "DU", ticket_auth("carol", "good-token"),
+                           "carol@interop", "checked", "ticket", "dynamic")
+    check(asked[0] == (realm, "carol", "good-token"), f"the authenticator was asked {asked!r}")
+    await denied(args, realm, "DX", ticket_auth("mallory", "forged"))
+    ok("dynamic_authenticator")
+
+    step("dynamic_authorizer")
+    res = await rt(user.call("com.interop.dyn.allowed"), "RESULT allowed")
+    check(res == "yes", f"allowed returned {res!r}")
+    await expect_app_error(user.call("com.interop.dyn.denied"), NOT_AUTHORIZED)
+    ok("dynamic_authorizer")
+    await leave_all(user, registrar, host)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--url", required=True)
@@ -2398,6 +2435,8 @@ def main():
                    help="a realm whose router discloses every caller, to test it (empty: skip)")
     p.add_argument("--secured-realm", default="",
                    help="a realm with roles, to test authentication and authorization (empty: skip)")
+    p.add_argument("--dynamic-realm", default="",
+                   help="a realm with a dynamic authenticator and authorizer, to test them (empty: skip)")
     p.add_argument("--peer", choices=["wampring", "crossbar"], default="wampring",
                    help="the router under test; 'crossbar' adapts the assertions where Crossbar.io differs")
     args = p.parse_args()
@@ -2418,6 +2457,8 @@ def main():
         if args.secured_realm:
             asyncio.run(asyncio.wait_for(authentication(args), HARD_TIMEOUT_S))
             asyncio.run(asyncio.wait_for(authorization(args), HARD_TIMEOUT_S))
+        if args.dynamic_realm:
+            asyncio.run(asyncio.wait_for(dynamic_auth(args), HARD_TIMEOUT_S))
     except StepFailed as e:
         print(f"FAIL {_current_step}: {e}", flush=True)
         os._exit(1)
