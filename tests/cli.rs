@@ -370,6 +370,82 @@ fn check_config_names_the_bad_key() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read"));
 }
 
+/// `wampring auth …` prints principal lines that `--check-config` accepts (the secret read from
+/// standard input), and `--check-config` names bad principals, a method nobody can use, and warns
+/// about anonymous access on a non-loopback address.
+#[test]
+fn auth_lines_check_and_bad_principals_are_named() {
+    use std::io::Write;
+    let mut lines = Vec::new();
+    for method in ["ticket", "wampcra", "scram", "cryptosign"] {
+        let mut child = Command::new(BIN)
+            .args(["auth", method])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b"s3cret\n").unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "wampring auth {method}");
+        let text = String::from_utf8(output.stdout).unwrap();
+        assert!(
+            !text.contains("s3cret"),
+            "the secret itself was printed: {text}"
+        );
+        lines.push(format!(
+            "[[realm.principal]]\nauthid = \"{method}-user\"\nrole = \"user\"\n{text}"
+        ));
+    }
+    let principals = lines.join("\n");
+    let good = config_text(9001, 9002, "").replace(
+        "serializers = [\"json\", \"msgpack\"]\n[[listener]]",
+        "serializers = [\"json\", \"msgpack\"]\nauthmethods = [\"ticket\", \"wampcra\", \"wamp-scram\", \"cryptosign\"]\n[[listener]]",
+    ) + &principals;
+    let file = TempFile::with_contents(&good);
+    let output = run(&["--check-config", file.0.to_str().unwrap()]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    for (text, key) in [
+        (
+            good.replace("role = \"user\"", "role = \"user\"\n")
+                + "[[realm.role]]\nname = \"admin\"\n",
+            "realm[0].principal[0].role",
+        ),
+        (
+            good.replace("cryptosign = [\"", "cryptosign = [\"zz"),
+            "cryptosign[0]",
+        ),
+        (
+            config_text(9001, 9002, "").replace(
+                "serializers = [\"json\", \"msgpack\"]\n[[listener]]",
+                "serializers = [\"json\", \"msgpack\"]\nauthmethods = [\"wampcra\"]\n[[listener]]",
+            ),
+            "listener[0].authmethods",
+        ),
+    ] {
+        let file = TempFile::with_contents(&text);
+        let output = run(&["--check-config", file.0.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{key}: {stderr}");
+        assert!(stderr.contains(key), "expected {key:?} in: {stderr}");
+    }
+
+    let open = config_text(9001, 9002, "").replace("127.0.0.1:9002", "0.0.0.0:9002");
+    let file = TempFile::with_contents(&open);
+    let output = run(&["--check-config", file.0.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("warning: listener[1]") && stderr.contains("anonymous"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn refuses_to_start_on_a_port_in_use() {
     let held = TcpListener::bind("127.0.0.1:0").unwrap();
