@@ -15,8 +15,8 @@
 //!   (`facts.rs`).
 //! * One admission step (`admission.rs`) stands in front of every handler of an established
 //!   session: which messages the phase accepts, request-id rules, URI rules, option checks,
-//!   per-session bounds, and the place where authorization goes. Handlers get an
-//!   `admission::Admitted` session.
+//!   per-session bounds, and authorization by the realm's roles (`authz.rs`). Handlers get
+//!   an `admission::Admitted` session.
 //! * One write path: REGISTER/UNREGISTER/SUBSCRIBE/UNSUBSCRIBE/leave always go through the
 //!   owner-shard protocol of `cluster.rs`; with one shard the owner is the shard itself and
 //!   every step completes within the same call.
@@ -26,7 +26,10 @@
 //!   (`facts.rs`) that its readers (meta events now; metrics later) consume.
 //! * Gather (`gather.rs`): a query that spans shards is one scatter with a ticket and a reduce.
 //!
-//! Other files: `handshake.rs` (HELLO -> WELCOME/ABORT), `rpc.rs` (REGISTER/CALL/YIELD
+//! Other files: `handshake.rs` (HELLO -> WELCOME/ABORT), `authn.rs` (CHALLENGE/AUTHENTICATE,
+//! principals, the dynamic authenticator), `authz.rs` (roles, permissions, the dynamic
+//! authorizer), `internal_caller.rs` (the router's own sessions that call authenticators and
+//! authorizers), `rpc.rs` (REGISTER/CALL/YIELD
 //! routing), `pubsub.rs` (SUBSCRIBE/PUBLISH routing), `retention.rs` and `history.rs` (kept
 //! events), `shard_msg.rs` (the messages between
 //! shards and the owner rule), `realm.rs`, `ids.rs`, `outbox.rs` (encoding into
