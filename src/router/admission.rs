@@ -54,7 +54,6 @@ pub(crate) struct Admitted {
 #[derive(Copy, Clone)]
 pub(crate) struct Asked<'m, 'a> {
     pub(crate) message: &'m Message<'a>,
-    pub(crate) request: u64,
     pub(crate) uri: &'m str,
     /// The frame it came in, kept while the dynamic authorizer decides.
     pub(crate) frame: &'m Bytes,
@@ -67,7 +66,10 @@ pub(crate) struct Asked<'m, 'a> {
 type Refusal = (&'static str, String);
 
 impl Router {
-    /// Admits one message of an established session, or answers it and returns `None`.
+    /// Admits one message of an established session, or answers it and returns `None`. Its
+    /// one caller is the per-message path: inlined there, as it was before authorization
+    /// grew it.
+    #[inline(always)]
     pub(super) fn admit(
         &mut self,
         key: SessionKey,
@@ -89,7 +91,7 @@ impl Router {
             continues: false,
             disclose: false,
         };
-        let role = identity.role;
+        let role = identity.role.restricted();
 
         // One pass over the message: whether the phase accepts it, the request id it opens,
         // the URI it names, and which rule applies to it.
@@ -205,16 +207,7 @@ impl Router {
         match role {
             // A realm without roles authorizes everything.
             None => Some(me),
-            Some(role) => {
-                let asked = Asked {
-                    message,
-                    request,
-                    uri,
-                    frame,
-                    last_request_id: last,
-                };
-                self.authorize(me, role, asked, out)
-            }
+            Some(role) => self.authorize(me, role, (message, request, uri), (frame, last), out),
         }
     }
 
@@ -225,15 +218,16 @@ impl Router {
         &mut self,
         mut me: Admitted,
         role: RoleId,
-        asked: Asked<'_, '_>,
+        (message, request, uri): (&Message<'_>, u64, &str),
+        (frame, last_request_id): (&Bytes, u64),
         out: &mut Vec<Action>,
     ) -> Option<Admitted> {
-        let Asked {
+        let asked = Asked {
             message,
-            request,
             uri,
-            ..
-        } = asked;
+            frame,
+            last_request_id,
+        };
         let (action, disclose, name) = match message {
             Message::Call { .. } if me.continues => return Some(me),
             Message::Call { .. } => (Perms::CALL, Perms::DISCLOSE_CALLER, "call"),
@@ -305,7 +299,7 @@ impl Router {
     /// below the highest id seen: the watermark rule); `progress` from a caller that did not
     /// announce the feature is a violation, and so is any CALL under the id of an ordinary
     /// pending call (whether or not the caller streams).
-    #[inline]
+    #[inline(always)]
     fn call_chunk_rule(
         &mut self,
         key: SessionKey,
@@ -489,6 +483,7 @@ impl Router {
         })
     }
 
+    #[inline(always)]
     fn call_bound_refusal(&self, calls_waiting: usize) -> Option<Refusal> {
         let limit = self.config.max_pending_calls_per_session;
         (calls_waiting >= limit).then(|| {

@@ -878,7 +878,7 @@ impl Router {
             realm,
             authid,
             authrole,
-            role,
+            role: RoleId::of(role),
             authmethod: method.name(),
             authprovider: provider,
         };

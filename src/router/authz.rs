@@ -87,6 +87,23 @@ pub struct RoleConfig {
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub(crate) struct RoleId(pub(crate) u32);
 
+impl RoleId {
+    /// A session's role in a realm without roles: everything is allowed. A sentinel rather than
+    /// an `Option`, so that `Phase` keeps a plain tag: the established-phase check on every
+    /// message stays two instructions, not a niche decode.
+    pub(crate) const UNRESTRICTED: RoleId = RoleId(u32::MAX);
+
+    pub(crate) fn of(role: Option<RoleId>) -> RoleId {
+        role.unwrap_or(RoleId::UNRESTRICTED)
+    }
+
+    /// The role to check, `None` when everything is allowed.
+    #[inline]
+    pub(crate) fn restricted(self) -> Option<RoleId> {
+        (self != RoleId::UNRESTRICTED).then_some(self)
+    }
+}
+
 /// One role, compiled for lookups.
 struct Role {
     name: Box<str>,

@@ -199,7 +199,7 @@ impl Router {
             realm,
             authid: id.to_string().into(),
             authrole: accepted.anonymous_role.into(),
-            role,
+            role: super::authz::RoleId::of(role),
             authmethod: AuthMethod::Anonymous.name(),
             authprovider: "static",
         };

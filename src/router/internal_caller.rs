@@ -10,7 +10,7 @@
 
 use bytes::Bytes;
 
-use super::authz::Perms;
+use super::authz::{Perms, RoleId};
 use super::realm::RealmId;
 use super::session::{Identity, Phase, Session};
 use super::{Action, FastMap, Router, SessionKey, TransportInfo};
@@ -83,7 +83,7 @@ impl Router {
             realm,
             authid: "wampring".into(),
             authrole: "wampring.router".into(),
-            role: None,
+            role: RoleId::UNRESTRICTED,
             authmethod: "internal",
             authprovider: "wampring",
         };

@@ -84,9 +84,8 @@ impl Router {
         out: &mut Vec<Action>,
     ) {
         let (publisher, publisher_serializer) = (me.key, me.serializer);
-        let mut asked = PublishAsk::read(options);
         // The publisher's role may disclose it (a permission's `disclose_publisher`).
-        asked.disclose_me |= me.disclose;
+        let asked = PublishAsk::read(options, me.disclose);
         let acknowledge = asked.acknowledge;
         // The router's meta events are its own (as Crossbar.io: clients may subscribe to them).
         if uri::is_reserved(topic) {
@@ -330,12 +329,14 @@ struct PublishAsk {
 }
 
 impl PublishAsk {
+    /// The options of a PUBLISH; `role_discloses`: the publisher's role discloses it, as if it
+    /// had asked with `disclose_me`.
     #[inline(always)]
-    fn read(options: &Dict<'_>) -> PublishAsk {
+    fn read(options: &Dict<'_>, role_discloses: bool) -> PublishAsk {
         let mut asked = PublishAsk {
             acknowledge: false,
             exclude_me: true,
-            disclose_me: false,
+            disclose_me: role_discloses,
             retain: false,
         };
         if options.is_empty() {
@@ -343,7 +344,7 @@ impl PublishAsk {
         }
         asked.acknowledge = options.get_bool("acknowledge") == Some(true);
         asked.exclude_me = options.get_bool("exclude_me").unwrap_or(true);
-        asked.disclose_me = options.get_bool("disclose_me") == Some(true);
+        asked.disclose_me |= options.get_bool("disclose_me") == Some(true);
         asked.retain = options.get_bool("retain") == Some(true);
         asked
     }

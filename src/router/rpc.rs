@@ -98,9 +98,8 @@ impl Router {
     ) {
         let Carried { payload, source } = carried;
         let (caller, caller_serializer) = (me.key, me.serializer);
-        let mut asked = CallAsk::read(options);
         // The caller's role may disclose it (a permission's `disclose_caller`).
-        asked.disclose_me |= me.disclose;
+        let asked = CallAsk::read(options, me.disclose);
         if asked.passthru
             && !self.sessions[caller]
                 .features
@@ -1472,13 +1471,15 @@ pub(super) struct CallAsk {
 }
 
 impl CallAsk {
+    /// The options of a CALL; `role_discloses`: the caller's role discloses it, as if it had
+    /// asked with `disclose_me` (an explicit `disclose_me: false` cannot undo that).
     #[inline]
-    fn read(options: &Dict<'_>) -> CallAsk {
+    fn read(options: &Dict<'_>, role_discloses: bool) -> CallAsk {
         let mut asked = CallAsk {
             receive_progress: false,
             progress: false,
             passthru: false,
-            disclose_me: false,
+            disclose_me: role_discloses,
             timeout: 0,
         };
         if options.is_empty() {
@@ -1489,7 +1490,7 @@ impl CallAsk {
             match key {
                 "receive_progress" => asked.receive_progress = value.as_bool() == Some(true),
                 "progress" => asked.progress = value.as_bool() == Some(true),
-                "disclose_me" => asked.disclose_me = value.as_bool() == Some(true),
+                "disclose_me" => asked.disclose_me |= value.as_bool() == Some(true),
                 "timeout" => asked.timeout = value.as_u64().unwrap_or(0),
                 key if key.starts_with("ppt_") => asked.passthru = true,
                 _ => {}

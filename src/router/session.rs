@@ -74,8 +74,8 @@ pub(crate) struct Identity {
     pub(crate) realm: RealmId,
     pub(crate) authid: Box<str>,
     pub(crate) authrole: Box<str>,
-    /// `authrole` in the realm's roles; `None` when the realm defines none (all allowed).
-    pub(crate) role: Option<RoleId>,
+    /// `authrole` in the realm's roles; `RoleId::UNRESTRICTED` when the realm defines none.
+    pub(crate) role: RoleId,
     /// How it authenticated, and who vouched for it (WELCOME, `wamp.session.get`).
     pub(crate) authmethod: &'static str,
     pub(crate) authprovider: &'static str,

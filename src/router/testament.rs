@@ -117,7 +117,7 @@ impl Router {
         // The testament is published on the session's behalf: its role must allow that now.
         let role = self.sessions[me.key]
             .identity()
-            .and_then(|identity| identity.role);
+            .and_then(|identity| identity.role.restricted());
         if let Some(role) = role {
             let perms = self
                 .realms
