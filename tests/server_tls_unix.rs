@@ -310,6 +310,12 @@ fn a_plain_client_on_a_tls_port_is_closed_without_harming_others() {
     let invocation = a.expect_invocation();
     a.yield_(invocation.request, &[u(4)], None);
     assert_eq!(b.expect_result(call).0, vec![u(4)]);
+    drop((a, b));
+    // The three failures are counted (the shutdown line sums the shards).
+    let mut router = router;
+    router.terminate(Duration::from_secs(5));
+    let log = router.log();
+    assert!(log.contains("tls failures=3"), "{log}");
 }
 
 /// Runs the binary with `args` and the config `text` (written next to the certificate);

@@ -277,6 +277,7 @@ impl ConnectionTask {
         // Client-caused, so debug level (as other transport errors): no client fills a log.
         debug!(shard = self.shard.id, peer = %self.conn.peer, %error, "TLS failed; closing");
         self.tls_done = true;
+        self.shard.metrics.borrow_mut().tls_failures += 1;
         if !self.transport_done {
             self.shard.metrics.borrow_mut().transport_closes += 1;
             self.transport_finished();
