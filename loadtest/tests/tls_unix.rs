@@ -1,7 +1,7 @@
 //! The generator's TLS and Unix socket targets against a real wampring router: rpc and pubsub
 //! over `rss://`, `wss://`, `rs+unix:` and `ws+unix:` add up exactly as over plain TCP, and a
 //! router certificate the generator does not trust fails the setup with a TLS message. The
-//! router's certificate is made by rcgen in the test's temporary directory.
+//! certificates are fixed test files (`tests/fixtures/`).
 
 mod common;
 
@@ -11,15 +11,17 @@ use std::time::Duration;
 
 const SHORT: [&str; 4] = ["--duration", "1s", "--warmup", "300ms"];
 
-/// A self-signed certificate for 127.0.0.1 in `dir` (cert.pem, key.pem), and another one
-/// (other.pem) that the router does not use.
+/// Copies the test certificates (`tests/fixtures/`, see its README) into `dir`: cert.pem and
+/// key.pem for the router, other.pem that it does not use.
 fn certificates(dir: &Path) {
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
-    std::fs::write(dir.join("cert.pem"), certified.cert.pem()).unwrap();
-    std::fs::write(dir.join("key.pem"), certified.key_pair.serialize_pem()).unwrap();
-    let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
-    std::fs::write(dir.join("other.pem"), other.cert.pem()).unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    for (from, to) in [
+        ("router-cert.pem", "cert.pem"),
+        ("router-key.pem", "key.pem"),
+        ("other-cert.pem", "other.pem"),
+    ] {
+        std::fs::copy(fixtures.join(from), dir.join(to)).unwrap();
+    }
 }
 
 struct Urls {
