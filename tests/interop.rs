@@ -17,6 +17,11 @@
 //!
 //! To change the config format, edit [`router_config`]; to start the router with extra
 //! arguments (e.g. `--cores 2`), pass them in the last argument of `interop_test!`.
+//!
+//! TLS and Unix sockets: [`run_secure`] starts a router that also has TLS listeners (wss, rss;
+//! certificate made by rcgen into the router's temporary directory, passed to the clients with
+//! `--tls-ca`) and Unix socket listeners (`ws+unix:`, `rs+unix:`) beside the plain ones, and
+//! runs one client over one of them ([`SecureUrl`]).
 
 use std::fs;
 use std::io::Read;
@@ -346,16 +351,84 @@ struct Router {
     ws: SocketAddr,
     rs: SocketAddr,
     log: PathBuf,
+    /// The TLS and Unix socket listeners, when started with them ([`Router::start_secure`]).
+    secure: Option<SecureListeners>,
     _dir: TempDir,
+}
+
+/// The extra listeners of [`Router::start_secure`].
+struct SecureListeners {
+    wss: SocketAddr,
+    rss: SocketAddr,
+    ws_unix: PathBuf,
+    rs_unix: PathBuf,
+    /// The router's (self-signed) certificate, which the clients trust.
+    cert: PathBuf,
+}
+
+impl SecureListeners {
+    /// Writes a certificate for 127.0.0.1 and localhost into `dir` and returns the listeners'
+    /// TOML with the addresses they will have.
+    fn create(dir: &Path) -> (SecureListeners, String) {
+        let certified =
+            rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+                .expect("generate a test certificate");
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        fs::write(&cert, certified.cert.pem()).expect("write cert.pem");
+        fs::write(&key, certified.key_pair.serialize_pem()).expect("write key.pem");
+        let (wss, rss) = two_free_ports();
+        let listeners = SecureListeners {
+            wss,
+            rss,
+            ws_unix: dir.join("ws.sock"),
+            rs_unix: dir.join("rs.sock"),
+            cert,
+        };
+        let toml = format!(
+            r#"
+[[listener]]
+kind = "websocket"
+bind = "{wss}"
+tls_cert = "cert.pem"
+tls_key = "key.pem"
+
+[[listener]]
+kind = "rawsocket"
+bind = "{rss}"
+tls_cert = "cert.pem"
+tls_key = "key.pem"
+
+[[listener]]
+kind = "websocket"
+bind = "unix:{}"
+
+[[listener]]
+kind = "rawsocket"
+bind = "unix:{}"
+"#,
+            listeners.ws_unix.display(),
+            listeners.rs_unix.display()
+        );
+        (listeners, toml)
+    }
 }
 
 impl Router {
     /// Starts the router with `extra_args` after `--config FILE` and waits until both
     /// listeners accept connections.
     fn start(extra_args: &[&str]) -> Router {
+        Router::start_with(extra_args, false)
+    }
+
+    /// [`Router::start`] with the TLS and Unix socket listeners of [`SecureListeners`] too.
+    fn start_secure(extra_args: &[&str]) -> Router {
+        Router::start_with(extra_args, true)
+    }
+
+    fn start_with(extra_args: &[&str], secure: bool) -> Router {
         let mut last_err = String::new();
         for attempt in 1..=ROUTER_START_ATTEMPTS {
-            match Router::try_start(extra_args) {
+            match Router::try_start(extra_args, secure) {
                 Ok(r) => return r,
                 Err(e) => {
                     eprintln!("router start attempt {attempt} failed: {e}");
@@ -366,11 +439,17 @@ impl Router {
         panic!("could not start wampring after {ROUTER_START_ATTEMPTS} attempts:\n{last_err}");
     }
 
-    fn try_start(extra_args: &[&str]) -> Result<Router, String> {
+    fn try_start(extra_args: &[&str], secure: bool) -> Result<Router, String> {
         let dir = TempDir::new("router");
         let (ws, rs) = two_free_ports();
         let config = dir.path().join("wampring.toml");
-        fs::write(&config, router_config(ws, rs)).map_err(|e| format!("write config: {e}"))?;
+        let mut text = router_config(ws, rs);
+        let secure = secure.then(|| {
+            let (listeners, toml) = SecureListeners::create(dir.path());
+            text.push_str(&toml);
+            listeners
+        });
+        fs::write(&config, text).map_err(|e| format!("write config: {e}"))?;
         let log = dir.path().join("router.log");
         let out = fs::File::create(&log).map_err(|e| format!("create log: {e}"))?;
         let err = out.try_clone().map_err(|e| format!("dup log: {e}"))?;
@@ -395,6 +474,7 @@ impl Router {
             ws,
             rs,
             log,
+            secure,
             _dir: dir,
         };
 
@@ -499,9 +579,56 @@ fn client_command(client: ClientKind) -> Command {
 /// with `serializer`, and fails with both sides' output unless the scenario passes.
 fn run_combo(client: ClientKind, transport: Transport, serializer: &str, router_args: &[&str]) {
     setup_clients();
-    let mut router = Router::start(router_args);
+    let router = Router::start(router_args);
     let url = router.url(transport);
+    run_client(client, router, url, &[], serializer, router_args);
+}
 
+/// The TLS and Unix socket URLs of [`Router::start_secure`].
+#[derive(Clone, Copy, Debug)]
+enum SecureUrl {
+    Wss,
+    Rss,
+    WsUnix,
+    RsUnix,
+}
+
+/// As [`run_combo`], over one of the TLS or Unix socket listeners; the clients trust the
+/// router's certificate through `--tls-ca`.
+fn run_secure(client: ClientKind, url: SecureUrl, serializer: &str, router_args: &[&str]) {
+    setup_clients();
+    let router = Router::start_secure(router_args);
+    let listeners = router
+        .secure
+        .as_ref()
+        .expect("started with the secure listeners");
+    let address = match url {
+        SecureUrl::Wss => format!("wss://{}/ws", listeners.wss),
+        SecureUrl::Rss => format!("rss://{}", listeners.rss),
+        SecureUrl::WsUnix => format!("ws+unix:{}", listeners.ws_unix.display()),
+        SecureUrl::RsUnix => format!("rs+unix:{}", listeners.rs_unix.display()),
+    };
+    let ca = listeners.cert.display().to_string();
+    run_client(
+        client,
+        router,
+        address,
+        &["--tls-ca".to_string(), ca],
+        serializer,
+        router_args,
+    );
+}
+
+/// Runs `client` against `router` at `url` with `serializer` (and `client_args`), and fails
+/// with both sides' output unless the scenario passes.
+fn run_client(
+    client: ClientKind,
+    mut router: Router,
+    url: String,
+    client_args: &[String],
+    serializer: &str,
+    router_args: &[&str],
+) {
     let tmp = TempDir::new("client");
     let log = tmp.path().join("client.log");
     let mut cmd = client_command(client);
@@ -523,14 +650,13 @@ fn run_combo(client: ClientKind, transport: Transport, serializer: &str, router_
         // The dynamic authenticator and authorizer are Python callees.
         cmd.args(["--dynamic-realm", DYNAMIC_REALM]);
     }
+    cmd.args(client_args);
     let started = Instant::now();
     let (status, output) = run_bounded(&mut cmd, &log, CLIENT_TIMEOUT);
     let elapsed = started.elapsed();
     let router_died = router.exit_status();
 
-    let what = format!(
-        "{client:?} client, {transport:?} ({url}), {serializer}, router args {router_args:?}"
-    );
+    let what = format!("{client:?} client, {url}, {serializer}, router args {router_args:?}");
     let passed = matches!(status, Some(s) if s.success())
         && output.lines().any(|l| l == "PASS")
         && router_died.is_none();
@@ -624,4 +750,35 @@ interop_test!(
     RawSocket,
     "json",
     ["--cores", "2", "--placement", "round-robin"]
+);
+
+// TLS (rustls) and Unix domain sockets: wss with both clients, RawSocket over TLS and both
+// kinds of Unix socket with Autobahn|Python (Autobahn|JS has no Unix socket transport, and its
+// RawSocket transport no TLS).
+macro_rules! secure_test {
+    ($name:ident, $client:ident, $url:ident, $ser:literal, [$($arg:literal),*]) => {
+        #[test]
+        fn $name() {
+            run_secure(ClientKind::$client, SecureUrl::$url, $ser, &[$($arg),*]);
+        }
+    };
+}
+
+secure_test!(python_wss_json, Python, Wss, "json", ["--cores", "1"]);
+secure_test!(python_rss_msgpack, Python, Rss, "msgpack", ["--cores", "1"]);
+secure_test!(js_wss_msgpack, Js, Wss, "msgpack", ["--cores", "1"]);
+secure_test!(
+    python_ws_unix_msgpack,
+    Python,
+    WsUnix,
+    "msgpack",
+    ["--cores", "1"]
+);
+// Two shards: shard 0 accepts the Unix socket and deals its connections to both.
+secure_test!(
+    python_rs_unix_json_cores2,
+    Python,
+    RsUnix,
+    "json",
+    ["--cores", "2"]
 );

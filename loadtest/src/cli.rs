@@ -111,9 +111,18 @@ pub struct AuthArgs {
 /// Flags every scenario takes.
 #[derive(Args, Debug, Clone)]
 pub struct CommonArgs {
-    /// Router URL: ws://HOST:PORT/PATH (WebSocket) or rs://HOST:PORT (RawSocket).
+    /// Router URL: ws://HOST:PORT/PATH (WebSocket) or rs://HOST:PORT (RawSocket); over TLS
+    /// wss://HOST:PORT/PATH or rss://HOST:PORT; on a Unix socket ws+unix:/path/to.sock
+    /// (request path /ws; ws+unix:/path/to.sock#/other for another) or rs+unix:/path/to.sock.
     #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
     pub url: String,
+    /// wss/rss: trust the certificates in this PEM file (the router's CA, or its self-signed
+    /// certificate). The server name checked is the URL's host.
+    #[arg(long, value_name = "FILE", conflicts_with = "tls_insecure")]
+    pub tls_ca: Option<PathBuf>,
+    /// wss/rss: accept any server certificate (benchmarks against a test certificate only).
+    #[arg(long)]
+    pub tls_insecure: bool,
     /// WAMP serializer (WebSocket subprotocol wamp.2.json / wamp.2.msgpack, or the RawSocket
     /// serializer id).
     #[arg(long, value_enum, default_value_t = SerializerArg::Json)]
@@ -295,6 +304,16 @@ pub const MAX_RATE: f64 = 100_000_000.0;
 pub const MAX_REPEAT: usize = 100;
 
 impl CommonArgs {
+    /// How a wss/rss target's certificate is checked (`None`: neither flag given).
+    pub fn tls_trust(&self) -> Option<wampring::net::tls::ServerTrust> {
+        use wampring::net::tls::ServerTrust;
+        match (&self.tls_ca, self.tls_insecure) {
+            (Some(path), _) => Some(ServerTrust::CaFile(path.clone())),
+            (None, true) => Some(ServerTrust::Insecure),
+            (None, false) => None,
+        }
+    }
+
     pub fn thread_count(&self) -> usize {
         self.threads
             .unwrap_or_else(|| self.cpus.as_ref().map_or(1, |c| c.0.len()))

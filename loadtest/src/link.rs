@@ -1,6 +1,6 @@
-//! One WAMP client session over one TCP connection, on the current glommio executor: the
-//! transport handshake and framing come from `wampring::net::ClientConn`, messages from
-//! `wampring::wire`. The scenario tasks drive it in turns: queue messages with
+//! One WAMP client session over one TCP or Unix socket connection, on the current glommio
+//! executor: the transport handshake and framing come from `wampring::net::ClientConn` (behind
+//! `wampring::net::tls::TlsFilter` for wss/rss targets), messages from `wampring::wire`. The scenario tasks drive it in turns: queue messages with
 //! [`Link::send`], then [`Link::pump`] performs at most one socket write (everything queued
 //! since the last turn goes out in that one write) and waits until bytes arrive, the write
 //! completes, or a wake-up time passes; then [`Link::next_message`] hands out what arrived.
@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_lite::io::{AsyncRead, AsyncWrite};
-use glommio::net::TcpStream;
+use glommio::net::{TcpStream, UnixStream};
 use glommio::timer::Timer;
+use wampring::net::tls::TlsFilter;
 use wampring::net::{ClientConn, ConnEvent, Polled, SendError, TransportKind};
 use wampring::serializer::Serializer;
 use wampring::wire::{self, Dict, Message, Value};
@@ -67,6 +68,8 @@ pub enum LinkError {
     /// A message could not be queued (outbound bound hit, too large, transport not open).
     Send(SendError),
     Encode(String),
+    /// The TLS session failed (untrusted certificate, bad record).
+    Tls(String),
 }
 
 impl LinkError {
@@ -86,6 +89,7 @@ impl LinkError {
             LinkError::Protocol(_) => "wampload.protocol_error".into(),
             LinkError::Send(_) => "wampload.send_failed".into(),
             LinkError::Encode(_) => "wampload.encode_failed".into(),
+            LinkError::Tls(_) => "wampload.tls_failed".into(),
         }
     }
 }
@@ -116,6 +120,7 @@ impl std::fmt::Display for LinkError {
             LinkError::Protocol(what) => write!(f, "protocol error: {what}"),
             LinkError::Send(e) => write!(f, "cannot queue message: {e:?}"),
             LinkError::Encode(e) => write!(f, "cannot encode message: {e}"),
+            LinkError::Tls(e) => write!(f, "TLS failed: {e}"),
         }
     }
 }
@@ -145,9 +150,75 @@ pub enum Roles {
     All,
 }
 
+/// The socket under a link.
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    /// TCP to `address`, or the target's Unix socket, within `budget`.
+    async fn connect(
+        target: &Target,
+        address: SocketAddr,
+        budget: Duration,
+    ) -> Result<Stream, LinkError> {
+        let connect_error = |e: glommio::GlommioError<()>| LinkError::Connect(io::Error::from(e));
+        match &target.unix {
+            Some(path) => {
+                // A local connect completes at once or fails at once (a full backlog refuses).
+                let stream = UnixStream::connect(path).await.map_err(connect_error)?;
+                Ok(Stream::Unix(stream))
+            }
+            None => {
+                let stream = TcpStream::connect_timeout(address, budget)
+                    .await
+                    .map_err(connect_error)?;
+                // Small WAMP messages must not wait for Nagle; batching is done by one write
+                // per turn.
+                stream
+                    .set_nodelay(true)
+                    .map_err(|e| LinkError::Io(io::Error::from(e)))?;
+                Ok(Stream::Tcp(stream))
+            }
+        }
+    }
+
+    fn poll_read(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        match self {
+            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+
+    fn poll_write(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self {
+            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    async fn shutdown(&self) {
+        let _ = match self {
+            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Both).await,
+            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Both).await,
+        };
+    }
+}
+
 /// One established WAMP client connection.
 pub struct Link {
-    stream: TcpStream,
+    stream: Stream,
+    /// wss/rss: the TLS filter between the socket and `conn`.
+    tls: Option<Box<TlsFilter>>,
     kind: TransportKind,
     conn: ClientConn,
     serializer: Serializer,
@@ -162,7 +233,8 @@ pub struct Link {
 }
 
 impl Link {
-    /// Opens the TCP connection and completes the WebSocket or RawSocket handshake.
+    /// Opens the TCP or Unix socket connection and completes the TLS (wss, rss) and WebSocket
+    /// or RawSocket handshakes (`address` is unused for a Unix socket target).
     pub async fn connect(
         target: &Target,
         address: SocketAddr,
@@ -172,13 +244,17 @@ impl Link {
         let budget = deadline
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(1));
-        let stream = TcpStream::connect_timeout(address, budget)
-            .await
-            .map_err(|e| LinkError::Connect(io::Error::from(e)))?;
-        // Small WAMP messages must not wait for Nagle; batching is done by one write per turn.
-        stream
-            .set_nodelay(true)
-            .map_err(|e| LinkError::Io(io::Error::from(e)))?;
+        let stream = Stream::connect(target, address, budget).await?;
+        let tls = match &target.tls {
+            Some(client) => Some(Box::new(
+                TlsFilter::client(client.config.clone(), client.server_name.clone())
+                    .map_err(|e| LinkError::Tls(e.to_string()))?,
+            )),
+            None if target.secure => {
+                return Err(LinkError::Tls("a TLS URL without TLS settings".into()))
+            }
+            None => None,
+        };
         let conn = ClientConn::new(
             target.kind,
             serializer,
@@ -186,6 +262,7 @@ impl Link {
         );
         let mut link = Link {
             stream,
+            tls,
             kind: target.kind,
             conn,
             serializer,
@@ -378,9 +455,10 @@ impl Link {
         self.conn.send_message(message).map_err(LinkError::Send)
     }
 
-    /// Bytes queued and not yet written.
+    /// Bytes queued and not yet written (with TLS: plaintext not yet encrypted plus
+    /// ciphertext not yet written).
     pub fn queued_bytes(&self) -> usize {
-        self.conn.output().len()
+        self.conn.output().len() + self.tls.as_ref().map_or(0, |tls| tls.ciphertext().len())
     }
 
     /// The next complete message received, `Ok(None)` when more bytes are needed, or the
@@ -460,19 +538,32 @@ impl Link {
         let mut wrote = false;
         let Link {
             stream,
+            tls,
             conn,
             timer,
             eof,
             ..
         } = self;
         std::future::poll_fn(|cx| {
-            if !wrote && !conn.output().is_empty() {
-                match Pin::new(&mut *stream).poll_write(cx, conn.output()) {
+            if let Some(tls) = tls.as_mut() {
+                // Encrypt what the transport queued (as far as the filter's bound allows).
+                let taken = tls.send(conn.output());
+                conn.consume_output(taken);
+            }
+            let output = match tls.as_ref() {
+                Some(tls) => tls.ciphertext(),
+                None => conn.output(),
+            };
+            if !wrote && !output.is_empty() {
+                match stream.poll_write(cx, output) {
                     Poll::Ready(Ok(0)) => {
                         return Poll::Ready(Err(LinkError::Io(io::ErrorKind::WriteZero.into())))
                     }
                     Poll::Ready(Ok(n)) => {
-                        conn.consume_output(n);
+                        match tls.as_mut() {
+                            Some(tls) => tls.consume_ciphertext(n),
+                            None => conn.consume_output(n),
+                        }
                         wrote = true;
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(LinkError::Io(e))),
@@ -483,20 +574,31 @@ impl Link {
                 let mut buffer = buffer.borrow_mut();
                 let mut got = false;
                 for _ in 0..MAX_READS_PER_TURN {
-                    match Pin::new(&mut *stream).poll_read(cx, &mut buffer[..]) {
+                    match stream.poll_read(cx, &mut buffer[..]) {
                         Poll::Ready(Ok(0)) => {
                             *eof = true;
                             return Ok(true);
                         }
                         Poll::Ready(Ok(n)) => {
-                            conn.receive(&buffer[..n]);
+                            match tls.as_mut() {
+                                Some(tls) => {
+                                    let received = tls
+                                        .receive(&buffer[..n], |plain| conn.receive(plain))
+                                        .map_err(|e| LinkError::Tls(e.to_string()))?;
+                                    if received.peer_closed {
+                                        *eof = true;
+                                        return Ok(true);
+                                    }
+                                }
+                                None => conn.receive(&buffer[..n]),
+                            }
                             got = true;
                             if n < buffer.len() {
                                 break;
                             }
                         }
                         Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Poll::Ready(Err(e)) => return Err(e),
+                        Poll::Ready(Err(e)) => return Err(LinkError::Io(e)),
                         Poll::Pending => break,
                     }
                 }
@@ -505,7 +607,7 @@ impl Link {
             match read {
                 Ok(true) => return Poll::Ready(Ok(Pumped::Data)),
                 Ok(false) => {}
-                Err(e) => return Poll::Ready(Err(LinkError::Io(e))),
+                Err(e) => return Poll::Ready(Err(e)),
             }
             if wrote {
                 return Poll::Ready(Ok(Pumped::Wrote));
@@ -552,12 +654,20 @@ impl Link {
                 Err(_) => break,
             }
         }
-        while !self.conn.output().is_empty() && Instant::now() < close_deadline {
+        if let Some(tls) = self.tls.as_mut() {
+            // close_notify goes out behind the transport's last bytes.
+            let taken = tls.send(self.conn.output());
+            self.conn.consume_output(taken);
+            if self.conn.output().is_empty() {
+                tls.close();
+            }
+        }
+        while self.queued_bytes() > 0 && Instant::now() < close_deadline {
             if self.pump(Some(close_deadline)).await.is_err() {
                 break;
             }
         }
-        let _ = self.stream.shutdown(std::net::Shutdown::Both).await;
+        self.stream.shutdown().await;
         result
     }
 

@@ -105,7 +105,7 @@ fn plan(command: &Command) -> Result<(Run, Option<std::path::PathBuf>), String> 
 }
 
 fn build_run(common: &CommonArgs, scenario: Scenario) -> Result<Run, String> {
-    let target = Target::parse(&common.url)?;
+    let target = Target::parse(&common.url)?.with_tls(common.tls_trust().as_ref())?;
     let address = target.resolve()?;
     Ok(Run {
         scenario,

@@ -8,7 +8,8 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -90,7 +91,9 @@ impl std::error::Error for ConfigError {}
 #[derive(Clone, Debug)]
 pub struct ListenerConfig {
     pub kind: TransportKind,
-    pub bind: SocketAddr,
+    pub bind: BindAddr,
+    /// TLS in front of the transport (`tls_cert` + `tls_key`); `None`: plain.
+    pub tls: Option<ListenerTls>,
     /// Transport limits and choices; `ws_path` is meaningful for WebSocket only.
     pub transport: TransportConfig,
     /// What happens to a session of this listener that does not read what it is sent.
@@ -98,6 +101,36 @@ pub struct ListenerConfig {
     /// The authentication methods its sessions may use.
     pub auth: ListenerAuth,
 }
+
+/// Where a listener listens: `bind = "IP:PORT"` or `bind = "unix:/path/to/socket"`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum BindAddr {
+    Tcp(SocketAddr),
+    /// A Unix domain stream socket at this path (absolute: relative paths in the file are
+    /// resolved against the config file's directory).
+    Unix(PathBuf),
+}
+
+impl fmt::Display for BindAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BindAddr::Tcp(addr) => write!(f, "{addr}"),
+            BindAddr::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+/// A listener's TLS: the files it came from and the rustls configuration built from them
+/// (checked at load: readable, a certificate, a key, and the key fits the certificate).
+#[derive(Clone, Debug)]
+pub struct ListenerTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub server_config: Arc<rustls::ServerConfig>,
+}
+
+/// Longest Unix socket path the kernel takes (`sun_path` is 108 bytes with its NUL).
+const MAX_UNIX_PATH_BYTES: usize = 107;
 
 /// What the router does with a session whose connection does not read its messages.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
@@ -144,11 +177,29 @@ impl Default for SlowConsumerPolicy {
 }
 
 impl ListenerConfig {
-    /// How the listener is shown in logs: `ws://127.0.0.1:8080/ws` or `rs://127.0.0.1:8081`.
+    /// How the listener is shown in logs: `ws://127.0.0.1:8080/ws`, `rs://127.0.0.1:8081`,
+    /// with TLS `wss://…` and `rss://…`; on a Unix socket `ws+unix:/path` (`#/req-path` added
+    /// when the WebSocket path is not `/ws`), `rs+unix:/path`, with TLS `wss+unix:`/`rss+unix:`.
+    /// wampring-load takes the same forms.
     pub fn url(&self) -> String {
-        match self.kind {
-            TransportKind::WebSocket => format!("ws://{}{}", self.bind, self.transport.ws_path),
-            TransportKind::RawSocket => format!("rs://{}", self.bind),
+        let secure = if self.tls.is_some() { "s" } else { "" };
+        let scheme = match self.kind {
+            TransportKind::WebSocket => "ws",
+            TransportKind::RawSocket => "rs",
+        };
+        match (&self.bind, self.kind) {
+            (BindAddr::Tcp(addr), TransportKind::WebSocket) => {
+                format!("{scheme}{secure}://{addr}{}", self.transport.ws_path)
+            }
+            (BindAddr::Tcp(addr), TransportKind::RawSocket) => format!("{scheme}{secure}://{addr}"),
+            (BindAddr::Unix(path), TransportKind::WebSocket) if self.transport.ws_path != "/ws" => {
+                format!(
+                    "{scheme}{secure}+unix:{}#{}",
+                    path.display(),
+                    self.transport.ws_path
+                )
+            }
+            (BindAddr::Unix(path), _) => format!("{scheme}{secure}+unix:{}", path.display()),
         }
     }
 }
@@ -236,12 +287,17 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
-        Config::from_toml_str(&text)
+        // Files the config names (certificates, keys, Unix sockets) are relative to it.
+        let base = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        Config::from_toml_str_at(&text, base)
             .map_err(|ConfigError(e)| ConfigError(format!("{}: {e}", path.display())))
     }
 
-    /// What an operator should hear about before exposing this config: anonymous access on a
-    /// listener that is reachable from other machines.
+    /// What an operator should hear about before exposing this config: anonymous access, or
+    /// tickets in the clear, on a listener that is reachable from other machines.
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
         for (index, listener) in self.listeners.iter().enumerate() {
@@ -249,7 +305,11 @@ impl Config {
                 .auth
                 .methods
                 .contains(&crate::router::AuthMethod::Anonymous);
-            if anonymous && !listener.bind.ip().is_loopback() {
+            let exposed = match &listener.bind {
+                BindAddr::Tcp(addr) => !addr.ip().is_loopback(),
+                BindAddr::Unix(_) => false,
+            };
+            if anonymous && exposed {
                 warnings.push(format!(
                     "listener[{index}] ({}) accepts anonymous sessions on a non-loopback address: \
                      anyone who can reach it may join as role {:?}; set its authmethods to require \
@@ -258,15 +318,32 @@ impl Config {
                     listener.auth.anonymous_role
                 ));
             }
+            let ticket = listener
+                .auth
+                .methods
+                .contains(&crate::router::AuthMethod::Ticket);
+            if ticket && exposed && listener.tls.is_none() {
+                warnings.push(format!(
+                    "listener[{index}] ({}) accepts tickets without TLS on a non-loopback address: \
+                     they travel in the clear; give it tls_cert and tls_key",
+                    listener.url()
+                ));
+            }
         }
         warnings
     }
 
-    /// Parses and validates TOML text.
+    /// Parses and validates TOML text; relative file paths in it are taken from the current
+    /// directory.
     pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml_str_at(text, Path::new("."))
+    }
+
+    /// Parses and validates TOML text whose relative file paths are relative to `base`.
+    pub fn from_toml_str_at(text: &str, base: &Path) -> Result<Config, ConfigError> {
         let raw: RawConfig =
             toml::from_str(text).map_err(|e| ConfigError(describe_toml_error(&e)))?;
-        raw.validate()
+        raw.validate(base)
     }
 }
 
@@ -332,6 +409,8 @@ struct RawListener {
     outbound_soft_bytes: Option<usize>,
     authmethods: Option<Vec<String>>,
     anonymous_role: Option<String>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
 }
 
 #[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -570,7 +649,7 @@ fn uri_problem(uri: &str, check: UriCheck) -> Option<&'static str> {
 }
 
 impl RawConfig {
-    fn validate(self) -> Result<Config, ConfigError> {
+    fn validate(self, base: &Path) -> Result<Config, ConfigError> {
         let cores = match self.cores {
             Some(cores) => Some(check_range("cores", cores, 1, bounds::MAX_CORES)?),
             None => None,
@@ -658,8 +737,8 @@ impl RawConfig {
         let mut listeners = Vec::with_capacity(self.listeners.len());
         let mut seen_binds = HashSet::new();
         for (index, raw) in self.listeners.into_iter().enumerate() {
-            let listener = raw.validate(index, &limits)?;
-            if !seen_binds.insert(listener.bind) {
+            let listener = raw.validate(index, &limits, base)?;
+            if !seen_binds.insert(listener.bind.clone()) {
                 return Err(ConfigError(format!(
                     "listener[{index}].bind: {} is already used by another listener",
                     listener.bind
@@ -822,22 +901,21 @@ fn slow_consumer_policy(
 }
 
 impl RawListener {
-    fn validate(self, index: usize, limits: &LimitsConfig) -> Result<ListenerConfig, ConfigError> {
+    fn validate(
+        self,
+        index: usize,
+        limits: &LimitsConfig,
+        base: &Path,
+    ) -> Result<ListenerConfig, ConfigError> {
         let max_outbound_bytes = limits.max_outbound_bytes;
         let key = |field: &str| format!("listener[{index}].{field}");
-        let bind: SocketAddr = self.bind.parse().map_err(|_| {
-            ConfigError(format!(
-                "{}: {:?} is not an IP:PORT socket address (e.g. \"127.0.0.1:8080\"; host names are not resolved)",
-                key("bind"),
-                self.bind
-            ))
-        })?;
-        if bind.port() == 0 {
-            return Err(ConfigError(format!(
-                "{}: port 0 is not allowed; name a port",
-                key("bind")
-            )));
-        }
+        let bind = parse_bind(&key("bind"), &self.bind, base)?;
+        let tls = listener_tls(
+            index,
+            self.tls_cert.as_deref(),
+            self.tls_key.as_deref(),
+            base,
+        )?;
 
         let (kind, max_size_bound) = match self.kind {
             RawKind::WebSocket => (TransportKind::WebSocket, bounds::MAX_WEBSOCKET_MESSAGE_SIZE),
@@ -937,6 +1015,7 @@ impl RawListener {
         Ok(ListenerConfig {
             kind,
             bind,
+            tls,
             slow_consumer,
             auth,
             transport: TransportConfig {
@@ -949,6 +1028,81 @@ impl RawListener {
             },
         })
     }
+}
+
+/// `bind`: `IP:PORT` (port not 0), or `unix:PATH` (relative to `base`, within the kernel's
+/// length limit).
+fn parse_bind(key: &str, text: &str, base: &Path) -> Result<BindAddr, ConfigError> {
+    if let Some(path) = text.strip_prefix("unix:") {
+        if path.is_empty() || path.contains('\0') {
+            return Err(ConfigError(format!(
+                "{key}: {text:?} names no socket path (e.g. \"unix:/run/wampring/wamp.sock\")"
+            )));
+        }
+        let path = base.join(path);
+        let path = if path.is_absolute() {
+            path
+        } else {
+            std::env::current_dir()
+                .map(|dir| dir.join(&path))
+                .unwrap_or(path)
+        };
+        if path.as_os_str().len() > MAX_UNIX_PATH_BYTES {
+            return Err(ConfigError(format!(
+                "{key}: {} is longer than the {MAX_UNIX_PATH_BYTES} bytes a Unix socket path may have",
+                path.display()
+            )));
+        }
+        return Ok(BindAddr::Unix(path));
+    }
+    let addr: SocketAddr = text.parse().map_err(|_| {
+        ConfigError(format!(
+            "{key}: {text:?} is not an IP:PORT socket address (e.g. \"127.0.0.1:8080\"; host names are not resolved) or unix:PATH"
+        ))
+    })?;
+    if addr.port() == 0 {
+        return Err(ConfigError(format!(
+            "{key}: port 0 is not allowed; name a port"
+        )));
+    }
+    Ok(BindAddr::Tcp(addr))
+}
+
+/// `tls_cert` and `tls_key` of listener `index`: both or neither; the files are read and
+/// checked now, so a bad one stops `--check-config` and start-up with the key named.
+fn listener_tls(
+    index: usize,
+    cert: Option<&str>,
+    key: Option<&str>,
+    base: &Path,
+) -> Result<Option<ListenerTls>, ConfigError> {
+    use crate::net::tls::{load_server_config, TlsConfigError};
+    let (cert, key) = match (cert, key) {
+        (None, None) => return Ok(None),
+        (Some(cert), Some(key)) => (base.join(cert), base.join(key)),
+        (Some(_), None) => {
+            return Err(ConfigError(format!(
+                "listener[{index}].tls_key: missing; tls_cert needs its private key"
+            )))
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError(format!(
+                "listener[{index}].tls_cert: missing; tls_key needs its certificate"
+            )))
+        }
+    };
+    let server_config = load_server_config(&cert, &key).map_err(|e| {
+        ConfigError(match e {
+            TlsConfigError::Cert(why) => format!("listener[{index}].tls_cert: {why}"),
+            TlsConfigError::Key(why) => format!("listener[{index}].tls_key: {why}"),
+            TlsConfigError::Pair(why) => format!("listener[{index}].tls_key: {why}"),
+        })
+    })?;
+    Ok(Some(ListenerTls {
+        cert,
+        key,
+        server_config,
+    }))
 }
 
 #[cfg(test)]
@@ -1239,6 +1393,93 @@ name = "realm1"
                 e.starts_with(&format!("{key}:")),
                 "expected {key} in {e:?} for:\n{text}"
             );
+        }
+    }
+
+    /// A self-signed certificate for 127.0.0.1 as cert.pem and key.pem in a temporary dir.
+    fn pki() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+        std::fs::write(dir.path().join("cert.pem"), certified.cert.pem()).unwrap();
+        std::fs::write(
+            dir.path().join("key.pem"),
+            certified.key_pair.serialize_pem(),
+        )
+        .unwrap();
+        dir
+    }
+
+    #[test]
+    fn tls_and_unix_listeners_parse_and_name_themselves() {
+        let dir = pki();
+        let text = "[[listener]]\nkind = \"websocket\"\nbind = \"127.0.0.1:9443\"\ntls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\n\
+             [[listener]]\nkind = \"rawsocket\"\nbind = \"127.0.0.1:9444\"\ntls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\n\
+             [[listener]]\nkind = \"websocket\"\nbind = \"unix:w.sock\"\n\
+             [[listener]]\nkind = \"rawsocket\"\nbind = \"unix:/tmp/r.sock\"\ntls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\n\
+             [[listener]]\nkind = \"websocket\"\nbind = \"unix:/tmp/p.sock\"\npath = \"/x\"\n\
+             [[realm]]\nname = \"r\"\n";
+        let config = Config::from_toml_str_at(text, dir.path()).unwrap();
+        let urls: Vec<String> = config.listeners.iter().map(|l| l.url()).collect();
+        let socket = dir.path().join("w.sock");
+        assert_eq!(
+            urls,
+            [
+                "wss://127.0.0.1:9443/ws".to_string(),
+                "rss://127.0.0.1:9444".to_string(),
+                format!("ws+unix:{}", socket.display()),
+                "rss+unix:/tmp/r.sock".to_string(),
+                "ws+unix:/tmp/p.sock#/x".to_string(),
+            ]
+        );
+        let tls = config.listeners[0].tls.as_ref().unwrap();
+        assert_eq!(tls.cert, dir.path().join("cert.pem"));
+        assert!(config.listeners[2].tls.is_none());
+        assert_eq!(config.listeners[2].bind, BindAddr::Unix(socket));
+
+        // Through a file: relative to its directory.
+        let file = dir.path().join("wampring.toml");
+        std::fs::write(&file, text).unwrap();
+        assert_eq!(Config::load(&file).unwrap().listeners.len(), 5);
+    }
+
+    #[test]
+    fn bad_tls_and_unix_settings_are_named() {
+        let dir = pki();
+        std::fs::write(dir.path().join("empty.pem"), "").unwrap();
+        let other = pki();
+        let other_key = other.path().join("key.pem");
+        let listener = |extra: &str| {
+            format!("[[listener]]\nkind = \"rawsocket\"\nbind = \"127.0.0.1:9000\"\n{extra}\n[[realm]]\nname = \"r\"\n")
+        };
+        let cases = [
+            (listener("tls_cert = \"cert.pem\""), "listener[0].tls_key: missing"),
+            (listener("tls_key = \"key.pem\""), "listener[0].tls_cert: missing"),
+            (listener("tls_cert = \"nope.pem\"\ntls_key = \"key.pem\""), "listener[0].tls_cert: cannot read"),
+            (listener("tls_cert = \"cert.pem\"\ntls_key = \"nope.pem\""), "listener[0].tls_key: cannot read"),
+            (listener("tls_cert = \"empty.pem\"\ntls_key = \"key.pem\""), "listener[0].tls_cert:"),
+            (listener("tls_cert = \"cert.pem\"\ntls_key = \"cert.pem\""), "listener[0].tls_key:"),
+            (
+                listener(&format!("tls_cert = \"cert.pem\"\ntls_key = {:?}", other_key.display().to_string())),
+                "listener[0].tls_key:",
+            ),
+            (
+                "[[listener]]\nkind = \"rawsocket\"\nbind = \"unix:\"\n[[realm]]\nname = \"r\"\n".to_string(),
+                "listener[0].bind:",
+            ),
+            (
+                format!("[[listener]]\nkind = \"rawsocket\"\nbind = \"unix:/{}\"\n[[realm]]\nname = \"r\"\n", "x".repeat(120)),
+                "listener[0].bind:",
+            ),
+            (
+                "[[listener]]\nkind = \"rawsocket\"\nbind = \"unix:/tmp/a.sock\"\n[[listener]]\nkind = \"websocket\"\nbind = \"unix:/tmp/a.sock\"\n[[realm]]\nname = \"r\"\n".to_string(),
+                "listener[1].bind:",
+            ),
+        ];
+        for (text, wanted) in cases {
+            match Config::from_toml_str_at(&text, dir.path()) {
+                Ok(_) => panic!("accepted:\n{text}"),
+                Err(ConfigError(e)) => assert!(e.starts_with(wanted), "{wanted:?} not in {e:?}"),
+            }
         }
     }
 

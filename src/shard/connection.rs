@@ -10,6 +10,15 @@
 //! (so unread input does not turn our close into a reset that destroys the last frames) ->
 //! drop. A slow consumer gets the same orderly close (its ABORT and close frame queued behind
 //! what it has not read), bounded by the same linger timer.
+//!
+//! TLS: when the listener has TLS, the task owns a [`TlsFilter`] and every byte passes
+//! through it — socket bytes are decrypted into the transport's input, the transport's output
+//! is encrypted into the filter, and the turn's one write takes the filter's ciphertext. Same
+//! task, same turn, same close sequence (close_notify queued after the last plaintext, before
+//! our FIN); the filter is simply absent on plain listeners. A TLS error (bad record, failed
+//! handshake) ends the connection like a transport error: the alert rustls queued is flushed,
+//! then the socket is closed. The TLS handshake counts towards `handshake_timeout_ms` (the
+//! deadline ends at the transport's `Opened`, which comes after it).
 
 use std::future::Future;
 use std::io;
@@ -24,6 +33,7 @@ use glommio::net::TcpStream;
 use glommio::timer::Timer;
 use tracing::debug;
 
+use crate::net::tls::TlsFilter;
 use crate::net::websocket::close_code;
 use crate::net::{ConnEvent, TransportKind};
 use crate::router::TransportInfo;
@@ -63,6 +73,12 @@ pub(crate) struct ConnectionTask {
     kind: TransportKind,
     /// Index of the listener the connection came in on (`TransportInfo::listener`).
     listener: usize,
+    /// The TLS filter between the socket and the transport (TLS listeners only).
+    tls: Option<Box<TlsFilter>>,
+    /// TLS is over: close_notify queued, or the session failed. Nothing more is encrypted.
+    tls_done: bool,
+    /// `TransportInfo::secure`: TLS, or a Unix socket (never leaves the machine).
+    secure: bool,
     /// Slot in the shard's live-connection set.
     slot: usize,
     deadline: Option<(Deadline, Timer)>,
@@ -81,6 +97,8 @@ impl ConnectionTask {
         stream: TcpStream,
         kind: TransportKind,
         listener: usize,
+        tls: Option<TlsFilter>,
+        secure: bool,
     ) -> Self {
         let slot = shard.register_connection(conn.clone());
         let handshake_timeout = Duration::from_millis(shard.limits.handshake_timeout_ms);
@@ -90,6 +108,9 @@ impl ConnectionTask {
             stream,
             kind,
             listener,
+            tls: tls.map(Box::new),
+            tls_done: false,
+            secure,
             slot,
             deadline: Some((Deadline::Handshake, Timer::new(handshake_timeout))),
             transport_done: false,
@@ -126,6 +147,7 @@ impl ConnectionTask {
             {
                 return Poll::Pending;
             }
+            let mut tls_outcome = None;
             let read = {
                 let mut scratch = self.shard.read_scratch.borrow_mut();
                 match Pin::new(&mut self.stream).poll_read(cx, &mut scratch) {
@@ -134,13 +156,36 @@ impl ConnectionTask {
                     Poll::Ready(Ok(n)) => {
                         self.shard.metrics.borrow_mut().bytes_in += n as u64;
                         if !self.transport_done {
-                            self.conn.transport.borrow_mut().receive(&scratch[..n]);
+                            let mut transport = self.conn.transport.borrow_mut();
+                            match self.tls.as_mut() {
+                                None => transport.receive(&scratch[..n]),
+                                Some(tls) if !self.tls_done => {
+                                    tls_outcome =
+                                        Some(tls.receive(&scratch[..n], |plain| {
+                                            transport.receive(plain)
+                                        }));
+                                }
+                                Some(_) => {}
+                            }
                         }
                         Ok(Some(n))
                     }
                     Poll::Ready(Err(error)) => Err(error),
                 }
             };
+            match tls_outcome {
+                Some(Err(error)) => self.tls_failed(&error),
+                // The peer's close_notify: its last plaintext is in the transport; what follows
+                // is handled as the end of its stream.
+                Some(Ok(received)) if received.peer_closed => {
+                    self.handle_events();
+                    if !self.transport_done {
+                        debug!(shard = self.shard.id, peer = %self.conn.peer, "peer sent TLS close_notify");
+                        self.transport_finished();
+                    }
+                }
+                _ => {}
+            }
             let read = match read {
                 Ok(read) => read,
                 Err(error) => {
@@ -196,7 +241,7 @@ impl ConnectionTask {
                         },
                         peer: self.conn.peer.clone(),
                         listener: self.listener,
-                        secure: false,
+                        secure: self.secure,
                     };
                     self.shard.open_session(&self.conn, transport);
                     debug!(shard = self.shard.id, peer = %self.conn.peer, %serializer, "transport open");
@@ -226,6 +271,50 @@ impl ConnectionTask {
         }
     }
 
+    /// The TLS session failed (bad record, failed handshake, untrusted peer): nothing more is
+    /// decrypted or encrypted; the alert rustls queued is flushed, then the socket closes.
+    fn tls_failed(&mut self, error: &crate::net::tls::TlsError) {
+        // Client-caused, so debug level (as other transport errors): no client fills a log.
+        debug!(shard = self.shard.id, peer = %self.conn.peer, %error, "TLS failed; closing");
+        self.tls_done = true;
+        self.shard.metrics.borrow_mut().tls_failures += 1;
+        if !self.transport_done {
+            self.shard.metrics.borrow_mut().transport_closes += 1;
+            self.transport_finished();
+        }
+        // Its plaintext can no longer be sent.
+        let mut transport = self.conn.transport.borrow_mut();
+        let queued = transport.output().len();
+        transport.consume_output(queued);
+    }
+
+    /// True when nothing is left to write: the transport's queue and the TLS ciphertext.
+    fn output_flushed(&self) -> bool {
+        self.conn.transport.borrow().output().is_empty()
+            && self
+                .tls
+                .as_ref()
+                .map_or(true, |tls| tls.ciphertext().is_empty())
+    }
+
+    /// TLS: moves the transport's queued plaintext into the filter (as far as its bound
+    /// allows), and once the transport is finished and drained, queues close_notify.
+    fn encrypt_output(&mut self) {
+        let Some(tls) = self.tls.as_mut() else {
+            return;
+        };
+        if self.tls_done {
+            return;
+        }
+        let mut transport = self.conn.transport.borrow_mut();
+        let taken = tls.send(transport.output());
+        transport.consume_output(taken);
+        if self.transport_done && transport.output().is_empty() {
+            tls.close();
+            self.tls_done = true;
+        }
+    }
+
     fn io_error(&mut self, what: &str, error: &io::Error) {
         debug!(shard = self.shard.id, peer = %self.conn.peer, %error, "socket {what} failed");
         self.shard.metrics.borrow_mut().io_errors += 1;
@@ -238,9 +327,13 @@ impl ConnectionTask {
         if self.write_shut {
             return WriteOutcome::Idle;
         }
+        self.encrypt_output();
         let result = {
             let transport = self.conn.transport.borrow();
-            let output = transport.output();
+            let output = match &self.tls {
+                Some(tls) => tls.ciphertext(),
+                None => transport.output(),
+            };
             if output.is_empty() {
                 return WriteOutcome::Idle;
             }
@@ -249,7 +342,10 @@ impl ConnectionTask {
         match result {
             Poll::Pending => WriteOutcome::Blocked,
             Poll::Ready(Ok(written)) => {
-                self.conn.transport.borrow_mut().consume_output(written);
+                match self.tls.as_mut() {
+                    Some(tls) => tls.consume_ciphertext(written),
+                    None => self.conn.transport.borrow_mut().consume_output(written),
+                }
                 self.shard.metrics.borrow_mut().bytes_out += written as u64;
                 WriteOutcome::Wrote
             }
@@ -310,7 +406,7 @@ impl ConnectionTask {
                 return Poll::Ready(());
             }
 
-            let flushed = self.conn.transport.borrow().output().is_empty();
+            let flushed = self.output_flushed();
             if self.transport_done && flushed && !self.write_shut {
                 // Everything is out: send our FIN, then wait for the peer's.
                 self.write_shut = true;

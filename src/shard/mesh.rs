@@ -42,7 +42,9 @@ use crate::router::ShardMsg;
 pub(crate) enum MeshMsg {
     Router(ShardMsg),
     /// A connected socket, to be served by the receiving shard on `listener` (index into the
-    /// config's listeners). Owned, so a hand-off that is never delivered closes it.
+    /// config's listeners). Owned, so a hand-off that is never delivered closes it. TCP or Unix
+    /// stream socket: the listener's `bind` says which (and whether it speaks TLS), so the
+    /// kind travels with the index.
     Adopt {
         socket: OwnedFd,
         listener: usize,

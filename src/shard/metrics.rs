@@ -38,6 +38,9 @@ pub struct ShardMetrics {
     pub transport_closes: u64,
     /// Connections dropped for not completing the transport handshake in time.
     pub handshake_timeouts: u64,
+    /// TLS sessions that failed (bad record, failed handshake, a plain-text client on a TLS
+    /// listener); each is also counted in `transport_closes`.
+    pub tls_failures: u64,
     /// Sessions closed because no HELLO came within `limits.hello_timeout_ms`.
     pub hello_timeouts: u64,
     /// Connections dropped because the peer did not finish the close handshake in time.
@@ -83,6 +86,7 @@ impl AddAssign for ShardMetrics {
         self.protocol_closes += other.protocol_closes;
         self.transport_closes += other.transport_closes;
         self.handshake_timeouts += other.handshake_timeouts;
+        self.tls_failures += other.tls_failures;
         self.hello_timeouts += other.hello_timeouts;
         self.close_timeouts += other.close_timeouts;
         self.io_errors += other.io_errors;
@@ -106,7 +110,7 @@ impl fmt::Display for ShardMetrics {
             f,
             "connections accepted={} refused={} open={}, accept failures={}, sessions opened={}, messages in={} out={}, \
              bytes in={} out={}, slow-consumer disconnects={} events dropped={}, protocol closes={}, transport closes={}, \
-             handshake timeouts={}, hello timeouts={}, close timeouts={}, io errors={}, oversize dropped={}, undeliverable={}, \
+             handshake timeouts={}, tls failures={}, hello timeouts={}, close timeouts={}, io errors={}, oversize dropped={}, undeliverable={}, \
              handed off={}, shard messages sent={} received={} dropped={}, shard channel full={}, \
              shard overflow high-water={}, shard backpressure pauses={}",
             self.connections_accepted,
@@ -123,6 +127,7 @@ impl fmt::Display for ShardMetrics {
             self.protocol_closes,
             self.transport_closes,
             self.handshake_timeouts,
+            self.tls_failures,
             self.hello_timeouts,
             self.close_timeouts,
             self.io_errors,

@@ -12,6 +12,17 @@
 //! the mesh channel to that shard, and wrapped there in a glommio `TcpStream` bound to the
 //! receiving executor. A session lives on the shard that serves its connection, for its life.
 //!
+//! Unix socket listeners (`bind = "unix:PATH"`): SO_REUSEPORT does not spread Unix sockets,
+//! so whatever the placement, only shard 0 binds and accepts them, and deals them round-robin
+//! to all shards with the same hand-off (a Unix stream descriptor travels like a TCP one; the
+//! listener index in the hand-off says which kind it is). glommio 0.9's Unix types expose no
+//! descriptor (needed for the hand-off, the spare-descriptor refusal and SIOCOUTQ), so a Unix
+//! socket is driven through glommio's TCP types, which are thin descriptor wrappers whose I/O
+//! (io_uring accept, recv, send, shutdown) does not depend on the address family; only the
+//! address calls differ (peer address, TCP_NODELAY), and those are skipped for Unix sockets.
+//! The socket file is created at start (a stale one is removed first, a live one stops the
+//! start) and removed at a clean exit.
+//!
 //! Start-up is two-phase so that a shard that cannot start (executor, bind) cannot leave the
 //! others waiting for the rest of the mesh forever: every shard reports "bound", then all get "go" (or
 //! "give up"), then they connect the mesh and report "running".
@@ -46,7 +57,8 @@ use glommio::net::{TcpListener, TcpStream};
 use glommio::{LocalExecutorBuilder, Placement};
 use tracing::{debug, error, info, warn};
 
-use crate::config::{Config, ListenerConfig, ShardPlacement};
+use crate::config::{BindAddr, Config, ListenerConfig, ShardPlacement};
+use crate::net::tls::TlsFilter;
 use crate::net::{ServerConn, TransportKind};
 use crate::router::{Router, ShardId, MAX_SHARDS};
 
@@ -126,7 +138,7 @@ pub fn serve(config: &Config, stop: Arc<AtomicBool>) -> Result<ShardMetrics, Sta
     debug!(memlock_bytes = memlock, "RLIMIT_MEMLOCK");
     let config = fit_connection_limit(config, shards);
     for listener in &config.listeners {
-        startup::probe_address_free(listener.bind)?;
+        startup::probe_listener(&listener.bind)?;
     }
     info!(
         "starting {shards} shard{} on CPU {} (placement {})",
@@ -206,12 +218,22 @@ pub fn serve(config: &Config, stop: Arc<AtomicBool>) -> Result<ShardMetrics, Sta
     }
 
     let mut total = ShardMetrics::default();
+    let bound_here = go;
     for (id, thread) in threads {
         match thread.join() {
             Ok(metrics) => total += metrics,
             Err(_) => {
                 error!(shard = id, "shard thread panicked");
                 start_error.get_or_insert(StartError::ShardLost { shard: id });
+            }
+        }
+    }
+    if bound_here {
+        // Our socket files: the next start should not find them (it would remove them as
+        // stale anyway).
+        for listener in &config.listeners {
+            if let BindAddr::Unix(path) = &listener.bind {
+                let _ = std::fs::remove_file(path);
             }
         }
     }
@@ -345,18 +367,23 @@ fn run_shard(
     };
 
     executor.run(async move {
-        let accepts_here = config.placement == ShardPlacement::Kernel || id == 0;
         let mut listeners = Vec::new();
-        if accepts_here {
-            for (index, listener) in config.listeners.iter().enumerate() {
-                match startup::bind_listener(listener.bind) {
-                    // SAFETY: the descriptor is a bound, listening, non-blocking TCP socket
-                    // that nothing else owns; glommio's listener takes it over.
-                    Ok(fd) => listeners.push((unsafe { TcpListener::from_raw_fd(fd) }, fd, index)),
-                    Err(e) => {
-                        let _ = ready.send((id, StartupReport::Bound(Err(e))));
-                        return ShardMetrics::default();
-                    }
+        for (index, listener) in config.listeners.iter().enumerate() {
+            let binds_here = match listener.bind {
+                BindAddr::Tcp(_) => config.placement == ShardPlacement::Kernel || id == 0,
+                BindAddr::Unix(_) => id == 0,
+            };
+            if !binds_here {
+                continue;
+            }
+            match startup::bind_any(&listener.bind) {
+                // SAFETY: the descriptor is a bound, listening, non-blocking stream socket (TCP
+                // or Unix, see the module text) that nothing else owns; glommio's listener
+                // takes it over.
+                Ok(fd) => listeners.push((unsafe { TcpListener::from_raw_fd(fd) }, fd, index)),
+                Err(e) => {
+                    let _ = ready.send((id, StartupReport::Bound(Err(e))));
+                    return ShardMetrics::default();
                 }
             }
         }
@@ -409,13 +436,14 @@ fn run_shard(
         mesh_tasks.push(glommio::spawn_local(shard.clone().run_checks()));
         let _ = ready.send((id, StartupReport::Running));
         drop(ready);
-        let round_robin = (config.placement == ShardPlacement::RoundRobin && spec.shards > 1)
-            .then(|| Rc::new(RoundRobin::default()));
+        // Kernel placement deals out only Unix socket connections (see the module text).
+        let round_robin = (spec.shards > 1).then(|| Rc::new(RoundRobin::default()));
         shard_main(
             shard,
             listeners,
             listener_configs,
             round_robin,
+            config.placement,
             stop,
             mesh_tasks,
         )
@@ -440,8 +468,10 @@ fn handle_mesh_msg(
             shard.metrics.borrow_mut().shard_messages_received += 1;
             match listeners.get(listener) {
                 Some(config) => {
-                    // SAFETY: `socket` is an owned, connected TCP socket (a duplicate made by
-                    // the accepting shard); the stream takes it over and closes it.
+                    // SAFETY: `socket` is an owned, connected stream socket, TCP or Unix (a
+                    // duplicate made by the accepting shard; see the module text for why a
+                    // Unix one rides in glommio's TCP type); the stream takes it over and
+                    // closes it.
                     let stream = unsafe { TcpStream::from_raw_fd(socket.into_raw_fd()) };
                     adopt_connection(shard, stream, listener, config);
                 }
@@ -476,19 +506,22 @@ async fn shard_main(
     listeners: Vec<(TcpListener, RawFd, usize)>,
     listener_configs: Rc<[ListenerConfig]>,
     round_robin: Option<Rc<RoundRobin>>,
+    placement: ShardPlacement,
     stop: Arc<AtomicBool>,
     mesh_tasks: Vec<glommio::Task<()>>,
 ) -> ShardMetrics {
     let accept_tasks: Vec<glommio::Task<()>> = listeners
         .into_iter()
         .map(|(listener, fd, index)| {
+            let deals = placement == ShardPlacement::RoundRobin
+                || matches!(listener_configs[index].bind, BindAddr::Unix(_));
             glommio::spawn_local(accept_loop(
                 shard.clone(),
                 listener,
                 fd,
                 index,
                 listener_configs.clone(),
-                round_robin.clone(),
+                round_robin.clone().filter(|_| deals),
             ))
         })
         .collect();
@@ -606,19 +639,37 @@ fn adopt_connection(
         );
         return;
     }
-    let peer = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|_| "unknown".to_string());
+    let peer = match &config.bind {
+        // Unix clients are usually unnamed: the listener's path says where they came in.
+        BindAddr::Unix(path) => format!("unix:{}", path.display()),
+        BindAddr::Tcp(_) => stream
+            .peer_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|_| "unknown".to_string()),
+    };
     if shard.at_connection_limit() {
         refusal::refuse(shard, stream, config, &peer);
         return;
     }
+    let tls = match &config.tls {
+        None => None,
+        Some(tls) => match TlsFilter::server(tls.server_config.clone()) {
+            Ok(filter) => Some(filter),
+            Err(e) => {
+                warn!(shard = shard.id, %peer, "cannot start a TLS session: {e}; closed");
+                return;
+            }
+        },
+    };
     shard.metrics.borrow_mut().connections_accepted += 1;
     // Frames are batched per turn by the connection task; Nagle would only add latency.
-    if let Err(e) = stream.set_nodelay(true) {
-        debug!(shard = shard.id, "TCP_NODELAY failed: {e}");
+    if matches!(config.bind, BindAddr::Tcp(_)) {
+        if let Err(e) = stream.set_nodelay(true) {
+            debug!(shard = shard.id, "TCP_NODELAY failed: {e}");
+        }
     }
+    // TLS, or a socket that never leaves the machine.
+    let secure = tls.is_some() || matches!(config.bind, BindAddr::Unix(_));
     let transport = ServerConn::new(config.kind, &config.transport);
     debug!(shard = shard.id, %peer, kind = kind_name(config.kind), "accepted");
     let conn = Rc::new(Connection::new(transport, peer, config.slow_consumer));
@@ -628,6 +679,8 @@ fn adopt_connection(
         stream,
         config.kind,
         listener,
+        tls,
+        secure,
     ))
     .detach();
 }

@@ -158,6 +158,11 @@ fn open_spare() -> Option<File> {
 
 /// What a refused client of `config`'s transport is sent.
 fn answer(config: &ListenerConfig) -> Vec<u8> {
+    if config.tls.is_some() {
+        // A TLS client cannot read a plain answer, and a handshake costs more than the
+        // refusal saves: it gets the bare close.
+        return Vec::new();
+    }
     let mut transport = ServerConn::new(config.kind, &config.transport);
     transport.refuse_overloaded();
     transport.output().to_vec()

@@ -5,12 +5,18 @@
 //! per-shard connection limit into it ([`FdBudget`]: a shard must refuse a connection while it
 //! still has a descriptor to refuse it with), probes each listen address for another
 //! process (glommio's listeners use SO_REUSEPORT, so a second router would otherwise silently
-//! share the port), and binds the listening sockets themselves.
+//! share the port), and binds the listening sockets themselves. A Unix socket listener
+//! (`bind = "unix:PATH"`) is probed by connecting to its path: a socket file that nobody
+//! answers on is a leftover of an earlier run and is removed; a live one stops the start.
 
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::IntoRawFd;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+
+use crate::config::BindAddr;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -29,6 +35,10 @@ pub enum StartError {
     AddressInUse(SocketAddr),
     /// Binding or listening failed for another reason.
     Bind { addr: SocketAddr, error: io::Error },
+    /// Another process listens on this Unix socket path.
+    UnixInUse(PathBuf),
+    /// A Unix socket path could not be used (not a socket, cannot remove, cannot bind).
+    UnixBind { path: PathBuf, error: String },
     /// The io_uring executor could not be built.
     Executor { shard: usize, error: String },
     /// A shard thread died before it reported ready.
@@ -70,6 +80,15 @@ impl fmt::Display for StartError {
                  change `bind` in the config)"
             ),
             StartError::Bind { addr, error } => write!(f, "cannot listen on {addr}: {error}"),
+            StartError::UnixInUse(path) => write!(
+                f,
+                "Unix socket {} is in use (another process listens on it; stop it or change \
+                 `bind` in the config)",
+                path.display()
+            ),
+            StartError::UnixBind { path, error } => {
+                write!(f, "cannot listen on Unix socket {}: {error}", path.display())
+            }
             StartError::Executor { shard, error } => write!(
                 f,
                 "cannot start the io_uring executor of shard {shard}: {error}. wampring needs \
@@ -281,6 +300,71 @@ pub fn probe_address_free(addr: SocketAddr) -> Result<(), StartError> {
     }
 }
 
+/// Fails when another process listens at `bind`; for a Unix socket, removes a stale socket
+/// file (one nobody accepts on) so that binding can succeed.
+pub fn probe_listener(bind: &BindAddr) -> Result<(), StartError> {
+    match bind {
+        BindAddr::Tcp(addr) => probe_address_free(*addr),
+        BindAddr::Unix(path) => clear_stale_unix_socket(path),
+    }
+}
+
+/// A Unix socket path is free when nothing is there; a socket file there is connected to: a
+/// listener answers (in use), a refused connection means its process is gone (stale: removed).
+/// Anything else at the path is left alone and reported.
+pub fn clear_stale_unix_socket(path: &Path) -> Result<(), StartError> {
+    let unix_error = |error: String| StartError::UnixBind {
+        path: path.to_path_buf(),
+        error,
+    };
+    let metadata = match std::fs::symlink_metadata(path) {
+        Ok(metadata) => metadata,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(unix_error(e.to_string())),
+    };
+    if !metadata.file_type().is_socket() {
+        return Err(unix_error(
+            "the path exists and is not a socket; remove it or choose another".to_string(),
+        ));
+    }
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => Err(StartError::UnixInUse(path.to_path_buf())),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => std::fs::remove_file(path)
+            .map_err(|e| unix_error(format!("cannot remove the stale socket file: {e}"))),
+        Err(e) => Err(unix_error(e.to_string())),
+    }
+}
+
+/// Binds the listening socket of `bind` for one shard: [`bind_listener`] for TCP,
+/// [`bind_unix_listener`] for a Unix socket.
+pub fn bind_any(bind: &BindAddr) -> Result<std::os::fd::RawFd, StartError> {
+    match bind {
+        BindAddr::Tcp(addr) => bind_listener(*addr),
+        BindAddr::Unix(path) => bind_unix_listener(path),
+    }
+}
+
+/// Binds a non-blocking Unix stream listener at `path` (which [`clear_stale_unix_socket`] has
+/// cleared) with the same deep backlog as TCP. The file gets the process's umask.
+pub fn bind_unix_listener(path: &Path) -> Result<std::os::fd::RawFd, StartError> {
+    let unix_error = |error: io::Error| {
+        if error.kind() == io::ErrorKind::AddrInUse {
+            StartError::UnixInUse(path.to_path_buf())
+        } else {
+            StartError::UnixBind {
+                path: path.to_path_buf(),
+                error: error.to_string(),
+            }
+        }
+    };
+    let address = socket2::SockAddr::unix(path).map_err(unix_error)?;
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None).map_err(unix_error)?;
+    socket.set_nonblocking(true).map_err(unix_error)?;
+    socket.bind(&address).map_err(unix_error)?;
+    socket.listen(LISTEN_BACKLOG).map_err(unix_error)?;
+    Ok(socket.into_raw_fd())
+}
+
 /// Binds one listening socket for one shard: SO_REUSEADDR (restart with connections in
 /// TIME_WAIT) and SO_REUSEPORT (one listener per shard on the same port; the kernel spreads
 /// connections), non-blocking, with a deep backlog. Returns the raw descriptor, which the shard
@@ -355,6 +439,34 @@ mod tests {
             probe_address_free(addr),
             Err(StartError::AddressInUse(_))
         ));
+    }
+
+    #[test]
+    fn a_stale_unix_socket_is_removed_and_a_live_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.sock");
+        clear_stale_unix_socket(&path).unwrap(); // nothing there
+        let live = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        assert!(matches!(
+            clear_stale_unix_socket(&path),
+            Err(StartError::UnixInUse(_))
+        ));
+        drop(live); // the file stays, nobody listens: stale
+        assert!(path.exists());
+        clear_stale_unix_socket(&path).unwrap();
+        assert!(!path.exists());
+        let fd = bind_unix_listener(&path).unwrap();
+        // SAFETY: fd is ours, from bind_unix_listener.
+        let held = unsafe { Socket::from_raw_fd(fd) };
+        assert!(matches!(
+            probe_listener(&BindAddr::Unix(path.clone())),
+            Err(StartError::UnixInUse(_))
+        ));
+        drop(held);
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, b"not a socket").unwrap();
+        let error = clear_stale_unix_socket(&path).unwrap_err().to_string();
+        assert!(error.contains("not a socket"), "{error}");
     }
 
     #[test]

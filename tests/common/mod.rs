@@ -15,6 +15,9 @@
 //! * Value helpers (`s`, `u`, `i`, `bin`, `list`, `dict`) and order-insensitive payload asserts.
 #![allow(dead_code)]
 
+pub mod sock;
+pub use sock::{ReadTimeout, Sock};
+
 use std::borrow::Cow;
 use std::fs;
 use std::io::{self, Read, Write};
@@ -600,7 +603,8 @@ pub struct TestClient {
     pub ser: Serializer,
     /// The WELCOME session id once joined.
     pub session: u64,
-    stream: TcpStream,
+    /// TCP, a Unix socket, or either behind TLS (`sock.rs`).
+    stream: Sock,
     conn: ClientConn,
     next_request: u64,
     rbuf: Vec<u8>,
@@ -609,16 +613,24 @@ pub struct TestClient {
 impl TestClient {
     /// Opens a TCP connection and completes the transport handshake for `serializer`.
     pub fn connect(kind: TransportKind, serializer: Serializer, addr: SocketAddr) -> TestClient {
-        let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)
-            .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-        stream.set_nodelay(true).unwrap();
-        stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        let stream = Sock::tcp(addr, IO_TIMEOUT).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        Self::connect_over(kind, serializer, stream, &addr.to_string())
+    }
+
+    /// Completes the transport handshake for `serializer` over an open socket (TCP, Unix,
+    /// TLS); `host` is the WebSocket Host header.
+    pub fn connect_over(
+        kind: TransportKind,
+        serializer: Serializer,
+        stream: Sock,
+        host: &str,
+    ) -> TestClient {
         let config = TransportConfig {
             max_message_size: 16 * 1024 * 1024,
             max_outbound_bytes: 64 * 1024 * 1024,
             serializers: vec![serializer],
             ws_path: "/ws".to_string(),
-            ws_host: addr.to_string(),
+            ws_host: host.to_string(),
             ..TransportConfig::default()
         };
         let conn = ClientConn::new(kind, serializer, &config);
@@ -782,7 +794,7 @@ impl TestClient {
     }
 
     /// Closes the TCP connection abruptly (both directions), as a crashed client would.
-    pub fn disconnect(self) {
+    pub fn disconnect(mut self) {
         let _ = self.stream.shutdown(Shutdown::Both);
     }
 
@@ -1103,7 +1115,7 @@ enum Ev {
 }
 
 /// Reads and discards until TCP EOF/reset; false if the deadline passes first.
-pub fn wait_eof(stream: &mut TcpStream, deadline: Instant) -> bool {
+pub fn wait_eof(stream: &mut impl ReadTimeout, deadline: Instant) -> bool {
     let mut buf = [0u8; 4096];
     loop {
         let now = Instant::now();

@@ -161,6 +161,7 @@ function parseArgs(argv) {
   const out = {
     url: null, serializer: 'json', realm: 'realm1', subscriptionLimit: 0, disclosedRealm: '', peer: 'wampring',
     securedRealm: '',
+    tlsCa: '',
   };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
@@ -172,6 +173,7 @@ function parseArgs(argv) {
     else if (k === '--disclosed-realm') { out.disclosedRealm = v; i++; }
     else if (k === '--peer') { out.peer = v; i++; }
     else if (k === '--secured-realm') { out.securedRealm = v; i++; }
+    else if (k === '--tls-ca') { out.tlsCa = v; i++; } // wss: trust this PEM file (the router's)
     else { throw new Error(`unknown argument ${k}`); }
   }
   if (!out.url) throw new Error('--url is required');
@@ -182,11 +184,17 @@ function parseArgs(argv) {
 
 function transportFor(args) {
   const u = new URL(args.url);
-  if (u.protocol === 'ws:') {
+  if (u.protocol === 'ws:' || u.protocol === 'wss:') {
     const ser = args.serializer === 'json'
       ? new autobahn.serializer.JSONSerializer()
       : new autobahn.serializer.MsgpackSerializer();
-    return { type: 'websocket', url: args.url, serializers: [ser] };
+    const transport = { type: 'websocket', url: args.url, serializers: [ser] };
+    if (u.protocol === 'wss:') {
+      // Autobahn passes `agent` to ws, whose https request takes the trusted CA from it.
+      if (!args.tlsCa) throw new Error(`${args.url} needs --tls-ca`);
+      transport.agent = new (require('https').Agent)({ ca: require('fs').readFileSync(args.tlsCa) });
+    }
+    return transport;
   }
   if (u.protocol === 'rs:' || u.protocol === 'tcp:') {
     if (args.serializer !== 'json') {
@@ -1361,7 +1369,7 @@ async function metaApi(args, A, B, basicRegs) {
       res = await mcall(X, 'wamp.session.list', [['admin']]);
       check(same(res, []), `wamp.session.list(['admin']) from ${X.name} returned ${fmt(res)}, want []`);
     }
-    const wantTransport = new URL(args.url).protocol === 'ws:' ? 'websocket' : 'rawsocket';
+    const wantTransport = ['ws:', 'wss:'].includes(new URL(args.url).protocol) ? 'websocket' : 'rawsocket';
     const peers = [];
     for (const X of [A, B]) {
       const asker = X === A ? B : A; // with two shards: from the other shard
@@ -2085,7 +2093,7 @@ async function scenario(args) {
       }
     }
   };
-  const wantTransport = new URL(args.url).protocol === 'ws:' ? 'websocket' : 'rawsocket';
+  const wantTransport = ['ws:', 'wss:'].includes(new URL(args.url).protocol) ? 'websocket' : 'rawsocket';
   const emptyKw = (kw) => kw === undefined || kw === null || same(kw, {});
   for (const X of [A, B]) {
     let m = await nextMeta(metaQ.get(X.name), X.name);

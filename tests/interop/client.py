@@ -65,6 +65,7 @@ import asyncio
 import os
 import re
 import signal
+import ssl
 import sys
 import urllib.parse
 
@@ -292,6 +293,26 @@ def make_serializer(name):
     raise SystemExit(f"unknown serializer {name!r}")
 
 
+# --tls-ca: the PEM file that wss/rss connections trust (the router's certificate).
+TLS_CA = ""
+
+
+def url_kind(url):
+    """'websocket' or 'rawsocket' for the URL forms: ws, wss, ws+unix, wss+unix; rs, rss, tcp,
+    rs+unix, rss+unix (the Unix forms as wampring logs its listeners: ws+unix:/path/to.sock)."""
+    scheme = urllib.parse.urlsplit(url).scheme
+    return "websocket" if scheme in ("ws", "wss", "ws+unix", "wss+unix") else "rawsocket"
+
+
+def url_peer(url, session):
+    """The peer address the router reports for `session`'s connection: its own TCP address,
+    or on a Unix socket the listener's path (unix:/path)."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme.endswith("+unix"):
+        return f"unix:{parsed.path}"
+    return "127.0.0.1:%d" % session._transport.transport.get_extra_info("sockname")[1]
+
+
 async def connect(url, serializer, realm, name, roles=None, auth=None, expect_abort=False):
     """Joins session `name` to `realm`; `roles`: the HELLO's roles instead of autobahn's own;
     `auth`: authenticate (see AuthSession). With `expect_abort`, an ABORT instead of WELCOME
@@ -305,18 +326,32 @@ async def connect(url, serializer, realm, name, roles=None, auth=None, expect_ab
         session._session_roles = roles
     parsed = urllib.parse.urlsplit(url)
     host, port = parsed.hostname, parsed.port
-    if parsed.scheme == "ws":
+    unix = parsed.scheme.endswith("+unix")
+    tls = parsed.scheme in ("wss", "rss", "wss+unix", "rss+unix")
+    context = None
+    if tls:
+        check(TLS_CA, f"url {url!r} needs --tls-ca")
+        context = ssl.create_default_context(cafile=TLS_CA)
+    if url_kind(url) == "websocket":
+        # On a Unix socket the request goes to localhost, path /ws (or the URL's #/path).
+        ws_url = url if not unix else ("wss" if tls else "ws") + "://localhost" + (parsed.fragment or "/ws")
         factory = WampWebSocketClientFactory(
-            lambda: session, url=url, serializers=[make_serializer(serializer)]
+            lambda: session, url=ws_url, serializers=[make_serializer(serializer)]
         )
-    elif parsed.scheme in ("rs", "tcp"):
+    elif parsed.scheme in ("rs", "tcp", "rss", "rs+unix", "rss+unix"):
         factory = WampRawSocketClientFactory(
             lambda: session, serializer=make_serializer(serializer)
         )
     else:
         raise SystemExit(f"unsupported url scheme in {url!r}")
-    check(host and port, f"url {url!r} needs host and port")
-    _, proto = await asyncio.wait_for(loop.create_connection(factory, host, port), STEP_TIMEOUT_S)
+    if unix:
+        opening = loop.create_unix_connection(
+            factory, parsed.path, ssl=context, server_hostname="localhost" if tls else None
+        )
+    else:
+        check(host and port, f"url {url!r} needs host and port")
+        opening = loop.create_connection(factory, host, port, ssl=context)
+    _, proto = await asyncio.wait_for(opening, STEP_TIMEOUT_S)
 
     done, _ = await asyncio.wait(
         [session.joined, session.left, session.disconnected],
@@ -326,7 +361,7 @@ async def connect(url, serializer, realm, name, roles=None, auth=None, expect_ab
     if session.joined.done():
         if expect_abort:
             raise StepFailed(f"session {name} joined, want ABORT")
-        if parsed.scheme == "ws":
+        if url_kind(url) == "websocket":
             print(f"info {name} websocket subprotocol={proto.websocket_protocol_in_use}", flush=True)
         else:
             print(f"info {name} rawsocket serializer_id={proto.serializer_id} "
@@ -1399,7 +1434,7 @@ async def meta_api(args, a, da, b, db, basic_regs):
               f"wamp.session.list(['anonymous']) from {s.name} returned {got!r}, want {want!r}")
         got = await mcall(s, "wamp.session.list", ["admin"])
         check(got == [], f"wamp.session.list(['admin']) from {s.name} returned {got!r}, want []")
-    want_transport = "websocket" if urllib.parse.urlsplit(args.url).scheme == "ws" else "rawsocket"
+    want_transport = url_kind(args.url)
     for s, d in ((a, da), (b, db)):
         # asked by the other session (with two shards: from the other shard)
         asker = b if s is a else a
@@ -1411,19 +1446,19 @@ async def meta_api(args, a, da, b, db, basic_regs):
               f"{desc}: authid/authrole, want WELCOME's {d.authid!r}/{d.authrole!r} (anonymous)")
         check(info.get("authmethod") == "anonymous" and info.get("authprovider") == "static",
               f"{desc}: authmethod/authprovider, want anonymous/static")
-        port = s._transport.transport.get_extra_info("sockname")[1]
+        peer = url_peer(args.url, s)
         tr = info.get("transport")
         check(isinstance(tr, dict), f"{desc}: transport is not a dict")
         if crossbar and "channel_framing" in tr:
             crossbar_differs("session_meta_procedures", "wamp.session.get's transport is Crossbar's own dict "
                                                         "(channel_framing, websocket_protocol, peer 'tcp4:IP:PORT')")
-            check(tr.get("channel_framing") == want_transport and tr.get("peer") == f"tcp4:127.0.0.1:{port}",
-                  f"{desc}: transport, want channel_framing={want_transport} peer=tcp4:127.0.0.1:{port}")
+            check(tr.get("channel_framing") == want_transport and tr.get("peer") == f"tcp4:{peer}",
+                  f"{desc}: transport, want channel_framing={want_transport} peer=tcp4:{peer}")
         else:
             check(tr.get("type") == want_transport and tr.get("serializer") == args.serializer
-                  and tr.get("peer") == f"127.0.0.1:{port}",
+                  and tr.get("peer") == peer,
                   f"{desc}: transport, want type={want_transport} serializer={args.serializer} "
-                  f"peer=127.0.0.1:{port} (the client's own address)")
+                  f"peer={peer} (the client's own address)")
     try:
         got = await mcall(a, "wamp.session.get", NO_SUCH_ID)
         raise StepFailed(f"wamp.session.get({NO_SUCH_ID}) returned {got!r}, want ERROR wamp.error.no_such_session")
@@ -2113,7 +2148,7 @@ async def scenario(args):
             elif eargs and eargs[0] == new_id:
                 return topic, eargs, ekwargs
 
-    want_transport = "websocket" if urllib.parse.urlsplit(args.url).scheme == "ws" else "rawsocket"
+    want_transport = url_kind(args.url)
     for s in (a, b):
         topic, eargs, ekwargs = await next_meta(meta_q[s.name], s.name)
         check(topic == "wamp.session.on_join",
@@ -2144,8 +2179,9 @@ async def scenario(args):
         else:
             check(tr.get("type") == want_transport and tr.get("serializer") == args.serializer,
                   f"{s.name}: on_join transport {tr!r}, want type={want_transport} serializer={args.serializer}")
-            check(isinstance(tr.get("peer"), str) and tr["peer"].startswith("127.0.0.1:"),
-                  f"{s.name}: on_join transport peer {tr.get('peer')!r}, want 127.0.0.1:PORT")
+            want_peer = url_peer(args.url, s) if args.url.split(":")[0].endswith("+unix") else "127.0.0.1:"
+            check(isinstance(tr.get("peer"), str) and tr["peer"].startswith(want_peer),
+                  f"{s.name}: on_join transport peer {tr.get('peer')!r}, want {want_peer}PORT")
         topic, eargs, ekwargs = await next_meta(meta_q[s.name], s.name)
         check(topic == "wamp.session.on_leave",
               f"{s.name}: second meta event about session C is {topic} {eargs!r}, want wamp.session.on_leave")
@@ -2439,9 +2475,12 @@ def main():
                    help="a realm with a dynamic authenticator and authorizer, to test them (empty: skip)")
     p.add_argument("--peer", choices=["wampring", "crossbar"], default="wampring",
                    help="the router under test; 'crossbar' adapts the assertions where Crossbar.io differs")
+    p.add_argument("--tls-ca", default="",
+                   help="wss/rss URLs: trust the certificates in this PEM file (the router's)")
     args = p.parse_args()
-    global PEER
+    global PEER, TLS_CA
     PEER = args.peer
+    TLS_CA = args.tls_ca
 
     def on_alarm(*_):
         print(f"FAIL {_current_step}: hard kill timeout ({KILL_TIMEOUT_S}s)", flush=True)
