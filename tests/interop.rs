@@ -391,20 +391,24 @@ kind = "websocket"
 bind = "{wss}"
 tls_cert = "cert.pem"
 tls_key = "key.pem"
+authmethods = {AUTHMETHODS}
 
 [[listener]]
 kind = "rawsocket"
 bind = "{rss}"
 tls_cert = "cert.pem"
 tls_key = "key.pem"
+authmethods = {AUTHMETHODS}
 
 [[listener]]
 kind = "websocket"
 bind = "unix:{}"
+authmethods = {AUTHMETHODS}
 
 [[listener]]
 kind = "rawsocket"
 bind = "unix:{}"
+authmethods = {AUTHMETHODS}
 "#,
             listeners.ws_unix.display(),
             listeners.rs_unix.display()
