@@ -382,7 +382,6 @@ impl Router {
             pubkey: None,
             client_nonce: None,
         };
-        let refuse = |text: &str| text.to_string();
         let problem = match method {
             AuthMethod::Anonymous => unreachable!("anonymous needs no challenge"),
             AuthMethod::Ticket | AuthMethod::WampCra | AuthMethod::Scram if authid.is_empty() => {
@@ -395,19 +394,17 @@ impl Router {
                         facts.pubkey = Some(key);
                         authextra
                             .and_then(|extra| extra.get_str("channel_binding"))
-                            .map(|_| refuse("cryptosign channel binding is not supported by this router"))
+                            .map(|_| "cryptosign channel binding is not supported by this router".to_string())
                     }
-                    _ => Some(refuse("cryptosign needs HELLO.Details.authextra.pubkey: an Ed25519 public key in hex")),
+                    _ => Some("cryptosign needs HELLO.Details.authextra.pubkey: an Ed25519 public key in hex".to_string()),
                 }
             }
             AuthMethod::Scram => {
                 let nonce = authextra.and_then(|extra| extra.get_str("nonce"));
                 let binding = authextra.and_then(|extra| extra.get("channel_binding"));
                 match nonce.filter(|nonce| !nonce.is_empty()) {
-                    None => Some(refuse("wamp-scram needs HELLO.Details.authextra.nonce")),
-                    Some(_) if !matches!(binding, None | Some(Value::Null)) => Some(refuse(
-                        "wamp-scram channel binding is not supported by this router",
-                    )),
+                    None => Some("wamp-scram needs HELLO.Details.authextra.nonce".to_string()),
+                    Some(_) if !matches!(binding, None | Some(Value::Null)) => Some("wamp-scram channel binding is not supported by this router".to_string()),
                     Some(nonce) => {
                         facts.client_nonce = Some(nonce.into());
                         None
