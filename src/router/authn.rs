@@ -404,7 +404,9 @@ impl Router {
                 let binding = authextra.and_then(|extra| extra.get("channel_binding"));
                 match nonce.filter(|nonce| !nonce.is_empty()) {
                     None => Some("wamp-scram needs HELLO.Details.authextra.nonce".to_string()),
-                    Some(_) if !matches!(binding, None | Some(Value::Null)) => Some("wamp-scram channel binding is not supported by this router".to_string()),
+                    Some(_) if !matches!(binding, None | Some(Value::Null)) => Some(
+                        "wamp-scram channel binding is not supported by this router".to_string(),
+                    ),
                     Some(nonce) => {
                         facts.client_nonce = Some(nonce.into());
                         None
