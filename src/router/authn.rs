@@ -1009,6 +1009,9 @@ impl Router {
     }
 }
 
+/// PBKDF2 rounds a dynamic authenticator may ask for a salted WAMP-CRA key.
+const MAX_DYNAMIC_WAMPCRA_ITERATIONS: u32 = 100_000;
+
 /// The principal a dynamic authenticator's answer describes, for a session that claimed
 /// `claimed` with `method`.
 fn principal_of_answer(
@@ -1038,16 +1041,22 @@ fn principal_of_answer(
             principal.wampcra = Some(match dict.get_str("salt") {
                 None => WampCraSecret::Plain(Secret(secret)),
                 Some(salt) => {
-                    let number = |key: &str, default: u32| match dict.get(key) {
+                    let number = |key: &str, default: u32, most: u32| match dict.get(key) {
                         None => Ok(default),
                         Some(value) => value
                             .as_u64()
                             .and_then(|n| u32::try_from(n).ok())
-                            .filter(|n| (1..=1_000_000).contains(n))
-                            .ok_or_else(|| format!("{key} must be 1 ..= 1000000")),
+                            .filter(|n| (1..=most).contains(n))
+                            .ok_or_else(|| format!("{key} must be 1 ..= {most}")),
                     };
-                    let iterations = number("iterations", wampcra::DEFAULT_ITERATIONS)?;
-                    let keylen = number("keylen", wampcra::DEFAULT_KEYLEN)?.min(1024);
+                    // The key is derived here, on the shard's thread: the bound keeps one
+                    // answer from stalling it (PBKDF2 at 100,000 rounds: tens of ms).
+                    let iterations = number(
+                        "iterations",
+                        wampcra::DEFAULT_ITERATIONS,
+                        MAX_DYNAMIC_WAMPCRA_ITERATIONS,
+                    )?;
+                    let keylen = number("keylen", wampcra::DEFAULT_KEYLEN, 1024)?;
                     WampCraSecret::Salted {
                         salt: salt.to_string(),
                         iterations,
@@ -1097,6 +1106,52 @@ mod tests {
             !shown.contains("hunter2") && !shown.contains("wampcra-secret"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn authenticator_answers_are_read_and_bounded() {
+        let answer = |entries: &[(&'static str, Value<'static>)]| {
+            let mut dict = Dict::new();
+            for (key, value) in entries {
+                dict.insert(*key, value.clone());
+            }
+            Value::Dict(dict)
+        };
+        let role = Value::from("user".to_string());
+        let plain = principal_of_answer("joe", AuthMethod::Ticket, Some(&role)).unwrap();
+        assert_eq!(
+            (plain.authid.as_str(), plain.role.as_str()),
+            ("joe", "user")
+        );
+        assert!(principal_of_answer("joe", AuthMethod::WampCra, Some(&role)).is_err());
+        let salted = answer(&[
+            ("role", role.clone()),
+            ("secret", Value::from("s".to_string())),
+            ("salt", Value::from("pepper".to_string())),
+            ("iterations", Value::UInt(10)),
+        ]);
+        let principal = principal_of_answer("joe", AuthMethod::WampCra, Some(&salted)).unwrap();
+        assert!(matches!(
+            principal.wampcra,
+            Some(WampCraSecret::Salted {
+                iterations: 10,
+                keylen: 32,
+                ..
+            })
+        ));
+        let costly = answer(&[
+            ("role", role.clone()),
+            ("secret", Value::from("s".to_string())),
+            ("salt", Value::from("pepper".to_string())),
+            (
+                "iterations",
+                Value::UInt(u64::from(MAX_DYNAMIC_WAMPCRA_ITERATIONS) + 1),
+            ),
+        ]);
+        assert!(principal_of_answer("joe", AuthMethod::WampCra, Some(&costly)).is_err());
+        let keyless = answer(&[("role", role)]);
+        assert!(principal_of_answer("joe", AuthMethod::Cryptosign, Some(&keyless)).is_err());
+        assert!(principal_of_answer("joe", AuthMethod::Ticket, None).is_err());
     }
 
     #[test]
