@@ -11,8 +11,8 @@
 //! runs from the CALL's send to its RESULT's arrival (before the answer is read); the list's
 //! is the report's latency, the count's is reported beside it.
 //!
-//! The idle sessions leave only once every measuring session is done (or the drain ended), so
-//! no measured answer can see them going.
+//! The idle sessions, and the measuring sessions themselves, leave only once every measuring
+//! session is done (or the drain ended), so no answer can see a session going.
 
 use std::borrow::Cow;
 use std::rc::Rc;
@@ -189,6 +189,9 @@ pub async fn lister(ctx: Rc<ThreadCtx>, index: usize) {
     }
     done();
     if failure.is_none() {
+        // Stay joined until every measuring session is done: one that left early would make
+        // the others' last answers (still in flight) one session short.
+        let _ = ctx.load_over.acquire(1).await;
         ctx.close_session(link, phases.close_end).await;
     }
 }
