@@ -233,6 +233,7 @@ mod retention;
 mod rpc;
 mod session;
 mod shard_msg;
+mod telemetry;
 mod testament;
 mod timers;
 pub mod uri;
@@ -264,6 +265,7 @@ pub use dealer::MatchPolicy;
 pub use facts::Fact;
 pub use history::{HistoryConfig, HISTORY_UNAVAILABLE};
 pub use shard_msg::{owner_shard, ShardMsg, MAX_SHARDS};
+pub use telemetry::RuntimeCounters;
 
 /// A session's handle inside one router (a slab key; never sent on the wire).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -314,6 +316,12 @@ pub enum Action {
     /// shard to `to`; the runtime there calls [`Router::handle_shard_msg`] with `from` = this
     /// shard. The runtime must never drop or reorder these (overflow is queued, not discarded).
     ToShard { to: ShardId, msg: ShardMsg },
+    /// The answer to [`Router::handle_metrics_request`] `request`: every shard's snapshot, in
+    /// shard order.
+    Metrics {
+        request: u64,
+        shards: Vec<crate::metrics::ShardSnapshot>,
+    },
 }
 
 /// Index of a shard, in `0..shards`.
@@ -405,6 +413,9 @@ pub struct RouterConfig {
     /// Bytes the retained events of one realm may hold (topic, payload and black/white lists);
     /// every shard holds a copy of them. A retained event beyond it is declined.
     pub max_retained_bytes_per_realm: usize,
+    /// Time every call (CALL in to its final answer out) into the shard's latency histogram,
+    /// for the admin listener's metrics; off, calls cost no clock reads for it.
+    pub measure_call_latency: bool,
 }
 
 impl Default for RouterConfig {
@@ -425,6 +436,7 @@ impl Default for RouterConfig {
             max_subscriptions_per_session: 10_000,
             max_testaments_per_session: 64,
             max_retained_bytes_per_realm: 16 * 1024 * 1024,
+            measure_call_latency: false,
         }
     }
 }
@@ -666,6 +678,8 @@ pub struct Router {
     next_check: u64,
     /// The router's own sessions, which call authenticators and authorizers.
     internal: internal_caller::InternalCallers,
+    /// Call latencies and the runtime's counters, for metrics (`telemetry.rs`).
+    telemetry: telemetry::Telemetry,
 }
 
 impl Router {
@@ -709,6 +723,7 @@ impl Router {
             decoy_key: authn::decoy_key(&config_realms),
             next_check: 1,
             internal: internal_caller::InternalCallers::default(),
+            telemetry: telemetry::Telemetry::default(),
         };
         let callers: Vec<String> = config_realms
             .iter()

@@ -40,7 +40,6 @@ pub mod bench_support;
 mod connection;
 pub mod cpus;
 mod mesh;
-mod metrics;
 mod refusal;
 pub mod startup;
 mod state;
@@ -64,7 +63,7 @@ use crate::router::{Router, ShardId, MAX_SHARDS};
 
 use connection::ConnectionTask;
 use mesh::{Backpressure, MeshEnds, MeshMsg, ShardLink};
-pub use metrics::ShardMetrics;
+pub use crate::metrics::ShardMetrics;
 pub use startup::StartError;
 use state::{Connection, Shard};
 
@@ -411,6 +410,7 @@ fn run_shard(
             links.clone(),
             backpressure,
         ));
+        shard.lend_counters_to_router();
         let listener_configs: Rc<[ListenerConfig]> = config.listeners.clone().into();
 
         // Drain tasks first: each connects a receiving end, which the sending shard's connect

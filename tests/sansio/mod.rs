@@ -17,6 +17,7 @@ use wampring::router::{
     Action, CloseReason, Millis, Router, RouterConfig, RouterStats, SessionKey, ShardMsg,
     TransportInfo,
 };
+use wampring::metrics::ShardSnapshot;
 use wampring::wire::{self, Frame, Message, Serializer};
 
 /// A client connection: the shard it lives on and its key there.
@@ -40,6 +41,8 @@ pub struct Cluster {
     pub shard_messages: u64,
     /// The clock every input is stamped with (tests move it).
     pub now: Millis,
+    /// Answers to metrics requests: (the shard asked, request, every shard's snapshot).
+    pub metrics: Vec<(usize, u64, Vec<ShardSnapshot>)>,
 }
 
 impl Cluster {
@@ -60,6 +63,7 @@ impl Cluster {
             out: Vec::new(),
             shard_messages: 0,
             now: 0,
+            metrics: Vec::new(),
         }
     }
 
@@ -123,6 +127,7 @@ impl Cluster {
                     self.queues[shard * n + to].push_back(msg);
                     self.shard_messages += 1;
                 }
+                Action::Metrics { request, shards } => self.metrics.push((shard, request, shards)),
             }
         }
         // The runtime answers a check later; here, right after the actions of its input.
