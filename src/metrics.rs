@@ -71,6 +71,9 @@ pub struct ShardMetrics {
     /// Messages to another shard that were dropped because that shard had already stopped
     /// (only during shutdown).
     pub shard_messages_dropped: u64,
+    /// Messages waiting in this shard's local overflow queues (to every other shard) at the
+    /// time of the snapshot: the channel backlog.
+    pub shard_backlog: u64,
     /// Messages and bytes in and out, by WAMP message type.
     pub traffic: Traffic,
     /// ERRORs sent in answer to CALLs, by error URI.
@@ -108,6 +111,7 @@ impl AddAssign for ShardMetrics {
             .max(other.shard_overflow_high_water);
         self.shard_messages_dropped += other.shard_messages_dropped;
         self.shard_backpressure_pauses += other.shard_backpressure_pauses;
+        self.shard_backlog += other.shard_backlog;
         self.traffic += other.traffic;
         self.call_errors += other.call_errors;
     }
@@ -369,8 +373,14 @@ mod tests {
         traffic.count_in(None, 3);
         let call = MESSAGE_TYPES.iter().position(|t| t.1 == "CALL").unwrap();
         let result = MESSAGE_TYPES.iter().position(|t| t.1 == "RESULT").unwrap();
-        assert_eq!((traffic.messages_in[call], traffic.bytes_in[call]), (2, 120));
-        assert_eq!((traffic.messages_out[result], traffic.bytes_out[result]), (1, 7));
+        assert_eq!(
+            (traffic.messages_in[call], traffic.bytes_in[call]),
+            (2, 120)
+        );
+        assert_eq!(
+            (traffic.messages_out[result], traffic.bytes_out[result]),
+            (1, 7)
+        );
         assert_eq!((traffic.messages_in[0], traffic.bytes_in[0]), (2, 4));
         let mut sum = traffic;
         sum += traffic;

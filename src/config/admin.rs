@@ -166,7 +166,10 @@ name = "realm1"
         let e = Config::from_toml_str(&format!("{BASE}\n[admin]\nbind = \"127.0.0.1:18081\""))
             .unwrap_err()
             .0;
-        assert!(e.contains("admin.bind: 127.0.0.1:18081 is already used"), "{e}");
+        assert!(
+            e.contains("admin.bind: 127.0.0.1:18081 is already used"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -529,14 +529,20 @@ impl Sim {
                     self.queues[shard * n + to].push_back(msg);
                 }
                 Action::Metrics { request, shards } => {
-                    let asked = self.metrics_asked.iter().position(|&at| at == (shard, request));
+                    let asked = self
+                        .metrics_asked
+                        .iter()
+                        .position(|&at| at == (shard, request));
                     let asked = asked.unwrap_or_else(|| {
                         panic!("metrics {request} from shard {shard}, which was not asked")
                     });
                     self.metrics_asked.swap_remove(asked);
                     let order: Vec<usize> = shards.iter().map(|snapshot| snapshot.shard).collect();
                     let every: Vec<usize> = (0..self.shards()).collect();
-                    assert_eq!(order, every, "metrics answer: one snapshot per shard, in order");
+                    assert_eq!(
+                        order, every,
+                        "metrics answer: one snapshot per shard, in order"
+                    );
                 }
             }
         }

@@ -34,8 +34,13 @@
 //! task per outbound one (`mesh.rs`), and polls the process's stop flag on a timer; on stop it
 //! has its router say GOODBYE `wamp.close.system_shutdown` to its own sessions, flushes, and
 //! returns within [`SHUTDOWN_GRACE`], still handling what other shards send meanwhile.
+//!
+//! Shard 0 also binds and serves the admin listener (`admin/`: metrics, health, the status
+//! page) when `[admin]` is configured; it answers until the shard terminates, so `/readyz`
+//! says 503 during the shutdown grace.
 
 #[doc(hidden)]
+mod admin;
 pub mod bench_support;
 mod connection;
 pub mod cpus;
@@ -61,9 +66,9 @@ use crate::net::tls::TlsFilter;
 use crate::net::{ServerConn, TransportKind};
 use crate::router::{Router, ShardId, MAX_SHARDS};
 
+pub use crate::metrics::ShardMetrics;
 use connection::ConnectionTask;
 use mesh::{Backpressure, MeshEnds, MeshMsg, ShardLink};
-pub use crate::metrics::ShardMetrics;
 pub use startup::StartError;
 use state::{Connection, Shard};
 
@@ -138,6 +143,9 @@ pub fn serve(config: &Config, stop: Arc<AtomicBool>) -> Result<ShardMetrics, Sta
     let config = fit_connection_limit(config, shards);
     for listener in &config.listeners {
         startup::probe_listener(&listener.bind)?;
+    }
+    if let Some(admin) = &config.admin {
+        startup::probe_address_free(admin.bind)?;
     }
     info!(
         "starting {shards} shard{} on CPU {} (placement {})",
@@ -386,6 +394,17 @@ fn run_shard(
                 }
             }
         }
+        let admin = match (&config.admin, id) {
+            (Some(admin), 0) => match startup::bind_listener(admin.bind) {
+                // SAFETY: as for the listeners above.
+                Ok(fd) => Some((unsafe { TcpListener::from_raw_fd(fd) }, admin.clone())),
+                Err(e) => {
+                    let _ = ready.send((id, StartupReport::Bound(Err(e))));
+                    return ShardMetrics::default();
+                }
+            },
+            _ => None,
+        };
         let _ = ready.send((id, StartupReport::Bound(Ok(()))));
         // Blocking is fine here: nothing else runs on this executor yet.
         if !go.recv().unwrap_or(false) {
@@ -438,6 +457,13 @@ fn run_shard(
         drop(ready);
         // Kernel placement deals out only Unix socket connections (see the module text).
         let round_robin = (spec.shards > 1).then(|| Rc::new(RoundRobin::default()));
+        if let Some((listener, admin)) = admin {
+            mesh_tasks.push(glommio::spawn_local(admin::serve(
+                shard.clone(),
+                listener,
+                admin,
+            )));
+        }
         shard_main(
             shard,
             listeners,

@@ -23,6 +23,7 @@ use slab::Slab;
 use tracing::{debug, info, warn};
 
 use crate::config::{LimitsConfig, SlowConsumerAction, SlowConsumerPolicy};
+use crate::metrics::{ShardMetrics, ShardSnapshot};
 use crate::net::websocket::close_code;
 use crate::net::{SendError, ServerConn};
 use crate::router::uri;
@@ -30,7 +31,6 @@ use crate::router::LogLimit;
 use crate::router::{
     Action, CloseReason, Millis, Router, SecretCheck, SessionKey, ShardId, ShardMsg, TransportInfo,
 };
-use crate::metrics::{ShardMetrics, ShardSnapshot};
 use crate::serializer::Serializer;
 use crate::wire::{self, Frame};
 
@@ -293,7 +293,10 @@ impl Shard {
         {
             let mut metrics = self.metrics.borrow_mut();
             metrics.messages_in += 1;
-            let code = conn.serializer.get().and_then(|ser| wire::peek_code(ser, &frame));
+            let code = conn
+                .serializer
+                .get()
+                .and_then(|ser| wire::peek_code(ser, &frame));
             metrics.traffic.count_in(code, frame.len());
         }
         let mut actions = self.spare_actions.take();
@@ -814,6 +817,7 @@ impl Shard {
         metrics.shard_backpressure_pauses = self.backpressure.pauses();
         for link in self.links.iter().flatten() {
             let stats = link.stats();
+            metrics.shard_backlog += link.backlog_len() as u64;
             metrics.shard_messages_sent += stats.sent;
             metrics.shard_channel_full += stats.channel_full;
             metrics.shard_messages_dropped += stats.dropped;

@@ -150,7 +150,10 @@ pub fn error_uri(ser: Serializer, frame: &[u8]) -> Option<(u64, &[u8])> {
             let (len, at) = match *rest.first()? {
                 b @ 0xa0..=0xbf => (usize::from(b & 0x1f), 1),
                 0xd9 => (usize::from(*rest.get(1)?), 2),
-                0xda => (usize::from(u16::from_be_bytes([*rest.get(1)?, *rest.get(2)?])), 3),
+                0xda => (
+                    usize::from(u16::from_be_bytes([*rest.get(1)?, *rest.get(2)?])),
+                    3,
+                ),
                 _ => return None,
             };
             rest.get(at..at + len)?
@@ -340,7 +343,13 @@ mod tests {
                 Some((48, &b"wamp.error.no_such_procedure"[..])),
                 "{ser:?}"
             );
-            let goodbye = encoded(&Message::Goodbye { details: Dict::new(), reason: "wamp.close.normal".into() }, ser);
+            let goodbye = encoded(
+                &Message::Goodbye {
+                    details: Dict::new(),
+                    reason: "wamp.close.normal".into(),
+                },
+                ser,
+            );
             assert_eq!(peek_code(ser, &goodbye), Some(6));
             assert_eq!(error_uri(ser, &goodbye), None);
         }
@@ -348,7 +357,10 @@ mod tests {
         assert_eq!(peek_code(Serializer::Json, b"[1234,1]"), None);
         assert_eq!(peek_code(Serializer::Json, b"{}"), None);
         assert_eq!(peek_code(Serializer::Json, b""), None);
-        assert_eq!(peek_code(Serializer::MsgPack, &[0x92, 0xcc, 48, 1]), Some(48));
+        assert_eq!(
+            peek_code(Serializer::MsgPack, &[0x92, 0xcc, 48, 1]),
+            Some(48)
+        );
         assert_eq!(peek_code(Serializer::MsgPack, &[0x92, 0xa1]), None);
         assert_eq!(peek_code(Serializer::MsgPack, &[0x80]), None);
     }

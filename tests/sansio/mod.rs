@@ -13,11 +13,11 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use bytes::Bytes;
+use wampring::metrics::ShardSnapshot;
 use wampring::router::{
     Action, CloseReason, Millis, Router, RouterConfig, RouterStats, SessionKey, ShardMsg,
     TransportInfo,
 };
-use wampring::metrics::ShardSnapshot;
 use wampring::wire::{self, Frame, Message, Serializer};
 
 /// A client connection: the shard it lives on and its key there.
