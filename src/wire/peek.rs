@@ -112,12 +112,12 @@ pub fn peek_code(ser: Serializer, frame: &[u8]) -> Option<u8> {
             if bytes.next()? != b'[' {
                 return None;
             }
-            let mut code: u16 = 0;
+            let mut code: u32 = 0;
             let mut digits = 0;
             for b in bytes.skip_while(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
                 match b {
-                    b'0'..=b'9' if digits < 3 => {
-                        code = code * 10 + u16::from(b - b'0');
+                    b'0'..=b'9' if digits < 4 => {
+                        code = code * 10 + u32::from(b - b'0');
                         digits += 1;
                     }
                     _ => break,
