@@ -182,6 +182,34 @@ impl Cluster {
         self.inbox.remove(&(conn.shard, conn.key));
     }
 
+    /// Asks shard `shard` for every shard's metrics and delivers everything: the snapshots,
+    /// once the gather completed.
+    pub fn metrics_from(&mut self, shard: usize, request: u64) -> Vec<ShardSnapshot> {
+        self.routers[shard].handle_metrics_request(request, &mut self.out);
+        self.absorb(shard);
+        self.drain();
+        let at = self
+            .metrics
+            .iter()
+            .position(|(asked, answered, _)| (*asked, *answered) == (shard, request))
+            .unwrap_or_else(|| panic!("metrics request {request} of shard {shard} not answered"));
+        self.metrics.remove(at).2
+    }
+
+    /// Asks shard `shard` for every shard's metrics without delivering anything: the answer
+    /// lands in `metrics` once the channels deliver the other shards' parts.
+    pub fn ask_metrics(&mut self, shard: usize, request: u64) {
+        self.routers[shard].handle_metrics_request(request, &mut self.out);
+        self.absorb(shard);
+    }
+
+    /// Every shard's clock for call latencies moves to `micros`.
+    pub fn set_clock_us(&mut self, micros: u64) {
+        for router in &mut self.routers {
+            router.set_clock_us(micros);
+        }
+    }
+
     /// Shard `shard` shuts down (GOODBYE to its sessions, Close for all).
     pub fn shutdown(&mut self, shard: usize) {
         self.routers[shard].shutdown(self.now, &mut self.out);
