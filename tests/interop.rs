@@ -898,3 +898,161 @@ secure_test!(
     "json",
     ["--cores", "2"]
 );
+
+// ------------------------------------------------------------------------------------------
+// The admin listener's status page in headless Chromium
+// ------------------------------------------------------------------------------------------
+
+/// Installs Chromium when missing (`tests/interop/setup-chromium.sh`); its path.
+fn setup_chromium() -> String {
+    let tmp = TempDir::new("chromium-setup");
+    let log = tmp.path().join("setup.log");
+    let mut cmd = Command::new("bash");
+    cmd.arg(interop_dir().join("setup-chromium.sh"));
+    let (status, output) = run_bounded(&mut cmd, &log, SETUP_TIMEOUT);
+    match status {
+        Some(s) if s.success() => output
+            .lines()
+            .rfind(|line| line.starts_with('/'))
+            .unwrap_or_else(|| panic!("setup-chromium.sh named no browser:\n{output}"))
+            .to_string(),
+        _ => panic!("tests/interop/setup-chromium.sh failed ({status:?}):\n{output}"),
+    }
+}
+
+/// Waits (bounded) until `log` has a line `line`.
+fn wait_for_line(log: &Path, line: &str, limit: Duration) -> bool {
+    let until = Instant::now() + limit;
+    while Instant::now() < until {
+        if read_lossy(log).lines().any(|l| l == line) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// A number as the status page prints it ("12,345"); `None` for "–" and the like.
+fn shown_number(value: &serde_json::Value) -> Option<f64> {
+    value.as_str()?.replace(',', "").parse().ok()
+}
+
+/// The status page, opened in headless Chromium while an Autobahn|JS client calls and
+/// publishes: it loads, shows the router's shards, sessions and registration, and its numbers
+/// move between two readings three seconds apart. The screenshot is kept in cargo's target
+/// tmp directory (`status-page-<cores>-cores.png`).
+fn status_page_in_chromium(cores: &str) {
+    setup_clients();
+    let chromium = setup_chromium();
+    let router = Router::start(&["--cores", cores, "--placement", "round-robin"]);
+    let tmp = TempDir::new("status-page");
+    let load_log = tmp.path().join("load.log");
+    let load_out = fs::File::create(&load_log).unwrap();
+    let mut load = guard_child(
+        Command::new("node")
+            .arg(interop_dir().join("load.js"))
+            .args([&router.url(Transport::WebSocket), REALM, "40"])
+            .stdin(Stdio::null())
+            .stdout(load_out.try_clone().unwrap())
+            .stderr(load_out),
+    )
+    .spawn()
+    .expect("spawn node load.js");
+    struct Kill<'a>(&'a mut Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            signal_group(self.0, libc::SIGKILL);
+            let _ = self.0.wait();
+        }
+    }
+    let load = Kill(&mut load);
+    assert!(
+        wait_for_line(&load_log, "ready", Duration::from_secs(20)),
+        "the load client did not start:\n{}",
+        read_lossy(&load_log)
+    );
+
+    let screenshot =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("status-page-{cores}-cores.png"));
+    let _ = fs::remove_file(&screenshot);
+    let driver_log = tmp.path().join("driver.log");
+    let url = format!("http://{}/", router.admin);
+    let mut driver = Command::new("node");
+    driver
+        .arg(interop_dir().join("status_page.js"))
+        .arg(&chromium)
+        .arg(&url)
+        .arg(&screenshot);
+    let (status, output) = run_bounded(&mut driver, &driver_log, CLIENT_TIMEOUT);
+    drop(load);
+    assert!(
+        matches!(status, Some(s) if s.success()),
+        "status_page.js failed ({status:?}):\n{output}\n---- router log ----\n{}",
+        router.log_text()
+    );
+    let result: serde_json::Value = output
+        .lines()
+        .rev()
+        .find_map(|line| serde_json::from_str(line).ok())
+        .unwrap_or_else(|| panic!("no JSON from status_page.js:\n{output}"));
+    let (first, second) = (&result["first"], &result["second"]);
+    eprintln!(
+        "status page: {first}\nthen: {second}\nscreenshot: {}",
+        screenshot.display()
+    );
+    for reading in [first, second] {
+        assert_eq!(reading["title"], "wampring status", "{reading}");
+        assert_eq!(reading["state"], "ready", "{reading}");
+        assert_eq!(reading["shards"], cores, "{reading}");
+        assert_eq!(reading["rows"], cores.parse::<u64>().unwrap(), "{reading}");
+        assert_eq!(shown_number(&reading["sessions"]), Some(2.0), "{reading}");
+        assert_eq!(
+            shown_number(&reading["registrations"]),
+            Some(1.0),
+            "{reading}"
+        );
+        assert_eq!(reading["error"], "", "{reading}");
+        assert!(
+            shown_number(&reading["calls_rate"]).is_some_and(|rate| rate > 0.0),
+            "calls per second while the client calls: {reading}"
+        );
+        assert!(
+            shown_number(&reading["rate_in"]).is_some_and(|rate| rate > 0.0),
+            "{reading}"
+        );
+        assert!(
+            reading["latency_p50"]
+                .as_str()
+                .is_some_and(|shown| shown.starts_with("≤ ")
+                    && (shown.ends_with(" µs") || shown.ends_with(" ms"))),
+            "{reading}"
+        );
+        assert!(
+            reading["canvases"]
+                .as_array()
+                .is_some_and(|drawn| drawn.len() == 3 && drawn.iter().all(|d| d == true)),
+            "{reading}"
+        );
+    }
+    let total = |reading: &serde_json::Value| shown_number(&reading["messages_total"]).unwrap();
+    assert!(
+        total(second) > total(first),
+        "the message count moved: {first} then {second}"
+    );
+    assert!(second["polls"].as_u64() > first["polls"].as_u64());
+    let png = fs::read(&screenshot).expect("the screenshot was saved");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "a real screenshot"
+    );
+}
+
+#[test]
+fn status_page_in_chromium_one_shard() {
+    status_page_in_chromium("1");
+}
+
+#[test]
+fn status_page_in_chromium_two_shards() {
+    status_page_in_chromium("2");
+}

@@ -555,7 +555,8 @@ pub struct RouterStats {
     pub session_limit_refusals: u64,
     /// Client-caused log lines not written (rate limits per cause).
     pub log_lines_suppressed: u64,
-    /// Sessions currently open (any phase).
+    /// Clients' sessions currently open (any phase; the router's own internal sessions are not
+    /// counted).
     pub sessions: usize,
     pub registrations: usize,
     pub subscriptions: usize,
@@ -1006,7 +1007,13 @@ impl Router {
 
     pub fn stats(&self) -> RouterStats {
         let mut stats = self.stats.clone();
-        stats.sessions = self.sessions.len();
+        // The router's own sessions (internal_caller.rs) are not clients' sessions.
+        let internal = self
+            .internal
+            .keys()
+            .filter(|key| self.sessions.get(**key).is_some())
+            .count();
+        stats.sessions = self.sessions.len() - internal;
         stats.registrations = self.realms.iter().map(|realm| realm.registry.len()).sum();
         stats.realms = self.realms.len();
         stats.subscriptions = self
