@@ -286,25 +286,15 @@ pub async fn subscriber(ctx: Rc<ThreadCtx>, index: usize) {
     let mut fairness = Fairness::new();
     let mut failure: Option<LinkError> = None;
     let tick = 10_000_000;
-    // When this subscriber last received one of its events, and when it first saw every
-    // publisher done: quiet is measured from the later of the two.
-    let mut last_event_ns: u64 = 0;
-    let mut publishers_done_ns: Option<u64> = None;
-    let quiet = clock::nanos(QUIET);
+    let mut listening = Listening::new(phases.measure_end, phases.drain_end, QUIET);
     'run: loop {
         let now = clock::now_ns();
-        if now >= phases.drain_end {
+        let publishers_done = ctx.shared.publishers_done.load(Ordering::Acquire) == plan.publishers;
+        // Only read once every publisher is done: only then is the expectation complete.
+        let all_arrived = publishers_done
+            && received >= ctx.shared.expected_per_subscriber.load(Ordering::Acquire);
+        if listening.over(now, publishers_done, all_arrived) {
             break;
-        }
-        if now >= phases.measure_end
-            && ctx.shared.publishers_done.load(Ordering::Acquire) == plan.publishers
-        {
-            let done_ns = *publishers_done_ns.get_or_insert(now);
-            if received >= ctx.shared.expected_per_subscriber.load(Ordering::Acquire)
-                || now >= done_ns.max(last_event_ns).saturating_add(quiet)
-            {
-                break;
-            }
         }
         let wake = if now < phases.measure_end {
             phases.measure_end
@@ -326,7 +316,7 @@ pub async fn subscriber(ctx: Rc<ThreadCtx>, index: usize) {
                         subscription: s,
                         stamp,
                     } if s == subscription => {
-                        last_event_ns = received_at;
+                        listening.event(received_at);
                         let Some(stamp) = stamp.filter(|s| s.publisher < plan.publishers as u64)
                         else {
                             unexpected(&mut stats, "wampload.bad_payload");
@@ -388,6 +378,51 @@ pub async fn subscriber(ctx: Rc<ThreadCtx>, index: usize) {
     }
 }
 
+/// When a subscriber stops listening: at the drain's end at the latest; after the measured
+/// window, once every publisher finished, as soon as everything expected arrived or nothing
+/// arrived for the quiet interval (counted from the later of the last event and the moment the
+/// publishers were seen done, so a publisher's last late sends are waited for too).
+#[derive(Clone, Debug)]
+struct Listening {
+    measure_end: u64,
+    drain_end: u64,
+    quiet_ns: u64,
+    last_event_ns: u64,
+    publishers_done_ns: Option<u64>,
+}
+
+impl Listening {
+    fn new(measure_end: u64, drain_end: u64, quiet: std::time::Duration) -> Listening {
+        Listening {
+            measure_end,
+            drain_end,
+            quiet_ns: clock::nanos(quiet),
+            last_event_ns: 0,
+            publishers_done_ns: None,
+        }
+    }
+
+    /// One of the subscriber's events arrived at `at`.
+    fn event(&mut self, at: u64) {
+        self.last_event_ns = self.last_event_ns.max(at);
+    }
+
+    fn over(&mut self, now: u64, publishers_done: bool, all_arrived: bool) -> bool {
+        if now >= self.drain_end {
+            return true;
+        }
+        if now < self.measure_end || !publishers_done {
+            return false;
+        }
+        let done_ns = *self.publishers_done_ns.get_or_insert(now);
+        all_arrived
+            || now
+                >= done_ns
+                    .max(self.last_event_ns)
+                    .saturating_add(self.quiet_ns)
+    }
+}
+
 /// After all threads finished: expected, received, lost and in flight over all subscribers.
 pub fn finish_accounting(stats: &mut ThreadStats) {
     let mut published = std::mem::take(&mut stats.published);
@@ -404,4 +439,44 @@ pub fn finish_accounting(stats: &mut ThreadStats) {
 fn unexpected(stats: &mut ThreadStats, uri: &str) {
     stats.counts.protocol_errors += 1;
     stats.record_error(uri);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const MS: u64 = 1_000_000;
+
+    #[test]
+    fn listening_ends_when_all_arrived_or_quiet_or_at_the_drain_end() {
+        // Window ends at 1000 ms, drain at 3000 ms, quiet 500 ms.
+        let new = || Listening::new(1000 * MS, 3000 * MS, Duration::from_millis(500));
+        let mut l = new();
+        assert!(!l.over(900 * MS, true, true), "never inside the window");
+        assert!(l.over(1000 * MS, true, true), "everything arrived");
+
+        let mut l = new();
+        assert!(
+            !l.over(1100 * MS, false, false),
+            "a publisher still sending"
+        );
+        assert!(!l.over(2900 * MS, false, false));
+        assert!(l.over(3000 * MS, false, false), "the drain ended");
+
+        // Publishers seen done at 1200 ms, events until 1400 ms: quiet from 1400 ms on.
+        let mut l = new();
+        l.event(1050 * MS);
+        assert!(!l.over(1200 * MS, true, false));
+        l.event(1400 * MS);
+        assert!(!l.over(1899 * MS, true, false));
+        assert!(l.over(1900 * MS, true, false));
+
+        // No event after the publishers finished: quiet from the moment they were seen done.
+        let mut l = new();
+        l.event(900 * MS);
+        assert!(!l.over(1300 * MS, true, false));
+        assert!(!l.over(1799 * MS, true, false));
+        assert!(l.over(1800 * MS, true, false));
+    }
 }
