@@ -497,7 +497,7 @@ row "nohz_full (cmdline)" "${nohz:-none}" "optional" INFO
 if smt=$(first_line /sys/devices/system/cpu/smt/active); then
     siblings=$(first_line /sys/devices/system/cpu/cpu0/topology/thread_siblings_list || echo '?')
     if [ "$smt" = 1 ]; then
-        row "SMT (hyperthreads) active" "yes (cpu0: $siblings)" "-" INFO "one shard per physical core is best"
+        row "SMT (hyperthreads) active" "yes (cpu0: $siblings)" "-" INFO "the default puts a shard on each sibling; one per core is best"
     else
         row "SMT (hyperthreads) active" "no" "-" INFO
     fi
