@@ -289,8 +289,10 @@ pub async fn subscriber(ctx: Rc<ThreadCtx>, index: usize) {
     let mut listening = Listening::new(phases.measure_end, phases.drain_end, QUIET);
     'run: loop {
         let now = clock::now_ns();
-        let publishers_done = ctx.shared.publishers_done.load(Ordering::Acquire) == plan.publishers;
-        // Only read once every publisher is done: only then is the expectation complete.
+        // The shared counters matter only after the window (no loads on the measured path);
+        // the expectation is complete only once every publisher is done.
+        let publishers_done = now >= phases.measure_end
+            && ctx.shared.publishers_done.load(Ordering::Acquire) == plan.publishers;
         let all_arrived = publishers_done
             && received >= ctx.shared.expected_per_subscriber.load(Ordering::Acquire);
         if listening.over(now, publishers_done, all_arrived) {
