@@ -78,8 +78,8 @@ impl SeqTracker {
         }
         let mut offset = seq - self.base;
         while offset / 64 >= MAX_WORDS as u64 {
-            // Slide: the oldest word is given up (its holes are loss, counted by the caller as
-            // expected minus received).
+            // Slide: the oldest word is given up (its holes lie below a number received, so
+            // `classify` counts them as lost).
             if self.words.pop_front().is_none() {
                 // Nothing buffered: jump straight to the number's word.
                 let skip_words = offset / 64 - (MAX_WORDS as u64 - 1);
