@@ -10,7 +10,8 @@
 //! Run it twice with different counts: the difference of the two totals divided by the
 //! difference of the counts is the cost of one iteration, set-up excluded. Scenarios:
 //! `call_{json,msgpack}` (CALL -> INVOCATION, YIELD -> RESULT, small payload),
-//! `call_msgpack_4k` (the same with 4 KiB of payload each way), `publish_{json,msgpack}_1` and
+//! `call_msgpack_4k` (the same with 4 KiB of payload each way), `call_msgpack_timed` (as
+//! `call_msgpack` with the call-latency histogram on, as with an admin listener), `publish_{json,msgpack}_1` and
 //! `publish_{json,msgpack}_100` (PUBLISH -> EVENT to 1 and to 100 subscribers). Frames reach the
 //! router as `Bytes` split off a reused input buffer, as from a transport, and its actions are
 //! taken apart as the shard runtime does.
@@ -21,12 +22,29 @@ use wampring::wire::{self, Dict, Message, Serializer, Value};
 
 mod support;
 
+use wampring::router::RouterConfig;
+
 use support::{
-    caller_and_callee, encode, messages_sent, perform, publisher_and_subscribers, FrameBuf,
+    caller_and_callee_with, encode, messages_sent, perform, publisher_and_subscribers, FrameBuf,
 };
 
 fn call(ser: Serializer, payload_len: usize, iterations: u64) {
-    let (mut router, caller, callee) = caller_and_callee(ser, "com.bench.add2");
+    call_with(RouterConfig::default(), ser, payload_len, iterations);
+}
+
+/// A call as the runtime drives it with the admin listener on: the clock told to the router
+/// before each input, every call timed into the latency histogram.
+fn timed_call(ser: Serializer, iterations: u64) {
+    let config = RouterConfig {
+        measure_call_latency: true,
+        ..RouterConfig::default()
+    };
+    call_with(config, ser, 9, iterations);
+}
+
+fn call_with(config: RouterConfig, ser: Serializer, payload_len: usize, iterations: u64) {
+    let timed = config.measure_call_latency;
+    let (mut router, caller, callee) = caller_and_callee_with(config, ser, "com.bench.add2");
     let mut out = Vec::new();
     let text = "x".repeat(payload_len);
     let args = [
@@ -47,6 +65,9 @@ fn call(ser: Serializer, payload_len: usize, iterations: u64) {
     let mut input = FrameBuf::new();
     let mut yield_frame = Vec::new();
     for invocation in 1..=iterations {
+        if timed {
+            router.set_clock_us(black_box(invocation * 10));
+        }
         router.handle_message(caller, black_box(input.frame(&call)), 0, &mut out);
         yield_frame.clear();
         let answer = Message::Yield {
@@ -55,6 +76,9 @@ fn call(ser: Serializer, payload_len: usize, iterations: u64) {
             payload: args.as_payload(),
         };
         wire::encode(&answer, ser, &mut yield_frame).unwrap();
+        if timed {
+            router.set_clock_us(black_box(invocation * 10 + 3));
+        }
         router.handle_message(callee, black_box(input.frame(&yield_frame)), 0, &mut out);
         assert_eq!(out.len(), 2);
         perform(&mut out);
@@ -96,6 +120,7 @@ fn main() {
         "call_json" => call(Serializer::Json, 9, iterations),
         "call_msgpack" => call(Serializer::MsgPack, 9, iterations),
         "call_msgpack_4k" => call(Serializer::MsgPack, 4096, iterations),
+        "call_msgpack_timed" => timed_call(Serializer::MsgPack, iterations),
         "publish_json_1" => publish(Serializer::Json, 1, iterations),
         "publish_msgpack_1" => publish(Serializer::MsgPack, 1, iterations),
         "publish_json_100" => publish(Serializer::Json, 100, iterations),

@@ -66,7 +66,16 @@ pub fn join(router: &mut Router, ser: Serializer, out: &mut Vec<Action>) -> Sess
 
 /// A single-shard router with a caller and a callee that registered `procedure`.
 pub fn caller_and_callee(ser: Serializer, procedure: &str) -> (Router, SessionKey, SessionKey) {
-    let mut router = Router::new(RouterConfig::default(), 1);
+    caller_and_callee_with(RouterConfig::default(), ser, procedure)
+}
+
+/// [`caller_and_callee`] on a router with `config`.
+pub fn caller_and_callee_with(
+    config: RouterConfig,
+    ser: Serializer,
+    procedure: &str,
+) -> (Router, SessionKey, SessionKey) {
+    let mut router = Router::new(config, 1);
     let mut out = Vec::new();
     let caller = join(&mut router, ser, &mut out);
     let callee = join(&mut router, ser, &mut out);
