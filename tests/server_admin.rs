@@ -303,3 +303,36 @@ fn a_bad_admin_table_is_named_by_check_config() {
         "{stderr}"
     );
 }
+
+/// Raw bytes to the admin port; what comes back before the server closes.
+fn raw_exchange(port: u16, bytes: &[u8]) -> String {
+    let mut stream = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(bytes).unwrap();
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    String::from_utf8_lossy(&raw).into_owned()
+}
+
+#[test]
+fn bad_requests_get_their_status_and_idle_clients_block_nobody() {
+    let (mut router, port) = start(2, "");
+    let idle: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).unwrap())
+        .collect();
+    assert!(raw_exchange(port, b"NONSENSE\r\n\r\n").starts_with("HTTP/1.1 400 "));
+    let mut huge = b"GET /metrics HTTP/1.1\r\nX-Filler: ".to_vec();
+    huge.extend_from_slice(&[b'a'; 9000]);
+    huge.extend_from_slice(b"\r\n\r\n");
+    assert!(raw_exchange(port, &huge).starts_with("HTTP/1.1 431 "));
+    assert_eq!(
+        get(port, "/healthz").status,
+        200,
+        "idle clients hold no one up"
+    );
+    drop(idle);
+    router.assert_alive();
+    router.terminate(Duration::from_secs(10));
+}

@@ -10,7 +10,8 @@
 //!   `GET /status.json` every second.
 //!
 //! One request per connection (the response closes it), at most [`MAX_ADMIN_CONNECTIONS`]
-//! at once, each bounded to [`MAX_REQUEST_HEAD`] bytes and [`REQUEST_TIMEOUT`]. With a token
+//! at once, each bounded to [`MAX_REQUEST_HEAD`] bytes, [`REQUEST_TIMEOUT`] for the request
+//! and [`CONNECTION_TIMEOUT`] in all. With a token
 //! configured, every path but `/healthz` and `/readyz` needs `Authorization: Bearer <token>`
 //! (compared in constant time); the status page takes the token from its URL fragment
 //! (`/#token=…`, which browsers never send to the server) and sends it with its polls. TLS
@@ -40,6 +41,9 @@ pub(crate) const MAX_ADMIN_CONNECTIONS: usize = 32;
 pub(crate) const MAX_REQUEST_HEAD: usize = 8 * 1024;
 /// Time a client has to send its request head (and, with TLS, finish its handshake).
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time a whole connection may take, answer included: a client that does not read its
+/// answer cannot hold a connection slot for longer.
+pub(crate) const CONNECTION_TIMEOUT: Duration = Duration::from_secs(15);
 /// Time the shards have to answer a metrics gather.
 const GATHER_WAIT: Duration = Duration::from_secs(1);
 
@@ -81,8 +85,21 @@ pub(crate) async fn serve(shard: Rc<Shard>, listener: TcpListener, config: Admin
             }
             admin.open.set(admin.open.get() + 1);
             let peer = stream.peer_addr().ok();
-            if let Err(e) = admin.serve_connection(&shard, stream).await {
-                debug!(?peer, "admin connection: {e}");
+            let served = futures_lite::future::or(
+                async { Some(admin.serve_connection(&shard, stream).await) },
+                async {
+                    Timer::new(CONNECTION_TIMEOUT).await;
+                    None
+                },
+            )
+            .await;
+            match served {
+                Some(Ok(())) => {}
+                Some(Err(e)) => debug!(?peer, "admin connection: {e}"),
+                None => debug!(
+                    ?peer,
+                    "admin connection: dropped after {CONNECTION_TIMEOUT:?}"
+                ),
             }
             admin.open.set(admin.open.get() - 1);
         })
