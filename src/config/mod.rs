@@ -3,7 +3,8 @@
 //! (serde `deny_unknown_fields`) — and every bad value is reported with the key that holds it,
 //! e.g. `listener[1].path: "ws" must start with '/'`. The result is a [`Config`] whose parts are
 //! the plain configuration types of the lower layers ([`TransportConfig`], [`RouterConfig`]),
-//! so nothing below this module sees TOML.
+//! so nothing below this module sees TOML. `reload.rs`: what a reload (SIGHUP) re-reads and
+//! which settings it may change in a running process.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -14,8 +15,10 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 mod auth;
+mod reload;
 
 pub use auth::{cryptosign_lines, scram_line, ticket_hash_line, wampcra_line};
+pub use reload::{plan_reload, ConfigSource, ReloadPlan};
 
 use crate::net::{TransportConfig, TransportKind};
 use crate::router::{
@@ -205,8 +208,8 @@ impl ListenerConfig {
 }
 
 /// Per-connection limits the runtime enforces (the router's own limits are in
-/// [`RouterConfig`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// [`RouterConfig`]). `Copy`: a shard keeps them in a `Cell`, swapped whole on reload.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct LimitsConfig {
     pub max_outbound_bytes: usize,
     /// The default slow-consumer policy (each listener may set its own).
