@@ -346,3 +346,141 @@ fn describe_changes(running: &Config, new: &Config) -> Vec<String> {
     }
     changes
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "[[listener]]\nkind = \"websocket\"\nbind = \"127.0.0.1:9000\"\n\
+        [[realm]]\nname = \"r\"\n[[realm.history]]\nuri = \"com.h\"\n";
+
+    fn load(text: &str) -> Config {
+        Config::from_toml_str(text).unwrap()
+    }
+
+    #[test]
+    fn an_unchanged_file_changes_nothing() {
+        let plan = plan_reload(&load(BASE), load(BASE));
+        assert!(plan.needs_restart.is_empty(), "{:?}", plan.needs_restart);
+        assert!(plan.changes.is_empty(), "{:?}", plan.changes);
+    }
+
+    #[test]
+    fn what_applies_is_described_and_taken() {
+        let next = format!(
+            "{BASE}[[realm.role]]\nname = \"user\"\n[[realm]]\nname = \"two\"\n\
+             [limits]\nmax_uri_length = 2048\nhandshake_timeout_ms = 5000\n"
+        );
+        let plan = plan_reload(&load(BASE), load(&next));
+        assert!(plan.needs_restart.is_empty(), "{:?}", plan.needs_restart);
+        let text = plan.changes.join("; ");
+        assert!(text.contains("realms added: \"two\""), "{text}");
+        assert!(text.contains("realm \"r\": roles 0 -> 1"), "{text}");
+        assert!(
+            text.contains("limits.max_uri_length 1024 -> 2048"),
+            "{text}"
+        );
+        assert!(
+            text.contains("limits.handshake_timeout_ms 10000 -> 5000"),
+            "{text}"
+        );
+        assert_eq!(plan.config.router.realms.len(), 2);
+        assert_eq!(plan.config.router.max_uri_length, 2048);
+        assert_eq!(plan.config.limits.handshake_timeout_ms, 5000);
+
+        let plan = plan_reload(&load(&next), load(BASE));
+        let text = plan.changes.join("; ");
+        assert!(text.contains("realms removed"), "{text}");
+        assert!(text.contains("\"two\""), "{text}");
+    }
+
+    #[test]
+    fn what_needs_a_restart_is_named_and_kept() {
+        let running = load(BASE);
+        let next = "cores = 2\nplacement = \"round-robin\"\nlog_level = \"debug\"\n\
+            [[listener]]\nkind = \"websocket\"\nbind = \"127.0.0.1:9001\"\nmax_message_size = 4096\n\
+            [[realm]]\nname = \"r\"\n[[realm.history]]\nuri = \"com.other\"\n\
+            [[realm]]\nname = \"new\"\n[[realm.history]]\nuri = \"com.h\"\n\
+            [runtime]\nshard_channel_capacity = 1024\n[limits]\nmax_outbound_bytes = 1048576\n";
+        let plan = plan_reload(&running, load(next));
+        let text = plan.needs_restart.join("\n");
+        for wanted in [
+            "cores (all -> 2)",
+            "placement (kernel -> round-robin)",
+            "log_level",
+            "runtime.shard_channel_capacity",
+            "limits.max_outbound_bytes",
+            "listener[0] (ws://127.0.0.1:9000/ws): bind, max_message_size",
+            "realm \"r\": [[realm.history]]",
+            "realm \"new\": [[realm.history]]",
+        ] {
+            assert!(text.contains(wanted), "{wanted:?} not in:\n{text}");
+        }
+        // The outbound bound is named once, under limits, not again per listener.
+        assert!(
+            !text.contains("slow_consumer/outbound_soft_bytes"),
+            "{text}"
+        );
+        let config = &plan.config;
+        assert_eq!(
+            (config.cores, config.placement),
+            (None, ShardPlacement::Kernel)
+        );
+        assert_eq!(config.log_level, None);
+        assert_eq!(config.runtime, running.runtime);
+        assert_eq!(
+            config.limits.max_outbound_bytes,
+            running.limits.max_outbound_bytes
+        );
+        assert_eq!(config.listeners[0].bind, running.listeners[0].bind);
+        assert_eq!(
+            config.router.realms[0].history,
+            running.router.realms[0].history
+        );
+        assert!(config.router.realms[1].history.is_empty());
+        // The new realm itself applies.
+        assert_eq!(config.router.realms[1].name, "new");
+    }
+
+    #[test]
+    fn listener_authentication_applies_when_its_socket_is_unchanged() {
+        let running = load(BASE);
+        let next = BASE.replace(
+            "bind = \"127.0.0.1:9000\"\n",
+            "bind = \"127.0.0.1:9000\"\nanonymous_role = \"guest\"\n",
+        );
+        let plan = plan_reload(&running, load(&next));
+        assert!(plan.needs_restart.is_empty(), "{:?}", plan.needs_restart);
+        assert_eq!(plan.config.router.listeners[0].anonymous_role, "guest");
+        assert_eq!(plan.config.listeners[0].auth.anonymous_role, "guest");
+        assert!(plan
+            .changes
+            .iter()
+            .any(|c| c.contains("listener authentication")));
+
+        // A listener that changed keeps its socket and its authentication as they run.
+        let moved = next.replace("9000", "9002");
+        let plan = plan_reload(&running, load(&moved));
+        assert_eq!(plan.needs_restart.len(), 1, "{:?}", plan.needs_restart);
+        assert_eq!(plan.config.router.listeners[0].anonymous_role, "anonymous");
+    }
+
+    #[test]
+    fn the_source_applies_the_command_line_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wampring.toml");
+        std::fs::write(&path, format!("cores = 4\n{BASE}")).unwrap();
+        let source = ConfigSource {
+            path: Some(path.clone()),
+            cores: Some(1),
+            placement: Some(ShardPlacement::RoundRobin),
+        };
+        let config = source.load().unwrap().unwrap();
+        assert_eq!(config.cores, Some(1));
+        assert_eq!(config.placement, ShardPlacement::RoundRobin);
+        std::fs::write(&path, "[[listener]]\nkind = \"websocket\"\n").unwrap();
+        let error = source.load().unwrap_err().0;
+        assert!(error.starts_with(&path.display().to_string()), "{error}");
+        assert!(ConfigSource::default().load().unwrap().is_none());
+    }
+}
