@@ -40,7 +40,8 @@
 //! read at start (`ConfigSource`), refuses a bad one (logged, the running one stays), keeps
 //! what needs a restart (`config::plan_reload`), logs what changes, and sends the result (one
 //! `Arc`) to every shard over a channel of its own. Each shard takes it in the same loop that
-//! polls the stop flag (`Shard::reconfigure`), so the message paths never look for it.
+//! polls the stop flag (`Shard::reconfigure`), so the message paths never look for it, and
+//! confirms; the "configuration reloaded" line is written once every shard has applied it.
 
 #[doc(hidden)]
 pub mod bench_support;
@@ -97,6 +98,17 @@ const STARTUP_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How often `serve`'s thread looks for a reload request (and whether the shards are done).
 pub const RELOAD_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How long `serve` waits for every shard to confirm a reload before it logs the outcome anyway
+/// (a shard that is stopping may never take it).
+const RELOAD_APPLY_WAIT: Duration = Duration::from_secs(5);
+
+/// A reloaded configuration on its way to one shard, and where the shard confirms it applied
+/// it (so that the reload's log line comes once the new config is in effect everywhere).
+struct Reconfigure {
+    config: Arc<Config>,
+    applied: mpsc::Sender<ShardId>,
+}
 
 /// How `serve` learns that the configuration should be read again.
 pub struct ReloadRequests {
@@ -181,7 +193,7 @@ pub fn serve(
     for (spec, ends) in shard_specs.into_iter().zip(mesh) {
         let (config, stop, ready) = (config.clone(), stop.clone(), ready_tx.clone());
         let (go_tx, go_rx) = mpsc::channel::<bool>();
-        let (reload_tx, reload_rx) = mpsc::channel::<Arc<Config>>();
+        let (reload_tx, reload_rx) = mpsc::channel::<Reconfigure>();
         let id = spec.id;
         let spawned = std::thread::Builder::new()
             .name(format!("wampring-shard-{id}"))
@@ -288,7 +300,7 @@ fn reload_config(
     source: &ConfigSource,
     running: &mut Config,
     shards: usize,
-    senders: &[mpsc::Sender<Arc<Config>>],
+    senders: &[mpsc::Sender<Reconfigure>],
 ) {
     let loaded = match source.load() {
         Ok(Some(config)) => config,
@@ -297,7 +309,17 @@ fn reload_config(
             return;
         }
         Err(e) => {
-            error!("reload refused, the running configuration stays: {e}");
+            // One line (TOML's messages quote the bad line over several), so that the whole
+            // error stays in one journal entry and one grep.
+            let text: Vec<&str> =
+                e.0.lines()
+                    .map(str::trim)
+                    .filter(|line| !line.is_empty() && *line != "|")
+                    .collect();
+            error!(
+                "reload refused, the running configuration stays: {}",
+                text.join(" / ")
+            );
             return;
         }
     };
@@ -314,6 +336,30 @@ fn reload_config(
     for warning in plan.config.warnings() {
         warn!("{warning}");
     }
+    let config = Arc::new(plan.config);
+    let (applied_tx, applied_rx) = mpsc::channel();
+    let mut sent = 0;
+    for sender in senders {
+        let message = Reconfigure {
+            config: config.clone(),
+            applied: applied_tx.clone(),
+        };
+        // A shard that already ended has dropped its receiver: nothing to apply there.
+        sent += usize::from(sender.send(message).is_ok());
+    }
+    drop(applied_tx);
+    let deadline = Instant::now() + RELOAD_APPLY_WAIT;
+    let mut applied = 0;
+    while applied < sent {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match applied_rx.recv_timeout(left) {
+            Ok(_) => applied += 1,
+            Err(_) => break,
+        }
+    }
+    if applied < sent {
+        warn!("reload: {applied} of {sent} shards confirmed the new configuration in time");
+    }
     if plan.changes.is_empty() {
         info!("configuration reloaded from {file}: nothing that applies changed");
     } else {
@@ -321,11 +367,6 @@ fn reload_config(
             "configuration reloaded from {file}: {}",
             plan.changes.join("; ")
         );
-    }
-    let config = Arc::new(plan.config);
-    for sender in senders {
-        // A shard that already ended has dropped its receiver: nothing to apply there.
-        let _ = sender.send(config.clone());
     }
     *running = (*config).clone();
 }
@@ -426,7 +467,7 @@ fn run_shard(
     epoch: Instant,
     ready: mpsc::Sender<(ShardId, StartupReport)>,
     go: mpsc::Receiver<bool>,
-    reloads: mpsc::Receiver<Arc<Config>>,
+    reloads: mpsc::Receiver<Reconfigure>,
     mesh_ends: MeshEnds<MeshMsg>,
 ) -> ShardMetrics {
     let id = spec.id;
@@ -597,7 +638,7 @@ async fn shard_main(
     listener_configs: Rc<[ListenerConfig]>,
     round_robin: Option<Rc<RoundRobin>>,
     placement: ShardPlacement,
-    (stop, reloads): (Arc<AtomicBool>, mpsc::Receiver<Arc<Config>>),
+    (stop, reloads): (Arc<AtomicBool>, mpsc::Receiver<Reconfigure>),
     mesh_tasks: Vec<glommio::Task<()>>,
 ) -> ShardMetrics {
     let accept_tasks: Vec<glommio::Task<()>> = listeners
@@ -619,8 +660,9 @@ async fn shard_main(
     while !stop.load(Ordering::Relaxed) {
         glommio::timer::sleep(STOP_POLL_INTERVAL).await;
         // A reload is rare and goes through here, off the message paths.
-        while let Ok(config) = reloads.try_recv() {
-            shard.reconfigure(&config);
+        while let Ok(reload) = reloads.try_recv() {
+            shard.reconfigure(&reload.config);
+            let _ = reload.applied.send(shard.id);
         }
     }
     let deadline = Instant::now() + SHUTDOWN_GRACE;
