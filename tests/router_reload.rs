@@ -1,7 +1,8 @@
 //! Scenario tests of configuration reload in the sans-IO router (`Router::handle_reconfigure`,
 //! what SIGHUP leads to): sessions stay established across a reload, even with a call in
 //! flight; a permission added to a role takes effect for the sessions holding that role (the
-//! decision cache is cleared), a role removed denies its sessions without closing them; a
+//! decision cache is cleared), a role removed denies its sessions without closing them, a role
+//! given a dynamic authorizer asks it (and asks again after the next reload); a
 //! principal removed cannot authenticate any more, a new one can, and a session challenged
 //! before the reload finishes against what it was challenged with; a realm added accepts
 //! HELLO (also when some shards reloaded before the others); a realm removed refuses new
@@ -260,6 +261,61 @@ fn a_permission_added_to_a_role_applies_to_its_open_sessions_and_a_removed_role_
     assert_eq!(h.stats().protocol_violations, 0);
 }
 
+/// The next INVOCATION to `callee`: its request id and arguments.
+fn invoked(h: &mut Harness, callee: &Client) -> (u64, Vec<Value<'static>>) {
+    match h.recv(callee).msg() {
+        Message::Invocation {
+            request, payload, ..
+        } => (request, payload_values(&payload).0),
+        other => panic!("expected INVOCATION, got {other:?}"),
+    }
+}
+
+fn yield_value(h: &mut Harness, callee: &Client, request: u64, value: Value<'static>) {
+    h.send(
+        callee,
+        &Message::Yield {
+            request,
+            options: Dict::new(),
+            payload: args(Json, &[value]).as_payload(),
+        },
+    );
+}
+
+fn a_dynamic_authorizer_given_by_a_reload_is_asked_and_its_answers_are_forgotten_on_the_next() {
+    let mut h = Harness::with_config(config());
+    let backend = join(&mut h, 1, "secure");
+    let user = join(&mut h, 0, "secure");
+    h.register(&backend, "com.auth.authorize");
+    h.register(&backend, "com.app.proc");
+    call_answered(&mut h, &user, &backend, "com.app.proc");
+
+    // Role `user` now asks an authorizer (the realm had none: the router opens its caller).
+    let mut next = config();
+    next.realms[1].roles[0].authorizer = Some("com.auth.authorize".into());
+    for round in 0..2 {
+        h.reconfigure(next.clone());
+        let request = h.call(&user, "com.app.proc", Dict::new(), Payload::empty(Json));
+        let (asked, arguments) = invoked(&mut h, &backend);
+        assert_eq!(arguments[1], s("com.app.proc"), "round {round}");
+        assert_eq!(arguments[2], s("call"));
+        yield_value(&mut h, &backend, asked, Value::Bool(true));
+        let (invocation, _) = invoked(&mut h, &backend);
+        yield_value(&mut h, &backend, invocation, Value::Bool(true));
+        match h.recv(&user).msg() {
+            Message::Result { request: r, .. } => assert_eq!(r, request),
+            other => panic!("expected RESULT, got {other:?}"),
+        }
+        // Cached until the next reload.
+        call_answered(&mut h, &user, &backend, "com.app.proc");
+    }
+    // Without the authorizer, the permissions decide again, unasked.
+    h.reconfigure(config());
+    call_answered(&mut h, &user, &backend, "com.app.proc");
+    call_refused(&mut h, &user, "com.auth.authorize", uri::NOT_AUTHORIZED);
+    h.expect_nothing(&backend);
+}
+
 fn a_removed_principal_cannot_authenticate_a_new_one_can_and_a_pending_challenge_finishes() {
     let mut h = Harness::with_config(config());
     let mut joe = challenged_with_ticket(&mut h, "realm1", "joe");
@@ -355,6 +411,7 @@ at_1_and_3_shards!(
     sessions_stay_established_across_a_reload_even_with_a_call_in_flight,
     a_permission_added_to_a_role_applies_to_its_open_sessions_and_a_removed_role_denies_them,
     a_removed_principal_cannot_authenticate_a_new_one_can_and_a_pending_challenge_finishes,
+    a_dynamic_authorizer_given_by_a_reload_is_asked_and_its_answers_are_forgotten_on_the_next,
     a_realm_added_accepts_hello,
     a_realm_removed_refuses_new_hellos_while_its_sessions_keep_calling,
 );
