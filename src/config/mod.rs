@@ -208,8 +208,8 @@ impl ListenerConfig {
 }
 
 /// Per-connection limits the runtime enforces (the router's own limits are in
-/// [`RouterConfig`]). `Copy`: a shard keeps them in a `Cell`, swapped whole on reload.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+/// [`RouterConfig`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LimitsConfig {
     pub max_outbound_bytes: usize,
     /// The default slow-consumer policy (each listener may set its own).

@@ -213,6 +213,9 @@ fn compare_listeners(
     lines
 }
 
+/// A setting the router holds: its name in the file, and its value as text.
+type RouterField = (&'static str, fn(&RouterConfig) -> String);
+
 /// What the reload changes, for the log: realms added and removed, roles and principals
 /// replaced (per realm, with their new counts), limits and rules that changed.
 fn describe_changes(running: &Config, new: &Config) -> Vec<String> {
@@ -296,7 +299,7 @@ fn describe_changes(running: &Config, new: &Config) -> Vec<String> {
         running.limits.max_connections_per_shard.to_string(),
         new.limits.max_connections_per_shard.to_string(),
     );
-    let router_fields: [(&str, fn(&RouterConfig) -> String); 13] = [
+    let router_fields: [RouterField; 13] = [
         ("limits.hello_timeout_ms", |c| {
             c.hello_timeout_ms.to_string()
         }),

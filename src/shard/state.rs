@@ -140,7 +140,7 @@ pub(crate) struct Shard {
     pub(crate) metrics: RefCell<ShardMetrics>,
     epoch: Instant,
     /// Replaced whole by a reload (`Shard::reconfigure`); read per new connection.
-    pub(crate) limits: Cell<LimitsConfig>,
+    pub(crate) limits: RefCell<LimitsConfig>,
     pub(crate) read_scratch: RefCell<Box<[u8]>>,
     /// A cleared action vector kept between messages, so routing allocates none.
     spare_actions: RefCell<Vec<Action>>,
@@ -192,7 +192,7 @@ impl Shard {
             connections: RefCell::new(Slab::new()),
             metrics: RefCell::new(ShardMetrics::default()),
             epoch,
-            limits: Cell::new(limits),
+            limits: RefCell::new(limits),
             read_scratch: RefCell::new(vec![0u8; READ_SCRATCH_BYTES].into_boxed_slice()),
             spare_actions: RefCell::new(Vec::new()),
             links,
@@ -235,7 +235,7 @@ impl Shard {
 
     /// True when a new connection must be refused (connection limit).
     pub(crate) fn at_connection_limit(&self) -> bool {
-        self.connection_count() >= self.limits.get().max_connections_per_shard
+        self.connection_count() >= self.limits.borrow().max_connections_per_shard
     }
 
     /// Adds a connection to the live set; returns its slot.
@@ -313,7 +313,7 @@ impl Shard {
     /// applies its part, and the limits checked per new connection are replaced. Sessions and
     /// connections stay as they are.
     pub(crate) fn reconfigure(&self, config: &Config) {
-        self.limits.set(config.limits);
+        self.limits.replace(config.limits.clone());
         let mut actions = self.spare_actions.take();
         self.router.borrow_mut().handle_reconfigure(
             config.router.clone(),
