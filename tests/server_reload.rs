@@ -4,7 +4,8 @@
 //! realm then accepts HELLOs on every shard, the removed one refuses them, the old sessions are
 //! still up and calling, and the log names what changed and what needs a restart. Then a
 //! broken file is written and SIGHUP sent again: the log names the error, and the router
-//! serves on with the configuration it had.
+//! serves on with the configuration it had. A connection limit lowered by a reload refuses
+//! newcomers and keeps the connections already open.
 
 mod common;
 
@@ -141,4 +142,56 @@ fn sighup_applies_a_new_config_keeps_sessions_and_refuses_a_broken_file() {
 
     let status = router.terminate(Duration::from_secs(5)).expect("exits");
     assert!(status.success(), "{status}; log:\n{}", router.log());
+}
+
+/// A RawSocket handshake (JSON); true when accepted, false when refused with error 4
+/// (connection limit). Panics on anything else.
+fn rawsocket_accepted(router: &RouterProcess) -> bool {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(router.raw_addr()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream.write_all(&[0x7F, 0xF1, 0, 0]).unwrap();
+    let mut reply = [0u8; 4];
+    stream.read_exact(&mut reply).unwrap();
+    assert_eq!(reply[0], 0x7F, "not a RawSocket handshake reply: {reply:?}");
+    if reply[1] & 0x0F != 0 {
+        return true;
+    }
+    assert_eq!(reply[1] >> 4, 4, "RawSocket error {reply:?}, want 4");
+    false
+}
+
+#[test]
+fn a_reloaded_connection_limit_applies_to_new_connections_and_keeps_the_open_ones() {
+    let router = RouterProcess::start("", &["--cores", "1"]);
+    let mut held = router.join("held", RAW, JSON);
+    assert!(rawsocket_accepted(&router));
+
+    let path = router.config_path();
+    let original = fs::read_to_string(&path).unwrap();
+    fs::write(
+        &path,
+        format!("{original}\n[limits]\nmax_connections_per_shard = 1\n"),
+    )
+    .unwrap();
+    assert!(router.reload("configuration reloaded", RELOAD_WAIT));
+    assert!(
+        router.log().contains("limits.max_connections_per_shard"),
+        "{}",
+        router.log()
+    );
+    // The held connection is the one allowed: newcomers are refused, it keeps working.
+    assert!(!rawsocket_accepted(&router));
+    let request = held.call("wamp.session.count", &[], None);
+    let (count, _) = held.expect_result(request);
+    assert_eq!(count, vec![u(1)]);
+
+    fs::write(&path, &original).unwrap();
+    assert!(router.reload("configuration reloaded", RELOAD_WAIT));
+    assert!(rawsocket_accepted(&router));
+    let mut second = router.join("second", WS, JSON);
+    let request = second.call("wamp.session.count", &[], None);
+    assert_eq!(second.expect_result(request).0, vec![u(2)]);
 }
