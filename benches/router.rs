@@ -253,7 +253,7 @@ impl Mesh {
                 Action::ToShard { to, msg } => self.wire.push_back((shard, to, msg)),
                 Action::Send { .. } | Action::SendEvent { .. } => self.frames += 1,
                 Action::SendEach { sessions, .. } => self.frames += sessions.len(),
-                Action::Close { .. } | Action::Check { .. } => {}
+                Action::Close { .. } | Action::Check { .. } | Action::Metrics { .. } => {}
             }
         }
     }

@@ -6,6 +6,7 @@ pub mod config;
 pub mod credentials;
 #[doc(hidden)]
 pub mod fuzz_targets;
+pub mod metrics;
 pub mod net;
 pub mod router;
 pub mod serializer;

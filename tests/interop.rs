@@ -63,10 +63,14 @@ const DISCLOSED_REALM: &str = "realm1.disclosed";
 /// [`DISCLOSED_REALM`] (`realm1.disclosed`, with `disclose_caller = true` and
 /// `disclose_publisher = true`). `realm1` keeps the event history of three topics (the clients'
 /// `event_history` step): `com.interop.history.exact`, the prefix `com.interop.history.pfx` and
-/// the wildcard `com.interop.history..wild` (its newest 3 events).
-fn router_config(ws: SocketAddr, rs: SocketAddr) -> String {
+/// the wildcard `com.interop.history..wild` (its newest 3 events). The admin listener at
+/// `admin` serves the metrics each run checks afterwards ([`check_metrics`]).
+fn router_config(ws: SocketAddr, rs: SocketAddr, admin: SocketAddr) -> String {
     format!(
         r#"# written by tests/interop.rs
+[admin]
+bind = "{admin}"
+
 [[listener]]
 kind = "websocket"
 bind = "{ws}"
@@ -350,6 +354,8 @@ struct Router {
     child: Child,
     ws: SocketAddr,
     rs: SocketAddr,
+    /// The admin listener (metrics, status page).
+    admin: SocketAddr,
     log: PathBuf,
     /// The TLS and Unix socket listeners, when started with them ([`Router::start_secure`]).
     secure: Option<SecureListeners>,
@@ -376,7 +382,7 @@ impl SecureListeners {
         let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
         fs::write(&cert, certified.cert.pem()).expect("write cert.pem");
         fs::write(&key, certified.key_pair.serialize_pem()).expect("write key.pem");
-        let (wss, rss) = two_free_ports();
+        let [wss, rss] = free_ports();
         let listeners = SecureListeners {
             wss,
             rss,
@@ -445,9 +451,9 @@ impl Router {
 
     fn try_start(extra_args: &[&str], secure: bool) -> Result<Router, String> {
         let dir = TempDir::new("router");
-        let (ws, rs) = two_free_ports();
+        let [ws, rs, admin] = free_ports();
         let config = dir.path().join("wampring.toml");
-        let mut text = router_config(ws, rs);
+        let mut text = router_config(ws, rs, admin);
         let secure = secure.then(|| {
             let (listeners, toml) = SecureListeners::create(dir.path());
             text.push_str(&toml);
@@ -477,6 +483,7 @@ impl Router {
             child,
             ws,
             rs,
+            admin,
             log,
             secure,
             _dir: dir,
@@ -490,7 +497,7 @@ impl Router {
                     router.log_text()
                 ));
             }
-            let up = [ws, rs]
+            let up = [ws, rs, admin]
                 .iter()
                 .all(|a| TcpStream::connect_timeout(a, Duration::from_millis(200)).is_ok());
             if up {
@@ -540,11 +547,113 @@ impl Drop for Router {
     }
 }
 
-/// Two distinct free 127.0.0.1 ports (both probed while held, so they differ).
-fn two_free_ports() -> (SocketAddr, SocketAddr) {
-    let a = TcpListener::bind("127.0.0.1:0").expect("bind probe port");
-    let b = TcpListener::bind("127.0.0.1:0").expect("bind probe port");
-    (a.local_addr().unwrap(), b.local_addr().unwrap())
+/// `N` distinct free 127.0.0.1 ports (all probed while held, so they differ).
+fn free_ports<const N: usize>() -> [SocketAddr; N] {
+    let held: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind probe port"))
+        .collect();
+    std::array::from_fn(|i| held[i].local_addr().unwrap())
+}
+
+/// One GET to the router's admin listener: (status, body).
+fn admin_get(router: &Router, path: &str) -> (u16, String) {
+    use std::io::Write;
+    let mut stream = TcpStream::connect_timeout(&router.admin, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("connect to the admin listener {}: {e}", router.admin));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        router.admin
+    )
+    .unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    (status, body.to_string())
+}
+
+/// The samples of metric `family` whose labels include every one of `labels`, summed.
+fn metric_sum(metrics: &str, family: &str, labels: &[(&str, &str)]) -> f64 {
+    metrics
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.rsplit_once(' '))
+        .filter(|(series, _)| {
+            series.split('{').next() == Some(family)
+                && labels
+                    .iter()
+                    .all(|(key, value)| series.contains(&format!("{key}=\"{value}\"")))
+        })
+        .filter_map(|(_, value)| value.parse::<f64>().ok())
+        .sum()
+}
+
+/// After a client's run: the admin listener's metrics count its work. Every HELLO came in as
+/// a counted message and (bar the refused ones) became a session; its calls were received,
+/// routed calls were timed, results went out; every shard answered.
+fn check_metrics(router: &Router, what: &str) -> Result<(), String> {
+    let (status, metrics) = admin_get(router, "/metrics");
+    if status != 200 {
+        return Err(format!("/metrics answered {status}: {metrics}"));
+    }
+    let received = |kind: &str| {
+        metric_sum(
+            &metrics,
+            "wampring_messages_received_total",
+            &[("type", kind)],
+        )
+    };
+    let sent = |kind: &str| metric_sum(&metrics, "wampring_messages_sent_total", &[("type", kind)]);
+    let hellos = received("HELLO");
+    let established = metric_sum(&metrics, "wampring_sessions_established_total", &[]);
+    let calls = received("CALL");
+    let timed = metric_sum(&metrics, "wampring_call_latency_seconds_count", &[]);
+    let checks = [
+        ("HELLOs counted", hellos >= 1.0),
+        (
+            "every session came from a counted HELLO",
+            established >= 1.0 && established <= hellos,
+        ),
+        (
+            "WELCOMEs counted per session",
+            sent("WELCOME") == established,
+        ),
+        ("CALLs counted", calls >= 1.0),
+        (
+            "routed calls timed, at most one per CALL",
+            timed >= 1.0 && timed <= calls,
+        ),
+        ("RESULTs counted", sent("RESULT") >= 1.0),
+        (
+            "bytes counted",
+            metric_sum(&metrics, "wampring_received_bytes_total", &[]) > calls,
+        ),
+        (
+            "the application error counted",
+            metric_sum(&metrics, "wampring_call_errors_total", &[]) >= 1.0,
+        ),
+    ];
+    let failed: Vec<&str> = checks
+        .iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(name, _)| *name)
+        .collect();
+    if failed.is_empty() {
+        eprintln!("{what}: metrics agree ({hellos} HELLOs, {established} sessions, {calls} CALLs, {timed} timed)");
+        Ok(())
+    } else {
+        Err(format!(
+            "metrics disagree with the client's run: {failed:?}\n{metrics}"
+        ))
+    }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -666,6 +775,9 @@ fn run_client(
         && router_died.is_none();
     if passed {
         eprintln!("{what}: passed in {elapsed:.1?}\n{output}");
+        if let Err(e) = check_metrics(&router, &what) {
+            panic!("interop failure: {what}: {e}");
+        }
         return;
     }
     let verdict = match (status, router_died) {
@@ -786,3 +898,161 @@ secure_test!(
     "json",
     ["--cores", "2"]
 );
+
+// ------------------------------------------------------------------------------------------
+// The admin listener's status page in headless Chromium
+// ------------------------------------------------------------------------------------------
+
+/// Installs Chromium when missing (`tests/interop/setup-chromium.sh`); its path.
+fn setup_chromium() -> String {
+    let tmp = TempDir::new("chromium-setup");
+    let log = tmp.path().join("setup.log");
+    let mut cmd = Command::new("bash");
+    cmd.arg(interop_dir().join("setup-chromium.sh"));
+    let (status, output) = run_bounded(&mut cmd, &log, SETUP_TIMEOUT);
+    match status {
+        Some(s) if s.success() => output
+            .lines()
+            .rfind(|line| line.starts_with('/'))
+            .unwrap_or_else(|| panic!("setup-chromium.sh named no browser:\n{output}"))
+            .to_string(),
+        _ => panic!("tests/interop/setup-chromium.sh failed ({status:?}):\n{output}"),
+    }
+}
+
+/// Waits (bounded) until `log` has a line `line`.
+fn wait_for_line(log: &Path, line: &str, limit: Duration) -> bool {
+    let until = Instant::now() + limit;
+    while Instant::now() < until {
+        if read_lossy(log).lines().any(|l| l == line) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// A number as the status page prints it ("12,345"); `None` for "–" and the like.
+fn shown_number(value: &serde_json::Value) -> Option<f64> {
+    value.as_str()?.replace(',', "").parse().ok()
+}
+
+/// The status page, opened in headless Chromium while an Autobahn|JS client calls and
+/// publishes: it loads, shows the router's shards, sessions and registration, and its numbers
+/// move between two readings three seconds apart. The screenshot is kept in cargo's target
+/// tmp directory (`status-page-<cores>-cores.png`).
+fn status_page_in_chromium(cores: &str) {
+    setup_clients();
+    let chromium = setup_chromium();
+    let router = Router::start(&["--cores", cores, "--placement", "round-robin"]);
+    let tmp = TempDir::new("status-page");
+    let load_log = tmp.path().join("load.log");
+    let load_out = fs::File::create(&load_log).unwrap();
+    let mut load = guard_child(
+        Command::new("node")
+            .arg(interop_dir().join("load.js"))
+            .args([&router.url(Transport::WebSocket), REALM, "40"])
+            .stdin(Stdio::null())
+            .stdout(load_out.try_clone().unwrap())
+            .stderr(load_out),
+    )
+    .spawn()
+    .expect("spawn node load.js");
+    struct Kill<'a>(&'a mut Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            signal_group(self.0, libc::SIGKILL);
+            let _ = self.0.wait();
+        }
+    }
+    let load = Kill(&mut load);
+    assert!(
+        wait_for_line(&load_log, "ready", Duration::from_secs(20)),
+        "the load client did not start:\n{}",
+        read_lossy(&load_log)
+    );
+
+    let screenshot =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("status-page-{cores}-cores.png"));
+    let _ = fs::remove_file(&screenshot);
+    let driver_log = tmp.path().join("driver.log");
+    let url = format!("http://{}/", router.admin);
+    let mut driver = Command::new("node");
+    driver
+        .arg(interop_dir().join("status_page.js"))
+        .arg(&chromium)
+        .arg(&url)
+        .arg(&screenshot);
+    let (status, output) = run_bounded(&mut driver, &driver_log, CLIENT_TIMEOUT);
+    drop(load);
+    assert!(
+        matches!(status, Some(s) if s.success()),
+        "status_page.js failed ({status:?}):\n{output}\n---- router log ----\n{}",
+        router.log_text()
+    );
+    let result: serde_json::Value = output
+        .lines()
+        .rev()
+        .find_map(|line| serde_json::from_str(line).ok())
+        .unwrap_or_else(|| panic!("no JSON from status_page.js:\n{output}"));
+    let (first, second) = (&result["first"], &result["second"]);
+    eprintln!(
+        "status page: {first}\nthen: {second}\nscreenshot: {}",
+        screenshot.display()
+    );
+    for reading in [first, second] {
+        assert_eq!(reading["title"], "wampring status", "{reading}");
+        assert_eq!(reading["state"], "ready", "{reading}");
+        assert_eq!(reading["shards"], cores, "{reading}");
+        assert_eq!(reading["rows"], cores.parse::<u64>().unwrap(), "{reading}");
+        assert_eq!(shown_number(&reading["sessions"]), Some(2.0), "{reading}");
+        assert_eq!(
+            shown_number(&reading["registrations"]),
+            Some(1.0),
+            "{reading}"
+        );
+        assert_eq!(reading["error"], "", "{reading}");
+        assert!(
+            shown_number(&reading["calls_rate"]).is_some_and(|rate| rate > 0.0),
+            "calls per second while the client calls: {reading}"
+        );
+        assert!(
+            shown_number(&reading["rate_in"]).is_some_and(|rate| rate > 0.0),
+            "{reading}"
+        );
+        assert!(
+            reading["latency_p50"]
+                .as_str()
+                .is_some_and(|shown| shown.starts_with("≤ ")
+                    && (shown.ends_with(" µs") || shown.ends_with(" ms"))),
+            "{reading}"
+        );
+        assert!(
+            reading["canvases"]
+                .as_array()
+                .is_some_and(|drawn| drawn.len() == 3 && drawn.iter().all(|d| d == true)),
+            "{reading}"
+        );
+    }
+    let total = |reading: &serde_json::Value| shown_number(&reading["messages_total"]).unwrap();
+    assert!(
+        total(second) > total(first),
+        "the message count moved: {first} then {second}"
+    );
+    assert!(second["polls"].as_u64() > first["polls"].as_u64());
+    let png = fs::read(&screenshot).expect("the screenshot was saved");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "a real screenshot"
+    );
+}
+
+#[test]
+fn status_page_in_chromium_one_shard() {
+    status_page_in_chromium("1");
+}
+
+#[test]
+fn status_page_in_chromium_two_shards() {
+    status_page_in_chromium("2");
+}

@@ -99,6 +99,7 @@ impl Sim {
                     panic!("a single-shard router addressed shard {to}")
                 }
                 Action::Check { .. } => panic!("a secret check without any principal"),
+                Action::Metrics { .. } => panic!("metrics nobody asked for"),
             }
         }
     }

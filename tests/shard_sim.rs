@@ -545,6 +545,8 @@ struct RegistrationSpan {
 struct Scenario {
     rng: Rng,
     cluster: Cluster,
+    /// Metrics gathers asked mid-run: (shard asked, request).
+    metrics_asked: Vec<(usize, u64)>,
     clients: Vec<SimClient>,
     time: u64,
     calls: HashMap<(u64, u64), CallRecord>,
@@ -645,9 +647,11 @@ impl Scenario {
         let config = RouterConfig {
             realms: vec![realm1],
             auto_create_realms: auto_realm,
+            measure_call_latency: true,
             ..RouterConfig::default()
         };
         Scenario {
+            metrics_asked: Vec::new(),
             rng: Rng(seed),
             cluster: Cluster::with_config(shards, seed, config.clone()),
             config,
@@ -1987,6 +1991,13 @@ impl Scenario {
     /// One scheduler step: a client operation or one delivery from a random busy channel.
     fn step(&mut self) {
         self.time += 1;
+        self.cluster.set_clock_us(self.time * 10);
+        if self.rng.chance(2) {
+            // A scrape of the admin listener, at any point of the interleaving.
+            let shard = self.rng.below(self.cluster.shards());
+            self.cluster.ask_metrics(shard, self.time);
+            self.metrics_asked.push((shard, self.time));
+        }
         if self.rng.chance(3) {
             // Timers fire: realm sweeps among them.
             self.cluster.advance_to(self.cluster.now + 1_000);
@@ -2190,6 +2201,46 @@ impl Scenario {
             }
             self.pump();
         }
+    }
+
+    /// Every metrics gather asked mid-run was answered once, with one snapshot per shard in
+    /// shard order; calls were timed at most once each (a call refused before it was routed,
+    /// e.g. no_such_procedure, is not timed).
+    fn check_metrics(&mut self) {
+        let shards = self.cluster.shards();
+        let mut answered = std::mem::take(&mut self.cluster.metrics);
+        for asked in &self.metrics_asked {
+            let at = answered
+                .iter()
+                .position(|(shard, request, _)| (*shard, *request) == *asked)
+                .unwrap_or_else(|| panic!("metrics gather {asked:?} never answered"));
+            let (_, _, snapshots) = answered.swap_remove(at);
+            let order: Vec<usize> = snapshots.iter().map(|s| s.shard).collect();
+            assert_eq!(order, (0..shards).collect::<Vec<_>>());
+        }
+        assert!(
+            answered.is_empty(),
+            "metrics nobody asked for: {}",
+            answered.len()
+        );
+        let now = self.cluster.metrics_from(0, u64::MAX);
+        let timed: u64 = now.iter().map(|s| s.latency.count).sum();
+        let made = self.calls.len() as u64;
+        assert!(timed <= made, "{timed} calls timed, {made} made");
+        // A call that reached a callee and was answered went through a pending entry on its
+        // caller's shard, which timed it.
+        let invoked = self
+            .calls
+            .values()
+            .filter(|call| call.callee.is_some() && call.answers == 1 && !call.caller_left)
+            .count() as u64;
+        assert!(
+            timed >= invoked,
+            "{timed} calls timed, {invoked} invoked and answered"
+        );
+        assert!(now
+            .iter()
+            .all(|s| s.latency.sum_us <= s.latency.count * self.time * 10));
     }
 
     /// Returns how many (publish, subscriber) pairs had to be delivered.
@@ -2651,6 +2702,7 @@ fn run_seed(seed: u64) -> Coverage {
     sim.quiesce();
     sim.quiet_point();
     sim.probe_exact(true);
+    sim.check_metrics();
     let must_receive_checks = sim.check_delivery();
     sim.check_kills_and_revocations();
     let shared_at_end = sim.check_replicas();

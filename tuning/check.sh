@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # tuning/check.sh — owns the read-only host check for wampring. It prints one table row per
 # operating-system setting the router depends on (locked memory for io_uring, file
-# descriptors, listen backlogs, ephemeral ports, CPUs and their isolation, io_uring
-# availability, frequency governor, transparent hugepages): the current value, what wampring
-# wants, and a verdict (OK, WARN, INFO, n/a). It changes nothing, needs no root, reads only
-# /proc and /sys plus `ulimit`, and always exits 0 unless an argument is bad (exit 2).
+# descriptors, listen backlogs, ephemeral ports, CPUs and their isolation, NIC receive queues,
+# io_uring availability, frequency governor, transparent hugepages): the current value, what
+# wampring wants, and a verdict (OK, WARN, INFO, n/a). Its expectations are computed for the
+# shards wampring would run here: by default one per CPU this process may run on (what the
+# router does when `cores` is unset, at most 64), or `--cores N`. It changes nothing, needs no
+# root, reads only /proc and /sys plus `ulimit` (and `nproc` as a fallback), and always exits
+# 0 unless an argument is bad (exit 2).
 # tuning/README.md explains every row: why it matters, how to set it, how to make it stick.
 
 # Run by `sh`? Re-run under bash (the script uses bash features).
@@ -23,9 +26,11 @@ Prints the host settings wampring depends on beside what it wants, with a verdic
   n/a   not available on this host (missing file or tool)
 
 Options:
-  -c, --cores N   shards you plan to run (the `cores` config key / --cores flag;
-                  default 1). Scales the locked-memory requirement and is checked
-                  against the CPUs this process may use.
+  -c, --cores N   shards you plan to run (the `cores` config key / --cores flag, 1..=64).
+                  Default: what wampring runs when `cores` is unset, one shard per CPU
+                  this process may run on (at most 64). Scales the locked-memory and
+                  file-descriptor expectations and is checked against the CPUs,
+                  the cgroup CPU quota and the NIC receive queues.
   --no-color      plain output even on a terminal (NO_COLOR=1 does the same)
   -h, --help      this text
 
@@ -35,9 +40,29 @@ Exit status: 0 (whatever the verdicts), 2 for a bad argument.
 EOF
 }
 
+# cpu_count LIST: number of CPUs in a kernel CPU list such as "0-3,8,10-11".
+cpu_count() {
+    local list="$1" part lo hi n=0
+    list="${list// /}"
+    [ -z "$list" ] && {
+        echo 0
+        return
+    }
+    local IFS=','
+    for part in $list; do
+        if [[ "$part" =~ ^([0-9]+)-([0-9]+)$ ]]; then
+            lo="${BASH_REMATCH[1]}" hi="${BASH_REMATCH[2]}"
+            [ "$hi" -ge "$lo" ] && n=$((n + hi - lo + 1))
+        elif [[ "$part" =~ ^[0-9]+$ ]]; then
+            n=$((n + 1))
+        fi
+    done
+    echo "$n"
+}
+
 # ----- arguments -----
 
-cores=1
+cores=''
 color=1
 [ -n "${NO_COLOR:-}" ] && color=0
 [ -t 1 ] || color=0
@@ -73,17 +98,58 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-# Same bounds as the config (src/config.rs: 1 ..= 1024).
-if ! [[ "$cores" =~ ^[0-9]{1,4}$ ]] || [ "$cores" -lt 1 ] || [ "$cores" -gt 1024 ]; then
-    echo "check.sh: --cores must be a number in 1..=1024, got: $cores" >&2
-    exit 2
+# The router's bound on shards (src/router/shard_msg.rs MAX_SHARDS, the config's MAX_CORES).
+MAX_SHARDS=64
+
+# CPUs this process may run on, as the router sees them (sched_getaffinity); the same list
+# appears in /proc/self/status. Read here because the default shard count depends on it.
+allowed=''
+if [ -r /proc/self/status ]; then
+    while IFS=$':\t ' read -r key value _; do
+        [ "$key" = Cpus_allowed_list ] && allowed="$value"
+    done </proc/self/status
+fi
+if [ -z "$allowed" ] && command -v taskset >/dev/null 2>&1; then
+    allowed=$(taskset -cp $$ 2>/dev/null | sed -n 's/.*: *//p')
+fi
+
+if [ -n "$cores" ]; then
+    # Same bounds as the config (src/config: 1 ..= MAX_CORES = MAX_SHARDS).
+    if ! [[ "$cores" =~ ^[0-9]{1,4}$ ]] || [ "$cores" -lt 1 ] || [ "$cores" -gt "$MAX_SHARDS" ]; then
+        echo "check.sh: --cores must be a number in 1..=$MAX_SHARDS, got: $cores" >&2
+        exit 2
+    fi
+    cores_source="--cores $cores"
+else
+    # wampring's default: one shard per allowed CPU, at most MAX_SHARDS.
+    cores=0
+    if [ -n "$allowed" ]; then
+        cores=$(cpu_count "$allowed")
+    fi
+    if [ "$cores" -lt 1 ] && command -v nproc >/dev/null 2>&1; then
+        cores=$(nproc 2>/dev/null || echo 0)
+        [[ "$cores" =~ ^[0-9]+$ ]] || cores=0
+    fi
+    [ "$cores" -lt 1 ] && cores=1
+    if [ "$cores" -gt "$MAX_SHARDS" ]; then
+        cores_source="default: $MAX_SHARDS of the allowed CPUs"
+        cores=$MAX_SHARDS
+    else
+        cores_source="default: one per allowed CPU"
+    fi
 fi
 
 # ----- what wampring wants -----
 
 GLOMMIO_MIN_MEMLOCK_KIB=512   # glommio 0.9 refuses to build an executor below this
 MEMLOCK_CLEAN_KIB=8192        # per shard: io_uring buffer registration succeeds without CAP_IPC_LOCK
-WANT_NOFILE=65536
+WANT_NOFILE=65536             # at least, whatever the shard count
+CONNECTIONS_PER_SHARD=100000  # the default [limits] max_connections_per_shard
+# Descriptors wampring keeps besides connections (src/shard/startup.rs): 32 per process, and per
+# shard 8 (io_uring rings, eventfd, spare) + 16 refusals in flight + one listener per listener
+# (two assumed: WebSocket and RawSocket).
+FD_RESERVE_PROCESS=32
+FD_RESERVE_PER_SHARD=$((8 + 16 + 2))
 WANT_SOMAXCONN=4096           # wampring listens with backlog 4096 (src/shard/startup.rs)
 WANT_SYN_BACKLOG=4096
 WANT_FILE_MAX=1048576
@@ -92,6 +158,8 @@ MAX_CPU_FILES=4096            # bound on per-CPU sysfs reads
 
 need_memlock_kib=$((GLOMMIO_MIN_MEMLOCK_KIB * cores))
 clean_memlock_kib=$((MEMLOCK_CLEAN_KIB * cores))
+fd_reserve=$((FD_RESERVE_PROCESS + FD_RESERVE_PER_SHARD * cores))
+want_nofile_full=$((CONNECTIONS_PER_SHARD * cores + fd_reserve))
 
 # ----- helpers -----
 
@@ -152,25 +220,6 @@ at_least() {
     is_uint "$1" && [ "$1" -ge "$2" ]
 }
 
-# cpu_count LIST: number of CPUs in a kernel CPU list such as "0-3,8,10-11".
-cpu_count() {
-    local list="$1" part lo hi n=0
-    list="${list// /}"
-    [ -z "$list" ] && {
-        echo 0
-        return
-    }
-    local IFS=','
-    for part in $list; do
-        if [[ "$part" =~ ^([0-9]+)-([0-9]+)$ ]]; then
-            lo="${BASH_REMATCH[1]}" hi="${BASH_REMATCH[2]}"
-            [ "$hi" -ge "$lo" ] && n=$((n + hi - lo + 1))
-        elif [[ "$part" =~ ^[0-9]+$ ]]; then
-            n=$((n + 1))
-        fi
-    done
-    echo "$n"
-}
 
 # sysctl_row NAME MIN NOTE-WHEN-LOW: a numeric /proc/sys value checked against MIN.
 sysctl_row() {
@@ -190,9 +239,9 @@ sysctl_row() {
 # ----- header -----
 
 kernel=$(first_line /proc/sys/kernel/osrelease || uname -r 2>/dev/null || echo unknown)
-printf 'wampring host check — %s, kernel %s, user %s (uid %s), planning %s shard(s)\n' \
+printf 'wampring host check — %s, kernel %s, user %s (uid %s), planning %s shard(s) (%s)\n' \
     "$(first_line /proc/sys/kernel/hostname || echo unknown-host)" "$kernel" \
-    "$(id -un 2>/dev/null || echo '?')" "$(id -u 2>/dev/null || echo '?')" "$cores"
+    "$(id -un 2>/dev/null || echo '?')" "$(id -u 2>/dev/null || echo '?')" "$cores" "$cores_source"
 printf '%-30s %-24s %-20s %-7s %s\n' SETTING CURRENT WANTED VERDICT NOTE
 
 # ----- io_uring -----
@@ -308,6 +357,23 @@ elif at_least "$nf_hard" "$WANT_NOFILE"; then
 else
     row "RLIMIT_NOFILE hard" "$nf_hard" ">= $WANT_NOFILE" WARN "caps connections per shard; raising it needs root (limits.conf, LimitNOFILE=)"
 fi
+# wampring splits what the hard limit leaves after its reserve evenly over the shards and
+# lowers max_connections_per_shard to that (with a warning) when the default does not fit.
+if [ "$nf_hard" = unlimited ] || [ "$nf_hard" = infinity ]; then
+    row "connections per shard (fit)" "unlimited" ">= $CONNECTIONS_PER_SHARD" OK
+elif is_uint "${nf_hard:-}"; then
+    per_shard=0
+    [ "$nf_hard" -gt "$fd_reserve" ] && per_shard=$(((nf_hard - fd_reserve) / cores))
+    if [ "$per_shard" -ge "$CONNECTIONS_PER_SHARD" ]; then
+        row "connections per shard (fit)" "$per_shard" ">= $CONNECTIONS_PER_SHARD" OK
+    elif [ "$per_shard" -ge 1024 ]; then
+        row "connections per shard (fit)" "$per_shard" ">= $CONNECTIONS_PER_SHARD" INFO "wampring lowers max_connections_per_shard to this; all shards full: $want_nofile_full fds"
+    else
+        row "connections per shard (fit)" "$per_shard" ">= $CONNECTIONS_PER_SHARD" WARN "hard limit / $cores shards leaves few connections per shard"
+    fi
+else
+    row "connections per shard (fit)" "n/a" ">= $CONNECTIONS_PER_SHARD" n/a
+fi
 sysctl_row fs.file-max "$WANT_FILE_MAX" "system-wide open files"
 sysctl_row fs.nr_open "$WANT_NOFILE" "caps RLIMIT_NOFILE"
 
@@ -365,21 +431,17 @@ else
     row "CPUs online" "n/a" ">= $cores (shards)" n/a
 fi
 
-allowed=''
-if [ -r /proc/self/status ]; then
-    while IFS=$':\t ' read -r key value _; do
-        [ "$key" = Cpus_allowed_list ] && allowed="$value"
-    done </proc/self/status
-fi
-if [ -z "$allowed" ] && command -v taskset >/dev/null 2>&1; then
-    allowed=$(taskset -cp $$ 2>/dev/null | sed -n 's/.*: *//p')
-fi
+# ($allowed was read before the arguments: the default shard count comes from it.)
 if [ -n "$allowed" ]; then
     n_allowed=$(cpu_count "$allowed")
-    if [ "$n_allowed" -ge "$cores" ]; then
-        row "allowed CPUs (affinity)" "$allowed ($n_allowed)" ">= $cores (shards)" OK
+    if [ "$n_allowed" -lt "$cores" ]; then
+        row "allowed CPUs (affinity)" "$allowed ($n_allowed)" ">= $cores (shards)" WARN "fewer allowed CPUs than shards: wampring refuses to start"
+    elif [ "$n_allowed" -gt "$MAX_SHARDS" ] && [ "$cores" = "$MAX_SHARDS" ]; then
+        row "allowed CPUs (affinity)" "$allowed ($n_allowed)" ">= $cores (shards)" INFO "wampring uses the first $MAX_SHARDS"
+    elif [ "$n_allowed" -gt "$cores" ]; then
+        row "allowed CPUs (affinity)" "$allowed ($n_allowed)" ">= $cores (shards)" OK "shards on the first $cores; the rest stay free"
     else
-        row "allowed CPUs (affinity)" "$allowed ($n_allowed)" ">= $cores (shards)" WARN "taskset/cpuset leaves fewer CPUs than shards"
+        row "allowed CPUs (affinity)" "$allowed ($n_allowed)" ">= $cores (shards)" OK "one shard on each"
     fi
 else
     row "allowed CPUs (affinity)" "n/a" ">= $cores (shards)" n/a
@@ -414,7 +476,7 @@ fi
 if [ -z "$quota_text" ]; then
     row "cgroup CPU quota" "n/a" "none, or >= $cores CPU" n/a
 elif [ -n "$quota_cpus" ] && [ "$quota_cpus" -lt "$cores" ]; then
-    row "cgroup CPU quota" "$quota_text" "none, or >= $cores CPU" WARN "shards will be throttled"
+    row "cgroup CPU quota" "$quota_text" "none, or >= $cores CPU" WARN "$cores shards share ~$quota_cpus CPU: set cores to $quota_cpus or raise the quota"
 else
     row "cgroup CPU quota" "$quota_text" "none, or >= $cores CPU" OK
 fi
@@ -435,7 +497,7 @@ row "nohz_full (cmdline)" "${nohz:-none}" "optional" INFO
 if smt=$(first_line /sys/devices/system/cpu/smt/active); then
     siblings=$(first_line /sys/devices/system/cpu/cpu0/topology/thread_siblings_list || echo '?')
     if [ "$smt" = 1 ]; then
-        row "SMT (hyperthreads) active" "yes (cpu0: $siblings)" "-" INFO "one shard per physical core is best"
+        row "SMT (hyperthreads) active" "yes (cpu0: $siblings)" "-" INFO "the default puts a shard on each sibling; one per core is best"
     else
         row "SMT (hyperthreads) active" "no" "-" INFO
     fi
@@ -469,6 +531,33 @@ else
     row "irqbalance running" "n/a" "-" n/a
 fi
 
+# Network receive work runs where the NIC's queue interrupts (or RPS) land; with one shard per
+# CPU there are usually no spare CPUs, so the queues should be spread over the shard CPUs.
+n_ifaces=0
+for dev in /sys/class/net/*; do
+    [ -d "$dev/queues" ] || continue
+    name="${dev##*/}"
+    [ "$name" = lo ] && continue
+    [ -e "$dev/device" ] || continue # virtual devices (bridges, veths, tunnels) have no queues of their own
+    n_ifaces=$((n_ifaces + 1))
+    [ "$n_ifaces" -gt 8 ] && break
+    rxq=0 rps=off
+    for q in "$dev"/queues/rx-*; do
+        [ -d "$q" ] || continue
+        rxq=$((rxq + 1))
+        [ "$rxq" -gt "$MAX_CPU_FILES" ] && break
+        if mask=$(first_line "$q/rps_cpus") && [[ "$mask" =~ [1-9a-fA-F] ]]; then rps=on; fi
+    done
+    if [ "$rxq" -ge "$cores" ]; then
+        row "NIC rx queues ($name)" "$rxq (rps $rps)" ">= $cores or RPS" OK
+    elif [ "$rps" = on ]; then
+        row "NIC rx queues ($name)" "$rxq (rps $rps)" ">= $cores or RPS" OK "RPS spreads receive work"
+    else
+        row "NIC rx queues ($name)" "$rxq (rps $rps)" ">= $cores or RPS" INFO "fewer queues than shards: receive work lands on $rxq CPU(s)"
+    fi
+done
+[ "$n_ifaces" = 0 ] && row "NIC rx queues" "n/a" ">= $cores or RPS" n/a "no physical NIC visible"
+
 # ----- memory -----
 
 section "memory (README: transparent hugepages)"
@@ -492,7 +581,5 @@ thp_row "THP defrag" /sys/kernel/mm/transparent_hugepage/defrag "not always"
 # ----- summary -----
 
 printf '\n%s WARN row(s). Each row is explained in tuning/README.md.\n' "$warns"
-if [ "$cores" = 1 ]; then
-    printf '%s\n' "Planning more shards? Run again with --cores N."
-fi
+printf 'Expectations are for %s shard(s) (%s); --cores N checks another count.\n' "$cores" "$cores_source"
 exit 0

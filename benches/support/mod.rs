@@ -126,6 +126,9 @@ pub fn perform(out: &mut Vec<Action>) {
             Action::Check { session, token, .. } => {
                 black_box((session, token));
             }
+            Action::Metrics { request, .. } => {
+                black_box(request);
+            }
         }
     }
 }
@@ -136,7 +139,10 @@ pub fn messages_sent(out: &[Action]) -> usize {
         .map(|action| match action {
             Action::Send { .. } | Action::SendEvent { .. } => 1,
             Action::SendEach { sessions, .. } => sessions.len(),
-            Action::Close { .. } | Action::ToShard { .. } | Action::Check { .. } => 0,
+            Action::Close { .. }
+            | Action::ToShard { .. }
+            | Action::Check { .. }
+            | Action::Metrics { .. } => 0,
         })
         .sum()
 }

@@ -3,7 +3,10 @@
 //! is a child process of this same binary (a clean process per run: no state, memory or CPU
 //! accounting shared between routers), writing its JSON report into `--out/raw/`. The summary
 //! is the median of each figure over the rounds, as a markdown table with ratios to the first
-//! router (`compare.md`) and an SVG bar chart (`compare.svg`).
+//! router (`compare.md`) and an SVG bar chart (`compare.svg`). The chart is titled with what
+//! was measured (scenario and pacing, measured time, serializer, transport, date in UTC, the
+//! commit wampring-load was built from) and its axes carry units and grouped thousands, so it
+//! still means something when it is pasted somewhere without the table.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command as Process, Stdio};
@@ -15,7 +18,10 @@ use crate::cli::{validate, Cli, Command, CommonArgs, CompareArgs};
 use crate::clock::CLOSE_TIMEOUT;
 use crate::procfs;
 use crate::report::Report;
-use crate::units::{format_micros, format_rate};
+use crate::units::{format_micros, format_rate, format_thousands, format_utc_minute};
+
+/// The git commit this binary was built from (`build.rs`; "unknown" outside a repository).
+pub const BUILD_COMMIT: &str = env!("WAMPRING_LOAD_COMMIT");
 
 /// The medians of one router over the rounds.
 #[derive(Clone, Debug, PartialEq)]
@@ -134,8 +140,157 @@ pub fn markdown(
     md
 }
 
-/// Two bar panels: achieved rate (higher is better) and p99 latency (lower is better).
-pub fn write_svg(path: &Path, unit: &str, summaries: &[RouterSummary]) -> Result<(), String> {
+/// What a chart's title says about the run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChartContext {
+    /// The scenario and its pacing: "rpc, window 100", "pubsub, 2 → 4, rate 1,000/s".
+    pub scenario: String,
+    /// Measured seconds per run.
+    pub measured_s: f64,
+    pub serializer: String,
+    /// "websocket", "rawsocket", or both when the routers differ ("rawsocket / websocket").
+    pub transport: String,
+    /// When the comparison ran, `YYYY-MM-DD HH:MM UTC`.
+    pub date_utc: String,
+    /// The commit wampring-load was built from.
+    pub commit: String,
+}
+
+impl ChartContext {
+    /// The context of a comparison of `command` over `router_urls`, run now (`None` for a
+    /// command that is no scenario).
+    pub fn of(command: &Command, router_urls: &[String]) -> Option<ChartContext> {
+        let (scenario, common) = match command {
+            Command::Rpc(a) => (
+                format!(
+                    "rpc, {}{}",
+                    pacing_text(a.window, a.rate, "window"),
+                    plural_sessions(a.callers, "caller")
+                ),
+                &a.common,
+            ),
+            Command::Pubsub(a) => (
+                format!(
+                    "pubsub, {} → {}, {}{}",
+                    plural(a.publishers, "publisher"),
+                    plural(a.subscribers, "subscriber"),
+                    pacing_text(
+                        a.window,
+                        a.rate,
+                        if a.acknowledge { "window" } else { "batch" }
+                    ),
+                    if a.acknowledge { ", acknowledged" } else { "" }
+                ),
+                &a.common,
+            ),
+            Command::Connect(a) => (
+                format!(
+                    "connect, {}{}",
+                    plural(a.connections, "loop"),
+                    if a.hold > 0 {
+                        format!(", {} held", format_thousands(a.hold as f64, 0))
+                    } else {
+                        String::new()
+                    }
+                ),
+                &a.common,
+            ),
+            Command::SessionList(a) => (
+                format!(
+                    "session-list, {} idle sessions, window {}{}",
+                    format_thousands(a.sessions as f64, 0),
+                    a.window,
+                    plural_sessions(a.callers, "caller")
+                ),
+                &a.common,
+            ),
+            Command::Compare(_) => return None,
+        };
+        let mut transports: Vec<&str> = router_urls
+            .iter()
+            .filter_map(|url| crate::target::Target::parse(url).ok())
+            .map(|t| match (t.kind, t.secure) {
+                (wampring::net::TransportKind::WebSocket, false) => "websocket",
+                (wampring::net::TransportKind::WebSocket, true) => "websocket+tls",
+                (wampring::net::TransportKind::RawSocket, false) => "rawsocket",
+                (wampring::net::TransportKind::RawSocket, true) => "rawsocket+tls",
+            })
+            .collect();
+        transports.sort_unstable();
+        transports.dedup();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Some(ChartContext {
+            scenario,
+            measured_s: common.duration.as_secs_f64(),
+            serializer: match common.serializer {
+                crate::cli::SerializerArg::Json => "json".into(),
+                crate::cli::SerializerArg::Msgpack => "msgpack".into(),
+            },
+            transport: transports.join(" / "),
+            date_utc: format_utc_minute(now),
+            commit: BUILD_COMMIT.to_string(),
+        })
+    }
+
+    /// One line: "rpc, window 100 · 10 s measured · json over websocket · 2026-12-02 23:40 UTC
+    /// · wampring-load ea9ba99".
+    pub fn title(&self) -> String {
+        format!(
+            "{} · {} s measured · {} over {} · {} · wampring-load {}",
+            self.scenario,
+            format_thousands(
+                self.measured_s,
+                if self.measured_s.fract() == 0.0 { 0 } else { 1 }
+            ),
+            self.serializer,
+            self.transport,
+            self.date_utc,
+            self.commit
+        )
+    }
+}
+
+/// "window 100" (closed loop; `closed` names it: "window" or "batch"), "rate 1,000/s" (open).
+fn pacing_text(window: Option<usize>, rate: Option<f64>, closed: &str) -> String {
+    match rate {
+        Some(rate) => format!(
+            "rate {}/s",
+            format_thousands(rate, if rate.fract() == 0.0 { 0 } else { 2 })
+        ),
+        None => format!(
+            "{closed} {}",
+            format_thousands(window.unwrap_or(1) as f64, 0)
+        ),
+    }
+}
+
+fn plural(n: usize, what: &str) -> String {
+    format!(
+        "{} {what}{}",
+        format_thousands(n as f64, 0),
+        if n == 1 { "" } else { "s" }
+    )
+}
+
+/// ", 4 callers" when there is more than one session of the kind.
+fn plural_sessions(n: usize, what: &str) -> String {
+    if n > 1 {
+        format!(", {}", plural(n, what))
+    } else {
+        String::new()
+    }
+}
+
+/// Two bar panels under a title line: achieved rate (higher is better) and p99 latency (lower
+/// is better), each with its unit on the y axis and thousands grouped in every figure.
+pub fn write_svg(
+    path: &Path,
+    context: &ChartContext,
+    unit: &str,
+    summaries: &[RouterSummary],
+) -> Result<(), String> {
     use plotters::prelude::*;
     let names: Vec<String> = summaries.iter().map(|s| s.name.clone()).collect();
     let achieved: Vec<f64> = summaries
@@ -144,24 +299,29 @@ pub fn write_svg(path: &Path, unit: &str, summaries: &[RouterSummary]) -> Result
         .collect();
     let p99: Vec<f64> = summaries.iter().map(|s| s.p99.unwrap_or(0.0)).collect();
     let width = 560 * 2;
-    let root = SVGBackend::new(path, (width, 440)).into_drawing_area();
+    let root = SVGBackend::new(path, (width, 480)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let (left, right) = root.split_horizontally(width / 2);
+    let panels = root
+        .titled(&context.title(), ("sans-serif", 17))
+        .map_err(|e| e.to_string())?;
+    let (left, right) = panels.split_horizontally(width / 2);
     bar_panel(
         &left,
         &format!("achieved {unit}/s (higher is better)"),
+        &format!("{unit}/s"),
         &names,
         &achieved,
         &RGBColor(0x33, 0x66, 0xcc),
-        format_rate,
+        |v| format_thousands(v, if v >= 100.0 { 0 } else { 2 }),
     )?;
     bar_panel(
         &right,
-        "p99 latency µs (lower is better)",
+        "p99 latency (lower is better)",
+        "latency (µs)",
         &names,
         &p99,
         &RGBColor(0xcc, 0x55, 0x33),
-        format_micros,
+        |v| format_thousands(v, if v >= 10_000.0 { 0 } else { 1 }),
     )?;
     root.present().map_err(|e| e.to_string())
 }
@@ -169,6 +329,7 @@ pub fn write_svg(path: &Path, unit: &str, summaries: &[RouterSummary]) -> Result
 fn bar_panel<DB: plotters::prelude::DrawingBackend>(
     area: &plotters::prelude::DrawingArea<DB, plotters::coord::Shift>,
     caption: &str,
+    y_unit: &str,
     names: &[String],
     values: &[f64],
     color: &plotters::prelude::RGBColor,
@@ -183,18 +344,20 @@ fn bar_panel<DB: plotters::prelude::DrawingBackend>(
     let mut chart = ChartBuilder::on(area)
         .caption(caption, ("sans-serif", 18))
         .margin(16)
-        .x_label_area_size(8)
-        .y_label_area_size(72)
+        .x_label_area_size(24)
+        .y_label_area_size(90)
         .build_cartesian_2d(-0.5f64..right, bottom..top)
         .map_err(|e| e.to_string())?;
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .disable_x_axis()
+        .x_labels(0)
+        .x_desc("router")
+        .y_desc(y_unit)
         .y_label_formatter(&|v| match *v {
             v if v < 0.0 => String::new(),
-            v if top > 10.0 => format!("{v:.0}"),
-            v => format!("{v:.2}"),
+            v if top > 10.0 => format_thousands(v, 0),
+            v => format_thousands(v, 2),
         })
         .draw()
         .map_err(|e| e.to_string())?;
@@ -348,7 +511,10 @@ pub fn run(args: &CompareArgs) -> Result<(), String> {
     let md_path = args.out.join("compare.md");
     std::fs::write(&md_path, &md).map_err(|e| format!("{}: {e}", md_path.display()))?;
     let svg_path = args.out.join("compare.svg");
-    write_svg(&svg_path, &unit, &summaries)?;
+    let urls: Vec<String> = args.routers.iter().map(|(_, url)| url.clone()).collect();
+    let context = ChartContext::of(&probe.command, &urls)
+        .ok_or("compare needs a scenario (rpc, pubsub, connect, session-list)")?;
+    write_svg(&svg_path, &context, &unit, &summaries)?;
     print!("{md}");
     eprintln!(
         "compare: wrote {} and {}",
@@ -531,14 +697,29 @@ mod tests {
         assert!(md.contains("achieved calls/s") && md.contains("µs/call"));
     }
 
+    fn context() -> ChartContext {
+        ChartContext {
+            scenario: "rpc, window 100".into(),
+            measured_s: 10.0,
+            serializer: "json".into(),
+            transport: "websocket".into(),
+            date_utc: "2026-12-02 23:40 UTC".into(),
+            commit: "abc1234".into(),
+        }
+    }
+
     #[test]
     fn svg_is_written() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.svg");
         write_svg(
             &path,
+            &context(),
             "calls",
-            &[summary("alpha", 1000.0, 50.0), summary("beta", 700.0, 80.0)],
+            &[
+                summary("alpha", 123_456.0, 50.0),
+                summary("beta", 700.0, 80.0),
+            ],
         )
         .unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
@@ -546,5 +727,87 @@ mod tests {
         let lines: Vec<&str> = svg.lines().map(str::trim).collect();
         assert!(lines.contains(&"alpha") && lines.contains(&"beta"), "{svg}");
         assert!(svg.trim_end().ends_with("</svg>"));
+        // The title names the run; the axes their units; figures group thousands.
+        assert!(
+            lines.contains(
+                &"rpc, window 100 · 10 s measured · json over websocket · 2026-12-02 23:40 UTC · wampring-load abc1234"
+            ),
+            "{svg}"
+        );
+        for label in ["calls/s", "latency (µs)", "router", "123,456"] {
+            assert!(lines.contains(&label), "no {label:?} in {svg}");
+        }
+        // A y tick label of the rate panel (its top is 123,456 × 1.15) is grouped too.
+        assert!(
+            lines.iter().any(|l| l.len() > 4
+                && l.contains(',')
+                && l.chars().all(|c| c.is_ascii_digit() || c == ',')
+                && *l != "123,456"),
+            "{svg}"
+        );
+    }
+
+    #[test]
+    fn chart_titles_name_the_run() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("wampring-load").chain(args.iter().copied()))
+                .unwrap()
+                .command
+        };
+        let urls = [
+            "ws://127.0.0.1:1/ws".to_string(),
+            "rs://127.0.0.1:2".to_string(),
+        ];
+        let rpc = ChartContext::of(
+            &parse(&[
+                "rpc",
+                "--window",
+                "100",
+                "--duration",
+                "5s",
+                "--callers",
+                "4",
+            ]),
+            &urls[..1],
+        )
+        .unwrap();
+        assert_eq!(rpc.scenario, "rpc, window 100, 4 callers");
+        assert_eq!((rpc.measured_s, rpc.transport.as_str()), (5.0, "websocket"));
+        assert_eq!(rpc.serializer, "json");
+        assert_eq!(rpc.commit, BUILD_COMMIT);
+        assert!(
+            rpc.date_utc.ends_with(" UTC") && rpc.date_utc.len() == 20,
+            "{}",
+            rpc.date_utc
+        );
+        let pubsub = ChartContext::of(
+            &parse(&[
+                "pubsub",
+                "--rate",
+                "12000",
+                "--subscribers",
+                "3",
+                "--serializer",
+                "msgpack",
+            ]),
+            &urls,
+        )
+        .unwrap();
+        assert_eq!(
+            pubsub.scenario,
+            "pubsub, 1 publisher → 3 subscribers, rate 12,000/s"
+        );
+        assert_eq!(pubsub.transport, "rawsocket / websocket");
+        assert_eq!(pubsub.serializer, "msgpack");
+        let title = pubsub.title();
+        assert!(
+            title.contains(" · msgpack over rawsocket / websocket · "),
+            "{title}"
+        );
+        assert!(title.contains(" · 10 s measured · "), "{title}");
+        assert!(
+            title.ends_with(&format!("· wampring-load {BUILD_COMMIT}")),
+            "{title}"
+        );
     }
 }

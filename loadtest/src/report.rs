@@ -165,6 +165,7 @@ impl Report {
         let generator_busy = generator_cpu_s / (seconds * run.threads.max(1) as f64);
         let mut warnings = outcome.warnings.clone();
         warnings.extend(busy_warning(generator_busy, run.threads));
+        warnings.extend(in_flight_warning(&counts));
         let router_memory = match (
             &run.scenario,
             outcome.router_rss_before,
@@ -452,6 +453,7 @@ fn counts_line(scenario: &str, c: &Counts) -> String {
             parts.push(format!("expected {}", c.expected));
             parts.push(format!("received {}", c.received));
             parts.push(format!("lost {}", c.lost));
+            parts.push(format!("in flight {}", c.in_flight));
             parts.push(format!("duplicated {}", c.duplicated));
             if c.too_late > 0 {
                 parts.push(format!("too late {}", c.too_late));
@@ -478,6 +480,19 @@ fn counts_line(scenario: &str, c: &Counts) -> String {
         parts.push(format!("protocol errors {}", c.protocol_errors));
     }
     parts.join("  ")
+}
+
+/// The warning printed when pubsub events were still missing at the end without a later event
+/// having overtaken them: not loss, but not delivered within the drain either.
+fn in_flight_warning(counts: &Counts) -> Option<String> {
+    (counts.in_flight > 0).then(|| {
+        format!(
+            "{} events were still in flight when the subscribers stopped listening (nothing \
+             later from their publishers arrived within the drain): not counted as lost; a \
+             longer --drain gives the router more time to deliver them",
+            counts.in_flight
+        )
+    })
 }
 
 /// The warning printed when the generator itself was (nearly) saturated.
@@ -548,6 +563,34 @@ fn pacing(pacing: Pacing, batch: bool) -> (&'static str, Option<usize>, Option<f
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pubsub_counts_name_lost_and_in_flight_apart() {
+        let counts = Counts {
+            sent: 12,
+            expected: 24,
+            received: 21,
+            lost: 1,
+            in_flight: 2,
+            ..Counts::default()
+        };
+        let line = counts_line("pubsub", &counts);
+        assert!(line.contains("lost 1  in flight 2"), "{line}");
+        let warning = in_flight_warning(&counts).unwrap();
+        assert!(
+            warning.starts_with("2 events were still in flight"),
+            "{warning}"
+        );
+        assert_eq!(in_flight_warning(&Counts::default()), None);
+        // Reports written before `in_flight` existed still load.
+        let old: Counts = serde_json::from_str(
+            r#"{"sent":1,"ok":0,"errors":0,"unsent":0,"invocations":0,"expected":1,
+                "received":1,"lost":0,"duplicated":0,"too_late":0,"unexpected":0,
+                "protocol_errors":0,"sessions":2,"held":0}"#,
+        )
+        .unwrap();
+        assert_eq!((old.in_flight, old.received), (0, 1));
+    }
 
     #[test]
     fn a_saturated_generator_says_so() {

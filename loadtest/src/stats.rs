@@ -15,6 +15,8 @@ use std::sync::Mutex;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use crate::seqtrack::{Got, Published};
+
 /// Latencies are recorded in nanoseconds, 3 significant digits, up to one minute (longer ones
 /// are clamped to the maximum and still counted).
 pub const HISTOGRAM_MAX_NS: u64 = 60_000_000_000;
@@ -55,8 +57,14 @@ pub struct Counts {
     pub expected: u64,
     /// pubsub: distinct measured events received.
     pub received: u64,
-    /// pubsub: expected minus received, per subscriber.
+    /// pubsub: expected events that never arrived although a later event of the same publisher
+    /// did (holes below the highest sequence number received), per subscriber.
     pub lost: u64,
+    /// pubsub: expected events not received when the subscriber stopped listening, with
+    /// nothing later of the same publisher received: still on their way (or dropped at the
+    /// very end, which cannot be told apart).
+    #[serde(default)]
+    pub in_flight: u64,
     /// pubsub: measured events received more than once.
     pub duplicated: u64,
     /// pubsub: events that arrived too far out of order to be told from duplicates.
@@ -84,6 +92,7 @@ impl Counts {
         self.expected += other.expected;
         self.received += other.received;
         self.lost += other.lost;
+        self.in_flight += other.in_flight;
         self.duplicated += other.duplicated;
         self.too_late += other.too_late;
         self.unexpected += other.unexpected;
@@ -166,8 +175,11 @@ pub struct ThreadStats {
     /// observations (timeouts, lost sessions, undecodable messages). Operations' failures are
     /// listed when the operation was measured; other failures whenever they happened.
     pub errors: BTreeMap<String, u64>,
-    /// pubsub: distinct measured events per subscriber on this thread.
-    pub subscriber_received: Vec<u64>,
+    /// pubsub: what each subscriber on this thread got of each publisher (indexed by
+    /// publisher).
+    pub subscriber_got: Vec<Vec<Got>>,
+    /// pubsub: (publisher index, its measured publishes) for the publishers on this thread.
+    pub published: Vec<(usize, Published)>,
     /// rpc: (callee index, INVOCATIONs it answered) for the callees on this thread.
     pub callee_invocations: Vec<(usize, u64)>,
     /// session-list: the lengths of the `wamp.session.list` answers and the values of the
@@ -196,7 +208,8 @@ impl Default for ThreadStats {
             latency: new_histogram(),
             counts: Counts::default(),
             errors: BTreeMap::new(),
-            subscriber_received: Vec::new(),
+            subscriber_got: Vec::new(),
+            published: Vec::new(),
             callee_invocations: Vec::new(),
             list_lengths: AnswerRange::default(),
             count_values: AnswerRange::default(),
@@ -309,8 +322,8 @@ impl ThreadStats {
         for (uri, n) in &other.errors {
             *self.errors.entry(uri.clone()).or_insert(0) += n;
         }
-        self.subscriber_received
-            .extend_from_slice(&other.subscriber_received);
+        self.subscriber_got.extend_from_slice(&other.subscriber_got);
+        self.published.extend_from_slice(&other.published);
         self.callee_invocations
             .extend_from_slice(&other.callee_invocations);
         self.list_lengths.merge(&other.list_lengths);

@@ -1,5 +1,6 @@
 //! Human units on the command line and in tables: durations ("10s", "500ms", "1.5m"), CPU lists
-//! ("0,2-3"), NAME=VALUE pairs, on/off switches, and the number formats the reports print.
+//! ("0,2-3"), NAME=VALUE pairs, on/off switches, and the number formats the reports print
+//! (charts group thousands, `12,345`, and date themselves in UTC).
 
 use std::time::Duration;
 
@@ -131,9 +132,86 @@ pub fn format_micros(micros: f64) -> String {
     }
 }
 
+/// `value` with `decimals` decimals and its integer part grouped by thousands: 12,345.6.
+/// Charts use it, where a figure is read at a glance and out of context.
+pub fn format_thousands(value: f64, decimals: usize) -> String {
+    if !value.is_finite() {
+        return value.to_string();
+    }
+    let text = format!("{value:.decimals$}");
+    let (sign, unsigned) = match text.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", text.as_str()),
+    };
+    let (integer, fraction) = match unsigned.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (unsigned, None),
+    };
+    let mut grouped = String::with_capacity(text.len() + integer.len() / 3);
+    grouped.push_str(sign);
+    for (i, digit) in integer.chars().enumerate() {
+        if i > 0 && (integer.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    if let Some(fraction) = fraction {
+        grouped.push('.');
+        grouped.push_str(fraction);
+    }
+    grouped
+}
+
+/// Seconds since the Unix epoch as `YYYY-MM-DD HH:MM UTC` (no time-zone database needed:
+/// the proleptic Gregorian calendar, Howard Hinnant's `civil_from_days`).
+pub fn format_utc_minute(unix_seconds: u64) -> String {
+    let days = (unix_seconds / 86_400) as i64;
+    let minute_of_day = (unix_seconds % 86_400) / 60;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153; // March = 0
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        minute_of_day / 60,
+        minute_of_day % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(format_thousands(12_345.0, 0), "12,345");
+        assert_eq!(format_thousands(1_234_567.89, 1), "1,234,567.9");
+        assert_eq!(format_thousands(999.0, 0), "999");
+        assert_eq!(format_thousands(1_000.0, 0), "1,000");
+        assert_eq!(format_thousands(100_000.0, 0), "100,000");
+        assert_eq!(format_thousands(-12_345.0, 0), "-12,345");
+        assert_eq!(format_thousands(0.5, 2), "0.50");
+        assert_eq!(format_thousands(0.0, 0), "0");
+    }
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(format_utc_minute(0), "1970-01-01 00:00 UTC");
+        assert_eq!(format_utc_minute(1_700_000_000), "2023-11-14 22:13 UTC");
+        // A leap day, and the last minute of a leap year.
+        assert_eq!(format_utc_minute(951_782_400), "2000-02-29 00:00 UTC");
+        assert_eq!(format_utc_minute(1_735_689_599), "2024-12-31 23:59 UTC");
+    }
 
     #[test]
     fn durations_in_every_unit() {

@@ -189,6 +189,7 @@ fn pubsub_acknowledged_fanout_is_lossless_and_without_duplicates() {
         "{report}"
     );
     assert_eq!(count(&report, "lost"), 0, "{report}");
+    assert_eq!(count(&report, "in_flight"), 0, "{report}");
     assert_eq!(count(&report, "duplicated"), 0, "{report}");
     assert_eq!(
         report["latency_samples"].as_u64().unwrap(),
@@ -224,8 +225,12 @@ fn pubsub_open_loop_without_acknowledge_is_lossless() {
     assert_eq!(count(&report, "expected"), 2 * sent, "{report}");
     assert_eq!(count(&report, "received"), 2 * sent, "{report}");
     assert_eq!(
-        (count(&report, "lost"), count(&report, "duplicated")),
-        (0, 0),
+        (
+            count(&report, "lost"),
+            count(&report, "in_flight"),
+            count(&report, "duplicated")
+        ),
+        (0, 0, 0),
         "{report}"
     );
 }

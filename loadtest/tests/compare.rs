@@ -1,6 +1,7 @@
 //! The `compare` code path end to end, against wampring alone: two router entries pointing at
 //! the same wampring (WebSocket and RawSocket), one round of a short scenario each; the
-//! markdown table and the SVG chart must be written and name both routers.
+//! markdown table and the SVG chart must be written and name both routers, and the chart must
+//! carry its title (scenario, measured time, serializer, transports, date, commit) and units.
 
 mod common;
 
@@ -67,6 +68,18 @@ fn compare_writes_markdown_and_svg() {
     // Router names label the bars (plotters writes each label on its own line in <text>).
     let labels: Vec<&str> = svg.lines().map(str::trim).collect();
     assert!(labels.contains(&"ws") && labels.contains(&"raw"), "{svg}");
+    // The title names the run (both transports, as the routers differ), the axes their units.
+    let title = labels
+        .iter()
+        .find(|l| {
+            l.starts_with("rpc, window 2 · 0.5 s measured · json over rawsocket / websocket · ")
+        })
+        .unwrap_or_else(|| panic!("no title in {svg}"));
+    assert!(title.contains(" UTC · wampring-load "), "{title}");
+    assert!(
+        labels.contains(&"calls/s") && labels.contains(&"latency (µs)"),
+        "{svg}"
+    );
     for name in ["ws-1.json", "raw-1.json"] {
         let raw: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(out.join("raw").join(name)).unwrap())

@@ -14,8 +14,11 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
+mod admin;
 mod auth;
 mod reload;
+
+pub use admin::{AdminConfig, DEFAULT_ADMIN_BIND};
 
 pub use auth::{cryptosign_lines, scram_line, ticket_hash_line, wampcra_line};
 pub use reload::{plan_reload, ConfigSource, ReloadPlan};
@@ -277,6 +280,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub router: RouterConfig,
     pub runtime: RuntimeConfig,
+    /// The operator's HTTP listener (`[admin]`): metrics, health, status page; `None`: off.
+    pub admin: Option<AdminConfig>,
 }
 
 impl Config {
@@ -333,6 +338,9 @@ impl Config {
                 ));
             }
         }
+        if let Some(admin) = &self.admin {
+            warnings.extend(admin.warnings());
+        }
         warnings
     }
 
@@ -375,6 +383,7 @@ struct RawConfig {
     runtime: RawRuntime,
     #[serde(default, rename = "realm")]
     realms: Vec<RawRealm>,
+    admin: Option<admin::RawAdmin>,
 }
 
 #[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -750,6 +759,20 @@ impl RawConfig {
             listeners.push(listener);
         }
 
+        let admin = match self.admin {
+            Some(raw) => {
+                let admin = raw.validate(base)?;
+                if seen_binds.contains(&BindAddr::Tcp(admin.bind)) {
+                    return Err(ConfigError(format!(
+                        "admin.bind: {} is already used by a listener",
+                        admin.bind
+                    )));
+                }
+                Some(admin)
+            }
+            None => None,
+        };
+
         let uri_check = match self.router.uri_check {
             RawUriCheck::Loose => UriCheck::Loose,
             RawUriCheck::Strict => UriCheck::Strict,
@@ -820,6 +843,7 @@ impl RawConfig {
                 bounds::MAX_AUTO_CREATED_REALMS,
             )?,
             uri_check,
+            measure_call_latency: admin.is_some(),
             max_pending_calls_per_session: max_pending_calls,
             strict_request_ids: self.router.strict_request_ids,
             hello_timeout_ms: check_range(
@@ -875,6 +899,7 @@ impl RawConfig {
             limits,
             router,
             runtime,
+            admin,
         })
     }
 }
@@ -914,7 +939,7 @@ impl RawListener {
         let key = |field: &str| format!("listener[{index}].{field}");
         let bind = parse_bind(&key("bind"), &self.bind, base)?;
         let tls = listener_tls(
-            index,
+            &format!("listener[{index}]"),
             self.tls_cert.as_deref(),
             self.tls_key.as_deref(),
             base,
@@ -1071,10 +1096,10 @@ fn parse_bind(key: &str, text: &str, base: &Path) -> Result<BindAddr, ConfigErro
     Ok(BindAddr::Tcp(addr))
 }
 
-/// `tls_cert` and `tls_key` of listener `index`: both or neither; the files are read and
+/// `tls_cert` and `tls_key` of `table` (`listener[i]`, `admin`): both or neither; the files are read and
 /// checked now, so a bad one stops `--check-config` and start-up with the key named.
 fn listener_tls(
-    index: usize,
+    table: &str,
     cert: Option<&str>,
     key: Option<&str>,
     base: &Path,
@@ -1085,20 +1110,20 @@ fn listener_tls(
         (Some(cert), Some(key)) => (base.join(cert), base.join(key)),
         (Some(_), None) => {
             return Err(ConfigError(format!(
-                "listener[{index}].tls_key: missing; tls_cert needs its private key"
+                "{table}.tls_key: missing; tls_cert needs its private key"
             )))
         }
         (None, Some(_)) => {
             return Err(ConfigError(format!(
-                "listener[{index}].tls_cert: missing; tls_key needs its certificate"
+                "{table}.tls_cert: missing; tls_key needs its certificate"
             )))
         }
     };
     let server_config = load_server_config(&cert, &key).map_err(|e| {
         ConfigError(match e {
-            TlsConfigError::Cert(why) => format!("listener[{index}].tls_cert: {why}"),
-            TlsConfigError::Key(why) => format!("listener[{index}].tls_key: {why}"),
-            TlsConfigError::Pair(why) => format!("listener[{index}].tls_key: {why}"),
+            TlsConfigError::Cert(why) => format!("{table}.tls_cert: {why}"),
+            TlsConfigError::Key(why) => format!("{table}.tls_key: {why}"),
+            TlsConfigError::Pair(why) => format!("{table}.tls_key: {why}"),
         })
     })?;
     Ok(Some(ListenerTls {

@@ -6,7 +6,7 @@
 //! restart, so the settings behind them — `cores`, `placement`, `log_level`, `[runtime]`, the
 //! `[[listener]]` sockets (kind, bind, TLS files, transport limits, slow-consumer policy, and
 //! `limits.max_outbound_bytes`/`outbound_soft_bytes`/`slow_consumer`, which are folded into
-//! them) and each realm's `[[realm.history]]` (its subscription ids are derived at start) —
+//! them), the `[admin]` listener and each realm's `[[realm.history]]` (its subscription ids are derived at start) —
 //! are compared, named when they differ, and kept as they run. Everything else applies:
 //! realms, roles, principals, authenticators, the router's limits and rules, each listener's
 //! authentication methods (when its socket is unchanged), and the connection limits the
@@ -133,6 +133,22 @@ pub fn plan_reload(running: &Config, mut new: Config) -> ReloadPlan {
         new.listeners = running.listeners.clone();
         new.router.listeners = running.router.listeners.clone();
     }
+
+    let admin = |config: &Config| {
+        config.admin.as_ref().map(|admin| {
+            let tls = admin
+                .tls
+                .as_ref()
+                .map(|tls| (tls.cert.clone(), tls.key.clone()));
+            (admin.bind, tls, admin.token.clone())
+        })
+    };
+    if admin(running) != admin(&new) {
+        restart.push("[admin] (the admin listener)".to_string());
+    }
+    new.admin = running.admin.clone();
+    // Measured for the admin listener's metrics: it follows the listener, which stays.
+    new.router.measure_call_latency = running.router.measure_call_latency;
 
     for realm in &mut new.router.realms {
         let running_history = running
@@ -404,7 +420,8 @@ mod tests {
             [[listener]]\nkind = \"websocket\"\nbind = \"127.0.0.1:9001\"\nmax_message_size = 4096\n\
             [[realm]]\nname = \"r\"\n[[realm.history]]\nuri = \"com.other\"\n\
             [[realm]]\nname = \"new\"\n[[realm.history]]\nuri = \"com.h\"\n\
-            [runtime]\nshard_channel_capacity = 1024\n[limits]\nmax_outbound_bytes = 1048576\n";
+            [runtime]\nshard_channel_capacity = 1024\n[limits]\nmax_outbound_bytes = 1048576\n\
+            [admin]\nbind = \"127.0.0.1:9090\"\n";
         let plan = plan_reload(&running, load(next));
         let text = plan.needs_restart.join("\n");
         for wanted in [
@@ -414,6 +431,7 @@ mod tests {
             "runtime.shard_channel_capacity",
             "limits.max_outbound_bytes",
             "listener[0] (ws://127.0.0.1:9000/ws): bind, max_message_size",
+            "[admin]",
             "realm \"r\": [[realm.history]]",
             "realm \"new\": [[realm.history]]",
         ] {
@@ -441,6 +459,7 @@ mod tests {
             running.router.realms[0].history
         );
         assert!(config.router.realms[1].history.is_empty());
+        assert!(config.admin.is_none() && !config.router.measure_call_latency);
         // The new realm itself applies.
         assert_eq!(config.router.realms[1].name, "new");
     }

@@ -17,6 +17,8 @@
 //! * every frame the router sends decodes in the session's serializer, is a router-to-client
 //!   message type, WELCOME comes once and before anything but ABORT, INVOCATIONs and EVENTs
 //!   name a registration/subscription the session was told about;
+//! * a metrics request (asked of any shard at any point, even after a shutdown) is answered
+//!   exactly once, with one snapshot per shard in shard order, once the channels drain;
 //! * after every input the clock's due timers are handled, and the counters agree
 //!   (sessions open = opened - closed; events held in history = recorded - evicted, within
 //!   the configured bounds);
@@ -253,6 +255,9 @@ struct Sim {
     now: Millis,
     /// Realms in the configuration: all that may be left at the end.
     configured_realms: usize,
+    /// Metrics requests not answered yet: (shard asked, request).
+    metrics_asked: Vec<(usize, u64)>,
+    next_metrics_request: u64,
 }
 
 pub(crate) fn check(data: &[u8]) {
@@ -330,6 +335,8 @@ pub(crate) fn check(data: &[u8]) {
         conns: Vec::new(),
         out: Vec::new(),
         now: 0,
+        metrics_asked: Vec::new(),
+        next_metrics_request: 1,
     };
     let mut ops = 0;
     while !c.is_empty() && ops < MAX_OPS {
@@ -367,6 +374,14 @@ impl Sim {
             9 if op == 9 => {
                 let shard = c.below(self.shards());
                 self.routers[shard].shutdown(self.now, &mut self.out);
+                self.absorb(shard);
+            }
+            10 if op == 10 => {
+                let shard = c.below(self.shards());
+                let request = self.next_metrics_request;
+                self.next_metrics_request += 1;
+                self.metrics_asked.push((shard, request));
+                self.routers[shard].handle_metrics_request(request, &mut self.out);
                 self.absorb(shard);
             }
             _ => {
@@ -512,6 +527,22 @@ impl Sim {
                     let n = self.shards();
                     assert!(to != shard && to < n, "message to shard {to} from {shard}");
                     self.queues[shard * n + to].push_back(msg);
+                }
+                Action::Metrics { request, shards } => {
+                    let asked = self
+                        .metrics_asked
+                        .iter()
+                        .position(|&at| at == (shard, request));
+                    let asked = asked.unwrap_or_else(|| {
+                        panic!("metrics {request} from shard {shard}, which was not asked")
+                    });
+                    self.metrics_asked.swap_remove(asked);
+                    let order: Vec<usize> = shards.iter().map(|snapshot| snapshot.shard).collect();
+                    let every: Vec<usize> = (0..self.shards()).collect();
+                    assert_eq!(
+                        order, every,
+                        "metrics answer: one snapshot per shard, in order"
+                    );
                 }
             }
         }
@@ -698,6 +729,11 @@ impl Sim {
             );
             assert_eq!(stats.sessions_opened, stats.sessions_closed);
         }
+        assert!(
+            self.metrics_asked.is_empty(),
+            "metrics requests never answered: {:?}",
+            self.metrics_asked
+        );
     }
 
     /// The next frame client `i` sends: mostly a well-formed message, sometimes garbage.

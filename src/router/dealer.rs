@@ -575,6 +575,8 @@ pub(crate) struct PendingCall {
     pub(crate) caller_request: u64,
     pub(crate) callee: Callee,
     pub(crate) flags: CallFlags,
+    /// When the CALL came in (`Router::set_clock_us`), for the latency histogram.
+    started_us: u64,
     /// What only some calls need, out of line so the common call's entry stays small.
     extras: Option<Box<CallExtras>>,
     generation: u64,
@@ -599,6 +601,7 @@ pub(crate) struct FinishedCall {
     pub(crate) caller: Caller,
     pub(crate) caller_request: u64,
     pub(crate) callee: Callee,
+    pub(crate) started_us: u64,
 }
 
 impl PendingCall {
@@ -716,6 +719,7 @@ impl PendingCalls {
         caller_request: u64,
         callee: Callee,
         flags: CallFlags,
+        started_us: u64,
     ) -> PendingKey {
         self.next_generation += 1;
         let generation = self.next_generation;
@@ -728,6 +732,7 @@ impl PendingCalls {
             caller_request,
             callee,
             flags,
+            started_us,
             extras: None,
             generation,
         };
@@ -778,6 +783,7 @@ impl PendingCalls {
             caller: call.caller,
             caller_request: call.caller_request,
             callee: call.callee,
+            started_us: call.started_us,
         };
         self.free.push(key.index);
         self.len -= 1;
@@ -1012,9 +1018,9 @@ mod tests {
             invocation,
         };
         let flags = CallFlags::default();
-        let first = calls.insert(Caller::Local(SessionKey(1)), 1, callee(1), flags);
+        let first = calls.insert(Caller::Local(SessionKey(1)), 1, callee(1), flags, 0);
         calls.remove(first).unwrap();
-        let second = calls.insert(Caller::Local(SessionKey(1)), 2, callee(2), flags);
+        let second = calls.insert(Caller::Local(SessionKey(1)), 2, callee(2), flags, 0);
         assert!(
             calls.get(first).is_none(),
             "slot reused with a new generation"
@@ -1043,7 +1049,7 @@ mod tests {
                     session: SessionKey(2),
                     invocation: request,
                 };
-                calls.insert(Caller::Remote(remote), request, callee, flags)
+                calls.insert(Caller::Remote(remote), request, callee, flags, 0)
             })
             .collect();
         assert_eq!(calls.len(), 3);
@@ -1064,6 +1070,7 @@ mod tests {
                     1,
                     Callee::Remote { shard: 1 },
                     flags,
+                    0,
                 )
             })
             .collect();

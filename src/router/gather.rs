@@ -73,6 +73,8 @@ pub(crate) enum Query {
         authid: Box<str>,
         authrole: Box<str>,
     },
+    /// Every shard's metrics snapshot (the admin listener's `/metrics`).
+    Metrics,
 }
 
 /// Which sessions a kill names.
@@ -110,6 +112,8 @@ pub(crate) enum Partial {
     },
     /// The owner's selection, or why the query cannot be answered.
     History(Result<Vec<Arc<HistoryRecord>>, String>),
+    /// Shards' metrics snapshots, in shard order.
+    Metrics(Vec<crate::metrics::ShardSnapshot>),
 }
 
 impl Partial {
@@ -140,6 +144,11 @@ impl Partial {
             ) => {
                 *removed += more;
                 *acks += more_acks;
+                true
+            }
+            (Partial::Metrics(all), Partial::Metrics(more)) => {
+                all.extend(more);
+                all.sort_by_key(|snapshot| snapshot.shard);
                 true
             }
             (Partial::Session(found), Partial::Session(session)) => {
@@ -189,6 +198,8 @@ pub(crate) enum Then {
         subscription: u64,
         pattern: bool,
     },
+    /// [`Action::Metrics`] for the runtime's request `request`.
+    Metrics { request: u64 },
 }
 
 /// A gather this shard started and not all shards answered yet.
@@ -337,6 +348,7 @@ impl Router {
                 query,
                 (authid, authrole),
             )),
+            Query::Metrics => Partial::Metrics(vec![self.snapshot()]),
         }
     }
 
@@ -435,6 +447,13 @@ impl Router {
                 };
                 let call = (caller, session_id, request);
                 self.answer_history(call, (subscription, pattern), selected, out);
+            }
+            Then::Metrics { request } => {
+                let Partial::Metrics(shards) = answer else {
+                    tracing::error!("a metrics gather completed with another answer");
+                    return;
+                };
+                out.push(Action::Metrics { request, shards });
             }
         }
     }

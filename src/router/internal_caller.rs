@@ -48,6 +48,11 @@ impl InternalCallers {
         self.keys.is_empty()
     }
 
+    /// The internal sessions' keys (some may be gone after a shutdown).
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &SessionKey> {
+        self.keys.iter()
+    }
+
     pub(crate) fn is_internal(&self, session: SessionKey) -> bool {
         self.keys.contains(&session)
     }

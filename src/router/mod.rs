@@ -236,6 +236,7 @@ mod retention;
 mod rpc;
 mod session;
 mod shard_msg;
+mod telemetry;
 mod testament;
 mod timers;
 pub mod uri;
@@ -267,6 +268,7 @@ pub use dealer::MatchPolicy;
 pub use facts::Fact;
 pub use history::{HistoryConfig, HISTORY_UNAVAILABLE};
 pub use shard_msg::{owner_shard, ShardMsg, MAX_SHARDS};
+pub use telemetry::RuntimeCounters;
 
 /// A session's handle inside one router (a slab key; never sent on the wire).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -317,6 +319,12 @@ pub enum Action {
     /// shard to `to`; the runtime there calls [`Router::handle_shard_msg`] with `from` = this
     /// shard. The runtime must never drop or reorder these (overflow is queued, not discarded).
     ToShard { to: ShardId, msg: ShardMsg },
+    /// The answer to [`Router::handle_metrics_request`] `request`: every shard's snapshot, in
+    /// shard order.
+    Metrics {
+        request: u64,
+        shards: Vec<crate::metrics::ShardSnapshot>,
+    },
 }
 
 /// Index of a shard, in `0..shards`.
@@ -408,6 +416,9 @@ pub struct RouterConfig {
     /// Bytes the retained events of one realm may hold (topic, payload and black/white lists);
     /// every shard holds a copy of them. A retained event beyond it is declined.
     pub max_retained_bytes_per_realm: usize,
+    /// Time every call (CALL in to its final answer out) into the shard's latency histogram,
+    /// for the admin listener's metrics; off, calls cost no clock reads for it.
+    pub measure_call_latency: bool,
 }
 
 impl Default for RouterConfig {
@@ -428,6 +439,7 @@ impl Default for RouterConfig {
             max_subscriptions_per_session: 10_000,
             max_testaments_per_session: 64,
             max_retained_bytes_per_realm: 16 * 1024 * 1024,
+            measure_call_latency: false,
         }
     }
 }
@@ -546,7 +558,8 @@ pub struct RouterStats {
     pub session_limit_refusals: u64,
     /// Client-caused log lines not written (rate limits per cause).
     pub log_lines_suppressed: u64,
-    /// Sessions currently open (any phase).
+    /// Clients' sessions currently open (any phase; the router's own internal sessions are not
+    /// counted).
     pub sessions: usize,
     pub registrations: usize,
     pub subscriptions: usize,
@@ -669,6 +682,8 @@ pub struct Router {
     next_check: u64,
     /// The router's own sessions, which call authenticators and authorizers.
     internal: internal_caller::InternalCallers,
+    /// Call latencies and the runtime's counters, for metrics (`telemetry.rs`).
+    telemetry: telemetry::Telemetry,
 }
 
 impl Router {
@@ -712,6 +727,7 @@ impl Router {
             decoy_key: authn::decoy_key(&config_realms),
             next_check: 1,
             internal: internal_caller::InternalCallers::default(),
+            telemetry: telemetry::Telemetry::default(),
         };
         let callers = reconfigure::internal_caller_realms(&config_realms);
         router.open_internal_callers(&callers);
@@ -983,7 +999,13 @@ impl Router {
 
     pub fn stats(&self) -> RouterStats {
         let mut stats = self.stats.clone();
-        stats.sessions = self.sessions.len();
+        // The router's own sessions (internal_caller.rs) are not clients' sessions.
+        let internal = self
+            .internal
+            .keys()
+            .filter(|key| self.sessions.get(**key).is_some())
+            .count();
+        stats.sessions = self.sessions.len() - internal;
         stats.registrations = self.realms.iter().map(|realm| realm.registry.len()).sum();
         stats.realms = self.realms.len();
         stats.subscriptions = self

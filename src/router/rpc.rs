@@ -222,6 +222,7 @@ impl Router {
                 invocation,
             },
             flags,
+            self.telemetry.now_us,
         );
         self.sessions[callee.session.key]
             .invocations
@@ -301,6 +302,7 @@ impl Router {
                 shard: target.callee.session.shard,
             },
             flags,
+            self.telemetry.now_us,
         );
         self.sessions[caller].calls_waiting.insert(request, key);
         self.arm_call_timeout(key, router_timeout);
@@ -595,8 +597,13 @@ impl Router {
     /// Removes a pending call the caller has read, with its timer.
     #[inline]
     fn end_call(&mut self, key: PendingKey) {
-        if let Some((_, Some(timer))) = self.pending.remove(key) {
-            self.timers.cancel(timer);
+        if let Some((call, timer)) = self.pending.remove(key) {
+            if let Some(timer) = timer {
+                self.timers.cancel(timer);
+            }
+            if let Caller::Local(_) = call.caller {
+                self.time_call(call.started_us);
+            }
         }
     }
 
@@ -606,6 +613,9 @@ impl Router {
         let (call, timer) = self.pending.remove(key)?;
         if let Some(timer) = timer {
             self.timers.cancel(timer);
+        }
+        if let Caller::Local(_) = call.caller {
+            self.time_call(call.started_us);
         }
         Some(call)
     }
@@ -1352,6 +1362,7 @@ impl Router {
                 invocation,
             },
             flags,
+            self.telemetry.now_us,
         );
         if progress {
             self.note_stream(key, registration);

@@ -35,6 +35,10 @@
 //! has its router say GOODBYE `wamp.close.system_shutdown` to its own sessions, flushes, and
 //! returns within [`SHUTDOWN_GRACE`], still handling what other shards send meanwhile.
 //!
+//! Shard 0 also binds and serves the admin listener (`admin/`: metrics, health, the status
+//! page) when `[admin]` is configured; it answers until the shard terminates, so `/readyz`
+//! says 503 during the shutdown grace.
+//!
 //! Reload (SIGHUP): once the shards run, `serve`'s thread polls the reload flag
 //! ([`RELOAD_POLL_INTERVAL`]); on a request it reads the configuration again the way it was
 //! read at start (`ConfigSource`), refuses a bad one (logged, the running one stays), keeps
@@ -44,11 +48,11 @@
 //! confirms; the "configuration reloaded" line is written once every shard has applied it.
 
 #[doc(hidden)]
+mod admin;
 pub mod bench_support;
 mod connection;
 pub mod cpus;
 mod mesh;
-mod metrics;
 mod refusal;
 pub mod startup;
 mod state;
@@ -70,9 +74,9 @@ use crate::net::tls::TlsFilter;
 use crate::net::{ServerConn, TransportKind};
 use crate::router::{Router, ShardId, MAX_SHARDS};
 
+pub use crate::metrics::ShardMetrics;
 use connection::ConnectionTask;
 use mesh::{Backpressure, MeshEnds, MeshMsg, ShardLink};
-pub use metrics::ShardMetrics;
 pub use startup::StartError;
 use state::{Connection, Shard};
 
@@ -174,6 +178,9 @@ pub fn serve(
     let config = fit_connection_limit(config, shards);
     for listener in &config.listeners {
         startup::probe_listener(&listener.bind)?;
+    }
+    if let Some(admin) = &config.admin {
+        startup::probe_address_free(admin.bind)?;
     }
     info!(
         "starting {shards} shard{} on CPU {} (placement {})",
@@ -517,6 +524,17 @@ fn run_shard(
                 }
             }
         }
+        let admin = match (&config.admin, id) {
+            (Some(admin), 0) => match startup::bind_listener(admin.bind) {
+                // SAFETY: as for the listeners above.
+                Ok(fd) => Some((unsafe { TcpListener::from_raw_fd(fd) }, admin.clone())),
+                Err(e) => {
+                    let _ = ready.send((id, StartupReport::Bound(Err(e))));
+                    return ShardMetrics::default();
+                }
+            },
+            _ => None,
+        };
         let _ = ready.send((id, StartupReport::Bound(Ok(()))));
         // Blocking is fine here: nothing else runs on this executor yet.
         if !go.recv().unwrap_or(false) {
@@ -541,6 +559,7 @@ fn run_shard(
             links.clone(),
             backpressure,
         ));
+        shard.lend_counters_to_router();
         let listener_configs: Rc<[ListenerConfig]> = config.listeners.clone().into();
 
         // Drain tasks first: each connects a receiving end, which the sending shard's connect
@@ -568,6 +587,13 @@ fn run_shard(
         drop(ready);
         // Kernel placement deals out only Unix socket connections (see the module text).
         let round_robin = (spec.shards > 1).then(|| Rc::new(RoundRobin::default()));
+        if let Some((listener, admin)) = admin {
+            mesh_tasks.push(glommio::spawn_local(admin::serve(
+                shard.clone(),
+                listener,
+                admin,
+            )));
+        }
         shard_main(
             shard,
             listeners,

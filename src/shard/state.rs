@@ -17,12 +17,14 @@ use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use glommio::channels::local_channel::LocalSender;
 use glommio::timer::Timer;
 
 use slab::Slab;
 use tracing::{debug, info, warn};
 
 use crate::config::{Config, LimitsConfig, SlowConsumerAction, SlowConsumerPolicy};
+use crate::metrics::{ShardMetrics, ShardSnapshot};
 use crate::net::websocket::close_code;
 use crate::net::{SendError, ServerConn};
 use crate::router::uri;
@@ -30,10 +32,10 @@ use crate::router::LogLimit;
 use crate::router::{
     Action, CloseReason, Millis, Router, SecretCheck, SessionKey, ShardId, ShardMsg, TransportInfo,
 };
-use crate::wire::Frame;
+use crate::serializer::Serializer;
+use crate::wire::{self, Frame};
 
 use super::mesh::{Backpressure, MeshMsg, ShardLink};
-use super::metrics::ShardMetrics;
 use super::refusal::Refusals;
 
 /// Log target of the per-session open/close lines (debug): `RUST_LOG=info,wampring::session=debug`
@@ -78,6 +80,8 @@ pub(crate) struct Connection {
     pub(crate) backpressure_wait: Cell<u64>,
     /// Its listener's slow-consumer policy.
     pub(crate) slow_consumer: SlowConsumerPolicy,
+    /// The session's serializer, once the transport handshake named it (counting by type).
+    serializer: Cell<Option<Serializer>>,
 }
 
 impl Connection {
@@ -97,6 +101,7 @@ impl Connection {
             peer,
             backpressure_wait: Cell::new(u64::MAX),
             slow_consumer,
+            serializer: Cell::new(None),
         }
     }
 
@@ -166,6 +171,9 @@ pub(crate) struct Shard {
     /// thread; one per session at most (a session awaits one answer), so bounded by sessions.
     checks: RefCell<Vec<(SessionKey, u64, SecretCheck)>>,
     checks_waker: RefCell<Option<Waker>>,
+    /// Metrics gathers asked for by the admin listener, by request, awaiting their answer.
+    metrics_waiters: RefCell<Vec<(u64, LocalSender<Vec<ShardSnapshot>>)>>,
+    next_metrics_request: Cell<u64>,
 }
 
 /// One log limit per cause of the delivery problems a client causes by not reading.
@@ -207,12 +215,22 @@ impl Shard {
             refusals: Refusals::new(),
             checks: RefCell::new(Vec::new()),
             checks_waker: RefCell::new(None),
+            metrics_waiters: RefCell::new(Vec::new()),
+            next_metrics_request: Cell::new(1),
         }
     }
 
     /// Milliseconds since the process started, on the monotonic clock.
     pub(crate) fn now(&self) -> Millis {
         self.epoch.elapsed().as_millis() as Millis
+    }
+
+    /// `now`, and the same instant in microseconds told to the router (its call latencies),
+    /// from one clock read.
+    fn now_for_router(&self, router: &mut Router) -> Millis {
+        let elapsed = self.epoch.elapsed();
+        router.set_clock_us(elapsed.as_micros() as u64);
+        elapsed.as_millis() as Millis
     }
 
     pub(crate) fn is_stopping(&self) -> bool {
@@ -250,6 +268,7 @@ impl Shard {
     /// The transport handshake completed: open a router session for the connection.
     pub(crate) fn open_session(&self, conn: &Rc<Connection>, transport: TransportInfo) {
         let mut actions = self.spare_actions.take();
+        conn.serializer.set(Some(transport.serializer));
         let session = self
             .router
             .borrow_mut()
@@ -273,12 +292,20 @@ impl Shard {
             // The session ended (router Close) while the transport is still closing.
             return;
         };
-        self.metrics.borrow_mut().messages_in += 1;
-        let now = self.now();
+        {
+            let mut metrics = self.metrics.borrow_mut();
+            metrics.messages_in += 1;
+            let code = conn
+                .serializer
+                .get()
+                .and_then(|ser| wire::peek_code(ser, &frame));
+            metrics.traffic.count_in(code, frame.len());
+        }
         let mut actions = self.spare_actions.take();
-        self.router
-            .borrow_mut()
-            .handle_message(session, frame, now, &mut actions);
+        let mut router = self.router.borrow_mut();
+        let now = self.now_for_router(&mut router);
+        router.handle_message(session, frame, now, &mut actions);
+        drop(router);
         if !conn.welcomed.get() {
             self.log_if_welcomed(conn, session);
         }
@@ -300,11 +327,11 @@ impl Shard {
     /// One message another shard's router sent to this one (from its drain task).
     pub(crate) fn handle_shard_msg(&self, from: ShardId, msg: ShardMsg) {
         self.metrics.borrow_mut().shard_messages_received += 1;
-        let now = self.now();
         let mut actions = self.spare_actions.take();
-        self.router
-            .borrow_mut()
-            .handle_shard_msg(from, msg, now, &mut actions);
+        let mut router = self.router.borrow_mut();
+        let now = self.now_for_router(&mut router);
+        router.handle_shard_msg(from, msg, now, &mut actions);
+        drop(router);
         self.perform(&mut actions);
         self.give_back_actions(actions);
     }
@@ -426,6 +453,7 @@ impl Shard {
                             waker.wake();
                         }
                     }
+                    Action::Metrics { request, shards } => self.metrics_answered(request, shards),
                 }
             }
             if ended.is_empty() {
@@ -459,9 +487,10 @@ impl Shard {
     /// The router's timers that are due fire.
     fn handle_timeout(&self) {
         let mut actions = self.spare_actions.take();
-        self.router
-            .borrow_mut()
-            .handle_timeout(self.now(), &mut actions);
+        let mut router = self.router.borrow_mut();
+        let now = self.now_for_router(&mut router);
+        router.handle_timeout(now, &mut actions);
+        drop(router);
         self.perform(&mut actions);
         self.give_back_actions(actions);
     }
@@ -610,7 +639,7 @@ impl Shard {
         };
         match result {
             Ok(()) => {
-                self.metrics.borrow_mut().messages_out += 1;
+                self.count_out(&conn, frame);
                 conn.wake();
             }
             Err(SendError::Overflow) => self.disconnect_slow_consumer(&conn, session, ended),
@@ -630,6 +659,69 @@ impl Shard {
                 }
             }
             Err(SendError::NotOpen) => self.metrics.borrow_mut().undeliverable += 1,
+        }
+    }
+
+    /// Counts one message queued for `conn`: by type, and an ERROR for a CALL by its URI.
+    #[inline]
+    fn count_out(&self, conn: &Connection, frame: &Frame) {
+        let mut metrics = self.metrics.borrow_mut();
+        metrics.messages_out += 1;
+        let Some(ser) = conn.serializer.get() else {
+            return;
+        };
+        let head = frame.parts()[0];
+        let code = wire::peek_code(ser, head);
+        metrics.traffic.count_out(code, frame.len());
+        if code == Some(wire::code::ERROR as u8) {
+            if let Some((wire::code::CALL, uri)) = wire::error_uri(ser, head) {
+                metrics.call_errors.count(uri);
+            }
+        }
+    }
+
+    /// Asks every shard for its metrics snapshot (through the router's gather); `None` when
+    /// the answer did not come within `wait` (a shard that does not answer is not healthy).
+    pub(crate) async fn gather_metrics(&self, wait: Duration) -> Option<Vec<ShardSnapshot>> {
+        let request = self.next_metrics_request.get();
+        self.next_metrics_request.set(request + 1);
+        let (sender, receiver) = glommio::channels::local_channel::new_bounded(1);
+        self.metrics_waiters.borrow_mut().push((request, sender));
+        let mut actions = self.spare_actions.take();
+        self.router
+            .borrow_mut()
+            .handle_metrics_request(request, &mut actions);
+        self.perform(&mut actions);
+        self.give_back_actions(actions);
+        let answer = futures_lite::future::or(receiver.recv(), async {
+            Timer::new(wait).await;
+            None
+        })
+        .await;
+        // Gone if answered; a late answer then finds no waiter and is dropped.
+        self.metrics_waiters
+            .borrow_mut()
+            .retain(|(waiting, _)| *waiting != request);
+        answer
+    }
+
+    /// Lets the router's metrics snapshots read this shard's counters.
+    pub(crate) fn lend_counters_to_router(self: &Rc<Self>) {
+        // Weak: the router belongs to the shard; it must not keep it alive.
+        let weak = Rc::downgrade(self);
+        self.router
+            .borrow_mut()
+            .set_runtime_counters(Box::new(move || {
+                weak.upgrade()
+                    .map(|shard| shard.metrics_snapshot())
+                    .unwrap_or_default()
+            }));
+    }
+
+    fn metrics_answered(&self, request: u64, shards: Vec<ShardSnapshot>) {
+        let waiters = self.metrics_waiters.borrow();
+        if let Some((_, sender)) = waiters.iter().find(|(waiting, _)| *waiting == request) {
+            let _ = sender.try_send(shards);
         }
     }
 
@@ -742,6 +834,7 @@ impl Shard {
         metrics.shard_backpressure_pauses = self.backpressure.pauses();
         for link in self.links.iter().flatten() {
             let stats = link.stats();
+            metrics.shard_backlog += link.backlog_len() as u64;
             metrics.shard_messages_sent += stats.sent;
             metrics.shard_channel_full += stats.channel_full;
             metrics.shard_messages_dropped += stats.dropped;

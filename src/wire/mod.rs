@@ -34,7 +34,7 @@ pub use payload::{
     decode_payload_values, encode_value, payload_from_args, payload_from_binary, transcode_payload,
     transparent_payload,
 };
-pub use peek::{peek, Head};
+pub use peek::{error_uri, peek, peek_code, Head};
 pub use uri::validate_uri;
 pub use utf8::{is_utf8, utf8_complete_prefix};
 pub use value::{Dict, Value};

@@ -86,6 +86,82 @@ pub fn leading_decimal(bytes: &[u8]) -> Option<(u64, usize)> {
     super::json::leading_digits(bytes)
 }
 
+/// The type code of `frame` alone, from its first few bytes, for counting messages by type
+/// (`None`: not shaped `[code, ...`, or a code past 255). Checks nothing else.
+#[inline]
+pub fn peek_code(ser: Serializer, frame: &[u8]) -> Option<u8> {
+    match ser {
+        Serializer::MsgPack => {
+            let at = match *frame.first()? {
+                0x90..=0x9f => 1,
+                0xdc => 3,
+                0xdd => 5,
+                _ => return None,
+            };
+            match *frame.get(at)? {
+                code @ 0x00..=0x7f => Some(code),
+                0xcc => frame.get(at + 1).copied(),
+                _ => None,
+            }
+        }
+        Serializer::Json => {
+            let mut bytes = frame
+                .iter()
+                .copied()
+                .skip_while(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+            if bytes.next()? != b'[' {
+                return None;
+            }
+            let mut code: u32 = 0;
+            let mut digits = 0;
+            for b in bytes.skip_while(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
+                match b {
+                    b'0'..=b'9' if digits < 4 => {
+                        code = code * 10 + u32::from(b - b'0');
+                        digits += 1;
+                    }
+                    _ => break,
+                }
+            }
+            if digits == 0 {
+                return None;
+            }
+            u8::try_from(code).ok()
+        }
+    }
+}
+
+/// The request type and the error URI's bytes (as written: a JSON string's escapes are left
+/// in) of an ERROR message, from its head alone; `None` for anything else.
+pub fn error_uri(ser: Serializer, frame: &[u8]) -> Option<(u64, &[u8])> {
+    let head = peek(ser, frame)?;
+    if head.code != super::code::ERROR {
+        return None;
+    }
+    let request_type = head.id(0)?;
+    let rest = head.rest;
+    let uri = match ser {
+        Serializer::Json => {
+            let inner = rest.strip_prefix(b"\"")?;
+            let end = inner.iter().position(|&b| b == b'"')?;
+            &inner[..end]
+        }
+        Serializer::MsgPack => {
+            let (len, at) = match *rest.first()? {
+                b @ 0xa0..=0xbf => (usize::from(b & 0x1f), 1),
+                0xd9 => (usize::from(*rest.get(1)?), 2),
+                0xda => (
+                    usize::from(u16::from_be_bytes([*rest.get(1)?, *rest.get(2)?])),
+                    3,
+                ),
+                _ => return None,
+            };
+            rest.get(at..at + len)?
+        }
+    };
+    Some((request_type, uri))
+}
+
 /// Reads the head of `frame`; `None` when it is not a well-formed `[code, id*, dict?, ...]`
 /// head (the caller then decodes the message fully, which reports what is wrong).
 #[inline]
@@ -242,6 +318,51 @@ mod tests {
                 0x93, 0x01, 0xa3, b't', b'w', b'o', 0x80, 0x81, 0xa1, b'k', 0xc0,
             ],
         }
+    }
+
+    #[test]
+    fn codes_and_error_uris_are_read_from_the_front_alone() {
+        for ser in Serializer::ALL {
+            let raw = payload(ser);
+            let args = Payload {
+                ser,
+                count: 2,
+                raw: &raw,
+            };
+            let error = Message::Error {
+                request_type: 48,
+                request: 9,
+                details: Dict::new(),
+                error: "wamp.error.no_such_procedure".into(),
+                payload: args,
+            };
+            let frame = encoded(&error, ser);
+            assert_eq!(peek_code(ser, &frame), Some(8), "{ser:?}");
+            assert_eq!(
+                error_uri(ser, &frame),
+                Some((48, &b"wamp.error.no_such_procedure"[..])),
+                "{ser:?}"
+            );
+            let goodbye = encoded(
+                &Message::Goodbye {
+                    details: Dict::new(),
+                    reason: "wamp.close.normal".into(),
+                },
+                ser,
+            );
+            assert_eq!(peek_code(ser, &goodbye), Some(6));
+            assert_eq!(error_uri(ser, &goodbye), None);
+        }
+        assert_eq!(peek_code(Serializer::Json, b" [ 70, 1]"), Some(70));
+        assert_eq!(peek_code(Serializer::Json, b"[1234,1]"), None);
+        assert_eq!(peek_code(Serializer::Json, b"{}"), None);
+        assert_eq!(peek_code(Serializer::Json, b""), None);
+        assert_eq!(
+            peek_code(Serializer::MsgPack, &[0x92, 0xcc, 48, 1]),
+            Some(48)
+        );
+        assert_eq!(peek_code(Serializer::MsgPack, &[0x92, 0xa1]), None);
+        assert_eq!(peek_code(Serializer::MsgPack, &[0x80]), None);
     }
 
     #[test]

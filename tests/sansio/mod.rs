@@ -13,6 +13,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use bytes::Bytes;
+use wampring::metrics::ShardSnapshot;
 use wampring::router::{
     Action, CloseReason, Millis, Router, RouterConfig, RouterStats, SessionKey, ShardMsg,
     TransportInfo,
@@ -40,6 +41,8 @@ pub struct Cluster {
     pub shard_messages: u64,
     /// The clock every input is stamped with (tests move it).
     pub now: Millis,
+    /// Answers to metrics requests: (the shard asked, request, every shard's snapshot).
+    pub metrics: Vec<(usize, u64, Vec<ShardSnapshot>)>,
 }
 
 impl Cluster {
@@ -60,6 +63,7 @@ impl Cluster {
             out: Vec::new(),
             shard_messages: 0,
             now: 0,
+            metrics: Vec::new(),
         }
     }
 
@@ -123,6 +127,7 @@ impl Cluster {
                     self.queues[shard * n + to].push_back(msg);
                     self.shard_messages += 1;
                 }
+                Action::Metrics { request, shards } => self.metrics.push((shard, request, shards)),
             }
         }
         // The runtime answers a check later; here, right after the actions of its input.
@@ -175,6 +180,34 @@ impl Cluster {
         self.absorb(conn.shard);
         self.gone.insert((conn.shard, conn.key));
         self.inbox.remove(&(conn.shard, conn.key));
+    }
+
+    /// Asks shard `shard` for every shard's metrics and delivers everything: the snapshots,
+    /// once the gather completed.
+    pub fn metrics_from(&mut self, shard: usize, request: u64) -> Vec<ShardSnapshot> {
+        self.routers[shard].handle_metrics_request(request, &mut self.out);
+        self.absorb(shard);
+        self.drain();
+        let at = self
+            .metrics
+            .iter()
+            .position(|(asked, answered, _)| (*asked, *answered) == (shard, request))
+            .unwrap_or_else(|| panic!("metrics request {request} of shard {shard} not answered"));
+        self.metrics.remove(at).2
+    }
+
+    /// Asks shard `shard` for every shard's metrics without delivering anything: the answer
+    /// lands in `metrics` once the channels deliver the other shards' parts.
+    pub fn ask_metrics(&mut self, shard: usize, request: u64) {
+        self.routers[shard].handle_metrics_request(request, &mut self.out);
+        self.absorb(shard);
+    }
+
+    /// Every shard's clock for call latencies moves to `micros`.
+    pub fn set_clock_us(&mut self, micros: u64) {
+        for router in &mut self.routers {
+            router.set_clock_us(micros);
+        }
     }
 
     /// Shard `shard` shuts down (GOODBYE to its sessions, Close for all).

@@ -592,7 +592,7 @@ pub fn execute(run: Run) -> Result<Outcome, String> {
     stats.flush();
     watchdog.disarm();
     if let Scenario::Pubsub(_) = run.scenario {
-        pubsub::finish_accounting(&mut stats, &shared);
+        pubsub::finish_accounting(&mut stats);
     }
     Ok(Outcome {
         phases,

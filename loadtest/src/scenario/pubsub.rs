@@ -12,8 +12,11 @@
 //! subscribers (reported as lost).
 //!
 //! A publish is measured when its (intended) send time is in the measured window; each
-//! subscriber expects every measured publish that the router did not refuse with ERROR. Loss
-//! is expected minus distinct received, per subscriber; nothing is inferred from rates.
+//! subscriber expects every measured publish that the router did not refuse with ERROR. After
+//! the window a subscriber keeps reading until everything expected arrived, or until it was
+//! quiet for [`QUIET`] once every publisher finished, or until the drain ends. What is then
+//! missing is split per publisher by `seqtrack::classify`: holes below the highest sequence
+//! number received are lost, the tail above it is in flight. Nothing is inferred from rates.
 
 use std::borrow::Cow;
 use std::ops::ControlFlow;
@@ -23,15 +26,22 @@ use std::sync::atomic::Ordering;
 use wampring::wire::{Dict, Message, Payload};
 
 use super::rpc::session_end;
-use super::{Fairness, Pacing, Scenario, Shared, ThreadCtx};
+use super::{Fairness, Pacing, Scenario, ThreadCtx};
 use crate::clock;
 use crate::incoming::{self, ToPublisher, ToSubscriber};
 use crate::inflight::{InFlight, InFlightRing};
 use crate::link::{LinkError, Roles};
 use crate::payload::{self, Stamp};
 use crate::schedule::{corrected_latency, staggered_start, OpenLoopSchedule};
-use crate::seqtrack::{delivery_accounting, Seen, SeqTracker};
+use crate::seqtrack::{delivery_accounting, Got, Published, Seen, SeqTracker};
 use crate::stats::ThreadStats;
+
+/// A subscriber that received nothing for this long after every publisher finished stops
+/// listening (bounded by `--drain`): a router that delivers what it accepted does so well
+/// within it, and waiting out the whole drain for events a router dropped would only make
+/// every lossy run slow. Whatever is then missing past the last event received is reported
+/// as in flight, not lost.
+pub const QUIET: std::time::Duration = std::time::Duration::from_millis(500);
 
 pub async fn publisher(ctx: Rc<ThreadCtx>, index: usize) {
     let Scenario::Pubsub(plan) = &ctx.run.scenario else {
@@ -66,7 +76,11 @@ pub async fn publisher(ctx: Rc<ThreadCtx>, index: usize) {
     };
     let mut args = Vec::with_capacity(plan.payload + 64);
     let mut seq: u64 = 0;
-    let mut first_measured_published = false;
+    // Request ids and sequence numbers advance together (one of each per PUBLISH, nothing else
+    // is sent meanwhile), so a refused request id names its sequence number.
+    let request_of_seq_0 = link.peek_request_id();
+    // The measured sequence numbers (one run: intended send times only grow) and refusals.
+    let mut published: Option<Published> = None;
     let mut sent_measured: u64 = 0;
     let mut refused_measured: u64 = 0;
     let mut fairness = Fairness::new();
@@ -106,10 +120,10 @@ pub async fn publisher(ctx: Rc<ThreadCtx>, index: usize) {
                 };
                 batch += 1;
                 let measured = phases.is_measured(intended);
-                if measured && !first_measured_published {
+                if measured && published.is_none() {
                     // Before this publish can reach anyone, so subscribers find it set.
                     ctx.shared.first_measured_seq[index].store(seq, Ordering::Release);
-                    first_measured_published = true;
+                    published = Some(Published::new(seq, seq));
                 }
                 payload::write_stamped_args(
                     serializer,
@@ -122,6 +136,7 @@ pub async fn publisher(ctx: Rc<ThreadCtx>, index: usize) {
                     &mut args,
                 );
                 let request = link.next_request_id();
+                debug_assert_eq!(request - request_of_seq_0, seq);
                 let publish = Message::Publish {
                     request,
                     // Empty without acknowledge (no allocation); one small entry with it.
@@ -138,6 +153,11 @@ pub async fn publisher(ctx: Rc<ThreadCtx>, index: usize) {
                     break 'run;
                 }
                 seq += 1;
+                if measured {
+                    if let Some(published) = &mut published {
+                        published.end = seq;
+                    }
+                }
                 sent_measured += u64::from(measured);
                 if plan.acknowledge {
                     in_flight.insert(InFlight {
@@ -177,7 +197,12 @@ pub async fn publisher(ctx: Rc<ThreadCtx>, index: usize) {
                 ToPublisher::Error { request, error } => match in_flight.take(request) {
                     Some(publish) => {
                         stats.record_op_error(&error, publish.measured);
-                        refused_measured += u64::from(publish.measured);
+                        if publish.measured {
+                            refused_measured += 1;
+                            if let Some(published) = &mut published {
+                                published.refuse(request - request_of_seq_0);
+                            }
+                        }
                     }
                     None => unexpected(&mut stats, "wampload.unexpected_error"),
                 },
@@ -210,6 +235,8 @@ pub async fn publisher(ctx: Rc<ThreadCtx>, index: usize) {
         if let Some(e) = &failure {
             stats.record_error(&e.uri());
         }
+        let published = published.unwrap_or_else(|| Published::new(seq, seq));
+        stats.published.push((index, published));
     }
     ctx.shared.expected_per_subscriber.fetch_add(
         sent_measured.saturating_sub(refused_measured),
@@ -259,15 +286,16 @@ pub async fn subscriber(ctx: Rc<ThreadCtx>, index: usize) {
     let mut fairness = Fairness::new();
     let mut failure: Option<LinkError> = None;
     let tick = 10_000_000;
+    let mut listening = Listening::new(phases.measure_end, phases.drain_end, QUIET);
     'run: loop {
         let now = clock::now_ns();
-        if now >= phases.drain_end {
-            break;
-        }
-        if now >= phases.measure_end
-            && ctx.shared.publishers_done.load(Ordering::Acquire) == plan.publishers
-            && received >= ctx.shared.expected_per_subscriber.load(Ordering::Acquire)
-        {
+        // The shared counters matter only after the window (no loads on the measured path);
+        // the expectation is complete only once every publisher is done.
+        let publishers_done = now >= phases.measure_end
+            && ctx.shared.publishers_done.load(Ordering::Acquire) == plan.publishers;
+        let all_arrived = publishers_done
+            && received >= ctx.shared.expected_per_subscriber.load(Ordering::Acquire);
+        if listening.over(now, publishers_done, all_arrived) {
             break;
         }
         let wake = if now < phases.measure_end {
@@ -290,6 +318,7 @@ pub async fn subscriber(ctx: Rc<ThreadCtx>, index: usize) {
                         subscription: s,
                         stamp,
                     } if s == subscription => {
+                        listening.event(received_at);
                         let Some(stamp) = stamp.filter(|s| s.publisher < plan.publishers as u64)
                         else {
                             unexpected(&mut stats, "wampload.bad_payload");
@@ -337,7 +366,11 @@ pub async fn subscriber(ctx: Rc<ThreadCtx>, index: usize) {
     }
     {
         let mut stats = ctx.stats.borrow_mut();
-        stats.subscriber_received.push(received);
+        let got = trackers
+            .iter()
+            .map(|t| t.as_ref().map_or(Got::default(), SeqTracker::got))
+            .collect();
+        stats.subscriber_got.push(got);
         if let Some(e) = &failure {
             stats.record_error(&format!("{} (subscriber)", e.uri()));
         }
@@ -347,17 +380,105 @@ pub async fn subscriber(ctx: Rc<ThreadCtx>, index: usize) {
     }
 }
 
-/// After all threads finished: expected, received and lost over all subscribers.
-pub fn finish_accounting(stats: &mut ThreadStats, shared: &Shared) {
-    let expected_per_subscriber = shared.expected_per_subscriber.load(Ordering::Acquire);
-    let delivery = delivery_accounting(expected_per_subscriber, &stats.subscriber_received);
+/// When a subscriber stops listening: at the drain's end at the latest; after the measured
+/// window, once every publisher finished, as soon as everything expected arrived or nothing
+/// arrived for the quiet interval (counted from the later of the last event and the moment the
+/// publishers were seen done, so a publisher's last late sends are waited for too).
+#[derive(Clone, Debug)]
+struct Listening {
+    measure_end: u64,
+    drain_end: u64,
+    quiet_ns: u64,
+    last_event_ns: u64,
+    publishers_done_ns: Option<u64>,
+}
+
+impl Listening {
+    fn new(measure_end: u64, drain_end: u64, quiet: std::time::Duration) -> Listening {
+        Listening {
+            measure_end,
+            drain_end,
+            quiet_ns: clock::nanos(quiet),
+            last_event_ns: 0,
+            publishers_done_ns: None,
+        }
+    }
+
+    /// One of the subscriber's events arrived at `at`.
+    fn event(&mut self, at: u64) {
+        self.last_event_ns = self.last_event_ns.max(at);
+    }
+
+    fn over(&mut self, now: u64, publishers_done: bool, all_arrived: bool) -> bool {
+        if now >= self.drain_end {
+            return true;
+        }
+        if now < self.measure_end || !publishers_done {
+            return false;
+        }
+        let done_ns = *self.publishers_done_ns.get_or_insert(now);
+        all_arrived
+            || now
+                >= done_ns
+                    .max(self.last_event_ns)
+                    .saturating_add(self.quiet_ns)
+    }
+}
+
+/// After all threads finished: expected, received, lost and in flight over all subscribers.
+pub fn finish_accounting(stats: &mut ThreadStats) {
+    let mut published = std::mem::take(&mut stats.published);
+    published.sort_unstable_by_key(|(index, _)| *index);
+    let published: Vec<Published> = published.into_iter().map(|(_, p)| p).collect();
+    let delivery = delivery_accounting(&published, &stats.subscriber_got);
     stats.counts.expected = delivery.expected;
     stats.counts.received = delivery.received;
     stats.counts.lost = delivery.lost;
+    stats.counts.in_flight = delivery.in_flight;
     stats.counts.unexpected = delivery.unexpected;
 }
 
 fn unexpected(stats: &mut ThreadStats, uri: &str) {
     stats.counts.protocol_errors += 1;
     stats.record_error(uri);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const MS: u64 = 1_000_000;
+
+    #[test]
+    fn listening_ends_when_all_arrived_or_quiet_or_at_the_drain_end() {
+        // Window ends at 1000 ms, drain at 3000 ms, quiet 500 ms.
+        let new = || Listening::new(1000 * MS, 3000 * MS, Duration::from_millis(500));
+        let mut l = new();
+        assert!(!l.over(900 * MS, true, true), "never inside the window");
+        assert!(l.over(1000 * MS, true, true), "everything arrived");
+
+        let mut l = new();
+        assert!(
+            !l.over(1100 * MS, false, false),
+            "a publisher still sending"
+        );
+        assert!(!l.over(2900 * MS, false, false));
+        assert!(l.over(3000 * MS, false, false), "the drain ended");
+
+        // Publishers seen done at 1200 ms, events until 1400 ms: quiet from 1400 ms on.
+        let mut l = new();
+        l.event(1050 * MS);
+        assert!(!l.over(1200 * MS, true, false));
+        l.event(1400 * MS);
+        assert!(!l.over(1899 * MS, true, false));
+        assert!(l.over(1900 * MS, true, false));
+
+        // No event after the publishers finished: quiet from the moment they were seen done.
+        let mut l = new();
+        l.event(900 * MS);
+        assert!(!l.over(1300 * MS, true, false));
+        assert!(!l.over(1799 * MS, true, false));
+        assert!(l.over(1800 * MS, true, false));
+    }
 }
