@@ -1,7 +1,11 @@
 //! Reconfiguration: a new [`RouterConfig`] (a reloaded configuration file) taking effect on a
 //! running shard, without dropping a session. Every shard is handed the same config and
 //! applies it on its own ([`Router::handle_reconfigure`]); no message between shards is needed,
-//! because nothing here is decided by one shard for the others.
+//! because nothing here is decided by one shard for the others. Shards take it at slightly
+//! different moments (the runtime: within one stop-flag poll of each other), so for a moment a
+//! new realm may be configured on some shards only: table updates about it apply everywhere
+//! (a shard without it holds it as an auto-created replica, adopted as configured when its
+//! reload comes), and a HELLO to it is refused on a shard that does not have it yet.
 //!
 //! What changes, from the input on:
 //! * Realms added are served at once (an auto-created realm of that name becomes a configured
