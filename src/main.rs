@@ -27,7 +27,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser, Debug)]
 #[command(name = "wampring", version, about, long_about = None)]
 struct Cli {
-    /// Serve the configuration in this TOML file instead of the built-in default.
+    /// Serve the configuration in this TOML file instead of the built-in default. SIGHUP reads
+    /// it again and applies what can change without a restart (README: "Reloading the
+    /// configuration").
     #[arg(long, value_name = "FILE", conflicts_with_all = ["print_default_config", "check_config"])]
     config: Option<PathBuf>,
 
