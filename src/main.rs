@@ -1,6 +1,7 @@
 //! The `wampring` binary: command line, logging, signals. It reads the configuration (a file or
-//! the embedded default), sets up logging, turns SIGINT/SIGTERM into a stop flag, and hands over
-//! to the shard runtime (`wampring::shard::serve`), which does the rest. Exit codes: 0 after a
+//! the embedded default), sets up logging, turns SIGINT/SIGTERM into a stop flag and SIGHUP
+//! into a reload request (the file is read again, with the same command-line overrides), and
+//! hands over to the shard runtime (`wampring::shard::serve`), which does the rest. Exit codes: 0 after a
 //! clean shutdown or a successful `--check-config`; 1 when the configuration is invalid or the
 //! router cannot start; 2 for command-line usage errors.
 
@@ -13,7 +14,7 @@ use clap::Parser;
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 
-use wampring::config::{bounds, Config, ShardPlacement, DEFAULT_CONFIG_TOML};
+use wampring::config::{bounds, Config, ConfigSource, ShardPlacement, DEFAULT_CONFIG_TOML};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -26,7 +27,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser, Debug)]
 #[command(name = "wampring", version, about, long_about = None)]
 struct Cli {
-    /// Serve the configuration in this TOML file instead of the built-in default.
+    /// Serve the configuration in this TOML file instead of the built-in default. SIGHUP reads
+    /// it again and applies what can change without a restart (README: "Reloading the
+    /// configuration").
     #[arg(long, value_name = "FILE", conflicts_with_all = ["print_default_config", "check_config"])]
     config: Option<PathBuf>,
 
@@ -166,12 +169,18 @@ fn main() -> ExitCode {
             );
             return ExitCode::from(2);
         }
-        config.cores = Some(cores);
     }
-    if let Some(name) = &cli.placement {
+    // Kept for SIGHUP: a reload reads the same file and applies the same overrides.
+    let source = ConfigSource {
+        path: cli.config.clone(),
+        cores: cli.cores,
         // clap has already restricted the value to the known names.
-        config.placement = ShardPlacement::from_name(name).unwrap_or_default();
-    }
+        placement: cli
+            .placement
+            .as_deref()
+            .map(|name| ShardPlacement::from_name(name).unwrap_or_default()),
+    };
+    source.apply_overrides(&mut config);
 
     if let Err(e) = init_logging(cli.log_level.as_deref(), config.log_level.as_deref()) {
         eprintln!("error: {e}");
@@ -190,11 +199,22 @@ fn main() -> ExitCode {
         }
     }
 
+    // SIGHUP asks for a reload; `serve` polls the flag (a handler may do nothing more).
+    let reload = Arc::new(AtomicBool::new(false));
+    if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone()) {
+        eprintln!("error: cannot install the handler for SIGHUP: {e}");
+        return ExitCode::FAILURE;
+    }
+    let reload = wampring::shard::ReloadRequests {
+        flag: reload,
+        source,
+    };
+
     info!("wampring {} starting", env!("CARGO_PKG_VERSION"));
     for warning in config.warnings() {
         tracing::warn!("{warning}");
     }
-    match wampring::shard::serve(&config, stop) {
+    match wampring::shard::serve(&config, stop, reload) {
         Ok(metrics) => {
             info!("stopped: {metrics}");
             ExitCode::SUCCESS

@@ -16,7 +16,10 @@
 //! under the reserved subscription id every shard hands out. Targeted scenarios pin the
 //! cross-shard cases one by one; one of them sends random requests of authenticated sessions
 //! of several roles under random interleavings, and checks each authorization decision
-//! against a model of the roles' permissions.
+//! against a model of the roles' permissions. Configuration reloads (SIGHUP) land on one shard
+//! at a time at random points (from their own random sequence, so the rest of a seed's run is
+//! what it was without them): every property above still holds, and no session is closed by
+//! a reload.
 //!
 //! Replay a failing seed with `SEED=<n> cargo test --test shard_sim`; soak with
 //! `SHARD_SIM_SEEDS=<count> cargo test --release --test shard_sim`.
@@ -595,7 +598,17 @@ struct Scenario {
     removal_answers: Vec<(bool, usize, u64, bool)>,
     /// What the meta API did in this run.
     meta: MetaCounts,
+    /// The configuration the run started with, and the reloads that land on one shard at a
+    /// time (drawn from their own sequence): the shards that got a config with the extra
+    /// realm hold it (retired or not) to the end.
+    config: RouterConfig,
+    reload_rng: Rng,
+    reloads: usize,
+    extra_realm_on: Vec<bool>,
 }
+
+/// A realm that some reloads add and others remove again (no client uses it).
+const EXTRA_REALM: &str = "com.sim.extra";
 
 /// What event history did in one run, counted by the clients and the final check.
 #[derive(Default, Debug, Clone, Copy)]
@@ -640,7 +653,11 @@ impl Scenario {
         Scenario {
             metrics_asked: Vec::new(),
             rng: Rng(seed),
-            cluster: Cluster::with_config(shards, seed, config),
+            cluster: Cluster::with_config(shards, seed, config.clone()),
+            config,
+            reload_rng: Rng(seed ^ 0x7265_6c6f_6164),
+            reloads: 0,
+            extra_realm_on: vec![false; shards],
             realm: if auto_realm { AUTO_REALM } else { "realm1" },
             clients: Vec::new(),
             time: 0,
@@ -1993,10 +2010,37 @@ impl Scenario {
             self.cluster.deliver(from, to);
         }
         self.pump();
+        if self.reload_rng.chance(2) {
+            self.reload_one_shard();
+        }
         if self.cluster.undelivered() == 0 {
             self.quiet_point();
             if self.rng.chance(3) {
                 self.probe_exact(false);
+            }
+        }
+    }
+
+    /// A configuration reload reaches one shard (the others get theirs at other points, as
+    /// the runtime's shards do): the extra realm added or removed, the URI bound moved. No
+    /// session may be closed by it.
+    fn reload_one_shard(&mut self) {
+        let shard = self.reload_rng.below(self.cluster.shards());
+        let mut config = self.config.clone();
+        if self.reload_rng.chance(50) {
+            config.realms.push(RealmConfig::new(EXTRA_REALM));
+            self.extra_realm_on[shard] = true;
+        }
+        config.max_uri_length = 1024 + self.reload_rng.below(1024);
+        self.cluster.reconfigure_shard(shard, &config);
+        self.reloads += 1;
+        for client in &self.clients {
+            if client.alive && !client.leaving {
+                assert!(
+                    !self.cluster.was_closed(client.conn),
+                    "a reload of shard {shard} closed client {}",
+                    client.id
+                );
             }
         }
     }
@@ -2594,6 +2638,8 @@ struct Coverage {
     retained_topics: usize,
     history: HistoryCounts,
     meta: MetaCounts,
+    /// Configuration reloads that landed on a shard mid-run.
+    reloads: usize,
 }
 
 /// What the advanced RPC features did, counted by the clients.
@@ -2681,6 +2727,7 @@ fn run_seed(seed: u64) -> Coverage {
         retained_topics,
         history: sim.history,
         meta: sim.meta,
+        reloads: sim.reloads,
     };
     sim.everyone_leaves();
     sim.check_testaments();
@@ -2706,10 +2753,12 @@ fn run_seed(seed: u64) -> Coverage {
     } else {
         0
     };
+    // A shard that was given the extra realm keeps it (retired when a later reload dropped it).
+    let extra_realms = sim.extra_realm_on.iter().filter(|&&on| on).count();
     assert_eq!(
         sim.cluster.stats().realms,
-        shards + auto_realms_kept,
-        "only realm1 on each shard, and an auto-created realm where it keeps retained events"
+        shards + auto_realms_kept + extra_realms,
+        "only realm1 (and the extra realm a reload gave) on each shard, and an auto-created realm where it keeps retained events"
     );
     assert_eq!(sim.cluster.stats().timers, 0, "no call timeout left armed");
     coverage
@@ -2739,6 +2788,7 @@ fn run_seeds(seeds: impl Iterator<Item = u64>) -> usize {
             total.retained_topics += coverage.retained_topics;
             total.history.add(&coverage.history);
             total.meta.add(&coverage.meta);
+            total.reloads += coverage.reloads;
         }
         if let Err(panic) = result {
             eprintln!(
@@ -2779,6 +2829,7 @@ fn run_seeds(seeds: impl Iterator<Item = u64>) -> usize {
         count < 50 || total.meta.all_seen(),
         "meta API not exercised: {total:?}"
     );
+    assert!(count < 50 || total.reloads > 0, "no reload: {total:?}");
     assert!(
         count < 50 || total.realms_removed_mid_run > 0,
         "auto-created realms never removed mid-run: {total:?}"

@@ -3,7 +3,8 @@
 //! (serde `deny_unknown_fields`) — and every bad value is reported with the key that holds it,
 //! e.g. `listener[1].path: "ws" must start with '/'`. The result is a [`Config`] whose parts are
 //! the plain configuration types of the lower layers ([`TransportConfig`], [`RouterConfig`]),
-//! so nothing below this module sees TOML.
+//! so nothing below this module sees TOML. `reload.rs`: what a reload (SIGHUP) re-reads and
+//! which settings it may change in a running process.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -15,10 +16,12 @@ use serde::Deserialize;
 
 mod admin;
 mod auth;
+mod reload;
 
 pub use admin::{AdminConfig, DEFAULT_ADMIN_BIND};
 
 pub use auth::{cryptosign_lines, scram_line, ticket_hash_line, wampcra_line};
+pub use reload::{plan_reload, ConfigSource, ReloadPlan};
 
 use crate::net::{TransportConfig, TransportKind};
 use crate::router::{

@@ -272,7 +272,13 @@ impl Router {
         self.stats.authorizations_denied += 1;
         let identity = self.sessions[me.key].identity();
         let authrole = identity.map_or("", |identity| &identity.authrole);
-        let text = format!("role {authrole:?} may not {name} {uri:?}");
+        let text = if role == RoleId::REVOKED {
+            format!(
+                "role {authrole:?} is no longer defined in this realm: it may not {name} {uri:?}"
+            )
+        } else {
+            format!("role {authrole:?} may not {name} {uri:?}")
+        };
         if let Message::Publish { options, .. } = message {
             let acknowledge = options.get_bool("acknowledge") == Some(true);
             let refusal = (PublishRefusal::NotAuthorized, uri::NOT_AUTHORIZED, text);

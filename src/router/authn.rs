@@ -272,8 +272,8 @@ enum Expect {
     Principal,
     TicketPlain(Secret<String>),
     TicketHash(Arc<str>),
-    /// The ticket goes to the dynamic authenticator, which decides.
-    TicketDynamic,
+    /// The ticket goes to this dynamic authenticator (the one of the challenge), which decides.
+    TicketDynamic(Box<AuthenticatorConfig>),
     WampCra {
         challenge: String,
         key: Secret<Vec<u8>>,
@@ -418,12 +418,7 @@ impl Router {
         if let Some(text) = problem {
             return self.refuse_authentication(session, uri::AUTHENTICATION_DENIED, text, out);
         }
-        let dynamic = self.config.realms.iter().find_map(|realm| {
-            let authenticator = realm.authenticator.as_ref()?;
-            (*realm.name == *self.realms.get(hello.realm).name
-                && authenticator.methods.contains(&method))
-            .then(|| authenticator.clone())
-        });
+        let dynamic = self.authenticator_of(hello.realm, method);
         let deadline = self.now.saturating_add(self.config.authenticate_timeout_ms);
         let auth = Authenticating {
             deadline: self.timers.arm(deadline, Timeout::Authenticate { session }),
@@ -454,6 +449,16 @@ impl Router {
             // WAMP-CRA and Cryptosign need the secret or the key before the CHALLENGE.
             (Some(authenticator), _) => self.ask_authenticator(session, &authenticator, None, out),
         }
+    }
+
+    /// The dynamic authenticator of `realm` for `method`, as configured now.
+    fn authenticator_of(&self, realm: RealmId, method: AuthMethod) -> Option<AuthenticatorConfig> {
+        let name = &*self.realms.get(realm).name;
+        self.config.realms.iter().find_map(|configured| {
+            let authenticator = configured.authenticator.as_ref()?;
+            (*configured.name == *name && authenticator.methods.contains(&method))
+                .then(|| authenticator.clone())
+        })
     }
 
     /// The configured principal the challenged session claims to be, if it has a secret for
@@ -498,7 +503,14 @@ impl Router {
         let mut extra = Dict::new();
         let expect = match method {
             AuthMethod::Anonymous => unreachable!("anonymous needs no challenge"),
-            AuthMethod::Ticket if provider == "dynamic" => Expect::TicketDynamic,
+            // Kept from the challenge on: a reload before the AUTHENTICATE does not change
+            // who judges the ticket.
+            AuthMethod::Ticket if provider == "dynamic" => {
+                match self.authenticator_of(hello.realm, method) {
+                    Some(authenticator) => Expect::TicketDynamic(Box::new(authenticator)),
+                    None => Expect::TicketHash(ticket::decoy_hash().into()),
+                }
+            }
             AuthMethod::Ticket => match found
                 .as_ref()
                 .and_then(|principal| principal.ticket.clone())
@@ -676,16 +688,9 @@ impl Router {
                 let same_nonce = extra.get_str("nonce").map_or(true, |sent| sent == nonce);
                 scram::verify_proof(credential, auth_message, signature) && same_nonce
             }
-            Expect::TicketDynamic => {
-                let realm = &self.realms.get(state.hello.realm).name;
-                let authenticator = self.config.realms.iter().find_map(|configured| {
-                    (*configured.name == **realm)
-                        .then(|| configured.authenticator.clone())
-                        .flatten()
-                });
-                if let Some(authenticator) = authenticator {
-                    self.ask_authenticator(session, &authenticator, Some(signature), out);
-                }
+            Expect::TicketDynamic(authenticator) => {
+                let authenticator = authenticator.clone();
+                self.ask_authenticator(session, &authenticator, Some(signature), out);
                 return;
             }
             Expect::Principal => {

@@ -14,6 +14,11 @@
 //!
 //! Decisions are cached per role on each shard (bounded; cleared when full), so the pattern
 //! walk runs once per URI, not per message.
+//!
+//! A configuration reload (`reconfigure.rs`) replaces a realm's roles whole (their caches
+//! start empty) and maps each established session to the new role of the same *name*; a
+//! session whose role is gone holds [`RoleId::REVOKED`] and is denied whatever needs a
+//! permission. The dynamic authorizer's answers each session kept are forgotten too.
 
 use bytes::Bytes;
 
@@ -92,6 +97,14 @@ impl RoleId {
     /// an `Option`, so that `Phase` keeps a plain tag: the established-phase check on every
     /// message stays two instructions, not a niche decode.
     pub(crate) const UNRESTRICTED: RoleId = RoleId(u32::MAX);
+
+    /// The role of a session whose role a reload removed from its realm: nothing is allowed.
+    /// Denying rather than closing the session keeps the reload's promise not to drop
+    /// sessions, and is what a careful operator expects of a removed role: no rights, no
+    /// surprise disconnect of a client that may be about to leave on its own (whoever wants
+    /// them gone has `wamp.session.kill_by_authrole`). No role index reaches it: a realm has
+    /// far fewer than 2^32 - 1 roles.
+    pub(crate) const REVOKED: RoleId = RoleId(u32::MAX - 1);
 
     pub(crate) fn of(role: Option<RoleId>) -> RoleId {
         role.unwrap_or(RoleId::UNRESTRICTED)
@@ -192,16 +205,34 @@ impl Roles {
         }
     }
 
-    /// The dynamic authorizer of `role`, if it has one (its permissions then do not count).
-    pub(crate) fn authorizer(&self, role: RoleId) -> Option<&str> {
-        self.roles.as_ref()?[role.0 as usize].authorizer.as_deref()
+    /// The role to hold after a reload for a session whose role is called `name`: the new
+    /// role of that name, [`RoleId::UNRESTRICTED`] when the realm now defines no roles, or
+    /// [`RoleId::REVOKED`] when it defines roles and not this one.
+    pub(crate) fn remap(&self, name: &str) -> RoleId {
+        match self.find(name) {
+            Ok(role) => RoleId::of(role),
+            Err(()) => RoleId::REVOKED,
+        }
     }
 
-    /// What `role` may do on `uri`.
+    /// The dynamic authorizer of `role`, if it has one (its permissions then do not count).
+    pub(crate) fn authorizer(&self, role: RoleId) -> Option<&str> {
+        self.roles
+            .as_ref()?
+            .get(role.0 as usize)?
+            .authorizer
+            .as_deref()
+    }
+
+    /// What `role` may do on `uri` ([`RoleId::REVOKED`]: nothing).
     pub(crate) fn decide(&mut self, role: RoleId, uri: &str) -> Perms {
-        match &mut self.roles {
-            Some(roles) => roles[role.0 as usize].decide(uri),
-            // A session of a realm without roles holds no RoleId.
+        match self
+            .roles
+            .as_mut()
+            .and_then(|roles| roles.get_mut(role.0 as usize))
+        {
+            Some(role) => role.decide(uri),
+            // A session of a realm without roles holds no RoleId; a revoked one is no index.
             None => Perms::NONE,
         }
     }
@@ -247,6 +278,12 @@ impl SessionAuthz {
             self.decisions.remove(key.as_str());
         }
         Some(decided)
+    }
+
+    /// Forgets every answer (a reload may have changed the role's authorizer); the messages
+    /// waiting stay, in order.
+    pub(crate) fn forget_decisions(&mut self) {
+        self.decisions.clear();
     }
 
     pub(crate) fn remember(&mut self, action: Perms, uri: &str, decided: Decided) {

@@ -153,6 +153,27 @@ impl Router {
             self.remove_unused_realms();
         }
         let realm = match self.realms.find(realm_name) {
+            Some(realm) if self.realms.get(realm).retired => {
+                // Removed by a reload: its sessions stay, nobody new joins (`reconfigure.rs`).
+                return self.reject_hello(
+                    session,
+                    uri::NO_SUCH_REALM,
+                    format!("no realm {realm_name:?} on this router (it was removed from the configuration)").into(),
+                    out,
+                );
+            }
+            // Auto-created (by another shard's update, or before a reload turned
+            // `auto_create_realms` off): not a realm a HELLO may join unless creating is on.
+            Some(realm)
+                if self.realms.get(realm).auto_created && !self.config.auto_create_realms =>
+            {
+                return self.reject_hello(
+                    session,
+                    uri::NO_SUCH_REALM,
+                    format!("no realm {realm_name:?} on this router").into(),
+                    out,
+                );
+            }
             Some(realm) => realm,
             None if self.config.auto_create_realms
                 && self.realms.auto_created() < self.config.max_auto_created_realms =>

@@ -1,7 +1,8 @@
 //! router: the sans-IO WAMP state machine of one shard — sessions, realms, dealer, broker.
 //!
 //! Driven by plain calls with `now` passed in (`open_session`, `handle_message`,
-//! `handle_shard_msg`, `handle_timeout`, `close_session`, `shutdown`); it answers by pushing
+//! `handle_shard_msg`, `handle_timeout`, `handle_reconfigure`, `close_session`, `shutdown`); it
+//! answers by pushing
 //! [`Action`]s that the runtime performs, and tells the runtime its next deadline
 //! ([`Router::poll_timeout`]). No sockets, no executors, no clocks: every routing rule is
 //! testable by calling it directly, at one shard or several in one process.
@@ -32,7 +33,8 @@
 //! authorizers), `rpc.rs` (REGISTER/CALL/YIELD
 //! routing), `pubsub.rs` (SUBSCRIBE/PUBLISH routing), `retention.rs` and `history.rs` (kept
 //! events), `shard_msg.rs` (the messages between
-//! shards and the owner rule), `realm.rs`, `ids.rs`, `outbox.rs` (encoding into
+//! shards and the owner rule), `realm.rs`, `reconfigure.rs` (a reloaded configuration taking
+//! effect without dropping sessions), `ids.rs`, `outbox.rs` (encoding into
 //! `Action::Send`), `uri.rs`, `log_limit.rs`.
 //!
 //! # Several shards
@@ -229,6 +231,7 @@ mod outbox;
 pub mod patterns;
 mod pubsub;
 mod realm;
+mod reconfigure;
 mod retention;
 mod rpc;
 mod session;
@@ -726,18 +729,7 @@ impl Router {
             internal: internal_caller::InternalCallers::default(),
             telemetry: telemetry::Telemetry::default(),
         };
-        let callers: Vec<String> = config_realms
-            .iter()
-            .flat_map(|realm| {
-                let authenticator = realm.authenticator.as_ref().map(|a| a.realm.clone());
-                let authorizer = realm
-                    .roles
-                    .iter()
-                    .any(|role| role.authorizer.is_some())
-                    .then(|| realm.name.clone());
-                authenticator.into_iter().chain(authorizer)
-            })
-            .collect();
+        let callers = reconfigure::internal_caller_realms(&config_realms);
         router.open_internal_callers(&callers);
         router
     }

@@ -1,6 +1,13 @@
 //! Realms: the configured ones plus those auto-created on first HELLO (or on the first update
-//! from another shard about them), which go again once nothing of them is left on the shard. Each realm owns its dealer and broker tables; sessions refer
-//! to their realm by a dense [`RealmId`], which is local to the shard (other shards name realms).
+//! from another shard about them), which go again once nothing of them is left on the shard.
+//! Each realm owns its dealer and broker tables; sessions refer to their realm by a dense
+//! [`RealmId`], which is local to the shard (other shards name realms).
+//!
+//! A configuration reload (`reconfigure.rs`) adds realms ([`Realms::configure`], which also
+//! adopts an auto-created realm of that name) and retires those no longer configured
+//! ([`Realms::retire`]): a retired realm refuses new HELLOs, keeps serving the sessions it has,
+//! and stays in the table (empty once they left) until the process restarts, so no `RealmId`
+//! held anywhere (a session, an op in flight, an internal caller) can dangle.
 
 use std::sync::Arc;
 
@@ -45,6 +52,9 @@ pub(crate) struct Realm {
     pub(crate) roles: Roles,
     /// Who may authenticate into this realm (`authn.rs`).
     pub(crate) principals: Principals,
+    /// Removed from the configuration by a reload: new HELLOs are refused, its sessions stay
+    /// (see the module text). Configuring it again un-retires it.
+    pub(crate) retired: bool,
     /// Listed in `Realms::candidates`.
     candidate: bool,
 }
@@ -89,15 +99,52 @@ impl Realms {
             candidates: Vec::new(),
         };
         for (config, history_ids) in configured.iter().zip(history_ids) {
-            let id = realms.get_or_insert(&config.name, false);
-            let realm = realms.get_mut(id);
-            realm.disclose_caller = config.disclose_caller;
-            realm.disclose_publisher = config.disclose_publisher;
-            realm.history = HistoryTopics::new(&config.history, history_ids);
-            realm.roles = Roles::new(&config.roles);
-            realm.principals = Principals::new(&config.principals);
+            let id = realms.configure(config);
+            realms.get_mut(id).history = HistoryTopics::new(&config.history, history_ids);
         }
         realms
+    }
+
+    /// Makes `config` a configured realm: created if missing, adopted if it was auto-created
+    /// (it is no longer removed when unused), un-retired if a reload had removed it; its
+    /// policies, roles and principals become the configured ones. History is not touched: its
+    /// subscription ids are reserved from the configuration at start (`history::reserve_ids`),
+    /// so history entries change only with a restart.
+    pub(crate) fn configure(&mut self, config: &RealmConfig) -> RealmId {
+        let id = self.get_or_insert(&config.name, false);
+        let realm = &mut self.realms[id.0 as usize];
+        if realm.auto_created {
+            realm.auto_created = false;
+            self.auto_created -= 1;
+            if realm.candidate {
+                realm.candidate = false;
+                self.candidates.retain(|&candidate| candidate != id);
+            }
+        }
+        realm.retired = false;
+        realm.disclose_caller = config.disclose_caller;
+        realm.disclose_publisher = config.disclose_publisher;
+        realm.roles = Roles::new(&config.roles);
+        realm.principals = Principals::new(&config.principals);
+        id
+    }
+
+    /// A reload removed configured realm `id` from the configuration: it refuses new HELLOs.
+    /// Its roles stay, for the sessions it still has; its principals go (nobody can
+    /// authenticate into it any more).
+    pub(crate) fn retire(&mut self, id: RealmId) {
+        let realm = &mut self.realms[id.0 as usize];
+        debug_assert!(!realm.auto_created);
+        realm.retired = true;
+        realm.principals = Principals::default();
+    }
+
+    /// The configured (not auto-created) realms that are not retired, with their ids.
+    pub(crate) fn configured(&self) -> impl Iterator<Item = (RealmId, &Realm)> {
+        self.realms
+            .iter()
+            .filter(|(_, realm)| !realm.auto_created && !realm.retired)
+            .map(|(key, realm)| (RealmId(key as u32), realm))
     }
 
     pub(crate) fn find(&self, name: &str) -> Option<RealmId> {
@@ -128,6 +175,7 @@ impl Realms {
             history: HistoryTopics::default(),
             roles: Roles::default(),
             principals: Principals::default(),
+            retired: false,
             candidate: false,
         });
         self.by_name.insert(name.into(), id);

@@ -267,6 +267,12 @@ impl Sessions {
             .map(|(key, session)| (SessionKey(key), session))
     }
 
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (SessionKey, &mut Session)> {
+        self.slab
+            .iter_mut()
+            .map(|(key, session)| (SessionKey(key), session))
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.slab.len()
     }

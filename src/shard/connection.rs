@@ -101,7 +101,7 @@ impl ConnectionTask {
         secure: bool,
     ) -> Self {
         let slot = shard.register_connection(conn.clone());
-        let handshake_timeout = Duration::from_millis(shard.limits.handshake_timeout_ms);
+        let handshake_timeout = Duration::from_millis(shard.limits.borrow().handshake_timeout_ms);
         ConnectionTask {
             shard,
             conn,

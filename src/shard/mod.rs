@@ -38,6 +38,14 @@
 //! Shard 0 also binds and serves the admin listener (`admin/`: metrics, health, the status
 //! page) when `[admin]` is configured; it answers until the shard terminates, so `/readyz`
 //! says 503 during the shutdown grace.
+//!
+//! Reload (SIGHUP): once the shards run, `serve`'s thread polls the reload flag
+//! ([`RELOAD_POLL_INTERVAL`]); on a request it reads the configuration again the way it was
+//! read at start (`ConfigSource`), refuses a bad one (logged, the running one stays), keeps
+//! what needs a restart (`config::plan_reload`), logs what changes, and sends the result (one
+//! `Arc`) to every shard over a channel of its own. Each shard takes it in the same loop that
+//! polls the stop flag (`Shard::reconfigure`), so the message paths never look for it, and
+//! confirms; the "configuration reloaded" line is written once every shard has applied it.
 
 #[doc(hidden)]
 mod admin;
@@ -61,7 +69,7 @@ use glommio::net::{TcpListener, TcpStream};
 use glommio::{LocalExecutorBuilder, Placement};
 use tracing::{debug, error, info, warn};
 
-use crate::config::{BindAddr, Config, ListenerConfig, ShardPlacement};
+use crate::config::{self, BindAddr, Config, ConfigSource, ListenerConfig, ShardPlacement};
 use crate::net::tls::TlsFilter;
 use crate::net::{ServerConn, TransportKind};
 use crate::router::{Router, ShardId, MAX_SHARDS};
@@ -92,6 +100,28 @@ const RING_DEPTH: usize = 128;
 /// How often `serve` checks, while waiting for start-up reports, whether a shard thread died.
 const STARTUP_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
+/// How often `serve`'s thread looks for a reload request (and whether the shards are done).
+pub const RELOAD_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How long `serve` waits for every shard to confirm a reload before it logs the outcome anyway
+/// (a shard that is stopping may never take it).
+const RELOAD_APPLY_WAIT: Duration = Duration::from_secs(5);
+
+/// A reloaded configuration on its way to one shard, and where the shard confirms it applied
+/// it (so that the reload's log line comes once the new config is in effect everywhere).
+struct Reconfigure {
+    config: Arc<Config>,
+    applied: mpsc::Sender<ShardId>,
+}
+
+/// How `serve` learns that the configuration should be read again.
+pub struct ReloadRequests {
+    /// Set (SIGHUP) to ask for a reload; `serve` clears it when it starts one.
+    pub flag: Arc<AtomicBool>,
+    /// Where the running configuration came from, and the command-line overrides.
+    pub source: ConfigSource,
+}
+
 /// Where and how one shard runs.
 #[derive(Clone, Debug)]
 pub struct ShardSpec {
@@ -110,9 +140,14 @@ enum StartupReport {
     Running,
 }
 
-/// Runs the router until `stop` turns true: start-up checks, shards, shutdown. Returns the
-/// metrics summed over shards, or why it could not start.
-pub fn serve(config: &Config, stop: Arc<AtomicBool>) -> Result<ShardMetrics, StartError> {
+/// Runs the router until `stop` turns true: start-up checks, shards, reloads when `reload`
+/// asks (see the module text), shutdown. Returns the metrics summed over shards, or why it
+/// could not start.
+pub fn serve(
+    config: &Config,
+    stop: Arc<AtomicBool>,
+    reload: ReloadRequests,
+) -> Result<ShardMetrics, StartError> {
     let allowed = cpus::allowed_cpus().map_err(StartError::Affinity)?;
     let shards = match config.cores {
         None if allowed.len() > MAX_SHARDS => {
@@ -160,18 +195,21 @@ pub fn serve(config: &Config, stop: Arc<AtomicBool>) -> Result<ShardMetrics, Sta
     let (ready_tx, ready_rx) = mpsc::channel::<(ShardId, StartupReport)>();
     let mut threads: Vec<(ShardId, JoinHandle<ShardMetrics>)> = Vec::new();
     let mut go_senders = Vec::new();
+    let mut reload_senders = Vec::new();
     let mut start_error = None;
     for (spec, ends) in shard_specs.into_iter().zip(mesh) {
         let (config, stop, ready) = (config.clone(), stop.clone(), ready_tx.clone());
         let (go_tx, go_rx) = mpsc::channel::<bool>();
+        let (reload_tx, reload_rx) = mpsc::channel::<Reconfigure>();
         let id = spec.id;
         let spawned = std::thread::Builder::new()
             .name(format!("wampring-shard-{id}"))
-            .spawn(move || run_shard(spec, config, stop, epoch, ready, go_rx, ends));
+            .spawn(move || run_shard(spec, config, stop, epoch, ready, go_rx, reload_rx, ends));
         match spawned {
             Ok(thread) => {
                 threads.push((id, thread));
                 go_senders.push(go_tx);
+                reload_senders.push(reload_tx);
             }
             Err(e) => {
                 start_error = Some(StartError::Executor {
@@ -224,6 +262,18 @@ pub fn serve(config: &Config, stop: Arc<AtomicBool>) -> Result<ShardMetrics, Sta
         }
     }
 
+    // Until every shard is done (they watch `stop` themselves): reload when asked.
+    let mut running = (*config).clone();
+    while !threads.iter().all(|(_, thread)| thread.is_finished()) {
+        std::thread::sleep(RELOAD_POLL_INTERVAL);
+        if reload.flag.swap(false, Ordering::SeqCst)
+            && start_error.is_none()
+            && !stop.load(Ordering::SeqCst)
+        {
+            reload_config(&reload.source, &mut running, shards, &reload_senders);
+        }
+    }
+
     let mut total = ShardMetrics::default();
     let bound_here = go;
     for (id, thread) in threads {
@@ -248,6 +298,84 @@ pub fn serve(config: &Config, stop: Arc<AtomicBool>) -> Result<ShardMetrics, Sta
         Some(e) => Err(e),
         None => Ok(total),
     }
+}
+
+/// One reload (see the module text): a bad file is refused with its error logged; otherwise
+/// what needs a restart is named and kept, what changes is logged, and every shard is sent the
+/// result, which becomes `running`.
+fn reload_config(
+    source: &ConfigSource,
+    running: &mut Config,
+    shards: usize,
+    senders: &[mpsc::Sender<Reconfigure>],
+) {
+    let loaded = match source.load() {
+        Ok(Some(config)) => config,
+        Ok(None) => {
+            info!("reload requested, but the built-in configuration is running (no --config file): nothing to re-read");
+            return;
+        }
+        Err(e) => {
+            // One line (TOML's messages quote the bad line over several), so that the whole
+            // error stays in one journal entry and one grep.
+            let text: Vec<&str> =
+                e.0.lines()
+                    .map(str::trim)
+                    .filter(|line| !line.is_empty() && *line != "|")
+                    .collect();
+            error!(
+                "reload refused, the running configuration stays: {}",
+                text.join(" / ")
+            );
+            return;
+        }
+    };
+    let file = source
+        .path
+        .as_ref()
+        .map_or_else(String::new, |path| path.display().to_string());
+    // The same fitting as at start, so an unchanged limit does not read as a change.
+    let loaded = fit_connection_limit(&loaded, shards);
+    let plan = config::plan_reload(running, loaded);
+    for setting in &plan.needs_restart {
+        warn!("reload of {file}: needs a restart, kept as it runs: {setting}");
+    }
+    for warning in plan.config.warnings() {
+        warn!("{warning}");
+    }
+    let config = Arc::new(plan.config);
+    let (applied_tx, applied_rx) = mpsc::channel();
+    let mut sent = 0;
+    for sender in senders {
+        let message = Reconfigure {
+            config: config.clone(),
+            applied: applied_tx.clone(),
+        };
+        // A shard that already ended has dropped its receiver: nothing to apply there.
+        sent += usize::from(sender.send(message).is_ok());
+    }
+    drop(applied_tx);
+    let deadline = Instant::now() + RELOAD_APPLY_WAIT;
+    let mut applied = 0;
+    while applied < sent {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match applied_rx.recv_timeout(left) {
+            Ok(_) => applied += 1,
+            Err(_) => break,
+        }
+    }
+    if applied < sent {
+        warn!("reload: {applied} of {sent} shards confirmed the new configuration in time");
+    }
+    if plan.changes.is_empty() {
+        info!("configuration reloaded from {file}: nothing that applies changed");
+    } else {
+        info!(
+            "configuration reloaded from {file}: {}",
+            plan.changes.join("; ")
+        );
+    }
+    *running = (*config).clone();
 }
 
 /// Raises RLIMIT_NOFILE and returns the config with the per-shard connection limit lowered to
@@ -336,8 +464,9 @@ fn serializer_list(listener: &ListenerConfig) -> String {
 
 /// One shard: builds its pinned executor on the calling thread, binds its listeners (all of
 /// them with kernel placement; only shard 0 with round-robin), reports "bound", waits for
-/// "go", connects its ends of the mesh, reports "running", serves until `stop`, and returns
-/// its metrics.
+/// "go", connects its ends of the mesh, reports "running", serves until `stop` (applying the
+/// reloaded configurations `reloads` brings), and returns its metrics.
+#[allow(clippy::too_many_arguments)]
 fn run_shard(
     spec: ShardSpec,
     config: Arc<Config>,
@@ -345,6 +474,7 @@ fn run_shard(
     epoch: Instant,
     ready: mpsc::Sender<(ShardId, StartupReport)>,
     go: mpsc::Receiver<bool>,
+    reloads: mpsc::Receiver<Reconfigure>,
     mesh_ends: MeshEnds<MeshMsg>,
 ) -> ShardMetrics {
     let id = spec.id;
@@ -470,7 +600,7 @@ fn run_shard(
             listener_configs,
             round_robin,
             config.placement,
-            stop,
+            (stop, reloads),
             mesh_tasks,
         )
         .await
@@ -526,14 +656,15 @@ impl RoundRobin {
     }
 }
 
-/// The shard's main loop: accept tasks run until a stop is seen, then the shard shuts down.
+/// The shard's main loop: accept tasks run until a stop is seen (reloaded configurations are
+/// applied meanwhile), then the shard shuts down.
 async fn shard_main(
     shard: Rc<Shard>,
     listeners: Vec<(TcpListener, RawFd, usize)>,
     listener_configs: Rc<[ListenerConfig]>,
     round_robin: Option<Rc<RoundRobin>>,
     placement: ShardPlacement,
-    stop: Arc<AtomicBool>,
+    (stop, reloads): (Arc<AtomicBool>, mpsc::Receiver<Reconfigure>),
     mesh_tasks: Vec<glommio::Task<()>>,
 ) -> ShardMetrics {
     let accept_tasks: Vec<glommio::Task<()>> = listeners
@@ -554,6 +685,11 @@ async fn shard_main(
 
     while !stop.load(Ordering::Relaxed) {
         glommio::timer::sleep(STOP_POLL_INTERVAL).await;
+        // A reload is rare and goes through here, off the message paths.
+        while let Ok(reload) = reloads.try_recv() {
+            shard.reconfigure(&reload.config);
+            let _ = reload.applied.send(shard.id);
+        }
     }
     let deadline = Instant::now() + SHUTDOWN_GRACE;
     info!(

@@ -179,7 +179,7 @@ pub(crate) fn refuse(shard: &Rc<Shard>, stream: TcpStream, config: &ListenerConf
             %peer,
             suppressed,
             "connection refused: at the limit of {} connections ({suppressed} more since the last such line)",
-            shard.limits.max_connections_per_shard
+            shard.limits.borrow().max_connections_per_shard
         );
     }
     let answered = answer_now(stream.as_raw_fd(), &answer(config));

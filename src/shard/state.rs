@@ -2,7 +2,8 @@
 //! the router of this shard, the table SessionKey -> connection, every live connection, its
 //! outbound links to the other shards, the metrics and the monotonic clock. Connection tasks
 //! call in with what their transport reported (`open_session`, `handle_message`,
-//! `end_session`), drain tasks with what another shard sent (`handle_shard_msg`); the router's
+//! `end_session`), drain tasks with what another shard sent (`handle_shard_msg`), the main loop
+//! with a reloaded configuration (`reconfigure`); the router's
 //! answers are [`Action`]s, and [`Shard::perform`] carries them out: a `Send` appends the frame
 //! to the target connection's bounded output and wakes that connection's task (which writes it
 //! on its next turn), a `Close` starts the target's orderly close, a `Peer` goes into the link
@@ -22,7 +23,7 @@ use glommio::timer::Timer;
 use slab::Slab;
 use tracing::{debug, info, warn};
 
-use crate::config::{LimitsConfig, SlowConsumerAction, SlowConsumerPolicy};
+use crate::config::{Config, LimitsConfig, SlowConsumerAction, SlowConsumerPolicy};
 use crate::metrics::{ShardMetrics, ShardSnapshot};
 use crate::net::websocket::close_code;
 use crate::net::{SendError, ServerConn};
@@ -143,7 +144,8 @@ pub(crate) struct Shard {
     connections: RefCell<Slab<Rc<Connection>>>,
     pub(crate) metrics: RefCell<ShardMetrics>,
     epoch: Instant,
-    pub(crate) limits: LimitsConfig,
+    /// Replaced whole by a reload (`Shard::reconfigure`); read per new connection.
+    pub(crate) limits: RefCell<LimitsConfig>,
     pub(crate) read_scratch: RefCell<Box<[u8]>>,
     /// A cleared action vector kept between messages, so routing allocates none.
     spare_actions: RefCell<Vec<Action>>,
@@ -198,7 +200,7 @@ impl Shard {
             connections: RefCell::new(Slab::new()),
             metrics: RefCell::new(ShardMetrics::default()),
             epoch,
-            limits,
+            limits: RefCell::new(limits),
             read_scratch: RefCell::new(vec![0u8; READ_SCRATCH_BYTES].into_boxed_slice()),
             spare_actions: RefCell::new(Vec::new()),
             links,
@@ -251,7 +253,7 @@ impl Shard {
 
     /// True when a new connection must be refused (connection limit).
     pub(crate) fn at_connection_limit(&self) -> bool {
-        self.connection_count() >= self.limits.max_connections_per_shard
+        self.connection_count() >= self.limits.borrow().max_connections_per_shard
     }
 
     /// Adds a connection to the live set; returns its slot.
@@ -330,6 +332,21 @@ impl Shard {
         let now = self.now_for_router(&mut router);
         router.handle_shard_msg(from, msg, now, &mut actions);
         drop(router);
+        self.perform(&mut actions);
+        self.give_back_actions(actions);
+    }
+
+    /// A reloaded configuration (`serve` checked it and kept what needs a restart): the router
+    /// applies its part, and the limits checked per new connection are replaced. Sessions and
+    /// connections stay as they are.
+    pub(crate) fn reconfigure(&self, config: &Config) {
+        self.limits.replace(config.limits.clone());
+        let mut actions = self.spare_actions.take();
+        self.router.borrow_mut().handle_reconfigure(
+            config.router.clone(),
+            self.now(),
+            &mut actions,
+        );
         self.perform(&mut actions);
         self.give_back_actions(actions);
     }

@@ -460,6 +460,29 @@ name = "{REALM}"
         panic!("{name}: could not place a session on shard {shard} in {MAX_TRIES} connections");
     }
 
+    /// The config file the router was started with (a reload test rewrites it).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("wampring.toml")
+    }
+
+    /// Sends SIGHUP (reload the configuration) and waits at most `limit` until the log has
+    /// one more occurrence of `marker` than before; false on timeout.
+    pub fn reload(&self, marker: &str, limit: Duration) -> bool {
+        let before = self.log().matches(marker).count();
+        // SAFETY: plain kill(2) on our own, not yet reaped child.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGHUP);
+        }
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if self.log().matches(marker).count() > before {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
     /// Sends SIGTERM and waits at most `limit` for the exit; `None` if still running. The
     /// router then counts as stopped by the test (dropping it does not fail the test).
     pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {

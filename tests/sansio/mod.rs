@@ -216,6 +216,20 @@ impl Cluster {
         self.absorb(shard);
     }
 
+    /// Every shard is handed a reloaded configuration (as the runtime does after SIGHUP: each
+    /// shard on its own, between other inputs).
+    pub fn reconfigure(&mut self, config: &RouterConfig) {
+        for shard in 0..self.shards() {
+            self.reconfigure_shard(shard, config);
+        }
+    }
+
+    /// Shard `shard` alone takes a reloaded configuration (the others may take it later).
+    pub fn reconfigure_shard(&mut self, shard: usize, config: &RouterConfig) {
+        self.routers[shard].handle_reconfigure(config.clone(), self.now, &mut self.out);
+        self.absorb(shard);
+    }
+
     /// Every shard's timers fire up to `now`.
     pub fn advance_to(&mut self, now: Millis) {
         self.now = now;

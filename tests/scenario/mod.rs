@@ -166,6 +166,14 @@ impl Harness {
         self.cluster.drain();
     }
 
+    /// Every shard takes a reloaded configuration (SIGHUP), then the channels are drained.
+    pub fn reconfigure(&mut self, config: RouterConfig) {
+        self.cluster.now += 1;
+        self.cluster.reconfigure(&config);
+        self.cluster.drain();
+        self.config = config;
+    }
+
     /// Every shard shuts down.
     pub fn shutdown(&mut self) {
         for shard in 0..self.shards() {
