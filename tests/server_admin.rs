@@ -88,7 +88,19 @@ fn sum(metrics: &str, family: &str, labels: &[(&str, &str)]) -> f64 {
 fn start(cores: usize, admin: &str) -> (RouterProcess, u16) {
     let port = free_port();
     let config = format!("cores = {cores}\n[admin]\nbind = \"127.0.0.1:{port}\"\n{admin}\n");
-    (RouterProcess::start(&config, &[]), port)
+    let router = RouterProcess::start(&config, &[]);
+    // The WAMP ports may accept (another shard's SO_REUSEPORT socket) a moment before shard 0
+    // has bound the admin port.
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    let admin = SocketAddr::from(([127, 0, 0, 1], port));
+    while TcpStream::connect_timeout(&admin, Duration::from_millis(200)).is_err() {
+        assert!(
+            std::time::Instant::now() < until,
+            "the admin port never accepted"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (router, port)
 }
 
 /// A callee and a caller (on different shards when there are two, with kernel placement
