@@ -399,12 +399,12 @@ fn a_cross_shard_flood_is_held_back_at_the_backlog_limit_and_loses_nothing() {
     let log = router.log();
     let high_water = log
         .lines()
-        .filter_map(|line| metric(line, "shard overflow high-water="))
+        .filter_map(|line| metric(line, "shard_overflow_high_water="))
         .max()
         .expect("metrics lines at exit");
     let pauses = log
         .lines()
-        .filter_map(|line| metric(line, "shard backpressure pauses="))
+        .filter_map(|line| metric(line, "shard_backpressure_pauses="))
         .max()
         .expect("metrics lines at exit");
     assert!(pauses > 0, "the flood never reached the limit:\n{log}");
