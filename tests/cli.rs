@@ -507,6 +507,57 @@ fn refuses_to_start_on_a_port_in_use() {
     drop(held);
 }
 
+/// With `--log-format json` a failed start is reported as a JSON line too (level ERROR), so a
+/// log shipper sees why the router did not come up.
+#[test]
+fn json_log_format_reports_a_failed_start_as_a_json_line() {
+    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let file = TempFile::with_contents(&config_text(port, free_port(), ""));
+    let mut child = Command::new(BIN)
+        .args(["--config", file.0.to_str().unwrap(), "--log-format", "json"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("router started although the port is held");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(1));
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    let error = lines
+        .iter()
+        .find(|line| line["level"] == "ERROR")
+        .unwrap_or_else(|| panic!("no ERROR line in:\n{stderr}"));
+    assert!(
+        error["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("address 127.0.0.1:{port} is already in use")),
+        "{error}"
+    );
+    drop(held);
+}
+
 #[test]
 fn sigterm_exits_zero_within_two_seconds() {
     let mut server = Server::start("");
