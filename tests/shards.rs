@@ -271,7 +271,7 @@ fn sigterm_with_sessions_on_both_shards_says_goodbye_to_all_and_exits_zero() {
             "shard {shard} did not shut down:\n{log}"
         );
     }
-    assert!(log.contains("handed off="), "{log}");
+    assert!(log.contains("connections_handed_off="), "{log}");
 }
 
 /// REGISTER `procedure` with `invoke` = `policy` (request ids from 1000 up, apart from the
