@@ -14,7 +14,9 @@ use clap::Parser;
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 
-use wampring::config::{bounds, Config, ConfigSource, ShardPlacement, DEFAULT_CONFIG_TOML};
+use wampring::config::{
+    bounds, Config, ConfigSource, LogFormat, ShardPlacement, DEFAULT_CONFIG_TOML,
+};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -45,6 +47,11 @@ struct Cli {
     /// RUST_LOG and the config's `log_level`. Default: info.
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<String>,
+
+    /// Log line format: "text" (readable lines) or "json" (one JSON object per line, with
+    /// timestamp, level, target and fields). Overrides the config's `log_format`.
+    #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
+    log_format: Option<String>,
 
     /// Number of shards, one pinned to each of the first N CPUs the process may run on.
     /// Overrides the config's `cores`. Default: all of them.
@@ -182,7 +189,16 @@ fn main() -> ExitCode {
     };
     source.apply_overrides(&mut config);
 
-    if let Err(e) = init_logging(cli.log_level.as_deref(), config.log_level.as_deref()) {
+    if let Some(name) = &cli.log_format {
+        // clap has already restricted the value to the known names.
+        config.log_format = LogFormat::from_name(name).unwrap_or_default();
+    }
+
+    if let Err(e) = init_logging(
+        cli.log_level.as_deref(),
+        config.log_level.as_deref(),
+        config.log_format,
+    ) {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
@@ -220,7 +236,12 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            // A log shipper reading JSON lines gets the reason as one of them too.
+            if config.log_format == LogFormat::Json {
+                tracing::error!("{e}");
+            } else {
+                eprintln!("error: {e}");
+            }
             ExitCode::FAILURE
         }
     }
@@ -248,9 +269,13 @@ fn check_cores_here(config: &Config) -> Result<(), wampring::config::ConfigError
     Ok(())
 }
 
-/// Logs to stderr. Precedence: `--log-level`, then RUST_LOG, then the config's `log_level`,
-/// then "info".
-fn init_logging(flag: Option<&str>, from_config: Option<&str>) -> Result<(), String> {
+/// Logs to stderr, as text or JSON lines. Filter precedence: `--log-level`, then RUST_LOG, then
+/// the config's `log_level`, then "info".
+fn init_logging(
+    flag: Option<&str>,
+    from_config: Option<&str>,
+    format: LogFormat,
+) -> Result<(), String> {
     let filter = match (
         flag,
         std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty()),
@@ -262,13 +287,23 @@ fn init_logging(flag: Option<&str>, from_config: Option<&str>) -> Result<(), Str
         (None, None) => EnvFilter::try_new(from_config.unwrap_or("info"))
             .map_err(|e| format!("log_level: not a valid filter: {e}"))?,
     };
-    // Colours only for a terminal: logs redirected to a file or journald stay plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => {
+            // Colours only for a terminal: logs redirected to a file or journald stay plain.
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            builder.with_ansi(ansi).init();
+        }
+        // One object per line: {"timestamp","level","fields":{"message",...},"target"}. Span
+        // context is left out: the router logs no spans, and empty span lists are noise.
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
+    }
     Ok(())
 }
 

@@ -87,10 +87,22 @@ impl Server {
         Server::start_under(&[], extra_config, args)
     }
 
+    /// Starts the router with `top` (top-level keys) before the usual config.
+    fn start_top(top: &str, args: &[&str]) -> Server {
+        Server::start_config(&[], top, "", args)
+    }
+
     /// Starts the router as an argument of `wrapper` (e.g. `["taskset", "-c", "1"]`).
     fn start_under(wrapper: &[&str], extra_config: &str, args: &[&str]) -> Server {
+        Server::start_config(wrapper, "", extra_config, args)
+    }
+
+    fn start_config(wrapper: &[&str], top: &str, extra_config: &str, args: &[&str]) -> Server {
         let (ws_port, rs_port) = (free_port(), free_port());
-        let config = TempFile::with_contents(&config_text(ws_port, rs_port, extra_config));
+        let config = TempFile::with_contents(&format!(
+            "{top}{}",
+            config_text(ws_port, rs_port, extra_config)
+        ));
         let log = config.0.with_extension("log");
         let mut command = match wrapper {
             [program, wrapper_args @ ..] => {
@@ -103,8 +115,12 @@ impl Server {
         let child = command
             .arg("--config")
             .arg(&config.0)
-            .arg("--log-level")
-            .arg("info")
+            .args(
+                (!args.contains(&"--log-level"))
+                    .then_some(["--log-level", "info"])
+                    .into_iter()
+                    .flatten(),
+            )
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -335,6 +351,14 @@ fn check_config_names_the_bad_key() {
             config_text(9001, 9002, "[limits]\nhello_timeout_ms = 0\n"),
             "limits.hello_timeout_ms",
         ),
+        (
+            format!("log_format = \"xml\"\n{}", config_text(9001, 9002, "")),
+            "log_format",
+        ),
+        (
+            config_text(9001, 9002, "[limits]\nshutdown_grace_ms = 0\n"),
+            "limits.shutdown_grace_ms",
+        ),
         // More shards than the router supports (64), or than this machine lets it run on.
         (
             format!("cores = 65\n{}", config_text(9001, 9002, "")),
@@ -483,6 +507,57 @@ fn refuses_to_start_on_a_port_in_use() {
     drop(held);
 }
 
+/// With `--log-format json` a failed start is reported as a JSON line too (level ERROR), so a
+/// log shipper sees why the router did not come up.
+#[test]
+fn json_log_format_reports_a_failed_start_as_a_json_line() {
+    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let file = TempFile::with_contents(&config_text(port, free_port(), ""));
+    let mut child = Command::new(BIN)
+        .args(["--config", file.0.to_str().unwrap(), "--log-format", "json"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("router started although the port is held");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(1));
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    let error = lines
+        .iter()
+        .find(|line| line["level"] == "ERROR")
+        .unwrap_or_else(|| panic!("no ERROR line in:\n{stderr}"));
+    assert!(
+        error["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("address 127.0.0.1:{port} is already in use")),
+        "{error}"
+    );
+    drop(held);
+}
+
 #[test]
 fn sigterm_exits_zero_within_two_seconds() {
     let mut server = Server::start("");
@@ -496,6 +571,97 @@ fn sigterm_exits_zero_within_two_seconds() {
         "{}",
         server.log_text()
     );
+}
+
+/// `log_format = "json"`: every line the router writes to stderr, from start to stop, is one
+/// JSON object with a timestamp, a level, a target and the message among its fields; the lines
+/// an operator needs are there (start, listening, stop with its counters, per-session lines at
+/// debug under `wampring::session` with id, realm, authid, authrole and peer).
+#[test]
+fn json_log_format_writes_one_json_object_per_line() {
+    let mut server = Server::start_top(
+        "log_format = \"json\"\n",
+        &["--log-level", "info,wampring::session=debug"],
+    );
+    let mut client = Client::join(server.ws, TransportKind::WebSocket);
+    let session = client.session;
+    client.send(r#"[6,{},"wamp.close.close_realm"]"#);
+    client.expect(6);
+    drop(client);
+    server.signal(libc::SIGTERM);
+    let status = server
+        .wait_exit(Duration::from_secs(3))
+        .expect("still running 3 s after SIGTERM");
+    assert!(status.success(), "{status:?}\n{}", server.log_text());
+    let log = server.log_text();
+    let mut messages = Vec::new();
+    for line in log.lines() {
+        let value: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}\n{log}"));
+        for key in ["timestamp", "level", "target"] {
+            assert!(value[key].is_string(), "no {key} in {line}");
+        }
+        let message = value["fields"]["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no fields.message in {line}"));
+        messages.push((value.clone(), message.to_string()));
+    }
+    let find = |what: &str| {
+        messages
+            .iter()
+            .find(|(_, message)| message.contains(what))
+            .unwrap_or_else(|| panic!("no line with {what:?} in:\n{log}"))
+            .0
+            .clone()
+    };
+    assert_eq!(find("starting")["level"], "INFO");
+    assert_eq!(find("listening on ws://")["level"], "INFO");
+    let stopped = find("stopped: ");
+    assert_eq!(stopped["level"], "INFO");
+    assert!(
+        stopped["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(" sessions_opened=1 "),
+        "{stopped}"
+    );
+    for (event, why) in [("opened", None), ("closed", Some("closed by the router"))] {
+        let line = find(&format!("session {session} {event} on shard"));
+        assert_eq!(line["level"], "DEBUG", "{line}");
+        assert_eq!(line["target"], "wampring::session", "{line}");
+        let fields = &line["fields"];
+        assert_eq!(fields["session_id"], session, "{line}");
+        assert_eq!(fields["realm"], "realm1", "{line}");
+        assert_eq!(fields["authrole"], "anonymous", "{line}");
+        assert!(fields["authid"].is_string(), "{line}");
+        assert!(
+            fields["peer"].as_str().unwrap().starts_with("127.0.0.1:"),
+            "{line}"
+        );
+        if let Some(why) = why {
+            assert_eq!(fields["why"], why, "{line}");
+        }
+    }
+}
+
+/// `--log-format json` overrides the config's text format; a bad value is a usage error.
+#[test]
+fn log_format_flag_overrides_the_config() {
+    let mut server = Server::start_with_args("", &["--log-format", "json"]);
+    server.signal(libc::SIGTERM);
+    server
+        .wait_exit(Duration::from_secs(3))
+        .expect("still running 3 s after SIGTERM");
+    let log = server.log_text();
+    assert!(!log.is_empty());
+    for line in log.lines() {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_ok(),
+            "not JSON: {line}"
+        );
+    }
+    let bad = run(&["--log-format", "xml"]);
+    assert_eq!(bad.status.code(), Some(2));
 }
 
 #[test]

@@ -18,6 +18,11 @@
 //! To change the config format, edit [`router_config`]; to start the router with extra
 //! arguments (e.g. `--cores 2`), pass them in the last argument of `interop_test!`.
 //!
+//! Shutdown: [`run_shutdown`] starts a router, has a client join two sessions in
+//! `--mode shutdown`, sends the router SIGTERM, and asserts that the router exits 0 within
+//! [`SHUTDOWN_EXIT_BOUND`] having closed every connection in time, and that the client saw
+//! GOODBYE `wamp.close.system_shutdown` and a clean transport close on each session.
+//!
 //! TLS and Unix sockets: [`run_secure`] starts a router that also has TLS listeners (wss, rss;
 //! certificate made by rcgen into the router's temporary directory, passed to the clients with
 //! `--tls-ca`) and Unix socket listeners (`ws+unix:`, `rs+unix:`) beside the plain ones, and
@@ -41,6 +46,11 @@ const ROUTER_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(75);
 /// Upper bound for `setup.sh` (a first install downloads from PyPI and npm).
 const SETUP_TIMEOUT: Duration = Duration::from_secs(20 * 60);
+/// How long the router may take to exit after SIGTERM with clients connected: its
+/// `limits.shutdown_grace_ms` (1 s by default) plus start-up of the stop and teardown.
+const SHUTDOWN_EXIT_BOUND: Duration = Duration::from_secs(3);
+/// How long the shutdown client may take to join its sessions (and print `ready`).
+const SHUTDOWN_READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Attempts to start the router (a free port can be taken by someone else between our probe
 /// and the router's bind).
 const ROUTER_START_ATTEMPTS: usize = 3;
@@ -799,6 +809,169 @@ fn run_client(
          ---- router log (tail) ----\n{router_log}\n-----------------------"
     );
 }
+
+/// Starts a router with `router_args`, runs `client` in `--mode shutdown` over `transport` with
+/// `serializer` until it has joined, then stops the router with SIGTERM: the router must exit 0
+/// within [`SHUTDOWN_EXIT_BOUND`] without dropping a connection at the end of its grace, and
+/// the client must pass (GOODBYE `wamp.close.system_shutdown` and a clean close on each of its
+/// two sessions; see `shutdown` in client.py and `shutdownMode` in client.js).
+fn run_shutdown(client: ClientKind, transport: Transport, serializer: &str, router_args: &[&str]) {
+    setup_clients();
+    let mut router = Router::start(router_args);
+    let url = router.url(transport);
+    let what = format!("{client:?} client, {url}, {serializer}, router args {router_args:?}");
+    let tmp = TempDir::new("shutdown-client");
+    let log = tmp.path().join("client.log");
+    let out = fs::File::create(&log).expect("create the client log");
+    let err = out.try_clone().expect("dup the client log");
+    let mut cmd = client_command(client);
+    cmd.current_dir(interop_dir()).args([
+        "--url",
+        &url,
+        "--serializer",
+        serializer,
+        "--realm",
+        REALM,
+        "--mode",
+        "shutdown",
+    ]);
+    let mut child = guard_child(&mut cmd)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    // Kills the client's group if an assertion fails before it exits.
+    struct Reap<'a>(&'a mut Child);
+    impl Drop for Reap<'_> {
+        fn drop(&mut self) {
+            if self.0.try_wait().ok().flatten().is_none() {
+                signal_group(self.0, libc::SIGKILL);
+                let _ = self.0.wait();
+            }
+        }
+    }
+    let child = Reap(&mut child);
+
+    let ready_by = Instant::now() + SHUTDOWN_READY_TIMEOUT;
+    while !read_lossy(&log).lines().any(|l| l == "ready") {
+        let exited = child.0.try_wait().ok().flatten();
+        if exited.is_some() || Instant::now() >= ready_by {
+            panic!(
+                "{what}: the client did not join ({exited:?}):\n{}\n---- router log ----\n{}",
+                read_lossy(&log),
+                router.log_text()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let signalled = Instant::now();
+    // SAFETY: plain kill(2) on our own child.
+    unsafe {
+        libc::kill(router.child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let status = wait_timeout(&mut router.child, SHUTDOWN_EXIT_BOUND);
+    let stopped_in = signalled.elapsed();
+    let client_status = wait_timeout(child.0, CLIENT_TIMEOUT);
+    let output = read_lossy(&log);
+    let router_log = router.log_text();
+    let context = format!(
+        "---- client output ----\n{output}\n---- router log (tail) ----\n{router_log}\n-----"
+    );
+    let status = status.unwrap_or_else(|| {
+        panic!("{what}: the router still ran {SHUTDOWN_EXIT_BOUND:?} after SIGTERM\n{context}")
+    });
+    assert!(
+        status.success(),
+        "{what}: router exit {status} after SIGTERM\n{context}"
+    );
+    eprintln!("{what}: router exited 0 in {stopped_in:.2?} after SIGTERM");
+    assert!(
+        !router_log.contains("did not finish closing in time"),
+        "{what}: the router dropped connections at the end of its grace\n{context}"
+    );
+    let totals = router_log
+        .lines()
+        .find(|l| l.contains("stopped: "))
+        .unwrap_or_else(|| panic!("{what}: no final counters line\n{context}"));
+    assert!(
+        totals.contains(" close_timeouts=0 ") && totals.contains(" io_errors=0 "),
+        "{what}: a close handshake timed out or a socket failed\n{context}"
+    );
+    assert!(
+        matches!(client_status, Some(s) if s.success()) && output.lines().any(|l| l == "PASS"),
+        "{what}: the client failed ({client_status:?})\n{context}"
+    );
+    for broken in [
+        "Broken pipe",
+        "BrokenPipe",
+        "ECONNRESET",
+        "Connection reset",
+    ] {
+        assert!(
+            !output.contains(broken),
+            "{what}: the client saw {broken:?}\n{context}"
+        );
+    }
+}
+
+/// `shutdown_test!(name, Client, Transport, "serializer", ["--router", "args"])`
+macro_rules! shutdown_test {
+    ($name:ident, $client:ident, $transport:ident, $ser:literal, [$($arg:literal),*]) => {
+        #[test]
+        fn $name() {
+            run_shutdown(ClientKind::$client, Transport::$transport, $ser, &[$($arg),*]);
+        }
+    };
+}
+
+// SIGTERM with sessions open, each client over each transport, at one and at two shards
+// (round-robin placement puts the client's two sessions on different shards).
+shutdown_test!(
+    shutdown_python_ws,
+    Python,
+    WebSocket,
+    "msgpack",
+    ["--cores", "1"]
+);
+shutdown_test!(
+    shutdown_python_rs,
+    Python,
+    RawSocket,
+    "json",
+    ["--cores", "1"]
+);
+shutdown_test!(shutdown_js_ws, Js, WebSocket, "json", ["--cores", "1"]);
+shutdown_test!(shutdown_js_rs, Js, RawSocket, "json", ["--cores", "1"]);
+shutdown_test!(
+    shutdown_python_ws_cores2,
+    Python,
+    WebSocket,
+    "json",
+    ["--cores", "2", "--placement", "round-robin"]
+);
+shutdown_test!(
+    shutdown_python_rs_cores2,
+    Python,
+    RawSocket,
+    "msgpack",
+    ["--cores", "2", "--placement", "round-robin"]
+);
+shutdown_test!(
+    shutdown_js_ws_cores2,
+    Js,
+    WebSocket,
+    "msgpack",
+    ["--cores", "2", "--placement", "round-robin"]
+);
+shutdown_test!(
+    shutdown_js_rs_cores2,
+    Js,
+    RawSocket,
+    "json",
+    ["--cores", "2", "--placement", "round-robin"]
+);
 
 /// `interop_test!(name, Client, Transport, "serializer" [, ["--router", "args"]])`
 macro_rules! interop_test {

@@ -266,7 +266,7 @@ fn configured_limit_over_the_fd_limit(cores: usize) {
     drop(held);
     served_again(&router);
     let metrics = stop(&mut router);
-    let refused = number_after(&metrics, "refused=").unwrap();
+    let refused = number_after(&metrics, "connections_refused=").unwrap();
     assert!(refused >= PROBES as u64, "{metrics}");
 }
 
@@ -384,11 +384,11 @@ fn out_of_descriptors_at_runtime(args: &[&str], idle: impl Fn(usize) -> Duration
     served_again(&router);
     let metrics = stop(&mut router);
     assert!(
-        number_after(&metrics, "refused=").unwrap() >= PROBES as u64,
+        number_after(&metrics, "connections_refused=").unwrap() >= PROBES as u64,
         "{metrics}"
     );
     assert!(
-        number_after(&metrics, "accept failures=").unwrap() >= 1,
+        number_after(&metrics, "accept_failures=").unwrap() >= 1,
         "{metrics}"
     );
 }

@@ -315,7 +315,7 @@ fn a_plain_client_on_a_tls_port_is_closed_without_harming_others() {
     let mut router = router;
     router.terminate(Duration::from_secs(5));
     let log = router.log();
-    assert!(log.contains("tls failures=3"), "{log}");
+    assert!(log.contains("tls_failures=3"), "{log}");
 }
 
 /// Runs the binary with `args` and the config `text` (written next to the certificate);

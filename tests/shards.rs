@@ -271,7 +271,7 @@ fn sigterm_with_sessions_on_both_shards_says_goodbye_to_all_and_exits_zero() {
             "shard {shard} did not shut down:\n{log}"
         );
     }
-    assert!(log.contains("handed off="), "{log}");
+    assert!(log.contains("connections_handed_off="), "{log}");
 }
 
 /// REGISTER `procedure` with `invoke` = `policy` (request ids from 1000 up, apart from the
@@ -399,12 +399,12 @@ fn a_cross_shard_flood_is_held_back_at_the_backlog_limit_and_loses_nothing() {
     let log = router.log();
     let high_water = log
         .lines()
-        .filter_map(|line| metric(line, "shard overflow high-water="))
+        .filter_map(|line| metric(line, "shard_overflow_high_water="))
         .max()
         .expect("metrics lines at exit");
     let pauses = log
         .lines()
-        .filter_map(|line| metric(line, "shard backpressure pauses="))
+        .filter_map(|line| metric(line, "shard_backpressure_pauses="))
         .max()
         .expect("metrics lines at exit");
     assert!(pauses > 0, "the flood never reached the limit:\n{log}");

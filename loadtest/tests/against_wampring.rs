@@ -288,7 +288,7 @@ fn sessions_opened_per_shard(log: &str) -> Vec<(String, u64)> {
     log.lines()
         .filter_map(|line| {
             let shard = line.split("shard=").nth(1)?.split_whitespace().next()?;
-            let opened = line.split("sessions opened=").nth(1)?;
+            let opened = line.split("sessions_opened=").nth(1)?;
             let opened: String = opened.chars().take_while(char::is_ascii_digit).collect();
             Some((shard.to_string(), opened.parse().ok()?))
         })

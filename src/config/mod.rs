@@ -45,6 +45,10 @@ pub mod bounds {
     pub const MAX_PENDING_CALLS: usize = 1 << 20;
     pub const MIN_HANDSHAKE_TIMEOUT_MS: u64 = 100;
     pub const MAX_HANDSHAKE_TIMEOUT_MS: u64 = 600_000;
+    /// The shutdown grace: long enough for a close handshake across a slow link, short enough
+    /// that a supervisor's stop timeout (systemd's TimeoutStopSec, 90 s by default) is not hit.
+    pub const MIN_SHUTDOWN_GRACE_MS: u64 = 100;
+    pub const MAX_SHUTDOWN_GRACE_MS: u64 = 60_000;
     pub const MAX_CONNECTIONS_PER_SHARD: usize = 1_000_000;
     /// Long enough for any realistic URI (and for the spec's own), short enough that tables
     /// keyed by URIs stay small.
@@ -219,6 +223,40 @@ pub struct LimitsConfig {
     pub slow_consumer: SlowConsumerPolicy,
     pub handshake_timeout_ms: u64,
     pub max_connections_per_shard: usize,
+    /// How long a stop may take: each session gets GOODBYE, then its transport's close
+    /// handshake; whatever has not finished by then is dropped. The first half is left to the
+    /// clients to close (they answer GOODBYE by closing), the second to the router's own close.
+    pub shutdown_grace_ms: u64,
+}
+
+/// How log lines are written to stderr (`log_format`, `--log-format`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// One human-readable line per event: timestamp, level, target, message, fields.
+    #[default]
+    Text,
+    /// One JSON object per line (timestamp, level, target, fields with the message), for log
+    /// shippers.
+    Json,
+}
+
+impl LogFormat {
+    /// The config/CLI spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+
+    /// Parses the config/CLI spelling.
+    pub fn from_name(name: &str) -> Option<LogFormat> {
+        match name {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => None,
+        }
+    }
 }
 
 /// Executor tuning knobs (see `tuning/`).
@@ -276,6 +314,8 @@ pub struct Config {
     pub placement: ShardPlacement,
     /// Log filter from the file, used when neither `--log-level` nor `RUST_LOG` is set.
     pub log_level: Option<String>,
+    /// Log line format; `--log-format` overrides it.
+    pub log_format: LogFormat,
     pub listeners: Vec<ListenerConfig>,
     pub limits: LimitsConfig,
     pub router: RouterConfig,
@@ -373,6 +413,7 @@ struct RawConfig {
     #[serde(default)]
     placement: RawPlacement,
     log_level: Option<String>,
+    log_format: Option<String>,
     #[serde(default, rename = "listener")]
     listeners: Vec<RawListener>,
     #[serde(default)]
@@ -442,6 +483,7 @@ struct RawLimits {
     hello_timeout_ms: u64,
     authenticate_timeout_ms: u64,
     max_connections_per_shard: usize,
+    shutdown_grace_ms: u64,
     max_uri_length: usize,
     max_registrations_per_session: usize,
     max_subscriptions_per_session: usize,
@@ -462,6 +504,7 @@ impl Default for RawLimits {
             hello_timeout_ms: 10_000,
             authenticate_timeout_ms: 10_000,
             max_connections_per_shard: 100_000,
+            shutdown_grace_ms: 1000,
             max_uri_length: 1024,
             max_registrations_per_session: 10_000,
             max_subscriptions_per_session: 10_000,
@@ -678,6 +721,14 @@ impl RawConfig {
                 )));
             }
         }
+        let log_format = match self.log_format.as_deref() {
+            None => LogFormat::default(),
+            Some(name) => LogFormat::from_name(name).ok_or_else(|| {
+                ConfigError(format!(
+                    "log_format: {name:?} is not a log format (use \"text\" or \"json\")"
+                ))
+            })?,
+        };
 
         let max_outbound_bytes = check_range(
             "limits.max_outbound_bytes",
@@ -706,6 +757,12 @@ impl RawConfig {
                 self.limits.max_connections_per_shard,
                 1,
                 bounds::MAX_CONNECTIONS_PER_SHARD,
+            )?,
+            shutdown_grace_ms: check_range(
+                "limits.shutdown_grace_ms",
+                self.limits.shutdown_grace_ms,
+                bounds::MIN_SHUTDOWN_GRACE_MS,
+                bounds::MAX_SHUTDOWN_GRACE_MS,
             )?,
         };
         let max_pending_calls = check_range(
@@ -895,6 +952,7 @@ impl RawConfig {
             cores,
             placement,
             log_level: self.log_level,
+            log_format,
             listeners,
             limits,
             router,
@@ -1190,6 +1248,21 @@ mod tests {
         assert_eq!(config.limits.handshake_timeout_ms, 10_000);
         assert_eq!(config.router.max_pending_calls_per_session, 65_536);
         assert_eq!(config.log_level, None);
+        assert_eq!(config.log_format, LogFormat::Text);
+        assert_eq!(config.limits.shutdown_grace_ms, 1000);
+    }
+
+    #[test]
+    fn log_format_and_shutdown_grace_are_read() {
+        let text = format!("log_format = \"json\"\n{MINIMAL}[limits]\nshutdown_grace_ms = 5000\n");
+        let config = Config::from_toml_str(&text).unwrap();
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert_eq!(config.limits.shutdown_grace_ms, 5000);
+        let text = format!("log_format = \"text\"\n{MINIMAL}");
+        assert_eq!(
+            Config::from_toml_str(&text).unwrap().log_format,
+            LogFormat::Text
+        );
     }
 
     #[test]
@@ -1409,6 +1482,8 @@ name = "realm1"
             (format!("{MINIMAL}[runtime]\nshard_channel_capacity = 2097152\n"), "runtime.shard_channel_capacity"),
             (format!("{MINIMAL}[runtime]\nshard_channel_capacity = 5000\n"), "runtime.shard_channel_capacity"),
             (format!("log_level = \"info,,=[\"\n{MINIMAL}"), "log_level"),
+            (format!("log_format = \"xml\"\n{MINIMAL}"), "log_format"),
+            (format!("{MINIMAL}[limits]\nshutdown_grace_ms = 10\n"), "limits.shutdown_grace_ms"),
             (format!("{MINIMAL}[[realm]]\nname = \"r\"\n"), "realm[1].name"),
             (format!("{MINIMAL}[[realm]]\nname = \"a..b\"\n"), "realm[1].name"),
             (format!("{MINIMAL}[[realm]]\nname = \"a b\"\n"), "realm[1].name"),

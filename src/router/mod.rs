@@ -1092,6 +1092,18 @@ impl Router {
             .map(|identity| identity.id)
     }
 
+    /// Who a welcomed session is — (WAMP session id, realm, authid, authrole) — for the
+    /// runtime's per-session log lines; `None` before WELCOME.
+    pub fn session_identity(&self, session: SessionKey) -> Option<(u64, &str, &str, &str)> {
+        let identity = self.sessions.get(session)?.identity()?;
+        Some((
+            identity.id,
+            &self.realms.get(identity.realm).name,
+            &identity.authid,
+            &identity.authrole,
+        ))
+    }
+
     fn arm_realm_sweep(&mut self) {
         if self.realm_sweep.is_none() {
             let at = self.now.saturating_add(REALM_SWEEP_MS);

@@ -11,6 +11,13 @@
 //! drop. A slow consumer gets the same orderly close (its ABORT and close frame queued behind
 //! what it has not read), bounded by the same linger timer.
 //!
+//! Shutdown: a welcomed session gets GOODBYE `wamp.close.system_shutdown` and its client has
+//! the first half of `limits.shutdown_grace_ms` to close the transport itself (WebSocket Close,
+//! which is echoed; RawSocket EOF), as WAMP clients do after GOODBYE; then the router starts
+//! the close (WebSocket 1001). Either way the sequence above runs to the peer's EOF, so the
+//! client sees a complete close handshake and no reset; the shard drops whatever is left when
+//! the grace ends.
+//!
 //! TLS: when the listener has TLS, the task owns a [`TlsFilter`] and every byte passes
 //! through it — socket bytes are decrypted into the transport's input, the transport's output
 //! is encrypted into the filter, and the turn's one write takes the filter's ciphertext. Same
@@ -22,7 +29,6 @@
 
 use std::future::Future;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
@@ -389,6 +395,15 @@ impl ConnectionTask {
             if self.conn.aborted.get() {
                 return Poll::Ready(());
             }
+            if self.conn.awaiting_peer_close.get()
+                && !self.conn.close_started.get()
+                && !self.transport_done
+                && self.shard.peer_close_window_over()
+            {
+                // Told GOODBYE, and the client has not closed in its window: we close.
+                self.conn
+                    .start_close(close_code::GOING_AWAY, "router shutting down");
+            }
             if self.conn.close_started.get() {
                 self.arm_close_deadline();
             }
@@ -419,13 +434,6 @@ impl ConnectionTask {
             if self.write_shut && self.eof {
                 return Poll::Ready(());
             }
-            if self.shard.is_stopping() && flushed && unacknowledged_bytes(&self.stream) == 0 {
-                // Shutting down: the peer has acknowledged everything we sent (GOODBYE, close
-                // frame), so closing now cannot destroy it; no need to wait for its close.
-                self.transport_done = true;
-                self.shard.end_session(&self.conn);
-                return Poll::Ready(());
-            }
             if self.deadline_expired(cx) {
                 return Poll::Ready(());
             }
@@ -443,19 +451,6 @@ impl ConnectionTask {
         }
         cx.waker().wake_by_ref();
         Poll::Pending
-    }
-}
-
-/// Bytes sent on the socket that the peer has not acknowledged yet (SIOCOUTQ); `usize::MAX`
-/// when unknown, so callers keep waiting.
-fn unacknowledged_bytes(stream: &TcpStream) -> usize {
-    let mut queued: libc::c_int = 0;
-    // SAFETY: TIOCOUTQ on a valid socket descriptor writes one c_int into `queued`.
-    let result = unsafe { libc::ioctl(stream.as_raw_fd(), libc::TIOCOUTQ, &mut queued) };
-    if result == 0 && queued >= 0 {
-        queued as usize
-    } else {
-        usize::MAX
     }
 }
 

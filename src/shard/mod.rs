@@ -33,7 +33,7 @@
 //! handles failed accepts. It runs one drain task per inbound mesh channel and one flusher
 //! task per outbound one (`mesh.rs`), and polls the process's stop flag on a timer; on stop it
 //! has its router say GOODBYE `wamp.close.system_shutdown` to its own sessions, flushes, and
-//! returns within [`SHUTDOWN_GRACE`], still handling what other shards send meanwhile.
+//! returns within `limits.shutdown_grace_ms`, still handling what other shards send meanwhile.
 //!
 //! Shard 0 also binds and serves the admin listener (`admin/`: metrics, health, the status
 //! page) when `[admin]` is configured; it answers until the shard terminates, so `/readyz`
@@ -82,10 +82,6 @@ use state::{Connection, Shard};
 
 /// How often a shard looks at the stop flag (set from a signal handler).
 const STOP_POLL_INTERVAL: Duration = Duration::from_millis(50);
-
-/// How long a shard lets its connections finish (GOODBYE flushed, close handshakes) after a
-/// stop was seen, before it drops whatever is left. Keeps exit within 2 s of the signal.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
 
 /// How often connections re-check during shutdown whether their last bytes were acknowledged.
 const SHUTDOWN_POLL_INTERVAL: Duration = Duration::from_millis(10);
@@ -691,7 +687,9 @@ async fn shard_main(
             let _ = reload.applied.send(shard.id);
         }
     }
-    let deadline = Instant::now() + SHUTDOWN_GRACE;
+    // How long connections may take to finish (GOODBYE, close handshakes) before whatever is
+    // left is dropped.
+    let deadline = Instant::now() + Duration::from_millis(shard.limits.borrow().shutdown_grace_ms);
     info!(
         shard = shard.id,
         connections = shard.connection_count(),

@@ -66,12 +66,21 @@ pub(crate) struct Connection {
     session: Cell<Option<SessionKey>>,
     /// The session was welcomed (and its "opened on shard" line logged).
     welcomed: Cell<bool>,
+    /// Who the welcomed session is, kept for its "closed" line (the router forgets the
+    /// identity once the session starts closing). Only while session lines are logged.
+    who: RefCell<Option<Box<SessionWho>>>,
     waker: RefCell<Option<Waker>>,
     /// True while this connection's own task is being polled: it writes its output before it
     /// returns, so waking it is unnecessary.
     pub(crate) polling: Cell<bool>,
     /// An orderly close was started (router `Close`, or shard shutdown).
     pub(crate) close_started: Cell<bool>,
+    /// Shutdown: the session was told GOODBYE `wamp.close.system_shutdown`, and the client
+    /// may close the transport itself (what WAMP clients do after GOODBYE) until the shard's
+    /// peer-close window ends; only then does the router start the close. A client that closes
+    /// first gets its WebSocket close code echoed (Autobahn|JS calls only 1000 clean), and
+    /// nothing it sends after our GOODBYE meets a closed socket.
+    pub(crate) awaiting_peer_close: Cell<bool>,
     /// Drop the socket now without flushing (slow consumer: its queue is what overflowed).
     pub(crate) aborted: Cell<bool>,
     /// Peer address, for logs.
@@ -94,9 +103,11 @@ impl Connection {
             transport: RefCell::new(transport),
             session: Cell::new(None),
             welcomed: Cell::new(false),
+            who: RefCell::new(None),
             waker: RefCell::new(None),
             polling: Cell::new(false),
             close_started: Cell::new(false),
+            awaiting_peer_close: Cell::new(false),
             aborted: Cell::new(false),
             peer,
             backpressure_wait: Cell::new(u64::MAX),
@@ -125,12 +136,20 @@ impl Connection {
     }
 
     /// Starts the transport's orderly close (WebSocket close frame; RawSocket ends at once).
-    fn start_close(&self, ws_code: u16, reason: &str) {
+    pub(crate) fn start_close(&self, ws_code: u16, reason: &str) {
         if !self.close_started.replace(true) {
             self.transport.borrow_mut().close(ws_code, reason);
         }
         self.wake();
     }
+}
+
+/// A welcomed session's identity, for the per-session log lines.
+struct SessionWho {
+    id: u64,
+    realm: Box<str>,
+    authid: Box<str>,
+    authrole: Box<str>,
 }
 
 /// Everything one shard's tasks share. Lives in an `Rc`; single-threaded.
@@ -152,6 +171,8 @@ pub(crate) struct Shard {
     /// Index = destination shard; `None` at this shard's own index.
     links: Vec<Option<Rc<ShardLink<MeshMsg>>>>,
     stopping: Cell<bool>,
+    /// When the stop began (`now()`), to end the peer-close window.
+    stop_began: Cell<Millis>,
     /// The shard's main loop has returned; leftover tasks are being dropped.
     terminated: Cell<bool>,
     /// The router deadline the timer task sleeps towards (`None`: it waits for one).
@@ -205,6 +226,7 @@ impl Shard {
             spare_actions: RefCell::new(Vec::new()),
             links,
             stopping: Cell::new(false),
+            stop_began: Cell::new(0),
             terminated: Cell::new(false),
             timer_armed: Cell::new(None),
             timer_kicked: Cell::new(false),
@@ -235,6 +257,14 @@ impl Shard {
 
     pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.get()
+    }
+
+    /// Shutdown: the first half of `limits.shutdown_grace_ms` is over, in which clients told
+    /// GOODBYE may close their transports themselves; the router closes the rest now, and the
+    /// second half is for those close handshakes.
+    pub(crate) fn peer_close_window_over(&self) -> bool {
+        self.stopping.get()
+            && self.now() >= self.stop_began.get() + self.limits.borrow().shutdown_grace_ms / 2
     }
 
     pub(crate) fn is_terminated(&self) -> bool {
@@ -314,13 +344,34 @@ impl Shard {
     }
 
     /// Logs "session <id> opened on shard <k>" (debug, target `wampring::session`: one line per
-    /// session would flood an info log) once the router has given the session its WAMP id:
-    /// operators see where a session lives, and the multi-shard tests check placement by it.
-    /// Written before the WELCOME leaves (the connection writes after this returns).
+    /// session would flood an info log) once the router has given the session its WAMP id,
+    /// with its realm, authid, authrole and peer: operators see who is where, and the
+    /// multi-shard tests check placement by it. Written before the WELCOME leaves (the
+    /// connection writes after this returns).
     fn log_if_welcomed(&self, conn: &Connection, session: SessionKey) {
-        if let Some(id) = self.router.borrow().wamp_session_id(session) {
+        if let Some((id, realm, authid, authrole)) = self.router.borrow().session_identity(session)
+        {
             conn.welcomed.set(true);
-            debug!(target: SESSION_LOG, peer = %conn.peer, "session {id} opened on shard {}", self.id);
+            if !tracing::enabled!(target: SESSION_LOG, tracing::Level::DEBUG) {
+                return;
+            }
+            *conn.who.borrow_mut() = Some(Box::new(SessionWho {
+                id,
+                realm: realm.into(),
+                authid: authid.into(),
+                authrole: authrole.into(),
+            }));
+            debug!(
+                target: SESSION_LOG,
+                session_id = id,
+                realm,
+                authid,
+                authrole,
+                peer = %conn.peer,
+                shard = self.id,
+                "session {id} opened on shard {}",
+                self.id
+            );
         }
     }
 
@@ -378,12 +429,7 @@ impl Shard {
         let Some(session) = conn.session.get() else {
             return;
         };
-        if conn.welcomed.get() {
-            if let Some(id) = self.router.borrow().wamp_session_id(session) {
-                debug!(target: SESSION_LOG, peer = %conn.peer, "session {id} closed on shard {}", self.id);
-            }
-        }
-        self.detach(session);
+        self.detach(session, "transport ended");
         let mut actions = self.spare_actions.take();
         self.router
             .borrow_mut()
@@ -393,9 +439,27 @@ impl Shard {
     }
 
     /// Forgets which connection carries `session`. Every detach is followed by exactly one
-    /// `router.close_session` (the router's lifecycle contract), done by the caller.
-    fn detach(&self, session: SessionKey) -> Option<Rc<Connection>> {
+    /// `router.close_session` (the router's lifecycle contract), done by the caller. Every
+    /// session ends here, so its "closed" line (debug, `wampring::session`) is written here,
+    /// with `why` it ended and who it was (kept since its WELCOME: by now the router may have
+    /// forgotten the identity of a session that is closing).
+    fn detach(&self, session: SessionKey, why: &'static str) -> Option<Rc<Connection>> {
         let conn = self.sessions.borrow_mut().get_mut(session.0)?.take()?;
+        if let Some(who) = conn.who.borrow_mut().take() {
+            debug!(
+                target: SESSION_LOG,
+                session_id = who.id,
+                realm = &*who.realm,
+                authid = &*who.authid,
+                authrole = &*who.authrole,
+                peer = %conn.peer,
+                shard = self.id,
+                why,
+                "session {} closed on shard {}: {why}",
+                who.id,
+                self.id
+            );
+        }
         conn.session.set(None);
         self.sessions_ended.set(self.sessions_ended.get() + 1);
         Some(conn)
@@ -428,7 +492,22 @@ impl Shard {
                         }
                     }
                     Action::Close { session, reason } => {
-                        if let Some(conn) = self.detach(session) {
+                        let why = if self.stopping.get() {
+                            "router shutdown"
+                        } else {
+                            "closed by the router"
+                        };
+                        if let Some(conn) = self.detach(session, why) {
+                            if self.stopping.get() && conn.welcomed.get() {
+                                // Told GOODBYE system_shutdown: the client closes first if it
+                                // can (see `awaiting_peer_close`); the connection task starts
+                                // our close once the window is over.
+                                self.metrics.borrow_mut().protocol_closes += 1;
+                                conn.awaiting_peer_close.set(true);
+                                conn.wake();
+                                ended.push(session);
+                                continue;
+                            }
                             let (code, text) = match reason {
                                 _ if self.stopping.get() => (close_code::GOING_AWAY, ""),
                                 CloseReason::Done => (close_code::NORMAL, ""),
@@ -778,7 +857,7 @@ impl Shard {
                 conn.slow_consumer.hard_bytes,
             );
         }
-        self.detach(session);
+        self.detach(session, "slow consumer");
         {
             let mut transport = conn.transport.borrow_mut();
             if let Some(serializer) = transport.serializer() {
@@ -796,11 +875,14 @@ impl Shard {
     }
 
     /// Shutdown: GOODBYE `wamp.close.system_shutdown` to every session (the router), then an
-    /// orderly close of every connection, including those still in their handshake.
+    /// orderly close of every connection: welcomed sessions' clients first get the chance to
+    /// close themselves (`awaiting_peer_close`); connections still in their handshake, or
+    /// whose session was never welcomed, are closed now (WebSocket 1001).
     pub(crate) fn begin_shutdown(&self) {
         if self.stopping.replace(true) {
             return;
         }
+        self.stop_began.set(self.now());
         let mut actions = self.spare_actions.take();
         self.router.borrow_mut().shutdown(self.now(), &mut actions);
         self.perform(&mut actions);
@@ -812,7 +894,7 @@ impl Shard {
             .map(|(_, conn)| conn.clone())
             .collect();
         for conn in connections {
-            if conn.session.get().is_none() {
+            if conn.session.get().is_none() && !conn.awaiting_peer_close.get() {
                 conn.start_close(close_code::GOING_AWAY, "router shutting down");
             }
         }
@@ -837,7 +919,7 @@ impl Shard {
             metrics.shard_backlog += link.backlog_len() as u64;
             metrics.shard_messages_sent += stats.sent;
             metrics.shard_channel_full += stats.channel_full;
-            metrics.shard_messages_dropped += stats.dropped;
+            metrics.shard_messages_to_stopped_shards += stats.dropped;
             metrics.shard_overflow_high_water = metrics
                 .shard_overflow_high_water
                 .max(stats.overflow_high_water);
@@ -845,12 +927,50 @@ impl Shard {
         metrics
     }
 
-    /// Logs the router's own counters (at shutdown).
+    /// Logs the router's own counters (at shutdown), as `key=value` pairs like the shard's.
     pub(crate) fn log_router_stats(&self) {
+        let stats = format!("{:?}", self.router.borrow().stats());
         info!(
             shard = self.id,
-            "router: {:?}",
-            self.router.borrow().stats()
+            "shard {} router counters: {}",
+            self.id,
+            debug_struct_as_key_values(&stats)
+        );
+    }
+}
+
+/// `Name { a: 1, b: 2 }` (a derived `Debug` of a struct of numbers, the router's counters) as
+/// `a=1 b=2`. The router's stats type is the router's to change; reading its `Debug` keeps this
+/// line complete whatever counters it grows.
+fn debug_struct_as_key_values(debug: &str) -> String {
+    let inner = match (debug.find('{'), debug.rfind('}')) {
+        (Some(open), Some(close)) if open < close => debug[open + 1..close].trim(),
+        _ => return debug.to_string(),
+    };
+    inner
+        .split(", ")
+        .map(|pair| pair.replacen(": ", "=", 1))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::debug_struct_as_key_values;
+
+    #[test]
+    fn router_counters_are_logged_as_key_values() {
+        let stats = crate::router::RouterStats {
+            sessions_opened: 3,
+            ..Default::default()
+        };
+        let line = debug_struct_as_key_values(&format!("{stats:?}"));
+        assert!(line.starts_with("sessions_opened=3 "), "{line}");
+        assert!(
+            line.split(' ')
+                .all(|pair| matches!(pair.split_once('='), Some((key, value))
+                    if !key.is_empty() && value.parse::<u64>().is_ok())),
+            "{line}"
         );
     }
 }

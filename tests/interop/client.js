@@ -36,6 +36,10 @@
 //   node client.js --url rs://127.0.0.1:8081 --serializer json
 //   ... [--subscription-limit N] [--disclosed-realm realm1.disclosed]
 //       [--secured-realm realm1.secured]
+// `--mode shutdown` instead joins two sessions, prints `ready` and expects the
+// router to be stopped (SIGTERM from tests/interop.rs): each session's
+// connection must close with reason 'closed' (not 'lost') after GOODBYE
+// wamp.close.system_shutdown, and not retry.
 // With `--secured-realm REALM` an "authentication" part joins with ticket (in
 // the clear and hashed), WAMP-CRA (plain and salted) and Cryptosign, and with
 // a wrong secret for each, and an "authorization" part checks each action a
@@ -162,6 +166,7 @@ function parseArgs(argv) {
     url: null, serializer: 'json', realm: 'realm1', subscriptionLimit: 0, disclosedRealm: '', peer: 'wampring',
     securedRealm: '',
     tlsCa: '',
+    mode: 'scenario',
   };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
@@ -174,11 +179,13 @@ function parseArgs(argv) {
     else if (k === '--peer') { out.peer = v; i++; }
     else if (k === '--secured-realm') { out.securedRealm = v; i++; }
     else if (k === '--tls-ca') { out.tlsCa = v; i++; } // wss: trust this PEM file (the router's)
+    else if (k === '--mode') { out.mode = v; i++; } // scenario | shutdown
     else { throw new Error(`unknown argument ${k}`); }
   }
   if (!out.url) throw new Error('--url is required');
   if (!['json', 'msgpack'].includes(out.serializer)) throw new Error(`unknown serializer ${out.serializer}`);
   if (!['wampring', 'crossbar'].includes(out.peer)) throw new Error(`unknown peer ${out.peer}`);
+  if (!['scenario', 'shutdown'].includes(out.mode)) throw new Error(`unknown mode ${out.mode}`);
   return out;
 }
 
@@ -2321,6 +2328,34 @@ async function authorization(args) {
   await leaveAll(backend, user);
 }
 
+// Router shutdown (--mode shutdown): two sessions (on different shards under round-robin
+// placement) join and print `ready`; the test then stops the router with SIGTERM. Each
+// connection's onclose must report 'closed' (Autobahn|JS says 'lost' unless the transport ended
+// cleanly: a WebSocket close code of 1000, a RawSocket end without error), with the session's
+// close reason wamp.close.system_shutdown from the router's GOODBYE, and no retry.
+const SHUTDOWN_WAIT_MS = 20000;
+
+async function shutdownMode(args) {
+  step('shutdown_join');
+  const sessions = [await connect(args, 'S1'), await connect(args, 'S2')];
+  ok('shutdown_join');
+  process.stdout.write('ready\n');
+  for (const S of sessions) {
+    step(`shutdown_clean_close ${S.name}`);
+    let t;
+    const timeout = new Promise((_, reject) => {
+      t = setTimeout(() => reject(new StepFailed(`not closed within ${SHUTDOWN_WAIT_MS} ms`)), SHUTDOWN_WAIT_MS);
+    });
+    const { reason, details } = await Promise.race([S.closed, timeout]).finally(() => clearTimeout(t));
+    process.stdout.write(`info ${S.name} onclose reason=${reason} details=${fmt(details)}\n`);
+    check(details.reason === 'wamp.close.system_shutdown',
+      `session close reason ${fmt(details.reason)}, want wamp.close.system_shutdown`);
+    check(reason === 'closed', `connection close reason ${fmt(reason)}, want 'closed' (clean)`);
+    check(details.will_retry === false, `will_retry ${fmt(details.will_retry)}`);
+    ok(`shutdown_clean_close ${S.name}`);
+  }
+}
+
 async function main() {
   let args;
   try {
@@ -2332,6 +2367,11 @@ async function main() {
   process.stdout.write(`info autobahn-js url=${args.url} serializer=${args.serializer} realm=${args.realm} `
     + `disclosed_realm=${args.disclosedRealm || '-'} peer=${args.peer}\n`);
   try {
+    if (args.mode === 'shutdown') {
+      await shutdownMode(args);
+      process.stdout.write('PASS\n', () => process.exit(0));
+      return;
+    }
     await scenario(args);
     if (args.securedRealm) {
       await authentication(args);

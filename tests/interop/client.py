@@ -54,6 +54,9 @@
 #   ... [--subscription-limit N] [--disclosed-realm realm1.disclosed]
 #       [--secured-realm realm1.secured] [--dynamic-realm realm1.dynamic]
 # (`tcp://host:port` is accepted as a synonym for `rs://host:port`.)
+# `--mode shutdown` instead joins two sessions, prints `ready` and expects the
+# router to be stopped (SIGTERM from tests/interop.rs): GOODBYE
+# wamp.close.system_shutdown to each, then a clean transport close.
 # `--peer crossbar` (passed by run_against_crossbar.sh) marks a run against
 # Crossbar.io, the reference router: where it behaves differently from what
 # wampring implements, only that assertion is adapted there, and the script
@@ -217,6 +220,8 @@ class Session(ApplicationSession):
         self.joined = loop.create_future()
         self.left = loop.create_future()
         self.disconnected = loop.create_future()
+        # the transport's wasClean, as reported to onClose (WebSocket or RawSocket)
+        self.closed_clean = loop.create_future()
         # (subscription id, publication id) -> the EVENT as received (see onMessage)
         self.raw_events = {}
         # the router's revocations, as received: ("unregistered" | "unsubscribed", id, reason)
@@ -253,6 +258,11 @@ class Session(ApplicationSession):
             self.left.set_result(details)
         # default behaviour: errback outstanding requests and close transport
         return super().onLeave(details)
+
+    def onClose(self, wasClean):
+        if not self.closed_clean.done():
+            self.closed_clean.set_result(wasClean)
+        return super().onClose(wasClean)
 
     def onDisconnect(self):
         if not self.disconnected.done():
@@ -352,6 +362,7 @@ async def connect(url, serializer, realm, name, roles=None, auth=None, expect_ab
         check(host and port, f"url {url!r} needs host and port")
         opening = loop.create_connection(factory, host, port, ssl=context)
     _, proto = await asyncio.wait_for(opening, STEP_TIMEOUT_S)
+    session.proto = proto  # the transport protocol, for the shutdown steps' close details
 
     done, _ = await asyncio.wait(
         [session.joined, session.left, session.disconnected],
@@ -2460,6 +2471,56 @@ async def dynamic_auth(args):
     await leave_all(user, registrar, host)
 
 
+# ------------------------------------------------------------ router shutdown (--mode shutdown)
+
+SHUTDOWN_WAIT_S = 20  # the test sends SIGTERM after "ready"; the router allows itself ~1 s
+
+
+async def shutdown(args):
+    """Two sessions (on different shards under round-robin placement) join and print `ready`;
+    the test then stops the router with SIGTERM. Each session must get GOODBYE
+    wamp.close.system_shutdown (onLeave), answer it, and see its transport end cleanly
+    (wasClean, and for WebSocket a completed close handshake in which the router did not drop
+    the TCP connection under us)."""
+    step("shutdown_join")
+    sessions = []
+    for name in ("S1", "S2"):
+        session, _ = await connect(args.url, args.serializer, args.realm, name)
+        sessions.append(session)
+    ok("shutdown_join")
+    print("ready", flush=True)
+    for session in sessions:
+        step(f"shutdown_goodbye {session.name}")
+        try:
+            details = await asyncio.wait_for(asyncio.shield(session.left), SHUTDOWN_WAIT_S)
+        except asyncio.TimeoutError:
+            raise StepFailed(f"no GOODBYE within {SHUTDOWN_WAIT_S}s") from None
+        check(details.reason == "wamp.close.system_shutdown",
+              f"onLeave reason={details.reason} message={details.message}")
+        ok(f"shutdown_goodbye {session.name}")
+    for session in sessions:
+        step(f"shutdown_clean_close {session.name}")
+        try:
+            was_clean = await asyncio.wait_for(asyncio.shield(session.closed_clean), SHUTDOWN_WAIT_S)
+        except asyncio.TimeoutError:
+            raise StepFailed(f"transport not closed within {SHUTDOWN_WAIT_S}s") from None
+        proto = session.proto
+        if url_kind(args.url) == "websocket":
+            print(f"info {session.name} websocket close: wasClean={proto.wasClean} "
+                  f"notCleanReason={proto.wasNotCleanReason} localCloseCode={proto.localCloseCode} "
+                  f"remoteCloseCode={proto.remoteCloseCode} droppedByMe={proto.droppedByMe}", flush=True)
+            check(proto.wasClean and proto.wasNotCleanReason is None,
+                  f"WebSocket close not clean: {proto.wasNotCleanReason}")
+            check(proto.remoteCloseCode in (1000, 1001),
+                  f"router's close code {proto.remoteCloseCode}, want 1000 (echo) or 1001")
+            check(not proto.droppedByMe, "the client had to drop the TCP connection itself")
+        else:
+            print(f"info {session.name} rawsocket close: wasClean={was_clean}", flush=True)
+        check(was_clean is True, f"onClose wasClean={was_clean}")
+        ok(f"shutdown_clean_close {session.name}")
+    await asyncio.wait_for(asyncio.gather(*(s.disconnected for s in sessions)), SHUTDOWN_WAIT_S)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--url", required=True)
@@ -2477,6 +2538,8 @@ def main():
                    help="the router under test; 'crossbar' adapts the assertions where Crossbar.io differs")
     p.add_argument("--tls-ca", default="",
                    help="wss/rss URLs: trust the certificates in this PEM file (the router's)")
+    p.add_argument("--mode", choices=["scenario", "shutdown"], default="scenario",
+                   help="shutdown: join, print 'ready', and expect the router's stop (see shutdown())")
     args = p.parse_args()
     global PEER, TLS_CA
     PEER = args.peer
@@ -2492,6 +2555,11 @@ def main():
     print(f"info autobahn-python url={args.url} serializer={args.serializer} realm={args.realm} "
           f"disclosed_realm={args.disclosed_realm or '-'} peer={args.peer}", flush=True)
     try:
+        if args.mode == "shutdown":
+            asyncio.run(asyncio.wait_for(shutdown(args), HARD_TIMEOUT_S))
+            print("PASS", flush=True)
+            sys.stdout.flush()
+            os._exit(0)
         asyncio.run(asyncio.wait_for(scenario(args), HARD_TIMEOUT_S))
         if args.secured_realm:
             asyncio.run(asyncio.wait_for(authentication(args), HARD_TIMEOUT_S))
