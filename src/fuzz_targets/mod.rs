@@ -29,6 +29,11 @@ pub fn msgpack_decode(data: &[u8]) {
     codec::check(Serializer::MsgPack, data);
 }
 
+/// As [`json_decode`], for CBOR.
+pub fn cbor_decode(data: &[u8]) {
+    codec::check(Serializer::Cbor, data);
+}
+
 /// A WebSocket server connection (`net::ServerConn`) fed an upgrade request and frames, split
 /// into chunks at points the input chooses, answering messages so the outbound path runs.
 pub fn websocket_server(data: &[u8]) {
