@@ -420,8 +420,18 @@ impl<'a> CborReader<'a> {
                             .length(arg)?
                             .checked_mul(per_entry)
                             .ok_or_else(|| self.bad("length too large"))?;
+                        // The scalars payloads are mostly made of (small integers, false,
+                        // true, null, short text) are stepped over here; only other items
+                        // take the general path.
                         for _ in 0..items {
-                            self.walk(depth + 1, counts.as_deref_mut())?;
+                            match self.peek() {
+                                Some(0x00..=0x17 | 0x20..=0x37 | 0xf4..=0xf7) => self.pos += 1,
+                                Some(b @ 0x60..=0x77) => {
+                                    self.pos += 1;
+                                    self.skip_text_bytes(usize::from(b & 0x1f))?;
+                                }
+                                _ => self.walk(depth + 1, counts.as_deref_mut())?,
+                            }
                         }
                     }
                     None => {
@@ -486,6 +496,12 @@ impl<'a> CborReader<'a> {
             });
         };
         let len = self.length(arg)?;
+        self.skip_text_bytes(len)
+    }
+
+    /// The `len` bytes of a definite text string, which must be UTF-8.
+    #[inline(always)]
+    fn skip_text_bytes(&mut self, len: usize) -> Result<(), Fail> {
         let start = self.pos;
         let bytes = self.take(len)?;
         if !super::utf8::is_utf8(bytes) {
