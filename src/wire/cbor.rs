@@ -510,12 +510,11 @@ impl<'a> CborReader<'a> {
         Ok(())
     }
 
-    /// Drives `sink` with one value that [`walk`](Self::walk) has validated; indefinite
-    /// containers take their counts from `counts` (`next` is the one to use next).
+    /// Drives `sink` with one value that [`walk`](Self::walk) has validated (depth included);
+    /// indefinite containers take their counts from `counts` (`next` is the one to use next).
     fn drive<S: Sink>(
         &mut self,
         sink: &mut S,
-        depth: usize,
         counts: &[u32],
         next: &mut usize,
     ) -> Result<(), EncodeError> {
@@ -561,7 +560,7 @@ impl<'a> CborReader<'a> {
                     } else {
                         sink.item(index);
                     }
-                    self.drive(sink, depth + 1, counts, next)?;
+                    self.drive(sink, counts, next)?;
                 }
                 if head.arg.is_none() {
                     self.pos += 1; // the break, checked by `walk`
@@ -574,7 +573,7 @@ impl<'a> CborReader<'a> {
                 Ok(())
             }
             MAJOR_TAG => match head.arg.unwrap_or_default() {
-                TAG_SELF_DESCRIBE => self.drive(sink, depth + 1, counts, next),
+                TAG_SELF_DESCRIBE => self.drive(sink, counts, next),
                 TAG_POSITIVE_BIGNUM => sink.uint(self.bignum().map_err(fail)?),
                 TAG_NEGATIVE_BIGNUM => {
                     let n = self.bignum().map_err(fail)?;
@@ -632,7 +631,7 @@ pub(crate) fn drive_payload<S: Sink>(
     let mut next = 0;
     for index in 0..count {
         sink.item(u32::from(index));
-        reader.drive(sink, 2, &counts, &mut next)?;
+        reader.drive(sink, &counts, &mut next)?;
     }
     Ok(())
 }
@@ -999,7 +998,7 @@ mod tests {
             .describe()
             .contains("nesting too deep"));
         assert!(CborReader::new(&deep).skip_value(1).is_err());
-        let tags = [vec![0xd9, 0xd9, 0xf7].repeat(80), vec![0x00]].concat();
+        let tags = [[0xd9, 0xd9, 0xf7].repeat(80), vec![0x00]].concat();
         assert!(read(&tags)
             .unwrap_err()
             .describe()
