@@ -29,7 +29,7 @@ use Serializer::{Cbor, Json, MsgPack};
 
 fn welcome_announces_exactly_the_implemented_features_and_anonymous_identity() {
     let mut h = Harness::new();
-    for ser in [Json, MsgPack] {
+    for ser in Serializer::ALL {
         let client = h.connect(ser);
         h.hello(&client, "realm1", hello_details());
         let received = h.recv(&client);
@@ -98,7 +98,7 @@ fn welcome_announces_exactly_the_implemented_features_and_anonymous_identity() {
         assert!(!h.was_closed(&client));
         assert_eq!(h.wamp_session_id(&client), Some(session));
     }
-    assert_eq!(h.stats().sessions_established, 2);
+    assert_eq!(h.stats().sessions_established, Serializer::COUNT as u64);
 }
 
 fn session_ids_are_distinct_and_replay_with_the_seed() {
