@@ -208,6 +208,47 @@ fn progressive_results_reach_the_caller_in_order_until_the_final_yield() {
     assert_abort(&h.recv(&callee), uri::PROTOCOL_VIOLATION);
 }
 
+/// A progressive result the caller's serializer cannot carry (a CBOR tag for a JSON caller)
+/// ends the call for both sides, wherever caller and callee are: ERROR invalid_argument to the
+/// caller, INTERRUPT to the callee, and the callee's later answers are for a finished call.
+fn a_progressive_result_the_caller_cannot_read_ends_the_call_for_both_sides() {
+    let mut h = Harness::new();
+    let callee = h.join_announcing(Serializer::Cbor, PROGRESSIVE_AND_CANCELS);
+    let caller = h.join(Json);
+    h.register(&callee, "com.stream");
+    let request = h.call(
+        &caller,
+        "com.stream",
+        receive_progress(),
+        Payload::empty(Json),
+    );
+    let (invocation, _) = h.invocation(&callee);
+    h.yield_value(&callee, invocation, 1, true);
+    assert_eq!(expect_result(&mut h, &caller, request), (1, true));
+    // [tag 4242 "only cbor"]
+    let only_cbor: &[u8] = &[
+        0x81, 0xd9, 0x10, 0x92, 0x69, b'o', b'n', b'l', b'y', b' ', b'c', b'b', b'o', b'r',
+    ];
+    h.send(
+        &callee,
+        &Message::Yield {
+            request: invocation,
+            options: opts(&[("progress", Value::Bool(true))]),
+            payload: Payload {
+                ser: Serializer::Cbor,
+                count: 1,
+                raw: only_cbor,
+            },
+        },
+    );
+    assert_error(&h.recv(&caller), code::CALL, request, uri::INVALID_ARGUMENT);
+    expect_interrupt(&mut h, &callee, invocation, "killnowait");
+    h.yield_value(&callee, invocation, 2, false);
+    h.expect_nothing(&caller);
+    assert!(!h.was_closed(&callee));
+    assert_eq!(h.stats().pending_calls, 0);
+}
+
 fn progressive_results_go_only_to_callers_that_asked_and_only_to_callees_that_can() {
     let mut h = Harness::new();
     let plain_callee = h.join(Json);
@@ -1203,6 +1244,7 @@ fn the_spec_cancel_vectors_cancel_and_interrupts_have_the_spec_shape() {
 }
 
 at_1_and_3_shards!(
+    a_progressive_result_the_caller_cannot_read_ends_the_call_for_both_sides,
     pass_through_options_and_the_opaque_payload_go_both_ways_unchanged,
     pass_through_needs_the_feature_on_both_sides,
     the_spec_cancel_vectors_cancel_and_interrupts_have_the_spec_shape,

@@ -30,7 +30,7 @@ use super::shard_msg::{
 };
 use super::timers::Timeout;
 use super::{uri, Action, Millis, Router, SessionKey, ShardId};
-use crate::wire::{code, Dict, EncodeError, Message, OwnedPayload, Payload, Value};
+use crate::wire::{code, Dict, EncodeError, Frame, Message, OwnedPayload, Payload, Value};
 
 impl Router {
     /// REGISTER (admitted: options and URI are valid) goes to the owner of the procedure.
@@ -982,9 +982,19 @@ impl Router {
         }
         let (caller, request, timeout) = (call.caller, call.caller_request, call.timeout());
         let message = reply(request);
+        let what = "a progressive result cannot be sent in the caller's serializer";
         let caller = match caller {
             Caller::Remote(remote) => {
-                return self.reply_to_shard(remote, &message, source, Answer::Progress, out);
+                // Encoded here, where the call can still be ended for both sides; the caller's
+                // shard counts what it forwards and rearms the call's timeout.
+                match self
+                    .outbox
+                    .frame_forwarding(&message, remote.serializer, source)
+                {
+                    Ok(frame) => self.push_reply(remote, frame, Answer::Progress, out),
+                    Err(error) => self.abandon_unencodable(key, what, &error, out),
+                }
+                return;
             }
             Caller::Local(caller) => caller,
         };
@@ -1000,10 +1010,7 @@ impl Router {
                     self.rearm_call_timeout(key, gap);
                 }
             }
-            Err(error) => {
-                let what = "a progressive result cannot be sent in the caller's serializer";
-                self.abandon_unencodable(key, what, &error, out);
-            }
+            Err(error) => self.abandon_unencodable(key, what, &error, out),
         }
     }
 
@@ -1214,8 +1221,8 @@ impl Router {
 
     /// Encodes an answer of a call from another shard for its caller and sends it back as a
     /// `Reply`. An answer the caller's serializer cannot carry becomes ERROR
-    /// `wamp.error.invalid_argument`, as locally (a progressive one is then dropped: the final
-    /// answer follows).
+    /// `wamp.error.invalid_argument`, as locally. (Progressive results do not come here: one
+    /// that cannot be encoded ends the call for both sides, see `route_progress`.)
     pub(super) fn reply_to_shard(
         &mut self,
         to: RemoteCaller,
@@ -1224,18 +1231,11 @@ impl Router {
         answer: Answer,
         out: &mut Vec<Action>,
     ) {
-        let RemoteCaller {
-            shard,
-            call,
-            serializer,
-        } = to;
+        let serializer = to.serializer;
         let frame = match self.outbox.frame_forwarding(message, serializer, source) {
             Ok(frame) => frame,
             Err(encode_error) => {
                 self.stats.encode_errors += 1;
-                if answer == Answer::Progress {
-                    return;
-                }
                 let request = match message {
                     Message::Result { request, .. } | Message::Error { request, .. } => *request,
                     _ => 0,
@@ -1251,10 +1251,21 @@ impl Router {
                 }
             }
         };
+        self.push_reply(to, frame, answer, out);
+    }
+
+    /// Sends an encoded answer to the shard of the remote caller `to`.
+    fn push_reply(
+        &mut self,
+        to: RemoteCaller,
+        frame: Frame,
+        answer: Answer,
+        out: &mut Vec<Action>,
+    ) {
         out.push(Action::ToShard {
-            to: shard,
+            to: to.shard,
             msg: ShardMsgKind::Reply(Reply {
-                call,
+                call: to.call,
                 frame,
                 answer,
             })
