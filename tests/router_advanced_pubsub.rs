@@ -1022,6 +1022,49 @@ fn get_events_takes_the_spec_s_filters_and_crossbar_s_signature() {
     );
 }
 
+/// An event whose payload only CBOR can carry (a tag) reaches a CBOR subscriber untouched but
+/// is not kept: a kept event must be readable by whoever asks, in any serializer, and one that
+/// is not must never make the rest of the history unreadable.
+fn history_does_not_keep_what_cannot_be_read_back() {
+    let mut h = Harness::with_config(history_config());
+    let publisher = h.join(Serializer::Cbor);
+    let cbor_reader = h.join(Serializer::Cbor);
+    let json_reader = h.join(Json);
+    let log = h.subscribe(&cbor_reader, "com.log.auth");
+    let before = published(&mut h, &publisher, "com.log.auth", ack(), "before");
+    events(&mut h, &cbor_reader);
+    // [tag 1 1700000000], and a transparent (binary) payload.
+    let only_cbor: &[u8] = &[0x81, 0xc1, 0x1a, 0x65, 0x53, 0xf1, 0x00];
+    let transparent: &[u8] = &[0x43, 1, 2, 3];
+    for raw in [only_cbor, transparent] {
+        let payload = Payload {
+            ser: Serializer::Cbor,
+            count: 1,
+            raw,
+        };
+        // Not acknowledged: with subscribers on other shards an acknowledged one is refused
+        // when any serializer could not carry it (see the transcoding rules).
+        h.publish(&publisher, "com.log.auth", Dict::new(), payload);
+        let received = h.recv(&cbor_reader);
+        let Message::Event { payload, .. } = received.msg() else {
+            panic!("expected EVENT")
+        };
+        assert_eq!(payload.raw, raw, "forwarded untouched to a CBOR subscriber");
+    }
+    let after = published(&mut h, &publisher, "com.log.auth", ack(), "after");
+    events(&mut h, &cbor_reader);
+    assert_eq!(h.stats().history_skipped, 2);
+    for reader in [&cbor_reader, &json_reader] {
+        let kept = get_events(&mut h, reader, &[Value::UInt(log)], &[]).unwrap();
+        let publications: Vec<u64> = kept.iter().map(|k| k.publication).collect();
+        assert_eq!(
+            publications,
+            [before, after],
+            "the readable events, in order"
+        );
+    }
+}
+
 fn history_is_bounded_skips_session_lists_and_reapplies_identity_lists() {
     let mut h = Harness::with_config(history_config());
     let publisher = h.join(Json);
@@ -1195,6 +1238,7 @@ fn the_router_s_meta_events_may_keep_history() {
 }
 
 at_1_and_3_shards!(
+    history_does_not_keep_what_cannot_be_read_back,
     prefix_and_wildcard_subscriptions_receive_what_matches_them,
     one_session_with_several_matching_subscriptions_gets_one_event_per_subscription,
     a_uri_subscribed_exact_and_as_a_pattern_is_two_subscriptions_and_subscribing_again_is_one,

@@ -509,6 +509,21 @@ impl Router {
             self.stats.history_skipped += 1;
             return 0;
         }
+        // A kept event is read back as values for whoever asks, in any serializer. What cannot
+        // be read so (a transparent payload; what only CBOR says: a tag, a non-text map key)
+        // is still forwarded between sessions that can take it, but not kept.
+        let payload = event.payload.as_payload();
+        if let Err(error) = readable_as_values(&payload) {
+            self.stats.history_skipped += 1;
+            if let Some(suppressed) = self.logs.history_unreadable.allow(self.now) {
+                tracing::info!(
+                    topic = %event.topic,
+                    suppressed,
+                    "event not kept in history: its payload cannot be read as values ({error})"
+                );
+            }
+            return 0;
+        }
         let me = self.cluster.shard;
         let mut acks = 0;
         let record = Arc::new(HistoryRecord {
@@ -704,6 +719,16 @@ fn answer_payload(
         })?;
     wire::payload_from_args(serializer, &[Value::List(events)], None)
         .map_err(|error| format!("the events cannot be written for this session: {error}"))
+}
+
+/// Whether a payload reads as Arguments/ArgumentsKw values, as [`event_value`] needs.
+fn readable_as_values(payload: &Payload<'_>) -> Result<(), String> {
+    if payload.is_transparent() {
+        return Err("a transparent (binary) payload".into());
+    }
+    wire::decode_payload_values(payload)
+        .map(|_| ())
+        .map_err(|error| error.to_string())
 }
 
 /// One event of the answer.

@@ -534,7 +534,8 @@ pub struct RouterStats {
     pub retained_bytes: usize,
     /// Events kept in a history subscription (one per subscription that keeps it), older ones
     /// dropped to make room, events bigger than a subscription's whole `max_bytes`, and
-    /// events not kept because they were published with session-id lists.
+    /// events not kept because they were published with session-id lists or with a payload
+    /// that cannot be read back as values (transparent, or a CBOR tag or non-text map key).
     pub history_recorded: u64,
     pub history_evicted: u64,
     pub history_declined: u64,
@@ -625,6 +626,7 @@ struct LogLimits {
     event_not_deliverable: LogLimit,
     retained_declined: LogLimit,
     history_declined: LogLimit,
+    history_unreadable: LogLimit,
     encode_error: LogLimit,
 }
 
@@ -644,6 +646,7 @@ impl LogLimits {
             &self.event_not_deliverable,
             &self.retained_declined,
             &self.history_declined,
+            &self.history_unreadable,
             &self.encode_error,
         ]
         .iter()
