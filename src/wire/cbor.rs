@@ -72,6 +72,13 @@ impl<'a> CborReader<'a> {
         Fail::Bad(format!("malformed CBOR at byte {at}: {what}").into())
     }
 
+    /// Well-formed CBOR that has no [`Value`] (a tag, a simple value, an integer out of range,
+    /// a non-text map key): not malformed, and said so.
+    #[cold]
+    fn unsupported(&self, at: usize, what: &str) -> Fail {
+        Fail::Bad(format!("CBOR at byte {at} has no WAMP value: {what}").into())
+    }
+
     #[inline]
     pub(crate) fn peek(&self) -> Option<u8> {
         self.buf.get(self.pos).copied()
@@ -294,7 +301,7 @@ impl<'a> CborReader<'a> {
         let leading_zeros = bytes.iter().take_while(|&&b| b == 0).count();
         let significant = &bytes[leading_zeros..];
         if significant.len() > 8 {
-            return Err(self.bad_at(at, "integer out of range (a bignum past 64 bits)"));
+            return Err(self.unsupported(at, "integer out of range (a bignum past 64 bits)"));
         }
         Ok(significant
             .iter()
@@ -305,7 +312,7 @@ impl<'a> CborReader<'a> {
     fn negative(&self, n: u64) -> Result<i64, Fail> {
         i64::try_from(n)
             .map(|n| -1 - n)
-            .map_err(|_| self.bad("integer out of range (below -2^63)"))
+            .map_err(|_| self.unsupported(self.pos, "integer out of range (below -2^63)"))
     }
 
     /// Reads any value; `depth` is the nesting level a container here would have.
@@ -343,7 +350,7 @@ impl<'a> CborReader<'a> {
                     let n = self.bignum()?;
                     Value::Int(self.negative(n)?)
                 }
-                tag => return Err(self.bad_at(at, &format!("unsupported tag {tag}"))),
+                tag => return Err(self.unsupported(at, &format!("tag {tag}"))),
             },
             _ => self.simple(at, head)?,
         })
@@ -361,7 +368,7 @@ impl<'a> CborReader<'a> {
             26 => Value::Float(f64::from(f32::from_bits(arg as u32))),
             27 => Value::Float(f64::from_bits(arg)),
             INDEFINITE => return Err(self.bad_at(at, "break outside an indefinite-length item")),
-            _ => return Err(self.bad_at(at, &format!("unsupported simple value {arg}"))),
+            _ => return Err(self.unsupported(at, &format!("simple value {arg}"))),
         })
     }
 
@@ -379,7 +386,9 @@ impl<'a> CborReader<'a> {
         while self.another(&mut left)? {
             let key = match self.read_str() {
                 Ok(key) => key,
-                Err(Fail::WrongType) => return Err(self.bad("map keys must be text strings")),
+                Err(Fail::WrongType) => {
+                    return Err(self.unsupported(self.pos, "a map key that is not a text string"))
+                }
                 Err(other) => return Err(other),
             };
             let value = self.read_value(depth + 1)?;
@@ -928,16 +937,19 @@ mod tests {
             let mut skipper = CborReader::new(bytes);
             assert!(skipper.skip_value(1).is_err(), "{bytes:x?}");
         }
-        // Well-formed but not a value wampring can hold.
+        // Well-formed but not a value wampring can hold: said so, not called malformed.
         for (bytes, what) in [
             (&[0xc1, 0x00][..], "tag 1"),
             (&[0xf0][..], "simple value 16"),
             (&[0x3b, 0x80, 0, 0, 0, 0, 0, 0, 0][..], "out of range"),
             (&[0xc2, 0x49, 1, 0, 0, 0, 0, 0, 0, 0, 0][..], "out of range"),
-            (&[0xa1, 0x01, 0x02][..], "keys"),
+            (&[0xa1, 0x01, 0x02][..], "map key"),
         ] {
             let e = read(bytes).unwrap_err().describe();
-            assert!(e.contains(what), "{bytes:x?}: {e}");
+            assert!(
+                e.contains(what) && e.contains("has no WAMP value"),
+                "{bytes:x?}: {e}"
+            );
         }
         // Tags and other simple values are well-formed: a CBOR-to-CBOR payload keeps them.
         for bytes in [&[0xc1, 0x00][..], &[0xf0], &[0xa1, 0x01, 0x02]] {
