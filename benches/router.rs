@@ -37,7 +37,7 @@ use support::{
 };
 
 /// A YIELD `[70, id, {}, [30]]` written into `frame` without the codec (the client's cost is
-/// not the router's): JSON via `write!`, MessagePack with a fixed-width uint64 id.
+/// not the router's): JSON via `write!`, MessagePack and CBOR with a fixed-width 64-bit id.
 fn write_yield(frame: &mut Vec<u8>, ser: Serializer, invocation: u64) {
     frame.clear();
     match ser {
@@ -46,6 +46,11 @@ fn write_yield(frame: &mut Vec<u8>, ser: Serializer, invocation: u64) {
             frame.extend_from_slice(&[0x94, 70, 0xcf]);
             frame.extend_from_slice(&invocation.to_be_bytes());
             frame.extend_from_slice(&[0x80, 0x91, 30]);
+        }
+        Serializer::Cbor => {
+            frame.extend_from_slice(&[0x84, 0x18, 70, 0x1b]);
+            frame.extend_from_slice(&invocation.to_be_bytes());
+            frame.extend_from_slice(&[0xa0, 0x81, 0x18, 30]);
         }
     }
 }

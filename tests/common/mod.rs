@@ -81,7 +81,7 @@ pub fn payload_values(p: &Payload<'_>) -> (Vec<Value<'static>>, Option<Dict<'sta
     )
 }
 
-/// Text for panic messages: JSON as text, MessagePack as hex.
+/// Text for panic messages: JSON as text, MessagePack and CBOR as hex.
 pub fn show(ser: Serializer, raw: &[u8]) -> String {
     const LIMIT: usize = 400;
     let cut = &raw[..raw.len().min(LIMIT)];
@@ -93,6 +93,7 @@ pub fn show(ser: Serializer, raw: &[u8]) -> String {
     match ser {
         Serializer::Json => format!("{}{more}", String::from_utf8_lossy(cut)),
         Serializer::MsgPack => format!("msgpack {}{more}", hex::encode(cut)),
+        Serializer::Cbor => format!("cbor {}{more}", hex::encode(cut)),
     }
 }
 
