@@ -112,6 +112,24 @@ async def scenario(args):
     check(a._base_session.id != b._base_session.id, "both sessions got the same id")
     ok("join")
 
+    step("router_sees_cbor")
+    # The router's own view of session A (wamp.session.get): its transport's serializer.
+    res = await rt(b.call("wamp.session.get", [a._base_session.id]), "RESULT wamp.session.get")
+    info = (res.args or [None])[0]
+    check(isinstance(info, dict) and isinstance(info.get("transport"), dict),
+          f"wamp.session.get returned {res.args!r}")
+    transport = info["transport"]
+    if args.peer == "crossbar" and "serializer" not in transport:
+        # Crossbar describes the transport with its own keys (websocket_protocol, ...)
+        seen = {k: transport.get(k) for k in ("channel_framing", "channel_serializer", "websocket_protocol")}
+        print(f"info crossbar-differs router_sees_cbor: transport without 'serializer': {seen!r}", flush=True)
+        check("cbor" in (transport.get("channel_serializer"), (transport.get("websocket_protocol") or "")[7:]),
+              f"crossbar reports session A's transport as {seen!r}, want cbor")
+    else:
+        check(transport.get("serializer") == "cbor",
+              f"the router reports session A's serializer as {transport.get('serializer')!r}, want 'cbor'")
+    ok("router_sees_cbor")
+
     step("register")
 
     async def add(inv: types.Invocation) -> types.Result:
