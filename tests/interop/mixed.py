@@ -16,6 +16,12 @@
 # placement puts callees on one shard and callers on the other (with --rs-url, the two listeners
 # each deal round-robin too, so the shards mix). `--serializers json,msgpack` runs a subset. Each session checks
 # that it got the serializer it asked for (WebSocket subprotocol / RawSocket serializer id).
+# A last step (cbor_only_values) sends what only CBOR carries (a non-text map key, an unknown tag,
+# an integer past 2^64) and what JSON cannot (NaN, infinity, a text starting with NUL): untouched
+# between the sessions that can take it, ERROR wamp.error.invalid_argument on a call whose other
+# end cannot and on an acknowledged publication that a subscriber cannot take (delivered to
+# every subscriber or refused whole), and without acknowledge no EVENT to a subscriber that
+# cannot take it (the others get it).
 # Prints `ok <step>` per step, then `PASS`; the first failure prints `FAIL <step>: <reason>` and
 # exits 1. Bounded: every round trip by client.py's STEP_TIMEOUT_S, the whole run by 30 s, and a
 # SIGALRM kill after 60 s.
@@ -29,6 +35,7 @@ import os
 import signal
 import sys
 
+import cbor2
 import client  # noqa: E402  (client.py beside this file: connect, rt, check, ...)
 from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import CallResult, PublishOptions, SubscribeOptions
@@ -145,6 +152,9 @@ async def scenario(args):
             check(details.publication == pub.id, f"{pair}: publication {details.publication} != {pub.id}")
     ok("events_across_serializers")
 
+    if "cbor" in callees and len(callees) > 1:
+        await cbor_only_values(args, callees, callers, queues)
+
     step("goodbye")
     for sub in subs:
         await rt(sub.unsubscribe(), "UNSUBSCRIBED")
@@ -156,6 +166,116 @@ async def scenario(args):
         check(details.reason in ("wamp.close.goodbye_and_out", "wamp.close.normal"),
               f"{s.name} left with {details.reason!r}")
     ok("goodbye")
+
+
+# Values that CBOR carries and that wampring does not transcode (src/wire/cbor.rs): a map with
+# a non-text key, a tag other than the bignums and self-describe, an integer past 2^64 (a
+# bignum); and values that JSON cannot carry: NaN, infinity, a string that starts with NUL (it
+# would read as binary in WAMP's JSON).
+CBOR_ONLY = [{1: "int key"}, cbor2.CBORTag(4242, "tagged"), 2**70]
+NOT_JSON = [float("nan"), float("inf"), "\x00 text, not binary"]
+RAW = "com.mixed.raw."
+INVALID_ARGUMENT = "wamp.error.invalid_argument"
+
+
+async def no_event(q, what):
+    try:
+        ev = await asyncio.wait_for(q.get(), client.QUIET_WAIT_S)
+    except asyncio.TimeoutError:
+        return
+    raise StepFailed(f"{what}: unexpected EVENT {ev[0]!r} {ev[1]!r}")
+
+
+async def expect_refused(aw, what):
+    """The router refuses to transcode: ERROR wamp.error.invalid_argument to the caller."""
+    try:
+        res = await rt(aw, f"ERROR {INVALID_ARGUMENT} ({what})")
+    except ApplicationError as e:
+        if client.PEER == "crossbar" and e.error != INVALID_ARGUMENT:
+            client.crossbar_differs("cbor_only_values", f"{what}: ERROR {e.error}")
+            return
+        check(e.error == INVALID_ARGUMENT, f"{what}: ERROR {e.error} {list(e.args)!r}, want {INVALID_ARGUMENT}")
+        return
+    if client.PEER == "crossbar":
+        client.crossbar_differs("cbor_only_values", f"{what}: transcoded to {res!r}")
+        return
+    raise StepFailed(f"{what}: got {res!r}, want ERROR {INVALID_ARGUMENT}")
+
+
+async def cbor_only_values(args, callees, callers, queues):
+    """What the router does with values another serializer cannot carry: forwarded untouched
+    between CBOR sessions; refused (ERROR wamp.error.invalid_argument) on a call whose other end
+    cannot take them, whichever way; an acknowledged publication refused whole (the same ERROR,
+    no EVENT to anyone); an unacknowledged one delivered only to the subscribers that can take
+    it."""
+    step("cbor_only_values")
+    if client.PEER == "crossbar":
+        # Crossbar transcodes through Python objects: a JSON callee gets {1: ...} as {"1": ...}, a
+        # MessagePack peer gets an int map key that Autobahn's unpacker refuses (the session is
+        # dropped), and a tag or NaN for a JSON peer never answers. Only wampring's rules are
+        # asserted here.
+        client.crossbar_differs("cbor_only_values", "transcodes what it can and drops sessions otherwise: skipped")
+        return
+
+    for ser, session in callees.items():
+        def raw_echo(*cargs, **ckwargs):
+            return CallResult(*cargs, **ckwargs)
+
+        await rt(session.register(raw_echo, RAW + ser), f"REGISTERED raw echo ({ser})")
+
+    def cbor_only_answer():
+        return CallResult(*CBOR_ONLY)
+
+    await rt(callees["cbor"].register(cbor_only_answer, RAW + "answer"), "REGISTERED cbor-only answer")
+
+    for value in CBOR_ONLY:
+        # CBOR to CBOR: untouched
+        res = await rt(callers["cbor"].call(RAW + "cbor", value), f"RESULT raw echo of {value!r} (cbor -> cbor)")
+        diff = first_difference(res, value)
+        check(diff is None, f"cbor caller -> cbor callee: {value!r} came back changed: {diff}")
+        for eser in callees:
+            if eser != "cbor":
+                await expect_refused(callers["cbor"].call(RAW + eser, value), f"cbor caller -> {eser} callee: {value!r}")
+    res = await rt(callers["cbor"].call(RAW + "answer"), "RESULT cbor-only answer (cbor caller)")
+    diff = first_difference(list(res.results), CBOR_ONLY)
+    check(diff is None, f"the cbor callee's cbor-only answer reached the cbor caller changed: {diff}")
+    for cser in callers:
+        if cser != "cbor":
+            await expect_refused(callers[cser].call(RAW + "answer"), f"cbor callee's cbor-only answer -> {cser} caller")
+
+    for value in NOT_JSON:
+        for cser in ("cbor", "msgpack"):
+            if cser not in callers:
+                continue
+            for eser in callees:
+                if eser == "json":
+                    await expect_refused(callers[cser].call(RAW + "json", value), f"{cser} caller -> json callee: {value!r}")
+                else:
+                    res = await rt(callers[cser].call(RAW + eser, value), f"RESULT raw echo of {value!r}")
+                    diff = first_difference(res, value)
+                    check(diff is None, f"{cser} caller -> {eser} callee: {value!r} came back changed: {diff}")
+
+    # An acknowledged publication is delivered to every subscriber or refused whole: with
+    # subscribers that cannot take it, ERROR wamp.error.invalid_argument and no EVENT at all.
+    await expect_refused(
+        callers["cbor"].publish(TOPIC, *CBOR_ONLY, options=PublishOptions(acknowledge=True)),
+        "acknowledged PUBLISH of cbor-only values to json, msgpack and cbor subscribers")
+    for sser, q in queues.items():
+        await no_event(q, f"the {sser} subscriber after the refused publication")
+    # Without acknowledge: the CBOR subscriber gets it untouched, the others nothing.
+    callers["cbor"].publish(TOPIC, *CBOR_ONLY)
+    eargs, _, _ = await rt(queues["cbor"].get(), "EVENT with cbor-only values (cbor subscriber)")
+    diff = first_difference(eargs, CBOR_ONLY)
+    check(diff is None, f"the cbor subscriber got the cbor-only values changed: {diff}")
+    for sser, q in queues.items():
+        if sser != "cbor":
+            await no_event(q, f"the {sser} subscriber, for an event the router cannot transcode")
+    # ... and everyone is still subscribed and served.
+    await rt(callers["cbor"].publish(TOPIC, "after", options=PublishOptions(acknowledge=True)), "PUBLISHED after")
+    for sser, q in queues.items():
+        eargs, _, _ = await rt(q.get(), f"EVENT after the cbor-only one ({sser} subscriber)")
+        check(eargs == ["after"], f"the {sser} subscriber got {eargs!r}, want ['after']")
+    ok("cbor_only_values")
 
 
 def main():
