@@ -16,7 +16,9 @@
 # placement puts callees on one shard and callers on the other (with --rs-url, the two listeners
 # each deal round-robin too, so the shards mix). `--serializers json,msgpack` runs a subset. Each session checks
 # that it got the serializer it asked for (WebSocket subprotocol / RawSocket serializer id).
-# A last step (cbor_only_values) sends what only CBOR carries (a non-text map key, an unknown tag,
+# Then the events the router keeps (a retained event, the event history of
+# com.interop.history.exact) from every publisher's serializer to every reader's. A last step
+# (cbor_only_values) sends what only CBOR carries (a non-text map key, an unknown tag,
 # an integer past 2^64) and what JSON cannot (NaN, infinity, a text starting with NUL): untouched
 # between the sessions that can take it, ERROR wamp.error.invalid_argument on a call whose other
 # end cannot and on an acknowledged publication that a subscriber cannot take (delivered to
@@ -152,6 +154,8 @@ async def scenario(args):
             check(details.publication == pub.id, f"{pair}: publication {details.publication} != {pub.id}")
     ok("events_across_serializers")
 
+    await stored_events(args, callees, callers)
+
     if "cbor" in callees and len(callees) > 1:
         await cbor_only_values(args, callees, callers, queues)
 
@@ -166,6 +170,66 @@ async def scenario(args):
         check(details.reason in ("wamp.close.goodbye_and_out", "wamp.close.normal"),
               f"{s.name} left with {details.reason!r}")
     ok("goodbye")
+
+
+HIST_EXACT = "com.interop.history.exact"  # the router keeps its events (tests/interop.rs, crossbar/config.json)
+GET_EVENTS = "wamp.subscription.get_events"
+
+
+async def stored_events(args, callees, callers):
+    """Events the router keeps and hands out later, in the reader's serializer: a retained
+    event (get_retained on SUBSCRIBE) and the event history (wamp.subscription.get_events,
+    whose RESULT nests each event's args and kwargs), from every publisher's serializer to
+    every reader's."""
+    step("retained_events_across_serializers")
+    run = os.urandom(3).hex()
+    for pser, publisher in callers.items():
+        topic = f"com.mixed.retained.{run}.{pser}"
+        await rt(publisher.publish(topic, *EDGE_ARGS, options=PublishOptions(acknowledge=True, retain=True),
+                                   **EDGE_KWARGS), f"PUBLISHED retained ({pser})")
+    for sser, session in callees.items():
+        for pser in callers:
+            pair = f"{pser} publisher -> {sser} subscriber"
+            q = asyncio.Queue()
+
+            def on_event(*eargs, details=None, _q=q, **ekwargs):
+                _q.put_nowait((list(eargs), ekwargs, details))
+
+            sub = await rt(session.subscribe(on_event, f"com.mixed.retained.{run}.{pser}",
+                                             options=SubscribeOptions(get_retained=True, details=True)),
+                           f"SUBSCRIBED with get_retained ({pair})")
+            eargs, ekwargs, details = await rt(q.get(), f"retained EVENT ({pair})")
+            diff = first_difference(eargs, EDGE_ARGS, "args") or first_difference(ekwargs, EDGE_KWARGS, "kwargs")
+            check(diff is None, f"{pair}: the retained EVENT differs from what was published: {diff}")
+            check(details.retained is True, f"{pair}: retained EVENT without Details.retained: {details!r}")
+            await rt(sub.unsubscribe(), "UNSUBSCRIBED retained")
+    ok("retained_events_across_serializers")
+
+    step("event_history_across_serializers")
+    # The first callee's subscription, so that get_events has a subscription id to name.
+    reader = next(iter(callees.values()))
+    sub = await rt(reader.subscribe(lambda *a, **k: None, HIST_EXACT), "SUBSCRIBED history")
+    for pser, publisher in callers.items():
+        await rt(publisher.publish(HIST_EXACT, *EDGE_ARGS, options=PublishOptions(acknowledge=True),
+                                   run=run, publisher=pser, **EDGE_KWARGS), f"PUBLISHED history ({pser})")
+    for cser, caller in callers.items():
+        events = await rt(caller.call(GET_EVENTS, sub.id), f"RESULT get_events ({cser} caller)")
+        check(isinstance(events, list), f"get_events answered {events!r}")
+        ours = [e for e in events if isinstance(e, dict) and (e.get("kwargs") or {}).get("run") == run]
+        got_from = sorted(e["kwargs"].get("publisher") for e in ours)
+        if client.PEER == "crossbar" and got_from != sorted(callers):
+            client.crossbar_differs("event_history_across_serializers", f"get_events kept {got_from!r}")
+            continue
+        check(got_from == sorted(callers), f"{cser} caller: get_events has our events from {got_from!r}")
+        for e in ours:
+            pser = e["kwargs"]["publisher"]
+            pair = f"{pser} publisher -> history -> {cser} caller"
+            want_kwargs = dict(EDGE_KWARGS, run=run, publisher=pser)
+            diff = first_difference(e.get("args"), EDGE_ARGS, "args") or \
+                first_difference(e.get("kwargs"), want_kwargs, "kwargs")
+            check(diff is None, f"{pair}: the kept event differs from what was published: {diff}")
+    await rt(sub.unsubscribe(), "UNSUBSCRIBED history")
+    ok("event_history_across_serializers")
 
 
 # Values that CBOR carries and that wampring does not transcode (src/wire/cbor.rs): a map with
