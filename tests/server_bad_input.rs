@@ -99,7 +99,7 @@ fn ws_plain_http_request_is_refused() {
 fn ws_wrong_subprotocol_gets_400() {
     let mut router = RouterProcess::default_start();
     let mut witness = Witness::new(&router);
-    for proto in [Some("wamp.2.cbor"), Some("chat, superchat"), None] {
+    for proto in [Some("wamp.2.ubjson"), Some("chat, superchat"), None] {
         let mut s = raw_tcp(router.ws_addr());
         s.write_all(ws_upgrade_request(router.ws_port, proto).as_bytes())
             .unwrap();
@@ -152,8 +152,8 @@ fn rawsocket_reserved_bits_get_error_0x30() {
 fn rawsocket_unsupported_serializer_gets_error_0x10() {
     let mut router = RouterProcess::default_start();
     let mut witness = Witness::new(&router);
-    // 3 = CBOR, 0 = illegal, 15 = reserved.
-    for ser in [3u8, 0, 15] {
+    // 4 = UBJSON, 0 = illegal, 15 = reserved.
+    for ser in [4u8, 0, 15] {
         let mut s = raw_tcp(router.raw_addr());
         s.write_all(&[0x7F, 0xF0 | ser, 0, 0]).unwrap();
         let reply =

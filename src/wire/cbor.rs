@@ -420,8 +420,18 @@ impl<'a> CborReader<'a> {
                             .length(arg)?
                             .checked_mul(per_entry)
                             .ok_or_else(|| self.bad("length too large"))?;
+                        // The scalars payloads are mostly made of (small integers, false,
+                        // true, null, short text) are stepped over here; only other items
+                        // take the general path.
                         for _ in 0..items {
-                            self.walk(depth + 1, counts.as_deref_mut())?;
+                            match self.peek() {
+                                Some(0x00..=0x17 | 0x20..=0x37 | 0xf4..=0xf7) => self.pos += 1,
+                                Some(b @ 0x60..=0x77) => {
+                                    self.pos += 1;
+                                    self.skip_text_bytes(usize::from(b & 0x1f))?;
+                                }
+                                _ => self.walk(depth + 1, counts.as_deref_mut())?,
+                            }
                         }
                     }
                     None => {
@@ -486,6 +496,12 @@ impl<'a> CborReader<'a> {
             });
         };
         let len = self.length(arg)?;
+        self.skip_text_bytes(len)
+    }
+
+    /// The `len` bytes of a definite text string, which must be UTF-8.
+    #[inline(always)]
+    fn skip_text_bytes(&mut self, len: usize) -> Result<(), Fail> {
         let start = self.pos;
         let bytes = self.take(len)?;
         if !super::utf8::is_utf8(bytes) {
@@ -494,12 +510,11 @@ impl<'a> CborReader<'a> {
         Ok(())
     }
 
-    /// Drives `sink` with one value that [`walk`](Self::walk) has validated; indefinite
-    /// containers take their counts from `counts` (`next` is the one to use next).
+    /// Drives `sink` with one value that [`walk`](Self::walk) has validated (depth included);
+    /// indefinite containers take their counts from `counts` (`next` is the one to use next).
     fn drive<S: Sink>(
         &mut self,
         sink: &mut S,
-        depth: usize,
         counts: &[u32],
         next: &mut usize,
     ) -> Result<(), EncodeError> {
@@ -545,7 +560,7 @@ impl<'a> CborReader<'a> {
                     } else {
                         sink.item(index);
                     }
-                    self.drive(sink, depth + 1, counts, next)?;
+                    self.drive(sink, counts, next)?;
                 }
                 if head.arg.is_none() {
                     self.pos += 1; // the break, checked by `walk`
@@ -558,7 +573,7 @@ impl<'a> CborReader<'a> {
                 Ok(())
             }
             MAJOR_TAG => match head.arg.unwrap_or_default() {
-                TAG_SELF_DESCRIBE => self.drive(sink, depth + 1, counts, next),
+                TAG_SELF_DESCRIBE => self.drive(sink, counts, next),
                 TAG_POSITIVE_BIGNUM => sink.uint(self.bignum().map_err(fail)?),
                 TAG_NEGATIVE_BIGNUM => {
                     let n = self.bignum().map_err(fail)?;
@@ -616,7 +631,7 @@ pub(crate) fn drive_payload<S: Sink>(
     let mut next = 0;
     for index in 0..count {
         sink.item(u32::from(index));
-        reader.drive(sink, 2, &counts, &mut next)?;
+        reader.drive(sink, &counts, &mut next)?;
     }
     Ok(())
 }
@@ -983,7 +998,7 @@ mod tests {
             .describe()
             .contains("nesting too deep"));
         assert!(CborReader::new(&deep).skip_value(1).is_err());
-        let tags = [vec![0xd9, 0xd9, 0xf7].repeat(80), vec![0x00]].concat();
+        let tags = [[0xd9, 0xd9, 0xf7].repeat(80), vec![0x00]].concat();
         assert!(read(&tags)
             .unwrap_err()
             .describe()
