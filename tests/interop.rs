@@ -1379,9 +1379,12 @@ fn xconn_defaults_rs_two_cores() {
 }
 
 /// tests/interop/mixed.py: a callee and a caller per serializer (json, msgpack, cbor) on one
-/// router; every call, application error and event crosses every serializer pair, with binary,
-/// unicode, integers, floats, nested values and kwargs. With `rawsocket`, the sessions
-/// alternate between the WebSocket and the RawSocket listener.
+/// router; every call, application error, event, retained event and kept event (history)
+/// crosses every serializer pair, with binary, unicode, integers, floats, nested values and
+/// kwargs; what only CBOR carries passes untouched between CBOR sessions and is refused
+/// (calls, acknowledged publications) or not delivered (events) where the other end cannot
+/// take it. With `rawsocket`, the sessions alternate between the WebSocket and the RawSocket
+/// listener.
 fn run_mixed(rawsocket: bool, router_args: &[&str]) {
     setup_clients();
     let router = Router::start(router_args);
@@ -1400,6 +1403,9 @@ fn run_mixed(rawsocket: bool, router_args: &[&str]) {
         "calls_across_serializers",
         "errors_across_serializers",
         "events_across_serializers",
+        "retained_events_across_serializers",
+        "event_history_across_serializers",
+        "cbor_only_values",
     ] {
         assert!(
             output.lines().any(|l| l == format!("ok {step}")),

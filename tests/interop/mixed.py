@@ -234,9 +234,9 @@ async def stored_events(args, callees, callers):
 
 # Values that CBOR carries and that wampring does not transcode (src/wire/cbor.rs): a map with
 # a non-text key, a tag other than the bignums and self-describe, an integer past 2^64 (a
-# bignum); and values that JSON cannot carry: NaN, infinity, a string that starts with NUL (it
+# bignum), negative integers below -2^63 (major type 1: -2^63 - 1 and -2^64); and values that JSON cannot carry: NaN, infinity, a string that starts with NUL (it
 # would read as binary in WAMP's JSON).
-CBOR_ONLY = [{1: "int key"}, cbor2.CBORTag(4242, "tagged"), 2**70]
+CBOR_ONLY = [{1: "int key"}, cbor2.CBORTag(4242, "tagged"), 2**70, -(2**63) - 1, -(2**64)]
 NOT_JSON = [float("nan"), float("inf"), "\x00 text, not binary"]
 RAW = "com.mixed.raw."
 INVALID_ARGUMENT = "wamp.error.invalid_argument"
