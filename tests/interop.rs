@@ -1385,7 +1385,8 @@ fn xconn_defaults_rs_two_cores() {
 /// (calls, acknowledged publications) or not delivered (events) where the other end cannot
 /// take it. With `rawsocket`, the sessions alternate between the WebSocket and the RawSocket
 /// listener.
-fn run_mixed(rawsocket: bool, router_args: &[&str]) {
+/// `extra`: more of mixed.py's flags.
+fn run_mixed(rawsocket: bool, extra: &[&str], router_args: &[&str]) {
     setup_clients();
     let router = Router::start(router_args);
     let mut args = vec![
@@ -1397,12 +1398,14 @@ fn run_mixed(rawsocket: bool, router_args: &[&str]) {
     if rawsocket {
         args.extend(["--rs-url".to_string(), router.url(Transport::RawSocket)]);
     }
+    args.extend(extra.iter().map(|a| a.to_string()));
     let what = format!("mixed serializers, {args:?}, router args {router_args:?}");
     let output = run_python_script(router, "mixed.py", &args, &what);
     for step in [
         "calls_across_serializers",
         "errors_across_serializers",
         "events_across_serializers",
+        "progressive_across_serializers",
         "retained_events_across_serializers",
         "event_history_across_serializers",
         "cbor_only_values",
@@ -1414,19 +1417,22 @@ fn run_mixed(rawsocket: bool, router_args: &[&str]) {
     }
 }
 
+// One shard: also a progressive result only CBOR carries, which ends the call for a JSON or
+// MessagePack caller (ERROR to it, INTERRUPT to the callee). Not yet at two shards: across
+// shards wampring drops that chunk silently (see `progressive_results` in mixed.py).
 #[test]
 fn mixed_serializers_one_core() {
-    run_mixed(true, &["--cores", "1"]);
+    run_mixed(true, &["--check-cbor-only-progress"], &["--cores", "1"]);
 }
 
 // Round-robin placement over one listener: the callees land on one shard and the callers on the
 // other, so every call, error and event crosses the shards as well as the serializers.
 #[test]
 fn mixed_serializers_ws_two_cores() {
-    run_mixed(false, &["--cores", "2", "--placement", "round-robin"]);
+    run_mixed(false, &[], &["--cores", "2", "--placement", "round-robin"]);
 }
 
 #[test]
 fn mixed_serializers_ws_rs_two_cores() {
-    run_mixed(true, &["--cores", "2", "--placement", "round-robin"]);
+    run_mixed(true, &[], &["--cores", "2", "--placement", "round-robin"]);
 }

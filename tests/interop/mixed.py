@@ -16,7 +16,9 @@
 # placement puts callees on one shard and callers on the other (with --rs-url, the two listeners
 # each deal round-robin too, so the shards mix). `--serializers json,msgpack` runs a subset. Each session checks
 # that it got the serializer it asked for (WebSocket subprotocol / RawSocket serializer id).
-# Then the events the router keeps (a retained event, the event history of
+# Progressive call results cross every pair too (and a chunk only CBOR carries ends the call
+# for a caller that cannot take it: ERROR to the caller, INTERRUPT to the callee). Then the
+# events the router keeps (a retained event, the event history of
 # com.interop.history.exact) from every publisher's serializer to every reader's. A last step
 # (cbor_only_values) sends what only CBOR carries (a non-text map key, an unknown tag,
 # an integer past 2^64) and what JSON cannot (NaN, infinity, a text starting with NUL): untouched
@@ -30,6 +32,9 @@
 #
 # Usage: mixed.py --url ws://127.0.0.1:8080/ws [--rs-url rs://127.0.0.1:8081] --realm realm1
 #        [--peer wampring|crossbar] [--serializers json,msgpack,cbor]
+#        [--check-cbor-only-progress] [--check-kept-cbor-only]
+# The two --check flags add checks that wampring fails as of the merge of "wire: CBOR" (in part:
+# see progressive_results and kept_cbor_only).
 
 import argparse
 import asyncio
@@ -40,7 +45,7 @@ import sys
 import cbor2
 import client  # noqa: E402  (client.py beside this file: connect, rt, check, ...)
 from autobahn.wamp.exception import ApplicationError
-from autobahn.wamp.types import CallResult, PublishOptions, SubscribeOptions
+from autobahn.wamp.types import CallOptions, CallResult, PublishOptions, RegisterOptions, SubscribeOptions
 from client import StepFailed, check, ok, rt, step
 from edge_values import EDGE_ARGS, EDGE_KWARGS, first_difference
 
@@ -130,6 +135,8 @@ async def scenario(args):
                 check(diff is None, f"{pair}: the ERROR's payload differs from what was raised: {diff}")
     ok("errors_across_serializers")
 
+    await progressive_results(args, callees, callers)
+
     step("events_across_serializers")
     queues = {}
     subs = []
@@ -172,6 +179,74 @@ async def scenario(args):
     ok("goodbye")
 
 
+PROGRESS = "com.mixed.progress."
+
+
+async def progressive_results(args, callees, callers):
+    """Progressive call results (each chunk a RESULT with progress, transcoded on its own) from
+    every callee's serializer to every caller's. With --check-cbor-only-progress, then a CBOR
+    callee whose third chunk only CBOR carries: a JSON or MessagePack caller gets the first two,
+    then ERROR wamp.error.invalid_argument, and the callee an INTERRUPT (its handler is
+    cancelled); a CBOR caller gets the three chunks untouched and the final result. That holds
+    when caller and callee share a shard; across shards (two shards, round-robin) wampring as of
+    the merge of "wire: CBOR" drops the chunk silently instead (no ERROR, no INTERRUPT, and the
+    caller gets the final RESULT with a chunk missing), so tests/interop.rs passes the flag only
+    at one shard."""
+    step("progressive_across_serializers")
+    for ser, session in callees.items():
+        async def chunks(bad=False, details=None):
+            if details.progress:
+                details.progress(*EDGE_ARGS, **EDGE_KWARGS)
+                details.progress("second", b"\x00\x01", nested={"f": 0.5})
+                if bad:
+                    details.progress(cbor2.CBORTag(4242, "only cbor"))
+                    try:
+                        await asyncio.sleep(2)
+                    except asyncio.CancelledError:
+                        interrupted.append(True)
+                        raise
+            return CallResult("done", 2**64 - 1)
+
+        await rt(session.register(chunks, PROGRESS + ser, options=RegisterOptions(details=True)),
+                 f"REGISTERED progress ({ser})")
+    interrupted = []
+    want_chunks = [(EDGE_ARGS, EDGE_KWARGS), (["second", b"\x00\x01"], {"nested": {"f": 0.5}})]
+    for cser, caller in callers.items():
+        for eser in callees:
+            pair = f"{eser} callee's progressive results -> {cser} caller"
+            got = []
+            res = await rt(caller.call(PROGRESS + eser, options=CallOptions(
+                on_progress=lambda *a, **k: got.append((list(a), k)))), f"RESULT ({pair})")
+            check(len(got) == 2, f"{pair}: {len(got)} progressive results, want 2")
+            for (gargs, gkwargs), (wargs, wkwargs) in zip(got, want_chunks):
+                diff = first_difference(gargs, wargs, "args") or first_difference(gkwargs, wkwargs, "kwargs")
+                check(diff is None, f"{pair}: a progressive result differs from what the callee sent: {diff}")
+            check(isinstance(res, CallResult) and first_difference(list(res.results), ["done", 2**64 - 1]) is None,
+                  f"{pair}: final result {res!r}")
+    if args.check_cbor_only_progress and "cbor" in callees and client.PEER != "crossbar":
+        for cser, caller in callers.items():
+            pair = f"cbor callee's cbor-only progressive result -> {cser} caller"
+            got = []
+            call = caller.call(PROGRESS + "cbor", bad=True, options=CallOptions(
+                on_progress=lambda *a, **k: got.append((list(a), k))))
+            if cser == "cbor":
+                res = await rt(call, f"RESULT ({pair})")
+                check(len(got) == 3 and got[2] == ([cbor2.CBORTag(4242, "only cbor")], {}),
+                      f"{pair}: progressive results {got[2:]!r}")
+                check(list(res.results)[0] == "done", f"{pair}: final result {res!r}")
+                continue
+            n = len(interrupted)
+            await expect_refused(call, pair)
+            check(len(got) == 2, f"{pair}: {len(got)} progressive results before the ERROR, want 2")
+            for _ in range(int(STEP_WAIT_S / 0.05)):
+                if len(interrupted) > n:
+                    break
+                await asyncio.sleep(0.05)
+            check(len(interrupted) == n + 1, f"{pair}: the callee's handler was not interrupted")
+    ok("progressive_across_serializers")
+
+
+STEP_WAIT_S = 1.5
 HIST_EXACT = "com.interop.history.exact"  # the router keeps its events (tests/interop.rs, crossbar/config.json)
 GET_EVENTS = "wamp.subscription.get_events"
 
@@ -383,6 +458,8 @@ def main():
     p.add_argument("--peer", choices=["wampring", "crossbar"], default="wampring")
     p.add_argument("--serializers", default=",".join(SERIALIZERS),
                    help="comma-separated subset of json,msgpack,cbor (default: all three)")
+    p.add_argument("--check-cbor-only-progress", action="store_true",
+                   help="also check a progressive result only CBOR carries (see progressive_results)")
     p.add_argument("--check-kept-cbor-only", action="store_true",
                    help="also check that a kept event with a CBOR-only value stays readable (see kept_cbor_only)")
     args = p.parse_args()
