@@ -1280,6 +1280,37 @@ interop_test!(
     ["--cores", "2", "--placement", "round-robin"]
 );
 
+// The graceful shutdown (GOODBYE wamp.close.system_shutdown, then a clean close) in CBOR, and CBOR
+// over TLS (the TLS listeners list no serializers: wampring's default set, which has cbor).
+shutdown_test!(
+    shutdown_python_rs_cbor_two_cores,
+    Python,
+    RawSocket,
+    "cbor",
+    ["--cores", "2", "--placement", "round-robin"]
+);
+shutdown_test!(
+    shutdown_js_ws_cbor_one_core,
+    Js,
+    WebSocket,
+    "cbor",
+    ["--cores", "1"]
+);
+secure_test!(
+    python_rss_cbor_one_core,
+    Python,
+    Rss,
+    "cbor",
+    ["--cores", "1"]
+);
+secure_test!(
+    js_wss_cbor_two_cores,
+    Js,
+    Wss,
+    "cbor",
+    ["--cores", "2", "--placement", "round-robin"]
+);
+
 /// Runs the Python script `script` (in `tests/interop/`, with the interop venv's Python) with
 /// `args` against `router`, and fails with both sides' output unless it exits 0 having printed
 /// `PASS` while the router kept running, or unless the router's metrics agree with the run
