@@ -668,7 +668,7 @@ pub(crate) mod write {
     }
 
     #[inline]
-    pub(crate) fn null(out: &mut Vec<u8>) {
+    pub(crate) fn nil(out: &mut Vec<u8>) {
         out.push(0xf6);
     }
 
@@ -730,51 +730,7 @@ pub(crate) mod write {
     }
 }
 
-impl Sink for CborWriter<'_> {
-    fn null(&mut self) -> Result<(), EncodeError> {
-        write::null(self.out);
-        Ok(())
-    }
-    fn bool(&mut self, b: bool) -> Result<(), EncodeError> {
-        write::bool(self.out, b);
-        Ok(())
-    }
-    fn uint(&mut self, u: u64) -> Result<(), EncodeError> {
-        write::uint(self.out, u);
-        Ok(())
-    }
-    fn int(&mut self, i: i64) -> Result<(), EncodeError> {
-        write::int(self.out, i);
-        Ok(())
-    }
-    fn float(&mut self, f: f64) -> Result<(), EncodeError> {
-        write::f64(self.out, f);
-        Ok(())
-    }
-    fn str(&mut self, s: &str) -> Result<(), EncodeError> {
-        write::str(self.out, s);
-        Ok(())
-    }
-    fn bin(&mut self, b: &[u8]) -> Result<(), EncodeError> {
-        write::bin(self.out, b);
-        Ok(())
-    }
-    fn begin_list(&mut self, len: u32) -> Result<(), EncodeError> {
-        write::array_len(self.out, len);
-        Ok(())
-    }
-    fn item(&mut self, _index: u32) {}
-    fn end_list(&mut self) {}
-    fn begin_dict(&mut self, len: u32) -> Result<(), EncodeError> {
-        write::map_len(self.out, len);
-        Ok(())
-    }
-    fn key(&mut self, _index: u32, key: &str) -> Result<(), EncodeError> {
-        write::str(self.out, key);
-        Ok(())
-    }
-    fn end_dict(&mut self) {}
-}
+super::sink::binary_sink!(CborWriter, write);
 
 #[cfg(test)]
 mod tests {

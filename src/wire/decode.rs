@@ -27,10 +27,67 @@ pub(crate) trait Source<'a> {
     fn dict(&mut self) -> Result<Dict<'a>, Fail>;
     /// Whether another element follows.
     fn has_more(&mut self) -> Result<bool, Fail>;
-    /// The remaining 0, 1 or 2 elements as a payload span.
-    fn payload(&mut self) -> Result<Payload<'a>, Fail>;
+    /// Moves to the next element (past a separator, counting it down).
+    fn next_element(&mut self) -> Result<(), Fail>;
+    /// What the element at the cursor is, without consuming it.
+    fn peek_element(&self) -> Element;
+    /// Skips the element at the cursor, validating it.
+    fn skip_element(&mut self) -> Result<(), Fail>;
+    /// The cursor's offset.
+    fn position(&self) -> usize;
+    /// The bytes from `start` to the cursor.
+    fn span(&self, start: usize) -> &'a [u8];
+    /// The serializer the reader reads.
+    const SERIALIZER: Serializer;
+
+    /// The remaining 0, 1 or 2 elements as a payload span: Arguments (a list, or one binary
+    /// element: a transparent payload), then ArgumentsKw (a dict).
+    #[inline(always)]
+    fn payload(&mut self) -> Result<Payload<'a>, Fail> {
+        if !self.has_more()? {
+            return Ok(Payload::empty(Self::SERIALIZER));
+        }
+        self.next_element()?;
+        let start = self.position();
+        let binary = match self.peek_element() {
+            Element::List => false,
+            // Transparent payload: binary, or (as some vectors show) any string.
+            Element::Binary => true,
+            _ => return Err(Fail::bad("Arguments must be a list or a binary payload")),
+        };
+        self.skip_element()?;
+        let mut count = 1;
+        if self.has_more()? {
+            if binary {
+                return Err(Fail::bad(
+                    "a binary (transparent) payload cannot be followed by ArgumentsKw",
+                ));
+            }
+            self.next_element()?;
+            if self.peek_element() != Element::Dict {
+                return Err(Fail::bad("ArgumentsKw must be a dict"));
+            }
+            self.skip_element()?;
+            count = 2;
+        }
+        Ok(Payload {
+            ser: Self::SERIALIZER,
+            count,
+            raw: self.span(start),
+        })
+    }
     /// Leaves the array; nothing may follow it.
     fn close(&mut self) -> Result<(), Fail>;
+}
+
+/// What a payload element is, as far as the payload rules care.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Element {
+    List,
+    /// Binary, or a string (JSON's binary is a string).
+    Binary,
+    Dict,
+    Other,
 }
 
 /// Decodes one frame. The message borrows from `frame`.
@@ -360,44 +417,36 @@ impl<'a> Source<'a> for JsonReader<'a> {
     }
 
     #[inline(always)]
-    fn payload(&mut self) -> Result<Payload<'a>, Fail> {
-        if !self.has_more()? {
-            return Ok(Payload::empty(Serializer::Json));
-        }
-        self.next_element()?;
-        let start = self.pos;
-        let binary = match self.peek() {
-            Some(b'[') => {
-                self.skip_value(2)?;
-                false
-            }
-            // Transparent payload: "\u0000"+base64, or (as some vectors show) any string.
-            Some(b'"') => {
-                self.skip_str()?;
-                true
-            }
-            _ => return Err(Fail::bad("Arguments must be a list or a binary payload")),
-        };
-        let mut count = 1;
-        if self.has_more()? {
-            if binary {
-                return Err(Fail::bad(
-                    "a binary (transparent) payload cannot be followed by ArgumentsKw",
-                ));
-            }
-            self.next_element()?;
-            if self.peek() != Some(b'{') {
-                return Err(Fail::bad("ArgumentsKw must be a dict"));
-            }
-            self.skip_value(2)?;
-            count = 2;
-        }
-        Ok(Payload {
-            ser: Serializer::Json,
-            count,
-            raw: &self.buf[start..self.pos],
-        })
+    fn next_element(&mut self) -> Result<(), Fail> {
+        JsonReader::next_element(self)
     }
+
+    #[inline(always)]
+    fn peek_element(&self) -> Element {
+        match self.peek() {
+            Some(b'[') => Element::List,
+            Some(b'"') => Element::Binary,
+            Some(b'{') => Element::Dict,
+            _ => Element::Other,
+        }
+    }
+
+    #[inline(always)]
+    fn skip_element(&mut self) -> Result<(), Fail> {
+        self.skip_value(2)
+    }
+
+    #[inline(always)]
+    fn position(&self) -> usize {
+        self.pos
+    }
+
+    #[inline(always)]
+    fn span(&self, start: usize) -> &'a [u8] {
+        &self.buf[start..self.pos]
+    }
+
+    const SERIALIZER: Serializer = Serializer::Json;
 
     fn close(&mut self) -> Result<(), Fail> {
         self.skip_ws();
@@ -461,40 +510,39 @@ impl<'a> Source<'a> for MsgPackReader<'a> {
     }
 
     #[inline(always)]
-    fn payload(&mut self) -> Result<Payload<'a>, Fail> {
-        if self.remaining == 0 {
-            return Ok(Payload::empty(Serializer::MsgPack));
-        }
-        self.next_element()?;
-        let start = self.pos;
-        let binary = if self.peek_is_array() {
-            false
-        } else if self.peek_is_bin_or_str() {
-            true
-        } else {
-            return Err(Fail::bad("Arguments must be a list or a binary payload"));
-        };
-        self.skip_value(2)?;
-        let mut count = 1;
-        if self.remaining > 0 {
-            if binary {
-                return Err(Fail::bad(
-                    "a binary (transparent) payload cannot be followed by ArgumentsKw",
-                ));
-            }
-            self.next_element()?;
-            if !self.peek_is_map() {
-                return Err(Fail::bad("ArgumentsKw must be a dict"));
-            }
-            self.skip_value(2)?;
-            count = 2;
-        }
-        Ok(Payload {
-            ser: Serializer::MsgPack,
-            count,
-            raw: &self.buf[start..self.pos],
-        })
+    fn next_element(&mut self) -> Result<(), Fail> {
+        MsgPackReader::next_element(self)
     }
+
+    #[inline(always)]
+    fn peek_element(&self) -> Element {
+        if self.peek_is_array() {
+            Element::List
+        } else if self.peek_is_bin_or_str() {
+            Element::Binary
+        } else if self.peek_is_map() {
+            Element::Dict
+        } else {
+            Element::Other
+        }
+    }
+
+    #[inline(always)]
+    fn skip_element(&mut self) -> Result<(), Fail> {
+        self.skip_value(2)
+    }
+
+    #[inline(always)]
+    fn position(&self) -> usize {
+        self.pos
+    }
+
+    #[inline(always)]
+    fn span(&self, start: usize) -> &'a [u8] {
+        &self.buf[start..self.pos]
+    }
+
+    const SERIALIZER: Serializer = Serializer::MsgPack;
 
     fn close(&mut self) -> Result<(), Fail> {
         if self.remaining > 0 {
@@ -572,38 +620,36 @@ impl<'a> Source<'a> for CborReader<'a> {
     }
 
     #[inline(always)]
-    fn payload(&mut self) -> Result<Payload<'a>, Fail> {
-        if !self.has_more()? {
-            return Ok(Payload::empty(Serializer::Cbor));
-        }
-        self.next_element()?;
-        let start = self.pos;
-        let binary = match self.peek_major() {
-            Some(CBOR_ARRAY) => false,
-            Some(CBOR_BYTES | CBOR_TEXT) => true,
-            _ => return Err(Fail::bad("Arguments must be a list or a binary payload")),
-        };
-        self.skip_value(2)?;
-        let mut count = 1;
-        if self.has_more()? {
-            if binary {
-                return Err(Fail::bad(
-                    "a binary (transparent) payload cannot be followed by ArgumentsKw",
-                ));
-            }
-            self.next_element()?;
-            if self.peek_major() != Some(CBOR_MAP) {
-                return Err(Fail::bad("ArgumentsKw must be a dict"));
-            }
-            self.skip_value(2)?;
-            count = 2;
-        }
-        Ok(Payload {
-            ser: Serializer::Cbor,
-            count,
-            raw: &self.buf[start..self.pos],
-        })
+    fn next_element(&mut self) -> Result<(), Fail> {
+        CborReader::next_element(self)
     }
+
+    #[inline(always)]
+    fn peek_element(&self) -> Element {
+        match self.peek_major() {
+            Some(CBOR_ARRAY) => Element::List,
+            Some(CBOR_BYTES | CBOR_TEXT) => Element::Binary,
+            Some(CBOR_MAP) => Element::Dict,
+            _ => Element::Other,
+        }
+    }
+
+    #[inline(always)]
+    fn skip_element(&mut self) -> Result<(), Fail> {
+        self.skip_value(2)
+    }
+
+    #[inline(always)]
+    fn position(&self) -> usize {
+        self.pos
+    }
+
+    #[inline(always)]
+    fn span(&self, start: usize) -> &'a [u8] {
+        &self.buf[start..self.pos]
+    }
+
+    const SERIALIZER: Serializer = Serializer::Cbor;
 
     fn close(&mut self) -> Result<(), Fail> {
         match self.remaining {

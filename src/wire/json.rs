@@ -562,11 +562,6 @@ impl<'a> JsonReader<'a> {
         }
     }
 
-    /// Skips a string at `pos` (validating it).
-    pub(crate) fn skip_str(&mut self) -> Result<(), Fail> {
-        self.scan_str().map(|_| ())
-    }
-
     /// Pass 1 of JSON -> MessagePack: validates a value and records, in pre-order, the
     /// element count of every container (MessagePack headers need it before the elements).
     fn count_containers(&mut self, depth: usize, counts: &mut Vec<u32>) -> Result<(), Fail> {

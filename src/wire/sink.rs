@@ -49,6 +49,60 @@ pub(crate) struct CborWriter<'o> {
     pub(crate) out: &'o mut Vec<u8>,
 }
 
+/// The [`Sink`] of a binary serializer (MessagePack, CBOR), whose writer module `$write` has
+/// one function per value kind: containers announce their length up front, elements need no
+/// separators, and every value can be written, so nothing fails.
+macro_rules! binary_sink {
+    ($writer:ident, $($write:ident)::+) => {
+        impl $crate::wire::sink::Sink for $writer<'_> {
+            fn null(&mut self) -> Result<(), EncodeError> {
+                $($write)::+::nil(self.out);
+                Ok(())
+            }
+            fn bool(&mut self, b: bool) -> Result<(), EncodeError> {
+                $($write)::+::bool(self.out, b);
+                Ok(())
+            }
+            fn uint(&mut self, u: u64) -> Result<(), EncodeError> {
+                $($write)::+::uint(self.out, u);
+                Ok(())
+            }
+            fn int(&mut self, i: i64) -> Result<(), EncodeError> {
+                $($write)::+::int(self.out, i);
+                Ok(())
+            }
+            fn float(&mut self, f: f64) -> Result<(), EncodeError> {
+                $($write)::+::f64(self.out, f);
+                Ok(())
+            }
+            fn str(&mut self, s: &str) -> Result<(), EncodeError> {
+                $($write)::+::str(self.out, s);
+                Ok(())
+            }
+            fn bin(&mut self, b: &[u8]) -> Result<(), EncodeError> {
+                $($write)::+::bin(self.out, b);
+                Ok(())
+            }
+            fn begin_list(&mut self, len: u32) -> Result<(), EncodeError> {
+                $($write)::+::array_len(self.out, len);
+                Ok(())
+            }
+            fn item(&mut self, _index: u32) {}
+            fn end_list(&mut self) {}
+            fn begin_dict(&mut self, len: u32) -> Result<(), EncodeError> {
+                $($write)::+::map_len(self.out, len);
+                Ok(())
+            }
+            fn key(&mut self, _index: u32, key: &str) -> Result<(), EncodeError> {
+                $($write)::+::str(self.out, key);
+                Ok(())
+            }
+            fn end_dict(&mut self) {}
+        }
+    };
+}
+pub(crate) use binary_sink;
+
 /// Writes `value` into `sink` (building payloads and messages from [`Value`]s).
 pub(crate) fn value_into<S: Sink>(value: &Value<'_>, sink: &mut S) -> Result<(), EncodeError> {
     match value {
