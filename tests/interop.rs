@@ -67,7 +67,7 @@ const DISCLOSED_REALM: &str = "realm1.disclosed";
 // ------------------------------------------------------------------------------------------
 
 /// The TOML config for a router with a WebSocket listener at `ws` (path `/ws`), a RawSocket
-/// listener at `rs`, both with JSON and MessagePack, the subscription limit
+/// listener at `rs`, both with JSON, MessagePack and CBOR, the subscription limit
 /// [`SUBSCRIPTION_LIMIT`], and two realms: [`REALM`] (`realm1`, default settings: a caller is
 /// disclosed only when it or the callee asks, a publisher only when it asks) and
 /// [`DISCLOSED_REALM`] (`realm1.disclosed`, with `disclose_caller = true` and
@@ -85,13 +85,13 @@ bind = "{admin}"
 kind = "websocket"
 bind = "{ws}"
 path = "/ws"
-serializers = ["json", "msgpack"]
+serializers = ["json", "msgpack", "cbor"]
 authmethods = {AUTHMETHODS}
 
 [[listener]]
 kind = "rawsocket"
 bind = "{rs}"
-serializers = ["json", "msgpack"]
+serializers = ["json", "msgpack", "cbor"]
 authmethods = {AUTHMETHODS}
 
 [limits]
@@ -1228,4 +1228,242 @@ fn status_page_in_chromium_one_shard() {
 #[test]
 fn status_page_in_chromium_two_shards() {
     status_page_in_chromium("2");
+}
+
+// ------------------------------------------------------------------------------------------
+// CBOR (wamp.2.cbor, RawSocket serializer 3): Autobahn|Python and Autobahn|JS with
+// `--serializer cbor`, the xconn client with its defaults (CBOR), and one router serving
+// JSON, MessagePack and CBOR sessions at once (tests/interop/mixed.py).
+//
+// Kept together here: the scenarios' payloads include binary values and the edge cases of
+// tests/interop/edge_values.py (integers past 2^53 up to 2^64 - 1 and down to -2^63, floats,
+// unicode, empty and nested values), compared strictly by the clients.
+// ------------------------------------------------------------------------------------------
+
+// Autobahn|Python over both transports, Autobahn|JS over WebSocket (its RawSocket transport
+// speaks JSON only), at one shard and at two (round-robin placement: the scenario's sessions
+// alternate between the shards).
+interop_test!(
+    python_ws_cbor_one_core,
+    Python,
+    WebSocket,
+    "cbor",
+    ["--cores", "1"]
+);
+interop_test!(
+    python_rs_cbor_one_core,
+    Python,
+    RawSocket,
+    "cbor",
+    ["--cores", "1"]
+);
+interop_test!(
+    python_ws_cbor_two_cores,
+    Python,
+    WebSocket,
+    "cbor",
+    ["--cores", "2", "--placement", "round-robin"]
+);
+interop_test!(
+    python_rs_cbor_two_cores,
+    Python,
+    RawSocket,
+    "cbor",
+    ["--cores", "2", "--placement", "round-robin"]
+);
+interop_test!(js_ws_cbor_one_core, Js, WebSocket, "cbor", ["--cores", "1"]);
+interop_test!(
+    js_ws_cbor_two_cores,
+    Js,
+    WebSocket,
+    "cbor",
+    ["--cores", "2", "--placement", "round-robin"]
+);
+
+// The graceful shutdown (GOODBYE wamp.close.system_shutdown, then a clean close) in CBOR, and CBOR
+// over TLS (the TLS listeners list no serializers: wampring's default set, which has cbor).
+shutdown_test!(
+    shutdown_python_rs_cbor_two_cores,
+    Python,
+    RawSocket,
+    "cbor",
+    ["--cores", "2", "--placement", "round-robin"]
+);
+shutdown_test!(
+    shutdown_js_ws_cbor_one_core,
+    Js,
+    WebSocket,
+    "cbor",
+    ["--cores", "1"]
+);
+secure_test!(
+    python_rss_cbor_one_core,
+    Python,
+    Rss,
+    "cbor",
+    ["--cores", "1"]
+);
+secure_test!(
+    js_wss_cbor_two_cores,
+    Js,
+    Wss,
+    "cbor",
+    ["--cores", "2", "--placement", "round-robin"]
+);
+
+/// Runs the Python script `script` (in `tests/interop/`, with the interop venv's Python) with
+/// `args` against `router`, and fails with both sides' output unless it exits 0 having printed
+/// `PASS` while the router kept running, or unless the router's metrics agree with the run
+/// ([`check_metrics`]). Returns the script's output.
+fn run_python_script(mut router: Router, script: &str, args: &[String], what: &str) -> String {
+    let dir = interop_dir();
+    let tmp = TempDir::new("script");
+    let log = tmp.path().join("script.log");
+    let mut cmd = Command::new(dir.join(".venv").join("bin").join("python"));
+    cmd.arg(dir.join(script))
+        .args(args)
+        .current_dir(&dir)
+        .env("PYTHONUNBUFFERED", "1");
+    let started = Instant::now();
+    let (status, output) = run_bounded(&mut cmd, &log, CLIENT_TIMEOUT);
+    let elapsed = started.elapsed();
+    let router_died = router.exit_status();
+    let passed = matches!(status, Some(s) if s.success())
+        && output.lines().any(|l| l == "PASS")
+        && router_died.is_none();
+    if passed {
+        eprintln!("{what}: passed in {elapsed:.1?}\n{output}");
+        if let Err(e) = check_metrics(&router, what) {
+            panic!("interop failure: {what}: {e}");
+        }
+        return output;
+    }
+    let verdict = match (status, router_died) {
+        (_, Some(s)) => format!("the router exited during the test ({s})"),
+        (None, _) => format!("{script} did not finish within {CLIENT_TIMEOUT:?} (killed)"),
+        (Some(s), _) if s.success() => format!("{script} exited 0 without printing PASS"),
+        (Some(s), _) => format!("{script} failed ({s})"),
+    };
+    let first_fail = output
+        .lines()
+        .find(|l| l.starts_with("FAIL"))
+        .unwrap_or("(no FAIL line)")
+        .to_string();
+    let router_log = router.log_text();
+    drop(router);
+    panic!(
+        "interop failure: {what}: {verdict}\n  {first_fail}\n\
+         ---- {script} output ----\n{output}\n\
+         ---- router log (tail) ----\n{router_log}\n-----------------------"
+    );
+}
+
+/// The xconn client (tests/interop/xconn_client.py) with its defaults over `transport`: it
+/// must pass, and both of its sessions must have used CBOR (it prints `serializer <name>` for
+/// each: xconn's default, which the router must accept).
+fn run_xconn_defaults(transport: Transport, router_args: &[&str]) {
+    setup_clients();
+    let router = Router::start(router_args);
+    let url = router.url(transport);
+    let what = format!("xconn (defaults), {url}, router args {router_args:?}");
+    let output = run_python_script(
+        router,
+        "xconn_client.py",
+        &["--url".into(), url, "--realm".into(), REALM.into()],
+        &what,
+    );
+    let serializers: Vec<&str> = output
+        .lines()
+        .filter_map(|l| l.strip_prefix("serializer "))
+        .collect();
+    assert_eq!(
+        serializers,
+        ["cbor", "cbor"],
+        "{what}: the serializers xconn's two sessions used\n{output}"
+    );
+}
+
+#[test]
+fn xconn_defaults_ws_one_core() {
+    run_xconn_defaults(Transport::WebSocket, &["--cores", "1"]);
+}
+
+#[test]
+fn xconn_defaults_rs_one_core() {
+    run_xconn_defaults(Transport::RawSocket, &["--cores", "1"]);
+}
+
+#[test]
+fn xconn_defaults_ws_two_cores() {
+    run_xconn_defaults(
+        Transport::WebSocket,
+        &["--cores", "2", "--placement", "round-robin"],
+    );
+}
+
+#[test]
+fn xconn_defaults_rs_two_cores() {
+    run_xconn_defaults(
+        Transport::RawSocket,
+        &["--cores", "2", "--placement", "round-robin"],
+    );
+}
+
+/// tests/interop/mixed.py: a callee and a caller per serializer (json, msgpack, cbor) on one
+/// router; every call, application error, event, retained event and kept event (history)
+/// crosses every serializer pair, with binary, unicode, integers, floats, nested values and
+/// kwargs; what only CBOR carries passes untouched between CBOR sessions and is refused
+/// (calls, acknowledged publications) or not delivered (events) where the other end cannot
+/// take it. With `rawsocket`, the sessions alternate between the WebSocket and the RawSocket
+/// listener.
+/// `extra`: more of mixed.py's flags.
+fn run_mixed(rawsocket: bool, extra: &[&str], router_args: &[&str]) {
+    setup_clients();
+    let router = Router::start(router_args);
+    let mut args = vec![
+        "--url".to_string(),
+        router.url(Transport::WebSocket),
+        "--realm".to_string(),
+        REALM.to_string(),
+    ];
+    if rawsocket {
+        args.extend(["--rs-url".to_string(), router.url(Transport::RawSocket)]);
+    }
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let what = format!("mixed serializers, {args:?}, router args {router_args:?}");
+    let output = run_python_script(router, "mixed.py", &args, &what);
+    for step in [
+        "calls_across_serializers",
+        "errors_across_serializers",
+        "events_across_serializers",
+        "progressive_across_serializers",
+        "retained_events_across_serializers",
+        "event_history_across_serializers",
+        "cbor_only_values",
+    ] {
+        assert!(
+            output.lines().any(|l| l == format!("ok {step}")),
+            "{what}: no `ok {step}`\n{output}"
+        );
+    }
+}
+
+// One shard: also a progressive result only CBOR carries, which ends the call for a JSON or
+// MessagePack caller (ERROR to it, INTERRUPT to the callee). Not yet at two shards: across
+// shards wampring drops that chunk silently (see `progressive_results` in mixed.py).
+#[test]
+fn mixed_serializers_one_core() {
+    run_mixed(true, &["--check-cbor-only-progress"], &["--cores", "1"]);
+}
+
+// Round-robin placement over one listener: the callees land on one shard and the callers on the
+// other, so every call, error and event crosses the shards as well as the serializers.
+#[test]
+fn mixed_serializers_ws_two_cores() {
+    run_mixed(false, &[], &["--cores", "2", "--placement", "round-robin"]);
+}
+
+#[test]
+fn mixed_serializers_ws_rs_two_cores() {
+    run_mixed(true, &[], &["--cores", "2", "--placement", "round-robin"]);
 }

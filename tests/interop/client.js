@@ -32,7 +32,7 @@
 // timeout guarantees exit.
 //
 // Usage:
-//   node client.js --url ws://127.0.0.1:8080/ws --serializer json|msgpack --realm realm1
+//   node client.js --url ws://127.0.0.1:8080/ws --serializer json|msgpack|cbor --realm realm1
 //   node client.js --url rs://127.0.0.1:8081 --serializer json
 //   ... [--subscription-limit N] [--disclosed-realm realm1.disclosed]
 //       [--secured-realm realm1.secured]
@@ -129,6 +129,27 @@ const CANCEL_SLOW_MS = 1500; // ... in the cancel steps
 const ECHO_ARGS = [1, 'two', 3.5, -7, null, true, false, 'ünïcødé ✓', [1, [2, { x: 'y' }]], 2 ** 40];
 const ECHO_KWARGS = { a: 1, b: 'c', nested: { list: [1, 2, 3], f: 0.25 }, empty: {} };
 
+// Edge values (the JavaScript counterpart of edge_values.py): integers at CBOR's length
+// boundaries up to the safe-integer edge, floats (CBOR encodes 1.5 or 65504 as half floats,
+// 0.1 as a double), unicode outside the BMP, empty and nested values, and, with msgpack and
+// cbor, binary (Buffer: MessagePack bin, a CBOR byte string) and -0 (CBOR only: JSON and
+// msgpack5 write it as 0).
+function edgeValues(serializer) {
+  const ints = [0, 1, -1, 23, 24, -24, -25, 255, 256, -256, -257, 65535, 65536, -65536, -65537,
+    2 ** 32 - 1, 2 ** 32, -(2 ** 32), -(2 ** 32) - 1, Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_INTEGER];
+  const floats = [0.1, -2.5, 1.5, 65504.5, 1e308, -1e-308, 5e-324, 3.4028234663852886e38, 1e-7];
+  const strings = ['', 'ünïcødé ✓', '𝄞 😀 中文 עברית', 'a\u0000b', 'x'.repeat(300)];
+  const nested = [[], {}, [[]], [{}], { '': '' }, { l: [1, [2, [3, { k: [null, true, false, -0.5] }]]] }];
+  const binary = serializer === 'json' ? [] : [Buffer.from([0, 1, 2, 253, 254, 255]), Buffer.alloc(0),
+    Buffer.alloc(70000, 0xff), { deep: [Buffer.from('bin'), { b: Buffer.from([0]) }] }];
+  const negZero = serializer === 'cbor' ? [-0] : [];
+  const args = [...ints, ...floats, ...strings, ...nested, ...binary, ...negZero, null, true, false];
+  const kwargs = { safe: Number.MAX_SAFE_INTEGER, f: 0.1, half: 1.5, empty_s: '', empty_l: [], empty_d: {},
+    'ünï': 'cødé 😀', '': 'empty key', nested: { a: [{ b: 1.5, c: [[], {}, ''] }] } };
+  if (serializer !== 'json') kwargs.bin = Buffer.from([255, 0, 128]);
+  return { args, kwargs };
+}
+
 let currentStep = 'start';
 
 function fail(msg) {
@@ -150,6 +171,28 @@ function fmt(v) { return util.inspect(v, { depth: 6, breakLength: Infinity }); }
 class StepFailed extends Error {}
 function check(cond, msg) { if (!cond) throw new StepFailed(msg); }
 function same(a, b) { return util.isDeepStrictEqual(a, b); }
+// Where `got` first differs from `want` (for a failure message), or null.
+function firstDifference(got, want, path = '$') {
+  if (util.isDeepStrictEqual(got, want)) return null;
+  const kind = (v) => (Buffer.isBuffer(v) ? 'Buffer' : Array.isArray(v) ? 'array' : v === null ? 'null' : typeof v);
+  if (kind(got) !== kind(want)) return `${path}: ${kind(got)} ${util.inspect(got)} != ${kind(want)} ${util.inspect(want)}`;
+  if (Array.isArray(want)) {
+    if (got.length !== want.length) return `${path}: length ${got.length} != ${want.length}`;
+    for (let i = 0; i < want.length; i++) {
+      const d = firstDifference(got[i], want[i], `${path}[${i}]`);
+      if (d) return d;
+    }
+  } else if (kind(want) === 'object') {
+    const gk = Object.keys(got).sort(); const wk = Object.keys(want).sort();
+    if (!util.isDeepStrictEqual(gk, wk)) return `${path}: keys ${util.inspect(gk)} != ${util.inspect(wk)}`;
+    for (const k of wk) {
+      const d = firstDifference(got[k], want[k], `${path}[${JSON.stringify(k)}]`);
+      if (d) return d;
+    }
+  }
+  const show = (v) => util.inspect(v, { maxStringLength: 80, maxArrayLength: 20 });
+  return `${path}: ${show(got)} != ${show(want)}`;
+}
 
 function withTimeout(promise, what) {
   let t;
@@ -183,18 +226,28 @@ function parseArgs(argv) {
     else { throw new Error(`unknown argument ${k}`); }
   }
   if (!out.url) throw new Error('--url is required');
-  if (!['json', 'msgpack'].includes(out.serializer)) throw new Error(`unknown serializer ${out.serializer}`);
+  if (!['json', 'msgpack', 'cbor'].includes(out.serializer)) throw new Error(`unknown serializer ${out.serializer}`);
   if (!['wampring', 'crossbar'].includes(out.peer)) throw new Error(`unknown peer ${out.peer}`);
   if (!['scenario', 'shutdown'].includes(out.mode)) throw new Error(`unknown mode ${out.mode}`);
   return out;
 }
 
+// The WebSocket serializer for --serializer. Autobahn|JS's CBORSerializer (backed by the `cbor`
+// package) encodes asynchronously; its WebSocket transport awaits it before each send.
+function makeSerializer(name) {
+  if (name === 'json') return new autobahn.serializer.JSONSerializer();
+  if (name === 'msgpack') return new autobahn.serializer.MsgpackSerializer();
+  if (name === 'cbor') {
+    if (!autobahn.serializer.CBORSerializer) throw new Error('Autobahn|JS has no CBORSerializer (is `cbor` installed?)');
+    return new autobahn.serializer.CBORSerializer();
+  }
+  throw new Error(`unknown serializer ${name}`);
+}
+
 function transportFor(args) {
   const u = new URL(args.url);
   if (u.protocol === 'ws:' || u.protocol === 'wss:') {
-    const ser = args.serializer === 'json'
-      ? new autobahn.serializer.JSONSerializer()
-      : new autobahn.serializer.MsgpackSerializer();
+    const ser = makeSerializer(args.serializer);
     const transport = { type: 'websocket', url: args.url, serializers: [ser] };
     if (u.protocol === 'wss:') {
       // Autobahn passes `agent` to ws, whose https request takes the trusted CA from it.
@@ -1980,6 +2033,17 @@ async function scenario(args) {
   check(res === big, `large echo returned ${typeof res === 'string' ? res.length + ' chars' : fmt(res)}`);
   ok('call_echo_large');
 
+  step('call_echo_edge_values');
+  {
+    const edge = edgeValues(args.serializer);
+    res = await withTimeout(b.call(PROC_ECHO, edge.args, edge.kwargs), 'RESULT echo edge values');
+    check(res instanceof autobahn.Result, `echo returned ${fmt(res)}, want autobahn.Result`);
+    check(same(res.args, edge.args), `echo of the edge values changed them: ${firstDifference(res.args, edge.args, 'args')}`);
+    check(same(res.kwargs, edge.kwargs),
+      `echo of the edge values changed them: ${firstDifference(res.kwargs, edge.kwargs, 'kwargs')}`);
+  }
+  ok('call_echo_edge_values');
+
   step('call_concurrent');
   const calls = [];
   for (let i = 0; i < 50; i++) calls.push(b.call(PROC_ADD, [i, i]));
@@ -2179,6 +2243,18 @@ async function scenario(args) {
   check(ev.details && ev.details.publication === pub.id,
     `event publication id ${ev.details && ev.details.publication} != PUBLISHED id ${pub.id}`);
   ok('publish_ack');
+
+  step('publish_edge_values');
+  {
+    const edge = edgeValues(args.serializer);
+    const epub = await withTimeout(b.publish(TOPIC, edge.args, edge.kwargs, { acknowledge: true }), 'PUBLISHED edge values');
+    const eev = await qa.next('EVENT with the edge values');
+    check(same(eev.eargs, edge.args), `the event's edge values differ: ${firstDifference(eev.eargs, edge.args, 'args')}`);
+    check(same(eev.ekwargs, edge.kwargs),
+      `the event's edge values differ: ${firstDifference(eev.ekwargs, edge.kwargs, 'kwargs')}`);
+    check(eev.details && eev.details.publication === epub.id, `event publication id != PUBLISHED id ${epub.id}`);
+  }
+  ok('publish_edge_values');
 
   step('publisher_exclusion');
   await qb.expectNothing('publisher received its own event');

@@ -51,6 +51,7 @@
 # Usage:
 #   client.py --url ws://127.0.0.1:8080/ws --serializer json --realm realm1
 #   client.py --url rs://127.0.0.1:8081    --serializer msgpack
+#   (--serializer: json, msgpack or cbor; wamp.2.cbor / RawSocket serializer 3)
 #   ... [--subscription-limit N] [--disclosed-realm realm1.disclosed]
 #       [--secured-realm realm1.secured] [--dynamic-realm realm1.dynamic]
 # (`tcp://host:port` is accepted as a synonym for `rs://host:port`.)
@@ -82,7 +83,8 @@ from autobahn.asyncio.websocket import WampWebSocketClientFactory  # noqa: E402
 from autobahn.wamp import auth, message, role  # noqa: E402
 from autobahn.wamp.cryptosign import CryptosignKey  # noqa: E402
 from autobahn.wamp.exception import ApplicationError  # noqa: E402
-from autobahn.wamp.serializer import JsonSerializer, MsgPackSerializer  # noqa: E402
+from autobahn.wamp.serializer import CBORSerializer, JsonSerializer, MsgPackSerializer  # noqa: E402
+from edge_values import EDGE_ARGS, EDGE_KWARGS, first_difference, same  # noqa: E402
 from autobahn.wamp.types import (  # noqa: E402
     CallOptions,
     CallResult,
@@ -300,6 +302,8 @@ def make_serializer(name):
         return JsonSerializer()
     if name == "msgpack":
         return MsgPackSerializer()
+    if name == "cbor":
+        return CBORSerializer()
     raise SystemExit(f"unknown serializer {name!r}")
 
 
@@ -2045,6 +2049,19 @@ async def scenario(args):
     check(res == big, f"large echo returned {len(res) if isinstance(res, str) else res!r} chars")
     ok("call_echo_large")
 
+    step("call_echo_edge_values")
+    # Binary, integers past 2^53 up to 2^64 - 1 and down to -2^63, floats, unicode, empty and
+    # nested values (edge_values.py), through the router and back, compared strictly.
+    res = await rt(b.call(PROC_ECHO, *EDGE_ARGS, **EDGE_KWARGS), "RESULT echo edge values")
+    check(isinstance(res, CallResult), f"echo returned {type(res).__name__}, want CallResult")
+    diff = first_difference(list(res.results), EDGE_ARGS, "args")
+    check(diff is None, f"echo of the edge values changed them: {diff}")
+    diff = first_difference(res.kwresults, EDGE_KWARGS, "kwargs")
+    check(diff is None, f"echo of the edge values changed them: {diff}")
+    res = await rt(b.call(PROC_ECHO, b"\x00\xffbin"), "RESULT echo of one bytes value")
+    check(same(res, b"\x00\xffbin"), f"echo of bytes returned {res!r}")
+    ok("call_echo_edge_values")
+
     step("call_concurrent")
     results = await rt(asyncio.gather(*(b.call(PROC_ADD, i, i) for i in range(50))), "50 concurrent RESULTs")
     check(results == [2 * i for i in range(50)], f"concurrent add results {results!r}")
@@ -2240,6 +2257,15 @@ async def scenario(args):
     check(details is not None and details.publication == pub.id,
           f"event publication id {getattr(details, 'publication', None)!r} != PUBLISHED id {pub.id}")
     ok("publish_ack")
+
+    step("publish_edge_values")
+    pub = await rt(b.publish(TOPIC, *EDGE_ARGS, options=PublishOptions(acknowledge=True), **EDGE_KWARGS),
+                   "PUBLISHED edge values")
+    ev_args, ev_kwargs, details = await rt(qa.get(), "EVENT with the edge values")
+    diff = first_difference(ev_args, EDGE_ARGS, "args") or first_difference(ev_kwargs, EDGE_KWARGS, "kwargs")
+    check(diff is None, f"the event's edge values differ from the published ones: {diff}")
+    check(details.publication == pub.id, f"event publication id {details.publication} != {pub.id}")
+    ok("publish_edge_values")
 
     step("publisher_exclusion")
     await no_event(qb, "publisher received its own event")
@@ -2524,7 +2550,7 @@ async def shutdown(args):
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--url", required=True)
-    p.add_argument("--serializer", choices=["json", "msgpack"], default="json")
+    p.add_argument("--serializer", choices=["json", "msgpack", "cbor"], default="json")
     p.add_argument("--realm", default="realm1")
     p.add_argument("--subscription-limit", type=int, default=0,
                    help="the router's limits.max_subscriptions_per_session, to test it (0: skip)")

@@ -14,7 +14,9 @@
 #     disclose_caller and disclose_publisher, passed to the scripts with
 #     --disclosed-realm; realm1 keeps the event history of the three
 #     topics of the `event_history` step in a memory event store)
-#  4. runs every client x transport x serializer combination against it, with
+#  4. runs every client x transport x serializer combination against it (Autobahn|Python and
+#     Autobahn|JS with json, msgpack and cbor; xconn_client.py with xconn's default serializer,
+#     CBOR; mixed.py with json, msgpack and cbor sessions at once), with
 #     `--peer crossbar`: where Crossbar behaves differently from wampring (or
 #     lacks a feature), the scripts adapt only that assertion and print
 #     `info crossbar-differs <step>: <what>` (summarised at the end)
@@ -103,6 +105,12 @@ COMBOS=(
   "js     ws-json    ws://127.0.0.1:$WS_PORT/ws json"
   "js     ws-msgpack ws://127.0.0.1:$WS_PORT/ws msgpack"
   "js     rs-json    rs://127.0.0.1:$RS_PORT    json"
+  "python ws-cbor    ws://127.0.0.1:$WS_PORT/ws cbor"
+  "python rs-cbor    rs://127.0.0.1:$RS_PORT    cbor"
+  "js     ws-cbor    ws://127.0.0.1:$WS_PORT/ws cbor"
+  "xconn  ws-default ws://127.0.0.1:$WS_PORT/ws -"
+  "xconn  rs-default rs://127.0.0.1:$RS_PORT    -"
+  "mixed  ws+rs      ws://127.0.0.1:$WS_PORT/ws -"
 )
 passed=0
 failed=0
@@ -110,15 +118,16 @@ summary=""
 differs=""
 for combo in "${COMBOS[@]}"; do
   read -r client name url ser <<<"$combo"
-  if [ "$client" = python ]; then
-    cmd=("$HERE/.venv/bin/python" "$HERE/client.py")
-  else
-    cmd=(node "$HERE/client.js")
-  fi
+  case "$client" in
+    python) cmd=("$HERE/.venv/bin/python" "$HERE/client.py" --serializer "$ser" --disclosed-realm realm1.disclosed) ;;
+    js) cmd=(node "$HERE/client.js" --serializer "$ser" --disclosed-realm realm1.disclosed) ;;
+    # xconn with its defaults (CBOR); mixed.py: json, msgpack and cbor sessions at once
+    xconn) cmd=("$HERE/.venv/bin/python" "$HERE/xconn_client.py") ;;
+    mixed) cmd=("$HERE/.venv/bin/python" "$HERE/mixed.py" --rs-url "rs://127.0.0.1:$RS_PORT") ;;
+  esac
   echo "=== $client $name ($url, $ser)"
   set +e
-  out="$(timeout -k 5 "$CLIENT_TIMEOUT_S" "${cmd[@]}" --url "$url" --serializer "$ser" --realm realm1 \
-    --disclosed-realm realm1.disclosed --peer crossbar 2>&1)"
+  out="$(timeout -k 5 "$CLIENT_TIMEOUT_S" "${cmd[@]}" --url "$url" --realm realm1 --peer crossbar 2>&1)"
   rc=$?
   set -e
   echo "$out" | sed 's/^/    /'

@@ -2,8 +2,8 @@
 # Installs the real WAMP clients used by the interop tests, idempotently.
 #
 # Owned by the interop test harness (tests/interop/**, tests/interop.rs).
-#  - Autobahn|Python (pinned in requirements.txt) into tests/interop/.venv
-#  - Autobahn|JS 22.x + ws 7 (+ msgpack5, a regular dependency of autobahn)
+#  - Autobahn|Python and xconn (pinned in requirements.txt) into tests/interop/.venv
+#  - Autobahn|JS 22.x + ws 7 (+ msgpack5 and cbor, regular dependencies of autobahn)
 #    from package.json/package-lock.json into tests/interop/node_modules
 # Both folders are git-ignored. Concurrent callers (parallel cargo tests) are
 # serialised with flock; when the stamp file matches the hash of the inputs,
@@ -47,9 +47,10 @@ WANT="$(inputs_hash)"
 
 installed_ok() {
   [ -x "$VENV/bin/python" ] &&
-    "$VENV/bin/python" -c 'import txaio; txaio.use_asyncio(); import autobahn, msgpack; from autobahn.wamp.serializer import MsgPackSerializer; MsgPackSerializer()' \
+    "$VENV/bin/python" -c 'import txaio; txaio.use_asyncio(); import autobahn, msgpack, cbor2; from autobahn.wamp.serializer import MsgPackSerializer, CBORSerializer; MsgPackSerializer(); CBORSerializer()
+import xconn, xconn.async_client, wampproto.serializers; assert isinstance(xconn.async_client.connect.__defaults__[1], wampproto.serializers.CBORSerializer)' \
       >/dev/null 2>&1 &&
-    "$NODE" -e "require('$HERE/node_modules/autobahn'); new (require('$HERE/node_modules/autobahn').serializer.MsgpackSerializer)(); require('$HERE/node_modules/msgpack5')" \
+    "$NODE" -e "const ab = require('$HERE/node_modules/autobahn'); new ab.serializer.MsgpackSerializer(); require('$HERE/node_modules/msgpack5'); if (!ab.serializer.CBORSerializer) throw new Error('no CBORSerializer'); new ab.serializer.CBORSerializer(); require('$HERE/node_modules/cbor')" \
       >/dev/null 2>&1
 }
 
@@ -75,6 +76,6 @@ fi
 "$NPM" ci --ignore-scripts --no-audit --no-fund --loglevel=error >&2 ||
   die "npm ci failed"
 
-installed_ok || die "clients installed but do not import (autobahn/msgpack)"
+installed_ok || die "clients installed but do not import (autobahn/msgpack/cbor/xconn)"
 echo "$WANT" >"$STAMP"
 echo "interop setup.sh: done" >&2
