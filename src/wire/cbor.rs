@@ -171,6 +171,18 @@ impl<'a> CborReader<'a> {
                 self.pos += 1;
                 return Ok(u64::from(self.byte()?));
             }
+            Some(0x19) => {
+                self.pos += 1;
+                return Ok(u64::from(u16::from_be_bytes(self.fixed()?)));
+            }
+            Some(0x1a) => {
+                self.pos += 1;
+                return Ok(u64::from(u32::from_be_bytes(self.fixed()?)));
+            }
+            Some(0x1b) => {
+                self.pos += 1;
+                return Ok(u64::from_be_bytes(self.fixed()?));
+            }
             Some(b) if b >> 5 != MAJOR_UINT => {
                 // Consume it so errors point past the value, as the other readers do.
                 self.pos += 1;
@@ -186,6 +198,19 @@ impl<'a> CborReader<'a> {
     /// is `WrongType`.
     #[inline]
     pub(crate) fn read_str(&mut self) -> Result<Cow<'a, str>, Fail> {
+        // The short forms first: URIs and dict keys are read this way on every frame.
+        match self.peek() {
+            Some(b @ 0x60..=0x77) => {
+                self.pos += 1;
+                return self.definite_text(usize::from(b & 0x1f));
+            }
+            Some(0x78) => {
+                self.pos += 1;
+                let len = usize::from(self.byte()?);
+                return self.definite_text(len);
+            }
+            _ => {}
+        }
         let head = self.head()?;
         if head.major != MAJOR_TEXT {
             return Err(Fail::WrongType);
@@ -206,6 +231,12 @@ impl<'a> CborReader<'a> {
             return Ok(Cow::Owned(text));
         };
         let len = self.length(arg)?;
+        self.definite_text(len)
+    }
+
+    /// The `len` bytes of a definite text string, borrowed.
+    #[inline(always)]
+    fn definite_text(&mut self, len: usize) -> Result<Cow<'a, str>, Fail> {
         let start = self.pos;
         let bytes = self.take(len)?;
         if super::utf8::is_ascii(bytes) {
