@@ -1229,3 +1229,34 @@ fn status_page_in_chromium_one_shard() {
 fn status_page_in_chromium_two_shards() {
     status_page_in_chromium("2");
 }
+
+// Batched WebSocket subprotocols (wamp.2.json.batched, wamp.2.msgpack.batched) with
+// Autobahn|Python (Autobahn|JS has no batched serializer), on one and two shards.
+interop_test!(
+    python_ws_json_batched,
+    Python,
+    WebSocket,
+    "json.batched",
+    ["--cores", "1"]
+);
+interop_test!(
+    python_ws_msgpack_batched,
+    Python,
+    WebSocket,
+    "msgpack.batched",
+    ["--cores", "1"]
+);
+interop_test!(
+    python_ws_json_batched_cores2,
+    Python,
+    WebSocket,
+    "json.batched",
+    ["--cores", "2", "--placement", "round-robin"]
+);
+interop_test!(
+    python_ws_msgpack_batched_cores2,
+    Python,
+    WebSocket,
+    "msgpack.batched",
+    ["--cores", "2"]
+);

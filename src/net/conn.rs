@@ -6,6 +6,7 @@ use std::ops::ControlFlow;
 
 use bytes::{Buf, Bytes, BytesMut};
 
+use crate::net::batched;
 use crate::net::rawsocket::{self, HandshakeRefusal, RawEvent, RawFramer, RawInPlace};
 use crate::net::websocket::{self, close_code, Role, UpgradeOutcome, WsEvent, WsFramer, WsInPlace};
 use crate::serializer::Serializer;
@@ -141,6 +142,13 @@ struct Core {
     /// Client side: the serializer asked for.
     wanted: Option<Serializer>,
     serializer: Option<Serializer>,
+    /// Batched subprotocol: every message in and out is in batch framing of this serializer
+    /// (`batched.rs`).
+    batched: Option<Serializer>,
+    /// What is left of the last received batch, already checked; messages are sliced off it.
+    batch: Bytes,
+    /// The JSON batch separator the peer uses, answered with (see `batched.rs`).
+    json_separator: u8,
     messages_received: u64,
     messages_sent: u64,
 }
@@ -155,6 +163,9 @@ impl Core {
             config: config.clone(),
             wanted: None,
             serializer: None,
+            batched: None,
+            batch: Bytes::new(),
+            json_separator: batched::JSON_SEPARATOR,
             messages_received: 0,
             messages_sent: 0,
         }
@@ -225,7 +236,7 @@ impl Core {
             // one from the buffer: one `advance` for the whole run.
             let mut run = 0;
             let mut stop = false;
-            if let Phase::Open(Framer::Ws(ws)) = &self.phase {
+            if let (Phase::Open(Framer::Ws(ws)), None) = (&self.phase, self.batched) {
                 while let Some(WsInPlace::Message { skip, len }) =
                     ws.small_server_message(&self.input[run..])
                 {
@@ -262,6 +273,61 @@ impl Core {
                 )
                 .map(Found::Closed);
         }
+        if let Some(serializer) = self.batched {
+            return self.next_batched_message(serializer);
+        }
+        self.next_framed_message()
+    }
+
+    /// Batched subprotocol: the next message of the current batch, or of the next WebSocket
+    /// message once it is used up. A new batch is checked whole before any of it is handed out
+    /// (a bad batch is refused as a whole: 1007, or 1009 for a message over the size bound).
+    fn next_batched_message(&mut self, serializer: Serializer) -> Option<Found> {
+        if let Some(message) = batched::take_next(serializer, self.json_separator, &mut self.batch)
+        {
+            self.messages_received += 1;
+            return Some(Found::Owned(message));
+        }
+        let batch = match self.next_framed_message()? {
+            Found::InPlace { skip, len } => {
+                self.input.advance(skip);
+                self.input.split_to(len).freeze()
+            }
+            Found::Owned(batch) => batch,
+            closed @ Found::Closed(_) => return Some(closed),
+        };
+        // next_framed_message counted the WebSocket message; the batch's messages count.
+        self.messages_received -= 1;
+        if serializer == Serializer::Json {
+            if let Some(separator) = batched::json_separator_of(&batch) {
+                self.json_separator = separator;
+            }
+        }
+        if let Err(error) = batched::check(
+            serializer,
+            self.json_separator,
+            &batch,
+            self.config.max_message_size,
+        ) {
+            let code = match error {
+                batched::BatchError::TooLarge => close_code::MESSAGE_TOO_BIG,
+                _ => close_code::INVALID_PAYLOAD,
+            };
+            if let Phase::Open(Framer::Ws(ws)) = &mut self.phase {
+                ws.close(code, error.reason(), &mut self.output);
+            }
+            return self
+                .finish(format!("bad batch: {}", error.reason()))
+                .map(Found::Closed);
+        }
+        self.batch = batch;
+        let message = batched::take_next(serializer, self.json_separator, &mut self.batch)?;
+        self.messages_received += 1;
+        Some(Found::Owned(message))
+    }
+
+    /// The next complete transport message (for a batched subprotocol, a whole batch).
+    fn next_framed_message(&mut self) -> Option<Found> {
         let max_outbound = self.config.max_outbound_bytes;
         let Phase::Open(framer) = &mut self.phase else {
             return None;
@@ -324,11 +390,13 @@ impl Core {
             }
             UpgradeOutcome::Accept {
                 serializer,
+                batched,
                 consumed,
                 response,
             } => {
                 self.input.advance(consumed);
                 self.output.extend_from_slice(&response);
+                self.batched = batched.then_some(serializer);
                 let framer = WsFramer::new(Role::Server, serializer, &self.config);
                 self.open(serializer, Framer::Ws(framer))
             }
@@ -423,7 +491,10 @@ impl Core {
     /// Largest message we may send now, and whether sending is allowed at all.
     fn send_limit(&self) -> Result<usize, SendError> {
         match &self.phase {
-            Phase::Open(Framer::Ws(ws)) if ws.is_open() => Ok(self.config.max_message_size),
+            Phase::Open(Framer::Ws(ws)) if ws.is_open() => Ok(self
+                .config
+                .max_message_size
+                .saturating_sub(self.batched.map_or(0, batched::overhead))),
             Phase::Open(Framer::Raw(raw)) => {
                 Ok(raw.peer_max_len().min(self.config.max_message_size))
             }
@@ -434,7 +505,9 @@ impl Core {
     /// Bytes a message of `len` bytes takes once framed.
     fn framed_len(&self, len: usize) -> usize {
         match &self.phase {
-            Phase::Open(Framer::Ws(ws)) => ws.framed_len(len),
+            Phase::Open(Framer::Ws(ws)) => {
+                ws.framed_len(len + self.batched.map_or(0, batched::overhead))
+            }
             _ => rawsocket::HEADER_LEN + len,
         }
     }
@@ -455,7 +528,14 @@ impl Core {
             return Err(SendError::Overflow);
         }
         match &mut self.phase {
-            Phase::Open(Framer::Ws(ws)) => ws.encode_message(parts, &mut self.output),
+            Phase::Open(Framer::Ws(ws)) => match self.batched {
+                // A batch of one per WebSocket message: spec-compliant, and the turn's one
+                // write still carries every queued message.
+                Some(serializer) => {
+                    ws.encode_batched(serializer, self.json_separator, parts, &mut self.output)
+                }
+                None => ws.encode_message(parts, &mut self.output),
+            },
             Phase::Open(Framer::Raw(raw)) => raw.encode_message(parts, &mut self.output),
             _ => return Err(SendError::NotOpen),
         }
@@ -613,6 +693,11 @@ macro_rules! common_conn_methods {
         /// The negotiated serializer, once open.
         pub fn serializer(&self) -> Option<Serializer> {
             self.core.serializer
+        }
+
+        /// The subprotocol is a batched one (`wamp.2.json.batched`, ...).
+        pub fn is_batched(&self) -> bool {
+            self.core.batched.is_some()
         }
 
         /// Which transport this connection speaks.
@@ -1028,5 +1113,154 @@ mod tests {
             matches!(&events[..], [ConnEvent::Closed { .. }]),
             "{events:?}"
         );
+    }
+
+    /// A server connection upgraded with the batched subprotocol `protocol`.
+    fn open_batched_server(protocol: &str, config: &TransportConfig) -> ServerConn {
+        let request = format!(
+            "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {protocol}, wamp.2.json\r\n\r\n"
+        );
+        let mut server = ServerConn::new(TransportKind::WebSocket, config);
+        server.receive(request.as_bytes());
+        assert!(matches!(
+            server.poll_event(),
+            Some(ConnEvent::Opened { .. })
+        ));
+        let answer = String::from_utf8(server.output().to_vec()).unwrap();
+        assert!(
+            answer.contains(&format!("Sec-WebSocket-Protocol: {protocol}\r\n")),
+            "{answer}"
+        );
+        assert!(server.is_batched());
+        let n = server.output().len();
+        server.consume_output(n);
+        server
+    }
+
+    fn events(server: &mut ServerConn) -> Vec<ConnEvent> {
+        std::iter::from_fn(|| server.poll_event()).collect()
+    }
+
+    /// The close code of the close frame at the start of `out`.
+    fn close_code_of(out: &[u8]) -> u16 {
+        let header = decode_frame_header(out).unwrap().unwrap();
+        assert_eq!(header.opcode, opcode::CLOSE);
+        let at = header.header_len;
+        u16::from_be_bytes([out[at], out[at + 1]])
+    }
+
+    #[test]
+    fn batched_json_messages_are_split_and_framed() {
+        let config = TransportConfig::default();
+        let mut server = open_batched_server("wamp.2.json.batched", &config);
+        let mut wire = BytesMut::new();
+        write_frame(
+            &mut wire,
+            opcode::TEXT,
+            &[b"[1,\"r\",{}]\x1e[6,{},\"x\"]\x1e"],
+            Some([9, 8, 7, 6]),
+        );
+        server.receive(&wire);
+        assert_eq!(
+            events(&mut server),
+            vec![
+                ConnEvent::Message(Bytes::from_static(b"[1,\"r\",{}]")),
+                ConnEvent::Message(Bytes::from_static(b"[6,{},\"x\"]")),
+            ]
+        );
+        assert_eq!(server.messages_received(), 2);
+        server.send_message(b"[2,1,{}]").unwrap();
+        let out = server.output().to_vec();
+        let header = decode_frame_header(&out).unwrap().unwrap();
+        assert_eq!(header.opcode, opcode::TEXT);
+        assert_eq!(&out[header.header_len..], b"[2,1,{}]\x1e");
+        assert_eq!(server.framed_len(8), out.len());
+    }
+
+    #[test]
+    fn batched_msgpack_messages_are_length_prefixed() {
+        let config = TransportConfig::default();
+        let mut server = open_batched_server("wamp.2.msgpack.batched", &config);
+        let mut wire = BytesMut::new();
+        write_frame(
+            &mut wire,
+            opcode::BINARY,
+            &[&[0, 0, 0, 2, 0x91, 0x01, 0, 0, 0, 1, 0x90]],
+            Some([1, 2, 3, 4]),
+        );
+        server.receive(&wire);
+        assert_eq!(
+            events(&mut server),
+            vec![
+                ConnEvent::Message(Bytes::from_static(&[0x91, 0x01])),
+                ConnEvent::Message(Bytes::from_static(&[0x90])),
+            ]
+        );
+        server
+            .send_message_parts(&[&[0x92], &[0x02, 0x03]])
+            .unwrap();
+        let out = server.output().to_vec();
+        let header = decode_frame_header(&out).unwrap().unwrap();
+        assert_eq!(header.opcode, opcode::BINARY);
+        assert_eq!(&out[header.header_len..], &[0, 0, 0, 3, 0x92, 0x02, 0x03]);
+    }
+
+    #[test]
+    fn bad_batches_fail_the_transport_with_a_close_code() {
+        let config = TransportConfig {
+            max_message_size: 64,
+            ..TransportConfig::default()
+        };
+        let cases: [(&str, u8, &[u8], u16); 5] = [
+            ("wamp.2.json.batched", opcode::TEXT, b"", 1007),
+            ("wamp.2.json.batched", opcode::TEXT, b"[1]\x1e[2]", 1007),
+            (
+                "wamp.2.msgpack.batched",
+                opcode::BINARY,
+                &[0, 0, 0, 9, 0x90],
+                1007,
+            ),
+            (
+                "wamp.2.msgpack.batched",
+                opcode::BINARY,
+                &[0, 0, 0, 65, 0x90],
+                1009,
+            ),
+            (
+                "wamp.2.msgpack.batched",
+                opcode::BINARY,
+                &[0, 0, 0, 1, 0x90, 0],
+                1007,
+            ),
+        ];
+        for (protocol, op, payload, code) in cases {
+            let mut server = open_batched_server(protocol, &config);
+            let mut wire = BytesMut::new();
+            write_frame(&mut wire, op, &[payload], Some([1, 2, 3, 4]));
+            server.receive(&wire);
+            let events = events(&mut server);
+            assert!(
+                matches!(&events[..], [ConnEvent::Closed { .. }]),
+                "{protocol} {payload:?}: {events:?}"
+            );
+            assert_eq!(
+                close_code_of(server.output()),
+                code,
+                "{protocol} {payload:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_first_offered_subprotocol_wins() {
+        let config = TransportConfig::default();
+        let request = "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: wamp.2.json, wamp.2.json.batched\r\n\r\n";
+        let mut server = ServerConn::new(TransportKind::WebSocket, &config);
+        server.receive(request.as_bytes());
+        assert!(matches!(
+            server.poll_event(),
+            Some(ConnEvent::Opened { .. })
+        ));
+        assert!(!server.is_batched());
     }
 }
