@@ -7,6 +7,7 @@ use std::ops::ControlFlow;
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::net::batched;
+use crate::net::longpoll::{self, LpParse, LpRequest};
 use crate::net::rawsocket::{self, HandshakeRefusal, RawEvent, RawFramer, RawInPlace};
 use crate::net::websocket::{self, close_code, Role, UpgradeOutcome, WsEvent, WsFramer, WsInPlace};
 use crate::serializer::Serializer;
@@ -110,6 +111,10 @@ pub const CONTROL_SLACK_BYTES: usize = 64 * 1024;
 enum Framer {
     Ws(WsFramer),
     Raw(RawFramer),
+    /// The virtual connection of one HTTP long-poll transport: input and output hold WAMP
+    /// messages each behind a 4-byte big-endian length (internal framing; the HTTP bodies are
+    /// made from it by [`ServerConn::take_longpoll_body`]).
+    LongPoll,
 }
 
 enum Phase {
@@ -119,6 +124,8 @@ enum Phase {
     },
     /// Server RawSocket: waiting for the 4-octet handshake.
     ServerRawHandshake,
+    /// Server WebSocket listener: a long-poll request was handed out and is not answered yet.
+    HttpAwaitingAnswer,
     /// Client WebSocket: request sent, waiting for the 101.
     ClientWsUpgrade {
         key: String,
@@ -149,6 +156,12 @@ struct Core {
     batch: Bytes,
     /// The JSON batch separator the peer uses, answered with (see `batched.rs`).
     json_separator: u8,
+    /// Long-poll virtual connection: `Some(batched)` (the batch framing's serializer when the
+    /// protocol is a batched one). Kept past the close, so the last messages can be taken.
+    longpoll: Option<Option<Serializer>>,
+    /// Server WebSocket listener: an HTTP long-poll request under the WebSocket path, parsed
+    /// and not yet taken by the runtime ([`ServerConn::take_http_request`]).
+    http_request: Option<LpRequest>,
     messages_received: u64,
     messages_sent: u64,
 }
@@ -166,6 +179,8 @@ impl Core {
             batched: None,
             batch: Bytes::new(),
             json_separator: batched::JSON_SEPARATOR,
+            longpoll: None,
+            http_request: None,
             messages_received: 0,
             messages_sent: 0,
         }
@@ -196,6 +211,7 @@ impl Core {
             Phase::Open(_) => self.poll_open(),
             Phase::ServerWsUpgrade { .. } => self.poll_server_ws_upgrade(),
             Phase::ServerRawHandshake => self.poll_server_raw_handshake(),
+            Phase::HttpAwaitingAnswer => None,
             Phase::ClientWsUpgrade { .. } => self.poll_client_ws_upgrade(),
             Phase::ClientRawHandshake => self.poll_client_raw_handshake(),
         }
@@ -333,6 +349,14 @@ impl Core {
             return None;
         };
         let found = match framer {
+            Framer::LongPoll => {
+                let prefix = self.input.get(..4)?;
+                let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
+                Found::InPlace {
+                    skip: 4,
+                    len: len as usize,
+                }
+            }
             Framer::Ws(ws) => match ws.decode_in_place(&mut self.input, &mut self.output)? {
                 WsInPlace::Message { skip, len } => Found::InPlace { skip, len },
                 WsInPlace::Event(WsEvent::Message(message)) => Found::Owned(message),
@@ -380,6 +404,48 @@ impl Core {
         {
             *scanned = self.input.len();
             return None;
+        }
+        match longpoll::read_request(&self.input, &self.config) {
+            LpParse::NotLongPoll => {}
+            LpParse::Partial => return None,
+            LpParse::Request {
+                action,
+                origin,
+                keep_alive,
+                head_len,
+                len,
+            } => {
+                let raw = self.input.split_to(len).freeze();
+                let body = raw.slice(head_len..);
+                self.phase = Phase::HttpAwaitingAnswer;
+                self.http_request = Some(LpRequest {
+                    action,
+                    origin,
+                    keep_alive,
+                    body,
+                    raw,
+                });
+                return None;
+            }
+            LpParse::Reply {
+                status,
+                response,
+                keep_alive,
+            } => {
+                self.output.extend_from_slice(&response);
+                if keep_alive {
+                    // Only an OPTIONS preflight is answered and kept: it has no body.
+                    let consumed =
+                        websocket::find_headers_end(&self.input, 0).unwrap_or(self.input.len());
+                    self.input.advance(consumed);
+                    if let Phase::ServerWsUpgrade { scanned } = &mut self.phase {
+                        *scanned = 0;
+                    }
+                    return self.poll_server_ws_upgrade();
+                }
+                self.input.clear();
+                return self.finish(format!("long-poll request answered with {status}"));
+            }
         }
         match websocket::parse_upgrade_request(&self.input, &self.config) {
             UpgradeOutcome::Partial => {
@@ -498,6 +564,7 @@ impl Core {
             Phase::Open(Framer::Raw(raw)) => {
                 Ok(raw.peer_max_len().min(self.config.max_message_size))
             }
+            Phase::Open(Framer::LongPoll) => Ok(self.config.max_message_size),
             _ => Err(SendError::NotOpen),
         }
     }
@@ -537,6 +604,12 @@ impl Core {
                 None => ws.encode_message(parts, &mut self.output),
             },
             Phase::Open(Framer::Raw(raw)) => raw.encode_message(parts, &mut self.output),
+            Phase::Open(Framer::LongPoll) => {
+                self.output.extend_from_slice(&(len as u32).to_be_bytes());
+                for part in parts {
+                    self.output.extend_from_slice(part);
+                }
+            }
             _ => return Err(SendError::NotOpen),
         }
         self.messages_sent += 1;
@@ -574,7 +647,7 @@ impl Core {
     fn is_open(&self) -> bool {
         match &self.phase {
             Phase::Open(Framer::Ws(ws)) => ws.is_open(),
-            Phase::Open(Framer::Raw(_)) => true,
+            Phase::Open(Framer::Raw(_)) | Phase::Open(Framer::LongPoll) => true,
             _ => false,
         }
     }
@@ -764,6 +837,136 @@ impl ServerConn {
         self.core.phase = Phase::Finished {
             report: Some("refused: connection limit".to_string()),
         };
+    }
+
+    /// The virtual connection of a new HTTP long-poll transport with `serializer` (`batched`:
+    /// its bodies use the batch framing), open at once; the runtime opens its session.
+    pub fn new_longpoll(
+        serializer: Serializer,
+        batched: bool,
+        config: &TransportConfig,
+    ) -> ServerConn {
+        let mut core = Core::new(
+            TransportKind::WebSocket,
+            Phase::Open(Framer::LongPoll),
+            config,
+        );
+        core.serializer = Some(serializer);
+        core.longpoll = Some(batched.then_some(serializer));
+        ServerConn { core }
+    }
+
+    /// Long-poll: takes in the body of a `send` request (one message, or a batch for a batched
+    /// protocol). A bad body (empty, malformed batch, a message over `max_message_size`) is
+    /// refused whole with the reason; the transport should then be failed.
+    pub fn receive_longpoll_body(&mut self, body: &[u8]) -> Result<(), &'static str> {
+        let core = &mut self.core;
+        let Some(batching) = core.longpoll else {
+            return Err("not a long-poll transport");
+        };
+        if core.wants_close() {
+            return Err("the transport is closed");
+        }
+        let max = core.config.max_message_size;
+        let push = |message: &[u8], input: &mut BytesMut| {
+            input.extend_from_slice(&(message.len() as u32).to_be_bytes());
+            input.extend_from_slice(message);
+        };
+        match batching {
+            None if body.is_empty() => Err("empty message"),
+            None if body.len() > max => Err("message larger than max_message_size"),
+            None => {
+                push(body, &mut core.input);
+                Ok(())
+            }
+            Some(serializer) => {
+                if serializer == Serializer::Json {
+                    if let Some(separator) = batched::json_separator_of(body) {
+                        core.json_separator = separator;
+                    }
+                }
+                batched::check(serializer, core.json_separator, body, max)
+                    .map_err(batched::BatchError::reason)?;
+                let mut rest = Bytes::copy_from_slice(body);
+                while let Some(message) =
+                    batched::take_next(serializer, core.json_separator, &mut rest)
+                {
+                    push(&message, &mut core.input);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Long-poll: the body of the next `receive` answer, taken out of the outbound queue:
+    /// one message, or (batched protocol) every queued message as one batch; `None` when
+    /// nothing is queued.
+    pub fn take_longpoll_body(&mut self) -> Option<Vec<u8>> {
+        let core = &mut self.core;
+        let batching = core.longpoll?;
+        if core.output.len() < 4 {
+            return None;
+        }
+        let next_len = |out: &[u8]| u32::from_be_bytes([out[0], out[1], out[2], out[3]]) as usize;
+        match batching {
+            None => {
+                let len = next_len(&core.output);
+                core.output.advance(4);
+                Some(core.output.split_to(len).to_vec())
+            }
+            // The internal framing is the batch framing of the binary serializers.
+            Some(serializer) if serializer != Serializer::Json => {
+                let all = core.output.len();
+                Some(core.output.split_to(all).to_vec())
+            }
+            Some(_) => {
+                let mut body = Vec::with_capacity(core.output.len());
+                while core.output.len() >= 4 {
+                    let len = next_len(&core.output);
+                    core.output.advance(4);
+                    body.extend_from_slice(&core.output[..len]);
+                    body.push(core.json_separator);
+                    core.output.advance(len);
+                }
+                Some(body)
+            }
+        }
+    }
+
+    /// An HTTP long-poll request (`longpoll.rs`) that arrived under the WebSocket path, once
+    /// `poll_event` returned `None`: nothing more is read until the runtime answers it with
+    /// [`ServerConn::respond_http`]. (Not an event: clients and the WebSocket-only paths
+    /// never see one.)
+    pub fn take_http_request(&mut self) -> Option<LpRequest> {
+        self.core.http_request.take()
+    }
+
+    /// Answers the long-poll request handed out by `take_http_request`: queues `response`
+    /// and, with `keep_alive`, reads the next request; otherwise the connection finishes once
+    /// the answer is written.
+    pub fn respond_http(&mut self, response: &[u8], keep_alive: bool) {
+        let core = &mut self.core;
+        if !matches!(core.phase, Phase::HttpAwaitingAnswer) {
+            return;
+        }
+        core.output.extend_from_slice(response);
+        core.phase = if keep_alive {
+            Phase::ServerWsUpgrade { scanned: 0 }
+        } else {
+            Phase::Finished {
+                report: Some("long-poll request answered".to_string()),
+            }
+        };
+    }
+
+    /// True while a long-poll request was handed out and not answered yet.
+    pub fn awaits_http_answer(&self) -> bool {
+        matches!(self.core.phase, Phase::HttpAwaitingAnswer)
+    }
+
+    /// The bytes received and not parsed yet (what follows a request handed to another shard).
+    pub fn unparsed_input(&self) -> &[u8] {
+        &self.core.input
     }
 
     common_conn_methods!();

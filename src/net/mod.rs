@@ -6,6 +6,7 @@
 
 pub mod batched;
 pub mod conn;
+pub mod longpoll;
 pub mod rawsocket;
 pub mod tls;
 pub mod websocket;
