@@ -3,7 +3,8 @@
 #
 # Owned by the interop test harness (tests/interop/**, tests/interop.rs).
 #  - Autobahn|Python (pinned in requirements.txt) into tests/interop/.venv
-#  - Autobahn|JS 22.x + ws 7 (+ msgpack5, a regular dependency of autobahn)
+#  - Autobahn|JS 22.x + ws 7 (+ msgpack5, a regular dependency of autobahn),
+#    xmlhttprequest-ssl (XMLHttpRequest for Autobahn's long-poll transport)
 #    from package.json/package-lock.json into tests/interop/node_modules
 # Both folders are git-ignored. Concurrent callers (parallel cargo tests) are
 # serialised with flock; when the stamp file matches the hash of the inputs,
@@ -49,7 +50,7 @@ installed_ok() {
   [ -x "$VENV/bin/python" ] &&
     "$VENV/bin/python" -c 'import txaio; txaio.use_asyncio(); import autobahn, msgpack; from autobahn.wamp.serializer import MsgPackSerializer; MsgPackSerializer()' \
       >/dev/null 2>&1 &&
-    "$NODE" -e "require('$HERE/node_modules/autobahn'); new (require('$HERE/node_modules/autobahn').serializer.MsgpackSerializer)(); require('$HERE/node_modules/msgpack5')" \
+    "$NODE" -e "require('$HERE/node_modules/autobahn'); new (require('$HERE/node_modules/autobahn').serializer.MsgpackSerializer)(); require('$HERE/node_modules/msgpack5'); require('$HERE/node_modules/xmlhttprequest-ssl')" \
       >/dev/null 2>&1
 }
 
