@@ -211,7 +211,7 @@ impl Core {
             Phase::Open(_) => self.poll_open(),
             Phase::ServerWsUpgrade { .. } => self.poll_server_ws_upgrade(),
             Phase::ServerRawHandshake => self.poll_server_raw_handshake(),
-            Phase::HttpAwaitingAnswer => None,
+            Phase::HttpAwaitingAnswer => self.poll_http_awaiting_answer(),
             Phase::ClientWsUpgrade { .. } => self.poll_client_ws_upgrade(),
             Phase::ClientRawHandshake => self.poll_client_raw_handshake(),
         }
@@ -476,6 +476,19 @@ impl Core {
                 self.finish(format!("websocket upgrade refused with {status}: {reason}"))
             }
         }
+    }
+
+    /// While a long-poll request waits for its answer the socket is still read (to see the
+    /// client leave); what a client sends meanwhile (HTTP clients do not pipeline after a
+    /// POST, but nothing stops one) is bounded by one more request.
+    fn poll_http_awaiting_answer(&mut self) -> Option<ConnEvent> {
+        let bound = websocket::MAX_HANDSHAKE_LEN + self.config.max_message_size;
+        if self.input.len() <= bound {
+            return None;
+        }
+        self.input.clear();
+        self.http_request = None;
+        self.finish("HTTP client sent too much while its request was pending".to_string())
     }
 
     fn poll_server_raw_handshake(&mut self) -> Option<ConnEvent> {
@@ -1465,5 +1478,112 @@ mod tests {
             Some(ConnEvent::Opened { .. })
         ));
         assert!(!server.is_batched());
+    }
+
+    fn lp_config() -> TransportConfig {
+        TransportConfig {
+            max_message_size: 1000,
+            max_outbound_bytes: 100,
+            ..TransportConfig::default()
+        }
+    }
+
+    #[test]
+    fn long_poll_requests_are_taken_answered_and_kept_alive() {
+        let config = lp_config();
+        let mut server = ServerConn::new(TransportKind::WebSocket, &config);
+        let body = "{\"protocols\": [\"wamp.2.json\"]}";
+        let open = format!(
+            "POST /ws/open HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        // Fed in two pieces: the body arrives after the head.
+        server.receive(&open.as_bytes()[..open.len() - 5]);
+        assert_eq!(server.poll_event(), None);
+        assert!(server.take_http_request().is_none());
+        server.receive(&open.as_bytes()[open.len() - 5..]);
+        assert_eq!(server.poll_event(), None);
+        let request = server.take_http_request().expect("a request");
+        assert_eq!(request.action, longpoll::LpAction::Open);
+        assert_eq!(&request.body[..], body.as_bytes());
+        assert_eq!(&request.raw[..], open.as_bytes());
+        assert!(server.awaits_http_answer());
+        // The next request waits for the answer to this one.
+        let receive = "POST /ws/01000102030405060708090a0b0c0d0e0f/receive HTTP/1.1\r\n\r\n";
+        server.receive(receive.as_bytes());
+        assert_eq!(server.poll_event(), None);
+        assert!(server.take_http_request().is_none());
+        server.respond_http(b"HTTP/1.1 204 No Content\r\n\r\n", true);
+        assert_eq!(server.output(), b"HTTP/1.1 204 No Content\r\n\r\n");
+        assert_eq!(server.poll_event(), None);
+        let next = server
+            .take_http_request()
+            .expect("the kept-alive connection's next request");
+        assert!(matches!(next.action, longpoll::LpAction::Receive(_)));
+        // Without keep-alive the connection finishes after the answer.
+        server.respond_http(b"HTTP/1.1 204 No Content\r\n\r\n", false);
+        assert!(matches!(
+            server.poll_event(),
+            Some(ConnEvent::Closed { .. })
+        ));
+    }
+
+    #[test]
+    fn a_client_that_floods_a_pending_request_is_dropped() {
+        let config = lp_config();
+        let mut server = ServerConn::new(TransportKind::WebSocket, &config);
+        server.receive(b"POST /ws/01000102030405060708090a0b0c0d0e0f/receive HTTP/1.1\r\n\r\n");
+        assert_eq!(server.poll_event(), None);
+        assert!(server.take_http_request().is_some());
+        server.receive(&vec![b'x'; websocket::MAX_HANDSHAKE_LEN + 1001]);
+        assert!(matches!(
+            server.poll_event(),
+            Some(ConnEvent::Closed { .. })
+        ));
+    }
+
+    #[test]
+    fn long_poll_bodies_queue_messages_in_and_out() {
+        let config = lp_config();
+        let mut plain = ServerConn::new_longpoll(Serializer::Json, false, &config);
+        plain.receive_longpoll_body(b"[1,\"r\",{}]").unwrap();
+        assert_eq!(plain.receive_longpoll_body(b""), Err("empty message"));
+        assert_eq!(
+            plain.poll_event(),
+            Some(ConnEvent::Message(Bytes::from_static(b"[1,\"r\",{}]")))
+        );
+        assert_eq!(plain.poll_event(), None);
+        plain.send_message(b"[2,1,{}]").unwrap();
+        plain.send_message(b"[3,{},\"x\"]").unwrap();
+        // One message per receive.
+        assert_eq!(plain.take_longpoll_body().unwrap(), b"[2,1,{}]");
+        assert_eq!(plain.take_longpoll_body().unwrap(), b"[3,{},\"x\"]");
+        assert_eq!(plain.take_longpoll_body(), None);
+        // The outbound bound holds (100 bytes, with the 4-byte internal prefix).
+        assert_eq!(plain.send_message(&[b'1'; 96]), Ok(()));
+        assert_eq!(plain.send_message(b"[1]"), Err(SendError::Overflow));
+
+        let mut batched = ServerConn::new_longpoll(Serializer::Json, true, &config);
+        batched.receive_longpoll_body(b"[1]\x1e[2]\x1e").unwrap();
+        let got: Vec<ConnEvent> = std::iter::from_fn(|| batched.poll_event()).collect();
+        assert_eq!(
+            got,
+            vec![
+                ConnEvent::Message(Bytes::from_static(b"[1]")),
+                ConnEvent::Message(Bytes::from_static(b"[2]")),
+            ]
+        );
+        assert!(batched.receive_longpoll_body(b"[3]").is_err());
+        batched.send_message(b"[4]").unwrap();
+        batched.send_message(b"[5]").unwrap();
+        // Every queued message in one batch.
+        assert_eq!(batched.take_longpoll_body().unwrap(), b"[4]\x1e[5]\x1e");
+
+        let mut packed = ServerConn::new_longpoll(Serializer::MsgPack, true, &config);
+        packed.send_message(&[0x91, 0x01]).unwrap();
+        assert_eq!(
+            packed.take_longpoll_body().unwrap(),
+            [0, 0, 0, 2, 0x91, 0x01]
+        );
     }
 }
