@@ -20,6 +20,19 @@ use wampring::wire::{Dict, Serializer, Value};
 const POLL_TIMEOUT_MS: u64 = 700;
 const SESSION_TIMEOUT_MS: u64 = 1500;
 
+/// The debug line of a request handed to its transport's shard (`src/shard/longpoll.rs`).
+const HANDED_LINE: &str = "long-poll request handed to its transport's shard";
+
+/// Starts a router whose log shows the long-poll hand-offs (and the session lines).
+fn start(args: &[&str]) -> RouterProcess {
+    // Every test of this file wants the same filter, so setting it process-wide is harmless.
+    std::env::set_var(
+        "RUST_LOG",
+        "info,wampring::session=debug,wampring::shard::longpoll=debug",
+    );
+    RouterProcess::start(&limits(), args)
+}
+
 fn limits() -> String {
     format!(
         "[limits]\nlongpoll_poll_timeout_ms = {POLL_TIMEOUT_MS}\nlongpoll_session_timeout_ms = {SESSION_TIMEOUT_MS}\n"
@@ -204,9 +217,41 @@ fn scenario(router: &RouterProcess) {
         started.elapsed()
     );
 
+    // At most one receive is held: a second one answers the first 204 at once and takes its
+    // place (and gets the next message, an EVENT).
+    lp.send(&wampring::wire::Message::Subscribe {
+        request: 2,
+        options: Dict::new(),
+        topic: "com.lp.topic".into(),
+    });
+    assert_eq!(json_code(&lp.expect_message()), 33, "SUBSCRIBED");
+    let first = {
+        let path = lp.path("receive");
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            (post(port, &path, b""), started.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(150));
+    let second = {
+        let path = lp.path("receive");
+        std::thread::spawn(move || post(port, &path, b""))
+    };
+    let (first, waited) = first.join().unwrap();
+    assert_eq!(first.status, 204, "{first:?}");
+    assert!(
+        waited < Duration::from_millis(POLL_TIMEOUT_MS - 100),
+        "the first receive was answered after {waited:?}, not when the second came"
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    callee.publish("com.lp.topic", Dict::new(), &[s("news")], None);
+    let second = second.join().unwrap();
+    assert_eq!(second.status, 200, "{second:?}");
+    assert_eq!(json_code(&second.body), 36, "an EVENT");
+
     // The long-poll session as callee: its INVOCATION comes to a held receive.
     lp.send(&wampring::wire::Message::Register {
-        request: 2,
+        request: 3,
         options: Dict::new(),
         procedure: "com.lp.echo".into(),
     });
@@ -316,22 +361,29 @@ fn scenario(router: &RouterProcess) {
 
 #[test]
 fn longpoll_one_shard() {
-    let mut router = RouterProcess::start(&limits(), &["--cores", "1"]);
+    let mut router = start(&["--cores", "1"]);
     scenario(&router);
     router.assert_alive();
+    assert!(!router.log().contains(HANDED_LINE));
 }
 
 #[test]
 fn longpoll_two_shards_round_robin() {
-    let mut router =
-        RouterProcess::start(&limits(), &["--cores", "2", "--placement", "round-robin"]);
+    let mut router = start(&["--cores", "2", "--placement", "round-robin"]);
     scenario(&router);
     router.assert_alive();
+    // Consecutive connections alternate shards: about half of each transport's requests came
+    // in on the other shard and were handed over.
+    assert!(
+        router.log().contains(HANDED_LINE),
+        "no request was handed to its transport's shard:\n{}",
+        router.log()
+    );
 }
 
 #[test]
 fn longpoll_two_shards_kernel() {
-    let mut router = RouterProcess::start(&limits(), &["--cores", "2", "--placement", "kernel"]);
+    let mut router = start(&["--cores", "2", "--placement", "kernel"]);
     scenario(&router);
     router.assert_alive();
 }
