@@ -312,6 +312,14 @@ fn scenario(router: &RouterProcess) {
     // The WebSocket path itself still answers 426 to a plain GET.
     assert_eq!(request(port, "GET", "/ws", "", b"").status, 426);
 
+    // MsgPack unbatched: binary bodies, one message each.
+    let (packed, protocol) = Lp::open(port, "\"wamp.2.msgpack\"");
+    assert_eq!(protocol, "wamp.2.msgpack");
+    packed.send(&TestClient::hello_msg(REALM));
+    let welcome = packed.expect_message();
+    assert_eq!(&welcome[..2], &[0x93, 2], "a MsgPack WELCOME: {welcome:?}");
+    assert_eq!(packed.close().status, 204);
+
     // A batched protocol: MsgPack bodies with length prefixes.
     let (batched, protocol) = Lp::open(port, "\"wamp.2.msgpack.batched\"");
     assert_eq!(protocol, "wamp.2.msgpack.batched");
