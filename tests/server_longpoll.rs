@@ -395,3 +395,39 @@ fn longpoll_two_shards_kernel() {
     scenario(&router);
     router.assert_alive();
 }
+
+/// A router stop tells a long-poll session GOODBYE `wamp.close.system_shutdown` through its held
+/// `receive`, and still exits 0 in time.
+fn shutdown_scenario(args: &[&str]) {
+    let mut router = start(args);
+    let port = router.ws_port;
+    let (lp, _) = Lp::open(port, "\"wamp.2.json\"");
+    lp.send(&TestClient::hello_msg(REALM));
+    assert_eq!(json_code(&lp.expect_message()), 2);
+    let held = {
+        let path = lp.path("receive");
+        std::thread::spawn(move || post(port, &path, b""))
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let status = router.terminate(Duration::from_secs(5));
+    assert!(
+        matches!(status, Some(s) if s.success()),
+        "the router did not exit 0 in time: {status:?}\n{}",
+        router.log()
+    );
+    let answer = held.join().unwrap();
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let text = String::from_utf8_lossy(&answer.body).into_owned();
+    assert_eq!(json_code(&answer.body), 6, "GOODBYE: {text}");
+    assert!(text.contains("wamp.close.system_shutdown"), "{text}");
+}
+
+#[test]
+fn longpoll_shutdown_says_goodbye() {
+    shutdown_scenario(&["--cores", "1"]);
+}
+
+#[test]
+fn longpoll_shutdown_says_goodbye_two_shards() {
+    shutdown_scenario(&["--cores", "2", "--placement", "round-robin"]);
+}

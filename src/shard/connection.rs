@@ -461,6 +461,18 @@ impl ConnectionTask {
                 self.conn
                     .start_close(close_code::GOING_AWAY, "router shutting down");
             }
+            if self.shard.is_stopping()
+                && !self.conn.close_started.get()
+                && !self.transport_done
+                && !self.conn.has_session()
+                && !self.conn.awaiting_peer_close.get()
+                && !self.conn.transport.borrow().awaits_http_answer()
+            {
+                // An HTTP long-poll connection whose pending request was answered during the
+                // shutdown (see `Shard::begin_shutdown`): nothing more is served on it.
+                self.conn
+                    .start_close(close_code::GOING_AWAY, "router shutting down");
+            }
             if self.conn.close_started.get() {
                 self.arm_close_deadline();
             }

@@ -911,7 +911,13 @@ impl Shard {
             .map(|(_, conn)| conn.clone())
             .collect();
         for conn in connections {
-            if conn.session.get().is_none() && !conn.awaiting_peer_close.get() {
+            // An HTTP long-poll request still waiting for its answer (a held `receive`) is
+            // left open: its transport answers it with the GOODBYE, and its connection task
+            // closes it once answered (`ConnectionTask::turn`).
+            if conn.session.get().is_none()
+                && !conn.awaiting_peer_close.get()
+                && !conn.transport.borrow().awaits_http_answer()
+            {
                 conn.start_close(close_code::GOING_AWAY, "router shutting down");
             }
         }
