@@ -24,8 +24,8 @@ total() {
 # encoder too and would credit the router with the encoder's gains twice.
 router_only=--toggle-collect=wampring::router::Router::handle_message
 echo "scenario iteration router"
-for scenario in call_json call_msgpack call_msgpack_4k call_msgpack_timed publish_json_1 publish_msgpack_1 \
-  publish_json_100 publish_msgpack_100; do
+for scenario in call_json call_msgpack call_cbor call_msgpack_4k call_msgpack_timed publish_json_1 \
+  publish_msgpack_1 publish_cbor_1 publish_json_100 publish_msgpack_100; do
   one=$(total "$scenario" "$n")
   two=$(total "$scenario" $((2 * n)))
   router_one=$(total "$scenario" "$n" "$router_only")

@@ -37,7 +37,7 @@ use support::{
 };
 
 /// A YIELD `[70, id, {}, [30]]` written into `frame` without the codec (the client's cost is
-/// not the router's): JSON via `write!`, MessagePack with a fixed-width uint64 id.
+/// not the router's): JSON via `write!`, MessagePack and CBOR with a fixed-width 64-bit id.
 fn write_yield(frame: &mut Vec<u8>, ser: Serializer, invocation: u64) {
     frame.clear();
     match ser {
@@ -47,13 +47,18 @@ fn write_yield(frame: &mut Vec<u8>, ser: Serializer, invocation: u64) {
             frame.extend_from_slice(&invocation.to_be_bytes());
             frame.extend_from_slice(&[0x80, 0x91, 30]);
         }
+        Serializer::Cbor => {
+            frame.extend_from_slice(&[0x84, 0x18, 70, 0x1b]);
+            frame.extend_from_slice(&invocation.to_be_bytes());
+            frame.extend_from_slice(&[0xa0, 0x81, 0x18, 30]);
+        }
     }
 }
 
 fn routed_call(c: &mut Criterion) {
     let mut group = c.benchmark_group("router_call");
     group.throughput(Throughput::Elements(1));
-    for ser in [Serializer::Json, Serializer::MsgPack] {
+    for ser in Serializer::ALL {
         let (mut router, caller, callee) = caller_and_callee(ser, "com.bench.add2");
         let mut out = Vec::new();
         let args = wire::payload_from_args(
@@ -135,7 +140,7 @@ fn routed_call(c: &mut Criterion) {
 /// the payload (the forwarded span is not copied by the router).
 fn routed_call_payload(c: &mut Criterion) {
     let mut group = c.benchmark_group("router_call_payload");
-    for ser in [Serializer::Json, Serializer::MsgPack] {
+    for ser in Serializer::ALL {
         for len in [64usize, 512, 4096, 65536] {
             let (mut router, caller, callee) = caller_and_callee(ser, "com.bench.echo");
             let mut out = Vec::new();
@@ -180,7 +185,7 @@ fn routed_call_payload(c: &mut Criterion) {
 
 fn event_fanout(c: &mut Criterion) {
     let mut group = c.benchmark_group("router_publish");
-    for ser in [Serializer::Json, Serializer::MsgPack] {
+    for ser in Serializer::ALL {
         for subscribers in [1usize, 100, 10_000] {
             let (mut router, publisher) =
                 publisher_and_subscribers(ser, "com.bench.topic", subscribers);

@@ -9,9 +9,9 @@
 //!
 //! Run it twice with different counts: the difference of the two totals divided by the
 //! difference of the counts is the cost of one iteration, set-up excluded. Scenarios:
-//! `call_{json,msgpack}` (CALL -> INVOCATION, YIELD -> RESULT, small payload),
+//! `call_{json,msgpack,cbor}` (CALL -> INVOCATION, YIELD -> RESULT, small payload),
 //! `call_msgpack_4k` (the same with 4 KiB of payload each way), `call_msgpack_timed` (as
-//! `call_msgpack` with the call-latency histogram on, as with an admin listener), `publish_{json,msgpack}_1` and
+//! `call_msgpack` with the call-latency histogram on, as with an admin listener), `publish_{json,msgpack,cbor}_1` and
 //! `publish_{json,msgpack}_100` (PUBLISH -> EVENT to 1 and to 100 subscribers). Frames reach the
 //! router as `Bytes` split off a reused input buffer, as from a transport, and its actions are
 //! taken apart as the shard runtime does.
@@ -120,9 +120,11 @@ fn main() {
         "call_json" => call(Serializer::Json, 9, iterations),
         "call_msgpack" => call(Serializer::MsgPack, 9, iterations),
         "call_msgpack_4k" => call(Serializer::MsgPack, 4096, iterations),
+        "call_cbor" => call(Serializer::Cbor, 9, iterations),
         "call_msgpack_timed" => timed_call(Serializer::MsgPack, iterations),
         "publish_json_1" => publish(Serializer::Json, 1, iterations),
         "publish_msgpack_1" => publish(Serializer::MsgPack, 1, iterations),
+        "publish_cbor_1" => publish(Serializer::Cbor, 1, iterations),
         "publish_json_100" => publish(Serializer::Json, 100, iterations),
         "publish_msgpack_100" => publish(Serializer::MsgPack, 100, iterations),
         other => eprintln!("unknown scenario {other:?}"),

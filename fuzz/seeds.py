@@ -5,7 +5,7 @@ an input layout of src/fuzz_targets/). It owns the files it names (`tv-*`, `ws-*
 target, kept as regression tests) and `found-*` (small inputs a fuzzer found, kept for their
 coverage) are added by hand.
 
-Codec seeds are the JSON and MessagePack samples of the WAMP test vectors
+Codec seeds are the JSON, MessagePack and CBOR samples of the WAMP test vectors
 ($WAMP_TESTVECTORS, default /work/shared/wamp-testvectors) plus hand-made edge cases.
 Transport seeds follow the layout of src/fuzz_targets/transport.rs: config byte, drive byte,
 six chunk-size bytes, then the stream. Router seeds are programs for the byte-driven generator
@@ -37,9 +37,9 @@ def write(target, name, data):
 def codec_seeds():
     for path in sorted(VECTORS.glob("singlemessage/*/*.json")):
         vector = json.loads(path.read_text())
-        n = {"json": 0, "msgpack": 0}
+        n = {"json": 0, "msgpack": 0, "cbor": 0}
         for sample in vector.get("samples", []):
-            for ser in ("json", "msgpack"):
+            for ser in ("json", "msgpack", "cbor"):
                 for encoding in sample.get("serializers", {}).get(ser, []):
                     raw = bytes.fromhex(encoding["bytes_hex"])
                     n[ser] += 1
@@ -90,6 +90,35 @@ def codec_seeds():
         "edge-invalid-utf8": bytes([0x93, 0x01, 0xA2, 0xC3, 0x28, 0x80]),
     }.items():
         write("msgpack_decode", name, data)
+
+    deep = bytes([0x85, 0x18, 0x30, 0x01, 0xA0, 0x61, ord("a")]) + bytes([0x81]) * 70 + bytes([0x80])
+    for name, data in {
+        "edge-deep-nesting": deep,
+        # a chain of self-describe tags deeper than the nesting bound
+        "edge-deep-tags": bytes([0x85, 0x18, 0x30, 0x01, 0xA0, 0x61, ord("a"), 0x81])
+        + bytes([0xD9, 0xD9, 0xF7]) * 70 + bytes([0x00]),
+        # array64 / text64 / map32 heads announcing far more than follows
+        "edge-array64-huge": bytes([0x9B]) + b"\xff" * 8 + bytes([0x18, 0x30]),
+        "edge-text32-huge": bytes([0x83, 0x01, 0x7A, 0x7F, 0xFF, 0xFF, 0xFF, ord("r")]),
+        "edge-map32-huge": bytes([0x84, 0x18, 0x30, 0x01, 0xBA, 0xFF, 0xFF, 0xFF, 0xFF]),
+        # [16, 1, {}, "t", [half NaN, single, undefined, simple 16, -2^64, tag 1 0, bignum]]
+        "edge-floats-simples-tags": bytes([0x85, 0x10, 0x01, 0xA0, 0x61, ord("t"), 0x87])
+        + bytes([0xF9, 0x7E, 0x00, 0xFA, 0x47, 0xC3, 0x50, 0x00, 0xF7, 0xF0])
+        + bytes([0x3B]) + b"\xff" * 8 + bytes([0xC1, 0x00, 0xC2, 0x42, 0x01, 0x00]),
+        # [16, 1, {}, "t", [{1: 2}]]: a map key JSON cannot carry
+        "edge-int-key": bytes([0x85, 0x10, 0x01, 0xA0, 0x61, ord("t"), 0x81, 0xA1, 0x01, 0x02]),
+        # indefinite everything: [_ 48, 1, {_ "timeout": 1}, (_ "p"), [_ h'01' ], {_ "k": true}]
+        "edge-indefinite": bytes([0x9F, 0x18, 0x30, 0x01, 0xBF, 0x67]) + b"timeout"
+        + bytes([0x01, 0xFF, 0x7F, 0x61, ord("p"), 0xFF, 0x9F, 0x5F, 0x41, 0x01, 0xFF, 0xFF])
+        + bytes([0xBF, 0x61, ord("k"), 0xF5, 0xFF, 0xFF]),
+        "edge-reserved-info": bytes([0x83, 0x01, 0x1C, 0xA0]),
+        "edge-stray-break": bytes([0x83, 0x01, 0xFF, 0xA0]),
+        "edge-uint64-id": bytes([0x83, 0x11, 0x1B]) + b"\xff" * 8 + bytes([0x01]),
+        "edge-trailing-bytes": bytes([0x82, 0x06, 0xA0, 0xF6]),
+        "edge-invalid-utf8": bytes([0x83, 0x01, 0x62, 0xC3, 0x28, 0xA0]),
+        "edge-chunk-type": bytes([0x83, 0x01, 0x7F, 0x41, 0x61, 0xFF, 0xA0]),
+    }.items():
+        write("cbor_decode", name, data)
 
 
 # --------------------------------------------------------------------------------------------

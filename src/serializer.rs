@@ -11,17 +11,24 @@ pub enum Serializer {
     Json,
     /// `wamp.2.msgpack`, RawSocket serializer 2.
     MsgPack,
+    /// `wamp.2.cbor`, RawSocket serializer 3 (RFC 8949).
+    Cbor,
 }
 
 impl Serializer {
-    /// Both serializers, for tables indexed by serializer.
-    pub const ALL: [Serializer; 2] = [Serializer::Json, Serializer::MsgPack];
+    /// How many serializers there are: the length of tables indexed by [`Serializer::index`].
+    pub const COUNT: usize = 3;
 
-    /// Dense index for per-serializer caches (`[T; 2]`).
+    /// Every serializer, for tables indexed by serializer.
+    pub const ALL: [Serializer; Serializer::COUNT] =
+        [Serializer::Json, Serializer::MsgPack, Serializer::Cbor];
+
+    /// Dense index for per-serializer caches (`[T; Serializer::COUNT]`).
     pub fn index(self) -> usize {
         match self {
             Serializer::Json => 0,
             Serializer::MsgPack => 1,
+            Serializer::Cbor => 2,
         }
     }
 
@@ -30,6 +37,7 @@ impl Serializer {
         match self {
             Serializer::Json => "wamp.2.json",
             Serializer::MsgPack => "wamp.2.msgpack",
+            Serializer::Cbor => "wamp.2.cbor",
         }
     }
 
@@ -38,6 +46,7 @@ impl Serializer {
         match name {
             "wamp.2.json" => Some(Serializer::Json),
             "wamp.2.msgpack" => Some(Serializer::MsgPack),
+            "wamp.2.cbor" => Some(Serializer::Cbor),
             _ => None,
         }
     }
@@ -47,6 +56,7 @@ impl Serializer {
         match self {
             Serializer::Json => 1,
             Serializer::MsgPack => 2,
+            Serializer::Cbor => 3,
         }
     }
 
@@ -55,6 +65,7 @@ impl Serializer {
         match id {
             1 => Some(Serializer::Json),
             2 => Some(Serializer::MsgPack),
+            3 => Some(Serializer::Cbor),
             _ => None,
         }
     }
@@ -64,6 +75,7 @@ impl Serializer {
         match self {
             Serializer::Json => "json",
             Serializer::MsgPack => "msgpack",
+            Serializer::Cbor => "cbor",
         }
     }
 }

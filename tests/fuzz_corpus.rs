@@ -45,6 +45,11 @@ fn msgpack_decode() {
 }
 
 #[test]
+fn cbor_decode() {
+    replay("cbor_decode");
+}
+
+#[test]
 fn websocket_server() {
     replay("websocket_server");
 }
@@ -68,6 +73,7 @@ fn every_target_is_replayed() {
         [
             "json_decode",
             "msgpack_decode",
+            "cbor_decode",
             "websocket_server",
             "rawsocket_server",
             "router"

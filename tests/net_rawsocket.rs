@@ -67,6 +67,15 @@ fn handshake_success_echoes_serializer_and_announces_our_limit() {
     );
     // 64 KiB = 2^16 = 2^(9+7).
     assert_eq!(reply, vec![0x7F, 0x72, 0, 0]);
+    // CBOR is serializer 3 (digest §8.2: CBOR + 1 MiB is 0x7F 0xB3 0 0).
+    let (ev, reply) = handshake_reply([0x7F, 0xB3, 0, 0], &config());
+    assert_eq!(
+        ev,
+        Some(ConnEvent::Opened {
+            serializer: Serializer::Cbor
+        })
+    );
+    assert_eq!(reply, vec![0x7F, 0x73, 0, 0]);
 }
 
 #[test]
@@ -108,8 +117,8 @@ fn reserved_octets_are_error_3() {
 
 #[test]
 fn unsupported_or_illegal_serializer_is_error_1() {
-    // 0 illegal, 3 CBOR, 4 UBJSON, 15 reserved.
-    for ser in [0u8, 3, 4, 15] {
+    // 0 illegal, 4 UBJSON, 5 FlatBuffers, 15 reserved.
+    for ser in [0u8, 4, 5, 15] {
         let (ev, reply) = handshake_reply([0x7F, 0xF0 | ser, 0, 0], &config());
         assert!(
             matches!(ev, Some(ConnEvent::Closed { .. })),
@@ -122,8 +131,10 @@ fn unsupported_or_illegal_serializer_is_error_1() {
         serializers: vec![Serializer::Json],
         ..config()
     };
-    let (_, reply) = handshake_reply([0x7F, 0xF2, 0, 0], &json_only);
-    assert_eq!(reply, vec![0x7F, 0x10, 0, 0]);
+    for known in [0xF2, 0xF3] {
+        let (_, reply) = handshake_reply([0x7F, known, 0, 0], &json_only);
+        assert_eq!(reply, vec![0x7F, 0x10, 0, 0]);
+    }
 }
 
 #[test]

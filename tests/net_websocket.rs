@@ -174,14 +174,20 @@ fn upgrade_declines_permessage_deflate() {
 fn upgrade_takes_first_acceptable_client_protocol() {
     let cfg = config();
     let (status, response) = response_of(
-        &request_with("wamp.2.cbor, wamp.2.msgpack, wamp.2.json"),
+        &request_with("wamp.2.ubjson, wamp.2.msgpack, wamp.2.json"),
         &cfg,
     );
     assert_eq!(status, 101);
     assert!(response.contains("Sec-WebSocket-Protocol: wamp.2.msgpack\r\n"));
+    let (status, response) = response_of(
+        &request_with("wamp.2.cbor, wamp.2.msgpack, wamp.2.json"),
+        &cfg,
+    );
+    assert_eq!(status, 101);
+    assert!(response.contains("Sec-WebSocket-Protocol: wamp.2.cbor\r\n"));
 
     // Offer spread over two header lines.
-    let request = request_with("wamp.2.cbor").replace(
+    let request = request_with("wamp.2.ubjson").replace(
         "\r\n\r\n",
         "\r\nSec-WebSocket-Protocol: wamp.2.json, wamp.2.msgpack\r\n\r\n",
     );
@@ -207,7 +213,7 @@ fn upgrade_skips_protocols_the_config_disallows() {
 
 #[test]
 fn upgrade_without_acceptable_protocol_is_400() {
-    let (status, response) = response_of(&request_with("wamp.2.cbor, mqtt"), &config());
+    let (status, response) = response_of(&request_with("wamp.2.ubjson, mqtt"), &config());
     assert_eq!(status, 400);
     assert!(response.contains("wamp.2.json"));
 }
@@ -569,6 +575,11 @@ fn wrong_frame_type_for_subprotocol_is_1003() {
     );
     assert_fails_with(
         Serializer::MsgPack,
+        &client_frame(true, opcode::TEXT, b"[1]"),
+        1003,
+    );
+    assert_fails_with(
+        Serializer::Cbor,
         &client_frame(true, opcode::TEXT, b"[1]"),
         1003,
     );

@@ -594,10 +594,7 @@ fn session_get_gives_the_details_of_any_session_of_the_realm() {
     for about in [&json, &msgpack, &asker] {
         for by in [&asker, &json] {
             let details = meta(&mut h, by, "wamp.session.get", &[uint(about.id)]);
-            let serializer = match about.ser {
-                Json => "json",
-                MsgPack => "msgpack",
-            };
+            let serializer = about.ser.name();
             expect_fields(
                 &details,
                 &[

@@ -128,11 +128,7 @@ impl Sim {
     fn run(&mut self, step: &Step) {
         let index = step.slot;
         if self.slots[index].is_none() {
-            let ser = if step.arg % 2 == 0 {
-                Serializer::Json
-            } else {
-                Serializer::MsgPack
-            };
+            let ser = Serializer::ALL[step.arg as usize % Serializer::COUNT];
             let key = self.router.open_session(
                 TransportInfo {
                     serializer: ser,

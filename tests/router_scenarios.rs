@@ -21,7 +21,7 @@ use wampring::router::{
 };
 use wampring::wire::{self, Dict, Message, OwnedPayload, Payload, Serializer, Value, MAX_ID};
 
-use Serializer::{Json, MsgPack};
+use Serializer::{Cbor, Json, MsgPack};
 
 // ------------------------------------------------------------------------------------------
 // Session opening
@@ -29,7 +29,7 @@ use Serializer::{Json, MsgPack};
 
 fn welcome_announces_exactly_the_implemented_features_and_anonymous_identity() {
     let mut h = Harness::new();
-    for ser in [Json, MsgPack] {
+    for ser in Serializer::ALL {
         let client = h.connect(ser);
         h.hello(&client, "realm1", hello_details());
         let received = h.recv(&client);
@@ -98,7 +98,7 @@ fn welcome_announces_exactly_the_implemented_features_and_anonymous_identity() {
         assert!(!h.was_closed(&client));
         assert_eq!(h.wamp_session_id(&client), Some(session));
     }
-    assert_eq!(h.stats().sessions_established, 2);
+    assert_eq!(h.stats().sessions_established, Serializer::COUNT as u64);
 }
 
 fn session_ids_are_distinct_and_replay_with_the_seed() {
@@ -802,8 +802,12 @@ fn call_payload_passes_through_byte_exact_with_one_serializer() {
     }
 }
 
-fn call_payload_is_transcoded_between_json_and_msgpack_including_binary() {
-    for (caller_ser, callee_ser) in [(Json, MsgPack), (MsgPack, Json)] {
+fn call_payload_is_transcoded_between_every_pair_of_serializers_including_binary() {
+    let pairs = Serializer::ALL
+        .into_iter()
+        .flat_map(|a| Serializer::ALL.into_iter().map(move |b| (a, b)))
+        .filter(|(a, b)| a != b);
+    for (caller_ser, callee_ser) in pairs {
         let mut h = Harness::new();
         let caller = h.join(caller_ser);
         let callee = h.join(callee_ser);
@@ -832,6 +836,154 @@ fn call_payload_is_transcoded_between_json_and_msgpack_including_binary() {
             payload_values(&payload),
             (vec![binary.clone(), s("done")], None)
         );
+    }
+}
+
+/// The mixed case: a JSON caller, a CBOR callee that publishes what it was given, a
+/// MessagePack and a JSON subscriber; every hop changes serializer and keeps the values.
+fn mixed_serializers_json_caller_cbor_callee_msgpack_subscriber() {
+    let mut h = Harness::new();
+    let caller = h.join(Json);
+    let callee = h.join(Cbor);
+    let subscriber = h.join(MsgPack);
+    let json_subscriber = h.join(Json);
+    h.register(&callee, "com.mixed.echo");
+    h.subscribe(&subscriber, "com.mixed.news");
+    h.subscribe(&json_subscriber, "com.mixed.news");
+    let values = vec![
+        Value::Bin(Cow::Owned(vec![0, 1, 2, 0xfe, 0xff])),
+        s("żółw 🐢"),
+        Value::UInt(MAX_ID),
+        Value::Int(-(1 << 40)),
+        Value::Float(-2.5),
+        Value::List(vec![Value::Bool(true), Value::Null, Value::List(vec![])]),
+    ];
+    let mut kwargs = Dict::new();
+    kwargs.insert(
+        "nested",
+        Value::Dict(opts(&[("bytes", Value::Bin(Cow::Borrowed(b"\x00x")))])),
+    );
+    kwargs.insert("empty", s(""));
+    let request = h.call(
+        &caller,
+        "com.mixed.echo",
+        Dict::new(),
+        args_kw(Json, &values, &kwargs).as_payload(),
+    );
+    let invocation = h.recv(&callee);
+    let Message::Invocation {
+        request: invocation_id,
+        payload,
+        ..
+    } = invocation.msg()
+    else {
+        panic!("expected INVOCATION")
+    };
+    assert_eq!(payload.ser, Cbor);
+    assert_eq!(
+        payload_values(&payload),
+        (values.clone(), Some(kwargs.clone()))
+    );
+    // The callee publishes the payload it received, as received (CBOR bytes), acknowledged.
+    let published = h.publish(
+        &callee,
+        "com.mixed.news",
+        opts(&[("acknowledge", Value::Bool(true))]),
+        payload,
+    );
+    let Message::Published { request: r, .. } = h.recv(&callee).msg() else {
+        panic!("expected PUBLISHED")
+    };
+    assert_eq!(r, published);
+    for (client, ser) in [(&subscriber, MsgPack), (&json_subscriber, Json)] {
+        let event = h.recv(client);
+        let Message::Event { payload, .. } = event.msg() else {
+            panic!("expected EVENT")
+        };
+        assert_eq!(payload.ser, ser);
+        assert_eq!(
+            payload_values(&payload),
+            (values.clone(), Some(kwargs.clone()))
+        );
+    }
+    // The callee fails the call with an error carrying arguments: the JSON caller gets them.
+    h.send(
+        &callee,
+        &Message::Error {
+            request_type: 68,
+            request: invocation_id,
+            details: Dict::new(),
+            error: "com.mixed.failed".into(),
+            payload: args_kw(Cbor, &values, &kwargs).as_payload(),
+        },
+    );
+    let received = h.recv(&caller);
+    let Message::Error {
+        request: r,
+        error,
+        payload,
+        ..
+    } = received.msg()
+    else {
+        panic!("expected ERROR")
+    };
+    assert_eq!((r, error.as_ref()), (request, "com.mixed.failed"));
+    assert_eq!(payload.ser, Json);
+    assert_eq!(payload_values(&payload), (values, Some(kwargs)));
+}
+
+/// Between CBOR sessions a payload is forwarded as it came (a tag, an integer map key, an
+/// indefinite-length list: what only CBOR can say); the same payload for a JSON caller cannot
+/// be transcoded, and the caller gets ERROR invalid_argument instead of a silent loss.
+fn cbor_payloads_pass_between_cbor_sessions_untouched_and_an_untranscodable_one_is_refused() {
+    let mut h = Harness::new();
+    let cbor_caller = h.join(Cbor);
+    let json_caller = h.join(Json);
+    let callee = h.join(Cbor);
+    h.register(&callee, "com.cbor.only");
+    // [[tag 1 (epoch date) 1700000000, {1: 2}, indefinite [1, 2]]]
+    let raw: &[u8] = &[
+        0x81, 0x83, 0xc1, 0x1a, 0x65, 0x53, 0xf1, 0x00, 0xa1, 0x01, 0x02, 0x9f, 0x01, 0x02, 0xff,
+    ];
+    let only_cbor = Payload {
+        ser: Cbor,
+        count: 1,
+        raw,
+    };
+    for caller in [&cbor_caller, &json_caller] {
+        let request = h.call(
+            caller,
+            "com.cbor.only",
+            Dict::new(),
+            Payload::empty(caller.ser),
+        );
+        let received = h.recv(&callee);
+        let Message::Invocation {
+            request: invocation,
+            payload,
+            ..
+        } = received.msg()
+        else {
+            panic!("expected INVOCATION")
+        };
+        assert!(payload.is_empty());
+        h.send(
+            &callee,
+            &Message::Yield {
+                request: invocation,
+                options: Dict::new(),
+                payload: only_cbor,
+            },
+        );
+        let received = h.recv(caller);
+        if caller.ser == Cbor {
+            let Message::Result { payload, .. } = received.msg() else {
+                panic!("expected RESULT")
+            };
+            assert_eq!(payload.raw, raw, "forwarded byte for byte");
+        } else {
+            assert_error(&received, 48, request, "wamp.error.invalid_argument");
+        }
     }
 }
 
@@ -2207,7 +2359,12 @@ fn event_is_encoded_once_per_serializer_and_shared_by_its_subscribers() {
     let shard = h.shards() - 1;
     let json_subscribers: Vec<Client> = (0..3).map(|_| h.join_on(shard, Json)).collect();
     let msgpack_subscribers: Vec<Client> = (0..3).map(|_| h.join_on(shard, MsgPack)).collect();
-    for client in json_subscribers.iter().chain(&msgpack_subscribers) {
+    let cbor_subscribers: Vec<Client> = (0..3).map(|_| h.join_on(shard, Cbor)).collect();
+    for client in json_subscribers
+        .iter()
+        .chain(&msgpack_subscribers)
+        .chain(&cbor_subscribers)
+    {
         h.subscribe(client, "com.t");
     }
     let payload = args(Json, &[s("news"), Value::Bin(Cow::Borrowed(b"\x00\x01"))]);
@@ -2216,7 +2373,8 @@ fn event_is_encoded_once_per_serializer_and_shared_by_its_subscribers() {
         |h: &mut Harness, clients: &[Client]| clients.iter().map(|c| h.recv(c)).collect::<Vec<_>>();
     let json_frames = frames(&mut h, &json_subscribers);
     let msgpack_frames = frames(&mut h, &msgpack_subscribers);
-    for group in [&json_frames, &msgpack_frames] {
+    let cbor_frames = frames(&mut h, &cbor_subscribers);
+    for group in [&json_frames, &msgpack_frames, &cbor_frames] {
         for received in group.iter() {
             assert_eq!(
                 received.frame.as_ptr(),
@@ -2236,6 +2394,10 @@ fn event_is_encoded_once_per_serializer_and_shared_by_its_subscribers() {
         json_frames[0].frame.as_ptr(),
         msgpack_frames[0].frame.as_ptr()
     );
+    assert_ne!(
+        cbor_frames[0].frame.as_ptr(),
+        msgpack_frames[0].frame.as_ptr()
+    );
     let Message::Event {
         payload: event_payload,
         ..
@@ -2248,7 +2410,7 @@ fn event_is_encoded_once_per_serializer_and_shared_by_its_subscribers() {
         &payload.raw[..],
         "same serializer: payload bytes passed through"
     );
-    assert_eq!(h.stats().events_sent, 6);
+    assert_eq!(h.stats().events_sent, 9);
 }
 
 fn publisher_identification_with_disclose_me() {
@@ -2991,7 +3153,9 @@ at_1_and_3_shards!(
     registration_ids_are_router_scoped_and_unregister_checks_ownership,
     call_with_no_callee_or_bad_uri_is_refused,
     call_payload_passes_through_byte_exact_with_one_serializer,
-    call_payload_is_transcoded_between_json_and_msgpack_including_binary,
+    call_payload_is_transcoded_between_every_pair_of_serializers_including_binary,
+    mixed_serializers_json_caller_cbor_callee_msgpack_subscriber,
+    cbor_payloads_pass_between_cbor_sessions_untouched_and_an_untranscodable_one_is_refused,
     callee_error_is_passed_to_the_caller_with_details_uri_and_payload,
     invocation_ids_are_sequential_per_callee,
     caller_and_callee_may_be_the_same_session,

@@ -99,7 +99,7 @@ fn ws_plain_http_request_is_refused() {
 fn ws_wrong_subprotocol_gets_400() {
     let mut router = RouterProcess::default_start();
     let mut witness = Witness::new(&router);
-    for proto in [Some("wamp.2.cbor"), Some("chat, superchat"), None] {
+    for proto in [Some("wamp.2.ubjson"), Some("chat, superchat"), None] {
         let mut s = raw_tcp(router.ws_addr());
         s.write_all(ws_upgrade_request(router.ws_port, proto).as_bytes())
             .unwrap();
@@ -152,8 +152,8 @@ fn rawsocket_reserved_bits_get_error_0x30() {
 fn rawsocket_unsupported_serializer_gets_error_0x10() {
     let mut router = RouterProcess::default_start();
     let mut witness = Witness::new(&router);
-    // 3 = CBOR, 0 = illegal, 15 = reserved.
-    for ser in [3u8, 0, 15] {
+    // 4 = UBJSON, 0 = illegal, 15 = reserved.
+    for ser in [4u8, 0, 15] {
         let mut s = raw_tcp(router.raw_addr());
         s.write_all(&[0x7F, 0xF0 | ser, 0, 0]).unwrap();
         let reply =
@@ -465,10 +465,15 @@ fn protocol_violation_drops_the_sessions_registrations() {
     survived(&mut router, &mut witness, "a violation by a callee");
 }
 
-fn per_ser(json: &'static [u8], msgpack: &'static [u8]) -> impl Fn(&mut TestClient) {
+fn per_ser(
+    json: &'static [u8],
+    msgpack: &'static [u8],
+    cbor: &'static [u8],
+) -> impl Fn(&mut TestClient) {
     move |c: &mut TestClient| match c.ser {
         Serializer::Json => c.send_raw(json),
         Serializer::MsgPack => c.send_raw(msgpack),
+        Serializer::Cbor => c.send_raw(cbor),
     }
 }
 
@@ -478,7 +483,11 @@ fn unknown_message_type_is_a_protocol_violation() {
     expect_violation(
         "unknown type 99",
         true,
-        per_ser(b"[99,1,{}]", &[0x93, 0x63, 0x01, 0x80]),
+        per_ser(
+            b"[99,1,{}]",
+            &[0x93, 0x63, 0x01, 0x80],
+            &[0x83, 0x18, 0x63, 0x01, 0xA0],
+        ),
     );
 }
 
@@ -494,6 +503,10 @@ fn unassigned_type_code_7_is_a_protocol_violation() {
                 0x93, 0x07, 0x80, 0xAC, b'w', b'a', b'm', b'p', b'.', b'c', b'l', b'o', b's', b'e',
                 b'.', b'x',
             ],
+            &[
+                0x83, 0x07, 0xA0, 0x6C, b'w', b'a', b'm', b'p', b'.', b'c', b'l', b'o', b's', b'e',
+                b'.', b'x',
+            ],
         ),
     );
 }
@@ -504,22 +517,27 @@ fn non_array_message_is_a_protocol_violation() {
     expect_violation(
         "a non-array message",
         true,
-        per_ser(br#"{"a":1}"#, &[0x81, 0xA1, b'a', 0x01]),
+        per_ser(
+            br#"{"a":1}"#,
+            &[0x81, 0xA1, b'a', 0x01],
+            &[0xA1, 0x61, b'a', 0x01],
+        ),
     );
 }
 
 #[test]
 fn empty_array_is_a_protocol_violation() {
-    expect_violation("an empty array", true, per_ser(b"[]", &[0x90]));
+    expect_violation("an empty array", true, per_ser(b"[]", &[0x90], &[0x80]));
 }
 
 #[test]
 fn undecodable_message_is_a_protocol_violation() {
-    // Truncated array: JSON text cut short; MessagePack array header promising 3 elements, 1 given.
+    // Truncated array: JSON text cut short; MessagePack and CBOR array headers promising 3
+    // elements, 1 given.
     expect_violation(
         "an undecodable message",
         true,
-        per_ser(b"[48,1,{},", &[0x93, 0x30]),
+        per_ser(b"[48,1,{},", &[0x93, 0x30], &[0x83, 0x18, 0x30]),
     );
 }
 
@@ -529,7 +547,11 @@ fn wrong_arity_is_a_protocol_violation() {
     expect_violation(
         "CALL without procedure",
         true,
-        per_ser(b"[48,1,{}]", &[0x93, 0x30, 0x01, 0x80]),
+        per_ser(
+            b"[48,1,{}]",
+            &[0x93, 0x30, 0x01, 0x80],
+            &[0x83, 0x18, 0x30, 0x01, 0xA0],
+        ),
     );
 }
 

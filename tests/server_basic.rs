@@ -1,7 +1,7 @@
 //! Basic Profile over real sockets: the `wampring` binary is started on loopback ports and
 //! driven by blocking test clients (tests/common). Every session/RPC/PubSub rule is generated
-//! for each of the four {WebSocket, RawSocket} x {JSON, MessagePack} combinations (modules
-//! `ws_json`, `ws_msgpack`, `raw_json`, `raw_msgpack`); the `mixed_*` tests check transcoding
+//! for each of the six {WebSocket, RawSocket} x {JSON, MessagePack, CBOR} combinations (modules
+//! `ws_json`, `ws_msgpack`, `ws_cbor`, `raw_json`, ...); the `mixed_*` tests check transcoding
 //! between sessions that speak different serializers over different transports. Each test runs
 //! its own router process so a crash is attributed to the test that caused it.
 
@@ -16,13 +16,16 @@ const WS: TransportKind = TransportKind::WebSocket;
 const RAW: TransportKind = TransportKind::RawSocket;
 const JSON: Serializer = Serializer::Json;
 const MSGPACK: Serializer = Serializer::MsgPack;
+const CBOR: Serializer = Serializer::Cbor;
 
 macro_rules! per_combo {
     ($($test:ident),* $(,)?) => {
         per_combo!(@mod ws_json, WS, JSON; $($test),*);
         per_combo!(@mod ws_msgpack, WS, MSGPACK; $($test),*);
+        per_combo!(@mod ws_cbor, WS, CBOR; $($test),*);
         per_combo!(@mod raw_json, RAW, JSON; $($test),*);
         per_combo!(@mod raw_msgpack, RAW, MSGPACK; $($test),*);
+        per_combo!(@mod raw_cbor, RAW, CBOR; $($test),*);
     };
     (@mod $m:ident, $kind:ident, $ser:ident; $($test:ident),*) => {
         mod $m {
@@ -601,10 +604,24 @@ fn mixed_msgpack_caller_json_callee() {
 }
 
 #[test]
-fn mixed_json_publisher_to_msgpack_and_json_subscribers() {
+fn mixed_cbor_with_json_and_msgpack_both_ways() {
+    mixed_call((WS, JSON), (RAW, CBOR));
+    mixed_call((RAW, CBOR), (WS, MSGPACK));
+    mixed_call((WS, CBOR), (RAW, JSON));
+    mixed_call((RAW, MSGPACK), (WS, CBOR));
+}
+
+#[test]
+fn mixed_json_publisher_to_subscribers_of_every_serializer() {
     let router = RouterProcess::default_start();
-    let subscribers: Vec<(TransportKind, Serializer)> =
-        vec![(WS, MSGPACK), (RAW, MSGPACK), (WS, JSON), (RAW, JSON)];
+    let subscribers: Vec<(TransportKind, Serializer)> = vec![
+        (WS, MSGPACK),
+        (RAW, MSGPACK),
+        (WS, JSON),
+        (RAW, JSON),
+        (WS, CBOR),
+        (RAW, CBOR),
+    ];
     let mut subs: Vec<(TestClient, u64)> = subscribers
         .iter()
         .enumerate()
@@ -641,16 +658,18 @@ fn mixed_json_publisher_to_msgpack_and_json_subscribers() {
             assert_json_binary(&m, &binary_sample());
         }
     }
-    // And the other way: a MessagePack publisher to the same subscribers.
-    let mut publisher2 = router.join("pub2", WS, MSGPACK);
-    publisher2.publish("com.example.mixed", Dict::new(), &args, Some(&kwargs));
-    for (c, _) in subs.iter_mut() {
-        let ev = c.expect_event();
-        assert_payload(
-            &format!("EVENT from msgpack at {}", c.name),
-            &ev.payload,
-            &args,
-            Some(&kwargs),
-        );
+    // And from the other serializers: MessagePack and CBOR publishers to the same subscribers.
+    for (name, kind, ser) in [("pub2", WS, MSGPACK), ("pub3", RAW, CBOR)] {
+        let mut publisher = router.join(name, kind, ser);
+        publisher.publish("com.example.mixed", Dict::new(), &args, Some(&kwargs));
+        for (c, _) in subs.iter_mut() {
+            let ev = c.expect_event();
+            assert_payload(
+                &format!("EVENT from {ser} at {}", c.name),
+                &ev.payload,
+                &args,
+                Some(&kwargs),
+            );
+        }
     }
 }

@@ -199,7 +199,7 @@ fn unix_socket_sessions_of_both_kinds_call_and_publish() {
     ] {
         assert_logged(&router, &url);
     }
-    for ser in [Serializer::Json, Serializer::MsgPack] {
+    for ser in Serializer::ALL {
         round_trips(
             setup.unix_client("ws.sock", TransportKind::WebSocket, ser),
             setup.unix_client("rs.sock", TransportKind::RawSocket, ser),

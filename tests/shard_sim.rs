@@ -694,11 +694,9 @@ impl Scenario {
 
     /// A new client on `shard` sends HELLO (and is welcomed at once).
     fn join_at(&mut self, shard: usize) {
-        let ser = if self.rng.chance(50) {
-            Serializer::Json
-        } else {
-            Serializer::MsgPack
-        };
+        // Every serializer: payloads cross between all of them (transcoded once per receiver's
+        // serializer, forwarded untouched between equal ones).
+        let ser = Serializer::ALL[self.rng.below(Serializer::COUNT)];
         let conn = self.cluster.open(shard, ser);
         let (cancels, streams) = (self.rng.chance(60), self.rng.chance(60));
         let mut features = Vec::new();
@@ -3066,11 +3064,9 @@ impl Scenario {
     /// The watcher joins realm1 and subscribes, everything delivered.
     fn add_watcher(&mut self) {
         let shard = self.rng.below(self.cluster.shards());
-        let ser = if self.rng.chance(50) {
-            Serializer::Json
-        } else {
-            Serializer::MsgPack
-        };
+        // Every serializer: payloads cross between all of them (transcoded once per receiver's
+        // serializer, forwarded untouched between equal ones).
+        let ser = Serializer::ALL[self.rng.below(Serializer::COUNT)];
         let conn = self.cluster.open(shard, ser);
         self.cluster.send(
             conn,

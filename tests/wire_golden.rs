@@ -337,6 +337,7 @@ fn spec_test_vectors() {
     );
 
     let (mut decoded_variants, mut wmsg_ok, mut wmsg_errors) = (0, 0, 0);
+    let mut cbor_variants = 0;
     for file in &files {
         let text = std::fs::read_to_string(file).expect("read vector");
         let vector: Json = serde_json::from_str(&text).expect("vector is JSON");
@@ -370,16 +371,17 @@ fn spec_test_vectors() {
                         wmsg_ok += 1;
                     }
                 }
-                // The same message as MessagePack must meet the same fate.
-                let mut packed = Vec::new();
-                wampring::wire::encode_value(&from_json(wmsg), Serializer::MsgPack, &mut packed)
-                    .unwrap();
-                let result = decode(Serializer::MsgPack, &packed);
-                assert_eq!(
-                    result.is_err(),
-                    sample.get("expected_error").is_some(),
-                    "{context}: msgpack {result:?}"
-                );
+                // The same message as MessagePack and as CBOR must meet the same fate.
+                for binary in [Serializer::MsgPack, Serializer::Cbor] {
+                    let mut packed = Vec::new();
+                    wampring::wire::encode_value(&from_json(wmsg), binary, &mut packed).unwrap();
+                    let result = decode(binary, &packed);
+                    assert_eq!(
+                        result.is_err(),
+                        sample.get("expected_error").is_some(),
+                        "{context}: {binary} {result:?}"
+                    );
+                }
                 continue;
             }
 
@@ -404,10 +406,32 @@ fn spec_test_vectors() {
                 check_roundtrips(&format!("{context} msgpack"), &msg);
                 decoded_variants += 1;
             }
+            for variant in serializers["cbor"].as_array().into_iter().flatten() {
+                let bytes =
+                    hex::decode(variant["bytes_hex"].as_str().expect("bytes_hex")).expect("hex");
+                let msg = decode(Serializer::Cbor, &bytes)
+                    .unwrap_or_else(|e| panic!("{context}: cbor {}: {e}", hex::encode(&bytes)));
+                check_expected(&format!("{context} cbor"), &msg, expected);
+                check_roundtrips(&format!("{context} cbor"), &msg);
+                // The vectors are what Autobahn writes (shortest heads): so does wampring.
+                let mut again = Vec::new();
+                encode(&msg, Serializer::Cbor, &mut again).unwrap();
+                assert_eq!(
+                    hex::encode(&again),
+                    hex::encode(&bytes),
+                    "{context}: cbor re-encoded differs from the vector"
+                );
+                decoded_variants += 1;
+                cbor_variants += 1;
+            }
         }
     }
     println!(
-        "decoded variants: {decoded_variants}, wmsg ok: {wmsg_ok}, wmsg errors: {wmsg_errors}"
+        "decoded variants: {decoded_variants} ({cbor_variants} CBOR), wmsg ok: {wmsg_ok}, wmsg errors: {wmsg_errors}"
+    );
+    assert!(
+        cbor_variants >= 30,
+        "only {cbor_variants} CBOR variants checked"
     );
     // Floors so that a path or parsing mistake cannot make this test vacuous.
     assert!(

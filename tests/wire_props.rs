@@ -1,11 +1,13 @@
 //! Property tests for the wire codec: random messages of every type round-trip through
 //! encode/decode in each serializer and across serializers (payload transcoding keeps values,
-//! binaries and unicode intact), and decoding arbitrary or mutated bytes never panics.
+//! binaries and unicode intact), CBOR in the forms other encoders write (indefinite lengths,
+//! wide heads, half and single floats, chunked strings) reads as the same values and transcodes
+//! to every serializer, and decoding arbitrary or mutated bytes never panics.
 
 use proptest::collection::vec;
 use proptest::prelude::*;
 use wampring::wire::{
-    decode, decode_payload_values, encode, payload_from_args, payload_from_binary,
+    decode, decode_payload_values, encode, encode_value, payload_from_args, payload_from_binary,
     transparent_payload, Dict, Message, OwnedPayload, Payload, Serializer, Value, MAX_ID,
 };
 
@@ -379,8 +381,157 @@ fn payload_values<'a>(p: &Payload<'a>) -> PayloadValues<'a> {
     }
 }
 
+/// How a foreign CBOR encoder writes a value: `choices` picks, item by item, among the forms
+/// RFC 8949 allows besides wampring's own (shortest heads, definite lengths, float64).
+struct ForeignCbor<'c> {
+    choices: &'c [u8],
+    next: usize,
+    out: Vec<u8>,
+}
+
+impl ForeignCbor<'_> {
+    fn choice(&mut self) -> u8 {
+        let c = self.choices[self.next % self.choices.len()];
+        self.next += 1;
+        c
+    }
+
+    /// A head in its shortest form or (by choice) a wider one.
+    fn head(&mut self, major: u8, arg: u64) {
+        let m = major << 5;
+        let widest = self.choice() % 4 == 0;
+        if arg < 24 && !widest {
+            self.out.push(m | arg as u8);
+        } else if arg <= 0xff && !widest {
+            self.out.extend_from_slice(&[m | 24, arg as u8]);
+        } else if arg <= 0xffff && !widest {
+            self.out.push(m | 25);
+            self.out.extend_from_slice(&(arg as u16).to_be_bytes());
+        } else {
+            self.out.push(m | 27);
+            self.out.extend_from_slice(&arg.to_be_bytes());
+        }
+    }
+
+    /// A string, whole or (by choice) in indefinite-length chunks split at char boundaries.
+    fn string(&mut self, major: u8, bytes: &[u8], text: bool) {
+        if self.choice() % 3 != 0 || bytes.is_empty() {
+            self.head(major, bytes.len() as u64);
+            self.out.extend_from_slice(bytes);
+            return;
+        }
+        self.out.push((major << 5) | 31);
+        let mut at = 0;
+        while at < bytes.len() {
+            let mut end = (at + 1 + usize::from(self.choice() % 5)).min(bytes.len());
+            while text && end < bytes.len() && (bytes[end] & 0xc0) == 0x80 {
+                end += 1;
+            }
+            self.head(major, (end - at) as u64);
+            self.out.extend_from_slice(&bytes[at..end]);
+            at = end;
+        }
+        self.out.push(0xff);
+    }
+
+    fn value(&mut self, v: &Value<'_>) {
+        match v {
+            Value::Null => {
+                // null, or undefined (node-cbor's JavaScript undefined), which reads as null.
+                let byte = if self.choice() % 2 == 0 { 0xf6 } else { 0xf7 };
+                self.out.push(byte);
+            }
+            Value::Bool(b) => self.out.push(if *b { 0xf5 } else { 0xf4 }),
+            Value::UInt(u) => self.head(0, *u),
+            Value::Int(i) if *i >= 0 => self.head(0, *i as u64),
+            Value::Int(i) => self.head(1, !*i as u64),
+            Value::Float(f) => {
+                let single = *f as f32;
+                if f64::from(single) == *f && self.choice() % 2 == 0 {
+                    self.out.push(0xfa);
+                    self.out.extend_from_slice(&single.to_bits().to_be_bytes());
+                } else if *f == 0.0 && f.is_sign_positive() {
+                    self.out.extend_from_slice(&[0xf9, 0x00, 0x00]);
+                } else {
+                    self.out.push(0xfb);
+                    self.out.extend_from_slice(&f.to_bits().to_be_bytes());
+                }
+            }
+            Value::Str(s) => self.string(3, s.as_bytes(), true),
+            Value::Bin(b) => self.string(2, b, false),
+            Value::List(items) => {
+                let indefinite = self.choice() % 2 == 0;
+                if indefinite {
+                    self.out.push(0x9f);
+                } else {
+                    self.head(4, items.len() as u64);
+                }
+                for item in items {
+                    self.value(item);
+                }
+                if indefinite {
+                    self.out.push(0xff);
+                }
+            }
+            Value::Dict(dict) => {
+                let indefinite = self.choice() % 2 == 0;
+                if indefinite {
+                    self.out.push(0xbf);
+                } else {
+                    self.head(5, dict.len() as u64);
+                }
+                for (key, value) in dict.iter() {
+                    self.string(3, key.as_bytes(), true);
+                    self.value(value);
+                }
+                if indefinite {
+                    self.out.push(0xff);
+                }
+            }
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn foreign_cbor_forms_read_and_transcode_as_the_same_values(
+        args in vec(value(), 0..4),
+        kwargs in vec((text(), value()), 0..4).prop_map(dict_from),
+        choices in vec(any::<u8>(), 1..32),
+    ) {
+        let mut writer = ForeignCbor { choices: &choices, next: 0, out: Vec::new() };
+        writer.value(&Value::List(args.clone()));
+        writer.value(&Value::Dict(kwargs.clone()));
+        let raw = writer.out;
+        let foreign = Payload { ser: Serializer::Cbor, count: 2, raw: &raw };
+        let (got_args, got_kwargs) = decode_payload_values(&foreign).unwrap();
+        prop_assert_eq!(&got_args, &args);
+        prop_assert_eq!(got_kwargs.as_ref(), Some(&kwargs));
+        // In a message, to every serializer: the same values; back in CBOR: wampring's form.
+        let msg = Message::Result { request: 1, details: Dict::new(), payload: foreign };
+        let mut own = Vec::new();
+        encode_value(&Value::List(args.clone()), Serializer::Cbor, &mut own).unwrap();
+        encode_value(&Value::Dict(kwargs.clone()), Serializer::Cbor, &mut own).unwrap();
+        for to in Serializer::ALL {
+            let mut out = Vec::new();
+            encode(&msg, to, &mut out).unwrap();
+            let back = decode(to, &out).unwrap();
+            let p = back.payload().unwrap();
+            let (a, k) = decode_payload_values(p).unwrap();
+            prop_assert_eq!(&a, &args);
+            prop_assert_eq!(k.as_ref(), Some(&kwargs));
+            if to == Serializer::Cbor {
+                prop_assert_eq!(p.raw, &raw[..], "CBOR to CBOR is forwarded untouched");
+            } else {
+                let mut again = Vec::new();
+                encode(&back, Serializer::Cbor, &mut again).unwrap();
+                let again = decode(Serializer::Cbor, &again).unwrap();
+                prop_assert_eq!(again.payload().unwrap().raw, &own[..]);
+            }
+        }
+    }
 
     #[test]
     fn roundtrip_same_and_cross_serializer(s in spec()) {

@@ -453,6 +453,7 @@ enum RawKind {
 enum RawSerializer {
     Json,
     MsgPack,
+    Cbor,
 }
 
 #[derive(Deserialize, Debug)]
@@ -1083,13 +1084,17 @@ impl RawListener {
         };
 
         let mut serializers = Vec::new();
-        for serializer in self
-            .serializers
-            .unwrap_or_else(|| vec![RawSerializer::Json, RawSerializer::MsgPack])
-        {
+        for serializer in self.serializers.unwrap_or_else(|| {
+            vec![
+                RawSerializer::Json,
+                RawSerializer::MsgPack,
+                RawSerializer::Cbor,
+            ]
+        }) {
             let serializer = match serializer {
                 RawSerializer::Json => Serializer::Json,
                 RawSerializer::MsgPack => Serializer::MsgPack,
+                RawSerializer::Cbor => Serializer::Cbor,
             };
             if serializers.contains(&serializer) {
                 return Err(ConfigError(format!(
@@ -1238,10 +1243,7 @@ mod tests {
         let ws = &config.listeners[0];
         assert_eq!(ws.kind, TransportKind::WebSocket);
         assert_eq!(ws.url(), "ws://127.0.0.1:8080/ws");
-        assert_eq!(
-            ws.transport.serializers,
-            vec![Serializer::Json, Serializer::MsgPack]
-        );
+        assert_eq!(ws.transport.serializers, Serializer::ALL.to_vec());
         assert_eq!(ws.transport.max_message_size, 16 * 1024 * 1024);
         let rs = &config.listeners[1];
         assert_eq!(rs.kind, TransportKind::RawSocket);
@@ -1266,7 +1268,10 @@ mod tests {
     #[test]
     fn optional_sections_take_defaults() {
         let config = Config::from_toml_str(MINIMAL).unwrap();
-        assert_eq!(config.listeners[0].transport.serializers.len(), 2);
+        assert_eq!(
+            config.listeners[0].transport.serializers,
+            Serializer::ALL.to_vec()
+        );
         assert_eq!(config.limits.max_outbound_bytes, 16 * 1024 * 1024);
         assert_eq!(config.limits.handshake_timeout_ms, 10_000);
         assert_eq!(config.router.max_pending_calls_per_session, 65_536);
@@ -1422,8 +1427,8 @@ name = "realm1"
     fn bad_enum_values_are_named() {
         let e = error_of("[[listener]]\nkind = \"websockets\"\nbind = \"127.0.0.1:9000\"\n[[realm]]\nname = \"r\"\n");
         assert!(e.contains("websockets") && e.contains("kind"), "{e}");
-        let e = error_of("[[listener]]\nkind = \"rawsocket\"\nbind = \"127.0.0.1:9000\"\nserializers = [\"cbor\"]\n[[realm]]\nname = \"r\"\n");
-        assert!(e.contains("cbor") && e.contains("serializers"), "{e}");
+        let e = error_of("[[listener]]\nkind = \"rawsocket\"\nbind = \"127.0.0.1:9000\"\nserializers = [\"ubjson\"]\n[[realm]]\nname = \"r\"\n");
+        assert!(e.contains("ubjson") && e.contains("serializers"), "{e}");
         let e = error_of(&format!("{MINIMAL}[router]\nuri_check = \"lax\"\n"));
         assert!(e.contains("lax") && e.contains("uri_check"), "{e}");
     }

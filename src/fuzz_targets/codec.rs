@@ -3,7 +3,7 @@
 //! encoders the router answers with: re-encoding in the same serializer must be a fixed point
 //! (bytes -> message -> bytes -> message -> the same bytes), splicing the payload around a
 //! header (`encode_around_payload`) must give the same bytes as `encode`, and a message that
-//! encodes in the other serializer must decode there as the same message type.
+//! encodes in another serializer must decode there as the same message type.
 
 use crate::serializer::Serializer;
 use crate::wire::{self, Payload};
@@ -46,12 +46,15 @@ pub(crate) fn check(ser: Serializer, data: &[u8]) {
         }
     }
 
-    let other = match ser {
-        Serializer::Json => Serializer::MsgPack,
-        Serializer::MsgPack => Serializer::Json,
-    };
+    for other in Serializer::ALL.into_iter().filter(|&other| other != ser) {
+        transcoded_decodes(&msg, other);
+    }
+}
+
+/// A message that encodes in serializer `other` decodes there as the same message type.
+fn transcoded_decodes(msg: &wire::Message<'_>, other: Serializer) {
     let mut transcoded = Vec::new();
-    if wire::encode(&msg, other, &mut transcoded).is_ok() {
+    if wire::encode(msg, other, &mut transcoded).is_ok() {
         let decoded = wire::decode(other, &transcoded).unwrap_or_else(|e| {
             panic!(
                 "{} encoded in {other} does not decode: {e}: {:?}",

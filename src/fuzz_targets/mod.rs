@@ -7,7 +7,7 @@
 //! dependency of its own (inputs are shaped by the small byte-driven `Cursor`, not by
 //! `arbitrary`).
 //!
-//! Targets: [`json_decode`] and [`msgpack_decode`] (`codec.rs`), [`websocket_server`] and
+//! Targets: [`json_decode`], [`msgpack_decode`] and [`cbor_decode`] (`codec.rs`), [`websocket_server`] and
 //! [`rawsocket_server`] (`transport.rs`), `router` (`router.rs`). [`TARGETS`] lists them by
 //! the names the fuzz binaries and the corpus directories use.
 
@@ -27,6 +27,11 @@ pub fn json_decode(data: &[u8]) {
 /// As [`json_decode`], for MessagePack.
 pub fn msgpack_decode(data: &[u8]) {
     codec::check(Serializer::MsgPack, data);
+}
+
+/// As [`json_decode`], for CBOR.
+pub fn cbor_decode(data: &[u8]) {
+    codec::check(Serializer::Cbor, data);
 }
 
 /// A WebSocket server connection (`net::ServerConn`) fed an upgrade request and frames, split
@@ -51,9 +56,10 @@ pub fn router(data: &[u8]) {
 pub type Target = fn(&[u8]);
 
 /// Every target by name (the cargo-fuzz binary and `fuzz/corpus/<name>/` use the same name).
-pub const TARGETS: [(&str, Target); 5] = [
+pub const TARGETS: [(&str, Target); 6] = [
     ("json_decode", json_decode),
     ("msgpack_decode", msgpack_decode),
+    ("cbor_decode", cbor_decode),
     ("websocket_server", websocket_server),
     ("rawsocket_server", rawsocket_server),
     ("router", router),

@@ -402,11 +402,7 @@ impl Sim {
 
     fn open(&mut self, c: &mut Cursor<'_>) {
         let shard = c.below(self.shards());
-        let ser = if c.bool() {
-            Serializer::MsgPack
-        } else {
-            Serializer::Json
-        };
+        let ser = Serializer::ALL[c.below(Serializer::COUNT)];
         let transport = TransportInfo {
             serializer: ser,
             kind: "fuzz",
@@ -1643,11 +1639,13 @@ fn payload(c: &mut Cursor<'_>, ser: Serializer) -> OwnedPayload {
         }
         9 => args(&["\u{0}not base64".into(), "é\u{1}\"\\".into()]),
         10 => args(&[Value::Str("y".repeat(c.below(256) * 4).into())]),
-        // Raw bytes the router's validator must judge: a MessagePack map with an integer key
-        // (no JSON equivalent), JSON numbers at and past the edges of u64/i64/f64.
+        // Raw bytes the router's validator must judge: a MessagePack or CBOR map with an integer
+        // key (no JSON equivalent), a CBOR tag, JSON numbers at and past the edges of u64/i64/f64.
         _ => {
             let raw: &'static [u8] = match ser {
                 Serializer::MsgPack => &[0x91, 0x81, 0x01, 0x02],
+                // [{1: 2}, tag 1 (a date) 0]: well-formed, forwarded to CBOR peers only.
+                Serializer::Cbor => &[0x82, 0xa1, 0x01, 0x02, 0xc1, 0x00],
                 Serializer::Json => b"[18446744073709551616,-9223372036854775809,1e400]",
             };
             return OwnedPayload {

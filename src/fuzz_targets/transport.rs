@@ -91,7 +91,7 @@ pub(crate) fn check(kind: TransportKind, data: &[u8]) {
             16 << 20
         },
         serializers: match (cfg >> 3) & 3 {
-            0 => vec![Serializer::Json, Serializer::MsgPack],
+            0 => vec![Serializer::Json, Serializer::MsgPack, Serializer::Cbor],
             1 => vec![Serializer::MsgPack, Serializer::Json],
             2 => vec![Serializer::Json],
             _ => vec![Serializer::MsgPack],
@@ -384,7 +384,7 @@ impl Run {
         assert!(head.contains(ser.ws_subprotocol()));
         let data_opcode = match ser {
             Serializer::Json => opcode::TEXT,
-            Serializer::MsgPack => opcode::BINARY,
+            Serializer::MsgPack | Serializer::Cbor => opcode::BINARY,
         };
         let mut at = end;
         let mut sent = self.sent.iter();

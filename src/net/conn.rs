@@ -52,7 +52,7 @@ impl Default for TransportConfig {
             max_message_size: 16 * 1024 * 1024,
             max_ws_fragments: DEFAULT_MAX_WS_FRAGMENTS,
             max_outbound_bytes: 16 * 1024 * 1024,
-            serializers: vec![Serializer::Json, Serializer::MsgPack],
+            serializers: Serializer::ALL.to_vec(),
             ws_path: "/ws".to_string(),
             ws_host: "127.0.0.1".to_string(),
         }

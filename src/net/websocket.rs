@@ -10,7 +10,7 @@
 //!   answers 426 with `Sec-WebSocket-Version: 13` (RFC 6455 §4.4). Wrong path: 404. Headers
 //!   longer than [`MAX_HANDSHAKE_LEN`]: 431.
 //! - `permessage-deflate` and every other extension are declined by never naming them.
-//! - `wamp.2.json` accepts text messages only, `wamp.2.msgpack` binary only; the other type
+//! - `wamp.2.json` accepts text messages only, `wamp.2.msgpack` and `wamp.2.cbor` binary only; the other type
 //!   fails the connection with 1003 (unsupported data). Only the echo framer of the
 //!   conformance test ([`WsFramer::echo`], after [`parse_echo_upgrade_request`]) takes both.
 //! - A message bigger than `max_message_size`, or in more frames than `max_ws_fragments`,
@@ -827,7 +827,7 @@ impl WsFramer {
     pub fn new(role: Role, serializer: Serializer, config: &TransportConfig) -> WsFramer {
         let data_opcode = match serializer {
             Serializer::Json => opcode::TEXT,
-            Serializer::MsgPack => opcode::BINARY,
+            Serializer::MsgPack | Serializer::Cbor => opcode::BINARY,
         };
         WsFramer::with_opcodes(role, data_opcode, false, config)
     }

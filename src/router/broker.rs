@@ -37,7 +37,7 @@ pub(crate) struct Subscription {
     subscribers: Vec<Subscriber>,
     positions: FastMap<SessionKey, usize>,
     /// This shard's subscribers per serializer (index: `Serializer::index`).
-    per_serializer: [u32; 2],
+    per_serializer: [u32; Serializer::COUNT],
 }
 
 impl Subscription {
@@ -99,7 +99,7 @@ impl Subscriptions {
             shards,
             subscribers: Vec::new(),
             positions: fast_map(),
-            per_serializer: [0; 2],
+            per_serializer: [0; Serializer::COUNT],
         });
         match matching {
             MatchPolicy::Exact => {

@@ -235,7 +235,7 @@ mod tests {
     #[test]
     fn a_large_payload_is_sent_from_the_received_frame_a_small_one_copied() {
         let mut outbox = Outbox::new();
-        for ser in [Serializer::Json, Serializer::MsgPack] {
+        for ser in Serializer::ALL {
             for (len, forwarded) in [(8, false), (FORWARD_MIN_SPAN, true)] {
                 let text = Value::Str("x".repeat(len).into());
                 let owned = wire::payload_from_args(ser, &[text], None).unwrap();

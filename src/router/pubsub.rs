@@ -304,7 +304,7 @@ fn payload_fits_subscribers(
     topic: &str,
     payload: &Payload<'_>,
 ) -> Result<(), String> {
-    let mut needed = [false; 2];
+    let mut needed = [false; Serializer::COUNT];
     let mut need = |subscription: &Subscription| {
         let remote = subscription.shards & !(1u64 << shard) != 0;
         for serializer in Serializer::ALL {
@@ -495,7 +495,8 @@ fn fan_out_to_many(
 ) -> Undeliverable {
     // Per serializer: the frame (not yet encoded, encoded, or not encodable because the
     // payload cannot be transcoded) and the sessions that get it.
-    let mut targets: [(Option<Result<Frame, ()>>, Recipients); 2] = Default::default();
+    let mut targets: [(Option<Result<Frame, ()>>, Recipients); Serializer::COUNT] =
+        Default::default();
     for (index, subscriber) in subscribers.iter().enumerate() {
         if !admit(subscriber) {
             continue;

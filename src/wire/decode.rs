@@ -1,12 +1,13 @@
 //! Frame -> [`Message`]: the positional layout of every message type (digest §2), written once
-//! over the [`Source`] trait that the JSON and MessagePack readers implement, so both
-//! serializers share the same rules and error texts.
+//! over the [`Source`] trait that the JSON, MessagePack and CBOR readers implement, so every
+//! serializer shares the same rules and error texts.
 //!
 //! Only the header is decoded; Arguments/ArgumentsKw are validated while skipped and kept as a
 //! [`Payload`] span of the frame.
 
 use std::borrow::Cow;
 
+use super::cbor::CborReader;
 use super::json::JsonReader;
 use super::message::{code::*, code_name, Message, Payload};
 use super::msgpack::MsgPackReader;
@@ -26,10 +27,67 @@ pub(crate) trait Source<'a> {
     fn dict(&mut self) -> Result<Dict<'a>, Fail>;
     /// Whether another element follows.
     fn has_more(&mut self) -> Result<bool, Fail>;
-    /// The remaining 0, 1 or 2 elements as a payload span.
-    fn payload(&mut self) -> Result<Payload<'a>, Fail>;
+    /// Moves to the next element (past a separator, counting it down).
+    fn next_element(&mut self) -> Result<(), Fail>;
+    /// What the element at the cursor is, without consuming it.
+    fn peek_element(&self) -> Element;
+    /// Skips the element at the cursor, validating it.
+    fn skip_element(&mut self) -> Result<(), Fail>;
+    /// The cursor's offset.
+    fn position(&self) -> usize;
+    /// The bytes from `start` to the cursor.
+    fn span(&self, start: usize) -> &'a [u8];
+    /// The serializer the reader reads.
+    const SERIALIZER: Serializer;
+
+    /// The remaining 0, 1 or 2 elements as a payload span: Arguments (a list, or one binary
+    /// element: a transparent payload), then ArgumentsKw (a dict).
+    #[inline(always)]
+    fn payload(&mut self) -> Result<Payload<'a>, Fail> {
+        if !self.has_more()? {
+            return Ok(Payload::empty(Self::SERIALIZER));
+        }
+        self.next_element()?;
+        let start = self.position();
+        let binary = match self.peek_element() {
+            Element::List => false,
+            // Transparent payload: binary, or (as some vectors show) any string.
+            Element::Binary => true,
+            _ => return Err(Fail::bad("Arguments must be a list or a binary payload")),
+        };
+        self.skip_element()?;
+        let mut count = 1;
+        if self.has_more()? {
+            if binary {
+                return Err(Fail::bad(
+                    "a binary (transparent) payload cannot be followed by ArgumentsKw",
+                ));
+            }
+            self.next_element()?;
+            if self.peek_element() != Element::Dict {
+                return Err(Fail::bad("ArgumentsKw must be a dict"));
+            }
+            self.skip_element()?;
+            count = 2;
+        }
+        Ok(Payload {
+            ser: Self::SERIALIZER,
+            count,
+            raw: self.span(start),
+        })
+    }
     /// Leaves the array; nothing may follow it.
     fn close(&mut self) -> Result<(), Fail>;
+}
+
+/// What a payload element is, as far as the payload rules care.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Element {
+    List,
+    /// Binary, or a string (JSON's binary is a string).
+    Binary,
+    Dict,
+    Other,
 }
 
 /// Decodes one frame. The message borrows from `frame`.
@@ -37,6 +95,7 @@ pub fn decode(ser: Serializer, frame: &[u8]) -> Result<Message<'_>, DecodeError>
     match ser {
         Serializer::Json => decode_from(JsonReader::new(frame)),
         Serializer::MsgPack => decode_from(MsgPackReader::new(frame)),
+        Serializer::Cbor => decode_from(CborReader::new(frame)),
     }
 }
 
@@ -358,44 +417,36 @@ impl<'a> Source<'a> for JsonReader<'a> {
     }
 
     #[inline(always)]
-    fn payload(&mut self) -> Result<Payload<'a>, Fail> {
-        if !self.has_more()? {
-            return Ok(Payload::empty(Serializer::Json));
-        }
-        self.next_element()?;
-        let start = self.pos;
-        let binary = match self.peek() {
-            Some(b'[') => {
-                self.skip_value(2)?;
-                false
-            }
-            // Transparent payload: "\u0000"+base64, or (as some vectors show) any string.
-            Some(b'"') => {
-                self.skip_str()?;
-                true
-            }
-            _ => return Err(Fail::bad("Arguments must be a list or a binary payload")),
-        };
-        let mut count = 1;
-        if self.has_more()? {
-            if binary {
-                return Err(Fail::bad(
-                    "a binary (transparent) payload cannot be followed by ArgumentsKw",
-                ));
-            }
-            self.next_element()?;
-            if self.peek() != Some(b'{') {
-                return Err(Fail::bad("ArgumentsKw must be a dict"));
-            }
-            self.skip_value(2)?;
-            count = 2;
-        }
-        Ok(Payload {
-            ser: Serializer::Json,
-            count,
-            raw: &self.buf[start..self.pos],
-        })
+    fn next_element(&mut self) -> Result<(), Fail> {
+        JsonReader::next_element(self)
     }
+
+    #[inline(always)]
+    fn peek_element(&self) -> Element {
+        match self.peek() {
+            Some(b'[') => Element::List,
+            Some(b'"') => Element::Binary,
+            Some(b'{') => Element::Dict,
+            _ => Element::Other,
+        }
+    }
+
+    #[inline(always)]
+    fn skip_element(&mut self) -> Result<(), Fail> {
+        self.skip_value(2)
+    }
+
+    #[inline(always)]
+    fn position(&self) -> usize {
+        self.pos
+    }
+
+    #[inline(always)]
+    fn span(&self, start: usize) -> &'a [u8] {
+        &self.buf[start..self.pos]
+    }
+
+    const SERIALIZER: Serializer = Serializer::Json;
 
     fn close(&mut self) -> Result<(), Fail> {
         self.skip_ws();
@@ -459,44 +510,156 @@ impl<'a> Source<'a> for MsgPackReader<'a> {
     }
 
     #[inline(always)]
-    fn payload(&mut self) -> Result<Payload<'a>, Fail> {
-        if self.remaining == 0 {
-            return Ok(Payload::empty(Serializer::MsgPack));
-        }
-        self.next_element()?;
-        let start = self.pos;
-        let binary = if self.peek_is_array() {
-            false
-        } else if self.peek_is_bin_or_str() {
-            true
-        } else {
-            return Err(Fail::bad("Arguments must be a list or a binary payload"));
-        };
-        self.skip_value(2)?;
-        let mut count = 1;
-        if self.remaining > 0 {
-            if binary {
-                return Err(Fail::bad(
-                    "a binary (transparent) payload cannot be followed by ArgumentsKw",
-                ));
-            }
-            self.next_element()?;
-            if !self.peek_is_map() {
-                return Err(Fail::bad("ArgumentsKw must be a dict"));
-            }
-            self.skip_value(2)?;
-            count = 2;
-        }
-        Ok(Payload {
-            ser: Serializer::MsgPack,
-            count,
-            raw: &self.buf[start..self.pos],
-        })
+    fn next_element(&mut self) -> Result<(), Fail> {
+        MsgPackReader::next_element(self)
     }
+
+    #[inline(always)]
+    fn peek_element(&self) -> Element {
+        if self.peek_is_array() {
+            Element::List
+        } else if self.peek_is_bin_or_str() {
+            Element::Binary
+        } else if self.peek_is_map() {
+            Element::Dict
+        } else {
+            Element::Other
+        }
+    }
+
+    #[inline(always)]
+    fn skip_element(&mut self) -> Result<(), Fail> {
+        self.skip_value(2)
+    }
+
+    #[inline(always)]
+    fn position(&self) -> usize {
+        self.pos
+    }
+
+    #[inline(always)]
+    fn span(&self, start: usize) -> &'a [u8] {
+        &self.buf[start..self.pos]
+    }
+
+    const SERIALIZER: Serializer = Serializer::MsgPack;
 
     fn close(&mut self) -> Result<(), Fail> {
         if self.remaining > 0 {
             return Err(Fail::bad("too many elements"));
+        }
+        if self.pos != self.buf.len() {
+            return Err(self.bad("trailing bytes after the message"));
+        }
+        Ok(())
+    }
+}
+
+/// CBOR major types the payload check needs.
+const CBOR_BYTES: u8 = 2;
+const CBOR_TEXT: u8 = 3;
+const CBOR_ARRAY: u8 = 4;
+const CBOR_MAP: u8 = 5;
+
+impl<'a> CborReader<'a> {
+    /// Moves to the next element of the message array (a definite one counts down; an
+    /// indefinite one has another element unless a break comes).
+    #[inline(always)]
+    fn next_element(&mut self) -> Result<(), Fail> {
+        match &mut self.remaining {
+            Some(0) => Err(Fail::Missing),
+            Some(n) => {
+                *n -= 1;
+                Ok(())
+            }
+            None => match self.peek() {
+                Some(0xff) => Err(Fail::Missing),
+                Some(_) => Ok(()),
+                None => Err(self.bad("unexpected end of input (missing break)")),
+            },
+        }
+    }
+}
+
+impl<'a> Source<'a> for CborReader<'a> {
+    fn open(&mut self) -> Result<(), Fail> {
+        self.remaining = match self.container_header(CBOR_ARRAY) {
+            Ok(n) => n,
+            Err(Fail::WrongType) => return Err(Fail::bad("a message must be a CBOR array")),
+            Err(other) => return Err(other),
+        };
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn uint(&mut self) -> Result<u64, Fail> {
+        self.next_element()?;
+        self.read_uint()
+    }
+
+    #[inline(always)]
+    fn string(&mut self) -> Result<Cow<'a, str>, Fail> {
+        self.next_element()?;
+        self.read_str()
+    }
+
+    #[inline(always)]
+    fn dict(&mut self) -> Result<Dict<'a>, Fail> {
+        self.next_element()?;
+        match self.container_header(CBOR_MAP)? {
+            Some(0) => Ok(Dict::new()),
+            len => self.map_body(len, 2, true),
+        }
+    }
+
+    fn has_more(&mut self) -> Result<bool, Fail> {
+        Ok(match self.remaining {
+            Some(n) => n > 0,
+            None => self.peek().is_some_and(|b| b != 0xff),
+        })
+    }
+
+    #[inline(always)]
+    fn next_element(&mut self) -> Result<(), Fail> {
+        CborReader::next_element(self)
+    }
+
+    #[inline(always)]
+    fn peek_element(&self) -> Element {
+        match self.peek_major() {
+            Some(CBOR_ARRAY) => Element::List,
+            Some(CBOR_BYTES | CBOR_TEXT) => Element::Binary,
+            Some(CBOR_MAP) => Element::Dict,
+            _ => Element::Other,
+        }
+    }
+
+    #[inline(always)]
+    fn skip_element(&mut self) -> Result<(), Fail> {
+        self.skip_value(2)
+    }
+
+    #[inline(always)]
+    fn position(&self) -> usize {
+        self.pos
+    }
+
+    #[inline(always)]
+    fn span(&self, start: usize) -> &'a [u8] {
+        &self.buf[start..self.pos]
+    }
+
+    const SERIALIZER: Serializer = Serializer::Cbor;
+
+    fn close(&mut self) -> Result<(), Fail> {
+        match self.remaining {
+            Some(0) => {}
+            Some(_) => return Err(Fail::bad("too many elements")),
+            None => match self.peek() {
+                Some(0xff) => self.pos += 1,
+                Some(_) => return Err(Fail::bad("too many elements")),
+                None => return Err(self.bad("unexpected end of input (missing break)")),
+            },
         }
         if self.pos != self.buf.len() {
             return Err(self.bad("trailing bytes after the message"));

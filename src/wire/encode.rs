@@ -1,13 +1,16 @@
 //! [`Message`] -> bytes, appended to a caller-owned buffer. The layout is written once over the
-//! [`Emit`] trait (JSON and MessagePack emitters). A payload in the target serializer is
-//! spliced in unchanged; one in the other serializer is transcoded once. Without transcoding
+//! [`Emit`] trait (JSON, MessagePack and CBOR emitters). A payload in the target serializer is
+//! spliced in unchanged; one in another serializer is transcoded once (its reader driving the
+//! target's value sink). Without transcoding
 //! nothing is allocated beyond the growth of `out`. [`encode_around_payload`] leaves a large
 //! same-serializer payload out altogether, so that it can be sent from where it was received
 //! (a [`super::Frame`] of parts) instead of being copied.
 
-use super::json::{self, write as js};
+use super::cbor::write as cb;
+use super::json::write as js;
 use super::message::{Message, Payload};
-use super::msgpack::{self, write as mp};
+use super::msgpack::write as mp;
+use super::sink::transcode_elements;
 use super::value::Dict;
 use super::EncodeError;
 use crate::serializer::Serializer;
@@ -50,6 +53,13 @@ fn encode_impl<const SPLICE: bool>(
         Serializer::MsgPack => encode_with(
             msg,
             &mut MsgPackEmit::<SPLICE> {
+                out,
+                splice: &mut splice,
+            },
+        ),
+        Serializer::Cbor => encode_with(
+            msg,
+            &mut CborEmit::<SPLICE> {
                 out,
                 splice: &mut splice,
             },
@@ -138,7 +148,7 @@ impl<const SPLICE: bool> Emit for JsonEmit<'_, SPLICE> {
                 }
                 Ok(())
             }
-            Serializer::MsgPack => msgpack::transcode_to_json(p.raw, p.count, self.out),
+            from => transcode_elements(p.raw, p.count, from, Serializer::Json, self.out),
         }
     }
 
@@ -193,7 +203,58 @@ impl<const SPLICE: bool> Emit for MsgPackEmit<'_, SPLICE> {
                 }
                 Ok(())
             }
-            Serializer::Json => json::transcode_to_msgpack(p.raw, p.count, self.out),
+            from => transcode_elements(p.raw, p.count, from, Serializer::MsgPack, self.out),
+        }
+    }
+
+    #[inline]
+    fn close(&mut self) {}
+}
+
+struct CborEmit<'o, const SPLICE: bool> {
+    out: &'o mut Vec<u8>,
+    splice: &'o mut Splice,
+}
+
+impl<const SPLICE: bool> Emit for CborEmit<'_, SPLICE> {
+    #[inline]
+    fn code(&mut self, code: u64, elements: usize) {
+        cb::array_len(self.out, elements as u32);
+        cb::uint(self.out, code);
+    }
+
+    #[inline]
+    fn uint(&mut self, v: u64) {
+        cb::uint(self.out, v);
+    }
+
+    #[inline]
+    fn str(&mut self, s: &str) {
+        cb::str(self.out, s);
+    }
+
+    #[inline]
+    fn dict(&mut self, d: &Dict<'_>) -> Result<(), EncodeError> {
+        if d.is_empty() {
+            self.out.push(cb::EMPTY_MAP);
+            return Ok(());
+        }
+        cb::dict(self.out, d)
+    }
+
+    #[inline]
+    fn payload(&mut self, p: &Payload<'_>) -> Result<(), EncodeError> {
+        if p.count == 0 {
+            return Ok(());
+        }
+        match p.ser {
+            Serializer::Cbor => {
+                if !(SPLICE && self.splice.defer(p.raw, self.out.len())) {
+                    self.out.extend_from_slice(p.raw);
+                }
+                Ok(())
+            }
+            from => transcode_elements(p.raw, p.count, from, Serializer::Cbor, self.out),
         }
     }
 

@@ -1,6 +1,6 @@
 //! JSON (RFC 8259) at the byte level: a zero-copy reader for message headers and values, a
-//! validating skipper for payload spans, a compact writer, and payload transcoding
-//! JSON -> MessagePack.
+//! validating skipper for payload spans, the reader that drives a [`Sink`] when a JSON payload
+//! is transcoded, and a compact writer.
 //!
 //! The reader trusts nothing: input may be invalid UTF-8 (RawSocket JSON frames get no prior
 //! check), so every string is validated, and bytes outside strings must be JSON grammar.
@@ -15,7 +15,7 @@ use std::borrow::Cow;
 
 use base64::Engine as _;
 
-use super::msgpack::write as mp;
+use super::sink::{JsonWriter, Sink};
 use super::value::{Dict, Value};
 use super::{check_large_dict, push_entry, EncodeError, Fail, BASE64, MAX_DEPTH};
 
@@ -562,11 +562,6 @@ impl<'a> JsonReader<'a> {
         }
     }
 
-    /// Skips a string at `pos` (validating it).
-    pub(crate) fn skip_str(&mut self) -> Result<(), Fail> {
-        self.scan_str().map(|_| ())
-    }
-
     /// Pass 1 of JSON -> MessagePack: validates a value and records, in pre-order, the
     /// element count of every container (MessagePack headers need it before the elements).
     fn count_containers(&mut self, depth: usize, counts: &mut Vec<u32>) -> Result<(), Fail> {
@@ -609,64 +604,86 @@ impl<'a> JsonReader<'a> {
         }
     }
 
-    /// Pass 2 of JSON -> MessagePack: emits a value, taking container sizes from `counts`.
-    fn emit_msgpack(
+    /// Pass 2 of transcoding: drives `sink` with one value, taking container sizes from
+    /// `counts` (pass 1 validated the text, so separators are only stepped over).
+    fn drive<S: Sink>(
         &mut self,
-        out: &mut Vec<u8>,
+        sink: &mut S,
         counts: &[u32],
         next: &mut usize,
-    ) -> Result<(), Fail> {
+    ) -> Result<(), EncodeError> {
+        let fail = |f: Fail| EncodeError::new(format!("payload: {}", f.describe()));
         let is_object = match self.peek() {
             Some(b'[') => false,
             Some(b'{') => true,
             Some(b'"') => {
-                match self.read_str_value()? {
-                    Value::Bin(bytes) => mp::bin(out, &bytes),
-                    Value::Str(text) => mp::str(out, &text),
-                    _ => return Err(self.bad("string expected")),
-                }
-                return Ok(());
+                return match self.read_str_value().map_err(fail)? {
+                    Value::Bin(bytes) => sink.bin(&bytes),
+                    Value::Str(text) => sink.str(&text),
+                    _ => Err(fail(self.bad("string expected"))),
+                };
             }
-            Some(b't') => return self.literal(b"true").map(|_| mp::bool(out, true)),
-            Some(b'f') => return self.literal(b"false").map(|_| mp::bool(out, false)),
-            Some(b'n') => return self.literal(b"null").map(|_| mp::nil(out)),
+            Some(b't') => {
+                return self
+                    .literal(b"true")
+                    .map_err(fail)
+                    .and_then(|()| sink.bool(true))
+            }
+            Some(b'f') => {
+                return self
+                    .literal(b"false")
+                    .map_err(fail)
+                    .and_then(|()| sink.bool(false))
+            }
+            Some(b'n') => {
+                return self
+                    .literal(b"null")
+                    .map_err(fail)
+                    .and_then(|()| sink.null())
+            }
             Some(b'-' | b'0'..=b'9') => {
-                match self.read_number()? {
-                    Number::UInt(u) => mp::uint(out, u),
-                    Number::Int(i) => mp::int(out, i),
-                    Number::Float(f) => mp::f64(out, f),
-                }
-                return Ok(());
+                return match self.read_number().map_err(fail)? {
+                    Number::UInt(u) => sink.uint(u),
+                    Number::Int(i) => sink.int(i),
+                    Number::Float(f) => sink.float(f),
+                };
             }
-            _ => return Err(self.bad("value expected")),
+            _ => return Err(fail(self.bad("value expected"))),
         };
         let count = *counts
             .get(*next)
-            .ok_or_else(|| self.bad("container count missing"))?;
+            .ok_or_else(|| fail(self.bad("container count missing")))?;
         *next += 1;
         if is_object {
-            mp::map_len(out, count);
+            sink.begin_dict(count)?;
         } else {
-            mp::array_len(out, count);
+            sink.begin_list(count)?;
         }
         self.pos += 1;
         for index in 0..count {
             self.skip_ws();
             if index > 0 {
-                self.expect(b',', "',' expected")?;
+                self.pos += 1; // the ',' checked in pass 1
                 self.skip_ws();
             }
             if is_object {
-                let key = self.read_str()?;
-                mp::str(out, &key);
+                let key = self.read_str().map_err(fail)?;
+                sink.key(index, &key)?;
                 self.skip_ws();
-                self.expect(b':', "':' expected")?;
+                self.pos += 1; // the ':' checked in pass 1
                 self.skip_ws();
+            } else {
+                sink.item(index);
             }
-            self.emit_msgpack(out, counts, next)?;
+            self.drive(sink, counts, next)?;
         }
         self.skip_ws();
         self.pos += 1; // the closing bracket, checked in pass 1
+        if is_object {
+            sink.end_dict();
+        } else {
+            sink.end_list();
+        }
         Ok(())
     }
 }
@@ -754,13 +771,13 @@ fn unescape(raw: &str) -> Result<String, &'static str> {
     Ok(out)
 }
 
-/// Transcodes `count` comma-separated JSON elements (a payload span) to concatenated
-/// MessagePack elements. Two passes over the text: one validates and counts container sizes,
-/// one emits; that keeps MessagePack headers minimal without building a value tree.
-pub(crate) fn transcode_to_msgpack(
+/// Drives `sink` with the `count` comma-separated JSON elements of a payload span. Two passes
+/// over the text: one validates and counts container sizes (binary serializers' headers need
+/// them first), one drives; no value tree is built.
+pub(crate) fn drive_payload<S: Sink>(
     raw: &[u8],
     count: u8,
-    out: &mut Vec<u8>,
+    sink: &mut S,
 ) -> Result<(), EncodeError> {
     let fail = |f: Fail| EncodeError::new(format!("payload: {}", f.describe()));
     let mut counts = Vec::new();
@@ -787,7 +804,8 @@ pub(crate) fn transcode_to_msgpack(
             reader.pos += 1; // the ',' checked in pass 1
             reader.skip_ws();
         }
-        reader.emit_msgpack(out, &counts, &mut next).map_err(fail)?;
+        sink.item(u32::from(index));
+        reader.drive(sink, &counts, &mut next)?;
     }
     Ok(())
 }
@@ -956,6 +974,64 @@ pub(crate) mod write {
         }
         out.push(b']');
         Ok(())
+    }
+}
+
+impl Sink for JsonWriter<'_> {
+    fn null(&mut self) -> Result<(), EncodeError> {
+        self.out.extend_from_slice(b"null");
+        Ok(())
+    }
+    fn bool(&mut self, b: bool) -> Result<(), EncodeError> {
+        self.out
+            .extend_from_slice(if b { &b"true"[..] } else { &b"false"[..] });
+        Ok(())
+    }
+    fn uint(&mut self, u: u64) -> Result<(), EncodeError> {
+        write::uint(self.out, u);
+        Ok(())
+    }
+    fn int(&mut self, i: i64) -> Result<(), EncodeError> {
+        write::int(self.out, i);
+        Ok(())
+    }
+    fn float(&mut self, f: f64) -> Result<(), EncodeError> {
+        write::f64(self.out, f)
+    }
+    fn str(&mut self, s: &str) -> Result<(), EncodeError> {
+        write::str_value(self.out, s)
+    }
+    fn bin(&mut self, b: &[u8]) -> Result<(), EncodeError> {
+        write::bin(self.out, b);
+        Ok(())
+    }
+    fn begin_list(&mut self, _len: u32) -> Result<(), EncodeError> {
+        self.out.push(b'[');
+        Ok(())
+    }
+    fn item(&mut self, index: u32) {
+        if index > 0 {
+            self.out.push(b',');
+        }
+    }
+    fn end_list(&mut self) {
+        self.out.push(b']');
+    }
+    fn begin_dict(&mut self, _len: u32) -> Result<(), EncodeError> {
+        self.out.push(b'{');
+        Ok(())
+    }
+    /// Keys are never binary in JSON, so one starting with NUL is written as it is.
+    fn key(&mut self, index: u32, key: &str) -> Result<(), EncodeError> {
+        if index > 0 {
+            self.out.push(b',');
+        }
+        write::str(self.out, key);
+        self.out.push(b':');
+        Ok(())
+    }
+    fn end_dict(&mut self) {
+        self.out.push(b'}');
     }
 }
 
@@ -1157,6 +1233,10 @@ mod tests {
         let mut out = Vec::new();
         write::dict(&mut out, &dict).unwrap();
         assert_eq!(out, br#"{"\u0000key":"v"}"#);
+    }
+
+    fn transcode_to_msgpack(raw: &[u8], count: u8, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        drive_payload(raw, count, &mut crate::wire::sink::MsgPackWriter { out })
     }
 
     #[test]

@@ -86,6 +86,8 @@ impl<'a> Payload<'a> {
         match (self.ser, self.raw.first()) {
             (Serializer::Json, Some(&first)) => first != b'[',
             (Serializer::MsgPack, Some(&first)) => !matches!(first, 0x90..=0x9f | 0xdc | 0xdd),
+            // Major type 4 is an array.
+            (Serializer::Cbor, Some(&first)) => first >> 5 != 4,
             (_, None) => false,
         }
     }

@@ -1,17 +1,19 @@
-//! wire: one WAMP message <-> bytes, in JSON and MessagePack; URI and id rules.
+//! wire: one WAMP message <-> bytes, in JSON, MessagePack and CBOR; URI and id rules.
 //!
 //! Decoding borrows from the received frame and keeps the application payload as a raw byte
 //! span ([`Payload`]); encoding writes into a caller-owned, reusable `Vec<u8>` and splices a
 //! payload span in unchanged when the serializers match, or transcodes it once when they differ.
 //! Nothing here does I/O or knows about sessions.
 //!
-//! Layout: `decode` (message layouts, shared by both serializers through the `Source` trait),
+//! Layout: `decode` (message layouts, shared by every serializer through the `Source` trait),
 //! `encode` (the inverse), `frame` (an encoded message as parts: head, forwarded payload span,
-//! tail), `json` and `msgpack` (byte-level readers and writers, payload
-//! transcoding), `options` (the table of spec-known Options/Details keys and their types),
+//! tail), `json`, `msgpack` and `cbor` (byte-level readers and writers), `sink` (the value
+//! sink every reader drives and every writer implements: payload transcoding between any two
+//! serializers), `options` (the table of spec-known Options/Details keys and their types),
 //! `payload` (building and inspecting payloads off the hot path), `uri` (URI rules), `utf8`
 //! (the UTF-8 check for text from the network).
 
+mod cbor;
 mod decode;
 mod encode;
 mod frame;
@@ -21,6 +23,7 @@ mod msgpack;
 pub mod options;
 mod payload;
 pub mod peek;
+mod sink;
 pub mod uri;
 mod utf8;
 pub mod value;

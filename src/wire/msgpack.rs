@@ -1,6 +1,7 @@
 //! MessagePack (spec v5: str and bin distinct) at the byte level: a bounds-checked zero-copy
-//! reader for message headers and values, a skipper for payload spans, a writer that always
-//! picks the smallest encoding, and payload transcoding MessagePack -> JSON.
+//! reader for message headers and values, a skipper for payload spans, the reader that drives a
+//! [`Sink`] when a MessagePack payload is transcoded, and a writer that always picks the
+//! smallest encoding.
 //!
 //! Hand-written (rather than `rmp`'s reader) so that every length is checked against the
 //! bytes actually present before anything is allocated, and so that skipping a payload costs
@@ -9,7 +10,7 @@
 
 use std::borrow::Cow;
 
-use super::json::write as js;
+use super::sink::{MsgPackWriter, Sink};
 use super::value::{Dict, Value};
 use super::{check_large_dict, push_entry, EncodeError, Fail, MAX_DEPTH};
 
@@ -431,99 +432,81 @@ impl<'a> MsgPackReader<'a> {
         self.peek().is_some_and(|m| matches!(kind(m), Kind::Map(_)))
     }
 
-    /// Emits one value as JSON (payload transcoding MessagePack -> JSON).
-    fn emit_json(&mut self, out: &mut Vec<u8>, depth: usize) -> Result<(), EncodeError> {
+    /// Drives `sink` with one value (payload transcoding MessagePack -> another serializer).
+    fn drive<S: Sink>(&mut self, sink: &mut S, depth: usize) -> Result<(), EncodeError> {
         let fail = |f: Fail| EncodeError::new(format!("payload: {}", f.describe()));
         let at = self.pos;
         let marker = self.byte().map_err(fail)?;
         let k = kind(marker);
         match k {
-            Kind::Nil => out.extend_from_slice(b"null"),
-            Kind::Bool(true) => out.extend_from_slice(b"true"),
-            Kind::Bool(false) => out.extend_from_slice(b"false"),
+            Kind::Nil => sink.null(),
+            Kind::Bool(b) => sink.bool(b),
             Kind::UInt(_) | Kind::Int(_) => match self.integer(marker, k).map_err(fail)? {
-                Integer::UInt(u) => js::uint(out, u),
-                Integer::Int(i) => js::int(out, i),
+                Integer::UInt(u) => sink.uint(u),
+                Integer::Int(i) => sink.int(i),
             },
-            Kind::F32 => js::f64(
-                out,
-                f64::from(f32::from_bits(self.be(4).map_err(fail)? as u32)),
-            )?,
-            Kind::F64 => js::f64(out, f64::from_bits(self.be(8).map_err(fail)?))?,
-            Kind::Str(n) => {
-                let text = self.str_body(marker, n).map_err(fail)?;
-                if text.starts_with('\0') {
-                    return Err(EncodeError::new(
-                        "payload: a MessagePack string starting with NUL cannot be represented in JSON (it would read as binary)",
-                    ));
-                }
-                js::str(out, text)
-            }
+            Kind::F32 => sink.float(f64::from(f32::from_bits(
+                self.be(4).map_err(fail)? as u32,
+            ))),
+            Kind::F64 => sink.float(f64::from_bits(self.be(8).map_err(fail)?)),
+            Kind::Str(n) => sink.str(self.str_body(marker, n).map_err(fail)?),
             Kind::Bin(n) => {
                 let len = self.length(marker, n, 0).map_err(fail)?;
-                js::bin(out, self.take(len).map_err(fail)?);
+                sink.bin(self.take(len).map_err(fail)?)
             }
             Kind::Array(n) => {
                 self.enter(depth).map_err(fail)?;
                 let len = self.length(marker, n, 0x0f).map_err(fail)?;
-                out.push(b'[');
+                let len = u32::try_from(len).map_err(|_| fail(self.bad("length too large")))?;
+                sink.begin_list(len)?;
                 for index in 0..len {
-                    if index > 0 {
-                        out.push(b',');
-                    }
-                    self.emit_json(out, depth + 1)?;
+                    sink.item(index);
+                    self.drive(sink, depth + 1)?;
                 }
-                out.push(b']');
+                sink.end_list();
+                Ok(())
             }
             Kind::Map(n) => {
                 self.enter(depth).map_err(fail)?;
                 let len = self.length(marker, n, 0x0f).map_err(fail)?;
-                out.push(b'{');
+                let len = u32::try_from(len).map_err(|_| fail(self.bad("length too large")))?;
+                sink.begin_dict(len)?;
                 for index in 0..len {
-                    if index > 0 {
-                        out.push(b',');
-                    }
                     match self.read_str() {
-                        Ok(key) => js::str(out, &key),
+                        Ok(key) => sink.key(index, &key)?,
                         Err(Fail::WrongType) => {
                             return Err(EncodeError::new(format!(
-                                "payload: MessagePack map key at byte {at}.. is not a string and cannot go to JSON"
+                                "payload: MessagePack map key at byte {at}.. is not a string and cannot be transcoded"
                             )))
                         }
                         Err(other) => return Err(fail(other)),
                     }
-                    out.push(b':');
-                    self.emit_json(out, depth + 1)?;
+                    self.drive(sink, depth + 1)?;
                 }
-                out.push(b'}');
+                sink.end_dict();
+                Ok(())
             }
             Kind::FixExt(_) | Kind::Ext(_) => match self.ext_body(marker, k).map_err(fail)? {
-                (0, [0]) => out.extend_from_slice(b"null"),
-                (ext_type, _) => {
-                    return Err(EncodeError::new(format!(
-                        "payload: MessagePack ext type {ext_type} cannot be represented in JSON"
-                    )))
-                }
+                (0, [0]) => sink.null(),
+                (ext_type, _) => Err(EncodeError::new(format!(
+                    "payload: MessagePack ext type {ext_type} cannot be transcoded to another serializer"
+                ))),
             },
-            Kind::Unused => return Err(fail(self.bad("reserved marker 0xc1"))),
+            Kind::Unused => Err(fail(self.bad("reserved marker 0xc1"))),
         }
-        Ok(())
     }
 }
 
-/// Transcodes `count` concatenated MessagePack elements (a payload span) to comma-separated
-/// JSON elements.
-pub(crate) fn transcode_to_json(
+/// Drives `sink` with the `count` concatenated MessagePack elements of a payload span.
+pub(crate) fn drive_payload<S: Sink>(
     raw: &[u8],
     count: u8,
-    out: &mut Vec<u8>,
+    sink: &mut S,
 ) -> Result<(), EncodeError> {
     let mut reader = MsgPackReader::new(raw);
     for index in 0..count {
-        if index > 0 {
-            out.push(b',');
-        }
-        reader.emit_json(out, 2)?;
+        sink.item(u32::from(index));
+        reader.drive(sink, 2)?;
     }
     if reader.pos != raw.len() {
         return Err(EncodeError::new(
@@ -672,6 +655,8 @@ pub(crate) mod write {
     }
 }
 
+super::sink::binary_sink!(MsgPackWriter, write);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -802,6 +787,10 @@ mod tests {
         assert!(read(&deep).is_err());
         let mut r = MsgPackReader::new(&deep);
         assert!(r.skip_value(1).is_err());
+    }
+
+    fn transcode_to_json(raw: &[u8], count: u8, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        drive_payload(raw, count, &mut crate::wire::sink::JsonWriter { out })
     }
 
     #[test]

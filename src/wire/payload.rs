@@ -4,22 +4,38 @@
 
 use bytes::Bytes;
 
-use super::json::{self, JsonReader};
+use super::cbor::CborReader;
+use super::json::JsonReader;
 use super::message::{OwnedPayload, Payload};
-use super::msgpack::{self, MsgPackReader};
+use super::msgpack::MsgPackReader;
+use super::sink::{self, CborWriter, JsonWriter, MsgPackWriter, Sink};
 use super::value::{Dict, Value};
 use super::{DecodeError, EncodeError, Fail};
 use crate::serializer::Serializer;
 
-/// Writes one value in `ser` to `out`. Fails only for floats JSON cannot carry (NaN, ±inf).
+/// Writes one value in `ser` to `out`. Fails only for what JSON cannot carry (NaN, ±inf, a
+/// string starting with NUL); `out` may then hold a partial write.
 pub fn encode_value(v: &Value<'_>, ser: Serializer, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     match ser {
-        Serializer::Json => json::write::value(out, v),
-        Serializer::MsgPack => {
-            msgpack::write::value(out, v);
-            Ok(())
-        }
+        Serializer::Json => sink::value_into(v, &mut JsonWriter { out }),
+        Serializer::MsgPack => sink::value_into(v, &mut MsgPackWriter { out }),
+        Serializer::Cbor => sink::value_into(v, &mut CborWriter { out }),
     }
+}
+
+/// Writes the elements of a payload: Arguments, then ArgumentsKw when there is one.
+fn args_into<S: Sink>(
+    sink: &mut S,
+    args: &[Value<'_>],
+    kwargs: Option<&Dict<'_>>,
+) -> Result<(), EncodeError> {
+    sink.item(0);
+    sink::list_into(args, sink)?;
+    if let Some(kwargs) = kwargs {
+        sink.item(1);
+        sink::dict_into(kwargs, sink)?;
+    }
+    Ok(())
 }
 
 /// Builds a payload from positional and keyword arguments. Empty trailing parts are omitted as
@@ -34,35 +50,29 @@ pub fn payload_from_args(
         return Ok(OwnedPayload::empty(ser));
     }
     let mut raw = Vec::new();
+    let out = &mut raw;
     match ser {
-        Serializer::Json => json::write::list(&mut raw, args)?,
-        Serializer::MsgPack => msgpack::write::list(&mut raw, args),
-    }
-    let mut count = 1;
-    if let Some(kwargs) = kwargs {
-        if ser == Serializer::Json {
-            raw.push(b',');
-        }
-        match ser {
-            Serializer::Json => json::write::dict(&mut raw, kwargs)?,
-            Serializer::MsgPack => msgpack::write::dict(&mut raw, kwargs),
-        }
-        count = 2;
+        Serializer::Json => args_into(&mut JsonWriter { out }, args, kwargs)?,
+        Serializer::MsgPack => args_into(&mut MsgPackWriter { out }, args, kwargs)?,
+        Serializer::Cbor => args_into(&mut CborWriter { out }, args, kwargs)?,
     }
     Ok(OwnedPayload {
         ser,
-        count,
+        count: if kwargs.is_some() { 2 } else { 1 },
         raw: Bytes::from(raw),
     })
 }
 
 /// Builds a transparent payload (payload pass-through / E2E encryption): one binary element.
 pub fn payload_from_binary(ser: Serializer, bytes: &[u8]) -> OwnedPayload {
-    let mut raw = Vec::with_capacity(bytes.len() + 8);
-    match ser {
-        Serializer::Json => json::write::bin(&mut raw, bytes),
-        Serializer::MsgPack => msgpack::write::bin(&mut raw, bytes),
-    }
+    let mut raw = Vec::with_capacity(bytes.len() * 4 / 3 + 12);
+    let out = &mut raw;
+    // Binary is representable in every serializer: these cannot fail.
+    let _infallible = match ser {
+        Serializer::Json => JsonWriter { out }.bin(bytes),
+        Serializer::MsgPack => MsgPackWriter { out }.bin(bytes),
+        Serializer::Cbor => CborWriter { out }.bin(bytes),
+    };
     OwnedPayload {
         ser,
         count: 1,
@@ -71,22 +81,21 @@ pub fn payload_from_binary(ser: Serializer, bytes: &[u8]) -> OwnedPayload {
 }
 
 /// Writes the payload's elements in `to` format: JSON elements separated by `,` (no leading
-/// comma), MessagePack elements concatenated. Same serializer: the raw bytes unchanged.
+/// comma), binary serializers' elements concatenated. Same serializer: the raw bytes unchanged.
+/// On error `out` is left as it was.
 pub fn transcode_payload(
     p: &Payload<'_>,
     to: Serializer,
     out: &mut Vec<u8>,
 ) -> Result<(), EncodeError> {
     let start = out.len();
-    let result = match (p.ser, to) {
-        _ if p.count == 0 => Ok(()),
-        (from, to) if from == to => {
-            out.extend_from_slice(p.raw);
-            Ok(())
-        }
-        (Serializer::Json, Serializer::MsgPack) => json::transcode_to_msgpack(p.raw, p.count, out),
-        (Serializer::MsgPack, Serializer::Json) => msgpack::transcode_to_json(p.raw, p.count, out),
-        _ => Ok(()),
+    let result = if p.count == 0 {
+        Ok(())
+    } else if p.ser == to {
+        out.extend_from_slice(p.raw);
+        Ok(())
+    } else {
+        sink::transcode_elements(p.raw, p.count, p.ser, to, out)
     };
     if result.is_err() {
         out.truncate(start);
@@ -128,6 +137,15 @@ fn payload_elements<'a>(p: &Payload<'a>) -> Result<Vec<Value<'a>>, DecodeError> 
         }
         Serializer::MsgPack => {
             let mut r = MsgPackReader::new(p.raw);
+            for _ in 0..p.count {
+                elements.push(r.read_value(2).map_err(payload_error)?);
+            }
+            if r.pos != p.raw.len() {
+                return Err(payload_error(r.bad("unexpected bytes after the payload")));
+            }
+        }
+        Serializer::Cbor => {
+            let mut r = CborReader::new(p.raw);
             for _ in 0..p.count {
                 elements.push(r.read_value(2).map_err(payload_error)?);
             }

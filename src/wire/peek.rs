@@ -10,6 +10,7 @@
 //!
 //! [`decode`]: crate::wire::decode
 
+use super::cbor::CborReader;
 use super::json::JsonReader;
 use super::msgpack::MsgPackReader;
 use crate::serializer::Serializer;
@@ -30,7 +31,7 @@ pub struct Head<'a> {
     /// The raw bytes of the dict that followed the ids (skipped, and checked to be
     /// well-formed); empty when there is none.
     pub dict: &'a [u8],
-    /// The elements after the dict, undecoded. MessagePack: those elements back to back.
+    /// The elements after the dict, undecoded. MessagePack and CBOR: those elements back to back.
     /// JSON: from the first of them to the end of the frame, the message's closing `]`
     /// included. Empty when the message ends after the dict (or has no dict).
     pub rest: &'a [u8],
@@ -60,11 +61,12 @@ impl Head<'_> {
         &self.ids[..self.id_count]
     }
 
-    /// Whether the dict is there and has no entries: `{}` (any spacing) or MessagePack 0x80.
+    /// Whether the dict is there and has no entries: `{}` (any spacing), MessagePack 0x80 or
+    /// CBOR 0xa0.
     /// Lets a receiver skip looking into Details it does not use, e.g. RESULT's `progress`.
     pub fn dict_is_empty(&self) -> bool {
         match self.dict {
-            [0x80] => true,
+            [0x80] | [0xa0] => true,
             [b'{', inner @ .., b'}'] => inner
                 .iter()
                 .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')),
@@ -91,6 +93,20 @@ pub fn leading_decimal(bytes: &[u8]) -> Option<(u64, usize)> {
 #[inline]
 pub fn peek_code(ser: Serializer, frame: &[u8]) -> Option<u8> {
     match ser {
+        Serializer::Cbor => {
+            // An array head (definite up to 2^16 elements, or indefinite), then the code.
+            let at = match *frame.first()? {
+                0x80..=0x97 | 0x9f => 1,
+                0x98 => 2,
+                0x99 => 3,
+                _ => return None,
+            };
+            match *frame.get(at)? {
+                code @ 0x00..=0x17 => Some(code),
+                0x18 => frame.get(at + 1).copied(),
+                _ => None,
+            }
+        }
         Serializer::MsgPack => {
             let at = match *frame.first()? {
                 0x90..=0x9f => 1,
@@ -158,6 +174,19 @@ pub fn error_uri(ser: Serializer, frame: &[u8]) -> Option<(u64, &[u8])> {
             };
             rest.get(at..at + len)?
         }
+        Serializer::Cbor => {
+            // A definite text string (major type 3) of up to 2^16 bytes.
+            let (len, at) = match *rest.first()? {
+                b @ 0x60..=0x77 => (usize::from(b & 0x1f), 1),
+                0x78 => (usize::from(*rest.get(1)?), 2),
+                0x79 => (
+                    usize::from(u16::from_be_bytes([*rest.get(1)?, *rest.get(2)?])),
+                    3,
+                ),
+                _ => return None,
+            };
+            rest.get(at..at + len)?
+        }
     };
     Some((request_type, uri))
 }
@@ -169,7 +198,41 @@ pub fn peek(ser: Serializer, frame: &[u8]) -> Option<Head<'_>> {
     match ser {
         Serializer::Json => peek_json(frame),
         Serializer::MsgPack => peek_msgpack(frame),
+        Serializer::Cbor => peek_cbor(frame),
     }
+}
+
+/// CBOR: a definite-length message array only (an indefinite one is decoded in full).
+fn peek_cbor(frame: &[u8]) -> Option<Head<'_>> {
+    let mut reader = CborReader::new(frame);
+    let elements = reader.container_header(4).ok()??;
+    let mut remaining = elements.checked_sub(1)?;
+    let code = reader.read_uint().ok()?;
+    let mut head = Head::new(code);
+    while remaining > 0 {
+        match reader.peek_major()? {
+            0 if head.id_count < MAX_IDS => {
+                head.ids[head.id_count] = reader.read_uint().ok()?;
+                head.id_count += 1;
+                remaining -= 1;
+            }
+            5 => {
+                let start = reader.pos;
+                reader.skip_value(2).ok()?;
+                head.dict = &frame[start..reader.pos];
+                remaining -= 1;
+                break;
+            }
+            _ => return None,
+        }
+    }
+    if head.has_dict() {
+        head.rest = &frame[reader.pos..];
+        head.rest_elements = remaining;
+    } else if reader.pos != frame.len() {
+        return None;
+    }
+    Some(head)
 }
 
 #[inline]
@@ -317,6 +380,9 @@ mod tests {
             Serializer::MsgPack => vec![
                 0x93, 0x01, 0xa3, b't', b'w', b'o', 0x80, 0x81, 0xa1, b'k', 0xc0,
             ],
+            Serializer::Cbor => vec![
+                0x83, 0x01, 0x63, b't', b'w', b'o', 0xa0, 0xa1, 0x61, b'k', 0xf6,
+            ],
         }
     }
 
@@ -440,6 +506,16 @@ mod tests {
                                 50,
                                 1,
                                 0x80,
+                            ]);
+                            again.extend_from_slice(head.rest);
+                        }
+                        Serializer::Cbor => {
+                            again.extend_from_slice(&[
+                                0x80 | (3 + head.rest_elements as u8),
+                                0x18,
+                                50,
+                                1,
+                                0xa0,
                             ]);
                             again.extend_from_slice(head.rest);
                         }

@@ -41,12 +41,14 @@ pub const REALM: &str = "realm1";
 /// `max_message_size` of both test listeners.
 pub const MAX_MESSAGE_SIZE: usize = 65536;
 
-/// The four transport x serializer combinations.
-pub const COMBOS: [(TransportKind, Serializer); 4] = [
+/// The six transport x serializer combinations.
+pub const COMBOS: [(TransportKind, Serializer); 6] = [
     (TransportKind::WebSocket, Serializer::Json),
     (TransportKind::WebSocket, Serializer::MsgPack),
+    (TransportKind::WebSocket, Serializer::Cbor),
     (TransportKind::RawSocket, Serializer::Json),
     (TransportKind::RawSocket, Serializer::MsgPack),
+    (TransportKind::RawSocket, Serializer::Cbor),
 ];
 
 // ------------------------------------------------------------------------------------------
@@ -81,7 +83,7 @@ pub fn payload_values(p: &Payload<'_>) -> (Vec<Value<'static>>, Option<Dict<'sta
     )
 }
 
-/// Text for panic messages: JSON as text, MessagePack as hex.
+/// Text for panic messages: JSON as text, MessagePack and CBOR as hex.
 pub fn show(ser: Serializer, raw: &[u8]) -> String {
     const LIMIT: usize = 400;
     let cut = &raw[..raw.len().min(LIMIT)];
@@ -93,6 +95,7 @@ pub fn show(ser: Serializer, raw: &[u8]) -> String {
     match ser {
         Serializer::Json => format!("{}{more}", String::from_utf8_lossy(cut)),
         Serializer::MsgPack => format!("msgpack {}{more}", hex::encode(cut)),
+        Serializer::Cbor => format!("cbor {}{more}", hex::encode(cut)),
     }
 }
 
@@ -295,13 +298,13 @@ impl RouterProcess {
 kind = "websocket"
 bind = "127.0.0.1:{ws_port}"
 path = "/ws"
-serializers = ["json", "msgpack"]
+serializers = ["json", "msgpack", "cbor"]
 max_message_size = {MAX_MESSAGE_SIZE}
 
 [[listener]]
 kind = "rawsocket"
 bind = "127.0.0.1:{raw_port}"
-serializers = ["json", "msgpack"]
+serializers = ["json", "msgpack", "cbor"]
 max_message_size = {MAX_MESSAGE_SIZE}
 
 [[realm]]
