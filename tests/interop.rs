@@ -85,7 +85,7 @@ bind = "{admin}"
 kind = "websocket"
 bind = "{ws}"
 path = "/ws"
-serializers = ["json", "msgpack"]
+serializers = ["json", "msgpack", "cbor"]
 authmethods = {AUTHMETHODS}
 
 [[listener]]
@@ -1252,6 +1252,13 @@ interop_test!(
     WebSocket,
     "json.batched",
     ["--cores", "2", "--placement", "round-robin"]
+);
+interop_test!(
+    python_ws_cbor_batched,
+    Python,
+    WebSocket,
+    "cbor.batched",
+    ["--cores", "1"]
 );
 interop_test!(
     python_ws_msgpack_batched_cores2,

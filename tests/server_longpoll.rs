@@ -112,6 +112,8 @@ impl Lp {
         let protocol = field("protocol");
         let ser = if protocol.starts_with("wamp.2.json") {
             Serializer::Json
+        } else if protocol.starts_with("wamp.2.cbor") {
+            Serializer::Cbor
         } else {
             Serializer::MsgPack
         };
@@ -170,7 +172,7 @@ fn scenario(router: &RouterProcess) {
     let port = router.ws_port;
 
     // open + HELLO/WELCOME.
-    let (lp, protocol) = Lp::open(port, "\"wamp.2.cbor\", \"wamp.2.json\"");
+    let (lp, protocol) = Lp::open(port, "\"wamp.2.ubjson\", \"wamp.2.json\"");
     assert_eq!(protocol, "wamp.2.json");
     assert_eq!(lp.id.len(), 34);
     lp.send(&TestClient::hello_msg(REALM));
@@ -319,6 +321,21 @@ fn scenario(router: &RouterProcess) {
     let welcome = packed.expect_message();
     assert_eq!(&welcome[..2], &[0x93, 2], "a MsgPack WELCOME: {welcome:?}");
     assert_eq!(packed.close().status, 204);
+
+    // CBOR batched: length prefixes, as for MsgPack.
+    let (cbor, protocol) = Lp::open(port, "\"wamp.2.cbor.batched\"");
+    assert_eq!(protocol, "wamp.2.cbor.batched");
+    let hello = encode(&TestClient::hello_msg(REALM), Serializer::Cbor);
+    let mut body = (hello.len() as u32).to_be_bytes().to_vec();
+    body.extend_from_slice(&hello);
+    assert_eq!(post(port, &cbor.path("send"), &body).status, 204);
+    let welcome = cbor.expect_message();
+    assert_eq!(
+        &welcome[4..6],
+        &[0x83, 2],
+        "a CBOR WELCOME in a batch: {welcome:?}"
+    );
+    assert_eq!(cbor.close().status, 204);
 
     // A batched protocol: MsgPack bodies with length prefixes.
     let (batched, protocol) = Lp::open(port, "\"wamp.2.msgpack.batched\"");

@@ -304,6 +304,9 @@ def make_serializer(name):
             return JsonSerializer(batched=True)
         if base == "msgpack":
             return MsgPackSerializer(batched=True)
+        if base == "cbor":
+            from autobahn.wamp.serializer import CBORSerializer
+            return CBORSerializer(batched=True)
     if name == "json":
         return JsonSerializer()
     if name == "msgpack":
@@ -2534,7 +2537,7 @@ async def shutdown(args):
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--url", required=True)
-    p.add_argument("--serializer", choices=["json", "msgpack", "json.batched", "msgpack.batched"], default="json")
+    p.add_argument("--serializer", choices=["json", "msgpack", "json.batched", "msgpack.batched", "cbor.batched"], default="json")
     p.add_argument("--realm", default="realm1")
     p.add_argument("--subscription-limit", type=int, default=0,
                    help="the router's limits.max_subscriptions_per_session, to test it (0: skip)")
