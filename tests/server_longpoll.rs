@@ -448,3 +448,100 @@ fn longpoll_shutdown_says_goodbye() {
 fn longpoll_shutdown_says_goodbye_two_shards() {
     shutdown_scenario(&["--cores", "2", "--placement", "round-robin"]);
 }
+
+/// One request on a kept-alive connection; reads exactly its answer (Content-Length, or none
+/// for 204).
+fn keep_alive_request(stream: &mut TcpStream, path: &str, body: &[u8]) -> Answer {
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://app.example\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    while !raw.ends_with(b"\r\n\r\n") {
+        stream
+            .read_exact(&mut byte)
+            .unwrap_or_else(|e| panic!("{path}: reading the head: {e} after {raw:?}"));
+        raw.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&raw).into_owned();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    let mut body = vec![0u8; len];
+    stream.read_exact(&mut body).unwrap();
+    Answer { status, head, body }
+}
+
+/// Browsers keep the connection: HELLO, WELCOME, GOODBYE and close on ONE connection, each
+/// answer with the CORS headers, after `open` on another one. At 2 shards (round-robin) the two
+/// connections land on different shards: the first request on the second is handed, with its
+/// socket, to the transport's shard, which then serves the rest of that connection.
+fn keep_alive_scenario(args: &[&str]) {
+    let router = start(args);
+    let port = router.ws_port;
+    let connect = || {
+        let stream = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(15)))
+            .unwrap();
+        stream
+    };
+    for _ in 0..2 {
+        let mut first = connect();
+        let open = keep_alive_request(
+            &mut first,
+            "/ws/open",
+            b"{\"protocols\": [\"wamp.2.json\"]}",
+        );
+        assert_eq!(open.status, 200, "{open:?}");
+        assert!(open
+            .head
+            .contains("Access-Control-Allow-Origin: http://app.example\r\n"));
+        let text = String::from_utf8(open.body).unwrap();
+        let id = text
+            .split("\"transport\":\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        let mut stream = connect();
+        let hello = encode(&TestClient::hello_msg(REALM), Serializer::Json);
+        let sent = keep_alive_request(&mut stream, &format!("/ws/{id}/send"), &hello);
+        assert_eq!(sent.status, 204, "{sent:?}");
+        let welcome = keep_alive_request(&mut stream, &format!("/ws/{id}/receive"), b"");
+        assert_eq!(welcome.status, 200, "{welcome:?}");
+        assert_eq!(json_code(&welcome.body), 2);
+        assert!(welcome
+            .head
+            .contains("Access-Control-Allow-Credentials: true\r\n"));
+        let goodbye = br#"[6,{},"wamp.close.close_realm"]"#;
+        let sent = keep_alive_request(&mut stream, &format!("/ws/{id}/send"), goodbye);
+        assert_eq!(sent.status, 204);
+        let reply = keep_alive_request(&mut stream, &format!("/ws/{id}/receive"), b"");
+        assert_eq!(json_code(&reply.body), 6, "GOODBYE answered: {reply:?}");
+        let closed = keep_alive_request(&mut stream, &format!("/ws/{id}/close"), b"");
+        assert_eq!(closed.status, 204);
+        // The first connection is still served too.
+        let gone = keep_alive_request(&mut first, &format!("/ws/{id}/receive"), b"");
+        assert_eq!(gone.status, 404);
+    }
+    if args.contains(&"round-robin") {
+        assert!(router.log().contains(HANDED_LINE), "{}", router.log());
+    }
+}
+
+#[test]
+fn longpoll_keep_alive() {
+    keep_alive_scenario(&["--cores", "1"]);
+}
+
+#[test]
+fn longpoll_keep_alive_two_shards() {
+    keep_alive_scenario(&["--cores", "2", "--placement", "round-robin"]);
+}
