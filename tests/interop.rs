@@ -1478,3 +1478,96 @@ fn mixed_serializers_ws_rs_two_cores() {
         &["--cores", "2", "--placement", "round-robin"],
     );
 }
+
+// Batched WebSocket subprotocols (wamp.2.json.batched, wamp.2.msgpack.batched) with
+// Autobahn|Python (Autobahn|JS has no batched serializer), on one and two shards.
+interop_test!(
+    python_ws_json_batched,
+    Python,
+    WebSocket,
+    "json.batched",
+    ["--cores", "1"]
+);
+interop_test!(
+    python_ws_msgpack_batched,
+    Python,
+    WebSocket,
+    "msgpack.batched",
+    ["--cores", "1"]
+);
+interop_test!(
+    python_ws_json_batched_cores2,
+    Python,
+    WebSocket,
+    "json.batched",
+    ["--cores", "2", "--placement", "round-robin"]
+);
+interop_test!(
+    python_ws_cbor_batched,
+    Python,
+    WebSocket,
+    "cbor.batched",
+    ["--cores", "1"]
+);
+interop_test!(
+    python_ws_msgpack_batched_cores2,
+    Python,
+    WebSocket,
+    "msgpack.batched",
+    ["--cores", "2"]
+);
+
+// ------------------------------------------------------------------------------------------
+// HTTP long-poll with Autobahn|JS (tests/interop/longpoll.js; why a script of its own: there)
+// ------------------------------------------------------------------------------------------
+
+/// Starts a router with `router_args` and runs `longpoll.js` against its WebSocket listener's
+/// long-poll path (`http://…/ws`), with a WebSocket session beside the long-poll ones.
+fn run_longpoll_js(router_args: &[&str]) {
+    setup_clients();
+    let mut router = Router::start(router_args);
+    let tmp = TempDir::new("longpoll");
+    let log = tmp.path().join("client.log");
+    let mut cmd = Command::new("node");
+    cmd.current_dir(interop_dir())
+        .arg(interop_dir().join("longpoll.js"))
+        .args([
+            "--url",
+            &format!("http://{}/ws", router.ws),
+            "--ws-url",
+            &router.url(Transport::WebSocket),
+            "--realm",
+            REALM,
+        ]);
+    let (status, output) = run_bounded(&mut cmd, &log, CLIENT_TIMEOUT);
+    let router_died = router.exit_status();
+    let what = format!("Autobahn|JS long-poll, router args {router_args:?}");
+    let passed = matches!(status, Some(s) if s.success())
+        && output.lines().any(|l| l == "PASS")
+        && router_died.is_none();
+    if passed {
+        eprintln!("{what}: passed\n{output}");
+        return;
+    }
+    panic!(
+        "interop failure: {what}: status {status:?}, router {router_died:?}\n\
+         ---- client output ----\n{output}\n\
+         ---- router log (tail) ----\n{}\n-----------------------",
+        router.log_text()
+    );
+}
+
+#[test]
+fn js_longpoll_json() {
+    run_longpoll_js(&["--cores", "1"]);
+}
+
+#[test]
+fn js_longpoll_json_cores2_round_robin() {
+    run_longpoll_js(&["--cores", "2", "--placement", "round-robin"]);
+}
+
+#[test]
+fn js_longpoll_json_cores2_kernel() {
+    run_longpoll_js(&["--cores", "2"]);
+}

@@ -227,6 +227,12 @@ pub struct LimitsConfig {
     /// handshake; whatever has not finished by then is dropped. The first half is left to the
     /// clients to close (they answer GOODBYE by closing), the second to the router's own close.
     pub shutdown_grace_ms: u64,
+    /// HTTP long-poll: how long a `receive` request is held without a message before it is
+    /// answered 204 (the client then polls again).
+    pub longpoll_poll_timeout_ms: u64,
+    /// HTTP long-poll: a transport with no request for this long (and none held) is closed
+    /// and its session ended, as if its connection dropped.
+    pub longpoll_session_timeout_ms: u64,
 }
 
 /// How log lines are written to stderr (`log_format`, `--log-format`).
@@ -494,6 +500,8 @@ struct RawLimits {
     slow_consumer: RawSlowConsumer,
     /// Default: a quarter of `max_outbound_bytes`.
     outbound_soft_bytes: Option<usize>,
+    longpoll_poll_timeout_ms: u64,
+    longpoll_session_timeout_ms: u64,
 }
 
 impl Default for RawLimits {
@@ -514,6 +522,9 @@ impl Default for RawLimits {
             max_retained_bytes_per_realm: 16 * 1024 * 1024,
             slow_consumer: RawSlowConsumer::Disconnect,
             outbound_soft_bytes: None,
+            // Crossbar's defaults; Autobahn|JS's request timeout (12 s) is above the first.
+            longpoll_poll_timeout_ms: 10_000,
+            longpoll_session_timeout_ms: 30_000,
         }
     }
 }
@@ -764,6 +775,18 @@ impl RawConfig {
                 self.limits.shutdown_grace_ms,
                 bounds::MIN_SHUTDOWN_GRACE_MS,
                 bounds::MAX_SHUTDOWN_GRACE_MS,
+            )?,
+            longpoll_poll_timeout_ms: check_range(
+                "limits.longpoll_poll_timeout_ms",
+                self.limits.longpoll_poll_timeout_ms,
+                100,
+                600_000,
+            )?,
+            longpoll_session_timeout_ms: check_range(
+                "limits.longpoll_session_timeout_ms",
+                self.limits.longpoll_session_timeout_ms,
+                100,
+                3_600_000,
             )?,
         };
         let max_pending_calls = check_range(

@@ -315,6 +315,16 @@ fn describe_changes(running: &Config, new: &Config) -> Vec<String> {
         running.limits.max_connections_per_shard.to_string(),
         new.limits.max_connections_per_shard.to_string(),
     );
+    compare(
+        "limits.longpoll_poll_timeout_ms",
+        running.limits.longpoll_poll_timeout_ms.to_string(),
+        new.limits.longpoll_poll_timeout_ms.to_string(),
+    );
+    compare(
+        "limits.longpoll_session_timeout_ms",
+        running.limits.longpoll_session_timeout_ms.to_string(),
+        new.limits.longpoll_session_timeout_ms.to_string(),
+    );
     let router_fields: [RouterField; 13] = [
         ("limits.hello_timeout_ms", |c| {
             c.hello_timeout_ms.to_string()

@@ -6,6 +6,8 @@ use std::ops::ControlFlow;
 
 use bytes::{Buf, Bytes, BytesMut};
 
+use crate::net::batched;
+use crate::net::longpoll::{self, LpParse, LpRequest};
 use crate::net::rawsocket::{self, HandshakeRefusal, RawEvent, RawFramer, RawInPlace};
 use crate::net::websocket::{self, close_code, Role, UpgradeOutcome, WsEvent, WsFramer, WsInPlace};
 use crate::serializer::Serializer;
@@ -109,6 +111,10 @@ pub const CONTROL_SLACK_BYTES: usize = 64 * 1024;
 enum Framer {
     Ws(WsFramer),
     Raw(RawFramer),
+    /// The virtual connection of one HTTP long-poll transport: input and output hold WAMP
+    /// messages each behind a 4-byte big-endian length (internal framing; the HTTP bodies are
+    /// made from it by [`ServerConn::take_longpoll_body`]).
+    LongPoll,
 }
 
 enum Phase {
@@ -118,6 +124,8 @@ enum Phase {
     },
     /// Server RawSocket: waiting for the 4-octet handshake.
     ServerRawHandshake,
+    /// Server WebSocket listener: a long-poll request was handed out and is not answered yet.
+    HttpAwaitingAnswer,
     /// Client WebSocket: request sent, waiting for the 101.
     ClientWsUpgrade {
         key: String,
@@ -141,6 +149,19 @@ struct Core {
     /// Client side: the serializer asked for.
     wanted: Option<Serializer>,
     serializer: Option<Serializer>,
+    /// Batched subprotocol: every message in and out is in batch framing of this serializer
+    /// (`batched.rs`).
+    batched: Option<Serializer>,
+    /// What is left of the last received batch, already checked; messages are sliced off it.
+    batch: Bytes,
+    /// The JSON batch separator the peer uses, answered with (see `batched.rs`).
+    json_separator: u8,
+    /// Long-poll virtual connection: `Some(batched)` (the batch framing's serializer when the
+    /// protocol is a batched one). Kept past the close, so the last messages can be taken.
+    longpoll: Option<Option<Serializer>>,
+    /// Server WebSocket listener: an HTTP long-poll request under the WebSocket path, parsed
+    /// and not yet taken by the runtime ([`ServerConn::take_http_request`]).
+    http_request: Option<LpRequest>,
     messages_received: u64,
     messages_sent: u64,
 }
@@ -155,6 +176,11 @@ impl Core {
             config: config.clone(),
             wanted: None,
             serializer: None,
+            batched: None,
+            batch: Bytes::new(),
+            json_separator: batched::JSON_SEPARATOR,
+            longpoll: None,
+            http_request: None,
             messages_received: 0,
             messages_sent: 0,
         }
@@ -185,6 +211,7 @@ impl Core {
             Phase::Open(_) => self.poll_open(),
             Phase::ServerWsUpgrade { .. } => self.poll_server_ws_upgrade(),
             Phase::ServerRawHandshake => self.poll_server_raw_handshake(),
+            Phase::HttpAwaitingAnswer => self.poll_http_awaiting_answer(),
             Phase::ClientWsUpgrade { .. } => self.poll_client_ws_upgrade(),
             Phase::ClientRawHandshake => self.poll_client_raw_handshake(),
         }
@@ -225,7 +252,7 @@ impl Core {
             // one from the buffer: one `advance` for the whole run.
             let mut run = 0;
             let mut stop = false;
-            if let Phase::Open(Framer::Ws(ws)) = &self.phase {
+            if let (Phase::Open(Framer::Ws(ws)), None) = (&self.phase, self.batched) {
                 while let Some(WsInPlace::Message { skip, len }) =
                     ws.small_server_message(&self.input[run..])
                 {
@@ -262,11 +289,74 @@ impl Core {
                 )
                 .map(Found::Closed);
         }
+        if let Some(serializer) = self.batched {
+            return self.next_batched_message(serializer);
+        }
+        self.next_framed_message()
+    }
+
+    /// Batched subprotocol: the next message of the current batch, or of the next WebSocket
+    /// message once it is used up. A new batch is checked whole before any of it is handed out
+    /// (a bad batch is refused as a whole: 1007, or 1009 for a message over the size bound).
+    fn next_batched_message(&mut self, serializer: Serializer) -> Option<Found> {
+        if let Some(message) = batched::take_next(serializer, self.json_separator, &mut self.batch)
+        {
+            self.messages_received += 1;
+            return Some(Found::Owned(message));
+        }
+        let batch = match self.next_framed_message()? {
+            Found::InPlace { skip, len } => {
+                self.input.advance(skip);
+                self.input.split_to(len).freeze()
+            }
+            Found::Owned(batch) => batch,
+            closed @ Found::Closed(_) => return Some(closed),
+        };
+        // next_framed_message counted the WebSocket message; the batch's messages count.
+        self.messages_received -= 1;
+        if serializer == Serializer::Json {
+            if let Some(separator) = batched::json_separator_of(&batch) {
+                self.json_separator = separator;
+            }
+        }
+        if let Err(error) = batched::check(
+            serializer,
+            self.json_separator,
+            &batch,
+            self.config.max_message_size,
+        ) {
+            let code = match error {
+                batched::BatchError::TooLarge => close_code::MESSAGE_TOO_BIG,
+                _ => close_code::INVALID_PAYLOAD,
+            };
+            if let Phase::Open(Framer::Ws(ws)) = &mut self.phase {
+                ws.close(code, error.reason(), &mut self.output);
+            }
+            return self
+                .finish(format!("bad batch: {}", error.reason()))
+                .map(Found::Closed);
+        }
+        self.batch = batch;
+        let message = batched::take_next(serializer, self.json_separator, &mut self.batch)?;
+        self.messages_received += 1;
+        Some(Found::Owned(message))
+    }
+
+    /// The next complete transport message (for a batched subprotocol, a whole batch).
+    fn next_framed_message(&mut self) -> Option<Found> {
         let max_outbound = self.config.max_outbound_bytes;
         let Phase::Open(framer) = &mut self.phase else {
             return None;
         };
         let found = match framer {
+            Framer::LongPoll => {
+                let prefix = self.input.get(..4)?;
+                let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
+                Found::InPlace {
+                    skip: 4,
+                    len: len as usize,
+                }
+            }
             Framer::Ws(ws) => match ws.decode_in_place(&mut self.input, &mut self.output)? {
                 WsInPlace::Message { skip, len } => Found::InPlace { skip, len },
                 WsInPlace::Event(WsEvent::Message(message)) => Found::Owned(message),
@@ -315,6 +405,48 @@ impl Core {
             *scanned = self.input.len();
             return None;
         }
+        match longpoll::read_request(&self.input, &self.config) {
+            LpParse::NotLongPoll => {}
+            LpParse::Partial => return None,
+            LpParse::Request {
+                action,
+                origin,
+                keep_alive,
+                head_len,
+                len,
+            } => {
+                let raw = self.input.split_to(len).freeze();
+                let body = raw.slice(head_len..);
+                self.phase = Phase::HttpAwaitingAnswer;
+                self.http_request = Some(LpRequest {
+                    action,
+                    origin,
+                    keep_alive,
+                    body,
+                    raw,
+                });
+                return None;
+            }
+            LpParse::Reply {
+                status,
+                response,
+                keep_alive,
+            } => {
+                self.output.extend_from_slice(&response);
+                if keep_alive {
+                    // Only an OPTIONS preflight is answered and kept: it has no body.
+                    let consumed =
+                        websocket::find_headers_end(&self.input, 0).unwrap_or(self.input.len());
+                    self.input.advance(consumed);
+                    if let Phase::ServerWsUpgrade { scanned } = &mut self.phase {
+                        *scanned = 0;
+                    }
+                    return self.poll_server_ws_upgrade();
+                }
+                self.input.clear();
+                return self.finish(format!("long-poll request answered with {status}"));
+            }
+        }
         match websocket::parse_upgrade_request(&self.input, &self.config) {
             UpgradeOutcome::Partial => {
                 if let Phase::ServerWsUpgrade { scanned } = &mut self.phase {
@@ -324,11 +456,13 @@ impl Core {
             }
             UpgradeOutcome::Accept {
                 serializer,
+                batched,
                 consumed,
                 response,
             } => {
                 self.input.advance(consumed);
                 self.output.extend_from_slice(&response);
+                self.batched = batched.then_some(serializer);
                 let framer = WsFramer::new(Role::Server, serializer, &self.config);
                 self.open(serializer, Framer::Ws(framer))
             }
@@ -342,6 +476,19 @@ impl Core {
                 self.finish(format!("websocket upgrade refused with {status}: {reason}"))
             }
         }
+    }
+
+    /// While a long-poll request waits for its answer the socket is still read (to see the
+    /// client leave); what a client sends meanwhile (HTTP clients do not pipeline after a
+    /// POST, but nothing stops one) is bounded by one more request.
+    fn poll_http_awaiting_answer(&mut self) -> Option<ConnEvent> {
+        let bound = websocket::MAX_HANDSHAKE_LEN + self.config.max_message_size;
+        if self.input.len() <= bound {
+            return None;
+        }
+        self.input.clear();
+        self.http_request = None;
+        self.finish("HTTP client sent too much while its request was pending".to_string())
     }
 
     fn poll_server_raw_handshake(&mut self) -> Option<ConnEvent> {
@@ -423,10 +570,14 @@ impl Core {
     /// Largest message we may send now, and whether sending is allowed at all.
     fn send_limit(&self) -> Result<usize, SendError> {
         match &self.phase {
-            Phase::Open(Framer::Ws(ws)) if ws.is_open() => Ok(self.config.max_message_size),
+            Phase::Open(Framer::Ws(ws)) if ws.is_open() => Ok(self
+                .config
+                .max_message_size
+                .saturating_sub(self.batched.map_or(0, batched::overhead))),
             Phase::Open(Framer::Raw(raw)) => {
                 Ok(raw.peer_max_len().min(self.config.max_message_size))
             }
+            Phase::Open(Framer::LongPoll) => Ok(self.config.max_message_size),
             _ => Err(SendError::NotOpen),
         }
     }
@@ -434,7 +585,9 @@ impl Core {
     /// Bytes a message of `len` bytes takes once framed.
     fn framed_len(&self, len: usize) -> usize {
         match &self.phase {
-            Phase::Open(Framer::Ws(ws)) => ws.framed_len(len),
+            Phase::Open(Framer::Ws(ws)) => {
+                ws.framed_len(len + self.batched.map_or(0, batched::overhead))
+            }
             _ => rawsocket::HEADER_LEN + len,
         }
     }
@@ -455,8 +608,21 @@ impl Core {
             return Err(SendError::Overflow);
         }
         match &mut self.phase {
-            Phase::Open(Framer::Ws(ws)) => ws.encode_message(parts, &mut self.output),
+            Phase::Open(Framer::Ws(ws)) => match self.batched {
+                // A batch of one per WebSocket message: spec-compliant, and the turn's one
+                // write still carries every queued message.
+                Some(serializer) => {
+                    ws.encode_batched(serializer, self.json_separator, parts, &mut self.output)
+                }
+                None => ws.encode_message(parts, &mut self.output),
+            },
             Phase::Open(Framer::Raw(raw)) => raw.encode_message(parts, &mut self.output),
+            Phase::Open(Framer::LongPoll) => {
+                self.output.extend_from_slice(&(len as u32).to_be_bytes());
+                for part in parts {
+                    self.output.extend_from_slice(part);
+                }
+            }
             _ => return Err(SendError::NotOpen),
         }
         self.messages_sent += 1;
@@ -494,7 +660,7 @@ impl Core {
     fn is_open(&self) -> bool {
         match &self.phase {
             Phase::Open(Framer::Ws(ws)) => ws.is_open(),
-            Phase::Open(Framer::Raw(_)) => true,
+            Phase::Open(Framer::Raw(_)) | Phase::Open(Framer::LongPoll) => true,
             _ => false,
         }
     }
@@ -615,6 +781,11 @@ macro_rules! common_conn_methods {
             self.core.serializer
         }
 
+        /// The subprotocol is a batched one (`wamp.2.json.batched`, ...).
+        pub fn is_batched(&self) -> bool {
+            self.core.batched.is_some()
+        }
+
         /// Which transport this connection speaks.
         pub fn kind(&self) -> TransportKind {
             self.core.kind
@@ -679,6 +850,136 @@ impl ServerConn {
         self.core.phase = Phase::Finished {
             report: Some("refused: connection limit".to_string()),
         };
+    }
+
+    /// The virtual connection of a new HTTP long-poll transport with `serializer` (`batched`:
+    /// its bodies use the batch framing), open at once; the runtime opens its session.
+    pub fn new_longpoll(
+        serializer: Serializer,
+        batched: bool,
+        config: &TransportConfig,
+    ) -> ServerConn {
+        let mut core = Core::new(
+            TransportKind::WebSocket,
+            Phase::Open(Framer::LongPoll),
+            config,
+        );
+        core.serializer = Some(serializer);
+        core.longpoll = Some(batched.then_some(serializer));
+        ServerConn { core }
+    }
+
+    /// Long-poll: takes in the body of a `send` request (one message, or a batch for a batched
+    /// protocol). A bad body (empty, malformed batch, a message over `max_message_size`) is
+    /// refused whole with the reason; the transport should then be failed.
+    pub fn receive_longpoll_body(&mut self, body: &[u8]) -> Result<(), &'static str> {
+        let core = &mut self.core;
+        let Some(batching) = core.longpoll else {
+            return Err("not a long-poll transport");
+        };
+        if core.wants_close() {
+            return Err("the transport is closed");
+        }
+        let max = core.config.max_message_size;
+        let push = |message: &[u8], input: &mut BytesMut| {
+            input.extend_from_slice(&(message.len() as u32).to_be_bytes());
+            input.extend_from_slice(message);
+        };
+        match batching {
+            None if body.is_empty() => Err("empty message"),
+            None if body.len() > max => Err("message larger than max_message_size"),
+            None => {
+                push(body, &mut core.input);
+                Ok(())
+            }
+            Some(serializer) => {
+                if serializer == Serializer::Json {
+                    if let Some(separator) = batched::json_separator_of(body) {
+                        core.json_separator = separator;
+                    }
+                }
+                batched::check(serializer, core.json_separator, body, max)
+                    .map_err(batched::BatchError::reason)?;
+                let mut rest = Bytes::copy_from_slice(body);
+                while let Some(message) =
+                    batched::take_next(serializer, core.json_separator, &mut rest)
+                {
+                    push(&message, &mut core.input);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Long-poll: the body of the next `receive` answer, taken out of the outbound queue:
+    /// one message, or (batched protocol) every queued message as one batch; `None` when
+    /// nothing is queued.
+    pub fn take_longpoll_body(&mut self) -> Option<Vec<u8>> {
+        let core = &mut self.core;
+        let batching = core.longpoll?;
+        if core.output.len() < 4 {
+            return None;
+        }
+        let next_len = |out: &[u8]| u32::from_be_bytes([out[0], out[1], out[2], out[3]]) as usize;
+        match batching {
+            None => {
+                let len = next_len(&core.output);
+                core.output.advance(4);
+                Some(core.output.split_to(len).to_vec())
+            }
+            // The internal framing is the batch framing of the binary serializers.
+            Some(serializer) if serializer != Serializer::Json => {
+                let all = core.output.len();
+                Some(core.output.split_to(all).to_vec())
+            }
+            Some(_) => {
+                let mut body = Vec::with_capacity(core.output.len());
+                while core.output.len() >= 4 {
+                    let len = next_len(&core.output);
+                    core.output.advance(4);
+                    body.extend_from_slice(&core.output[..len]);
+                    body.push(core.json_separator);
+                    core.output.advance(len);
+                }
+                Some(body)
+            }
+        }
+    }
+
+    /// An HTTP long-poll request (`longpoll.rs`) that arrived under the WebSocket path, once
+    /// `poll_event` returned `None`: nothing more is read until the runtime answers it with
+    /// [`ServerConn::respond_http`]. (Not an event: clients and the WebSocket-only paths
+    /// never see one.)
+    pub fn take_http_request(&mut self) -> Option<LpRequest> {
+        self.core.http_request.take()
+    }
+
+    /// Answers the long-poll request handed out by `take_http_request`: queues `response`
+    /// and, with `keep_alive`, reads the next request; otherwise the connection finishes once
+    /// the answer is written.
+    pub fn respond_http(&mut self, response: &[u8], keep_alive: bool) {
+        let core = &mut self.core;
+        if !matches!(core.phase, Phase::HttpAwaitingAnswer) {
+            return;
+        }
+        core.output.extend_from_slice(response);
+        core.phase = if keep_alive {
+            Phase::ServerWsUpgrade { scanned: 0 }
+        } else {
+            Phase::Finished {
+                report: Some("long-poll request answered".to_string()),
+            }
+        };
+    }
+
+    /// True while a long-poll request was handed out and not answered yet.
+    pub fn awaits_http_answer(&self) -> bool {
+        matches!(self.core.phase, Phase::HttpAwaitingAnswer)
+    }
+
+    /// The bytes received and not parsed yet (what follows a request handed to another shard).
+    pub fn unparsed_input(&self) -> &[u8] {
+        &self.core.input
     }
 
     common_conn_methods!();
@@ -1027,6 +1328,262 @@ mod tests {
         assert!(
             matches!(&events[..], [ConnEvent::Closed { .. }]),
             "{events:?}"
+        );
+    }
+
+    /// A server connection upgraded with the batched subprotocol `protocol`.
+    fn open_batched_server(protocol: &str, config: &TransportConfig) -> ServerConn {
+        let request = format!(
+            "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {protocol}, wamp.2.json\r\n\r\n"
+        );
+        let mut server = ServerConn::new(TransportKind::WebSocket, config);
+        server.receive(request.as_bytes());
+        assert!(matches!(
+            server.poll_event(),
+            Some(ConnEvent::Opened { .. })
+        ));
+        let answer = String::from_utf8(server.output().to_vec()).unwrap();
+        assert!(
+            answer.contains(&format!("Sec-WebSocket-Protocol: {protocol}\r\n")),
+            "{answer}"
+        );
+        assert!(server.is_batched());
+        let n = server.output().len();
+        server.consume_output(n);
+        server
+    }
+
+    fn events(server: &mut ServerConn) -> Vec<ConnEvent> {
+        std::iter::from_fn(|| server.poll_event()).collect()
+    }
+
+    /// The close code of the close frame at the start of `out`.
+    fn close_code_of(out: &[u8]) -> u16 {
+        let header = decode_frame_header(out).unwrap().unwrap();
+        assert_eq!(header.opcode, opcode::CLOSE);
+        let at = header.header_len;
+        u16::from_be_bytes([out[at], out[at + 1]])
+    }
+
+    #[test]
+    fn batched_json_messages_are_split_and_framed() {
+        let config = TransportConfig::default();
+        let mut server = open_batched_server("wamp.2.json.batched", &config);
+        let mut wire = BytesMut::new();
+        write_frame(
+            &mut wire,
+            opcode::TEXT,
+            &[b"[1,\"r\",{}]\x1e[6,{},\"x\"]\x1e"],
+            Some([9, 8, 7, 6]),
+        );
+        server.receive(&wire);
+        assert_eq!(
+            events(&mut server),
+            vec![
+                ConnEvent::Message(Bytes::from_static(b"[1,\"r\",{}]")),
+                ConnEvent::Message(Bytes::from_static(b"[6,{},\"x\"]")),
+            ]
+        );
+        assert_eq!(server.messages_received(), 2);
+        server.send_message(b"[2,1,{}]").unwrap();
+        let out = server.output().to_vec();
+        let header = decode_frame_header(&out).unwrap().unwrap();
+        assert_eq!(header.opcode, opcode::TEXT);
+        assert_eq!(&out[header.header_len..], b"[2,1,{}]\x1e");
+        assert_eq!(server.framed_len(8), out.len());
+    }
+
+    #[test]
+    fn batched_msgpack_messages_are_length_prefixed() {
+        let config = TransportConfig::default();
+        let mut server = open_batched_server("wamp.2.msgpack.batched", &config);
+        let mut wire = BytesMut::new();
+        write_frame(
+            &mut wire,
+            opcode::BINARY,
+            &[&[0, 0, 0, 2, 0x91, 0x01, 0, 0, 0, 1, 0x90]],
+            Some([1, 2, 3, 4]),
+        );
+        server.receive(&wire);
+        assert_eq!(
+            events(&mut server),
+            vec![
+                ConnEvent::Message(Bytes::from_static(&[0x91, 0x01])),
+                ConnEvent::Message(Bytes::from_static(&[0x90])),
+            ]
+        );
+        server
+            .send_message_parts(&[&[0x92], &[0x02, 0x03]])
+            .unwrap();
+        let out = server.output().to_vec();
+        let header = decode_frame_header(&out).unwrap().unwrap();
+        assert_eq!(header.opcode, opcode::BINARY);
+        assert_eq!(&out[header.header_len..], &[0, 0, 0, 3, 0x92, 0x02, 0x03]);
+    }
+
+    #[test]
+    fn bad_batches_fail_the_transport_with_a_close_code() {
+        let config = TransportConfig {
+            max_message_size: 64,
+            ..TransportConfig::default()
+        };
+        let cases: [(&str, u8, &[u8], u16); 5] = [
+            ("wamp.2.json.batched", opcode::TEXT, b"", 1007),
+            ("wamp.2.json.batched", opcode::TEXT, b"[1]\x1e[2]", 1007),
+            (
+                "wamp.2.msgpack.batched",
+                opcode::BINARY,
+                &[0, 0, 0, 9, 0x90],
+                1007,
+            ),
+            (
+                "wamp.2.msgpack.batched",
+                opcode::BINARY,
+                &[0, 0, 0, 65, 0x90],
+                1009,
+            ),
+            (
+                "wamp.2.msgpack.batched",
+                opcode::BINARY,
+                &[0, 0, 0, 1, 0x90, 0],
+                1007,
+            ),
+        ];
+        for (protocol, op, payload, code) in cases {
+            let mut server = open_batched_server(protocol, &config);
+            let mut wire = BytesMut::new();
+            write_frame(&mut wire, op, &[payload], Some([1, 2, 3, 4]));
+            server.receive(&wire);
+            let events = events(&mut server);
+            assert!(
+                matches!(&events[..], [ConnEvent::Closed { .. }]),
+                "{protocol} {payload:?}: {events:?}"
+            );
+            assert_eq!(
+                close_code_of(server.output()),
+                code,
+                "{protocol} {payload:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_first_offered_subprotocol_wins() {
+        let config = TransportConfig::default();
+        let request = "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: wamp.2.json, wamp.2.json.batched\r\n\r\n";
+        let mut server = ServerConn::new(TransportKind::WebSocket, &config);
+        server.receive(request.as_bytes());
+        assert!(matches!(
+            server.poll_event(),
+            Some(ConnEvent::Opened { .. })
+        ));
+        assert!(!server.is_batched());
+    }
+
+    fn lp_config() -> TransportConfig {
+        TransportConfig {
+            max_message_size: 1000,
+            max_outbound_bytes: 100,
+            ..TransportConfig::default()
+        }
+    }
+
+    #[test]
+    fn long_poll_requests_are_taken_answered_and_kept_alive() {
+        let config = lp_config();
+        let mut server = ServerConn::new(TransportKind::WebSocket, &config);
+        let body = "{\"protocols\": [\"wamp.2.json\"]}";
+        let open = format!(
+            "POST /ws/open HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        // Fed in two pieces: the body arrives after the head.
+        server.receive(&open.as_bytes()[..open.len() - 5]);
+        assert_eq!(server.poll_event(), None);
+        assert!(server.take_http_request().is_none());
+        server.receive(&open.as_bytes()[open.len() - 5..]);
+        assert_eq!(server.poll_event(), None);
+        let request = server.take_http_request().expect("a request");
+        assert_eq!(request.action, longpoll::LpAction::Open);
+        assert_eq!(&request.body[..], body.as_bytes());
+        assert_eq!(&request.raw[..], open.as_bytes());
+        assert!(server.awaits_http_answer());
+        // The next request waits for the answer to this one.
+        let receive = "POST /ws/01000102030405060708090a0b0c0d0e0f/receive HTTP/1.1\r\n\r\n";
+        server.receive(receive.as_bytes());
+        assert_eq!(server.poll_event(), None);
+        assert!(server.take_http_request().is_none());
+        server.respond_http(b"HTTP/1.1 204 No Content\r\n\r\n", true);
+        assert_eq!(server.output(), b"HTTP/1.1 204 No Content\r\n\r\n");
+        assert_eq!(server.poll_event(), None);
+        let next = server
+            .take_http_request()
+            .expect("the kept-alive connection's next request");
+        assert!(matches!(next.action, longpoll::LpAction::Receive(_)));
+        // Without keep-alive the connection finishes after the answer.
+        server.respond_http(b"HTTP/1.1 204 No Content\r\n\r\n", false);
+        assert!(matches!(
+            server.poll_event(),
+            Some(ConnEvent::Closed { .. })
+        ));
+    }
+
+    #[test]
+    fn a_client_that_floods_a_pending_request_is_dropped() {
+        let config = lp_config();
+        let mut server = ServerConn::new(TransportKind::WebSocket, &config);
+        server.receive(b"POST /ws/01000102030405060708090a0b0c0d0e0f/receive HTTP/1.1\r\n\r\n");
+        assert_eq!(server.poll_event(), None);
+        assert!(server.take_http_request().is_some());
+        server.receive(&vec![b'x'; websocket::MAX_HANDSHAKE_LEN + 1001]);
+        assert!(matches!(
+            server.poll_event(),
+            Some(ConnEvent::Closed { .. })
+        ));
+    }
+
+    #[test]
+    fn long_poll_bodies_queue_messages_in_and_out() {
+        let config = lp_config();
+        let mut plain = ServerConn::new_longpoll(Serializer::Json, false, &config);
+        plain.receive_longpoll_body(b"[1,\"r\",{}]").unwrap();
+        assert_eq!(plain.receive_longpoll_body(b""), Err("empty message"));
+        assert_eq!(
+            plain.poll_event(),
+            Some(ConnEvent::Message(Bytes::from_static(b"[1,\"r\",{}]")))
+        );
+        assert_eq!(plain.poll_event(), None);
+        plain.send_message(b"[2,1,{}]").unwrap();
+        plain.send_message(b"[3,{},\"x\"]").unwrap();
+        // One message per receive.
+        assert_eq!(plain.take_longpoll_body().unwrap(), b"[2,1,{}]");
+        assert_eq!(plain.take_longpoll_body().unwrap(), b"[3,{},\"x\"]");
+        assert_eq!(plain.take_longpoll_body(), None);
+        // The outbound bound holds (100 bytes, with the 4-byte internal prefix).
+        assert_eq!(plain.send_message(&[b'1'; 96]), Ok(()));
+        assert_eq!(plain.send_message(b"[1]"), Err(SendError::Overflow));
+
+        let mut batched = ServerConn::new_longpoll(Serializer::Json, true, &config);
+        batched.receive_longpoll_body(b"[1]\x1e[2]\x1e").unwrap();
+        let got: Vec<ConnEvent> = std::iter::from_fn(|| batched.poll_event()).collect();
+        assert_eq!(
+            got,
+            vec![
+                ConnEvent::Message(Bytes::from_static(b"[1]")),
+                ConnEvent::Message(Bytes::from_static(b"[2]")),
+            ]
+        );
+        assert!(batched.receive_longpoll_body(b"[3]").is_err());
+        batched.send_message(b"[4]").unwrap();
+        batched.send_message(b"[5]").unwrap();
+        // Every queued message in one batch.
+        assert_eq!(batched.take_longpoll_body().unwrap(), b"[4]\x1e[5]\x1e");
+
+        let mut packed = ServerConn::new_longpoll(Serializer::MsgPack, true, &config);
+        packed.send_message(&[0x91, 0x01]).unwrap();
+        assert_eq!(
+            packed.take_longpoll_body().unwrap(),
+            [0, 0, 0, 2, 0x91, 0x01]
         );
     }
 }

@@ -4,7 +4,9 @@
 //! to write. TLS (`tls.rs`) is a byte filter of the same shape in front of either. Knows
 //! nothing of WAMP semantics; the shard runtime and the load generator drive it.
 
+pub mod batched;
 pub mod conn;
+pub mod longpoll;
 pub mod rawsocket;
 pub mod tls;
 pub mod websocket;

@@ -29,6 +29,7 @@ use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
 use sha1::{Digest, Sha1};
 
+use crate::net::batched;
 use crate::net::conn::TransportConfig;
 use crate::serializer::Serializer;
 use crate::wire::{is_utf8, utf8_complete_prefix};
@@ -102,6 +103,8 @@ pub enum UpgradeOutcome {
     /// are already WebSocket frames).
     Accept {
         serializer: Serializer,
+        /// The batched form of the subprotocol was chosen (`wamp.2.json.batched`, ...).
+        batched: bool,
         consumed: usize,
         response: Vec<u8>,
     },
@@ -191,8 +194,9 @@ fn has_token(value: &[u8], token: &str) -> bool {
 struct UpgradeRequest<'a> {
     consumed: usize,
     key: &'a [u8],
-    /// The first offered WAMP subprotocol that `config.serializers` accepts.
-    chosen: Option<Serializer>,
+    /// The first offered WAMP subprotocol that `config.serializers` accepts (batched or not:
+    /// a serializer's batched form is accepted with it).
+    chosen: Option<(Serializer, bool)>,
     offered_any: bool,
 }
 
@@ -239,7 +243,7 @@ fn read_upgrade_request<'a>(
     let mut version: Option<&[u8]> = None;
     let mut key: Option<&[u8]> = None;
     let mut key_count = 0;
-    let mut chosen: Option<Serializer> = None;
+    let mut chosen: Option<(Serializer, bool)> = None;
     let mut offered_any = false;
     for header in request.headers.iter() {
         let name = header.name;
@@ -263,9 +267,9 @@ fn read_upgrade_request<'a>(
                     continue;
                 }
                 let offered = std::str::from_utf8(offered.trim_ascii()).unwrap_or("");
-                if let Some(s) = Serializer::from_ws_subprotocol(offered) {
+                if let Some((s, batched)) = batched::parse_subprotocol(offered) {
                     if config.serializers.contains(&s) {
-                        chosen = Some(s);
+                        chosen = Some((s, batched));
                     }
                 }
             }
@@ -338,8 +342,8 @@ pub fn parse_upgrade_request(buf: &[u8], config: &TransportConfig) -> UpgradeOut
         Ok(None) => return UpgradeOutcome::Partial,
         Err(refusal) => return refusal.into(),
     };
-    let serializer = match request.chosen {
-        Some(s) => s,
+    let (serializer, batched) = match request.chosen {
+        Some(chosen) => chosen,
         None if !request.offered_any => {
             return reject(
                 400,
@@ -367,8 +371,12 @@ pub fn parse_upgrade_request(buf: &[u8], config: &TransportConfig) -> UpgradeOut
     };
     UpgradeOutcome::Accept {
         serializer,
+        batched,
         consumed: request.consumed,
-        response: switching_protocols(request.key, Some(serializer.ws_subprotocol())),
+        response: switching_protocols(
+            request.key,
+            Some(&batched::subprotocol_name(serializer, batched)),
+        ),
     }
 }
 
@@ -395,7 +403,13 @@ pub fn parse_echo_upgrade_request(buf: &[u8], config: &TransportConfig) -> EchoU
     match read_upgrade_request(buf, config) {
         Ok(Some(request)) => EchoUpgradeOutcome::Accept {
             consumed: request.consumed,
-            response: switching_protocols(request.key, request.chosen.map(|s| s.ws_subprotocol())),
+            response: switching_protocols(
+                request.key,
+                request
+                    .chosen
+                    .map(|(s, batched)| batched::subprotocol_name(s, batched))
+                    .as_deref(),
+            ),
         },
         Ok(None) => EchoUpgradeOutcome::Partial,
         Err(refusal) => refusal.into(),
@@ -688,15 +702,31 @@ pub fn apply_mask(data: &mut [u8], mask: [u8; 4]) {
 /// Appends one complete frame whose payload is the concatenation of `parts`, copying each part
 /// once; masks it in place when `mask` is given.
 pub fn write_frame(out: &mut BytesMut, op: u8, parts: &[&[u8]], mask: Option<[u8; 4]>) {
-    let payload_len: usize = parts.iter().map(|p| p.len()).sum();
+    write_wrapped_frame(out, op, &[], parts, &[], mask)
+}
+
+/// As [`write_frame`], with `prefix` before the parts and `suffix` after them in the same
+/// payload (the framing of a batched message).
+pub fn write_wrapped_frame(
+    out: &mut BytesMut,
+    op: u8,
+    prefix: &[u8],
+    parts: &[&[u8]],
+    suffix: &[u8],
+    mask: Option<[u8; 4]>,
+) {
+    let payload_len: usize =
+        prefix.len() + suffix.len() + parts.iter().map(|p| p.len()).sum::<usize>();
     let mut header = [0u8; MAX_FRAME_HEADER_LEN];
     let header_len = encode_frame_header(&mut header, true, op, payload_len as u64, mask);
     out.reserve(header_len + payload_len);
     out.put_slice(&header[..header_len]);
     let payload_start = out.len();
+    out.put_slice(prefix);
     for part in parts {
         out.put_slice(part);
     }
+    out.put_slice(suffix);
     if let Some(m) = mask {
         apply_mask(&mut out[payload_start..], m);
     }
@@ -859,6 +889,29 @@ impl WsFramer {
     pub fn encode_message(&mut self, parts: &[&[u8]], out: &mut BytesMut) {
         let mask = self.next_mask();
         write_frame(out, self.data_opcode, parts, mask);
+    }
+
+    /// Frames one WAMP message as a batch of one, in the batch framing of `serializer` (JSON:
+    /// ending with `json_separator`), in a single data frame.
+    pub fn encode_batched(
+        &mut self,
+        serializer: Serializer,
+        json_separator: u8,
+        parts: &[&[u8]],
+        out: &mut BytesMut,
+    ) {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let (prefix, prefix_len, suffix, suffix_len) =
+            batched::framing(serializer, json_separator, len);
+        let mask = self.next_mask();
+        write_wrapped_frame(
+            out,
+            self.data_opcode,
+            &prefix[..prefix_len],
+            parts,
+            &suffix[..suffix_len],
+            mask,
+        );
     }
 
     /// Frames one message of type `op` ([`opcode::TEXT`] or [`opcode::BINARY`]) as a single

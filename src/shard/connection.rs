@@ -39,11 +39,13 @@ use glommio::net::TcpStream;
 use glommio::timer::Timer;
 use tracing::debug;
 
+use crate::net::longpoll::LpRequest;
 use crate::net::tls::TlsFilter;
 use crate::net::websocket::close_code;
 use crate::net::{ConnEvent, TransportKind};
 use crate::router::TransportInfo;
 
+use super::longpoll;
 use super::state::{Connection, Shard};
 
 // Reads go into the shard's one scratch buffer and are then appended to the transport's input
@@ -225,7 +227,13 @@ impl ConnectionTask {
             }
             let event = self.conn.transport.borrow_mut().poll_event();
             match event {
-                None => return,
+                None => {
+                    let request = self.conn.transport.borrow_mut().take_http_request();
+                    match request {
+                        Some(request) => self.long_poll_request(request),
+                        None => return,
+                    }
+                }
                 Some(ConnEvent::Opened { serializer }) => {
                     if matches!(self.deadline, Some((Deadline::Handshake, _))) {
                         self.deadline = None;
@@ -264,8 +272,56 @@ impl ConnectionTask {
         }
     }
 
+    /// An HTTP long-poll request (`longpoll.rs`): answered here, held, or (its transport lives
+    /// on another shard) the connection is handed there.
+    fn long_poll_request(&mut self, request: LpRequest) {
+        // An HTTP connection has no handshake to finish: its deadline becomes an idle bound
+        // that leaves room for a held `receive`.
+        let idle = {
+            let limits = self.shard.limits.borrow();
+            Duration::from_millis(limits.handshake_timeout_ms + limits.longpoll_poll_timeout_ms)
+        };
+        self.deadline = Some((Deadline::Handshake, Timer::new(idle)));
+        let routed =
+            longpoll::handle_request(&self.shard, &self.conn, self.listener, self.secure, request);
+        let longpoll::Routed::HandOff { target, raw } = routed else {
+            return;
+        };
+        let handed = self.tls.is_none() && {
+            let transport = self.conn.transport.borrow();
+            longpoll::hand_off(
+                &self.shard,
+                &self.stream,
+                target,
+                self.listener,
+                &raw,
+                transport.unparsed_input(),
+            )
+        };
+        if handed {
+            // The other shard serves the socket now: drop ours without a shutdown (that would
+            // end the connection for both) and without flushing.
+            self.conn.aborted.set(true);
+            self.transport_done = true;
+            self.conn.gone.set(true);
+            return;
+        }
+        let response = crate::net::longpoll::error_response(
+            503,
+            "this long-poll transport lives on another shard, and this connection cannot move there (TLS)",
+            None,
+            false,
+            "",
+        );
+        self.conn
+            .transport
+            .borrow_mut()
+            .respond_http(&response, false);
+    }
+
     /// The transport will carry no more messages: end the session and start lingering.
     fn transport_finished(&mut self) {
+        self.conn.gone.set(true);
         self.transport_done = true;
         self.shard.end_session(&self.conn);
         self.arm_close_deadline();
@@ -324,6 +380,7 @@ impl ConnectionTask {
     fn io_error(&mut self, what: &str, error: &io::Error) {
         debug!(shard = self.shard.id, peer = %self.conn.peer, %error, "socket {what} failed");
         self.shard.metrics.borrow_mut().io_errors += 1;
+        self.conn.gone.set(true);
         self.transport_done = true;
         self.shard.end_session(&self.conn);
     }
@@ -401,6 +458,18 @@ impl ConnectionTask {
                 && self.shard.peer_close_window_over()
             {
                 // Told GOODBYE, and the client has not closed in its window: we close.
+                self.conn
+                    .start_close(close_code::GOING_AWAY, "router shutting down");
+            }
+            if self.shard.is_stopping()
+                && !self.conn.close_started.get()
+                && !self.transport_done
+                && !self.conn.has_session()
+                && !self.conn.awaiting_peer_close.get()
+                && !self.conn.transport.borrow().awaits_http_answer()
+            {
+                // An HTTP long-poll connection whose pending request was answered during the
+                // shutdown (see `Shard::begin_shutdown`): nothing more is served on it.
                 self.conn
                     .start_close(close_code::GOING_AWAY, "router shutting down");
             }
@@ -484,6 +553,7 @@ impl Drop for ConnectionTask {
         // session must not outlive its connection. Once the shard has terminated, the router
         // is not driven any more (it would wake tasks of an executor being torn down).
         self.conn.aborted.set(true);
+        self.conn.gone.set(true);
         if !self.shard.is_terminated() {
             self.shard.end_session(&self.conn);
         }

@@ -49,6 +49,14 @@ pub(crate) enum MeshMsg {
         socket: OwnedFd,
         listener: usize,
     },
+    /// As `Adopt`, for an HTTP long-poll request that reached a shard other than its
+    /// transport's owner: `prefix` is what was already read from the socket (the request and
+    /// anything after it), parsed again by the receiving shard before it reads more.
+    AdoptRequest {
+        socket: OwnedFd,
+        listener: usize,
+        prefix: bytes::Bytes,
+    },
 }
 
 /// Messages handled per wake-up of a drain task before it lets the shard's other tasks run.

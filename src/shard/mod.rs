@@ -52,6 +52,7 @@ mod admin;
 pub mod bench_support;
 mod connection;
 pub mod cpus;
+mod longpoll;
 mod mesh;
 mod refusal;
 pub mod startup;
@@ -557,6 +558,7 @@ fn run_shard(
         ));
         shard.lend_counters_to_router();
         let listener_configs: Rc<[ListenerConfig]> = config.listeners.clone().into();
+        *shard.listener_configs.borrow_mut() = listener_configs.clone();
 
         // Drain tasks first: each connects a receiving end, which the sending shard's connect
         // waits for; they run while this task waits for its own sending ends below.
@@ -616,7 +618,26 @@ fn handle_mesh_msg(
     }
     match msg {
         MeshMsg::Router(msg) => shard.handle_shard_msg(from, msg),
-        MeshMsg::Adopt { socket, listener } => {
+        MeshMsg::Adopt { socket, listener } => adopt_from(shard, listeners, socket, listener, None),
+        MeshMsg::AdoptRequest {
+            socket,
+            listener,
+            prefix,
+        } => adopt_from(shard, listeners, socket, listener, Some(prefix)),
+    }
+    true
+}
+
+/// Serves a connection another shard handed over (`prefix`: bytes it already read).
+fn adopt_from(
+    shard: &Rc<Shard>,
+    listeners: &[ListenerConfig],
+    socket: std::os::fd::OwnedFd,
+    listener: usize,
+    prefix: Option<bytes::Bytes>,
+) {
+    {
+        {
             shard.metrics.borrow_mut().shard_messages_received += 1;
             match listeners.get(listener) {
                 Some(config) => {
@@ -625,7 +646,7 @@ fn handle_mesh_msg(
                     // Unix one rides in glommio's TCP type); the stream takes it over and
                     // closes it.
                     let stream = unsafe { TcpStream::from_raw_fd(socket.into_raw_fd()) };
-                    adopt_connection(shard, stream, listener, config);
+                    adopt_connection(shard, stream, listener, config, prefix);
                 }
                 None => error!(
                     shard = shard.id,
@@ -634,7 +655,6 @@ fn handle_mesh_msg(
             }
         }
     }
-    true
 }
 
 /// The accept order of round-robin placement (shard 0 only): the N-th accepted connection,
@@ -746,7 +766,7 @@ async fn accept_loop(
                         continue;
                     }
                 }
-                adopt_connection(&shard, stream, index, config)
+                adopt_connection(&shard, stream, index, config, None)
             }
             Err(e) => {
                 if refusal::accept_failed(&shard, listener_fd, config, &e) {
@@ -780,16 +800,19 @@ fn hand_off(
         }
         Err(e) => {
             refusal::hand_off_failed(shard, target, &e);
-            adopt_connection(shard, stream, listener, config);
+            adopt_connection(shard, stream, listener, config, None);
         }
     }
 }
 
+/// Serves an accepted (or handed-over) connection on this shard; `prefix` holds bytes
+/// another shard already read from it (a long-poll request, `longpoll.rs`).
 fn adopt_connection(
     shard: &Rc<Shard>,
     stream: TcpStream,
     listener: usize,
     config: &ListenerConfig,
+    prefix: Option<bytes::Bytes>,
 ) {
     if shard.is_stopping() {
         // Handed over just as this shard stops: nothing to serve it with.
@@ -830,7 +853,10 @@ fn adopt_connection(
     }
     // TLS, or a socket that never leaves the machine.
     let secure = tls.is_some() || matches!(config.bind, BindAddr::Unix(_));
-    let transport = ServerConn::new(config.kind, &config.transport);
+    let mut transport = ServerConn::new(config.kind, &config.transport);
+    if let Some(prefix) = prefix {
+        transport.receive(&prefix);
+    }
     debug!(shard = shard.id, %peer, kind = kind_name(config.kind), "accepted");
     let conn = Rc::new(Connection::new(transport, peer, config.slow_consumer));
     glommio::spawn_local(ConnectionTask::new(

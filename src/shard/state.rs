@@ -11,6 +11,7 @@
 //! synchronous and runs inside one task's poll.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::future::poll_fn;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
@@ -23,7 +24,7 @@ use glommio::timer::Timer;
 use slab::Slab;
 use tracing::{debug, info, warn};
 
-use crate::config::{Config, LimitsConfig, SlowConsumerAction, SlowConsumerPolicy};
+use crate::config::{Config, LimitsConfig, ListenerConfig, SlowConsumerAction, SlowConsumerPolicy};
 use crate::metrics::{ShardMetrics, ShardSnapshot};
 use crate::net::websocket::close_code;
 use crate::net::{SendError, ServerConn};
@@ -35,6 +36,7 @@ use crate::router::{
 use crate::serializer::Serializer;
 use crate::wire::{self, Frame};
 
+use super::longpoll::LongPollTransport;
 use super::mesh::{Backpressure, MeshMsg, ShardLink};
 use super::refusal::Refusals;
 
@@ -91,6 +93,9 @@ pub(crate) struct Connection {
     pub(crate) slow_consumer: SlowConsumerPolicy,
     /// The session's serializer, once the transport handshake named it (counting by type).
     serializer: Cell<Option<Serializer>>,
+    /// Its task saw the transport end (EOF, error, close): an HTTP answer queued now would not
+    /// be read (long-poll does not hand a message to it).
+    pub(crate) gone: Cell<bool>,
 }
 
 impl Connection {
@@ -113,7 +118,13 @@ impl Connection {
             backpressure_wait: Cell::new(u64::MAX),
             slow_consumer,
             serializer: Cell::new(None),
+            gone: Cell::new(false),
         }
+    }
+
+    /// True while a router session rides on this connection.
+    pub(crate) fn has_session(&self) -> bool {
+        self.session.get().is_some()
     }
 
     /// Remembers the waker of this connection's task (cloned only when it changed).
@@ -195,6 +206,10 @@ pub(crate) struct Shard {
     /// Metrics gathers asked for by the admin listener, by request, awaiting their answer.
     metrics_waiters: RefCell<Vec<(u64, LocalSender<Vec<ShardSnapshot>>)>>,
     next_metrics_request: Cell<u64>,
+    /// The HTTP long-poll transports this shard owns, by transport id (`longpoll.rs`).
+    pub(crate) longpolls: RefCell<HashMap<String, Rc<LongPollTransport>>>,
+    /// The listeners' configurations (long-poll requests need their transport limits).
+    pub(crate) listener_configs: RefCell<Rc<[ListenerConfig]>>,
 }
 
 /// One log limit per cause of the delivery problems a client causes by not reading.
@@ -239,6 +254,8 @@ impl Shard {
             checks_waker: RefCell::new(None),
             metrics_waiters: RefCell::new(Vec::new()),
             next_metrics_request: Cell::new(1),
+            longpolls: RefCell::new(HashMap::new()),
+            listener_configs: RefCell::new(Rc::from(Vec::new())),
         }
     }
 
@@ -894,7 +911,13 @@ impl Shard {
             .map(|(_, conn)| conn.clone())
             .collect();
         for conn in connections {
-            if conn.session.get().is_none() && !conn.awaiting_peer_close.get() {
+            // An HTTP long-poll request still waiting for its answer (a held `receive`) is
+            // left open: its transport answers it with the GOODBYE, and its connection task
+            // closes it once answered (`ConnectionTask::turn`).
+            if conn.session.get().is_none()
+                && !conn.awaiting_peer_close.get()
+                && !conn.transport.borrow().awaits_http_answer()
+            {
                 conn.start_close(close_code::GOING_AWAY, "router shutting down");
             }
         }

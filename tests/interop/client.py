@@ -298,6 +298,17 @@ class AuthSession(Session):
 
 
 def make_serializer(name):
+    # "json.batched" / "msgpack.batched": the batched WebSocket subprotocols
+    # (wamp.2.json.batched, wamp.2.msgpack.batched).
+    if name.endswith(".batched"):
+        base = name[: -len(".batched")]
+        if base == "json":
+            return JsonSerializer(batched=True)
+        if base == "msgpack":
+            return MsgPackSerializer(batched=True)
+        if base == "cbor":
+            from autobahn.wamp.serializer import CBORSerializer
+            return CBORSerializer(batched=True)
     if name == "json":
         return JsonSerializer()
     if name == "msgpack":
@@ -1470,7 +1481,8 @@ async def meta_api(args, a, da, b, db, basic_regs):
             check(tr.get("channel_framing") == want_transport and tr.get("peer") == f"tcp4:{peer}",
                   f"{desc}: transport, want channel_framing={want_transport} peer=tcp4:{peer}")
         else:
-            check(tr.get("type") == want_transport and tr.get("serializer") == args.serializer
+            check(tr.get("type") == want_transport
+                  and tr.get("serializer") == args.serializer.removesuffix(".batched")
                   and tr.get("peer") == peer,
                   f"{desc}: transport, want type={want_transport} serializer={args.serializer} "
                   f"peer={peer} (the client's own address)")
@@ -2205,7 +2217,8 @@ async def scenario(args):
                   f"{s.name}: on_join transport {tr!r}, want channel_framing={want_transport} "
                   f"websocket_protocol=wamp.2.{args.serializer} peer=tcp4:127.0.0.1:PORT")
         else:
-            check(tr.get("type") == want_transport and tr.get("serializer") == args.serializer,
+            check(tr.get("type") == want_transport
+                  and tr.get("serializer") == args.serializer.removesuffix(".batched"),
                   f"{s.name}: on_join transport {tr!r}, want type={want_transport} serializer={args.serializer}")
             want_peer = url_peer(args.url, s) if args.url.split(":")[0].endswith("+unix") else "127.0.0.1:"
             check(isinstance(tr.get("peer"), str) and tr["peer"].startswith(want_peer),
@@ -2550,7 +2563,7 @@ async def shutdown(args):
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--url", required=True)
-    p.add_argument("--serializer", choices=["json", "msgpack", "cbor"], default="json")
+    p.add_argument("--serializer", choices=["json", "msgpack", "cbor", "json.batched", "msgpack.batched", "cbor.batched"], default="json")
     p.add_argument("--realm", default="realm1")
     p.add_argument("--subscription-limit", type=int, default=0,
                    help="the router's limits.max_subscriptions_per_session, to test it (0: skip)")

@@ -3,7 +3,8 @@
 #
 # Owned by the interop test harness (tests/interop/**, tests/interop.rs).
 #  - Autobahn|Python and xconn (pinned in requirements.txt) into tests/interop/.venv
-#  - Autobahn|JS 22.x + ws 7 (+ msgpack5 and cbor, regular dependencies of autobahn)
+#  - Autobahn|JS 22.x + ws 7 (+ msgpack5 and cbor, regular dependencies of autobahn),
+#    xmlhttprequest-ssl (XMLHttpRequest for Autobahn's long-poll transport)
 #    from package.json/package-lock.json into tests/interop/node_modules
 # Both folders are git-ignored. Concurrent callers (parallel cargo tests) are
 # serialised with flock; when the stamp file matches the hash of the inputs,
@@ -50,7 +51,7 @@ installed_ok() {
     "$VENV/bin/python" -c 'import txaio; txaio.use_asyncio(); import autobahn, msgpack, cbor2; from autobahn.wamp.serializer import MsgPackSerializer, CBORSerializer; MsgPackSerializer(); CBORSerializer()
 import xconn, xconn.async_client, wampproto.serializers; assert isinstance(xconn.async_client.connect.__defaults__[1], wampproto.serializers.CBORSerializer)' \
       >/dev/null 2>&1 &&
-    "$NODE" -e "const ab = require('$HERE/node_modules/autobahn'); new ab.serializer.MsgpackSerializer(); require('$HERE/node_modules/msgpack5'); if (!ab.serializer.CBORSerializer) throw new Error('no CBORSerializer'); new ab.serializer.CBORSerializer(); require('$HERE/node_modules/cbor')" \
+    "$NODE" -e "const ab = require('$HERE/node_modules/autobahn'); new ab.serializer.MsgpackSerializer(); require('$HERE/node_modules/msgpack5'); if (!ab.serializer.CBORSerializer) throw new Error('no CBORSerializer'); new ab.serializer.CBORSerializer(); require('$HERE/node_modules/cbor'); require('$HERE/node_modules/xmlhttprequest-ssl')" \
       >/dev/null 2>&1
 }
 
