@@ -1,7 +1,7 @@
 //! The generator's own CPU per operation, without sockets: what one subscriber spends per EVENT
 //! (WebSocket framing, head and stamp, loss tracking, latency record) and what a caller plus an
 //! echo callee spend per call (CALL written, INVOCATION read and YIELD written, RESULT read),
-//! in both serializers. These are the user-space floors behind the `cpu µs per ...` figures the
+//! in every serializer. These are the user-space floors behind the `cpu µs per ...` figures the
 //! tool reports; the rest of its CPU is the kernel's socket work.
 
 use bytes::BytesMut;
@@ -36,7 +36,7 @@ fn open_client(serializer: Serializer) -> ClientConn {
 fn data_opcode(serializer: Serializer) -> u8 {
     match serializer {
         Serializer::Json => opcode::TEXT,
-        Serializer::MsgPack => opcode::BINARY,
+        Serializer::MsgPack | Serializer::Cbor => opcode::BINARY,
     }
 }
 

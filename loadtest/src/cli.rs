@@ -50,6 +50,7 @@ pub enum Command {
 pub enum SerializerArg {
     Json,
     Msgpack,
+    Cbor,
 }
 
 impl From<SerializerArg> for Serializer {
@@ -57,6 +58,7 @@ impl From<SerializerArg> for Serializer {
         match arg {
             SerializerArg::Json => Serializer::Json,
             SerializerArg::Msgpack => Serializer::MsgPack,
+            SerializerArg::Cbor => Serializer::Cbor,
         }
     }
 }
@@ -123,8 +125,8 @@ pub struct CommonArgs {
     /// wss/rss: accept any server certificate (benchmarks against a test certificate only).
     #[arg(long)]
     pub tls_insecure: bool,
-    /// WAMP serializer (WebSocket subprotocol wamp.2.json / wamp.2.msgpack, or the RawSocket
-    /// serializer id).
+    /// WAMP serializer: json, msgpack or cbor (WebSocket subprotocol wamp.2.json /
+    /// wamp.2.msgpack / wamp.2.cbor; RawSocket serializer id 1 / 2 / 3).
     #[arg(long, value_enum, default_value_t = SerializerArg::Json)]
     pub serializer: SerializerArg,
     /// Realm to join.
@@ -556,6 +558,18 @@ mod tests {
             (1, None, None, None)
         );
         assert_eq!(a.common.thread_count(), 1);
+        assert_eq!(Serializer::from(a.common.serializer), Serializer::Json);
+    }
+
+    #[test]
+    fn serializer_flag_names_every_serializer() {
+        for ser in Serializer::ALL {
+            let Command::Rpc(a) = parse(&["rpc", "--serializer", ser.name()]).unwrap() else {
+                panic!()
+            };
+            assert_eq!(Serializer::from(a.common.serializer), ser);
+        }
+        assert!(parse(&["rpc", "--serializer", "ubjson"]).is_err());
     }
 
     #[test]

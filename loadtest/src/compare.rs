@@ -227,6 +227,7 @@ impl ChartContext {
             serializer: match common.serializer {
                 crate::cli::SerializerArg::Json => "json".into(),
                 crate::cli::SerializerArg::Msgpack => "msgpack".into(),
+                crate::cli::SerializerArg::Cbor => "cbor".into(),
             },
             transport: transports.join(" / "),
             date_utc: format_utc_minute(now),
@@ -805,6 +806,17 @@ mod tests {
             "{title}"
         );
         assert!(title.contains(" · 10 s measured · "), "{title}");
+        let cbor = ChartContext::of(
+            &parse(&["rpc", "--window", "100", "--serializer", "cbor"]),
+            &urls[1..],
+        )
+        .unwrap();
+        assert_eq!(cbor.serializer, "cbor");
+        assert!(
+            cbor.title().contains(" · cbor over rawsocket · "),
+            "{}",
+            cbor.title()
+        );
         assert!(
             title.ends_with(&format!("· wampring-load {BUILD_COMMIT}")),
             "{title}"

@@ -345,8 +345,8 @@ impl EventCache {
     /// As [`to_subscriber`], remembering compact EVENTs.
     #[inline]
     pub fn to_subscriber(&mut self, ser: Serializer, frame: &[u8]) -> ToSubscriber {
-        // MessagePack EVENTs are read at fixed places about as fast as they are hashed.
-        if ser == Serializer::MsgPack
+        // MessagePack and CBOR EVENTs are read at fixed places about as fast as they are hashed.
+        if ser != Serializer::Json
             || frame.len() > Self::MAX_FRAME
             || frame.len() < 16
             || self.slots.is_empty()
@@ -394,11 +394,12 @@ impl EventCache {
 
 /// The EVENT a compact encoder writes for one of the generator's publishes, read at fixed
 /// places: `[36, subscription, publication, {}, [stamp...]...]` with no spacing (JSON) or any
-/// integer widths (MessagePack). A subscriber reads one of these per delivery, so this is the
+/// integer widths (MessagePack, CBOR). A subscriber reads one of these per delivery, so this is the
 /// generator's hottest path; any other shape (Details with entries, spacing, a payload that is
 /// not a stamp) returns `None` and takes the general path.
 #[inline]
 fn plain_event(ser: Serializer, frame: &[u8]) -> Option<(u64, Stamp)> {
+    let mut count = 1;
     let (subscription, args) = match ser {
         Serializer::MsgPack => {
             let [0x94..=0x96, 0x24, ..] = frame else {
@@ -409,6 +410,21 @@ fn plain_event(ser: Serializer, frame: &[u8]) -> Option<(u64, Stamp)> {
             let (_, used) = payload::msgpack_unsigned(frame.get(at..)?)?;
             let at = at + used;
             if *frame.get(at)? != 0x80 {
+                return None;
+            }
+            (subscription, &frame[at + 1..])
+        }
+        Serializer::Cbor => {
+            // 0x85 (Arguments) or 0x86 (and ArgumentsKw), then 36 as 0x18 0x24.
+            let [head @ 0x85..=0x86, 0x18, 0x24, ..] = frame else {
+                return None;
+            };
+            count = head - 0x84;
+            let (subscription, used) = payload::cbor_unsigned(&frame[3..])?;
+            let at = 3 + used;
+            let (_, used) = payload::cbor_unsigned(frame.get(at..)?)?;
+            let at = at + used;
+            if *frame.get(at)? != 0xa0 {
                 return None;
             }
             (subscription, &frame[at + 1..])
@@ -428,7 +444,7 @@ fn plain_event(ser: Serializer, frame: &[u8]) -> Option<(u64, Stamp)> {
     };
     let stamp = payload::parse_stamp(&Payload {
         ser,
-        count: 1,
+        count,
         raw: args,
     })?;
     Some((subscription, stamp))
@@ -676,6 +692,55 @@ mod tests {
         for frame in msgpack {
             assert_eq!(plain_event(Serializer::MsgPack, frame), None, "{frame:?}");
         }
+        let cbor: [&[u8]; 8] = [
+            &[0x85, 0x18],
+            &[0x85, 0x18, 0x24],
+            &[0x85, 0x18, 0x24, 1, 2],
+            // Details with an entry, then a stamp.
+            &[
+                0x85, 0x18, 0x24, 1, 2, 0xa1, 0x61, b'a', 1, 0x84, 1, 2, 3, 0x60,
+            ],
+            // Not an EVENT (RESULT is 50: 0x18 0x32).
+            &[0x85, 0x18, 0x32, 1, 2, 0xa0, 0x84, 1, 2, 3, 0x60],
+            // No Arguments: four elements only.
+            &[0x84, 0x18, 0x24, 1, 2, 0xa0],
+            // A negative subscription id.
+            &[0x85, 0x18, 0x24, 0x20, 2, 0xa0, 0x84, 1, 2, 3, 0x60],
+            // Arguments that are not a stamp.
+            &[0x85, 0x18, 0x24, 1, 2, 0xa0, 0x81, 0x60],
+        ];
+        for frame in cbor {
+            assert_eq!(plain_event(Serializer::Cbor, frame), None, "{frame:?}");
+        }
+        // Shortest heads for the stamp, and a sixth element (ArgumentsKw): still read here.
+        let with_kwargs = [
+            0x86, 0x18, 0x24, 0x19, 0x01, 0x00, 0x05, 0xa0, 0x84, 1, 2, 3, 0x60, 0xa0,
+        ];
+        assert_eq!(
+            plain_event(Serializer::Cbor, &with_kwargs),
+            Some((
+                256,
+                Stamp {
+                    publisher: 1,
+                    seq: 2,
+                    sent_ns: 3
+                }
+            ))
+        );
+        // An indefinite-length message array is left to the general path, which reads it.
+        let indefinite = [0x9f, 0x18, 0x24, 7, 8, 0xa0, 0x84, 1, 2, 3, 0x60, 0xff];
+        assert_eq!(plain_event(Serializer::Cbor, &indefinite), None);
+        assert_eq!(
+            to_subscriber(Serializer::Cbor, &indefinite),
+            ToSubscriber::Event {
+                subscription: 7,
+                stamp: Some(Stamp {
+                    publisher: 1,
+                    seq: 2,
+                    sent_ns: 3
+                })
+            }
+        );
     }
 
     #[test]

@@ -28,8 +28,9 @@ impl CallTemplate {
                 message: "a CALL template needs a CALL".into(),
             });
         };
-        // Request id 1 encodes as one byte in both serializers ("1" / 0x01), right after the
-        // array header and the one-byte code: `[48,` or 0x9N 0x30.
+        // Request id 1 encodes as one byte in every serializer ("1" / 0x01 / 0x01), right after
+        // the array header and the code: `[48,`, MessagePack 0x9N 0x30, CBOR 0x8N 0x18 0x30
+        // (48 is past CBOR's inline range 0-23, so it takes a one-byte argument).
         let mut frame = Vec::new();
         wire::encode(
             &Message::Call {
@@ -44,14 +45,15 @@ impl CallTemplate {
         let at = match ser {
             Serializer::Json => 4,
             Serializer::MsgPack => 2,
-        };
-        let expected: &[u8] = match ser {
-            Serializer::Json => b"[48,1,",
-            Serializer::MsgPack => &[code::CALL as u8, 0x01],
+            Serializer::Cbor => 3,
         };
         let head_ok = match ser {
-            Serializer::Json => frame.starts_with(expected),
-            Serializer::MsgPack => frame.get(1..3) == Some(expected),
+            Serializer::Json => frame.starts_with(b"[48,1,"),
+            Serializer::MsgPack => frame.get(1..3) == Some(&[code::CALL as u8, 0x01]),
+            Serializer::Cbor => {
+                matches!(frame.first(), Some(0x84..=0x86))
+                    && frame.get(1..4) == Some(&[0x18, code::CALL as u8, 0x01])
+            }
         };
         if !head_ok {
             return Err(wire::EncodeError {
@@ -103,10 +105,28 @@ pub fn echo_yield(ser: Serializer, request: u64, head: &Head<'_>, out: &mut Vec<
             out.push(0x80);
             out.extend_from_slice(head.rest);
         }
+        Serializer::Cbor => {
+            // The INVOCATION was peeked, so its array had a definite length: rest_elements
+            // counts Arguments and ArgumentsKw exactly.
+            let elements = 3 + head.rest_elements;
+            if elements < 24 {
+                out.push(0x80 | elements as u8);
+            } else if elements < 256 {
+                out.extend_from_slice(&[0x98, elements as u8]);
+            } else {
+                out.push(0x99);
+                out.extend_from_slice(&(elements as u16).to_be_bytes());
+            }
+            out.extend_from_slice(&[0x18, code::YIELD as u8]);
+            write_id(ser, request, out);
+            out.push(0xa0);
+            out.extend_from_slice(head.rest);
+        }
     }
 }
 
-/// An id as the serializer writes a non-negative integer (MessagePack: smallest width).
+/// An id as the serializer writes a non-negative integer (MessagePack and CBOR: smallest
+/// width).
 fn write_id(ser: Serializer, id: u64, out: &mut Vec<u8>) {
     match ser {
         Serializer::Json => out.extend_from_slice(itoa::Buffer::new().format(id).as_bytes()),
@@ -126,6 +146,34 @@ fn write_id(ser: Serializer, id: u64, out: &mut Vec<u8>) {
                 out.extend_from_slice(&id.to_be_bytes());
             }
         },
+        Serializer::Cbor => write_cbor_uint(id, out),
+    }
+}
+
+/// A CBOR unsigned integer (major type 0) with the shortest head: 0-23 inline, then one, two,
+/// four or eight argument bytes behind 0x18, 0x19, 0x1a, 0x1b.
+pub fn write_cbor_uint(value: u64, out: &mut Vec<u8>) {
+    write_cbor_head(0, value, out);
+}
+
+/// The shortest CBOR head of major type `major` (0-7) with argument `arg`.
+pub fn write_cbor_head(major: u8, arg: u64, out: &mut Vec<u8>) {
+    let major = major << 5;
+    match arg {
+        0..=0x17 => out.push(major | arg as u8),
+        0x18..=0xff => out.extend_from_slice(&[major | 0x18, arg as u8]),
+        0x100..=0xffff => {
+            out.push(major | 0x19);
+            out.extend_from_slice(&(arg as u16).to_be_bytes());
+        }
+        0x1_0000..=0xffff_ffff => {
+            out.push(major | 0x1a);
+            out.extend_from_slice(&(arg as u32).to_be_bytes());
+        }
+        _ => {
+            out.push(major | 0x1b);
+            out.extend_from_slice(&arg.to_be_bytes());
+        }
     }
 }
 
@@ -135,7 +183,26 @@ mod tests {
     use std::borrow::Cow;
     use wampring::wire::{Dict, Payload};
 
-    const IDS: [u64; 10] = [1, 9, 10, 127, 128, 255, 256, 65_536, 1 << 32, wire::MAX_ID];
+    /// Every width boundary of every serializer: JSON digit counts, MessagePack fixint/uint8/
+    /// uint16/uint32/uint64, CBOR inline/1/2/4/8 argument bytes.
+    const IDS: [u64; 16] = [
+        1,
+        9,
+        10,
+        23,
+        24,
+        127,
+        128,
+        255,
+        256,
+        65_535,
+        65_536,
+        0xffff_ffff,
+        1 << 32,
+        wire::MAX_ID - 1,
+        wire::MAX_ID,
+        1 << 40,
+    ];
 
     #[test]
     fn call_template_matches_the_encoder() {
@@ -217,5 +284,53 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn cbor_ids_take_the_shortest_head() {
+        let cases: [(u64, &[u8]); 10] = [
+            (0, &[0x00]),
+            (23, &[0x17]),
+            (24, &[0x18, 24]),
+            (255, &[0x18, 0xff]),
+            (256, &[0x19, 0x01, 0x00]),
+            (65_535, &[0x19, 0xff, 0xff]),
+            (65_536, &[0x1a, 0x00, 0x01, 0x00, 0x00]),
+            (0xffff_ffff, &[0x1a, 0xff, 0xff, 0xff, 0xff]),
+            (1 << 32, &[0x1b, 0, 0, 0, 1, 0, 0, 0, 0]),
+            (wire::MAX_ID, &[0x1b, 0, 0x20, 0, 0, 0, 0, 0, 0]),
+        ];
+        for (id, bytes) in cases {
+            let mut out = Vec::new();
+            write_id(Serializer::Cbor, id, &mut out);
+            assert_eq!(out, bytes, "id {id}");
+        }
+    }
+
+    #[test]
+    fn cbor_call_template_splices_at_byte_three() {
+        let call = |request| Message::Call {
+            request,
+            options: Dict::new(),
+            procedure: Cow::Borrowed("p"),
+            payload: Payload::empty(Serializer::Cbor),
+        };
+        let template = CallTemplate::new(Serializer::Cbor, &call(1)).unwrap();
+        let mut out = Vec::new();
+        template.write(1, &mut out);
+        // [48, 1, {}, "p"]
+        assert_eq!(out, [0x84, 0x18, 0x30, 0x01, 0xa0, 0x61, b'p']);
+        template.write(300, &mut out);
+        assert_eq!(out, [0x84, 0x18, 0x30, 0x19, 0x01, 0x2c, 0xa0, 0x61, b'p']);
+        // Anything but a CALL is refused.
+        assert!(CallTemplate::new(
+            Serializer::Cbor,
+            &Message::Yield {
+                request: 1,
+                options: Dict::new(),
+                payload: Payload::empty(Serializer::Cbor),
+            }
+        )
+        .is_err());
     }
 }

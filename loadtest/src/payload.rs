@@ -7,7 +7,9 @@
 //!   the (intended) send time on the process clock, then the padding string. Subscribers parse
 //!   the three integers back ([`parse_stamp`]) to detect loss and duplicates exactly and to
 //!   measure delivery latency. The parser accepts any JSON spacing and any MessagePack integer
-//!   width, so a router that re-encodes the payload is measured correctly.
+//!   width, so a router that re-encodes the payload is measured correctly. CBOR stamps are read
+//!   at fixed places when they are laid out as the generator wrote them, and through the
+//!   general `wire` payload decoder otherwise (any head width, indefinite lengths, ...).
 
 use wampring::serializer::Serializer;
 use wampring::wire::{self, Payload};
@@ -22,6 +24,7 @@ pub fn write_padding_args(serializer: Serializer, size: usize, out: &mut Vec<u8>
     match serializer {
         Serializer::Json => out.push(b'['),
         Serializer::MsgPack => out.push(0x91),
+        Serializer::Cbor => out.push(0x81),
     }
     write_padding(serializer, size, out);
     if serializer == Serializer::Json {
@@ -57,6 +60,16 @@ pub fn write_stamped_args(serializer: Serializer, stamp: Stamp, pad: usize, out:
             }
             write_padding(serializer, pad, out);
         }
+        Serializer::Cbor => {
+            // Three uint64 with eight-byte arguments (0x1b), not the shortest heads: every
+            // stamp then has the same layout, which parse_own_cbor_stamp reads at fixed places.
+            out.push(0x84);
+            for value in [stamp.publisher, stamp.seq, stamp.sent_ns] {
+                out.push(0x1b);
+                out.extend_from_slice(&value.to_be_bytes());
+            }
+            write_padding(serializer, pad, out);
+        }
     }
 }
 
@@ -79,6 +92,11 @@ fn write_padding(serializer: Serializer, size: usize, out: &mut Vec<u8>) {
                 out.push(0xdb);
                 out.extend_from_slice(&(size as u32).to_be_bytes());
             }
+            out.resize(out.len() + size, b'x');
+        }
+        Serializer::Cbor => {
+            // A text string (major type 3), shortest head.
+            crate::outgoing::write_cbor_head(3, size as u64, out);
             out.resize(out.len() + size, b'x');
         }
     }
@@ -133,6 +151,12 @@ pub fn parse_stamp(payload: &Payload<'_>) -> Option<Stamp> {
                 at += used;
             }
         }
+        Serializer::Cbor => {
+            if let Some(stamp) = parse_own_cbor_stamp(payload.raw) {
+                return Some(stamp);
+            }
+            return parse_cbor_stamp(payload);
+        }
     }
     Some(Stamp {
         publisher: values[0],
@@ -155,6 +179,43 @@ fn parse_own_msgpack_stamp(raw: &[u8]) -> Option<Stamp> {
         publisher: at(2),
         seq: at(11),
         sent_ns: at(20),
+    })
+}
+
+/// The layout `write_stamped_args` writes in CBOR (array of four, three uint64 with 0x1b heads
+/// at fixed offsets), as every router that forwards CBOR payloads unchanged delivers it.
+#[inline]
+fn parse_own_cbor_stamp(raw: &[u8]) -> Option<Stamp> {
+    let head: &[u8; 28] = raw.get(..28)?.try_into().ok()?;
+    if head[0] != 0x84 || head[1] != 0x1b || head[10] != 0x1b || head[19] != 0x1b {
+        return None;
+    }
+    let at = |i: usize| u64::from_be_bytes(head[i..i + 8].try_into().unwrap_or_default());
+    Some(Stamp {
+        publisher: at(2),
+        seq: at(11),
+        sent_ns: at(20),
+    })
+}
+
+/// Any other CBOR stamp (shortest heads, indefinite-length arrays, a self-describe tag, ...),
+/// through the general payload decoder: at least four Arguments, the first three non-negative
+/// integers. Slow, but only taken when a router re-encoded the payload.
+#[cold]
+fn parse_cbor_stamp(payload: &Payload<'_>) -> Option<Stamp> {
+    let (args, _) = wire::decode_payload_values(payload).ok()?;
+    if args.len() < 4 {
+        return None;
+    }
+    let unsigned = |v: &wire::Value<'_>| match *v {
+        wire::Value::UInt(n) => Some(n),
+        wire::Value::Int(n) => u64::try_from(n).ok(),
+        _ => None,
+    };
+    Some(Stamp {
+        publisher: unsigned(&args[0])?,
+        seq: unsigned(&args[1])?,
+        sent_ns: unsigned(&args[2])?,
     })
 }
 
@@ -213,6 +274,28 @@ pub fn msgpack_unsigned(raw: &[u8]) -> Option<(u64, usize)> {
     }
 }
 
+/// A CBOR unsigned integer (major type 0) of any head width; returns the value and the bytes
+/// used.
+#[inline]
+pub fn cbor_unsigned(raw: &[u8]) -> Option<(u64, usize)> {
+    let tag = *raw.first()?;
+    let be = |n: usize| -> Option<(u64, usize)> {
+        let bytes = raw.get(1..1 + n)?;
+        Some((
+            bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)),
+            1 + n,
+        ))
+    };
+    match tag {
+        0x00..=0x17 => Some((u64::from(tag), 1)),
+        0x18 => be(1),
+        0x19 => be(2),
+        0x1a => be(4),
+        0x1b => be(8),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,7 +322,39 @@ mod tests {
     }
 
     #[test]
-    fn stamps_round_trip_in_both_serializers() {
+    fn cbor_padding_args_take_the_shortest_text_head() {
+        let mut out = Vec::new();
+        assert_eq!(write_padding_args(Serializer::Cbor, 0, &mut out), 0);
+        assert!(out.is_empty());
+        assert_eq!(write_padding_args(Serializer::Cbor, 3, &mut out), 1);
+        assert_eq!(out, [0x81, 0x63, b'x', b'x', b'x']);
+        write_padding_args(Serializer::Cbor, 23, &mut out);
+        assert_eq!((out[1], out.len()), (0x77, 2 + 23));
+        write_padding_args(Serializer::Cbor, 24, &mut out);
+        assert_eq!(&out[..3], &[0x81, 0x78, 24]);
+        assert_eq!(out.len(), 3 + 24);
+        write_padding_args(Serializer::Cbor, 300, &mut out);
+        assert_eq!(&out[..4], &[0x81, 0x79, 0x01, 0x2c]);
+        assert_eq!(out.len(), 4 + 300);
+        write_padding_args(Serializer::Cbor, 70_000, &mut out);
+        assert_eq!(&out[..6], &[0x81, 0x7a, 0x00, 0x01, 0x11, 0x70]);
+        assert_eq!(out.len(), 6 + 70_000);
+        // What the router's decoder reads back: one string of that many x.
+        for size in [1, 23, 24, 255, 256, 65_536] {
+            write_padding_args(Serializer::Cbor, size, &mut out);
+            let (args, kwargs) = wire::decode_payload_values(&Payload {
+                ser: Serializer::Cbor,
+                count: 1,
+                raw: &out,
+            })
+            .unwrap();
+            assert_eq!(kwargs, None);
+            assert_eq!(args, vec![wire::Value::Str("x".repeat(size).into())]);
+        }
+    }
+
+    #[test]
+    fn stamps_round_trip_in_every_serializer() {
         let stamp = Stamp {
             publisher: 3,
             seq: 1 << 40,
@@ -283,6 +398,62 @@ mod tests {
         );
     }
 
+    /// Bytes, and the value and length `cbor_unsigned` must read from them.
+    type UnsignedCase = (&'static [u8], Option<(u64, usize)>);
+
+    #[test]
+    fn cbor_unsigned_reads_every_head_width() {
+        let cases: [UnsignedCase; 9] = [
+            (&[0x00], Some((0, 1))),
+            (&[0x17, 0xff], Some((23, 1))),
+            (&[0x18, 0x30], Some((48, 2))),
+            (&[0x19, 0x01, 0x00], Some((256, 3))),
+            (&[0x1a, 0, 1, 0, 0], Some((65_536, 5))),
+            (
+                &[0x1b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+                Some((u64::MAX, 9)),
+            ),
+            // Truncated, negative (major type 1), indefinite/reserved.
+            (&[0x19, 0x01], None),
+            (&[0x20], None),
+            (&[0x1f], None),
+        ];
+        for (raw, expected) in cases {
+            assert_eq!(cbor_unsigned(raw), expected, "{raw:?}");
+        }
+        assert_eq!(cbor_unsigned(&[]), None);
+    }
+
+    #[test]
+    fn reencoded_cbor_stamps_still_parse() {
+        let stamp = |publisher, seq, sent_ns| Stamp {
+            publisher,
+            seq,
+            sent_ns,
+        };
+        // Shortest heads: 1 inline, 256 as 0x19, 7 inline; padding "".
+        let shortest = [0x84, 0x01, 0x19, 0x01, 0x00, 0x07, 0x60];
+        assert_eq!(
+            parse_stamp(&payload(Serializer::Cbor, &shortest)),
+            Some(stamp(1, 256, 7))
+        );
+        // Indefinite-length array, a one-byte head for 24, a padding string and an extra element.
+        let indefinite = [
+            0x9f, 0x00, 0x18, 24, 0x1a, 0, 1, 0, 0, 0x61, b'x', 0xf6, 0xff,
+        ];
+        assert_eq!(
+            parse_stamp(&payload(Serializer::Cbor, &indefinite)),
+            Some(stamp(0, 24, 65_536))
+        );
+        // The generator's own layout, checked at its fixed offsets.
+        let mut own = Vec::new();
+        write_stamped_args(Serializer::Cbor, stamp(5, 6, u64::MAX), 2, &mut own);
+        assert_eq!(own.len(), 1 + 3 * 9 + 1 + 2);
+        assert_eq!((own[0], own[1], own[10], own[19]), (0x84, 0x1b, 0x1b, 0x1b));
+        assert_eq!(parse_own_cbor_stamp(&own), Some(stamp(5, 6, u64::MAX)));
+        assert_eq!(parse_own_cbor_stamp(&shortest), None);
+    }
+
     #[test]
     fn foreign_payloads_are_rejected_not_panicked_on() {
         let bad_json: [&[u8]; 7] = [
@@ -318,6 +489,30 @@ mod tests {
         for raw in bad_msgpack {
             assert_eq!(
                 parse_stamp(&payload(Serializer::MsgPack, raw)),
+                None,
+                "{raw:?}"
+            );
+        }
+        let bad_cbor: [&[u8]; 9] = [
+            b"",
+            // Three elements only.
+            &[0x83, 1, 2, 3],
+            // Truncated.
+            &[0x84, 1, 2],
+            &[0x84, 0x1b, 0, 0],
+            // A negative integer (major type 1) as the publisher.
+            &[0x84, 0x20, 1, 1, 0x60],
+            // A float as the sequence number.
+            &[0x84, 1, 0xfb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0, 2, 0x60],
+            // Not an array; null.
+            &[0xa0],
+            &[0xf6],
+            // Trailing bytes after the Arguments.
+            &[0x84, 1, 2, 3, 0x60, 0x00],
+        ];
+        for raw in bad_cbor {
+            assert_eq!(
+                parse_stamp(&payload(Serializer::Cbor, raw)),
                 None,
                 "{raw:?}"
             );

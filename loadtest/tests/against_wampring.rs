@@ -235,6 +235,90 @@ fn pubsub_open_loop_without_acknowledge_is_lossless() {
     );
 }
 
+/// A router whose listeners speak CBOR only, so a session that opens is a CBOR one.
+fn cbor_only_router() -> Router {
+    Router::start_config("", "serializers = [\"cbor\"]", "")
+}
+
+/// RPC in CBOR (the CALL template, the YIELD echo, the padding string) over `url`: every call
+/// completes, none fails.
+fn assert_cbor_rpc_completes(router: &Router, url: &str, transport: &str, pacing: &[&str]) {
+    let mut extra = vec!["--callers", "2", "--payload", "100", "--threads", "2"];
+    extra.extend_from_slice(pacing);
+    let report = run_report(
+        &with(&["rpc", "--url", url, "--serializer", "cbor"], &extra),
+        router.dir.path(),
+    );
+    let (sent, ok, errors) = (
+        count(&report, "sent"),
+        count(&report, "ok"),
+        count(&report, "errors"),
+    );
+    assert!(sent > 0, "{report}");
+    assert_eq!((ok, errors), (sent, 0), "{report}");
+    assert_eq!(count(&report, "protocol_errors"), 0, "{report}");
+    assert!(count(&report, "invocations") >= ok, "{report}");
+    assert_eq!(report["latency_samples"].as_u64().unwrap(), ok, "{report}");
+    assert_eq!(report["serializer"], "cbor");
+    assert_eq!(report["transport"], transport);
+}
+
+#[test]
+fn rpc_in_cbor_over_rawsocket_and_websocket_completes_every_call() {
+    let router = cbor_only_router();
+    assert_cbor_rpc_completes(&router, &router.rs_url, "rawsocket", &["--window", "16"]);
+    assert_cbor_rpc_completes(&router, &router.ws_url, "websocket", &["--window", "16"]);
+    // Open loop too: 2 callers x 300/s for 1 s.
+    assert_cbor_rpc_completes(&router, &router.rs_url, "rawsocket", &["--rate", "300"]);
+}
+
+/// PubSub in CBOR (stamped payloads written and read back at the subscribers) over `url`:
+/// every publish delivered to every subscriber once.
+fn assert_cbor_pubsub_lossless(router: &Router, url: &str, pacing: &[&str]) {
+    let mut extra = vec!["--subscribers", "3", "--payload", "64"];
+    extra.extend_from_slice(pacing);
+    let report = run_report(
+        &with(&["pubsub", "--url", url, "--serializer", "cbor"], &extra),
+        router.dir.path(),
+    );
+    let sent = count(&report, "sent");
+    assert!(sent > 0, "{report}");
+    assert_eq!(count(&report, "errors"), 0, "{report}");
+    assert_eq!(count(&report, "protocol_errors"), 0, "{report}");
+    assert_eq!(count(&report, "expected"), 3 * sent, "{report}");
+    assert_eq!(count(&report, "received"), 3 * sent, "{report}");
+    assert_eq!(
+        (
+            count(&report, "lost"),
+            count(&report, "in_flight"),
+            count(&report, "duplicated")
+        ),
+        (0, 0, 0),
+        "{report}"
+    );
+    assert_eq!(
+        report["latency_samples"].as_u64().unwrap(),
+        count(&report, "received"),
+        "every EVENT's stamp was read: {report}"
+    );
+    assert_eq!(report["serializer"], "cbor");
+}
+
+#[test]
+#[ignore = "router bug at 44b483c: per-serializer tables of length 2 (src/router/broker.rs \
+            per_serializer, src/router/pubsub.rs needed/targets) panic a shard with index 2 out \
+            of bounds on a CBOR SUBSCRIBE; run with --ignored once they are Serializer::COUNT long"]
+fn pubsub_in_cbor_over_rawsocket_and_websocket_is_lossless() {
+    let router = cbor_only_router();
+    assert_cbor_pubsub_lossless(&router, &router.ws_url, &["--acknowledge", "--window", "8"]);
+    assert_cbor_pubsub_lossless(&router, &router.rs_url, &["--acknowledge", "--window", "8"]);
+    assert_cbor_pubsub_lossless(
+        &router,
+        &router.rs_url,
+        &["--rate", "400", "--threads", "2"],
+    );
+}
+
 #[test]
 fn connect_cycles_and_held_sessions() {
     let router = Router::start();
