@@ -305,9 +305,6 @@ fn assert_cbor_pubsub_lossless(router: &Router, url: &str, pacing: &[&str]) {
 }
 
 #[test]
-#[ignore = "router bug at 44b483c: per-serializer tables of length 2 (src/router/broker.rs \
-            per_serializer, src/router/pubsub.rs needed/targets) panic a shard with index 2 out \
-            of bounds on a CBOR SUBSCRIBE; run with --ignored once they are Serializer::COUNT long"]
 fn pubsub_in_cbor_over_rawsocket_and_websocket_is_lossless() {
     let router = cbor_only_router();
     assert_cbor_pubsub_lossless(&router, &router.ws_url, &["--acknowledge", "--window", "8"]);
