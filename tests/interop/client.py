@@ -298,8 +298,8 @@ class AuthSession(Session):
 
 
 def make_serializer(name):
-    # "json.batched" / "msgpack.batched": the batched WebSocket subprotocols
-    # (wamp.2.json.batched, wamp.2.msgpack.batched).
+    # "json.batched" / "msgpack.batched" / "cbor.batched": the batched WebSocket subprotocols
+    # (wamp.2.json.batched, wamp.2.msgpack.batched, wamp.2.cbor.batched).
     if name.endswith(".batched"):
         base = name[: -len(".batched")]
         if base == "json":
@@ -307,7 +307,6 @@ def make_serializer(name):
         if base == "msgpack":
             return MsgPackSerializer(batched=True)
         if base == "cbor":
-            from autobahn.wamp.serializer import CBORSerializer
             return CBORSerializer(batched=True)
     if name == "json":
         return JsonSerializer()
