@@ -636,24 +636,19 @@ fn adopt_from(
     listener: usize,
     prefix: Option<bytes::Bytes>,
 ) {
-    {
-        {
-            shard.metrics.borrow_mut().shard_messages_received += 1;
-            match listeners.get(listener) {
-                Some(config) => {
-                    // SAFETY: `socket` is an owned, connected stream socket, TCP or Unix (a
-                    // duplicate made by the accepting shard; see the module text for why a
-                    // Unix one rides in glommio's TCP type); the stream takes it over and
-                    // closes it.
-                    let stream = unsafe { TcpStream::from_raw_fd(socket.into_raw_fd()) };
-                    adopt_connection(shard, stream, listener, config, prefix);
-                }
-                None => error!(
-                    shard = shard.id,
-                    listener, "hand-off names a listener that does not exist; closed"
-                ),
-            }
+    shard.metrics.borrow_mut().shard_messages_received += 1;
+    match listeners.get(listener) {
+        Some(config) => {
+            // SAFETY: `socket` is an owned, connected stream socket, TCP or Unix (a duplicate
+            // made by the accepting shard; see the module text for why a Unix one rides in
+            // glommio's TCP type); the stream takes it over and closes it.
+            let stream = unsafe { TcpStream::from_raw_fd(socket.into_raw_fd()) };
+            adopt_connection(shard, stream, listener, config, prefix);
         }
+        None => error!(
+            shard = shard.id,
+            listener, "hand-off names a listener that does not exist; closed"
+        ),
     }
 }
 
