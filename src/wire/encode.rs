@@ -187,8 +187,7 @@ impl<const SPLICE: bool> Emit for MsgPackEmit<'_, SPLICE> {
             self.out.push(mp::EMPTY_MAP);
             return Ok(());
         }
-        mp::dict(self.out, d);
-        Ok(())
+        mp::dict(self.out, d)
     }
 
     #[inline]

@@ -814,7 +814,10 @@ pub(crate) fn drive_payload<S: Sink>(
 pub(crate) mod write {
     use base64::Engine as _;
 
-    use super::super::value::{Dict, Value};
+    use super::super::sink::{self, JsonWriter};
+    use super::super::value::Dict;
+    #[cfg(test)]
+    use super::super::value::Value;
     use super::super::{EncodeError, BASE64};
 
     /// For each byte: 0 = copy, b'u' = `\u00XX`, else the character after the backslash.
@@ -934,46 +937,14 @@ pub(crate) mod write {
         out.push(b'"');
     }
 
+    /// Values are written through the JSON value sink, the one writer of JSON values.
     pub(crate) fn dict(out: &mut Vec<u8>, dict: &Dict<'_>) -> Result<(), EncodeError> {
-        out.push(b'{');
-        for (index, (key, value)) in dict.iter().enumerate() {
-            if index > 0 {
-                out.push(b',');
-            }
-            str(out, key);
-            out.push(b':');
-            self::value(out, value)?;
-        }
-        out.push(b'}');
-        Ok(())
+        sink::dict_into(dict, &mut JsonWriter { out })
     }
 
+    #[cfg(test)]
     pub(crate) fn value(out: &mut Vec<u8>, v: &Value<'_>) -> Result<(), EncodeError> {
-        match v {
-            Value::Null => out.extend_from_slice(b"null"),
-            Value::Bool(true) => out.extend_from_slice(b"true"),
-            Value::Bool(false) => out.extend_from_slice(b"false"),
-            Value::Int(i) => int(out, *i),
-            Value::UInt(u) => uint(out, *u),
-            Value::Float(f) => f64(out, *f)?,
-            Value::Str(s) => str_value(out, s)?,
-            Value::Bin(b) => bin(out, b),
-            Value::List(items) => list(out, items)?,
-            Value::Dict(d) => dict(out, d)?,
-        }
-        Ok(())
-    }
-
-    pub(crate) fn list(out: &mut Vec<u8>, items: &[Value<'_>]) -> Result<(), EncodeError> {
-        out.push(b'[');
-        for (index, item) in items.iter().enumerate() {
-            if index > 0 {
-                out.push(b',');
-            }
-            value(out, item)?;
-        }
-        out.push(b']');
-        Ok(())
+        sink::value_into(v, &mut JsonWriter { out })
     }
 }
 

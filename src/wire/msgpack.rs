@@ -518,7 +518,9 @@ pub(crate) fn drive_payload<S: Sink>(
 
 /// The MessagePack writer: smallest encodings, str8 for strings, bin for binary.
 pub(crate) mod write {
-    use super::super::value::{Dict, Value};
+    use super::super::sink::{self, MsgPackWriter};
+    use super::super::value::Dict;
+    use super::super::EncodeError;
 
     #[inline]
     pub(crate) fn nil(out: &mut Vec<u8>) {
@@ -625,33 +627,10 @@ pub(crate) mod write {
         header(out, len as usize, 0x80, 15, 0, 0xde, 0xdf);
     }
 
-    pub(crate) fn dict(out: &mut Vec<u8>, dict: &Dict<'_>) {
-        map_len(out, dict.len() as u32);
-        for (key, v) in dict.iter() {
-            str(out, key);
-            value(out, v);
-        }
-    }
-
-    pub(crate) fn value(out: &mut Vec<u8>, v: &Value<'_>) {
-        match v {
-            Value::Null => nil(out),
-            Value::Bool(b) => bool(out, *b),
-            Value::Int(i) => int(out, *i),
-            Value::UInt(u) => uint(out, *u),
-            Value::Float(f) => f64(out, *f),
-            Value::Str(s) => str(out, s),
-            Value::Bin(b) => bin(out, b),
-            Value::List(items) => list(out, items),
-            Value::Dict(d) => dict(out, d),
-        }
-    }
-
-    pub(crate) fn list(out: &mut Vec<u8>, items: &[Value<'_>]) {
-        array_len(out, items.len() as u32);
-        for item in items {
-            value(out, item);
-        }
+    /// Values are written through the MessagePack value sink, the one writer of its values;
+    /// it cannot fail.
+    pub(crate) fn dict(out: &mut Vec<u8>, dict: &Dict<'_>) -> Result<(), EncodeError> {
+        sink::dict_into(dict, &mut MsgPackWriter { out })
     }
 }
 
